@@ -1,0 +1,295 @@
+//! Events: the six trigger kinds, default events for `fire`, payload overrides.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::bindings::{
+    DataSourceRefreshFailed, DataSourceRefreshSucceeded, Direction, Event, FullRefreshCompleted,
+    MeasureThresholdCrossed, SegmentThresholdCrossed, StageStatus, StageSummary, Trigger,
+    UnificationRefreshCompleted,
+};
+
+/// The six trigger kinds, named as in the WIT (`data-source-refresh-failed`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TriggerKind {
+    DataSourceRefreshFailed,
+    DataSourceRefreshSucceeded,
+    SegmentThresholdCrossed,
+    MeasureThresholdCrossed,
+    FullRefreshCompleted,
+    UnificationRefreshCompleted,
+}
+
+impl TriggerKind {
+    /// All kinds, in WIT order.
+    pub const ALL: [TriggerKind; 6] = [
+        TriggerKind::DataSourceRefreshFailed,
+        TriggerKind::DataSourceRefreshSucceeded,
+        TriggerKind::SegmentThresholdCrossed,
+        TriggerKind::MeasureThresholdCrossed,
+        TriggerKind::FullRefreshCompleted,
+        TriggerKind::UnificationRefreshCompleted,
+    ];
+
+    /// The WIT case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerKind::DataSourceRefreshFailed => "data-source-refresh-failed",
+            TriggerKind::DataSourceRefreshSucceeded => "data-source-refresh-succeeded",
+            TriggerKind::SegmentThresholdCrossed => "segment-threshold-crossed",
+            TriggerKind::MeasureThresholdCrossed => "measure-threshold-crossed",
+            TriggerKind::FullRefreshCompleted => "full-refresh-completed",
+            TriggerKind::UnificationRefreshCompleted => "unification-refresh-completed",
+        }
+    }
+
+    /// The kind of a trigger value.
+    pub fn of(trigger: &Trigger) -> Self {
+        match trigger {
+            Trigger::DataSourceRefreshFailed(_) => TriggerKind::DataSourceRefreshFailed,
+            Trigger::DataSourceRefreshSucceeded(_) => TriggerKind::DataSourceRefreshSucceeded,
+            Trigger::SegmentThresholdCrossed(_) => TriggerKind::SegmentThresholdCrossed,
+            Trigger::MeasureThresholdCrossed(_) => TriggerKind::MeasureThresholdCrossed,
+            Trigger::FullRefreshCompleted(_) => TriggerKind::FullRefreshCompleted,
+            Trigger::UnificationRefreshCompleted(_) => TriggerKind::UnificationRefreshCompleted,
+        }
+    }
+
+    /// An example trigger of this kind with a sensible value in every field.
+    pub fn example(self) -> Trigger {
+        match self {
+            TriggerKind::DataSourceRefreshFailed => {
+                Trigger::DataSourceRefreshFailed(DataSourceRefreshFailed {
+                    source: "crm-contacts".into(),
+                    error: "file not found: data/crm-contacts.csv".into(),
+                    permanent: true,
+                    attempts: 1,
+                    rows_read: 0,
+                    row: None,
+                    field: None,
+                })
+            }
+            TriggerKind::DataSourceRefreshSucceeded => {
+                Trigger::DataSourceRefreshSucceeded(DataSourceRefreshSucceeded {
+                    source: "crm-contacts".into(),
+                    rows_read: 1_000,
+                    rows_rejected: 0,
+                    duration_ms: 120,
+                })
+            }
+            TriggerKind::SegmentThresholdCrossed => {
+                Trigger::SegmentThresholdCrossed(SegmentThresholdCrossed {
+                    segment: "high-value-customers".into(),
+                    threshold: 100,
+                    previous: 87,
+                    current: 123,
+                    direction: Direction::Up,
+                })
+            }
+            TriggerKind::MeasureThresholdCrossed => {
+                Trigger::MeasureThresholdCrossed(MeasureThresholdCrossed {
+                    measure: "total-revenue".into(),
+                    threshold: 1_000_000.0,
+                    previous: 950_000.0,
+                    current: 1_020_000.0,
+                    direction: Direction::Up,
+                })
+            }
+            TriggerKind::FullRefreshCompleted => {
+                let stage = |name: &str, rows| StageSummary {
+                    name: name.into(),
+                    status: StageStatus::Ok,
+                    rows,
+                    duration_ms: 10,
+                    detail: None,
+                };
+                Trigger::FullRefreshCompleted(FullRefreshCompleted {
+                    stages: vec![
+                        stage("source:crm-contacts", 1_000),
+                        stage("unification", 900),
+                        stage("segments", 3),
+                        stage("measures", 2),
+                    ],
+                    succeeded: true,
+                    duration_ms: 40,
+                })
+            }
+            TriggerKind::UnificationRefreshCompleted => {
+                Trigger::UnificationRefreshCompleted(UnificationRefreshCompleted {
+                    source_rows: 1_000,
+                    profiles: 900,
+                    matched_records: 180,
+                    merges: 80,
+                    map_ms: 5,
+                    match_ms: 20,
+                    merge_ms: 5,
+                    duration_ms: 30,
+                })
+            }
+        }
+    }
+}
+
+impl fmt::Display for TriggerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown trigger name.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown trigger '{0}' (expected one of: {list})", list = TriggerKind::ALL.map(|k| k.as_str()).join(", "))]
+pub struct UnknownTrigger(pub String);
+
+impl FromStr for TriggerKind {
+    type Err = UnknownTrigger;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TriggerKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownTrigger(s.to_owned()))
+    }
+}
+
+/// A `--payload` that does not fit the event.
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    #[error("payload is not valid JSON: {0}")]
+    Json(serde_json::Error),
+    #[error("payload must be a JSON object")]
+    NotObject,
+    #[error("payload key '{0}' is not a field of {1} (fields: {2})")]
+    UnknownField(String, TriggerKind, String),
+    #[error("payload does not fit {0}: {1}")]
+    Shape(TriggerKind, serde_json::Error),
+}
+
+/// Current time, RFC 3339 UTC.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}
+
+/// A fresh event id: time-ordered and unique within this host.
+pub fn new_event_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    format!("evt-{nanos:x}-{:x}-{seq:x}", std::process::id())
+}
+
+/// Build an event of `kind` from the example values, with `payload` (a JSON
+/// object) overriding fields of the trigger record. The keys `id` and
+/// `occurred_at` set the event's own fields.
+pub fn build_event(kind: TriggerKind, payload: Option<&str>) -> Result<Event, PayloadError> {
+    let trigger = kind.example();
+    let mut id = new_event_id();
+    let mut occurred_at = now_rfc3339();
+    let trigger = match payload {
+        None => trigger,
+        Some(text) => {
+            let value: serde_json::Value =
+                serde_json::from_str(text).map_err(PayloadError::Json)?;
+            let serde_json::Value::Object(overrides) = value else {
+                return Err(PayloadError::NotObject);
+            };
+            // Serialized as {"Variant": {fields}}.
+            let mut tree =
+                serde_json::to_value(&trigger).map_err(|e| PayloadError::Shape(kind, e))?;
+            let fields = tree
+                .as_object_mut()
+                .and_then(|o| o.values_mut().next())
+                .and_then(|v| v.as_object_mut())
+                .ok_or(PayloadError::NotObject)?;
+            for (k, v) in overrides {
+                match k.as_str() {
+                    "id" => {
+                        id = v
+                            .as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| v.to_string())
+                    }
+                    "occurred_at" | "occurred-at" => {
+                        occurred_at = v
+                            .as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| v.to_string())
+                    }
+                    _ => {
+                        let key = k.replace('-', "_");
+                        if !fields.contains_key(&key) {
+                            let names: Vec<&str> = fields.keys().map(String::as_str).collect();
+                            return Err(PayloadError::UnknownField(k, kind, names.join(", ")));
+                        }
+                        fields.insert(key, v);
+                    }
+                }
+            }
+            serde_json::from_value(tree).map_err(|e| PayloadError::Shape(kind, e))?
+        }
+    };
+    Ok(Event {
+        id,
+        occurred_at,
+        trigger,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for k in TriggerKind::ALL {
+            assert_eq!(k.as_str().parse::<TriggerKind>().unwrap(), k);
+            assert_eq!(TriggerKind::of(&k.example()), k);
+        }
+    }
+
+    #[test]
+    fn payload_overrides_fields() {
+        let e = build_event(
+            TriggerKind::DataSourceRefreshFailed,
+            Some(r#"{"id":"e1","source":"shop","permanent":false,"rows-read":7}"#),
+        )
+        .unwrap();
+        assert_eq!(e.id, "e1");
+        let Trigger::DataSourceRefreshFailed(f) = e.trigger else {
+            panic!("wrong kind")
+        };
+        assert_eq!(f.source, "shop");
+        assert!(!f.permanent);
+        assert_eq!(f.rows_read, 7);
+    }
+
+    #[test]
+    fn payload_unknown_field_is_named() {
+        let err = build_event(
+            TriggerKind::SegmentThresholdCrossed,
+            Some(r#"{"segmnt":"x"}"#),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("payload key 'segmnt' is not a field of segment-threshold-crossed"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn payload_wrong_type_is_reported() {
+        let err = build_event(
+            TriggerKind::SegmentThresholdCrossed,
+            Some(r#"{"current":"many"}"#),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("payload does not fit segment-threshold-crossed"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,242 @@
+//! The `triggerfish` command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use triggerfish::config::Config;
+use triggerfish::context::DeliveryStatus;
+use triggerfish::event::{build_event, TriggerKind};
+use triggerfish::{Host, Outcome, Select};
+
+#[derive(Parser)]
+#[command(
+    name = "triggerfish",
+    version,
+    about = "WebAssembly plugin host for customer-data triggers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build one event and run it through one plugin.
+    Fire {
+        /// Configuration file.
+        #[arg(long, short, default_value = "triggerfish.toml")]
+        config: PathBuf,
+        /// Plugin name, as in `[[plugins]] name`.
+        #[arg(long)]
+        plugin: String,
+        /// Trigger kind, e.g. `data-source-refresh-failed`.
+        #[arg(long)]
+        event: String,
+        /// JSON object overriding fields of the event, e.g. '{"source":"crm"}'.
+        #[arg(long)]
+        payload: Option<String>,
+        /// Print the outcome as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List plugins with their triggers and grants, and check each component.
+    Plugins {
+        /// Configuration file.
+        #[arg(long, short, default_value = "triggerfish.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TRIGGERFISH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Fire {
+            config,
+            plugin,
+            event,
+            payload,
+            json,
+        } => fire(&config, &plugin, &event, payload.as_deref(), json).await,
+        Command::Plugins { config } => plugins(&config),
+    }
+}
+
+async fn fire(
+    path: &PathBuf,
+    plugin: &str,
+    kind: &str,
+    payload: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load(path)?;
+    let kind: TriggerKind = kind.parse()?;
+    let event = build_event(kind, payload).context("--payload")?;
+    let host = Host::new(&config, Select::Only(plugin))?;
+    let outcome = host.deliver(plugin, &event).await?;
+    if json {
+        println!("{}", outcome_json(&outcome, kind));
+    } else {
+        print_outcome(&outcome, kind);
+    }
+    Ok(match outcome.error_text() {
+        None => ExitCode::SUCCESS,
+        Some(text) => {
+            eprintln!("error: {text}");
+            ExitCode::FAILURE
+        }
+    })
+}
+
+fn outcome_json(o: &Outcome, kind: TriggerKind) -> serde_json::Value {
+    serde_json::json!({
+        "plugin": o.plugin,
+        "event_id": o.event_id,
+        "trigger": kind.as_str(),
+        "ok": o.result.is_ok(),
+        "error": o.result.as_ref().err().map(|f| f.to_string()),
+        "duration_ms": o.duration.as_secs_f64() * 1000.0,
+        "logs": o.record.logs,
+        "dropped_logs": o.record.dropped_logs,
+        "deliveries": o.record.deliveries,
+    })
+}
+
+fn print_outcome(o: &Outcome, kind: TriggerKind) {
+    println!("plugin   {}", o.plugin);
+    println!("event    {} ({kind})", o.event_id);
+    let ms = o.duration.as_secs_f64() * 1000.0;
+    match &o.result {
+        Ok(()) => println!("outcome  ok in {ms:.1} ms"),
+        Err(f) => println!("outcome  FAILED in {ms:.1} ms: {f}"),
+    }
+    if !o.record.deliveries.is_empty() {
+        println!("deliveries:");
+        for d in &o.record.deliveries {
+            match &d.status {
+                DeliveryStatus::Sent => println!("  {} -> {}: sent", d.capability, d.target),
+                DeliveryStatus::Failed(e) => {
+                    println!("  {} -> {}: FAILED: {e}", d.capability, d.target)
+                }
+                DeliveryStatus::Outbox(p) => {
+                    println!(
+                        "  {} -> {}: written to outbox {}",
+                        d.capability,
+                        d.target,
+                        p.display()
+                    );
+                    if let Some(content) = &d.content {
+                        for line in content.lines() {
+                            println!("    | {line}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if !o.record.logs.is_empty() {
+        println!("logs:");
+        for l in &o.record.logs {
+            println!(
+                "  [{} {}] {}",
+                l.level.as_str(),
+                l.source.as_str(),
+                l.message
+            );
+        }
+        if o.record.dropped_logs > 0 {
+            println!("  ... {} more lines dropped", o.record.dropped_logs);
+        }
+    }
+}
+
+fn plugins(path: &PathBuf) -> anyhow::Result<ExitCode> {
+    let config = Config::load(path)?;
+    if config.plugins.is_empty() {
+        println!("no plugins configured in {}", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let runtime = Host::runtime_for(&config)?;
+    let mut failed = 0;
+    for p in &config.plugins {
+        println!("{}", p.name);
+        println!("  component  {}", p.component.display());
+        let triggers: Vec<&str> = p.triggers.iter().map(|t| t.as_str()).collect();
+        println!(
+            "  triggers   {}",
+            if triggers.is_empty() {
+                "(none)".into()
+            } else {
+                triggers.join(", ")
+            }
+        );
+        let g = &p.grants;
+        let show = |v: &[String]| {
+            if v.is_empty() {
+                "-".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
+        println!(
+            "  grants     teams: {}; email groups: {}; email domains: {}; entities: {}; outbound hosts: {}",
+            show(&g.teams),
+            show(&g.email_groups),
+            show(&g.email_domains),
+            show(&g.entities),
+            show(&g.outbound_hosts)
+        );
+        println!(
+            "  limits     timeout {} ms, memory {} MiB",
+            p.limits.timeout_ms, p.limits.memory_mib
+        );
+        match runtime.load(&p.component) {
+            Ok(c) => println!(
+                "  check      ok (sha256 {}{})",
+                &c.sha256[..16],
+                if c.from_cache {
+                    ", compiled code from cache"
+                } else {
+                    ""
+                }
+            ),
+            Err(e) => {
+                failed += 1;
+                println!("  check      FAILED: {e}");
+            }
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("error: {failed} plugin(s) failed the check");
+        ExitCode::FAILURE
+    })
+}

@@ -8,7 +8,7 @@ wasmtime::component::bindgen!({
     additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
 });
 
-pub use triggerfish::plugin::types::{
+pub use self::triggerfish::plugin::types::{
     DataSourceRefreshFailed, DataSourceRefreshSucceeded, Direction, Error, Event,
     FullRefreshCompleted, MeasureThresholdCrossed, QueryError, SegmentThresholdCrossed,
     StageStatus, StageSummary, Trigger, UnificationRefreshCompleted,

@@ -57,6 +57,9 @@ pub struct HostSection {
     /// Where outboxes, caches and the store live; relative to the config file.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
+    /// Where compiled components are cached; default `<state_dir>/cache`.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -67,6 +70,7 @@ impl Default for HostSection {
     fn default() -> Self {
         Self {
             state_dir: default_state_dir(),
+            cache_dir: None,
         }
     }
 }
@@ -416,6 +420,10 @@ impl Config {
 
         let mut host = raw.host;
         host.state_dir = base.join(&host.state_dir);
+        host.cache_dir = Some(match &host.cache_dir {
+            Some(c) => base.join(c),
+            None => host.state_dir.join("cache"),
+        });
         Ok(Config {
             path: path.to_owned(),
             host,

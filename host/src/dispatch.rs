@@ -125,7 +125,7 @@ impl Host {
             .unwrap_or(crate::config::DEFAULT_MEMORY_MIB);
         Runtime::new(&RuntimeOptions {
             max_memory_bytes: usize::try_from(max_mib * MIB).unwrap_or(usize::MAX),
-            cache_dir: Some(config.host.state_dir.join("cache").join("components")),
+            cache_dir: config.host.cache_dir.clone(),
         })
     }
 

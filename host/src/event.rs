@@ -223,7 +223,7 @@ pub fn build_event(kind: TriggerKind, payload: Option<&str>) -> Result<Event, Pa
                             let names: Vec<&str> = fields.keys().map(String::as_str).collect();
                             return Err(PayloadError::UnknownField(k, kind, names.join(", ")));
                         }
-                        fields.insert(key, v);
+                        fields.insert(key, normalize_enum(&k, v));
                     }
                 }
             }
@@ -235,6 +235,18 @@ pub fn build_event(kind: TriggerKind, payload: Option<&str>) -> Result<Event, Pa
         occurred_at,
         trigger,
     })
+}
+
+/// Accept `"up"`/`"down"` as well as the serde names `"Up"`/`"Down"`.
+fn normalize_enum(key: &str, v: serde_json::Value) -> serde_json::Value {
+    match (key, v.as_str()) {
+        ("direction", Some(s)) => match s.to_ascii_lowercase().as_str() {
+            "up" => "Up".into(),
+            "down" => "Down".into(),
+            _ => v,
+        },
+        _ => v,
+    }
 }
 
 #[cfg(test)]
@@ -263,6 +275,19 @@ mod tests {
         assert_eq!(f.source, "shop");
         assert!(!f.permanent);
         assert_eq!(f.rows_read, 7);
+    }
+
+    #[test]
+    fn direction_accepts_lower_case() {
+        let e = build_event(
+            TriggerKind::SegmentThresholdCrossed,
+            Some(r#"{"direction":"down"}"#),
+        )
+        .unwrap();
+        let Trigger::SegmentThresholdCrossed(s) = e.trigger else {
+            panic!("wrong kind")
+        };
+        assert_eq!(s.direction, Direction::Down);
     }
 
     #[test]

@@ -67,7 +67,7 @@ impl Granter {
                     .rsplit_once('@')
                     .map(|(_, d)| d.trim_end_matches('>').to_ascii_lowercase())
                     .unwrap_or_default();
-                if self.grants.email_domains.iter().any(|d| *d == domain) {
+                if self.grants.email_domains.contains(&domain) {
                     Ok(())
                 } else {
                     Err(Denied(format!(

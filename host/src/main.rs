@@ -1,6 +1,6 @@
 //! The `triggerfish` command.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -90,7 +90,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn fire(
-    path: &PathBuf,
+    path: &Path,
     plugin: &str,
     kind: &str,
     payload: Option<&str>,
@@ -177,7 +177,7 @@ fn print_outcome(o: &Outcome, kind: TriggerKind) {
     }
 }
 
-fn plugins(path: &PathBuf) -> anyhow::Result<ExitCode> {
+fn plugins(path: &Path) -> anyhow::Result<ExitCode> {
     let config = Config::load(path)?;
     if config.plugins.is_empty() {
         println!("no plugins configured in {}", path.display());

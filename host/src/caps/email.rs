@@ -154,7 +154,7 @@ impl EmailService {
                         Error::InvalidArgument(format!("'{a}' is not an email address: {e}"))
                     })?;
                     granter
-                        .email_recipient(&Recipient::Address(&mb.email.to_string()))
+                        .email_recipient(&Recipient::Address(mb.email.as_ref()))
                         .map_err(crate::caps::denied)?;
                     out.push(mb);
                 }

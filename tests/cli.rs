@@ -1,0 +1,162 @@
+//! The command line: `plugins` checks components against the world; errors
+//! name the file, line and key, or the plugin.
+
+mod support;
+
+use support::{guest, lit, root, tempdir, triggerfish};
+
+#[test]
+fn plugins_lists_and_checks_each_component() {
+    let dir = tempdir();
+    let not_wasm = dir.path().join("not-a-component.wasm");
+    std::fs::write(&not_wasm, b"\0asm\x01\0\0\0").unwrap();
+    let config = dir.path().join("triggerfish.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[host]
+cache_dir = {cache}
+[teams.channels.ops]
+mode = "outbox"
+
+[[plugins]]
+name = "good"
+component = {good}
+triggers = ["data-source-refresh-failed", "full-refresh-completed"]
+[plugins.grants]
+teams = ["ops"]
+
+[[plugins]]
+name = "bad"
+component = {bad}
+
+[[plugins]]
+name = "missing"
+component = "nowhere.wasm"
+"#,
+            cache = lit(&root().join("target/tf-test-cache")),
+            good = lit(&guest("teams-on-refresh-failure")),
+            bad = lit(&not_wasm),
+        ),
+    )
+    .unwrap();
+    let run = triggerfish(&["plugins", "--config", config.to_str().unwrap()], &[]);
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    let out = &run.stdout;
+    assert!(out.contains("good\n"), "{out}");
+    assert!(
+        out.contains("triggers   data-source-refresh-failed, full-refresh-completed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("grants     teams: ops; email groups: -"),
+        "{out}"
+    );
+    assert!(
+        out.contains("limits     timeout 5000 ms, memory 64 MiB"),
+        "{out}"
+    );
+    assert!(out.contains("check      ok (sha256 "), "{out}");
+    assert!(
+        out.contains("not-a-component.wasm is not a valid WebAssembly component"),
+        "{out}"
+    );
+    assert!(
+        out.contains("cannot read component") && out.contains("nowhere.wasm"),
+        "{out}"
+    );
+    assert!(
+        run.stderr.contains("2 plugin(s) failed the check"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn config_errors_name_file_line_and_key() {
+    let dir = tempdir();
+    let config = dir.path().join("triggerfish.toml");
+    std::fs::write(
+        &config,
+        "[[plugins]]\nname = \"p\"\ncomponent = \"p.wasm\"\ntriggers = [\"segment-crossed\"]\n",
+    )
+    .unwrap();
+    let run = triggerfish(&["plugins", "--config", config.to_str().unwrap()], &[]);
+    assert_ne!(run.code, 0);
+    let expected = format!(
+        "error: {}:4: key `plugins[0].triggers`: unknown trigger 'segment-crossed' (expected one of: data-source-refresh-failed, data-source-refresh-succeeded, segment-threshold-crossed, measure-threshold-crossed, full-refresh-completed, unification-refresh-completed)",
+        config.display()
+    );
+    assert_eq!(run.stderr.trim(), expected);
+}
+
+#[test]
+fn fire_names_an_unknown_plugin_and_a_bad_payload() {
+    let dir = tempdir();
+    let config = dir.path().join("triggerfish.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[host]\ncache_dir = {}\n[[plugins]]\nname = \"p\"\ncomponent = {}\n",
+            lit(&root().join("target/tf-test-cache")),
+            lit(&guest("misbehaving"))
+        ),
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let run = triggerfish(
+        &[
+            "fire",
+            "--config",
+            c,
+            "--plugin",
+            "q",
+            "--event",
+            "full-refresh-completed",
+        ],
+        &[],
+    );
+    assert_ne!(run.code, 0);
+    assert_eq!(
+        run.stderr.trim(),
+        "error: no plugin named 'q' in the configuration (plugins: p)"
+    );
+
+    let run = triggerfish(
+        &[
+            "fire",
+            "--config",
+            c,
+            "--plugin",
+            "p",
+            "--event",
+            "segment-threshold-crossed",
+            "--payload",
+            "{\"curent\":3}",
+        ],
+        &[],
+    );
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr
+            .contains("payload key 'curent' is not a field of segment-threshold-crossed"),
+        "{}",
+        run.stderr
+    );
+
+    let run = triggerfish(
+        &[
+            "fire",
+            "--config",
+            c,
+            "--plugin",
+            "p",
+            "--event",
+            "full-refresh-completed",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("outcome  ok"), "{}", run.stdout);
+}

@@ -1,0 +1,105 @@
+//! Test fixture: misbehaves on purpose, as chosen by config `mode`.
+
+use triggerfish_plugin_sdk::{config, email, entities, log, teams, Event, Plugin};
+
+struct Misbehaving;
+
+impl Plugin for Misbehaving {
+    fn on_event(_event: Event) -> Result<(), String> {
+        match config::get("mode").as_deref().unwrap_or("noop") {
+            "noop" => Ok(()),
+            "loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = core::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "alloc" => {
+                let mut kept: Vec<Vec<u8>> = Vec::new();
+                for i in 0..4096u32 {
+                    let mut chunk = vec![0u8; 1 << 20];
+                    chunk[(i as usize * 7) % (1 << 20)] = 1;
+                    kept.push(chunk);
+                }
+                Err(format!(
+                    "allocated {} MiB without hitting a limit",
+                    kept.len()
+                ))
+            }
+            "trap" => panic!("deliberate trap"),
+            "stdout" => {
+                println!("hello from stdout");
+                eprintln!("hello from stderr");
+                Ok(())
+            }
+            "fail" => Err("deliberate failure".into()),
+            "sandbox" => sandbox(),
+            "teams" => teams::post_text(
+                &config::get_or("channel", "ops"),
+                &config::get_or("text", "hi"),
+            )
+            .map_err(|e| e.describe()),
+            "email" => {
+                let to = config::get_or("to", "data-owners");
+                email::send(&email::Message {
+                    to: to.split(',').map(|s| s.trim().to_owned()).collect(),
+                    cc: Vec::new(),
+                    subject: "probe".into(),
+                    text: "probe".into(),
+                    html: None,
+                })
+                .map_err(|e| e.describe())
+            }
+            "entities" => {
+                let names = entities::list().map_err(|e| e.describe())?;
+                log::info(&format!("entities: {}", names.join(",")));
+                Ok(())
+            }
+            other => Err(format!("unknown mode '{other}'")),
+        }
+    }
+}
+
+fn report(probe: &str, escaped: bool, detail: String, escapes: &mut Vec<String>) {
+    if escaped {
+        log::error(&format!("sandbox {probe}: ALLOWED ({detail})"));
+        escapes.push(probe.to_owned());
+    } else {
+        log::info(&format!("sandbox {probe}: denied ({detail})"));
+    }
+}
+
+fn sandbox() -> Result<(), String> {
+    let mut escapes = Vec::new();
+    match std::fs::read("/etc/passwd") {
+        Ok(b) => report("fs-read", true, format!("{} bytes", b.len()), &mut escapes),
+        Err(e) => report("fs-read", false, e.to_string(), &mut escapes),
+    }
+    for dir in ["/", "."] {
+        match std::fs::read_dir(dir) {
+            Ok(_) => report("read-dir", true, dir.to_owned(), &mut escapes),
+            Err(e) => report("read-dir", false, format!("{dir}: {e}"), &mut escapes),
+        }
+    }
+    let home = std::env::var("HOME");
+    let vars = std::env::vars().count();
+    let args = std::env::args().count();
+    report(
+        "env",
+        home.is_ok() || vars > 0 || args > 0,
+        format!("HOME={home:?}, {vars} variables, {args} arguments"),
+        &mut escapes,
+    );
+    let addr = config::get_or("probe_addr", "127.0.0.1:9");
+    match std::net::TcpStream::connect(addr.as_str()) {
+        Ok(_) => report("tcp", true, addr, &mut escapes),
+        Err(e) => report("tcp", false, format!("{addr}: {e}"), &mut escapes),
+    }
+    if escapes.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("sandbox escaped: {}", escapes.join(", ")))
+    }
+}
+
+triggerfish_plugin_sdk::export_plugin!(Misbehaving);

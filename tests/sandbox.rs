@@ -1,0 +1,286 @@
+//! The sandbox: grants, deadlines, memory caps, WASI isolation, traps, stdio
+//! capture; one misbehaving plugin never disturbs the host or the next event.
+
+mod support;
+
+use std::path::Path;
+
+use support::{guest, lit, root, tempdir};
+use triggerfish::config::Config;
+use triggerfish::context::{DeliveryStatus, LogSource};
+use triggerfish::event::{build_event, TriggerKind};
+use triggerfish::{Failure, Host, Outcome, Select};
+
+/// One `[[plugins]]` entry running the misbehaving guest in `mode`.
+fn plugin(name: &str, mode: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[plugins]]
+name = "{name}"
+component = {component}
+triggers = ["full-refresh-completed"]
+{extra}
+[plugins.config]
+mode = "{mode}"
+"#,
+        component = lit(&guest("misbehaving")),
+    )
+}
+
+fn host(dir: &Path, plugins: &str, extra_top: &str) -> Host {
+    let text = format!(
+        r#"
+[host]
+state_dir = {state}
+cache_dir = {cache}
+
+[teams.channels.ops]
+mode = "outbox"
+
+[email]
+mode = "outbox"
+from = "bot@example.com"
+[email.groups]
+data-owners = ["ann@example.com"]
+{extra_top}
+{plugins}
+"#,
+        state = lit(&dir.join("state")),
+        cache = lit(&root().join("target/tf-test-cache")),
+    );
+    let path = dir.join("triggerfish.toml");
+    std::fs::write(&path, &text).unwrap();
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    Host::new(&config, Select::All).unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn fire(host: &Host, plugin: &str, id: &str) -> Outcome {
+    let event = build_event(
+        TriggerKind::FullRefreshCompleted,
+        Some(&format!(r#"{{"id":"{id}"}}"#)),
+    )
+    .unwrap();
+    host.deliver(plugin, &event).await.unwrap()
+}
+
+fn plugin_error(o: &Outcome) -> String {
+    match &o.result {
+        Err(Failure::Plugin(m)) => m.clone(),
+        other => panic!(
+            "expected a plugin error, got {other:?}; logs {:?}",
+            o.record.logs
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn capabilities_not_granted_are_denied() {
+    let dir = tempdir();
+    let plugins = [
+        plugin("teams-nogrant", "teams", "")
+            .replace("mode = \"teams\"", "mode = \"teams\"\nchannel = \"ops\""),
+        plugin("email-nogrant", "email", "")
+            .replace("mode = \"email\"", "mode = \"email\"\nto = \"data-owners\""),
+        plugin(
+            "email-otherdomain",
+            "email",
+            "[plugins.grants]\nemail_groups = [\"data-owners\"]\nemail_domains = [\"example.org\"]",
+        )
+        .replace(
+            "mode = \"email\"",
+            "mode = \"email\"\nto = \"mallory@evil.test\"",
+        ),
+        plugin("entities-nogrant", "entities", ""),
+    ]
+    .concat();
+    let host = host(dir.path(), &plugins, "");
+
+    let o = fire(&host, "teams-nogrant", "e1").await;
+    let msg = plugin_error(&o);
+    assert!(msg.contains("denied"), "{msg}");
+    assert!(
+        msg.contains("teams channel 'ops' is not granted to this plugin"),
+        "{msg}"
+    );
+    assert!(
+        o.record.deliveries.is_empty(),
+        "a denied call delivers nothing"
+    );
+
+    let msg = plugin_error(&fire(&host, "email-nogrant", "e2").await);
+    assert!(
+        msg.contains("email group 'data-owners' is not granted to this plugin"),
+        "{msg}"
+    );
+
+    let msg = plugin_error(&fire(&host, "email-otherdomain", "e3").await);
+    assert!(
+        msg.contains(
+            "email address 'mallory@evil.test' is outside the domains granted to this plugin"
+        ),
+        "{msg}"
+    );
+
+    let msg = plugin_error(&fire(&host, "entities-nogrant", "e4").await);
+    assert!(msg.contains("no entity is granted to this plugin"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn granted_teams_goes_to_the_outbox() {
+    let dir = tempdir();
+    let p = plugin("poster", "teams", "[plugins.grants]\nteams = [\"ops\"]").replace(
+        "mode = \"teams\"",
+        "mode = \"teams\"\nchannel = \"ops\"\ntext = \"refresh failed\"",
+    );
+    let host = host(dir.path(), &p, "");
+    let o = fire(&host, "poster", "evt-1").await;
+    assert_eq!(o.result, Ok(()), "{:?}", o.record);
+    let d = &o.record.deliveries[0];
+    assert_eq!(d.capability, "teams");
+    let DeliveryStatus::Outbox(path) = &d.status else {
+        panic!("{d:?}")
+    };
+    let body: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(
+        body["attachments"][0]["content"]["body"][0]["text"],
+        "refresh failed"
+    );
+    assert!(path.starts_with(dir.path().join("state/outbox/teams/ops")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_looping_forever_is_stopped_and_the_next_event_runs() {
+    let dir = tempdir();
+    let plugins = [
+        plugin("looper", "loop", "[plugins.limits]\ntimeout_ms = 300"),
+        plugin("fine", "noop", ""),
+    ]
+    .concat();
+    let host = host(dir.path(), &plugins, "");
+    let o = fire(&host, "looper", "evt-loop").await;
+    assert_eq!(o.result, Err(Failure::Deadline { ms: 300 }));
+    assert_eq!(
+        o.error_text().unwrap(),
+        "plugin 'looper' failed on event evt-loop: deadline 300 ms exceeded"
+    );
+    // The host goes on: the next event, to another plugin and to the same one.
+    assert_eq!(fire(&host, "fine", "evt-next").await.result, Ok(()));
+    assert_eq!(
+        fire(&host, "looper", "evt-again").await.result,
+        Err(Failure::Deadline { ms: 300 })
+    );
+    assert_eq!(fire(&host, "fine", "evt-last").await.result, Ok(()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_dispatch_isolates_a_looping_plugin() {
+    let dir = tempdir();
+    let plugins = [
+        plugin("looper", "loop", "[plugins.limits]\ntimeout_ms = 300"),
+        plugin("fine", "noop", ""),
+    ]
+    .concat();
+    let host = host(dir.path(), &plugins, "");
+    let event = build_event(TriggerKind::FullRefreshCompleted, None).unwrap();
+    let mut outcomes = host.dispatch(&event).await;
+    outcomes.sort_by(|a, b| a.plugin.cmp(&b.plugin));
+    assert_eq!(outcomes.len(), 2);
+    assert_eq!(outcomes[0].plugin, "fine");
+    assert_eq!(outcomes[0].result, Ok(()));
+    assert_eq!(outcomes[1].result, Err(Failure::Deadline { ms: 300 }));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn allocating_past_the_cap_fails_with_the_memory_cause() {
+    let dir = tempdir();
+    let p = plugin("hog", "alloc", "[plugins.limits]\nmemory_mib = 16");
+    let host = host(dir.path(), &[p, plugin("fine", "noop", "")].concat(), "");
+    let o = fire(&host, "hog", "evt-mem").await;
+    assert_eq!(
+        o.result,
+        Err(Failure::Memory { mib: 16 }),
+        "{:?}",
+        o.record.logs
+    );
+    assert_eq!(
+        o.error_text().unwrap(),
+        "plugin 'hog' failed on event evt-mem: memory limit 16 MiB exceeded"
+    );
+    assert_eq!(fire(&host, "fine", "evt-after").await.result, Ok(()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn files_environment_and_sockets_are_out_of_reach() {
+    // A real listener, so a connect would succeed if sockets were allowed.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let dir = tempdir();
+    let p = plugin("prober", "sandbox", "").replace(
+        "mode = \"sandbox\"",
+        &format!("mode = \"sandbox\"\nprobe_addr = \"{addr}\""),
+    );
+    let host = host(dir.path(), &p, "");
+    let o = fire(&host, "prober", "evt-probe").await;
+    let logs: Vec<&str> = o.record.logs.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(o.result, Ok(()), "{logs:#?}");
+    for probe in ["fs-read", "read-dir", "env", "tcp"] {
+        assert!(
+            logs.iter()
+                .any(|l| l.contains(probe) && l.contains("denied")),
+            "no denied line for {probe}: {logs:#?}"
+        );
+    }
+    assert!(!logs.iter().any(|l| l.contains("ALLOWED")), "{logs:#?}");
+    listener.set_nonblocking(true).unwrap();
+    assert!(listener.accept().is_err(), "the guest reached the listener");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn traps_and_errors_are_reported_with_their_cause() {
+    let dir = tempdir();
+    let plugins = [
+        plugin("panics", "trap", ""),
+        plugin("fails", "fail", ""),
+        plugin("talks", "stdout", ""),
+    ]
+    .concat();
+    let host = host(dir.path(), &plugins, "");
+
+    let o = fire(&host, "panics", "evt-trap").await;
+    let Err(Failure::Trap(cause)) = &o.result else {
+        panic!("{:?}", o.result)
+    };
+    assert!(
+        cause.contains("unreachable") || cause.contains("wasm trap"),
+        "{cause}"
+    );
+    assert!(
+        o.record
+            .logs
+            .iter()
+            .any(|l| l.source == LogSource::Stderr && l.message.contains("deliberate trap")),
+        "{:?}",
+        o.record.logs
+    );
+    assert!(o
+        .error_text()
+        .unwrap()
+        .starts_with("plugin 'panics' failed on event evt-trap: trap: "));
+
+    let o = fire(&host, "fails", "evt-fail").await;
+    assert_eq!(o.result, Err(Failure::Plugin("deliberate failure".into())));
+
+    let o = fire(&host, "talks", "evt-talk").await;
+    assert_eq!(o.result, Ok(()));
+    assert!(o
+        .record
+        .logs
+        .iter()
+        .any(|l| l.source == LogSource::Stdout && l.message == "hello from stdout"));
+    assert!(o
+        .record
+        .logs
+        .iter()
+        .any(|l| l.source == LogSource::Stderr && l.message == "hello from stderr"));
+}

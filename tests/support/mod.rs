@@ -1,0 +1,306 @@
+//! Shared parts for the end-to-end tests: guest components built from source,
+//! a real SMTP server process, a loopback Teams stand-in, the CLI.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_owned()
+}
+
+/// Guest crates built for the tests.
+const GUESTS: &[&str] = &[
+    "teams-on-refresh-failure",
+    "email-segment-owners",
+    "misbehaving",
+];
+
+/// Build every guest component once per test binary (a no-op when fresh) and
+/// return the path of `crate_name`'s component. Fails, never skips, when the
+/// toolchain is missing.
+pub fn guest(crate_name: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.current_dir(root())
+            .args(["build", "--release", "--target", "wasm32-wasip2"]);
+        for g in GUESTS {
+            cmd.args(["-p", g]);
+        }
+        let out = cmd.output().map_err(|e| format!("cannot run cargo: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    });
+    if let Err(e) = built {
+        panic!("building the guest components failed (is the wasm32-wasip2 target installed? run `rustup toolchain install`):\n{e}");
+    }
+    let path = root()
+        .join("target/wasm32-wasip2/release")
+        .join(format!("{}.wasm", crate_name.replace('-', "_")));
+    assert!(
+        path.is_file(),
+        "guest component missing: {}",
+        path.display()
+    );
+    path
+}
+
+/// A fresh temporary directory, removed on drop.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("triggerfish-test-")
+        .tempdir()
+        .expect("temp dir")
+}
+
+/// TOML string literal.
+pub fn lit(p: &Path) -> String {
+    format!("{:?}", p.display().to_string())
+}
+
+/// A real SMTP server (aiosmtpd) on loopback, writing what it receives.
+pub struct SmtpServer {
+    child: Child,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+/// One message received by [`SmtpServer`].
+#[derive(Debug, serde::Deserialize)]
+pub struct Received {
+    pub mail_from: String,
+    pub rcpt_tos: Vec<String>,
+    pub data: String,
+}
+
+impl SmtpServer {
+    /// Start it; fails when python3 or aiosmtpd is missing.
+    pub fn start() -> Self {
+        let dir = tempdir();
+        let script = root().join("tests/support/smtp_sink.py");
+        let mut child = Command::new("python3")
+            .arg(&script)
+            .arg(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot start python3 for the SMTP server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read SMTP server banner");
+        let port = line
+            .trim()
+            .strip_prefix("READY ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| {
+                panic!("SMTP server did not start (is aiosmtpd installed?): {line:?}")
+            });
+        Self { child, port, dir }
+    }
+
+    /// Wait until `n` messages arrived (up to 10 s) and return them.
+    pub fn wait_for(&self, n: usize) -> Vec<Received> {
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+                .expect("read sink dir")
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect();
+            if files.len() >= n || Instant::now() > until {
+                files.sort();
+                return files
+                    .iter()
+                    .map(|f| {
+                        serde_json::from_str(&std::fs::read_to_string(f).expect("read"))
+                            .expect("json")
+                    })
+                    .collect();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A request the Teams stand-in received.
+#[derive(Debug, Clone)]
+pub struct TeamsRequest {
+    pub path: String,
+    pub content_type: String,
+    pub body: serde_json::Value,
+}
+
+/// A loopback HTTP server that answers like Teams webhooks do:
+/// - `/workflows`: 202 (Power Automate Workflows);
+/// - `/legacy`: 200 `1` (legacy incoming webhook);
+/// - `/legacy-error`: 200 with an error text (how the legacy connector hides failures);
+/// - `/throttled-once`: 429 with `Retry-After: 0` the first time, then 202;
+/// - `/down`: 503 always.
+pub struct TeamsStub {
+    pub addr: SocketAddr,
+    pub requests: Arc<Mutex<Vec<TeamsRequest>>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TeamsStub {
+    /// Start on 127.0.0.1 with an ephemeral port.
+    pub fn start() -> Self {
+        use axum::body::Bytes;
+        use axum::extract::State;
+        use axum::http::{HeaderMap, StatusCode, Uri};
+        use axum::response::IntoResponse;
+
+        #[derive(Clone)]
+        struct St {
+            requests: Arc<Mutex<Vec<TeamsRequest>>>,
+        }
+
+        async fn handle(
+            State(st): State<St>,
+            uri: Uri,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> axum::response::Response {
+            let path = uri.path().to_owned();
+            let body_json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+            let seen_before = {
+                let mut r = st.requests.lock().unwrap();
+                let n = r.iter().filter(|q| q.path == path).count();
+                r.push(TeamsRequest {
+                    path: path.clone(),
+                    content_type: headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned(),
+                    body: body_json,
+                });
+                n
+            };
+            match path.as_str() {
+                "/workflows" => StatusCode::ACCEPTED.into_response(),
+                "/legacy" => (StatusCode::OK, "1").into_response(),
+                "/legacy-error" => (
+                    StatusCode::OK,
+                    "Microsoft Teams endpoint returned HTTP error 429 with ContextId tcid=0,server=msgapi-production-eus-azsc2-4-170,cv=deadbeef.0",
+                )
+                    .into_response(),
+                "/throttled-once" if seen_before == 0 => {
+                    (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "0")], "slow down").into_response()
+                }
+                "/throttled-once" => StatusCode::ACCEPTED.into_response(),
+                "/down" => (StatusCode::SERVICE_UNAVAILABLE, "maintenance").into_response(),
+                _ => StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let st = St {
+            requests: requests.clone(),
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                let app = axum::Router::new().fallback(handle).with_state(st);
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        let addr = addr_rx.recv().expect("teams stub address");
+        Self {
+            addr,
+            requests,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT/path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Requests received so far.
+    pub fn received(&self) -> Vec<TeamsRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TeamsStub {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Output of one CLI run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// stdout parsed as the `--json` outcome.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Run the `triggerfish` binary.
+pub fn triggerfish(args: &[&str], envs: &[(&str, &str)]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_triggerfish"))
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run triggerfish");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}

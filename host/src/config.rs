@@ -10,6 +10,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::event::TriggerKind;
+use crate::ratelimit::Budget;
+use std::num::NonZeroU32;
+use std::time::Duration;
 
 /// Default per-event deadline.
 pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
@@ -60,6 +63,18 @@ pub struct HostSection {
     /// Where compiled components are cached; default `<state_dir>/cache`.
     #[serde(default)]
     pub cache_dir: Option<PathBuf>,
+    /// Host-wide cap on entity calls per window, across plugins (none by default).
+    #[serde(default)]
+    pub entity_calls_per_minute: Option<u32>,
+    /// The window for `entity_calls_per_minute`, in ms (default 60000).
+    #[serde(default)]
+    pub entity_calls_window_ms: Option<u64>,
+    /// `$top` when a query gives none (default 100).
+    #[serde(default)]
+    pub default_page_size: Option<u32>,
+    /// Largest `$top` accepted (default 1000).
+    #[serde(default)]
+    pub max_page_size: Option<u32>,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -71,6 +86,10 @@ impl Default for HostSection {
         Self {
             state_dir: default_state_dir(),
             cache_dir: None,
+            entity_calls_per_minute: None,
+            entity_calls_window_ms: None,
+            default_page_size: None,
+            max_page_size: None,
         }
     }
 }
@@ -198,6 +217,8 @@ pub struct Limits {
     pub timeout_ms: u64,
     /// Linear-memory cap per instance.
     pub memory_mib: u64,
+    /// Entity-call budget across events (GCRA, bursting up to the budget).
+    pub entity_budget: Budget,
 }
 
 impl Default for Limits {
@@ -205,6 +226,7 @@ impl Default for Limits {
         Self {
             timeout_ms: DEFAULT_TIMEOUT_MS,
             memory_mib: DEFAULT_MEMORY_MIB,
+            entity_budget: Budget::default(),
         }
     }
 }
@@ -246,6 +268,8 @@ fn plain(v: &[Spanned<String>]) -> Vec<String> {
 struct RawLimits {
     timeout_ms: Option<Spanned<u64>>,
     memory_mib: Option<Spanned<u64>>,
+    entity_calls_per_minute: Option<Spanned<u32>>,
+    entity_calls_window_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -389,6 +413,26 @@ impl Config {
                     ));
                 }
             }
+            if let Some(n) = &p.limits.entity_calls_per_minute {
+                let calls = NonZeroU32::new(*n.get_ref()).ok_or_else(|| {
+                    v.invalid(
+                        n.span(),
+                        &key("limits.entity_calls_per_minute"),
+                        "expected at least 1 call",
+                    )
+                })?;
+                limits.entity_budget.calls = calls;
+            }
+            if let Some(w) = &p.limits.entity_calls_window_ms {
+                if *w.get_ref() == 0 {
+                    return Err(v.invalid(
+                        w.span(),
+                        &key("limits.entity_calls_window_ms"),
+                        "expected at least 1 ms",
+                    ));
+                }
+                limits.entity_budget.window = Duration::from_millis(*w.get_ref());
+            }
             let mut config = BTreeMap::new();
             for (k, val) in p.config {
                 let s = match val.get_ref() {
@@ -418,6 +462,14 @@ impl Config {
             });
         }
 
+        if let Some(0) = raw.host.entity_calls_per_minute {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                line: 1,
+                key: "host.entity_calls_per_minute".into(),
+                message: "expected at least 1 call".into(),
+            });
+        }
         let mut host = raw.host;
         host.state_dir = base.join(&host.state_dir);
         host.cache_dir = Some(match &host.cache_dir {
@@ -431,6 +483,35 @@ impl Config {
             email: raw.email,
             plugins,
         })
+    }
+
+    /// The host-wide entity budget, if capped.
+    pub fn host_entity_budget(&self) -> Option<Budget> {
+        let calls = NonZeroU32::new(self.host.entity_calls_per_minute?)?;
+        let window = self
+            .host
+            .entity_calls_window_ms
+            .map_or(crate::ratelimit::DEFAULT_WINDOW, Duration::from_millis);
+        Some(Budget { calls, window })
+    }
+
+    /// `$top` bounds for entity queries.
+    pub fn page_limits(&self) -> crate::store::PageLimits {
+        let d = crate::store::PageLimits::default();
+        let max_top = self.host.max_page_size.unwrap_or(d.max_top).max(1);
+        crate::store::PageLimits {
+            default_top: self
+                .host
+                .default_page_size
+                .unwrap_or(d.default_top)
+                .clamp(1, max_top),
+            max_top,
+        }
+    }
+
+    /// The entity store file.
+    pub fn store_path(&self) -> PathBuf {
+        self.host.state_dir.join("store.sqlite")
     }
 
     /// The plugin with this name.

@@ -12,8 +12,8 @@ use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::bindings::Event;
 use crate::caps::config::ConfigInstance;
-use crate::caps::email::{EmailService, EmailSetupError};
-use crate::caps::entities::{EntitiesInstance, EntityStore};
+use crate::caps::email::{EmailInstance, EmailService, EmailSetupError};
+use crate::caps::entities::{Budgets, EntitiesInstance, EntityStore};
 use crate::caps::http::{HttpHooks, Origin};
 use crate::caps::log::LogInstance;
 use crate::caps::teams::{TeamsInstance, TeamsService, TeamsSetupError};
@@ -22,7 +22,9 @@ use crate::context::{CallContext, Level, LogSource, Record};
 use crate::engine::{EngineError, LoadedComponent, Runtime, RuntimeOptions, EPOCH_TICK};
 use crate::event::TriggerKind;
 use crate::grants::Granter;
+use crate::ratelimit::Limiter;
 use crate::state::{sandboxed_wasi, InstanceState, MemoryLimiter, Stdio};
+use crate::store::{Store as EntityDb, StoreError};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -37,6 +39,8 @@ pub enum HostError {
     Email(#[from] EmailSetupError),
     #[error("plugin '{plugin}': {source}")]
     Plugin { plugin: String, source: EngineError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("no plugin named '{0}' in the configuration (plugins: {1})")]
     UnknownPlugin(String, String),
 }
@@ -50,6 +54,7 @@ pub struct Plugin {
     granter: Arc<Granter>,
     values: Arc<BTreeMap<String, String>>,
     origins: Vec<Origin>,
+    entity_budget: Arc<Limiter>,
 }
 
 /// Host-wide services shared by every instance.
@@ -57,15 +62,21 @@ pub struct Services {
     pub teams: Arc<TeamsService>,
     pub email: Option<Arc<EmailService>>,
     pub entities: Option<Arc<dyn EntityStore>>,
+    /// Host-wide entity-call cap.
+    pub entity_budget: Option<Arc<Limiter>>,
 }
 
 impl Services {
-    /// Build every service from the configuration.
+    /// Build every service from the configuration, opening the entity store.
     pub fn new(config: &Config) -> Result<Self, HostError> {
+        let store = EntityDb::open(&config.store_path(), config.page_limits())?;
         Ok(Self {
             teams: Arc::new(TeamsService::new(config)?),
             email: EmailService::new(config)?.map(Arc::new),
-            entities: None,
+            entities: Some(Arc::new(store)),
+            entity_budget: config
+                .host_entity_budget()
+                .map(|b| Arc::new(Limiter::new(b))),
         })
     }
 }
@@ -129,7 +140,7 @@ impl Host {
         })
     }
 
-    /// Attach an entity store (issue #3 and later).
+    /// Replace the entity store behind the `entities` capability.
     pub fn set_entity_store(&mut self, store: Arc<dyn EntityStore>) {
         self.services.entities = Some(store);
     }
@@ -272,6 +283,7 @@ impl Plugin {
             .filter_map(|h| Origin::parse(h).ok())
             .collect();
         Self {
+            entity_budget: Arc::new(Limiter::new(config.limits.entity_budget)),
             granter: Arc::new(Granter::new(config.grants.clone())),
             values: Arc::new(config.config.clone()),
             origins,
@@ -298,6 +310,10 @@ impl Plugin {
             entities: EntitiesInstance::new(
                 services.entities.clone(),
                 self.granter.clone(),
+                Budgets {
+                    plugin: Some(self.entity_budget.clone()),
+                    host: services.entity_budget.clone(),
+                },
                 cx.clone(),
             ),
             log: LogInstance::new(cx.clone()),
@@ -305,8 +321,6 @@ impl Plugin {
         }
     }
 }
-
-use crate::caps::email::EmailInstance;
 
 /// Why a delivery failed.
 #[derive(Debug, Clone, PartialEq, Eq)]

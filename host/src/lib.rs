@@ -14,8 +14,11 @@ pub mod dispatch;
 pub mod engine;
 pub mod event;
 pub mod grants;
+pub mod odata;
 pub mod outbox;
+pub mod ratelimit;
 pub mod secret;
 pub mod state;
+pub mod store;
 
 pub use dispatch::{Failure, Host, Outcome, Select};

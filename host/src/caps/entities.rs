@@ -5,10 +5,12 @@ use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::triggerfish::plugin::entities::{self as wit, Page, Query};
-use crate::bindings::Error;
+use crate::bindings::{Error, QueryError};
 use crate::context::CallContext;
 use crate::grants::Granter;
+use crate::ratelimit::Limiter;
 use crate::state::InstanceState;
+use crate::store::{PageError, PageRequest, Store, StoreError};
 
 /// What stands behind the `entities` import.
 pub trait EntityStore: Send + Sync + 'static {
@@ -20,10 +22,69 @@ pub trait EntityStore: Send + Sync + 'static {
     fn get_items(&self, caller: &str, entity: &str, query: &Query) -> Result<Page, Error>;
 }
 
+fn store_error(e: StoreError) -> Error {
+    match e {
+        StoreError::UnknownEntity(name) => {
+            Error::NotFound(format!("entity '{name}' does not exist"))
+        }
+        other => Error::Unavailable(other.to_string()),
+    }
+}
+
+impl EntityStore for Store {
+    fn list(&self) -> Result<Vec<String>, Error> {
+        self.entity_names().map_err(store_error)
+    }
+
+    fn get_item(&self, entity: &str, id: &str) -> Result<String, Error> {
+        match Store::get_item(self, entity, id).map_err(store_error)? {
+            Some(item) => Ok(item.to_string()),
+            None => Err(Error::NotFound(format!(
+                "no item with key '{id}' in entity '{entity}'"
+            ))),
+        }
+    }
+
+    fn get_items(&self, caller: &str, entity: &str, query: &Query) -> Result<Page, Error> {
+        let req = PageRequest {
+            filter: query.filter.clone(),
+            select: query.select.clone(),
+            orderby: query.orderby.clone(),
+            top: query.top,
+            skip: query.skip,
+        };
+        match self.get_page(caller, entity, &req) {
+            Ok(page) => Ok(Page {
+                items: page
+                    .items
+                    .into_iter()
+                    .map(|m| serde_json::Value::Object(m).to_string())
+                    .collect(),
+                next_skip: page.next_skip,
+            }),
+            Err(PageError::Store(e)) => Err(store_error(e)),
+            Err(PageError::Query(q)) => Err(Error::InvalidQuery(QueryError {
+                position: q.position,
+                message: format!("{}: {}", q.option, q.message),
+            })),
+        }
+    }
+}
+
+/// The call budgets an instance draws on: its plugin's, and the host's.
+#[derive(Clone, Default)]
+pub struct Budgets {
+    /// Per plugin, shared by all its instances.
+    pub plugin: Option<Arc<Limiter>>,
+    /// Host-wide cap across plugins.
+    pub host: Option<Arc<Limiter>>,
+}
+
 /// Per-instance state of the `entities` capability.
 pub struct EntitiesInstance {
     store: Option<Arc<dyn EntityStore>>,
     granter: Arc<Granter>,
+    budgets: Budgets,
     cx: CallContext,
 }
 
@@ -32,9 +93,39 @@ impl EntitiesInstance {
     pub fn new(
         store: Option<Arc<dyn EntityStore>>,
         granter: Arc<Granter>,
+        budgets: Budgets,
         cx: CallContext,
     ) -> Self {
-        Self { store, granter, cx }
+        Self {
+            store,
+            granter,
+            budgets,
+            cx,
+        }
+    }
+
+    /// Count one call against the budgets, waiting within the deadline.
+    async fn spend(&self, what: &str) -> Result<(), Error> {
+        for (scope, limiter) in [
+            ("plugin", &self.budgets.plugin),
+            ("host", &self.budgets.host),
+        ] {
+            let Some(limiter) = limiter else { continue };
+            match limiter.take_before(self.cx.deadline).await {
+                Ok(waited) if !waited.is_zero() => {
+                    tracing::info!(plugin = %self.cx.plugin, event = %self.cx.event_id, scope, waited_ms = waited.as_millis() as u64, "entities.{what}: waited for the call budget");
+                }
+                Ok(_) => {}
+                Err(refused) => {
+                    let ms = u64::try_from(refused.retry_after.as_millis())
+                        .unwrap_or(u64::MAX)
+                        .max(1);
+                    tracing::warn!(plugin = %self.cx.plugin, event = %self.cx.event_id, scope, retry_after_ms = ms, throttled = limiter.throttled(), "entities.{what}: call budget spent; refused");
+                    return Err(Error::RateLimited(ms));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn store(&self) -> Result<Arc<dyn EntityStore>, Error> {
@@ -59,6 +150,7 @@ impl wit::Host for EntitiesInstance {
         if !self.granter.any_entity() {
             return Err(Error::Denied("no entity is granted to this plugin".into()));
         }
+        self.spend("list-entities").await?;
         let granter = self.granter.clone();
         let mut names = self.blocking(|s| s.list()).await?;
         names.retain(|n| granter.entity_allowed(n));
@@ -67,11 +159,13 @@ impl wit::Host for EntitiesInstance {
 
     async fn get_item(&mut self, entity: String, id: String) -> Result<String, Error> {
         self.granter.entity(&entity).map_err(crate::caps::denied)?;
+        self.spend("get-item").await?;
         self.blocking(move |s| s.get_item(&entity, &id)).await
     }
 
     async fn get_items(&mut self, entity: String, query: Query) -> Result<Page, Error> {
         self.granter.entity(&entity).map_err(crate::caps::denied)?;
+        self.spend("get-items").await?;
         let caller = self.cx.plugin.to_string();
         self.blocking(move |s| s.get_items(&caller, &entity, &query))
             .await

@@ -10,6 +10,8 @@ use triggerfish::context::DeliveryStatus;
 use triggerfish::event::{build_event, TriggerKind};
 use triggerfish::{Host, Outcome, Select};
 
+mod entities;
+
 #[derive(Parser)]
 #[command(
     name = "triggerfish",
@@ -41,6 +43,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Import, list and query entities.
+    #[command(subcommand)]
+    Entities(entities::EntitiesCommand),
     /// List plugins with their triggers and grants, and check each component.
     Plugins {
         /// Configuration file.
@@ -86,6 +91,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
         } => fire(&config, &plugin, &event, payload.as_deref(), json).await,
         Command::Plugins { config } => plugins(&config),
+        Command::Entities(cmd) => tokio::task::spawn_blocking(move || entities::run(cmd)).await?,
     }
 }
 

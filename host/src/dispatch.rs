@@ -150,6 +150,13 @@ impl Host {
         self.plugins.values()
     }
 
+    /// Entity calls of `plugin` that waited for, or were refused, budget.
+    pub fn entity_throttled(&self, plugin: &str) -> Option<u64> {
+        self.plugins
+            .get(plugin)
+            .map(|p| p.entity_budget.throttled())
+    }
+
     /// The runtime.
     pub fn runtime(&self) -> &Runtime {
         &self.runtime

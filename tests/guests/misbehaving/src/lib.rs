@@ -55,9 +55,31 @@ impl Plugin for Misbehaving {
                 log::info(&format!("entities: {}", names.join(",")));
                 Ok(())
             }
+            "entity-calls" => entity_calls(),
             other => Err(format!("unknown mode '{other}'")),
         }
     }
+}
+
+/// Make config `calls` get-items calls on config `entity`, logging each
+/// outcome as `call N: ok` or `call N: rate-limited MS`.
+fn entity_calls() -> Result<(), String> {
+    let calls: u32 = config::get_or("calls", "1")
+        .parse()
+        .map_err(|_| "calls is not a number")?;
+    let entity = config::get_or("entity", "Customer");
+    let mut q = entities::query();
+    q.top = Some(1);
+    for n in 1..=calls {
+        match entities::page(&entity, &q) {
+            Ok(_) => log::info(&format!("call {n}: ok")),
+            Err(triggerfish_plugin_sdk::Error::RateLimited(ms)) => {
+                log::info(&format!("call {n}: rate-limited {ms}"))
+            }
+            Err(e) => return Err(format!("call {n}: {}", e.describe())),
+        }
+    }
+    Ok(())
 }
 
 fn report(probe: &str, escaped: bool, detail: String, escapes: &mut Vec<String>) {

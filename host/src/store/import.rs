@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::types::Value;
 
+use super::StoreError;
 use crate::odata::{normalize_datetime, ColumnType};
 
 /// File formats.
@@ -33,24 +34,49 @@ impl ImportFormat {
     }
 }
 
+/// What kind of problem a file has (decides whether retrying can help).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportErrorKind {
+    /// The file does not exist (yet).
+    NotFound,
+    /// Reading failed.
+    Io,
+    /// Not UTF-8.
+    Encoding,
+    /// Columns do not fit what is configured (key, types, names).
+    Schema,
+    /// A row could not be read or converted.
+    Malformed,
+}
+
 /// A file that could not be read as typed rows.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{}{}{}: {message}", file.display(), row.map(|r| format!(": row {r}")).unwrap_or_default(), field.as_ref().map(|f| format!(", field '{f}'")).unwrap_or_default())]
 pub struct ImportError {
+    pub kind: ImportErrorKind,
     pub file: PathBuf,
-    /// 1-based data row (CSV: not counting the header).
+    /// 1-based data row (CSV: not counting the header; NDJSON: the line).
     pub row: Option<u64>,
     pub field: Option<String>,
     pub message: String,
 }
 
-/// Typed rows read from a file.
+/// An import that failed: the file, or the store.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportFailure {
+    #[error(transparent)]
+    File(#[from] ImportError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What an import did.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ParsedData {
+pub struct ImportReport {
     /// Columns in file order, with their types.
     pub columns: Vec<(String, ColumnType)>,
-    /// One value per column per row.
-    pub rows: Vec<Vec<Value>>,
+    /// Rows stored.
+    pub rows: u64,
     /// Rows skipped as malformed (at most the tolerance).
     pub rejected: Vec<ImportError>,
 }
@@ -62,140 +88,348 @@ enum Raw {
     Json(serde_json::Value),
 }
 
-/// Read `path` into typed rows. `types` fixes the type of some columns; the
-/// others are inferred. `key` must be present in every row. Up to `tolerance`
-/// malformed rows are skipped and reported in `rejected`; one more fails.
-pub fn parse_file(
+/// One row as read, or why it could not be read.
+type RawRow = Result<Vec<Raw>, String>;
+
+fn file_error(
+    path: &Path,
+    kind: ImportErrorKind,
+    row: Option<u64>,
+    field: Option<&str>,
+    message: String,
+) -> ImportError {
+    ImportError {
+        kind,
+        file: path.to_owned(),
+        row,
+        field: field.map(str::to_owned),
+        message,
+    }
+}
+
+fn io_error(path: &Path, e: &std::io::Error) -> ImportError {
+    let kind = match e.kind() {
+        std::io::ErrorKind::NotFound => ImportErrorKind::NotFound,
+        std::io::ErrorKind::InvalidData => ImportErrorKind::Encoding,
+        _ => ImportErrorKind::Io,
+    };
+    let message = match kind {
+        ImportErrorKind::NotFound => "file not found".to_owned(),
+        ImportErrorKind::Encoding => "not valid UTF-8".to_owned(),
+        _ => e.to_string(),
+    };
+    file_error(path, kind, None, None, message)
+}
+
+/// Read every row of a file, calling `f(row_number, row)`; returns the
+/// columns. Streams CSV and NDJSON; a JSON array is read whole.
+fn visit(
+    path: &Path,
+    format: ImportFormat,
+    columns_hint: Option<&[String]>,
+    f: &mut dyn FnMut(u64, RawRow) -> Result<(), ImportError>,
+) -> Result<Vec<String>, ImportError> {
+    let file = std::fs::File::open(path).map_err(|e| io_error(path, &e))?;
+    let reader = std::io::BufReader::new(file);
+    match format {
+        ImportFormat::Csv => {
+            let mut rdr = csv::ReaderBuilder::new()
+                .flexible(false)
+                .from_reader(reader);
+            let headers: Vec<String> = match rdr.headers() {
+                Ok(h) => h
+                    .iter()
+                    .map(|h| h.trim().trim_start_matches('\u{feff}').to_owned())
+                    .collect(),
+                Err(e) => return Err(csv_error(path, &e, None)),
+            };
+            check_headers(&headers)
+                .map_err(|m| file_error(path, ImportErrorKind::Schema, None, None, m))?;
+            for (n, rec) in rdr.records().enumerate() {
+                let row_no = n as u64 + 1;
+                let row = match rec {
+                    Ok(rec) => Ok(rec
+                        .iter()
+                        .map(|s| {
+                            if s.is_empty() {
+                                Raw::Null
+                            } else {
+                                Raw::Text(s.to_owned())
+                            }
+                        })
+                        .collect()),
+                    Err(e) => {
+                        let err = csv_error(path, &e, Some(row_no));
+                        if err.kind != ImportErrorKind::Malformed {
+                            return Err(err);
+                        }
+                        Err(err.message)
+                    }
+                };
+                f(row_no, row)?;
+            }
+            Ok(headers)
+        }
+        ImportFormat::Ndjson => {
+            use std::io::BufRead;
+            let mut columns: Vec<String> = columns_hint.map(<[String]>::to_vec).unwrap_or_default();
+            for (n, line) in reader.lines().enumerate() {
+                let row_no = n as u64 + 1;
+                let line = line.map_err(|e| {
+                    let mut err = io_error(path, &e);
+                    err.row = Some(row_no);
+                    err
+                })?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let row = match serde_json::from_str::<serde_json::Value>(&line) {
+                    Ok(serde_json::Value::Object(o)) => {
+                        Ok(align(&mut columns, o, columns_hint.is_some()))
+                    }
+                    Ok(_) => Err("expected a JSON object".to_owned()),
+                    Err(e) => Err(format!("not valid JSON: {e}")),
+                };
+                f(row_no, row)?;
+            }
+            check_headers(&columns)
+                .map_err(|m| file_error(path, ImportErrorKind::Schema, None, None, m))?;
+            Ok(columns)
+        }
+        ImportFormat::Json => {
+            let v: serde_json::Value = serde_json::from_reader(reader).map_err(|e| {
+                let kind = if e.is_io() {
+                    ImportErrorKind::Encoding
+                } else {
+                    ImportErrorKind::Schema
+                };
+                file_error(path, kind, None, None, format!("not valid JSON: {e}"))
+            })?;
+            let serde_json::Value::Array(items) = v else {
+                return Err(file_error(
+                    path,
+                    ImportErrorKind::Schema,
+                    None,
+                    None,
+                    "expected a JSON array of objects".into(),
+                ));
+            };
+            let mut columns: Vec<String> = columns_hint.map(<[String]>::to_vec).unwrap_or_default();
+            for (n, item) in items.into_iter().enumerate() {
+                let row = match item {
+                    serde_json::Value::Object(o) => {
+                        Ok(align(&mut columns, o, columns_hint.is_some()))
+                    }
+                    _ => Err("expected an object".to_owned()),
+                };
+                f(n as u64 + 1, row)?;
+            }
+            check_headers(&columns)
+                .map_err(|m| file_error(path, ImportErrorKind::Schema, None, None, m))?;
+            Ok(columns)
+        }
+    }
+}
+
+fn csv_error(path: &Path, e: &csv::Error, row: Option<u64>) -> ImportError {
+    match e.kind() {
+        csv::ErrorKind::Io(io) => io_error(path, io),
+        csv::ErrorKind::Utf8 { .. } => file_error(
+            path,
+            ImportErrorKind::Encoding,
+            row,
+            None,
+            "not valid UTF-8".into(),
+        ),
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => file_error(
+            path,
+            ImportErrorKind::Malformed,
+            row,
+            None,
+            format!("{len} fields where the header has {expected_len}"),
+        ),
+        _ => file_error(path, ImportErrorKind::Malformed, row, None, e.to_string()),
+    }
+}
+
+/// Values of `o` in `columns` order, adding new columns unless `fixed`.
+fn align(
+    columns: &mut Vec<String>,
+    mut o: serde_json::Map<String, serde_json::Value>,
+    fixed: bool,
+) -> Vec<Raw> {
+    if !fixed {
+        for k in o.keys() {
+            if !columns.contains(k) {
+                columns.push(k.clone());
+            }
+        }
+    }
+    columns
+        .iter()
+        .map(|c| match o.remove(c) {
+            None | Some(serde_json::Value::Null) => Raw::Null,
+            Some(v) => Raw::Json(v),
+        })
+        .collect()
+}
+
+/// Read `path` into `sink` with typed values: a first pass infers the types of
+/// columns not in `types`, a second converts and stores. `key` must be present
+/// in every row. Up to `tolerance` malformed rows are skipped and reported.
+pub fn import_rows(
     path: &Path,
     format: Option<ImportFormat>,
     types: &BTreeMap<String, ColumnType>,
     key: &str,
     tolerance: usize,
-) -> Result<ParsedData, ImportError> {
-    let err = |row: Option<u64>, field: Option<&str>, message: String| ImportError {
-        file: path.to_owned(),
-        row,
-        field: field.map(str::to_owned),
-        message,
-    };
+    store: &super::Store,
+    entity: &str,
+) -> Result<ImportReport, ImportFailure> {
     let format = format
         .or_else(|| ImportFormat::from_path(path))
         .ok_or_else(|| {
-            err(
+            file_error(
+                path,
+                ImportErrorKind::Schema,
                 None,
                 None,
                 "unknown format (expected a .csv, .json or .ndjson file)".into(),
             )
         })?;
-    let bytes = std::fs::read(path).map_err(|e| err(None, None, e.to_string()))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        err(
-            None,
-            None,
-            format!("not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
-        )
+    // Pass 1: columns and inferred types.
+    let mut inferred: Vec<Option<ColumnType>> = Vec::new();
+    let mut mixed: Vec<bool> = Vec::new();
+    let columns = visit(path, format, None, &mut |_, row| {
+        if let Ok(row) = row {
+            for (i, v) in row.iter().enumerate() {
+                if inferred.len() <= i {
+                    inferred.resize(i + 1, None);
+                    mixed.resize(i + 1, false);
+                }
+                if let Some(t) = infer_one(v) {
+                    inferred[i] = Some(match inferred[i] {
+                        None => t,
+                        Some(a) if a == t => a,
+                        Some(ColumnType::Integer) if t == ColumnType::Decimal => {
+                            ColumnType::Decimal
+                        }
+                        Some(ColumnType::Decimal) if t == ColumnType::Integer => {
+                            ColumnType::Decimal
+                        }
+                        Some(_) => {
+                            mixed[i] = true;
+                            ColumnType::String
+                        }
+                    });
+                }
+            }
+        }
+        Ok(())
     })?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    let (columns, raw_rows) = match format {
-        ImportFormat::Csv => read_csv(text).map_err(|(row, m)| err(row, None, m))?,
-        ImportFormat::Json => read_json(text).map_err(|(row, m)| err(row, None, m))?,
-        ImportFormat::Ndjson => read_ndjson(text).map_err(|(row, m)| err(row, None, m))?,
-    };
+    let schema_err =
+        |field: Option<&str>, m: String| file_error(path, ImportErrorKind::Schema, None, field, m);
     if !columns.iter().any(|c| c == key) {
-        return Err(err(
-            None,
+        return Err(schema_err(
             Some(key),
             format!(
                 "key field '{key}' is not in the file (fields: {})",
                 columns.join(", ")
             ),
-        ));
+        )
+        .into());
     }
     for t in types.keys() {
         if !columns.contains(t) {
-            return Err(err(
-                None,
+            return Err(schema_err(
                 Some(t),
                 format!("a type is given for '{t}', which is not in the file"),
-            ));
+            )
+            .into());
         }
     }
     let typed: Vec<(String, ColumnType)> = columns
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let t = types
-                .get(c)
-                .copied()
-                .unwrap_or_else(|| infer(raw_rows.iter().map(|r| &r[i])));
+            let t = types.get(c).copied().unwrap_or_else(|| {
+                if mixed.get(i).copied().unwrap_or(false) {
+                    ColumnType::String
+                } else {
+                    inferred
+                        .get(i)
+                        .copied()
+                        .flatten()
+                        .unwrap_or(ColumnType::String)
+                }
+            });
             (c.clone(), t)
         })
         .collect();
     let key_index = columns.iter().position(|c| c == key).unwrap_or(0);
-    let mut rows = Vec::with_capacity(raw_rows.len());
-    let mut rejected = Vec::new();
-    for (n, raw) in raw_rows.into_iter().enumerate() {
-        let row_no = n as u64 + 1;
-        let converted: Result<Vec<Value>, ImportError> = raw
-            .into_iter()
-            .zip(&typed)
-            .map(|(v, (name, t))| convert(v, *t).map_err(|m| err(Some(row_no), Some(name), m)))
-            .collect();
-        let converted = converted.and_then(|vals| {
-            if matches!(vals[key_index], Value::Null) {
-                Err(err(Some(row_no), Some(key), "the key is empty".into()))
-            } else {
-                Ok(vals)
-            }
-        });
-        match converted {
-            Ok(vals) => rows.push(vals),
-            Err(e) if rejected.len() < tolerance => rejected.push(e),
-            Err(e) => {
-                let mut e = e;
-                if tolerance > 0 {
-                    e.message = format!("{} (more than {tolerance} malformed rows)", e.message);
+
+    // Pass 2: convert and store, in one transaction.
+    let mut rejected: Vec<ImportError> = Vec::new();
+    let rows = store.replace_entity_with(entity, key, &typed, |sink| {
+        visit(path, format, Some(&columns), &mut |row_no, row| {
+            let converted = row
+                .map_err(|m| file_error(path, ImportErrorKind::Malformed, Some(row_no), None, m))
+                .and_then(|raw| {
+                    let mut vals = Vec::with_capacity(raw.len());
+                    for (v, (name, t)) in raw.into_iter().zip(&typed) {
+                        vals.push(convert(v, *t).map_err(|m| {
+                            file_error(
+                                path,
+                                ImportErrorKind::Malformed,
+                                Some(row_no),
+                                Some(name),
+                                m,
+                            )
+                        })?);
+                    }
+                    if vals.get(key_index).is_none_or(|v| matches!(v, Value::Null)) {
+                        return Err(file_error(
+                            path,
+                            ImportErrorKind::Malformed,
+                            Some(row_no),
+                            Some(key),
+                            "the key is empty".into(),
+                        ));
+                    }
+                    Ok(vals)
+                });
+            match converted {
+                Ok(vals) => sink.push(&vals).map_err(|e| {
+                    file_error(
+                        path,
+                        ImportErrorKind::Malformed,
+                        Some(row_no),
+                        None,
+                        e.to_string(),
+                    )
+                }),
+                Err(e) if rejected.len() < tolerance => {
+                    rejected.push(e);
+                    Ok(())
                 }
-                return Err(e);
+                Err(mut e) => {
+                    if tolerance > 0 {
+                        e.message = format!("{} (more than {tolerance} malformed rows)", e.message);
+                    }
+                    Err(e)
+                }
             }
-        }
-    }
-    Ok(ParsedData {
+        })
+        .map(|_| ())
+        .map_err(ImportFailure::File)
+    })?;
+    Ok(ImportReport {
         columns: typed,
         rows,
         rejected,
     })
-}
-
-type Table = (Vec<String>, Vec<Vec<Raw>>);
-
-fn read_csv(text: &str) -> Result<Table, (Option<u64>, String)> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(false)
-        .from_reader(text.as_bytes());
-    let headers: Vec<String> = rdr
-        .headers()
-        .map_err(|e| (None, format!("cannot read the header: {e}")))?
-        .iter()
-        .map(|h| h.trim().to_owned())
-        .collect();
-    check_headers(&headers).map_err(|m| (None, m))?;
-    let mut rows = Vec::new();
-    for (n, rec) in rdr.records().enumerate() {
-        let rec = rec.map_err(|e| (Some(n as u64 + 1), e.to_string()))?;
-        rows.push(
-            rec.iter()
-                .map(|s| {
-                    if s.is_empty() {
-                        Raw::Null
-                    } else {
-                        Raw::Text(s.to_owned())
-                    }
-                })
-                .collect(),
-        );
-    }
-    Ok((headers, rows))
 }
 
 fn check_headers(headers: &[String]) -> Result<(), String> {
@@ -213,92 +447,23 @@ fn check_headers(headers: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn objects_to_table(
-    objs: Vec<(u64, serde_json::Map<String, serde_json::Value>)>,
-) -> Result<Table, (Option<u64>, String)> {
-    let mut columns: Vec<String> = Vec::new();
-    for (_, o) in &objs {
-        for k in o.keys() {
-            if !columns.contains(k) {
-                columns.push(k.clone());
+/// The type one value suggests (`None` for null).
+fn infer_one(v: &Raw) -> Option<ColumnType> {
+    Some(match v {
+        Raw::Null => return None,
+        Raw::Json(serde_json::Value::Bool(_)) => ColumnType::Boolean,
+        Raw::Json(serde_json::Value::Number(n)) if n.is_i64() => ColumnType::Integer,
+        Raw::Json(serde_json::Value::Number(_)) => ColumnType::Decimal,
+        Raw::Json(serde_json::Value::String(s)) => {
+            if normalize_datetime(s).is_some() {
+                ColumnType::DateTime
+            } else {
+                ColumnType::String
             }
         }
-    }
-    check_headers(&columns).map_err(|m| (None, m))?;
-    let rows = objs
-        .into_iter()
-        .map(|(_, mut o)| {
-            columns
-                .iter()
-                .map(|c| match o.remove(c) {
-                    None | Some(serde_json::Value::Null) => Raw::Null,
-                    Some(v) => Raw::Json(v),
-                })
-                .collect()
-        })
-        .collect();
-    Ok((columns, rows))
-}
-
-fn read_json(text: &str) -> Result<Table, (Option<u64>, String)> {
-    let v: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| (None, format!("not valid JSON: {e}")))?;
-    let serde_json::Value::Array(items) = v else {
-        return Err((None, "expected a JSON array of objects".into()));
-    };
-    let mut objs = Vec::with_capacity(items.len());
-    for (n, item) in items.into_iter().enumerate() {
-        match item {
-            serde_json::Value::Object(o) => objs.push((n as u64 + 1, o)),
-            _ => return Err((Some(n as u64 + 1), "expected an object".into())),
-        }
-    }
-    objects_to_table(objs)
-}
-
-fn read_ndjson(text: &str) -> Result<Table, (Option<u64>, String)> {
-    let mut objs = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str(line) {
-            Ok(serde_json::Value::Object(o)) => objs.push((n as u64 + 1, o)),
-            Ok(_) => return Err((Some(n as u64 + 1), "expected a JSON object".into())),
-            Err(e) => return Err((Some(n as u64 + 1), format!("not valid JSON: {e}"))),
-        }
-    }
-    objects_to_table(objs)
-}
-
-/// The narrowest type every non-null value fits.
-fn infer<'a>(values: impl Iterator<Item = &'a Raw>) -> ColumnType {
-    let mut current: Option<ColumnType> = None;
-    for v in values {
-        let t = match v {
-            Raw::Null => continue,
-            Raw::Json(serde_json::Value::Bool(_)) => ColumnType::Boolean,
-            Raw::Json(serde_json::Value::Number(n)) if n.is_i64() => ColumnType::Integer,
-            Raw::Json(serde_json::Value::Number(_)) => ColumnType::Decimal,
-            Raw::Json(serde_json::Value::String(s)) => {
-                if normalize_datetime(s).is_some() {
-                    ColumnType::DateTime
-                } else {
-                    ColumnType::String
-                }
-            }
-            Raw::Json(_) => ColumnType::String,
-            Raw::Text(s) => infer_text(s),
-        };
-        current = Some(match (current, t) {
-            (None, t) => t,
-            (Some(a), b) if a == b => a,
-            (Some(ColumnType::Integer), ColumnType::Decimal)
-            | (Some(ColumnType::Decimal), ColumnType::Integer) => ColumnType::Decimal,
-            _ => return ColumnType::String,
-        });
-    }
-    current.unwrap_or(ColumnType::String)
+        Raw::Json(_) => ColumnType::String,
+        Raw::Text(s) => infer_text(s),
+    })
 }
 
 fn infer_text(s: &str) -> ColumnType {
@@ -382,22 +547,42 @@ fn convert(v: Raw, t: ColumnType) -> Result<Value, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{PageLimits, PageRequest, Store};
 
-    fn write(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
+    fn setup(name: &str, text: &str) -> (tempfile::TempDir, PathBuf, Store) {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(name);
         std::fs::write(&p, text).unwrap();
-        (dir, p)
+        let store = Store::open(&dir.path().join("s.sqlite"), PageLimits::default()).unwrap();
+        (dir, p, store)
+    }
+
+    fn import(
+        p: &Path,
+        store: &Store,
+        types: &[(&str, ColumnType)],
+        key: &str,
+        tolerance: usize,
+    ) -> Result<ImportReport, ImportFailure> {
+        let types = types.iter().map(|(k, t)| (k.to_string(), *t)).collect();
+        import_rows(p, None, &types, key, tolerance, store, "T")
+    }
+
+    fn file_err(r: Result<ImportReport, ImportFailure>) -> ImportError {
+        match r {
+            Err(ImportFailure::File(e)) => e,
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
     fn csv_types_are_inferred() {
-        let (_d, p) = write(
+        let (_d, p, store) = setup(
             "c.csv",
-            "Id,Name,Age,Score,Vip,Joined\n1,Ann,34,1.5,true,2024-03-01\n2,Bob,,2,false,2024-03-02T10:00:00+02:00\n",
+            "Id,Name,Age,Score,Vip,Joined,Zip\n1,Ann,34,1.5,true,2024-03-01,01234\n2,Bob,,2,false,2024-03-02T10:00:00+02:00,75001\n",
         );
-        let d = parse_file(&p, None, &BTreeMap::new(), "Id", 0).unwrap();
-        let types: Vec<ColumnType> = d.columns.iter().map(|c| c.1).collect();
+        let r = import(&p, &store, &[], "Id", 0).unwrap();
+        let types: Vec<ColumnType> = r.columns.iter().map(|c| c.1).collect();
         assert_eq!(
             types,
             [
@@ -406,20 +591,21 @@ mod tests {
                 ColumnType::Integer,
                 ColumnType::Decimal,
                 ColumnType::Boolean,
-                ColumnType::DateTime
+                ColumnType::DateTime,
+                ColumnType::String
             ]
         );
-        assert_eq!(d.rows[1][2], Value::Null);
-        assert_eq!(d.rows[1][5], Value::Text("2024-03-02T08:00:00Z".into()));
-        assert_eq!(d.rows[0][4], Value::Integer(1));
+        let page = store.get_page("t", "T", &PageRequest::default()).unwrap();
+        assert_eq!(page.items[1]["Age"], serde_json::Value::Null);
+        assert_eq!(page.items[1]["Joined"], "2024-03-02T08:00:00Z");
+        assert_eq!(page.items[0]["Vip"], true);
+        assert_eq!(page.items[0]["Zip"], "01234");
     }
 
     #[test]
-    fn bad_row_is_named_with_row_and_field() {
-        let (_d, p) = write("c.csv", "Id,Age\n1,34\n2,abc\n");
-        let mut types = BTreeMap::new();
-        types.insert("Age".to_string(), ColumnType::Integer);
-        let e = parse_file(&p, None, &types, "Id", 0).unwrap_err();
+    fn bad_row_is_named_with_row_and_field_and_tolerance_skips_it() {
+        let (_d, p, store) = setup("c.csv", "Id,Age\n1,34\n2,abc\n3,5,extra\n");
+        let e = file_err(import(&p, &store, &[("Age", ColumnType::Integer)], "Id", 0));
         assert_eq!(
             e.to_string(),
             format!(
@@ -427,59 +613,63 @@ mod tests {
                 p.display()
             )
         );
-        let ok = parse_file(&p, None, &types, "Id", 1).unwrap();
-        assert_eq!(ok.rows.len(), 1);
-        assert_eq!(ok.rejected.len(), 1);
+        assert_eq!(e.kind, ImportErrorKind::Malformed);
+        let e = file_err(import(&p, &store, &[("Age", ColumnType::Integer)], "Id", 1));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: row 3: 3 fields where the header has 2 (more than 1 malformed rows)",
+                p.display()
+            )
+        );
+        let ok = import(&p, &store, &[("Age", ColumnType::Integer)], "Id", 2).unwrap();
+        assert_eq!(ok.rows, 1);
+        assert_eq!(ok.rejected.len(), 2);
     }
 
     #[test]
     fn json_and_ndjson() {
-        let (_d, p) = write(
+        let (_d, p, store) = setup(
             "c.json",
             r#"[{"Id":"a","N":1,"B":true},{"Id":"b","N":2.5,"X":"y"}]"#,
         );
-        let d = parse_file(&p, None, &BTreeMap::new(), "Id", 0).unwrap();
+        let r = import(&p, &store, &[], "Id", 0).unwrap();
         assert_eq!(
-            d.columns.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(),
+            r.columns.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(),
             ["Id", "N", "B", "X"]
         );
-        assert_eq!(d.columns[1].1, ColumnType::Decimal);
-        assert_eq!(d.rows[1][2], Value::Null);
-        let (_d2, p2) = write("c.ndjson", "{\"Id\":1}\n\n{\"Id\":2}\nnot json\n");
-        let e = parse_file(&p2, None, &BTreeMap::new(), "Id", 0).unwrap_err();
+        assert_eq!(r.columns[1].1, ColumnType::Decimal);
+        let (_d2, p2, store2) = setup("c.ndjson", "{\"Id\":1}\n\n{\"Id\":2}\nnot json\n");
+        let e = file_err(import(&p2, &store2, &[], "Id", 0));
         assert_eq!(e.row, Some(4));
+        assert_eq!(import(&p2, &store2, &[], "Id", 1).unwrap().rows, 2);
     }
 
     #[test]
-    fn missing_key_and_bad_headers() {
-        let (_d, p) = write("c.csv", "Id,Name\n,Ann\n");
-        let e = parse_file(&p, None, &BTreeMap::new(), "Id", 0).unwrap_err();
-        assert_eq!(e.message, "the key is empty");
-        let (_d, p) = write("c.csv", "Id,First Name\n1,Ann\n");
-        let e = parse_file(&p, None, &BTreeMap::new(), "Id", 0).unwrap_err();
+    fn schema_problems_and_missing_files_are_classified() {
+        let (_d, p, store) = setup("c.csv", "Id,Name\n,Ann\n");
+        let e = file_err(import(&p, &store, &[], "Id", 0));
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ImportErrorKind::Malformed, "the key is empty")
+        );
+        std::fs::write(&p, "Id,First Name\n1,Ann\n").unwrap();
+        let e = file_err(import(&p, &store, &[], "Id", 0));
+        assert_eq!(e.kind, ImportErrorKind::Schema);
         assert!(e.message.contains("column 2 is named 'First Name'"), "{e}");
-        let (_d, p) = write("c.csv", "Id,Name\n1,Ann\n");
-        let e = parse_file(&p, None, &BTreeMap::new(), "Key", 0).unwrap_err();
+        std::fs::write(&p, "Id,Name\n1,Ann\n").unwrap();
+        let e = file_err(import(&p, &store, &[], "Key", 0));
         assert!(
             e.message.starts_with("key field 'Key' is not in the file"),
             "{e}"
         );
-    }
-
-    #[test]
-    fn datetimes_normalize_to_utc_seconds() {
+        let e = file_err(import(&p.with_file_name("nope.csv"), &store, &[], "Id", 0));
         assert_eq!(
-            normalize_datetime("2024-03-01").as_deref(),
-            Some("2024-03-01T00:00:00Z")
+            (e.kind, e.message.as_str()),
+            (ImportErrorKind::NotFound, "file not found")
         );
-        assert_eq!(
-            normalize_datetime("2024-03-01T09:30:00.75+01:00").as_deref(),
-            Some("2024-03-01T08:30:00Z")
-        );
-        assert_eq!(
-            normalize_datetime("2024-03-01 09:30:00").as_deref(),
-            Some("2024-03-01T09:30:00Z")
-        );
-        assert_eq!(normalize_datetime("yesterday"), None);
+        std::fs::write(&p, b"Id,Name\n1,\xff\xfe\n").unwrap();
+        let e = file_err(import(&p, &store, &[], "Id", 0));
+        assert_eq!(e.kind, ImportErrorKind::Encoding);
     }
 }

@@ -13,7 +13,9 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub use crate::odata::normalize_datetime;
-pub use import::{parse_file, ImportError, ImportFormat, ParsedData};
+pub use import::{
+    import_rows, ImportError, ImportErrorKind, ImportFailure, ImportFormat, ImportReport,
+};
 pub use page::{PageError, PageLimits, PageRequest, PageResult, CURSOR_CAPACITY};
 
 use crate::odata::{ColumnType, Schema};
@@ -253,12 +255,45 @@ impl Store {
     where
         I: IntoIterator<Item = Result<Vec<Value>, StoreError>>,
     {
+        self.replace_entity_with(entity, key, columns, |sink| {
+            for row in rows {
+                sink.push(&row?)?;
+            }
+            Ok::<(), StoreError>(())
+        })
+    }
+
+    /// Replace all rows of `entity` with the rows of a `SELECT` over the
+    /// store's tables (columns in `columns` order), in one transaction.
+    pub fn replace_entity_select(
+        &self,
+        entity: &str,
+        key: &str,
+        columns: &[(String, ColumnType)],
+        select: &str,
+        params: &[Value],
+    ) -> Result<u64, StoreError> {
+        self.replace_entity_with(entity, key, columns, |sink| {
+            sink.insert_select(select, params)
+        })
+    }
+
+    /// Replace all rows of `entity`, the rows being pushed by `fill` into a
+    /// [`RowSink`]. Everything happens in one transaction: when `fill` or the
+    /// store fails, the previous data stays as it was.
+    pub fn replace_entity_with<E: From<StoreError>>(
+        &self,
+        entity: &str,
+        key: &str,
+        columns: &[(String, ColumnType)],
+        fill: impl FnOnce(&mut RowSink<'_>) -> Result<(), E>,
+    ) -> Result<u64, E> {
         if !valid_identifier(entity) {
-            return Err(StoreError::BadName(entity.to_owned(), "entity"));
+            return Err(StoreError::BadName(entity.to_owned(), "entity").into());
         }
         for (c, _) in columns {
             if !valid_identifier(c) {
-                return Err(StoreError::BadName(c.clone(), "field"));
+                return Err(StoreError::BadName(c.clone(), "field").into());
             }
         }
         let key_index = columns.iter().position(|(c, _)| c == key).ok_or_else(|| {
@@ -286,43 +321,24 @@ impl Store {
             col_defs.join(", ")
         ))
         .map_err(|e| self.sql(e))?;
-        let mut count: u64 = 0;
-        {
-            let mut insert = tx
+        let count = {
+            let insert = tx
                 .prepare(&format!("INSERT INTO {staging} VALUES ({placeholders})"))
                 .map_err(|e| self.sql(e))?;
-            for row in rows {
-                let row = row?;
-                count += 1;
-                if row.len() != columns.len() {
-                    return Err(StoreError::Row {
-                        entity: entity.to_owned(),
-                        row: count,
-                        message: format!("{} values for {} columns", row.len(), columns.len()),
-                    });
-                }
-                if let Err(e) = insert.execute(rusqlite::params_from_iter(row.iter())) {
-                    let message = match &e {
-                        rusqlite::Error::SqliteFailure(f, _)
-                            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-                        {
-                            let v = &row[key_index];
-                            if matches!(v, Value::Null) {
-                                format!("field '{key}' (the key) is empty")
-                            } else {
-                                format!("duplicate key {} in field '{key}'", show(v))
-                            }
-                        }
-                        _ => e.to_string(),
-                    };
-                    return Err(StoreError::Row {
-                        entity: entity.to_owned(),
-                        row: count,
-                        message,
-                    });
-                }
-            }
-        }
+            let mut sink = RowSink {
+                tx: &tx,
+                insert,
+                staging: staging.clone(),
+                entity: entity.to_owned(),
+                key: key.to_owned(),
+                key_index,
+                columns: columns.len(),
+                count: 0,
+                path: &self.path,
+            };
+            fill(&mut sink)?;
+            sink.count
+        };
         let previous: Option<i64> = tx
             .query_row(
                 "SELECT generation FROM _tf_entities WHERE name = ?1",
@@ -409,6 +425,74 @@ impl Store {
             .optional()
             .map_err(|e| self.sql(e))?;
         Ok(item)
+    }
+}
+
+/// Receives the rows of an entity being replaced.
+pub struct RowSink<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+    insert: rusqlite::Statement<'a>,
+    staging: String,
+    entity: String,
+    key: String,
+    key_index: usize,
+    columns: usize,
+    count: u64,
+    path: &'a Path,
+}
+
+impl RowSink<'_> {
+    /// Rows written so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Add one row (one value per column). A duplicate or empty key is an
+    /// error naming the row.
+    pub fn push(&mut self, row: &[Value]) -> Result<(), StoreError> {
+        self.count += 1;
+        if row.len() != self.columns {
+            return Err(StoreError::Row {
+                entity: self.entity.clone(),
+                row: self.count,
+                message: format!("{} values for {} columns", row.len(), self.columns),
+            });
+        }
+        if let Err(e) = self.insert.execute(rusqlite::params_from_iter(row.iter())) {
+            let message = match &e {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    match &row[self.key_index] {
+                        Value::Null => format!("field '{}' (the key) is empty", self.key),
+                        v => format!("duplicate key {} in field '{}'", show(v), self.key),
+                    }
+                }
+                _ => e.to_string(),
+            };
+            return Err(StoreError::Row {
+                entity: self.entity.clone(),
+                row: self.count,
+                message,
+            });
+        }
+        Ok(())
+    }
+
+    /// Add the rows of a `SELECT` over the store's tables.
+    pub fn insert_select(&mut self, select: &str, params: &[Value]) -> Result<(), StoreError> {
+        let n = self
+            .tx
+            .execute(
+                &format!("INSERT INTO {} {select}", self.staging),
+                rusqlite::params_from_iter(params.iter()),
+            )
+            .map_err(|source| StoreError::Sqlite {
+                path: self.path.to_owned(),
+                source,
+            })?;
+        self.count += n as u64;
+        Ok(())
     }
 }
 

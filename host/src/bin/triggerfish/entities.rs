@@ -8,7 +8,7 @@ use anyhow::{bail, Context as _};
 use clap::Subcommand;
 use triggerfish::config::Config;
 use triggerfish::store::{
-    parse_file, parse_type, type_name, ImportFormat, PageError, PageRequest, Store, StoreError,
+    import_rows, parse_type, type_name, ImportFormat, PageError, PageRequest, Store,
 };
 
 #[derive(Subcommand)]
@@ -99,16 +99,15 @@ pub fn run(cmd: EntitiesCommand) -> anyhow::Result<ExitCode> {
                         .with_context(|| format!("--format {f}: expected csv, json or ndjson"))?,
                 ),
             };
-            let data = parse_file(&file, format, &given, &key, 0)?;
-            let rows = data.rows.into_iter().map(Ok::<_, StoreError>);
-            let n = store.replace_entity(&entity, &key, &data.columns, rows)?;
-            let cols: Vec<String> = data
+            let report = import_rows(&file, format, &given, &key, 0, &store, &entity)?;
+            let cols: Vec<String> = report
                 .columns
                 .iter()
                 .map(|(c, t)| format!("{c} {}", type_name(*t)))
                 .collect();
             println!(
-                "imported {n} rows into {entity} (key {key}; columns: {})",
+                "imported {} rows into {entity} (key {key}; columns: {})",
+                report.rows,
                 cols.join(", ")
             );
             Ok(ExitCode::SUCCESS)

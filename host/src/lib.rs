@@ -14,6 +14,7 @@ pub mod dispatch;
 pub mod engine;
 pub mod event;
 pub mod grants;
+pub mod insights;
 pub mod odata;
 pub mod outbox;
 pub mod ratelimit;

@@ -136,6 +136,27 @@ pub enum Expr {
     },
 }
 
+impl Expr {
+    /// Every field the filter names, in the order written.
+    pub fn fields(&self) -> Vec<&Field> {
+        let mut out = Vec::new();
+        let mut stack = vec![self];
+        while let Some(e) = stack.pop() {
+            match e {
+                Expr::And(a, b) | Expr::Or(a, b) => {
+                    stack.push(b);
+                    stack.push(a);
+                }
+                Expr::Not(a) => stack.push(a),
+                Expr::Cmp { field, .. } | Expr::In { field, .. } | Expr::Call { field, .. } => {
+                    out.push(field)
+                }
+            }
+        }
+        out
+    }
+}
+
 /// One `$orderby` key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderKey {

@@ -47,6 +47,8 @@ pub enum ImportErrorKind {
     Schema,
     /// A row could not be read or converted.
     Malformed,
+    /// The file changed while it was being read (a drop still being written).
+    Changed,
 }
 
 /// A file that could not be read as typed rows.
@@ -121,14 +123,17 @@ fn io_error(path: &Path, e: &std::io::Error) -> ImportError {
     file_error(path, kind, None, None, message)
 }
 
-/// Read every row of a file, calling `f(row_number, row)`; returns the
-/// columns. Streams CSV and NDJSON; a JSON array is read whole.
+/// Read every row of a file, calling `f(row_number, row)` with values in
+/// `columns` order. A CSV header must equal `columns` when that is not empty
+/// (and sets it otherwise); JSON keys not yet in `columns` are appended unless
+/// `fixed`. Streams CSV and NDJSON; a JSON array is read whole.
 fn visit(
     path: &Path,
     format: ImportFormat,
-    columns_hint: Option<&[String]>,
+    columns: &mut Vec<String>,
+    fixed: bool,
     f: &mut dyn FnMut(u64, RawRow) -> Result<(), ImportError>,
-) -> Result<Vec<String>, ImportError> {
+) -> Result<(), ImportError> {
     let file = std::fs::File::open(path).map_err(|e| io_error(path, &e))?;
     let reader = std::io::BufReader::new(file);
     match format {
@@ -145,6 +150,21 @@ fn visit(
             };
             check_headers(&headers)
                 .map_err(|m| file_error(path, ImportErrorKind::Schema, None, None, m))?;
+            if columns.is_empty() {
+                *columns = headers;
+            } else if *columns != headers {
+                return Err(file_error(
+                    path,
+                    ImportErrorKind::Schema,
+                    None,
+                    None,
+                    format!(
+                        "its columns ({}) differ from the other files' ({})",
+                        headers.join(", "),
+                        columns.join(", ")
+                    ),
+                ));
+            }
             for (n, rec) in rdr.records().enumerate() {
                 let row_no = n as u64 + 1;
                 let row = match rec {
@@ -168,11 +188,10 @@ fn visit(
                 };
                 f(row_no, row)?;
             }
-            Ok(headers)
+            Ok(())
         }
         ImportFormat::Ndjson => {
             use std::io::BufRead;
-            let mut columns: Vec<String> = columns_hint.map(<[String]>::to_vec).unwrap_or_default();
             for (n, line) in reader.lines().enumerate() {
                 let row_no = n as u64 + 1;
                 let line = line.map_err(|e| {
@@ -184,17 +203,15 @@ fn visit(
                     continue;
                 }
                 let row = match serde_json::from_str::<serde_json::Value>(&line) {
-                    Ok(serde_json::Value::Object(o)) => {
-                        Ok(align(&mut columns, o, columns_hint.is_some()))
-                    }
+                    Ok(serde_json::Value::Object(o)) => Ok(align(columns, o, fixed)),
                     Ok(_) => Err("expected a JSON object".to_owned()),
                     Err(e) => Err(format!("not valid JSON: {e}")),
                 };
                 f(row_no, row)?;
             }
-            check_headers(&columns)
+            check_headers(columns)
                 .map_err(|m| file_error(path, ImportErrorKind::Schema, None, None, m))?;
-            Ok(columns)
+            Ok(())
         }
         ImportFormat::Json => {
             let v: serde_json::Value = serde_json::from_reader(reader).map_err(|e| {
@@ -214,19 +231,16 @@ fn visit(
                     "expected a JSON array of objects".into(),
                 ));
             };
-            let mut columns: Vec<String> = columns_hint.map(<[String]>::to_vec).unwrap_or_default();
             for (n, item) in items.into_iter().enumerate() {
                 let row = match item {
-                    serde_json::Value::Object(o) => {
-                        Ok(align(&mut columns, o, columns_hint.is_some()))
-                    }
+                    serde_json::Value::Object(o) => Ok(align(columns, o, fixed)),
                     _ => Err("expected an object".to_owned()),
                 };
                 f(n as u64 + 1, row)?;
             }
-            check_headers(&columns)
+            check_headers(columns)
                 .map_err(|m| file_error(path, ImportErrorKind::Schema, None, None, m))?;
-            Ok(columns)
+            Ok(())
         }
     }
 }
@@ -276,9 +290,24 @@ fn align(
         .collect()
 }
 
-/// Read `path` into `sink` with typed values: a first pass infers the types of
-/// columns not in `types`, a second converts and stores. `key` must be present
-/// in every row. Up to `tolerance` malformed rows are skipped and reported.
+/// What to import: one or more files of one format, read as one entity.
+#[derive(Debug, Clone, Copy)]
+pub struct ImportSpec<'a> {
+    /// The files, read in this order; CSV files must share their header.
+    pub files: &'a [PathBuf],
+    /// The format; by default from the first file's extension.
+    pub format: Option<ImportFormat>,
+    /// Column types given; others are inferred.
+    pub types: &'a BTreeMap<String, ColumnType>,
+    /// The key column, present in every row.
+    pub key: &'a str,
+    /// Columns that must exist (e.g. used by a mapping), besides the key.
+    pub required: &'a [String],
+    /// Malformed rows skipped before the import fails.
+    pub tolerance: usize,
+}
+
+/// Read `path` into `entity` with typed values; see [`import`].
 pub fn import_rows(
     path: &Path,
     format: Option<ImportFormat>,
@@ -288,49 +317,98 @@ pub fn import_rows(
     store: &super::Store,
     entity: &str,
 ) -> Result<ImportReport, ImportFailure> {
-    let format = format
-        .or_else(|| ImportFormat::from_path(path))
+    let files = [path.to_owned()];
+    import(
+        &ImportSpec {
+            files: &files,
+            format,
+            types,
+            key,
+            required: &[],
+            tolerance,
+        },
+        store,
+        entity,
+    )
+}
+
+/// Size and modification time, to notice a file written while being read.
+fn stamp(path: &Path) -> Result<(u64, Option<std::time::SystemTime>), ImportError> {
+    let m = std::fs::metadata(path).map_err(|e| io_error(path, &e))?;
+    Ok((m.len(), m.modified().ok()))
+}
+
+/// Import the files of `spec` into `entity`, replacing its rows atomically:
+/// a first pass infers the types of columns not given, a second converts and
+/// stores in one transaction. Up to `tolerance` malformed rows are skipped and
+/// reported; on any other failure the previous rows stay.
+pub fn import(
+    spec: &ImportSpec<'_>,
+    store: &super::Store,
+    entity: &str,
+) -> Result<ImportReport, ImportFailure> {
+    let Some(first) = spec.files.first() else {
+        return Err(ImportFailure::File(file_error(
+            Path::new(""),
+            ImportErrorKind::NotFound,
+            None,
+            None,
+            "no file to import".into(),
+        )));
+    };
+    let format = spec
+        .format
+        .or_else(|| ImportFormat::from_path(first))
         .ok_or_else(|| {
             file_error(
-                path,
+                first,
                 ImportErrorKind::Schema,
                 None,
                 None,
                 "unknown format (expected a .csv, .json or .ndjson file)".into(),
             )
         })?;
+    let stamps = spec
+        .files
+        .iter()
+        .map(|f| stamp(f))
+        .collect::<Result<Vec<_>, _>>()?;
     // Pass 1: columns and inferred types.
+    let mut columns: Vec<String> = Vec::new();
     let mut inferred: Vec<Option<ColumnType>> = Vec::new();
     let mut mixed: Vec<bool> = Vec::new();
-    let columns = visit(path, format, None, &mut |_, row| {
-        if let Ok(row) = row {
-            for (i, v) in row.iter().enumerate() {
-                if inferred.len() <= i {
-                    inferred.resize(i + 1, None);
-                    mixed.resize(i + 1, false);
-                }
-                if let Some(t) = infer_one(v) {
-                    inferred[i] = Some(match inferred[i] {
-                        None => t,
-                        Some(a) if a == t => a,
-                        Some(ColumnType::Integer) if t == ColumnType::Decimal => {
-                            ColumnType::Decimal
-                        }
-                        Some(ColumnType::Decimal) if t == ColumnType::Integer => {
-                            ColumnType::Decimal
-                        }
-                        Some(_) => {
-                            mixed[i] = true;
-                            ColumnType::String
-                        }
-                    });
+    for path in spec.files {
+        visit(path, format, &mut columns, false, &mut |_, row| {
+            if let Ok(row) = row {
+                for (i, v) in row.iter().enumerate() {
+                    if inferred.len() <= i {
+                        inferred.resize(i + 1, None);
+                        mixed.resize(i + 1, false);
+                    }
+                    if let Some(t) = infer_one(v) {
+                        inferred[i] = Some(match inferred[i] {
+                            None => t,
+                            Some(a) if a == t => a,
+                            Some(ColumnType::Integer) if t == ColumnType::Decimal => {
+                                ColumnType::Decimal
+                            }
+                            Some(ColumnType::Decimal) if t == ColumnType::Integer => {
+                                ColumnType::Decimal
+                            }
+                            Some(_) => {
+                                mixed[i] = true;
+                                ColumnType::String
+                            }
+                        });
+                    }
                 }
             }
-        }
-        Ok(())
-    })?;
+            Ok(())
+        })?;
+    }
     let schema_err =
-        |field: Option<&str>, m: String| file_error(path, ImportErrorKind::Schema, None, field, m);
+        |field: Option<&str>, m: String| file_error(first, ImportErrorKind::Schema, None, field, m);
+    let key = spec.key;
     if !columns.iter().any(|c| c == key) {
         return Err(schema_err(
             Some(key),
@@ -341,7 +419,19 @@ pub fn import_rows(
         )
         .into());
     }
-    for t in types.keys() {
+    for c in spec.required {
+        if !columns.contains(c) {
+            return Err(schema_err(
+                Some(c),
+                format!(
+                    "column '{c}' is used by the configuration but is not in the data (fields: {})",
+                    columns.join(", ")
+                ),
+            )
+            .into());
+        }
+    }
+    for t in spec.types.keys() {
         if !columns.contains(t) {
             return Err(schema_err(
                 Some(t),
@@ -354,7 +444,7 @@ pub fn import_rows(
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let t = types.get(c).copied().unwrap_or_else(|| {
+            let t = spec.types.get(c).copied().unwrap_or_else(|| {
                 if mixed.get(i).copied().unwrap_or(false) {
                     ColumnType::String
                 } else {
@@ -371,59 +461,74 @@ pub fn import_rows(
     let key_index = columns.iter().position(|c| c == key).unwrap_or(0);
 
     // Pass 2: convert and store, in one transaction.
+    let tolerance = spec.tolerance;
     let mut rejected: Vec<ImportError> = Vec::new();
     let rows = store.replace_entity_with(entity, key, &typed, |sink| {
-        visit(path, format, Some(&columns), &mut |row_no, row| {
-            let converted = row
-                .map_err(|m| file_error(path, ImportErrorKind::Malformed, Some(row_no), None, m))
-                .and_then(|raw| {
-                    let mut vals = Vec::with_capacity(raw.len());
-                    for (v, (name, t)) in raw.into_iter().zip(&typed) {
-                        vals.push(convert(v, *t).map_err(|m| {
-                            file_error(
+        for (path, before) in spec.files.iter().zip(&stamps) {
+            visit(path, format, &mut columns, true, &mut |row_no, row| {
+                let converted = row
+                    .map_err(|m| {
+                        file_error(path, ImportErrorKind::Malformed, Some(row_no), None, m)
+                    })
+                    .and_then(|raw| {
+                        let mut vals = Vec::with_capacity(raw.len());
+                        for (v, (name, t)) in raw.into_iter().zip(&typed) {
+                            vals.push(convert(v, *t).map_err(|m| {
+                                file_error(
+                                    path,
+                                    ImportErrorKind::Malformed,
+                                    Some(row_no),
+                                    Some(name),
+                                    m,
+                                )
+                            })?);
+                        }
+                        if vals.get(key_index).is_none_or(|v| matches!(v, Value::Null)) {
+                            return Err(file_error(
                                 path,
                                 ImportErrorKind::Malformed,
                                 Some(row_no),
-                                Some(name),
-                                m,
-                            )
-                        })?);
-                    }
-                    if vals.get(key_index).is_none_or(|v| matches!(v, Value::Null)) {
-                        return Err(file_error(
+                                Some(key),
+                                "the key is empty".into(),
+                            ));
+                        }
+                        Ok(vals)
+                    });
+                match converted {
+                    Ok(vals) => sink.push(&vals).map_err(|e| {
+                        file_error(
                             path,
                             ImportErrorKind::Malformed,
                             Some(row_no),
-                            Some(key),
-                            "the key is empty".into(),
-                        ));
+                            None,
+                            e.to_string(),
+                        )
+                    }),
+                    Err(e) if rejected.len() < tolerance => {
+                        rejected.push(e);
+                        Ok(())
                     }
-                    Ok(vals)
-                });
-            match converted {
-                Ok(vals) => sink.push(&vals).map_err(|e| {
-                    file_error(
-                        path,
-                        ImportErrorKind::Malformed,
-                        Some(row_no),
-                        None,
-                        e.to_string(),
-                    )
-                }),
-                Err(e) if rejected.len() < tolerance => {
-                    rejected.push(e);
-                    Ok(())
-                }
-                Err(mut e) => {
-                    if tolerance > 0 {
-                        e.message = format!("{} (more than {tolerance} malformed rows)", e.message);
+                    Err(mut e) => {
+                        if tolerance > 0 {
+                            e.message =
+                                format!("{} (more than {tolerance} malformed rows)", e.message);
+                        }
+                        Err(e)
                     }
-                    Err(e)
                 }
+            })
+            .map_err(ImportFailure::File)?;
+            if stamp(path).map_err(ImportFailure::File)? != *before {
+                return Err(ImportFailure::File(file_error(
+                    path,
+                    ImportErrorKind::Changed,
+                    None,
+                    None,
+                    "the file changed while it was being read".into(),
+                )));
             }
-        })
-        .map(|_| ())
-        .map_err(ImportFailure::File)
+        }
+        Ok(())
     })?;
     Ok(ImportReport {
         columns: typed,

@@ -7,6 +7,7 @@ mod page;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use rusqlite::types::Value;
@@ -14,7 +15,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 pub use crate::odata::normalize_datetime;
 pub use import::{
-    import_rows, ImportError, ImportErrorKind, ImportFailure, ImportFormat, ImportReport,
+    import, import_rows, ImportError, ImportErrorKind, ImportFailure, ImportFormat, ImportReport,
+    ImportSpec,
 };
 pub use page::{PageError, PageLimits, PageRequest, PageResult, CURSOR_CAPACITY};
 
@@ -75,6 +77,8 @@ pub struct Store {
     meta: RwLock<HashMap<String, Arc<EntityMeta>>>,
     cursors: page::Cursors,
     limits: PageLimits,
+    /// `PRAGMA data_version` when the metadata cache was last valid.
+    data_version: AtomicI64,
 }
 
 impl std::fmt::Debug for Store {
@@ -162,6 +166,7 @@ impl Store {
             meta: RwLock::default(),
             cursors: page::Cursors::default(),
             limits,
+            data_version: AtomicI64::new(-1),
         })
     }
 
@@ -194,8 +199,25 @@ impl Store {
         Ok(names)
     }
 
+    /// Forget cached entity metadata when another connection (the insights
+    /// engine, another process) has committed since we last looked.
+    fn revalidate(&self) -> Result<(), StoreError> {
+        let version: i64 = self
+            .conn()
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(|e| self.sql(e))?;
+        if self.data_version.swap(version, Ordering::AcqRel) != version {
+            self.meta
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
+        }
+        Ok(())
+    }
+
     /// What the store knows about `entity`.
     pub fn meta(&self, entity: &str) -> Result<Arc<EntityMeta>, StoreError> {
+        self.revalidate()?;
         if let Some(m) = self
             .meta
             .read()
@@ -441,7 +463,12 @@ pub struct RowSink<'a> {
     path: &'a Path,
 }
 
-impl RowSink<'_> {
+impl<'a> RowSink<'a> {
+    /// The transaction the rows go into, for reading work tables meanwhile.
+    pub(crate) fn tx(&self) -> &'a rusqlite::Transaction<'a> {
+        self.tx
+    }
+
     /// Rows written so far.
     pub fn count(&self) -> u64 {
         self.count

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::event::TriggerKind;
+use crate::insights::config::{InsightsSection, Workspace};
 use crate::ratelimit::Budget;
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -51,6 +52,8 @@ pub struct Config {
     pub teams: TeamsSection,
     pub email: Option<EmailSection>,
     pub plugins: Vec<PluginConfig>,
+    /// The insights workspace, when `[insights]` is present.
+    pub insights: Option<Workspace>,
 }
 
 /// `[host]`.
@@ -242,6 +245,8 @@ struct RawFile {
     email: Option<EmailSection>,
     #[serde(default)]
     plugins: Vec<RawPlugin>,
+    #[serde(default)]
+    insights: Option<InsightsSection>,
 }
 
 #[derive(Deserialize, Default)]
@@ -470,6 +475,7 @@ impl Config {
                 message: "expected at least 1 call".into(),
             });
         }
+        let insights = raw.insights.map(|i| i.resolve(&v, base)).transpose()?;
         let mut host = raw.host;
         host.state_dir = base.join(&host.state_dir);
         host.cache_dir = Some(match &host.cache_dir {
@@ -482,6 +488,7 @@ impl Config {
             teams: raw.teams,
             email: raw.email,
             plugins,
+            insights,
         })
     }
 
@@ -528,9 +535,10 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-struct Validator<'a> {
-    path: &'a Path,
-    text: &'a str,
+/// Locates values of one file for error messages.
+pub(crate) struct Validator<'a> {
+    pub(crate) path: &'a Path,
+    pub(crate) text: &'a str,
 }
 
 impl Validator<'_> {
@@ -543,7 +551,12 @@ impl Validator<'_> {
             + 1
     }
 
-    fn invalid(&self, span: std::ops::Range<usize>, key: &str, message: &str) -> ConfigError {
+    pub(crate) fn invalid(
+        &self,
+        span: std::ops::Range<usize>,
+        key: &str,
+        message: &str,
+    ) -> ConfigError {
         ConfigError::Invalid {
             path: self.path.to_owned(),
             line: self.line_of(span),

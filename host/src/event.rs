@@ -136,6 +136,53 @@ impl fmt::Display for TriggerKind {
     }
 }
 
+/// One line saying what a trigger carries, for terminals and logs.
+pub fn describe(trigger: &Trigger) -> String {
+    let dir = |d: Direction| match d {
+        Direction::Up => "up",
+        Direction::Down => "down",
+    };
+    match trigger {
+        Trigger::DataSourceRefreshFailed(f) => format!(
+            "source '{}' failed ({}, {} attempt(s)): {}",
+            f.source,
+            if f.permanent { "permanent" } else { "transient" },
+            f.attempts,
+            f.error
+        ),
+        Trigger::DataSourceRefreshSucceeded(s) => format!(
+            "source '{}' refreshed: {} rows ({} rejected) in {} ms",
+            s.source, s.rows_read, s.rows_rejected, s.duration_ms
+        ),
+        Trigger::SegmentThresholdCrossed(s) => format!(
+            "segment '{}' crossed {} {}: {} -> {}",
+            s.segment,
+            s.threshold,
+            dir(s.direction),
+            s.previous,
+            s.current
+        ),
+        Trigger::MeasureThresholdCrossed(m) => format!(
+            "measure '{}' crossed {} {}: {} -> {}",
+            m.measure,
+            m.threshold,
+            dir(m.direction),
+            m.previous,
+            m.current
+        ),
+        Trigger::FullRefreshCompleted(f) => format!(
+            "full refresh {} in {} ms ({} stages)",
+            if f.succeeded { "succeeded" } else { "had failures" },
+            f.duration_ms,
+            f.stages.len()
+        ),
+        Trigger::UnificationRefreshCompleted(u) => format!(
+            "unification: {} source rows -> {} profiles ({} records matched into {} merges) in {} ms",
+            u.source_rows, u.profiles, u.matched_records, u.merges, u.duration_ms
+        ),
+    }
+}
+
 /// An unknown trigger name.
 #[derive(Debug, thiserror::Error)]
 #[error("unknown trigger '{0}' (expected one of: {list})", list = TriggerKind::ALL.map(|k| k.as_str()).join(", "))]

@@ -40,7 +40,8 @@ impl Normalizer {
     }
 
     /// All names, for error messages.
-    pub const NAMES: &'static str = "trim, casefold, whitespace, ascii, alphanumeric, phone, email, postal";
+    pub const NAMES: &'static str =
+        "trim, casefold, whitespace, ascii, alphanumeric, phone, email, postal";
 
     /// The default normalisers for a profile field, by its name.
     pub fn defaults_for(field: &str) -> Vec<Normalizer> {
@@ -134,8 +135,16 @@ mod tests {
         let table: &[(&[Normalizer], &str, Option<&str>)] = &[
             (&[Trim], "  Ann ", Some("Ann")),
             (&[Casefold], "ÉLODIE", Some("élodie")),
-            (&[Trim, Whitespace, Ascii, Casefold], "  Jean   Éric ", Some("jean eric")),
-            (&[Email], " Ann.Smith+news@Example.COM ", Some("ann.smith@example.com")),
+            (
+                &[Trim, Whitespace, Ascii, Casefold],
+                "  Jean   Éric ",
+                Some("jean eric"),
+            ),
+            (
+                &[Email],
+                " Ann.Smith+news@Example.COM ",
+                Some("ann.smith@example.com"),
+            ),
             (&[Email], "not-an-email", Some("not-an-email")),
             (&[Phone], "+33 6 12 34 56 78", Some("612345678")),
             (&[Phone], "06.12.34.56.78", Some("612345678")),
@@ -146,7 +155,11 @@ mod tests {
             (&[Phone], "n/a", None),
         ];
         for (chain, input, expected) in table {
-            assert_eq!(normalize(chain, input).as_deref(), *expected, "{chain:?} {input:?}");
+            assert_eq!(
+                normalize(chain, input).as_deref(),
+                *expected,
+                "{chain:?} {input:?}"
+            );
         }
     }
 
@@ -155,6 +168,9 @@ mod tests {
         assert_eq!(Normalizer::defaults_for("Email"), vec![Email]);
         assert_eq!(Normalizer::defaults_for("MobilePhone"), vec![Phone]);
         assert_eq!(Normalizer::defaults_for("PostalCode"), vec![Postal]);
-        assert_eq!(Normalizer::defaults_for("LastName"), vec![Trim, Whitespace, Ascii, Casefold]);
+        assert_eq!(
+            Normalizer::defaults_for("LastName"),
+            vec![Trim, Whitespace, Ascii, Casefold]
+        );
     }
 }

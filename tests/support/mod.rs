@@ -22,6 +22,7 @@ const GUESTS: &[&str] = &[
     "teams-on-refresh-failure",
     "email-segment-owners",
     "misbehaving",
+    "recorder",
 ];
 
 /// Build every guest component once per test binary (a no-op when fresh) and

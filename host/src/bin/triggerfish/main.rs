@@ -6,11 +6,13 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use triggerfish::config::Config;
-use triggerfish::context::DeliveryStatus;
 use triggerfish::event::{build_event, TriggerKind};
+use triggerfish::insights::Scope;
 use triggerfish::{Host, Outcome, Select};
 
 mod entities;
+mod output;
+mod refresh;
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +44,29 @@ enum Command {
         /// Print the outcome as one JSON object.
         #[arg(long)]
         json: bool,
+    },
+    /// Refresh the insights workspace: sources, unification, segments and
+    /// measures, delivering the events raised to the subscribed plugins.
+    Refresh {
+        /// Configuration file.
+        #[arg(long, short, default_value = "triggerfish.toml")]
+        config: PathBuf,
+        /// Refresh only this data source.
+        #[arg(long, conflicts_with_all = ["unification", "full"])]
+        source: Option<String>,
+        /// Run unification, segments and measures on the data already loaded.
+        #[arg(long, conflicts_with = "full")]
+        unification: bool,
+        /// Everything: every source, unification, segments, measures (the default).
+        #[arg(long)]
+        full: bool,
+    },
+    /// Keep running: a full refresh now, then refreshes on the configured
+    /// schedules, until Ctrl-C or SIGTERM.
+    Run {
+        /// Configuration file.
+        #[arg(long, short, default_value = "triggerfish.toml")]
+        config: PathBuf,
     },
     /// Import, list and query entities.
     #[command(subcommand)]
@@ -91,6 +116,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
         } => fire(&config, &plugin, &event, payload.as_deref(), json).await,
         Command::Plugins { config } => plugins(&config),
+        Command::Refresh {
+            config,
+            source,
+            unification,
+            full: _,
+        } => {
+            let scope = match (source, unification) {
+                (Some(name), _) => Scope::Source(name),
+                (None, true) => Scope::Unification,
+                (None, false) => Scope::Full,
+            };
+            refresh::refresh(&config, scope).await
+        }
+        Command::Run { config } => refresh::run(&config).await,
         Command::Entities(cmd) => tokio::task::spawn_blocking(move || entities::run(cmd)).await?,
     }
 }
@@ -110,7 +149,7 @@ async fn fire(
     if json {
         println!("{}", outcome_json(&outcome, kind));
     } else {
-        print_outcome(&outcome, kind);
+        print!("{}", output::outcome_text(&outcome, kind));
     }
     Ok(match outcome.error_text() {
         None => ExitCode::SUCCESS,
@@ -133,54 +172,6 @@ fn outcome_json(o: &Outcome, kind: TriggerKind) -> serde_json::Value {
         "dropped_logs": o.record.dropped_logs,
         "deliveries": o.record.deliveries,
     })
-}
-
-fn print_outcome(o: &Outcome, kind: TriggerKind) {
-    println!("plugin   {}", o.plugin);
-    println!("event    {} ({kind})", o.event_id);
-    let ms = o.duration.as_secs_f64() * 1000.0;
-    match &o.result {
-        Ok(()) => println!("outcome  ok in {ms:.1} ms"),
-        Err(f) => println!("outcome  FAILED in {ms:.1} ms: {f}"),
-    }
-    if !o.record.deliveries.is_empty() {
-        println!("deliveries:");
-        for d in &o.record.deliveries {
-            match &d.status {
-                DeliveryStatus::Sent => println!("  {} -> {}: sent", d.capability, d.target),
-                DeliveryStatus::Failed(e) => {
-                    println!("  {} -> {}: FAILED: {e}", d.capability, d.target)
-                }
-                DeliveryStatus::Outbox(p) => {
-                    println!(
-                        "  {} -> {}: written to outbox {}",
-                        d.capability,
-                        d.target,
-                        p.display()
-                    );
-                    if let Some(content) = &d.content {
-                        for line in content.lines() {
-                            println!("    | {line}");
-                        }
-                    }
-                }
-            }
-        }
-    }
-    if !o.record.logs.is_empty() {
-        println!("logs:");
-        for l in &o.record.logs {
-            println!(
-                "  [{} {}] {}",
-                l.level.as_str(),
-                l.source.as_str(),
-                l.message
-            );
-        }
-        if o.record.dropped_logs > 0 {
-            println!("  ... {} more lines dropped", o.record.dropped_logs);
-        }
-    }
 }
 
 fn plugins(path: &Path) -> anyhow::Result<ExitCode> {

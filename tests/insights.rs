@@ -1,0 +1,635 @@
+//! The insights engine end to end through the CLI: source files change between
+//! refreshes, the six triggers fire, and real plugins receive them — a
+//! recorder posting every field to a loopback Teams stand-in, and the email
+//! flow delivering to a real SMTP server.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+use support::{guest, lit, root, tempdir, triggerfish, SmtpServer, TeamsStub};
+
+const CRM: &str = "\
+ContactId,FirstName,LastName,Email,Phone,PostalCode,Country,Tier,ModifiedOn
+c1,Ann,Smith,ann.smith@example.com,+33 6 12 34 56 78,75001,FR,gold,2024-01-01
+c2,Bob,Jones,bob@example.com,0611111111,69002,FR,silver,2024-01-02
+c3,Carla,Diaz,carla@example.es,,28001,ES,gold,2024-01-03
+c4,Dan,Brown,,,SW1A 1AA,UK,bronze,2024-01-04
+";
+
+const SHOP: &str = r#"{"OrderId":"o1","Email":"ANN.SMITH+shop@Example.com","First":"ann","Last":"SMITH","Amount":120.5}
+{"OrderId":"o2","Email":" bob@example.com","First":"Robert","Last":"Jones","Amount":30}
+{"OrderId":"o3","Email":"erin@example.com","First":"Erin","Last":"Lee","Amount":15}
+"#;
+
+const LOYALTY: &str = "\
+MemberId,Given,Family,Mobile,PostCode,Tier
+m1,Bob,Jones,06 11 11 11 11,69002,gold
+m2,Dan,Brown,,sw1a1aa,silver
+m3,Fay,Wong,0799999999,10001,gold
+";
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Fixture {
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    fn refresh(&self, extra: &[&str]) -> support::Run {
+        let mut args = vec!["refresh", "--config", self.config.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        triggerfish(&args, &[])
+    }
+}
+
+/// A workspace of three sources, two segments and two measures; the recorder
+/// hears every trigger, the email flow hears segment crossings.
+fn fixture(teams: &TeamsStub, smtp_port: u16, insights_extra: &str) -> Fixture {
+    let dir = tempdir();
+    let config = dir.path().join("triggerfish.toml");
+    let text = format!(
+        r#"
+[host]
+state_dir = "state"
+cache_dir = {cache}
+
+[teams.channels.events]
+webhook_url = "{events}"
+
+[email]
+smtp_host = "127.0.0.1"
+smtp_port = {smtp_port}
+tls = "none"
+from = "Triggerfish <bot@example.com>"
+[email.groups]
+data-owners = ["owner@example.com"]
+
+[[plugins]]
+name = "recorder"
+component = {recorder}
+triggers = ["data-source-refresh-failed", "data-source-refresh-succeeded", "segment-threshold-crossed",
+            "measure-threshold-crossed", "full-refresh-completed", "unification-refresh-completed"]
+[plugins.grants]
+teams = ["events"]
+entities = ["Customer"]
+[plugins.limits]
+timeout_ms = 20000
+
+[[plugins]]
+name = "email-segment-owners"
+component = {email}
+triggers = ["segment-threshold-crossed"]
+[plugins.grants]
+email_groups = ["data-owners"]
+
+[insights]
+retries = 0
+{insights_extra}
+
+[[insights.sources]]
+name = "crm"
+path = "data/crm.csv"
+key = "ContactId"
+updated_at = "ModifiedOn"
+types = {{ Phone = "string", PostalCode = "string" }}
+[insights.sources.map]
+FirstName = "FirstName"
+LastName = "LastName"
+Email = "Email"
+Phone = "Phone"
+PostalCode = "PostalCode"
+Country = "Country"
+LoyaltyTier = "Tier"
+
+[[insights.sources]]
+name = "shop-orders"
+path = "data/shop.ndjson"
+key = "OrderId"
+types = {{ Amount = "decimal" }}
+[insights.sources.map]
+Email = "Email"
+FirstName = "First"
+LastName = "Last"
+
+[[insights.sources]]
+name = "loyalty"
+path = "data/loyalty.csv"
+key = "MemberId"
+types = {{ Mobile = "string", PostCode = "string" }}
+[insights.sources.map]
+FirstName = "Given"
+LastName = "Family"
+Phone = "Mobile"
+PostalCode = "PostCode"
+LoyaltyTier = "Tier"
+
+[insights.unification]
+priority = ["crm", "loyalty", "shop-orders"]
+[[insights.unification.rules]]
+name = "email"
+fields = ["Email"]
+[[insights.unification.rules]]
+name = "phone"
+fields = ["Phone"]
+[[insights.unification.rules]]
+name = "name-and-postcode"
+fields = ["FirstName", "LastName", "PostalCode"]
+
+[[insights.segments]]
+name = "gold"
+filter = "LoyaltyTier eq 'gold'"
+thresholds = [{{ value = 3, direction = "both" }}]
+
+[[insights.segments]]
+name = "france"
+filter = "Country eq 'FR'"
+thresholds = [{{ value = 2 }}]
+
+[[insights.measures]]
+name = "revenue"
+aggregate = "sum"
+entity = "ShopOrders"
+field = "Amount"
+thresholds = [{{ value = 100 }}, {{ value = 500 }}]
+
+[[insights.measures]]
+name = "customers"
+aggregate = "count"
+thresholds = [{{ value = 10 }}]
+"#,
+        cache = lit(&root().join("target/tf-test-cache")),
+        events = teams.url("/workflows"),
+        recorder = lit(&guest("recorder")),
+        email = lit(&guest("email-segment-owners")),
+    );
+    std::fs::write(&config, text).unwrap();
+    let f = Fixture { dir, config };
+    f.write("data/crm.csv", CRM);
+    f.write("data/shop.ndjson", SHOP);
+    f.write("data/loyalty.csv", LOYALTY);
+    f
+}
+
+/// The events the recorder posted since request `from`, as (kind, fields).
+fn recorded(teams: &TeamsStub, from: usize) -> Vec<(String, Value)> {
+    teams
+        .received()
+        .into_iter()
+        .skip(from)
+        .map(|r| {
+            let text = r.body["attachments"][0]["content"]["body"][0]["text"]
+                .as_str()
+                .unwrap_or_else(|| panic!("not a text card: {}", r.body))
+                .to_owned();
+            let v: Value = serde_json::from_str(&text).unwrap();
+            (v["kind"].as_str().unwrap().to_owned(), v["fields"].clone())
+        })
+        .collect()
+}
+
+fn of_kind<'a>(events: &'a [(String, Value)], kind: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|(k, _)| k == kind)
+        .map(|(_, v)| v)
+        .collect()
+}
+
+fn by_source<'a>(events: &'a [(String, Value)], kind: &str, source: &str) -> &'a Value {
+    of_kind(events, kind)
+        .into_iter()
+        .find(|v| v["source"] == source)
+        .unwrap_or_else(|| panic!("no {kind} for {source} in {events:#?}"))
+}
+
+fn assert_ok(run: &support::Run) {
+    assert_eq!(
+        run.code, 0,
+        "refresh failed:\nstdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+}
+
+#[test]
+fn six_triggers_fire_as_the_source_files_change() {
+    let teams = TeamsStub::start();
+    let smtp = SmtpServer::start();
+    let f = fixture(&teams, smtp.port, "");
+
+    // Refresh 1: everything from nothing.
+    let run = f.refresh(&[]);
+    assert_ok(&run);
+    let ev = recorded(&teams, 0);
+    for (source, rows) in [("crm", 4), ("shop-orders", 3), ("loyalty", 3)] {
+        let s = by_source(&ev, "data-source-refresh-succeeded", source);
+        assert_eq!(s["rows_read"], rows, "{source}");
+        assert_eq!(s["rows_rejected"], 0, "{source}");
+    }
+    let u = of_kind(&ev, "unification-refresh-completed");
+    assert_eq!(u.len(), 1);
+    // {c1,o1} by e-mail, {c2,o2,m1} by e-mail and phone, {c4,m2} by name and
+    // postcode; c3, o3 and m3 stand alone.
+    assert_eq!(u[0]["source_rows"], 10);
+    assert_eq!(u[0]["profiles"], 6);
+    assert_eq!(u[0]["matched_records"], 7);
+    assert_eq!(u[0]["merges"], 3);
+    // The plugin reads the new profiles while the refresh goes on.
+    assert_eq!(u[0]["customers_seen"], 6);
+
+    let seg = of_kind(&ev, "segment-threshold-crossed");
+    assert_eq!(seg.len(), 2, "{seg:#?}");
+    let gold = seg.iter().find(|v| v["segment"] == "gold").unwrap();
+    assert_eq!(
+        (
+            gold["threshold"].clone(),
+            gold["previous"].clone(),
+            gold["current"].clone()
+        ),
+        (3.into(), 0.into(), 3.into())
+    );
+    assert_eq!(gold["direction"], "up");
+    let meas = of_kind(&ev, "measure-threshold-crossed");
+    assert_eq!(meas.len(), 1, "{meas:#?}");
+    assert_eq!(meas[0]["measure"], "revenue");
+    assert_eq!(meas[0]["threshold"], 100.0);
+    assert_eq!(meas[0]["previous"], 0.0);
+    assert_eq!(meas[0]["current"], 165.5);
+    let full = of_kind(&ev, "full-refresh-completed");
+    assert_eq!(full.len(), 1);
+    assert_eq!(full[0]["succeeded"], true);
+    let stages: Vec<&str> = full[0]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            "source:crm",
+            "source:shop-orders",
+            "source:loyalty",
+            "unification",
+            "segments",
+            "measures"
+        ]
+    );
+    // The email flow got both segment crossings through a real SMTP server.
+    let mails = smtp.wait_for(2);
+    assert!(mails
+        .iter()
+        .any(|m| m.data.contains("Segment \"gold\" crossed 3 (up): 0 -> 3")));
+    // The terminal shows the stages and what each plugin did.
+    assert!(
+        run.stdout.contains("full refresh succeeded"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("email -> owner@example.com: sent"),
+        "{}",
+        run.stdout
+    );
+
+    // Merged profile: Bob's CRM tier wins over loyalty by source priority.
+    let bob = triggerfish(
+        &[
+            "entities",
+            "get",
+            "--config",
+            f.config.to_str().unwrap(),
+            "--entity",
+            "Customer",
+            "--filter",
+            "Email eq 'bob@example.com'",
+        ],
+        &[],
+    );
+    let bob: Value = serde_json::from_str(bob.stdout.trim()).unwrap();
+    assert_eq!(bob["LoyaltyTier"], "silver");
+    assert_eq!(bob["Phone"], "0611111111");
+    let bob_id = bob["CustomerId"].clone();
+
+    // Refresh 2, same data, a new process: nothing crosses again.
+    let n = teams.received().len();
+    assert_ok(&f.refresh(&[]));
+    let ev = recorded(&teams, n);
+    assert!(
+        of_kind(&ev, "segment-threshold-crossed").is_empty(),
+        "{ev:#?}"
+    );
+    assert!(
+        of_kind(&ev, "measure-threshold-crossed").is_empty(),
+        "{ev:#?}"
+    );
+
+    // Refresh 3: Carla leaves gold (down through 3), a big order arrives
+    // (revenue through 500), France stays at 2 (no re-fire).
+    f.write(
+        "data/crm.csv",
+        &CRM.replace("28001,ES,gold", "28001,ES,silver"),
+    );
+    f.write(
+        "data/shop.ndjson",
+        &format!("{SHOP}{}\n", r#"{"OrderId":"o4","Email":"erin@example.com","First":"Erin","Last":"Lee","Amount":400}"#),
+    );
+    let n = teams.received().len();
+    assert_ok(&f.refresh(&[]));
+    let ev = recorded(&teams, n);
+    let seg = of_kind(&ev, "segment-threshold-crossed");
+    assert_eq!(seg.len(), 1, "{seg:#?}");
+    assert_eq!(seg[0]["segment"], "gold");
+    assert_eq!(seg[0]["direction"], "down");
+    assert_eq!(
+        (seg[0]["previous"].clone(), seg[0]["current"].clone()),
+        (3.into(), 2.into())
+    );
+    let meas = of_kind(&ev, "measure-threshold-crossed");
+    assert_eq!(meas.len(), 1, "{meas:#?}");
+    assert_eq!(meas[0]["threshold"], 500.0);
+    assert_eq!(meas[0]["previous"], 165.5);
+    assert_eq!(meas[0]["current"], 565.5);
+    // The same records keep the same CustomerId.
+    let again = triggerfish(
+        &[
+            "entities",
+            "get",
+            "--config",
+            f.config.to_str().unwrap(),
+            "--entity",
+            "Customer",
+            "--filter",
+            "Email eq 'bob@example.com'",
+        ],
+        &[],
+    );
+    let again: Value = serde_json::from_str(again.stdout.trim()).unwrap();
+    assert_eq!(again["CustomerId"], bob_id);
+
+    // Refresh 4: the CRM file is gone. One permanent failure; the other
+    // sources refresh; later stages are skipped; the old data stays.
+    std::fs::remove_file(f.path("data/crm.csv")).unwrap();
+    let n = teams.received().len();
+    let run = f.refresh(&[]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let ev = recorded(&teams, n);
+    let failed = of_kind(&ev, "data-source-refresh-failed");
+    assert_eq!(failed.len(), 1, "{ev:#?}");
+    assert_eq!(failed[0]["source"], "crm");
+    assert_eq!(failed[0]["permanent"], true);
+    assert_eq!(failed[0]["attempts"], 1);
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .unwrap()
+            .ends_with("crm.csv: file not found"),
+        "{failed:?}"
+    );
+    assert_eq!(of_kind(&ev, "data-source-refresh-succeeded").len(), 2);
+    assert!(of_kind(&ev, "unification-refresh-completed").is_empty());
+    let full = of_kind(&ev, "full-refresh-completed");
+    assert_eq!(full[0]["succeeded"], false);
+    let statuses: Vec<(&str, &str)> = full[0]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("source:crm", "failed"),
+            ("source:shop-orders", "ok"),
+            ("source:loyalty", "ok"),
+            ("unification", "skipped"),
+            ("segments", "skipped"),
+            ("measures", "skipped")
+        ]
+    );
+    let crm = triggerfish(
+        &["entities", "list", "--config", f.config.to_str().unwrap()],
+        &[],
+    );
+    assert!(crm.stdout.contains("Crm"), "{}", crm.stdout);
+}
+
+#[test]
+fn one_source_or_unification_alone() {
+    let teams = TeamsStub::start();
+    let smtp = SmtpServer::start();
+    let f = fixture(&teams, smtp.port, "");
+    // Unification before any source was loaded fails, naming the source.
+    let run = f.refresh(&["--unification"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout
+            .contains("source 'crm' has no data yet (entity 'Crm'): refresh it first"),
+        "{}",
+        run.stdout
+    );
+    for s in ["crm", "shop-orders", "loyalty"] {
+        assert_ok(&f.refresh(&["--source", s]));
+    }
+    let ev = recorded(&teams, 0);
+    assert_eq!(of_kind(&ev, "data-source-refresh-succeeded").len(), 3);
+    assert!(of_kind(&ev, "unification-refresh-completed").is_empty());
+    let n = teams.received().len();
+    assert_ok(&f.refresh(&["--unification"]));
+    let ev = recorded(&teams, n);
+    assert_eq!(of_kind(&ev, "unification-refresh-completed").len(), 1);
+    assert!(of_kind(&ev, "full-refresh-completed").is_empty());
+    assert!(of_kind(&ev, "data-source-refresh-succeeded").is_empty());
+
+    let run = f.refresh(&["--source", "nope"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("no data source named 'nope' (sources: crm, shop-orders, loyalty)"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn malformed_rows_within_tolerance_pass_and_past_it_fail() {
+    let teams = TeamsStub::start();
+    let smtp = SmtpServer::start();
+    let f = fixture(&teams, smtp.port, "");
+    let text = std::fs::read_to_string(&f.config)
+        .unwrap()
+        .replace("key = \"OrderId\"\n", "key = \"OrderId\"\ntolerance = 1\n");
+    std::fs::write(&f.config, text).unwrap();
+    let one_bad = SHOP.replace("\"Amount\":30}", "\"Amount\":\"thirty\"}");
+    f.write("data/shop.ndjson", &one_bad);
+    assert_ok(&f.refresh(&["--source", "shop-orders"]));
+    let ev = recorded(&teams, 0);
+    let s = by_source(&ev, "data-source-refresh-succeeded", "shop-orders");
+    assert_eq!(
+        (s["rows_read"].clone(), s["rows_rejected"].clone()),
+        (2.into(), 1.into())
+    );
+
+    let two_bad = one_bad.replace("\"Amount\":15}", "\"Amount\":true}");
+    f.write("data/shop.ndjson", &two_bad);
+    let n = teams.received().len();
+    let run = f.refresh(&["--source", "shop-orders"]);
+    assert_eq!(run.code, 1);
+    let ev = recorded(&teams, n);
+    let fail = by_source(&ev, "data-source-refresh-failed", "shop-orders");
+    assert_eq!(fail["permanent"], true);
+    assert_eq!(fail["row"], 3);
+    assert_eq!(fail["field"], "Amount");
+    assert!(
+        fail["error"]
+            .as_str()
+            .unwrap()
+            .contains("(more than 1 malformed rows)"),
+        "{fail}"
+    );
+    // The previous data stays: two rows from the first import.
+    let rows = triggerfish(
+        &[
+            "entities",
+            "get",
+            "--config",
+            f.config.to_str().unwrap(),
+            "--entity",
+            "ShopOrders",
+        ],
+        &[],
+    );
+    assert_eq!(rows.stdout.lines().count(), 2, "{}", rows.stdout);
+}
+
+#[test]
+fn a_schema_mismatch_is_a_permanent_failure_naming_the_column() {
+    let teams = TeamsStub::start();
+    let smtp = SmtpServer::start();
+    let f = fixture(&teams, smtp.port, "");
+    f.write("data/loyalty.csv", &LOYALTY.replace("Mobile", "Cell"));
+    let run = f.refresh(&["--source", "loyalty"]);
+    assert_eq!(run.code, 1);
+    let ev = recorded(&teams, 0);
+    let fail = by_source(&ev, "data-source-refresh-failed", "loyalty");
+    assert_eq!(fail["permanent"], true);
+    assert_eq!(fail["field"], "Mobile");
+    assert!(
+        fail["error"]
+            .as_str()
+            .unwrap()
+            .contains("column 'Mobile' is used by the configuration but is not in the data"),
+        "{fail}"
+    );
+}
+
+/// Spawn `refresh`, and when it says it will retry, run `on_retry`.
+fn refresh_with_retry_hook(config: &Path, args: &[&str], on_retry: impl FnOnce()) -> (i32, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_triggerfish"))
+        .args(["refresh", "--config", config.to_str().unwrap()])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut out = String::new();
+    let mut hook = Some(on_retry);
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if line.contains("retrying in") {
+            if let Some(h) = hook.take() {
+                h();
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let code = child.wait().unwrap().code().unwrap_or(-1);
+    (code, out)
+}
+
+#[test]
+fn a_transient_failure_that_recovers_raises_no_failed_event() {
+    let teams = TeamsStub::start();
+    let smtp = SmtpServer::start();
+    // The shop's orders arrive as drops matching a glob; none is there yet.
+    let f = fixture(&teams, smtp.port, "retries = 3\nretry_backoff_ms = 1500");
+    let text = std::fs::read_to_string(&f.config)
+        .unwrap()
+        .replace("retries = 0\n", "")
+        .replace("data/shop.ndjson", "drops/shop-*.ndjson");
+    std::fs::write(&f.config, text).unwrap();
+    let (code, out) = refresh_with_retry_hook(&f.config, &["--source", "shop-orders"], || {
+        f.write("drops/shop-2024-06-01.ndjson", SHOP)
+    });
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("no file matches"), "{out}");
+    let ev = recorded(&teams, 0);
+    assert!(
+        of_kind(&ev, "data-source-refresh-failed").is_empty(),
+        "{ev:#?}"
+    );
+    let s = by_source(&ev, "data-source-refresh-succeeded", "shop-orders");
+    assert_eq!(s["rows_read"], 3);
+}
+
+#[test]
+fn a_transient_failure_past_its_retries_fails_once_as_not_permanent() {
+    let teams = TeamsStub::start();
+    let smtp = SmtpServer::start();
+    let f = fixture(&teams, smtp.port, "retries = 2\nretry_backoff_ms = 10");
+    let text = std::fs::read_to_string(&f.config)
+        .unwrap()
+        .replace("retries = 0\n", "")
+        .replace("data/shop.ndjson", "drops/shop-*.ndjson");
+    std::fs::write(&f.config, text).unwrap();
+    let run = f.refresh(&["--source", "shop-orders"]);
+    assert_eq!(run.code, 1);
+    let ev = recorded(&teams, 0);
+    let failed = of_kind(&ev, "data-source-refresh-failed");
+    assert_eq!(failed.len(), 1, "{ev:#?}");
+    assert_eq!(failed[0]["permanent"], false);
+    assert_eq!(failed[0]["attempts"], 3);
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("no file matches"),
+        "{failed:?}"
+    );
+}
+
+#[test]
+fn a_workspace_error_names_file_line_and_key() {
+    let dir = tempdir();
+    let config = dir.path().join("triggerfish.toml");
+    std::fs::write(
+        &config,
+        "[[insights.sources]]\nname = \"crm\"\npath = \"crm.csv\"\nkey = \"Id\"\n[insights.sources.map]\nEmail = \"Mail\"\n\n[[insights.segments]]\nname = \"vip\"\nfilter = \"Spend gt 10\"\n",
+    )
+    .unwrap();
+    let run = triggerfish(&["refresh", "--config", config.to_str().unwrap()], &[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains(&format!(
+            "{}:10: key `insights.segments[0].filter`: $filter at 0: unknown field 'Spend' (Customer fields: CustomerId, Email)",
+            config.display()
+        )),
+        "{}",
+        run.stderr
+    );
+}

@@ -633,3 +633,52 @@ fn a_workspace_error_names_file_line_and_key() {
         run.stderr
     );
 }
+
+#[test]
+fn run_refreshes_on_its_schedule_and_stops_on_sigterm() {
+    let teams = TeamsStub::start();
+    let smtp = SmtpServer::start();
+    let f = fixture(&teams, smtp.port, "schedule = \"1s\"");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_triggerfish"))
+        .args(["run", "--config", f.config.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut out = String::new();
+    let mut refreshes = 0;
+    while refreshes < 2 {
+        let Some(Ok(line)) = lines.next() else {
+            panic!("run ended early:\n{out}");
+        };
+        if line.starts_with("full refresh succeeded") {
+            refreshes += 1;
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    for line in lines {
+        out.push_str(&line.unwrap());
+        out.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{out}");
+    assert!(out.contains("scheduled: full refresh every 1 s"), "{out}");
+    assert!(out.contains("stopping (signal received)"), "{out}");
+    // Two full refreshes; only the first crossed thresholds.
+    let ev = recorded(&teams, 0);
+    assert!(of_kind(&ev, "full-refresh-completed").len() >= 2, "{ev:#?}");
+    assert_eq!(
+        of_kind(&ev, "segment-threshold-crossed").len(),
+        2,
+        "{ev:#?}"
+    );
+}

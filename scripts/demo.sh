@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: build the example plugins and fire the
-# two known flows on examples/triggerfish.toml, delivering to the outbox.
+# The main job on the embedded default: the insights demo of examples/demo/.
+# Three overlapping customer sources are refreshed and unified; segments and
+# measures cross their thresholds; then a broken file arrives and its source
+# fails. Both example plugins react, delivering to the outbox (no external
+# service). Safe to run again: it starts from a fresh copy every time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,23 +11,46 @@ rustup toolchain install >/dev/null
 echo "== building the example plugins (wasm32-wasip2) and the host"
 cargo build --locked --release --target wasm32-wasip2 -p teams-on-refresh-failure -p email-segment-owners
 cargo build --locked --release -p triggerfish
-tf=target/release/triggerfish
+tf="$PWD/target/release/triggerfish"
+
+# A fresh working copy, so that every run starts from no state.
+work=examples/demo/.triggerfish/run
+rm -rf "$work"
+mkdir -p "$work"
+cp -r examples/demo/data "$work/data"
+sed "s|\.\./\.\./target/|$PWD/target/|" examples/demo/triggerfish.toml >"$work/triggerfish.toml"
+config="$work/triggerfish.toml"
 
 echo
-echo "== checking the plugins against the world"
-"$tf" plugins --config examples/triggerfish.toml
+echo "== the plugins, checked against the world"
+"$tf" plugins --config "$config"
 
 echo
-echo "== a data source refresh failed -> Teams card"
-"$tf" fire --config examples/triggerfish.toml --plugin teams-on-refresh-failure \
-  --event data-source-refresh-failed \
-  --payload '{"source":"web-shop-orders","error":"row 12, field OrderDate: not a date","permanent":true,"row":12,"field":"OrderDate"}'
+echo "== 1. a full refresh: three sources -> unified customers -> segments and measures"
+echo "      (first refresh: every threshold the data passes is crossed, so the owners get email)"
+"$tf" refresh --config "$config"
 
 echo
-echo "== a segment crossed its threshold -> email to the data owners"
-"$tf" fire --config examples/triggerfish.toml --plugin email-segment-owners \
-  --event segment-threshold-crossed \
-  --payload '{"segment":"high-value-customers","threshold":100,"previous":87,"current":123,"direction":"up"}'
+echo "== what plugins can now read"
+"$tf" entities list --config "$config"
+echo
+echo "-- segment gold-members:"
+"$tf" entities get --config "$config" --entity SegmentMember --filter "Segment eq 'gold-members'" --select CustomerId
+echo
+echo "-- measures:"
+"$tf" entities get --config "$config" --entity Measure --select Name,Value,Aggregate
 
 echo
-echo "Outbox: examples/.triggerfish/outbox/"
+echo "== 2. a broken loyalty export arrives: its source fails, the ops channel gets a card,"
+echo "      unification is skipped and every customer keeps the data of refresh 1"
+printf '[\n  {"MemberId": "L900", "GivenName": "Half-written' >"$work/data/loyalty-members.json"
+if "$tf" refresh --config "$config"; then
+  echo "error: the refresh with a broken source should have failed" >&2
+  exit 1
+fi
+
+echo
+echo "Outbox (what the plugins posted and emailed): $work/.triggerfish/outbox/"
+find "$work/.triggerfish/outbox" -type f | sort
+echo
+echo "Larger data: $tf demo generate --rows 100000 --out /tmp/tf-demo && $tf refresh --config /tmp/tf-demo/triggerfish.toml"

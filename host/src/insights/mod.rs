@@ -3,4 +3,5 @@
 //! triggers as they happen.
 
 pub mod config;
+pub mod generate;
 pub mod normalize;

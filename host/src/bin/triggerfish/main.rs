@@ -10,6 +10,7 @@ use triggerfish::context::DeliveryStatus;
 use triggerfish::event::{build_event, TriggerKind};
 use triggerfish::{Host, Outcome, Select};
 
+mod demo;
 mod entities;
 
 #[derive(Parser)]
@@ -46,6 +47,9 @@ enum Command {
     /// Import, list and query entities.
     #[command(subcommand)]
     Entities(entities::EntitiesCommand),
+    /// Generate demo data for the insights engine.
+    #[command(subcommand)]
+    Demo(demo::DemoCommand),
     /// List plugins with their triggers and grants, and check each component.
     Plugins {
         /// Configuration file.
@@ -92,6 +96,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => fire(&config, &plugin, &event, payload.as_deref(), json).await,
         Command::Plugins { config } => plugins(&config),
         Command::Entities(cmd) => tokio::task::spawn_blocking(move || entities::run(cmd)).await?,
+        Command::Demo(cmd) => tokio::task::spawn_blocking(move || demo::run(cmd)).await?,
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use triggerfish::insights::generate::{generate, GenerateOptions};
+use triggerfish::insights::generate::{generate, GenerateOptions, MAX_ROWS};
 
 #[derive(Subcommand)]
 pub enum DemoCommand {
@@ -15,7 +15,7 @@ pub enum DemoCommand {
     Generate {
         /// Records across the three sources (about 40% CRM contacts,
         /// 35% web-shop orders, 25% loyalty members).
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(long, value_parser = parse_rows)]
         rows: u64,
         /// Output directory (created if missing; files in it are replaced).
         #[arg(long)]
@@ -24,6 +24,15 @@ pub enum DemoCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+fn parse_rows(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) if n > MAX_ROWS => Err(format!("must be at most {MAX_ROWS}")),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 pub fn run(cmd: DemoCommand) -> anyhow::Result<ExitCode> {

@@ -9,6 +9,7 @@
 
 pub mod compute;
 pub mod config;
+pub mod generate;
 pub mod normalize;
 pub mod pipeline;
 pub mod source;

@@ -10,6 +10,7 @@ use triggerfish::event::{build_event, TriggerKind};
 use triggerfish::insights::Scope;
 use triggerfish::{Host, Outcome, Select};
 
+mod demo;
 mod entities;
 mod output;
 mod refresh;
@@ -71,6 +72,9 @@ enum Command {
     /// Import, list and query entities.
     #[command(subcommand)]
     Entities(entities::EntitiesCommand),
+    /// Generate demo data for the insights engine.
+    #[command(subcommand)]
+    Demo(demo::DemoCommand),
     /// List plugins with their triggers and grants, and check each component.
     Plugins {
         /// Configuration file.
@@ -131,6 +135,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run { config } => refresh::run(&config).await,
         Command::Entities(cmd) => tokio::task::spawn_blocking(move || entities::run(cmd)).await?,
+        Command::Demo(cmd) => tokio::task::spawn_blocking(move || demo::run(cmd)).await?,
     }
 }
 

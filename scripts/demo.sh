@@ -41,7 +41,7 @@ echo "-- measures:"
 "$tf" entities get --config "$config" --entity Measure --select Name,Value,Aggregate
 
 echo
-echo "== 2. a broken loyalty export arrives: its source fails, the ops channel gets a card,"
+echo "== 2. a corrupt loyalty export arrives: its source fails, the ops channel gets a card,"
 echo "      unification is skipped and every customer keeps the data of refresh 1"
 printf '[\n  {"MemberId": "L900", "GivenName": "Half-written' >"$work/data/loyalty-members.json"
 if "$tf" refresh --config "$config"; then

@@ -682,3 +682,61 @@ fn run_refreshes_on_its_schedule_and_stops_on_sigterm() {
         "{ev:#?}"
     );
 }
+
+#[test]
+fn generated_duplicates_are_unified_with_precision_and_recall_of_099() {
+    let dir = tempdir();
+    let out = dir.path().join("gen");
+    let run = triggerfish(
+        &[
+            "demo",
+            "generate",
+            "--rows",
+            "20000",
+            "--out",
+            out.to_str().unwrap(),
+            "--seed",
+            "7",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let config = out.join("triggerfish.toml");
+    let run = triggerfish(&["refresh", "--config", config.to_str().unwrap()], &[]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    // The generated thresholds sit below what a correct refresh finds: all
+    // five segments and five measures cross upward.
+    assert_eq!(
+        run.stdout
+            .matches("event segment-threshold-crossed")
+            .count(),
+        5,
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        run.stdout
+            .matches("event measure-threshold-crossed")
+            .count(),
+        5,
+        "{}",
+        run.stdout
+    );
+    let score = triggerfish(
+        &["demo", "score", "--config", config.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(score.code, 0, "{}", score.stderr);
+    let value = |label: &str| -> f64 {
+        score
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(label))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {label} in {}", score.stdout))
+    };
+    let (precision, recall) = (value("pairwise precision"), value("pairwise recall"));
+    assert!(precision >= 0.99, "precision {precision}\n{}", score.stdout);
+    assert!(recall >= 0.99, "recall {recall}\n{}", score.stdout);
+}

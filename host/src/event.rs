@@ -177,8 +177,8 @@ pub fn describe(trigger: &Trigger) -> String {
             f.stages.len()
         ),
         Trigger::UnificationRefreshCompleted(u) => format!(
-            "unification: {} source rows -> {} profiles ({} records matched into {} merges) in {} ms",
-            u.source_rows, u.profiles, u.matched_records, u.merges, u.duration_ms
+            "unification: {} source rows -> {} profiles ({} records matched into {} merges) in {} ms (map {}, match {}, merge {})",
+            u.source_rows, u.profiles, u.matched_records, u.merges, u.duration_ms, u.map_ms, u.match_ms, u.merge_ms
         ),
     }
 }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod generate;
 pub mod normalize;
 pub mod pipeline;
+pub mod score;
 pub mod source;
 pub mod thresholds;
 pub mod unify;

@@ -259,7 +259,7 @@ impl Run<'_> {
                     return true;
                 }
                 Err(e) if !e.permanent && attempt <= ws.retries => {
-                    tracing::warn!(source = %spec.name, attempt, error = %e, "transient failure, retrying");
+                    tracing::info!(source = %spec.name, attempt, error = %e, "transient failure, retrying");
                     self.obs.retrying(&spec.name, attempt, wait, &e);
                     std::thread::sleep(wait);
                     wait = (wait * 2).min(MAX_RETRY_BACKOFF);
@@ -271,7 +271,7 @@ impl Run<'_> {
                     } else {
                         "retries exhausted"
                     };
-                    tracing::warn!(source = %spec.name, attempt, error = %e, "{why}");
+                    tracing::info!(source = %spec.name, attempt, error = %e, "{why}");
                     self.finish(
                         stage,
                         StageStatus::Failed,
@@ -350,7 +350,7 @@ impl Run<'_> {
                 true
             }
             Err(e) => {
-                tracing::warn!(error = %e, "unification failed");
+                tracing::info!(error = %e, "unification failed");
                 self.finish(
                     "unification".into(),
                     StageStatus::Failed,

@@ -290,7 +290,7 @@ pub fn unify(
         let mut put_link = tx
             .prepare("INSERT INTO temp.u_link VALUES (?1, ?2, ?3, ?4, ?5)")
             .map_err(&e)?;
-        let mut claimed: HashSet<String> = HashSet::new();
+        let mut claimed = Claimed::default();
         let mut members: Vec<Member> = Vec::new();
         let mut start = 0usize;
         let mut done = 0u64;
@@ -493,9 +493,38 @@ fn map_records(
     Ok(rec)
 }
 
+/// The ids given out during one unification. Ids are `C` and a number from
+/// the counter, so a bitset holds them exactly in one bit each; anything else
+/// (ids written by hand into the store) goes to a set.
+#[derive(Default)]
+struct Claimed {
+    bits: Vec<u64>,
+    other: HashSet<String>,
+}
+
+impl Claimed {
+    /// Marks `id` as given out; false when it already was.
+    fn insert(&mut self, id: &str) -> bool {
+        let n = id
+            .strip_prefix('C')
+            .filter(|d| d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|d| d.parse::<usize>().ok());
+        let Some(n) = n else {
+            return self.other.insert(id.to_owned());
+        };
+        let (word, bit) = (n / 64, n % 64);
+        if self.bits.len() <= word {
+            self.bits.resize(word + 1, 0);
+        }
+        let was = self.bits[word] & (1 << bit) != 0;
+        self.bits[word] |= 1 << bit;
+        !was
+    }
+}
+
 /// The id a cluster keeps: the previous id most of its records had (ties: the
 /// smallest), unless another cluster took it this run; else a fresh one.
-fn choose_id(members: &[Member], claimed: &mut HashSet<String>, counter: &mut u64) -> String {
+fn choose_id(members: &[Member], claimed: &mut Claimed, counter: &mut u64) -> String {
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for m in members {
         if let Some(p) = &m.prev {
@@ -505,14 +534,14 @@ fn choose_id(members: &[Member], claimed: &mut HashSet<String>, counter: &mut u6
     let mut candidates: Vec<(&str, usize)> = counts.into_iter().collect();
     candidates.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     for (id, _) in candidates {
-        if claimed.insert(id.to_owned()) {
+        if claimed.insert(id) {
             return id.to_owned();
         }
     }
     loop {
         *counter += 1;
         let id = format!("C{:08}", *counter);
-        if claimed.insert(id.clone()) {
+        if claimed.insert(&id) {
             return id;
         }
     }
@@ -632,7 +661,7 @@ mod tests {
 
     #[test]
     fn ids_are_kept_by_majority_and_never_given_twice() {
-        let mut claimed = HashSet::new();
+        let mut claimed = Claimed::default();
         let mut counter = 7;
         let a = vec![
             member(0, None, Some("C00000002"), Value::Null),
@@ -650,5 +679,9 @@ mod tests {
         assert_eq!(choose_id(&c, &mut claimed, &mut counter), "C00000008");
         let d = vec![member(0, None, None, Value::Null)];
         assert_eq!(choose_id(&d, &mut claimed, &mut counter), "C00000009");
+        // Ids not of the engine's form are tracked too.
+        let e = vec![member(0, None, Some("legacy-7"), Value::Null)];
+        assert_eq!(choose_id(&e, &mut claimed, &mut counter), "legacy-7");
+        assert_eq!(choose_id(&e, &mut claimed, &mut counter), "C00000010");
     }
 }

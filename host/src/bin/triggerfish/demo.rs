@@ -6,7 +6,10 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::Subcommand;
+use triggerfish::config::Config;
 use triggerfish::insights::generate::{generate, GenerateOptions, MAX_ROWS};
+use triggerfish::insights::score::score_store;
+use triggerfish::store::Store;
 
 #[derive(Subcommand)]
 pub enum DemoCommand {
@@ -24,6 +27,16 @@ pub enum DemoCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Score unification against the truth: pairwise precision and recall of
+    /// the customers in the store (refresh first).
+    Score {
+        /// Configuration file (its store is scored).
+        #[arg(long, short, default_value = "triggerfish.toml")]
+        config: PathBuf,
+        /// The truth file (default: truth.csv next to the configuration).
+        #[arg(long)]
+        truth: Option<PathBuf>,
+    },
 }
 
 fn parse_rows(s: &str) -> Result<u64, String> {
@@ -37,6 +50,30 @@ fn parse_rows(s: &str) -> Result<u64, String> {
 
 pub fn run(cmd: DemoCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        DemoCommand::Score { config, truth } => {
+            let cfg = Config::load(&config)?;
+            let truth = truth.unwrap_or_else(|| {
+                config
+                    .parent()
+                    .unwrap_or(std::path::Path::new("."))
+                    .join("truth.csv")
+            });
+            let store = Store::open(&cfg.store_path(), cfg.page_limits())?;
+            let s = score_store(&store, &truth)?;
+            println!(
+                "{} records, {} persons, {} customers",
+                s.records, s.persons, s.clusters
+            );
+            println!(
+                "pairwise precision {:.5} ({} of {} merged pairs are the same person)",
+                s.precision, s.true_positive_pairs, s.predicted_pairs
+            );
+            println!(
+                "pairwise recall    {:.5} ({} of {} same-person pairs merged)",
+                s.recall, s.true_positive_pairs, s.true_pairs
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         DemoCommand::Generate { rows, out, seed } => {
             let started = Instant::now();
             let report = generate(&GenerateOptions { rows, seed }, &out)

@@ -633,6 +633,124 @@ mod tests {
         Value::Text(s.into())
     }
 
+    /// Unify one source's rows under `rules` (TOML); the clusters as sorted
+    /// lists of row ids.
+    fn clusters(rows: &[[&str; 6]], rules: &str) -> Vec<Vec<String>> {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = format!(
+            "[[insights.sources]]\nname = \"s\"\npath = \"s.csv\"\nkey = \"Id\"\n\
+             [insights.sources.map]\nEmail = \"Email\"\nPhone = \"Phone\"\n\
+             FirstName = \"First\"\nLastName = \"Last\"\nPostalCode = \"Zip\"\n{rules}"
+        );
+        let config = crate::config::Config::parse(&dir.path().join("t.toml"), &toml).unwrap();
+        let ws = config.insights.unwrap();
+        let store = Store::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
+        let cols: Vec<(String, ColumnType)> = ["Id", "Email", "Phone", "First", "Last", "Zip"]
+            .iter()
+            .map(|c| (c.to_string(), ColumnType::String))
+            .collect();
+        let values = rows.iter().map(|r| {
+            Ok(r.iter()
+                .map(|v| if v.is_empty() { Value::Null } else { text(v) })
+                .collect())
+        });
+        store.replace_entity("S", "Id", &cols, values).unwrap();
+        unify(&ws, &store, &mut |_, _, _| {}).unwrap();
+        let conn = store.conn();
+        let mut stmt = conn
+            .prepare("SELECT CustomerId, SourceKey FROM ent_CustomerSourceLink ORDER BY 1, 2")
+            .unwrap();
+        let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+        for r in stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .unwrap()
+        {
+            let (c, k) = r.unwrap();
+            match groups.last_mut() {
+                Some((last, ks)) if *last == c => ks.push(k),
+                _ => groups.push((c, vec![k])),
+            }
+        }
+        let mut out: Vec<Vec<String>> = groups.into_iter().map(|(_, k)| k).collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn match_rules_table() {
+        const EMAIL: &str = "[[insights.unification.rules]]\nfields = [\"Email\"]\n";
+        const PHONE: &str = "[[insights.unification.rules]]\nfields = [\"Phone\"]\n";
+        const NAME_ZIP: &str =
+            "[[insights.unification.rules]]\nfields = [\"FirstName\", \"LastName\", \"PostalCode\"]\n";
+        let all = format!("{EMAIL}{PHONE}{NAME_ZIP}");
+        type Case<'a> = (&'a str, Vec<[&'a str; 6]>, String, Vec<Vec<&'a str>>);
+        let cases: Vec<Case> = vec![
+            (
+                "e-mail: case, spaces and +tags",
+                vec![
+                    ["a", "Ann@Example.com", "", "", "", ""],
+                    ["b", " ann+shop@example.COM ", "", "", "", ""],
+                    ["c", "anne@example.com", "", "", "", ""],
+                ],
+                EMAIL.into(),
+                vec![vec!["a", "b"], vec!["c"]],
+            ),
+            (
+                "phone: national and international forms",
+                vec![
+                    ["a", "", "+33 6 12 34 56 78", "", "", ""],
+                    ["b", "", "06.12.34.56.78", "", "", ""],
+                    ["c", "", "06 12 34 56 79", "", "", ""],
+                ],
+                PHONE.into(),
+                vec![vec!["a", "b"], vec!["c"]],
+            ),
+            (
+                "transitive: a~b by e-mail, b~c by phone",
+                vec![
+                    ["a", "x@example.com", "", "", "", ""],
+                    ["b", "X@example.com", "0611111111", "", "", ""],
+                    ["c", "", "+33 611 111 111", "", "", ""],
+                ],
+                all.clone(),
+                vec![vec!["a", "b", "c"]],
+            ),
+            (
+                "a rule needs every field: no postal code, no match",
+                vec![
+                    ["a", "", "", "Élodie", "Lefèvre", "69003"],
+                    ["b", "", "", "elodie ", "LEFEVRE", "69 003"],
+                    ["c", "", "", "Elodie", "Lefevre", ""],
+                ],
+                NAME_ZIP.into(),
+                vec![vec!["a", "b"], vec!["c"]],
+            ),
+            (
+                "empty values never match each other",
+                vec![["a", "", "", "", "", ""], ["b", "  ", "n/a", "", "", ""]],
+                all.clone(),
+                vec![vec!["a"], vec!["b"]],
+            ),
+            (
+                "the same name elsewhere is another person",
+                vec![
+                    ["a", "", "", "Jean", "Martin", "75001"],
+                    ["b", "", "", "Jean", "Martin", "13008"],
+                ],
+                all,
+                vec![vec!["a"], vec!["b"]],
+            ),
+        ];
+        for (what, rows, rules, expected) in cases {
+            let got = clusters(&rows, &rules);
+            let expected: Vec<Vec<String>> = expected
+                .into_iter()
+                .map(|g| g.into_iter().map(str::to_owned).collect())
+                .collect();
+            assert_eq!(got, expected, "{what}");
+        }
+    }
+
     #[test]
     fn union_find_joins_transitively_with_the_smallest_root() {
         let mut uf = UnionFind::new(6);

@@ -48,6 +48,26 @@ impl Fixture {
         std::fs::write(p, text).unwrap();
     }
 
+    /// The one customer with this e-mail, through `entities get`.
+    fn customer_by_email(&self, email: &str) -> Value {
+        let filter = format!("Email eq '{email}'");
+        let run = triggerfish(
+            &[
+                "entities",
+                "get",
+                "--config",
+                self.config.to_str().unwrap(),
+                "--entity",
+                "Customer",
+                "--filter",
+                &filter,
+            ],
+            &[],
+        );
+        serde_json::from_str(run.stdout.trim())
+            .unwrap_or_else(|e| panic!("{e}: {}{}", run.stdout, run.stderr))
+    }
+
     fn refresh(&self, extra: &[&str]) -> support::Run {
         let mut args = vec!["refresh", "--config", self.config.to_str().unwrap()];
         args.extend_from_slice(extra);
@@ -305,20 +325,7 @@ fn six_triggers_fire_as_the_source_files_change() {
     );
 
     // Merged profile: Bob's CRM tier wins over loyalty by source priority.
-    let bob = triggerfish(
-        &[
-            "entities",
-            "get",
-            "--config",
-            f.config.to_str().unwrap(),
-            "--entity",
-            "Customer",
-            "--filter",
-            "Email eq 'bob@example.com'",
-        ],
-        &[],
-    );
-    let bob: Value = serde_json::from_str(bob.stdout.trim()).unwrap();
+    let bob = f.customer_by_email("bob@example.com");
     assert_eq!(bob["LoyaltyTier"], "silver");
     assert_eq!(bob["Phone"], "0611111111");
     let bob_id = bob["CustomerId"].clone();
@@ -363,20 +370,7 @@ fn six_triggers_fire_as_the_source_files_change() {
     assert_eq!(meas[0]["previous"], 165.5);
     assert_eq!(meas[0]["current"], 565.5);
     // The same records keep the same CustomerId.
-    let again = triggerfish(
-        &[
-            "entities",
-            "get",
-            "--config",
-            f.config.to_str().unwrap(),
-            "--entity",
-            "Customer",
-            "--filter",
-            "Email eq 'bob@example.com'",
-        ],
-        &[],
-    );
-    let again: Value = serde_json::from_str(again.stdout.trim()).unwrap();
+    let again = f.customer_by_email("bob@example.com");
     assert_eq!(again["CustomerId"], bob_id);
 
     // Refresh 4: the CRM file is gone. One permanent failure; the other

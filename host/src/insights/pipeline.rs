@@ -363,112 +363,83 @@ impl Run<'_> {
         }
     }
 
-    fn segments(&mut self) {
-        let engine = self.engine;
+    /// Run a stage whose body returns the rows it produced or why it failed.
+    fn stage(&mut self, name: &str, total: u64, body: fn(&mut Self) -> Result<u64, String>) {
         let t = Instant::now();
-        let n = engine.workspace.segments.len() as u64;
-        self.obs.stage_started("segments", Some(n));
-        let sizes = match compute_segments(&engine.workspace, &engine.store) {
-            Ok(s) => s,
-            Err(e) => {
-                self.finish(
-                    "segments".into(),
-                    StageStatus::Failed,
-                    0,
-                    t,
-                    Some(e.to_string()),
-                );
-                return;
-            }
+        self.obs.stage_started(name, Some(total));
+        let (status, rows, detail) = match body(self) {
+            Ok(rows) => (StageStatus::Ok, rows, None),
+            Err(e) => (StageStatus::Failed, 0, Some(e)),
         };
-        let mut members = 0;
-        for (spec, size) in engine.workspace.segments.iter().zip(&sizes) {
-            members += size.members;
-            let current = size.members as f64;
-            let result = last_value(&engine.store, Kind::Segment, &spec.name).and_then(|prev| {
-                record_value(&engine.store, Kind::Segment, &spec.name, current)?;
-                Ok(prev)
-            });
-            let previous = match result {
-                Ok(p) => p,
-                Err(e) => {
-                    self.finish(
-                        "segments".into(),
-                        StageStatus::Failed,
-                        members,
-                        t,
-                        Some(e.to_string()),
-                    );
-                    return;
+        self.finish(name.to_owned(), status, rows, t, detail);
+    }
+
+    /// Record `current` as the value of `name` and return the crossings from
+    /// the value recorded before.
+    fn judge(
+        &self,
+        kind: Kind,
+        name: &str,
+        current: f64,
+        thresholds: &[super::config::Threshold],
+    ) -> Result<Vec<super::thresholds::Crossing>, String> {
+        let store = &self.engine.store;
+        let previous = last_value(store, kind, name).map_err(|e| e.to_string())?;
+        record_value(store, kind, name, current).map_err(|e| e.to_string())?;
+        Ok(crossings(previous, current, thresholds))
+    }
+
+    fn segments(&mut self) {
+        let n = self.engine.workspace.segments.len() as u64;
+        self.stage("segments", n, |run| {
+            let engine = run.engine;
+            let sizes =
+                compute_segments(&engine.workspace, &engine.store).map_err(|e| e.to_string())?;
+            for (spec, size) in engine.workspace.segments.iter().zip(&sizes) {
+                for c in run.judge(
+                    Kind::Segment,
+                    &spec.name,
+                    size.members as f64,
+                    &spec.thresholds,
+                )? {
+                    run.raise(Trigger::SegmentThresholdCrossed(SegmentThresholdCrossed {
+                        segment: spec.name.clone(),
+                        threshold: c.threshold as u64,
+                        previous: c.previous as u64,
+                        current: c.current as u64,
+                        direction: c.direction,
+                    }));
                 }
-            };
-            for c in crossings(previous, current, &spec.thresholds) {
-                self.raise(Trigger::SegmentThresholdCrossed(SegmentThresholdCrossed {
-                    segment: spec.name.clone(),
-                    threshold: c.threshold as u64,
-                    previous: c.previous as u64,
-                    current: c.current as u64,
-                    direction: c.direction,
-                }));
             }
-        }
-        self.finish("segments".into(), StageStatus::Ok, members, t, None);
+            Ok(sizes.iter().map(|s| s.members).sum())
+        });
     }
 
     fn measures(&mut self) {
-        let engine = self.engine;
-        let t = Instant::now();
-        let n = engine.workspace.measures.len() as u64;
-        self.obs.stage_started("measures", Some(n));
-        let values = match compute_measures(&engine.workspace, &engine.store) {
-            Ok(v) => v,
-            Err(e) => {
-                self.finish(
-                    "measures".into(),
-                    StageStatus::Failed,
-                    0,
-                    t,
-                    Some(e.to_string()),
-                );
-                return;
-            }
-        };
-        for (spec, v) in engine.workspace.measures.iter().zip(&values) {
-            // Measures with a dimension never trigger; nor does "no value".
-            let Some(current) = v.value.filter(|_| spec.dimension.is_none()) else {
-                continue;
-            };
-            let result = last_value(&engine.store, Kind::Measure, &spec.name).and_then(|prev| {
-                record_value(&engine.store, Kind::Measure, &spec.name, current)?;
-                Ok(prev)
-            });
-            let previous = match result {
-                Ok(p) => p,
-                Err(e) => {
-                    self.finish(
-                        "measures".into(),
-                        StageStatus::Failed,
-                        0,
-                        t,
-                        Some(e.to_string()),
-                    );
-                    return;
+        let n = self.engine.workspace.measures.len() as u64;
+        self.stage("measures", n, |run| {
+            let engine = run.engine;
+            let values =
+                compute_measures(&engine.workspace, &engine.store).map_err(|e| e.to_string())?;
+            for (spec, v) in engine.workspace.measures.iter().zip(&values) {
+                // Measures with a dimension never trigger; nor does "no value".
+                let Some(current) = v.value.filter(|_| spec.dimension.is_none()) else {
+                    continue;
+                };
+                for c in run.judge(Kind::Measure, &spec.name, current, &spec.thresholds)? {
+                    run.raise(Trigger::MeasureThresholdCrossed(MeasureThresholdCrossed {
+                        measure: spec.name.clone(),
+                        threshold: c.threshold,
+                        previous: c.previous,
+                        current: c.current,
+                        direction: c.direction,
+                    }));
                 }
-            };
-            for c in crossings(previous, current, &spec.thresholds) {
-                self.raise(Trigger::MeasureThresholdCrossed(MeasureThresholdCrossed {
-                    measure: spec.name.clone(),
-                    threshold: c.threshold,
-                    previous: c.previous,
-                    current: c.current,
-                    direction: c.direction,
-                }));
             }
-        }
-        let rows = values
-            .iter()
-            .map(|v| v.by_dimension.len().max(1) as u64)
-            .sum();
-        self.finish("measures".into(), StageStatus::Ok, rows, t, None);
+            Ok(values
+                .iter()
+                .map(|v| v.by_dimension.len().max(1) as u64)
+                .sum())
+        });
     }
 }

@@ -190,7 +190,18 @@ fn profile_types(ws: &Workspace, store: &Store) -> Result<Vec<ColumnType>, Unify
 }
 
 /// Run map, match and merge, replacing `Customer` and `CustomerSourceLink`.
+/// On failure both keep their previous rows.
 pub fn unify(
+    ws: &Workspace,
+    store: &Store,
+    progress: Progress<'_>,
+) -> Result<UnifyReport, UnifyError> {
+    let result = unify_in_work_tables(ws, store, progress);
+    drop_work_tables(store);
+    result
+}
+
+fn unify_in_work_tables(
     ws: &Workspace,
     store: &Store,
     progress: Progress<'_>,
@@ -364,7 +375,6 @@ pub fn unify(
         save_customer_seq(store, counter)?;
     }
     progress(Phase::Merge, u64::from(records), u64::from(records));
-    drop_work_tables(store);
     report.merge_ms = ms_since(t);
     report.duration_ms = ms_since(started);
     Ok(report)

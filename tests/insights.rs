@@ -48,6 +48,13 @@ impl Fixture {
         std::fs::write(p, text).unwrap();
     }
 
+    /// Replace `from` with `to` in the configuration file.
+    fn edit_config(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        assert!(text.contains(from), "no {from:?} in the configuration");
+        std::fs::write(&self.config, text.replace(from, to)).unwrap();
+    }
+
     /// The one customer with this e-mail, through `entities get`.
     fn customer_by_email(&self, email: &str) -> Value {
         let filter = format!("Email eq '{email}'");
@@ -462,10 +469,7 @@ fn malformed_rows_within_tolerance_pass_and_past_it_fail() {
     let teams = TeamsStub::start();
     let smtp = SmtpServer::start();
     let f = fixture(&teams, smtp.port, "");
-    let text = std::fs::read_to_string(&f.config)
-        .unwrap()
-        .replace("key = \"OrderId\"\n", "key = \"OrderId\"\ntolerance = 1\n");
-    std::fs::write(&f.config, text).unwrap();
+    f.edit_config("key = \"OrderId\"\n", "key = \"OrderId\"\ntolerance = 1\n");
     let one_bad = SHOP.replace("\"Amount\":30}", "\"Amount\":\"thirty\"}");
     f.write("data/shop.ndjson", &one_bad);
     assert_ok(&f.refresh(&["--source", "shop-orders"]));
@@ -556,17 +560,23 @@ fn refresh_with_retry_hook(config: &Path, args: &[&str], on_retry: impl FnOnce()
     (code, out)
 }
 
+/// The fixture with the shop's orders arriving as drops matching a glob (none
+/// there yet), retried `retries` times after `backoff_ms`.
+fn drop_fixture(teams: &TeamsStub, smtp_port: u16, retries: u32, backoff_ms: u64) -> Fixture {
+    let f = fixture(teams, smtp_port, "");
+    f.edit_config(
+        "retries = 0\n",
+        &format!("retries = {retries}\nretry_backoff_ms = {backoff_ms}\n"),
+    );
+    f.edit_config("data/shop.ndjson", "drops/shop-*.ndjson");
+    f
+}
+
 #[test]
 fn a_transient_failure_that_recovers_raises_no_failed_event() {
     let teams = TeamsStub::start();
     let smtp = SmtpServer::start();
-    // The shop's orders arrive as drops matching a glob; none is there yet.
-    let f = fixture(&teams, smtp.port, "retries = 3\nretry_backoff_ms = 1500");
-    let text = std::fs::read_to_string(&f.config)
-        .unwrap()
-        .replace("retries = 0\n", "")
-        .replace("data/shop.ndjson", "drops/shop-*.ndjson");
-    std::fs::write(&f.config, text).unwrap();
+    let f = drop_fixture(&teams, smtp.port, 3, 1500);
     let (code, out) = refresh_with_retry_hook(&f.config, &["--source", "shop-orders"], || {
         f.write("drops/shop-2024-06-01.ndjson", SHOP)
     });
@@ -585,12 +595,7 @@ fn a_transient_failure_that_recovers_raises_no_failed_event() {
 fn a_transient_failure_past_its_retries_fails_once_as_not_permanent() {
     let teams = TeamsStub::start();
     let smtp = SmtpServer::start();
-    let f = fixture(&teams, smtp.port, "retries = 2\nretry_backoff_ms = 10");
-    let text = std::fs::read_to_string(&f.config)
-        .unwrap()
-        .replace("retries = 0\n", "")
-        .replace("data/shop.ndjson", "drops/shop-*.ndjson");
-    std::fs::write(&f.config, text).unwrap();
+    let f = drop_fixture(&teams, smtp.port, 2, 10);
     let run = f.refresh(&["--source", "shop-orders"]);
     assert_eq!(run.code, 1);
     let ev = recorded(&teams, 0);

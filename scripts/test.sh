@@ -15,9 +15,6 @@ python3 -c 'import aiosmtpd'
 
 GUESTS=(-p teams-on-refresh-failure -p email-segment-owners -p count-customers -p misbehaving -p recorder)
 
-step "guest components, built from source for wasm32-wasip2"
-cargo build --locked --release --target wasm32-wasip2 "${GUESTS[@]}"
-
 step "format"
 cargo fmt --all -- --check
 
@@ -25,5 +22,5 @@ step "lint (host and guests)"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo clippy --locked --target wasm32-wasip2 -p triggerfish-plugin-sdk "${GUESTS[@]}" -- -D warnings
 
-step "tests"
+step "tests (tests/build.rs builds every guest component from source first)"
 cargo test --locked --workspace

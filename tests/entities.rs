@@ -9,11 +9,11 @@ use std::path::Path;
 
 use rusqlite::types::Value;
 use support::{guest, lit, root, tempdir, triggerfish, TeamsStub};
-use triggerfish::config::Config;
-use triggerfish::event::{build_event, TriggerKind};
-use triggerfish::odata::ColumnType;
-use triggerfish::store::{PageLimits, PageRequest, Store, StoreError};
-use triggerfish::{Host, Outcome, Select};
+use triggerfish::config_file::Config;
+use triggerfish_data::event::{build_event, TriggerKind};
+use triggerfish_data::odata::ColumnType;
+use triggerfish_data::store::{EntityDb, PageLimits, PageRequest, StoreError};
+use triggerfish_runtime::{Host, Outcome, Select};
 
 const ROWS: usize = 2_345;
 
@@ -27,7 +27,7 @@ fn customers() -> Vec<(String, ColumnType)> {
 }
 
 /// Rows with duplicate and NULL sort values, so order ties are exercised.
-fn fill(store: &Store, rows: usize) {
+fn fill(store: &EntityDb, rows: usize) {
     let data = (0..rows).map(|i| {
         Ok::<_, StoreError>(vec![
             Value::Text(format!("C{i:06}")),
@@ -45,7 +45,7 @@ fn fill(store: &Store, rows: usize) {
         .unwrap();
 }
 
-fn walk(store: &Store, caller: &str, base: PageRequest) -> (Vec<String>, usize, usize) {
+fn walk(store: &EntityDb, caller: &str, base: PageRequest) -> (Vec<String>, usize, usize) {
     let mut req = base;
     let mut keys = Vec::new();
     let (mut pages, mut seeks) = (0, 0);
@@ -73,7 +73,7 @@ fn assert_once(keys: &[String], expected: usize) {
 #[test]
 fn skip_paging_returns_every_row_once_with_keyset_seeks() {
     let dir = tempdir();
-    let store = Store::open(&dir.path().join("s.sqlite"), PageLimits::default()).unwrap();
+    let store = EntityDb::open(&dir.path().join("s.sqlite"), PageLimits::default()).unwrap();
     fill(&store, ROWS);
 
     let (keys, pages, seeks) = walk(
@@ -127,7 +127,7 @@ fn skip_paging_returns_every_row_once_with_keyset_seeks() {
 #[test]
 fn select_returns_only_the_fields_asked_for() {
     let dir = tempdir();
-    let store = Store::open(&dir.path().join("s.sqlite"), PageLimits::default()).unwrap();
+    let store = EntityDb::open(&dir.path().join("s.sqlite"), PageLimits::default()).unwrap();
     fill(&store, 10);
     let page = store
         .get_page(
@@ -149,7 +149,7 @@ fn select_returns_only_the_fields_asked_for() {
 #[test]
 fn a_skip_that_does_not_continue_falls_back_and_new_data_resets_cursors() {
     let dir = tempdir();
-    let store = Store::open(&dir.path().join("s.sqlite"), PageLimits::default()).unwrap();
+    let store = EntityDb::open(&dir.path().join("s.sqlite"), PageLimits::default()).unwrap();
     fill(&store, 300);
     let req = |skip| PageRequest {
         top: Some(100),
@@ -175,7 +175,7 @@ fn a_skip_that_does_not_continue_falls_back_and_new_data_resets_cursors() {
 #[test]
 fn top_is_bounded_and_unknown_entities_are_not_found() {
     let dir = tempdir();
-    let store = Store::open(
+    let store = EntityDb::open(
         &dir.path().join("s.sqlite"),
         PageLimits {
             default_top: 100,
@@ -216,9 +216,9 @@ fn write_config(dir: &Path, top: &str, plugins: &str) -> Host {
     let path = dir.join("triggerfish.toml");
     std::fs::write(&path, &text).unwrap();
     let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let store = Store::open(&config.store_path(), config.page_limits()).unwrap();
+    let store = EntityDb::open(&config.store_path(), config.page_limits()).unwrap();
     fill(&store, 20);
-    Host::new(&config, Select::All).unwrap()
+    Host::new(&config.settings, Select::All).unwrap()
 }
 
 fn caller(name: &str, calls: u32, limits: &str, grants: &str) -> String {
@@ -352,7 +352,7 @@ async fn grants_gate_entities_and_list_entities() {
     let o = fire(&host, "orders").await;
     assert_eq!(
         o.result,
-        Err(triggerfish::Failure::Plugin(
+        Err(triggerfish_runtime::Failure::Plugin(
             "call 1: denied: entity 'Customer' is not granted to this plugin".into()
         ))
     );
@@ -536,4 +536,49 @@ fn cli_get_prints_json_lines_and_points_at_query_errors() {
         &[],
     );
     assert_eq!(run.stdout.lines().count(), 3);
+}
+
+/// An entity store whose every call panics, as a bug in host code would.
+struct PanickingStore;
+
+impl triggerfish_runtime::caps::entities::EntityStore for PanickingStore {
+    fn list(&self) -> Result<Vec<String>, triggerfish_runtime::bindings::Error> {
+        panic!("store bug")
+    }
+    fn get_item(&self, _: &str, _: &str) -> Result<String, triggerfish_runtime::bindings::Error> {
+        panic!("store bug")
+    }
+    fn get_items(
+        &self,
+        _: &str,
+        _: &str,
+        _: &triggerfish_runtime::bindings::triggerfish::plugin::entities::Query,
+    ) -> Result<
+        triggerfish_runtime::bindings::triggerfish::plugin::entities::Page,
+        triggerfish_runtime::bindings::Error,
+    > {
+        panic!("store bug")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_fault_traps_the_instance_instead_of_reaching_the_guest() {
+    let dir = tempdir();
+    let plugins = caller("reader", 1, "", "entities = [\"*\"]");
+    let mut host = write_config(dir.path(), "", &plugins);
+    host.set_entity_store(std::sync::Arc::new(PanickingStore));
+    let o = fire(&host, "reader").await;
+    let Err(triggerfish_runtime::Failure::Host(message)) = &o.result else {
+        panic!("expected a host fault, got {:?}", o.result);
+    };
+    assert!(
+        message.starts_with("host fault in entities: entity store task failed"),
+        "{message}"
+    );
+    // The guest never saw an error it could retry.
+    assert!(
+        !o.record.logs.iter().any(|l| l.message.contains("call 1:")),
+        "{:?}",
+        o.record.logs
+    );
 }

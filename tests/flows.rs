@@ -6,7 +6,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use support::{guest, lit, root, tempdir, triggerfish, SmtpServer, TeamsStub};
+use support::{guest, guest_dir, lit, root, tempdir, triggerfish, SmtpServer, TeamsStub};
 
 fn shared_cache() -> PathBuf {
     root().join("target/tf-test-cache")
@@ -306,7 +306,10 @@ fn demo_config_delivers_both_flows_to_the_outbox() {
     let dir = tempdir();
     let src = root().join("examples/triggerfish.toml");
     let text = std::fs::read_to_string(&src).unwrap();
-    let text = text.replace("../target/", &format!("{}/target/", root().display()));
+    let text = text.replace(
+        "../target/wasm32-wasip2/release/",
+        &format!("{}/", guest_dir().display()),
+    );
     let config = dir.path().join("triggerfish.toml");
     std::fs::write(&config, text).unwrap();
     guest("teams-on-refresh-failure");

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use support::{guest, lit, root, tempdir, triggerfish, SmtpServer, TeamsStub};
+use support::{guest, lit, root, tempdir, triggerfish, triggerfish_bin, SmtpServer, TeamsStub};
 
 const CRM: &str = "\
 ContactId,FirstName,LastName,Email,Phone,PostalCode,Country,Tier,ModifiedOn
@@ -535,7 +535,7 @@ fn a_schema_mismatch_is_a_permanent_failure_naming_the_column() {
 
 /// Spawn `refresh`, and when it says it will retry, run `on_retry`.
 fn refresh_with_retry_hook(config: &Path, args: &[&str], on_retry: impl FnOnce()) -> (i32, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_triggerfish"))
+    let mut child = Command::new(triggerfish_bin())
         .args(["refresh", "--config", config.to_str().unwrap()])
         .args(args)
         .stdin(Stdio::null())
@@ -638,7 +638,7 @@ fn run_refreshes_on_its_schedule_and_stops_on_sigterm() {
     let teams = TeamsStub::start();
     let smtp = SmtpServer::start();
     let f = fixture(&teams, smtp.port, "schedule = \"1s\"");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_triggerfish"))
+    let mut child = Command::new(triggerfish_bin())
         .args(["run", "--config", f.config.to_str().unwrap()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -670,7 +670,7 @@ fn run_refreshes_on_its_schedule_and_stops_on_sigterm() {
     }
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{out}");
-    assert!(out.contains("scheduled: full refresh every 1 s"), "{out}");
+    assert!(out.contains("scheduled: full refresh every 1s"), "{out}");
     assert!(out.contains("stopping (signal received)"), "{out}");
     // Two full refreshes; only the first crossed thresholds.
     let ev = recorded(&teams, 0);

@@ -6,10 +6,10 @@ mod support;
 use std::path::Path;
 
 use support::{guest, lit, root, tempdir};
-use triggerfish::config::Config;
-use triggerfish::context::{DeliveryStatus, LogSource};
-use triggerfish::event::{build_event, TriggerKind};
-use triggerfish::{Failure, Host, Outcome, Select};
+use triggerfish::config_file::Config;
+use triggerfish_data::event::{build_event, TriggerKind};
+use triggerfish_runtime::context::{DeliveryStatus, LogSource};
+use triggerfish_runtime::{Failure, Host, Outcome, Select};
 
 /// One `[[plugins]]` entry running the misbehaving guest in `mode`.
 fn plugin(name: &str, mode: &str, extra: &str) -> String {
@@ -51,7 +51,7 @@ data-owners = ["ann@example.com"]
     let path = dir.join("triggerfish.toml");
     std::fs::write(&path, &text).unwrap();
     let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    Host::new(&config, Select::All).unwrap_or_else(|e| panic!("{e}"))
+    Host::new(&config.settings, Select::All).unwrap_or_else(|e| panic!("{e}"))
 }
 
 async fn fire(host: &Host, plugin: &str, id: &str) -> Outcome {
@@ -283,4 +283,30 @@ async fn traps_and_errors_are_reported_with_their_cause() {
         .logs
         .iter()
         .any(|l| l.source == LogSource::Stderr && l.message == "hello from stderr"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn output_past_the_cap_is_truncated_and_the_plugin_keeps_running() {
+    let dir = tempdir();
+    let host = host(dir.path(), &plugin("chatty", "flood-stdout", ""), "");
+    let o = fire(&host, "chatty", "evt-flood").await;
+    assert_eq!(o.result, Ok(()), "{:?}", o.record.logs);
+    let logs = &o.record.logs;
+    assert!(
+        logs.iter()
+            .any(|l| l.source == LogSource::Log && l.message == "still running after the flood"),
+        "{logs:?}"
+    );
+    let marker = logs
+        .iter()
+        .find(|l| l.source == LogSource::Stdout && l.message.starts_with("[output truncated: "))
+        .unwrap_or_else(|| panic!("no truncation marker in {logs:?}"));
+    // 256 lines of 1024 bytes, 64 KiB kept.
+    assert_eq!(
+        marker.message,
+        format!(
+            "[output truncated: {} more bytes past the 64 KiB cap were dropped]",
+            256 * 1024 - 64 * 1024
+        )
+    );
 }

@@ -6,56 +6,38 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("host/ has a parent")
+        .expect("tests/ has a parent")
         .to_owned()
 }
 
-/// Guest crates built for the tests.
-const GUESTS: &[&str] = &[
-    "teams-on-refresh-failure",
-    "email-segment-owners",
-    "misbehaving",
-    "recorder",
-];
-
-/// Build every guest component once per test binary (a no-op when fresh) and
-/// return the path of `crate_name`'s component. Fails, never skips, when the
-/// toolchain is missing.
+/// The component of a guest crate (`tests/guests/*`, `plugins/*`), built
+/// from source for wasm32-wasip2 by this crate's build script.
 pub fn guest(crate_name: &str) -> PathBuf {
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| {
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.current_dir(root())
-            .args(["build", "--release", "--target", "wasm32-wasip2"]);
-        for g in GUESTS {
-            cmd.args(["-p", g]);
-        }
-        let out = cmd.output().map_err(|e| format!("cannot run cargo: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
-    });
-    if let Err(e) = built {
-        panic!("building the guest components failed (is the wasm32-wasip2 target installed? run `rustup toolchain install`):\n{e}");
-    }
-    let path = root()
-        .join("target/wasm32-wasip2/release")
-        .join(format!("{}.wasm", crate_name.replace('-', "_")));
+    let path = guest_dir().join(format!("{}.wasm", crate_name.replace('-', "_")));
     assert!(
         path.is_file(),
         "guest component missing: {}",
         path.display()
     );
     path
+}
+
+/// Where the build script put the guest components.
+pub fn guest_dir() -> PathBuf {
+    PathBuf::from(env!("GUEST_DIR"))
+}
+
+/// The `triggerfish` command line, as built by this crate (the same entry
+/// point as the real binary).
+pub fn triggerfish_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_triggerfish-under-test"))
 }
 
 /// A fresh temporary directory, removed on drop.
@@ -293,7 +275,7 @@ impl Run {
 
 /// Run the `triggerfish` binary.
 pub fn triggerfish(args: &[&str], envs: &[(&str, &str)]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_triggerfish"))
+    let out = Command::new(triggerfish_bin())
         .args(args)
         .envs(envs.iter().copied())
         .stdin(Stdio::null())

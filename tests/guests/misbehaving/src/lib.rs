@@ -33,6 +33,16 @@ impl Plugin for Misbehaving {
                 Ok(())
             }
             "fail" => Err("deliberate failure".into()),
+            "flood-stdout" => {
+                // Far past the host's 64 KiB capture cap; println! panics if
+                // the host closes the pipe instead of truncating.
+                let line = "x".repeat(1023);
+                for _ in 0..256 {
+                    println!("{line}");
+                }
+                log::info("still running after the flood");
+                Ok(())
+            }
             "sandbox" => sandbox(),
             "teams" => teams::post_text(
                 &config::get_or("channel", "ops"),

@@ -1,0 +1,246 @@
+//! The `triggerfish` command line. The binary is [`main`]; the test crate
+//! builds the same entry point into its own binary.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::config_file::Config;
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use triggerfish_data::event::{build_event, TriggerKind};
+use triggerfish_data::insights::Scope;
+use triggerfish_runtime::{Host, Outcome, Select};
+
+mod demo;
+mod entities;
+mod output;
+mod refresh;
+
+#[derive(Parser)]
+#[command(
+    name = "triggerfish",
+    version,
+    about = "WebAssembly plugin host for customer-data triggers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build one event and run it through one plugin.
+    Fire {
+        /// Configuration file.
+        #[arg(long, short, default_value = "triggerfish.toml")]
+        config: PathBuf,
+        /// Plugin name, as in `[[plugins]] name`.
+        #[arg(long)]
+        plugin: String,
+        /// Trigger kind, e.g. `data-source-refresh-failed`.
+        #[arg(long)]
+        event: String,
+        /// JSON object overriding fields of the event, e.g. '{"source":"crm"}'.
+        #[arg(long)]
+        payload: Option<String>,
+        /// Print the outcome as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refresh the insights workspace: sources, unification, segments and
+    /// measures, delivering the events raised to the subscribed plugins.
+    Refresh {
+        /// Configuration file.
+        #[arg(long, short, default_value = "triggerfish.toml")]
+        config: PathBuf,
+        /// Refresh only this data source.
+        #[arg(long, conflicts_with_all = ["unification", "full"])]
+        source: Option<String>,
+        /// Run unification, segments and measures on the data already loaded.
+        #[arg(long, conflicts_with = "full")]
+        unification: bool,
+        /// Everything: every source, unification, segments, measures (the default).
+        #[arg(long)]
+        full: bool,
+    },
+    /// Keep running: a full refresh now, then refreshes on the configured
+    /// schedules, until Ctrl-C or SIGTERM.
+    Run {
+        /// Configuration file.
+        #[arg(long, short, default_value = "triggerfish.toml")]
+        config: PathBuf,
+    },
+    /// Import, list and query entities.
+    #[command(subcommand)]
+    Entities(entities::EntitiesCommand),
+    /// Generate demo data for the insights engine.
+    #[command(subcommand)]
+    Demo(demo::DemoCommand),
+    /// List plugins with their triggers and grants, and check each component.
+    Plugins {
+        /// Configuration file.
+        #[arg(long, short, default_value = "triggerfish.toml")]
+        config: PathBuf,
+    },
+}
+
+/// Parse the arguments, run the command, and say how it ended.
+pub fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TRIGGERFISH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Fire {
+            config,
+            plugin,
+            event,
+            payload,
+            json,
+        } => fire(&config, &plugin, &event, payload.as_deref(), json).await,
+        Command::Plugins { config } => plugins(&config),
+        Command::Refresh {
+            config,
+            source,
+            unification,
+            full: _,
+        } => {
+            let scope = match (source, unification) {
+                (Some(name), _) => Scope::Source(name),
+                (None, true) => Scope::Unification,
+                (None, false) => Scope::Full,
+            };
+            refresh::refresh(&config, scope).await
+        }
+        Command::Run { config } => refresh::run(&config).await,
+        Command::Entities(cmd) => tokio::task::spawn_blocking(move || entities::run(cmd)).await?,
+        Command::Demo(cmd) => tokio::task::spawn_blocking(move || demo::run(cmd)).await?,
+    }
+}
+
+async fn fire(
+    path: &Path,
+    plugin: &str,
+    kind: &str,
+    payload: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load(path)?;
+    let kind: TriggerKind = kind.parse()?;
+    let event = build_event(kind, payload).context("--payload")?;
+    let host = Host::new(&config.settings, Select::Only(plugin))?;
+    let outcome = host.deliver(plugin, &event).await?;
+    if json {
+        println!("{}", outcome_json(&outcome, kind));
+    } else {
+        print!("{}", output::outcome_text(&outcome, kind));
+    }
+    Ok(match outcome.error_text() {
+        None => ExitCode::SUCCESS,
+        Some(text) => {
+            eprintln!("error: {text}");
+            ExitCode::FAILURE
+        }
+    })
+}
+
+fn outcome_json(o: &Outcome, kind: TriggerKind) -> serde_json::Value {
+    serde_json::json!({
+        "plugin": o.plugin,
+        "event_id": o.event_id,
+        "trigger": kind.as_str(),
+        "ok": o.result.is_ok(),
+        "error": o.result.as_ref().err().map(|f| f.to_string()),
+        "duration_ms": o.duration.as_secs_f64() * 1000.0,
+        "logs": o.record.logs,
+        "dropped_logs": o.record.dropped_logs,
+        "deliveries": o.record.deliveries,
+    })
+}
+
+fn plugins(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = Config::load(path)?;
+    if config.settings.plugins.is_empty() {
+        println!("no plugins configured in {}", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let runtime = Host::runtime_for(&config.settings)?;
+    let mut failed = 0;
+    for p in &config.settings.plugins {
+        println!("{}", p.name);
+        println!("  component  {}", p.component.display());
+        let triggers: Vec<&str> = p.triggers.iter().map(|t| t.as_str()).collect();
+        println!(
+            "  triggers   {}",
+            if triggers.is_empty() {
+                "(none)".into()
+            } else {
+                triggers.join(", ")
+            }
+        );
+        let g = &p.grants;
+        fn show<T: ToString>(v: &[T]) -> String {
+            if v.is_empty() {
+                "-".to_owned()
+            } else {
+                v.iter().map(T::to_string).collect::<Vec<_>>().join(", ")
+            }
+        }
+        println!(
+            "  grants     teams: {}; email groups: {}; email domains: {}; entities: {}; outbound hosts: {}",
+            show(&g.teams),
+            show(&g.email_groups),
+            show(&g.email_domains),
+            show(&g.entities),
+            show(&g.outbound_hosts)
+        );
+        println!(
+            "  limits     timeout {} ms, memory {} MiB",
+            p.limits.timeout_ms, p.limits.memory_mib
+        );
+        match runtime.load(&p.component) {
+            Ok(c) => println!(
+                "  check      ok (sha256 {}{})",
+                &c.sha256[..16],
+                if c.from_cache {
+                    ", compiled code from cache"
+                } else {
+                    ""
+                }
+            ),
+            Err(e) => {
+                failed += 1;
+                println!("  check      FAILED: {e}");
+            }
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("error: {failed} plugin(s) failed the check");
+        ExitCode::FAILURE
+    })
+}

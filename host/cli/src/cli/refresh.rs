@@ -1,0 +1,364 @@
+//! `triggerfish refresh` and `triggerfish run`: the insights engine refreshes
+//! on a blocking thread and reports through a channel; events go to the
+//! subscribed plugins as they are raised, and everything shows on the terminal.
+
+use std::collections::HashMap;
+use std::io::IsTerminal as _;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config_file::Config;
+use anyhow::{bail, Context as _};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use triggerfish_data::event::{describe, TriggerKind};
+use triggerfish_data::event::{Event, StageStatus, StageSummary};
+use triggerfish_data::insights::source::SourceError;
+use triggerfish_data::insights::{InsightsEngine, Observer, RefreshReport, Scope};
+use triggerfish_data::store::EntityDb;
+use triggerfish_runtime::{Host, Outcome, Select};
+
+use super::output::outcome_text;
+
+/// What the refresh thread tells the terminal.
+enum Msg {
+    Started(String, Option<u64>),
+    Progress(String, u64, Option<u64>),
+    Finished(StageSummary),
+    Retrying(String, u32, Duration, String),
+    Event(Event),
+}
+
+struct ChannelObserver(UnboundedSender<Msg>);
+
+impl Observer for ChannelObserver {
+    fn stage_started(&mut self, stage: &str, total: Option<u64>) {
+        let _ = self.0.send(Msg::Started(stage.to_owned(), total));
+    }
+    fn stage_progress(&mut self, stage: &str, done: u64, total: Option<u64>) {
+        let _ = self.0.send(Msg::Progress(stage.to_owned(), done, total));
+    }
+    fn stage_finished(&mut self, summary: &StageSummary) {
+        let _ = self.0.send(Msg::Finished(summary.clone()));
+    }
+    fn retrying(&mut self, source: &str, attempt: u32, wait: Duration, error: &SourceError) {
+        let _ = self.0.send(Msg::Retrying(
+            source.to_owned(),
+            attempt,
+            wait,
+            error.to_string(),
+        ));
+    }
+    fn event(&mut self, event: Event) {
+        let _ = self.0.send(Msg::Event(event));
+    }
+}
+
+/// Progress bars per stage on a terminal; plain lines otherwise.
+struct Display {
+    multi: Option<MultiProgress>,
+    bars: HashMap<String, ProgressBar>,
+}
+
+impl Display {
+    fn new() -> Self {
+        let tty = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+        Self {
+            multi: tty.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            bars: HashMap::new(),
+        }
+    }
+
+    /// Print whole lines above the bars.
+    fn say(&self, text: &str) {
+        let text = text.trim_end();
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(text);
+            }
+            None => println!("{text}"),
+        }
+    }
+
+    fn started(&mut self, stage: &str, total: Option<u64>) {
+        let Some(m) = &self.multi else { return };
+        let bar = match total {
+            Some(n) => m.add(ProgressBar::new(n.max(1))),
+            None => m.add(ProgressBar::new_spinner()),
+        };
+        let style = ProgressStyle::with_template(
+            "{prefix:<28} [{bar:30}] {pos:>9}/{len:<9} {elapsed_precise}",
+        )
+        .map(|s| s.progress_chars("=> "));
+        if let (Some(_), Ok(style)) = (total, style) {
+            bar.set_style(style);
+        }
+        bar.set_prefix(stage.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        self.bars.insert(stage.to_owned(), bar);
+    }
+
+    fn progress(&mut self, stage: &str, done: u64, total: Option<u64>) {
+        if let Some(bar) = self.bars.get(stage) {
+            if let Some(t) = total {
+                bar.set_length(t.max(1));
+            }
+            bar.set_position(done);
+        }
+    }
+
+    fn finished(&mut self, s: &StageSummary) {
+        if let Some(bar) = self.bars.remove(&s.name) {
+            bar.finish_and_clear();
+        }
+        self.say(&stage_line(s));
+    }
+}
+
+fn status_word(s: StageStatus) -> &'static str {
+    match s {
+        StageStatus::Ok => "ok",
+        StageStatus::Failed => "FAILED",
+        StageStatus::Skipped => "skipped",
+    }
+}
+
+fn stage_line(s: &StageSummary) -> String {
+    let mut line = format!(
+        "  {:<28} {:<8} {:>10} rows {:>8} ms",
+        s.name,
+        status_word(s.status),
+        s.rows,
+        s.duration_ms
+    );
+    if let Some(d) = &s.detail {
+        line.push_str("  ");
+        line.push_str(d);
+    }
+    line
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("      {l}\n"))
+        .collect::<String>()
+}
+
+/// The host and engine shared by refreshes.
+struct Daemon {
+    host: Arc<Host>,
+    engine: Arc<InsightsEngine>,
+}
+
+impl Daemon {
+    fn open(path: &Path) -> anyhow::Result<Self> {
+        let config = Config::load(path)?;
+        let Some(workspace) = config.insights.clone() else {
+            bail!(
+                "{}: no [insights] section: add data sources under [[insights.sources]] (see the README's configuration reference)",
+                path.display()
+            );
+        };
+        let host = Host::new(&config.settings, Select::All)?;
+        let store = EntityDb::open(&config.store_path(), config.page_limits())?;
+        Ok(Self {
+            host: Arc::new(host),
+            engine: Arc::new(InsightsEngine::new(workspace, store)),
+        })
+    }
+
+    /// One refresh, with events delivered as they come; true when every
+    /// stage and every delivery succeeded.
+    async fn refresh(&self, scope: Scope) -> anyhow::Result<bool> {
+        let (tx, mut rx) = unbounded_channel();
+        let engine = self.engine.clone();
+        let job_scope = scope.clone();
+        let job = tokio::task::spawn_blocking(move || {
+            engine.refresh(&job_scope, &mut ChannelObserver(tx))
+        });
+        let mut display = Display::new();
+        let mut deliveries: JoinSet<(TriggerKind, Vec<Outcome>)> = JoinSet::new();
+        let mut delivered = (0usize, 0usize);
+        let mut show = |display: &Display, kind: TriggerKind, outcomes: Vec<Outcome>| {
+            for o in outcomes {
+                if o.result.is_ok() {
+                    delivered.0 += 1;
+                } else {
+                    delivered.1 += 1;
+                }
+                display.say(&format!(
+                    "    -> {}\n{}",
+                    o.plugin,
+                    indent(&outcome_text(&o, kind))
+                ));
+            }
+        };
+        let mut open = true;
+        while open || !deliveries.is_empty() {
+            tokio::select! {
+                msg = rx.recv(), if open => match msg {
+                    None => open = false,
+                    Some(Msg::Started(s, t)) => display.started(&s, t),
+                    Some(Msg::Progress(s, d, t)) => display.progress(&s, d, t),
+                    Some(Msg::Finished(s)) => display.finished(&s),
+                    Some(Msg::Retrying(source, attempt, wait, error)) => display.say(&format!(
+                        "  source:{source} attempt {attempt} failed: {error}; retrying in {} ms",
+                        wait.as_millis()
+                    )),
+                    Some(Msg::Event(event)) => {
+                        let kind = TriggerKind::of(&event.trigger);
+                        display.say(&format!("  event {kind} {}: {}", event.id, describe(&event.trigger)));
+                        let host = self.host.clone();
+                        deliveries.spawn(async move {
+                            let outcomes = host.dispatch(&event).await;
+                            (kind, outcomes)
+                        });
+                    }
+                },
+                Some(done) = deliveries.join_next(), if !deliveries.is_empty() => {
+                    let (kind, outcomes) = done.context("a delivery task failed")?;
+                    show(&display, kind, outcomes);
+                }
+            }
+        }
+        let report: RefreshReport = job.await.context("the refresh thread failed")??;
+        summary(&display, &scope, &report, delivered);
+        Ok(report.succeeded() && delivered.1 == 0)
+    }
+}
+
+fn scope_name(scope: &Scope) -> String {
+    match scope {
+        Scope::Full => "full refresh".into(),
+        Scope::Source(s) => format!("refresh of source '{s}'"),
+        Scope::Unification => "unification refresh".into(),
+    }
+}
+
+fn summary(display: &Display, scope: &Scope, r: &RefreshReport, delivered: (usize, usize)) {
+    let mut text = format!(
+        "\n{} {} in {:.2} s\n",
+        scope_name(scope),
+        if r.succeeded() {
+            "succeeded"
+        } else {
+            "had failures"
+        },
+        r.duration.as_secs_f64()
+    );
+    for s in &r.stages {
+        text.push_str(&stage_line(s));
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "  events raised: {}; plugin deliveries: {} ok, {} failed\n",
+        r.events.len(),
+        delivered.0,
+        delivered.1
+    ));
+    display.say(&text);
+}
+
+/// `triggerfish refresh`.
+pub async fn refresh(path: &Path, scope: Scope) -> anyhow::Result<ExitCode> {
+    let daemon = Daemon::open(path)?;
+    println!("{} of {}", scope_name(&scope), path.display());
+    Ok(if daemon.refresh(scope).await? {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// `triggerfish run`: a full refresh now, then each schedule as it falls due,
+/// until Ctrl-C or SIGTERM (a refresh under way is finished first).
+pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
+    let daemon = Daemon::open(path)?;
+    let ws = daemon.engine.workspace();
+    let mut due: Vec<(Instant, Duration, Scope)> = Vec::new();
+    let now = Instant::now();
+    if let Some(every) = ws.schedule {
+        due.push((now + every, every, Scope::Full));
+    }
+    for s in &ws.sources {
+        if let Some(every) = s.schedule {
+            due.push((now + every, every, Scope::Source(s.name.clone())));
+        }
+    }
+    if due.is_empty() {
+        bail!(
+            "{}: nothing is scheduled: set [insights] schedule (full refreshes) or a source's schedule, e.g. schedule = \"15m\"",
+            path.display()
+        );
+    }
+    for (_, every, scope) in &due {
+        println!(
+            "scheduled: {} every {}",
+            scope_name(scope),
+            humantime::format_duration(*every)
+        );
+    }
+    // Handlers are installed now, so a signal during a refresh waits for it.
+    let (stop_tx, mut stop) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        shutdown().await;
+        let _ = stop_tx.send(());
+    });
+    println!("\n{} of {}", scope_name(&Scope::Full), path.display());
+    daemon.refresh(Scope::Full).await?;
+    while let Some(next) = due.iter().map(|d| d.0).min() {
+        tokio::select! {
+            _ = &mut stop => {
+                println!("stopping (signal received)");
+                break;
+            }
+            _ = tokio::time::sleep_until(next) => {}
+        }
+        let now = Instant::now();
+        let ready: Vec<Scope> = due
+            .iter()
+            .filter(|d| d.0 <= now)
+            .map(|d| d.2.clone())
+            .collect();
+        for d in due.iter_mut().filter(|d| d.0 <= now) {
+            // Ticks missed during a long refresh are skipped, not queued.
+            while d.0 <= now {
+                d.0 += d.1;
+            }
+        }
+        // A full refresh covers every source due with it.
+        let full = ready.contains(&Scope::Full);
+        for scope in ready {
+            if full && scope != Scope::Full {
+                continue;
+            }
+            println!("\n{} of {}", scope_name(&scope), path.display());
+            daemon.refresh(scope).await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

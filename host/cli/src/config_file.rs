@@ -1,0 +1,730 @@
+//! `triggerfish.toml`: loading and validation.
+//!
+//! Parse errors name the file, line, column and key (from the TOML parser);
+//! validation errors name the file, line and key of the offending value.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+use triggerfish_data::event::TriggerKind;
+use triggerfish_data::insights::workspace::{
+    line_of, valid_name, InsightsSection, Workspace, WorkspaceError,
+};
+use triggerfish_data::store::PageLimits;
+use triggerfish_runtime::grants::{Grants, Origin};
+use triggerfish_runtime::ratelimit::{Budget, DEFAULT_WINDOW};
+use triggerfish_runtime::settings::{
+    ChannelSettings, DeliveryMode, EmailSettings, Limits, PluginConfig, Settings, TlsMode,
+    MAX_MEMORY_MIB, MAX_TIMEOUT_MS,
+};
+
+/// A configuration problem, located in its file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}:{line}: key `{key}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+}
+
+/// The whole configuration file, resolved against its directory.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from.
+    pub path: PathBuf,
+    /// What the plugin runtime needs: channels, email, plugins, limits.
+    pub settings: Settings,
+    /// The insights workspace, when `[insights]` is present.
+    pub insights: Option<Workspace>,
+}
+
+/// `[host]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSection {
+    /// Where outboxes, caches and the store live; relative to the config file.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Where compiled components are cached; default `<state_dir>/cache`.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+    /// Host-wide cap on entity calls per window, across plugins (none by default).
+    #[serde(default)]
+    pub entity_calls_per_minute: Option<u32>,
+    /// The window for `entity_calls_per_minute`, in ms (default 60000).
+    #[serde(default)]
+    pub entity_calls_window_ms: Option<u64>,
+    /// `$top` when a query gives none (default 100).
+    #[serde(default)]
+    pub default_page_size: Option<u32>,
+    /// Largest `$top` accepted (default 1000).
+    #[serde(default)]
+    pub max_page_size: Option<u32>,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from(".triggerfish")
+}
+
+impl Default for HostSection {
+    fn default() -> Self {
+        Self {
+            state_dir: default_state_dir(),
+            cache_dir: None,
+            entity_calls_per_minute: None,
+            entity_calls_window_ms: None,
+            default_page_size: None,
+            max_page_size: None,
+        }
+    }
+}
+
+/// `[teams]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamsSection {
+    #[serde(default)]
+    pub channels: BTreeMap<String, Spanned<ChannelSettings>>,
+}
+
+/// `[email]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSection {
+    #[serde(default)]
+    pub mode: Option<DeliveryMode>,
+    #[serde(default)]
+    pub smtp_host: Option<String>,
+    #[serde(default)]
+    pub smtp_port: Option<u16>,
+    #[serde(default)]
+    pub tls: TlsMode,
+    pub from: Spanned<String>,
+    #[serde(default)]
+    pub username_env: Option<String>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Named recipient groups, e.g. `data-owners`.
+    #[serde(default)]
+    pub groups: BTreeMap<String, Spanned<Vec<String>>>,
+}
+
+impl EmailSection {
+    /// The runtime's email settings.
+    fn settings(&self) -> EmailSettings {
+        EmailSettings {
+            mode: self.mode,
+            smtp_host: self.smtp_host.clone(),
+            smtp_port: self.smtp_port,
+            tls: self.tls,
+            from: self.from.get_ref().clone(),
+            username_env: self.username_env.clone(),
+            password_env: self.password_env.clone(),
+            groups: self
+                .groups
+                .iter()
+                .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+                .collect(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    host: HostSection,
+    #[serde(default)]
+    teams: TeamsSection,
+    #[serde(default)]
+    email: Option<EmailSection>,
+    #[serde(default)]
+    plugins: Vec<RawPlugin>,
+    #[serde(default)]
+    insights: Option<InsightsSection>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGrants {
+    #[serde(default)]
+    teams: Vec<Spanned<String>>,
+    #[serde(default)]
+    email_groups: Vec<Spanned<String>>,
+    #[serde(default)]
+    email_domains: Vec<Spanned<String>>,
+    #[serde(default)]
+    entities: Vec<Spanned<String>>,
+    #[serde(default)]
+    outbound_hosts: Vec<Spanned<String>>,
+}
+
+fn plain(v: &[Spanned<String>]) -> Vec<String> {
+    v.iter().map(|s| s.get_ref().clone()).collect()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    timeout_ms: Option<Spanned<u64>>,
+    memory_mib: Option<Spanned<u64>>,
+    entity_calls_per_minute: Option<Spanned<u32>>,
+    entity_calls_window_ms: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugin {
+    name: Spanned<String>,
+    component: Spanned<PathBuf>,
+    #[serde(default)]
+    triggers: Vec<Spanned<String>>,
+    #[serde(default)]
+    grants: RawGrants,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    config: BTreeMap<String, Spanned<toml::Value>>,
+}
+
+impl Config {
+    /// Read and validate a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parse and validate configuration text; `path` names it in errors and
+    /// anchors relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let v = Validator { path, text };
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+
+        for (name, channel) in &raw.teams.channels {
+            v.channel(name, channel)?;
+        }
+        if let Some(email) = &raw.email {
+            v.email(email)?;
+        }
+
+        let mut plugins: Vec<PluginConfig> = Vec::with_capacity(raw.plugins.len());
+        for (i, p) in raw.plugins.into_iter().enumerate() {
+            let key = |k: &str| format!("plugins[{i}].{k}");
+            let name = p.name.get_ref().clone();
+            if !valid_name(&name) {
+                return Err(v.invalid(
+                    p.name.span(),
+                    &key("name"),
+                    "expected a name of letters, digits, '-' or '_'",
+                ));
+            }
+            if plugins.iter().any(|q| q.name == name) {
+                return Err(v.invalid(p.name.span(), &key("name"), "duplicate plugin name"));
+            }
+            let mut triggers = Vec::new();
+            for t in &p.triggers {
+                let kind = t
+                    .get_ref()
+                    .parse::<TriggerKind>()
+                    .map_err(|e| v.invalid(t.span(), &key("triggers"), &e.to_string()))?;
+                triggers.push(kind);
+            }
+            let g = &p.grants;
+            for ch in &g.teams {
+                if !raw.teams.channels.contains_key(ch.get_ref()) {
+                    return Err(v.invalid(
+                        ch.span(),
+                        &key("grants.teams"),
+                        &format!(
+                            "channel '{}' is not defined under [teams.channels]",
+                            ch.get_ref()
+                        ),
+                    ));
+                }
+            }
+            for grp in &g.email_groups {
+                let known = raw
+                    .email
+                    .as_ref()
+                    .is_some_and(|e| e.groups.contains_key(grp.get_ref()));
+                if !known {
+                    return Err(v.invalid(
+                        grp.span(),
+                        &key("grants.email_groups"),
+                        &format!(
+                            "group '{}' is not defined under [email.groups]",
+                            grp.get_ref()
+                        ),
+                    ));
+                }
+            }
+            for d in &g.email_domains {
+                let d2 = d.get_ref();
+                if d2.is_empty() || d2.contains('@') || d2.contains(char::is_whitespace) {
+                    return Err(v.invalid(
+                        d.span(),
+                        &key("grants.email_domains"),
+                        &format!("'{d2}' is not a domain (expected e.g. \"example.com\")"),
+                    ));
+                }
+            }
+            let mut outbound_hosts = Vec::with_capacity(g.outbound_hosts.len());
+            for h in &g.outbound_hosts {
+                outbound_hosts.push(
+                    Origin::parse(h.get_ref())
+                        .map_err(|e| v.invalid(h.span(), &key("grants.outbound_hosts"), &e))?,
+                );
+            }
+            let grants = Grants {
+                teams: plain(&g.teams),
+                email_groups: plain(&g.email_groups),
+                email_domains: plain(&g.email_domains)
+                    .into_iter()
+                    .map(|d| d.to_ascii_lowercase())
+                    .collect(),
+                entities: plain(&g.entities),
+                outbound_hosts,
+            };
+            let mut limits = Limits::default();
+            if let Some(t) = &p.limits.timeout_ms {
+                limits.timeout_ms = *t.get_ref();
+                if limits.timeout_ms == 0 || limits.timeout_ms > MAX_TIMEOUT_MS {
+                    return Err(v.invalid(
+                        t.span(),
+                        &key("limits.timeout_ms"),
+                        &format!("expected 1 to {MAX_TIMEOUT_MS} milliseconds"),
+                    ));
+                }
+            }
+            if let Some(m) = &p.limits.memory_mib {
+                limits.memory_mib = *m.get_ref();
+                if limits.memory_mib == 0 || limits.memory_mib > MAX_MEMORY_MIB {
+                    return Err(v.invalid(
+                        m.span(),
+                        &key("limits.memory_mib"),
+                        &format!("expected 1 to {MAX_MEMORY_MIB} MiB"),
+                    ));
+                }
+            }
+            if let Some(n) = &p.limits.entity_calls_per_minute {
+                let calls = NonZeroU32::new(*n.get_ref()).ok_or_else(|| {
+                    v.invalid(
+                        n.span(),
+                        &key("limits.entity_calls_per_minute"),
+                        "expected at least 1 call",
+                    )
+                })?;
+                limits.entity_budget.calls = calls;
+            }
+            if let Some(w) = &p.limits.entity_calls_window_ms {
+                if *w.get_ref() == 0 {
+                    return Err(v.invalid(
+                        w.span(),
+                        &key("limits.entity_calls_window_ms"),
+                        "expected at least 1 ms",
+                    ));
+                }
+                limits.entity_budget.window = Duration::from_millis(*w.get_ref());
+            }
+            let mut config = BTreeMap::new();
+            for (k, val) in p.config {
+                let s = match val.get_ref() {
+                    toml::Value::String(s) => s.clone(),
+                    toml::Value::Integer(n) => n.to_string(),
+                    toml::Value::Float(f) => f.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    toml::Value::Datetime(d) => d.to_string(),
+                    _ => {
+                        return Err(v.invalid(
+                            val.span(),
+                            &key(&format!("config.{k}")),
+                            "expected a string, number, boolean or date",
+                        ))
+                    }
+                };
+                config.insert(k, s);
+            }
+            let component = base.join(p.component.get_ref());
+            plugins.push(PluginConfig {
+                name,
+                component,
+                triggers,
+                grants,
+                limits,
+                config,
+            });
+        }
+
+        if let Some(0) = raw.host.entity_calls_per_minute {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                line: 1,
+                key: "host.entity_calls_per_minute".into(),
+                message: "expected at least 1 call".into(),
+            });
+        }
+        let insights = raw
+            .insights
+            .map(|section| load_workspace(&v, section, base))
+            .transpose()?;
+        let host = raw.host;
+        let state_dir = base.join(&host.state_dir);
+        let mut settings = Settings::new(path.to_owned(), state_dir);
+        if let Some(c) = &host.cache_dir {
+            settings.cache_dir = Some(base.join(c));
+        }
+        settings.host_entity_budget = host.entity_budget();
+        settings.page_limits = host.page_limits();
+        settings.teams = raw
+            .teams
+            .channels
+            .into_iter()
+            .map(|(name, ch)| (name, ch.into_inner()))
+            .collect();
+        settings.email = raw.email.as_ref().map(EmailSection::settings);
+        settings.plugins = plugins;
+        Ok(Config {
+            path: path.to_owned(),
+            settings,
+            insights,
+        })
+    }
+
+    /// `$top` bounds for entity queries.
+    pub fn page_limits(&self) -> PageLimits {
+        self.settings.page_limits
+    }
+
+    /// The entity store file.
+    pub fn store_path(&self) -> PathBuf {
+        self.settings.store_path()
+    }
+
+    /// The plugin with this name.
+    pub fn plugin(&self, name: &str) -> Option<&PluginConfig> {
+        self.settings.plugin(name)
+    }
+}
+
+impl HostSection {
+    /// The host-wide entity budget, if capped.
+    fn entity_budget(&self) -> Option<Budget> {
+        let calls = NonZeroU32::new(self.entity_calls_per_minute?)?;
+        let window = self
+            .entity_calls_window_ms
+            .map_or(DEFAULT_WINDOW, Duration::from_millis);
+        Some(Budget { calls, window })
+    }
+
+    /// `$top` bounds for entity queries.
+    fn page_limits(&self) -> PageLimits {
+        let d = PageLimits::default();
+        let max_top = self.max_page_size.unwrap_or(d.max_top).max(1);
+        PageLimits {
+            default_top: self
+                .default_page_size
+                .unwrap_or(d.default_top)
+                .clamp(1, max_top),
+            max_top,
+        }
+    }
+}
+
+/// The insights workspace: inline, or in the file `[insights] file` names;
+/// span errors become `file:line` errors of the file they are in.
+fn load_workspace(
+    v: &Validator<'_>,
+    section: InsightsSection,
+    base: &Path,
+) -> Result<Workspace, ConfigError> {
+    let file = section.workspace_file().map_err(|e| v.located(e))?;
+    let Some(file) = file else {
+        return section.validate(base).map_err(|e| v.located(e));
+    };
+    let path = base.join(file);
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let inner: InsightsSection = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.clone(),
+        message: e.to_string().trim_end().to_owned(),
+    })?;
+    let iv = Validator {
+        path: &path,
+        text: &text,
+    };
+    inner.reject_nested_file().map_err(|e| iv.located(e))?;
+    let wbase = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_owned();
+    inner.validate(&wbase).map_err(|e| iv.located(e))
+}
+
+/// Locates values of one file for error messages.
+struct Validator<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Validator<'_> {
+    fn line_of(&self, span: std::ops::Range<usize>) -> usize {
+        line_of(self.text, span.start)
+    }
+
+    /// A workspace error, located in this file.
+    fn located(&self, e: WorkspaceError) -> ConfigError {
+        self.invalid(e.span, &e.key, &e.message)
+    }
+
+    fn invalid(&self, span: std::ops::Range<usize>, key: &str, message: &str) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_owned(),
+            line: self.line_of(span),
+            key: key.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+
+    fn channel(&self, name: &str, c: &Spanned<ChannelSettings>) -> Result<(), ConfigError> {
+        let key = format!("teams.channels.{name}");
+        let cfg = c.get_ref();
+        if !valid_name(name) {
+            return Err(self.invalid(
+                c.span(),
+                &key,
+                "expected a channel name of letters, digits, '-' or '_'",
+            ));
+        }
+        let targets =
+            usize::from(cfg.webhook_url.is_some()) + usize::from(cfg.webhook_url_env.is_some());
+        match cfg.mode {
+            Some(DeliveryMode::Outbox) => Ok(()),
+            _ if targets == 1 => {
+                if let Some(url) = &cfg.webhook_url {
+                    let ok = url.starts_with("https://") || url.starts_with("http://");
+                    if !ok {
+                        return Err(self.invalid(
+                            c.span(),
+                            &format!("{key}.webhook_url"),
+                            "expected an http:// or https:// URL",
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            _ if targets == 2 => Err(self.invalid(
+                c.span(),
+                &key,
+                "set either webhook_url or webhook_url_env, not both",
+            )),
+            _ => Err(self.invalid(
+                c.span(),
+                &key,
+                "expected webhook_url, webhook_url_env, or mode = \"outbox\"",
+            )),
+        }
+    }
+
+    fn email(&self, e: &EmailSection) -> Result<(), ConfigError> {
+        let mode = e.settings().delivery_mode();
+        if e.from
+            .get_ref()
+            .parse::<lettre::message::Mailbox>()
+            .is_err()
+        {
+            return Err(self.invalid(
+                e.from.span(),
+                "email.from",
+                "expected an email address such as \"Triggerfish <bot@example.com>\"",
+            ));
+        }
+        if mode == DeliveryMode::Send && e.smtp_host.is_none() {
+            return Err(self.invalid(
+                e.from.span(),
+                "email.smtp_host",
+                "required when email mode is \"send\"",
+            ));
+        }
+        if e.username_env.is_some() != e.password_env.is_some() {
+            return Err(self.invalid(
+                e.from.span(),
+                "email.username_env",
+                "username_env and password_env go together",
+            ));
+        }
+        for (name, members) in &e.groups {
+            let key = format!("email.groups.{name}");
+            if !valid_name(name) {
+                return Err(self.invalid(members.span(), &key, "expected a group name"));
+            }
+            if members.get_ref().is_empty() {
+                return Err(self.invalid(
+                    members.span(),
+                    &key,
+                    "a group needs at least one address",
+                ));
+            }
+            for m in members.get_ref() {
+                if m.parse::<lettre::message::Mailbox>().is_err() {
+                    return Err(self.invalid(
+                        members.span(),
+                        &key,
+                        &format!("'{m}' is not an email address"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/tf/triggerfish.toml"), text)
+    }
+
+    #[test]
+    fn minimal_file_gets_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.settings.state_dir, Path::new("/etc/tf/.triggerfish"));
+        assert!(c.settings.plugins.is_empty());
+    }
+
+    #[test]
+    fn plugin_paths_and_defaults() {
+        let c = parse(
+            "[[plugins]]\nname = \"p\"\ncomponent = \"p.wasm\"\ntriggers = [\"full-refresh-completed\"]\n",
+        )
+        .unwrap();
+        let p = &c.settings.plugins[0];
+        assert_eq!(p.component, Path::new("/etc/tf/p.wasm"));
+        assert_eq!(p.limits, Limits::default());
+        assert_eq!(p.grants, Grants::default());
+    }
+
+    #[test]
+    fn unknown_trigger_names_line_and_key() {
+        let err = parse(
+            "[[plugins]]\nname = \"p\"\ncomponent = \"p.wasm\"\ntriggers = [\"refresh-done\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("/etc/tf/triggerfish.toml:4: key `plugins[0].triggers`: unknown trigger 'refresh-done'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn grant_of_undefined_channel_is_an_error() {
+        let err = parse(
+            "[[plugins]]\nname = \"p\"\ncomponent = \"p.wasm\"\n[plugins.grants]\nteams = [\"ops\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "/etc/tf/triggerfish.toml:5: key `plugins[0].grants.teams`: channel 'ops' is not defined under [teams.channels]"
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_reported_by_the_parser_with_its_line() {
+        let err = parse("[host]\nstate_dri = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(err.contains("state_dri"), "{err}");
+    }
+
+    #[test]
+    fn channel_needs_a_target() {
+        let err = parse("[teams.channels.ops]\n").unwrap_err().to_string();
+        assert!(err.contains("key `teams.channels.ops`: expected webhook_url, webhook_url_env, or mode = \"outbox\""), "{err}");
+    }
+
+    #[test]
+    fn limits_are_bounded() {
+        let err = parse(
+            "[[plugins]]\nname = \"p\"\ncomponent = \"p.wasm\"\n[plugins.limits]\nmemory_mib = 0\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("key `plugins[0].limits.memory_mib`: expected 1 to 4096 MiB"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn email_defaults_to_outbox_without_smtp_host() {
+        let c = parse("[email]\nfrom = \"bot@example.com\"\n[email.groups]\ndata-owners = [\"a@example.com\"]\n")
+            .unwrap();
+        let e = c.settings.email.unwrap();
+        assert_eq!(e.delivery_mode(), DeliveryMode::Outbox);
+        assert_eq!(e.port(), 587);
+    }
+
+    const WORKSPACE: &str = r#"
+[[insights.sources]]
+name = "crm-contacts"
+path = "data/crm.csv"
+key = "Id"
+[insights.sources.map]
+Email = "Mail"
+LastName = "Name"
+"#;
+
+    #[test]
+    fn the_workspace_may_live_in_its_own_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("ws.toml"),
+            WORKSPACE.replace("insights.", ""),
+        )
+        .unwrap();
+        let cfg = dir.path().join("triggerfish.toml");
+        std::fs::write(&cfg, "[insights]\nfile = \"ws.toml\"\n").unwrap();
+        let w = Config::load(&cfg).unwrap().insights.unwrap();
+        assert_eq!(w.sources[0].path, dir.path().join("data/crm.csv"));
+
+        std::fs::write(dir.path().join("ws.toml"), "[[sources]]\nname = \"x\"\n").unwrap();
+        let err = Config::load(&cfg).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("{}", dir.path().join("ws.toml").display())),
+            "{err}"
+        );
+        assert!(err.contains("missing field `path`"), "{err}");
+    }
+}

@@ -1,0 +1,300 @@
+//! Segments and measures over the store, written back as entities:
+//! `Segment` (one row per segment), `SegmentMember` (who is in which),
+//! `Measure` (one value per measure) and `MeasureValue` (per dimension value).
+
+use rusqlite::types::Value;
+
+use super::unify::CUSTOMER;
+use super::workspace::{Aggregate, MeasureSpec, SegmentSpec, Workspace, CUSTOMER_ID};
+use crate::event::now_rfc3339;
+use crate::odata::{compile_filter, ColumnType, QueryOptionError};
+use crate::store::{EntityDb, StoreError, Table};
+
+/// Segment rows.
+pub const SEGMENT: &str = "Segment";
+/// Segment membership rows.
+pub const SEGMENT_MEMBER: &str = "SegmentMember";
+/// Measure rows.
+pub const MEASURE: &str = "Measure";
+/// Per-dimension measure rows.
+pub const MEASURE_VALUE: &str = "MeasureValue";
+
+/// Why a segment or measure could not be computed.
+#[derive(Debug, thiserror::Error)]
+pub enum ComputeError {
+    #[error(transparent)]
+    EntityDb(#[from] StoreError),
+    #[error("segment '{segment}': {error}")]
+    SegmentFilter {
+        segment: String,
+        error: QueryOptionError,
+    },
+    #[error("measure '{measure}': {error}")]
+    MeasureFilter {
+        measure: String,
+        error: QueryOptionError,
+    },
+    #[error("measure '{measure}': entity '{entity}' has no data yet")]
+    NoData { measure: String, entity: String },
+    #[error("measure '{measure}': entity '{entity}' has no field '{field}' (fields: {fields})")]
+    UnknownField {
+        measure: String,
+        entity: String,
+        field: String,
+        fields: String,
+    },
+    #[error("measure '{measure}': {aggregate} needs a numeric field, but '{field}' is {kind}")]
+    NotNumeric {
+        measure: String,
+        aggregate: &'static str,
+        field: String,
+        kind: ColumnType,
+    },
+}
+
+/// One segment's size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentSize {
+    pub name: String,
+    pub members: u64,
+}
+
+/// One measure's value (`None` when there was nothing to aggregate).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasureValue {
+    pub name: String,
+    pub value: Option<f64>,
+    /// Values per dimension value, for measures with a dimension.
+    pub by_dimension: Vec<(String, Option<f64>)>,
+}
+
+/// Compute every segment from `Customer`, replacing `SegmentMember` and `Segment`.
+pub fn compute_segments(
+    ws: &Workspace,
+    store: &EntityDb,
+) -> Result<Vec<SegmentSize>, ComputeError> {
+    let customer = store.meta(CUSTOMER)?;
+    let mut compiled = Vec::with_capacity(ws.segments.len());
+    for s in &ws.segments {
+        let (cond, params) = compile_filter(&s.filter, &customer.schema).map_err(|error| {
+            ComputeError::SegmentFilter {
+                segment: s.name.clone(),
+                error,
+            }
+        })?;
+        compiled.push((s, cond, params));
+    }
+    let member_columns = [
+        ("MemberId".to_owned(), ColumnType::String),
+        ("Segment".to_owned(), ColumnType::String),
+        (CUSTOMER_ID.to_owned(), ColumnType::String),
+    ];
+    let mut sizes = Vec::with_capacity(compiled.len());
+    store.replace_entity_with(SEGMENT_MEMBER, "MemberId", &member_columns, |sink| {
+        for (s, cond, params) in &compiled {
+            let before = sink.count();
+            let mut all = vec![Value::Text(s.name.clone()), Value::Text(s.name.clone())];
+            all.extend(params.iter().cloned());
+            sink.insert_select(
+                &format!(
+                    "SELECT ? || '/' || \"{CUSTOMER_ID}\", ?, \"{CUSTOMER_ID}\" FROM {} WHERE {cond}",
+                    Table::of(CUSTOMER)
+                ),
+                &all,
+            )?;
+            sizes.push(SegmentSize {
+                name: s.name.clone(),
+                members: sink.count() - before,
+            });
+        }
+        Ok::<(), ComputeError>(())
+    })?;
+    let now = now_rfc3339();
+    let segment_columns = [
+        ("Name".to_owned(), ColumnType::String),
+        ("Filter".to_owned(), ColumnType::String),
+        ("Members".to_owned(), ColumnType::Integer),
+        ("UpdatedAt".to_owned(), ColumnType::DateTime),
+    ];
+    let rows = ws
+        .segments
+        .iter()
+        .zip(&sizes)
+        .map(|(s, n): (&SegmentSpec, &SegmentSize)| {
+            Ok(vec![
+                Value::Text(s.name.clone()),
+                Value::Text(s.filter_text.clone()),
+                Value::Integer(i64::try_from(n.members).unwrap_or(i64::MAX)),
+                Value::Text(now.clone()),
+            ])
+        });
+    store.replace_entity(SEGMENT, "Name", &segment_columns, rows)?;
+    Ok(sizes)
+}
+
+fn aggregate_sql(m: &MeasureSpec) -> String {
+    let f = m.field.as_ref().map(|f| format!("\"{f}\""));
+    match (m.aggregate, f) {
+        (Aggregate::Count, None) => "COUNT(*)".into(),
+        (Aggregate::Count, Some(f)) => format!("COUNT({f})"),
+        (Aggregate::DistinctCount, Some(f)) => format!("COUNT(DISTINCT {f})"),
+        (Aggregate::Sum, Some(f)) => format!("TOTAL({f})"),
+        (Aggregate::Average, Some(f)) => format!("AVG({f})"),
+        (Aggregate::Min, Some(f)) => format!("MIN({f})"),
+        (Aggregate::Max, Some(f)) => format!("MAX({f})"),
+        // Validation requires a field for every aggregate but count.
+        (_, None) => "COUNT(*)".into(),
+    }
+}
+
+fn measure_one(store: &EntityDb, m: &MeasureSpec) -> Result<MeasureValue, ComputeError> {
+    let meta = store.meta(&m.entity).map_err(|e| match e {
+        StoreError::UnknownEntity(_) => ComputeError::NoData {
+            measure: m.name.clone(),
+            entity: m.entity.clone(),
+        },
+        e => e.into(),
+    })?;
+    let unknown = |field: &str| ComputeError::UnknownField {
+        measure: m.name.clone(),
+        entity: m.entity.clone(),
+        field: field.to_owned(),
+        fields: meta
+            .schema
+            .columns
+            .iter()
+            .map(|(c, _)| c.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    if let Some(f) = &m.field {
+        let t = meta.schema.get(f).ok_or_else(|| unknown(f))?;
+        let numeric_only = matches!(
+            m.aggregate,
+            Aggregate::Sum | Aggregate::Average | Aggregate::Min | Aggregate::Max
+        );
+        if numeric_only && !matches!(t, ColumnType::Integer | ColumnType::Decimal) {
+            return Err(ComputeError::NotNumeric {
+                measure: m.name.clone(),
+                aggregate: m.aggregate.as_str(),
+                field: f.clone(),
+                kind: t,
+            });
+        }
+    }
+    if let Some(d) = &m.dimension {
+        meta.schema.get(d).ok_or_else(|| unknown(d))?;
+    }
+    let (cond, params) = match &m.filter {
+        Some((_, expr)) => {
+            compile_filter(expr, &meta.schema).map_err(|error| ComputeError::MeasureFilter {
+                measure: m.name.clone(),
+                error,
+            })?
+        }
+        None => ("1".to_owned(), Vec::new()),
+    };
+    let agg = aggregate_sql(m);
+    let table = Table::of(&m.entity);
+    let conn = store.session();
+    let e = |source| StoreError::Sqlite {
+        path: store.path().to_owned(),
+        source,
+    };
+    let number = |v: Value| match v {
+        Value::Integer(n) => Some(n as f64),
+        Value::Real(x) => Some(x),
+        _ => None,
+    };
+    match &m.dimension {
+        None => {
+            let v: Value = conn
+                .query_row(
+                    &format!("SELECT {agg} FROM {table} WHERE {cond}"),
+                    rusqlite::params_from_iter(params.iter()),
+                    |r| r.get(0),
+                )
+                .map_err(e)?;
+            Ok(MeasureValue {
+                name: m.name.clone(),
+                value: number(v),
+                by_dimension: Vec::new(),
+            })
+        }
+        Some(d) => {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT CAST(\"{d}\" AS TEXT), {agg} FROM {table} WHERE {cond} GROUP BY 1 ORDER BY 1"
+                ))
+                .map_err(e)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+                    Ok((
+                        r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                        r.get::<_, Value>(1)?,
+                    ))
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(e)?;
+            Ok(MeasureValue {
+                name: m.name.clone(),
+                value: None,
+                by_dimension: rows.into_iter().map(|(k, v)| (k, number(v))).collect(),
+            })
+        }
+    }
+}
+
+/// Compute every measure, replacing `Measure` and `MeasureValue`.
+pub fn compute_measures(
+    ws: &Workspace,
+    store: &EntityDb,
+) -> Result<Vec<MeasureValue>, ComputeError> {
+    let values = ws
+        .measures
+        .iter()
+        .map(|m| measure_one(store, m))
+        .collect::<Result<Vec<_>, _>>()?;
+    let now = now_rfc3339();
+    let real = |v: Option<f64>| v.map_or(Value::Null, Value::Real);
+    let measure_columns = [
+        ("Name".to_owned(), ColumnType::String),
+        ("Value".to_owned(), ColumnType::Decimal),
+        ("Aggregate".to_owned(), ColumnType::String),
+        ("Entity".to_owned(), ColumnType::String),
+        ("Field".to_owned(), ColumnType::String),
+        ("Dimension".to_owned(), ColumnType::String),
+        ("UpdatedAt".to_owned(), ColumnType::DateTime),
+    ];
+    let text = |s: &Option<String>| s.clone().map_or(Value::Null, Value::Text);
+    let rows = ws.measures.iter().zip(&values).map(|(m, v)| {
+        Ok(vec![
+            Value::Text(m.name.clone()),
+            real(v.value),
+            Value::Text(m.aggregate.as_str().to_owned()),
+            Value::Text(m.entity.clone()),
+            text(&m.field),
+            text(&m.dimension),
+            Value::Text(now.clone()),
+        ])
+    });
+    store.replace_entity(MEASURE, "Name", &measure_columns, rows)?;
+    let value_columns = [
+        ("Id".to_owned(), ColumnType::String),
+        ("Measure".to_owned(), ColumnType::String),
+        ("Dimension".to_owned(), ColumnType::String),
+        ("Value".to_owned(), ColumnType::Decimal),
+    ];
+    let rows = values.iter().flat_map(|v| {
+        v.by_dimension.iter().map(move |(d, x)| {
+            Ok(vec![
+                Value::Text(format!("{}/{d}", v.name)),
+                Value::Text(v.name.clone()),
+                Value::Text(d.clone()),
+                real(*x),
+            ])
+        })
+    });
+    store.replace_entity(MEASURE_VALUE, "Id", &value_columns, rows)?;
+    Ok(values)
+}

@@ -1,0 +1,18 @@
+//! The embedded insights engine: data sources → unification (map, match,
+//! merge) → segments and measures, on the entity store, raising the six
+//! triggers as they happen.
+//!
+//! Layers: [`workspace`] (the configuration) → [`source`], [`unify`], [`compute`],
+//! [`thresholds`] (one job each) → [`pipeline`] (the order of a refresh and
+//! the events). Events leave through [`pipeline::Observer`]; delivery to
+//! plugins is the dispatcher's business, not this module's.
+
+pub mod compute;
+pub mod normalize;
+pub mod pipeline;
+pub mod source;
+pub mod thresholds;
+pub mod unify;
+pub mod workspace;
+
+pub use pipeline::{InsightsEngine, Observer, RefreshReport, Scope};

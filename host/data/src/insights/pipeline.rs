@@ -1,0 +1,437 @@
+//! A refresh: sources → unification → segments and measures, raising the six
+//! triggers as they happen. Events go to an [`Observer`]; this layer knows
+//! nothing of plugins or how events are delivered.
+
+use std::time::{Duration, Instant};
+
+use super::compute::{compute_measures, compute_segments};
+use super::source::{source_for, Source, SourceError};
+use super::thresholds::{crossings, last_value, record_value, Kind};
+use super::unify::{unify, Phase};
+use super::workspace::Workspace;
+use crate::event::{new_event_id, now_rfc3339};
+use crate::event::{
+    DataSourceRefreshFailed, DataSourceRefreshSucceeded, Event, FullRefreshCompleted,
+    MeasureThresholdCrossed, SegmentThresholdCrossed, StageStatus, StageSummary, Trigger,
+    UnificationRefreshCompleted,
+};
+use crate::store::EntityDb;
+
+/// Longest wait between two retries of a source, however many there are.
+pub const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
+
+/// What a refresh covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every source, unification, segments and measures.
+    Full,
+    /// One source only.
+    Source(String),
+    /// Unification, segments and measures on the data already loaded.
+    Unification,
+}
+
+/// Sees a refresh as it goes.
+pub trait Observer {
+    /// A stage started; `total` is the work it expects, when known.
+    fn stage_started(&mut self, _stage: &str, _total: Option<u64>) {}
+    /// Work done so far in a stage.
+    fn stage_progress(&mut self, _stage: &str, _done: u64, _total: Option<u64>) {}
+    /// A stage ended.
+    fn stage_finished(&mut self, _summary: &StageSummary) {}
+    /// A transient source failure; the source is tried again after `wait`.
+    fn retrying(&mut self, _source: &str, _attempt: u32, _wait: Duration, _error: &SourceError) {}
+    /// A trigger occurred.
+    fn event(&mut self, event: Event);
+}
+
+/// What a refresh did.
+#[derive(Debug, Clone)]
+pub struct RefreshReport {
+    pub stages: Vec<StageSummary>,
+    /// Ids of the events raised, in order.
+    pub events: Vec<String>,
+    pub duration: Duration,
+}
+
+impl RefreshReport {
+    /// True when no stage failed or was skipped.
+    pub fn succeeded(&self) -> bool {
+        self.stages.iter().all(|s| s.status == StageStatus::Ok)
+    }
+}
+
+/// An unknown `--source`.
+#[derive(Debug, thiserror::Error)]
+#[error("no data source named '{name}' (sources: {known})")]
+pub struct UnknownSource {
+    pub name: String,
+    pub known: String,
+}
+
+/// The insights engine over one store.
+pub struct InsightsEngine {
+    workspace: Workspace,
+    store: EntityDb,
+    sources: Vec<Box<dyn Source>>,
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl InsightsEngine {
+    /// An engine for `workspace`, writing to `store` (its own connection).
+    pub fn new(workspace: Workspace, store: EntityDb) -> Self {
+        let sources = workspace.sources.iter().map(source_for).collect();
+        Self {
+            workspace,
+            store,
+            sources,
+        }
+    }
+
+    /// The workspace.
+    pub fn workspace(&self) -> &Workspace {
+        &self.workspace
+    }
+
+    /// The store written to.
+    pub fn store(&self) -> &EntityDb {
+        &self.store
+    }
+
+    fn source_index(&self, name: &str) -> Result<usize, UnknownSource> {
+        self.workspace
+            .sources
+            .iter()
+            .position(|s| s.name == name)
+            .ok_or_else(|| UnknownSource {
+                name: name.to_owned(),
+                known: self
+                    .workspace
+                    .sources
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    /// Run a refresh of `scope`, telling `obs` as it goes.
+    pub fn refresh(
+        &self,
+        scope: &Scope,
+        obs: &mut dyn Observer,
+    ) -> Result<RefreshReport, UnknownSource> {
+        let started = Instant::now();
+        let mut run = Run {
+            engine: self,
+            obs,
+            stages: Vec::new(),
+            events: Vec::new(),
+        };
+        match scope {
+            Scope::Source(name) => {
+                let i = self.source_index(name)?;
+                run.source(i);
+            }
+            Scope::Unification => run.downstream(None),
+            Scope::Full => {
+                let mut failed = Vec::new();
+                for i in 0..self.sources.len() {
+                    if !run.source(i) {
+                        failed.push(self.workspace.sources[i].name.clone());
+                    }
+                }
+                let blocked = (!failed.is_empty()).then(|| {
+                    let list = failed
+                        .iter()
+                        .map(|n| format!("'{n}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    format!("skipped: source {list} failed")
+                });
+                run.downstream(blocked);
+                let stages = run.stages.clone();
+                let succeeded = stages.iter().all(|s| s.status == StageStatus::Ok);
+                run.raise(Trigger::FullRefreshCompleted(FullRefreshCompleted {
+                    stages,
+                    succeeded,
+                    duration_ms: ms(started.elapsed()),
+                }));
+            }
+        }
+        Ok(RefreshReport {
+            stages: run.stages,
+            events: run.events,
+            duration: started.elapsed(),
+        })
+    }
+}
+
+/// One refresh in progress.
+struct Run<'a> {
+    engine: &'a InsightsEngine,
+    obs: &'a mut dyn Observer,
+    stages: Vec<StageSummary>,
+    events: Vec<String>,
+}
+
+impl Run<'_> {
+    fn raise(&mut self, trigger: Trigger) {
+        let event = Event {
+            id: new_event_id(),
+            occurred_at: now_rfc3339(),
+            trigger,
+        };
+        tracing::info!(event = %event.id, "raised");
+        self.events.push(event.id.clone());
+        self.obs.event(event);
+    }
+
+    fn finish(
+        &mut self,
+        name: String,
+        status: StageStatus,
+        rows: u64,
+        t: Instant,
+        detail: Option<String>,
+    ) {
+        let summary = StageSummary {
+            name,
+            status,
+            rows,
+            duration_ms: ms(t.elapsed()),
+            detail,
+        };
+        self.obs.stage_finished(&summary);
+        self.stages.push(summary);
+    }
+
+    fn skip(&mut self, name: &str, why: &str) {
+        self.obs.stage_started(name, None);
+        self.finish(
+            name.to_owned(),
+            StageStatus::Skipped,
+            0,
+            Instant::now(),
+            Some(why.to_owned()),
+        );
+    }
+
+    /// Refresh source `i` with retries; true when it succeeded.
+    fn source(&mut self, i: usize) -> bool {
+        let ws = &self.engine.workspace;
+        let spec = &ws.sources[i];
+        let stage = format!("source:{}", spec.name);
+        let t = Instant::now();
+        self.obs.stage_started(&stage, None);
+        let mut attempt = 1u32;
+        let mut wait = ws.retry_backoff;
+        loop {
+            match self.engine.sources[i].refresh(&self.engine.store) {
+                Ok(loaded) => {
+                    let detail = (loaded.rejected > 0).then(|| {
+                        format!(
+                            "{} malformed rows skipped: {}",
+                            loaded.rejected,
+                            loaded.rejected_examples.join("; ")
+                        )
+                    });
+                    self.finish(stage, StageStatus::Ok, loaded.rows, t, detail);
+                    self.raise(Trigger::DataSourceRefreshSucceeded(
+                        DataSourceRefreshSucceeded {
+                            source: spec.name.clone(),
+                            rows_read: loaded.rows,
+                            rows_rejected: loaded.rejected,
+                            duration_ms: ms(t.elapsed()),
+                        },
+                    ));
+                    return true;
+                }
+                Err(e) if !e.permanent && attempt <= ws.retries => {
+                    tracing::info!(source = %spec.name, attempt, error = %e, "transient failure, retrying");
+                    self.obs.retrying(&spec.name, attempt, wait, &e);
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(MAX_RETRY_BACKOFF);
+                    attempt += 1;
+                }
+                Err(e) => {
+                    let why = if e.permanent {
+                        "permanent failure"
+                    } else {
+                        "retries exhausted"
+                    };
+                    tracing::info!(source = %spec.name, attempt, error = %e, "{why}");
+                    self.finish(
+                        stage,
+                        StageStatus::Failed,
+                        0,
+                        t,
+                        Some(format!("{e} ({why} after {attempt} attempt(s))")),
+                    );
+                    self.raise(Trigger::DataSourceRefreshFailed(DataSourceRefreshFailed {
+                        source: spec.name.clone(),
+                        error: e.message,
+                        permanent: e.permanent,
+                        attempts: attempt,
+                        rows_read: e.rows_read,
+                        row: e.row,
+                        field: e.field,
+                    }));
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Unification, then segments and measures; all skipped when `blocked`.
+    fn downstream(&mut self, blocked: Option<String>) {
+        if let Some(why) = blocked {
+            for name in ["unification", "segments", "measures"] {
+                self.skip(name, &why);
+            }
+            return;
+        }
+        if self.unification() {
+            self.segments();
+            self.measures();
+        } else {
+            let why = "skipped: unification failed";
+            self.skip("segments", why);
+            self.skip("measures", why);
+        }
+    }
+
+    fn unification(&mut self) -> bool {
+        let engine = self.engine;
+        let t = Instant::now();
+        let total: u64 = engine
+            .workspace
+            .sources
+            .iter()
+            .filter_map(|s| engine.store.meta(&s.entity).ok())
+            .map(|m| m.rows)
+            .sum();
+        self.obs.stage_started("unification", Some(total));
+        let obs = &mut *self.obs;
+        let mut progress = |phase: Phase, done: u64, _total: u64| {
+            let done = match phase {
+                Phase::Map => done / 3,
+                Phase::Match => total / 3,
+                Phase::Merge => total / 3 + done * 2 / 3,
+            };
+            obs.stage_progress("unification", done.min(total), Some(total));
+        };
+        match unify(&engine.workspace, &engine.store, &mut progress) {
+            Ok(r) => {
+                self.finish("unification".into(), StageStatus::Ok, r.profiles, t, None);
+                self.raise(Trigger::UnificationRefreshCompleted(
+                    UnificationRefreshCompleted {
+                        source_rows: r.source_rows,
+                        profiles: r.profiles,
+                        matched_records: r.matched_records,
+                        merges: r.merges,
+                        map_ms: r.map_ms,
+                        match_ms: r.match_ms,
+                        merge_ms: r.merge_ms,
+                        duration_ms: r.duration_ms,
+                    },
+                ));
+                true
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "unification failed");
+                self.finish(
+                    "unification".into(),
+                    StageStatus::Failed,
+                    0,
+                    t,
+                    Some(e.to_string()),
+                );
+                false
+            }
+        }
+    }
+
+    /// Run a stage whose body returns the rows it produced or why it failed.
+    fn stage(&mut self, name: &str, total: u64, body: fn(&mut Self) -> Result<u64, String>) {
+        let t = Instant::now();
+        self.obs.stage_started(name, Some(total));
+        let (status, rows, detail) = match body(self) {
+            Ok(rows) => (StageStatus::Ok, rows, None),
+            Err(e) => (StageStatus::Failed, 0, Some(e)),
+        };
+        self.finish(name.to_owned(), status, rows, t, detail);
+    }
+
+    /// Record `current` as the value of `name` and return the crossings from
+    /// the value recorded before.
+    fn judge(
+        &self,
+        kind: Kind,
+        name: &str,
+        current: f64,
+        thresholds: &[super::workspace::Threshold],
+    ) -> Result<Vec<super::thresholds::Crossing>, String> {
+        let store = &self.engine.store;
+        let previous = last_value(store, kind, name).map_err(|e| e.to_string())?;
+        record_value(store, kind, name, current).map_err(|e| e.to_string())?;
+        Ok(crossings(previous, current, thresholds))
+    }
+
+    fn segments(&mut self) {
+        let n = self.engine.workspace.segments.len() as u64;
+        self.stage("segments", n, |run| {
+            let engine = run.engine;
+            let sizes =
+                compute_segments(&engine.workspace, &engine.store).map_err(|e| e.to_string())?;
+            for (spec, size) in engine.workspace.segments.iter().zip(&sizes) {
+                for c in run.judge(
+                    Kind::Segment,
+                    &spec.name,
+                    size.members as f64,
+                    &spec.thresholds,
+                )? {
+                    run.raise(Trigger::SegmentThresholdCrossed(SegmentThresholdCrossed {
+                        segment: spec.name.clone(),
+                        threshold: c.threshold as u64,
+                        previous: c.previous as u64,
+                        current: c.current as u64,
+                        direction: c.direction,
+                    }));
+                }
+            }
+            Ok(sizes.iter().map(|s| s.members).sum())
+        });
+    }
+
+    fn measures(&mut self) {
+        let n = self.engine.workspace.measures.len() as u64;
+        self.stage("measures", n, |run| {
+            let engine = run.engine;
+            let values =
+                compute_measures(&engine.workspace, &engine.store).map_err(|e| e.to_string())?;
+            for (spec, v) in engine.workspace.measures.iter().zip(&values) {
+                // Measures with a dimension never trigger; nor does "no value".
+                let Some(current) = v.value.filter(|_| spec.dimension.is_none()) else {
+                    continue;
+                };
+                for c in run.judge(Kind::Measure, &spec.name, current, &spec.thresholds)? {
+                    run.raise(Trigger::MeasureThresholdCrossed(MeasureThresholdCrossed {
+                        measure: spec.name.clone(),
+                        threshold: c.threshold,
+                        previous: c.previous,
+                        current: c.current,
+                        direction: c.direction,
+                    }));
+                }
+            }
+            Ok(values
+                .iter()
+                .map(|v| v.by_dimension.len().max(1) as u64)
+                .sum())
+        });
+    }
+}

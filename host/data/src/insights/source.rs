@@ -1,0 +1,166 @@
+//! Data sources: where rows come from and how a failure is classed. A source
+//! is a file or a glob today; [`Source`] is the seam for a database table or
+//! an HTTP export later.
+
+use std::path::PathBuf;
+
+use super::workspace::SourceSpec;
+use crate::store::{import, EntityDb, ImportErrorKind, ImportFailure, ImportSpec, StoreError};
+
+/// What a successful refresh of a source loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    /// Rows now held for the source.
+    pub rows: u64,
+    /// Malformed rows skipped (within tolerance), with why, for the first few.
+    pub rejected: u64,
+    pub rejected_examples: Vec<String>,
+}
+
+/// Why a refresh of a source failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SourceError {
+    /// True when retrying cannot help.
+    pub permanent: bool,
+    pub message: String,
+    /// Rows read before the failure.
+    pub rows_read: u64,
+    /// 1-based row where the data went wrong, when known.
+    pub row: Option<u64>,
+    /// Field where the data went wrong, when known.
+    pub field: Option<String>,
+}
+
+impl SourceError {
+    fn new(permanent: bool, message: String) -> Self {
+        Self {
+            permanent,
+            message,
+            rows_read: 0,
+            row: None,
+            field: None,
+        }
+    }
+}
+
+/// A data source: replaces its entity's rows with its current data, atomically
+/// (on failure the entity keeps its previous rows).
+pub trait Source: Send + Sync {
+    /// Load the current data into the source's entity.
+    fn refresh(&self, store: &EntityDb) -> Result<Loaded, SourceError>;
+}
+
+/// How many skipped rows a refresh describes.
+const REJECTED_EXAMPLES: usize = 5;
+
+/// A file, or every file a glob matches (read in name order).
+#[derive(Debug, Clone)]
+pub struct FileSource {
+    spec: SourceSpec,
+}
+
+impl FileSource {
+    /// A source for `spec`.
+    pub fn new(spec: SourceSpec) -> Self {
+        Self { spec }
+    }
+
+    fn files(&self) -> Result<Vec<PathBuf>, SourceError> {
+        if !self.spec.is_glob {
+            return Ok(vec![self.spec.path.clone()]);
+        }
+        let pattern = self.spec.path.to_string_lossy().into_owned();
+        let paths = glob::glob(&pattern)
+            .map_err(|e| SourceError::new(true, format!("bad glob '{pattern}': {e}")))?;
+        let mut files = Vec::new();
+        for p in paths {
+            match p {
+                Ok(p) if p.is_file() => files.push(p),
+                Ok(_) => {}
+                Err(e) => return Err(SourceError::new(false, format!("{e}"))),
+            }
+        }
+        if files.is_empty() {
+            // A drop that has not arrived yet: worth retrying.
+            return Err(SourceError::new(
+                false,
+                format!("no file matches '{pattern}' yet"),
+            ));
+        }
+        files.sort();
+        Ok(files)
+    }
+}
+
+impl Source for FileSource {
+    fn refresh(&self, store: &EntityDb) -> Result<Loaded, SourceError> {
+        let files = self.files()?;
+        let mut required: Vec<String> = self.spec.map.iter().map(|(_, c)| c.clone()).collect();
+        required.extend(self.spec.updated_at.iter().cloned());
+        required.sort();
+        required.dedup();
+        let spec = ImportSpec {
+            files: &files,
+            format: self.spec.format,
+            types: &self.spec.types,
+            key: &self.spec.key,
+            required: &required,
+            tolerance: self.spec.tolerance,
+        };
+        match import(&spec, store, &self.spec.entity) {
+            Ok(report) => Ok(Loaded {
+                rows: report.rows,
+                rejected: report.rejected.len() as u64,
+                rejected_examples: report
+                    .rejected
+                    .iter()
+                    .take(REJECTED_EXAMPLES)
+                    .map(ToString::to_string)
+                    .collect(),
+            }),
+            Err(ImportFailure::File(e)) => Err(SourceError {
+                permanent: !matches!(e.kind, ImportErrorKind::Io | ImportErrorKind::Changed),
+                rows_read: e.row.map_or(0, |r| r.saturating_sub(1)),
+                row: e.row,
+                field: e.field.clone(),
+                message: e.to_string(),
+            }),
+            Err(ImportFailure::EntityDb(e)) => Err(store_failure(e)),
+        }
+    }
+}
+
+/// A store failure while loading: busy or locked databases and I/O are worth
+/// retrying; anything else (a bad key, a duplicate) is in the data.
+fn store_failure(e: StoreError) -> SourceError {
+    let transient = match &e {
+        StoreError::Sqlite { source, .. } => matches!(
+            source.sqlite_error_code(),
+            Some(
+                rusqlite::ErrorCode::DatabaseBusy
+                    | rusqlite::ErrorCode::DatabaseLocked
+                    | rusqlite::ErrorCode::SystemIoFailure
+                    | rusqlite::ErrorCode::DiskFull
+            )
+        ),
+        StoreError::Io { .. } => true,
+        _ => false,
+    };
+    let (row, field) = match &e {
+        StoreError::Row { row, .. } => (Some(*row), None),
+        _ => (None, None),
+    };
+    SourceError {
+        permanent: !transient,
+        message: e.to_string(),
+        rows_read: row.map_or(0, |r: u64| r.saturating_sub(1)),
+        row,
+        field,
+    }
+}
+
+/// The source behind a configured data source.
+pub fn source_for(spec: &SourceSpec) -> Box<dyn Source> {
+    Box::new(FileSource::new(spec.clone()))
+}

@@ -1,0 +1,798 @@
+//! Unification: map source rows onto profile fields, match them by rules into
+//! clusters, merge each cluster into one `Customer`, and record which source
+//! rows form which customer in `CustomerSourceLink`.
+//!
+//! Rows stream through temporary SQLite tables (kept on disk), so memory holds
+//! only a few integers per record (the union-find and the cluster order), never
+//! the rows themselves. A cluster keeps the `CustomerId` most of its records
+//! had at the previous refresh; new clusters take fresh ids from a persisted
+//! counter, so an id is never reused for another customer.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use rusqlite::types::Value;
+use rusqlite::{params, Connection};
+
+use super::normalize::normalize;
+use super::workspace::{MergePolicy, Workspace, CUSTOMER_ID};
+use crate::odata::ColumnType;
+use crate::store::{EntityDb, StoreError, Table};
+
+/// The unified profiles entity.
+pub const CUSTOMER: &str = "Customer";
+/// Which source row belongs to which customer.
+pub const LINK: &str = "CustomerSourceLink";
+
+/// Rows between two progress reports.
+const PROGRESS_EVERY: u64 = 20_000;
+
+/// What a unification did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnifyReport {
+    pub source_rows: u64,
+    pub profiles: u64,
+    /// Records in a cluster of two or more.
+    pub matched_records: u64,
+    /// Clusters of two or more records.
+    pub merges: u64,
+    pub map_ms: u64,
+    pub match_ms: u64,
+    pub merge_ms: u64,
+    pub duration_ms: u64,
+}
+
+/// Why unification failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UnifyError {
+    #[error(transparent)]
+    EntityDb(#[from] StoreError),
+    #[error("source '{source_name}' has no data yet (entity '{entity}'): refresh it first")]
+    NoData { source_name: String, entity: String },
+    #[error(
+        "source '{source_name}': column '{column}' (mapped to {field}) is not in entity '{entity}'"
+    )]
+    MissingColumn {
+        source_name: String,
+        entity: String,
+        column: String,
+        field: String,
+    },
+    #[error(
+        "more than {} source rows: unification indexes records with 32 bits",
+        u32::MAX
+    )]
+    TooManyRows,
+}
+
+/// Phases, for progress reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
+pub enum Phase {
+    Map,
+    Match,
+    Merge,
+}
+
+impl Phase {
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// Progress callback: phase, done, total.
+pub type Progress<'a> = &'a mut dyn FnMut(Phase, u64, u64);
+
+/// Disjoint sets over record indices; the smallest index is the root.
+struct UnionFind {
+    parent: Vec<u32>,
+}
+
+impl UnionFind {
+    fn new(n: u32) -> Self {
+        Self {
+            parent: (0..n).collect(),
+        }
+    }
+
+    fn find(&mut self, mut x: u32) -> u32 {
+        while self.parent[x as usize] != x {
+            let p = self.parent[x as usize];
+            self.parent[x as usize] = self.parent[p as usize];
+            x = p;
+        }
+        x
+    }
+
+    /// Joins two sets; true when they were apart.
+    fn union(&mut self, a: u32, b: u32) -> bool {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra == rb {
+            return false;
+        }
+        let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
+        self.parent[hi as usize] = lo;
+        true
+    }
+}
+
+fn sql(store: &EntityDb) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |source| StoreError::Sqlite {
+        path: store.path().to_owned(),
+        source,
+    }
+}
+
+/// The text a normaliser sees for a value.
+fn as_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Null | Value::Blob(_) => None,
+        Value::Integer(n) => Some(n.to_string()),
+        Value::Real(x) => Some(x.to_string()),
+        Value::Text(s) => Some(s.clone()),
+    }
+}
+
+/// A value converted to a profile field's type.
+fn coerce(v: Value, t: ColumnType) -> Value {
+    match (v, t) {
+        (Value::Integer(n), ColumnType::String | ColumnType::DateTime) => {
+            Value::Text(n.to_string())
+        }
+        (Value::Real(x), ColumnType::String | ColumnType::DateTime) => Value::Text(x.to_string()),
+        (Value::Integer(n), ColumnType::Decimal) => Value::Real(n as f64),
+        (v, _) => v,
+    }
+}
+
+/// The profile field types: a field's type when every source mapping it
+/// agrees, decimal for integer and decimal, string otherwise.
+fn profile_types(ws: &Workspace, store: &EntityDb) -> Result<Vec<ColumnType>, UnifyError> {
+    let mut types: Vec<Option<ColumnType>> = vec![None; ws.profile_fields.len()];
+    for s in &ws.sources {
+        let meta = store.meta(&s.entity).map_err(|e| match e {
+            StoreError::UnknownEntity(_) => UnifyError::NoData {
+                source_name: s.name.clone(),
+                entity: s.entity.clone(),
+            },
+            e => e.into(),
+        })?;
+        for (field, column) in &s.map {
+            let t = meta
+                .schema
+                .get(column)
+                .ok_or_else(|| UnifyError::MissingColumn {
+                    source_name: s.name.clone(),
+                    entity: s.entity.clone(),
+                    column: column.clone(),
+                    field: field.clone(),
+                })?;
+            let Some(i) = ws.profile_fields.iter().position(|f| f == field) else {
+                continue;
+            };
+            types[i] = Some(match (types[i], t) {
+                (None, t) => t,
+                (Some(a), b) if a == b => a,
+                (Some(ColumnType::Integer), ColumnType::Decimal)
+                | (Some(ColumnType::Decimal), ColumnType::Integer) => ColumnType::Decimal,
+                _ => ColumnType::String,
+            });
+        }
+    }
+    Ok(types
+        .into_iter()
+        .map(|t| t.unwrap_or(ColumnType::String))
+        .collect())
+}
+
+/// Run map, match and merge, replacing `Customer` and `CustomerSourceLink`.
+/// On failure both keep their previous rows.
+pub fn unify(
+    ws: &Workspace,
+    store: &EntityDb,
+    progress: Progress<'_>,
+) -> Result<UnifyReport, UnifyError> {
+    let result = unify_in_work_tables(ws, store, progress);
+    drop_work_tables(store);
+    result
+}
+
+fn unify_in_work_tables(
+    ws: &Workspace,
+    store: &EntityDb,
+    progress: Progress<'_>,
+) -> Result<UnifyReport, UnifyError> {
+    let started = Instant::now();
+    let types = profile_types(ws, store)?;
+    let link_exists = store.meta(LINK).is_ok();
+    let nf = ws.profile_fields.len();
+    let mut report = UnifyReport::default();
+
+    // Map: every source row, in priority order, into temp.u_rec; match keys
+    // into temp.u_key.
+    let total: u64 = ws
+        .unification
+        .priority
+        .iter()
+        .filter_map(|&i| store.meta(&ws.sources[i].entity).ok())
+        .map(|m| m.rows)
+        .sum();
+    let records = {
+        let conn = store.session();
+        let e = sql(store);
+        setup_work_tables(&conn, nf).map_err(&e)?;
+        conn.execute_batch("BEGIN").map_err(&e)?;
+        let mapped = map_records(ws, &conn, &types, total, progress);
+        let records = match mapped {
+            Ok(n) => n,
+            Err(err) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(err);
+            }
+        };
+        if link_exists {
+            conn.execute(
+                &format!(
+                    "UPDATE temp.u_rec SET prev = (SELECT \"{CUSTOMER_ID}\" FROM {} l WHERE l.\"LinkId\" = u_rec.link)",
+                    Table::of(LINK)
+                ),
+                [],
+            )
+            .map_err(&e)?;
+        }
+        conn.execute_batch("COMMIT").map_err(&e)?;
+        records
+    };
+    report.source_rows = u64::from(records);
+    report.map_ms = ms_since(started);
+
+    // Match: equal keys of one rule are one cluster, transitively.
+    let t = Instant::now();
+    let mut uf = UnionFind::new(records);
+    {
+        let conn = store.session();
+        let e = sql(store);
+        let mut stmt = conn
+            .prepare("SELECT rule, k, rec FROM temp.u_key ORDER BY rule, k")
+            .map_err(&e)?;
+        let mut rows = stmt.query([]).map_err(&e)?;
+        let mut last: Option<(i64, String, u32)> = None;
+        let mut seen = 0u64;
+        while let Some(r) = rows.next().map_err(&e)? {
+            let rule: i64 = r.get(0).map_err(&e)?;
+            let k: String = r.get(1).map_err(&e)?;
+            let rec: u32 = r.get(2).map_err(&e)?;
+            match &last {
+                Some((lr, lk, first)) if *lr == rule && *lk == k => {
+                    uf.union(*first, rec);
+                }
+                _ => last = Some((rule, k, rec)),
+            }
+            seen += 1;
+            if seen.is_multiple_of(PROGRESS_EVERY) {
+                progress(Phase::Match, seen, 0);
+            }
+        }
+    }
+    report.match_ms = ms_since(t);
+
+    // Merge: clusters in order of their smallest record.
+    let t = Instant::now();
+    let roots: Vec<u32> = (0..records).map(|i| uf.find(i)).collect();
+    drop(uf);
+    let mut order: Vec<u32> = (0..records).collect();
+    order.sort_unstable_by_key(|&i| (roots[i as usize], i));
+    let mut columns = vec![(CUSTOMER_ID.to_owned(), ColumnType::String)];
+    columns.extend(ws.profile_fields.iter().cloned().zip(types.iter().copied()));
+    let mut counter = next_customer_seq(store)?;
+    let first_seq = counter;
+    let profiles = store.replace_entity_with(CUSTOMER, CUSTOMER_ID, &columns, |sink| {
+        let tx = sink.tx();
+        let e = sql(store);
+        let mut get = tx
+            .prepare(&format!(
+                "SELECT src, skey, link, upd, prev{} FROM temp.u_rec WHERE rec = ?1",
+                (0..nf).map(|i| format!(", f{i}")).collect::<String>()
+            ))
+            .map_err(&e)?;
+        let mut put_link = tx
+            .prepare("INSERT INTO temp.u_link VALUES (?1, ?2, ?3, ?4, ?5)")
+            .map_err(&e)?;
+        let mut claimed = Claimed::default();
+        let mut members: Vec<Member> = Vec::new();
+        let mut start = 0usize;
+        let mut done = 0u64;
+        while start < order.len() {
+            let root = roots[order[start] as usize];
+            let mut end = start;
+            members.clear();
+            while end < order.len() && roots[order[end] as usize] == root {
+                let rec = order[end];
+                let m = get
+                    .query_row([rec], |r| {
+                        let mut vals = Vec::with_capacity(nf);
+                        for i in 0..nf {
+                            vals.push(r.get::<_, Value>(5 + i)?);
+                        }
+                        Ok(Member {
+                            src: r.get(0)?,
+                            skey: r.get(1)?,
+                            link: r.get(2)?,
+                            upd: r.get(3)?,
+                            prev: r.get(4)?,
+                            vals,
+                        })
+                    })
+                    .map_err(&e)?;
+                members.push(m);
+                end += 1;
+            }
+            let id = choose_id(&members, &mut claimed, &mut counter);
+            let mut row = Vec::with_capacity(nf + 1);
+            row.push(Value::Text(id.clone()));
+            for (f, t) in types.iter().enumerate() {
+                let v = merge_field(&members, f, ws.unification.merge[f]);
+                row.push(coerce(v, *t));
+            }
+            sink.push(&row)?;
+            for m in &members {
+                let s = &ws.sources[m.src as usize];
+                put_link
+                    .execute(params![m.link, id, s.name, s.entity, m.skey])
+                    .map_err(&e)?;
+            }
+            if members.len() > 1 {
+                report.merges += 1;
+                report.matched_records += members.len() as u64;
+            }
+            done += members.len() as u64;
+            if done % PROGRESS_EVERY < members.len() as u64 {
+                progress(Phase::Merge, done, u64::from(records));
+            }
+            start = end;
+        }
+        Ok::<(), UnifyError>(())
+    })?;
+    report.profiles = profiles;
+    let link_columns = [
+        ("LinkId".to_owned(), ColumnType::String),
+        (CUSTOMER_ID.to_owned(), ColumnType::String),
+        ("Source".to_owned(), ColumnType::String),
+        ("SourceEntity".to_owned(), ColumnType::String),
+        ("SourceKey".to_owned(), ColumnType::String),
+    ];
+    store.replace_entity_select(
+        LINK,
+        "LinkId",
+        &link_columns,
+        "SELECT link, cid, source, entity, skey FROM temp.u_link",
+        &[],
+    )?;
+    if counter != first_seq {
+        save_customer_seq(store, counter)?;
+    }
+    progress(Phase::Merge, u64::from(records), u64::from(records));
+    report.merge_ms = ms_since(t);
+    report.duration_ms = ms_since(started);
+    Ok(report)
+}
+
+fn ms_since(t: Instant) -> u64 {
+    u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// One source record of a cluster.
+struct Member {
+    /// Index of its source in the workspace.
+    src: i64,
+    skey: String,
+    link: String,
+    upd: Option<String>,
+    prev: Option<String>,
+    vals: Vec<Value>,
+}
+
+fn setup_work_tables(conn: &Connection, nf: usize) -> rusqlite::Result<()> {
+    // Work tables go to a temporary file, not memory: they hold every row.
+    conn.execute_batch(&format!(
+        "PRAGMA temp_store = FILE;
+         DROP TABLE IF EXISTS temp.u_rec; DROP TABLE IF EXISTS temp.u_key; DROP TABLE IF EXISTS temp.u_link;
+         CREATE TEMP TABLE u_rec (rec INTEGER PRIMARY KEY, src INTEGER, skey TEXT, link TEXT, upd TEXT, prev TEXT{});
+         CREATE TEMP TABLE u_key (rule INTEGER, k TEXT, rec INTEGER);
+         CREATE TEMP TABLE u_link (link TEXT, cid TEXT, source TEXT, entity TEXT, skey TEXT);",
+        (0..nf).map(|i| format!(", f{i}")).collect::<String>()
+    ))
+}
+
+fn drop_work_tables(store: &EntityDb) {
+    let conn = store.session();
+    let _ = conn.execute_batch(
+        "DROP TABLE IF EXISTS temp.u_rec; DROP TABLE IF EXISTS temp.u_key; DROP TABLE IF EXISTS temp.u_link;
+         PRAGMA temp_store = MEMORY;",
+    );
+}
+
+/// Stream every source's rows into the work tables; the number of records.
+fn map_records(
+    ws: &Workspace,
+    conn: &Connection,
+    types: &[ColumnType],
+    total: u64,
+    progress: Progress<'_>,
+) -> Result<u32, UnifyError> {
+    let nf = ws.profile_fields.len();
+    let e = |source| StoreError::Sqlite {
+        path: conn.path().unwrap_or_default().into(),
+        source,
+    };
+    let mut put_rec = conn
+        .prepare(&format!(
+            "INSERT INTO temp.u_rec VALUES (?, ?, ?, ?, ?, NULL{})",
+            ", ?".repeat(nf)
+        ))
+        .map_err(e)?;
+    let mut put_key = conn
+        .prepare("INSERT INTO temp.u_key VALUES (?1, ?2, ?3)")
+        .map_err(e)?;
+    let mut rec: u32 = 0;
+    let mut key_parts: Vec<String> = Vec::new();
+    for &si in &ws.unification.priority {
+        let s = &ws.sources[si];
+        // Profile field index -> position in the SELECT (after key and updated).
+        let mut select = vec![format!("\"{}\"", s.key)];
+        select.push(
+            s.updated_at
+                .as_ref()
+                .map_or("NULL".to_owned(), |u| format!("\"{u}\"")),
+        );
+        let mut slot: Vec<Option<usize>> = vec![None; nf];
+        for (field, column) in &s.map {
+            if let Some(i) = ws.profile_fields.iter().position(|f| f == field) {
+                slot[i] = Some(select.len());
+                select.push(format!("\"{column}\""));
+            }
+        }
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {} FROM {}",
+                select.join(", "),
+                Table::of(&s.entity)
+            ))
+            .map_err(e)?;
+        let mut rows = stmt.query([]).map_err(e)?;
+        while let Some(r) = rows.next().map_err(e)? {
+            let skey = as_text(&r.get::<_, Value>(0).map_err(e)?).unwrap_or_default();
+            let upd = as_text(&r.get::<_, Value>(1).map_err(e)?);
+            let mut vals: Vec<Value> = Vec::with_capacity(nf);
+            for (i, sl) in slot.iter().enumerate() {
+                let v = match sl {
+                    Some(p) => coerce(r.get::<_, Value>(*p).map_err(e)?, types[i]),
+                    None => Value::Null,
+                };
+                vals.push(v);
+            }
+            let link = format!("{}/{}", s.name, skey);
+            let mut p: Vec<&dyn rusqlite::ToSql> = vec![&rec, &si, &skey, &link, &upd];
+            p.extend(vals.iter().map(|v| v as &dyn rusqlite::ToSql));
+            put_rec.execute(p.as_slice()).map_err(e)?;
+            'rules: for (ri, rule) in ws.unification.rules.iter().enumerate() {
+                key_parts.clear();
+                for &f in &rule.fields {
+                    let Some(text) = as_text(&vals[f]) else {
+                        continue 'rules;
+                    };
+                    let Some(n) = normalize(&ws.unification.normalizers[f], &text) else {
+                        continue 'rules;
+                    };
+                    key_parts.push(n);
+                }
+                put_key
+                    .execute(params![ri, key_parts.join("\u{1f}"), rec])
+                    .map_err(e)?;
+            }
+            rec = rec.checked_add(1).ok_or(UnifyError::TooManyRows)?;
+            if u64::from(rec).is_multiple_of(PROGRESS_EVERY) {
+                progress(Phase::Map, u64::from(rec), total);
+            }
+        }
+    }
+    progress(Phase::Map, u64::from(rec), total);
+    Ok(rec)
+}
+
+/// The ids given out during one unification. Ids are `C` and a number from
+/// the counter, so a bitset holds them exactly in one bit each; anything else
+/// (ids written by hand into the store) goes to a set.
+#[derive(Default)]
+struct Claimed {
+    bits: Vec<u64>,
+    other: HashSet<String>,
+}
+
+impl Claimed {
+    /// Marks `id` as given out; false when it already was.
+    fn insert(&mut self, id: &str) -> bool {
+        let n = id
+            .strip_prefix('C')
+            .filter(|d| d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|d| d.parse::<usize>().ok());
+        let Some(n) = n else {
+            return self.other.insert(id.to_owned());
+        };
+        let (word, bit) = (n / 64, n % 64);
+        if self.bits.len() <= word {
+            self.bits.resize(word + 1, 0);
+        }
+        let was = self.bits[word] & (1 << bit) != 0;
+        self.bits[word] |= 1 << bit;
+        !was
+    }
+}
+
+/// The id a cluster keeps: the previous id most of its records had (ties: the
+/// smallest), unless another cluster took it this run; else a fresh one.
+fn choose_id(members: &[Member], claimed: &mut Claimed, counter: &mut u64) -> String {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for m in members {
+        if let Some(p) = &m.prev {
+            *counts.entry(p.as_str()).or_default() += 1;
+        }
+    }
+    let mut candidates: Vec<(&str, usize)> = counts.into_iter().collect();
+    candidates.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    for (id, _) in candidates {
+        if claimed.insert(id) {
+            return id.to_owned();
+        }
+    }
+    loop {
+        *counter += 1;
+        let id = format!("C{:08}", *counter);
+        if claimed.insert(&id) {
+            return id;
+        }
+    }
+}
+
+/// The winning value of profile field `f` in a cluster (members are in
+/// priority order: source priority, then record order).
+fn merge_field(members: &[Member], f: usize, policy: MergePolicy) -> Value {
+    let present = members.iter().filter(|m| m.vals[f] != Value::Null);
+    match policy {
+        MergePolicy::Priority => present
+            .map(|m| m.vals[f].clone())
+            .next()
+            .unwrap_or(Value::Null),
+        MergePolicy::MostRecent => {
+            let mut best: Option<&Member> = None;
+            for m in present {
+                // Strictly newer wins, so ties keep the higher priority.
+                if best.is_none_or(|b| m.upd > b.upd) {
+                    best = Some(m);
+                }
+            }
+            best.map_or(Value::Null, |m| m.vals[f].clone())
+        }
+        MergePolicy::MostFrequent => {
+            let mut tally: Vec<(&Value, usize)> = Vec::new();
+            for m in present {
+                match tally.iter_mut().find(|(v, _)| **v == m.vals[f]) {
+                    Some((_, n)) => *n += 1,
+                    None => tally.push((&m.vals[f], 1)),
+                }
+            }
+            let mut best: Option<(&Value, usize)> = None;
+            for (v, n) in tally {
+                if best.is_none_or(|(_, bn)| n > bn) {
+                    best = Some((v, n));
+                }
+            }
+            best.map_or(Value::Null, |(v, _)| v.clone())
+        }
+    }
+}
+
+const CUSTOMER_SEQ: &str = "customer_seq";
+
+fn next_customer_seq(store: &EntityDb) -> Result<u64, StoreError> {
+    Ok(store.counter(CUSTOMER_SEQ)?.unwrap_or(0))
+}
+
+fn save_customer_seq(store: &EntityDb, n: u64) -> Result<(), StoreError> {
+    store.set_counter(CUSTOMER_SEQ, n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(src: i64, upd: Option<&str>, prev: Option<&str>, v: Value) -> Member {
+        Member {
+            src,
+            skey: "k".into(),
+            link: "l".into(),
+            upd: upd.map(str::to_owned),
+            prev: prev.map(str::to_owned),
+            vals: vec![v],
+        }
+    }
+
+    fn text(s: &str) -> Value {
+        Value::Text(s.into())
+    }
+
+    /// Unify one source's rows under `rules` (TOML); the clusters as sorted
+    /// lists of row ids.
+    fn clusters(rows: &[[&str; 6]], rules: &str) -> Vec<Vec<String>> {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = format!(
+            "[[sources]]\nname = \"s\"\npath = \"s.csv\"\nkey = \"Id\"\n\
+             [sources.map]\nEmail = \"Email\"\nPhone = \"Phone\"\n\
+             FirstName = \"First\"\nLastName = \"Last\"\nPostalCode = \"Zip\"\n{}",
+            rules.replace("insights.", "")
+        );
+        let ws = super::super::workspace::parse_workspace_file(&dir.path().join("t.toml"), &toml)
+            .unwrap();
+        let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
+        let cols: Vec<(String, ColumnType)> = ["Id", "Email", "Phone", "First", "Last", "Zip"]
+            .iter()
+            .map(|c| (c.to_string(), ColumnType::String))
+            .collect();
+        let values = rows.iter().map(|r| {
+            Ok(r.iter()
+                .map(|v| if v.is_empty() { Value::Null } else { text(v) })
+                .collect())
+        });
+        store.replace_entity("S", "Id", &cols, values).unwrap();
+        unify(&ws, &store, &mut |_, _, _| {}).unwrap();
+        let conn = store.session();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT CustomerId, SourceKey FROM {} ORDER BY 1, 2",
+                Table::of(LINK)
+            ))
+            .unwrap();
+        let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+        for r in stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .unwrap()
+        {
+            let (c, k) = r.unwrap();
+            match groups.last_mut() {
+                Some((last, ks)) if *last == c => ks.push(k),
+                _ => groups.push((c, vec![k])),
+            }
+        }
+        let mut out: Vec<Vec<String>> = groups.into_iter().map(|(_, k)| k).collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn match_rules_table() {
+        const EMAIL: &str = "[[insights.unification.rules]]\nfields = [\"Email\"]\n";
+        const PHONE: &str = "[[insights.unification.rules]]\nfields = [\"Phone\"]\n";
+        const NAME_ZIP: &str =
+            "[[insights.unification.rules]]\nfields = [\"FirstName\", \"LastName\", \"PostalCode\"]\n";
+        let all = format!("{EMAIL}{PHONE}{NAME_ZIP}");
+        type Case<'a> = (&'a str, Vec<[&'a str; 6]>, String, Vec<Vec<&'a str>>);
+        let cases: Vec<Case> = vec![
+            (
+                "e-mail: case, spaces and +tags",
+                vec![
+                    ["a", "Ann@Example.com", "", "", "", ""],
+                    ["b", " ann+shop@example.COM ", "", "", "", ""],
+                    ["c", "anne@example.com", "", "", "", ""],
+                ],
+                EMAIL.into(),
+                vec![vec!["a", "b"], vec!["c"]],
+            ),
+            (
+                "phone: national and international forms",
+                vec![
+                    ["a", "", "+33 6 12 34 56 78", "", "", ""],
+                    ["b", "", "06.12.34.56.78", "", "", ""],
+                    ["c", "", "06 12 34 56 79", "", "", ""],
+                ],
+                PHONE.into(),
+                vec![vec!["a", "b"], vec!["c"]],
+            ),
+            (
+                "transitive: a~b by e-mail, b~c by phone",
+                vec![
+                    ["a", "x@example.com", "", "", "", ""],
+                    ["b", "X@example.com", "0611111111", "", "", ""],
+                    ["c", "", "+33 611 111 111", "", "", ""],
+                ],
+                all.clone(),
+                vec![vec!["a", "b", "c"]],
+            ),
+            (
+                "a rule needs every field: no postal code, no match",
+                vec![
+                    ["a", "", "", "Élodie", "Lefèvre", "69003"],
+                    ["b", "", "", "elodie ", "LEFEVRE", "69 003"],
+                    ["c", "", "", "Elodie", "Lefevre", ""],
+                ],
+                NAME_ZIP.into(),
+                vec![vec!["a", "b"], vec!["c"]],
+            ),
+            (
+                "empty values never match each other",
+                vec![["a", "", "", "", "", ""], ["b", "  ", "n/a", "", "", ""]],
+                all.clone(),
+                vec![vec!["a"], vec!["b"]],
+            ),
+            (
+                "the same name elsewhere is another person",
+                vec![
+                    ["a", "", "", "Jean", "Martin", "75001"],
+                    ["b", "", "", "Jean", "Martin", "13008"],
+                ],
+                all,
+                vec![vec!["a"], vec!["b"]],
+            ),
+        ];
+        for (what, rows, rules, expected) in cases {
+            let got = clusters(&rows, &rules);
+            let expected: Vec<Vec<String>> = expected
+                .into_iter()
+                .map(|g| g.into_iter().map(str::to_owned).collect())
+                .collect();
+            assert_eq!(got, expected, "{what}");
+        }
+    }
+
+    #[test]
+    fn union_find_joins_transitively_with_the_smallest_root() {
+        let mut uf = UnionFind::new(6);
+        assert!(uf.union(4, 2));
+        assert!(uf.union(2, 5));
+        assert!(!uf.union(5, 4));
+        assert_eq!(uf.find(5), 2);
+        assert_eq!(uf.find(0), 0);
+    }
+
+    #[test]
+    fn merge_policies() {
+        let ms = vec![
+            member(0, Some("2024-01-01T00:00:00Z"), None, Value::Null),
+            member(1, Some("2024-03-01T00:00:00Z"), None, text("b")),
+            member(2, Some("2024-02-01T00:00:00Z"), None, text("c")),
+            member(2, Some("2024-03-01T00:00:00Z"), None, text("c")),
+        ];
+        assert_eq!(merge_field(&ms, 0, MergePolicy::Priority), text("b"));
+        // Two records share the newest time: the higher priority one wins.
+        assert_eq!(merge_field(&ms, 0, MergePolicy::MostRecent), text("b"));
+        assert_eq!(merge_field(&ms, 0, MergePolicy::MostFrequent), text("c"));
+        let empty = vec![member(0, None, None, Value::Null)];
+        assert_eq!(merge_field(&empty, 0, MergePolicy::MostRecent), Value::Null);
+    }
+
+    #[test]
+    fn ids_are_kept_by_majority_and_never_given_twice() {
+        let mut claimed = Claimed::default();
+        let mut counter = 7;
+        let a = vec![
+            member(0, None, Some("C00000002"), Value::Null),
+            member(0, None, Some("C00000001"), Value::Null),
+            member(0, None, Some("C00000002"), Value::Null),
+        ];
+        assert_eq!(choose_id(&a, &mut claimed, &mut counter), "C00000002");
+        // A split-off part that also had C00000002 falls back to its other id.
+        let b = vec![
+            member(0, None, Some("C00000002"), Value::Null),
+            member(0, None, Some("C00000001"), Value::Null),
+        ];
+        assert_eq!(choose_id(&b, &mut claimed, &mut counter), "C00000001");
+        let c = vec![member(0, None, Some("C00000002"), Value::Null)];
+        assert_eq!(choose_id(&c, &mut claimed, &mut counter), "C00000008");
+        let d = vec![member(0, None, None, Value::Null)];
+        assert_eq!(choose_id(&d, &mut claimed, &mut counter), "C00000009");
+        // Ids not of the engine's form are tracked too.
+        let e = vec![member(0, None, Some("legacy-7"), Value::Null)];
+        assert_eq!(choose_id(&e, &mut claimed, &mut counter), "legacy-7");
+        assert_eq!(choose_id(&e, &mut claimed, &mut counter), "C00000010");
+    }
+}

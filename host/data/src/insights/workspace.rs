@@ -1,0 +1,1009 @@
+//! `[insights]`: data sources, unification, segments, measures and schedules,
+//! as written ([`InsightsSection`]) and as validated ([`Workspace`]).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::normalize::Normalizer;
+use crate::odata::{parse_filter, ColumnType, Expr};
+use crate::store::{parse_type, valid_identifier, ImportFormat};
+
+/// Entities the engine writes; a source may not take these names.
+pub const RESERVED_ENTITIES: [&str; 6] = [
+    "Customer",
+    "CustomerSourceLink",
+    "Segment",
+    "SegmentMember",
+    "Measure",
+    "MeasureValue",
+];
+
+/// The key of the `Customer` entity.
+pub const CUSTOMER_ID: &str = "CustomerId";
+
+/// Retries of a transient source failure when none are configured.
+pub const DEFAULT_RETRIES: u32 = 2;
+/// First wait between retries when none is configured; it doubles each time.
+pub const DEFAULT_RETRY_BACKOFF_MS: u64 = 500;
+
+/// The `[insights]` section as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InsightsSection {
+    /// A separate file holding the workspace (the keys below, at its top level).
+    #[serde(default)]
+    pub file: Option<Spanned<PathBuf>>,
+    /// Interval of full refreshes under `triggerfish run`, e.g. "15m".
+    #[serde(default)]
+    pub schedule: Option<Spanned<String>>,
+    /// Retries of a transient source failure (default 2).
+    #[serde(default)]
+    pub retries: Option<u32>,
+    /// First wait between retries in ms, doubling (default 500).
+    #[serde(default)]
+    pub retry_backoff_ms: Option<u64>,
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    #[serde(default)]
+    pub unification: Option<UnificationConfig>,
+    #[serde(default)]
+    pub segments: Vec<SegmentConfig>,
+    #[serde(default)]
+    pub measures: Vec<MeasureConfig>,
+}
+
+/// `[[insights.sources]]`: one data source (a file or glob today).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub name: Spanned<String>,
+    /// Entity the rows are stored as (default: the name in PascalCase).
+    #[serde(default)]
+    pub entity: Option<Spanned<String>>,
+    /// `csv`, `json` or `ndjson` (default: from the extension).
+    #[serde(default)]
+    pub format: Option<Spanned<String>>,
+    /// File path or glob, relative to the configuration file.
+    pub path: Spanned<String>,
+    /// Primary-key column.
+    pub key: Spanned<String>,
+    /// Column types; other columns are inferred.
+    #[serde(default)]
+    pub types: BTreeMap<String, Spanned<String>>,
+    /// Malformed rows skipped before the source fails (default 0).
+    #[serde(default)]
+    pub tolerance: Option<usize>,
+    /// Refresh interval of this source under `triggerfish run`, e.g. "5m".
+    #[serde(default)]
+    pub schedule: Option<Spanned<String>>,
+    /// Column telling when a row was last updated (for `most-recent` merges).
+    #[serde(default)]
+    pub updated_at: Option<Spanned<String>>,
+    /// Profile field = source column.
+    #[serde(default)]
+    pub map: BTreeMap<String, Spanned<String>>,
+}
+
+/// `[insights.unification]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnificationConfig {
+    /// Match rules, in order; records matching by any rule are one customer.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+    /// Normalisers per profile field (default chosen by the field's name).
+    #[serde(default)]
+    pub normalize: BTreeMap<String, Spanned<Vec<String>>>,
+    /// Merge policy per profile field, and `default`.
+    #[serde(default)]
+    pub merge: BTreeMap<String, Spanned<String>>,
+    /// Source names by priority, highest first (default: declaration order).
+    #[serde(default)]
+    pub priority: Vec<Spanned<String>>,
+}
+
+/// `[[insights.unification.rules]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub fields: Spanned<Vec<String>>,
+}
+
+/// A threshold as written.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdConfig {
+    pub value: f64,
+    #[serde(default)]
+    pub direction: Watch,
+}
+
+/// Which crossings of a threshold fire.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Watch {
+    /// Rising to or above the value.
+    #[default]
+    Up,
+    /// Falling below the value.
+    Down,
+    /// Either.
+    Both,
+}
+
+/// `[[insights.segments]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentConfig {
+    pub name: Spanned<String>,
+    /// A `$filter` over `Customer` fields.
+    pub filter: Spanned<String>,
+    #[serde(default)]
+    pub thresholds: Option<Spanned<Vec<ThresholdConfig>>>,
+}
+
+/// `[[insights.measures]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeasureConfig {
+    pub name: Spanned<String>,
+    /// `count`, `distinct-count`, `sum`, `average`, `min`, `max`.
+    pub aggregate: Spanned<String>,
+    /// Entity aggregated: `Customer` (default) or a source's entity.
+    #[serde(default)]
+    pub entity: Option<Spanned<String>>,
+    /// Field aggregated (not needed for `count`).
+    #[serde(default)]
+    pub field: Option<Spanned<String>>,
+    /// Optional `$filter` condition.
+    #[serde(default)]
+    pub filter: Option<Spanned<String>>,
+    /// Optional dimension: one value per distinct value; never triggers.
+    #[serde(default)]
+    pub dimension: Option<Spanned<String>>,
+    #[serde(default)]
+    pub thresholds: Option<Spanned<Vec<ThresholdConfig>>>,
+}
+
+/// A validated workspace.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    /// Interval of full refreshes under `triggerfish run`.
+    pub schedule: Option<Duration>,
+    /// Retries of a transient source failure.
+    pub retries: u32,
+    /// First wait between retries; it doubles each time.
+    pub retry_backoff: Duration,
+    pub sources: Vec<SourceSpec>,
+    pub unification: Unification,
+    pub segments: Vec<SegmentSpec>,
+    pub measures: Vec<MeasureSpec>,
+    /// Profile fields, in first-mapped order (`CustomerId` not included).
+    pub profile_fields: Vec<String>,
+}
+
+/// A validated data source.
+#[derive(Debug, Clone)]
+pub struct SourceSpec {
+    pub name: String,
+    pub entity: String,
+    pub format: Option<ImportFormat>,
+    /// Absolute path, or glob pattern when [`SourceSpec::is_glob`].
+    pub path: PathBuf,
+    pub is_glob: bool,
+    pub key: String,
+    pub types: BTreeMap<String, ColumnType>,
+    pub tolerance: usize,
+    pub schedule: Option<Duration>,
+    pub updated_at: Option<String>,
+    /// (profile field, source column), sorted by field.
+    pub map: Vec<(String, String)>,
+}
+
+/// How one field's winning value is chosen when records merge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
+pub enum MergePolicy {
+    /// The first non-empty value by source priority.
+    Priority,
+    /// The non-empty value of the most recently updated record.
+    MostRecent,
+    /// The most frequent non-empty value (ties by priority).
+    MostFrequent,
+}
+
+impl MergePolicy {
+    fn parse(s: &str) -> Option<Self> {
+        s.parse().ok()
+    }
+}
+
+/// A validated match rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    /// Indices into [`Workspace::profile_fields`].
+    pub fields: Vec<usize>,
+}
+
+/// Validated unification settings.
+#[derive(Debug, Clone)]
+pub struct Unification {
+    pub rules: Vec<Rule>,
+    /// Normalisers per profile field (same order as the profile fields).
+    pub normalizers: Vec<Vec<Normalizer>>,
+    /// Merge policy per profile field (same order).
+    pub merge: Vec<MergePolicy>,
+    /// Source indices, highest priority first.
+    pub priority: Vec<usize>,
+}
+
+/// A validated threshold.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Threshold {
+    pub value: f64,
+    pub watch: Watch,
+}
+
+/// A validated segment.
+#[derive(Debug, Clone)]
+pub struct SegmentSpec {
+    pub name: String,
+    pub filter_text: String,
+    pub filter: Expr,
+    pub thresholds: Vec<Threshold>,
+}
+
+/// Aggregates of a measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
+pub enum Aggregate {
+    Count,
+    DistinctCount,
+    Sum,
+    #[strum(to_string = "average", serialize = "avg")]
+    Average,
+    Min,
+    Max,
+}
+
+impl Aggregate {
+    const NAMES: &'static str = "count, distinct-count, sum, average, min, max";
+
+    fn parse(s: &str) -> Option<Self> {
+        s.parse().ok()
+    }
+
+    /// The name as written in configuration.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// A validated measure.
+#[derive(Debug, Clone)]
+pub struct MeasureSpec {
+    pub name: String,
+    pub aggregate: Aggregate,
+    pub entity: String,
+    pub field: Option<String>,
+    /// The filter text and its parse.
+    pub filter: Option<(String, Expr)>,
+    pub dimension: Option<String>,
+    pub thresholds: Vec<Threshold>,
+}
+
+/// Parse "90s", "15m", "2h", "500ms" (any `humantime` duration) or a bare
+/// number of seconds; zero is not an interval.
+pub fn parse_interval(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let d = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        Duration::from_secs(s.parse().ok()?)
+    } else {
+        humantime::parse_duration(s).ok()?
+    };
+    (!d.is_zero()).then_some(d)
+}
+
+/// Workspace names (sources, segments, measures) and plugin, channel and
+/// group names: letters, digits, `-`, `_`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// A workspace value that is not valid, located by the byte span of the value
+/// in its TOML text; the file loader turns the span into a line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key `{key}`: {message}")]
+pub struct WorkspaceError {
+    pub span: std::ops::Range<usize>,
+    pub key: String,
+    pub message: String,
+}
+
+/// Builds [`WorkspaceError`]s.
+struct Validator;
+
+impl Validator {
+    fn invalid(&self, span: std::ops::Range<usize>, key: &str, message: &str) -> WorkspaceError {
+        WorkspaceError {
+            span,
+            key: key.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+}
+
+/// Parse the text of a workspace file (the keys of `[insights]` at its top
+/// level) and validate it against `base`. Errors are `file:line: …` texts
+/// naming `path`.
+pub fn parse_workspace_file(path: &Path, text: &str) -> Result<Workspace, String> {
+    let section: InsightsSection = toml::from_str(text)
+        .map_err(|e| format!("{}: {}", path.display(), e.to_string().trim_end()))?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    section
+        .reject_nested_file()
+        .and_then(|()| section.validate(base))
+        .map_err(|e| format!("{}:{}: {e}", path.display(), line_of(text, e.span.start)))
+}
+
+/// The 1-based line of byte `offset` in `text`.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// `crm-contacts` -> `CrmContacts`.
+pub fn pascal_case(name: &str) -> String {
+    name.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let mut c = p.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+impl InsightsSection {
+    /// The workspace file this section names (`[insights] file = …`), if any;
+    /// an error when other keys stand beside `file`.
+    pub fn workspace_file(&self) -> Result<Option<&Path>, WorkspaceError> {
+        let Some(file) = &self.file else {
+            return Ok(None);
+        };
+        let others = self.schedule.is_some()
+            || self.retries.is_some()
+            || self.retry_backoff_ms.is_some()
+            || !self.sources.is_empty()
+            || self.unification.is_some()
+            || !self.segments.is_empty()
+            || !self.measures.is_empty();
+        if others {
+            return Err(Validator.invalid(
+                file.span(),
+                "insights.file",
+                "with `file`, the workspace lives in that file: move the other [insights] keys there",
+            ));
+        }
+        Ok(Some(file.get_ref()))
+    }
+
+    /// For a section read from a workspace file: it may not name another.
+    pub fn reject_nested_file(&self) -> Result<(), WorkspaceError> {
+        match &self.file {
+            Some(nested) => Err(Validator.invalid(
+                nested.span(),
+                "file",
+                "a workspace file cannot name another",
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Validate into a [`Workspace`]; relative paths resolve from `base`.
+    /// Errors carry the byte span of the value in the TOML text.
+    pub fn validate(self, base: &Path) -> Result<Workspace, WorkspaceError> {
+        let v = &Validator;
+        let schedule = interval(v, self.schedule.as_ref(), "insights.schedule")?;
+        let mut sources: Vec<SourceSpec> = Vec::new();
+        let mut profile_fields: Vec<String> = Vec::new();
+        for (i, s) in self.sources.into_iter().enumerate() {
+            let spec = source(v, base, i, s, &sources)?;
+            for (field, _) in &spec.map {
+                if !profile_fields.contains(field) {
+                    profile_fields.push(field.clone());
+                }
+            }
+            sources.push(spec);
+        }
+        let unification = unification(
+            v,
+            self.unification.unwrap_or_default(),
+            &sources,
+            &profile_fields,
+        )?;
+        let mut customer_fields = vec![CUSTOMER_ID.to_owned()];
+        customer_fields.extend(profile_fields.iter().cloned());
+
+        let mut segments: Vec<SegmentSpec> = Vec::new();
+        for (i, s) in self.segments.into_iter().enumerate() {
+            let key = |k: &str| format!("insights.segments[{i}].{k}");
+            let name = named(v, &s.name, &key("name"))?;
+            if segments.iter().any(|o| o.name == name) {
+                return Err(v.invalid(s.name.span(), &key("name"), "duplicate segment name"));
+            }
+            let filter = filter(v, &s.filter, &key("filter"), Some(&customer_fields))?;
+            let thresholds = thresholds(v, s.thresholds.as_ref(), &key("thresholds"), true)?;
+            segments.push(SegmentSpec {
+                name,
+                filter_text: s.filter.get_ref().clone(),
+                filter,
+                thresholds,
+            });
+        }
+
+        let mut measures: Vec<MeasureSpec> = Vec::new();
+        for (i, m) in self.measures.into_iter().enumerate() {
+            let key = |k: &str| format!("insights.measures[{i}].{k}");
+            let name = named(v, &m.name, &key("name"))?;
+            if measures.iter().any(|o| o.name == name) {
+                return Err(v.invalid(m.name.span(), &key("name"), "duplicate measure name"));
+            }
+            let aggregate = Aggregate::parse(m.aggregate.get_ref()).ok_or_else(|| {
+                v.invalid(
+                    m.aggregate.span(),
+                    &key("aggregate"),
+                    &format!("expected one of {}", Aggregate::NAMES),
+                )
+            })?;
+            let entity = match &m.entity {
+                None => "Customer".to_owned(),
+                Some(e) => {
+                    let known = e.get_ref() == "Customer"
+                        || sources.iter().any(|s| &s.entity == e.get_ref());
+                    if !known {
+                        let mut names = vec!["Customer".to_owned()];
+                        names.extend(sources.iter().map(|s| s.entity.clone()));
+                        return Err(v.invalid(
+                            e.span(),
+                            &key("entity"),
+                            &format!(
+                                "unknown entity '{}' (expected one of: {})",
+                                e.get_ref(),
+                                names.join(", ")
+                            ),
+                        ));
+                    }
+                    e.get_ref().clone()
+                }
+            };
+            // Customer's fields are known now; a source's only after import.
+            let known = (entity == "Customer").then_some(&customer_fields);
+            let field = match (&m.field, aggregate) {
+                (None, Aggregate::Count) => None,
+                (None, _) => {
+                    return Err(v.invalid(
+                        m.aggregate.span(),
+                        &key("field"),
+                        &format!("aggregate '{}' needs a field", aggregate.as_str()),
+                    ))
+                }
+                (Some(f), _) => Some(field_of(v, f, &key("field"), known)?),
+            };
+            let dimension = m
+                .dimension
+                .as_ref()
+                .map(|d| field_of(v, d, &key("dimension"), known))
+                .transpose()?;
+            let filter = m
+                .filter
+                .as_ref()
+                .map(|f| Ok((f.get_ref().clone(), filter(v, f, &key("filter"), known)?)))
+                .transpose()?;
+            let thresholds = thresholds(v, m.thresholds.as_ref(), &key("thresholds"), false)?;
+            if let (Some(_), Some(t), false) = (&dimension, &m.thresholds, thresholds.is_empty()) {
+                return Err(v.invalid(
+                    t.span(),
+                    &key("thresholds"),
+                    "a measure with a dimension has no single value, so it cannot have thresholds",
+                ));
+            }
+            measures.push(MeasureSpec {
+                name,
+                aggregate,
+                entity,
+                field,
+                filter,
+                dimension,
+                thresholds,
+            });
+        }
+
+        Ok(Workspace {
+            schedule,
+            retries: self.retries.unwrap_or(DEFAULT_RETRIES),
+            retry_backoff: Duration::from_millis(
+                self.retry_backoff_ms.unwrap_or(DEFAULT_RETRY_BACKOFF_MS),
+            ),
+            sources,
+            unification,
+            segments,
+            measures,
+            profile_fields,
+        })
+    }
+}
+
+fn interval(
+    v: &Validator,
+    s: Option<&Spanned<String>>,
+    key: &str,
+) -> Result<Option<Duration>, WorkspaceError> {
+    s.map(|s| {
+        parse_interval(s.get_ref()).ok_or_else(|| {
+            v.invalid(
+                s.span(),
+                key,
+                "expected an interval such as \"90s\", \"15m\", \"2h\" or \"500ms\"",
+            )
+        })
+    })
+    .transpose()
+}
+
+fn named(v: &Validator, s: &Spanned<String>, key: &str) -> Result<String, WorkspaceError> {
+    if valid_name(s.get_ref()) {
+        Ok(s.get_ref().clone())
+    } else {
+        Err(v.invalid(
+            s.span(),
+            key,
+            "expected a name of letters, digits, '-' or '_'",
+        ))
+    }
+}
+
+fn field_of(
+    v: &Validator,
+    s: &Spanned<String>,
+    key: &str,
+    known: Option<&Vec<String>>,
+) -> Result<String, WorkspaceError> {
+    let f = s.get_ref();
+    if !valid_identifier(f) {
+        return Err(v.invalid(s.span(), key, &format!("'{f}' is not a field name")));
+    }
+    if let Some(known) = known {
+        if !known.contains(f) {
+            return Err(v.invalid(
+                s.span(),
+                key,
+                &format!(
+                    "unknown field '{f}' (Customer fields: {})",
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(f.clone())
+}
+
+fn filter(
+    v: &Validator,
+    s: &Spanned<String>,
+    key: &str,
+    known: Option<&Vec<String>>,
+) -> Result<Expr, WorkspaceError> {
+    let expr = parse_filter(s.get_ref()).map_err(|e| v.invalid(s.span(), key, &e.to_string()))?;
+    if let Some(known) = known {
+        for f in expr.fields() {
+            if !known.contains(&f.name) {
+                return Err(v.invalid(
+                    s.span(),
+                    key,
+                    &format!(
+                        "$filter at {}: unknown field '{}' (Customer fields: {})",
+                        f.pos,
+                        f.name,
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(expr)
+}
+
+fn thresholds(
+    v: &Validator,
+    t: Option<&Spanned<Vec<ThresholdConfig>>>,
+    key: &str,
+    whole: bool,
+) -> Result<Vec<Threshold>, WorkspaceError> {
+    let mut out = Vec::new();
+    let Some(t) = t else {
+        return Ok(out);
+    };
+    for (i, c) in t.get_ref().iter().enumerate() {
+        let bad = !c.value.is_finite() || (whole && (c.value < 0.0 || c.value.fract() != 0.0));
+        if bad {
+            let what = if whole {
+                "a segment threshold is a member count: expected a whole number >= 0"
+            } else {
+                "expected a finite number"
+            };
+            return Err(v.invalid(t.span(), &format!("{key}[{i}].value"), what));
+        }
+        out.push(Threshold {
+            value: c.value,
+            watch: c.direction,
+        });
+    }
+    Ok(out)
+}
+
+fn source(
+    v: &Validator,
+    base: &Path,
+    i: usize,
+    s: SourceConfig,
+    earlier: &[SourceSpec],
+) -> Result<SourceSpec, WorkspaceError> {
+    let key = |k: &str| format!("insights.sources[{i}].{k}");
+    let name = named(v, &s.name, &key("name"))?;
+    if earlier.iter().any(|o| o.name == name) {
+        return Err(v.invalid(s.name.span(), &key("name"), "duplicate source name"));
+    }
+    let (entity, entity_span) = match &s.entity {
+        Some(e) => (e.get_ref().clone(), e.span()),
+        None => (pascal_case(&name), s.name.span()),
+    };
+    if !valid_identifier(&entity) {
+        return Err(v.invalid(
+            entity_span,
+            &key("entity"),
+            &format!("'{entity}' is not a valid entity name (letters, digits and '_', not starting with a digit)"),
+        ));
+    }
+    if RESERVED_ENTITIES.contains(&entity.as_str()) {
+        return Err(v.invalid(
+            entity_span,
+            &key("entity"),
+            &format!("entity '{entity}' is written by the insights engine; choose another"),
+        ));
+    }
+    if earlier.iter().any(|o| o.entity == entity) {
+        return Err(v.invalid(
+            entity_span,
+            &key("entity"),
+            &format!("entity '{entity}' is already used by another source"),
+        ));
+    }
+    let format = s
+        .format
+        .as_ref()
+        .map(|f| {
+            ImportFormat::parse(f.get_ref())
+                .ok_or_else(|| v.invalid(f.span(), &key("format"), "expected csv, json or ndjson"))
+        })
+        .transpose()?;
+    let raw_path = s.path.get_ref();
+    if raw_path.trim().is_empty() {
+        return Err(v.invalid(s.path.span(), &key("path"), "expected a file path or glob"));
+    }
+    let is_glob = raw_path.contains(['*', '?', '[']);
+    let path = base.join(raw_path);
+    if is_glob {
+        glob::Pattern::new(&path.to_string_lossy())
+            .map_err(|e| v.invalid(s.path.span(), &key("path"), &format!("bad glob: {e}")))?;
+    }
+    if format.is_none() && ImportFormat::from_path(Path::new(raw_path)).is_none() {
+        return Err(v.invalid(
+            s.path.span(),
+            &key("format"),
+            "the path does not end in .csv, .json or .ndjson: set format",
+        ));
+    }
+    let column = |c: &Spanned<String>, k: &str| -> Result<String, WorkspaceError> {
+        if valid_identifier(c.get_ref()) {
+            Ok(c.get_ref().clone())
+        } else {
+            Err(v.invalid(
+                c.span(),
+                &key(k),
+                &format!("'{}' is not a column name", c.get_ref()),
+            ))
+        }
+    };
+    let source_key = column(&s.key, "key")?;
+    let mut types = BTreeMap::new();
+    for (col, t) in &s.types {
+        let ty = parse_type(t.get_ref()).ok_or_else(|| {
+            v.invalid(
+                t.span(),
+                &key(&format!("types.{col}")),
+                "expected string, integer, decimal, boolean or datetime",
+            )
+        })?;
+        types.insert(col.clone(), ty);
+    }
+    let updated_at = s
+        .updated_at
+        .as_ref()
+        .map(|u| column(u, "updated_at"))
+        .transpose()?;
+    let mut map = Vec::new();
+    for (field, col) in &s.map {
+        let k = format!("map.{field}");
+        if !valid_identifier(field) || field == CUSTOMER_ID {
+            return Err(v.invalid(
+                col.span(),
+                &key(&k),
+                &format!(
+                    "'{field}' cannot be a profile field (an identifier other than CustomerId)"
+                ),
+            ));
+        }
+        map.push((field.clone(), column(col, &k)?));
+    }
+    Ok(SourceSpec {
+        name,
+        entity,
+        format,
+        path,
+        is_glob,
+        key: source_key,
+        types,
+        tolerance: s.tolerance.unwrap_or(0),
+        schedule: interval(v, s.schedule.as_ref(), &key("schedule"))?,
+        updated_at,
+        map,
+    })
+}
+
+fn unification(
+    v: &Validator,
+    u: UnificationConfig,
+    sources: &[SourceSpec],
+    fields: &[String],
+) -> Result<Unification, WorkspaceError> {
+    let field_index = |f: &str| fields.iter().position(|p| p == f);
+    let mut rules = Vec::new();
+    for (i, r) in u.rules.iter().enumerate() {
+        let key = format!("insights.unification.rules[{i}].fields");
+        if r.fields.get_ref().is_empty() {
+            return Err(v.invalid(r.fields.span(), &key, "a rule needs at least one field"));
+        }
+        let mut idx = Vec::new();
+        for f in r.fields.get_ref() {
+            let n = field_index(f).ok_or_else(|| {
+                v.invalid(
+                    r.fields.span(),
+                    &key,
+                    &format!(
+                        "'{f}' is not a profile field (mapped fields: {})",
+                        fields.join(", ")
+                    ),
+                )
+            })?;
+            idx.push(n);
+        }
+        rules.push(Rule {
+            name: r.name.clone().unwrap_or_else(|| format!("rule-{}", i + 1)),
+            fields: idx,
+        });
+    }
+    let mut normalizers: Vec<Vec<Normalizer>> =
+        fields.iter().map(|f| Normalizer::defaults_for(f)).collect();
+    for (field, chain) in &u.normalize {
+        let key = format!("insights.unification.normalize.{field}");
+        let n = field_index(field).ok_or_else(|| {
+            v.invalid(
+                chain.span(),
+                &key,
+                &format!("'{field}' is not a profile field"),
+            )
+        })?;
+        let mut steps = Vec::new();
+        for s in chain.get_ref() {
+            steps.push(Normalizer::parse(s).ok_or_else(|| {
+                v.invalid(
+                    chain.span(),
+                    &key,
+                    &format!("unknown normaliser '{s}' (expected {})", Normalizer::NAMES),
+                )
+            })?);
+        }
+        normalizers[n] = steps;
+    }
+    let mut default = MergePolicy::Priority;
+    let mut merge_by_field = BTreeMap::new();
+    for (field, policy) in &u.merge {
+        let key = format!("insights.unification.merge.{field}");
+        let p = MergePolicy::parse(policy.get_ref()).ok_or_else(|| {
+            v.invalid(
+                policy.span(),
+                &key,
+                "expected priority, most-recent or most-frequent",
+            )
+        })?;
+        if field == "default" {
+            default = p;
+        } else if field_index(field).is_none() {
+            return Err(v.invalid(
+                policy.span(),
+                &key,
+                &format!("'{field}' is not a profile field"),
+            ));
+        } else {
+            merge_by_field.insert(field.clone(), p);
+        }
+    }
+    let merge = fields
+        .iter()
+        .map(|f| merge_by_field.get(f).copied().unwrap_or(default))
+        .collect();
+    let mut priority = Vec::new();
+    for p in &u.priority {
+        let n = sources
+            .iter()
+            .position(|s| &s.name == p.get_ref())
+            .ok_or_else(|| {
+                v.invalid(
+                    p.span(),
+                    "insights.unification.priority",
+                    &format!("unknown source '{}'", p.get_ref()),
+                )
+            })?;
+        if priority.contains(&n) {
+            return Err(v.invalid(
+                p.span(),
+                "insights.unification.priority",
+                &format!("source '{}' is listed twice", p.get_ref()),
+            ));
+        }
+        priority.push(n);
+    }
+    for n in 0..sources.len() {
+        if !priority.contains(&n) {
+            priority.push(n);
+        }
+    }
+    Ok(Unification {
+        rules,
+        normalizers,
+        merge,
+        priority,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `[insights]` of a triggerfish.toml at /w, errors located as the file
+    /// loader locates them.
+    fn parse(text: &str) -> Result<Workspace, String> {
+        #[derive(Deserialize)]
+        struct File {
+            insights: InsightsSection,
+        }
+        let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
+        file.insights
+            .validate(Path::new("/w"))
+            .map_err(|e| format!("/w/triggerfish.toml:{}: {e}", line_of(text, e.span.start)))
+    }
+
+    const BASE: &str = r#"
+[[insights.sources]]
+name = "crm-contacts"
+path = "data/crm.csv"
+key = "Id"
+[insights.sources.map]
+Email = "Mail"
+LastName = "Name"
+"#;
+
+    #[test]
+    fn intervals() {
+        assert_eq!(parse_interval("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_interval("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_interval("30"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_interval("0s"), None);
+        assert_eq!(parse_interval("soon"), None);
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(pascal_case("crm-contacts"), "CrmContacts");
+        assert_eq!(pascal_case("web_shop orders"), "WebShopOrders");
+    }
+
+    #[test]
+    fn a_source_resolves_with_defaults() {
+        let w = parse(BASE).unwrap();
+        let s = &w.sources[0];
+        assert_eq!(s.entity, "CrmContacts");
+        assert_eq!(s.path, Path::new("/w/data/crm.csv"));
+        assert!(!s.is_glob);
+        assert_eq!(w.profile_fields, ["Email", "LastName"]);
+        assert_eq!(w.retries, DEFAULT_RETRIES);
+        assert_eq!(w.unification.priority, [0]);
+        assert_eq!(w.unification.normalizers[0], vec![Normalizer::Email]);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "[[insights.segments]]\nname = \"s\"\nfilter = \"Age gt 3\"\n",
+                "/w/triggerfish.toml:11: key `insights.segments[0].filter`: $filter at 0: unknown field 'Age' (Customer fields: CustomerId, Email, LastName)",
+            ),
+            (
+                "[[insights.segments]]\nname = \"s\"\nfilter = \"Email eq\"\n",
+                "/w/triggerfish.toml:11: key `insights.segments[0].filter`: $filter at 8: expected a value but found end of input",
+            ),
+            (
+                "[[insights.segments]]\nname = \"s\"\nfilter = \"Email ne null\"\nthresholds = [{ value = 2.5 }]\n",
+                "/w/triggerfish.toml:12: key `insights.segments[0].thresholds[0].value`: a segment threshold is a member count: expected a whole number >= 0",
+            ),
+            (
+                "[[insights.measures]]\nname = \"m\"\naggregate = \"median\"\n",
+                "/w/triggerfish.toml:11: key `insights.measures[0].aggregate`: expected one of count, distinct-count, sum, average, min, max",
+            ),
+            (
+                "[[insights.measures]]\nname = \"m\"\naggregate = \"sum\"\n",
+                "/w/triggerfish.toml:11: key `insights.measures[0].field`: aggregate 'sum' needs a field",
+            ),
+            (
+                "[[insights.measures]]\nname = \"m\"\naggregate = \"count\"\nentity = \"Orders\"\n",
+                "/w/triggerfish.toml:12: key `insights.measures[0].entity`: unknown entity 'Orders' (expected one of: Customer, CrmContacts)",
+            ),
+            (
+                "[insights.unification]\npriority = [\"shop\"]\n",
+                "/w/triggerfish.toml:10: key `insights.unification.priority`: unknown source 'shop'",
+            ),
+            (
+                "[[insights.unification.rules]]\nfields = [\"Phone\"]\n",
+                "/w/triggerfish.toml:10: key `insights.unification.rules[0].fields`: 'Phone' is not a profile field (mapped fields: Email, LastName)",
+            ),
+            (
+                "[insights.unification.merge]\nEmail = \"newest\"\n",
+                "/w/triggerfish.toml:10: key `insights.unification.merge.Email`: expected priority, most-recent or most-frequent",
+            ),
+        ];
+        for (extra, expected) in cases {
+            let err = parse(&format!("{BASE}{extra}")).unwrap_err();
+            assert_eq!(&err, expected, "for {extra:?}");
+        }
+    }
+
+    #[test]
+    fn a_source_cannot_take_an_engine_entity() {
+        let err =
+            parse("[[insights.sources]]\nname = \"customer\"\npath = \"c.csv\"\nkey = \"Id\"\n")
+                .unwrap_err();
+        assert_eq!(
+            err,
+            "/w/triggerfish.toml:2: key `insights.sources[0].entity`: entity 'Customer' is written by the insights engine; choose another"
+        );
+    }
+}

@@ -1,0 +1,780 @@
+//! Reading CSV, JSON (an array of objects) and NDJSON files into typed rows:
+//! types inferred per column or given; a bad row is named by number and field.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::types::Value;
+
+use super::StoreError;
+use crate::odata::{normalize_datetime, ColumnType};
+
+/// File formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportFormat {
+    Csv,
+    Json,
+    Ndjson,
+}
+
+impl ImportFormat {
+    /// From a file extension (`csv`, `json`, `ndjson`/`jsonl`).
+    pub fn from_path(path: &Path) -> Option<Self> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "csv" => Some(Self::Csv),
+            "json" => Some(Self::Json),
+            "ndjson" | "jsonl" => Some(Self::Ndjson),
+            _ => None,
+        }
+    }
+
+    /// Parse a format name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::from_path(Path::new(&format!("x.{s}")))
+    }
+}
+
+/// What kind of problem a file has (decides whether retrying can help).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportErrorKind {
+    /// The file does not exist (yet).
+    NotFound,
+    /// Reading failed.
+    Io,
+    /// Not UTF-8.
+    Encoding,
+    /// Columns do not fit what is configured (key, types, names).
+    Schema,
+    /// A row could not be read or converted.
+    Malformed,
+    /// The file changed while it was being read (a drop still being written).
+    Changed,
+}
+
+/// A file that could not be read as typed rows.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}{}{}: {message}", file.display(), row.map(|r| format!(": row {r}")).unwrap_or_default(), field.as_ref().map(|f| format!(", field '{f}'")).unwrap_or_default())]
+pub struct ImportError {
+    pub kind: ImportErrorKind,
+    pub file: PathBuf,
+    /// 1-based data row (CSV: not counting the header; NDJSON: the line).
+    pub row: Option<u64>,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+/// An import that failed: the file, or the store.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportFailure {
+    #[error(transparent)]
+    File(#[from] ImportError),
+    #[error(transparent)]
+    EntityDb(#[from] StoreError),
+}
+
+/// What an import did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportReport {
+    /// Columns in file order, with their types.
+    pub columns: Vec<(String, ColumnType)>,
+    /// Rows stored.
+    pub rows: u64,
+    /// Rows skipped as malformed (at most the tolerance).
+    pub rejected: Vec<ImportError>,
+}
+
+#[derive(Debug, Clone)]
+enum Raw {
+    Null,
+    Text(String),
+    Json(serde_json::Value),
+}
+
+/// One row as read, or why it could not be read.
+type RawRow = Result<Vec<Raw>, String>;
+
+fn file_error(
+    path: &Path,
+    kind: ImportErrorKind,
+    row: Option<u64>,
+    field: Option<&str>,
+    message: String,
+) -> ImportError {
+    ImportError {
+        kind,
+        file: path.to_owned(),
+        row,
+        field: field.map(str::to_owned),
+        message,
+    }
+}
+
+fn io_error(path: &Path, e: &std::io::Error) -> ImportError {
+    let kind = match e.kind() {
+        std::io::ErrorKind::NotFound => ImportErrorKind::NotFound,
+        std::io::ErrorKind::InvalidData => ImportErrorKind::Encoding,
+        _ => ImportErrorKind::Io,
+    };
+    let message = match kind {
+        ImportErrorKind::NotFound => "file not found".to_owned(),
+        ImportErrorKind::Encoding => "not valid UTF-8".to_owned(),
+        _ => e.to_string(),
+    };
+    file_error(path, kind, None, None, message)
+}
+
+/// Read every row of a file, calling `f(row_number, row)` with values in
+/// `columns` order. A CSV header must equal `columns` when that is not empty
+/// (and sets it otherwise); JSON keys not yet in `columns` are appended unless
+/// `fixed`. Streams CSV and NDJSON; a JSON array is read whole.
+fn visit(
+    path: &Path,
+    format: ImportFormat,
+    columns: &mut Vec<String>,
+    fixed: bool,
+    f: &mut dyn FnMut(u64, RawRow) -> Result<(), ImportError>,
+) -> Result<(), ImportError> {
+    let file = std::fs::File::open(path).map_err(|e| io_error(path, &e))?;
+    let reader = std::io::BufReader::new(file);
+    match format {
+        ImportFormat::Csv => {
+            let mut rdr = csv::ReaderBuilder::new()
+                .flexible(false)
+                .from_reader(reader);
+            let headers: Vec<String> = match rdr.headers() {
+                Ok(h) => h
+                    .iter()
+                    .map(|h| h.trim().trim_start_matches('\u{feff}').to_owned())
+                    .collect(),
+                Err(e) => return Err(csv_error(path, &e, None)),
+            };
+            check_headers(&headers)
+                .map_err(|m| file_error(path, ImportErrorKind::Schema, None, None, m))?;
+            if columns.is_empty() {
+                *columns = headers;
+            } else if *columns != headers {
+                return Err(file_error(
+                    path,
+                    ImportErrorKind::Schema,
+                    None,
+                    None,
+                    format!(
+                        "its columns ({}) differ from the other files' ({})",
+                        headers.join(", "),
+                        columns.join(", ")
+                    ),
+                ));
+            }
+            for (n, rec) in rdr.records().enumerate() {
+                let row_no = n as u64 + 1;
+                let row = match rec {
+                    Ok(rec) => Ok(rec
+                        .iter()
+                        .map(|s| {
+                            if s.is_empty() {
+                                Raw::Null
+                            } else {
+                                Raw::Text(s.to_owned())
+                            }
+                        })
+                        .collect()),
+                    Err(e) => {
+                        let err = csv_error(path, &e, Some(row_no));
+                        if err.kind != ImportErrorKind::Malformed {
+                            return Err(err);
+                        }
+                        Err(err.message)
+                    }
+                };
+                f(row_no, row)?;
+            }
+            Ok(())
+        }
+        ImportFormat::Ndjson => {
+            use std::io::BufRead;
+            for (n, line) in reader.lines().enumerate() {
+                let row_no = n as u64 + 1;
+                let line = line.map_err(|e| {
+                    let mut err = io_error(path, &e);
+                    err.row = Some(row_no);
+                    err
+                })?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let row = match serde_json::from_str::<serde_json::Value>(&line) {
+                    Ok(serde_json::Value::Object(o)) => Ok(align(columns, o, fixed)),
+                    Ok(_) => Err("expected a JSON object".to_owned()),
+                    Err(e) => Err(format!("not valid JSON: {e}")),
+                };
+                f(row_no, row)?;
+            }
+            check_headers(columns)
+                .map_err(|m| file_error(path, ImportErrorKind::Schema, None, None, m))?;
+            Ok(())
+        }
+        ImportFormat::Json => {
+            let v: serde_json::Value = serde_json::from_reader(reader).map_err(|e| {
+                let kind = if e.is_io() {
+                    ImportErrorKind::Encoding
+                } else {
+                    ImportErrorKind::Schema
+                };
+                file_error(path, kind, None, None, format!("not valid JSON: {e}"))
+            })?;
+            let serde_json::Value::Array(items) = v else {
+                return Err(file_error(
+                    path,
+                    ImportErrorKind::Schema,
+                    None,
+                    None,
+                    "expected a JSON array of objects".into(),
+                ));
+            };
+            for (n, item) in items.into_iter().enumerate() {
+                let row = match item {
+                    serde_json::Value::Object(o) => Ok(align(columns, o, fixed)),
+                    _ => Err("expected an object".to_owned()),
+                };
+                f(n as u64 + 1, row)?;
+            }
+            check_headers(columns)
+                .map_err(|m| file_error(path, ImportErrorKind::Schema, None, None, m))?;
+            Ok(())
+        }
+    }
+}
+
+fn csv_error(path: &Path, e: &csv::Error, row: Option<u64>) -> ImportError {
+    match e.kind() {
+        csv::ErrorKind::Io(io) => io_error(path, io),
+        csv::ErrorKind::Utf8 { .. } => file_error(
+            path,
+            ImportErrorKind::Encoding,
+            row,
+            None,
+            "not valid UTF-8".into(),
+        ),
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => file_error(
+            path,
+            ImportErrorKind::Malformed,
+            row,
+            None,
+            format!("{len} fields where the header has {expected_len}"),
+        ),
+        _ => file_error(path, ImportErrorKind::Malformed, row, None, e.to_string()),
+    }
+}
+
+/// Values of `o` in `columns` order, adding new columns unless `fixed`.
+fn align(
+    columns: &mut Vec<String>,
+    mut o: serde_json::Map<String, serde_json::Value>,
+    fixed: bool,
+) -> Vec<Raw> {
+    if !fixed {
+        for k in o.keys() {
+            if !columns.contains(k) {
+                columns.push(k.clone());
+            }
+        }
+    }
+    columns
+        .iter()
+        .map(|c| match o.remove(c) {
+            None | Some(serde_json::Value::Null) => Raw::Null,
+            Some(v) => Raw::Json(v),
+        })
+        .collect()
+}
+
+/// What to import: one or more files of one format, read as one entity.
+#[derive(Debug, Clone, Copy)]
+pub struct ImportSpec<'a> {
+    /// The files, read in this order; CSV files must share their header.
+    pub files: &'a [PathBuf],
+    /// The format; by default from the first file's extension.
+    pub format: Option<ImportFormat>,
+    /// Column types given; others are inferred.
+    pub types: &'a BTreeMap<String, ColumnType>,
+    /// The key column, present in every row.
+    pub key: &'a str,
+    /// Columns that must exist (e.g. used by a mapping), besides the key.
+    pub required: &'a [String],
+    /// Malformed rows skipped before the import fails.
+    pub tolerance: usize,
+}
+
+/// Read `path` into `entity` with typed values; see [`import`].
+pub fn import_rows(
+    path: &Path,
+    format: Option<ImportFormat>,
+    types: &BTreeMap<String, ColumnType>,
+    key: &str,
+    tolerance: usize,
+    store: &super::EntityDb,
+    entity: &str,
+) -> Result<ImportReport, ImportFailure> {
+    let files = [path.to_owned()];
+    import(
+        &ImportSpec {
+            files: &files,
+            format,
+            types,
+            key,
+            required: &[],
+            tolerance,
+        },
+        store,
+        entity,
+    )
+}
+
+/// Size and modification time, to notice a file written while being read.
+fn stamp(path: &Path) -> Result<(u64, Option<std::time::SystemTime>), ImportError> {
+    let m = std::fs::metadata(path).map_err(|e| io_error(path, &e))?;
+    Ok((m.len(), m.modified().ok()))
+}
+
+/// Import the files of `spec` into `entity`, replacing its rows atomically:
+/// a first pass infers the types of columns not given, a second converts and
+/// stores in one transaction. Up to `tolerance` malformed rows are skipped and
+/// reported; on any other failure the previous rows stay.
+pub fn import(
+    spec: &ImportSpec<'_>,
+    store: &super::EntityDb,
+    entity: &str,
+) -> Result<ImportReport, ImportFailure> {
+    let Some(first) = spec.files.first() else {
+        return Err(ImportFailure::File(file_error(
+            Path::new(""),
+            ImportErrorKind::NotFound,
+            None,
+            None,
+            "no file to import".into(),
+        )));
+    };
+    let format = spec
+        .format
+        .or_else(|| ImportFormat::from_path(first))
+        .ok_or_else(|| {
+            file_error(
+                first,
+                ImportErrorKind::Schema,
+                None,
+                None,
+                "unknown format (expected a .csv, .json or .ndjson file)".into(),
+            )
+        })?;
+    let stamps = spec
+        .files
+        .iter()
+        .map(|f| stamp(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Pass 1: columns and inferred types.
+    let mut columns: Vec<String> = Vec::new();
+    let mut inferred: Vec<Option<ColumnType>> = Vec::new();
+    let mut mixed: Vec<bool> = Vec::new();
+    for path in spec.files {
+        visit(path, format, &mut columns, false, &mut |_, row| {
+            if let Ok(row) = row {
+                for (i, v) in row.iter().enumerate() {
+                    if inferred.len() <= i {
+                        inferred.resize(i + 1, None);
+                        mixed.resize(i + 1, false);
+                    }
+                    if let Some(t) = infer_one(v) {
+                        inferred[i] = Some(match inferred[i] {
+                            None => t,
+                            Some(a) if a == t => a,
+                            Some(ColumnType::Integer) if t == ColumnType::Decimal => {
+                                ColumnType::Decimal
+                            }
+                            Some(ColumnType::Decimal) if t == ColumnType::Integer => {
+                                ColumnType::Decimal
+                            }
+                            Some(_) => {
+                                mixed[i] = true;
+                                ColumnType::String
+                            }
+                        });
+                    }
+                }
+            }
+            Ok(())
+        })?;
+    }
+    let schema_err =
+        |field: Option<&str>, m: String| file_error(first, ImportErrorKind::Schema, None, field, m);
+    let key = spec.key;
+    if !columns.iter().any(|c| c == key) {
+        return Err(schema_err(
+            Some(key),
+            format!(
+                "key field '{key}' is not in the file (fields: {})",
+                columns.join(", ")
+            ),
+        )
+        .into());
+    }
+    for c in spec.required {
+        if !columns.contains(c) {
+            return Err(schema_err(
+                Some(c),
+                format!(
+                    "column '{c}' is used by the configuration but is not in the data (fields: {})",
+                    columns.join(", ")
+                ),
+            )
+            .into());
+        }
+    }
+    for t in spec.types.keys() {
+        if !columns.contains(t) {
+            return Err(schema_err(
+                Some(t),
+                format!("a type is given for '{t}', which is not in the file"),
+            )
+            .into());
+        }
+    }
+    let typed: Vec<(String, ColumnType)> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let t = spec.types.get(c).copied().unwrap_or_else(|| {
+                if mixed.get(i).copied().unwrap_or(false) {
+                    ColumnType::String
+                } else {
+                    inferred
+                        .get(i)
+                        .copied()
+                        .flatten()
+                        .unwrap_or(ColumnType::String)
+                }
+            });
+            (c.clone(), t)
+        })
+        .collect();
+    let key_index = columns.iter().position(|c| c == key).unwrap_or(0);
+
+    // Pass 2: convert and store, in one transaction.
+    let tolerance = spec.tolerance;
+    let mut rejected: Vec<ImportError> = Vec::new();
+    let rows = store.replace_entity_with(entity, key, &typed, |sink| {
+        for (path, before) in spec.files.iter().zip(&stamps) {
+            visit(path, format, &mut columns, true, &mut |row_no, row| {
+                let converted = row
+                    .map_err(|m| {
+                        file_error(path, ImportErrorKind::Malformed, Some(row_no), None, m)
+                    })
+                    .and_then(|raw| {
+                        let mut vals = Vec::with_capacity(raw.len());
+                        for (v, (name, t)) in raw.into_iter().zip(&typed) {
+                            vals.push(convert(v, *t).map_err(|m| {
+                                file_error(
+                                    path,
+                                    ImportErrorKind::Malformed,
+                                    Some(row_no),
+                                    Some(name),
+                                    m,
+                                )
+                            })?);
+                        }
+                        if vals.get(key_index).is_none_or(|v| matches!(v, Value::Null)) {
+                            return Err(file_error(
+                                path,
+                                ImportErrorKind::Malformed,
+                                Some(row_no),
+                                Some(key),
+                                "the key is empty".into(),
+                            ));
+                        }
+                        Ok(vals)
+                    });
+                match converted {
+                    Ok(vals) => sink.push(&vals).map_err(|e| {
+                        file_error(
+                            path,
+                            ImportErrorKind::Malformed,
+                            Some(row_no),
+                            None,
+                            e.to_string(),
+                        )
+                    }),
+                    Err(e) if rejected.len() < tolerance => {
+                        rejected.push(e);
+                        Ok(())
+                    }
+                    Err(mut e) => {
+                        if tolerance > 0 {
+                            e.message =
+                                format!("{} (more than {tolerance} malformed rows)", e.message);
+                        }
+                        Err(e)
+                    }
+                }
+            })
+            .map_err(ImportFailure::File)?;
+            if stamp(path).map_err(ImportFailure::File)? != *before {
+                return Err(ImportFailure::File(file_error(
+                    path,
+                    ImportErrorKind::Changed,
+                    None,
+                    None,
+                    "the file changed while it was being read".into(),
+                )));
+            }
+        }
+        Ok(())
+    })?;
+    Ok(ImportReport {
+        columns: typed,
+        rows,
+        rejected,
+    })
+}
+
+fn check_headers(headers: &[String]) -> Result<(), String> {
+    for (i, h) in headers.iter().enumerate() {
+        if !super::valid_identifier(h) {
+            return Err(format!(
+                "column {} is named '{h}': expected letters, digits and '_', not starting with a digit",
+                i + 1
+            ));
+        }
+        if headers[..i].contains(h) {
+            return Err(format!("column '{h}' appears twice"));
+        }
+    }
+    Ok(())
+}
+
+/// The type one value suggests (`None` for null).
+fn infer_one(v: &Raw) -> Option<ColumnType> {
+    Some(match v {
+        Raw::Null => return None,
+        Raw::Json(serde_json::Value::Bool(_)) => ColumnType::Boolean,
+        Raw::Json(serde_json::Value::Number(n)) if n.is_i64() => ColumnType::Integer,
+        Raw::Json(serde_json::Value::Number(_)) => ColumnType::Decimal,
+        Raw::Json(serde_json::Value::String(s)) => {
+            if normalize_datetime(s).is_some() {
+                ColumnType::DateTime
+            } else {
+                ColumnType::String
+            }
+        }
+        Raw::Json(_) => ColumnType::String,
+        Raw::Text(s) => infer_text(s),
+    })
+}
+
+fn infer_text(s: &str) -> ColumnType {
+    let t = s.trim();
+    let digits = t.trim_start_matches(['-', '+']);
+    // Leading zeros (postal codes, phone numbers) keep the text as it is.
+    let leading_zero = digits.len() > 1 && digits.starts_with('0') && !digits.starts_with("0.");
+    if leading_zero {
+        ColumnType::String
+    } else if t.parse::<i64>().is_ok() {
+        ColumnType::Integer
+    } else if t.parse::<f64>().is_ok_and(f64::is_finite) && t.chars().any(|c| c.is_ascii_digit()) {
+        ColumnType::Decimal
+    } else if t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("false") {
+        ColumnType::Boolean
+    } else if normalize_datetime(t).is_some() {
+        ColumnType::DateTime
+    } else {
+        ColumnType::String
+    }
+}
+
+fn convert(v: Raw, t: ColumnType) -> Result<Value, String> {
+    let text_of = |v: &Raw| -> Option<String> {
+        match v {
+            Raw::Text(s) => Some(s.clone()),
+            Raw::Json(serde_json::Value::String(s)) => Some(s.clone()),
+            Raw::Json(other) => Some(other.to_string()),
+            Raw::Null => None,
+        }
+    };
+    match (t, v) {
+        (_, Raw::Null) => Ok(Value::Null),
+        (ColumnType::String, Raw::Json(serde_json::Value::String(s)))
+        | (ColumnType::String, Raw::Text(s)) => Ok(Value::Text(s)),
+        (ColumnType::String, v) => Ok(Value::Text(text_of(&v).unwrap_or_default())),
+        (ColumnType::Integer, Raw::Json(serde_json::Value::Number(n))) => n
+            .as_i64()
+            .map(Value::Integer)
+            .ok_or_else(|| format!("{n} is not an integer")),
+        (ColumnType::Integer, v) => {
+            let s = text_of(&v).unwrap_or_default();
+            s.trim()
+                .parse::<i64>()
+                .map(Value::Integer)
+                .map_err(|_| format!("'{s}' is not an integer"))
+        }
+        (ColumnType::Decimal, Raw::Json(serde_json::Value::Number(n))) => n
+            .as_f64()
+            .map(Value::Real)
+            .ok_or_else(|| format!("{n} is not a number")),
+        (ColumnType::Decimal, v) => {
+            let s = text_of(&v).unwrap_or_default();
+            s.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .map(Value::Real)
+                .ok_or_else(|| format!("'{s}' is not a decimal number"))
+        }
+        (ColumnType::Boolean, Raw::Json(serde_json::Value::Bool(b))) => {
+            Ok(Value::Integer(i64::from(b)))
+        }
+        (ColumnType::Boolean, v) => {
+            let s = text_of(&v).unwrap_or_default();
+            match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => Ok(Value::Integer(1)),
+                "false" | "0" | "no" => Ok(Value::Integer(0)),
+                _ => Err(format!("'{s}' is not a boolean (true/false)")),
+            }
+        }
+        (ColumnType::DateTime, v) => {
+            let s = text_of(&v).unwrap_or_default();
+            normalize_datetime(s.trim())
+                .map(Value::Text)
+                .ok_or_else(|| format!("'{s}' is not a date or date-time (expected e.g. 2024-03-01 or 2024-03-01T09:30:00Z)"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{EntityDb, PageLimits, PageRequest};
+
+    fn setup(name: &str, text: &str) -> (tempfile::TempDir, PathBuf, EntityDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        let store = EntityDb::open(&dir.path().join("s.sqlite"), PageLimits::default()).unwrap();
+        (dir, p, store)
+    }
+
+    fn import(
+        p: &Path,
+        store: &EntityDb,
+        types: &[(&str, ColumnType)],
+        key: &str,
+        tolerance: usize,
+    ) -> Result<ImportReport, ImportFailure> {
+        let types = types.iter().map(|(k, t)| (k.to_string(), *t)).collect();
+        import_rows(p, None, &types, key, tolerance, store, "T")
+    }
+
+    fn file_err(r: Result<ImportReport, ImportFailure>) -> ImportError {
+        match r {
+            Err(ImportFailure::File(e)) => e,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn csv_types_are_inferred() {
+        let (_d, p, store) = setup(
+            "c.csv",
+            "Id,Name,Age,Score,Vip,Joined,Zip\n1,Ann,34,1.5,true,2024-03-01,01234\n2,Bob,,2,false,2024-03-02T10:00:00+02:00,75001\n",
+        );
+        let r = import(&p, &store, &[], "Id", 0).unwrap();
+        let types: Vec<ColumnType> = r.columns.iter().map(|c| c.1).collect();
+        assert_eq!(
+            types,
+            [
+                ColumnType::Integer,
+                ColumnType::String,
+                ColumnType::Integer,
+                ColumnType::Decimal,
+                ColumnType::Boolean,
+                ColumnType::DateTime,
+                ColumnType::String
+            ]
+        );
+        let page = store.get_page("t", "T", &PageRequest::default()).unwrap();
+        assert_eq!(page.items[1]["Age"], serde_json::Value::Null);
+        assert_eq!(page.items[1]["Joined"], "2024-03-02T08:00:00Z");
+        assert_eq!(page.items[0]["Vip"], true);
+        assert_eq!(page.items[0]["Zip"], "01234");
+    }
+
+    #[test]
+    fn bad_row_is_named_with_row_and_field_and_tolerance_skips_it() {
+        let (_d, p, store) = setup("c.csv", "Id,Age\n1,34\n2,abc\n3,5,extra\n");
+        let e = file_err(import(&p, &store, &[("Age", ColumnType::Integer)], "Id", 0));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: row 2, field 'Age': 'abc' is not an integer",
+                p.display()
+            )
+        );
+        assert_eq!(e.kind, ImportErrorKind::Malformed);
+        let e = file_err(import(&p, &store, &[("Age", ColumnType::Integer)], "Id", 1));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: row 3: 3 fields where the header has 2 (more than 1 malformed rows)",
+                p.display()
+            )
+        );
+        let ok = import(&p, &store, &[("Age", ColumnType::Integer)], "Id", 2).unwrap();
+        assert_eq!(ok.rows, 1);
+        assert_eq!(ok.rejected.len(), 2);
+    }
+
+    #[test]
+    fn json_and_ndjson() {
+        let (_d, p, store) = setup(
+            "c.json",
+            r#"[{"Id":"a","N":1,"B":true},{"Id":"b","N":2.5,"X":"y"}]"#,
+        );
+        let r = import(&p, &store, &[], "Id", 0).unwrap();
+        assert_eq!(
+            r.columns.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(),
+            ["Id", "N", "B", "X"]
+        );
+        assert_eq!(r.columns[1].1, ColumnType::Decimal);
+        let (_d2, p2, store2) = setup("c.ndjson", "{\"Id\":1}\n\n{\"Id\":2}\nnot json\n");
+        let e = file_err(import(&p2, &store2, &[], "Id", 0));
+        assert_eq!(e.row, Some(4));
+        assert_eq!(import(&p2, &store2, &[], "Id", 1).unwrap().rows, 2);
+    }
+
+    #[test]
+    fn schema_problems_and_missing_files_are_classified() {
+        let (_d, p, store) = setup("c.csv", "Id,Name\n,Ann\n");
+        let e = file_err(import(&p, &store, &[], "Id", 0));
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ImportErrorKind::Malformed, "the key is empty")
+        );
+        std::fs::write(&p, "Id,First Name\n1,Ann\n").unwrap();
+        let e = file_err(import(&p, &store, &[], "Id", 0));
+        assert_eq!(e.kind, ImportErrorKind::Schema);
+        assert!(e.message.contains("column 2 is named 'First Name'"), "{e}");
+        std::fs::write(&p, "Id,Name\n1,Ann\n").unwrap();
+        let e = file_err(import(&p, &store, &[], "Key", 0));
+        assert!(
+            e.message.starts_with("key field 'Key' is not in the file"),
+            "{e}"
+        );
+        let e = file_err(import(&p.with_file_name("nope.csv"), &store, &[], "Id", 0));
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ImportErrorKind::NotFound, "file not found")
+        );
+        std::fs::write(&p, b"Id,Name\n1,\xff\xfe\n").unwrap();
+        let e = file_err(import(&p, &store, &[], "Id", 0));
+        assert_eq!(e.kind, ImportErrorKind::Encoding);
+    }
+}

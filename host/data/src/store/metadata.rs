@@ -1,0 +1,78 @@
+//! The engine's metadata tables: named counters (`_tf_insights_meta`) and
+//! the last value of each watched segment or measure (`_tf_insights_values`).
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{EntityDb, StoreError};
+
+const COUNTERS: &str =
+    "CREATE TABLE IF NOT EXISTS _tf_insights_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)";
+
+const VALUES: &str = "CREATE TABLE IF NOT EXISTS _tf_insights_values (
+     kind TEXT NOT NULL,
+     name TEXT NOT NULL,
+     value REAL NOT NULL,
+     updated_at TEXT NOT NULL,
+     PRIMARY KEY (kind, name)
+ )";
+
+impl EntityDb {
+    /// The counter `name`, or `None` before it was first saved.
+    pub fn counter(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        let s = self.session();
+        s.execute_batch(COUNTERS).map_err(|e| s.error(e))?;
+        let n: Option<i64> = s
+            .query_row(
+                "SELECT value FROM _tf_insights_meta WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| s.error(e))?;
+        Ok(n.and_then(|n| u64::try_from(n).ok()))
+    }
+
+    /// Save the counter `name`.
+    pub fn set_counter(&self, name: &str, value: u64) -> Result<(), StoreError> {
+        let s = self.session();
+        s.execute_batch(COUNTERS).map_err(|e| s.error(e))?;
+        s.execute(
+            "INSERT INTO _tf_insights_meta (name, value) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            params![name, i64::try_from(value).unwrap_or(i64::MAX)],
+        )
+        .map_err(|e| s.error(e))?;
+        Ok(())
+    }
+
+    /// The last value recorded for (`kind`, `name`), if any.
+    pub fn watched_value(&self, kind: &str, name: &str) -> Result<Option<f64>, StoreError> {
+        let s = self.session();
+        s.execute_batch(VALUES).map_err(|e| s.error(e))?;
+        s.query_row(
+            "SELECT value FROM _tf_insights_values WHERE kind = ?1 AND name = ?2",
+            params![kind, name],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| s.error(e))
+    }
+
+    /// Record the value of (`kind`, `name`) as of now.
+    pub fn record_watched_value(
+        &self,
+        kind: &str,
+        name: &str,
+        value: f64,
+    ) -> Result<(), StoreError> {
+        let s = self.session();
+        s.execute_batch(VALUES).map_err(|e| s.error(e))?;
+        s.execute(
+            "INSERT INTO _tf_insights_values (kind, name, value, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(kind, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            params![kind, name, value, crate::event::now_rfc3339()],
+        )
+        .map_err(|e| s.error(e))?;
+        Ok(())
+    }
+}

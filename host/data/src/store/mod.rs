@@ -1,0 +1,577 @@
+//! The entity store: every entity is a SQLite table with a primary key and
+//! typed columns, registered in `_tf_entities`. Replacing an entity's data is
+//! atomic: readers see the old rows or the new ones, never a mix.
+
+mod import;
+mod metadata;
+mod page;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, OptionalExtension};
+
+pub use crate::odata::normalize_datetime;
+pub use import::{
+    import, import_rows, ImportError, ImportErrorKind, ImportFailure, ImportFormat, ImportReport,
+    ImportSpec,
+};
+pub use page::{PageError, PageLimits, PageRequest, PageResult, CURSOR_CAPACITY};
+
+use crate::odata::{ColumnType, Schema};
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("entity store {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot create {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("entity '{0}' does not exist")]
+    UnknownEntity(String),
+    #[error("'{0}' is not a valid {1} name (letters, digits and '_', not starting with a digit, at most 64)")]
+    BadName(String, &'static str),
+    #[error("entity '{entity}': key field '{key}' is not one of its columns")]
+    KeyNotAColumn { entity: String, key: String },
+    #[error("entity '{entity}', row {row}: {message}")]
+    Row {
+        entity: String,
+        row: u64,
+        message: String,
+    },
+}
+
+/// What the store knows about one entity.
+#[derive(Debug, Clone)]
+pub struct EntityMeta {
+    /// Entity name.
+    pub name: String,
+    /// Primary-key field.
+    pub key: String,
+    /// Columns in declaration order.
+    pub schema: Schema,
+    /// Bumped on every replacement, so paging cursors of old data die.
+    pub generation: u64,
+    /// Rows held.
+    pub rows: u64,
+}
+
+impl EntityMeta {
+    fn table(&self) -> String {
+        table_name(&self.name)
+    }
+}
+
+/// The store. Cheap to share behind an `Arc`; calls block (use a blocking task).
+pub struct EntityDb {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+    meta: RwLock<HashMap<String, Arc<EntityMeta>>>,
+    cursors: page::Cursors,
+    limits: PageLimits,
+    /// `PRAGMA data_version` when the metadata cache was last valid.
+    data_version: AtomicI64,
+}
+
+impl std::fmt::Debug for EntityDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EntityDb")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Entity and field names: `[A-Za-z_][A-Za-z0-9_]*`, at most 64 characters.
+pub fn valid_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 64
+}
+
+fn table_name(entity: &str) -> String {
+    Table::of(entity).to_string()
+}
+
+/// An entity's table, for the engine's own SQL: `Display` writes its quoted
+/// name. The one place that knows how entities map to tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table(String);
+
+impl Table {
+    /// The table of `entity`.
+    pub fn of(entity: &str) -> Self {
+        Self(entity.to_owned())
+    }
+
+    /// The staging table an entity's new rows go to before they replace it.
+    fn staging(entity: &str) -> String {
+        format!("\"ent_{entity}__staging\"")
+    }
+}
+
+impl std::fmt::Display for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "\"ent_{}\"", self.0)
+    }
+}
+
+/// Exclusive use of the store's connection for the engine's own queries
+/// (work tables, aggregates), scoped to this value's lifetime.
+pub struct Session<'a> {
+    conn: std::sync::MutexGuard<'a, Connection>,
+    path: &'a Path,
+}
+
+impl Session<'_> {
+    /// A SQLite error, naming the store.
+    pub fn error(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.to_owned(),
+            source,
+        }
+    }
+}
+
+impl std::ops::Deref for Session<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+fn sql_type(t: ColumnType) -> &'static str {
+    match t {
+        ColumnType::String | ColumnType::DateTime => "TEXT",
+        ColumnType::Integer | ColumnType::Boolean => "INTEGER",
+        ColumnType::Decimal => "REAL",
+    }
+}
+
+/// The name of a column type, as written in files and on the command line.
+pub fn type_name(t: ColumnType) -> &'static str {
+    t.into()
+}
+
+/// Parse a column type name.
+pub fn parse_type(s: &str) -> Option<ColumnType> {
+    s.parse().ok()
+}
+
+impl EntityDb {
+    /// Open (or create) the store file.
+    pub fn open(path: &Path, limits: PageLimits) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let sql = |source| StoreError::Sqlite {
+            path: path.to_owned(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(sql)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             PRAGMA temp_store = MEMORY;
+             CREATE TABLE IF NOT EXISTS _tf_entities (
+                 name TEXT PRIMARY KEY,
+                 key TEXT NOT NULL,
+                 columns TEXT NOT NULL,
+                 generation INTEGER NOT NULL,
+                 rows INTEGER NOT NULL,
+                 updated_at TEXT NOT NULL
+             );",
+        )
+        .map_err(sql)?;
+        Ok(Self {
+            path: path.to_owned(),
+            conn: Mutex::new(conn),
+            meta: RwLock::default(),
+            cursors: page::Cursors::default(),
+            limits,
+            data_version: AtomicI64::new(-1),
+        })
+    }
+
+    /// The store file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn sql(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The connection, for the engine's own queries; see [`Session`].
+    pub fn session(&self) -> Session<'_> {
+        Session {
+            conn: self.conn(),
+            path: &self.path,
+        }
+    }
+
+    /// Every entity name, sorted.
+    pub fn entity_names(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT name FROM _tf_entities ORDER BY name")
+            .map_err(|e| self.sql(e))?;
+        let names = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.sql(e))?;
+        Ok(names)
+    }
+
+    /// Forget cached entity metadata when another connection (the insights
+    /// engine, another process) has committed since we last looked.
+    fn revalidate(&self) -> Result<(), StoreError> {
+        let version: i64 = self
+            .conn()
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(|e| self.sql(e))?;
+        if self.data_version.swap(version, Ordering::AcqRel) != version {
+            self.meta
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
+        }
+        Ok(())
+    }
+
+    /// What the store knows about `entity`.
+    pub fn meta(&self, entity: &str) -> Result<Arc<EntityMeta>, StoreError> {
+        self.revalidate()?;
+        if let Some(m) = self
+            .meta
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(entity)
+        {
+            return Ok(m.clone());
+        }
+        let row: Option<(String, String, i64, i64)> = self
+            .conn()
+            .query_row(
+                "SELECT key, columns, generation, rows FROM _tf_entities WHERE name = ?1",
+                params![entity],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        let Some((key, columns, generation, rows)) = row else {
+            return Err(StoreError::UnknownEntity(entity.to_owned()));
+        };
+        let cols: Vec<(String, String)> =
+            serde_json::from_str(&columns).map_err(|e| StoreError::Row {
+                entity: entity.to_owned(),
+                row: 0,
+                message: format!("corrupt column list in the registry: {e}"),
+            })?;
+        let schema = Schema {
+            columns: cols
+                .into_iter()
+                .map(|(n, t)| (n, parse_type(&t).unwrap_or(ColumnType::String)))
+                .collect(),
+        };
+        let meta = Arc::new(EntityMeta {
+            name: entity.to_owned(),
+            key,
+            schema,
+            generation: u64::try_from(generation).unwrap_or(0),
+            rows: u64::try_from(rows).unwrap_or(0),
+        });
+        self.meta
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(entity.to_owned(), meta.clone());
+        Ok(meta)
+    }
+
+    /// Replace all rows of `entity` (creating it if needed) in one
+    /// transaction. `rows` yields one value per column, in `columns` order.
+    /// On any error the previous data stays as it was.
+    pub fn replace_entity<I>(
+        &self,
+        entity: &str,
+        key: &str,
+        columns: &[(String, ColumnType)],
+        rows: I,
+    ) -> Result<u64, StoreError>
+    where
+        I: IntoIterator<Item = Result<Vec<Value>, StoreError>>,
+    {
+        self.replace_entity_with(entity, key, columns, |sink| {
+            for row in rows {
+                sink.push(&row?)?;
+            }
+            Ok::<(), StoreError>(())
+        })
+    }
+
+    /// Replace all rows of `entity` with the rows of a `SELECT` over the
+    /// store's tables (columns in `columns` order), in one transaction.
+    pub fn replace_entity_select(
+        &self,
+        entity: &str,
+        key: &str,
+        columns: &[(String, ColumnType)],
+        select: &str,
+        params: &[Value],
+    ) -> Result<u64, StoreError> {
+        self.replace_entity_with(entity, key, columns, |sink| {
+            sink.insert_select(select, params)
+        })
+    }
+
+    /// Replace all rows of `entity`, the rows being pushed by `fill` into a
+    /// [`RowSink`]. Everything happens in one transaction: when `fill` or the
+    /// store fails, the previous data stays as it was.
+    pub fn replace_entity_with<E: From<StoreError>>(
+        &self,
+        entity: &str,
+        key: &str,
+        columns: &[(String, ColumnType)],
+        fill: impl FnOnce(&mut RowSink<'_>) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        if !valid_identifier(entity) {
+            return Err(StoreError::BadName(entity.to_owned(), "entity").into());
+        }
+        for (c, _) in columns {
+            if !valid_identifier(c) {
+                return Err(StoreError::BadName(c.clone(), "field").into());
+            }
+        }
+        let key_index = columns.iter().position(|(c, _)| c == key).ok_or_else(|| {
+            StoreError::KeyNotAColumn {
+                entity: entity.to_owned(),
+                key: key.to_owned(),
+            }
+        })?;
+        let table = table_name(entity);
+        let staging = Table::staging(entity);
+        let col_defs: Vec<String> = columns
+            .iter()
+            .map(|(c, t)| {
+                let not_null = if c == key { " NOT NULL" } else { "" };
+                format!("\"{c}\" {}{not_null}", sql_type(*t))
+            })
+            .collect();
+        let placeholders = vec!["?"; columns.len()].join(", ");
+
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.sql(e))?;
+        tx.execute_batch(&format!(
+            "DROP TABLE IF EXISTS {staging};
+             CREATE TABLE {staging} ({}, PRIMARY KEY (\"{key}\"));",
+            col_defs.join(", ")
+        ))
+        .map_err(|e| self.sql(e))?;
+        let count = {
+            let insert = tx
+                .prepare(&format!("INSERT INTO {staging} VALUES ({placeholders})"))
+                .map_err(|e| self.sql(e))?;
+            let mut sink = RowSink {
+                tx: &tx,
+                insert,
+                staging: staging.clone(),
+                entity: entity.to_owned(),
+                key: key.to_owned(),
+                key_index,
+                columns: columns.len(),
+                count: 0,
+                path: &self.path,
+            };
+            fill(&mut sink)?;
+            sink.count
+        };
+        let previous: Option<i64> = tx
+            .query_row(
+                "SELECT generation FROM _tf_entities WHERE name = ?1",
+                params![entity],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        let generation = previous.unwrap_or(0) + 1;
+        let cols_json = serde_json::to_string(
+            &columns
+                .iter()
+                .map(|(c, t)| (c.as_str(), type_name(*t)))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap_or_else(|_| "[]".into());
+        tx.execute_batch(&format!(
+            "DROP TABLE IF EXISTS {table}; ALTER TABLE {staging} RENAME TO {table};"
+        ))
+        .map_err(|e| self.sql(e))?;
+        tx.execute(
+            "INSERT INTO _tf_entities (name, key, columns, generation, rows, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(name) DO UPDATE SET key = excluded.key, columns = excluded.columns,
+               generation = excluded.generation, rows = excluded.rows, updated_at = excluded.updated_at",
+            params![
+                entity,
+                key,
+                cols_json,
+                generation,
+                i64::try_from(count).unwrap_or(i64::MAX),
+                crate::event::now_rfc3339()
+            ],
+        )
+        .map_err(|e| self.sql(e))?;
+        tx.commit().map_err(|e| self.sql(e))?;
+        drop(conn);
+        self.meta
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(entity);
+        self.cursors.forget_entity(entity);
+        Ok(count)
+    }
+
+    /// One item by primary key, as a JSON object.
+    pub fn get_item(
+        &self,
+        entity: &str,
+        id: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let meta = self.meta(entity)?;
+        let key_type = meta.schema.get(&meta.key).unwrap_or(ColumnType::String);
+        let id_value = match key_type {
+            ColumnType::Integer => match id.trim().parse::<i64>() {
+                Ok(n) => Value::Integer(n),
+                Err(_) => return Ok(None),
+            },
+            ColumnType::Decimal => match id.trim().parse::<f64>() {
+                Ok(n) => Value::Real(n),
+                Err(_) => return Ok(None),
+            },
+            _ => Value::Text(id.to_owned()),
+        };
+        let cols = page::column_list(
+            &meta
+                .schema
+                .columns
+                .iter()
+                .map(|(c, _)| c.as_str())
+                .collect::<Vec<_>>(),
+        );
+        let sql = format!(
+            "SELECT {cols} FROM {} WHERE \"{}\" = ?1",
+            meta.table(),
+            meta.key
+        );
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.sql(e))?;
+        let item = stmt
+            .query_row([id_value], |r| {
+                page::row_to_json(r, &meta.schema.columns, 0)
+            })
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        Ok(item)
+    }
+}
+
+/// Receives the rows of an entity being replaced.
+pub struct RowSink<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+    insert: rusqlite::Statement<'a>,
+    staging: String,
+    entity: String,
+    key: String,
+    key_index: usize,
+    columns: usize,
+    count: u64,
+    path: &'a Path,
+}
+
+impl<'a> RowSink<'a> {
+    /// The transaction the rows go into, for reading work tables meanwhile.
+    pub(crate) fn tx(&self) -> &'a rusqlite::Transaction<'a> {
+        self.tx
+    }
+
+    /// Rows written so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Add one row (one value per column). A duplicate or empty key is an
+    /// error naming the row.
+    pub fn push(&mut self, row: &[Value]) -> Result<(), StoreError> {
+        self.count += 1;
+        if row.len() != self.columns {
+            return Err(StoreError::Row {
+                entity: self.entity.clone(),
+                row: self.count,
+                message: format!("{} values for {} columns", row.len(), self.columns),
+            });
+        }
+        if let Err(e) = self.insert.execute(rusqlite::params_from_iter(row.iter())) {
+            let message = match &e {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    match &row[self.key_index] {
+                        Value::Null => format!("field '{}' (the key) is empty", self.key),
+                        v => format!("duplicate key {} in field '{}'", show(v), self.key),
+                    }
+                }
+                _ => e.to_string(),
+            };
+            return Err(StoreError::Row {
+                entity: self.entity.clone(),
+                row: self.count,
+                message,
+            });
+        }
+        Ok(())
+    }
+
+    /// Add the rows of a `SELECT` over the store's tables.
+    pub fn insert_select(&mut self, select: &str, params: &[Value]) -> Result<(), StoreError> {
+        let n = self
+            .tx
+            .execute(
+                &format!("INSERT INTO {} {select}", self.staging),
+                rusqlite::params_from_iter(params.iter()),
+            )
+            .map_err(|source| StoreError::Sqlite {
+                path: self.path.to_owned(),
+                source,
+            })?;
+        self.count += n as u64;
+        Ok(())
+    }
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Integer(n) => n.to_string(),
+        Value::Real(f) => f.to_string(),
+        Value::Text(s) => format!("'{s}'"),
+        Value::Blob(_) => "(blob)".into(),
+    }
+}

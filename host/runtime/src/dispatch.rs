@@ -1,0 +1,395 @@
+//! The dispatcher: loaded plugins, the host-wide capability services, and
+//! delivery of one event to one plugin in a fresh, limited instance.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, Trap};
+use wasmtime_wasi_http::WasiHttpCtx;
+
+use triggerfish_data::event::{Event, TriggerKind};
+use triggerfish_data::store::{EntityDb, StoreError};
+
+use crate::bindings;
+use crate::caps::email::{EmailInstance, EmailService, EmailSetupError};
+use crate::caps::entities::{Budgets, EntitiesInstance, EntityStore};
+use crate::caps::http::HttpHooks;
+use crate::caps::log::LogInstance;
+use crate::caps::plugin_config::ConfigInstance;
+use crate::caps::teams::{TeamsInstance, TeamsService, TeamsSetupError};
+use crate::caps::HostFault;
+use crate::context::{CallContext, Level, LogSource, Record};
+use crate::engine::{EngineError, LoadedComponent, Runtime, RuntimeOptions, EPOCH_TICK};
+use crate::grants::{Granter, Origin};
+use crate::ratelimit::Limiter;
+use crate::settings::{PluginConfig, Settings, DEFAULT_MEMORY_MIB};
+use crate::state::{sandboxed_wasi, InstanceState, MemoryLimiter};
+use crate::stdio::Stdio;
+
+const MIB: u64 = 1024 * 1024;
+
+/// Errors setting up the host.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Teams(#[from] TeamsSetupError),
+    #[error(transparent)]
+    Email(#[from] EmailSetupError),
+    #[error("plugin '{plugin}': {source}")]
+    Plugin { plugin: String, source: EngineError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no plugin named '{0}' in the configuration (plugins: {1})")]
+    UnknownPlugin(String, String),
+}
+
+/// One plugin, compiled and ready.
+pub struct Plugin {
+    /// Its configuration.
+    pub config: PluginConfig,
+    /// Its compiled component.
+    pub component: LoadedComponent,
+    granter: Arc<Granter>,
+    values: Arc<BTreeMap<String, String>>,
+    origins: Vec<Origin>,
+    entity_budget: Arc<Limiter>,
+}
+
+/// Host-wide services shared by every instance.
+pub struct Services {
+    pub teams: Arc<TeamsService>,
+    pub email: Option<Arc<EmailService>>,
+    pub entities: Option<Arc<dyn EntityStore>>,
+    /// Host-wide entity-call cap.
+    pub entity_budget: Option<Arc<Limiter>>,
+}
+
+impl Services {
+    /// Build every service from the configuration, opening the entity store.
+    pub fn new(settings: &Settings) -> Result<Self, HostError> {
+        let store = EntityDb::open(&settings.store_path(), settings.page_limits)?;
+        Ok(Self {
+            teams: Arc::new(TeamsService::new(settings)?),
+            email: EmailService::new(settings)?.map(Arc::new),
+            entities: Some(Arc::new(store)),
+            entity_budget: settings
+                .host_entity_budget
+                .map(|b| Arc::new(Limiter::new(b))),
+        })
+    }
+}
+
+/// The plugin host: runtime, services, plugins.
+pub struct Host {
+    runtime: Runtime,
+    services: Services,
+    plugins: BTreeMap<String, Plugin>,
+}
+
+/// Which plugins [`Host::new`] loads.
+#[derive(Debug, Clone, Copy)]
+pub enum Select<'a> {
+    /// Every configured plugin.
+    All,
+    /// Only this one.
+    Only(&'a str),
+}
+
+impl Host {
+    /// Compile and link the selected plugins and build the services.
+    pub fn new(config: &Settings, select: Select<'_>) -> Result<Self, HostError> {
+        let chosen: Vec<&PluginConfig> = match select {
+            Select::All => config.plugins.iter().collect(),
+            Select::Only(name) => vec![config.plugin(name).ok_or_else(|| {
+                let names: Vec<&str> = config.plugins.iter().map(|p| p.name.as_str()).collect();
+                HostError::UnknownPlugin(name.to_owned(), names.join(", "))
+            })?],
+        };
+        let runtime = Self::runtime_for(config)?;
+        let services = Services::new(config)?;
+        let mut plugins = BTreeMap::new();
+        for p in chosen {
+            let component = runtime
+                .load(&p.component)
+                .map_err(|source| HostError::Plugin {
+                    plugin: p.name.clone(),
+                    source,
+                })?;
+            plugins.insert(p.name.clone(), Plugin::new(p.clone(), component));
+        }
+        Ok(Self {
+            runtime,
+            services,
+            plugins,
+        })
+    }
+
+    /// The runtime sized for these plugins.
+    pub fn runtime_for(config: &Settings) -> Result<Runtime, EngineError> {
+        let max_mib = config
+            .plugins
+            .iter()
+            .map(|p| p.limits.memory_mib)
+            .max()
+            .unwrap_or(DEFAULT_MEMORY_MIB);
+        Runtime::new(&RuntimeOptions {
+            max_memory_bytes: usize::try_from(max_mib * MIB).unwrap_or(usize::MAX),
+            cache_dir: config.cache_dir.clone(),
+        })
+    }
+
+    /// Replace the entity store behind the `entities` capability.
+    pub fn set_entity_store(&mut self, store: Arc<dyn EntityStore>) {
+        self.services.entities = Some(store);
+    }
+
+    /// The loaded plugins, by name.
+    pub fn plugins(&self) -> impl Iterator<Item = &Plugin> {
+        self.plugins.values()
+    }
+
+    /// Entity calls of `plugin` that waited for, or were refused, budget.
+    pub fn entity_throttled(&self, plugin: &str) -> Option<u64> {
+        self.plugins
+            .get(plugin)
+            .map(|p| p.entity_budget.throttled())
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Deliver `event` to every plugin subscribed to its trigger, concurrently.
+    pub async fn dispatch(&self, event: &Event) -> Vec<Outcome> {
+        let kind = TriggerKind::of(&event.trigger);
+        let subscribed = self
+            .plugins
+            .values()
+            .filter(|p| p.config.triggers.contains(&kind));
+        let runs = subscribed.map(|p| self.deliver_to(p, event));
+        futures::future::join_all(runs).await
+    }
+
+    /// Deliver `event` to the named plugin, whatever its subscriptions.
+    pub async fn deliver(&self, plugin: &str, event: &Event) -> Result<Outcome, HostError> {
+        let p = self.plugins.get(plugin).ok_or_else(|| {
+            HostError::UnknownPlugin(
+                plugin.to_owned(),
+                self.plugins.keys().cloned().collect::<Vec<_>>().join(", "),
+            )
+        })?;
+        Ok(self.deliver_to(p, event).await)
+    }
+
+    /// Run one event through one plugin in a fresh instance.
+    pub async fn deliver_to(&self, plugin: &Plugin, event: &Event) -> Outcome {
+        let started = Instant::now();
+        let limits = plugin.config.limits;
+        let timeout = Duration::from_millis(limits.timeout_ms);
+        let cx = CallContext::new(&plugin.config.name, &event.id, started + timeout);
+        let stdio = Stdio::new();
+        let memory_bytes = usize::try_from(limits.memory_mib * MIB).unwrap_or(usize::MAX);
+        let state = plugin.instance_state(&self.services, &cx, &stdio, memory_bytes);
+        let mut store = Store::new(self.runtime.engine(), state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(epoch_ticks(timeout));
+        store.epoch_deadline_trap();
+
+        let wit_event = bindings::Event::from(event);
+        let call = async {
+            let instance = plugin
+                .component
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|e| (Stage::Instantiate, e))?;
+            instance
+                .triggerfish_plugin_handler()
+                .call_on_event(&mut store, &wit_event)
+                .await
+                .map_err(|e| (Stage::Call, e))
+        };
+        let result = match tokio::time::timeout(timeout, call).await {
+            Err(_) => Err(Failure::Deadline {
+                ms: limits.timeout_ms,
+            }),
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(message))) => Err(Failure::Plugin(message)),
+            Ok(Err((stage, e))) => Err(classify_trap(
+                stage,
+                &e,
+                store.data().limiter.breached,
+                limits.memory_mib,
+                limits.timeout_ms,
+            )),
+        };
+        drop(store);
+        capture_stdio(&cx, &stdio);
+        Outcome {
+            plugin: plugin.config.name.clone(),
+            event_id: event.id.clone(),
+            result,
+            duration: started.elapsed(),
+            record: cx.take_record(),
+        }
+    }
+}
+
+fn epoch_ticks(timeout: Duration) -> u64 {
+    let tick = EPOCH_TICK.as_millis().max(1);
+    u64::try_from(timeout.as_millis().div_ceil(tick)).unwrap_or(u64::MAX) + 1
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    Instantiate,
+    Call,
+}
+
+fn classify_trap(
+    stage: Stage,
+    e: &wasmtime::Error,
+    breached: Option<usize>,
+    memory_mib: u64,
+    timeout_ms: u64,
+) -> Failure {
+    if breached.is_some() {
+        return Failure::Memory { mib: memory_mib };
+    }
+    if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
+        return Failure::Deadline { ms: timeout_ms };
+    }
+    if let Some(fault) = e.downcast_ref::<HostFault>() {
+        return Failure::Host(fault.to_string());
+    }
+    let text = format!("{e:#}");
+    match stage {
+        Stage::Instantiate => Failure::Instantiate(text),
+        Stage::Call => Failure::Trap(text),
+    }
+}
+
+fn capture_stdio(cx: &CallContext, stdio: &Stdio) {
+    for (pipe, source, level) in [
+        (&stdio.stdout, LogSource::Stdout, Level::Info),
+        (&stdio.stderr, LogSource::Stderr, Level::Warn),
+    ] {
+        let (bytes, dropped) = pipe.contents();
+        for line in String::from_utf8_lossy(&bytes).lines() {
+            if !line.trim().is_empty() {
+                cx.log(level, source, line);
+            }
+        }
+        if dropped > 0 {
+            cx.log(
+                Level::Warn,
+                source,
+                &format!(
+                    "[output truncated: {dropped} more bytes past the {} KiB cap were dropped]",
+                    crate::stdio::MAX_STDIO_BYTES / 1024
+                ),
+            );
+        }
+    }
+}
+
+impl Plugin {
+    fn new(config: PluginConfig, component: LoadedComponent) -> Self {
+        let origins = config.grants.outbound_hosts.clone();
+        Self {
+            entity_budget: Arc::new(Limiter::new(config.limits.entity_budget)),
+            granter: Arc::new(Granter::new(config.grants.clone())),
+            values: Arc::new(config.config.clone()),
+            origins,
+            config,
+            component,
+        }
+    }
+
+    fn instance_state(
+        &self,
+        services: &Services,
+        cx: &CallContext,
+        stdio: &Stdio,
+        memory_bytes: usize,
+    ) -> InstanceState {
+        InstanceState {
+            wasi: sandboxed_wasi(stdio),
+            table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            http_hooks: HttpHooks::new(self.origins.clone(), cx.clone()),
+            limiter: MemoryLimiter::new(memory_bytes),
+            teams: TeamsInstance::new(services.teams.clone(), self.granter.clone(), cx.clone()),
+            email: EmailInstance::new(services.email.clone(), self.granter.clone(), cx.clone()),
+            entities: EntitiesInstance::new(
+                services.entities.clone(),
+                self.granter.clone(),
+                Budgets {
+                    plugin: Some(self.entity_budget.clone()),
+                    host: services.entity_budget.clone(),
+                },
+                cx.clone(),
+            ),
+            log: LogInstance::new(cx.clone()),
+            config: ConfigInstance::new(self.values.clone()),
+        }
+    }
+}
+
+/// Why a delivery failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The plugin returned `err(text)`.
+    Plugin(String),
+    /// The deadline passed (guest code or host calls).
+    Deadline { ms: u64 },
+    /// The guest grew memory past its cap.
+    Memory { mib: u64 },
+    /// The guest trapped.
+    Trap(String),
+    /// The component could not be instantiated.
+    Instantiate(String),
+    /// The host itself failed while serving a call; the instance was trapped.
+    Host(String),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Plugin(m) => write!(f, "plugin returned an error: {m}"),
+            Failure::Deadline { ms } => write!(f, "deadline {ms} ms exceeded"),
+            Failure::Memory { mib } => write!(f, "memory limit {mib} MiB exceeded"),
+            Failure::Trap(m) => write!(f, "trap: {m}"),
+            Failure::Instantiate(m) => write!(f, "instantiation failed: {m}"),
+            Failure::Host(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+/// The result of delivering one event to one plugin.
+#[derive(Debug)]
+pub struct Outcome {
+    pub plugin: String,
+    pub event_id: String,
+    pub result: Result<(), Failure>,
+    pub duration: Duration,
+    pub record: Record,
+}
+
+impl Outcome {
+    /// `plugin 'x' failed on event e: cause`, or `None` when it succeeded.
+    pub fn error_text(&self) -> Option<String> {
+        self.result.as_ref().err().map(|f| {
+            format!(
+                "plugin '{}' failed on event {}: {f}",
+                self.plugin, self.event_id
+            )
+        })
+    }
+}

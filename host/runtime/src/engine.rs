@@ -1,0 +1,196 @@
+//! The wasmtime layer: one `Engine` per process, the linker with every
+//! capability, epoch ticking, and compiled components cached on disk by
+//! wasmtime's own cache (keyed by a sha256 of the component and the engine's
+//! configuration).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{
+    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
+};
+
+use crate::bindings::PluginPre;
+use crate::caps;
+use crate::state::InstanceState;
+
+/// How often the epoch advances; deadlines are rounded up to this.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Instances the pooling allocator keeps room for (concurrent deliveries).
+pub const POOL_INSTANCES: u32 = 64;
+
+/// Errors of the engine layer.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot create the wasmtime engine: {0}")]
+    Engine(String),
+    #[error("cannot use the compile cache in {path}: {message}")]
+    Cache { path: PathBuf, message: String },
+    #[error("cannot set up the linker: {0}")]
+    Linker(String),
+    #[error("cannot read component {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid WebAssembly component: {message}")]
+    Compile { path: PathBuf, message: String },
+    #[error("{path} does not fit the triggerfish:plugin@0.1.0 world: {message}")]
+    World { path: PathBuf, message: String },
+}
+
+/// Options for [`Runtime::new`].
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Largest memory cap of any plugin, in bytes (sizes the pool).
+    pub max_memory_bytes: usize,
+    /// Where compiled components are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// A compiled, linked plugin component ready to instantiate.
+#[derive(Clone)]
+pub struct LoadedComponent {
+    /// Pre-instantiated, typed handle.
+    pub pre: PluginPre<InstanceState>,
+    /// Hex sha256 of the component bytes.
+    pub sha256: String,
+    /// Whether the compiled code came from the disk cache.
+    pub from_cache: bool,
+}
+
+/// The engine, linker and epoch ticker.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<InstanceState>,
+    cache: Option<Cache>,
+    _ticker: EpochTicker,
+}
+
+fn base_config(cache: Option<&Cache>) -> Config {
+    let mut c = Config::new();
+    c.wasm_component_model(true);
+    c.epoch_interruption(true);
+    c.cache(cache.cloned());
+    c
+}
+
+fn open_cache(dir: &Path) -> Result<Cache, EngineError> {
+    let mut config = CacheConfig::new();
+    config.with_directory(dir);
+    Cache::new(config).map_err(|e| EngineError::Cache {
+        path: dir.to_owned(),
+        message: format!("{e:#}"),
+    })
+}
+
+impl Runtime {
+    /// Build the engine (pooling allocator when the machine allows it) and a
+    /// linker holding WASI p2, `wasi:http` and every Triggerfish capability.
+    pub fn new(opts: &RuntimeOptions) -> Result<Self, EngineError> {
+        let cache = opts.cache_dir.as_deref().map(open_cache).transpose()?;
+        let mut pooled = base_config(cache.as_ref());
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(POOL_INSTANCES)
+            .total_core_instances(POOL_INSTANCES * 4)
+            .total_memories(POOL_INSTANCES * 2)
+            .total_tables(POOL_INSTANCES * 4)
+            .total_stacks(POOL_INSTANCES)
+            .max_memory_size(opts.max_memory_bytes);
+        pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = match Engine::new(&pooled) {
+            Ok(e) => e,
+            Err(err) => {
+                tracing::warn!("pooling allocator unavailable ({err}); using on-demand allocation");
+                Engine::new(&base_config(cache.as_ref()))
+                    .map_err(|e| EngineError::Engine(e.to_string()))?
+            }
+        };
+        let linker = build_linker(&engine).map_err(|e| EngineError::Linker(format!("{e:#}")))?;
+        let ticker = EpochTicker::start(engine.clone());
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            _ticker: ticker,
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compile (or load from cache) and link a component file.
+    pub fn load(&self, path: &Path) -> Result<LoadedComponent, EngineError> {
+        let bytes = std::fs::read(path).map_err(|source| EngineError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let hits = self.cache.as_ref().map(Cache::cache_hits);
+        let component = Component::new(&self.engine, &bytes).map_err(|e| EngineError::Compile {
+            path: path.to_owned(),
+            message: format!("{e:#}"),
+        })?;
+        let from_cache =
+            hits.is_some_and(|h| self.cache.as_ref().is_some_and(|c| c.cache_hits() > h));
+        let world_err = |e: wasmtime::Error| EngineError::World {
+            path: path.to_owned(),
+            message: format!("{e:#}"),
+        };
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(world_err)?;
+        let pre = PluginPre::new(instance_pre).map_err(world_err)?;
+        Ok(LoadedComponent {
+            pre,
+            sha256,
+            from_cache,
+        })
+    }
+}
+
+fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
+    let mut linker = Linker::<InstanceState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    caps::http::add_to_linker(&mut linker)?;
+    caps::entities::add_to_linker(&mut linker, |s| &mut s.entities)?;
+    caps::teams::add_to_linker(&mut linker, |s| &mut s.teams)?;
+    caps::email::add_to_linker(&mut linker, |s| &mut s.email)?;
+    caps::log::add_to_linker(&mut linker, |s| &mut s.log)?;
+    caps::plugin_config::add_to_linker(&mut linker, |s| &mut s.config)?;
+    Ok(linker)
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name("triggerfish-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the epoch thread; deadlines rely on timers only: {e}");
+        }
+        Self { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

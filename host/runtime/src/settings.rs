@@ -1,0 +1,177 @@
+//! The runtime's typed settings: what the host needs to know about channels,
+//! email, plugins and limits. They are plain values; reading them from a file
+//! (and locating errors in it) is the command line's business.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use triggerfish_data::event::TriggerKind;
+use triggerfish_data::store::PageLimits;
+
+use crate::grants::Grants;
+use crate::ratelimit::Budget;
+
+/// Default per-event deadline.
+pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
+/// Default per-instance memory cap.
+pub const DEFAULT_MEMORY_MIB: u64 = 64;
+/// Largest memory cap a plugin may ask for.
+pub const MAX_MEMORY_MIB: u64 = 4_096;
+/// Longest deadline a plugin may ask for.
+pub const MAX_TIMEOUT_MS: u64 = 15 * 60 * 1_000;
+
+/// Everything the runtime is configured with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where these settings came from (the configuration file), named in errors.
+    pub origin: PathBuf,
+    /// Where outboxes, caches and the store live.
+    pub state_dir: PathBuf,
+    /// Where compiled components are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Host-wide cap on entity calls across plugins.
+    pub host_entity_budget: Option<Budget>,
+    /// `$top` bounds for entity queries.
+    pub page_limits: PageLimits,
+    /// Teams channels by name.
+    pub teams: BTreeMap<String, ChannelSettings>,
+    /// Email, when configured.
+    pub email: Option<EmailSettings>,
+    /// The plugins, in configuration order.
+    pub plugins: Vec<PluginConfig>,
+}
+
+impl Settings {
+    /// Defaults for a host keeping its state in `state_dir`.
+    pub fn new(origin: PathBuf, state_dir: PathBuf) -> Self {
+        Self {
+            origin,
+            cache_dir: Some(state_dir.join("cache")),
+            state_dir,
+            host_entity_budget: None,
+            page_limits: PageLimits::default(),
+            teams: BTreeMap::new(),
+            email: None,
+            plugins: Vec::new(),
+        }
+    }
+
+    /// The entity store file.
+    pub fn store_path(&self) -> PathBuf {
+        self.state_dir.join("store.sqlite")
+    }
+
+    /// The plugin with this name.
+    pub fn plugin(&self, name: &str) -> Option<&PluginConfig> {
+        self.plugins.iter().find(|p| p.name == name)
+    }
+}
+
+/// How a channel or email is delivered to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryMode {
+    /// Send to the real service.
+    #[default]
+    Send,
+    /// Write the exact request/message under `state_dir/outbox` and print it.
+    Outbox,
+}
+
+/// One Teams channel.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelSettings {
+    #[serde(default)]
+    pub mode: Option<DeliveryMode>,
+    /// The webhook URL itself (a secret: prefer `webhook_url_env`).
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// Name of an environment variable holding the webhook URL.
+    #[serde(default)]
+    pub webhook_url_env: Option<String>,
+}
+
+/// TLS mode for SMTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain SMTP (loopback relays, tests).
+    None,
+    /// STARTTLS upgrade (port 587).
+    #[default]
+    Starttls,
+    /// Implicit TLS (port 465).
+    Tls,
+}
+
+/// Email delivery.
+#[derive(Debug, Clone)]
+pub struct EmailSettings {
+    pub mode: Option<DeliveryMode>,
+    pub smtp_host: Option<String>,
+    pub smtp_port: Option<u16>,
+    pub tls: TlsMode,
+    /// The sender, e.g. `Triggerfish <bot@example.com>`.
+    pub from: String,
+    /// Environment variables holding the SMTP credentials.
+    pub username_env: Option<String>,
+    pub password_env: Option<String>,
+    /// Named recipient groups, e.g. `data-owners`.
+    pub groups: BTreeMap<String, Vec<String>>,
+}
+
+impl EmailSettings {
+    /// The delivery mode, defaulting to outbox when no SMTP host is set.
+    pub fn delivery_mode(&self) -> DeliveryMode {
+        match (self.mode, &self.smtp_host) {
+            (Some(mode), _) => mode,
+            (None, Some(_)) => DeliveryMode::Send,
+            (None, None) => DeliveryMode::Outbox,
+        }
+    }
+
+    /// The SMTP port, defaulting by TLS mode.
+    pub fn port(&self) -> u16 {
+        self.smtp_port.unwrap_or(match self.tls {
+            TlsMode::None => 25,
+            TlsMode::Starttls => 587,
+            TlsMode::Tls => 465,
+        })
+    }
+}
+
+/// One plugin.
+#[derive(Debug, Clone)]
+pub struct PluginConfig {
+    pub name: String,
+    /// Path of the component.
+    pub component: PathBuf,
+    pub triggers: Vec<TriggerKind>,
+    pub grants: Grants,
+    pub limits: Limits,
+    /// Free key/values the plugin reads with `config.get`.
+    pub config: BTreeMap<String, String>,
+}
+
+/// Resource limits for one plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Deadline per event, covering guest code and host calls.
+    pub timeout_ms: u64,
+    /// Linear-memory cap per instance.
+    pub memory_mib: u64,
+    /// Entity-call budget across events (GCRA, bursting up to the budget).
+    pub entity_budget: Budget,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            memory_mib: DEFAULT_MEMORY_MIB,
+            entity_budget: Budget::default(),
+        }
+    }
+}

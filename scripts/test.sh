@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n== %s\n' "$*"; }
+step() { printf '\n== %s (at %ss)\n' "$*" "$SECONDS"; }
 
 step "toolchain (rust-toolchain.toml: rustc, clippy, rustfmt, wasm32-wasip2)"
 rustup toolchain install
@@ -24,3 +24,5 @@ cargo clippy --locked --target wasm32-wasip2 -p triggerfish-plugin-sdk "${GUESTS
 
 step "tests (tests/build.rs builds every guest component from source first)"
 cargo test --locked --workspace
+
+printf '\n== all checks passed in %ss\n' "$SECONDS"

@@ -31,11 +31,14 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::hash::Hash;
-use std::io::{BufWriter, Write as _};
+use std::io::{self, BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 use triggerfish_data::insights::normalize::Normalizer;
 
@@ -242,8 +245,7 @@ pub fn generate(opts: &GenerateOptions, out: &Path) -> Result<GenerateReport, Ge
     let loyalty_rows = opts.rows * 25 / 100;
     let quotas = [crm_rows, opts.rows - crm_rows - loyalty_rows, loyalty_rows];
 
-    let mut truth = Out::create(out.join("truth.csv"))?;
-    truth.write(b"source,key,person\n")?;
+    let mut truth = Out::csv(out.join("truth.csv"), &["source", "key", "person"])?;
     let mut sinks = [
         Sink::create(Source::Crm, out)?,
         Sink::create(Source::Web, out)?,
@@ -280,9 +282,9 @@ pub fn generate(opts: &GenerateOptions, out: &Path) -> Result<GenerateReport, Ge
                 anchor == Some(k),
             );
             any_email |= ident.email.is_some();
-            let body = render(&mut rng, &person, source, &ident, &mut expected);
-            let sink = &mut sinks[source as usize];
-            sink.push(&mut rng, persons, body, &mut truth)?;
+            let (detail, time) = render(&mut rng, &person, source, &mut expected);
+            let record = Pending::new(persons, &ident, detail, &time);
+            sinks[source as usize].push(&mut rng, record, &mut truth)?;
         }
         expected.customers += 1;
         if counts[Source::Loyalty as usize] > 0 {
@@ -310,9 +312,12 @@ pub fn generate(opts: &GenerateOptions, out: &Path) -> Result<GenerateReport, Ge
     let truth_path = truth.finish()?;
 
     let config_path = out.join("triggerfish.toml");
-    let mut config = Out::create(config_path.clone())?;
-    config.write(workspace_toml(opts, &expected).as_bytes())?;
-    config.finish()?;
+    std::fs::write(&config_path, workspace_toml(opts, &expected)).map_err(|source| {
+        GenerateError::Write {
+            path: config_path.clone(),
+            source,
+        }
+    })?;
 
     Ok(GenerateReport {
         sources,
@@ -326,40 +331,108 @@ pub fn generate(opts: &GenerateOptions, out: &Path) -> Result<GenerateReport, Ge
 // ---------------------------------------------------------------------------
 // Output
 
-/// A buffered file that names itself in errors.
+/// Bytes buffered per output file.
+const BUFFER: usize = 256 * 1024;
+
+/// A file being written, one record at a time, that names itself in errors.
 struct Out {
     path: PathBuf,
-    w: BufWriter<File>,
+    format: Format,
+}
+
+enum Format {
+    /// Records written by the `csv` crate (fields quoted as needed).
+    Csv(Box<csv::Writer<File>>),
+    /// One `serde_json` object a line.
+    Ndjson(BufWriter<File>),
 }
 
 impl Out {
-    fn create(path: PathBuf) -> Result<Self, GenerateError> {
-        match File::create(&path) {
-            Ok(f) => Ok(Self {
-                w: BufWriter::with_capacity(256 * 1024, f),
+    /// A CSV file starting with the `header` record.
+    fn csv(path: PathBuf, header: &[&str]) -> Result<Self, GenerateError> {
+        let file = create(&path)?;
+        let mut w = csv::WriterBuilder::new()
+            .has_headers(false)
+            .buffer_capacity(BUFFER)
+            .from_writer(file);
+        match w.write_record(header) {
+            Ok(()) => Ok(Self {
                 path,
+                format: Format::Csv(Box::new(w)),
             }),
-            Err(source) => Err(GenerateError::Write { path, source }),
+            Err(e) => Err(GenerateError::Write {
+                path,
+                source: csv_io(e),
+            }),
         }
     }
 
-    fn write(&mut self, bytes: &[u8]) -> Result<(), GenerateError> {
-        self.w
-            .write_all(bytes)
-            .map_err(|source| GenerateError::Write {
-                path: self.path.clone(),
-                source,
-            })
+    /// An NDJSON file.
+    fn ndjson(path: PathBuf) -> Result<Self, GenerateError> {
+        let file = create(&path)?;
+        Ok(Self {
+            path,
+            format: Format::Ndjson(BufWriter::with_capacity(BUFFER, file)),
+        })
+    }
+
+    /// Write one record: a CSV row, or a JSON object and a newline.
+    fn write(&mut self, record: &impl Serialize) -> Result<(), GenerateError> {
+        let written = match &mut self.format {
+            Format::Csv(w) => w.serialize(record).map_err(csv_io),
+            Format::Ndjson(w) => record
+                .serialize(&mut serde_json::Serializer::with_formatter(&mut *w, Money))
+                .map_err(io::Error::from)
+                .and_then(|()| w.write_all(b"\n")),
+        };
+        written.map_err(|source| self.error(source))
     }
 
     fn finish(mut self) -> Result<PathBuf, GenerateError> {
-        match self.w.flush() {
+        let flushed = match &mut self.format {
+            Format::Csv(w) => w.flush(),
+            Format::Ndjson(w) => w.flush(),
+        };
+        match flushed {
             Ok(()) => Ok(self.path),
             Err(source) => Err(GenerateError::Write {
                 path: self.path,
                 source,
             }),
         }
+    }
+
+    fn error(&self, source: io::Error) -> GenerateError {
+        GenerateError::Write {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+fn create(path: &Path) -> Result<File, GenerateError> {
+    File::create(path).map_err(|source| GenerateError::Write {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The I/O error behind a CSV error (the only kind the rows written here can
+/// give: they are flat, and hold strings and integers).
+fn csv_io(e: csv::Error) -> io::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        kind => io::Error::other(format!("cannot write a CSV record: {kind:?}")),
+    }
+}
+
+/// `serde_json`'s compact format, but floats have two decimals: the only
+/// float written is an amount of money (`12.50`, not `12.5`).
+struct Money;
+
+impl serde_json::ser::Formatter for Money {
+    fn write_f64<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: f64) -> io::Result<()> {
+        write!(writer, "{value:.2}")
     }
 }
 
@@ -397,25 +470,177 @@ impl Source {
         }
     }
 
-    /// CSV header line, or `None` for NDJSON.
-    fn header(self) -> Option<&'static str> {
+    /// CSV header, or `None` for NDJSON: the field names of [`CrmRow`] and
+    /// [`LoyaltyRow`].
+    fn header(self) -> Option<&'static [&'static str]> {
         match self {
-            Self::Crm => Some(
-                "ContactId,FirstName,LastName,Email,Phone,PostalCode,City,Country,ModifiedOn\n",
-            ),
+            Self::Crm => Some(&[
+                "ContactId",
+                "FirstName",
+                "LastName",
+                "Email",
+                "Phone",
+                "PostalCode",
+                "City",
+                "Country",
+                "ModifiedOn",
+            ]),
             Self::Web => None,
-            Self::Loyalty => Some(
-                "MemberId,GivenName,FamilyName,EmailAddress,Mobile,PostCode,Tier,Points,JoinedOn\n",
-            ),
+            Self::Loyalty => Some(&[
+                "MemberId",
+                "GivenName",
+                "FamilyName",
+                "EmailAddress",
+                "Mobile",
+                "PostCode",
+                "Tier",
+                "Points",
+                "JoinedOn",
+            ]),
         }
     }
 }
 
-/// One record waiting in the shuffle window: the person and the row without
-/// its key (keys are given in file order).
+/// A row of `crm-contacts.csv`.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct CrmRow<'a> {
+    contact_id: &'a str,
+    first_name: &'a str,
+    last_name: &'a str,
+    email: Option<&'a str>,
+    phone: Option<&'a str>,
+    postal_code: &'a str,
+    city: &'a str,
+    country: &'a str,
+    modified_on: &'a str,
+}
+
+/// A line of `web-shop-orders.ndjson` (absent e-mails and phones are `null`).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct WebRow<'a> {
+    order_id: &'a str,
+    billing_first_name: &'a str,
+    billing_last_name: &'a str,
+    customer_email: Option<&'a str>,
+    phone: Option<&'a str>,
+    zip: &'a str,
+    /// Written with two decimals (see [`Money`]).
+    amount: f64,
+    order_date: &'a str,
+}
+
+/// A row of `loyalty-members.csv`.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct LoyaltyRow<'a> {
+    member_id: &'a str,
+    given_name: &'a str,
+    family_name: &'a str,
+    email_address: Option<&'a str>,
+    mobile: Option<&'a str>,
+    post_code: &'a str,
+    tier: &'a str,
+    points: u64,
+    joined_on: &'a str,
+}
+
+/// The values of one record that depend on its source, but its time.
+#[derive(Clone, Copy)]
+enum Detail {
+    Crm { country: &'static str },
+    Web { cents: u64 },
+    Loyalty { tier: &'static str, points: u64 },
+}
+
+/// One record waiting in the shuffle window: its person and its fields but
+/// the key (keys are given in file order). The text fields share one buffer,
+/// so a waiting record is one small allocation, read from one place.
 struct Pending {
     person: u64,
-    body: String,
+    /// First name, last name, e-mail, phone, postal code and time, one after
+    /// the other.
+    text: String,
+    /// Where each of them ends in `text`.
+    ends: [usize; 6],
+    email: bool,
+    phone: bool,
+    city: &'static str,
+    detail: Detail,
+}
+
+impl Pending {
+    fn new(person: u64, id: &Ident, detail: Detail, time: &str) -> Self {
+        let fields = [
+            id.first.as_str(),
+            &id.last,
+            id.email.as_deref().unwrap_or_default(),
+            id.phone.as_deref().unwrap_or_default(),
+            &id.postcode,
+            time,
+        ];
+        let mut text = String::with_capacity(fields.iter().map(|f| f.len()).sum());
+        let ends = fields.map(|f| {
+            text.push_str(f);
+            text.len()
+        });
+        Self {
+            person,
+            text,
+            ends,
+            email: id.email.is_some(),
+            phone: id.phone.is_some(),
+            city: id.city,
+            detail,
+        }
+    }
+
+    /// Text field `i`.
+    fn text(&self, i: usize) -> &str {
+        let start = i.checked_sub(1).map_or(0, |j| self.ends[j]);
+        &self.text[start..self.ends[i]]
+    }
+
+    fn write(&self, key: &str, out: &mut Out) -> Result<(), GenerateError> {
+        let [first, last, email, phone, postcode, time] = std::array::from_fn(|i| self.text(i));
+        let email = self.email.then_some(email);
+        let phone = self.phone.then_some(phone);
+        match self.detail {
+            Detail::Crm { country } => out.write(&CrmRow {
+                contact_id: key,
+                first_name: first,
+                last_name: last,
+                email,
+                phone,
+                postal_code: postcode,
+                city: self.city,
+                country,
+                modified_on: time,
+            }),
+            Detail::Web { cents } => out.write(&WebRow {
+                order_id: key,
+                billing_first_name: first,
+                billing_last_name: last,
+                customer_email: email,
+                phone,
+                zip: postcode,
+                amount: cents as f64 / 100.0,
+                order_date: time,
+            }),
+            Detail::Loyalty { tier, points } => out.write(&LoyaltyRow {
+                member_id: key,
+                given_name: first,
+                family_name: last,
+                email_address: email,
+                mobile: phone,
+                post_code: postcode,
+                tier,
+                points,
+                joined_on: time,
+            }),
+        }
+    }
 }
 
 struct Sink {
@@ -423,32 +648,36 @@ struct Sink {
     out: Out,
     pending: Vec<Pending>,
     written: u64,
-    line: String,
+    /// The key of the record being written, e.g. `C0000042`.
+    key: String,
+    /// Its person in `truth.csv`, e.g. `P0000007`.
+    person: String,
 }
 
 impl Sink {
     fn create(source: Source, dir: &Path) -> Result<Self, GenerateError> {
-        let mut out = Out::create(dir.join(source.file()))?;
-        if let Some(h) = source.header() {
-            out.write(h.as_bytes())?;
-        }
+        let path = dir.join(source.file());
+        let out = match source.header() {
+            Some(header) => Out::csv(path, header)?,
+            None => Out::ndjson(path)?,
+        };
         Ok(Self {
             source,
             out,
             pending: Vec::with_capacity(WINDOW),
             written: 0,
-            line: String::with_capacity(256),
+            key: String::with_capacity(16),
+            person: String::with_capacity(16),
         })
     }
 
     fn push(
         &mut self,
         rng: &mut ChaCha8Rng,
-        person: u64,
-        body: String,
+        record: Pending,
         truth: &mut Out,
     ) -> Result<(), GenerateError> {
-        self.pending.push(Pending { person, body });
+        self.pending.push(record);
         if self.pending.len() >= WINDOW {
             self.emit_one(rng, truth)?;
         }
@@ -462,22 +691,12 @@ impl Sink {
         let i = rng.random_range(0..self.pending.len() as u32) as usize;
         let p = self.pending.swap_remove(i);
         self.written += 1;
-        let prefix = self.source.key_prefix();
-        let n = self.written;
-        self.line.clear();
-        let _ = match self.source {
-            Source::Web => writeln!(self.line, "{{\"OrderId\":\"{prefix}{n:07}\",{}}}", p.body),
-            Source::Crm | Source::Loyalty => writeln!(self.line, "{prefix}{n:07},{}", p.body),
-        };
-        self.out.write(self.line.as_bytes())?;
-        self.line.clear();
-        let _ = writeln!(
-            self.line,
-            "{},{prefix}{n:07},P{:07}",
-            self.source.name(),
-            p.person + 1
-        );
-        truth.write(self.line.as_bytes())
+        self.key.clear();
+        let _ = write!(self.key, "{}{:07}", self.source.key_prefix(), self.written);
+        p.write(&self.key, &mut self.out)?;
+        self.person.clear();
+        let _ = write!(self.person, "P{:07}", p.person + 1);
+        truth.write(&(self.source.name(), &self.key, &self.person))
     }
 
     fn finish(
@@ -963,33 +1182,19 @@ fn vary_postcode(rng: &mut ChaCha8Rng, country: &str, pc: &str) -> String {
     }
 }
 
-/// The row of one record, without its key: CSV fields, or JSON members.
+/// The values of one record that depend on its source, and its time:
+/// `ModifiedOn`, `OrderDate` or the `JoinedOn` date.
 fn render(
     rng: &mut ChaCha8Rng,
     p: &Person,
     source: Source,
-    id: &Ident,
     expected: &mut Expected,
-) -> String {
-    let mut s = String::with_capacity(200);
-    let email = id.email.as_deref().unwrap_or("");
-    let phone = id.phone.as_deref().unwrap_or("");
+) -> (Detail, String) {
     match source {
         Source::Crm => {
+            let country = p.country.code;
             let modified = datetime(rng, 1_546_300_800, 1_767_225_600);
-            for f in [
-                id.first.as_str(),
-                &id.last,
-                email,
-                phone,
-                &id.postcode,
-                id.city,
-                p.country.code,
-            ] {
-                csv_field(&mut s, f);
-                s.push(',');
-            }
-            s.push_str(&modified);
+            (Detail::Crm { country }, modified)
         }
         Source::Loyalty => {
             // A second loyalty record keeps the tier (so the truth is clear).
@@ -999,13 +1204,10 @@ fn render(
                 _ => rng.random_range(0..1_000u64),
             };
             expected.loyalty_points += points;
-            let joined = datetime(rng, 1_420_070_400, 1_767_225_600);
-            for f in [id.first.as_str(), &id.last, email, phone, &id.postcode] {
-                csv_field(&mut s, f);
-                s.push(',');
-            }
+            let mut joined = datetime(rng, 1_420_070_400, 1_767_225_600);
+            joined.truncate("YYYY-MM-DD".len());
             let tier = ["bronze", "silver", "gold"][usize::from(p.tier.min(2))];
-            let _ = write!(s, "{tier},{points},{}", &joined[..10]);
+            (Detail::Loyalty { tier, points }, joined)
         }
         Source::Web => {
             let u: f64 = rng.random();
@@ -1016,85 +1218,20 @@ fn render(
                 expected.large_orders += 1;
             }
             let date = datetime(rng, 1_640_995_200, 1_767_225_600);
-            s.push_str("\"BillingFirstName\":");
-            json_str(&mut s, &id.first);
-            s.push_str(",\"BillingLastName\":");
-            json_str(&mut s, &id.last);
-            s.push_str(",\"CustomerEmail\":");
-            json_opt(&mut s, id.email.as_deref());
-            s.push_str(",\"Phone\":");
-            json_opt(&mut s, id.phone.as_deref());
-            s.push_str(",\"Zip\":");
-            json_str(&mut s, &id.postcode);
-            let _ = write!(
-                s,
-                ",\"Amount\":{}.{:02},\"OrderDate\":\"{date}\"",
-                cents / 100,
-                cents % 100
-            );
+            (Detail::Web { cents }, date)
         }
     }
-    s
 }
 
-fn csv_field(out: &mut String, s: &str) {
-    if s.contains([',', '"', '\n', '\r']) {
-        out.push('"');
-        out.push_str(&s.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(s);
-    }
-}
-
-fn json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-fn json_opt(out: &mut String, s: Option<&str>) {
-    match s {
-        Some(s) => json_str(out, s),
-        None => out.push_str("null"),
-    }
-}
-
-/// A UTC time `YYYY-MM-DDTHH:MM:SSZ` in `[from, to)` (Unix seconds).
+/// A UTC time in `[from, to)` (Unix seconds) in RFC 3339,
+/// `YYYY-MM-DDTHH:MM:SSZ`. The bounds used here are in 2015..2026; a time
+/// outside the years 0 to 9999, which RFC 3339 cannot express, is empty.
 fn datetime(rng: &mut ChaCha8Rng, from: i64, to: i64) -> String {
     let t = rng.random_range(from..to);
-    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
-/// (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|at| at.format(&Rfc3339).ok())
+        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------
@@ -1788,6 +1925,89 @@ mod tests {
             assert!((600_000_000..800_000_000).contains(&p));
             assert!(phones.insert(p));
         }
+    }
+
+    /// Days since 1970-01-01 to (year, month, day), by the `time` crate
+    /// that [`datetime`] uses.
+    fn civil_from_days(days: i64) -> (i32, u8, u8) {
+        let date = OffsetDateTime::from_unix_timestamp(days * 86_400)
+            .unwrap()
+            .date();
+        (date.year(), date.month().into(), date.day())
+    }
+
+    #[test]
+    fn headers_name_the_row_fields() {
+        let fields = |row: serde_json::Value| -> Vec<String> {
+            row.as_object().unwrap().keys().cloned().collect()
+        };
+        let crm = CrmRow {
+            contact_id: "C0000001",
+            first_name: "Marie",
+            last_name: "Dubois",
+            email: None,
+            phone: Some("06 12 34 56 78"),
+            postal_code: "75011",
+            city: "Paris",
+            country: "FR",
+            modified_on: "2024-01-01T00:00:00Z",
+        };
+        let loyalty = LoyaltyRow {
+            member_id: "L0000001",
+            given_name: "Marie",
+            family_name: "Dubois",
+            email_address: Some("marie@example.com"),
+            mobile: None,
+            post_code: "75011",
+            tier: "gold",
+            points: 12,
+            joined_on: "2024-01-01",
+        };
+        assert_eq!(
+            fields(serde_json::to_value(&crm).unwrap()),
+            Source::Crm.header().unwrap()
+        );
+        assert_eq!(
+            fields(serde_json::to_value(&loyalty).unwrap()),
+            Source::Loyalty.header().unwrap()
+        );
+    }
+
+    #[test]
+    fn rows_are_quoted_and_amounts_have_two_decimals() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rows.csv");
+        let mut out = Out::csv(path.clone(), &["a", "b", "c"]).unwrap();
+        out.write(&("x,y", "say \"hi\"", None::<&str>)).unwrap();
+        out.finish().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "a,b,c\n\"x,y\",\"say \"\"hi\"\"\",\n"
+        );
+        let path = dir.path().join("rows.ndjson");
+        let mut out = Out::ndjson(path.clone()).unwrap();
+        for cents in [500, 1_250, 29_999] {
+            out.write(&WebRow {
+                order_id: "O0000001",
+                billing_first_name: "Zoë \"Z\"",
+                billing_last_name: "van der Meer",
+                customer_email: None,
+                phone: Some("+31 612 345678"),
+                zip: "1011 AB",
+                amount: cents as f64 / 100.0,
+                order_date: "2024-01-01T00:00:00Z",
+            })
+            .unwrap();
+        }
+        out.finish().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            r#"{"OrderId":"O0000001","BillingFirstName":"Zoë \"Z\"","BillingLastName":"van der Meer","CustomerEmail":null,"Phone":"+31 612 345678","Zip":"1011 AB","Amount":5.00,"OrderDate":"2024-01-01T00:00:00Z"}"#
+        );
+        assert!(lines[1].contains(r#""Amount":12.50,"#), "{}", lines[1]);
+        assert!(lines[2].contains(r#""Amount":299.99,"#), "{}", lines[2]);
     }
 
     #[test]

@@ -310,3 +310,53 @@ async fn output_past_the_cap_is_truncated_and_the_plugin_keeps_running() {
         )
     );
 }
+
+/// One worker thread: a guest that never returns must still not starve a
+/// neighbour on the same event (it yields at every epoch tick).
+#[tokio::test(flavor = "current_thread")]
+async fn a_looping_plugin_does_not_starve_its_neighbour_on_one_thread() {
+    let dir = tempdir();
+    let plugins = [
+        plugin("looper", "loop", "[plugins.limits]\ntimeout_ms = 3000"),
+        // Sleeping hands the thread over mid-delivery: before epoch yields,
+        // the looper then held it past this plugin's deadline.
+        plugin("fine", "sleep", "[plugins.limits]\ntimeout_ms = 1000")
+            .replace("mode = \"sleep\"", "mode = \"sleep\"\nms = \"50\""),
+    ]
+    .concat();
+    let host = host(dir.path(), &plugins, "");
+    let event = build_event(TriggerKind::FullRefreshCompleted, None).unwrap();
+    let outcomes = host.dispatch(&event).await;
+    let by = |name: &str| outcomes.iter().find(|o| o.plugin == name).unwrap();
+    assert_eq!(by("fine").result, Ok(()), "{:?}", by("fine").record.logs);
+    assert_eq!(by("looper").result, Err(Failure::Deadline { ms: 3000 }));
+}
+
+/// More deliveries at once than the pool has instance slots: they queue for
+/// a slot, and none fails for want of one.
+#[tokio::test(flavor = "multi_thread")]
+async fn more_deliveries_than_instance_slots_queue_instead_of_failing() {
+    let dir = tempdir();
+    let plugins = [
+        plugin("slow", "sleep", "").replace("mode = \"sleep\"", "mode = \"sleep\"\nms = \"150\""),
+        plugin("fine", "noop", ""),
+    ]
+    .concat();
+    let host = std::sync::Arc::new(host(dir.path(), &plugins, ""));
+    let mut tasks = Vec::new();
+    for _ in 0..80 {
+        let host = host.clone();
+        tasks.push(tokio::spawn(async move {
+            let event = build_event(TriggerKind::FullRefreshCompleted, None).unwrap();
+            host.dispatch(&event).await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        for o in t.await.unwrap() {
+            assert_eq!(o.result, Ok(()), "{}: {:?}", o.plugin, o.result);
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 160);
+}

@@ -6,8 +6,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::Semaphore;
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use triggerfish_data::event::{Event, TriggerKind};
@@ -22,7 +23,7 @@ use crate::caps::plugin_config::ConfigInstance;
 use crate::caps::teams::{TeamsInstance, TeamsService, TeamsSetupError};
 use crate::caps::HostFault;
 use crate::context::{CallContext, Level, LogSource, Record};
-use crate::engine::{EngineError, LoadedComponent, Runtime, RuntimeOptions, EPOCH_TICK};
+use crate::engine::{EngineError, LoadedComponent, Runtime, RuntimeOptions, POOL_INSTANCES};
 use crate::grants::{Granter, Origin};
 use crate::ratelimit::Limiter;
 use crate::settings::{PluginConfig, Settings, DEFAULT_MEMORY_MIB};
@@ -61,6 +62,7 @@ pub struct Plugin {
 }
 
 /// Host-wide services shared by every instance.
+#[derive(Clone)]
 pub struct Services {
     pub teams: Arc<TeamsService>,
     pub email: Option<Arc<EmailService>>,
@@ -88,7 +90,10 @@ impl Services {
 pub struct Host {
     runtime: Runtime,
     services: Services,
-    plugins: BTreeMap<String, Plugin>,
+    plugins: BTreeMap<String, Arc<Plugin>>,
+    /// One permit per instance the pool has room for: deliveries queue for
+    /// a slot instead of failing when every slot is taken.
+    slots: Arc<Semaphore>,
 }
 
 /// Which plugins [`Host::new`] loads.
@@ -120,12 +125,13 @@ impl Host {
                     plugin: p.name.clone(),
                     source,
                 })?;
-            plugins.insert(p.name.clone(), Plugin::new(p.clone(), component));
+            plugins.insert(p.name.clone(), Arc::new(Plugin::new(p.clone(), component)));
         }
         Ok(Self {
             runtime,
             services,
             plugins,
+            slots: Arc::new(Semaphore::new(POOL_INSTANCES as usize)),
         })
     }
 
@@ -150,7 +156,7 @@ impl Host {
 
     /// The loaded plugins, by name.
     pub fn plugins(&self) -> impl Iterator<Item = &Plugin> {
-        self.plugins.values()
+        self.plugins.values().map(|p| p.as_ref())
     }
 
     /// Entity calls of `plugin` that waited for, or were refused, budget.
@@ -165,15 +171,37 @@ impl Host {
         &self.runtime
     }
 
-    /// Deliver `event` to every plugin subscribed to its trigger, concurrently.
+    /// Deliver `event` to every plugin subscribed to its trigger. Each
+    /// delivery runs as its own task, so a guest that never returns cannot
+    /// hold up its neighbours, and outcomes come back in plugin order.
     pub async fn dispatch(&self, event: &Event) -> Vec<Outcome> {
         let kind = TriggerKind::of(&event.trigger);
-        let subscribed = self
+        let event = Arc::new(event.clone());
+        let tasks: Vec<_> = self
             .plugins
             .values()
-            .filter(|p| p.config.triggers.contains(&kind));
-        let runs = subscribed.map(|p| self.deliver_to(p, event));
-        futures::future::join_all(runs).await
+            .filter(|p| p.config.triggers.contains(&kind))
+            .map(|p| {
+                let name = p.config.name.clone();
+                (name, tokio::spawn(self.delivery(p.clone(), event.clone())))
+            })
+            .collect();
+        let mut outcomes = Vec::with_capacity(tasks.len());
+        for (plugin, task) in tasks {
+            outcomes.push(match task.await {
+                Ok(outcome) => outcome,
+                Err(e) => Outcome {
+                    plugin,
+                    event_id: event.id.clone(),
+                    result: Err(Failure::Host(format!(
+                        "host fault: delivery task failed: {e}"
+                    ))),
+                    duration: Duration::ZERO,
+                    record: Record::default(),
+                },
+            });
+        }
+        outcomes
     }
 
     /// Deliver `event` to the named plugin, whatever its subscriptions.
@@ -184,66 +212,92 @@ impl Host {
                 self.plugins.keys().cloned().collect::<Vec<_>>().join(", "),
             )
         })?;
-        Ok(self.deliver_to(p, event).await)
+        Ok(self.delivery(p.clone(), Arc::new(event.clone())).await)
     }
 
-    /// Run one event through one plugin in a fresh instance.
-    pub async fn deliver_to(&self, plugin: &Plugin, event: &Event) -> Outcome {
-        let started = Instant::now();
-        let limits = plugin.config.limits;
-        let timeout = Duration::from_millis(limits.timeout_ms);
-        let cx = CallContext::new(&plugin.config.name, &event.id, started + timeout);
-        let stdio = Stdio::new();
-        let memory_bytes = usize::try_from(limits.memory_mib * MIB).unwrap_or(usize::MAX);
-        let state = plugin.instance_state(&self.services, &cx, &stdio, memory_bytes);
-        let mut store = Store::new(self.runtime.engine(), state);
-        store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(epoch_ticks(timeout));
-        store.epoch_deadline_trap();
-
-        let wit_event = bindings::Event::from(event);
-        let call = async {
-            let instance = plugin
-                .component
-                .pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(|e| (Stage::Instantiate, e))?;
-            instance
-                .triggerfish_plugin_handler()
-                .call_on_event(&mut store, &wit_event)
-                .await
-                .map_err(|e| (Stage::Call, e))
-        };
-        let result = match tokio::time::timeout(timeout, call).await {
-            Err(_) => Err(Failure::Deadline {
-                ms: limits.timeout_ms,
-            }),
-            Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(message))) => Err(Failure::Plugin(message)),
-            Ok(Err((stage, e))) => Err(classify_trap(
-                stage,
-                &e,
-                store.data().limiter.breached,
-                limits.memory_mib,
-                limits.timeout_ms,
-            )),
-        };
-        drop(store);
-        capture_stdio(&cx, &stdio);
-        Outcome {
-            plugin: plugin.config.name.clone(),
-            event_id: event.id.clone(),
-            result,
-            duration: started.elapsed(),
-            record: cx.take_record(),
+    /// A delivery of `event` to `plugin` that owns what it needs, so it can
+    /// run as a task of its own.
+    fn delivery(
+        &self,
+        plugin: Arc<Plugin>,
+        event: Arc<Event>,
+    ) -> impl std::future::Future<Output = Outcome> + Send + 'static {
+        let engine = self.runtime.engine().clone();
+        let services = self.services.clone();
+        let slots = self.slots.clone();
+        async move {
+            // Wait for an instance slot; the deadline starts once one is held.
+            let _slot = slots.acquire_owned().await.ok();
+            deliver_in_fresh_instance(&engine, &services, &plugin, &event).await
         }
     }
 }
 
-fn epoch_ticks(timeout: Duration) -> u64 {
-    let tick = EPOCH_TICK.as_millis().max(1);
-    u64::try_from(timeout.as_millis().div_ceil(tick)).unwrap_or(u64::MAX) + 1
+/// Run one event through one plugin in a fresh, limited instance. The guest
+/// yields to the executor at every epoch tick and is interrupted at its
+/// deadline, so it shares the worker threads fairly.
+async fn deliver_in_fresh_instance(
+    engine: &wasmtime::Engine,
+    services: &Services,
+    plugin: &Plugin,
+    event: &Event,
+) -> Outcome {
+    let started = Instant::now();
+    let limits = plugin.config.limits;
+    let timeout = Duration::from_millis(limits.timeout_ms);
+    let deadline = started + timeout;
+    let cx = CallContext::new(&plugin.config.name, &event.id, deadline);
+    let stdio = Stdio::new();
+    let memory_bytes = usize::try_from(limits.memory_mib * MIB).unwrap_or(usize::MAX);
+    let state = plugin.instance_state(services, &cx, &stdio, memory_bytes);
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        Ok(if Instant::now() >= deadline {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Yield(1)
+        })
+    });
+
+    let wit_event = bindings::Event::from(event);
+    let call = async {
+        let instance = plugin
+            .component
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| (Stage::Instantiate, e))?;
+        instance
+            .triggerfish_plugin_handler()
+            .call_on_event(&mut store, &wit_event)
+            .await
+            .map_err(|e| (Stage::Call, e))
+    };
+    let result = match tokio::time::timeout(timeout, call).await {
+        Err(_) => Err(Failure::Deadline {
+            ms: limits.timeout_ms,
+        }),
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(message))) => Err(Failure::Plugin(message)),
+        Ok(Err((stage, e))) => Err(classify_trap(
+            stage,
+            &e,
+            store.data().limiter.breached,
+            limits.memory_mib,
+            limits.timeout_ms,
+        )),
+    };
+    drop(store);
+    capture_stdio(&cx, &stdio);
+    Outcome {
+        plugin: plugin.config.name.clone(),
+        event_id: event.id.clone(),
+        result,
+        duration: started.elapsed(),
+        record: cx.take_record(),
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -33,6 +33,13 @@ impl Plugin for Misbehaving {
                 Ok(())
             }
             "fail" => Err("deliberate failure".into()),
+            "sleep" => {
+                let ms: u64 = config::get_or("ms", "100")
+                    .parse()
+                    .map_err(|_| "ms is not a number")?;
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                Ok(())
+            }
             "flood-stdout" => {
                 // Far past the host's 64 KiB capture cap; println! panics if
                 // the host closes the pipe instead of truncating.

@@ -80,12 +80,15 @@ fn base_config(cache: Option<&Cache>) -> Config {
 }
 
 fn open_cache(dir: &Path) -> Result<Cache, EngineError> {
-    let mut config = CacheConfig::new();
-    config.with_directory(dir);
-    Cache::new(config).map_err(|e| EngineError::Cache {
+    let fail = |message: String| EngineError::Cache {
         path: dir.to_owned(),
-        message: format!("{e:#}"),
-    })
+        message,
+    };
+    // wasmtime's cache wants an absolute directory; configs are often relative.
+    let absolute = std::path::absolute(dir).map_err(|e| fail(e.to_string()))?;
+    let mut config = CacheConfig::new();
+    config.with_directory(absolute);
+    Cache::new(config).map_err(|e| fail(format!("{e:#}")))
 }
 
 impl Runtime {
@@ -192,5 +195,36 @@ impl EpochTicker {
 impl Drop for EpochTicker {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Config files name the cache relative to themselves; wasmtime's cache
+    /// only takes absolute directories.
+    #[test]
+    fn a_relative_cache_directory_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        let relative = pathdiff(dir.path(), &cwd);
+        assert!(relative.is_relative(), "{}", relative.display());
+        let runtime = Runtime::new(&RuntimeOptions {
+            max_memory_bytes: 1 << 20,
+            cache_dir: Some(relative),
+        });
+        assert!(runtime.is_ok(), "{:?}", runtime.err());
+    }
+
+    /// `target` relative to `base`, through `..` as needed.
+    fn pathdiff(target: &Path, base: &Path) -> PathBuf {
+        let common = base.ancestors().find(|a| target.starts_with(a)).unwrap();
+        let ups = base.strip_prefix(common).unwrap().components().count();
+        let mut p = PathBuf::new();
+        for _ in 0..ups {
+            p.push("..");
+        }
+        p.join(target.strip_prefix(common).unwrap())
     }
 }

@@ -360,3 +360,36 @@ async fn more_deliveries_than_instance_slots_queue_instead_of_failing() {
     }
     assert_eq!(ok, 160);
 }
+
+/// Resident memory of this process, in MiB.
+fn rss_mib() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096 / (1024 * 1024)
+}
+
+/// Host resources a guest creates (here wasi:http header maps, with no HTTP
+/// grant) are capped per instance: the guest traps, the host's memory stays
+/// bounded, and a neighbour on the same event is unaffected.
+#[tokio::test(flavor = "multi_thread")]
+async fn host_resources_a_guest_creates_are_capped() {
+    let dir = tempdir();
+    let plugins = [
+        plugin("flooder", "fields-flood", ""),
+        plugin("fine", "noop", ""),
+    ]
+    .concat();
+    let host = host(dir.path(), &plugins, "");
+    let before = rss_mib();
+    let event = build_event(TriggerKind::FullRefreshCompleted, None).unwrap();
+    let outcomes = host.dispatch(&event).await;
+    let grown = rss_mib().saturating_sub(before);
+    let by = |name: &str| outcomes.iter().find(|o| o.plugin == name).unwrap();
+    assert_eq!(by("fine").result, Ok(()));
+    let Err(Failure::Trap(cause)) = &by("flooder").result else {
+        panic!("expected a trap, got {:?}", by("flooder").result)
+    };
+    assert!(cause.contains("resource table has no free keys"), "{cause}");
+    // 1,024 resources of at most 32 KiB each: well under 100 MiB.
+    assert!(grown < 100, "host memory grew by {grown} MiB");
+}

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
-use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
-use wasmtime_wasi_http::WasiHttpCtx;
 
 use triggerfish_data::event::{Event, TriggerKind};
 use triggerfish_data::store::{EntityDb, StoreError};
@@ -27,7 +25,7 @@ use crate::engine::{EngineError, LoadedComponent, Runtime, RuntimeOptions, POOL_
 use crate::grants::{Granter, Origin};
 use crate::ratelimit::Limiter;
 use crate::settings::{PluginConfig, Settings, DEFAULT_MEMORY_MIB};
-use crate::state::{sandboxed_wasi, InstanceState, MemoryLimiter};
+use crate::state::{http_ctx, resource_table, sandboxed_wasi, InstanceState, MemoryLimiter};
 use crate::stdio::Stdio;
 
 const MIB: u64 = 1024 * 1024;
@@ -375,8 +373,8 @@ impl Plugin {
     ) -> InstanceState {
         InstanceState {
             wasi: sandboxed_wasi(stdio),
-            table: ResourceTable::new(),
-            http: WasiHttpCtx::new(),
+            table: resource_table(),
+            http: http_ctx(),
             http_hooks: HttpHooks::new(self.origins.clone(), cx.clone()),
             limiter: MemoryLimiter::new(memory_bytes),
             teams: TeamsInstance::new(services.teams.clone(), self.granter.clone(), cx.clone()),

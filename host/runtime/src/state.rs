@@ -13,6 +13,27 @@ use crate::caps::plugin_config::ConfigInstance;
 use crate::caps::teams::TeamsInstance;
 use crate::stdio::Stdio;
 
+/// Most host resources (wasi streams, http fields and requests, …) one
+/// instance may hold at once. Host memory they use is outside the guest's
+/// memory cap, so it is bounded here.
+pub const MAX_RESOURCES: usize = 1_024;
+/// Largest set of http header fields one `fields` resource may hold, bytes.
+pub const MAX_HTTP_FIELDS_BYTES: usize = 32 * 1024;
+
+/// A resource table for one instance, capped at [`MAX_RESOURCES`].
+pub fn resource_table() -> ResourceTable {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_RESOURCES);
+    table
+}
+
+/// A `wasi:http` context with the field-size cap.
+pub fn http_ctx() -> WasiHttpCtx {
+    let mut ctx = WasiHttpCtx::new();
+    ctx.set_field_size_limit(MAX_HTTP_FIELDS_BYTES);
+    ctx
+}
+
 /// Most table elements an instance may grow to.
 pub const MAX_TABLE_ELEMENTS: usize = 100_000;
 /// Most core instances, tables and memories per store.

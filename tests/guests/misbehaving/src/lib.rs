@@ -33,6 +33,21 @@ impl Plugin for Misbehaving {
                 Ok(())
             }
             "fail" => Err("deliberate failure".into()),
+            "fields-flood" => {
+                // Host-side resources outside the guest's memory cap: keep
+                // creating wasi:http header maps, each as full as allowed.
+                use wasip2::http::types::Fields;
+                let value = vec![b'a'; 30 * 1024];
+                let mut kept = Vec::new();
+                loop {
+                    let f = Fields::new();
+                    let _ = f.append("x-flood", &value);
+                    kept.push(f);
+                    if kept.len() % 256 == 0 {
+                        log::info(&format!("{} fields held", kept.len()));
+                    }
+                }
+            }
             "sleep" => {
                 let ms: u64 = config::get_or("ms", "100")
                     .parse()

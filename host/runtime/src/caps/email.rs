@@ -21,6 +21,11 @@ use crate::settings::{DeliveryMode, Settings, TlsMode};
 pub const MAX_RECIPIENTS: usize = 100;
 /// Largest body (text + html) accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Longest recipient entry (an address or group name) as the guest writes
+/// it; RFC 5321 allows 254 bytes for an address.
+pub const MAX_RECIPIENT_BYTES: usize = 320;
+/// Longest subject (RFC 5322's line limit).
+pub const MAX_SUBJECT_BYTES: usize = 998;
 
 /// Errors building the email service from configuration.
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +178,29 @@ impl EmailService {
                 "email needs at least one 'to' recipient".into(),
             ));
         }
+        // Sizes first: everything below does work per recipient.
+        let entries = m.to.len() + m.cc.len();
+        if entries > MAX_RECIPIENTS {
+            return Err(Error::InvalidArgument(format!(
+                "{entries} recipients; at most {MAX_RECIPIENTS} per message"
+            )));
+        }
+        if let Some(long) =
+            m.to.iter()
+                .chain(&m.cc)
+                .find(|r| r.len() > MAX_RECIPIENT_BYTES)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "a recipient of {} bytes; at most {MAX_RECIPIENT_BYTES}",
+                long.len()
+            )));
+        }
+        if m.subject.len() > MAX_SUBJECT_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "subject is {} bytes; at most {MAX_SUBJECT_BYTES}",
+                m.subject.len()
+            )));
+        }
         if m.subject.contains(['\r', '\n']) {
             return Err(Error::InvalidArgument("subject must be one line".into()));
         }
@@ -286,19 +314,9 @@ impl EmailService {
 }
 
 fn dedupe(list: &mut Vec<Mailbox>, exclude: &[Mailbox]) {
-    let mut seen: Vec<String> = exclude
-        .iter()
-        .map(|m| m.email.to_string().to_ascii_lowercase())
-        .collect();
-    list.retain(|m| {
-        let key = m.email.to_string().to_ascii_lowercase();
-        if seen.contains(&key) {
-            false
-        } else {
-            seen.push(key);
-            true
-        }
-    });
+    let key = |m: &Mailbox| m.email.to_string().to_ascii_lowercase();
+    let mut seen: std::collections::HashSet<String> = exclude.iter().map(key).collect();
+    list.retain(|m| seen.insert(key(m)));
 }
 
 /// Per-instance state of the `email` capability.
@@ -389,6 +407,25 @@ mod tests {
             email_domains: vec!["example.org".into()],
             ..Grants::default()
         })
+    }
+
+    #[test]
+    fn sizes_are_checked_before_any_work_per_recipient() {
+        let s = service();
+        let cx = CallContext::new("p", "e1", Instant::now());
+        // Denied addresses: were they resolved first, the answer would be
+        // `denied`, after work per address (quadratic de-duplication).
+        let many: Vec<String> = (0..120_000).map(|i| format!("u{i}@evil.test")).collect();
+        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(
+            s.build(&granter(), &cx, &msg(&refs)).unwrap_err(),
+            Error::InvalidArgument("120000 recipients; at most 100 per message".into())
+        );
+        let long = format!("{}@example.org", "a".repeat(400));
+        assert_eq!(
+            s.build(&granter(), &cx, &msg(&[&long])).unwrap_err(),
+            Error::InvalidArgument("a recipient of 412 bytes; at most 320".into())
+        );
     }
 
     #[test]

@@ -178,7 +178,7 @@ impl TeamsService {
                         .get(reqwest::header::RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
                         .and_then(parse_retry_after);
-                    let body = read_body(resp).await;
+                    let body = redact(&read_body(resp).await, url);
                     classify(channel, status, &body, retry_after)
                 }
             };
@@ -267,13 +267,61 @@ fn classify(channel: &str, status: u16, body: &str, retry_after: Option<Duration
     }
 }
 
-/// `Retry-After` in seconds (HTTP dates are not worth honouring here).
+/// `Retry-After` in seconds (HTTP dates are not worth honouring here). A
+/// value too large for a `Duration` is no answer at all.
 fn parse_retry_after(v: &str) -> Option<Duration> {
     v.trim()
         .parse::<f64>()
         .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+}
+
+/// Remove the webhook's secret parts (its path, query and each query value,
+/// plain or percent-encoded) from text an endpoint sent back, before that
+/// text reaches a plugin, a log or the operator.
+fn redact(text: &str, url: &str) -> String {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return text.replace(url, "[redacted]");
+    };
+    let mut secrets: Vec<String> = vec![url.to_owned()];
+    if parsed.path().len() > 1 {
+        secrets.push(parsed.path().to_owned());
+    }
+    if let Some(q) = parsed.query() {
+        secrets.push(q.to_owned());
+    }
+    for (_, v) in parsed.query_pairs() {
+        secrets.push(v.into_owned());
+    }
+    for segment in parsed.path_segments().into_iter().flatten() {
+        secrets.push(segment.to_owned());
+    }
+    let encoded: Vec<String> = secrets
+        .iter()
+        .map(|s| url_encode(s))
+        .filter(|e| !secrets.contains(e))
+        .collect();
+    secrets.extend(encoded);
+    // Longest first, so a whole URL goes before the parts inside it; short
+    // parts would only blank out ordinary words.
+    secrets.retain(|s| s.len() >= 8);
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut out = text.to_owned();
+    for s in &secrets {
+        out = out.replace(s.as_str(), "[redacted]");
+    }
+    out
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// The Workflows envelope around one card.
@@ -439,5 +487,24 @@ mod tests {
         assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
         assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(parse_retry_after("1e300"), None);
+        assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(parse_retry_after("NaN"), None);
+    }
+
+    #[test]
+    fn echoed_webhook_secrets_are_redacted() {
+        let url = "https://prod.example.com/workflows/abc123def456/triggers/manual/paths/invoke?api-version=1&sig=S3cr3tS1gnature%2Bx";
+        let body = format!(
+            "400 Bad Request: POST {url} failed; path /workflows/abc123def456/triggers/manual/paths/invoke; sig=S3cr3tS1gnature+x; sig=S3cr3tS1gnature%2Bx"
+        );
+        let red = redact(&body, url);
+        assert!(!red.contains("S3cr3tS1gnature"), "{red}");
+        assert!(!red.contains("abc123def456"), "{red}");
+        assert!(
+            red.starts_with("400 Bad Request: POST [redacted] failed"),
+            "{red}"
+        );
+        assert_eq!(redact("all good", url), "all good");
     }
 }

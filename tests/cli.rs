@@ -160,3 +160,112 @@ fn fire_names_an_unknown_plugin_and_a_bad_payload() {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("outcome  ok"), "{}", run.stdout);
 }
+
+/// Text a plugin controls reaches the terminal with its control characters
+/// escaped, on one line per log record, and its error cut to a bound.
+#[test]
+fn fire_escapes_what_a_plugin_prints_and_bounds_its_error() {
+    let dir = tempdir();
+    let config = dir.path().join("triggerfish.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[host]\ncache_dir = {}\n[[plugins]]\nname = \"hostile\"\ncomponent = {}\n[plugins.config]\nmode = \"hostile-text\"\n",
+            lit(&root().join("target/tf-test-cache")),
+            lit(&guest("misbehaving")),
+        ),
+    )
+    .unwrap();
+    let run = triggerfish(
+        &[
+            "fire",
+            "--config",
+            config.to_str().unwrap(),
+            "--plugin",
+            "hostile",
+            "--event",
+            "full-refresh-completed",
+        ],
+        &[],
+    );
+    assert_ne!(run.code, 0);
+    for (name, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+        assert!(
+            !text.contains('\u{1b}'),
+            "ESC reached the terminal on {name}"
+        );
+        assert!(
+            !text.contains('\u{7}'),
+            "BEL reached the terminal on {name}"
+        );
+        assert!(text.len() < 64 * 1024, "{name} is {} bytes", text.len());
+    }
+    assert!(
+        run.stdout
+            .contains("fine\\n2026-01-01T00:00:00Z ERROR triggerfish: forged\\u{1b}]0;pwned\\u{7}"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.stdout
+            .lines()
+            .any(|l| l.starts_with("2026-01-01T00:00:00Z")),
+        "a log line was forged: {}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("more bytes]"), "{}", run.stdout);
+}
+
+/// `entities list | head -1`-style readers: a closed stdout ends the
+/// command quietly, without a panic.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let dir = tempdir();
+    let config = dir.path().join("triggerfish.toml");
+    std::fs::write(&config, "").unwrap();
+    let data = dir.path().join("rows.csv");
+    let mut csv = String::from("Id,Name\n");
+    for i in 0..20_000 {
+        csv.push_str(&format!("{i},name-{i}\n"));
+    }
+    std::fs::write(&data, csv).unwrap();
+    let cfg = config.to_str().unwrap();
+    let import = triggerfish(
+        &[
+            "entities",
+            "import",
+            "--config",
+            cfg,
+            "--entity",
+            "Rows",
+            "--key",
+            "Id",
+            data.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(import.code, 0, "{}", import.stderr);
+    for args in [
+        vec![
+            "entities", "get", "--config", cfg, "--entity", "Rows", "--all",
+        ],
+        vec!["entities", "list", "--config", cfg],
+    ] {
+        let mut child = std::process::Command::new(support::triggerfish_bin())
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Read one byte, then hang up, as `head -c1` does.
+        let mut stdout = child.stdout.take().unwrap();
+        let mut one = [0u8; 1];
+        std::io::Read::read_exact(&mut stdout, &mut one).unwrap();
+        drop(stdout);
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}

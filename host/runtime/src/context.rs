@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 pub const MAX_LOG_LINES: usize = 1_000;
 /// Longest log line kept, in bytes; longer lines are cut.
 pub const MAX_LOG_LINE_BYTES: usize = 16 * 1024;
+/// Log lines per delivery also written to the host's own log; the rest are
+/// kept in the record (up to [`MAX_LOG_LINES`]) and counted in one line.
+pub const MAX_HOST_LOG_LINES: usize = 100;
 
 /// Identity and deadline of one delivery (plugin × event).
 #[derive(Debug, Clone)]
@@ -39,9 +42,27 @@ impl CallContext {
         self.deadline.saturating_duration_since(Instant::now())
     }
 
-    /// Add a log line, tagged and emitted through `tracing` too.
+    /// Add a log line, tagged, as one line (control characters escaped),
+    /// and emit the first [`MAX_HOST_LOG_LINES`] through `tracing` too.
     pub fn log(&self, level: Level, source: LogSource, message: &str) {
-        let message = truncate(message, MAX_LOG_LINE_BYTES);
+        let message = one_line(truncate(message, MAX_LOG_LINE_BYTES));
+        let traced = {
+            let mut rec = self.record.lock().unwrap_or_else(PoisonError::into_inner);
+            let seen = rec.logs.len() + rec.dropped_logs;
+            if rec.logs.len() < MAX_LOG_LINES {
+                rec.logs.push(LogLine {
+                    level,
+                    source,
+                    message: message.clone(),
+                });
+            } else {
+                rec.dropped_logs += 1;
+            }
+            seen < MAX_HOST_LOG_LINES
+        };
+        if !traced {
+            return;
+        }
         match level {
             Level::Trace => {
                 tracing::trace!(plugin = %self.plugin, event = %self.event_id, source = source.as_str(), "{message}")
@@ -58,16 +79,6 @@ impl CallContext {
             Level::Error => {
                 tracing::error!(plugin = %self.plugin, event = %self.event_id, source = source.as_str(), "{message}")
             }
-        }
-        let mut rec = self.record.lock().unwrap_or_else(PoisonError::into_inner);
-        if rec.logs.len() < MAX_LOG_LINES {
-            rec.logs.push(LogLine {
-                level,
-                source,
-                message: message.to_owned(),
-            });
-        } else {
-            rec.dropped_logs += 1;
         }
     }
 
@@ -91,13 +102,36 @@ impl CallContext {
             .push(delivery);
     }
 
-    /// Take the record out.
+    /// Take the record out, saying in the host's log how many lines it did
+    /// not show there.
     pub fn take_record(&self) -> Record {
-        std::mem::take(&mut *self.record.lock().unwrap_or_else(PoisonError::into_inner))
+        let rec = std::mem::take(&mut *self.record.lock().unwrap_or_else(PoisonError::into_inner));
+        let total = rec.logs.len() + rec.dropped_logs;
+        if total > MAX_HOST_LOG_LINES {
+            tracing::warn!(plugin = %self.plugin, event = %self.event_id, "{} more log lines of this delivery not shown in the host log (dropped {})", total - MAX_HOST_LOG_LINES, rec.dropped_logs);
+        }
+        rec
     }
 }
 
-fn truncate(s: &str, max: usize) -> &str {
+/// `s` on one line: newlines and other control characters escaped, so a
+/// guest cannot forge a line of the host's log or drive a terminal.
+pub fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push(' '),
+            c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+pub fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }
@@ -188,4 +222,24 @@ pub struct Record {
     pub logs: Vec<LogLine>,
     pub dropped_logs: usize,
     pub deliveries: Vec<Delivery>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_line_cannot_forge_another() {
+        let cx = CallContext::new("p", "e", Instant::now());
+        cx.log(
+            Level::Info,
+            LogSource::Log,
+            "ok\n2026-01-01T00:00:00Z ERROR host: fake\u{1b}[2J",
+        );
+        let rec = cx.take_record();
+        assert_eq!(
+            rec.logs[0].message,
+            "ok\\n2026-01-01T00:00:00Z ERROR host: fake\\u{1b}[2J"
+        );
+    }
 }

@@ -20,7 +20,7 @@ use crate::caps::log::LogInstance;
 use crate::caps::plugin_config::ConfigInstance;
 use crate::caps::teams::{TeamsInstance, TeamsService, TeamsSetupError};
 use crate::caps::HostFault;
-use crate::context::{CallContext, Level, LogSource, Record};
+use crate::context::{one_line, truncate, CallContext, Level, LogSource, Record};
 use crate::engine::{EngineError, LoadedComponent, Runtime, RuntimeOptions, POOL_INSTANCES};
 use crate::grants::{Granter, Origin};
 use crate::ratelimit::Limiter;
@@ -278,7 +278,7 @@ async fn deliver_in_fresh_instance(
             ms: limits.timeout_ms,
         }),
         Ok(Ok(Ok(()))) => Ok(()),
-        Ok(Ok(Err(message))) => Err(Failure::Plugin(message)),
+        Ok(Ok(Err(message))) => Err(Failure::Plugin(guest_text(&message))),
         Ok(Err((stage, e))) => Err(classify_trap(
             stage,
             &e,
@@ -320,11 +320,26 @@ fn classify_trap(
     if let Some(fault) = e.downcast_ref::<HostFault>() {
         return Failure::Host(fault.to_string());
     }
-    let text = format!("{e:#}");
+    // Trap texts carry names and messages from the guest.
+    let text = guest_text(&format!("{e:#}"));
     match stage {
         Stage::Instantiate => Failure::Instantiate(text),
         Stage::Call => Failure::Trap(text),
     }
+}
+
+/// Longest error text kept from a guest (its `err(…)` or a trap's message).
+pub const MAX_GUEST_ERROR_BYTES: usize = 4 * 1024;
+
+/// Text from a guest for an outcome: one line, at most
+/// [`MAX_GUEST_ERROR_BYTES`], marked when cut.
+fn guest_text(s: &str) -> String {
+    let cut = truncate(s, MAX_GUEST_ERROR_BYTES);
+    let mut text = one_line(cut);
+    if cut.len() < s.len() {
+        text.push_str(&format!(" … [{} more bytes]", s.len() - cut.len()));
+    }
+    text
 }
 
 fn capture_stdio(cx: &CallContext, stdio: &Stdio) {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use crate::cli::term::outln;
 use crate::config_file::Config;
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -60,17 +61,23 @@ pub fn run(cmd: DemoCommand) -> anyhow::Result<ExitCode> {
             });
             let store = EntityDb::open(&cfg.store_path(), cfg.page_limits())?;
             let s = score_store(&store, &truth)?;
-            println!(
+            outln!(
                 "{} records, {} persons, {} customers",
-                s.records, s.persons, s.clusters
+                s.records,
+                s.persons,
+                s.clusters
             );
-            println!(
+            outln!(
                 "pairwise precision {:.5} ({} of {} merged pairs are the same person)",
-                s.precision, s.true_positive_pairs, s.predicted_pairs
+                s.precision,
+                s.true_positive_pairs,
+                s.predicted_pairs
             );
-            println!(
+            outln!(
                 "pairwise recall    {:.5} ({} of {} same-person pairs merged)",
-                s.recall, s.true_positive_pairs, s.true_pairs
+                s.recall,
+                s.true_positive_pairs,
+                s.true_pairs
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -79,30 +86,31 @@ pub fn run(cmd: DemoCommand) -> anyhow::Result<ExitCode> {
             let report = generate(&GenerateOptions { rows, seed }, &out)
                 .with_context(|| format!("cannot generate demo data in {}", out.display()))?;
             let secs = started.elapsed().as_secs_f64();
-            println!(
+            outln!(
                 "wrote demo data to {} (seed {seed}) in {secs:.1} s:",
                 out.display()
             );
             for s in &report.sources {
                 let file = s.path.file_name().unwrap_or_default().to_string_lossy();
-                println!("  {file:<24} {:>10} rows   source {}", s.rows, s.name);
+                outln!("  {file:<24} {:>10} rows   source {}", s.rows, s.name);
             }
-            println!(
+            outln!(
                 "  {:<24} {:>10} rows   the person behind each record (source,key,person)",
                 "truth.csv",
                 report.rows()
             );
-            println!(
+            outln!(
                 "  {:<24} {:>10}        3 sources, 3 match rules, 5 segments, 5 measures",
-                "triggerfish.toml", ""
+                "triggerfish.toml",
+                ""
             );
-            println!(
+            outln!(
                 "{} records of {} persons ({} duplicate records)",
                 report.rows(),
                 report.persons,
                 report.rows() - report.persons
             );
-            println!(
+            outln!(
                 "next: triggerfish refresh --config {}",
                 report.config.display()
             );

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::cli::term::{errln, outln};
 use crate::config_file::Config;
 use anyhow::{bail, Context as _};
 use clap::Subcommand;
@@ -105,7 +106,7 @@ pub fn run(cmd: EntitiesCommand) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|(c, t)| format!("{c} {}", type_name(*t)))
                 .collect();
-            println!(
+            outln!(
                 "imported {} rows into {entity} (key {key}; columns: {})",
                 report.rows,
                 cols.join(", ")
@@ -116,7 +117,7 @@ pub fn run(cmd: EntitiesCommand) -> anyhow::Result<ExitCode> {
             let store = open(&config)?;
             let names = store.entity_names()?;
             if names.is_empty() {
-                println!("no entities in {}", store.path().display());
+                outln!("no entities in {}", store.path().display());
             }
             for name in names {
                 let m = store.meta(&name)?;
@@ -126,7 +127,7 @@ pub fn run(cmd: EntitiesCommand) -> anyhow::Result<ExitCode> {
                     .iter()
                     .map(|(c, t)| format!("{c} {}", type_name(*t)))
                     .collect();
-                println!(
+                outln!(
                     "{name}  ({} rows, key {})\n  {}",
                     m.rows,
                     m.key,
@@ -167,7 +168,7 @@ pub fn run(cmd: EntitiesCommand) -> anyhow::Result<ExitCode> {
                             _ => None,
                         };
                         if let Some(text) = text {
-                            eprintln!("  {text}\n  {}^", " ".repeat(q.position as usize));
+                            errln!("  {text}\n  {}^", " ".repeat(q.position as usize));
                         }
                         bail!("{q}");
                     }
@@ -180,7 +181,7 @@ pub fn run(cmd: EntitiesCommand) -> anyhow::Result<ExitCode> {
                 match page.next_skip {
                     Some(next) if all => req.skip = Some(next),
                     Some(next) => {
-                        eprintln!("next-skip: {next}");
+                        errln!("next-skip: {next}");
                         break;
                     }
                     None => break,

@@ -15,6 +15,9 @@ mod demo;
 mod entities;
 mod output;
 mod refresh;
+mod term;
+
+use term::{errln, out, outln};
 
 #[derive(Parser)]
 #[command(
@@ -99,14 +102,18 @@ pub fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // A reader that closed its end of a pipe had what it wanted.
+            if let Some(io) = e.chain().find_map(|c| c.downcast_ref::<std::io::Error>()) {
+                term::quit_on(io);
+            }
+            errln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -154,14 +161,14 @@ async fn fire(
     let host = Host::new(&config.settings, Select::Only(plugin))?;
     let outcome = host.deliver(plugin, &event).await?;
     if json {
-        println!("{}", outcome_json(&outcome, kind));
+        outln!("{}", outcome_json(&outcome, kind));
     } else {
-        print!("{}", output::outcome_text(&outcome, kind));
+        out!("{}", output::outcome_text(&outcome, kind));
     }
     Ok(match outcome.error_text() {
         None => ExitCode::SUCCESS,
         Some(text) => {
-            eprintln!("error: {text}");
+            errln!("error: {text}");
             ExitCode::FAILURE
         }
     })
@@ -184,16 +191,16 @@ fn outcome_json(o: &Outcome, kind: TriggerKind) -> serde_json::Value {
 fn plugins(path: &Path) -> anyhow::Result<ExitCode> {
     let config = Config::load(path)?;
     if config.settings.plugins.is_empty() {
-        println!("no plugins configured in {}", path.display());
+        outln!("no plugins configured in {}", path.display());
         return Ok(ExitCode::SUCCESS);
     }
     let runtime = Host::runtime_for(&config.settings)?;
     let mut failed = 0;
     for p in &config.settings.plugins {
-        println!("{}", p.name);
-        println!("  component  {}", p.component.display());
+        outln!("{}", p.name);
+        outln!("  component  {}", p.component.display());
         let triggers: Vec<&str> = p.triggers.iter().map(|t| t.as_str()).collect();
-        println!(
+        outln!(
             "  triggers   {}",
             if triggers.is_empty() {
                 "(none)".into()
@@ -209,7 +216,7 @@ fn plugins(path: &Path) -> anyhow::Result<ExitCode> {
                 v.iter().map(T::to_string).collect::<Vec<_>>().join(", ")
             }
         }
-        println!(
+        outln!(
             "  grants     teams: {}; email groups: {}; email domains: {}; entities: {}; outbound hosts: {}",
             show(&g.teams),
             show(&g.email_groups),
@@ -217,12 +224,13 @@ fn plugins(path: &Path) -> anyhow::Result<ExitCode> {
             show(&g.entities),
             show(&g.outbound_hosts)
         );
-        println!(
+        outln!(
             "  limits     timeout {} ms, memory {} MiB",
-            p.limits.timeout_ms, p.limits.memory_mib
+            p.limits.timeout_ms,
+            p.limits.memory_mib
         );
         match runtime.load(&p.component) {
-            Ok(c) => println!(
+            Ok(c) => outln!(
                 "  check      ok (sha256 {}{})",
                 &c.sha256[..16],
                 if c.from_cache {
@@ -233,14 +241,14 @@ fn plugins(path: &Path) -> anyhow::Result<ExitCode> {
             ),
             Err(e) => {
                 failed += 1;
-                println!("  check      FAILED: {e}");
+                outln!("  check      FAILED: {e}");
             }
         }
     }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
-        eprintln!("error: {failed} plugin(s) failed the check");
+        errln!("error: {failed} plugin(s) failed the check");
         ExitCode::FAILURE
     })
 }

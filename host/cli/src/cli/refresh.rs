@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cli::term::{self, outln};
 use crate::config_file::Config;
 use anyhow::{bail, Context as _};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -78,9 +79,9 @@ impl Display {
         let text = text.trim_end();
         match &self.multi {
             Some(m) => {
-                let _ = m.println(text);
+                let _ = m.println(term::clean(text));
             }
-            None => println!("{text}"),
+            None => outln!("{text}"),
         }
     }
 
@@ -266,7 +267,7 @@ fn summary(display: &Display, scope: &Scope, r: &RefreshReport, delivered: (usiz
 /// `triggerfish refresh`.
 pub async fn refresh(path: &Path, scope: Scope) -> anyhow::Result<ExitCode> {
     let daemon = Daemon::open(path)?;
-    println!("{} of {}", scope_name(&scope), path.display());
+    outln!("{} of {}", scope_name(&scope), path.display());
     Ok(if daemon.refresh(scope).await? {
         ExitCode::SUCCESS
     } else {
@@ -316,7 +317,7 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         );
     }
     for (_, every, scope) in &due {
-        println!(
+        outln!(
             "scheduled: {} every {}",
             scope_name(scope),
             humantime::format_duration(*every)
@@ -328,12 +329,12 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         shutdown().await;
         let _ = stop_tx.send(());
     });
-    println!("\n{} of {}", scope_name(&Scope::Full), path.display());
+    outln!("\n{} of {}", scope_name(&Scope::Full), path.display());
     daemon.refresh(Scope::Full).await?;
     while let Some(next) = due.iter().map(|d| d.0).min() {
         tokio::select! {
             _ = &mut stop => {
-                println!("stopping (signal received)");
+                outln!("stopping (signal received)");
                 break;
             }
             _ = tokio::time::sleep_until(next) => {}
@@ -356,7 +357,7 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
             if full && scope != Scope::Full {
                 continue;
             }
-            println!("\n{} of {}", scope_name(&scope), path.display());
+            outln!("\n{} of {}", scope_name(&scope), path.display());
             daemon.refresh(scope).await?;
         }
     }

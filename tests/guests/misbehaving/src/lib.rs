@@ -48,6 +48,15 @@ impl Plugin for Misbehaving {
                     }
                 }
             }
+            "hostile-text" => {
+                // A log line that would forge a host log line and drive the
+                // terminal, stdout with escapes, and a huge error string.
+                log::info(
+                    "fine\n2026-01-01T00:00:00Z ERROR triggerfish: forged\u{1b}]0;pwned\u{7}",
+                );
+                println!("\u{1b}[2Jcleared?");
+                Err(format!("\u{1b}[31m{}", "e".repeat(1 << 20)))
+            }
             "sleep" => {
                 let ms: u64 = config::get_or("ms", "100")
                     .parse()

@@ -65,17 +65,25 @@ pub struct HostSection {
     pub cache_dir: Option<PathBuf>,
     /// Host-wide cap on entity calls per window, across plugins (none by default).
     #[serde(default)]
-    pub entity_calls_per_minute: Option<u32>,
+    pub entity_calls_per_minute: Option<Spanned<u32>>,
     /// The window for `entity_calls_per_minute`, in ms (default 60000).
     #[serde(default)]
-    pub entity_calls_window_ms: Option<u64>,
+    pub entity_calls_window_ms: Option<Spanned<u64>>,
     /// `$top` when a query gives none (default 100).
     #[serde(default)]
-    pub default_page_size: Option<u32>,
+    pub default_page_size: Option<Spanned<u32>>,
     /// Largest `$top` accepted (default 1000).
     #[serde(default)]
-    pub max_page_size: Option<u32>,
+    pub max_page_size: Option<Spanned<u32>>,
 }
+
+/// Largest `max_page_size` (and so `$top`) a configuration may set: a page is
+/// built in memory, so this bounds one call's memory.
+pub const MAX_PAGE_SIZE_LIMIT: u32 = 10_000;
+/// Most entity calls a budget may allow per window.
+pub const MAX_ENTITY_CALLS: u32 = 1_000_000;
+/// Longest budget window, in ms (one day).
+pub const MAX_ENTITY_WINDOW_MS: u64 = 24 * 60 * 60 * 1_000;
 
 fn default_state_dir() -> PathBuf {
     PathBuf::from(".triggerfish")
@@ -332,21 +340,23 @@ impl Config {
                 }
             }
             if let Some(n) = &p.limits.entity_calls_per_minute {
-                let calls = NonZeroU32::new(*n.get_ref()).ok_or_else(|| {
-                    v.invalid(
-                        n.span(),
-                        &key("limits.entity_calls_per_minute"),
-                        "expected at least 1 call",
-                    )
-                })?;
+                let calls = NonZeroU32::new(*n.get_ref())
+                    .filter(|c| c.get() <= MAX_ENTITY_CALLS)
+                    .ok_or_else(|| {
+                        v.invalid(
+                            n.span(),
+                            &key("limits.entity_calls_per_minute"),
+                            &format!("expected 1 to {MAX_ENTITY_CALLS} calls"),
+                        )
+                    })?;
                 limits.entity_budget.calls = calls;
             }
             if let Some(w) = &p.limits.entity_calls_window_ms {
-                if *w.get_ref() == 0 {
+                if *w.get_ref() == 0 || *w.get_ref() > MAX_ENTITY_WINDOW_MS {
                     return Err(v.invalid(
                         w.span(),
                         &key("limits.entity_calls_window_ms"),
-                        "expected at least 1 ms",
+                        &format!("expected 1 to {MAX_ENTITY_WINDOW_MS} ms"),
                     ));
                 }
                 limits.entity_budget.window = Duration::from_millis(*w.get_ref());
@@ -380,14 +390,7 @@ impl Config {
             });
         }
 
-        if let Some(0) = raw.host.entity_calls_per_minute {
-            return Err(ConfigError::Invalid {
-                path: path.to_owned(),
-                line: 1,
-                key: "host.entity_calls_per_minute".into(),
-                message: "expected at least 1 call".into(),
-            });
-        }
+        v.host(&raw.host)?;
         let insights = raw
             .insights
             .map(|section| load_workspace(&v, section, base))
@@ -434,21 +437,27 @@ impl Config {
 impl HostSection {
     /// The host-wide entity budget, if capped.
     fn entity_budget(&self) -> Option<Budget> {
-        let calls = NonZeroU32::new(self.entity_calls_per_minute?)?;
+        let calls = NonZeroU32::new(*self.entity_calls_per_minute.as_ref()?.get_ref())?;
         let window = self
             .entity_calls_window_ms
-            .map_or(DEFAULT_WINDOW, Duration::from_millis);
+            .as_ref()
+            .map_or(DEFAULT_WINDOW, |w| Duration::from_millis(*w.get_ref()));
         Some(Budget { calls, window })
     }
 
     /// `$top` bounds for entity queries.
     fn page_limits(&self) -> PageLimits {
         let d = PageLimits::default();
-        let max_top = self.max_page_size.unwrap_or(d.max_top).max(1);
+        let max_top = self
+            .max_page_size
+            .as_ref()
+            .map_or(d.max_top, |m| *m.get_ref())
+            .clamp(1, MAX_PAGE_SIZE_LIMIT);
         PageLimits {
             default_top: self
                 .default_page_size
-                .unwrap_or(d.default_top)
+                .as_ref()
+                .map_or(d.default_top, |t| *t.get_ref())
                 .clamp(1, max_top),
             max_top,
         }
@@ -511,6 +520,49 @@ impl Validator<'_> {
             key: key.to_owned(),
             message: message.to_owned(),
         }
+    }
+
+    /// `[host]` numbers within their bounds.
+    fn host(&self, h: &HostSection) -> Result<(), ConfigError> {
+        if let Some(n) = &h.entity_calls_per_minute {
+            if *n.get_ref() == 0 || *n.get_ref() > MAX_ENTITY_CALLS {
+                return Err(self.invalid(
+                    n.span(),
+                    "host.entity_calls_per_minute",
+                    &format!("expected 1 to {MAX_ENTITY_CALLS} calls"),
+                ));
+            }
+        }
+        if let Some(w) = &h.entity_calls_window_ms {
+            if *w.get_ref() == 0 || *w.get_ref() > MAX_ENTITY_WINDOW_MS {
+                return Err(self.invalid(
+                    w.span(),
+                    "host.entity_calls_window_ms",
+                    &format!("expected 1 to {MAX_ENTITY_WINDOW_MS} ms"),
+                ));
+            }
+        }
+        let max = h.max_page_size.as_ref();
+        if let Some(m) = max {
+            if *m.get_ref() == 0 || *m.get_ref() > MAX_PAGE_SIZE_LIMIT {
+                return Err(self.invalid(
+                    m.span(),
+                    "host.max_page_size",
+                    &format!("expected 1 to {MAX_PAGE_SIZE_LIMIT} rows"),
+                ));
+            }
+        }
+        if let Some(d) = &h.default_page_size {
+            let limit = max.map_or(PageLimits::default().max_top, |m| *m.get_ref());
+            if *d.get_ref() == 0 || *d.get_ref() > limit {
+                return Err(self.invalid(
+                    d.span(),
+                    "host.default_page_size",
+                    &format!("expected 1 to {limit} rows (max_page_size)"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn channel(&self, name: &str, c: &Spanned<ChannelSettings>) -> Result<(), ConfigError> {
@@ -685,6 +737,31 @@ mod tests {
             err.contains("key `plugins[0].limits.memory_mib`: expected 1 to 4096 MiB"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn host_numbers_are_bounded_and_located() {
+        let cases = [
+            (
+                "[host]\nmax_page_size = 4294967295\n",
+                "/etc/tf/triggerfish.toml:2: key `host.max_page_size`: expected 1 to 10000 rows",
+            ),
+            (
+                "[host]\n\ndefault_page_size = 2000\n",
+                "/etc/tf/triggerfish.toml:3: key `host.default_page_size`: expected 1 to 1000 rows (max_page_size)",
+            ),
+            (
+                "[host]\nentity_calls_per_minute = 0\n",
+                "/etc/tf/triggerfish.toml:2: key `host.entity_calls_per_minute`: expected 1 to 1000000 calls",
+            ),
+            (
+                "[host]\nentity_calls_window_ms = 99999999999\n",
+                "/etc/tf/triggerfish.toml:2: key `host.entity_calls_window_ms`: expected 1 to 86400000 ms",
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse(text).unwrap_err().to_string(), expected, "{text}");
+        }
     }
 
     #[test]

@@ -27,6 +27,10 @@ pub const CUSTOMER_ID: &str = "CustomerId";
 
 /// Retries of a transient source failure when none are configured.
 pub const DEFAULT_RETRIES: u32 = 2;
+/// Most retries of a transient source failure a workspace may ask for.
+pub const MAX_RETRIES: u32 = 20;
+/// Longest first wait between retries, in ms (waits never exceed a minute).
+pub const MAX_RETRY_BACKOFF_MS: u64 = 60_000;
 /// First wait between retries when none is configured; it doubles each time.
 pub const DEFAULT_RETRY_BACKOFF_MS: u64 = 500;
 
@@ -42,10 +46,10 @@ pub struct InsightsSection {
     pub schedule: Option<Spanned<String>>,
     /// Retries of a transient source failure (default 2).
     #[serde(default)]
-    pub retries: Option<u32>,
+    pub retries: Option<Spanned<u32>>,
     /// First wait between retries in ms, doubling (default 500).
     #[serde(default)]
-    pub retry_backoff_ms: Option<u64>,
+    pub retry_backoff_ms: Option<Spanned<u64>>,
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
     #[serde(default)]
@@ -539,9 +543,17 @@ impl InsightsSection {
 
         Ok(Workspace {
             schedule,
-            retries: self.retries.unwrap_or(DEFAULT_RETRIES),
+            retries: bounded(v, self.retries.as_ref(), "insights.retries", 0, MAX_RETRIES)?
+                .unwrap_or(DEFAULT_RETRIES),
             retry_backoff: Duration::from_millis(
-                self.retry_backoff_ms.unwrap_or(DEFAULT_RETRY_BACKOFF_MS),
+                bounded(
+                    v,
+                    self.retry_backoff_ms.as_ref(),
+                    "insights.retry_backoff_ms",
+                    1,
+                    MAX_RETRY_BACKOFF_MS,
+                )?
+                .unwrap_or(DEFAULT_RETRY_BACKOFF_MS),
             ),
             sources,
             unification,
@@ -550,6 +562,25 @@ impl InsightsSection {
             profile_fields,
         })
     }
+}
+
+/// A number within `min..=max`, or an error naming the bounds.
+fn bounded<T: Copy + PartialOrd + std::fmt::Display>(
+    v: &Validator,
+    n: Option<&Spanned<T>>,
+    key: &str,
+    min: T,
+    max: T,
+) -> Result<Option<T>, WorkspaceError> {
+    n.map(|n| {
+        let value = *n.get_ref();
+        if value < min || value > max {
+            Err(v.invalid(n.span(), key, &format!("expected {min} to {max}")))
+        } else {
+            Ok(value)
+        }
+    })
+    .transpose()
 }
 
 fn interval(
@@ -984,6 +1015,14 @@ LastName = "Name"
             (
                 "[[insights.unification.rules]]\nfields = [\"Phone\"]\n",
                 "/w/triggerfish.toml:10: key `insights.unification.rules[0].fields`: 'Phone' is not a profile field (mapped fields: Email, LastName)",
+            ),
+            (
+                "[insights]\nretries = 1000000\n",
+                "/w/triggerfish.toml:10: key `insights.retries`: expected 0 to 20",
+            ),
+            (
+                "[insights]\nretry_backoff_ms = 0\n",
+                "/w/triggerfish.toml:10: key `insights.retry_backoff_ms`: expected 1 to 60000",
             ),
             (
                 "[insights.unification.merge]\nEmail = \"newest\"\n",

@@ -582,3 +582,66 @@ async fn a_host_fault_traps_the_instance_instead_of_reaching_the_guest() {
         o.record.logs
     );
 }
+
+#[test]
+fn cli_get_refuses_a_filter_past_the_nesting_limit() {
+    let dir = tempdir();
+    let csv = dir.path().join("c.csv");
+    std::fs::write(&csv, "Id,Name,Age\n1,Ann,34\n2,Bob,\n").unwrap();
+    let config = dir.path().join("triggerfish.toml");
+    std::fs::write(&config, "").unwrap();
+    let c = config.to_str().unwrap();
+    let run = triggerfish(
+        &[
+            "entities",
+            "import",
+            "--config",
+            c,
+            "--entity",
+            "People",
+            "--key",
+            "Id",
+            csv.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let get = |filter: &str| {
+        triggerfish(
+            &[
+                "entities", "get", "--config", c, "--entity", "People", "--filter", filter,
+            ],
+            &[],
+        )
+    };
+    let survived = |run: &support::Run| {
+        !run.stderr.contains("stack overflow") && !run.stderr.contains("fatal runtime error")
+    };
+    // 5,000 levels overflowed the recursive parser's stack and aborted the
+    // process; now the parser stops at the 33rd.
+    let deep = format!("{}Age eq 34{}", "(".repeat(5_000), ")".repeat(5_000));
+    let run = get(&deep);
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(survived(&run), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("error: $filter at 32: nesting deeper than 32 levels (MAX_FILTER_DEPTH)"),
+        "{}",
+        run.stderr
+    );
+    // Longer text is refused before it is looked at.
+    let longer = format!("{}Age eq 34{}", "(".repeat(50_000), ")".repeat(50_000));
+    let run = get(&longer);
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(survived(&run), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("error: $filter at 16384: longer than 16384 bytes (MAX_QUERY_OPTION_BYTES)"),
+        "{}",
+        run.stderr
+    );
+    // At the limit, the filter still works.
+    let run = get(&format!("{}Age eq 34{}", "(".repeat(32), ")".repeat(32)));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "{\"Id\":1,\"Name\":\"Ann\",\"Age\":34}\n");
+}

@@ -30,8 +30,10 @@ fn err(option: &'static str, pos: usize, message: String) -> QueryOptionError {
     }
 }
 
-/// Split `text` into tokens.
+/// Split `text` into tokens, refusing text longer than
+/// [`super::MAX_QUERY_OPTION_BYTES`] before looking at it.
 pub(super) fn lex(option: &'static str, text: &str) -> Result<Vec<Token>, QueryOptionError> {
+    super::check_length(option, text)?;
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;

@@ -11,6 +11,96 @@ use std::fmt;
 pub use compile::{check_orderby, check_select, compile_filter};
 pub use parser::{parse_filter, parse_orderby};
 
+// Limits on query options. The text comes from untrusted plugins
+// (`entities.get-items`), the command line and config files; every limit
+// fails with a [`QueryOptionError`] naming it, before the input can cost more
+// than a bounded amount of stack, memory or SQLite work. No limit is meant to
+// be reached by a query a person writes or a query builder generates.
+
+/// Bytes of any one option's text (`$filter`, `$orderby`, and `$select`
+/// with its fields joined by commas), checked before lexing.
+///
+/// Hand-written filters are tens of bytes and generated ones a few hundred;
+/// 16 KiB is twice what nginx and Apache accept for a whole request line by
+/// default, and holds an `in` list of a thousand ten-character keys. It bounds
+/// the lexer's work and memory, the text echoed back in errors, and, as every
+/// bound parameter needs a value of at least two bytes of text (`1,`), the
+/// parameters of one filter to 8,192, a quarter of SQLite's 32,766.
+pub const MAX_QUERY_OPTION_BYTES: usize = 16 * 1024;
+
+/// Nesting of parentheses and `not` in one `$filter` (`not (a eq 1)` is two
+/// levels).
+///
+/// Real filters nest three or four levels. Each `not` adds a level to the
+/// [`Expr`] tree, so with [`MAX_FILTER_TERMS`] this bounds the depth of the
+/// tree to `MAX_FILTER_TERMS + MAX_FILTER_DEPTH`, and that of the SQL it
+/// compiles to to about 330, well under SQLite's limit of 1,000. The parser
+/// keeps open parentheses on the heap, and compiling and printing walk the
+/// tree with explicit stacks, so no stack grows with the nesting.
+pub const MAX_FILTER_DEPTH: usize = 32;
+
+/// Comparisons, `in` lists and function calls in one `$filter`.
+///
+/// A chain of `and`/`or` builds a left-deep tree one level per term, so this
+/// bounds the depth of the [`Expr`] tree (at most `MAX_FILTER_TERMS +
+/// MAX_FILTER_DEPTH` levels) for everything that walks, clones or drops it
+/// recursively, like the derived `Clone` and the drop glue. Real filters have a
+/// handful of terms; many alternatives for one field belong in an `in` list,
+/// which counts once.
+pub const MAX_FILTER_TERMS: usize = 256;
+
+/// Values in one `in (…)` list.
+///
+/// Each value is one bound parameter; a thousand keys is more than anyone
+/// pastes into a filter, and [`MAX_QUERY_OPTION_BYTES`] keeps the total over
+/// all lists and terms of a filter at 8,192, far below SQLite's 32,766
+/// parameters.
+pub const MAX_IN_VALUES: usize = 1_000;
+
+/// Keys in one `$orderby`.
+///
+/// Sorting by more than a few fields is meaningless in practice, and the
+/// keyset seek that serves `$skip` grows quadratically with the number of
+/// keys (16 keys and the entity key: 153 comparisons and parameters).
+pub const MAX_ORDERBY_KEYS: usize = 16;
+
+/// Fields in one `$select`.
+///
+/// Entities have tens of columns, and a caller wanting more than this many
+/// can leave `$select` out, which returns every column. Bounds the
+/// duplicate check, which is quadratic.
+pub const MAX_SELECT_FIELDS: usize = 256;
+
+/// SQLite's default limit on bound parameters in one statement.
+const SQLITE_MAX_VARIABLE_NUMBER: usize = 32_766;
+
+// One parameter per two bytes of filter text at most (see
+// `MAX_QUERY_OPTION_BYTES`), leaving room for the keyset seek's parameters.
+const _: () = assert!(MAX_QUERY_OPTION_BYTES / 2 <= SQLITE_MAX_VARIABLE_NUMBER / 3);
+
+/// `Err` when `text` is longer than [`MAX_QUERY_OPTION_BYTES`], at the first
+/// character past the limit.
+fn check_length(option: &'static str, text: &str) -> Result<(), QueryOptionError> {
+    if text.len() <= MAX_QUERY_OPTION_BYTES {
+        return Ok(());
+    }
+    let fitting = text
+        .char_indices()
+        .take_while(|(at, c)| at + c.len_utf8() <= MAX_QUERY_OPTION_BYTES)
+        .count();
+    Err(too_long(option, fitting))
+}
+
+/// The error for an option longer than [`MAX_QUERY_OPTION_BYTES`], at
+/// character `position`.
+fn too_long(option: &'static str, position: usize) -> QueryOptionError {
+    QueryOptionError {
+        option,
+        position: u32::try_from(position).unwrap_or(u32::MAX),
+        message: format!("longer than {MAX_QUERY_OPTION_BYTES} bytes (MAX_QUERY_OPTION_BYTES)"),
+    }
+}
+
 /// Logical column types and their storage: TEXT, INTEGER, REAL, INTEGER 0/1,
 /// and TEXT holding `YYYY-MM-DDTHH:MM:SSZ` (UTC) so text order is time order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumString, strum::IntoStaticStr)]
@@ -186,35 +276,66 @@ impl fmt::Display for Lit {
 
 impl fmt::Display for Expr {
     /// Canonical, fully parenthesised text: equal filters print equal.
+    /// Iterative, so the depth of the tree never costs stack.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Expr::And(a, b) => write!(f, "({a} and {b})"),
-            Expr::Or(a, b) => write!(f, "({a} or {b})"),
-            Expr::Not(e) => write!(f, "(not {e})"),
-            Expr::Cmp { field, op, value } => {
-                let op = match op {
-                    CmpOp::Eq => "eq",
-                    CmpOp::Ne => "ne",
-                    CmpOp::Gt => "gt",
-                    CmpOp::Ge => "ge",
-                    CmpOp::Lt => "lt",
-                    CmpOp::Le => "le",
-                };
-                write!(f, "({} {op} {})", field.name, value.value)
-            }
-            Expr::In { field, values } => {
-                let list: Vec<String> = values.iter().map(|v| v.value.to_string()).collect();
-                write!(f, "({} in ({}))", field.name, list.join(","))
-            }
-            Expr::Call { func, field, value } => {
-                let name = match func {
-                    Func::Contains => "contains",
-                    Func::StartsWith => "startswith",
-                    Func::EndsWith => "endswith",
-                };
-                write!(f, "{name}({},{})", field.name, value.value)
+        enum Step<'a> {
+            Expr(&'a Expr),
+            Text(&'static str),
+        }
+        let mut todo = vec![Step::Expr(self)];
+        while let Some(step) = todo.pop() {
+            let e = match step {
+                Step::Text(t) => {
+                    f.write_str(t)?;
+                    continue;
+                }
+                Step::Expr(e) => e,
+            };
+            match e {
+                Expr::And(a, b) | Expr::Or(a, b) => {
+                    let op = if matches!(e, Expr::And(..)) {
+                        " and "
+                    } else {
+                        " or "
+                    };
+                    f.write_str("(")?;
+                    todo.extend([
+                        Step::Text(")"),
+                        Step::Expr(b),
+                        Step::Text(op),
+                        Step::Expr(a),
+                    ]);
+                }
+                Expr::Not(a) => {
+                    f.write_str("(not ")?;
+                    todo.extend([Step::Text(")"), Step::Expr(a)]);
+                }
+                Expr::Cmp { field, op, value } => {
+                    let op = match op {
+                        CmpOp::Eq => "eq",
+                        CmpOp::Ne => "ne",
+                        CmpOp::Gt => "gt",
+                        CmpOp::Ge => "ge",
+                        CmpOp::Lt => "lt",
+                        CmpOp::Le => "le",
+                    };
+                    write!(f, "({} {op} {})", field.name, value.value)?;
+                }
+                Expr::In { field, values } => {
+                    let list: Vec<String> = values.iter().map(|v| v.value.to_string()).collect();
+                    write!(f, "({} in ({}))", field.name, list.join(","))?;
+                }
+                Expr::Call { func, field, value } => {
+                    let name = match func {
+                        Func::Contains => "contains",
+                        Func::StartsWith => "startswith",
+                        Func::EndsWith => "endswith",
+                    };
+                    write!(f, "{name}({},{})", field.name, value.value)?;
+                }
             }
         }
+        Ok(())
     }
 }
 

@@ -1,7 +1,15 @@
-//! Recursive-descent parser: `or` < `and` < `not` < comparison, left associative.
+//! Parser: `or` < `and` < `not` < comparison, left associative.
+//!
+//! A recursive descent turned into loops over an explicit stack of open
+//! parentheses, so its stack use does not depend on the input. Nesting is
+//! still bounded by [`MAX_FILTER_DEPTH`] and terms by [`MAX_FILTER_TERMS`],
+//! which together bound the depth of the [`Expr`] tree it builds.
 
 use super::lexer::{lex, Tok, Token};
-use super::{CmpOp, Expr, Field, Func, Lit, Literal, OrderKey, QueryOptionError};
+use super::{
+    CmpOp, Expr, Field, Func, Lit, Literal, OrderKey, QueryOptionError, MAX_FILTER_DEPTH,
+    MAX_FILTER_TERMS, MAX_IN_VALUES, MAX_ORDERBY_KEYS,
+};
 
 const FILTER: &str = "$filter";
 const ORDERBY: &str = "$orderby";
@@ -11,6 +19,22 @@ struct Parser {
     toks: Vec<Token>,
     i: usize,
     end: u32,
+    /// Open parentheses and `not`s around the current token.
+    depth: usize,
+    /// Comparisons, `in` lists and function calls so far.
+    terms: usize,
+}
+
+/// One level of parentheses being parsed: what is on the left of the
+/// operand being read.
+#[derive(Default)]
+struct Level {
+    /// `left or` …
+    or: Option<Expr>,
+    /// `left and` …
+    and: Option<Expr>,
+    /// `not`s in front of the operand.
+    nots: usize,
 }
 
 fn keyword(t: &Token) -> Option<&str> {
@@ -75,29 +99,71 @@ impl Parser {
         }
     }
 
+    /// Enter one more level of parentheses or `not`, at the current token.
+    fn enter(&mut self) -> Result<(), QueryOptionError> {
+        if self.depth == MAX_FILTER_DEPTH {
+            return Err(self.err_here(format!(
+                "nesting deeper than {MAX_FILTER_DEPTH} levels (MAX_FILTER_DEPTH)"
+            )));
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    /// `or_expr := and_expr ('or' and_expr)*`, `and_expr := unary ('and'
+    /// unary)*`, `unary := 'not'* primary`, `primary := '(' or_expr ')' |
+    /// term`, parsed with a stack of open parentheses instead of recursion.
+    /// Left-associative, and checked in the order a recursive descent would.
     fn or_expr(&mut self) -> Result<Expr, QueryOptionError> {
-        let mut left = self.and_expr()?;
-        while self.eat_keyword("or") {
-            let right = self.and_expr()?;
-            left = Expr::Or(Box::new(left), Box::new(right));
+        let mut open: Vec<Level> = Vec::new();
+        let mut level = Level::default();
+        loop {
+            // unary: 'not'* then '(' (a new level) or a term.
+            while self.peek().and_then(keyword) == Some("not") {
+                self.enter()?;
+                self.i += 1;
+                level.nots += 1;
+            }
+            if self.peek().map(|t| &t.tok) == Some(&Tok::LParen) {
+                self.enter()?;
+                self.i += 1;
+                open.push(std::mem::take(&mut level));
+                continue;
+            }
+            let mut operand = self.term()?;
+            // Fold the operand into its level, closing levels until one
+            // continues with 'and' or 'or', or the outermost one ends.
+            loop {
+                for _ in 0..level.nots {
+                    operand = Expr::Not(Box::new(operand));
+                }
+                self.depth -= level.nots;
+                level.nots = 0;
+                let and = match level.and.take() {
+                    Some(left) => Expr::And(Box::new(left), Box::new(operand)),
+                    None => operand,
+                };
+                if self.eat_keyword("and") {
+                    level.and = Some(and);
+                    break;
+                }
+                let or = match level.or.take() {
+                    Some(left) => Expr::Or(Box::new(left), Box::new(and)),
+                    None => and,
+                };
+                if self.eat_keyword("or") {
+                    level.or = Some(or);
+                    break;
+                }
+                let Some(outer) = open.pop() else {
+                    return Ok(or);
+                };
+                self.expect(&Tok::RParen, "')'")?;
+                self.depth -= 1;
+                level = outer;
+                operand = or;
+            }
         }
-        Ok(left)
-    }
-
-    fn and_expr(&mut self) -> Result<Expr, QueryOptionError> {
-        let mut left = self.unary()?;
-        while self.eat_keyword("and") {
-            let right = self.unary()?;
-            left = Expr::And(Box::new(left), Box::new(right));
-        }
-        Ok(left)
-    }
-
-    fn unary(&mut self) -> Result<Expr, QueryOptionError> {
-        if self.eat_keyword("not") {
-            return Ok(Expr::Not(Box::new(self.unary()?)));
-        }
-        self.primary()
     }
 
     fn field(&mut self) -> Result<Field, QueryOptionError> {
@@ -142,13 +208,15 @@ impl Parser {
         Ok(Literal { value, pos })
     }
 
-    fn primary(&mut self) -> Result<Expr, QueryOptionError> {
-        if self.peek().map(|t| &t.tok) == Some(&Tok::LParen) {
-            self.i += 1;
-            let e = self.or_expr()?;
-            self.expect(&Tok::RParen, "')'")?;
-            return Ok(e);
+    /// A comparison, `in` list or function call: one of at most
+    /// [`MAX_FILTER_TERMS`].
+    fn term(&mut self) -> Result<Expr, QueryOptionError> {
+        if self.terms == MAX_FILTER_TERMS {
+            return Err(self.err_here(format!(
+                "more than {MAX_FILTER_TERMS} comparisons and function calls (MAX_FILTER_TERMS)"
+            )));
         }
+        self.terms += 1;
         let func = match self.peek().and_then(keyword) {
             Some("contains") => Some(Func::Contains),
             Some("startswith") => Some(Func::StartsWith),
@@ -179,6 +247,11 @@ impl Parser {
                 let mut values = vec![self.literal()?];
                 while self.peek().map(|t| &t.tok) == Some(&Tok::Comma) {
                     self.i += 1;
+                    if values.len() == MAX_IN_VALUES {
+                        return Err(self.err_here(format!(
+                            "more than {MAX_IN_VALUES} values in one 'in' list (MAX_IN_VALUES)"
+                        )));
+                    }
                     values.push(self.literal()?);
                 }
                 self.expect(&Tok::RParen, "',' or ')'")?;
@@ -198,13 +271,17 @@ impl Parser {
     }
 }
 
-/// Parse a `$filter` expression.
+/// Parse a `$filter` expression of at most [`super::MAX_QUERY_OPTION_BYTES`],
+/// [`MAX_FILTER_DEPTH`] levels of nesting, [`MAX_FILTER_TERMS`] terms and
+/// [`MAX_IN_VALUES`] values per `in` list.
 pub fn parse_filter(text: &str) -> Result<Expr, QueryOptionError> {
     let toks = lex(FILTER, text)?;
     let mut p = Parser {
         toks,
         i: 0,
         end: u32::try_from(text.chars().count()).unwrap_or(u32::MAX),
+        depth: 0,
+        terms: 0,
     };
     if p.toks.is_empty() {
         return Err(p.err_here("expected an expression but found end of input".into()));
@@ -219,7 +296,8 @@ pub fn parse_filter(text: &str) -> Result<Expr, QueryOptionError> {
     Ok(e)
 }
 
-/// Parse `$orderby`: `Field [asc|desc], ...`.
+/// Parse `$orderby`: `Field [asc|desc], ...`, at most [`MAX_ORDERBY_KEYS`]
+/// keys.
 pub fn parse_orderby(text: &str) -> Result<Vec<OrderKey>, QueryOptionError> {
     let toks = lex(ORDERBY, text)?;
     let end = u32::try_from(text.chars().count()).unwrap_or(u32::MAX);
@@ -250,6 +328,12 @@ pub fn parse_orderby(text: &str) -> Result<Vec<OrderKey>, QueryOptionError> {
                 ))
             }
         };
+        if keys.len() == MAX_ORDERBY_KEYS {
+            return Err(err(
+                pos,
+                format!("more than {MAX_ORDERBY_KEYS} keys (MAX_ORDERBY_KEYS)"),
+            ));
+        }
         i += 1;
         let mut descending = false;
         if let Some(Tok::Ident(dir)) = toks.get(i).map(|t| &t.tok) {

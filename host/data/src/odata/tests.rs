@@ -169,3 +169,265 @@ fn orderby_and_select() {
         ("$select", 3, "unknown field 'Nme'")
     );
 }
+
+/// Runs `f` on a thread with a 256 KiB stack: any recursion as deep as the
+/// input would overflow it and abort the test binary.
+fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+/// An entity with `F0` … `F299`, wider than any `$select` or `$orderby` allows.
+fn wide_schema() -> Schema {
+    Schema {
+        columns: (0..300)
+            .map(|i| (format!("F{i}"), ColumnType::Integer))
+            .collect(),
+    }
+}
+
+/// `F0,F1,…` with `n` fields.
+fn wide_fields(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("F{i}")).collect()
+}
+
+/// The error for `$filter` text, from parsing, compiling or running it.
+fn filter_error(text: String) -> String {
+    run(&text).unwrap_err().to_string()
+}
+
+#[test]
+fn inputs_past_the_limits_fail_quickly_with_the_limit_named() {
+    type Case = (&'static str, fn() -> String, &'static str);
+    let cases: Vec<Case> = vec![
+        // Too long to look at: refused before lexing.
+        (
+            "100,000 nested parentheses",
+            || {
+                filter_error(format!(
+                    "{}Id eq 1{}",
+                    "(".repeat(100_000),
+                    ")".repeat(100_000)
+                ))
+            },
+            "$filter at 16384: longer than 16384 bytes (MAX_QUERY_OPTION_BYTES)",
+        ),
+        (
+            "100,000 nots",
+            || filter_error(format!("{}Id eq 1", "not ".repeat(100_000))),
+            "$filter at 16384: longer than 16384 bytes (MAX_QUERY_OPTION_BYTES)",
+        ),
+        (
+            "20,000 or terms",
+            || filter_error(vec!["Id eq 1"; 20_000].join(" or ")),
+            "$filter at 16384: longer than 16384 bytes (MAX_QUERY_OPTION_BYTES)",
+        ),
+        (
+            "an in list of 100,000 values",
+            || filter_error(format!("Id in ({})", vec!["1"; 100_000].join(","))),
+            "$filter at 16384: longer than 16384 bytes (MAX_QUERY_OPTION_BYTES)",
+        ),
+        (
+            "a 1 MiB string literal",
+            || filter_error(format!("Name eq '{}'", "x".repeat(1 << 20))),
+            "$filter at 16384: longer than 16384 bytes (MAX_QUERY_OPTION_BYTES)",
+        ),
+        (
+            "a 1 MiB filter of multi-byte characters",
+            || filter_error(format!("Name eq '{}'", "é".repeat(1 << 19))),
+            // 9 bytes before the literal, then 2 bytes a character.
+            "$filter at 8196: longer than 16384 bytes (MAX_QUERY_OPTION_BYTES)",
+        ),
+        (
+            "10,000 orderby keys",
+            || {
+                parse_orderby(&wide_fields(10_000).join(","))
+                    .unwrap_err()
+                    .to_string()
+            },
+            "$orderby at 16384: longer than 16384 bytes (MAX_QUERY_OPTION_BYTES)",
+        ),
+        (
+            "10,000 select fields",
+            || {
+                check_select(&wide_fields(10_000), &wide_schema())
+                    .unwrap_err()
+                    .to_string()
+            },
+            "$select at 1170: more than 256 fields (MAX_SELECT_FIELDS)",
+        ),
+        (
+            "a 1 MiB select field",
+            || {
+                check_select(&["F1".into(), "x".repeat(1 << 20)], &wide_schema())
+                    .unwrap_err()
+                    .to_string()
+            },
+            "$select at 16384: longer than 16384 bytes (MAX_QUERY_OPTION_BYTES)",
+        ),
+        // Short enough to lex: refused by the parser at the first token past
+        // the limit.
+        (
+            "8,000 nested parentheses",
+            || filter_error(format!("{}Id eq 1{}", "(".repeat(8_000), ")".repeat(4_000))),
+            "$filter at 32: nesting deeper than 32 levels (MAX_FILTER_DEPTH)",
+        ),
+        (
+            "4,000 nots",
+            || filter_error(format!("{}Id eq 1", "not ".repeat(4_000))),
+            "$filter at 128: nesting deeper than 32 levels (MAX_FILTER_DEPTH)",
+        ),
+        (
+            "3,000 'not ('",
+            || filter_error(format!("{}Id eq 1", "not (".repeat(3_000))),
+            "$filter at 80: nesting deeper than 32 levels (MAX_FILTER_DEPTH)",
+        ),
+        (
+            "1,400 or terms",
+            || filter_error(vec!["Id eq 1"; 1_400].join(" or ")),
+            "$filter at 2816: more than 256 comparisons and function calls (MAX_FILTER_TERMS)",
+        ),
+        (
+            "257 terms of every kind",
+            || {
+                let terms = ["Id eq 1", "Id in (1, 2)", "contains(Name, 'a')"];
+                let text: Vec<&str> = terms.iter().copied().cycle().take(257).collect();
+                filter_error(text.join(" and "))
+            },
+            "$filter at 4517: more than 256 comparisons and function calls (MAX_FILTER_TERMS)",
+        ),
+        (
+            "an in list of 5,000 values",
+            || filter_error(format!("Id in ({})", vec!["1"; 5_000].join(","))),
+            "$filter at 2007: more than 1000 values in one 'in' list (MAX_IN_VALUES)",
+        ),
+        (
+            "2,000 orderby keys",
+            || {
+                parse_orderby(&wide_fields(2_000).join(","))
+                    .unwrap_err()
+                    .to_string()
+            },
+            "$orderby at 54: more than 16 keys (MAX_ORDERBY_KEYS)",
+        ),
+        (
+            "17 orderby keys, however they were made",
+            || {
+                let keys: Vec<OrderKey> = (0..17)
+                    .map(|i| OrderKey {
+                        field: format!("F{i}"),
+                        descending: false,
+                        position: i * 10,
+                    })
+                    .collect();
+                check_orderby(&keys, &wide_schema())
+                    .unwrap_err()
+                    .to_string()
+            },
+            "$orderby at 160: more than 16 keys (MAX_ORDERBY_KEYS)",
+        ),
+    ];
+    for (name, case, expected) in cases {
+        let got = on_small_stack(case);
+        assert_eq!(got, expected, "{name}");
+    }
+}
+
+/// Rows of `t` matching compiled SQL.
+fn rows(sql: &str, params: &[rusqlite::types::Value]) -> Vec<i64> {
+    let c = db();
+    let mut stmt = c
+        .prepare(&format!("SELECT Id FROM t WHERE {sql} ORDER BY Id"))
+        .unwrap();
+    let ids = stmt
+        .query_map(rusqlite::params_from_iter(params.iter()), |r| r.get(0))
+        .unwrap()
+        .collect::<Result<Vec<i64>, _>>()
+        .unwrap();
+    ids
+}
+
+#[test]
+fn queries_just_under_the_limits_parse_compile_and_run() {
+    let deepest_tree = format!(
+        "{}({})",
+        "not ".repeat(31),
+        vec!["Name ne 'x'"; 256].join(" and ")
+    );
+    let most_values = format!(
+        "Id in ({})",
+        (1..=1_000)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let filters: Vec<(String, Vec<i64>)> = vec![
+        (
+            format!("{}Id eq 1{}", "(".repeat(32), ")".repeat(32)),
+            vec![1],
+        ),
+        (format!("{}Id eq 1", "not ".repeat(32)), vec![1]),
+        (
+            format!("{}Id eq 1", "not (".repeat(16)) + &")".repeat(16),
+            vec![1],
+        ),
+        // Parentheses of `in` and function calls are not nesting.
+        (
+            format!(
+                "{}contains(Name, 'nn') and Age in (34){}",
+                "(".repeat(32),
+                ")".repeat(32)
+            ),
+            vec![1, 6],
+        ),
+        (vec!["Id eq 1"; 256].join(" or "), vec![1]),
+        // The deepest tree: 31 nots, then one more level of parentheses
+        // around 255 `and`s, 287 levels.
+        (deepest_tree.clone(), vec![]),
+        (most_values, vec![1, 2, 3, 4, 5, 6]),
+        (
+            format!("Name eq '{}'", "x".repeat(MAX_QUERY_OPTION_BYTES - 10)),
+            vec![],
+        ),
+    ];
+    let texts: Vec<String> = filters.iter().map(|(f, _)| f.clone()).collect();
+    // Everything of ours, on a small stack: parse, compile, print, list the
+    // fields and drop.
+    let compiled = on_small_stack(move || {
+        let mut out = Vec::new();
+        for text in texts {
+            assert!(text.len() <= MAX_QUERY_OPTION_BYTES);
+            let expr = parse_filter(&text).unwrap_or_else(|e| panic!("{e}"));
+            assert!(canonical_filter(&expr).ends_with(')'));
+            assert!(!expr.fields().is_empty());
+            out.push(compile_filter(&expr, &schema()).unwrap());
+        }
+        let expr = parse_filter(&deepest_tree).unwrap();
+        assert_eq!(expr.fields().len(), 256);
+        assert!(canonical_filter(&expr).starts_with(&"(not ".repeat(31)));
+        let keys = parse_orderby(&wide_fields(16).join(", ")).unwrap();
+        assert_eq!(keys.len(), MAX_ORDERBY_KEYS);
+        check_orderby(&keys, &wide_schema()).unwrap();
+        check_select(&wide_fields(256), &wide_schema()).unwrap();
+        out
+    });
+    // SQLite accepts the SQL (its expression depth and parameter limits),
+    // on the test thread's usual stack: its own recursion is its business.
+    for ((text, expected), (sql, params)) in filters.iter().zip(compiled) {
+        assert_eq!(&rows(&sql, &params), expected, "{text}");
+    }
+}
+
+#[test]
+fn limits_are_the_documented_values() {
+    assert_eq!(MAX_QUERY_OPTION_BYTES, 16_384);
+    assert_eq!(MAX_FILTER_DEPTH, 32);
+    assert_eq!(MAX_FILTER_TERMS, 256);
+    assert_eq!(MAX_IN_VALUES, 1_000);
+    assert_eq!(MAX_ORDERBY_KEYS, 16);
+    assert_eq!(MAX_SELECT_FIELDS, 256);
+}

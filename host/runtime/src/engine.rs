@@ -20,6 +20,9 @@ use crate::state::InstanceState;
 
 /// How often the epoch advances; deadlines are rounded up to this.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Largest component file accepted (a Python component is about 18 MB).
+pub const MAX_COMPONENT_BYTES: u64 = 256 * 1024 * 1024;
+
 /// Instances the pooling allocator keeps room for (concurrent deliveries).
 pub const POOL_INSTANCES: u32 = 64;
 
@@ -37,6 +40,10 @@ pub enum EngineError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("component {path} is not a regular file (a device, FIFO or directory is refused)")]
+    NotAFile { path: PathBuf },
+    #[error("component {path} is larger than {MAX_COMPONENT_BYTES} bytes")]
+    TooLarge { path: PathBuf },
     #[error("{path} is not a valid WebAssembly component: {message}")]
     Compile { path: PathBuf, message: String },
     #[error("{path} does not fit the triggerfish:plugin@0.1.0 world: {message}")]
@@ -86,6 +93,7 @@ fn open_cache(dir: &Path) -> Result<Cache, EngineError> {
     };
     // wasmtime's cache wants an absolute directory; configs are often relative.
     let absolute = std::path::absolute(dir).map_err(|e| fail(e.to_string()))?;
+    check_cache_owner(&absolute).map_err(fail)?;
     let mut config = CacheConfig::new();
     config.with_directory(absolute);
     Cache::new(config).map_err(|e| fail(format!("{e:#}")))
@@ -130,10 +138,7 @@ impl Runtime {
 
     /// Compile (or load from cache) and link a component file.
     pub fn load(&self, path: &Path) -> Result<LoadedComponent, EngineError> {
-        let bytes = std::fs::read(path).map_err(|source| EngineError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let bytes = read_component(path)?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let hits = self.cache.as_ref().map(Cache::cache_hits);
         let component = Component::new(&self.engine, &bytes).map_err(|e| EngineError::Compile {
@@ -154,6 +159,73 @@ impl Runtime {
             from_cache,
         })
     }
+}
+
+/// Compiled code in the cache runs as native code: refuse a cache directory
+/// that another user owns or may write to (they could replace an entry).
+fn check_cache_owner(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| e.to_string())?;
+    let meta = std::fs::metadata(dir).map_err(|e| e.to_string())?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(format!(
+            "it belongs to user {} and this host runs as user {me}; compiled code in it could be replaced",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "it is writable by other users (mode {:o}), so compiled code in it could be replaced: run `chmod go-w` on it or choose another cache_dir",
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+/// Read a component file: a regular file (never a device or FIFO, which
+/// would read forever or hang) of at most [`MAX_COMPONENT_BYTES`].
+fn read_component(path: &Path) -> Result<Vec<u8>, EngineError> {
+    use std::io::Read as _;
+    let read_err = |source| EngineError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    // O_NONBLOCK: opening a FIFO with no writer must not block.
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(read_err)?
+    };
+    let meta = file.metadata().map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(EngineError::NotAFile {
+            path: path.to_owned(),
+        });
+    }
+    if meta.len() > MAX_COMPONENT_BYTES {
+        return Err(EngineError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(MAX_COMPONENT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_COMPONENT_BYTES {
+        return Err(EngineError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    Ok(bytes)
 }
 
 fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
@@ -215,6 +287,57 @@ mod tests {
             cache_dir: Some(relative),
         });
         assert!(runtime.is_ok(), "{:?}", runtime.err());
+    }
+
+    #[test]
+    fn a_cache_directory_others_may_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = Runtime::new(&RuntimeOptions {
+            max_memory_bytes: 1 << 20,
+            cache_dir: Some(dir.path().to_owned()),
+        })
+        .err()
+        .unwrap()
+        .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "cannot use the compile cache in {}: it is writable by other users (mode 777), so compiled code in it could be replaced: run `chmod go-w` on it or choose another cache_dir",
+                dir.path().display()
+            )
+        );
+    }
+
+    #[test]
+    fn devices_and_fifos_are_refused_as_components() {
+        let runtime = Runtime::new(&RuntimeOptions {
+            max_memory_bytes: 1 << 20,
+            cache_dir: None,
+        })
+        .unwrap();
+        let err = runtime
+            .load(Path::new("/dev/zero"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            err,
+            "component /dev/zero is not a regular file (a device, FIFO or directory is refused)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.wasm");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let err = runtime.load(&fifo).err().unwrap().to_string();
+        assert!(
+            err.ends_with("is not a regular file (a device, FIFO or directory is refused)"),
+            "{err}"
+        );
     }
 
     /// `target` relative to `base`, through `..` as needed.

@@ -22,12 +22,19 @@ pub trait EntityStore: Send + Sync + 'static {
     fn get_items(&self, caller: &str, entity: &str, query: &Query) -> Result<Page, Error>;
 }
 
+/// What a plugin is told of a store failure: the entity, never the store's
+/// path or SQL (those go to the host's log).
 fn store_error(e: StoreError) -> Error {
     match e {
         StoreError::UnknownEntity(name) => {
             Error::NotFound(format!("entity '{name}' does not exist"))
         }
-        other => Error::Unavailable(other.to_string()),
+        other => {
+            tracing::error!("entity store failure served to a plugin as 'unavailable': {other}");
+            Error::Unavailable(
+                "the entity store failed to answer; the host's log has the cause".into(),
+            )
+        }
     }
 }
 

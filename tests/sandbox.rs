@@ -393,3 +393,65 @@ async fn host_resources_a_guest_creates_are_capped() {
     // 1,024 resources of at most 32 KiB each: well under 100 MiB.
     assert!(grown < 100, "host memory grew by {grown} MiB");
 }
+
+/// wasi:http reaches only granted origins, and a granted *name* that
+/// resolves to an internal address is refused unless that address itself is
+/// granted.
+#[tokio::test(flavor = "multi_thread")]
+async fn outbound_http_is_limited_to_granted_origins_and_public_addresses() {
+    let server = support::TeamsStub::start();
+    let port = server.addr.port();
+    let get = |name: &str, grant: &str, host: &str| {
+        plugin(
+            name,
+            "http-get",
+            &format!("[plugins.grants]\noutbound_hosts = [\"{grant}\"]"),
+        )
+        .replace(
+            "mode = \"http-get\"",
+            &format!("mode = \"http-get\"\nurl = \"http://{host}:{port}/probe\""),
+        )
+    };
+    let plugins = [
+        get("by-address", &format!("127.0.0.1:{port}"), "127.0.0.1"),
+        get("by-name", &format!("localhost:{port}"), "localhost"),
+        get("elsewhere", "https://api.example.com", "127.0.0.1"),
+    ]
+    .concat();
+    let dir = tempdir();
+    let host = host(dir.path(), &plugins, "");
+
+    let o = fire(&host, "by-address", "evt-http-1").await;
+    assert_eq!(o.result, Ok(()), "{:?}", o.record.logs);
+    assert!(
+        o.record
+            .logs
+            .iter()
+            .any(|l| l.message.starts_with("http status ")),
+        "{:?}",
+        o.record.logs
+    );
+
+    let o = fire(&host, "by-name", "evt-http-2").await;
+    let err = plugin_error(&o);
+    assert!(err.contains("DestinationIpProhibited"), "{err}");
+    assert!(
+        o.record.logs.iter().any(|l| l.message
+            == format!("outbound request to http://localhost:{port} denied: 'localhost' resolves to 127.0.0.1, an internal address (loopback, private, link-local or metadata); grant that address itself to allow it")
+            || l.message.contains("resolves to ::1, an internal address")),
+        "{:?}",
+        o.record.logs
+    );
+
+    let o = fire(&host, "elsewhere", "evt-http-3").await;
+    let err = plugin_error(&o);
+    assert!(err.contains("HttpRequestDenied"), "{err}");
+    assert!(
+        o.record.logs.iter().any(|l| l.message
+            == format!(
+                "outbound request to http://127.0.0.1:{port} denied: not in outbound_hosts"
+            )),
+        "{:?}",
+        o.record.logs
+    );
+}

@@ -63,6 +63,11 @@ impl Origin {
         })
     }
 
+    /// The host as an IP address, when it is one (`127.0.0.1`, `::1`).
+    pub fn ip(&self) -> Option<std::net::IpAddr> {
+        self.host.parse().ok()
+    }
+
     /// Does a request to `scheme://host:port` match?
     pub fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
         let scheme_ok = self.scheme.as_deref().is_none_or(|s| s == scheme);

@@ -57,6 +57,7 @@ impl Plugin for Misbehaving {
                 println!("\u{1b}[2Jcleared?");
                 Err(format!("\u{1b}[31m{}", "e".repeat(1 << 20)))
             }
+            "http-get" => http_get(&config::get_or("url", "http://127.0.0.1:9/")),
             "sleep" => {
                 let ms: u64 = config::get_or("ms", "100")
                     .parse()
@@ -166,3 +167,34 @@ fn sandbox() -> Result<(), String> {
 }
 
 triggerfish_plugin_sdk::export_plugin!(Misbehaving);
+
+/// GET `url` through wasi:http and log the status (or return the error).
+fn http_get(url: &str) -> Result<(), String> {
+    use wasip2::http::outgoing_handler;
+    use wasip2::http::types::{Fields, OutgoingRequest, Scheme};
+    let (scheme, rest) = url.split_once("://").ok_or("url needs a scheme")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let req = OutgoingRequest::new(Fields::new());
+    let scheme = if scheme == "https" {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+    req.set_scheme(Some(&scheme)).map_err(|()| "bad scheme")?;
+    req.set_authority(Some(authority))
+        .map_err(|()| "bad authority")?;
+    req.set_path_with_query(Some(path))
+        .map_err(|()| "bad path")?;
+    let response = outgoing_handler::handle(req, None).map_err(|e| format!("http: {e:?}"))?;
+    response.subscribe().block();
+    let got = response
+        .get()
+        .ok_or("no response")?
+        .map_err(|()| "response taken twice")?
+        .map_err(|e| format!("http: {e:?}"))?;
+    log::info(&format!("http status {}", got.status()));
+    Ok(())
+}

@@ -739,3 +739,89 @@ fn generated_duplicates_are_unified_with_precision_and_recall_of_099() {
     assert!(precision >= 0.99, "precision {precision}\n{}", score.stdout);
     assert!(recall >= 0.99, "recall {recall}\n{}", score.stdout);
 }
+
+/// A glob that matches a symlink to a file outside the workspace, and a FIFO
+/// where a file should be: both fail at once as permanent, and no byte of the
+/// outside file reaches the failed event (which plugins see).
+#[test]
+fn sources_are_read_only_inside_their_folder_and_only_from_regular_files() {
+    let teams = TeamsStub::start();
+    let smtp = SmtpServer::start();
+    let f = drop_fixture(&teams, smtp.port, 0, 10);
+    let outside = tempdir();
+    let secret = outside.path().join("shadow.ndjson");
+    std::fs::write(&secret, "root:TOP-SECRET-HASH:19000:0:99999:7:::\n").unwrap();
+    std::fs::create_dir_all(f.path("drops")).unwrap();
+    std::os::unix::fs::symlink(&secret, f.path("drops/shop-1.ndjson")).unwrap();
+    let run = f.refresh(&["--source", "shop-orders"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let ev = recorded(&teams, 0);
+    let fail = by_source(&ev, "data-source-refresh-failed", "shop-orders");
+    assert_eq!(fail["permanent"], true);
+    let error = fail["error"].as_str().unwrap();
+    assert!(
+        error.contains("is outside the source's folder")
+            && error.contains("a symlink leaving it is refused"),
+        "{error}"
+    );
+    for text in [error, run.stdout.as_str(), run.stderr.as_str()] {
+        assert!(!text.contains("TOP-SECRET"), "{text}");
+    }
+
+    // A FIFO where a named file should be: refused, not read (which would
+    // hang). (A glob only matches regular files.)
+    std::fs::remove_file(f.path("data/loyalty.csv")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(f.path("data/loyalty.csv"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let run = f.refresh(&["--source", "loyalty"]);
+    assert_eq!(run.code, 1);
+    let ev = recorded(&teams, 0);
+    let fails = of_kind(&ev, "data-source-refresh-failed");
+    let last = fails.last().unwrap();
+    assert_eq!(last["permanent"], true);
+    assert!(
+        last["error"]
+            .as_str()
+            .unwrap()
+            .ends_with("is not a regular file (devices, FIFOs and folders are refused)"),
+        "{last}"
+    );
+}
+
+/// A source path that climbs out of the workspace folder is a config error;
+/// a bad value is quoted in the failed event at most 32 characters long.
+#[test]
+fn source_paths_stay_in_the_workspace_and_quoted_values_are_short() {
+    let teams = TeamsStub::start();
+    let smtp = SmtpServer::start();
+    let f = fixture(&teams, smtp.port, "");
+    f.edit_config("data/shop.ndjson", "../../etc/shop.ndjson");
+    let run = f.refresh(&["--source", "shop-orders"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("key `insights.sources[1].path`: '../../etc/shop.ndjson' is outside the workspace folder"),
+        "{}",
+        run.stderr
+    );
+    f.edit_config("../../etc/shop.ndjson", "data/shop.ndjson");
+
+    // Amount is typed decimal: a 10,000-character value cannot be one.
+    let long = "9".repeat(30) + &"x".repeat(10_000);
+    f.write(
+        "data/shop.ndjson",
+        &SHOP.replace("120.5", &format!("\"{long}\"")),
+    );
+    let run = f.refresh(&["--source", "shop-orders"]);
+    assert_eq!(run.code, 1);
+    let ev = recorded(&teams, 0);
+    let fail = by_source(&ev, "data-source-refresh-failed", "shop-orders");
+    let error = fail["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("'{}…' is not", &long[..32])),
+        "{error}"
+    );
+    assert!(error.len() < 400, "{error}");
+}

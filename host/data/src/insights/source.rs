@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 
 use super::workspace::SourceSpec;
-use crate::store::{import, EntityDb, ImportErrorKind, ImportFailure, ImportSpec, StoreError};
+use crate::store::{
+    import, EntityDb, ImportError, ImportErrorKind, ImportFailure, ImportSpec, Opener, StoreError,
+};
 
 /// What a successful refresh of a source loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +109,9 @@ impl Source for FileSource {
             key: &self.spec.key,
             required: &required,
             tolerance: self.spec.tolerance,
+            opener: Some(&RootedOpener {
+                root: &self.spec.root,
+            }),
         };
         match import(&spec, store, &self.spec.entity) {
             Ok(report) => Ok(Loaded {
@@ -133,6 +138,60 @@ impl Source for FileSource {
 
 /// A store failure while loading: busy or locked databases and I/O are worth
 /// retrying; anything else (a bad key, a duplicate) is in the data.
+/// Opens source files inside their root folder with `cap-std`: a path or
+/// symlink leading out of it, and anything but a regular file (a device,
+/// FIFO or directory), is refused before a byte is read.
+#[derive(Debug)]
+struct RootedOpener<'a> {
+    root: &'a std::path::Path,
+}
+
+impl Opener for RootedOpener<'_> {
+    fn open(&self, path: &std::path::Path) -> Result<std::fs::File, ImportError> {
+        let refused = |message: String| ImportError {
+            kind: ImportErrorKind::Refused,
+            file: path.to_owned(),
+            row: None,
+            field: None,
+            message,
+        };
+        let outside = || {
+            refused(format!(
+                "is outside the source's folder {} (a symlink leaving it is refused)",
+                self.root.display()
+            ))
+        };
+        let rel = path.strip_prefix(self.root).map_err(|_| outside())?;
+        let io = |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::NotFound => ImportError {
+                kind: ImportErrorKind::NotFound,
+                file: path.to_owned(),
+                row: None,
+                field: None,
+                message: "file not found".into(),
+            },
+            // cap-std's answer to a path that escapes the folder.
+            std::io::ErrorKind::PermissionDenied => outside(),
+            _ => ImportError {
+                kind: ImportErrorKind::Io,
+                file: path.to_owned(),
+                row: None,
+                field: None,
+                message: e.to_string(),
+            },
+        };
+        let dir = cap_std::fs::Dir::open_ambient_dir(self.root, cap_std::ambient_authority())
+            .map_err(io)?;
+        let meta = dir.metadata(rel).map_err(io)?;
+        if !meta.is_file() {
+            return Err(refused(
+                "is not a regular file (devices, FIFOs and folders are refused)".into(),
+            ));
+        }
+        dir.open(rel).map(cap_std::fs::File::into_std).map_err(io)
+    }
+}
+
 fn store_failure(e: StoreError) -> SourceError {
     let transient = match &e {
         StoreError::Sqlite { source, .. } => matches!(

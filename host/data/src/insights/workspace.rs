@@ -50,6 +50,10 @@ pub struct InsightsSection {
     /// First wait between retries in ms, doubling (default 500).
     #[serde(default)]
     pub retry_backoff_ms: Option<Spanned<u64>>,
+    /// Folders sources may read from besides the workspace's own (the folder
+    /// of the file that holds `[insights]`).
+    #[serde(default)]
+    pub roots: Vec<Spanned<PathBuf>>,
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
     #[serde(default)]
@@ -200,6 +204,9 @@ pub struct SourceSpec {
     pub format: Option<ImportFormat>,
     /// Absolute path, or glob pattern when [`SourceSpec::is_glob`].
     pub path: PathBuf,
+    /// The root folder the path lies in; files are opened inside it, and a
+    /// symlink leaving it is refused.
+    pub root: PathBuf,
     pub is_glob: bool,
     pub key: String,
     pub types: BTreeMap<String, ColumnType>,
@@ -394,6 +401,7 @@ impl InsightsSection {
             return Ok(None);
         };
         let others = self.schedule.is_some()
+            || !self.roots.is_empty()
             || self.retries.is_some()
             || self.retry_backoff_ms.is_some()
             || !self.sources.is_empty()
@@ -426,11 +434,13 @@ impl InsightsSection {
     /// Errors carry the byte span of the value in the TOML text.
     pub fn validate(self, base: &Path) -> Result<Workspace, WorkspaceError> {
         let v = &Validator;
+        let mut roots = vec![lexical(base)];
+        roots.extend(self.roots.iter().map(|r| lexical(&base.join(r.get_ref()))));
         let schedule = interval(v, self.schedule.as_ref(), "insights.schedule")?;
         let mut sources: Vec<SourceSpec> = Vec::new();
         let mut profile_fields: Vec<String> = Vec::new();
         for (i, s) in self.sources.into_iter().enumerate() {
-            let spec = source(v, base, i, s, &sources)?;
+            let spec = source(v, base, &roots, i, s, &sources)?;
             for (field, _) in &spec.map {
                 if !profile_fields.contains(field) {
                     profile_fields.push(field.clone());
@@ -691,9 +701,26 @@ fn thresholds(
     Ok(out)
 }
 
+/// `path` with `.` and `..` resolved lexically (no file system access).
+pub fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 fn source(
     v: &Validator,
     base: &Path,
+    roots: &[PathBuf],
     i: usize,
     s: SourceConfig,
     earlier: &[SourceSpec],
@@ -741,7 +768,22 @@ fn source(
         return Err(v.invalid(s.path.span(), &key("path"), "expected a file path or glob"));
     }
     let is_glob = raw_path.contains(['*', '?', '[']);
-    let path = base.join(raw_path);
+    let path = lexical(&base.join(raw_path));
+    // The folder part before any glob character must lie in a root.
+    let fixed: PathBuf = path
+        .components()
+        .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+        .collect();
+    let Some(root) = roots.iter().find(|r| fixed.starts_with(r)).cloned() else {
+        return Err(v.invalid(
+            s.path.span(),
+            &key("path"),
+            &format!(
+                "'{raw_path}' is outside the workspace folder {}: add its folder to [insights] roots",
+                base.display()
+            ),
+        ));
+    };
     if is_glob {
         glob::Pattern::new(&path.to_string_lossy())
             .map_err(|e| v.invalid(s.path.span(), &key("path"), &format!("bad glob: {e}")))?;
@@ -801,6 +843,7 @@ fn source(
         format,
         path,
         is_glob,
+        root,
         key: source_key,
         types,
         tolerance: s.tolerance.unwrap_or(0),

@@ -49,6 +49,39 @@ pub enum ImportErrorKind {
     Malformed,
     /// The file changed while it was being read (a drop still being written).
     Changed,
+    /// The file may not be read: outside the allowed roots (a symlink leaving
+    /// them), or not a regular file (a device or FIFO).
+    Refused,
+}
+
+/// Longest piece of file content quoted in an error (a value or a column
+/// name); longer ones are cut with `…`. Errors reach plugins and terminals.
+pub const MAX_QUOTED_CHARS: usize = 32;
+
+/// `'text'` for an error message: at most [`MAX_QUOTED_CHARS`] characters,
+/// control characters escaped.
+pub fn quoted(s: &str) -> String {
+    let mut out = String::from("'");
+    for (i, c) in s.chars().enumerate() {
+        if i == MAX_QUOTED_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// Opens the files of an import; the insights engine confines sources to
+/// their roots with one.
+pub trait Opener: std::fmt::Debug + Sync {
+    /// Open `path` for reading, or say why it may not be read.
+    fn open(&self, path: &Path) -> Result<std::fs::File, ImportError>;
 }
 
 /// A file that could not be read as typed rows.
@@ -129,12 +162,16 @@ fn io_error(path: &Path, e: &std::io::Error) -> ImportError {
 /// `fixed`. Streams CSV and NDJSON; a JSON array is read whole.
 fn visit(
     path: &Path,
+    opener: Option<&dyn Opener>,
     format: ImportFormat,
     columns: &mut Vec<String>,
     fixed: bool,
     f: &mut dyn FnMut(u64, RawRow) -> Result<(), ImportError>,
 ) -> Result<(), ImportError> {
-    let file = std::fs::File::open(path).map_err(|e| io_error(path, &e))?;
+    let file = match opener {
+        Some(o) => o.open(path)?,
+        None => std::fs::File::open(path).map_err(|e| io_error(path, &e))?,
+    };
     let reader = std::io::BufReader::new(file);
     match format {
         ImportFormat::Csv => {
@@ -160,8 +197,8 @@ fn visit(
                     None,
                     format!(
                         "its columns ({}) differ from the other files' ({})",
-                        headers.join(", "),
-                        columns.join(", ")
+                        quoted_list(&headers),
+                        quoted_list(columns)
                     ),
                 ));
             }
@@ -305,6 +342,8 @@ pub struct ImportSpec<'a> {
     pub required: &'a [String],
     /// Malformed rows skipped before the import fails.
     pub tolerance: usize,
+    /// How files are opened; plain `File::open` when `None`.
+    pub opener: Option<&'a dyn Opener>,
 }
 
 /// Read `path` into `entity` with typed values; see [`import`].
@@ -326,6 +365,7 @@ pub fn import_rows(
             key,
             required: &[],
             tolerance,
+            opener: None,
         },
         store,
         entity,
@@ -378,33 +418,40 @@ pub fn import(
     let mut inferred: Vec<Option<ColumnType>> = Vec::new();
     let mut mixed: Vec<bool> = Vec::new();
     for path in spec.files {
-        visit(path, format, &mut columns, false, &mut |_, row| {
-            if let Ok(row) = row {
-                for (i, v) in row.iter().enumerate() {
-                    if inferred.len() <= i {
-                        inferred.resize(i + 1, None);
-                        mixed.resize(i + 1, false);
-                    }
-                    if let Some(t) = infer_one(v) {
-                        inferred[i] = Some(match inferred[i] {
-                            None => t,
-                            Some(a) if a == t => a,
-                            Some(ColumnType::Integer) if t == ColumnType::Decimal => {
-                                ColumnType::Decimal
-                            }
-                            Some(ColumnType::Decimal) if t == ColumnType::Integer => {
-                                ColumnType::Decimal
-                            }
-                            Some(_) => {
-                                mixed[i] = true;
-                                ColumnType::String
-                            }
-                        });
+        visit(
+            path,
+            spec.opener,
+            format,
+            &mut columns,
+            false,
+            &mut |_, row| {
+                if let Ok(row) = row {
+                    for (i, v) in row.iter().enumerate() {
+                        if inferred.len() <= i {
+                            inferred.resize(i + 1, None);
+                            mixed.resize(i + 1, false);
+                        }
+                        if let Some(t) = infer_one(v) {
+                            inferred[i] = Some(match inferred[i] {
+                                None => t,
+                                Some(a) if a == t => a,
+                                Some(ColumnType::Integer) if t == ColumnType::Decimal => {
+                                    ColumnType::Decimal
+                                }
+                                Some(ColumnType::Decimal) if t == ColumnType::Integer => {
+                                    ColumnType::Decimal
+                                }
+                                Some(_) => {
+                                    mixed[i] = true;
+                                    ColumnType::String
+                                }
+                            });
+                        }
                     }
                 }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
     }
     let schema_err =
         |field: Option<&str>, m: String| file_error(first, ImportErrorKind::Schema, None, field, m);
@@ -465,58 +512,65 @@ pub fn import(
     let mut rejected: Vec<ImportError> = Vec::new();
     let rows = store.replace_entity_with(entity, key, &typed, |sink| {
         for (path, before) in spec.files.iter().zip(&stamps) {
-            visit(path, format, &mut columns, true, &mut |row_no, row| {
-                let converted = row
-                    .map_err(|m| {
-                        file_error(path, ImportErrorKind::Malformed, Some(row_no), None, m)
-                    })
-                    .and_then(|raw| {
-                        let mut vals = Vec::with_capacity(raw.len());
-                        for (v, (name, t)) in raw.into_iter().zip(&typed) {
-                            vals.push(convert(v, *t).map_err(|m| {
-                                file_error(
+            visit(
+                path,
+                spec.opener,
+                format,
+                &mut columns,
+                true,
+                &mut |row_no, row| {
+                    let converted = row
+                        .map_err(|m| {
+                            file_error(path, ImportErrorKind::Malformed, Some(row_no), None, m)
+                        })
+                        .and_then(|raw| {
+                            let mut vals = Vec::with_capacity(raw.len());
+                            for (v, (name, t)) in raw.into_iter().zip(&typed) {
+                                vals.push(convert(v, *t).map_err(|m| {
+                                    file_error(
+                                        path,
+                                        ImportErrorKind::Malformed,
+                                        Some(row_no),
+                                        Some(name),
+                                        m,
+                                    )
+                                })?);
+                            }
+                            if vals.get(key_index).is_none_or(|v| matches!(v, Value::Null)) {
+                                return Err(file_error(
                                     path,
                                     ImportErrorKind::Malformed,
                                     Some(row_no),
-                                    Some(name),
-                                    m,
-                                )
-                            })?);
-                        }
-                        if vals.get(key_index).is_none_or(|v| matches!(v, Value::Null)) {
-                            return Err(file_error(
+                                    Some(key),
+                                    "the key is empty".into(),
+                                ));
+                            }
+                            Ok(vals)
+                        });
+                    match converted {
+                        Ok(vals) => sink.push(&vals).map_err(|e| {
+                            file_error(
                                 path,
                                 ImportErrorKind::Malformed,
                                 Some(row_no),
-                                Some(key),
-                                "the key is empty".into(),
-                            ));
+                                None,
+                                e.to_string(),
+                            )
+                        }),
+                        Err(e) if rejected.len() < tolerance => {
+                            rejected.push(e);
+                            Ok(())
                         }
-                        Ok(vals)
-                    });
-                match converted {
-                    Ok(vals) => sink.push(&vals).map_err(|e| {
-                        file_error(
-                            path,
-                            ImportErrorKind::Malformed,
-                            Some(row_no),
-                            None,
-                            e.to_string(),
-                        )
-                    }),
-                    Err(e) if rejected.len() < tolerance => {
-                        rejected.push(e);
-                        Ok(())
-                    }
-                    Err(mut e) => {
-                        if tolerance > 0 {
-                            e.message =
-                                format!("{} (more than {tolerance} malformed rows)", e.message);
+                        Err(mut e) => {
+                            if tolerance > 0 {
+                                e.message =
+                                    format!("{} (more than {tolerance} malformed rows)", e.message);
+                            }
+                            Err(e)
                         }
-                        Err(e)
                     }
-                }
-            })
+                },
+            )
             .map_err(ImportFailure::File)?;
             if stamp(path).map_err(ImportFailure::File)? != *before {
                 return Err(ImportFailure::File(file_error(
@@ -537,16 +591,26 @@ pub fn import(
     })
 }
 
+/// The first names of a list, quoted, for an error message.
+fn quoted_list(names: &[String]) -> String {
+    let mut shown: Vec<String> = names.iter().take(8).map(|n| quoted(n)).collect();
+    if names.len() > 8 {
+        shown.push(format!("and {} more", names.len() - 8));
+    }
+    shown.join(", ")
+}
+
 fn check_headers(headers: &[String]) -> Result<(), String> {
     for (i, h) in headers.iter().enumerate() {
         if !super::valid_identifier(h) {
             return Err(format!(
-                "column {} is named '{h}': expected letters, digits and '_', not starting with a digit",
-                i + 1
+                "column {} is named {}: expected letters, digits and '_', not starting with a digit",
+                i + 1,
+                quoted(h)
             ));
         }
         if headers[..i].contains(h) {
-            return Err(format!("column '{h}' appears twice"));
+            return Err(format!("column {} appears twice", quoted(h)));
         }
     }
     Ok(())
@@ -614,7 +678,7 @@ fn convert(v: Raw, t: ColumnType) -> Result<Value, String> {
             s.trim()
                 .parse::<i64>()
                 .map(Value::Integer)
-                .map_err(|_| format!("'{s}' is not an integer"))
+                .map_err(|_| format!("{} is not an integer", quoted(&s)))
         }
         (ColumnType::Decimal, Raw::Json(serde_json::Value::Number(n))) => n
             .as_f64()
@@ -627,7 +691,7 @@ fn convert(v: Raw, t: ColumnType) -> Result<Value, String> {
                 .ok()
                 .filter(|f| f.is_finite())
                 .map(Value::Real)
-                .ok_or_else(|| format!("'{s}' is not a decimal number"))
+                .ok_or_else(|| format!("{} is not a decimal number", quoted(&s)))
         }
         (ColumnType::Boolean, Raw::Json(serde_json::Value::Bool(b))) => {
             Ok(Value::Integer(i64::from(b)))
@@ -637,14 +701,14 @@ fn convert(v: Raw, t: ColumnType) -> Result<Value, String> {
             match s.trim().to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" => Ok(Value::Integer(1)),
                 "false" | "0" | "no" => Ok(Value::Integer(0)),
-                _ => Err(format!("'{s}' is not a boolean (true/false)")),
+                _ => Err(format!("{} is not a boolean (true/false)", quoted(&s))),
             }
         }
         (ColumnType::DateTime, v) => {
             let s = text_of(&v).unwrap_or_default();
             normalize_datetime(s.trim())
                 .map(Value::Text)
-                .ok_or_else(|| format!("'{s}' is not a date or date-time (expected e.g. 2024-03-01 or 2024-03-01T09:30:00Z)"))
+                .ok_or_else(|| format!("{} is not a date or date-time (expected e.g. 2024-03-01 or 2024-03-01T09:30:00Z)", quoted(&s)))
         }
     }
 }

@@ -16,8 +16,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 pub use crate::odata::normalize_datetime;
 pub use import::{
-    import, import_rows, ImportError, ImportErrorKind, ImportFailure, ImportFormat, ImportReport,
-    ImportSpec,
+    import, import_rows, quoted, ImportError, ImportErrorKind, ImportFailure, ImportFormat,
+    ImportReport, ImportSpec, Opener, MAX_QUOTED_CHARS,
 };
 pub use page::{PageError, PageLimits, PageRequest, PageResult, CURSOR_CAPACITY};
 

@@ -269,3 +269,82 @@ fn a_closed_stdout_ends_the_command_quietly() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
     }
 }
+
+/// A planted secret (a webhook URL whose path and signature are the secret,
+/// at an endpoint that echoes them back in its error) appears in no output:
+/// not the CLI's stdout or stderr, not the host's debug log, not the JSON
+/// outcome, not what the plugin was told, not `plugins`.
+#[test]
+fn a_planted_webhook_secret_appears_in_no_output() {
+    let teams = support::TeamsStub::start();
+    let secret_url = format!(
+        "http://{}/echo/SECRETPATH-7f3a9c/run?api-version=1&sig=SECRETSIG-b81d2e",
+        teams.addr
+    );
+    let dir = tempdir();
+    let config = dir.path().join("triggerfish.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[host]\ncache_dir = {}\n[teams.channels.ops]\nwebhook_url_env = \"TF_TEST_SECRET_WEBHOOK\"\n\
+             [[plugins]]\nname = \"poster\"\ncomponent = {}\n[plugins.grants]\nteams = [\"ops\"]\n\
+             [plugins.config]\nmode = \"teams\"\nchannel = \"ops\"\n",
+            lit(&root().join("target/tf-test-cache")),
+            lit(&guest("misbehaving")),
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let env = [
+        ("TF_TEST_SECRET_WEBHOOK", secret_url.as_str()),
+        ("TRIGGERFISH_LOG", "debug"),
+    ];
+    let fired = triggerfish(
+        &[
+            "fire",
+            "--config",
+            cfg,
+            "--plugin",
+            "poster",
+            "--event",
+            "data-source-refresh-failed",
+        ],
+        &env,
+    );
+    let json = triggerfish(
+        &[
+            "fire",
+            "--config",
+            cfg,
+            "--plugin",
+            "poster",
+            "--event",
+            "data-source-refresh-failed",
+            "--json",
+        ],
+        &env,
+    );
+    let listed = triggerfish(&["plugins", "--config", cfg], &env);
+    assert_ne!(fired.code, 0, "the echoing endpoint answers 400");
+    assert!(fired.stdout.contains("answered 400"), "{}", fired.stdout);
+    assert_eq!(
+        teams.requests.lock().unwrap().len(),
+        2,
+        "both fires reached the endpoint"
+    );
+    for (what, text) in [
+        ("fire stdout", &fired.stdout),
+        ("fire stderr (debug log)", &fired.stderr),
+        ("fire --json stdout", &json.stdout),
+        ("fire --json stderr", &json.stderr),
+        ("plugins stdout", &listed.stdout),
+        ("plugins stderr", &listed.stderr),
+    ] {
+        for secret in ["SECRETPATH-7f3a9c", "SECRETSIG-b81d2e"] {
+            assert!(
+                !text.contains(secret),
+                "{secret} leaked into {what}:\n{text}"
+            );
+        }
+    }
+}

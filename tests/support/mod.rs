@@ -140,7 +140,9 @@ pub struct TeamsRequest {
 /// - `/legacy`: 200 `1` (legacy incoming webhook);
 /// - `/legacy-error`: 200 with an error text (how the legacy connector hides failures);
 /// - `/throttled-once`: 429 with `Retry-After: 0` the first time, then 202;
-/// - `/down`: 503 always.
+/// - `/down`: 503 always;
+/// - `/echo/…`: 400 echoing the method, path and query (as some endpoints do);
+/// - `/slow`: 202 after 3 s.
 pub struct TeamsStub {
     pub addr: SocketAddr,
     pub requests: Arc<Mutex<Vec<TeamsRequest>>>,
@@ -196,6 +198,15 @@ impl TeamsStub {
                 }
                 "/throttled-once" => StatusCode::ACCEPTED.into_response(),
                 "/down" => (StatusCode::SERVICE_UNAVAILABLE, "maintenance").into_response(),
+                "/slow" => {
+                    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+                    StatusCode::ACCEPTED.into_response()
+                }
+                p if p.starts_with("/echo/") => (
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot POST {uri}: unknown flow {path}"),
+                )
+                    .into_response(),
                 _ => StatusCode::NOT_FOUND.into_response(),
             }
         }

@@ -24,6 +24,53 @@ pub struct CallContext {
     pub deadline: Instant,
     /// Where capabilities note what happened.
     pub record: Arc<Mutex<Record>>,
+    /// The plugin's budget of lines in the host's own log, across events.
+    pub host_log: Option<Arc<HostLogBudget>>,
+}
+
+/// Lines a plugin may write to the host's log per minute, across events.
+pub const HOST_LOG_LINES_PER_MINUTE: u32 = 600;
+
+/// One plugin's budget of host-log lines (GCRA, bursting up to a minute's
+/// worth); lines over it are counted and reported in one line per delivery.
+pub struct HostLogBudget {
+    gcra: governor::DefaultDirectRateLimiter,
+    suppressed: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for HostLogBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostLogBudget").finish_non_exhaustive()
+    }
+}
+
+impl Default for HostLogBudget {
+    fn default() -> Self {
+        let per_minute = std::num::NonZeroU32::new(HOST_LOG_LINES_PER_MINUTE)
+            .unwrap_or(std::num::NonZeroU32::MIN);
+        Self {
+            gcra: governor::RateLimiter::direct(governor::Quota::per_minute(per_minute)),
+            suppressed: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+impl HostLogBudget {
+    /// May one more line go to the host's log? Counts it when not.
+    fn admit(&self) -> bool {
+        let ok = self.gcra.check().is_ok();
+        if !ok {
+            self.suppressed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        ok
+    }
+
+    /// Lines refused since the last call.
+    fn take_suppressed(&self) -> u64 {
+        self.suppressed
+            .swap(0, std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl CallContext {
@@ -34,6 +81,7 @@ impl CallContext {
             event_id: event_id.into(),
             deadline,
             record: Arc::default(),
+            host_log: None,
         }
     }
 
@@ -60,7 +108,7 @@ impl CallContext {
             }
             seen < MAX_HOST_LOG_LINES
         };
-        if !traced {
+        if !traced || !self.host_log.as_ref().is_none_or(|b| b.admit()) {
             return;
         }
         match level {
@@ -109,6 +157,10 @@ impl CallContext {
         let total = rec.logs.len() + rec.dropped_logs;
         if total > MAX_HOST_LOG_LINES {
             tracing::warn!(plugin = %self.plugin, event = %self.event_id, "{} more log lines of this delivery not shown in the host log (dropped {})", total - MAX_HOST_LOG_LINES, rec.dropped_logs);
+        }
+        let suppressed = self.host_log.as_ref().map_or(0, |b| b.take_suppressed());
+        if suppressed > 0 {
+            tracing::warn!(plugin = %self.plugin, event = %self.event_id, "{suppressed} log lines of this plugin not shown in the host log: over its {HOST_LOG_LINES_PER_MINUTE} lines a minute");
         }
         rec
     }
@@ -227,6 +279,18 @@ pub struct Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_host_log_budget_counts_what_it_refuses() {
+        let budget = Arc::new(HostLogBudget::default());
+        let mut cx = CallContext::new("p", "e", Instant::now());
+        cx.host_log = Some(budget.clone());
+        for _ in 0..(HOST_LOG_LINES_PER_MINUTE + 50) {
+            budget.admit();
+        }
+        assert_eq!(budget.take_suppressed(), 50);
+        assert_eq!(budget.take_suppressed(), 0);
+    }
 
     #[test]
     fn a_log_line_cannot_forge_another() {

@@ -20,7 +20,7 @@ use crate::caps::log::LogInstance;
 use crate::caps::plugin_config::ConfigInstance;
 use crate::caps::teams::{TeamsInstance, TeamsService, TeamsSetupError};
 use crate::caps::HostFault;
-use crate::context::{one_line, truncate, CallContext, Level, LogSource, Record};
+use crate::context::{one_line, truncate, CallContext, HostLogBudget, Level, LogSource, Record};
 use crate::engine::{EngineError, LoadedComponent, Runtime, RuntimeOptions, POOL_INSTANCES};
 use crate::grants::{Granter, Origin};
 use crate::ratelimit::Limiter;
@@ -57,6 +57,7 @@ pub struct Plugin {
     values: Arc<BTreeMap<String, String>>,
     origins: Vec<Origin>,
     entity_budget: Arc<Limiter>,
+    host_log: Arc<HostLogBudget>,
 }
 
 /// Host-wide services shared by every instance.
@@ -244,7 +245,8 @@ async fn deliver_in_fresh_instance(
     let limits = plugin.config.limits;
     let timeout = Duration::from_millis(limits.timeout_ms);
     let deadline = started + timeout;
-    let cx = CallContext::new(&plugin.config.name, &event.id, deadline);
+    let mut cx = CallContext::new(&plugin.config.name, &event.id, deadline);
+    cx.host_log = Some(plugin.host_log.clone());
     let stdio = Stdio::new();
     let memory_bytes = usize::try_from(limits.memory_mib * MIB).unwrap_or(usize::MAX);
     let state = plugin.instance_state(services, &cx, &stdio, memory_bytes);
@@ -371,6 +373,7 @@ impl Plugin {
         let origins = config.grants.outbound_hosts.clone();
         Self {
             entity_budget: Arc::new(Limiter::new(config.limits.entity_budget)),
+            host_log: Arc::default(),
             granter: Arc::new(Granter::new(config.grants.clone())),
             values: Arc::new(config.config.clone()),
             origins,

@@ -455,3 +455,75 @@ async fn outbound_http_is_limited_to_granted_origins_and_public_addresses() {
         o.record.logs
     );
 }
+
+/// Each hostile guest fails with its cause named, while a well-behaved
+/// plugin on the same event succeeds.
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_guests_fail_with_their_cause_and_neighbours_succeed() {
+    let dir = tempdir();
+    let plugins = [
+        plugin("deep", "stack-overflow", ""),
+        plugin("chatty", "log-flood", "[plugins.limits]\ntimeout_ms = 500"),
+        plugin(
+            "spammer",
+            "teams-flood",
+            "[plugins.limits]\ntimeout_ms = 500\n[plugins.grants]\nteams = [\"ops\"]",
+        ),
+        plugin("fine", "noop", ""),
+    ]
+    .concat();
+    let host = host(dir.path(), &plugins, "");
+    let before = rss_mib();
+    let event = build_event(TriggerKind::FullRefreshCompleted, None).unwrap();
+    let outcomes = host.dispatch(&event).await;
+    let by = |name: &str| outcomes.iter().find(|o| o.plugin == name).unwrap();
+    assert_eq!(by("fine").result, Ok(()));
+
+    let Err(Failure::Trap(cause)) = &by("deep").result else {
+        panic!("{:?}", by("deep").result)
+    };
+    // Rust's shadow stack runs out of linear memory, or the wasm stack does.
+    assert!(
+        cause.starts_with("wasm trap: out of bounds memory access")
+            || cause.starts_with("wasm trap: call stack exhausted"),
+        "{cause}"
+    );
+
+    let chatty = by("chatty");
+    assert_eq!(chatty.result, Err(Failure::Deadline { ms: 500 }));
+    assert_eq!(chatty.record.logs.len(), 1_000, "kept lines are capped");
+    assert!(chatty.record.dropped_logs > 0);
+
+    let spammer = by("spammer");
+    assert_eq!(spammer.result, Err(Failure::Deadline { ms: 500 }));
+    assert!(!spammer.record.deliveries.is_empty());
+    let grown = rss_mib().saturating_sub(before);
+    assert!(grown < 200, "host memory grew by {grown} MiB");
+}
+
+/// A sink slower than the deadline: the delivery ends at the deadline with
+/// the cause named, and the host is free for the next event at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sink_slower_than_the_deadline_ends_the_delivery_at_the_deadline() {
+    let teams = support::TeamsStub::start();
+    let dir = tempdir();
+    let slow = format!("http://{}/slow", teams.addr);
+    let plugins = plugin(
+        "poster",
+        "teams",
+        "[plugins.limits]\ntimeout_ms = 700\n[plugins.grants]\nteams = [\"slow\"]",
+    )
+    .replace("mode = \"teams\"", "mode = \"teams\"\nchannel = \"slow\"");
+    let host = host(
+        dir.path(),
+        &plugins,
+        &format!("[teams.channels.slow]\nwebhook_url = \"{slow}\"\n"),
+    );
+    let o = fire(&host, "poster", "evt-slow").await;
+    let text = format!("{:?}", o.result);
+    assert!(
+        text.contains("teams channel 'slow' did not answer before the deadline")
+            || text == "Err(Deadline { ms: 700 })",
+        "{text}"
+    );
+}

@@ -322,8 +322,18 @@ fn classify_trap(
     if let Some(fault) = e.downcast_ref::<HostFault>() {
         return Failure::Host(fault.to_string());
     }
-    // Trap texts carry names and messages from the guest.
-    let text = guest_text(&format!("{e:#}"));
+    // The cause first, then the context (the guest's backtrace, whose names
+    // come from the guest): cut to a bound, on one line.
+    let root = e.root_cause().to_string();
+    let full = format!("{e:#}");
+    let text = if full.ends_with(&root) && full.len() > root.len() {
+        guest_text(&format!(
+            "{root}; at {}",
+            &full[..full.len() - root.len()].trim_end_matches([':', ' '])
+        ))
+    } else {
+        guest_text(&full)
+    };
     match stage {
         Stage::Instantiate => Failure::Instantiate(text),
         Stage::Call => Failure::Trap(text),

@@ -58,6 +58,31 @@ impl Plugin for Misbehaving {
                 Err(format!("\u{1b}[31m{}", "e".repeat(1 << 20)))
             }
             "http-get" => http_get(&config::get_or("url", "http://127.0.0.1:9/")),
+            "stack-overflow" => {
+                fn deeper(n: u64, pad: &mut [u8; 1024]) -> u64 {
+                    pad[(n % 1024) as usize] = n as u8;
+                    let mut next = [0u8; 1024];
+                    deeper(n + 1, &mut next) + u64::from(pad[0])
+                }
+                let mut pad = [0u8; 1024];
+                Err(format!("returned {}", deeper(0, &mut pad)))
+            }
+            "log-flood" => {
+                let line = "x".repeat(200);
+                loop {
+                    log::info(&line);
+                }
+            }
+            "teams-flood" => {
+                let channel = config::get_or("channel", "ops");
+                let mut n = 0u64;
+                loop {
+                    n += 1;
+                    if let Err(e) = teams::post_text(&channel, &format!("post {n}")) {
+                        return Err(format!("post {n}: {}", e.describe()));
+                    }
+                }
+            }
             "sleep" => {
                 let ms: u64 = config::get_or("ms", "100")
                     .parse()

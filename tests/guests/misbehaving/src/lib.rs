@@ -60,6 +60,9 @@ impl Plugin for Misbehaving {
             "http-get" => http_get(&config::get_or("url", "http://127.0.0.1:9/")),
             "stack-overflow" => {
                 fn deeper(n: u64, pad: &mut [u8; 1024]) -> u64 {
+                    if n == u64::MAX {
+                        return 0;
+                    }
                     pad[(n % 1024) as usize] = n as u8;
                     let mut next = [0u8; 1024];
                     deeper(n + 1, &mut next) + u64::from(pad[0])

@@ -16,6 +16,7 @@ const GUESTS: &[&str] = &[
     "count-customers",
     "misbehaving",
     "recorder",
+    "noop",
 ];
 
 fn main() {

@@ -43,7 +43,7 @@ impl WasiView for Bare {
 }
 
 fn bench(c: &mut Criterion) {
-    let component = support::guest("misbehaving");
+    let component = support::guest("noop");
     let dir = support::tempdir();
     let path = dir.path().join("triggerfish.toml");
     std::fs::write(

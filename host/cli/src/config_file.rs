@@ -77,6 +77,35 @@ pub struct HostSection {
     pub max_page_size: Option<Spanned<u32>>,
 }
 
+/// Largest configuration or workspace file read: far past any real one.
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Read a configuration file: a regular file (a device such as `/dev/zero`
+/// would read forever, a FIFO would block) of at most [`MAX_CONFIG_BYTES`],
+/// in UTF-8.
+fn read_text(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other(
+            "not a regular file (a device, FIFO or folder is refused)",
+        ));
+    }
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {MAX_CONFIG_BYTES} bytes"
+        )));
+    }
+    Ok(text)
+}
+
 /// Largest `max_page_size` (and so `$top`) a configuration may set: a page is
 /// built in memory, so this bounds one call's memory.
 pub const MAX_PAGE_SIZE_LIMIT: u32 = 10_000;
@@ -213,7 +242,7 @@ struct RawPlugin {
 impl Config {
     /// Read and validate a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = read_text(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
@@ -476,7 +505,7 @@ fn load_workspace(
         return section.validate(base).map_err(|e| v.located(e));
     };
     let path = base.join(file);
-    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+    let text = read_text(&path).map_err(|source| ConfigError::Read {
         path: path.clone(),
         source,
     })?;
@@ -736,6 +765,25 @@ mod tests {
         assert!(
             err.contains("key `plugins[0].limits.memory_mib`: expected 1 to 4096 MiB"),
             "{err}"
+        );
+    }
+
+    /// Found by the `config` fuzz target: a workspace file that never ends.
+    #[test]
+    fn devices_are_refused_as_configuration_files() {
+        let err = Config::load(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "cannot read /dev/zero: not a regular file (a device, FIFO or folder is refused)"
+        );
+        let err = parse("[insights]\nfile = \"/dev/zero\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "cannot read /dev/zero: not a regular file (a device, FIFO or folder is refused)"
         );
     }
 

@@ -442,29 +442,36 @@ fn a_plugin_pages_through_customers_and_posts_the_count() {
     assert_eq!(texts, ["Customer count: 2345", "Customer count: 782"]);
 }
 
-#[test]
-fn cli_get_prints_json_lines_and_points_at_query_errors() {
-    let dir = tempdir();
-    let csv = dir.path().join("c.csv");
-    std::fs::write(&csv, "Id,Name,Age\n1,Ann,34\n2,Bob,\n3,Cleo,51\n").unwrap();
-    let config = dir.path().join("triggerfish.toml");
+/// An empty config in `dir` with `csv` imported as entity `People` through
+/// the CLI; the config's path.
+fn import_people(dir: &Path, csv: &str) -> std::path::PathBuf {
+    let file = dir.join("c.csv");
+    std::fs::write(&file, csv).unwrap();
+    let config = dir.join("triggerfish.toml");
     std::fs::write(&config, "").unwrap();
-    let c = config.to_str().unwrap();
     let run = triggerfish(
         &[
             "entities",
             "import",
             "--config",
-            c,
+            config.to_str().unwrap(),
             "--entity",
             "People",
             "--key",
             "Id",
-            csv.to_str().unwrap(),
+            file.to_str().unwrap(),
         ],
         &[],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
+    config
+}
+
+#[test]
+fn cli_get_prints_json_lines_and_points_at_query_errors() {
+    let dir = tempdir();
+    let config = import_people(dir.path(), "Id,Name,Age\n1,Ann,34\n2,Bob,\n3,Cleo,51\n");
+    let c = config.to_str().unwrap();
     let run = triggerfish(
         &[
             "entities",
@@ -507,6 +514,7 @@ fn cli_get_prints_json_lines_and_points_at_query_errors() {
         run.stderr
     );
     // A failed import keeps the old data.
+    let csv = dir.path().join("c.csv");
     std::fs::write(&csv, "Id,Name\n1,Ann\n1,Dup\n").unwrap();
     let run = triggerfish(
         &[
@@ -586,26 +594,8 @@ async fn a_host_fault_traps_the_instance_instead_of_reaching_the_guest() {
 #[test]
 fn cli_get_refuses_a_filter_past_the_nesting_limit() {
     let dir = tempdir();
-    let csv = dir.path().join("c.csv");
-    std::fs::write(&csv, "Id,Name,Age\n1,Ann,34\n2,Bob,\n").unwrap();
-    let config = dir.path().join("triggerfish.toml");
-    std::fs::write(&config, "").unwrap();
+    let config = import_people(dir.path(), "Id,Name,Age\n1,Ann,34\n2,Bob,\n");
     let c = config.to_str().unwrap();
-    let run = triggerfish(
-        &[
-            "entities",
-            "import",
-            "--config",
-            c,
-            "--entity",
-            "People",
-            "--key",
-            "Id",
-            csv.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert_eq!(run.code, 0, "{}", run.stderr);
     let get = |filter: &str| {
         triggerfish(
             &[

@@ -348,3 +348,58 @@ fn a_planted_webhook_secret_appears_in_no_output() {
         }
     }
 }
+
+/// Compiled code is used only for the component it was compiled from: two
+/// cache entries swapped on disk are refused and compiled again.
+#[test]
+fn swapped_compile_cache_entries_are_recompiled_not_run() {
+    let dir = tempdir();
+    let cache = dir.path().join("cache");
+    let config = dir.path().join("triggerfish.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[host]\ncache_dir = {}\n[[plugins]]\nname = \"a\"\ncomponent = {}\n[[plugins]]\nname = \"b\"\ncomponent = {}\n",
+            lit(&cache),
+            lit(&guest("noop")),
+            lit(&guest("count-customers")),
+        ),
+    )
+    .unwrap();
+    let plugins = || triggerfish(&["plugins", "--config", config.to_str().unwrap()], &[]);
+    let from_cache = |out: &str| out.matches(", compiled code from cache").count();
+
+    let first = plugins();
+    assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
+    assert_eq!(from_cache(&first.stdout), 0, "{}", first.stdout);
+    let second = plugins();
+    assert_eq!(from_cache(&second.stdout), 2, "{}", second.stdout);
+
+    let mut entries: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    let (x, y) = (&entries[0], &entries[1]);
+    let swap = dir.path().join("swap");
+    std::fs::rename(x, &swap).unwrap();
+    std::fs::rename(y, x).unwrap();
+    std::fs::rename(&swap, y).unwrap();
+
+    let third = plugins();
+    assert_eq!(third.code, 0, "{}{}", third.stdout, third.stderr);
+    assert_eq!(from_cache(&third.stdout), 0, "{}", third.stdout);
+    assert_eq!(
+        third
+            .stderr
+            .matches("compiled code in the cache refused (it was compiled from another component or by another host version); compiling again")
+            .count(),
+        2,
+        "{}",
+        third.stderr
+    );
+    // The entries were rewritten from the right components.
+    let fourth = plugins();
+    assert_eq!(from_cache(&fourth.stdout), 2, "{}", fourth.stdout);
+}

@@ -1,7 +1,6 @@
 //! The wasmtime layer: one `Engine` per process, the linker with every
-//! capability, epoch ticking, and compiled components cached on disk by
-//! wasmtime's own cache (keyed by a sha256 of the component and the engine's
-//! configuration).
+//! capability, epoch ticking, and compiled components cached on disk
+//! ([`crate::compile_cache`], checked by digest before use).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,12 +9,11 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{
-    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
-};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::PluginPre;
 use crate::caps;
+use crate::compile_cache::CompileCache;
 use crate::state::InstanceState;
 
 /// How often the epoch advances; deadlines are rounded up to this.
@@ -74,37 +72,35 @@ pub struct LoadedComponent {
 pub struct Runtime {
     engine: Engine,
     linker: Linker<InstanceState>,
-    cache: Option<Cache>,
+    cache: Option<CompileCache>,
     _ticker: EpochTicker,
 }
 
-fn base_config(cache: Option<&Cache>) -> Config {
+fn base_config() -> Config {
     let mut c = Config::new();
     c.wasm_component_model(true);
     c.epoch_interruption(true);
-    c.cache(cache.cloned());
     c
 }
 
-fn open_cache(dir: &Path) -> Result<Cache, EngineError> {
+/// Create (0700) and check the cache directory; absolute, so a later
+/// change of working directory cannot move it.
+fn open_cache_dir(dir: &Path) -> Result<PathBuf, EngineError> {
     let fail = |message: String| EngineError::Cache {
         path: dir.to_owned(),
         message,
     };
-    // wasmtime's cache wants an absolute directory; configs are often relative.
     let absolute = std::path::absolute(dir).map_err(|e| fail(e.to_string()))?;
     check_cache_owner(&absolute).map_err(fail)?;
-    let mut config = CacheConfig::new();
-    config.with_directory(absolute);
-    Cache::new(config).map_err(|e| fail(format!("{e:#}")))
+    Ok(absolute)
 }
 
 impl Runtime {
     /// Build the engine (pooling allocator when the machine allows it) and a
     /// linker holding WASI p2, `wasi:http` and every Triggerfish capability.
     pub fn new(opts: &RuntimeOptions) -> Result<Self, EngineError> {
-        let cache = opts.cache_dir.as_deref().map(open_cache).transpose()?;
-        let mut pooled = base_config(cache.as_ref());
+        let cache_dir = opts.cache_dir.as_deref().map(open_cache_dir).transpose()?;
+        let mut pooled = base_config();
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(POOL_INSTANCES)
             .total_core_instances(POOL_INSTANCES * 4)
@@ -117,10 +113,10 @@ impl Runtime {
             Ok(e) => e,
             Err(err) => {
                 tracing::warn!("pooling allocator unavailable ({err}); using on-demand allocation");
-                Engine::new(&base_config(cache.as_ref()))
-                    .map_err(|e| EngineError::Engine(e.to_string()))?
+                Engine::new(&base_config()).map_err(|e| EngineError::Engine(e.to_string()))?
             }
         };
+        let cache = cache_dir.map(|d| CompileCache::new(d, &engine));
         let linker = build_linker(&engine).map_err(|e| EngineError::Linker(format!("{e:#}")))?;
         let ticker = EpochTicker::start(engine.clone());
         Ok(Self {
@@ -139,14 +135,9 @@ impl Runtime {
     /// Compile (or load from cache) and link a component file.
     pub fn load(&self, path: &Path) -> Result<LoadedComponent, EngineError> {
         let bytes = read_component(path)?;
-        let sha256 = hex::encode(Sha256::digest(&bytes));
-        let hits = self.cache.as_ref().map(Cache::cache_hits);
-        let component = Component::new(&self.engine, &bytes).map_err(|e| EngineError::Compile {
-            path: path.to_owned(),
-            message: format!("{e:#}"),
-        })?;
-        let from_cache =
-            hits.is_some_and(|h| self.cache.as_ref().is_some_and(|c| c.cache_hits() > h));
+        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        let sha256 = hex::encode(digest);
+        let (component, from_cache) = self.compile(path, &bytes, &digest)?;
         let world_err = |e: wasmtime::Error| EngineError::World {
             path: path.to_owned(),
             message: format!("{e:#}"),
@@ -158,6 +149,40 @@ impl Runtime {
             sha256,
             from_cache,
         })
+    }
+}
+
+impl Runtime {
+    /// The compiled component: from the cache when a checked entry exists,
+    /// else compiled now and stored.
+    fn compile(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        digest: &[u8; 32],
+    ) -> Result<(Component, bool), EngineError> {
+        let cached = self.cache.as_ref().map(|c| (c, c.key(digest)));
+        if let Some((cache, key)) = &cached {
+            match cache.get(&self.engine, key) {
+                Ok(Some(c)) => return Ok((c, true)),
+                Ok(None) => {}
+                Err(why) => tracing::warn!(
+                    component = %path.display(),
+                    entry = %cache.entry_path(key).display(),
+                    "compiled code in the cache refused ({why}); compiling again"
+                ),
+            }
+        }
+        let component = Component::new(&self.engine, bytes).map_err(|e| EngineError::Compile {
+            path: path.to_owned(),
+            message: format!("{e:#}"),
+        })?;
+        if let Some((cache, key)) = &cached {
+            if let Err(e) = cache.put(key, &component) {
+                tracing::warn!(component = %path.display(), "cannot cache compiled code: {e}");
+            }
+        }
+        Ok((component, false))
     }
 }
 

@@ -17,6 +17,7 @@
 
 pub mod bindings;
 pub mod caps;
+pub mod compile_cache;
 pub mod context;
 pub mod convert;
 pub mod dispatch;

@@ -8,5 +8,6 @@
 
 pub mod event;
 pub mod insights;
+pub mod journal;
 pub mod odata;
 pub mod store;

@@ -2,11 +2,12 @@
 //! triggers as they happen. Events go to an [`Observer`]; this layer knows
 //! nothing of plugins or how events are delivered.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::compute::{compute_measures, compute_segments};
 use super::source::{source_for, Source, SourceError};
-use super::thresholds::{crossings, last_value, record_value, Kind};
+use super::thresholds::{crossings, Crossing, Kind};
 use super::unify::{unify, Phase};
 use super::workspace::Workspace;
 use crate::event::{new_event_id, now_rfc3339};
@@ -15,6 +16,7 @@ use crate::event::{
     MeasureThresholdCrossed, SegmentThresholdCrossed, StageStatus, StageSummary, Trigger,
     UnificationRefreshCompleted,
 };
+use crate::journal::{NewEvent, Router};
 use crate::store::EntityDb;
 
 /// Longest wait between two retries of a source, however many there are.
@@ -74,6 +76,7 @@ pub struct InsightsEngine {
     workspace: Workspace,
     store: EntityDb,
     sources: Vec<Box<dyn Source>>,
+    router: Option<Arc<dyn Router>>,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -88,7 +91,16 @@ impl InsightsEngine {
             workspace,
             store,
             sources,
+            router: None,
         }
+    }
+
+    /// Journal every event before the observer sees it, with a run for each
+    /// plugin `router` names; threshold events in the same transaction as
+    /// the value that raised them.
+    pub fn with_journal(mut self, router: Arc<dyn Router>) -> Self {
+        self.router = Some(router);
+        self
     }
 
     /// The workspace.
@@ -170,6 +182,14 @@ impl InsightsEngine {
     }
 }
 
+fn new_event(trigger: Trigger) -> Event {
+    Event {
+        id: new_event_id(),
+        occurred_at: now_rfc3339(),
+        trigger,
+    }
+}
+
 /// One refresh in progress.
 struct Run<'a> {
     engine: &'a InsightsEngine,
@@ -180,11 +200,28 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn raise(&mut self, trigger: Trigger) {
-        let event = Event {
-            id: new_event_id(),
-            occurred_at: now_rfc3339(),
-            trigger,
-        };
+        let event = new_event(trigger);
+        if let Some(router) = &self.engine.router {
+            let entry = NewEvent {
+                plugins: router.plugins_for(&event),
+                event,
+                origin: "insights".into(),
+            };
+            if let Err(e) = self
+                .engine
+                .store
+                .append_events(std::slice::from_ref(&entry))
+            {
+                // Not journaled, so not delivered: say so loudly.
+                tracing::error!(event = %entry.event.id, "cannot journal the event, so it is not delivered: {e}");
+                return;
+            }
+            return self.announce(entry.event);
+        }
+        self.announce(event);
+    }
+
+    fn announce(&mut self, event: Event) {
         tracing::info!(event = %event.id, "raised");
         self.events.push(event.id.clone());
         self.obs.event(event);
@@ -366,19 +403,42 @@ impl Run<'_> {
         self.finish(name.to_owned(), status, rows, t, detail);
     }
 
-    /// Record `current` as the value of `name` and return the crossings from
-    /// the value recorded before.
+    /// Record `current` as the value of `name` and raise an event for each
+    /// crossing from the value recorded before, in one transaction with the
+    /// journal when there is one.
     fn judge(
-        &self,
+        &mut self,
         kind: Kind,
         name: &str,
         current: f64,
         thresholds: &[super::workspace::Threshold],
-    ) -> Result<Vec<super::thresholds::Crossing>, String> {
-        let store = &self.engine.store;
-        let previous = last_value(store, kind, name).map_err(|e| e.to_string())?;
-        record_value(store, kind, name, current).map_err(|e| e.to_string())?;
-        Ok(crossings(previous, current, thresholds))
+        trigger: impl Fn(Crossing) -> Trigger,
+    ) -> Result<(), String> {
+        let router = self.engine.router.clone();
+        let raised = self
+            .engine
+            .store
+            .record_watched_value_with_events(kind.into(), name, current, |previous| {
+                crossings(previous, current, thresholds)
+                    .into_iter()
+                    .map(|c| {
+                        let event = new_event(trigger(c));
+                        NewEvent {
+                            plugins: router
+                                .as_ref()
+                                .map(|r| r.plugins_for(&event))
+                                .unwrap_or_default(),
+                            event,
+                            origin: "insights".into(),
+                        }
+                    })
+                    .collect()
+            })
+            .map_err(|e| e.to_string())?;
+        for e in raised {
+            self.announce(e.event);
+        }
+        Ok(())
     }
 
     fn segments(&mut self) {
@@ -388,20 +448,21 @@ impl Run<'_> {
             let sizes =
                 compute_segments(&engine.workspace, &engine.store).map_err(|e| e.to_string())?;
             for (spec, size) in engine.workspace.segments.iter().zip(&sizes) {
-                for c in run.judge(
+                run.judge(
                     Kind::Segment,
                     &spec.name,
                     size.members as f64,
                     &spec.thresholds,
-                )? {
-                    run.raise(Trigger::SegmentThresholdCrossed(SegmentThresholdCrossed {
-                        segment: spec.name.clone(),
-                        threshold: c.threshold as u64,
-                        previous: c.previous as u64,
-                        current: c.current as u64,
-                        direction: c.direction,
-                    }));
-                }
+                    |c| {
+                        Trigger::SegmentThresholdCrossed(SegmentThresholdCrossed {
+                            segment: spec.name.clone(),
+                            threshold: c.threshold as u64,
+                            previous: c.previous as u64,
+                            current: c.current as u64,
+                            direction: c.direction,
+                        })
+                    },
+                )?;
             }
             Ok(sizes.iter().map(|s| s.members).sum())
         });
@@ -418,15 +479,15 @@ impl Run<'_> {
                 let Some(current) = v.value.filter(|_| spec.dimension.is_none()) else {
                     continue;
                 };
-                for c in run.judge(Kind::Measure, &spec.name, current, &spec.thresholds)? {
-                    run.raise(Trigger::MeasureThresholdCrossed(MeasureThresholdCrossed {
+                run.judge(Kind::Measure, &spec.name, current, &spec.thresholds, |c| {
+                    Trigger::MeasureThresholdCrossed(MeasureThresholdCrossed {
                         measure: spec.name.clone(),
                         threshold: c.threshold,
                         previous: c.previous,
                         current: c.current,
                         direction: c.direction,
-                    }));
-                }
+                    })
+                })?;
             }
             Ok(values
                 .iter()

@@ -4,6 +4,7 @@
 use rusqlite::{params, OptionalExtension};
 
 use super::{EntityDb, StoreError};
+use crate::journal::{self, NewEvent};
 
 const COUNTERS: &str =
     "CREATE TABLE IF NOT EXISTS _tf_insights_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)";
@@ -74,5 +75,52 @@ impl EntityDb {
         )
         .map_err(|e| s.error(e))?;
         Ok(())
+    }
+
+    /// In one durable transaction: read the last value of (`kind`, `name`),
+    /// let `events` decide what it raised, record `value`, and append those
+    /// events with their runs to the journal. A crash can then neither drop
+    /// nor invent a crossing. Returns the events appended.
+    pub fn record_watched_value_with_events(
+        &self,
+        kind: &str,
+        name: &str,
+        value: f64,
+        events: impl FnOnce(f64) -> Vec<NewEvent>,
+    ) -> Result<Vec<NewEvent>, StoreError> {
+        let mut s = self.session();
+        s.execute_batch(VALUES).map_err(|e| s.error(e))?;
+        s.execute_batch(journal::schema::SCHEMA)
+            .map_err(|e| s.error(e))?;
+        let tx = s.durable_transaction()?;
+        let previous: f64 = tx
+            .query_row(
+                "SELECT value FROM _tf_insights_values WHERE kind = ?1 AND name = ?2",
+                params![kind, name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))?
+            .unwrap_or(0.0);
+        let raised = events(previous);
+        tx.execute(
+            "INSERT INTO _tf_insights_values (kind, name, value, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(kind, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            params![kind, name, value, crate::event::now_rfc3339()],
+        )
+        .map_err(|e| self.sql(e))?;
+        journal::append_in(&tx, &raised).map_err(|e| self.sql(e))?;
+        tx.commit().map_err(|e| self.sql(e))?;
+        Ok(raised)
+    }
+
+    /// Append events with their runs to the journal, durably.
+    pub fn append_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
+        let mut s = self.session();
+        s.execute_batch(journal::schema::SCHEMA)
+            .map_err(|e| s.error(e))?;
+        let tx = s.durable_transaction()?;
+        journal::append_in(&tx, events).map_err(|e| self.sql(e))?;
+        tx.commit().map_err(|e| self.sql(e))
     }
 }

@@ -133,6 +133,17 @@ pub struct Session<'a> {
 }
 
 impl Session<'_> {
+    /// Begin a transaction (committed with `synchronous = FULL`: durable).
+    pub fn durable_transaction(&mut self) -> Result<rusqlite::Transaction<'_>, StoreError> {
+        let path = self.path;
+        self.conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|source| StoreError::Sqlite {
+                path: path.to_owned(),
+                source,
+            })
+    }
+
     /// A SQLite error, naming the store.
     pub fn error(&self, source: rusqlite::Error) -> StoreError {
         StoreError::Sqlite {
@@ -181,9 +192,16 @@ impl EntityDb {
             source,
         };
         let conn = Connection::open(path).map_err(sql)?;
+        // The journal's writer shares the file: wait for it rather than fail.
+        conn.busy_timeout(std::time::Duration::from_millis(
+            crate::journal::BUSY_TIMEOUT_MS,
+        ))
+        .map_err(sql)?;
+        // FULL: a commit (the journal's events among them) survives power
+        // loss; imports commit once per entity, so this costs little.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;
+             PRAGMA synchronous = FULL;
              PRAGMA temp_store = MEMORY;
              CREATE TABLE IF NOT EXISTS _tf_entities (
                  name TEXT PRIMARY KEY,

@@ -1,0 +1,120 @@
+//! The journal's tables and the statements every writer shares, so an event
+//! can be appended inside any transaction on the store file (the insights
+//! engine's, with the threshold value that raised it, or the group-commit
+//! writer's).
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{Appended, NewEvent, RunStatus};
+use crate::event::{Event, TriggerKind};
+
+/// Create the journal's tables if they are missing.
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS _tf_events (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    occurred_at TEXT NOT NULL,
+    accepted_ms INTEGER NOT NULL,
+    origin TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS _tf_runs (
+    id INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    plugin TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    budget_from INTEGER NOT NULL DEFAULT 0,
+    created_ms INTEGER NOT NULL,
+    next_ms INTEGER NOT NULL,
+    started_ms INTEGER,
+    finished_ms INTEGER,
+    duration_ms INTEGER,
+    error TEXT,
+    UNIQUE (event_id, plugin)
+);
+CREATE INDEX IF NOT EXISTS _tf_runs_due ON _tf_runs (plugin, status, next_ms);
+CREATE INDEX IF NOT EXISTS _tf_runs_status ON _tf_runs (status, id);
+CREATE TABLE IF NOT EXISTS _tf_run_logs (
+    run_id INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    level TEXT NOT NULL,
+    source TEXT NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (run_id, attempt, n)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _tf_sent (
+    event_id TEXT NOT NULL,
+    plugin TEXT NOT NULL,
+    call INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    result TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (event_id, plugin, call)
+) WITHOUT ROWID;
+";
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// Append `events` and a queued run for each of their plugins, inside the
+/// caller's transaction. An event id already in the log is not appended
+/// again and gets no new runs (`duplicate`), so a retried intake is safe.
+pub fn append_in(conn: &Connection, events: &[NewEvent]) -> rusqlite::Result<Vec<Appended>> {
+    let now = now_ms();
+    let mut out = Vec::with_capacity(events.len());
+    let mut find = conn.prepare_cached("SELECT seq FROM _tf_events WHERE id = ?1")?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO _tf_events (id, kind, occurred_at, accepted_ms, origin, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let mut run = conn.prepare_cached(
+        "INSERT INTO _tf_runs (event_id, plugin, status, created_ms, next_ms)
+         VALUES (?1, ?2, ?3, ?4, ?4)",
+    )?;
+    for e in events {
+        let id = &e.event.id;
+        if let Some(seq) = find.query_row([id], |r| r.get(0)).optional()? {
+            out.push(Appended {
+                seq,
+                id: id.clone(),
+                runs: Vec::new(),
+                duplicate: true,
+            });
+            continue;
+        }
+        let body = serde_json::to_string(&e.event)
+            .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))?;
+        insert.execute(params![
+            id,
+            TriggerKind::of(&e.event.trigger).as_str(),
+            e.event.occurred_at,
+            now,
+            e.origin,
+            body
+        ])?;
+        let seq = conn.last_insert_rowid();
+        let mut runs = Vec::with_capacity(e.plugins.len());
+        for p in &e.plugins {
+            run.execute(params![id, p, RunStatus::Queued.as_str(), now])?;
+            runs.push(conn.last_insert_rowid());
+        }
+        out.push(Appended {
+            seq,
+            id: id.clone(),
+            runs,
+            duplicate: false,
+        });
+    }
+    Ok(out)
+}
+
+/// Parse an event body as stored.
+pub fn parse_body(body: &str) -> Option<Event> {
+    serde_json::from_str(body).ok()
+}

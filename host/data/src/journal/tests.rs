@@ -1,0 +1,241 @@
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::*;
+use crate::event::{build_event, TriggerKind};
+
+fn journal() -> (tempfile::TempDir, Journal) {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(&dir.path().join("store.sqlite")).unwrap();
+    (dir, j)
+}
+
+fn new_event(id: &str, plugins: &[&str]) -> NewEvent {
+    let payload = format!(r#"{{"id":"{id}"}}"#);
+    NewEvent {
+        event: build_event(TriggerKind::DataSourceRefreshFailed, Some(&payload)).unwrap(),
+        origin: "test".into(),
+        plugins: plugins.iter().map(|p| p.to_string()).collect(),
+    }
+}
+
+fn append(j: &Journal, events: Vec<NewEvent>) -> Vec<Appended> {
+    j.wait(|j, r| j.append(events, r)).unwrap()
+}
+
+fn attempt(run: i64, verdict: Verdict, error: Option<&str>) -> Attempt {
+    Attempt {
+        run,
+        started_ms: now_ms(),
+        duration_ms: 3,
+        verdict,
+        error: error.map(str::to_owned),
+        logs: vec![LogLine {
+            level: "info".into(),
+            source: "plugin".into(),
+            text: "hello".into(),
+        }],
+    }
+}
+
+#[test]
+fn an_event_appended_twice_gets_its_runs_once() {
+    let (_d, j) = journal();
+    let first = append(&j, vec![new_event("e1", &["a", "b"])]);
+    assert_eq!(first[0].runs.len(), 2);
+    assert!(!first[0].duplicate);
+    let again = append(&j, vec![new_event("e1", &["a", "b"])]);
+    assert!(again[0].duplicate);
+    assert!(again[0].runs.is_empty());
+    let runs = j
+        .runs(&RunFilter {
+            event: Some("e1".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(runs.len(), 2);
+    assert!(runs.iter().all(|r| r.status == "queued"));
+}
+
+#[test]
+fn due_runs_skip_busy_ones_and_wait_for_their_time() {
+    let (_d, j) = journal();
+    let a = append(&j, vec![new_event("e1", &["p"]), new_event("e2", &["p"])]);
+    let (r1, r2) = (a[0].runs[0], a[1].runs[0]);
+    let due = j.due("p", now_ms(), 10, &HashSet::new()).unwrap();
+    assert_eq!(due.iter().map(|d| d.run).collect::<Vec<_>>(), [r1, r2]);
+    assert_eq!(due[0].event.id, "e1");
+    let busy: HashSet<i64> = [r1].into();
+    let due = j.due("p", now_ms(), 10, &busy).unwrap();
+    assert_eq!(due.iter().map(|d| d.run).collect::<Vec<_>>(), [r2]);
+    assert!(j.due("other", now_ms(), 10, &busy).unwrap().is_empty());
+
+    let later = now_ms() + 60_000;
+    j.wait(|j, r| {
+        j.finish(
+            vec![attempt(
+                r1,
+                Verdict::Retry { at_ms: later },
+                Some("sink down"),
+            )],
+            r,
+        )
+    })
+    .unwrap();
+    let due = j.due("p", now_ms(), 10, &HashSet::new()).unwrap();
+    assert_eq!(due.iter().map(|d| d.run).collect::<Vec<_>>(), [r2]);
+    assert!(j.next_due("p").unwrap().unwrap() <= now_ms());
+    assert_eq!(j.next_due("nobody").unwrap(), None);
+    let due = j.due("p", later, 10, &HashSet::new()).unwrap();
+    assert_eq!(due.len(), 2);
+    assert_eq!(due.iter().find(|d| d.run == r1).unwrap().attempts, 1);
+}
+
+#[test]
+fn dead_letters_replay_with_a_fresh_budget_and_keep_their_logs() {
+    let (_d, j) = journal();
+    let run = append(&j, vec![new_event("e1", &["p"])])[0].runs[0];
+    j.wait(|j, r| j.finish(vec![attempt(run, Verdict::Dead, Some("boom"))], r))
+        .unwrap();
+    let dead = j
+        .runs(&RunFilter {
+            status: Some(RunStatus::Dead),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].error.as_deref(), Some("boom"));
+    assert!(j
+        .due("p", now_ms(), 10, &HashSet::new())
+        .unwrap()
+        .is_empty());
+
+    let replayed = j.wait(|j, r| j.replay(vec![run, 999], r)).unwrap();
+    assert_eq!(replayed, [run]);
+    let due = j.due("p", now_ms(), 10, &HashSet::new()).unwrap();
+    assert_eq!((due[0].attempts, due[0].budget_from), (1, 1));
+    j.wait(|j, r| j.finish(vec![attempt(run, Verdict::Succeeded, None)], r))
+        .unwrap();
+    let detail = j.run(run).unwrap().unwrap();
+    assert_eq!(detail.run.status, "succeeded");
+    assert_eq!(detail.run.attempts, 2);
+    assert_eq!(
+        detail.logs.iter().map(|(a, _)| *a).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    // A run that is waiting is not replayed.
+    let waiting = append(&j, vec![new_event("e2", &["p"])])[0].runs[0];
+    assert!(j
+        .wait(|j, r| j.replay(vec![waiting], r))
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn log_lines_and_texts_are_bounded() {
+    let (_d, j) = journal();
+    let run = append(&j, vec![new_event("e1", &["p"])])[0].runs[0];
+    let mut a = attempt(run, Verdict::Succeeded, Some(&"e".repeat(10_000)));
+    a.logs = (0..MAX_LOG_LINES_PER_ATTEMPT + 50)
+        .map(|i| LogLine {
+            level: "info".into(),
+            source: "plugin".into(),
+            text: format!("{i} {}", "x".repeat(10_000)),
+        })
+        .collect();
+    j.wait(|j, r| j.finish(vec![a], r)).unwrap();
+    let d = j.run(run).unwrap().unwrap();
+    assert_eq!(d.run.error.unwrap().len(), MAX_STORED_TEXT_BYTES);
+    assert_eq!(d.logs.len(), MAX_LOG_LINES_PER_ATTEMPT + 1);
+    assert!(d
+        .logs
+        .iter()
+        .all(|(_, l)| l.text.len() <= MAX_STORED_TEXT_BYTES));
+    assert_eq!(
+        d.logs.last().unwrap().1.text,
+        "[50 more log lines not kept]"
+    );
+}
+
+#[test]
+fn prune_drops_finished_history_only() {
+    let (_d, j) = journal();
+    let a = append(
+        &j,
+        vec![new_event("old", &["p"]), new_event("open", &["p"])],
+    );
+    j.wait(|j, r| j.finish(vec![attempt(a[0].runs[0], Verdict::Succeeded, None)], r))
+        .unwrap();
+    let (events, runs) = j.wait(|j, r| j.prune(now_ms() + 1, r)).unwrap();
+    assert_eq!((events, runs), (1, 1));
+    let left = j.events(&EventFilter::default()).unwrap();
+    assert_eq!(
+        left.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["open"]
+    );
+}
+
+#[test]
+fn concurrent_appends_share_commits_and_all_land() {
+    let (_d, j) = journal();
+    let j = Arc::new(j);
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let j = j.clone();
+            std::thread::spawn(move || {
+                for i in 0..250 {
+                    let a = append(&j, vec![new_event(&format!("t{t}-{i}"), &["p"])]);
+                    assert_eq!(a[0].runs.len(), 1);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let c = j.counts().unwrap();
+    assert_eq!(c.runs_by_status, [("queued".to_string(), 2000)]);
+    assert_eq!(
+        c.events_by_trigger,
+        [("data-source-refresh-failed".to_string(), 2000)]
+    );
+}
+
+#[test]
+fn the_sent_ledger_keeps_the_first_result() {
+    let (_d, j) = journal();
+    let key = SentKey {
+        event_id: "e1".into(),
+        plugin: "p".into(),
+        call: 0,
+    };
+    assert_eq!(j.sent(&key).unwrap(), None);
+    let k = key.clone();
+    j.wait(|j, r| j.record_sent(k, "teams".into(), "ok".into(), r))
+        .unwrap();
+    let k = key.clone();
+    j.wait(|j, r| j.record_sent(k, "teams".into(), "second".into(), r))
+        .unwrap();
+    assert_eq!(j.sent(&key).unwrap().as_deref(), Some("ok"));
+}
+
+#[test]
+fn a_crossing_is_journaled_with_the_value_that_raised_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.sqlite");
+    let store = crate::store::EntityDb::open(&path, Default::default()).unwrap();
+    let raise = |previous: f64| {
+        assert_eq!(previous, 0.0);
+        vec![new_event("crossed", &["p"])]
+    };
+    let raised = store
+        .record_watched_value_with_events("segment", "vip", 12.0, raise)
+        .unwrap();
+    assert_eq!(raised.len(), 1);
+    drop(store);
+    let j = Journal::open(&path).unwrap();
+    let due = j.due("p", now_ms(), 10, &HashSet::new()).unwrap();
+    assert_eq!(due[0].event.id, "crossed");
+    let store = crate::store::EntityDb::open(&path, Default::default()).unwrap();
+    assert_eq!(store.watched_value("segment", "vip").unwrap(), Some(12.0));
+}

@@ -11,16 +11,17 @@ use toml::Spanned;
 
 use std::num::NonZeroU32;
 use std::time::Duration;
-use triggerfish_data::event::TriggerKind;
+use triggerfish_data::event::{Direction, TriggerKind};
 use triggerfish_data::insights::workspace::{
     line_of, valid_name, InsightsSection, Workspace, WorkspaceError,
 };
 use triggerfish_data::store::PageLimits;
 use triggerfish_runtime::grants::{Grants, Origin};
 use triggerfish_runtime::ratelimit::{Budget, DEFAULT_WINDOW};
+use triggerfish_runtime::routing::{RetryPolicy, When, MAX_RETRIES, MAX_WAIT_LIMIT};
 use triggerfish_runtime::settings::{
     ChannelSettings, DeliveryMode, EmailSettings, Limits, PluginConfig, Settings, TlsMode,
-    MAX_MEMORY_MIB, MAX_TIMEOUT_MS,
+    DEFAULT_PLUGIN_CONCURRENCY, MAX_MEMORY_MIB, MAX_PLUGIN_CONCURRENCY, MAX_TIMEOUT_MS,
 };
 
 /// A configuration problem, located in its file.
@@ -51,6 +52,8 @@ pub struct Config {
     pub settings: Settings,
     /// The insights workspace, when `[insights]` is present.
     pub insights: Option<Workspace>,
+    /// The daemon's settings (`[host]` and `[api]`).
+    pub daemon: DaemonSettings,
 }
 
 /// `[host]`.
@@ -75,7 +78,47 @@ pub struct HostSection {
     /// Largest `$top` accepted (default 1000).
     #[serde(default)]
     pub max_page_size: Option<Spanned<u32>>,
+    /// Runs attempted at once across plugins (default 64).
+    #[serde(default)]
+    pub concurrency: Option<Spanned<u32>>,
+    /// Days of finished runs and events kept (default 30).
+    #[serde(default)]
+    pub history_days: Option<Spanned<u32>>,
+    /// How long a stopping daemon lets runs in flight finish (default 30s).
+    #[serde(default)]
+    pub shutdown_grace: Option<Spanned<String>>,
 }
+
+/// `[api]`: the daemon's admin API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    /// Address to listen on (default 127.0.0.1:7878; port 0 picks one).
+    #[serde(default)]
+    pub listen: Option<Spanned<String>>,
+    /// Environment variable holding the bearer token (default TRIGGERFISH_API_TOKEN).
+    #[serde(default)]
+    pub token_env: Option<String>,
+}
+
+/// What `triggerfish run` needs beyond the runtime's settings.
+#[derive(Debug, Clone)]
+pub struct DaemonSettings {
+    pub concurrency: u32,
+    pub history_days: u32,
+    pub shutdown_grace: Duration,
+    pub listen: std::net::SocketAddr,
+    pub token_env: String,
+}
+
+/// Default `[api] listen`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+/// Default `[api] token_env`.
+pub const DEFAULT_TOKEN_ENV: &str = "TRIGGERFISH_API_TOKEN";
+/// Most runs at once across plugins.
+pub const MAX_CONCURRENCY: u32 = 10_000;
+/// Longest history kept, in days (ten years).
+pub const MAX_HISTORY_DAYS: u32 = 3_650;
 
 /// Largest configuration or workspace file read: far past any real one.
 pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
@@ -127,6 +170,9 @@ impl Default for HostSection {
             entity_calls_window_ms: None,
             default_page_size: None,
             max_page_size: None,
+            concurrency: None,
+            history_days: None,
+            shutdown_grace: None,
         }
     }
 }
@@ -194,6 +240,8 @@ struct RawFile {
     plugins: Vec<RawPlugin>,
     #[serde(default)]
     insights: Option<InsightsSection>,
+    #[serde(default)]
+    api: Option<ApiSection>,
 }
 
 #[derive(Deserialize, Default)]
@@ -237,6 +285,34 @@ struct RawPlugin {
     limits: RawLimits,
     #[serde(default)]
     config: BTreeMap<String, Spanned<toml::Value>>,
+    #[serde(default)]
+    when: RawWhen,
+    #[serde(default)]
+    retry: RawRetry,
+    #[serde(default)]
+    concurrency: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWhen {
+    #[serde(default)]
+    source: Vec<Spanned<String>>,
+    #[serde(default)]
+    segment: Vec<Spanned<String>>,
+    #[serde(default)]
+    measure: Vec<Spanned<String>>,
+    direction: Option<Spanned<String>>,
+    permanent: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    /// Retries after the first attempt; 0 for none.
+    attempts: Option<Spanned<u32>>,
+    first_wait: Option<Spanned<String>>,
+    max_wait: Option<Spanned<String>>,
 }
 
 impl Config {
@@ -409,6 +485,19 @@ impl Config {
                 config.insert(k, s);
             }
             let component = base.join(p.component.get_ref());
+            let when = v.when(&p.when, &key)?;
+            let retry = v.retry(&p.retry, &key)?;
+            let concurrency = match &p.concurrency {
+                None => DEFAULT_PLUGIN_CONCURRENCY,
+                Some(c) if (1..=MAX_PLUGIN_CONCURRENCY).contains(c.get_ref()) => *c.get_ref(),
+                Some(c) => {
+                    return Err(v.invalid(
+                        c.span(),
+                        &key("concurrency"),
+                        &format!("expected 1 to {MAX_PLUGIN_CONCURRENCY} runs at once"),
+                    ))
+                }
+            };
             plugins.push(PluginConfig {
                 name,
                 component,
@@ -416,10 +505,14 @@ impl Config {
                 grants,
                 limits,
                 config,
+                when,
+                retry,
+                concurrency,
             });
         }
 
         v.host(&raw.host)?;
+        let daemon = v.daemon(&raw.host, raw.api.as_ref())?;
         let insights = raw
             .insights
             .map(|section| load_workspace(&v, section, base))
@@ -444,6 +537,7 @@ impl Config {
             path: path.to_owned(),
             settings,
             insights,
+            daemon,
         })
     }
 
@@ -533,6 +627,145 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
+    /// `[host]` daemon numbers and `[api]`.
+    fn daemon(
+        &self,
+        h: &HostSection,
+        api: Option<&ApiSection>,
+    ) -> Result<DaemonSettings, ConfigError> {
+        let bounded = |n: &Option<Spanned<u32>>, key: &str, default: u32, max: u32| match n {
+            None => Ok(default),
+            Some(n) if (1..=max).contains(n.get_ref()) => Ok(*n.get_ref()),
+            Some(n) => Err(self.invalid(n.span(), key, &format!("expected 1 to {max}"))),
+        };
+        let grace = match &h.shutdown_grace {
+            None => Duration::from_secs(30),
+            Some(g) => humantime::parse_duration(g.get_ref())
+                .ok()
+                .filter(|d| *d <= Duration::from_secs(3600))
+                .ok_or_else(|| {
+                    self.invalid(
+                        g.span(),
+                        "host.shutdown_grace",
+                        &format!(
+                            "expected a duration up to 1h, e.g. \"30s\", found '{}'",
+                            g.get_ref()
+                        ),
+                    )
+                })?,
+        };
+        let listen = match api.and_then(|a| a.listen.as_ref()) {
+            None => DEFAULT_LISTEN.parse().map_err(|_| {
+                self.invalid(0..0, "api.listen", "the default address does not parse")
+            })?,
+            Some(l) => l.get_ref().parse().map_err(|_| {
+                self.invalid(
+                    l.span(),
+                    "api.listen",
+                    &format!(
+                        "expected an address and port, e.g. \"127.0.0.1:7878\", found '{}'",
+                        l.get_ref()
+                    ),
+                )
+            })?,
+        };
+        Ok(DaemonSettings {
+            concurrency: bounded(&h.concurrency, "host.concurrency", 64, MAX_CONCURRENCY)?,
+            history_days: bounded(&h.history_days, "host.history_days", 30, MAX_HISTORY_DAYS)?,
+            shutdown_grace: grace,
+            listen,
+            token_env: api
+                .and_then(|a| a.token_env.clone())
+                .unwrap_or_else(|| DEFAULT_TOKEN_ENV.to_owned()),
+        })
+    }
+
+    /// `[plugins.when]`: glob patterns and a direction.
+    fn when(&self, w: &RawWhen, key: &dyn Fn(&str) -> String) -> Result<When, ConfigError> {
+        let patterns = |list: &[Spanned<String>], field: &str| {
+            list.iter()
+                .map(|p| {
+                    glob::Pattern::new(p.get_ref()).map_err(|e| {
+                        self.invalid(
+                            p.span(),
+                            &key(&format!("when.{field}")),
+                            &format!("'{}' is not a valid pattern: {e}", p.get_ref()),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let direction = match &w.direction {
+            None => None,
+            Some(d) => Some(match d.get_ref().as_str() {
+                "up" => Direction::Up,
+                "down" => Direction::Down,
+                other => {
+                    return Err(self.invalid(
+                        d.span(),
+                        &key("when.direction"),
+                        &format!("expected \"up\" or \"down\", found '{other}'"),
+                    ))
+                }
+            }),
+        };
+        Ok(When {
+            source: patterns(&w.source, "source")?,
+            segment: patterns(&w.segment, "segment")?,
+            measure: patterns(&w.measure, "measure")?,
+            direction,
+            permanent: w.permanent,
+        })
+    }
+
+    /// `[plugins.retry]`: retries and waits within their bounds.
+    fn retry(
+        &self,
+        r: &RawRetry,
+        key: &dyn Fn(&str) -> String,
+    ) -> Result<RetryPolicy, ConfigError> {
+        let mut policy = RetryPolicy::default();
+        if let Some(a) = &r.attempts {
+            if *a.get_ref() > MAX_RETRIES {
+                return Err(self.invalid(
+                    a.span(),
+                    &key("retry.attempts"),
+                    &format!("expected 0 (no retries) to {MAX_RETRIES}"),
+                ));
+            }
+            policy.retries = *a.get_ref();
+        }
+        let wait = |w: &Spanned<String>, field: &str| {
+            humantime::parse_duration(w.get_ref())
+                .ok()
+                .filter(|d| !d.is_zero() && *d <= MAX_WAIT_LIMIT)
+                .ok_or_else(|| {
+                    self.invalid(
+                        w.span(),
+                        &key(&format!("retry.{field}")),
+                        &format!(
+                            "expected a duration from 1ms to 24h, e.g. \"7.5s\", found '{}'",
+                            w.get_ref()
+                        ),
+                    )
+                })
+        };
+        if let Some(w) = &r.first_wait {
+            policy.first_wait = wait(w, "first_wait")?;
+        }
+        if let Some(w) = &r.max_wait {
+            policy.max_wait = wait(w, "max_wait")?;
+            if policy.max_wait < policy.first_wait {
+                return Err(self.invalid(
+                    w.span(),
+                    &key("retry.max_wait"),
+                    "must not be shorter than first_wait",
+                ));
+            }
+        }
+        Ok(policy)
+    }
+
     fn line_of(&self, span: std::ops::Range<usize>) -> usize {
         line_of(self.text, span.start)
     }

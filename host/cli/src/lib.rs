@@ -8,5 +8,6 @@
 
 pub mod cli;
 pub mod config_file;
+pub mod daemon;
 
 pub use config_file::{Config, ConfigError};

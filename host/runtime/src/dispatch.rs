@@ -158,6 +158,11 @@ impl Host {
         self.plugins.values().map(|p| p.as_ref())
     }
 
+    /// The plugin named `name`.
+    pub fn plugin(&self, name: &str) -> Option<&Plugin> {
+        self.plugins.get(name).map(|p| p.as_ref())
+    }
+
     /// Entity calls of `plugin` that waited for, or were refused, budget.
     pub fn entity_throttled(&self, plugin: &str) -> Option<u64> {
         self.plugins

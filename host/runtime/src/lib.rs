@@ -25,6 +25,7 @@ pub mod engine;
 pub mod grants;
 pub mod outbox;
 pub mod ratelimit;
+pub mod routing;
 pub mod secret;
 pub mod settings;
 pub mod state;

@@ -11,6 +11,7 @@ use triggerfish_data::store::PageLimits;
 
 use crate::grants::Grants;
 use crate::ratelimit::Budget;
+use crate::routing::{RetryPolicy, When};
 
 /// Default per-event deadline.
 pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
@@ -153,7 +154,18 @@ pub struct PluginConfig {
     pub limits: Limits,
     /// Free key/values the plugin reads with `config.get`.
     pub config: BTreeMap<String, String>,
+    /// Trigger conditions: a run is created only where they hold.
+    pub when: When,
+    /// How failed runs are retried.
+    pub retry: RetryPolicy,
+    /// Runs of this plugin attempted at once, at most.
+    pub concurrency: u32,
 }
+
+/// Power Automate's default trigger concurrency.
+pub const DEFAULT_PLUGIN_CONCURRENCY: u32 = 25;
+/// Largest per-plugin concurrency (the instance pool's size).
+pub const MAX_PLUGIN_CONCURRENCY: u32 = crate::engine::POOL_INSTANCES;
 
 /// Resource limits for one plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,7 +15,7 @@ mod demo;
 mod entities;
 mod output;
 mod refresh;
-mod term;
+pub(crate) mod term;
 
 use term::{errln, out, outln};
 
@@ -66,8 +66,9 @@ enum Command {
         #[arg(long)]
         full: bool,
     },
-    /// Keep running: a full refresh now, then refreshes on the configured
-    /// schedules, until Ctrl-C or SIGTERM.
+    /// The daemon: journal every event, deliver each run with retries, serve
+    /// the admin API, refresh on the configured schedules; until Ctrl-C or
+    /// SIGTERM.
     Run {
         /// Configuration file.
         #[arg(long, short, default_value = "triggerfish.toml")]
@@ -142,7 +143,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             refresh::refresh(&config, scope).await
         }
-        Command::Run { config } => refresh::run(&config).await,
+        Command::Run { config } => crate::daemon::run(&config).await,
         Command::Entities(cmd) => tokio::task::spawn_blocking(move || entities::run(cmd)).await?,
         Command::Demo(cmd) => tokio::task::spawn_blocking(move || demo::run(cmd)).await?,
     }

@@ -1,4 +1,4 @@
-//! `triggerfish refresh` and `triggerfish run`: the insights engine refreshes
+//! `triggerfish refresh`: the insights engine refreshes
 //! on a blocking thread and reports through a channel; events go to the
 //! subscribed plugins as they are raised, and everything shows on the terminal.
 
@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use crate::cli::term::{self, outln};
 use crate::config_file::Config;
+use crate::daemon::scope_name;
 use anyhow::{bail, Context as _};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 use triggerfish_data::event::{describe, TriggerKind};
 use triggerfish_data::event::{Event, StageStatus, StageSummary};
 use triggerfish_data::insights::source::SourceError;
@@ -232,14 +232,6 @@ impl Daemon {
     }
 }
 
-fn scope_name(scope: &Scope) -> String {
-    match scope {
-        Scope::Full => "full refresh".into(),
-        Scope::Source(s) => format!("refresh of source '{s}'"),
-        Scope::Unification => "unification refresh".into(),
-    }
-}
-
 fn summary(display: &Display, scope: &Scope, r: &RefreshReport, delivered: (usize, usize)) {
     let mut text = format!(
         "\n{} {} in {:.2} s\n",
@@ -273,93 +265,4 @@ pub async fn refresh(path: &Path, scope: Scope) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// `triggerfish run`: a full refresh now, then each schedule as it falls due,
-/// until Ctrl-C or SIGTERM (a refresh under way is finished first).
-pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
-    let daemon = Daemon::open(path)?;
-    let ws = daemon.engine.workspace();
-    let mut due: Vec<(Instant, Duration, Scope)> = Vec::new();
-    let now = Instant::now();
-    if let Some(every) = ws.schedule {
-        due.push((now + every, every, Scope::Full));
-    }
-    for s in &ws.sources {
-        if let Some(every) = s.schedule {
-            due.push((now + every, every, Scope::Source(s.name.clone())));
-        }
-    }
-    if due.is_empty() {
-        bail!(
-            "{}: nothing is scheduled: set [insights] schedule (full refreshes) or a source's schedule, e.g. schedule = \"15m\"",
-            path.display()
-        );
-    }
-    for (_, every, scope) in &due {
-        outln!(
-            "scheduled: {} every {}",
-            scope_name(scope),
-            humantime::format_duration(*every)
-        );
-    }
-    // Handlers are installed now, so a signal during a refresh waits for it.
-    let (stop_tx, mut stop) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        shutdown().await;
-        let _ = stop_tx.send(());
-    });
-    outln!("\n{} of {}", scope_name(&Scope::Full), path.display());
-    daemon.refresh(Scope::Full).await?;
-    while let Some(next) = due.iter().map(|d| d.0).min() {
-        tokio::select! {
-            _ = &mut stop => {
-                outln!("stopping (signal received)");
-                break;
-            }
-            _ = tokio::time::sleep_until(next) => {}
-        }
-        let now = Instant::now();
-        let ready: Vec<Scope> = due
-            .iter()
-            .filter(|d| d.0 <= now)
-            .map(|d| d.2.clone())
-            .collect();
-        for d in due.iter_mut().filter(|d| d.0 <= now) {
-            // Ticks missed during a long refresh are skipped, not queued.
-            while d.0 <= now {
-                d.0 += d.1;
-            }
-        }
-        // A full refresh covers every source due with it.
-        let full = ready.contains(&Scope::Full);
-        for scope in ready {
-            if full && scope != Scope::Full {
-                continue;
-            }
-            outln!("\n{} of {}", scope_name(&scope), path.display());
-            daemon.refresh(scope).await?;
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }

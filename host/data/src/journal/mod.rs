@@ -134,6 +134,8 @@ pub struct DueRun {
     pub attempts: u32,
     /// Attempts made before the last replay (the retry budget starts here).
     pub budget_from: u32,
+    /// When its event was accepted (ms since the epoch).
+    pub accepted_ms: i64,
     pub event: Event,
 }
 

@@ -128,7 +128,7 @@ impl Journal {
         let fetch = i64::try_from(max + busy.len()).unwrap_or(i64::MAX);
         self.read(|c| {
             let mut stmt = c.prepare_cached(
-                "SELECT r.id, r.attempts, r.budget_from, e.body FROM _tf_runs r
+                "SELECT r.id, r.attempts, r.budget_from, e.body, e.accepted_ms FROM _tf_runs r
                  JOIN _tf_events e ON e.id = r.event_id
                  WHERE r.plugin = ?1 AND r.status IN ('queued', 'retrying') AND r.next_ms <= ?2
                  ORDER BY r.next_ms, r.id LIMIT ?3",
@@ -139,11 +139,12 @@ impl Journal {
                     r.get::<_, u32>(1)?,
                     r.get::<_, u32>(2)?,
                     r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
                 ))
             })?;
             let mut out = Vec::new();
             for row in rows {
-                let (run, attempts, budget_from, body) = row?;
+                let (run, attempts, budget_from, body, accepted_ms) = row?;
                 if busy.contains(&run) {
                     continue;
                 }
@@ -159,6 +160,7 @@ impl Journal {
                     plugin: plugin.to_owned(),
                     attempts,
                     budget_from,
+                    accepted_ms,
                     event,
                 });
                 if out.len() == max {

@@ -1,0 +1,384 @@
+//! `triggerfish run`: the long-running daemon. Events (from the insights
+//! engine, the API) are journaled before any plugin sees them; the
+//! scheduler attempts each run with retries; the admin API serves the
+//! journal; SIGTERM or Ctrl-C stops intake and lets runs in flight finish.
+
+pub mod api;
+pub mod metrics;
+pub mod scheduler;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use tokio::sync::{mpsc, oneshot, watch};
+use triggerfish_data::event::{Event, TriggerKind};
+use triggerfish_data::insights::{InsightsEngine, Observer, Scope};
+use triggerfish_data::journal::{now_ms, Appended, Journal, JournalError, NewEvent, Router};
+use triggerfish_data::store::EntityDb;
+use triggerfish_runtime::routing::Routes;
+use triggerfish_runtime::secret::Secret;
+use triggerfish_runtime::{Host, Select};
+
+use crate::cli::term::outln;
+use crate::config_file::Config;
+use metrics::Metrics;
+use scheduler::Scheduler;
+
+/// How often finished history is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Refresh requests waiting at most (further requests wait to be queued).
+const REFRESH_QUEUE: usize = 16;
+/// Test hook: abort the process right after an event of this trigger is
+/// journaled, before any plugin sees it (the crash tests use it).
+pub const ABORT_AFTER_JOURNAL_ENV: &str = "TRIGGERFISH_TEST_ABORT_AFTER_JOURNAL";
+
+/// What the API handlers and the refresh task share.
+pub struct Shared {
+    pub journal: Arc<Journal>,
+    pub host: watch::Receiver<Arc<Host>>,
+    pub routes: watch::Receiver<Arc<Routes>>,
+    pub scheduler: Arc<Scheduler>,
+    pub metrics: Arc<Metrics>,
+    pub token: Option<Secret<String>>,
+    pub stopping: AtomicBool,
+    pub refresh: Option<mpsc::Sender<Scope>>,
+    pub sources: Vec<String>,
+}
+
+impl Shared {
+    /// Journal one event with a run per subscribed plugin; resolves once it
+    /// is durable.
+    pub async fn ingest(&self, event: Event, origin: &str) -> Result<Appended, JournalError> {
+        let kind = TriggerKind::of(&event.trigger);
+        let plugins = self.routes.borrow().plugins_for(&event);
+        let (tx, rx) = oneshot::channel();
+        self.journal.append(
+            vec![NewEvent {
+                event,
+                origin: origin.to_owned(),
+                plugins,
+            }],
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        let appended = rx
+            .await
+            .unwrap_or_else(|_| Err(JournalError::Stopped(self.journal.path().to_owned())))?;
+        let first = appended
+            .into_iter()
+            .next()
+            .ok_or_else(|| JournalError::Stopped(self.journal.path().to_owned()))?;
+        if !first.duplicate {
+            self.metrics.accepted(kind);
+            self.scheduler.wake();
+        }
+        Ok(first)
+    }
+
+    /// Queue runs again; resolves with those re-queued.
+    pub async fn replay(&self, runs: Vec<i64>) -> Result<Vec<i64>, JournalError> {
+        let (tx, rx) = oneshot::channel();
+        self.journal.replay(
+            runs,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        let done = rx
+            .await
+            .unwrap_or_else(|_| Err(JournalError::Stopped(self.journal.path().to_owned())))?;
+        self.scheduler.wake();
+        Ok(done)
+    }
+}
+
+/// Name of a refresh scope, as printed.
+pub fn scope_name(scope: &Scope) -> String {
+    match scope {
+        Scope::Full => "full refresh".into(),
+        Scope::Source(s) => format!("refresh of source '{s}'"),
+        Scope::Unification => "unification refresh".into(),
+    }
+}
+
+/// Wakes the scheduler for each journaled event of a refresh.
+struct Wake {
+    scheduler: Arc<Scheduler>,
+    metrics: Arc<Metrics>,
+    abort_after: Option<String>,
+}
+
+impl Observer for Wake {
+    fn event(&mut self, event: Event) {
+        let kind = TriggerKind::of(&event.trigger);
+        if self.abort_after.as_deref() == Some(kind.as_str()) {
+            eprintln!("test hook: aborting after journaling event {}", event.id);
+            std::process::abort();
+        }
+        tracing::info!(event = %event.id, "{kind} journaled");
+        self.metrics.accepted(kind);
+        self.scheduler.wake();
+    }
+}
+
+fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
+/// `triggerfish run`.
+pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = Config::load(path)?;
+    let d = config.daemon.clone();
+    let token = std::env::var(&d.token_env)
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(Secret::new);
+    if !is_loopback(&d.listen) && token.is_none() {
+        bail!(
+            "{}: [api] listen = \"{}\" is beyond loopback, so a bearer token is required: set the environment variable {}",
+            path.display(),
+            d.listen,
+            d.token_env
+        );
+    }
+    let host = Arc::new(Host::new(&config.settings, Select::All)?);
+    let journal = Arc::new(Journal::open(&config.store_path())?);
+    let routes = Arc::new(Routes::new(&config.settings.plugins));
+    let (_host_tx, host_rx) = watch::channel(host.clone());
+    let (_routes_tx, routes_rx) = watch::channel(routes.clone());
+    let metrics = Arc::new(Metrics::new());
+    let scheduler = Scheduler::new(
+        journal.clone(),
+        host_rx.clone(),
+        metrics.clone(),
+        d.concurrency,
+    );
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let scheduler_task = tokio::spawn(scheduler.clone().run(stop_rx.clone()));
+
+    let (refresh_tx, refresh_task, sources) = match config.insights.clone() {
+        None => (None, None, Vec::new()),
+        Some(ws) => {
+            let sources = ws.sources.iter().map(|s| s.name.clone()).collect();
+            let store = EntityDb::open(&config.store_path(), config.page_limits())?;
+            let engine = Arc::new(InsightsEngine::new(ws, store).with_journal(routes.clone()));
+            let (tx, rx) = mpsc::channel(REFRESH_QUEUE);
+            let task = tokio::spawn(refreshes(
+                engine.clone(),
+                rx,
+                scheduler.clone(),
+                metrics.clone(),
+                stop_rx.clone(),
+            ));
+            schedule(&engine, tx.clone(), stop_rx.clone());
+            (Some(tx), Some(task), sources)
+        }
+    };
+
+    let shared = Arc::new(Shared {
+        journal: journal.clone(),
+        host: host_rx,
+        routes: routes_rx,
+        scheduler: scheduler.clone(),
+        metrics,
+        token,
+        stopping: AtomicBool::new(false),
+        refresh: refresh_tx.clone(),
+        sources,
+    });
+    let listener = tokio::net::TcpListener::bind(d.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} ([api] listen)", d.listen))?;
+    let addr = listener.local_addr()?;
+    outln!("api listening on http://{addr}");
+    for p in host.plugins() {
+        outln!(
+            "plugin {}: {} (concurrency {}, {} retries)",
+            p.config.name,
+            p.config
+                .triggers
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            p.config.concurrency,
+            p.config.retry.retries
+        );
+    }
+    let waiting = journal
+        .counts()
+        .map(|c| {
+            c.runs_by_status
+                .iter()
+                .filter(|(s, _)| s == "queued" || s == "retrying")
+                .map(|(_, n)| n)
+                .sum::<u64>()
+        })
+        .unwrap_or(0);
+    if waiting > 0 {
+        outln!("resuming {waiting} unfinished run(s) from the journal");
+    }
+    if let Some(tx) = &refresh_tx {
+        let _ = tx.send(Scope::Full).await;
+    }
+    tokio::spawn(prune(journal.clone(), d.history_days, stop_rx.clone()));
+
+    let app = api::router(shared.clone());
+    let mut server_stop = stop_rx.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = server_stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+
+    shutdown_signal().await;
+    outln!(
+        "stopping: intake closed, letting runs in flight finish (up to {})",
+        humantime::format_duration(d.shutdown_grace)
+    );
+    shared.stopping.store(true, Ordering::Relaxed);
+    let _ = stop_tx.send(true);
+    let _ = scheduler_task.await;
+    if let Some(t) = refresh_task {
+        let _ = t.await;
+    }
+    let idle = scheduler.drain(d.shutdown_grace).await;
+    let _ = server.await;
+    if idle {
+        outln!("stopped");
+    } else {
+        outln!(
+            "stopped with {} run(s) in flight; they will be attempted again at the next start",
+            scheduler.in_flight()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Run refreshes one at a time as they are asked for.
+async fn refreshes(
+    engine: Arc<InsightsEngine>,
+    mut rx: mpsc::Receiver<Scope>,
+    scheduler: Arc<Scheduler>,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let scope = tokio::select! {
+            s = rx.recv() => match s { Some(s) => s, None => return },
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let e = engine.clone();
+        let mut obs = Wake {
+            scheduler: scheduler.clone(),
+            metrics: metrics.clone(),
+            abort_after: std::env::var(ABORT_AFTER_JOURNAL_ENV).ok(),
+        };
+        let job_scope = scope.clone();
+        let started = std::time::Instant::now();
+        let result = tokio::task::spawn_blocking(move || e.refresh(&job_scope, &mut obs)).await;
+        let label = match &scope {
+            Scope::Full => "full",
+            Scope::Source(_) => "source",
+            Scope::Unification => "unification",
+        };
+        metrics.refresh(label, started.elapsed().as_secs_f64());
+        match result {
+            Ok(Ok(report)) => outln!(
+                "{} {} in {:.2} s; {} event(s) journaled",
+                scope_name(&scope),
+                if report.succeeded() {
+                    "succeeded"
+                } else {
+                    "had failures"
+                },
+                report.duration.as_secs_f64(),
+                report.events.len()
+            ),
+            Ok(Err(e)) => tracing::error!("{}: {e}", scope_name(&scope)),
+            Err(e) => tracing::error!("{}: the refresh thread failed: {e}", scope_name(&scope)),
+        }
+    }
+}
+
+/// Ask for each scheduled refresh as it falls due (missed ticks are skipped).
+fn schedule(engine: &InsightsEngine, tx: mpsc::Sender<Scope>, stop: watch::Receiver<bool>) {
+    let ws = engine.workspace();
+    let mut plans: Vec<(Duration, Scope)> = Vec::new();
+    if let Some(every) = ws.schedule {
+        plans.push((every, Scope::Full));
+    }
+    for s in &ws.sources {
+        if let Some(every) = s.schedule {
+            plans.push((every, Scope::Source(s.name.clone())));
+        }
+    }
+    for (every, scope) in plans {
+        outln!(
+            "scheduled: {} every {}",
+            scope_name(&scope),
+            humantime::format_duration(every)
+        );
+        let tx = tx.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                if tx.send(scope.clone()).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// Delete finished history older than `days`, now and every hour.
+async fn prune(journal: Arc<Journal>, days: u32, mut stop: watch::Receiver<bool>) {
+    loop {
+        let before = now_ms() - i64::from(days) * 86_400_000;
+        let (tx, rx) = oneshot::channel();
+        journal.prune(
+            before,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        match rx.await {
+            Ok(Ok((events, runs))) if events + runs > 0 => {
+                tracing::info!("pruned {events} event(s) and {runs} run(s) older than {days} days")
+            }
+            Ok(Err(e)) => tracing::error!("pruning history: {e}"),
+            _ => {}
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -141,11 +141,15 @@ pub struct TeamsRequest {
 /// - `/legacy-error`: 200 with an error text (how the legacy connector hides failures);
 /// - `/throttled-once`: 429 with `Retry-After: 0` the first time, then 202;
 /// - `/down`: 503 always;
+/// - `/fails/N`: 503 for the first N requests, then 202;
+/// - `/switch`: 503 while [`TeamsStub::down`] is set, else 202;
 /// - `/echo/…`: 400 echoing the method, path and query (as some endpoints do);
 /// - `/slow`: 202 after 3 s.
 pub struct TeamsStub {
     pub addr: SocketAddr,
     pub requests: Arc<Mutex<Vec<TeamsRequest>>>,
+    /// While true, `/switch` answers 503.
+    pub down: Arc<std::sync::atomic::AtomicBool>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -161,6 +165,7 @@ impl TeamsStub {
         #[derive(Clone)]
         struct St {
             requests: Arc<Mutex<Vec<TeamsRequest>>>,
+            down: Arc<std::sync::atomic::AtomicBool>,
         }
 
         async fn handle(
@@ -198,6 +203,18 @@ impl TeamsStub {
                 }
                 "/throttled-once" => StatusCode::ACCEPTED.into_response(),
                 "/down" => (StatusCode::SERVICE_UNAVAILABLE, "maintenance").into_response(),
+                "/switch" if st.down.load(std::sync::atomic::Ordering::SeqCst) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "maintenance").into_response()
+                }
+                "/switch" => StatusCode::ACCEPTED.into_response(),
+                p if p.starts_with("/fails/") => {
+                    let n: usize = p["/fails/".len()..].parse().unwrap_or(0);
+                    if seen_before < n {
+                        (StatusCode::SERVICE_UNAVAILABLE, "warming up").into_response()
+                    } else {
+                        StatusCode::ACCEPTED.into_response()
+                    }
+                }
                 "/slow" => {
                     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
                     StatusCode::ACCEPTED.into_response()
@@ -212,8 +229,10 @@ impl TeamsStub {
         }
 
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let st = St {
             requests: requests.clone(),
+            down: down.clone(),
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -238,6 +257,7 @@ impl TeamsStub {
         Self {
             addr,
             requests,
+            down,
             shutdown: Some(tx),
             thread: Some(thread),
         }
@@ -296,5 +316,79 @@ pub fn triggerfish(args: &[&str], envs: &[(&str, &str)]) -> Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `triggerfish run` as a child process, with its API address.
+pub struct Daemon {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub stdout: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    /// Start it on `config` (which must set `[api] listen = "127.0.0.1:0"`)
+    /// and wait for its API address.
+    pub fn start(config: &Path, envs: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(triggerfish_bin())
+            .args(["run", "--config", config.to_str().unwrap()])
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start triggerfish run");
+        let stdout = child.stdout.take().unwrap();
+        let text = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = text.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(a) = line.strip_prefix("api listening on http://") {
+                    let _ = tx.send(a.parse::<SocketAddr>().unwrap());
+                }
+                let mut t = sink.lock().unwrap();
+                t.push_str(&line);
+                t.push('\n');
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the daemon printed its API address");
+        Self {
+            child,
+            addr,
+            stdout: text,
+        }
+    }
+
+    /// `http://ADDR/path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for it to exit; returns its exit code.
+    pub fn stop(mut self) -> i32 {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap().code().unwrap_or(-1)
+    }
+}
+
+impl Drop for Daemon {
+    /// A failed test must not leave a daemon behind (it would hold the
+    /// test runner's output open).
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }

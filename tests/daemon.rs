@@ -1,0 +1,418 @@
+//! `triggerfish run` as a child process: the admin API, retries and dead
+//! letters against a loopback Teams stand-in, and kill -9 rounds that must
+//! lose no event.
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::{guest, lit, root, tempdir, triggerfish, Daemon, TeamsStub};
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn cache() -> String {
+    lit(&root().join("target/tf-test-cache"))
+}
+
+async fn call(
+    c: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<String>,
+) -> (u16, Value) {
+    let mut req = c.request(method, url);
+    if let Some(b) = body {
+        req = req.body(b);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn get(c: &reqwest::Client, url: &str) -> (u16, Value) {
+    call(c, reqwest::Method::GET, url, None).await
+}
+
+async fn post(c: &reqwest::Client, url: &str, body: &str) -> (u16, Value) {
+    call(c, reqwest::Method::POST, url, Some(body.to_owned())).await
+}
+
+/// Poll `GET url` until `done` holds (at most two minutes).
+async fn until(c: &reqwest::Client, url: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let give_up = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (_, v) = get(c, url).await;
+        if done(&v) {
+            return v;
+        }
+        assert!(Instant::now() < give_up, "gave up waiting on {url}: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("triggerfish.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn the_api_serves_every_endpoint_and_names_bad_input() {
+    let dir = tempdir();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[host]\ncache_dir = {}\n[api]\nlisten = \"127.0.0.1:0\"\n[[plugins]]\nname = \"noop\"\ncomponent = {}\ntriggers = [\"data-source-refresh-failed\"]\n",
+            cache(),
+            lit(&guest("noop"))
+        ),
+    );
+    let d = Daemon::start(&config, &[]);
+    rt().block_on(async {
+        let c = reqwest::Client::new();
+        assert_eq!(get(&c, &d.url("/healthz")).await.0, 200);
+        assert_eq!(get(&c, &d.url("/readyz")).await.0, 200);
+        let event = r#"{"trigger":"data-source-refresh-failed","id":"api-1","source":"crm"}"#;
+        let (s, v) = post(&c, &d.url("/v1/events"), event).await;
+        assert_eq!((s, &v), (202, &json!({"id": "api-1", "runs": 1, "duplicate": false})));
+        let (s, v) = post(&c, &d.url("/v1/events"), event).await;
+        assert_eq!((s, &v), (202, &json!({"id": "api-1", "runs": 0, "duplicate": true})));
+
+        let runs = until(&c, &d.url("/v1/runs?event=api-1"), |v| {
+            v["runs"][0]["status"] == "succeeded"
+        })
+        .await;
+        let id = runs["runs"][0]["id"].as_i64().unwrap();
+        assert_eq!(runs["runs"].as_array().unwrap().len(), 1);
+        let (s, run) = get(&c, &d.url(&format!("/v1/runs/{id}"))).await;
+        assert_eq!(s, 200);
+        assert_eq!(run["plugin"], "noop");
+        assert_eq!(run["attempts"], 1);
+        assert!(run["logs"].is_array() && run["sent"].is_array(), "{run}");
+
+        let (s, events) = get(&c, &d.url("/v1/events?trigger=data-source-refresh-failed")).await;
+        assert_eq!(s, 200);
+        assert_eq!(events["events"][0]["id"], "api-1");
+        assert_eq!(events["events"][0]["origin"], "api");
+        let (_, plugins) = get(&c, &d.url("/v1/plugins")).await;
+        assert_eq!(plugins["plugins"][0]["name"], "noop");
+        assert_eq!(plugins["plugins"][0]["concurrency"], 25);
+        assert_eq!(plugins["plugins"][0]["retry"]["attempts"], 4);
+
+        let (s, v) = post(&c, &d.url(&format!("/v1/runs/{id}/replay")), "").await;
+        assert_eq!((s, &v), (200, &json!({"replayed": [id]})));
+        until(&c, &d.url(&format!("/v1/runs/{id}")), |v| {
+            v["attempts"] == 2 && v["status"] == "succeeded"
+        })
+        .await;
+
+        let (_, metrics) = get(&c, &d.url("/metrics")).await;
+        let metrics = metrics.as_str().unwrap().to_owned();
+        for line in [
+            "triggerfish_events_accepted_total{trigger=\"data-source-refresh-failed\"} 1",
+            "triggerfish_run_attempts_total{plugin=\"noop\",trigger=\"data-source-refresh-failed\",outcome=\"succeeded\"} 2",
+            "triggerfish_runs{status=\"succeeded\"} 1",
+            "triggerfish_journal_events{trigger=\"data-source-refresh-failed\"} 1",
+            "triggerfish_dispatch_latency_seconds_count 1",
+            "triggerfish_entity_calls_throttled{plugin=\"noop\"} 0",
+        ] {
+            assert!(metrics.contains(line), "{line} not in:\n{metrics}");
+        }
+
+        // Bad input: a 4xx with a JSON message naming the field.
+        let cases: [(&str, &str, Option<&str>, u16, &str); 9] = [
+            ("POST", "/v1/events", Some("not json"), 400, "body is not valid JSON"),
+            ("POST", "/v1/events", Some("[1]"), 400, "body must be a JSON object"),
+            ("POST", "/v1/events", Some(r#"{"source":"x"}"#), 400, "field 'trigger' is missing"),
+            ("POST", "/v1/events", Some(r#"{"trigger":"nope"}"#), 400, "field 'trigger': unknown trigger 'nope'"),
+            ("POST", "/v1/events", Some(r#"{"trigger":"data-source-refresh-failed","bogus":1}"#), 400, "payload key 'bogus' is not a field of data-source-refresh-failed"),
+            ("POST", "/v1/events", Some(r#"{"trigger":"full-refresh-completed","id":"a b"}"#), 400, "field 'id': expected 1 to 128"),
+            ("GET", "/v1/runs?status=nope", None, 400, "query parameter 'status': expected queued, retrying, succeeded or dead, found 'nope'"),
+            ("GET", "/v1/runs/abc", None, 400, "run id: expected a whole number, found 'abc'"),
+            ("GET", "/v1/runs/999999", None, 404, "no run 999999"),
+        ];
+        for (method, path, body, status, message) in cases {
+            let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let (s, v) = call(&c, m, &d.url(path), body.map(str::to_owned)).await;
+            assert_eq!(s, status, "{method} {path}: {v}");
+            let text = v["error"].as_str().unwrap_or_default();
+            assert!(text.starts_with(message), "{method} {path}: {text}");
+        }
+        let (s, v) = get(&c, &d.url("/v1/events?limit=0")).await;
+        assert_eq!(s, 400, "{v}");
+        let (s, v) = get(&c, &d.url("/v1/runs?colour=red")).await;
+        assert_eq!(s, 400, "{v}");
+        let (s, v) = post(&c, &d.url("/v1/refresh"), "").await;
+        assert_eq!(s, 409, "{v}");
+        let (s, _) = post(&c, &d.url("/v1/events"), &"x".repeat(100_000)).await;
+        assert_eq!(s, 413);
+        let (s, v) = get(&c, &d.url("/v2/nothing")).await;
+        assert_eq!((s, v["error"].as_str()), (404, Some("no such endpoint")));
+    });
+    assert_eq!(d.stop(), 0);
+}
+
+#[test]
+fn a_token_is_required_off_loopback() {
+    let dir = tempdir();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[host]\ncache_dir = {}\n[api]\nlisten = \"0.0.0.0:0\"\ntoken_env = \"TF_TEST_API_TOKEN\"\n",
+            cache()
+        ),
+    );
+    let refused = triggerfish(&["run", "--config", config.to_str().unwrap()], &[]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("[api] listen = \"0.0.0.0:0\" is beyond loopback, so a bearer token is required: set the environment variable TF_TEST_API_TOKEN"),
+        "{}",
+        refused.stderr
+    );
+    let d = Daemon::start(&config, &[("TF_TEST_API_TOKEN", "s3cret-token")]);
+    // Only loopback traffic: talk to 127.0.0.1 on the port it bound.
+    let base = format!("http://127.0.0.1:{}", d.addr.port());
+    rt().block_on(async {
+        let c = reqwest::Client::new();
+        let (s, v) = get(&c, &format!("{base}/v1/runs")).await;
+        assert_eq!(s, 401, "{v}");
+        assert_eq!(
+            v["error"],
+            "missing or wrong bearer token (Authorization: Bearer <token>)"
+        );
+        let wrong = c
+            .get(format!("{base}/v1/runs"))
+            .bearer_auth("s3cret-tokeX")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status().as_u16(), 401);
+        let right = c
+            .get(format!("{base}/v1/runs"))
+            .bearer_auth("s3cret-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(right.status().as_u16(), 200);
+        assert_eq!(get(&c, &format!("{base}/healthz")).await.0, 200);
+    });
+    assert_eq!(d.stop(), 0);
+}
+
+/// One teams plugin per channel, each taking only its own source.
+fn teams_config(
+    dir: &Path,
+    teams: &TeamsStub,
+    channels: &[(&str, &str)],
+    retries: u32,
+) -> std::path::PathBuf {
+    let mut text = format!(
+        "[host]\ncache_dir = {}\n[api]\nlisten = \"127.0.0.1:0\"\n",
+        cache()
+    );
+    for (name, path) in channels {
+        text.push_str(&format!(
+            "[teams.channels.{name}]\nwebhook_url = \"{}\"\n",
+            teams.url(path)
+        ));
+    }
+    for (name, _) in channels {
+        text.push_str(&format!(
+            "[[plugins]]\nname = \"to-{name}\"\ncomponent = {}\ntriggers = [\"data-source-refresh-failed\"]\n[plugins.grants]\nteams = [\"{name}\"]\n[plugins.config]\nchannel = \"{name}\"\n[plugins.when]\nsource = [\"{name}*\"]\n[plugins.retry]\nattempts = {retries}\nfirst_wait = \"100ms\"\nmax_wait = \"200ms\"\n",
+            lit(&guest("teams-on-refresh-failure")),
+        ));
+    }
+    write_config(dir, &text)
+}
+
+#[test]
+fn failed_runs_are_retried_dead_lettered_and_replayed() {
+    let teams = TeamsStub::start();
+    teams.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let dir = tempdir();
+    let config = teams_config(
+        dir.path(),
+        &teams,
+        &[
+            ("flaky", "/fails/6"),
+            ("throttled", "/throttled-once"),
+            ("dead", "/switch"),
+        ],
+        3,
+    );
+    let d = Daemon::start(&config, &[]);
+    rt().block_on(async {
+        let c = reqwest::Client::new();
+        for source in ["flaky-1", "throttled-1", "dead-1"] {
+            let body =
+                json!({"trigger": "data-source-refresh-failed", "id": source, "source": source});
+            let (s, v) = post(&c, &d.url("/v1/events"), &body.to_string()).await;
+            // `[plugins.when] source` routes each event to one plugin only.
+            assert_eq!((s, &v["runs"]), (202, &json!(1)), "{v}");
+        }
+        let run_of = |event: &str| d.url(&format!("/v1/runs?event={event}"));
+        let flaky = until(&c, &run_of("flaky-1"), |v| {
+            v["runs"][0]["status"] == "succeeded"
+        })
+        .await;
+        // The Teams capability itself tries 4 times within an attempt
+        // (teams::MAX_ATTEMPTS): 4 failures, then 2 more and a success.
+        assert_eq!(flaky["runs"][0]["plugin"], "to-flaky");
+        assert_eq!(flaky["runs"][0]["attempts"], 2);
+        let throttled = until(&c, &run_of("throttled-1"), |v| {
+            v["runs"][0]["status"] == "succeeded"
+        })
+        .await;
+        // A 429 with Retry-After is waited out inside the attempt.
+        assert_eq!(throttled["runs"][0]["attempts"], 1);
+        let dead = until(&c, &run_of("dead-1"), |v| v["runs"][0]["status"] == "dead").await;
+        let run = &dead["runs"][0];
+        assert_eq!(run["attempts"], 4, "{run}");
+        let error = run["error"].as_str().unwrap();
+        assert!(
+            error.contains("posting to 'dead'") && error.contains("503"),
+            "{error}"
+        );
+        let (_, listed) = get(&c, &d.url("/v1/runs?status=dead")).await;
+        assert_eq!(listed["runs"].as_array().unwrap().len(), 1);
+
+        // The sink recovers; the dead letter is replayed and delivered.
+        teams.down.store(false, std::sync::atomic::Ordering::SeqCst);
+        let id = run["id"].as_i64().unwrap();
+        let (s, _) = post(&c, &d.url(&format!("/v1/runs/{id}/replay")), "").await;
+        assert_eq!(s, 200);
+        let done = until(&c, &d.url(&format!("/v1/runs/{id}")), |v| {
+            v["status"] == "succeeded"
+        })
+        .await;
+        assert_eq!(done["attempts"], 5);
+        let (_, metrics) = get(&c, &d.url("/metrics")).await;
+        let metrics = metrics.as_str().unwrap().to_owned();
+        assert!(
+            metrics.contains("triggerfish_dead_letters_total{plugin=\"to-dead\"} 1"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("triggerfish_retries_total{plugin=\"to-flaky\"} 1"),
+            "{metrics}"
+        );
+    });
+    assert_eq!(d.stop(), 0);
+    let by_path = |p: &str| teams.received().iter().filter(|r| r.path == p).count();
+    assert_eq!(by_path("/fails/6"), 7);
+    assert_eq!(by_path("/throttled-once"), 2);
+    // Four attempts of four tries each, then the replay's one.
+    assert_eq!(by_path("/switch"), 17);
+}
+
+/// Events posted through the API while the daemon is killed with SIGKILL at
+/// random moments: afterwards every event has exactly one succeeded run,
+/// the sink has every message, and duplicates are bounded by what was in
+/// flight at each kill.
+#[test]
+fn kill_9_rounds_lose_no_event() {
+    const EVENTS: usize = 10_000;
+    const KILLS: usize = 3;
+    const CONCURRENCY: usize = 25;
+    let teams = TeamsStub::start();
+    let dir = tempdir();
+    let config = teams_config(dir.path(), &teams, &[("ops", "/workflows")], 4);
+    let rt = rt();
+    let mut accepted = vec![false; EVENTS];
+    let mut round = 0;
+    let d = loop {
+        let d = Daemon::start(&config, &[]);
+        let last = round == KILLS;
+        let kill_after = if last {
+            None
+        } else {
+            Some(Duration::from_millis(fastrand::u64(300..1500)))
+        };
+        let url = d.url("/v1/events");
+        let todo: Vec<usize> = (0..EVENTS).filter(|i| !accepted[*i]).collect();
+        let results = rt.block_on(async {
+            let c = reqwest::Client::new();
+            let started = Instant::now();
+            let mut out = Vec::new();
+            for chunk in todo.chunks(32) {
+                if kill_after.is_some_and(|k| started.elapsed() >= k) {
+                    break;
+                }
+                let posts = chunk.iter().map(|&i| {
+                    let c = c.clone();
+                    let url = url.clone();
+                    async move {
+                        let body = json!({"trigger": "data-source-refresh-failed", "id": format!("ev-{i:05}"), "source": format!("ops-{i:05}")});
+                        let ok = c.post(&url).body(body.to_string()).send().await.is_ok_and(|r| r.status().as_u16() == 202);
+                        (i, ok)
+                    }
+                });
+                out.extend(futures::future::join_all(posts).await);
+            }
+            out
+        });
+        for (i, ok) in results {
+            accepted[i] |= ok;
+        }
+        if last {
+            break d;
+        }
+        d.kill9();
+        round += 1;
+    };
+    assert!(
+        accepted.iter().all(|a| *a),
+        "every event was accepted by the last round"
+    );
+    // The last daemon keeps running: wait for every run to succeed.
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        until(&c, &d.url("/metrics"), |m| {
+            let m = m.as_str().unwrap_or_default();
+            m.contains(&format!(
+                "triggerfish_runs{{status=\"succeeded\"}} {EVENTS}"
+            ))
+        })
+        .await;
+    });
+    assert_eq!(d.stop(), 0);
+
+    let db = rusqlite::Connection::open(dir.path().join(".triggerfish/store.sqlite")).unwrap();
+    let (runs, events): (i64, i64) = db
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM _tf_runs WHERE status = 'succeeded'), (SELECT COUNT(DISTINCT event_id) FROM _tf_runs)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((runs, events), (EVENTS as i64, EVENTS as i64));
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for r in teams.received() {
+        let text = r.body.to_string();
+        let at = text
+            .find("Data source refresh failed: ops-")
+            .expect("card title");
+        let source = text[at + "Data source refresh failed: ".len()..][..9].to_owned();
+        *seen.entry(source).or_default() += 1;
+    }
+    assert_eq!(seen.len(), EVENTS, "every event reached the sink");
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    eprintln!("duplicates at the sink after {KILLS} kills: {duplicates}");
+    assert!(
+        duplicates <= KILLS * CONCURRENCY,
+        "{duplicates} duplicates; at most {CONCURRENCY} runs are in flight at each of {KILLS} kills"
+    );
+}

@@ -289,11 +289,44 @@ fn failed_runs_are_retried_dead_lettered_and_replayed() {
         let (_, listed) = get(&c, &d.url("/v1/runs?status=dead")).await;
         assert_eq!(listed["runs"].as_array().unwrap().len(), 1);
 
-        // The sink recovers; the dead letter is replayed and delivered.
-        teams.down.store(false, std::sync::atomic::Ordering::SeqCst);
+        // The CLI reads the same journal while the daemon runs.
+        let cfg = config.to_str().unwrap();
         let id = run["id"].as_i64().unwrap();
-        let (s, _) = post(&c, &d.url(&format!("/v1/runs/{id}/replay")), "").await;
-        assert_eq!(s, 200);
+        let listed = triggerfish(&["runs", "list", "--config", cfg, "--status", "dead"], &[]);
+        assert_eq!(listed.code, 0, "{}", listed.stderr);
+        let lines: Vec<&str> = listed.stdout.lines().skip(1).collect();
+        assert_eq!(lines.len(), 1, "{}", listed.stdout);
+        assert!(
+            lines[0].contains(&format!("{id}  dead")) && lines[0].contains("to-dead"),
+            "{}",
+            lines[0]
+        );
+        let shown = triggerfish(&["runs", "show", "--config", cfg, &id.to_string()], &[]);
+        assert!(
+            shown.stdout.contains("status     dead after 4 attempt(s)"),
+            "{}",
+            shown.stdout
+        );
+        let events = triggerfish(&["events", "list", "--config", cfg, "--json"], &[]);
+        let events: Value = serde_json::from_str(&events.stdout).unwrap();
+        assert_eq!(events.as_array().unwrap().len(), 3);
+        let bad = triggerfish(&["runs", "list", "--config", cfg, "--status", "lost"], &[]);
+        assert!(
+            bad.stderr
+                .contains("--status: expected queued, retrying, succeeded or dead, found 'lost'"),
+            "{}",
+            bad.stderr
+        );
+
+        // The sink recovers; the dead letter is replayed from the CLI.
+        teams.down.store(false, std::sync::atomic::Ordering::SeqCst);
+        let replayed = triggerfish(&["runs", "replay", "--config", cfg, "--dead"], &[]);
+        assert_eq!(replayed.code, 0, "{}{}", replayed.stdout, replayed.stderr);
+        assert!(
+            replayed.stdout.contains("1 run(s) queued again"),
+            "{}",
+            replayed.stdout
+        );
         let done = until(&c, &d.url(&format!("/v1/runs/{id}")), |v| {
             v["status"] == "succeeded"
         })
@@ -415,4 +448,101 @@ fn kill_9_rounds_lose_no_event() {
         duplicates <= KILLS * CONCURRENCY,
         "{duplicates} duplicates; at most {CONCURRENCY} runs are in flight at each of {KILLS} kills"
     );
+}
+
+/// A crash after a threshold crossing is journaled and before any plugin
+/// sees it: the next start delivers that crossing, once, and the refresh it
+/// runs does not raise it again.
+#[test]
+fn a_crossing_journaled_before_a_crash_is_delivered_once_after_restart() {
+    let dir = tempdir();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(
+        dir.path().join("data/crm.csv"),
+        "ContactId,Email,Country\n1,a@example.com,FR\n2,b@example.com,FR\n3,c@example.com,DE\n",
+    )
+    .unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"[host]
+cache_dir = {cache}
+[api]
+listen = "127.0.0.1:0"
+[[plugins]]
+name = "noop"
+component = {noop}
+triggers = ["segment-threshold-crossed"]
+
+[insights]
+retries = 0
+[[insights.sources]]
+name = "crm"
+path = "data/crm.csv"
+key = "ContactId"
+[insights.sources.map]
+Email = "Email"
+Country = "Country"
+[[insights.unification.rules]]
+name = "email"
+fields = ["Email"]
+[[insights.segments]]
+name = "france"
+filter = "Country eq 'FR'"
+thresholds = [{{ value = 2 }}]
+"#,
+            cache = cache(),
+            noop = lit(&guest("noop")),
+        ),
+    );
+    // First start: the crossing is journaled, then the process aborts.
+    let crashed = std::process::Command::new(support::triggerfish_bin())
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env(
+            "TRIGGERFISH_TEST_ABORT_AFTER_JOURNAL",
+            "segment-threshold-crossed",
+        )
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!crashed.status.success());
+    let stderr = String::from_utf8_lossy(&crashed.stderr);
+    assert!(
+        stderr.contains("test hook: aborting after journaling event"),
+        "{stderr}"
+    );
+    let db = || rusqlite::Connection::open(dir.path().join(".triggerfish/store.sqlite")).unwrap();
+    let crossings = |c: &rusqlite::Connection| -> Vec<(String, String, i64)> {
+        let mut stmt = c
+            .prepare(
+                "SELECT e.id, r.status, r.attempts FROM _tf_events e JOIN _tf_runs r ON r.event_id = e.id
+                 WHERE e.kind = 'segment-threshold-crossed'",
+            )
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let before = crossings(&db());
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!((before[0].1.as_str(), before[0].2), ("queued", 0));
+
+    // Restart: the journaled run is delivered; the new refresh finds the
+    // value already recorded, so it raises nothing.
+    let d = Daemon::start(&config, &[]);
+    let give_up = Instant::now() + Duration::from_secs(120);
+    loop {
+        let now = crossings(&db());
+        if now.iter().all(|c| c.1 == "succeeded")
+            && d.stdout.lock().unwrap().contains("full refresh")
+        {
+            break;
+        }
+        assert!(Instant::now() < give_up, "{now:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(d.stop(), 0);
+    let after = crossings(&db());
+    assert_eq!(after, [(before[0].0.clone(), "succeeded".to_owned(), 1)]);
 }

@@ -13,6 +13,7 @@ use triggerfish_runtime::{Host, Outcome, Select};
 
 mod demo;
 mod entities;
+mod history;
 mod output;
 mod refresh;
 pub(crate) mod term;
@@ -77,6 +78,12 @@ enum Command {
     /// Import, list and query entities.
     #[command(subcommand)]
     Entities(entities::EntitiesCommand),
+    /// The journal's events.
+    #[command(subcommand)]
+    Events(history::EventsCommand),
+    /// The journal's runs: list, show, replay.
+    #[command(subcommand)]
+    Runs(history::RunsCommand),
     /// Generate demo data for the insights engine.
     #[command(subcommand)]
     Demo(demo::DemoCommand),
@@ -94,6 +101,7 @@ pub fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -145,6 +153,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run { config } => crate::daemon::run(&config).await,
         Command::Entities(cmd) => tokio::task::spawn_blocking(move || entities::run(cmd)).await?,
+        Command::Events(cmd) => tokio::task::spawn_blocking(move || history::events(cmd)).await?,
+        Command::Runs(cmd) => tokio::task::spawn_blocking(move || history::runs(cmd)).await?,
         Command::Demo(cmd) => tokio::task::spawn_blocking(move || demo::run(cmd)).await?,
     }
 }

@@ -546,3 +546,84 @@ thresholds = [{{ value = 2 }}]
     let after = crossings(&db());
     assert_eq!(after, [(before[0].0.clone(), "succeeded".to_owned(), 1)]);
 }
+
+/// A run that posted once and then failed is retried; the retry gets the
+/// first post's recorded result back instead of posting it again.
+#[test]
+fn the_sent_ledger_keeps_a_retry_from_sending_twice() {
+    let teams = TeamsStub::start();
+    let dir = tempdir();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            r#"[host]
+cache_dir = {cache}
+[api]
+listen = "127.0.0.1:0"
+[teams.channels.first]
+webhook_url = "{first}"
+[teams.channels.second]
+webhook_url = "{second}"
+[[plugins]]
+name = "two-posts"
+component = {guest}
+triggers = ["full-refresh-completed"]
+[plugins.grants]
+teams = ["first", "second"]
+[plugins.config]
+mode = "two-posts"
+[plugins.retry]
+attempts = 2
+first_wait = "100ms"
+"#,
+            cache = cache(),
+            first = teams.url("/workflows"),
+            second = teams.url("/fails/4"),
+            guest = lit(&guest("misbehaving")),
+        ),
+    );
+    let d = Daemon::start(&config, &[]);
+    rt().block_on(async {
+        let c = reqwest::Client::new();
+        let (s, _) = post(
+            &c,
+            &d.url("/v1/events"),
+            r#"{"trigger":"full-refresh-completed","id":"ledger-1"}"#,
+        )
+        .await;
+        assert_eq!(s, 202);
+        let runs = until(&c, &d.url("/v1/runs?event=ledger-1"), |v| {
+            v["runs"][0]["status"] == "succeeded"
+        })
+        .await;
+        assert_eq!(runs["runs"][0]["attempts"], 2);
+        let id = runs["runs"][0]["id"].as_i64().unwrap();
+        let (_, run) = get(&c, &d.url(&format!("/v1/runs/{id}"))).await;
+        let sent: Vec<(i64, String)> = run["sent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["call"].as_i64().unwrap(),
+                    s["result"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                (0, "posted to channel 'first'".to_owned()),
+                (1, "posted to channel 'second'".to_owned())
+            ]
+        );
+    });
+    assert_eq!(d.stop(), 0);
+    let by_path = |p: &str| teams.received().iter().filter(|r| r.path == p).count();
+    assert_eq!(
+        by_path("/workflows"),
+        1,
+        "the first post was not sent again"
+    );
+    assert_eq!(by_path("/fails/4"), 5);
+}

@@ -26,6 +26,8 @@ pub struct CallContext {
     pub record: Arc<Mutex<Record>>,
     /// The plugin's budget of lines in the host's own log, across events.
     pub host_log: Option<Arc<HostLogBudget>>,
+    /// The sent ledger, when deliveries are journaled (`triggerfish run`).
+    pub ledger: Option<crate::ledger::Ledger>,
 }
 
 /// Lines a plugin may write to the host's log per minute, across events.
@@ -82,6 +84,7 @@ impl CallContext {
             deadline,
             record: Arc::default(),
             host_log: None,
+            ledger: None,
         }
     }
 
@@ -141,6 +144,9 @@ impl CallContext {
             }
             DeliveryStatus::Outbox(p) => {
                 tracing::info!(plugin = %self.plugin, event = %self.event_id, capability = delivery.capability, target = %delivery.target, path = %p.display(), "written to outbox")
+            }
+            DeliveryStatus::AlreadySent(r) => {
+                tracing::info!(plugin = %self.plugin, event = %self.event_id, capability = delivery.capability, target = %delivery.target, "not sent again; an earlier attempt did: {r}")
             }
         }
         self.record
@@ -251,6 +257,8 @@ pub enum DeliveryStatus {
     Sent,
     /// Written to the outbox at this path.
     Outbox(PathBuf),
+    /// Not sent again: an earlier attempt of this run sent it (the ledger's record).
+    AlreadySent(String),
     /// Not delivered.
     Failed(String),
 }

@@ -68,6 +68,8 @@ pub struct Services {
     pub entities: Option<Arc<dyn EntityStore>>,
     /// Host-wide entity-call cap.
     pub entity_budget: Option<Arc<Limiter>>,
+    /// The journal whose sent ledger Teams and email sends consult.
+    pub journal: Option<Arc<triggerfish_data::journal::Journal>>,
 }
 
 impl Services {
@@ -81,6 +83,7 @@ impl Services {
             entity_budget: settings
                 .host_entity_budget
                 .map(|b| Arc::new(Limiter::new(b))),
+            journal: None,
         })
     }
 }
@@ -146,6 +149,12 @@ impl Host {
             max_memory_bytes: usize::try_from(max_mib * MIB).unwrap_or(usize::MAX),
             cache_dir: config.cache_dir.clone(),
         })
+    }
+
+    /// Consult and fill this journal's sent ledger on every Teams and email
+    /// send, so a retried run does not send twice what it already sent.
+    pub fn set_journal(&mut self, journal: Arc<triggerfish_data::journal::Journal>) {
+        self.services.journal = Some(journal);
     }
 
     /// Replace the entity store behind the `entities` capability.
@@ -252,6 +261,7 @@ async fn deliver_in_fresh_instance(
     let deadline = started + timeout;
     let mut cx = CallContext::new(&plugin.config.name, &event.id, deadline);
     cx.host_log = Some(plugin.host_log.clone());
+    cx.ledger = services.journal.clone().map(crate::ledger::Ledger::new);
     let stdio = Stdio::new();
     let memory_bytes = usize::try_from(limits.memory_mib * MIB).unwrap_or(usize::MAX);
     let state = plugin.instance_state(services, &cx, &stdio, memory_bytes);

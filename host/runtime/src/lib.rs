@@ -23,6 +23,7 @@ pub mod convert;
 pub mod dispatch;
 pub mod engine;
 pub mod grants;
+pub mod ledger;
 pub mod outbox;
 pub mod ratelimit;
 pub mod routing;

@@ -22,6 +22,11 @@ pub fn outcome_text(o: &Outcome, kind: TriggerKind) -> String {
         for d in &o.record.deliveries {
             let _ = match &d.status {
                 DeliveryStatus::Sent => writeln!(s, "  {} -> {}: sent", d.capability, d.target),
+                DeliveryStatus::AlreadySent(r) => writeln!(
+                    s,
+                    "  {} -> {}: not sent again (an earlier attempt did: {r})",
+                    d.capability, d.target
+                ),
                 DeliveryStatus::Failed(e) => {
                     writeln!(s, "  {} -> {}: FAILED: {e}", d.capability, d.target)
                 }

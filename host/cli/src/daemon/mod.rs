@@ -147,8 +147,10 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
             d.token_env
         );
     }
-    let host = Arc::new(Host::new(&config.settings, Select::All)?);
     let journal = Arc::new(Journal::open(&config.store_path())?);
+    let mut host = Host::new(&config.settings, Select::All)?;
+    host.set_journal(journal.clone());
+    let host = Arc::new(host);
     let routes = Arc::new(Routes::new(&config.settings.plugins));
     let (_host_tx, host_rx) = watch::channel(host.clone());
     let (_routes_tx, routes_rx) = watch::channel(routes.clone());

@@ -259,6 +259,16 @@ impl EmailService {
 
     async fn send(&self, granter: &Granter, cx: &CallContext, m: &Message) -> Result<(), Error> {
         let (mail, target) = self.build(granter, cx, m)?;
+        let slot = cx.ledger.as_ref().map(|l| l.slot(cx));
+        if let Some(earlier) = slot.as_ref().and_then(|s| s.earlier.clone()) {
+            cx.delivered(Delivery {
+                capability: "email",
+                target,
+                status: DeliveryStatus::AlreadySent(earlier),
+                content: None,
+            });
+            return Ok(());
+        }
         let result = match &self.transport {
             Transport::Outbox(outbox) => {
                 let bytes = mail.formatted();
@@ -292,6 +302,9 @@ impl EmailService {
         };
         match result {
             Ok((status, content)) => {
+                if let Some(slot) = slot {
+                    slot.record("email", format!("sent to {target}")).await;
+                }
                 cx.delivered(Delivery {
                     capability: "email",
                     target,

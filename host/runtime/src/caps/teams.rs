@@ -98,6 +98,16 @@ impl TeamsService {
             Error::NotFound(format!("teams channel '{channel}' is not configured"))
         })?;
         let envelope = envelope(card);
+        let slot = cx.ledger.as_ref().map(|l| l.slot(cx));
+        if let Some(earlier) = slot.as_ref().and_then(|s| s.earlier.clone()) {
+            cx.delivered(Delivery {
+                capability: "teams",
+                target: channel.to_owned(),
+                status: DeliveryStatus::AlreadySent(earlier),
+                content: None,
+            });
+            return Ok(());
+        }
         let result = match target {
             Target::Outbox => {
                 let body = serde_json::to_string_pretty(&envelope).unwrap_or_default();
@@ -118,6 +128,10 @@ impl TeamsService {
         };
         match result {
             Ok((status, content)) => {
+                if let Some(slot) = slot {
+                    slot.record("teams", format!("posted to channel '{channel}'"))
+                        .await;
+                }
                 cx.delivered(Delivery {
                     capability: "teams",
                     target: channel.to_owned(),

@@ -104,6 +104,15 @@ impl Plugin for Misbehaving {
                 Ok(())
             }
             "sandbox" => sandbox(),
+            // Two posts in order: with a sent ledger, a retried run that
+            // failed on the second gets the first's earlier result back.
+            "two-posts" => {
+                for channel in ["first", "second"] {
+                    teams::post_text(channel, &config::get_or("text", "hi"))
+                        .map_err(|e| format!("posting to '{channel}': {}", e.describe()))?;
+                }
+                Ok(())
+            }
             "teams" => teams::post_text(
                 &config::get_or("channel", "ops"),
                 &config::get_or("text", "hi"),

@@ -627,3 +627,81 @@ first_wait = "100ms"
     );
     assert_eq!(by_path("/fails/4"), 5);
 }
+
+/// Hot reload with events flowing: none lost, the new version used after
+/// the swap, a broken component refused while the old one keeps serving.
+#[test]
+fn hot_reload_swaps_versions_without_losing_events() {
+    const EVENTS: usize = 400;
+    let teams = TeamsStub::start();
+    let dir = tempdir();
+    let component = dir.path().join("plugin.wasm");
+    std::fs::copy(guest("misbehaving"), &component).unwrap();
+    let text = |version: &str| {
+        format!(
+            "[host]\ncache_dir = {}\n[api]\nlisten = \"127.0.0.1:0\"\n[teams.channels.ops]\nwebhook_url = \"{}\"\n[[plugins]]\nname = \"poster\"\ncomponent = \"plugin.wasm\"\ntriggers = [\"full-refresh-completed\"]\n[plugins.grants]\nteams = [\"ops\"]\n[plugins.config]\nmode = \"teams\"\ntext = \"{version}\"\n",
+            cache(),
+            teams.url("/workflows")
+        )
+    };
+    let config = write_config(dir.path(), &text("version-1"));
+    let d = Daemon::start(&config, &[]);
+    let wait_stdout = |needle: &str| {
+        let give_up = Instant::now() + Duration::from_secs(60);
+        while !d.stdout.lock().unwrap().contains(needle) {
+            assert!(
+                Instant::now() < give_up,
+                "no '{needle}' in:\n{}",
+                d.stdout.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let url = d.url("/v1/events");
+    let producer = std::thread::spawn(move || {
+        rt().block_on(async {
+            let c = reqwest::Client::new();
+            for i in 0..EVENTS {
+                let body = format!(r#"{{"trigger":"full-refresh-completed","id":"hr-{i}"}}"#);
+                let (s, v) = post(&c, &url, &body).await;
+                assert_eq!(s, 202, "{v}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    write_config(dir.path(), &text("version-2"));
+    wait_stdout("reloaded (a file changed): poster");
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(&component, b"\0asm\x0d\0\x01\0 not a component").unwrap();
+    wait_stdout("reload refused (a file changed)");
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(d.child.id() as i32, libc::SIGHUP) };
+    wait_stdout("reload refused (SIGHUP)");
+    producer.join().unwrap();
+    rt().block_on(async {
+        let c = reqwest::Client::new();
+        until(&c, &d.url("/metrics"), |m| {
+            m.as_str().unwrap_or_default().contains(&format!(
+                "triggerfish_runs{{status=\"succeeded\"}} {EVENTS}"
+            ))
+        })
+        .await;
+    });
+    let out = d.stdout.lock().unwrap().clone();
+    assert!(
+        out.contains("plugin.wasm"),
+        "the refusal names the component:\n{out}"
+    );
+    assert_eq!(d.stop(), 0);
+    let texts: Vec<String> = teams
+        .received()
+        .iter()
+        .map(|r| r.body.to_string())
+        .collect();
+    assert_eq!(texts.len(), EVENTS);
+    let v1 = texts.iter().filter(|t| t.contains("version-1")).count();
+    let v2 = texts.iter().filter(|t| t.contains("version-2")).count();
+    assert!(v1 > 0 && v2 > 0 && v1 + v2 == EVENTS, "v1 {v1}, v2 {v2}");
+    assert!(texts.last().unwrap().contains("version-2"));
+}

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod metrics;
+pub mod reload;
 pub mod scheduler;
 
 use std::net::SocketAddr;
@@ -107,6 +108,15 @@ pub fn scope_name(scope: &Scope) -> String {
     }
 }
 
+/// The routes of the version serving now (they change on reload).
+struct LiveRoutes(watch::Receiver<Arc<Routes>>);
+
+impl Router for LiveRoutes {
+    fn plugins_for(&self, event: &Event) -> Vec<String> {
+        self.0.borrow().plugins_for(event)
+    }
+}
+
 /// Wakes the scheduler for each journaled event of a refresh.
 struct Wake {
     scheduler: Arc<Scheduler>,
@@ -152,8 +162,8 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     host.set_journal(journal.clone());
     let host = Arc::new(host);
     let routes = Arc::new(Routes::new(&config.settings.plugins));
-    let (_host_tx, host_rx) = watch::channel(host.clone());
-    let (_routes_tx, routes_rx) = watch::channel(routes.clone());
+    let (host_tx, host_rx) = watch::channel(host.clone());
+    let (routes_tx, routes_rx) = watch::channel(routes.clone());
     let metrics = Arc::new(Metrics::new());
     let scheduler = Scheduler::new(
         journal.clone(),
@@ -169,7 +179,8 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         Some(ws) => {
             let sources = ws.sources.iter().map(|s| s.name.clone()).collect();
             let store = EntityDb::open(&config.store_path(), config.page_limits())?;
-            let engine = Arc::new(InsightsEngine::new(ws, store).with_journal(routes.clone()));
+            let live = Arc::new(LiveRoutes(routes_rx.clone()));
+            let engine = Arc::new(InsightsEngine::new(ws, store).with_journal(live));
             let (tx, rx) = mpsc::channel(REFRESH_QUEUE);
             let task = tokio::spawn(refreshes(
                 engine.clone(),
@@ -230,6 +241,14 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         let _ = tx.send(Scope::Full).await;
     }
     tokio::spawn(prune(journal.clone(), d.history_days, stop_rx.clone()));
+    let reloader = reload::Reloader {
+        path: path.to_owned(),
+        journal: journal.clone(),
+        host: host_tx,
+        routes: routes_tx,
+        daemon: d.clone(),
+    };
+    tokio::spawn(reloader.watch(stop_rx.clone()));
 
     let app = api::router(shared.clone());
     let mut server_stop = stop_rx.clone();

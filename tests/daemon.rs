@@ -705,3 +705,66 @@ fn hot_reload_swaps_versions_without_losing_events() {
     assert!(v1 > 0 && v2 > 0 && v1 + v2 == EVENTS, "v1 {v1}, v2 {v2}");
     assert!(texts.last().unwrap().contains("version-2"));
 }
+
+/// `fire` journals its event and records its one attempt: a success, or a
+/// dead letter that `runs replay` can queue for the daemon.
+#[test]
+fn fire_journals_its_event_and_attempt() {
+    let dir = tempdir();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[host]\ncache_dir = {}\n[[plugins]]\nname = \"ok\"\ncomponent = {}\n[[plugins]]\nname = \"failing\"\ncomponent = {}\n[plugins.config]\nmode = \"fail\"\n",
+            cache(),
+            lit(&guest("noop")),
+            lit(&guest("misbehaving")),
+        ),
+    );
+    let cfg = config.to_str().unwrap();
+    let fire = |plugin: &str, id: &str| {
+        triggerfish(
+            &[
+                "fire",
+                "--config",
+                cfg,
+                "--plugin",
+                plugin,
+                "--event",
+                "full-refresh-completed",
+                "--payload",
+                &format!(r#"{{"id":"{id}"}}"#),
+            ],
+            &[],
+        )
+    };
+    assert_eq!(fire("ok", "fired-ok").code, 0);
+    assert_ne!(fire("failing", "fired-bad").code, 0);
+    let runs = triggerfish(&["runs", "list", "--config", cfg, "--json"], &[]);
+    let runs: Value = serde_json::from_str(&runs.stdout).unwrap();
+    let got: Vec<(String, String, String)> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["event_id"].as_str().unwrap().to_owned(),
+                r["plugin"].as_str().unwrap().to_owned(),
+                r["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("fired-bad".into(), "failing".into(), "dead".into()),
+            ("fired-ok".into(), "ok".into(), "succeeded".into())
+        ]
+    );
+    let events = triggerfish(&["events", "list", "--config", cfg], &[]);
+    assert_eq!(
+        events.stdout.matches(" fire ").count(),
+        2,
+        "{}",
+        events.stdout
+    );
+}

@@ -7,8 +7,10 @@ use std::process::ExitCode;
 use crate::config_file::Config;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use std::sync::Arc;
 use triggerfish_data::event::{build_event, TriggerKind};
 use triggerfish_data::insights::Scope;
+use triggerfish_data::journal::{now_ms, Attempt, Journal, NewEvent, Verdict};
 use triggerfish_runtime::{Host, Outcome, Select};
 
 mod demo;
@@ -169,8 +171,53 @@ async fn fire(
     let config = Config::load(path)?;
     let kind: TriggerKind = kind.parse()?;
     let event = build_event(kind, payload).context("--payload")?;
-    let host = Host::new(&config.settings, Select::Only(plugin))?;
+    let mut host = Host::new(&config.settings, Select::Only(plugin))?;
+    // Journaled first, like every event; the run is held off a running
+    // daemon while this command attempts it, and recorded after.
+    let journal = Arc::new(Journal::open(&config.store_path())?);
+    host.set_journal(journal.clone());
+    let timeout = host
+        .plugin(plugin)
+        .map(|p| p.config.limits.timeout_ms)
+        .unwrap_or(0);
+    let appended = journal.wait(|j, r| {
+        j.append(
+            vec![NewEvent {
+                event: event.clone(),
+                origin: "fire".into(),
+                plugins: vec![plugin.to_owned()],
+                hold_ms: i64::try_from(timeout).unwrap_or(i64::MAX / 4) + FIRE_HOLD_MARGIN_MS,
+            }],
+            r,
+        )
+    })?;
+    let started_ms = now_ms();
     let outcome = host.deliver(plugin, &event).await?;
+    if let Some(&run) = appended.first().and_then(|a| a.runs.first()) {
+        let attempt = Attempt {
+            run,
+            started_ms,
+            duration_ms: u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX),
+            // No retries by hand: a failure waits as a dead letter (`runs replay`).
+            verdict: if outcome.result.is_ok() {
+                Verdict::Succeeded
+            } else {
+                Verdict::Dead
+            },
+            error: outcome.result.as_ref().err().map(|f| f.to_string()),
+            logs: outcome
+                .record
+                .logs
+                .iter()
+                .map(|l| triggerfish_data::journal::LogLine {
+                    level: <&str>::from(l.level).to_owned(),
+                    source: <&str>::from(l.source).to_owned(),
+                    text: l.message.clone(),
+                })
+                .collect(),
+        };
+        journal.wait(|j, r| j.finish(vec![attempt], r))?;
+    }
     if json {
         outln!("{}", outcome_json(&outcome, kind));
     } else {
@@ -184,6 +231,9 @@ async fn fire(
         }
     })
 }
+
+/// How long past its deadline a fired run stays held off a running daemon.
+const FIRE_HOLD_MARGIN_MS: i64 = 60_000;
 
 fn outcome_json(o: &Outcome, kind: TriggerKind) -> serde_json::Value {
     serde_json::json!({

@@ -34,6 +34,9 @@ use scheduler::Scheduler;
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Refresh requests waiting at most (further requests wait to be queued).
 const REFRESH_QUEUE: usize = 16;
+/// Events being appended at once through the API; more wait their turn
+/// (backpressure), so a flood of requests cannot grow memory without bound.
+pub const MAX_INTAKE_IN_FLIGHT: usize = 1024;
 /// Test hook: abort the process right after an event of this trigger is
 /// journaled, before any plugin sees it (the crash tests use it).
 pub const ABORT_AFTER_JOURNAL_ENV: &str = "TRIGGERFISH_TEST_ABORT_AFTER_JOURNAL";
@@ -49,12 +52,19 @@ pub struct Shared {
     pub stopping: AtomicBool,
     pub refresh: Option<mpsc::Sender<Scope>>,
     pub sources: Vec<String>,
+    /// Permits for [`MAX_INTAKE_IN_FLIGHT`].
+    pub intake: tokio::sync::Semaphore,
 }
 
 impl Shared {
     /// Journal one event with a run per subscribed plugin; resolves once it
     /// is durable.
     pub async fn ingest(&self, event: Event, origin: &str) -> Result<Appended, JournalError> {
+        let _permit = self
+            .intake
+            .acquire()
+            .await
+            .map_err(|_| JournalError::Stopped(self.journal.path().to_owned()))?;
         let kind = TriggerKind::of(&event.trigger);
         let plugins = self.routes.borrow().plugins_for(&event);
         let (tx, rx) = oneshot::channel();
@@ -63,6 +73,7 @@ impl Shared {
                 event,
                 origin: origin.to_owned(),
                 plugins,
+                hold_ms: 0,
             }],
             Box::new(move |r| {
                 let _ = tx.send(r);
@@ -204,6 +215,7 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         stopping: AtomicBool::new(false),
         refresh: refresh_tx.clone(),
         sources,
+        intake: tokio::sync::Semaphore::new(MAX_INTAKE_IN_FLIGHT),
     });
     let listener = tokio::net::TcpListener::bind(d.listen)
         .await

@@ -206,6 +206,7 @@ impl Run<'_> {
                 plugins: router.plugins_for(&event),
                 event,
                 origin: "insights".into(),
+                hold_ms: 0,
             };
             if let Err(e) = self
                 .engine
@@ -430,6 +431,7 @@ impl Run<'_> {
                                 .unwrap_or_default(),
                             event,
                             origin: "insights".into(),
+                            hold_ms: 0,
                         }
                     })
                     .collect()

@@ -49,6 +49,9 @@ pub struct NewEvent {
     /// Where it came from: `insights`, `api`, `fire`.
     pub origin: String,
     pub plugins: Vec<String>,
+    /// Its runs are not due before this many ms from now (0: at once). A
+    /// caller that attempts the run itself (`fire`) holds it off the daemon.
+    pub hold_ms: i64,
 }
 
 /// What an append did with one event.

@@ -75,7 +75,7 @@ pub fn append_in(conn: &Connection, events: &[NewEvent]) -> rusqlite::Result<Vec
     )?;
     let mut run = conn.prepare_cached(
         "INSERT INTO _tf_runs (event_id, plugin, status, created_ms, next_ms)
-         VALUES (?1, ?2, ?3, ?4, ?4)",
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     for e in events {
         let id = &e.event.id;
@@ -101,7 +101,13 @@ pub fn append_in(conn: &Connection, events: &[NewEvent]) -> rusqlite::Result<Vec
         let seq = conn.last_insert_rowid();
         let mut runs = Vec::with_capacity(e.plugins.len());
         for p in &e.plugins {
-            run.execute(params![id, p, RunStatus::Queued.as_str(), now])?;
+            run.execute(params![
+                id,
+                p,
+                RunStatus::Queued.as_str(),
+                now,
+                now.saturating_add(e.hold_ms.max(0))
+            ])?;
             runs.push(conn.last_insert_rowid());
         }
         out.push(Appended {

@@ -16,6 +16,7 @@ fn new_event(id: &str, plugins: &[&str]) -> NewEvent {
         event: build_event(TriggerKind::DataSourceRefreshFailed, Some(&payload)).unwrap(),
         origin: "test".into(),
         plugins: plugins.iter().map(|p| p.to_string()).collect(),
+        hold_ms: 0,
     }
 }
 

@@ -260,6 +260,20 @@ fn six_triggers_fire_as_the_source_files_change() {
     let run = f.refresh(&[]);
     assert_ok(&run);
     let ev = recorded(&teams, 0);
+    // Every event was journaled, each delivery recorded as its run's attempt.
+    let cfg = f.config.to_str().unwrap();
+    let runs = triggerfish(
+        &["runs", "list", "--config", cfg, "--json", "--limit", "1000"],
+        &[],
+    );
+    let runs: Value = serde_json::from_str(&runs.stdout).unwrap();
+    let runs = runs.as_array().unwrap();
+    assert_eq!(
+        runs.len(),
+        ev.len() + 2,
+        "recorder's runs plus email-segment-owners' two"
+    );
+    assert!(runs.iter().all(|r| r["status"] == "succeeded"), "{runs:#?}");
     for (source, rows) in [("crm", 4), ("shop-orders", 3), ("loyalty", 3)] {
         let s = by_source(&ev, "data-source-refresh-succeeded", source);
         assert_eq!(s["rows_read"], rows, "{source}");
@@ -638,6 +652,13 @@ fn run_refreshes_on_its_schedule_and_stops_on_sigterm() {
     let teams = TeamsStub::start();
     let smtp = SmtpServer::start();
     let f = fixture(&teams, smtp.port, "schedule = \"1s\"");
+    // The daemon's API on a free loopback port.
+    let text = std::fs::read_to_string(&f.config).unwrap();
+    std::fs::write(
+        &f.config,
+        format!("{text}\n[api]\nlisten = \"127.0.0.1:0\"\n"),
+    )
+    .unwrap();
     let mut child = Command::new(triggerfish_bin())
         .args(["run", "--config", f.config.to_str().unwrap()])
         .stdin(Stdio::null())
@@ -671,7 +692,7 @@ fn run_refreshes_on_its_schedule_and_stops_on_sigterm() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{out}");
     assert!(out.contains("scheduled: full refresh every 1s"), "{out}");
-    assert!(out.contains("stopping (signal received)"), "{out}");
+    assert!(out.contains("stopping: intake closed"), "{out}");
     // Two full refreshes; only the first crossed thresholds.
     let ev = recorded(&teams, 0);
     assert!(of_kind(&ev, "full-refresh-completed").len() >= 2, "{ev:#?}");

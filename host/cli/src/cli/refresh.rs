@@ -20,7 +20,9 @@ use triggerfish_data::event::{describe, TriggerKind};
 use triggerfish_data::event::{Event, StageStatus, StageSummary};
 use triggerfish_data::insights::source::SourceError;
 use triggerfish_data::insights::{InsightsEngine, Observer, RefreshReport, Scope};
+use triggerfish_data::journal::{now_ms, Attempt, Journal, LogLine, RunFilter, Verdict};
 use triggerfish_data::store::EntityDb;
+use triggerfish_runtime::routing::Routes;
 use triggerfish_runtime::{Host, Outcome, Select};
 
 use super::output::outcome_text;
@@ -149,11 +151,15 @@ fn indent(text: &str) -> String {
         .collect::<String>()
 }
 
-/// The host and engine shared by refreshes.
+/// The host, engine and journal of a refresh.
 struct Daemon {
     host: Arc<Host>,
     engine: Arc<InsightsEngine>,
+    journal: Arc<Journal>,
 }
+
+/// How long past the longest deadline runs stay held off a running daemon.
+const HOLD_MARGIN_MS: i64 = 60_000;
 
 impl Daemon {
     fn open(path: &Path) -> anyhow::Result<Self> {
@@ -164,11 +170,26 @@ impl Daemon {
                 path.display()
             );
         };
-        let host = Host::new(&config.settings, Select::All)?;
+        let journal = Arc::new(Journal::open(&config.store_path())?);
+        let mut host = Host::new(&config.settings, Select::All)?;
+        host.set_journal(journal.clone());
         let store = EntityDb::open(&config.store_path(), config.page_limits())?;
+        // Events are journaled (crossings with their values); this command
+        // attempts the runs itself, so they are held off a running daemon.
+        let longest = config
+            .settings
+            .plugins
+            .iter()
+            .map(|p| p.limits.timeout_ms)
+            .max()
+            .unwrap_or(0);
+        let engine = InsightsEngine::new(workspace, store)
+            .with_journal(Arc::new(Routes::new(&config.settings.plugins)))
+            .holding_runs(i64::try_from(longest).unwrap_or(i64::MAX / 4) + HOLD_MARGIN_MS);
         Ok(Self {
             host: Arc::new(host),
-            engine: Arc::new(InsightsEngine::new(workspace, store)),
+            engine: Arc::new(engine),
+            journal,
         })
     }
 
@@ -214,8 +235,11 @@ impl Daemon {
                         let kind = TriggerKind::of(&event.trigger);
                         display.say(&format!("  event {kind} {}: {}", event.id, describe(&event.trigger)));
                         let host = self.host.clone();
+                        let journal = self.journal.clone();
                         deliveries.spawn(async move {
+                            let started_ms = now_ms();
                             let outcomes = host.dispatch(&event).await;
+                            record(&journal, &host, &event.id, started_ms, &outcomes);
                             (kind, outcomes)
                         });
                     }
@@ -229,6 +253,55 @@ impl Daemon {
         let report: RefreshReport = job.await.context("the refresh thread failed")??;
         summary(&display, &scope, &report, delivered);
         Ok(report.succeeded() && delivered.1 == 0)
+    }
+}
+
+/// Record each outcome as its run's first attempt: a failure is left for
+/// `triggerfish run` to retry (or dead-lettered when the plugin has none).
+fn record(journal: &Journal, host: &Host, event_id: &str, started_ms: i64, outcomes: &[Outcome]) {
+    let runs = match journal.runs(&RunFilter {
+        event: Some(event_id.to_owned()),
+        ..Default::default()
+    }) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(event = event_id, "cannot read the event's runs: {e}");
+            return;
+        }
+    };
+    let attempts = outcomes
+        .iter()
+        .filter_map(|o| {
+            let run = runs.iter().find(|r| r.plugin == o.plugin)?;
+            let retry = host.plugin(&o.plugin).map(|p| p.config.retry);
+            let verdict = match (&o.result, retry.and_then(|r| r.wait(1, fastrand::f64()))) {
+                (Ok(()), _) => Verdict::Succeeded,
+                (Err(_), Some(wait)) => Verdict::Retry {
+                    at_ms: now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 4),
+                },
+                (Err(_), None) => Verdict::Dead,
+            };
+            Some(Attempt {
+                run: run.id,
+                started_ms,
+                duration_ms: u64::try_from(o.duration.as_millis()).unwrap_or(u64::MAX),
+                verdict,
+                error: o.result.as_ref().err().map(|f| f.to_string()),
+                logs: o
+                    .record
+                    .logs
+                    .iter()
+                    .map(|l| LogLine {
+                        level: <&str>::from(l.level).to_owned(),
+                        source: <&str>::from(l.source).to_owned(),
+                        text: l.message.clone(),
+                    })
+                    .collect(),
+            })
+        })
+        .collect();
+    if let Err(e) = journal.wait(|j, r| j.finish(attempts, r)) {
+        tracing::error!(event = event_id, "cannot record the attempts: {e}");
     }
 }
 
@@ -253,6 +326,11 @@ fn summary(display: &Display, scope: &Scope, r: &RefreshReport, delivered: (usiz
         delivered.0,
         delivered.1
     ));
+    if delivered.1 > 0 {
+        text.push_str(
+            "  failed runs wait in the journal: `triggerfish run` retries them (`triggerfish runs list`)\n",
+        );
+    }
     display.say(&text);
 }
 

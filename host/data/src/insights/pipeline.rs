@@ -77,6 +77,7 @@ pub struct InsightsEngine {
     store: EntityDb,
     sources: Vec<Box<dyn Source>>,
     router: Option<Arc<dyn Router>>,
+    hold_ms: i64,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -92,6 +93,7 @@ impl InsightsEngine {
             store,
             sources,
             router: None,
+            hold_ms: 0,
         }
     }
 
@@ -100,6 +102,13 @@ impl InsightsEngine {
     /// the value that raised them.
     pub fn with_journal(mut self, router: Arc<dyn Router>) -> Self {
         self.router = Some(router);
+        self
+    }
+
+    /// Hold the runs it journals off a daemon for `ms` (the caller attempts
+    /// them itself, as `triggerfish refresh` does).
+    pub fn holding_runs(mut self, ms: i64) -> Self {
+        self.hold_ms = ms;
         self
     }
 
@@ -206,7 +215,7 @@ impl Run<'_> {
                 plugins: router.plugins_for(&event),
                 event,
                 origin: "insights".into(),
-                hold_ms: 0,
+                hold_ms: self.engine.hold_ms,
             };
             if let Err(e) = self
                 .engine
@@ -416,6 +425,7 @@ impl Run<'_> {
         trigger: impl Fn(Crossing) -> Trigger,
     ) -> Result<(), String> {
         let router = self.engine.router.clone();
+        let hold_ms = self.engine.hold_ms;
         let raised = self
             .engine
             .store
@@ -431,7 +441,7 @@ impl Run<'_> {
                                 .unwrap_or_default(),
                             event,
                             origin: "insights".into(),
-                            hold_ms: 0,
+                            hold_ms,
                         }
                     })
                     .collect()

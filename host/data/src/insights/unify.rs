@@ -222,7 +222,7 @@ fn unify_in_work_tables(
         let conn = store.session();
         let e = sql(store);
         setup_work_tables(&conn, nf).map_err(&e)?;
-        conn.execute_batch("BEGIN").map_err(&e)?;
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(&e)?;
         let mapped = map_records(ws, &conn, &types, total, progress);
         let records = match mapped {
             Ok(n) => n,

@@ -397,7 +397,9 @@ impl EntityDb {
         let placeholders = vec!["?"; columns.len()].join(", ");
 
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| self.sql(e))?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.sql(e))?;
         tx.execute_batch(&format!(
             "DROP TABLE IF EXISTS {staging};
              CREATE TABLE {staging} ({}, PRIMARY KEY (\"{key}\"));",

@@ -152,7 +152,7 @@ async fn durable(config: &Config, n: usize, pace: Option<Duration>) -> (f64, Vec
         if done as usize == n {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let rate = n as f64 / started.elapsed().as_secs_f64();
     let _ = stop_tx.send(true);

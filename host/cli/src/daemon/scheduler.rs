@@ -21,8 +21,12 @@ use super::metrics::Metrics;
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
 struct State {
+    /// Runs taken and not yet recorded (they still read as due until then).
     busy: HashSet<i64>,
+    /// Runs being attempted, by plugin: an attempt frees its slot when the
+    /// plugin returns, before its record is committed.
     per_plugin: HashMap<String, u32>,
+    attempting: u32,
 }
 
 /// Shared by the scheduler loop and its attempt tasks.
@@ -52,6 +56,7 @@ impl Scheduler {
             state: Mutex::new(State {
                 busy: HashSet::new(),
                 per_plugin: HashMap::new(),
+                attempting: 0,
             }),
             wake: Notify::new(),
             idle: Notify::new(),
@@ -108,24 +113,28 @@ impl Scheduler {
         let now = now_ms();
         for plugin in host.plugins() {
             let name = &plugin.config.name;
-            let (free, busy) = {
+            let (free, running, busy) = {
                 let st = self.state();
                 let running = st.per_plugin.get(name).copied().unwrap_or(0);
-                let total_free = self.total.saturating_sub(st.busy.len() as u32);
+                let total_free = self.total.saturating_sub(st.attempting);
                 let free = plugin
                     .config
                     .concurrency
                     .saturating_sub(running)
                     .min(total_free);
-                (free as usize, st.busy.clone())
+                (free as usize, running as usize, st.busy.clone())
             };
-            if free == 0 {
+            // Under load, take runs a batch at a time (a quarter of the
+            // plugin's slots) rather than one query per finished run.
+            let batch = (plugin.config.concurrency as usize / 4).max(1);
+            if free == 0 || (free < batch && running > 0) {
                 continue;
             }
             for due in self.journal.due(name, now, free, &busy)? {
                 {
                     let mut st = self.state();
                     st.busy.insert(due.run);
+                    st.attempting += 1;
                     *st.per_plugin.entry(due.plugin.clone()).or_default() += 1;
                 }
                 let me = self.clone();
@@ -154,6 +163,16 @@ impl Scheduler {
                 record: Default::default(),
             },
         };
+        {
+            // The instance is gone: free the slot now; the run stays busy
+            // until its record is committed.
+            let mut st = self.state();
+            st.attempting = st.attempting.saturating_sub(1);
+            if let Some(n) = st.per_plugin.get_mut(&due.plugin) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        self.wake.notify_one();
         let plugin_cfg = host.plugin(&due.plugin).map(|p| p.config.retry);
         let made = due.attempts.saturating_sub(due.budget_from) + 1;
         let verdict = match &outcome.result {
@@ -199,7 +218,6 @@ impl Scheduler {
         };
         let me = self.clone();
         let run = due.run;
-        let plugin = due.plugin.clone();
         self.journal.finish(
             vec![attempt],
             Box::new(move |r| {
@@ -213,9 +231,6 @@ impl Scheduler {
                 // still reads as due.
                 let mut st = me.state();
                 st.busy.remove(&run);
-                if let Some(n) = st.per_plugin.get_mut(&plugin) {
-                    *n = n.saturating_sub(1);
-                }
                 let empty = st.busy.is_empty();
                 drop(st);
                 me.wake.notify_one();

@@ -124,30 +124,34 @@ impl Journal {
         if max == 0 {
             return Ok(Vec::new());
         }
-        // Runs in `busy` may still read as waiting: fetch enough to skip them.
+        // Runs in `busy` may still read as waiting: fetch enough ids (from
+        // the covering index alone) to skip them, then read only those taken.
         let fetch = i64::try_from(max + busy.len()).unwrap_or(i64::MAX);
         self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT r.id, r.attempts, r.budget_from, e.body, e.accepted_ms FROM _tf_runs r
-                 JOIN _tf_events e ON e.id = r.event_id
-                 WHERE r.plugin = ?1 AND r.status IN ('queued', 'retrying') AND r.next_ms <= ?2
-                 ORDER BY r.next_ms, r.id LIMIT ?3",
+            let mut ids = c.prepare_cached(
+                "SELECT id FROM _tf_runs
+                 WHERE plugin = ?1 AND status IN ('queued', 'retrying') AND next_ms <= ?2
+                 ORDER BY next_ms, id LIMIT ?3",
             )?;
-            let rows = stmt.query_map(params![plugin, now_ms, fetch], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, u32>(1)?,
-                    r.get::<_, u32>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, i64>(4)?,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (run, attempts, budget_from, body, accepted_ms) = row?;
-                if busy.contains(&run) {
-                    continue;
-                }
+            let chosen: Vec<i64> = ids
+                .query_map(params![plugin, now_ms, fetch], |r| r.get(0))?
+                .filter(|id| id.as_ref().map_or(true, |id| !busy.contains(id)))
+                .take(max)
+                .collect::<rusqlite::Result<_>>()?;
+            let mut one = c.prepare_cached(
+                "SELECT r.attempts, r.budget_from, e.body, e.accepted_ms FROM _tf_runs r
+                 JOIN _tf_events e ON e.id = r.event_id WHERE r.id = ?1",
+            )?;
+            let mut out = Vec::with_capacity(chosen.len());
+            for run in chosen {
+                let (attempts, budget_from, body, accepted_ms) = one.query_row([run], |r| {
+                    Ok((
+                        r.get::<_, u32>(0)?,
+                        r.get::<_, u32>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })?;
                 let Some(event) = parse_body(&body) else {
                     tracing::error!(
                         run,
@@ -163,9 +167,6 @@ impl Journal {
                     accepted_ms,
                     event,
                 });
-                if out.len() == max {
-                    break;
-                }
             }
             Ok(out)
         })

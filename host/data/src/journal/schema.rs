@@ -3,7 +3,7 @@
 //! engine's, with the threshold value that raised it, or the group-commit
 //! writer's).
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 
 use super::{Appended, NewEvent, RunStatus};
 use crate::event::{Event, TriggerKind};
@@ -34,7 +34,9 @@ CREATE TABLE IF NOT EXISTS _tf_runs (
     error TEXT,
     UNIQUE (event_id, plugin)
 );
-CREATE INDEX IF NOT EXISTS _tf_runs_due ON _tf_runs (plugin, status, next_ms);
+DROP INDEX IF EXISTS _tf_runs_due;
+CREATE INDEX IF NOT EXISTS _tf_runs_waiting ON _tf_runs (plugin, next_ms, id)
+    WHERE status IN ('queued', 'retrying');
 CREATE INDEX IF NOT EXISTS _tf_runs_status ON _tf_runs (status, id);
 CREATE TABLE IF NOT EXISTS _tf_run_logs (
     run_id INTEGER NOT NULL,
@@ -71,7 +73,7 @@ pub fn append_in(conn: &Connection, events: &[NewEvent]) -> rusqlite::Result<Vec
     let mut find = conn.prepare_cached("SELECT seq FROM _tf_events WHERE id = ?1")?;
     let mut insert = conn.prepare_cached(
         "INSERT INTO _tf_events (id, kind, occurred_at, accepted_ms, origin, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING",
     )?;
     let mut run = conn.prepare_cached(
         "INSERT INTO _tf_runs (event_id, plugin, status, created_ms, next_ms)
@@ -79,18 +81,9 @@ pub fn append_in(conn: &Connection, events: &[NewEvent]) -> rusqlite::Result<Vec
     )?;
     for e in events {
         let id = &e.event.id;
-        if let Some(seq) = find.query_row([id], |r| r.get(0)).optional()? {
-            out.push(Appended {
-                seq,
-                id: id.clone(),
-                runs: Vec::new(),
-                duplicate: true,
-            });
-            continue;
-        }
         let body = serde_json::to_string(&e.event)
             .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))?;
-        insert.execute(params![
+        let inserted = insert.execute(params![
             id,
             TriggerKind::of(&e.event.trigger).as_str(),
             e.event.occurred_at,
@@ -98,6 +91,15 @@ pub fn append_in(conn: &Connection, events: &[NewEvent]) -> rusqlite::Result<Vec
             e.origin,
             body
         ])?;
+        if inserted == 0 {
+            out.push(Appended {
+                seq: find.query_row([id], |r| r.get(0))?,
+                id: id.clone(),
+                runs: Vec::new(),
+                duplicate: true,
+            });
+            continue;
+        }
         let seq = conn.last_insert_rowid();
         let mut runs = Vec::with_capacity(e.plugins.len());
         for p in &e.plugins {

@@ -137,12 +137,13 @@ fn finish(conn: &Connection, a: &Attempt) -> rusqlite::Result<()> {
         Verdict::Dead => (RunStatus::Dead, None),
     };
     let finished = now_ms();
-    conn.prepare_cached(
-        "UPDATE _tf_runs SET status = ?2, attempts = attempts + 1, next_ms = COALESCE(?3, next_ms),
-             started_ms = ?4, finished_ms = ?5, duration_ms = ?6, error = ?7
-         WHERE id = ?1",
-    )?
-    .execute(params![
+    let attempt: i64 = conn
+        .prepare_cached(
+            "UPDATE _tf_runs SET status = ?2, attempts = attempts + 1, next_ms = COALESCE(?3, next_ms),
+                 started_ms = ?4, finished_ms = ?5, duration_ms = ?6, error = ?7
+             WHERE id = ?1 RETURNING attempts",
+        )?
+        .query_row(params![
         a.run,
         status.as_str(),
         next,
@@ -150,10 +151,9 @@ fn finish(conn: &Connection, a: &Attempt) -> rusqlite::Result<()> {
         finished,
         i64::try_from(a.duration_ms).unwrap_or(i64::MAX),
         a.error.as_deref().map(|e| cut(e, MAX_STORED_TEXT_BYTES)),
-    ])?;
-    let attempt: i64 = conn
-        .prepare_cached("SELECT attempts FROM _tf_runs WHERE id = ?1")?
-        .query_row([a.run], |r| r.get(0))?;
+        ],
+        |r| r.get(0),
+    )?;
     let mut insert = conn.prepare_cached(
         "INSERT INTO _tf_run_logs (run_id, attempt, n, level, source, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;

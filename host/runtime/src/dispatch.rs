@@ -478,6 +478,32 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// This outcome as the journal's record of an attempt of `run`.
+    pub fn attempt(
+        &self,
+        run: i64,
+        started_ms: i64,
+        verdict: triggerfish_data::journal::Verdict,
+    ) -> triggerfish_data::journal::Attempt {
+        triggerfish_data::journal::Attempt {
+            run,
+            started_ms,
+            duration_ms: u64::try_from(self.duration.as_millis()).unwrap_or(u64::MAX),
+            verdict,
+            error: self.result.as_ref().err().map(|f| f.to_string()),
+            logs: self
+                .record
+                .logs
+                .iter()
+                .map(|l| triggerfish_data::journal::LogLine {
+                    level: <&str>::from(l.level).to_owned(),
+                    source: <&str>::from(l.source).to_owned(),
+                    text: l.message.clone(),
+                })
+                .collect(),
+        }
+    }
+
     /// `plugin 'x' failed on event e: cause`, or `None` when it succeeded.
     pub fn error_text(&self) -> Option<String> {
         self.result.as_ref().err().map(|f| {

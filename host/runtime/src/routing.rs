@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use triggerfish_data::event::{Direction, Event, Trigger, TriggerKind};
-use triggerfish_data::journal::Router;
+use triggerfish_data::journal::{now_ms, Router, Verdict};
 
 use crate::settings::PluginConfig;
 
@@ -53,6 +53,20 @@ impl RetryPolicy {
         let low = MIN_WAIT.min(self.first_wait).as_secs_f64();
         let high = self.max_wait.as_secs_f64().max(low);
         Some(Duration::from_secs_f64(spread.clamp(low, high)))
+    }
+}
+
+/// What follows attempt `made` (1-based, since the last replay) of a run
+/// under `policy`: success, a retry after the policy's wait, or a dead letter.
+pub fn verdict(policy: Option<RetryPolicy>, made: u32, succeeded: bool) -> Verdict {
+    if succeeded {
+        return Verdict::Succeeded;
+    }
+    match policy.and_then(|p| p.wait(made, fastrand::f64())) {
+        Some(wait) => Verdict::Retry {
+            at_ms: now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX)),
+        },
+        None => Verdict::Dead,
     }
 }
 

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use std::sync::Arc;
 use triggerfish_data::event::{build_event, TriggerKind};
 use triggerfish_data::insights::Scope;
-use triggerfish_data::journal::{now_ms, Attempt, Journal, NewEvent, Verdict};
+use triggerfish_data::journal::{now_ms, Journal, NewEvent, Verdict};
 use triggerfish_runtime::{Host, Outcome, Select};
 
 mod demo;
@@ -194,28 +194,13 @@ async fn fire(
     let started_ms = now_ms();
     let outcome = host.deliver(plugin, &event).await?;
     if let Some(&run) = appended.first().and_then(|a| a.runs.first()) {
-        let attempt = Attempt {
-            run,
-            started_ms,
-            duration_ms: u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX),
-            // No retries by hand: a failure waits as a dead letter (`runs replay`).
-            verdict: if outcome.result.is_ok() {
-                Verdict::Succeeded
-            } else {
-                Verdict::Dead
-            },
-            error: outcome.result.as_ref().err().map(|f| f.to_string()),
-            logs: outcome
-                .record
-                .logs
-                .iter()
-                .map(|l| triggerfish_data::journal::LogLine {
-                    level: <&str>::from(l.level).to_owned(),
-                    source: <&str>::from(l.source).to_owned(),
-                    text: l.message.clone(),
-                })
-                .collect(),
+        // No retries by hand: a failure waits as a dead letter (`runs replay`).
+        let verdict = if outcome.result.is_ok() {
+            Verdict::Succeeded
+        } else {
+            Verdict::Dead
         };
+        let attempt = outcome.attempt(run, started_ms, verdict);
         journal.wait(|j, r| j.finish(vec![attempt], r))?;
     }
     if json {

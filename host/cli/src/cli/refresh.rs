@@ -20,9 +20,9 @@ use triggerfish_data::event::{describe, TriggerKind};
 use triggerfish_data::event::{Event, StageStatus, StageSummary};
 use triggerfish_data::insights::source::SourceError;
 use triggerfish_data::insights::{InsightsEngine, Observer, RefreshReport, Scope};
-use triggerfish_data::journal::{now_ms, Attempt, Journal, LogLine, RunFilter, Verdict};
+use triggerfish_data::journal::{now_ms, Journal, RunFilter};
 use triggerfish_data::store::EntityDb;
-use triggerfish_runtime::routing::Routes;
+use triggerfish_runtime::routing::{self, Routes};
 use triggerfish_runtime::{Host, Outcome, Select};
 
 use super::output::outcome_text;
@@ -274,30 +274,8 @@ fn record(journal: &Journal, host: &Host, event_id: &str, started_ms: i64, outco
         .filter_map(|o| {
             let run = runs.iter().find(|r| r.plugin == o.plugin)?;
             let retry = host.plugin(&o.plugin).map(|p| p.config.retry);
-            let verdict = match (&o.result, retry.and_then(|r| r.wait(1, fastrand::f64()))) {
-                (Ok(()), _) => Verdict::Succeeded,
-                (Err(_), Some(wait)) => Verdict::Retry {
-                    at_ms: now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 4),
-                },
-                (Err(_), None) => Verdict::Dead,
-            };
-            Some(Attempt {
-                run: run.id,
-                started_ms,
-                duration_ms: u64::try_from(o.duration.as_millis()).unwrap_or(u64::MAX),
-                verdict,
-                error: o.result.as_ref().err().map(|f| f.to_string()),
-                logs: o
-                    .record
-                    .logs
-                    .iter()
-                    .map(|l| LogLine {
-                        level: <&str>::from(l.level).to_owned(),
-                        source: <&str>::from(l.source).to_owned(),
-                        text: l.message.clone(),
-                    })
-                    .collect(),
-            })
+            let verdict = routing::verdict(retry, 1, o.result.is_ok());
+            Some(o.attempt(run.id, started_ms, verdict))
         })
         .collect();
     if let Err(e) = journal.wait(|j, r| j.finish(attempts, r)) {

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify};
 use triggerfish_data::event::TriggerKind;
-use triggerfish_data::journal::{now_ms, Attempt, DueRun, Journal, LogLine, Verdict};
+use triggerfish_data::journal::{now_ms, DueRun, Journal, Verdict};
+use triggerfish_runtime::routing;
 use triggerfish_runtime::{Host, Outcome};
 
 use super::metrics::Metrics;
@@ -175,15 +176,7 @@ impl Scheduler {
         self.wake.notify_one();
         let plugin_cfg = host.plugin(&due.plugin).map(|p| p.config.retry);
         let made = due.attempts.saturating_sub(due.budget_from) + 1;
-        let verdict = match &outcome.result {
-            Ok(()) => Verdict::Succeeded,
-            Err(_) => match plugin_cfg.and_then(|r| r.wait(made, fastrand::f64())) {
-                Some(wait) => Verdict::Retry {
-                    at_ms: now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2),
-                },
-                None => Verdict::Dead,
-            },
-        };
+        let verdict = routing::verdict(plugin_cfg, made, outcome.result.is_ok());
         self.metrics.finished(&due.plugin, kind, &verdict);
         if let Some(text) = outcome.error_text() {
             match verdict {
@@ -198,24 +191,7 @@ impl Scheduler {
                 ),
             }
         }
-        let logs = outcome
-            .record
-            .logs
-            .iter()
-            .map(|l| LogLine {
-                level: <&str>::from(l.level).to_owned(),
-                source: <&str>::from(l.source).to_owned(),
-                text: l.message.clone(),
-            })
-            .collect();
-        let attempt = Attempt {
-            run: due.run,
-            started_ms,
-            duration_ms: u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX),
-            verdict,
-            error: outcome.result.as_ref().err().map(|f| f.to_string()),
-            logs,
-        };
+        let attempt = outcome.attempt(due.run, started_ms, verdict);
         let me = self.clone();
         let run = due.run;
         self.journal.finish(

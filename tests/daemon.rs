@@ -542,6 +542,29 @@ thresholds = [{{ value = 2 }}]
         assert!(Instant::now() < give_up, "{now:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Refreshes through the API.
+    rt().block_on(async {
+        let c = reqwest::Client::new();
+        let (s, v) = post(&c, &d.url("/v1/refresh"), r#"{"source":"crm"}"#).await;
+        assert_eq!(
+            (s, &v),
+            (202, &json!({"queued": "refresh of source 'crm'"}))
+        );
+        let (s, v) = post(&c, &d.url("/v1/refresh"), r#"{"source":"erp"}"#).await;
+        assert_eq!(s, 400);
+        assert_eq!(
+            v["error"],
+            "field 'source': no data source named 'erp' (sources: crm)"
+        );
+        let (s, v) = post(&c, &d.url("/v1/refresh"), "").await;
+        assert_eq!((s, &v), (202, &json!({"queued": "full refresh"})));
+        until(&c, &d.url("/metrics"), |m| {
+            let m = m.as_str().unwrap_or_default();
+            m.contains("triggerfish_refresh_duration_seconds_count{scope=\"source\"} 1")
+                && m.contains("triggerfish_refresh_duration_seconds_count{scope=\"full\"} 2")
+        })
+        .await;
+    });
     assert_eq!(d.stop(), 0);
     let after = crossings(&db());
     assert_eq!(after, [(before[0].0.clone(), "succeeded".to_owned(), 1)]);

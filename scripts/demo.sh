@@ -50,6 +50,12 @@ if "$tf" refresh --config "$config"; then
 fi
 
 echo
+echo "== the journal: every event, and each plugin's run of it"
+"$tf" events list --config "$config" --limit 8
+echo
+"$tf" runs list --config "$config" --limit 8
+
+echo
 echo "Outbox (what the plugins posted and emailed): $work/.triggerfish/outbox/"
 find "$work/.triggerfish/outbox" -type f | sort
 echo

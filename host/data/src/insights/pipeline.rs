@@ -102,6 +102,21 @@ impl InsightsEngine {
     /// the value that raised them.
     pub fn with_journal(mut self, router: Arc<dyn Router>) -> Self {
         self.router = Some(router);
+        // What counts as journaled from now on: a source's data as it is
+        // (0 when it has none yet), unless an earlier run recorded more.
+        for spec in &self.workspace.sources {
+            let mark = journaled_mark(&spec.name);
+            let baseline = || -> Result<(), crate::store::StoreError> {
+                if self.store.counter(&mark)?.is_none() {
+                    let generation = self.store.meta(&spec.entity).map_or(0, |m| m.generation);
+                    self.store.set_counter(&mark, generation)?;
+                }
+                Ok(())
+            };
+            if let Err(e) = baseline() {
+                tracing::error!(source = %spec.name, "cannot read what the journal holds: {e}");
+            }
+        }
         self
     }
 
@@ -152,6 +167,7 @@ impl InsightsEngine {
             stages: Vec::new(),
             events: Vec::new(),
         };
+        run.recover();
         match scope {
             Scope::Source(name) => {
                 let i = self.source_index(name)?;
@@ -191,6 +207,12 @@ impl InsightsEngine {
     }
 }
 
+/// The counter holding the generation of a source's data whose
+/// `data-source-refresh-succeeded` event is journaled.
+fn journaled_mark(source: &str) -> String {
+    format!("journaled-generation:{source}")
+}
+
 fn new_event(trigger: Trigger) -> Event {
     Event {
         id: new_event_id(),
@@ -209,7 +231,12 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn raise(&mut self, trigger: Trigger) {
-        let event = new_event(trigger);
+        self.raise_marked(new_event(trigger), None);
+    }
+
+    /// Raise `event`; with a journal, set the counter `mark` in the same
+    /// transaction that journals it.
+    fn raise_marked(&mut self, event: Event, mark: Option<(&str, u64)>) {
         if let Some(router) = &self.engine.router {
             let entry = NewEvent {
                 plugins: router.plugins_for(&event),
@@ -220,7 +247,7 @@ impl Run<'_> {
             if let Err(e) = self
                 .engine
                 .store
-                .append_events(std::slice::from_ref(&entry))
+                .append_events(std::slice::from_ref(&entry), mark)
             {
                 // Not journaled, so not delivered: say so loudly.
                 tracing::error!(event = %entry.event.id, "cannot journal the event, so it is not delivered: {e}");
@@ -229,6 +256,39 @@ impl Run<'_> {
             return self.announce(entry.event);
         }
         self.announce(event);
+    }
+
+    /// A source whose data committed without its `succeeded` event being
+    /// journaled (a crash in between) gets that event now, marked recovered
+    /// in its id, with what the store knows (rows; no duration).
+    fn recover(&mut self) {
+        if self.engine.router.is_none() {
+            return;
+        }
+        let engine = self.engine;
+        for spec in &engine.workspace.sources {
+            let mark = journaled_mark(&spec.name);
+            let (Ok(Some(journaled)), Ok(meta)) =
+                (engine.store.counter(&mark), engine.store.meta(&spec.entity))
+            else {
+                continue;
+            };
+            if meta.generation <= journaled {
+                continue;
+            }
+            tracing::warn!(source = %spec.name, generation = meta.generation, "its refresh committed but its event was not journaled (a crash?); raising it now");
+            let event = Event {
+                id: format!("evt-recovered-{}-g{}", spec.name, meta.generation),
+                occurred_at: now_rfc3339(),
+                trigger: Trigger::DataSourceRefreshSucceeded(DataSourceRefreshSucceeded {
+                    source: spec.name.clone(),
+                    rows_read: meta.rows,
+                    rows_rejected: 0,
+                    duration_ms: 0,
+                }),
+            };
+            self.raise_marked(event, Some((&mark, meta.generation)));
+        }
     }
 
     fn announce(&mut self, event: Event) {
@@ -287,7 +347,7 @@ impl Run<'_> {
                         )
                     });
                     self.finish(stage, StageStatus::Ok, loaded.rows, t, detail);
-                    self.raise(Trigger::DataSourceRefreshSucceeded(
+                    let event = new_event(Trigger::DataSourceRefreshSucceeded(
                         DataSourceRefreshSucceeded {
                             source: spec.name.clone(),
                             rows_read: loaded.rows,
@@ -295,6 +355,12 @@ impl Run<'_> {
                             duration_ms: ms(t.elapsed()),
                         },
                     ));
+                    let generation = self.engine.store.meta(&spec.entity).map(|m| m.generation);
+                    let mark = journaled_mark(&spec.name);
+                    match generation {
+                        Ok(g) => self.raise_marked(event, Some((&mark, g))),
+                        Err(_) => self.raise_marked(event, None),
+                    }
                     return true;
                 }
                 Err(e) if !e.permanent && attempt <= ws.retries => {

@@ -240,3 +240,66 @@ fn a_crossing_is_journaled_with_the_value_that_raised_it() {
     let store = crate::store::EntityDb::open(&path, Default::default()).unwrap();
     assert_eq!(store.watched_value("segment", "vip").unwrap(), Some(12.0));
 }
+
+struct Everyone;
+
+impl Router for Everyone {
+    fn plugins_for(&self, _event: &crate::event::Event) -> Vec<String> {
+        vec!["p".into()]
+    }
+}
+
+struct Quiet;
+
+impl crate::insights::Observer for Quiet {
+    fn event(&mut self, _event: crate::event::Event) {}
+}
+
+/// A source's data committed, then a crash before its event was journaled:
+/// the next refresh raises that event, once, marked recovered.
+#[test]
+fn a_source_import_whose_event_was_lost_is_recovered_once() {
+    use crate::insights::{workspace::parse_workspace_file, InsightsEngine, Scope};
+    use crate::odata::ColumnType;
+    use crate::store::EntityDb;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("crm.csv"), "Id,Email\n1,a@example.com\n").unwrap();
+    let toml = "[[sources]]\nname = \"crm\"\npath = \"crm.csv\"\nkey = \"Id\"\n[sources.map]\nEmail = \"Email\"\n";
+    let ws = parse_workspace_file(&dir.path().join("ws.toml"), toml).unwrap();
+    let path = dir.path().join("store.sqlite");
+    let engine = |ws| {
+        InsightsEngine::new(ws, EntityDb::open(&path, Default::default()).unwrap())
+            .with_journal(Arc::new(Everyone))
+    };
+    let first = engine(ws.clone());
+    first.refresh(&Scope::Full, &mut Quiet).unwrap();
+    // The "crash": the source's entity is replaced (generation 2) with no event.
+    let cols = [
+        ("Id".to_string(), ColumnType::String),
+        ("Email".to_string(), ColumnType::String),
+    ];
+    let rows = [Ok(vec![
+        rusqlite::types::Value::Text("1".into()),
+        rusqlite::types::Value::Text("b@example.com".into()),
+    ])];
+    first
+        .store()
+        .replace_entity("Crm", "Id", &cols, rows)
+        .unwrap();
+    drop(first);
+    let second = engine(ws);
+    second.refresh(&Scope::Unification, &mut Quiet).unwrap();
+    second.refresh(&Scope::Unification, &mut Quiet).unwrap();
+    let j = Journal::open(&path).unwrap();
+    let ids: Vec<String> = j
+        .events(&EventFilter {
+            trigger: Some("data-source-refresh-succeeded".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert_eq!(ids[0], "evt-recovered-crm-g2");
+}

@@ -114,13 +114,27 @@ impl EntityDb {
         Ok(raised)
     }
 
-    /// Append events with their runs to the journal, durably.
-    pub fn append_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
+    /// Append events with their runs to the journal, durably; with `mark`,
+    /// set that counter in the same transaction (what was journaled).
+    pub fn append_events(
+        &self,
+        events: &[NewEvent],
+        mark: Option<(&str, u64)>,
+    ) -> Result<(), StoreError> {
         let mut s = self.session();
         s.execute_batch(journal::schema::SCHEMA)
             .map_err(|e| s.error(e))?;
+        s.execute_batch(COUNTERS).map_err(|e| s.error(e))?;
         let tx = s.durable_transaction()?;
         journal::append_in(&tx, events).map_err(|e| self.sql(e))?;
+        if let Some((name, value)) = mark {
+            tx.execute(
+                "INSERT INTO _tf_insights_meta (name, value) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                params![name, i64::try_from(value).unwrap_or(i64::MAX)],
+            )
+            .map_err(|e| self.sql(e))?;
+        }
         tx.commit().map_err(|e| self.sql(e))
     }
 }

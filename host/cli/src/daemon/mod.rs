@@ -19,7 +19,9 @@ use anyhow::{bail, Context as _};
 use tokio::sync::{mpsc, oneshot, watch};
 use triggerfish_data::event::{Event, TriggerKind};
 use triggerfish_data::insights::{InsightsEngine, Observer, Scope};
-use triggerfish_data::journal::{now_ms, Appended, Journal, JournalError, NewEvent, Router};
+use triggerfish_data::journal::{
+    now_ms, Appended, DueRun, Journal, JournalError, NewEvent, Router,
+};
 use triggerfish_data::store::EntityDb;
 use triggerfish_runtime::routing::Routes;
 use triggerfish_runtime::secret::Secret;
@@ -67,7 +69,11 @@ impl Shared {
             .map_err(|_| JournalError::Stopped(self.journal.path().to_owned()))?;
         let kind = TriggerKind::of(&event.trigger);
         let plugins = self.routes.borrow().plugins_for(&event);
+        let accepted_ms = now_ms();
         let (tx, rx) = oneshot::channel();
+        let scheduler = self.scheduler.clone();
+        let handed = event.clone();
+        let names = plugins.clone();
         self.journal.append(
             vec![NewEvent {
                 event,
@@ -76,6 +82,27 @@ impl Shared {
                 hold_ms: 0,
             }],
             Box::new(move |r| {
+                // Hand the runs over in memory, on the writer, right after
+                // the commit: the scheduler need not read them back.
+                if let Ok([first]) = r.as_deref() {
+                    if !first.duplicate {
+                        scheduler.offer(
+                            first
+                                .runs
+                                .iter()
+                                .zip(names)
+                                .map(|(&run, plugin)| DueRun {
+                                    run,
+                                    plugin,
+                                    attempts: 0,
+                                    budget_from: 0,
+                                    accepted_ms,
+                                    event: handed.clone(),
+                                })
+                                .collect(),
+                        );
+                    }
+                }
                 let _ = tx.send(r);
             }),
         );
@@ -88,7 +115,6 @@ impl Shared {
             .ok_or_else(|| JournalError::Stopped(self.journal.path().to_owned()))?;
         if !first.duplicate {
             self.metrics.accepted(kind);
-            self.scheduler.wake();
         }
         Ok(first)
     }

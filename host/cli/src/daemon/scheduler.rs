@@ -6,7 +6,7 @@
 //! attempted, so a backlog costs disk, not memory, and a restart finds every
 //! unfinished run where it was.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,24 @@ struct State {
     /// plugin returns, before its record is committed.
     per_plugin: HashMap<String, u32>,
     attempting: u32,
+    /// Runs handed over in memory at intake, by plugin (also in `busy`, so
+    /// the journal query skips them). The journal stays the source of truth.
+    ready: HashMap<String, VecDeque<DueRun>>,
 }
+
+impl State {
+    /// Runs taken whose attempt is running or not yet recorded (not those
+    /// merely handed over and waiting in `ready`).
+    fn active(&self) -> usize {
+        self.busy
+            .len()
+            .saturating_sub(self.ready.values().map(VecDeque::len).sum::<usize>())
+    }
+}
+
+/// Runs kept in memory per plugin at most; past it, they wait in the
+/// journal and are found by query.
+pub const MAX_READY_PER_PLUGIN: usize = 1024;
 
 /// Shared by the scheduler loop and its attempt tasks.
 pub struct Scheduler {
@@ -58,6 +75,7 @@ impl Scheduler {
                 busy: HashSet::new(),
                 per_plugin: HashMap::new(),
                 attempting: 0,
+                ready: HashMap::new(),
             }),
             wake: Notify::new(),
             idle: Notify::new(),
@@ -73,9 +91,31 @@ impl Scheduler {
         self.wake.notify_one();
     }
 
-    /// Runs being attempted now.
+    /// Runs just journaled, handed over without reading them back. Call it
+    /// from the append's reply (on the journal's writer, before any later
+    /// commit), so a run cannot be finished and then offered again.
+    pub fn offer(&self, runs: Vec<DueRun>) {
+        let mut st = self.state();
+        for run in runs {
+            let full = st
+                .ready
+                .get(&run.plugin)
+                .is_some_and(|q| q.len() >= MAX_READY_PER_PLUGIN);
+            // A journal query may have taken it already: never twice.
+            if !full && st.busy.insert(run.run) {
+                st.ready
+                    .entry(run.plugin.clone())
+                    .or_default()
+                    .push_back(run);
+            }
+        }
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    /// Runs being attempted now (or whose record is being committed).
     pub fn in_flight(&self) -> usize {
-        self.state().busy.len()
+        self.state().active()
     }
 
     /// Take and start due runs until `stop` turns true.
@@ -112,9 +152,10 @@ impl Scheduler {
     fn take_due(self: &Arc<Self>) -> Result<(), triggerfish_data::journal::JournalError> {
         let host = self.host.borrow().clone();
         let now = now_ms();
+        self.forget_removed_plugins(&host);
         for plugin in host.plugins() {
             let name = &plugin.config.name;
-            let (free, running, busy) = {
+            let (free, running) = {
                 let st = self.state();
                 let running = st.per_plugin.get(name).copied().unwrap_or(0);
                 let total_free = self.total.saturating_sub(st.attempting);
@@ -123,27 +164,72 @@ impl Scheduler {
                     .concurrency
                     .saturating_sub(running)
                     .min(total_free);
-                (free as usize, running as usize, st.busy.clone())
+                (free as usize, running as usize)
             };
-            // Under load, take runs a batch at a time (a quarter of the
-            // plugin's slots) rather than one query per finished run.
+            if free == 0 {
+                continue;
+            }
+            // First the runs handed over in memory.
+            let (handed, busy) = {
+                let mut st = self.state();
+                let queue = st.ready.entry(name.clone()).or_default();
+                let n = free.min(queue.len());
+                let handed: Vec<DueRun> = queue.drain(..n).collect();
+                let empty = queue.is_empty();
+                (handed, (empty && n < free).then(|| st.busy.clone()))
+            };
+            let free = free - handed.len();
+            self.start(&host, handed);
+            // Then the journal, when memory has no more: retries, replays,
+            // overflow, runs from before a restart. Under load it is asked a
+            // batch at a time (a quarter of the plugin's slots).
+            let Some(busy) = busy else { continue };
             let batch = (plugin.config.concurrency as usize / 4).max(1);
             if free == 0 || (free < batch && running > 0) {
                 continue;
             }
-            for due in self.journal.due(name, now, free, &busy)? {
-                {
-                    let mut st = self.state();
-                    st.busy.insert(due.run);
-                    st.attempting += 1;
-                    *st.per_plugin.entry(due.plugin.clone()).or_default() += 1;
-                }
-                let me = self.clone();
-                let host = host.clone();
-                tokio::spawn(async move { me.attempt(host, due).await });
+            let mut due = self.journal.due(name, now, free, &busy)?;
+            {
+                // Claim each; one handed over meanwhile is already claimed.
+                let mut st = self.state();
+                due.retain(|d| st.busy.insert(d.run));
             }
+            self.start(&host, due);
         }
         Ok(())
+    }
+
+    /// Start attempts of runs already marked busy.
+    fn start(self: &Arc<Self>, host: &Arc<Host>, runs: Vec<DueRun>) {
+        for due in runs {
+            {
+                let mut st = self.state();
+                st.attempting += 1;
+                *st.per_plugin.entry(due.plugin.clone()).or_default() += 1;
+            }
+            let me = self.clone();
+            let host = host.clone();
+            tokio::spawn(async move { me.attempt(host, due).await });
+        }
+    }
+
+    /// Runs handed over for a plugin that a reload removed go back to the
+    /// journal (they are no longer busy), where they wait for it to return.
+    fn forget_removed_plugins(&self, host: &Host) {
+        let mut st = self.state();
+        let gone: Vec<String> = st
+            .ready
+            .keys()
+            .filter(|p| host.plugin(p).is_none())
+            .cloned()
+            .collect();
+        for p in gone {
+            if let Some(queue) = st.ready.remove(&p) {
+                for run in queue {
+                    st.busy.remove(&run.run);
+                }
+            }
+        }
     }
 
     async fn attempt(self: Arc<Self>, host: Arc<Host>, due: DueRun) {
@@ -207,7 +293,7 @@ impl Scheduler {
                 // still reads as due.
                 let mut st = me.state();
                 st.busy.remove(&run);
-                let empty = st.busy.is_empty();
+                let empty = st.active() == 0;
                 drop(st);
                 me.wake.notify_one();
                 if empty {

@@ -261,6 +261,11 @@ fn commit(path: &std::path::Path, conn: &Connection, batch: Vec<Cmd>) {
         tracing::error!(journal = %path.display(), "commit failed: {e}");
     }
     for d in done {
-        d.answer(path, &committed);
+        // A caller's reply must not take the writer down with it.
+        let answered =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| d.answer(path, &committed)));
+        if answered.is_err() {
+            tracing::error!(journal = %path.display(), "a reply to the journal's writer panicked");
+        }
     }
 }

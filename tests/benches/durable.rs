@@ -8,6 +8,7 @@
 //!
 //! `cargo bench -p triggerfish-tests --bench durable`; see BENCHMARKS.md.
 
+mod bare;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -16,9 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime::Store;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use triggerfish::config_file::Config;
 use triggerfish::daemon::metrics::Metrics;
@@ -26,37 +24,12 @@ use triggerfish::daemon::scheduler::Scheduler;
 use triggerfish::daemon::Shared;
 use triggerfish_data::event::{build_event, Event, TriggerKind};
 use triggerfish_data::journal::Journal;
-use triggerfish_runtime::bindings::triggerfish::plugin::config as wit_config;
-use triggerfish_runtime::bindings::PluginPre;
 use triggerfish_runtime::routing::Routes;
 use triggerfish_runtime::{Host, Select};
 
 const EVENTS: usize = 20_000;
 const PRODUCERS: usize = 256;
 const CONCURRENCY: usize = 64;
-
-struct Bare {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    config: NoopConfig,
-}
-
-struct NoopConfig;
-
-impl wit_config::Host for NoopConfig {
-    async fn get(&mut self, key: String) -> Option<String> {
-        (key == "mode").then(|| "noop".to_owned())
-    }
-}
-
-impl WasiView for Bare {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
 
 fn events(n: usize, tag: &str) -> Vec<Event> {
     (0..n)
@@ -200,16 +173,7 @@ async fn host_only(config: &Config, n: usize) -> f64 {
 async fn bare(config: &Config, n: usize) -> f64 {
     let host = Host::new(&config.settings, Select::All).expect("host");
     let engine = host.runtime().engine().clone();
-    let mut linker: Linker<Bare> = Linker::new(&engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("wasi");
-    wit_config::add_to_linker::<_, HasSelf<NoopConfig>>(&mut linker, |s| &mut s.config)
-        .expect("config");
-    let compiled = wasmtime::component::Component::from_file(&engine, support::guest("noop"))
-        .expect("compile");
-    linker
-        .define_unknown_imports_as_traps(&compiled)
-        .expect("traps");
-    let pre = PluginPre::new(linker.instantiate_pre(&compiled).expect("pre")).expect("world");
+    let pre = bare::pre(&engine, &support::guest("noop"));
     let evs = Arc::new(events(n, "bare"));
     let started = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -220,26 +184,8 @@ async fn bare(config: &Config, n: usize) -> f64 {
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(e) = evs.get(i) else { break };
-                let mut store = Store::new(
-                    &engine,
-                    Bare {
-                        wasi: WasiCtx::builder().build(),
-                        table: ResourceTable::new(),
-                        config: NoopConfig,
-                    },
-                );
-                store.set_epoch_deadline(u64::MAX / 2);
-                let inst = pre
-                    .instantiate_async(&mut store)
-                    .await
-                    .expect("instantiate");
                 let wit = triggerfish_runtime::bindings::Event::from(e);
-                let r = inst
-                    .triggerfish_plugin_handler()
-                    .call_on_event(&mut store, &wit)
-                    .await
-                    .expect("call");
-                assert!(r.is_ok());
+                bare::deliver(&engine, &pre, &wit).await;
             }
         }));
     }

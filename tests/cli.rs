@@ -403,3 +403,108 @@ fn swapped_compile_cache_entries_are_recompiled_not_run() {
     let fourth = plugins();
     assert_eq!(from_cache(&fourth.stdout), 2, "{}", fourth.stdout);
 }
+
+/// keygen, sign, verify; then a host that requires signatures refuses a
+/// tampered component, an untrusted signer and a wrong pinned digest, each
+/// naming the plugin and the cause.
+#[test]
+fn signatures_and_pins_are_checked_before_a_component_is_compiled() {
+    let dir = tempdir();
+    let key = dir.path().join("signing.key");
+    let made = triggerfish(&["plugin", "keygen", "--out", key.to_str().unwrap()], &[]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let public = std::fs::read_to_string(dir.path().join("signing.key.pub"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(
+        made.stdout.contains(&format!("public key: {public}")),
+        "{}",
+        made.stdout
+    );
+    let component = dir.path().join("p.wasm");
+    std::fs::copy(guest("noop"), &component).unwrap();
+    let c = component.to_str().unwrap();
+    let signed = triggerfish(&["plugin", "sign", "--key", key.to_str().unwrap(), c], &[]);
+    assert_eq!(signed.code, 0, "{}", signed.stderr);
+    let verified = triggerfish(&["plugin", "verify", c, "--trust", &public], &[]);
+    assert_eq!(
+        verified.stdout.trim(),
+        format!("{c}: good signature by {public}")
+    );
+
+    let config = dir.path().join("triggerfish.toml");
+    let write = |trusted: &str, pin: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[host]\ncache_dir = {}\ntrusted_keys = [\"{trusted}\"]\nrequire_signatures = true\n[[plugins]]\nname = \"p\"\ncomponent = \"p.wasm\"\ntriggers = [\"full-refresh-completed\"]\n{pin}",
+                lit(&root().join("target/tf-test-cache"))
+            ),
+        )
+        .unwrap()
+    };
+    let cfg = config.to_str().unwrap();
+    let fire = || {
+        triggerfish(
+            &[
+                "fire",
+                "--config",
+                cfg,
+                "--plugin",
+                "p",
+                "--event",
+                "full-refresh-completed",
+            ],
+            &[],
+        )
+    };
+    write(&public, "");
+    assert_eq!(fire().code, 0);
+
+    // Signed by a key the config does not trust.
+    let other = "ed25519:".to_owned() + &"11".repeat(32);
+    write(&other, "");
+    let run = fire();
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains(&format!(
+            "plugin 'p': component {} refused: signed by {public}, which is not among the trusted keys",
+            component.display()
+        )),
+        "{}",
+        run.stderr
+    );
+
+    // A pinned digest that differs.
+    write(&public, &format!("sha256 = \"{}\"\n", "0".repeat(64)));
+    let run = fire();
+    assert!(
+        run.stderr
+            .contains(&format!("but the config pins {}", "0".repeat(64))),
+        "{}",
+        run.stderr
+    );
+
+    // Altered after signing.
+    write(&public, "");
+    let mut bytes = std::fs::read(&component).unwrap();
+    bytes.push(0);
+    std::fs::write(&component, bytes).unwrap();
+    let run = fire();
+    assert!(
+        run.stderr.contains(&format!(
+            "plugin 'p': component {c} refused: signature {c}.sig does not match the component (altered after signing?)"
+        )),
+        "{}",
+        run.stderr
+    );
+    let checked = triggerfish(&["plugins", "--config", cfg], &[]);
+    assert!(
+        checked.stdout.contains("check      FAILED: component"),
+        "{}",
+        checked.stdout
+    );
+    let verified = triggerfish(&["plugin", "verify", c], &[]);
+    assert_ne!(verified.code, 0);
+}

@@ -87,6 +87,12 @@ pub struct HostSection {
     /// How long a stopping daemon lets runs in flight finish (default 30s).
     #[serde(default)]
     pub shutdown_grace: Option<Spanned<String>>,
+    /// Public keys whose plugin signatures are trusted (`ed25519:<hex>`).
+    #[serde(default)]
+    pub trusted_keys: Vec<Spanned<String>>,
+    /// Refuse plugins without a valid signature by a trusted key.
+    #[serde(default)]
+    pub require_signatures: bool,
 }
 
 /// `[api]`: the daemon's admin API.
@@ -173,6 +179,8 @@ impl Default for HostSection {
             concurrency: None,
             history_days: None,
             shutdown_grace: None,
+            trusted_keys: Vec::new(),
+            require_signatures: false,
         }
     }
 }
@@ -291,6 +299,8 @@ struct RawPlugin {
     retry: RawRetry,
     #[serde(default)]
     concurrency: Option<Spanned<u32>>,
+    #[serde(default)]
+    sha256: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -498,6 +508,22 @@ impl Config {
                     ))
                 }
             };
+            let sha256 = match &p.sha256 {
+                None => None,
+                Some(h)
+                    if h.get_ref().len() == 64
+                        && h.get_ref().bytes().all(|b| b.is_ascii_hexdigit()) =>
+                {
+                    Some(h.get_ref().to_ascii_lowercase())
+                }
+                Some(h) => {
+                    return Err(v.invalid(
+                        h.span(),
+                        &key("sha256"),
+                        "expected the component's sha256: 64 hex digits",
+                    ))
+                }
+            };
             plugins.push(PluginConfig {
                 name,
                 component,
@@ -508,6 +534,7 @@ impl Config {
                 when,
                 retry,
                 concurrency,
+                sha256,
             });
         }
 
@@ -524,6 +551,12 @@ impl Config {
             settings.cache_dir = Some(base.join(c));
         }
         settings.host_entity_budget = host.entity_budget();
+        for (i, k) in host.trusted_keys.iter().enumerate() {
+            let key = triggerfish_runtime::trust::parse_public_key(k.get_ref())
+                .map_err(|e| v.invalid(k.span(), &format!("host.trusted_keys[{i}]"), &e))?;
+            settings.trust.trusted_keys.push(key);
+        }
+        settings.trust.require_signatures = host.require_signatures;
         settings.page_limits = host.page_limits();
         settings.teams = raw
             .teams

@@ -122,7 +122,7 @@ impl Host {
         let mut plugins = BTreeMap::new();
         for p in chosen {
             let component = runtime
-                .load(&p.component)
+                .load_trusted(&p.component, p.sha256.as_deref(), &config.trust)
                 .map_err(|source| HostError::Plugin {
                     plugin: p.name.clone(),
                     source,

@@ -44,6 +44,11 @@ pub enum EngineError {
     TooLarge { path: PathBuf },
     #[error("{path} is not a valid WebAssembly component: {message}")]
     Compile { path: PathBuf, message: String },
+    #[error("component {path} refused: {source}")]
+    Trust {
+        path: PathBuf,
+        source: crate::trust::TrustError,
+    },
     #[error("{path} does not fit the triggerfish:plugin@0.1.0 world: {message}")]
     World { path: PathBuf, message: String },
 }
@@ -134,8 +139,23 @@ impl Runtime {
 
     /// Compile (or load from cache) and link a component file.
     pub fn load(&self, path: &Path) -> Result<LoadedComponent, EngineError> {
+        self.load_trusted(path, None, &crate::trust::TrustPolicy::default())
+    }
+
+    /// [`Runtime::load`], once the bytes pass the pin and the signature
+    /// policy (checked before anything is compiled).
+    pub fn load_trusted(
+        &self,
+        path: &Path,
+        pin: Option<&str>,
+        policy: &crate::trust::TrustPolicy,
+    ) -> Result<LoadedComponent, EngineError> {
         let bytes = read_component(path)?;
         let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        crate::trust::check(path, &digest, pin, policy).map_err(|source| EngineError::Trust {
+            path: path.to_owned(),
+            source,
+        })?;
         let sha256 = hex::encode(digest);
         let (component, from_cache) = self.compile(path, &bytes, &digest)?;
         let world_err = |e: wasmtime::Error| EngineError::World {

@@ -31,6 +31,7 @@ pub mod secret;
 pub mod settings;
 pub mod state;
 pub mod stdio;
+pub mod trust;
 
 pub use dispatch::{Failure, Host, Outcome, Select};
 pub use settings::Settings;

@@ -41,6 +41,8 @@ pub struct Settings {
     pub email: Option<EmailSettings>,
     /// The plugins, in configuration order.
     pub plugins: Vec<PluginConfig>,
+    /// Which signatures are trusted, and whether one is required.
+    pub trust: crate::trust::TrustPolicy,
 }
 
 impl Settings {
@@ -55,6 +57,7 @@ impl Settings {
             teams: BTreeMap::new(),
             email: None,
             plugins: Vec::new(),
+            trust: crate::trust::TrustPolicy::default(),
         }
     }
 
@@ -160,6 +163,8 @@ pub struct PluginConfig {
     pub retry: RetryPolicy,
     /// Runs of this plugin attempted at once, at most.
     pub concurrency: u32,
+    /// The component's sha256 it must have (hex), when pinned.
+    pub sha256: Option<String>,
 }
 
 /// Power Automate's default trigger concurrency.

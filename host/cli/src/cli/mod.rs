@@ -17,6 +17,7 @@ mod demo;
 mod entities;
 mod history;
 mod output;
+mod plugin;
 mod refresh;
 pub(crate) mod term;
 
@@ -80,6 +81,9 @@ enum Command {
     /// Import, list and query entities.
     #[command(subcommand)]
     Entities(entities::EntitiesCommand),
+    /// Sign plugin components and check their signatures.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
     /// The journal's events.
     #[command(subcommand)]
     Events(history::EventsCommand),
@@ -155,6 +159,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run { config } => crate::daemon::run(&config).await,
         Command::Entities(cmd) => tokio::task::spawn_blocking(move || entities::run(cmd)).await?,
+        Command::Plugin(cmd) => plugin::run(cmd),
         Command::Events(cmd) => tokio::task::spawn_blocking(move || history::events(cmd)).await?,
         Command::Runs(cmd) => tokio::task::spawn_blocking(move || history::runs(cmd)).await?,
         Command::Demo(cmd) => tokio::task::spawn_blocking(move || demo::run(cmd)).await?,
@@ -275,7 +280,7 @@ fn plugins(path: &Path) -> anyhow::Result<ExitCode> {
             p.limits.timeout_ms,
             p.limits.memory_mib
         );
-        match runtime.load(&p.component) {
+        match runtime.load_trusted(&p.component, p.sha256.as_deref(), &config.settings.trust) {
             Ok(c) => outln!(
                 "  check      ok (sha256 {}{})",
                 &c.sha256[..16],

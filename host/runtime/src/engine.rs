@@ -73,6 +73,19 @@ pub struct LoadedComponent {
     pub from_cache: bool,
 }
 
+/// What a component is, as `triggerfish plugin inspect` shows it.
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    pub size: u64,
+    pub sha256: String,
+    /// Interfaces it imports, e.g. `triggerfish:plugin/teams@0.1.0`.
+    pub imports: Vec<String>,
+    /// What it exports, e.g. `triggerfish:plugin/handler@0.1.0`.
+    pub exports: Vec<String>,
+    /// Whether this host can run it, or why not (the interface named).
+    pub fits: Result<(), String>,
+}
+
 /// The engine, linker and epoch ticker.
 pub struct Runtime {
     engine: Engine,
@@ -173,6 +186,36 @@ impl Runtime {
 }
 
 impl Runtime {
+    /// Compile a component and describe it: size, digest, imports, exports,
+    /// and whether it fits this host's world.
+    pub fn inspect(&self, path: &Path) -> Result<Inspection, EngineError> {
+        let bytes = read_component(path)?;
+        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        let (component, _) = self.compile(path, &bytes, &digest)?;
+        let ty = component.component_type();
+        let imports = ty
+            .imports(&self.engine)
+            .map(|(n, _)| n.to_owned())
+            .collect();
+        let exports = ty
+            .exports(&self.engine)
+            .map(|(n, _)| n.to_owned())
+            .collect();
+        let fits = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(PluginPre::new)
+            .map(drop)
+            .map_err(|e| format!("{e:#}"));
+        Ok(Inspection {
+            size: bytes.len() as u64,
+            sha256: hex::encode(digest),
+            imports,
+            exports,
+            fits,
+        })
+    }
+
     /// The compiled component: from the cache when a checked entry exists,
     /// else compiled now and stored.
     fn compile(

@@ -29,6 +29,9 @@ pub enum PluginCommand {
         key: PathBuf,
         component: PathBuf,
     },
+    /// Describe a component: size, sha256, signature, imports, exports, and
+    /// whether this host can run it.
+    Inspect { component: PathBuf },
     /// Check a component's signature; with --trust, that a given key made it.
     Verify {
         component: PathBuf,
@@ -92,6 +95,44 @@ pub fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
                 sig.display()
             );
             Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Inspect { component } => {
+            let runtime = triggerfish_runtime::engine::Runtime::new(
+                &triggerfish_runtime::engine::RuntimeOptions {
+                    max_memory_bytes: 64 << 20,
+                    cache_dir: None,
+                },
+            )?;
+            let i = runtime.inspect(&component)?;
+            outln!("{}", component.display());
+            outln!("  size       {} bytes", i.size);
+            outln!("  sha256     {}", i.sha256);
+            let sig = signature_path(&component);
+            let signature = match std::fs::read_to_string(&sig) {
+                Err(_) => "none".to_owned(),
+                Ok(line) => {
+                    let digest: [u8; 32] = hex::decode(&i.sha256)
+                        .ok()
+                        .and_then(|b| b.try_into().ok())
+                        .unwrap_or([0; 32]);
+                    match verify_line(&line, &digest, &sig) {
+                        Ok(k) => format!("good, by {}", show_public_key(&k)),
+                        Err(e) => format!("BAD: {e}"),
+                    }
+                }
+            };
+            outln!("  signature  {signature}");
+            outln!("  exports    {}", i.exports.join(", "));
+            outln!("  imports    {}", i.imports.join(", "));
+            match &i.fits {
+                Ok(()) => outln!("  world      fits triggerfish:plugin@0.1.0 on this host"),
+                Err(e) => outln!("  world      does NOT fit: {e}"),
+            }
+            Ok(if i.fits.is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         PluginCommand::Verify { component, trust } => {
             let trusted = trust

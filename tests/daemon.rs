@@ -125,6 +125,9 @@ fn the_api_serves_every_endpoint_and_names_bad_input() {
             "triggerfish_events_accepted_total{trigger=\"data-source-refresh-failed\"} 1",
             "triggerfish_run_attempts_total{plugin=\"noop\",trigger=\"data-source-refresh-failed\",outcome=\"succeeded\"} 2",
             "triggerfish_runs{status=\"succeeded\"} 1",
+            // Statuses with no runs read 0 rather than vanishing or going stale.
+            "triggerfish_runs{status=\"dead\"} 0",
+            "triggerfish_runs{status=\"queued\"} 0",
             "triggerfish_journal_events{trigger=\"data-source-refresh-failed\"} 1",
             "triggerfish_dispatch_latency_seconds_count 1",
             "triggerfish_entity_calls_throttled{plugin=\"noop\"} 0",

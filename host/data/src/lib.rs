@@ -11,3 +11,4 @@ pub mod insights;
 pub mod journal;
 pub mod odata;
 pub mod store;
+pub mod text;

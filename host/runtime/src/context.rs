@@ -188,17 +188,8 @@ pub fn one_line(s: &str) -> String {
     out
 }
 
-/// `s` cut to at most `max` bytes, on a character boundary.
-pub fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
+/// `s` cut to at most `max` bytes on a character boundary (shared with the data layer).
+pub use triggerfish_data::text::truncate;
 
 /// Log severity.
 #[derive(
@@ -258,6 +249,7 @@ pub enum DeliveryStatus {
     /// Written to the outbox at this path.
     Outbox(PathBuf),
     /// Not sent again: an earlier attempt of this run sent it (the ledger's record).
+    #[serde(rename = "already-sent")]
     AlreadySent(String),
     /// Not delivered.
     Failed(String),

@@ -9,7 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use triggerfish_data::event::TriggerKind;
-use triggerfish_data::journal::{Journal, Verdict};
+use triggerfish_data::journal::{Journal, RunStatus, Verdict};
 use triggerfish_runtime::Host;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -182,6 +182,21 @@ impl Metrics {
     /// The text exposition, with journal totals and throttling read now.
     pub fn render(&self, journal: &Journal, host: &Host) -> Result<String, String> {
         let counts = journal.counts().map_err(|e| e.to_string())?;
+        // A status or trigger with no rows left reads 0, not its last value.
+        for status in <RunStatus as strum::VariantArray>::VARIANTS {
+            self.runs
+                .get_or_create(&StatusLabel {
+                    status: status.as_str().into(),
+                })
+                .set(0);
+        }
+        for kind in <TriggerKind as strum::VariantArray>::VARIANTS {
+            self.events
+                .get_or_create(&TriggerLabel {
+                    trigger: kind.as_str().into(),
+                })
+                .set(0);
+        }
         for (status, n) in counts.runs_by_status {
             self.runs
                 .get_or_create(&StatusLabel { status })

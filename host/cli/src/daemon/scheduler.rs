@@ -236,9 +236,10 @@ impl Scheduler {
         let started_ms = now_ms();
         let started = Instant::now();
         let kind = TriggerKind::of(&due.event.trigger);
-        if let Some(accepted) = self.journal_accepted_ms(&due) {
+        // Latency counts first attempts only: retries wait on purpose.
+        if due.attempts == 0 {
             self.metrics
-                .dispatch_latency((started_ms - accepted).max(0) as f64 / 1000.0);
+                .dispatch_latency((started_ms - due.accepted_ms).max(0) as f64 / 1000.0);
         }
         let outcome = match host.deliver(&due.plugin, &due.event).await {
             Ok(o) => o,
@@ -301,9 +302,5 @@ impl Scheduler {
                 }
             }),
         );
-    }
-
-    fn journal_accepted_ms(&self, due: &DueRun) -> Option<i64> {
-        (due.attempts == 0).then_some(due.accepted_ms)
     }
 }

@@ -13,6 +13,7 @@ use super::{
     Appended, Attempt, JournalError, NewEvent, Reply, RunStatus, Verdict, MAX_GROUP_COMMIT,
     MAX_LOG_LINES_PER_ATTEMPT, MAX_STORED_TEXT_BYTES,
 };
+use crate::text::truncate;
 
 pub(super) enum Cmd {
     Append(Vec<NewEvent>, Reply<Vec<Appended>>),
@@ -118,18 +119,6 @@ fn guarded<T>(
     }
 }
 
-/// Cut `s` to at most `max` bytes on a character boundary.
-pub(super) fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
 fn finish(conn: &Connection, a: &Attempt) -> rusqlite::Result<()> {
     let (status, next) = match a.verdict {
         Verdict::Succeeded => (RunStatus::Succeeded, None),
@@ -150,7 +139,7 @@ fn finish(conn: &Connection, a: &Attempt) -> rusqlite::Result<()> {
         a.started_ms,
         finished,
         i64::try_from(a.duration_ms).unwrap_or(i64::MAX),
-        a.error.as_deref().map(|e| cut(e, MAX_STORED_TEXT_BYTES)),
+        a.error.as_deref().map(|e| truncate(e, MAX_STORED_TEXT_BYTES)),
         ],
         |r| r.get(0),
     )?;
@@ -164,7 +153,7 @@ fn finish(conn: &Connection, a: &Attempt) -> rusqlite::Result<()> {
             n as i64,
             line.level,
             line.source,
-            cut(&line.text, MAX_STORED_TEXT_BYTES)
+            truncate(&line.text, MAX_STORED_TEXT_BYTES)
         ])?;
     }
     if a.logs.len() > MAX_LOG_LINES_PER_ATTEMPT {

@@ -191,7 +191,7 @@ async fn fire(
                 event: event.clone(),
                 origin: "fire".into(),
                 plugins: vec![plugin.to_owned()],
-                hold_ms: i64::try_from(timeout).unwrap_or(i64::MAX / 4) + FIRE_HOLD_MARGIN_MS,
+                hold_ms: triggerfish_data::journal::hold_for(timeout),
             }],
             r,
         )
@@ -221,9 +221,6 @@ async fn fire(
         }
     })
 }
-
-/// How long past its deadline a fired run stays held off a running daemon.
-const FIRE_HOLD_MARGIN_MS: i64 = 60_000;
 
 fn outcome_json(o: &Outcome, kind: TriggerKind) -> serde_json::Value {
     serde_json::json!({

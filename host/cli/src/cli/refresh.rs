@@ -20,7 +20,7 @@ use triggerfish_data::event::{describe, TriggerKind};
 use triggerfish_data::event::{Event, StageStatus, StageSummary};
 use triggerfish_data::insights::source::SourceError;
 use triggerfish_data::insights::{InsightsEngine, Observer, RefreshReport, Scope};
-use triggerfish_data::journal::{now_ms, Journal, RunFilter};
+use triggerfish_data::journal::{self, now_ms, Journal, RunFilter};
 use triggerfish_data::store::EntityDb;
 use triggerfish_runtime::routing::{self, Routes};
 use triggerfish_runtime::{Host, Outcome, Select};
@@ -158,9 +158,6 @@ struct Daemon {
     journal: Arc<Journal>,
 }
 
-/// How long past the longest deadline runs stay held off a running daemon.
-const HOLD_MARGIN_MS: i64 = 60_000;
-
 impl Daemon {
     fn open(path: &Path) -> anyhow::Result<Self> {
         let config = Config::load(path)?;
@@ -185,7 +182,7 @@ impl Daemon {
             .unwrap_or(0);
         let engine = InsightsEngine::new(workspace, store)
             .with_journal(Arc::new(Routes::new(&config.settings.plugins)))
-            .holding_runs(i64::try_from(longest).unwrap_or(i64::MAX / 4) + HOLD_MARGIN_MS);
+            .holding_runs(journal::hold_for(longest));
         Ok(Self {
             host: Arc::new(host),
             engine: Arc::new(engine),

@@ -30,6 +30,17 @@ pub const MAX_GROUP_COMMIT: usize = 4096;
 /// How long a write waits for another writer of the store file (a long
 /// import) before failing.
 pub const BUSY_TIMEOUT_MS: u64 = 120_000;
+/// How long past its deadline a run that a command attempts itself (`fire`,
+/// `refresh`) stays held off a running daemon.
+pub const HOLD_MARGIN_MS: i64 = 60_000;
+
+/// The hold for runs attempted by their caller with this deadline.
+pub fn hold_for(deadline_ms: u64) -> i64 {
+    i64::try_from(deadline_ms)
+        .unwrap_or(i64::MAX / 4)
+        .saturating_add(HOLD_MARGIN_MS)
+}
+
 /// Most rows one listing returns.
 pub const MAX_PAGE: u32 = 1000;
 

@@ -86,21 +86,27 @@ impl Shared {
                 // the commit: the scheduler need not read them back.
                 if let Ok([first]) = r.as_deref() {
                     if !first.duplicate {
-                        scheduler.offer(
-                            first
-                                .runs
-                                .iter()
-                                .zip(names)
-                                .map(|(&run, plugin)| DueRun {
+                        // The last run takes the event itself: one plugin, no copy.
+                        let mut event = Some(handed);
+                        let last = first.runs.len().saturating_sub(1);
+                        let runs = first.runs.iter().zip(names).enumerate().filter_map(
+                            |(i, (&run, plugin))| {
+                                let event = if i == last {
+                                    event.take()?
+                                } else {
+                                    event.clone()?
+                                };
+                                Some(DueRun {
                                     run,
                                     plugin,
                                     attempts: 0,
                                     budget_from: 0,
                                     accepted_ms,
-                                    event: handed.clone(),
+                                    event,
                                 })
-                                .collect(),
+                            },
                         );
+                        scheduler.offer(runs.collect());
                     }
                 }
                 let _ = tx.send(r);

@@ -392,3 +392,128 @@ impl Drop for Daemon {
         }
     }
 }
+
+/// A real OCI registry (Debian's `docker-registry`) on loopback, storing
+/// under a temporary folder the test may tamper with.
+pub struct Registry {
+    child: Child,
+    pub addr: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// Start it; fails when `docker-registry` is not installed.
+    pub fn start() -> Self {
+        let dir = tempdir();
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
+            let addr = format!("127.0.0.1:{port}");
+            let config = dir.path().join("config.yml");
+            std::fs::write(
+                &config,
+                format!(
+                    "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+                    dir.path().join("data").display()
+                ),
+            )
+            .expect("write registry config");
+            let mut child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("cannot start docker-registry (apt-get install docker-registry)");
+            let until = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < until {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // the port was taken meanwhile: try another
+                }
+                if std::net::TcpStream::connect(&addr).is_ok() {
+                    return Self { child, addr, dir };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("docker-registry did not start on loopback");
+    }
+
+    /// `oci://ADDR/REPO:TAG`.
+    pub fn reference(&self, repo_and_tag: &str) -> String {
+        format!("oci://{}/{repo_and_tag}", self.addr)
+    }
+
+    /// The stored blob of a digest (`sha256:…`), to tamper with.
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Copy a plugin folder (without build outputs) into `to`; returns the copy.
+pub fn copy_plugin(from: &Path, to: &Path) -> PathBuf {
+    let dest = to.join(from.file_name().expect("folder name"));
+    copy_tree(from, &dest);
+    dest
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let name = entry.file_name();
+        if ["build", "dist", "target", "node_modules", "__pycache__"]
+            .iter()
+            .any(|skip| name == *skip)
+        {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            copy_tree(&path, &to.join(&name));
+        } else {
+            std::fs::copy(&path, to.join(&name)).expect("copy file");
+        }
+    }
+}
+
+/// `triggerfish plugin build DIR`, asserted to succeed; the component path.
+pub fn build_plugin(dir: &Path, envs: &[(&str, &str)]) -> PathBuf {
+    let run = triggerfish(
+        &["plugin", "build", dir.to_str().expect("utf-8 path")],
+        envs,
+    );
+    assert_eq!(
+        run.code,
+        0,
+        "plugin build {}:\n{}\n{}",
+        dir.display(),
+        run.stdout,
+        run.stderr
+    );
+    let path = run
+        .stdout
+        .strip_prefix("built ")
+        .and_then(|s| s.split(" (").next())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("no component path in: {}", run.stdout));
+    assert!(path.is_file(), "{}", path.display());
+    path
+}

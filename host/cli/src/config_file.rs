@@ -16,6 +16,7 @@ use triggerfish_data::insights::workspace::{
     line_of, valid_name, InsightsSection, Workspace, WorkspaceError,
 };
 use triggerfish_data::store::PageLimits;
+use triggerfish_package::oci::{self, OciRef};
 use triggerfish_runtime::grants::{Grants, Origin};
 use triggerfish_runtime::ratelimit::{Budget, DEFAULT_WINDOW};
 use triggerfish_runtime::routing::{RetryPolicy, When, MAX_RETRIES, MAX_WAIT_LIMIT};
@@ -54,6 +55,9 @@ pub struct Config {
     pub insights: Option<Workspace>,
     /// The daemon's settings (`[host]` and `[api]`).
     pub daemon: DaemonSettings,
+    /// Plugins whose `component` is an `oci://` reference, by name; their
+    /// component path is only known once [`Config::pull_components`] ran.
+    pub registry: BTreeMap<String, OciRef>,
 }
 
 /// `[host]`.
@@ -356,6 +360,7 @@ impl Config {
         }
 
         let mut plugins: Vec<PluginConfig> = Vec::with_capacity(raw.plugins.len());
+        let mut registry = BTreeMap::new();
         for (i, p) in raw.plugins.into_iter().enumerate() {
             let key = |k: &str| format!("plugins[{i}].{k}");
             let name = p.name.get_ref().clone();
@@ -494,7 +499,17 @@ impl Config {
                 };
                 config.insert(k, s);
             }
-            let component = base.join(p.component.get_ref());
+            let component = match p.component.get_ref().to_str() {
+                Some(text) if text.starts_with(oci::SCHEME) => {
+                    let r = OciRef::parse(text).map_err(|e| {
+                        v.invalid(p.component.span(), &key("component"), &e.to_string())
+                    })?;
+                    registry.insert(name.clone(), r);
+                    // Replaced by the pulled file in `pull_components`.
+                    PathBuf::from(text)
+                }
+                _ => base.join(p.component.get_ref()),
+            };
             let when = v.when(&p.when, &key)?;
             let retry = v.retry(&p.retry, &key)?;
             let concurrency = match &p.concurrency {
@@ -571,7 +586,56 @@ impl Config {
             settings,
             insights,
             daemon,
+            registry,
         })
+    }
+
+    /// [`Config::load`], then every `oci://` component pulled (or taken from
+    /// the cache when pinned by digest) and verified, ready to load.
+    pub fn load_with_components(path: &Path) -> anyhow::Result<Self> {
+        let mut config = Self::load(path)?;
+        config.pull_components()?;
+        Ok(config)
+    }
+
+    /// Pull the `oci://` components into `<cache_dir>/oci/` and point their
+    /// plugins at the verified files. Runs its own small runtime on its own
+    /// thread, so it works from sync and async callers alike.
+    pub fn pull_components(&mut self) -> anyhow::Result<()> {
+        if self.registry.is_empty() {
+            return Ok(());
+        }
+        let cache = self
+            .settings
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| self.settings.state_dir.join("cache"));
+        let wanted = self.registry.clone();
+        let pulled = std::thread::scope(|s| {
+            s.spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async {
+                    let mut out = BTreeMap::new();
+                    for (name, r) in &wanted {
+                        let p = oci::pull(r, &cache)
+                            .await
+                            .map_err(|e| anyhow::anyhow!("plugin '{name}': {e}"))?;
+                        out.insert(name.clone(), p);
+                    }
+                    anyhow::Ok(out)
+                })
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("pulling plugin components panicked"))?
+        })?;
+        for p in &mut self.settings.plugins {
+            if let Some(got) = pulled.get(&p.name) {
+                p.component = got.component.clone();
+            }
+        }
+        Ok(())
     }
 
     /// `$top` bounds for entity queries.

@@ -13,12 +13,14 @@ use triggerfish_data::insights::Scope;
 use triggerfish_data::journal::{now_ms, Journal, NewEvent, Verdict};
 use triggerfish_runtime::{Host, Outcome, Select};
 
+mod author;
 mod demo;
 mod entities;
 mod history;
 mod output;
 mod plugin;
 mod refresh;
+mod registry;
 pub(crate) mod term;
 
 use term::{errln, out, outln};
@@ -81,7 +83,7 @@ enum Command {
     /// Import, list and query entities.
     #[command(subcommand)]
     Entities(entities::EntitiesCommand),
-    /// Sign plugin components and check their signatures.
+    /// Write, build, test, pack, sign, push and pull plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
     /// The journal's events.
@@ -159,7 +161,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run { config } => crate::daemon::run(&config).await,
         Command::Entities(cmd) => tokio::task::spawn_blocking(move || entities::run(cmd)).await?,
-        Command::Plugin(cmd) => plugin::run(cmd),
+        Command::Plugin(cmd) => plugin::run(cmd).await,
         Command::Events(cmd) => tokio::task::spawn_blocking(move || history::events(cmd)).await?,
         Command::Runs(cmd) => tokio::task::spawn_blocking(move || history::runs(cmd)).await?,
         Command::Demo(cmd) => tokio::task::spawn_blocking(move || demo::run(cmd)).await?,
@@ -173,7 +175,7 @@ async fn fire(
     payload: Option<&str>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let config = Config::load(path)?;
+    let config = Config::load_with_components(path)?;
     let kind: TriggerKind = kind.parse()?;
     let event = build_event(kind, payload).context("--payload")?;
     let mut host = Host::new(&config.settings, Select::Only(plugin))?;
@@ -237,7 +239,7 @@ fn outcome_json(o: &Outcome, kind: TriggerKind) -> serde_json::Value {
 }
 
 fn plugins(path: &Path) -> anyhow::Result<ExitCode> {
-    let config = Config::load(path)?;
+    let config = Config::load_with_components(path)?;
     if config.settings.plugins.is_empty() {
         outln!("no plugins configured in {}", path.display());
         return Ok(ExitCode::SUCCESS);
@@ -246,7 +248,13 @@ fn plugins(path: &Path) -> anyhow::Result<ExitCode> {
     let mut failed = 0;
     for p in &config.settings.plugins {
         outln!("{}", p.name);
-        outln!("  component  {}", p.component.display());
+        match config.registry.get(&p.name) {
+            Some(r) => outln!(
+                "  component  {r}\n             pulled to {}",
+                p.component.display()
+            ),
+            None => outln!("  component  {}", p.component.display()),
+        }
         let triggers: Vec<&str> = p.triggers.iter().map(|t| t.as_str()).collect();
         outln!(
             "  triggers   {}",
@@ -272,6 +280,9 @@ fn plugins(path: &Path) -> anyhow::Result<ExitCode> {
             show(&g.entities),
             show(&g.outbound_hosts)
         );
+        for line in registry::requested_vs_granted(&p.component, g) {
+            outln!("  {line}");
+        }
         outln!(
             "  limits     timeout {} ms, memory {} MiB",
             p.limits.timeout_ms,

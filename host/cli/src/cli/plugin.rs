@@ -1,5 +1,5 @@
-//! `triggerfish plugin keygen|sign|verify`: ed25519 signatures of plugin
-//! components, checked by the host before it compiles them.
+//! `triggerfish plugin …`: the author's loop (new, build, test), sharing
+//! (pack, push, pull) and trust (keygen, sign, verify, inspect).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -13,10 +13,63 @@ use triggerfish_runtime::trust::{
 };
 
 use super::term::outln;
+use super::{author, registry};
+use triggerfish_package::manifest::Language;
 
 /// `triggerfish plugin …`.
 #[derive(Subcommand)]
 pub enum PluginCommand {
+    /// Scaffold a plugin: WIT, a handler that posts a card, plugin.toml,
+    /// README and a test fixture.
+    New {
+        /// rust, python, js or c.
+        #[arg(long)]
+        lang: Language,
+        /// The plugin's name (lower-case letters, digits, '-').
+        name: String,
+        /// Folder to create it in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Build the plugin with its language's toolchain: DIR/build/NAME.wasm.
+    Build {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Fire the fixtures (DIR/fixtures/*.json) at the built plugin in outbox
+    /// mode and compare what it posted and emailed with the .expected.json files.
+    Test {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Record what the plugin did as the expected files.
+        #[arg(long)]
+        bless: bool,
+    },
+    /// Pack the built component with its manifest into one artefact:
+    /// DIR/dist/NAME-VERSION.wasm.
+    Pack {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Pack this component instead of DIR/build/NAME.wasm.
+        #[arg(long)]
+        component: Option<PathBuf>,
+        /// Where to write the artefact.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Push an artefact (and its signature) to an OCI registry:
+    /// oci://HOST[:PORT]/REPOSITORY:TAG.
+    Push {
+        component: PathBuf,
+        reference: String,
+    },
+    /// Pull an artefact from an OCI registry, verifying every digest.
+    Pull {
+        reference: String,
+        /// Copy the component (and its .sig) here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Make a signing key: KEY (secret, mode 0600) and KEY.pub.
     Keygen {
         /// Where to write the secret key; the public key goes to KEY.pub.
@@ -29,9 +82,10 @@ pub enum PluginCommand {
         key: PathBuf,
         component: PathBuf,
     },
-    /// Describe a component: size, sha256, signature, imports, exports, and
-    /// whether this host can run it.
-    Inspect { component: PathBuf },
+    /// Describe a component (a file or an oci:// reference): size, sha256,
+    /// signature, manifest, requested grants, imports, exports, and whether
+    /// this host can run it.
+    Inspect { component: String },
     /// Check a component's signature; with --trust, that a given key made it.
     Verify {
         component: PathBuf,
@@ -47,8 +101,23 @@ fn digest(path: &Path) -> anyhow::Result<[u8; 32]> {
 }
 
 /// `triggerfish plugin`.
-pub fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        PluginCommand::New { lang, name, dir } => author::new(lang, &name, &dir),
+        PluginCommand::Build { dir } => {
+            tokio::task::spawn_blocking(move || author::build_cmd(&dir)).await?
+        }
+        PluginCommand::Test { dir, bless } => author::test(&dir, bless).await,
+        PluginCommand::Pack {
+            dir,
+            component,
+            out,
+        } => registry::pack(&dir, component, out),
+        PluginCommand::Push {
+            component,
+            reference,
+        } => registry::push(&component, &reference).await,
+        PluginCommand::Pull { reference, out } => registry::pull(&reference, out).await,
         PluginCommand::Keygen { out } => {
             let key = generate_key().map_err(anyhow::Error::msg)?;
             let mut file = {
@@ -97,13 +166,8 @@ pub fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         PluginCommand::Inspect { component } => {
-            let runtime = triggerfish_runtime::engine::Runtime::new(
-                &triggerfish_runtime::engine::RuntimeOptions {
-                    max_memory_bytes: 64 << 20,
-                    cache_dir: None,
-                },
-            )?;
-            let i = runtime.inspect(&component)?;
+            let component = registry::local_or_pulled(&component).await?;
+            let i = registry::inspector()?.inspect(&component)?;
             outln!("{}", component.display());
             outln!("  size       {} bytes", i.size);
             outln!("  sha256     {}", i.sha256);
@@ -122,6 +186,24 @@ pub fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
                 }
             };
             outln!("  signature  {signature}");
+            let bytes = std::fs::read(&component)
+                .with_context(|| format!("cannot read {}", component.display()))?;
+            match triggerfish_package::section::read(&bytes) {
+                Ok(Some(m)) => {
+                    outln!(
+                        "  manifest   {} {} ({}): {}",
+                        m.name,
+                        m.version,
+                        m.language,
+                        m.description
+                    );
+                    outln!("  targets    {}", m.world);
+                    outln!("  triggers   {}", m.triggers.join(", "));
+                    outln!("  requests   {}", registry::requested_text(&m));
+                }
+                Ok(None) => outln!("  manifest   none (not packed)"),
+                Err(e) => outln!("  manifest   BAD: {e}"),
+            }
             outln!("  exports    {}", i.exports.join(", "));
             outln!("  imports    {}", i.imports.join(", "));
             match &i.fits {

@@ -160,7 +160,7 @@ struct Daemon {
 
 impl Daemon {
     fn open(path: &Path) -> anyhow::Result<Self> {
-        let config = Config::load(path)?;
+        let config = Config::load_with_components(path)?;
         let Some(workspace) = config.insights.clone() else {
             bail!(
                 "{}: no [insights] section: add data sources under [[insights.sources]] (see the README's configuration reference)",

@@ -186,7 +186,7 @@ fn is_loopback(addr: &SocketAddr) -> bool {
 
 /// `triggerfish run`.
 pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
-    let config = Config::load(path)?;
+    let config = Config::load_with_components(path)?;
     let d = config.daemon.clone();
     let token = std::env::var(&d.token_env)
         .ok()

@@ -51,7 +51,7 @@ impl Reloader {
         let path = self.path.clone();
         let journal = self.journal.clone();
         tokio::task::spawn_blocking(move || {
-            let config = Config::load(&path)?;
+            let config = Config::load_with_components(&path)?;
             let mut host = Host::new(&config.settings, Select::All)?;
             host.set_journal(journal);
             let routes = Routes::new(&config.settings.plugins);

@@ -9,9 +9,23 @@ step() { printf '\n== %s (at %ss)\n' "$*" "$SECONDS"; }
 step "toolchain (rust-toolchain.toml: rustc, clippy, rustfmt, wasm32-wasip2)"
 rustup toolchain install
 
-step "real SMTP server for the email tests (aiosmtpd)"
-python3 -m pip install --quiet --disable-pip-version-check 'aiosmtpd==1.4.6'
+step "Debian packages: C guests (clang, lld, wasi-libc), a real OCI registry"
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    clang lld wasi-libc libclang-rt-dev-wasm32 docker-registry >/dev/null
+clang --version | head -1
+command -v wasm-ld docker-registry
+
+step "pip: real SMTP server for the email tests (aiosmtpd), Python guests (componentize-py)"
+python3 -m pip install --quiet --disable-pip-version-check 'aiosmtpd==1.4.6' 'componentize-py==0.25.1'
+if command -v pyenv >/dev/null; then pyenv rehash; fi  # new console scripts get their shims
 python3 -c 'import aiosmtpd'
+componentize-py --version
+
+step "npm: JavaScript guests (componentize-js, from plugins/js/package-lock.json)"
+npm ci --prefix plugins/js --no-audit --no-fund --loglevel=error
 
 GUESTS=(-p teams-on-refresh-failure -p email-segment-owners -p count-customers -p misbehaving -p recorder -p noop)
 

@@ -78,7 +78,9 @@ fn test_settings(
         PathBuf::from(format!("{} (plugin test)", m.name)),
         state.to_owned(),
     );
-    s.cache_dir = None;
+    // Compiled code is cached per user (content-addressed, digest-checked),
+    // so a second run of a large component does not compile it again.
+    s.cache_dir = Some(super::registry::user_cache().join("compiled"));
     for channel in &m.grants.teams {
         s.teams.insert(
             channel.clone(),

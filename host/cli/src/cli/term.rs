@@ -17,7 +17,9 @@ pub fn clean(s: &str) -> Cow<'_, str> {
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         if unsafe_char(c) {
-            out.push_str(&c.escape_unicode().to_string());
+            // `\u001b`: readable, and still valid inside a JSON string
+            // (control characters are all below U+00A0).
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
         } else {
             out.push(c);
         }
@@ -84,8 +86,12 @@ mod tests {
         assert_eq!(clean("plain\ttext\nline two"), "plain\ttext\nline two");
         assert_eq!(
             clean("\u{1b}]0;pwned\u{7}\u{1b}[2Jx\r"),
-            "\\u{1b}]0;pwned\\u{7}\\u{1b}[2Jx\\u{d}"
+            "\\u001b]0;pwned\\u0007\\u001b[2Jx\\u000d"
         );
-        assert_eq!(clean("\u{9b}31m"), "\\u{9b}31m");
+        assert_eq!(clean("\u{9b}31m"), "\\u009b31m");
+        // JSON output stays JSON: DEL and C1 characters are legal in strings.
+        let json = serde_json::json!({ "s": "a\u{7f}b\u{85}c" }).to_string();
+        let back: serde_json::Value = serde_json::from_str(&clean(&json)).unwrap();
+        assert_eq!(back["s"], "a\u{7f}b\u{85}c");
     }
 }

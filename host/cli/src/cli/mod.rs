@@ -130,7 +130,7 @@ pub fn main() -> ExitCode {
             if let Some(io) = e.chain().find_map(|c| c.downcast_ref::<std::io::Error>()) {
                 term::quit_on(io);
             }
-            errln!("error: {e:#}");
+            errln!("error: {}", term::describe(&e));
             ExitCode::FAILURE
         }
     }

@@ -27,6 +27,21 @@ pub fn clean(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// An error with its causes, each cause added only where the message does
+/// not already carry it (many errors name their source in their own text;
+/// `{:#}` would print it twice).
+pub fn describe(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
+}
+
 /// Print to stdout, cleaned; a broken pipe ends the process quietly.
 pub fn write_out(args: fmt::Arguments<'_>, newline: bool) {
     let text = fmt::format(args);
@@ -80,6 +95,18 @@ pub(crate) use {errln, out, outln};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn causes_already_in_the_message_are_not_repeated() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot read x.wasm: {source}")]
+        struct Read {
+            source: std::io::Error,
+        }
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let e = anyhow::Error::new(Read { source: io }).context("plugin 'p'");
+        assert_eq!(describe(&e), "plugin 'p': cannot read x.wasm: gone");
+    }
 
     #[test]
     fn control_characters_are_escaped_but_lines_kept() {

@@ -83,9 +83,13 @@ impl Reloader {
             }
             Err(e) => {
                 tracing::error!(
-                    "reload refused ({why}): {e:#}; the previous version keeps serving"
+                    "reload refused ({why}): {}; the previous version keeps serving",
+                    crate::cli::term::describe(&e)
                 );
-                outln!("reload refused ({why}): {e:#}; the previous version keeps serving");
+                outln!(
+                    "reload refused ({why}): {}; the previous version keeps serving",
+                    crate::cli::term::describe(&e)
+                );
             }
         }
     }

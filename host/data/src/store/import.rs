@@ -159,7 +159,8 @@ fn io_error(path: &Path, e: &std::io::Error) -> ImportError {
 /// Read every row of a file, calling `f(row_number, row)` with values in
 /// `columns` order. A CSV header must equal `columns` when that is not empty
 /// (and sets it otherwise); JSON keys not yet in `columns` are appended unless
-/// `fixed`. Streams CSV and NDJSON; a JSON array is read whole.
+/// `fixed`. Streams every format: CSV and NDJSON by line, a JSON array by
+/// element.
 fn visit(
     path: &Path,
     opener: Option<&dyn Opener>,
@@ -251,34 +252,69 @@ fn visit(
             Ok(())
         }
         ImportFormat::Json => {
-            let v: serde_json::Value = serde_json::from_reader(reader).map_err(|e| {
-                let kind = if e.is_io() {
-                    ImportErrorKind::Encoding
-                } else {
-                    ImportErrorKind::Schema
-                };
-                file_error(path, kind, None, None, format!("not valid JSON: {e}"))
-            })?;
-            let serde_json::Value::Array(items) = v else {
-                return Err(file_error(
-                    path,
-                    ImportErrorKind::Schema,
-                    None,
-                    None,
-                    "expected a JSON array of objects".into(),
-                ));
+            let mut de = serde_json::Deserializer::from_reader(reader);
+            let mut stopped = None;
+            let rows = ArrayRows {
+                columns,
+                fixed,
+                f,
+                stopped: &mut stopped,
             };
-            for (n, item) in items.into_iter().enumerate() {
-                let row = match item {
-                    serde_json::Value::Object(o) => Ok(align(columns, o, fixed)),
-                    _ => Err("expected an object".to_owned()),
-                };
-                f(n as u64 + 1, row)?;
+            let streamed = serde::Deserializer::deserialize_seq(&mut de, rows).and_then(|()| de.end());
+            if let Some(e) = stopped {
+                return Err(e);
             }
+            streamed.map_err(|e| {
+                let (kind, message) = match e.classify() {
+                    serde_json::error::Category::Io => {
+                        (ImportErrorKind::Encoding, format!("not valid JSON: {e}"))
+                    }
+                    serde_json::error::Category::Data => (
+                        ImportErrorKind::Schema,
+                        format!("expected a JSON array of objects ({e})"),
+                    ),
+                    _ => (ImportErrorKind::Schema, format!("not valid JSON: {e}")),
+                };
+                file_error(path, kind, None, None, message)
+            })?;
             check_headers(columns)
                 .map_err(|m| file_error(path, ImportErrorKind::Schema, None, None, m))?;
             Ok(())
         }
+    }
+}
+
+/// A JSON array read one element at a time (constant memory, like CSV and
+/// NDJSON): each element is handed to the row callback as it is parsed.
+struct ArrayRows<'a> {
+    columns: &'a mut Vec<String>,
+    fixed: bool,
+    f: &'a mut dyn FnMut(u64, RawRow) -> Result<(), ImportError>,
+    /// The callback's own error, which stops the parse.
+    stopped: &'a mut Option<ImportError>,
+}
+
+impl<'de> serde::de::Visitor<'de> for ArrayRows<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON array of objects")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut row_no = 0u64;
+        while let Some(item) = seq.next_element::<serde_json::Value>()? {
+            row_no += 1;
+            let row = match item {
+                serde_json::Value::Object(o) => Ok(align(self.columns, o, self.fixed)),
+                _ => Err("expected an object".to_owned()),
+            };
+            if let Err(e) = (self.f)(row_no, row) {
+                *self.stopped = Some(e);
+                return Err(serde::de::Error::custom("stopped by the row handler"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -742,6 +778,28 @@ mod tests {
             Err(ImportFailure::File(e)) => e,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn json_arrays_stream_with_rows_numbered_and_shape_errors_named() {
+        let (_d, p, store) = setup(
+            "a.json",
+            r#"[{"Id": 1, "Name": "Ann"}, {"Id": 2, "Name": "Bob"}, 7, {"Id": 4, "Name": "Dan"}]"#,
+        );
+        let r = import(&p, &store, &[], "Id", 1).unwrap();
+        assert_eq!(r.rows, 3);
+        assert_eq!(r.rejected.len(), 1);
+        assert_eq!(r.rejected[0].row, Some(3));
+        assert!(r.rejected[0].message.contains("expected an object"), "{}", r.rejected[0]);
+
+        let (_d, p, store) = setup("o.json", r#"{"Id": 1}"#);
+        let e = file_err(import(&p, &store, &[], "Id", 0));
+        assert_eq!(e.kind, ImportErrorKind::Schema);
+        assert!(e.message.starts_with("expected a JSON array of objects"), "{e}");
+
+        let (_d, p, store) = setup("t.json", r#"[{"Id": 1}] trailing"#);
+        let e = file_err(import(&p, &store, &[], "Id", 0));
+        assert!(e.message.contains("trailing characters"), "{e}");
     }
 
     #[test]

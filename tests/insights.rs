@@ -846,3 +846,77 @@ fn source_paths_stay_in_the_workspace_and_quoted_values_are_short() {
     );
     assert!(error.len() < 400, "{error}");
 }
+
+#[test]
+fn a_config_named_without_a_folder_finds_its_sources_and_json_arrays_stream() {
+    let dir = support::tempdir();
+    let gen = support::triggerfish(
+        &[
+            "demo",
+            "generate",
+            "--rows",
+            "2000",
+            "--out",
+            dir.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_ok(&gen);
+    // The loyalty source as a JSON array, one object per member.
+    let csv = std::fs::read_to_string(dir.path().join("loyalty-members.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let items: Vec<String> = lines
+        .map(|l| {
+            let obj: serde_json::Map<String, Value> = header
+                .iter()
+                .zip(l.split(','))
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        if v.is_empty() {
+                            Value::Null
+                        } else {
+                            Value::from(v)
+                        },
+                    )
+                })
+                .collect();
+            Value::Object(obj).to_string()
+        })
+        .collect();
+    assert!(
+        csv.lines().all(|l| !l.contains('"')),
+        "the generated CSV needs no quoting"
+    );
+    std::fs::write(
+        dir.path().join("loyalty-members.json"),
+        format!("[{}]", items.join(",\n")),
+    )
+    .unwrap();
+    let config = dir.path().join("triggerfish.toml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("loyalty-members.csv", "loyalty-members.json");
+    std::fs::write(&config, text).unwrap();
+    let out = std::process::Command::new(support::triggerfish_bin())
+        .current_dir(dir.path())
+        .args(["refresh", "--config", "triggerfish.toml"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let loyalty = stdout
+        .lines()
+        .find(|l| l.contains("source:loyalty-members"))
+        .unwrap_or_default();
+    assert!(
+        loyalty.contains(" ok ") && loyalty.contains(&format!("{} rows", items.len())),
+        "{stdout}"
+    );
+}

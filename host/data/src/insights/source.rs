@@ -180,8 +180,14 @@ impl Opener for RootedOpener<'_> {
                 message: e.to_string(),
             },
         };
-        let dir = cap_std::fs::Dir::open_ambient_dir(self.root, cap_std::ambient_authority())
-            .map_err(io)?;
+        // The empty root (a config named without a folder) is the current one.
+        let root = if self.root.as_os_str().is_empty() {
+            std::path::Path::new(".")
+        } else {
+            self.root
+        };
+        let dir =
+            cap_std::fs::Dir::open_ambient_dir(root, cap_std::ambient_authority()).map_err(io)?;
         let meta = dir.metadata(rel).map_err(io)?;
         if !meta.is_file() {
             return Err(refused(

@@ -701,20 +701,48 @@ fn thresholds(
     Ok(out)
 }
 
-/// `path` with `.` and `..` resolved lexically (no file system access).
+/// `path` with `.` and `..` resolved lexically (no file system access); the
+/// current folder is the empty path, a prefix of every relative path.
 pub fn lexical(path: &Path) -> PathBuf {
     use std::path::Component;
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {
             Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
+            // `..` cancels a folder name; at the start of a relative path
+            // (or after another `..`) it stays, and above `/` it is `/`.
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                Some(Component::RootDir) => {}
+                _ => out.push(".."),
+            },
             other => out.push(other),
         }
     }
     out
+}
+
+#[cfg(test)]
+mod lexical_tests {
+    use super::lexical;
+    use std::path::Path;
+
+    #[test]
+    fn lexical_keeps_leading_parents_and_never_empties() {
+        for (path, want) in [
+            ("", ""),
+            (".", ""),
+            ("./a/../b", "b"),
+            ("a/..", ""),
+            ("../data", "../data"),
+            ("../../x/../y", "../../y"),
+            ("/a/../../b", "/b"),
+        ] {
+            assert_eq!(lexical(Path::new(path)), Path::new(want), "{path}");
+        }
+    }
 }
 
 fn source(

@@ -260,7 +260,8 @@ fn visit(
                 f,
                 stopped: &mut stopped,
             };
-            let streamed = serde::Deserializer::deserialize_seq(&mut de, rows).and_then(|()| de.end());
+            let streamed =
+                serde::Deserializer::deserialize_seq(&mut de, rows).and_then(|()| de.end());
             if let Some(e) = stopped {
                 return Err(e);
             }
@@ -790,12 +791,19 @@ mod tests {
         assert_eq!(r.rows, 3);
         assert_eq!(r.rejected.len(), 1);
         assert_eq!(r.rejected[0].row, Some(3));
-        assert!(r.rejected[0].message.contains("expected an object"), "{}", r.rejected[0]);
+        assert!(
+            r.rejected[0].message.contains("expected an object"),
+            "{}",
+            r.rejected[0]
+        );
 
         let (_d, p, store) = setup("o.json", r#"{"Id": 1}"#);
         let e = file_err(import(&p, &store, &[], "Id", 0));
         assert_eq!(e.kind, ImportErrorKind::Schema);
-        assert!(e.message.starts_with("expected a JSON array of objects"), "{e}");
+        assert!(
+            e.message.starts_with("expected a JSON array of objects"),
+            "{e}"
+        );
 
         let (_d, p, store) = setup("t.json", r#"[{"Id": 1}] trailing"#);
         let e = file_err(import(&p, &store, &[], "Id", 0));

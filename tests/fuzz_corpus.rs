@@ -97,6 +97,7 @@ fn source_corpora_import_or_fail_with_an_error() {
             let files = [file];
             let types = BTreeMap::new();
             let spec = ImportSpec {
+                progress: None,
                 files: &files,
                 format: Some(format),
                 types: &types,

@@ -108,6 +108,17 @@ impl Display {
     fn progress(&mut self, stage: &str, done: u64, total: Option<u64>) {
         if let Some(bar) = self.bars.get(stage) {
             if let Some(t) = total {
+                if bar.length().is_none() {
+                    // A source learns its size once it has listed its files:
+                    // from a spinner to bytes read of both passes.
+                    let bytes = ProgressStyle::with_template(
+                        "{prefix:<28} [{bar:30}] {bytes:>9}/{total_bytes:<9} {elapsed_precise}",
+                    )
+                    .map(|s| s.progress_chars("=> "));
+                    if let Ok(style) = bytes {
+                        bar.set_style(style);
+                    }
+                }
                 bar.set_length(t.max(1));
             }
             bar.set_position(done);

@@ -337,7 +337,16 @@ impl Run<'_> {
         let mut attempt = 1u32;
         let mut wait = ws.retry_backoff;
         loop {
-            match self.engine.sources[i].refresh(&self.engine.store) {
+            let refreshed = {
+                let obs = std::cell::RefCell::new(&mut *self.obs);
+                let progress = |done: u64, total: u64| {
+                    if let Ok(mut obs) = obs.try_borrow_mut() {
+                        obs.stage_progress(&stage, done, Some(total));
+                    }
+                };
+                self.engine.sources[i].refresh(&self.engine.store, &progress)
+            };
+            match refreshed {
                 Ok(loaded) => {
                     let detail = (loaded.rejected > 0).then(|| {
                         format!(

@@ -49,8 +49,10 @@ impl SourceError {
 /// A data source: replaces its entity's rows with its current data, atomically
 /// (on failure the entity keeps its previous rows).
 pub trait Source: Send + Sync {
-    /// Load the current data into the source's entity.
-    fn refresh(&self, store: &EntityDb) -> Result<Loaded, SourceError>;
+    /// Load the current data into the source's entity, telling `progress`
+    /// (bytes read, bytes to read) as it goes.
+    fn refresh(&self, store: &EntityDb, progress: &dyn Fn(u64, u64))
+        -> Result<Loaded, SourceError>;
 }
 
 /// How many skipped rows a refresh describes.
@@ -96,7 +98,11 @@ impl FileSource {
 }
 
 impl Source for FileSource {
-    fn refresh(&self, store: &EntityDb) -> Result<Loaded, SourceError> {
+    fn refresh(
+        &self,
+        store: &EntityDb,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<Loaded, SourceError> {
         let files = self.files()?;
         let mut required: Vec<String> = self.spec.map.iter().map(|(_, c)| c.clone()).collect();
         required.extend(self.spec.updated_at.iter().cloned());
@@ -112,6 +118,7 @@ impl Source for FileSource {
             opener: Some(&RootedOpener {
                 root: &self.spec.root,
             }),
+            progress: Some(progress),
         };
         match import(&spec, store, &self.spec.entity) {
             Ok(report) => Ok(Loaded {

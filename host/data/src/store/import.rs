@@ -161,19 +161,24 @@ fn io_error(path: &Path, e: &std::io::Error) -> ImportError {
 /// (and sets it otherwise); JSON keys not yet in `columns` are appended unless
 /// `fixed`. Streams every format: CSV and NDJSON by line, a JSON array by
 /// element.
+#[allow(clippy::too_many_arguments)]
 fn visit(
     path: &Path,
     opener: Option<&dyn Opener>,
     format: ImportFormat,
     columns: &mut Vec<String>,
     fixed: bool,
+    progress: &Progress<'_>,
     f: &mut dyn FnMut(u64, RawRow) -> Result<(), ImportError>,
 ) -> Result<(), ImportError> {
     let file = match opener {
         Some(o) => o.open(path)?,
         None => std::fs::File::open(path).map_err(|e| io_error(path, &e))?,
     };
-    let reader = std::io::BufReader::new(file);
+    let reader = std::io::BufReader::new(Counting {
+        inner: file,
+        progress,
+    });
     match format {
         ImportFormat::Csv => {
             let mut rdr = csv::ReaderBuilder::new()
@@ -365,7 +370,7 @@ fn align(
 }
 
 /// What to import: one or more files of one format, read as one entity.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct ImportSpec<'a> {
     /// The files, read in this order; CSV files must share their header.
     pub files: &'a [PathBuf],
@@ -381,6 +386,59 @@ pub struct ImportSpec<'a> {
     pub tolerance: usize,
     /// How files are opened; plain `File::open` when `None`.
     pub opener: Option<&'a dyn Opener>,
+    /// Told (bytes read, bytes to read) as the import goes, about every
+    /// [`PROGRESS_EVERY_BYTES`]; both passes count, so the total is twice
+    /// the files' size.
+    pub progress: Option<&'a dyn Fn(u64, u64)>,
+}
+
+impl std::fmt::Debug for ImportSpec<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportSpec")
+            .field("files", &self.files)
+            .field("format", &self.format)
+            .field("key", &self.key)
+            .field("tolerance", &self.tolerance)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How often an import reports its progress, in bytes read.
+pub const PROGRESS_EVERY_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Bytes read so far by one import, and whom to tell.
+struct Progress<'a> {
+    read: std::cell::Cell<u64>,
+    next: std::cell::Cell<u64>,
+    total: u64,
+    report: Option<&'a dyn Fn(u64, u64)>,
+}
+
+impl Progress<'_> {
+    fn add(&self, n: usize) {
+        let read = self.read.get() + n as u64;
+        self.read.set(read);
+        if read >= self.next.get() {
+            self.next.set(read + PROGRESS_EVERY_BYTES);
+            if let Some(report) = self.report {
+                report(read.min(self.total), self.total);
+            }
+        }
+    }
+}
+
+/// A reader that counts the bytes it hands out.
+struct Counting<'a, R> {
+    inner: R,
+    progress: &'a Progress<'a>,
+}
+
+impl<R: std::io::Read> std::io::Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.add(n);
+        Ok(n)
+    }
 }
 
 /// Read `path` into `entity` with typed values; see [`import`].
@@ -403,6 +461,7 @@ pub fn import_rows(
             required: &[],
             tolerance,
             opener: None,
+            progress: None,
         },
         store,
         entity,
@@ -450,6 +509,12 @@ pub fn import(
         .iter()
         .map(|f| stamp(f))
         .collect::<Result<Vec<_>, _>>()?;
+    let progress = Progress {
+        read: Default::default(),
+        next: Default::default(),
+        total: 2 * stamps.iter().map(|(size, _)| size).sum::<u64>(),
+        report: spec.progress,
+    };
     // Pass 1: columns and inferred types.
     let mut columns: Vec<String> = Vec::new();
     let mut inferred: Vec<Option<ColumnType>> = Vec::new();
@@ -461,6 +526,7 @@ pub fn import(
             format,
             &mut columns,
             false,
+            &progress,
             &mut |_, row| {
                 if let Ok(row) = row {
                     for (i, v) in row.iter().enumerate() {
@@ -555,6 +621,7 @@ pub fn import(
                 format,
                 &mut columns,
                 true,
+                &progress,
                 &mut |row_no, row| {
                     let converted = row
                         .map_err(|m| {
@@ -779,6 +846,45 @@ mod tests {
             Err(ImportFailure::File(e)) => e,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn imports_report_bytes_read_of_both_passes() {
+        let mut text = String::from("Id,Name,Note\n");
+        for i in 0..120_000 {
+            text.push_str(&format!(
+                "{i},Person number {i},some words to make the row longer than most\n"
+            ));
+        }
+        let (_d, p, store) = setup("big.csv", &text);
+        let size = text.len() as u64;
+        let seen = std::cell::RefCell::new(Vec::new());
+        let report = |done: u64, total: u64| seen.borrow_mut().push((done, total));
+        let types = BTreeMap::new();
+        let files = [p.clone()];
+        let spec = ImportSpec {
+            files: &files,
+            format: None,
+            types: &types,
+            key: "Id",
+            required: &[],
+            tolerance: 0,
+            opener: None,
+            progress: Some(&report),
+        };
+        let r = super::import(&spec, &store, "T").unwrap();
+        assert_eq!(r.rows, 120_000);
+        let seen = seen.into_inner();
+        assert!(
+            seen.len() >= (2 * size / PROGRESS_EVERY_BYTES) as usize,
+            "{seen:?}"
+        );
+        assert!(seen.iter().all(|&(_, total)| total == 2 * size), "{seen:?}");
+        assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "{seen:?}");
+        assert!(
+            seen.last().unwrap().0 > size,
+            "the second pass is counted: {seen:?}"
+        );
     }
 
     #[test]

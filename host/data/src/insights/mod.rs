@@ -11,6 +11,7 @@ pub mod compute;
 pub mod normalize;
 pub mod pipeline;
 pub mod source;
+pub mod template;
 pub mod thresholds;
 pub mod unify;
 pub mod workspace;

@@ -104,7 +104,7 @@ impl Source for FileSource {
         progress: &dyn Fn(u64, u64),
     ) -> Result<Loaded, SourceError> {
         let files = self.files()?;
-        let mut required: Vec<String> = self.spec.map.iter().map(|(_, c)| c.clone()).collect();
+        let mut required: Vec<String> = self.spec.mapped_columns();
         required.extend(self.spec.updated_at.iter().cloned());
         required.sort();
         required.dedup();

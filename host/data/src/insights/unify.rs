@@ -146,6 +146,14 @@ fn coerce(v: Value, t: ColumnType) -> Value {
     }
 }
 
+/// A derived field in one source's SELECT: the profile field's index, its
+/// template, and the template's columns with their SELECT positions.
+type Derived<'a> = (
+    usize,
+    &'a crate::insights::template::Template,
+    Vec<(&'a str, usize)>,
+);
+
 /// The profile field types: a field's type when every source mapping it
 /// agrees, decimal for integer and decimal, string otherwise.
 fn profile_types(ws: &Workspace, store: &EntityDb) -> Result<Vec<ColumnType>, UnifyError> {
@@ -178,6 +186,22 @@ fn profile_types(ws: &Workspace, store: &EntityDb) -> Result<Vec<ColumnType>, Un
                 | (Some(ColumnType::Decimal), ColumnType::Integer) => ColumnType::Decimal,
                 _ => ColumnType::String,
             });
+        }
+        // Derived fields are text; the columns they read must exist.
+        for (field, template) in &s.derived {
+            for column in template.columns() {
+                if meta.schema.get(column).is_none() {
+                    return Err(UnifyError::MissingColumn {
+                        source_name: s.name.clone(),
+                        entity: s.entity.clone(),
+                        column: column.to_owned(),
+                        field: field.clone(),
+                    });
+                }
+            }
+            if let Some(i) = ws.profile_fields.iter().position(|f| f == field) {
+                types[i] = Some(ColumnType::String);
+            }
         }
     }
     Ok(types
@@ -453,6 +477,22 @@ fn map_records(
                 select.push(format!("\"{column}\""));
             }
         }
+        // Derived fields: (profile field, template, the template's columns
+        // as positions in the SELECT).
+        let mut derived: Vec<Derived<'_>> = Vec::new();
+        for (field, template) in &s.derived {
+            if let Some(i) = ws.profile_fields.iter().position(|f| f == field) {
+                let cols = template
+                    .columns()
+                    .into_iter()
+                    .map(|c| {
+                        select.push(format!("\"{c}\""));
+                        (c, select.len() - 1)
+                    })
+                    .collect();
+                derived.push((i, template, cols));
+            }
+        }
         let mut stmt = conn
             .prepare(&format!(
                 "SELECT {} FROM {}",
@@ -471,6 +511,19 @@ fn map_records(
                     None => Value::Null,
                 };
                 vals.push(v);
+            }
+            for (i, template, cols) in &derived {
+                let mut texts: Vec<(&str, Option<String>)> = Vec::with_capacity(cols.len());
+                for (c, p) in cols {
+                    texts.push((c, as_text(&r.get::<_, Value>(*p).map_err(e)?)));
+                }
+                let get = |name: &str| {
+                    texts
+                        .iter()
+                        .find(|(c, _)| *c == name)
+                        .and_then(|(_, v)| v.clone())
+                };
+                vals[*i] = template.render(&get).map_or(Value::Null, Value::Text);
             }
             let link = format!("{}/{}", s.name, skey);
             let mut p: Vec<&dyn rusqlite::ToSql> = vec![&rec, &si, &skey, &link, &upd];
@@ -667,6 +720,65 @@ mod tests {
         let mut out: Vec<Vec<String>> = groups.into_iter().map(|(_, k)| k).collect();
         out.sort();
         out
+    }
+
+    #[test]
+    fn derived_fields_let_sources_that_split_names_differently_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = "[[sources]]\nname = \"a\"\npath = \"a.csv\"\nkey = \"Id\"\n\
+             [sources.map]\nFirstName = \"{Name|word 1}\"\nLastName = \"{Name|word -1}\"\n\
+             FullName = \"{Name}\"\nPostalCode = \"Zip\"\n\
+             [[sources]]\nname = \"b\"\npath = \"b.csv\"\nkey = \"Id\"\n\
+             [sources.map]\nFirstName = \"First\"\nLastName = \"Last\"\n\
+             FullName = \"{First} {Last}\"\nPostalCode = \"Zip\"\n\
+             [unification]\npriority = [\"b\", \"a\"]\n\
+             [[unification.rules]]\nfields = [\"FirstName\", \"LastName\", \"PostalCode\"]\n";
+        let ws = super::super::workspace::parse_workspace_file(&dir.path().join("t.toml"), toml)
+            .unwrap();
+        let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
+        let put = |entity: &str, cols: &[&str], rows: &[&[&str]]| {
+            let cols: Vec<(String, ColumnType)> = cols
+                .iter()
+                .map(|c| (c.to_string(), ColumnType::String))
+                .collect();
+            let values = rows
+                .iter()
+                .map(|r| Ok(r.iter().map(|v| text(v)).collect::<Vec<_>>()))
+                .collect::<Vec<_>>();
+            store.replace_entity(entity, "Id", &cols, values).unwrap();
+        };
+        put(
+            "A",
+            &["Id", "Name", "Zip"],
+            &[
+                &["a1", "Ann Marie Lee", "75001"],
+                &["a2", "Bob Stone", "75002"],
+            ],
+        );
+        put(
+            "B",
+            &["Id", "First", "Last", "Zip"],
+            &[&["b1", "Ann", "Lee", "75001"]],
+        );
+        unify(&ws, &store, &mut |_, _, _| {}).unwrap();
+        let conn = store.session();
+        let customers: Vec<(String, String, String)> = conn
+            .prepare(&format!(
+                "SELECT FirstName, LastName, FullName FROM {} ORDER BY FirstName",
+                Table::of(CUSTOMER)
+            ))
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            customers,
+            [
+                ("Ann".into(), "Lee".into(), "Ann Lee".into()),
+                ("Bob".into(), "Stone".into(), "Bob Stone".into()),
+            ]
+        );
     }
 
     #[test]

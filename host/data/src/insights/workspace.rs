@@ -215,6 +215,29 @@ pub struct SourceSpec {
     pub updated_at: Option<String>,
     /// (profile field, source column), sorted by field.
     pub map: Vec<(String, String)>,
+    /// (profile field, template) for derived fields, sorted by field.
+    pub derived: Vec<(String, super::template::Template)>,
+}
+
+impl SourceSpec {
+    /// Every column the map and the derived fields read.
+    pub fn mapped_columns(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.map.iter().map(|(_, c)| c.clone()).collect();
+        for (_, t) in &self.derived {
+            out.extend(t.columns().into_iter().map(str::to_owned));
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The profile fields this source fills, mapped or derived.
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        self.map
+            .iter()
+            .map(|(f, _)| f.as_str())
+            .chain(self.derived.iter().map(|(f, _)| f.as_str()))
+    }
 }
 
 /// How one field's winning value is chosen when records merge.
@@ -441,9 +464,9 @@ impl InsightsSection {
         let mut profile_fields: Vec<String> = Vec::new();
         for (i, s) in self.sources.into_iter().enumerate() {
             let spec = source(v, base, &roots, i, s, &sources)?;
-            for (field, _) in &spec.map {
-                if !profile_fields.contains(field) {
-                    profile_fields.push(field.clone());
+            for field in spec.fields() {
+                if !profile_fields.iter().any(|f| f == field) {
+                    profile_fields.push(field.to_owned());
                 }
             }
             sources.push(spec);
@@ -852,6 +875,7 @@ fn source(
         .map(|u| column(u, "updated_at"))
         .transpose()?;
     let mut map = Vec::new();
+    let mut derived = Vec::new();
     for (field, col) in &s.map {
         let k = format!("map.{field}");
         if !valid_identifier(field) || field == CUSTOMER_ID {
@@ -863,7 +887,13 @@ fn source(
                 ),
             ));
         }
-        map.push((field.clone(), column(col, &k)?));
+        if super::template::is_template(col.get_ref()) {
+            let t = super::template::Template::parse(col.get_ref())
+                .map_err(|e| v.invalid(col.span(), &key(&k), &format!("bad template: {e}")))?;
+            derived.push((field.clone(), t));
+        } else {
+            map.push((field.clone(), column(col, &k)?));
+        }
     }
     Ok(SourceSpec {
         name,
@@ -878,6 +908,7 @@ fn source(
         schedule: interval(v, s.schedule.as_ref(), &key("schedule"))?,
         updated_at,
         map,
+        derived,
     })
 }
 
@@ -1086,6 +1117,10 @@ LastName = "Name"
             (
                 "[[insights.unification.rules]]\nfields = [\"Phone\"]\n",
                 "/w/triggerfish.toml:10: key `insights.unification.rules[0].fields`: 'Phone' is not a profile field (mapped fields: Email, LastName)",
+            ),
+            (
+                "FullName = \"{First} {Last|wurd 1}\"\n",
+                "/w/triggerfish.toml:9: key `insights.sources[0].map.FullName`: bad template: at character 14: unknown filter 'wurd 1' (expected word N, upper, lower or trim)",
             ),
             (
                 "[insights]\nretries = 1000000\n",

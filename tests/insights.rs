@@ -920,3 +920,94 @@ fn a_config_named_without_a_folder_finds_its_sources_and_json_arrays_stream() {
         "{stdout}"
     );
 }
+
+#[test]
+fn an_unchanged_refresh_skips_imports_and_unification_until_data_changes_or_force() {
+    let dir = support::tempdir();
+    let gen = support::triggerfish(
+        &[
+            "demo",
+            "generate",
+            "--rows",
+            "3000",
+            "--out",
+            dir.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_ok(&gen);
+    let config = dir.path().join("triggerfish.toml");
+    let refresh = |extra: &[&str]| {
+        let mut args = vec!["refresh", "--config", config.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let run = support::triggerfish(&args, &[]);
+        assert_ok(&run);
+        run.stdout
+    };
+    let line = |out: &str, stage: &str| {
+        out.lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with(stage))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let first = refresh(&[]);
+    assert!(!first.contains("unchanged"), "{first}");
+    let customers = |out: &str| {
+        line(out, "unification")
+            .split_whitespace()
+            .nth(2)
+            .map(str::to_owned)
+    };
+
+    let second = refresh(&[]);
+    for source in [
+        "source:crm-contacts",
+        "source:web-shop-orders",
+        "source:loyalty-members",
+    ] {
+        assert!(
+            line(&second, source).contains("unchanged since the last import"),
+            "{second}"
+        );
+    }
+    assert!(
+        line(&second, "unification").contains("not recomputed"),
+        "{second}"
+    );
+    assert_eq!(customers(&second), customers(&first), "{second}");
+    assert!(
+        !second.contains("threshold-crossed"),
+        "nothing crossed: {second}"
+    );
+
+    // One source changes: it alone is read again, and unification runs.
+    let crm = dir.path().join("crm-contacts.csv");
+    let text = std::fs::read_to_string(&crm).unwrap();
+    let last = text.lines().last().unwrap().to_owned();
+    std::fs::write(
+        &crm,
+        text.replacen(&last, &last.replace('@', "+changed@"), 1),
+    )
+    .unwrap();
+    let third = refresh(&[]);
+    assert!(
+        !line(&third, "source:crm-contacts").contains("unchanged"),
+        "{third}"
+    );
+    assert!(
+        line(&third, "source:web-shop-orders").contains("unchanged"),
+        "{third}"
+    );
+    assert!(
+        !line(&third, "unification").contains("not recomputed"),
+        "{third}"
+    );
+
+    // --force reads and recomputes everything.
+    let forced = refresh(&["--full", "--force"]);
+    assert!(
+        !forced.contains("unchanged") && !forced.contains("not recomputed"),
+        "{forced}"
+    );
+}

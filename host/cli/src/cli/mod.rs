@@ -71,6 +71,10 @@ enum Command {
         /// Everything: every source, unification, segments, measures (the default).
         #[arg(long)]
         full: bool,
+        /// Import every source and unify even when nothing changed since the
+        /// last refresh (which is skipped by default).
+        #[arg(long)]
+        force: bool,
     },
     /// The daemon: journal every event, deliver each run with retries, serve
     /// the admin API, refresh on the configured schedules; until Ctrl-C or
@@ -151,13 +155,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             source,
             unification,
             full: _,
+            force,
         } => {
             let scope = match (source, unification) {
                 (Some(name), _) => Scope::Source(name),
                 (None, true) => Scope::Unification,
                 (None, false) => Scope::Full,
             };
-            refresh::refresh(&config, scope).await
+            refresh::refresh(&config, scope, force).await
         }
         Command::Run { config } => crate::daemon::run(&config).await,
         Command::Entities(cmd) => tokio::task::spawn_blocking(move || entities::run(cmd)).await?,

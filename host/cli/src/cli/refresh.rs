@@ -170,7 +170,7 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn open(path: &Path) -> anyhow::Result<Self> {
+    fn open(path: &Path, force: bool) -> anyhow::Result<Self> {
         let config = Config::load_with_components(path)?;
         let Some(workspace) = config.insights.clone() else {
             bail!(
@@ -193,7 +193,8 @@ impl Daemon {
             .unwrap_or(0);
         let engine = InsightsEngine::new(workspace, store)
             .with_journal(Arc::new(Routes::new(&config.settings.plugins)))
-            .holding_runs(journal::hold_for(longest));
+            .holding_runs(journal::hold_for(longest))
+            .forcing(force);
         Ok(Self {
             host: Arc::new(host),
             engine: Arc::new(engine),
@@ -321,8 +322,8 @@ fn summary(display: &Display, scope: &Scope, r: &RefreshReport, delivered: (usiz
 }
 
 /// `triggerfish refresh`.
-pub async fn refresh(path: &Path, scope: Scope) -> anyhow::Result<ExitCode> {
-    let daemon = Daemon::open(path)?;
+pub async fn refresh(path: &Path, scope: Scope, force: bool) -> anyhow::Result<ExitCode> {
+    let daemon = Daemon::open(path, force)?;
     outln!("{} of {}", scope_name(&scope), path.display());
     Ok(if daemon.refresh(scope).await? {
         ExitCode::SUCCESS

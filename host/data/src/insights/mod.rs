@@ -8,6 +8,7 @@
 //! plugins is the dispatcher's business, not this module's.
 
 pub mod compute;
+pub mod fingerprint;
 pub mod normalize;
 pub mod pipeline;
 pub mod source;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::compute::{compute_measures, compute_segments};
+use super::fingerprint;
 use super::source::{source_for, Source, SourceError};
 use super::thresholds::{crossings, Crossing, Kind};
 use super::unify::{unify, Phase};
@@ -78,6 +79,7 @@ pub struct InsightsEngine {
     sources: Vec<Box<dyn Source>>,
     router: Option<Arc<dyn Router>>,
     hold_ms: i64,
+    force: bool,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -94,6 +96,7 @@ impl InsightsEngine {
             sources,
             router: None,
             hold_ms: 0,
+            force: false,
         }
     }
 
@@ -124,6 +127,13 @@ impl InsightsEngine {
     /// them itself, as `triggerfish refresh` does).
     pub fn holding_runs(mut self, ms: i64) -> Self {
         self.hold_ms = ms;
+        self
+    }
+
+    /// Recompute everything: import every source and unify even when their
+    /// inputs are unchanged (`refresh --full --force`).
+    pub fn forcing(mut self, force: bool) -> Self {
+        self.force = force;
         self
     }
 
@@ -344,17 +354,24 @@ impl Run<'_> {
                         obs.stage_progress(&stage, done, Some(total));
                     }
                 };
-                self.engine.sources[i].refresh(&self.engine.store, &progress)
+                self.engine.sources[i].refresh(&self.engine.store, self.engine.force, &progress)
             };
             match refreshed {
                 Ok(loaded) => {
-                    let detail = (loaded.rejected > 0).then(|| {
-                        format!(
-                            "{} malformed rows skipped: {}",
-                            loaded.rejected,
-                            loaded.rejected_examples.join("; ")
+                    let detail = if loaded.unchanged {
+                        Some(
+                            "unchanged since the last import (size, time and sha256): not read again"
+                                .to_owned(),
                         )
-                    });
+                    } else {
+                        (loaded.rejected > 0).then(|| {
+                            format!(
+                                "{} malformed rows skipped: {}",
+                                loaded.rejected,
+                                loaded.rejected_examples.join("; ")
+                            )
+                        })
+                    };
                     self.finish(stage, StageStatus::Ok, loaded.rows, t, detail);
                     let event = new_event(Trigger::DataSourceRefreshSucceeded(
                         DataSourceRefreshSucceeded {
@@ -446,9 +463,57 @@ impl Run<'_> {
             };
             obs.stage_progress("unification", done.min(total), Some(total));
         };
+        let input = fingerprint::unification(&engine.workspace, &engine.store).ok();
+        let store = &engine.store;
+        let unchanged = !engine.force
+            && input.is_some()
+            && store.counter(fingerprint::UNIFIED_INPUT).ok().flatten() == input;
+        if unchanged {
+            let stat = |i: usize| {
+                store
+                    .counter(fingerprint::UNIFIED_STATS[i])
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0)
+            };
+            let (source_rows, profiles) = (stat(0), stat(1));
+            self.finish(
+                "unification".into(),
+                StageStatus::Ok,
+                profiles,
+                t,
+                Some("no source changed since the last unification: not recomputed".into()),
+            );
+            self.raise(Trigger::UnificationRefreshCompleted(
+                UnificationRefreshCompleted {
+                    source_rows,
+                    profiles,
+                    matched_records: stat(2),
+                    merges: stat(3),
+                    map_ms: 0,
+                    match_ms: 0,
+                    merge_ms: 0,
+                    duration_ms: ms(t.elapsed()),
+                },
+            ));
+            return true;
+        }
         match unify(&engine.workspace, &engine.store, &mut progress) {
             Ok(r) => {
                 self.finish("unification".into(), StageStatus::Ok, r.profiles, t, None);
+                if let Some(input) = input {
+                    let stats = [r.source_rows, r.profiles, r.matched_records, r.merges];
+                    let recorded = fingerprint::UNIFIED_STATS
+                        .iter()
+                        .zip(stats)
+                        .try_for_each(|(k, v)| store.set_counter(k, v))
+                        .and_then(|()| store.set_counter(fingerprint::UNIFIED_INPUT, input));
+                    if let Err(e) = recorded {
+                        tracing::warn!(
+                            "cannot record unification's inputs (the next refresh recomputes): {e}"
+                        );
+                    }
+                }
                 self.raise(Trigger::UnificationRefreshCompleted(
                     UnificationRefreshCompleted {
                         source_rows: r.source_rows,

@@ -17,6 +17,9 @@ pub struct Loaded {
     /// Malformed rows skipped (within tolerance), with why, for the first few.
     pub rejected: u64,
     pub rejected_examples: Vec<String>,
+    /// True when the files and settings were unchanged since the last
+    /// import, so nothing was read into the store.
+    pub unchanged: bool,
 }
 
 /// Why a refresh of a source failed.
@@ -50,9 +53,14 @@ impl SourceError {
 /// (on failure the entity keeps its previous rows).
 pub trait Source: Send + Sync {
     /// Load the current data into the source's entity, telling `progress`
-    /// (bytes read, bytes to read) as it goes.
-    fn refresh(&self, store: &EntityDb, progress: &dyn Fn(u64, u64))
-        -> Result<Loaded, SourceError>;
+    /// (bytes read, bytes to read) as it goes. Unless `force`, data that is
+    /// unchanged since the last import is not imported again.
+    fn refresh(
+        &self,
+        store: &EntityDb,
+        force: bool,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<Loaded, SourceError>;
 }
 
 /// How many skipped rows a refresh describes.
@@ -101,9 +109,34 @@ impl Source for FileSource {
     fn refresh(
         &self,
         store: &EntityDb,
+        force: bool,
         progress: &dyn Fn(u64, u64),
     ) -> Result<Loaded, SourceError> {
         let files = self.files()?;
+        let opener = RootedOpener {
+            root: &self.spec.root,
+        };
+        // A fingerprint that cannot be taken (a file vanished) is no reason
+        // to fail here: the import names the problem properly.
+        let fingerprint = super::fingerprint::source(&self.spec, &files, &|p| {
+            opener
+                .open(p)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        })
+        .ok();
+        let counter = super::fingerprint::source_counter(&self.spec.name);
+        if let (false, Some(fp)) = (force, fingerprint) {
+            if store.counter(&counter).ok().flatten() == Some(fp) {
+                if let Ok(meta) = store.meta(&self.spec.entity) {
+                    return Ok(Loaded {
+                        rows: meta.rows,
+                        rejected: 0,
+                        rejected_examples: Vec::new(),
+                        unchanged: true,
+                    });
+                }
+            }
+        }
         let mut required: Vec<String> = self.spec.mapped_columns();
         required.extend(self.spec.updated_at.iter().cloned());
         required.sort();
@@ -115,22 +148,29 @@ impl Source for FileSource {
             key: &self.spec.key,
             required: &required,
             tolerance: self.spec.tolerance,
-            opener: Some(&RootedOpener {
-                root: &self.spec.root,
-            }),
+            opener: Some(&opener),
             progress: Some(progress),
         };
         match import(&spec, store, &self.spec.entity) {
-            Ok(report) => Ok(Loaded {
-                rows: report.rows,
-                rejected: report.rejected.len() as u64,
-                rejected_examples: report
-                    .rejected
-                    .iter()
-                    .take(REJECTED_EXAMPLES)
-                    .map(ToString::to_string)
-                    .collect(),
-            }),
+            Ok(report) => {
+                if let Some(fp) = fingerprint {
+                    // Not recorded: the next refresh imports again, which is safe.
+                    if let Err(e) = store.set_counter(&counter, fp) {
+                        tracing::warn!(source = %self.spec.name, "cannot record the source's fingerprint: {e}");
+                    }
+                }
+                Ok(Loaded {
+                    rows: report.rows,
+                    rejected: report.rejected.len() as u64,
+                    rejected_examples: report
+                        .rejected
+                        .iter()
+                        .take(REJECTED_EXAMPLES)
+                        .map(ToString::to_string)
+                        .collect(),
+                    unchanged: false,
+                })
+            }
             Err(ImportFailure::File(e)) => Err(SourceError {
                 permanent: !matches!(e.kind, ImportErrorKind::Io | ImportErrorKind::Changed),
                 rows_read: e.row.map_or(0, |r| r.saturating_sub(1)),

@@ -1,0 +1,86 @@
+//! What a refresh may skip: a source whose files and settings are unchanged
+//! (size, modification time and a sha256 of the content) is not imported
+//! again, and unification whose inputs are unchanged (every source's data
+//! generation and the unification settings) is not recomputed.
+
+use std::io::Read as _;
+use std::path::Path;
+
+use sha2::{Digest as _, Sha256};
+
+use super::workspace::{SourceSpec, Workspace};
+use crate::store::{EntityDb, StoreError};
+
+/// Counter holding a source's fingerprint at its last import.
+pub fn source_counter(source: &str) -> String {
+    format!("source-fingerprint:{source}")
+}
+
+/// Counter holding unification's input fingerprint at its last run.
+pub const UNIFIED_INPUT: &str = "unified-input";
+/// Counters holding the last unification's figures, for a skipped run's event.
+pub const UNIFIED_STATS: [&str; 4] = [
+    "unified-stats:source-rows",
+    "unified-stats:profiles",
+    "unified-stats:matched-records",
+    "unified-stats:merges",
+];
+
+/// The first 63 bits of the digest: counters are stored as SQLite's signed
+/// 64-bit integers, and a larger value would not read back.
+fn fold(hasher: Sha256) -> u64 {
+    let digest = hasher.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(first) & (i64::MAX as u64)
+}
+
+/// The fingerprint of a source: its import settings, then each file's path,
+/// size, modification time and content hash. Reads every byte once.
+pub fn source(
+    spec: &SourceSpec,
+    files: &[std::path::PathBuf],
+    open: &dyn Fn(&Path) -> std::io::Result<std::fs::File>,
+) -> std::io::Result<u64> {
+    let mut h = Sha256::new();
+    h.update(format!(
+        "{:?}|{:?}|{}|{}|{:?}|{:?}|{:?}",
+        spec.format, spec.types, spec.key, spec.tolerance, spec.updated_at, spec.map, spec.derived
+    ));
+    let mut buf = vec![0u8; 256 * 1024];
+    for path in files {
+        let mut file = open(path)?;
+        let meta = file.metadata()?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        h.update(format!("|{}|{}|{}|", path.display(), meta.len(), mtime));
+        let mut content = Sha256::new();
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            content.update(&buf[..n]);
+        }
+        h.update(content.finalize());
+    }
+    Ok(fold(h))
+}
+
+/// The fingerprint of unification's inputs: each source's data generation
+/// and everything in the workspace that shapes profiles.
+pub fn unification(ws: &Workspace, store: &EntityDb) -> Result<u64, StoreError> {
+    let mut h = Sha256::new();
+    for s in &ws.sources {
+        let generation = store.meta(&s.entity)?.generation;
+        h.update(format!(
+            "{}|{}|{:?}|{:?}|{:?}|",
+            s.name, generation, s.map, s.derived, s.updated_at
+        ));
+    }
+    h.update(format!("{:?}|{:?}", ws.unification, ws.profile_fields));
+    Ok(fold(h))
+}

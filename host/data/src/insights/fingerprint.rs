@@ -26,13 +26,12 @@ pub const UNIFIED_STATS: [&str; 4] = [
     "unified-stats:merges",
 ];
 
-/// The first 63 bits of the digest: counters are stored as SQLite's signed
-/// 64-bit integers, and a larger value would not read back.
+/// The first 64 bits of the digest.
 fn fold(hasher: Sha256) -> u64 {
     let digest = hasher.finalize();
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
-    u64::from_le_bytes(first) & (i64::MAX as u64)
+    u64::from_le_bytes(first)
 }
 
 /// The fingerprint of a source: its import settings, then each file's path,

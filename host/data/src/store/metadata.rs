@@ -30,7 +30,8 @@ impl EntityDb {
             )
             .optional()
             .map_err(|e| s.error(e))?;
-        Ok(n.and_then(|n| u64::try_from(n).ok()))
+        // Stored as SQLite's signed 64 bits: every u64 round-trips.
+        Ok(n.map(|n| n as u64))
     }
 
     /// Save the counter `name`.
@@ -40,7 +41,7 @@ impl EntityDb {
         s.execute(
             "INSERT INTO _tf_insights_meta (name, value) VALUES (?1, ?2)
              ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-            params![name, i64::try_from(value).unwrap_or(i64::MAX)],
+            params![name, value as i64],
         )
         .map_err(|e| s.error(e))?;
         Ok(())
@@ -131,10 +132,26 @@ impl EntityDb {
             tx.execute(
                 "INSERT INTO _tf_insights_meta (name, value) VALUES (?1, ?2)
                  ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-                params![name, i64::try_from(value).unwrap_or(i64::MAX)],
+                params![name, value as i64],
             )
             .map_err(|e| self.sql(e))?;
         }
         tx.commit().map_err(|e| self.sql(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{EntityDb, PageLimits};
+
+    #[test]
+    fn counters_round_trip_every_u64() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EntityDb::open(&dir.path().join("s.sqlite"), PageLimits::default()).unwrap();
+        assert_eq!(store.counter("c").unwrap(), None);
+        for v in [0, 1, i64::MAX as u64, i64::MAX as u64 + 1, u64::MAX] {
+            store.set_counter("c", v).unwrap();
+            assert_eq!(store.counter("c").unwrap(), Some(v));
+        }
     }
 }

@@ -38,7 +38,6 @@ pub enum BuildError {
 /// A built component.
 #[derive(Debug, Clone)]
 pub struct Built {
-    pub manifest: Manifest,
     pub component: PathBuf,
     pub bytes: u64,
     pub took: Duration,
@@ -63,7 +62,6 @@ pub fn build(dir: &Path) -> Result<Built, BuildError> {
     }
     let bytes = std::fs::metadata(&out).map_err(io(&out))?.len();
     Ok(Built {
-        manifest,
         component: out,
         bytes,
         took: started.elapsed(),

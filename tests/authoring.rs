@@ -3,23 +3,10 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use support::{lit, root, tempdir, triggerfish, Run};
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-fn ok(run: &Run, what: &str) {
-    assert_eq!(
-        run.code, 0,
-        "{what}:\nstdout:\n{}\nstderr:\n{}",
-        run.stdout, run.stderr
-    );
-}
+use support::{arg, lit, root, tempdir, triggerfish};
 
 fn author_loop(lang: &str) {
     let work = tempdir();
@@ -33,11 +20,11 @@ fn author_loop(lang: &str) {
             lang,
             &name,
             "--dir",
-            s(work.path()),
+            arg(work.path()),
         ],
         &[],
     );
-    ok(&new, "plugin new");
+    new.assert_ok("plugin new");
     let dir = work.path().join(&name);
     for file in [
         "plugin.toml",
@@ -66,13 +53,13 @@ fn author_loop(lang: &str) {
     // plugin shares one target folder across runs.
     let xdg = root().join("target/tf-test-xdg");
     let target = root().join("target/scaffold");
-    let mut env = vec![("XDG_CACHE_HOME", s(&xdg))];
+    let mut env = vec![("XDG_CACHE_HOME", arg(&xdg))];
     if lang == "rust" {
-        env.push(("CARGO_TARGET_DIR", s(&target)));
+        env.push(("CARGO_TARGET_DIR", arg(&target)));
     }
     let envs = env.as_slice();
-    let build = triggerfish(&["plugin", "build", s(&dir)], envs);
-    ok(&build, "plugin build");
+    let build = triggerfish(&["plugin", "build", arg(&dir)], envs);
+    build.assert_ok("plugin build");
     let component = dir.join("build").join(format!("{name}.wasm"));
     assert!(
         build
@@ -85,17 +72,14 @@ fn author_loop(lang: &str) {
     let built = started.elapsed();
 
     // No recording yet: the test fails and says how to make one.
-    let first = triggerfish(&["plugin", "test", s(&dir)], envs);
+    let first = triggerfish(&["plugin", "test", arg(&dir)], envs);
     assert_ne!(first.code, 0, "{}", first.stdout);
     assert!(
         first.stdout.contains("plugin test --bless"),
         "{}",
         first.stdout
     );
-    ok(
-        &triggerfish(&["plugin", "test", "--bless", s(&dir)], envs),
-        "plugin test --bless",
-    );
+    triggerfish(&["plugin", "test", "--bless", arg(&dir)], envs).assert_ok("plugin test --bless");
     let expected_path = dir.join("fixtures/refresh-failed.expected.json");
     let expected: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&expected_path).unwrap()).unwrap();
@@ -106,8 +90,8 @@ fn author_loop(lang: &str) {
         card.contains("data-source-refresh-failed") && card.contains("evt-fixture-1"),
         "{lang}: {card}"
     );
-    let pass = triggerfish(&["plugin", "test", s(&dir)], envs);
-    ok(&pass, "plugin test");
+    let pass = triggerfish(&["plugin", "test", arg(&dir)], envs);
+    pass.assert_ok("plugin test");
     assert!(
         pass.stdout.contains("ok       refresh-failed"),
         "{}",
@@ -122,7 +106,7 @@ fn author_loop(lang: &str) {
         serde_json::to_string_pretty(&changed).unwrap(),
     )
     .unwrap();
-    let fail = triggerfish(&["plugin", "test", s(&dir)], envs);
+    let fail = triggerfish(&["plugin", "test", arg(&dir)], envs);
     assert_ne!(fail.code, 0);
     assert!(
         fail.stdout
@@ -148,7 +132,7 @@ fn author_loop(lang: &str) {
         &[
             "fire",
             "--config",
-            s(&config),
+            arg(&config),
             "--plugin",
             &name,
             "--event",
@@ -156,7 +140,7 @@ fn author_loop(lang: &str) {
         ],
         &[],
     );
-    ok(&fire, "fire");
+    fire.assert_ok("fire");
     let outbox = work.path().join("state/outbox/teams/ops");
     assert_eq!(
         std::fs::read_dir(&outbox).map(|d| d.count()).unwrap_or(0),

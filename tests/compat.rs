@@ -7,11 +7,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use support::{build_plugin, copy_plugin, lit, root, tempdir, triggerfish, Run};
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
+use support::{arg, build_plugin, copy_plugin, lit, root, tempdir, triggerfish, Run};
 
 fn host_wit() -> String {
     std::fs::read_to_string(root().join("wit/plugin.wit")).unwrap()
@@ -46,7 +42,7 @@ fn fire(work: &Path, component: &Path) -> Run {
         &[
             "fire",
             "--config",
-            s(&config),
+            arg(&config),
             "--plugin",
             "p",
             "--event",
@@ -73,7 +69,7 @@ fn a_component_built_against_a_later_0_1_world_loads() {
     )
     .unwrap();
     let component = build_plugin(&dir, &[]);
-    let inspect = triggerfish(&["plugin", "inspect", s(&component)], &[]);
+    let inspect = triggerfish(&["plugin", "inspect", arg(&component)], &[]);
     assert_eq!(inspect.code, 0, "{}\n{}", inspect.stdout, inspect.stderr);
     assert!(
         inspect.stdout.contains("triggerfish:plugin/teams@0.1.7"),
@@ -111,7 +107,7 @@ bool exports_triggerfish_plugin_handler_on_event(exports_triggerfish_plugin_hand
 "#;
     let dir = c_plugin(work.path(), "sms", &wit, source);
     let component = build_plugin(&dir, &[]);
-    let inspect = triggerfish(&["plugin", "inspect", s(&component)], &[]);
+    let inspect = triggerfish(&["plugin", "inspect", arg(&component)], &[]);
     assert_ne!(inspect.code, 0);
     assert!(
         inspect.stdout.contains("does NOT fit")
@@ -135,7 +131,7 @@ bool exports_triggerfish_plugin_handler_on_event(exports_triggerfish_plugin_hand
         run.stderr
     );
     // Nor is it packed.
-    let pack = triggerfish(&["plugin", "pack", s(&dir)], &[]);
+    let pack = triggerfish(&["plugin", "pack", arg(&dir)], &[]);
     assert_ne!(pack.code, 0);
     assert!(pack.stderr.contains("it is not packed"), "{}", pack.stderr);
 }

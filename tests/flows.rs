@@ -6,38 +6,10 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use support::{guest, guest_dir, lit, root, tempdir, triggerfish, SmtpServer, TeamsStub};
-
-fn shared_cache() -> PathBuf {
-    root().join("target/tf-test-cache")
-}
+use support::{guest, guest_dir, root, tempdir, triggerfish, SmtpServer, TeamsStub};
 
 fn teams_config(dir: &Path, webhook_url: &str) -> PathBuf {
-    let path = dir.join("triggerfish.toml");
-    let text = format!(
-        r#"
-[host]
-state_dir = {state}
-cache_dir = {cache}
-
-[teams.channels.ops]
-webhook_url = "{webhook_url}"
-
-[[plugins]]
-name = "teams-alert"
-component = {component}
-triggers = ["data-source-refresh-failed"]
-[plugins.grants]
-teams = ["ops"]
-[plugins.config]
-channel = "ops"
-"#,
-        state = lit(&dir.join("state")),
-        cache = lit(&shared_cache()),
-        component = lit(&guest("teams-on-refresh-failure")),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    support::teams_flow_config(dir, webhook_url, &guest("teams-on-refresh-failure"))
 }
 
 fn fire_failure(config: &Path) -> support::Run {
@@ -218,35 +190,7 @@ fn webhook_url_from_environment_variable() {
 }
 
 fn email_config(dir: &Path, smtp_port: u16) -> PathBuf {
-    let path = dir.join("triggerfish.toml");
-    let text = format!(
-        r#"
-[host]
-state_dir = {state}
-cache_dir = {cache}
-
-[email]
-smtp_host = "127.0.0.1"
-smtp_port = {smtp_port}
-tls = "none"
-from = "Triggerfish <triggerfish@example.com>"
-
-[email.groups]
-data-owners = ["ann@example.com", "bob@example.com"]
-
-[[plugins]]
-name = "segment-mail"
-component = {component}
-triggers = ["segment-threshold-crossed"]
-[plugins.grants]
-email_groups = ["data-owners"]
-"#,
-        state = lit(&dir.join("state")),
-        cache = lit(&shared_cache()),
-        component = lit(&guest("email-segment-owners")),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
+    support::email_flow_config(dir, smtp_port, &guest("email-segment-owners"))
 }
 
 #[test]

@@ -10,7 +10,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use support::{build_plugin, guest, lit, root, tempdir, triggerfish, SmtpServer, TeamsStub};
+use support::{
+    arg, build_plugin, email_flow_config, guest, root, teams_flow_config, tempdir, triggerfish,
+    SmtpServer, TeamsStub,
+};
 
 /// Builds of this run, by plugin folder: each port is built once.
 static BUILT: Mutex<Option<HashMap<PathBuf, PathBuf>>> = Mutex::new(None);
@@ -30,47 +33,18 @@ fn component(lang: &str, flow: &str) -> PathBuf {
         .clone()
 }
 
-fn shared_cache() -> PathBuf {
-    root().join("target/tf-test-cache")
-}
-
 const FAILURE: &str = r#"{"id":"evt-42","occurred_at":"2026-03-01T08:00:00Z","source":"crm-contacts","error":"row 17: 'Birthdate' is not a \"date\"","permanent":true,"row":17,"field":"Birthdate","attempts":1,"rows_read":16}"#;
 
 /// Fire the refresh failure at `component`; the card the stand-in received.
 fn teams_card(component: &Path, payload: &str) -> serde_json::Value {
     let stub = TeamsStub::start();
     let dir = tempdir();
-    let config = dir.path().join("triggerfish.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[host]
-state_dir = {state}
-cache_dir = {cache}
-
-[teams.channels.ops]
-webhook_url = "{url}"
-
-[[plugins]]
-name = "teams-alert"
-component = {component}
-triggers = ["data-source-refresh-failed"]
-[plugins.grants]
-teams = ["ops"]
-"#,
-            state = lit(&dir.path().join("state")),
-            cache = lit(&shared_cache()),
-            url = stub.url("/workflows"),
-            component = lit(component),
-        ),
-    )
-    .unwrap();
+    let config = teams_flow_config(dir.path(), &stub.url("/workflows"), component);
     let run = triggerfish(
         &[
             "fire",
             "--config",
-            config.to_str().unwrap(),
+            arg(&config),
             "--plugin",
             "teams-alert",
             "--event",
@@ -115,43 +89,12 @@ struct Mail {
 fn email(component: &Path) -> Mail {
     let smtp = SmtpServer::start();
     let dir = tempdir();
-    let config = dir.path().join("triggerfish.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[host]
-state_dir = {state}
-cache_dir = {cache}
-
-[email]
-smtp_host = "127.0.0.1"
-smtp_port = {port}
-tls = "none"
-from = "Triggerfish <triggerfish@example.com>"
-
-[email.groups]
-data-owners = ["ann@example.com", "bob@example.com"]
-
-[[plugins]]
-name = "segment-mail"
-component = {component}
-triggers = ["segment-threshold-crossed"]
-[plugins.grants]
-email_groups = ["data-owners"]
-"#,
-            state = lit(&dir.path().join("state")),
-            cache = lit(&shared_cache()),
-            port = smtp.port,
-            component = lit(component),
-        ),
-    )
-    .unwrap();
+    let config = email_flow_config(dir.path(), smtp.port, component);
     let run = triggerfish(
         &[
             "fire",
             "--config",
-            config.to_str().unwrap(),
+            arg(&config),
             "--plugin",
             "segment-mail",
             "--event",

@@ -7,20 +7,8 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use support::{
-    build_plugin, copy_plugin, lit, root, tempdir, triggerfish, Registry, Run, TeamsStub,
+    arg, build_plugin, copy_plugin, lit, root, tempdir, triggerfish, Registry, Run, TeamsStub,
 };
-
-fn ok(run: &Run, what: &str) {
-    assert_eq!(
-        run.code, 0,
-        "{what}:\nstdout:\n{}\nstderr:\n{}",
-        run.stdout, run.stderr
-    );
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 /// A packed, signed C plugin pushed to `reference`; returns (artefact,
 /// public key, manifest digest).
@@ -34,23 +22,17 @@ fn publish(work: &Path, reference: &str) -> Published {
     let dir = copy_plugin(&root().join("plugins/c/teams-on-refresh-failure"), work);
     build_plugin(&dir, &[]);
     let artefact = work.join("teams.wasm");
-    ok(
-        &triggerfish(&["plugin", "pack", s(&dir), "--out", s(&artefact)], &[]),
-        "pack",
-    );
+    triggerfish(&["plugin", "pack", arg(&dir), "--out", arg(&artefact)], &[]).assert_ok("pack");
     let key = work.join("publisher.key");
-    let keygen = triggerfish(&["plugin", "keygen", "--out", s(&key)], &[]);
-    ok(&keygen, "keygen");
+    let keygen = triggerfish(&["plugin", "keygen", "--out", arg(&key)], &[]);
+    keygen.assert_ok("keygen");
     let public_key = std::fs::read_to_string(work.join("publisher.key.pub"))
         .unwrap()
         .trim()
         .to_owned();
-    ok(
-        &triggerfish(&["plugin", "sign", "--key", s(&key), s(&artefact)], &[]),
-        "sign",
-    );
-    let push = triggerfish(&["plugin", "push", s(&artefact), reference], &[]);
-    ok(&push, "push");
+    triggerfish(&["plugin", "sign", "--key", arg(&key), arg(&artefact)], &[]).assert_ok("sign");
+    let push = triggerfish(&["plugin", "push", arg(&artefact), reference], &[]);
+    push.assert_ok("push");
     let digest = push
         .stdout
         .lines()
@@ -104,7 +86,7 @@ fn fire(config: &Path) -> Run {
         &[
             "fire",
             "--config",
-            s(config),
+            arg(config),
             "--plugin",
             "teams-alert",
             "--event",
@@ -133,11 +115,11 @@ fn a_signed_plugin_goes_through_a_real_registry_and_runs_verified() {
         std::fs::create_dir_all(&dir).unwrap();
         let cfg = config(&dir, component, &p.public_key, &stub.url("/workflows"), "");
         let run = fire(&cfg);
-        ok(&run, &format!("fire with component = {component}"));
+        run.assert_ok(&format!("fire with component = {component}"));
         assert_eq!(stub.received().len(), i + 1);
 
-        let plugins = triggerfish(&["plugins", "--config", s(&cfg)], &[]);
-        ok(&plugins, "plugins");
+        let plugins = triggerfish(&["plugins", "--config", arg(&cfg)], &[]);
+        plugins.assert_ok("plugins");
         let out = &plugins.stdout;
         assert!(out.contains(&format!("component  {component}")), "{out}");
         assert!(
@@ -158,10 +140,10 @@ fn a_signed_plugin_goes_through_a_real_registry_and_runs_verified() {
     // `plugin pull` and `plugin inspect` on the reference.
     let home = work.path().join("home");
     let cache = home.join(".cache");
-    let home_env = [("HOME", s(&home)), ("XDG_CACHE_HOME", s(&cache))];
+    let home_env = [("HOME", arg(&home)), ("XDG_CACHE_HOME", arg(&cache))];
     let out = work.path().join("pulled.wasm");
-    let pull = triggerfish(&["plugin", "pull", &tag, "--out", s(&out)], &home_env);
-    ok(&pull, "pull");
+    let pull = triggerfish(&["plugin", "pull", &tag, "--out", arg(&out)], &home_env);
+    pull.assert_ok("pull");
     assert!(
         cache.join("triggerfish/oci").is_dir(),
         "pulled into XDG_CACHE_HOME"
@@ -171,12 +153,12 @@ fn a_signed_plugin_goes_through_a_real_registry_and_runs_verified() {
         std::fs::read(&p.artefact).unwrap()
     );
     let verify = triggerfish(
-        &["plugin", "verify", s(&out), "--trust", &p.public_key],
+        &["plugin", "verify", arg(&out), "--trust", &p.public_key],
         &[],
     );
-    ok(&verify, "verify the pulled copy");
+    verify.assert_ok("verify the pulled copy");
     let inspect = triggerfish(&["plugin", "inspect", &tag], &home_env);
-    ok(&inspect, "inspect");
+    inspect.assert_ok("inspect");
     for want in [
         "manifest   teams-on-refresh-failure 0.1.0 (c)",
         "requests   teams: ops",
@@ -229,21 +211,16 @@ fn tampered_layers_wrong_digests_and_bad_signatures_are_refused_by_name() {
 
     // Signed by a key the host does not trust.
     let other = work.path().join("other.key");
-    ok(
-        &triggerfish(&["plugin", "keygen", "--out", s(&other)], &[]),
-        "keygen",
-    );
+    triggerfish(&["plugin", "keygen", "--out", arg(&other)], &[]).assert_ok("keygen");
     let stranger = work.path().join("stranger.wasm");
     std::fs::copy(&p.artefact, &stranger).unwrap();
-    ok(
-        &triggerfish(&["plugin", "sign", "--key", s(&other), s(&stranger)], &[]),
-        "sign",
-    );
+    triggerfish(
+        &["plugin", "sign", "--key", arg(&other), arg(&stranger)],
+        &[],
+    )
+    .assert_ok("sign");
     let untrusted = registry.reference("plugins/teams-alert:untrusted");
-    ok(
-        &triggerfish(&["plugin", "push", s(&stranger), &untrusted], &[]),
-        "push",
-    );
+    triggerfish(&["plugin", "push", arg(&stranger), &untrusted], &[]).assert_ok("push");
     refused(&untrusted, "", &["which is not among the trusted keys"]);
 
     // A forged signature: the manifest re-put with one signature digit changed.
@@ -259,7 +236,7 @@ fn tampered_layers_wrong_digests_and_bad_signatures_are_refused_by_name() {
             .replace('a', "b"),
     )
     .unwrap();
-    let push = triggerfish(&["plugin", "push", s(&stranger), &untrusted], &[]);
+    let push = triggerfish(&["plugin", "push", arg(&stranger), &untrusted], &[]);
     assert_ne!(push.code, 0, "{}", push.stdout);
     assert!(push.stderr.contains("not pushed"), "{}", push.stderr);
 

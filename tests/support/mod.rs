@@ -53,6 +53,81 @@ pub fn lit(p: &Path) -> String {
     format!("{:?}", p.display().to_string())
 }
 
+/// A path as `&str`, for command lines.
+pub fn arg(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// The compile cache the tests share, so each component compiles once a run.
+pub fn shared_cache() -> PathBuf {
+    root().join("target/tf-test-cache")
+}
+
+/// `DIR/triggerfish.toml` with plugin `teams-alert` (`component`) on
+/// refresh failures, posting to channel `ops` at `webhook_url`.
+pub fn teams_flow_config(dir: &Path, webhook_url: &str, component: &Path) -> PathBuf {
+    let path = dir.join("triggerfish.toml");
+    let text = format!(
+        r#"
+[host]
+state_dir = {state}
+cache_dir = {cache}
+
+[teams.channels.ops]
+webhook_url = "{webhook_url}"
+
+[[plugins]]
+name = "teams-alert"
+component = {component}
+triggers = ["data-source-refresh-failed"]
+[plugins.grants]
+teams = ["ops"]
+[plugins.config]
+channel = "ops"
+"#,
+        state = lit(&dir.join("state")),
+        cache = lit(&shared_cache()),
+        component = lit(component),
+    );
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// `DIR/triggerfish.toml` with plugin `segment-mail` (`component`) on
+/// segment crossings, emailing group `data-owners` (ann@, bob@example.com)
+/// through the SMTP server on `smtp_port`.
+pub fn email_flow_config(dir: &Path, smtp_port: u16, component: &Path) -> PathBuf {
+    let path = dir.join("triggerfish.toml");
+    let text = format!(
+        r#"
+[host]
+state_dir = {state}
+cache_dir = {cache}
+
+[email]
+smtp_host = "127.0.0.1"
+smtp_port = {smtp_port}
+tls = "none"
+from = "Triggerfish <triggerfish@example.com>"
+
+[email.groups]
+data-owners = ["ann@example.com", "bob@example.com"]
+
+[[plugins]]
+name = "segment-mail"
+component = {component}
+triggers = ["segment-threshold-crossed"]
+[plugins.grants]
+email_groups = ["data-owners"]
+"#,
+        state = lit(&dir.join("state")),
+        cache = lit(&shared_cache()),
+        component = lit(component),
+    );
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
 /// A real SMTP server (aiosmtpd) on loopback, writing what it receives.
 pub struct SmtpServer {
     child: Child,
@@ -293,6 +368,15 @@ pub struct Run {
 }
 
 impl Run {
+    /// Assert a zero exit, showing both streams when not.
+    pub fn assert_ok(&self, what: &str) {
+        assert_eq!(
+            self.code, 0,
+            "{what}:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+    }
+
     /// stdout parsed as the `--json` outcome.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {

@@ -74,16 +74,20 @@ pub fn pre(engine: &Engine, component: &Path) -> PluginPre<Bare> {
     PluginPre::new(linker.instantiate_pre(&compiled).expect("pre")).expect("world")
 }
 
-/// One event in a fresh instance: store, instantiate, call; `ok` asserted.
-pub async fn deliver(engine: &Engine, pre: &PluginPre<Bare>, event: &Event) {
-    let mut store = Store::new(
+fn store(engine: &Engine) -> Store<Bare> {
+    Store::new(
         engine,
         Bare {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
             config: NoopConfig,
         },
-    );
+    )
+}
+
+/// One event in a fresh instance: store, instantiate, call; `ok` asserted.
+pub async fn deliver(engine: &Engine, pre: &PluginPre<Bare>, event: &Event) {
+    let mut store = store(engine);
     store.set_epoch_deadline(1_000);
     let inst = pre
         .instantiate_async(&mut store)
@@ -100,14 +104,7 @@ pub async fn deliver(engine: &Engine, pre: &PluginPre<Bare>, event: &Event) {
 /// is the difference from [`deliver`].
 #[allow(dead_code)]
 pub async fn deliver_reused(engine: &Engine, pre: &PluginPre<Bare>, event: &Event, n: u32) {
-    let mut store = Store::new(
-        engine,
-        Bare {
-            wasi: WasiCtx::builder().build(),
-            table: ResourceTable::new(),
-            config: NoopConfig,
-        },
-    );
+    let mut store = store(engine);
     store.set_epoch_deadline(u64::MAX / 2);
     let inst = pre
         .instantiate_async(&mut store)

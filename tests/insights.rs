@@ -325,7 +325,8 @@ fn six_triggers_fire_as_the_source_files_change() {
             "source:loyalty",
             "unification",
             "segments",
-            "measures"
+            "measures",
+            "publish"
         ]
     );
     // The email flow got both segment crossings through a real SMTP server.
@@ -431,7 +432,8 @@ fn six_triggers_fire_as_the_source_files_change() {
             ("source:loyalty", "ok"),
             ("unification", "skipped"),
             ("segments", "skipped"),
-            ("measures", "skipped")
+            ("measures", "skipped"),
+            ("publish", "skipped")
         ]
     );
     let crm = triggerfish(

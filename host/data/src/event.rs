@@ -217,6 +217,7 @@ impl TriggerKind {
                         stage("unification", 900),
                         stage("segments", 3),
                         stage("measures", 2),
+                        stage("publish", 6),
                     ],
                     succeeded: true,
                     duration_ms: 40,

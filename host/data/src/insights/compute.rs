@@ -8,7 +8,7 @@ use super::unify::CUSTOMER;
 use super::workspace::{Aggregate, MeasureSpec, SegmentSpec, Workspace, CUSTOMER_ID};
 use crate::event::now_rfc3339;
 use crate::odata::{compile_filter, ColumnType, QueryOptionError};
-use crate::store::{EntityDb, StoreError, Table};
+use crate::store::{Publication, StoreError};
 
 /// Segment rows.
 pub const SEGMENT: &str = "Segment";
@@ -68,12 +68,14 @@ pub struct MeasureValue {
     pub by_dimension: Vec<(String, Option<f64>)>,
 }
 
-/// Compute every segment from `Customer`, replacing `SegmentMember` and `Segment`.
+/// Compute every segment from the newest `Customer`, staging `SegmentMember`
+/// and `Segment` in `publication`.
 pub fn compute_segments(
     ws: &Workspace,
-    store: &EntityDb,
+    publication: &mut Publication<'_>,
 ) -> Result<Vec<SegmentSize>, ComputeError> {
-    let customer = store.meta(CUSTOMER)?;
+    let customer = publication.meta(CUSTOMER)?;
+    let customer_table = publication.table(CUSTOMER);
     let mut compiled = Vec::with_capacity(ws.segments.len());
     for s in &ws.segments {
         let (cond, params) = compile_filter(&s.filter, &customer.schema).map_err(|error| {
@@ -90,15 +92,14 @@ pub fn compute_segments(
         (CUSTOMER_ID.to_owned(), ColumnType::String),
     ];
     let mut sizes = Vec::with_capacity(compiled.len());
-    store.replace_entity_with(SEGMENT_MEMBER, "MemberId", &member_columns, |sink| {
+    publication.replace_entity_with(SEGMENT_MEMBER, "MemberId", &member_columns, |sink| {
         for (s, cond, params) in &compiled {
             let before = sink.count();
             let mut all = vec![Value::Text(s.name.clone()), Value::Text(s.name.clone())];
             all.extend(params.iter().cloned());
             sink.insert_select(
                 &format!(
-                    "SELECT ? || '/' || \"{CUSTOMER_ID}\", ?, \"{CUSTOMER_ID}\" FROM {} WHERE {cond}",
-                    Table::of(CUSTOMER)
+                    "SELECT ? || '/' || \"{CUSTOMER_ID}\", ?, \"{CUSTOMER_ID}\" FROM {customer_table} WHERE {cond}"
                 ),
                 &all,
             )?;
@@ -128,7 +129,7 @@ pub fn compute_segments(
                 Value::Text(now.clone()),
             ])
         });
-    store.replace_entity(SEGMENT, "Name", &segment_columns, rows)?;
+    publication.replace_entity(SEGMENT, "Name", &segment_columns, rows)?;
     Ok(sizes)
 }
 
@@ -147,8 +148,9 @@ fn aggregate_sql(m: &MeasureSpec) -> String {
     }
 }
 
-fn measure_one(store: &EntityDb, m: &MeasureSpec) -> Result<MeasureValue, ComputeError> {
-    let meta = store.meta(&m.entity).map_err(|e| match e {
+fn measure_one(p: &Publication<'_>, m: &MeasureSpec) -> Result<MeasureValue, ComputeError> {
+    let store = p.store();
+    let meta = p.meta(&m.entity).map_err(|e| match e {
         StoreError::UnknownEntity(_) => ComputeError::NoData {
             measure: m.name.clone(),
             entity: m.entity.clone(),
@@ -195,7 +197,7 @@ fn measure_one(store: &EntityDb, m: &MeasureSpec) -> Result<MeasureValue, Comput
         None => ("1".to_owned(), Vec::new()),
     };
     let agg = aggregate_sql(m);
-    let table = Table::of(&m.entity);
+    let table = p.table(&m.entity);
     let conn = store.session();
     let e = |source| StoreError::Sqlite {
         path: store.path().to_owned(),
@@ -245,15 +247,16 @@ fn measure_one(store: &EntityDb, m: &MeasureSpec) -> Result<MeasureValue, Comput
     }
 }
 
-/// Compute every measure, replacing `Measure` and `MeasureValue`.
+/// Compute every measure over the newest entities, staging `Measure` and
+/// `MeasureValue` in `publication`.
 pub fn compute_measures(
     ws: &Workspace,
-    store: &EntityDb,
+    publication: &mut Publication<'_>,
 ) -> Result<Vec<MeasureValue>, ComputeError> {
     let values = ws
         .measures
         .iter()
-        .map(|m| measure_one(store, m))
+        .map(|m| measure_one(publication, m))
         .collect::<Result<Vec<_>, _>>()?;
     let now = now_rfc3339();
     let real = |v: Option<f64>| v.map_or(Value::Null, Value::Real);
@@ -278,7 +281,7 @@ pub fn compute_measures(
             Value::Text(now.clone()),
         ])
     });
-    store.replace_entity(MEASURE, "Name", &measure_columns, rows)?;
+    publication.replace_entity(MEASURE, "Name", &measure_columns, rows)?;
     let value_columns = [
         ("Id".to_owned(), ColumnType::String),
         ("Measure".to_owned(), ColumnType::String),
@@ -295,6 +298,6 @@ pub fn compute_measures(
             ])
         })
     });
-    store.replace_entity(MEASURE_VALUE, "Id", &value_columns, rows)?;
+    publication.replace_entity(MEASURE_VALUE, "Id", &value_columns, rows)?;
     Ok(values)
 }

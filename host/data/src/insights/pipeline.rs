@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::compute::{compute_measures, compute_segments};
+use super::compute::{compute_measures, compute_segments, MeasureValue, SegmentSize};
 use super::fingerprint;
 use super::source::{source_for, Source, SourceError};
 use super::thresholds::{crossings, Crossing, Kind};
@@ -18,7 +18,7 @@ use crate::event::{
     UnificationRefreshCompleted,
 };
 use crate::journal::{NewEvent, Router};
-use crate::store::EntityDb;
+use crate::store::{EntityDb, Publication};
 
 /// Longest wait between two retries of a source, however many there are.
 pub const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
@@ -81,6 +81,9 @@ pub struct InsightsEngine {
     hold_ms: i64,
     force: bool,
 }
+
+/// The stages after the sources, in order.
+const DOWNSTREAM: [&str; 4] = ["unification", "segments", "measures", "publish"];
 
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
@@ -339,7 +342,8 @@ impl Run<'_> {
 
     /// Refresh source `i` with retries; true when it succeeded.
     fn source(&mut self, i: usize) -> bool {
-        let ws = &self.engine.workspace;
+        let engine = self.engine;
+        let ws = &engine.workspace;
         let spec = &ws.sources[i];
         let stage = format!("source:{}", spec.name);
         let t = Instant::now();
@@ -425,25 +429,70 @@ impl Run<'_> {
         }
     }
 
-    /// Unification, then segments and measures; all skipped when `blocked`.
+    /// Unification, segments and measures, staged in one publication, then
+    /// published together; all skipped when `blocked`.
     fn downstream(&mut self, blocked: Option<String>) {
         if let Some(why) = blocked {
-            for name in ["unification", "segments", "measures"] {
+            for name in DOWNSTREAM {
                 self.skip(name, &why);
             }
             return;
         }
-        if self.unification() {
-            self.segments();
-            self.measures();
-        } else {
+        let mut publication = self.engine.store.publication();
+        let Some(unified) = self.unification(&mut publication) else {
             let why = "skipped: unification failed";
-            self.skip("segments", why);
-            self.skip("measures", why);
-        }
+            for name in &DOWNSTREAM[1..] {
+                self.skip(name, why);
+            }
+            return;
+        };
+        let sizes = self.segments(&mut publication);
+        let values = self.measures(&mut publication);
+        self.publish(publication, unified, sizes, values);
     }
 
-    fn unification(&mut self) -> bool {
+    /// Make the staged entities visible in one transaction, then raise the
+    /// events about them: a plugin reacting reads what the event describes.
+    fn publish(
+        &mut self,
+        publication: Publication<'_>,
+        unified: Trigger,
+        sizes: Option<Vec<SegmentSize>>,
+        values: Option<Vec<MeasureValue>>,
+    ) {
+        let t = Instant::now();
+        let entities: Vec<String> = publication
+            .entities()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        self.obs
+            .stage_started("publish", Some(entities.len() as u64));
+        if let Err(e) = publication.publish() {
+            let detail = format!(
+                "cannot publish {} (readers keep the previous data): {e}",
+                entities.join(", ")
+            );
+            self.finish("publish".into(), StageStatus::Failed, 0, t, Some(detail));
+            return;
+        }
+        self.raise(unified);
+        let judged = self
+            .judge_segments(sizes.as_deref().unwrap_or_default())
+            .and_then(|()| self.judge_measures(values.as_deref().unwrap_or_default()));
+        let (status, detail) = match judged {
+            Ok(()) => (StageStatus::Ok, None),
+            Err(e) => (
+                StageStatus::Failed,
+                Some(format!("published, but cannot record thresholds: {e}")),
+            ),
+        };
+        self.finish("publish".into(), status, entities.len() as u64, t, detail);
+    }
+
+    /// Unify into `publication`; the event to raise once published, or
+    /// `None` when it failed.
+    fn unification(&mut self, publication: &mut Publication<'_>) -> Option<Trigger> {
         let engine = self.engine;
         let t = Instant::now();
         let total: u64 = engine
@@ -484,7 +533,7 @@ impl Run<'_> {
                 t,
                 Some("no source changed since the last unification: not recomputed".into()),
             );
-            self.raise(Trigger::UnificationRefreshCompleted(
+            return Some(Trigger::UnificationRefreshCompleted(
                 UnificationRefreshCompleted {
                     source_rows,
                     profiles,
@@ -496,9 +545,8 @@ impl Run<'_> {
                     duration_ms: ms(t.elapsed()),
                 },
             ));
-            return true;
         }
-        match unify(&engine.workspace, &engine.store, &mut progress) {
+        match unify(&engine.workspace, publication, &mut progress) {
             Ok(r) => {
                 self.finish("unification".into(), StageStatus::Ok, r.profiles, t, None);
                 if let Some(input) = input {
@@ -514,7 +562,7 @@ impl Run<'_> {
                         );
                     }
                 }
-                self.raise(Trigger::UnificationRefreshCompleted(
+                Some(Trigger::UnificationRefreshCompleted(
                     UnificationRefreshCompleted {
                         source_rows: r.source_rows,
                         profiles: r.profiles,
@@ -525,8 +573,7 @@ impl Run<'_> {
                         merge_ms: r.merge_ms,
                         duration_ms: r.duration_ms,
                     },
-                ));
-                true
+                ))
             }
             Err(e) => {
                 tracing::info!(error = %e, "unification failed");
@@ -537,20 +584,27 @@ impl Run<'_> {
                     t,
                     Some(e.to_string()),
                 );
-                false
+                None
             }
         }
     }
 
-    /// Run a stage whose body returns the rows it produced or why it failed.
-    fn stage(&mut self, name: &str, total: u64, body: fn(&mut Self) -> Result<u64, String>) {
+    /// Run a stage whose body returns the rows it produced and a result, or
+    /// why it failed; the result when it succeeded.
+    fn stage<T>(
+        &mut self,
+        name: &str,
+        total: u64,
+        body: impl FnOnce() -> Result<(u64, T), String>,
+    ) -> Option<T> {
         let t = Instant::now();
         self.obs.stage_started(name, Some(total));
-        let (status, rows, detail) = match body(self) {
-            Ok(rows) => (StageStatus::Ok, rows, None),
-            Err(e) => (StageStatus::Failed, 0, Some(e)),
+        let (status, rows, detail, out) = match body() {
+            Ok((rows, out)) => (StageStatus::Ok, rows, None, Some(out)),
+            Err(e) => (StageStatus::Failed, 0, Some(e), None),
         };
         self.finish(name.to_owned(), status, rows, t, detail);
+        out
     }
 
     /// Record `current` as the value of `name` and raise an event for each
@@ -593,58 +647,78 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn segments(&mut self) {
+    /// Compute segments into `publication`; their sizes, or `None` when
+    /// the stage failed.
+    fn segments(&mut self, publication: &mut Publication<'_>) -> Option<Vec<SegmentSize>> {
         let n = self.engine.workspace.segments.len() as u64;
-        self.stage("segments", n, |run| {
-            let engine = run.engine;
-            let sizes =
-                compute_segments(&engine.workspace, &engine.store).map_err(|e| e.to_string())?;
-            for (spec, size) in engine.workspace.segments.iter().zip(&sizes) {
-                run.judge(
-                    Kind::Segment,
-                    &spec.name,
-                    size.members as f64,
-                    &spec.thresholds,
-                    |c| {
-                        Trigger::SegmentThresholdCrossed(SegmentThresholdCrossed {
-                            segment: spec.name.clone(),
-                            threshold: c.threshold as u64,
-                            previous: c.previous as u64,
-                            current: c.current as u64,
-                            direction: c.direction,
-                        })
-                    },
-                )?;
-            }
-            Ok(sizes.iter().map(|s| s.members).sum())
-        });
+        let engine = self.engine;
+        let ws = &engine.workspace;
+        self.stage("segments", n, || {
+            let sizes = compute_segments(ws, publication).map_err(|e| e.to_string())?;
+            let members = sizes.iter().map(|s| s.members).sum();
+            Ok((members, sizes))
+        })
     }
 
-    fn measures(&mut self) {
+    /// Compute measures into `publication`; their values, or `None` when
+    /// the stage failed.
+    fn measures(&mut self, publication: &mut Publication<'_>) -> Option<Vec<MeasureValue>> {
         let n = self.engine.workspace.measures.len() as u64;
-        self.stage("measures", n, |run| {
-            let engine = run.engine;
-            let values =
-                compute_measures(&engine.workspace, &engine.store).map_err(|e| e.to_string())?;
-            for (spec, v) in engine.workspace.measures.iter().zip(&values) {
-                // Measures with a dimension never trigger; nor does "no value".
-                let Some(current) = v.value.filter(|_| spec.dimension.is_none()) else {
-                    continue;
-                };
-                run.judge(Kind::Measure, &spec.name, current, &spec.thresholds, |c| {
-                    Trigger::MeasureThresholdCrossed(MeasureThresholdCrossed {
-                        measure: spec.name.clone(),
-                        threshold: c.threshold,
-                        previous: c.previous,
-                        current: c.current,
-                        direction: c.direction,
-                    })
-                })?;
-            }
-            Ok(values
+        let engine = self.engine;
+        let ws = &engine.workspace;
+        self.stage("measures", n, || {
+            let values = compute_measures(ws, publication).map_err(|e| e.to_string())?;
+            let rows = values
                 .iter()
                 .map(|v| v.by_dimension.len().max(1) as u64)
-                .sum())
-        });
+                .sum();
+            Ok((rows, values))
+        })
+    }
+
+    /// Record each segment's size, raising its crossings.
+    fn judge_segments(&mut self, sizes: &[SegmentSize]) -> Result<(), String> {
+        let engine = self.engine;
+        let ws = &engine.workspace;
+        for (spec, size) in ws.segments.iter().zip(sizes) {
+            self.judge(
+                Kind::Segment,
+                &spec.name,
+                size.members as f64,
+                &spec.thresholds,
+                |c| {
+                    Trigger::SegmentThresholdCrossed(SegmentThresholdCrossed {
+                        segment: spec.name.clone(),
+                        threshold: c.threshold as u64,
+                        previous: c.previous as u64,
+                        current: c.current as u64,
+                        direction: c.direction,
+                    })
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Record each measure's value, raising its crossings. Measures with a
+    /// dimension never trigger; nor does "no value".
+    fn judge_measures(&mut self, values: &[MeasureValue]) -> Result<(), String> {
+        let engine = self.engine;
+        let ws = &engine.workspace;
+        for (spec, v) in ws.measures.iter().zip(values) {
+            let Some(current) = v.value.filter(|_| spec.dimension.is_none()) else {
+                continue;
+            };
+            self.judge(Kind::Measure, &spec.name, current, &spec.thresholds, |c| {
+                Trigger::MeasureThresholdCrossed(MeasureThresholdCrossed {
+                    measure: spec.name.clone(),
+                    threshold: c.threshold,
+                    previous: c.previous,
+                    current: c.current,
+                    direction: c.direction,
+                })
+            })?;
+        }
+        Ok(())
     }
 }

@@ -17,7 +17,7 @@ use rusqlite::{params, Connection};
 use super::normalize::normalize;
 use super::workspace::{MergePolicy, Workspace, CUSTOMER_ID};
 use crate::odata::ColumnType;
-use crate::store::{EntityDb, StoreError, Table};
+use crate::store::{EntityDb, Publication, StoreError, Table};
 
 /// The unified profiles entity.
 pub const CUSTOMER: &str = "Customer";
@@ -210,23 +210,24 @@ fn profile_types(ws: &Workspace, store: &EntityDb) -> Result<Vec<ColumnType>, Un
         .collect())
 }
 
-/// Run map, match and merge, replacing `Customer` and `CustomerSourceLink`.
-/// On failure both keep their previous rows.
+/// Run map, match and merge, staging `Customer` and `CustomerSourceLink` in
+/// `publication` (readers see them once it is published).
 pub fn unify(
     ws: &Workspace,
-    store: &EntityDb,
+    publication: &mut Publication<'_>,
     progress: Progress<'_>,
 ) -> Result<UnifyReport, UnifyError> {
-    let result = unify_in_work_tables(ws, store, progress);
-    drop_work_tables(store);
+    let result = unify_in_work_tables(ws, publication, progress);
+    drop_work_tables(publication.store());
     result
 }
 
 fn unify_in_work_tables(
     ws: &Workspace,
-    store: &EntityDb,
+    publication: &mut Publication<'_>,
     progress: Progress<'_>,
 ) -> Result<UnifyReport, UnifyError> {
+    let store = publication.store();
     let started = Instant::now();
     let types = profile_types(ws, store)?;
     let link_exists = store.meta(LINK).is_ok();
@@ -311,7 +312,7 @@ fn unify_in_work_tables(
     columns.extend(ws.profile_fields.iter().cloned().zip(types.iter().copied()));
     let mut counter = next_customer_seq(store)?;
     let first_seq = counter;
-    let profiles = store.replace_entity_with(CUSTOMER, CUSTOMER_ID, &columns, |sink| {
+    let profiles = publication.replace_entity_with(CUSTOMER, CUSTOMER_ID, &columns, |sink| {
         let tx = sink.tx();
         let e = sql(store);
         let mut get = tx
@@ -386,7 +387,7 @@ fn unify_in_work_tables(
         ("SourceEntity".to_owned(), ColumnType::String),
         ("SourceKey".to_owned(), ColumnType::String),
     ];
-    store.replace_entity_select(
+    publication.replace_entity_select(
         LINK,
         "LinkId",
         &link_columns,
@@ -698,7 +699,9 @@ mod tests {
                 .collect())
         });
         store.replace_entity("S", "Id", &cols, values).unwrap();
-        unify(&ws, &store, &mut |_, _, _| {}).unwrap();
+        let mut p = store.publication();
+        unify(&ws, &mut p, &mut |_, _, _| {}).unwrap();
+        p.publish().unwrap();
         let conn = store.session();
         let mut stmt = conn
             .prepare(&format!(
@@ -760,7 +763,9 @@ mod tests {
             &["Id", "First", "Last", "Zip"],
             &[&["b1", "Ann", "Lee", "75001"]],
         );
-        unify(&ws, &store, &mut |_, _, _| {}).unwrap();
+        let mut p = store.publication();
+        unify(&ws, &mut p, &mut |_, _, _| {}).unwrap();
+        p.publish().unwrap();
         let conn = store.session();
         let customers: Vec<(String, String, String)> = conn
             .prepare(&format!(

@@ -5,6 +5,7 @@
 mod import;
 mod metadata;
 mod page;
+mod publish;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ pub use import::{
     ImportReport, ImportSpec, Opener, MAX_QUOTED_CHARS,
 };
 pub use page::{PageError, PageLimits, PageRequest, PageResult, CURSOR_CAPACITY};
+pub use publish::Publication;
 
 use crate::odata::{ColumnType, Schema};
 
@@ -371,6 +373,27 @@ impl EntityDb {
         columns: &[(String, ColumnType)],
         fill: impl FnOnce(&mut RowSink<'_>) -> Result<(), E>,
     ) -> Result<u64, E> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.sql(e))?;
+        let count = self.fill_staging(&tx, entity, key, columns, fill)?;
+        self.swap_in(&tx, entity, key, columns, count)?;
+        tx.commit().map_err(|e| self.sql(e))?;
+        drop(conn);
+        self.forget(entity);
+        Ok(count)
+    }
+
+    /// Write `entity`'s new rows into its staging table, inside `tx`.
+    fn fill_staging<E: From<StoreError>>(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        entity: &str,
+        key: &str,
+        columns: &[(String, ColumnType)],
+        fill: impl FnOnce(&mut RowSink<'_>) -> Result<(), E>,
+    ) -> Result<u64, E> {
         if !valid_identifier(entity) {
             return Err(StoreError::BadName(entity.to_owned(), "entity").into());
         }
@@ -385,7 +408,6 @@ impl EntityDb {
                 key: key.to_owned(),
             }
         })?;
-        let table = table_name(entity);
         let staging = Table::staging(entity);
         let col_defs: Vec<String> = columns
             .iter()
@@ -395,35 +417,41 @@ impl EntityDb {
             })
             .collect();
         let placeholders = vec!["?"; columns.len()].join(", ");
-
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| self.sql(e))?;
         tx.execute_batch(&format!(
             "DROP TABLE IF EXISTS {staging};
              CREATE TABLE {staging} ({}, PRIMARY KEY (\"{key}\"));",
             col_defs.join(", ")
         ))
         .map_err(|e| self.sql(e))?;
-        let count = {
-            let insert = tx
-                .prepare(&format!("INSERT INTO {staging} VALUES ({placeholders})"))
-                .map_err(|e| self.sql(e))?;
-            let mut sink = RowSink {
-                tx: &tx,
-                insert,
-                staging: staging.clone(),
-                entity: entity.to_owned(),
-                key: key.to_owned(),
-                key_index,
-                columns: columns.len(),
-                count: 0,
-                path: &self.path,
-            };
-            fill(&mut sink)?;
-            sink.count
+        let insert = tx
+            .prepare(&format!("INSERT INTO {staging} VALUES ({placeholders})"))
+            .map_err(|e| self.sql(e))?;
+        let mut sink = RowSink {
+            tx,
+            insert,
+            staging,
+            entity: entity.to_owned(),
+            key: key.to_owned(),
+            key_index,
+            columns: columns.len(),
+            count: 0,
+            path: &self.path,
         };
+        fill(&mut sink)?;
+        Ok(sink.count)
+    }
+
+    /// Make `entity`'s staging table its data, with a new generation, inside
+    /// `tx`. Call [`EntityDb::forget`] once `tx` commits.
+    fn swap_in(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        entity: &str,
+        key: &str,
+        columns: &[(String, ColumnType)],
+        count: u64,
+    ) -> Result<(), StoreError> {
+        let (table, staging) = (table_name(entity), Table::staging(entity));
         let previous: Option<i64> = tx
             .query_row(
                 "SELECT generation FROM _tf_entities WHERE name = ?1",
@@ -459,14 +487,16 @@ impl EntityDb {
             ],
         )
         .map_err(|e| self.sql(e))?;
-        tx.commit().map_err(|e| self.sql(e))?;
-        drop(conn);
+        Ok(())
+    }
+
+    /// Drop what is cached about `entity` after its data changed.
+    fn forget(&self, entity: &str) {
         self.meta
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(entity);
         self.cursors.forget_entity(entity);
-        Ok(count)
     }
 
     /// One item by primary key, as a JSON object.

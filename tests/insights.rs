@@ -763,6 +763,53 @@ fn generated_duplicates_are_unified_with_precision_and_recall_of_099() {
     assert!(recall >= 0.99, "recall {recall}\n{}", score.stdout);
 }
 
+/// Generate `rows` with typo noise, refresh, and score: (precision, recall).
+fn typo_scores(dir: &std::path::Path, rows: &str, fuzzy: bool) -> (f64, f64) {
+    let out = dir.join(if fuzzy { "fuzzy" } else { "exact" });
+    let mut args = vec![
+        "demo", "generate", "--rows", rows, "--typos", "0.05", "--seed", "3", "--out",
+    ];
+    args.push(out.to_str().unwrap());
+    if fuzzy {
+        args.push("--fuzzy");
+    }
+    triggerfish(&args, &[]).assert_ok("demo generate");
+    let config = out.join("triggerfish.toml");
+    triggerfish(&["refresh", "--config", config.to_str().unwrap()], &[]).assert_ok("refresh");
+    let score = triggerfish(
+        &["demo", "score", "--config", config.to_str().unwrap()],
+        &[],
+    );
+    score.assert_ok("demo score");
+    let value = |label: &str| -> f64 {
+        score
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(label))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {label} in {}", score.stdout))
+    };
+    (value("pairwise precision"), value("pairwise recall"))
+}
+
+/// Typo noise leaves records that only a fuzzy name rule links: exact rules
+/// miss them, the generated fuzzy rule (guarded by e-mail and phone) finds
+/// them without false merges.
+#[test]
+fn fuzzy_rules_find_the_misspelt_duplicates_exact_rules_miss() {
+    let dir = tempdir();
+    let (exact_p, exact_r) = typo_scores(dir.path(), "20000", false);
+    let (fuzzy_p, fuzzy_r) = typo_scores(dir.path(), "20000", true);
+    assert!(
+        exact_r < 0.98,
+        "exact rules should miss the typos: recall {exact_r}"
+    );
+    assert!(exact_p >= 0.99, "exact precision {exact_p}");
+    assert!(fuzzy_r >= 0.99, "fuzzy recall {fuzzy_r} (exact {exact_r})");
+    assert!(fuzzy_p >= 0.99, "fuzzy precision {fuzzy_p}");
+}
+
 /// A glob that matches a symlink to a file outside the workspace, and a FIFO
 /// where a file should be: both fail at once as permanent, and no byte of the
 /// outside file reaches the failed event (which plugins see).

@@ -4,7 +4,8 @@
 //! the process's peak memory, and pairwise precision and recall against the
 //! generator's truth.
 //!
-//! `cargo bench -p triggerfish --bench refresh -- [ROWS...]` (default 1000000).
+//! `cargo bench -p triggerfish-tests --bench refresh -- [ROWS...] [--typos R] [--fuzzy]`
+//! (default 1000000 rows; `--typos` and `--fuzzy` as in `demo generate`).
 
 use std::path::Path;
 use std::time::Instant;
@@ -36,10 +37,53 @@ fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-fn run(rows: u64, dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+/// Rows to run, and the generator's noise and rule set.
+struct Args {
+    rows: Vec<u64>,
+    typos_per_mille: u16,
+    fuzzy: bool,
+}
+
+fn args() -> Result<Args, String> {
+    let mut out = Args {
+        rows: Vec::new(),
+        typos_per_mille: 0,
+        fuzzy: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--typos" => {
+                let v = it.next().ok_or("--typos needs a share, e.g. 0.03")?;
+                let x: f64 = v.parse().map_err(|e| format!("--typos {v}: {e}"))?;
+                out.typos_per_mille = (x * 1000.0).round() as u16;
+            }
+            "--fuzzy" => out.fuzzy = true,
+            // Flags cargo passes to bench binaries.
+            a if a.starts_with('-') => {}
+            n => out
+                .rows
+                .push(n.parse().map_err(|e| format!("rows '{n}': {e}"))?),
+        }
+    }
+    if out.rows.is_empty() {
+        out.rows.push(1_000_000);
+    }
+    Ok(out)
+}
+
+fn run(rows: u64, a: &Args, dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let out = dir.join(format!("rows-{rows}"));
     let t = Instant::now();
-    let report = generate(&GenerateOptions { rows, seed: 1 }, &out)?;
+    let report = generate(
+        &GenerateOptions {
+            rows,
+            seed: 1,
+            typos_per_mille: a.typos_per_mille,
+            fuzzy: a.fuzzy,
+        },
+        &out,
+    )?;
     let gen_s = t.elapsed().as_secs_f64();
     let config = Config::load(&report.config)?;
     let workspace = config
@@ -54,6 +98,11 @@ fn run(rows: u64, dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let refresh_s = t.elapsed().as_secs_f64();
     let peak = peak_rss_mib();
     let scores = score_store(engine.store(), &report.truth)?;
+    println!(
+        "typos {}‰, {} rules",
+        a.typos_per_mille,
+        if a.fuzzy { "fuzzy" } else { "exact" }
+    );
     println!("rows {rows}: generated in {gen_s:.2} s; full refresh {refresh_s:.2} s; peak RSS after refresh {peak:.1} MiB; {} events", count.0);
     for s in &refresh.stages {
         println!(
@@ -72,16 +121,14 @@ fn run(rows: u64, dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() {
-    let rows: Vec<u64> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let rows = if rows.is_empty() {
-        vec![1_000_000]
-    } else {
-        rows
+    let a = match args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
     };
+    let rows = a.rows.clone();
     // Each size in a process of its own, so the peak memory is that size's.
     if rows.len() > 1 {
         let exe = match std::env::current_exe() {
@@ -92,10 +139,18 @@ fn main() {
             }
         };
         for n in rows {
-            let ok = std::process::Command::new(&exe)
-                .arg(n.to_string())
-                .status()
-                .is_ok_and(|s| s.success());
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.arg(n.to_string());
+            if a.typos_per_mille > 0 {
+                cmd.args([
+                    "--typos",
+                    &(f64::from(a.typos_per_mille) / 1000.0).to_string(),
+                ]);
+            }
+            if a.fuzzy {
+                cmd.arg("--fuzzy");
+            }
+            let ok = cmd.status().is_ok_and(|s| s.success());
             if !ok {
                 std::process::exit(1);
             }
@@ -110,7 +165,7 @@ fn main() {
         }
     };
     for n in rows {
-        if let Err(e) = run(n, dir.path()) {
+        if let Err(e) = run(n, &a, dir.path()) {
             eprintln!("rows {n}: {e}");
             std::process::exit(1);
         }

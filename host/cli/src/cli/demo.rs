@@ -9,7 +9,7 @@ use crate::config_file::Config;
 use anyhow::Context as _;
 use clap::Subcommand;
 use triggerfish_data::store::EntityDb;
-use triggerfish_demo::generate::{generate, GenerateOptions, MAX_ROWS};
+use triggerfish_demo::generate::{generate, GenerateOptions, MAX_ROWS, MAX_TYPOS_PER_MILLE};
 use triggerfish_demo::score::score_store;
 
 #[derive(Subcommand)]
@@ -27,6 +27,15 @@ pub enum DemoCommand {
         /// Random seed: the same seed gives the same files.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Typo noise: the share (0 to 0.5) of non-anchor records whose name
+        /// is misspelt and that have no e-mail or phone, so only a fuzzy rule
+        /// finds their person.
+        #[arg(long, value_parser = parse_typos, default_value = "0")]
+        typos: u16,
+        /// Match names by similarity (high precision) within a postal code,
+        /// guarded by e-mail and phone, instead of exactly.
+        #[arg(long)]
+        fuzzy: bool,
     },
     /// Score unification against the truth: pairwise precision and recall of
     /// the customers in the store (refresh first).
@@ -38,6 +47,16 @@ pub enum DemoCommand {
         #[arg(long)]
         truth: Option<PathBuf>,
     },
+}
+
+/// A share in [0, 0.5], as per mille.
+fn parse_typos(s: &str) -> Result<u16, String> {
+    let max = f64::from(MAX_TYPOS_PER_MILLE) / 1000.0;
+    match s.trim().parse::<f64>() {
+        Ok(x) if (0.0..=max).contains(&x) => Ok((x * 1000.0).round() as u16),
+        Ok(_) => Err(format!("must be between 0 and {max}")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn parse_rows(s: &str) -> Result<u64, String> {
@@ -81,9 +100,21 @@ pub fn run(cmd: DemoCommand) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        DemoCommand::Generate { rows, out, seed } => {
+        DemoCommand::Generate {
+            rows,
+            out,
+            seed,
+            typos,
+            fuzzy,
+        } => {
             let started = Instant::now();
-            let report = generate(&GenerateOptions { rows, seed }, &out)
+            let opts = GenerateOptions {
+                rows,
+                seed,
+                typos_per_mille: typos,
+                fuzzy,
+            };
+            let report = generate(&opts, &out)
                 .with_context(|| format!("cannot generate demo data in {}", out.display()))?;
             let secs = started.elapsed().as_secs_f64();
             outln!(

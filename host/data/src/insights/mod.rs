@@ -11,6 +11,7 @@ pub mod compute;
 pub mod fingerprint;
 pub mod normalize;
 pub mod pipeline;
+pub mod similarity;
 pub mod source;
 pub mod template;
 pub mod thresholds;

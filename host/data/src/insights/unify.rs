@@ -15,6 +15,8 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection};
 
 use super::normalize::normalize;
+use super::similarity::Precision;
+use super::similarity::{self, link_block, Candidate, Clusters};
 use super::workspace::{MergePolicy, Workspace, CUSTOMER_ID};
 use crate::odata::ColumnType;
 use crate::store::{EntityDb, Publication, StoreError, Table};
@@ -36,6 +38,8 @@ pub struct UnifyReport {
     pub matched_records: u64,
     /// Clusters of two or more records.
     pub merges: u64,
+    /// Pairs compared one by one (rules with fuzzy fields or guards).
+    pub comparisons: u64,
     pub map_ms: u64,
     pub match_ms: u64,
     pub merge_ms: u64,
@@ -87,6 +91,15 @@ pub type Progress<'a> = &'a mut dyn FnMut(Phase, u64, u64);
 /// Disjoint sets over record indices; the smallest index is the root.
 struct UnionFind {
     parent: Vec<u32>,
+}
+
+impl Clusters for UnionFind {
+    fn joined(&mut self, a: u32, b: u32) -> bool {
+        self.find(a) == self.find(b)
+    }
+    fn join(&mut self, a: u32, b: u32) {
+        self.union(a, b);
+    }
 }
 
 impl UnionFind {
@@ -272,34 +285,11 @@ fn unify_in_work_tables(
     report.source_rows = u64::from(records);
     report.map_ms = ms_since(started);
 
-    // Match: equal keys of one rule are one cluster, transitively.
+    // Match: equal keys of one rule are one cluster, transitively; rules
+    // with fuzzy fields or guards compare the pairs of each block.
     let t = Instant::now();
     let mut uf = UnionFind::new(records);
-    {
-        let conn = store.session();
-        let e = sql(store);
-        let mut stmt = conn
-            .prepare("SELECT rule, k, rec FROM temp.u_key ORDER BY rule, k")
-            .map_err(&e)?;
-        let mut rows = stmt.query([]).map_err(&e)?;
-        let mut last: Option<(i64, String, u32)> = None;
-        let mut seen = 0u64;
-        while let Some(r) = rows.next().map_err(&e)? {
-            let rule: i64 = r.get(0).map_err(&e)?;
-            let k: String = r.get(1).map_err(&e)?;
-            let rec: u32 = r.get(2).map_err(&e)?;
-            match &last {
-                Some((lr, lk, first)) if *lr == rule && *lk == k => {
-                    uf.union(*first, rec);
-                }
-                _ => last = Some((rule, k, rec)),
-            }
-            seen += 1;
-            if seen.is_multiple_of(PROGRESS_EVERY) {
-                progress(Phase::Match, seen, 0);
-            }
-        }
-    }
+    report.comparisons = match_records(ws, store, &mut uf, progress)?;
     report.match_ms = ms_since(t);
 
     // Merge: clusters in order of their smallest record.
@@ -403,6 +393,91 @@ fn unify_in_work_tables(
     Ok(report)
 }
 
+/// Scan the match keys in (rule, key) order, joining records into `uf`;
+/// the pairs compared one by one.
+fn match_records(
+    ws: &Workspace,
+    store: &EntityDb,
+    uf: &mut UnionFind,
+    progress: Progress<'_>,
+) -> Result<u64, UnifyError> {
+    let conn = store.session();
+    let e = sql(store);
+    let mut stmt = conn
+        .prepare("SELECT rule, k, rec, fz, g FROM temp.u_key ORDER BY rule, k")
+        .map_err(&e)?;
+    let mut rows = stmt.query([]).map_err(&e)?;
+    let thresholds: Vec<Vec<f64>> = ws
+        .unification
+        .rules
+        .iter()
+        .map(|r| r.similar_fields().map(|(_, t)| t).collect())
+        .collect();
+    let mut block: Vec<Candidate> = Vec::new();
+    let mut block_rule = 0usize;
+    let mut comparisons = 0u64;
+    let mut warned = false;
+    let mut last: Option<(usize, String, u32)> = None;
+    let mut seen = 0u64;
+    let split = |s: Option<String>| -> Vec<String> {
+        s.map(|s| s.split('\u{1f}').map(str::to_owned).collect())
+            .unwrap_or_default()
+    };
+    while let Some(r) = rows.next().map_err(&e)? {
+        let rule: usize = r.get::<_, i64>(0).map_err(&e)?.try_into().unwrap_or(0);
+        let k: String = r.get(1).map_err(&e)?;
+        let rec: u32 = r.get(2).map_err(&e)?;
+        let same_block = matches!(&last, Some((lr, lk, _)) if *lr == rule && *lk == k);
+        let pairs = ws
+            .unification
+            .rules
+            .get(rule)
+            .is_some_and(|r| r.compares_pairs());
+        if pairs {
+            if !same_block || block.len() >= similarity::MAX_BLOCK_RECORDS {
+                if same_block && !warned {
+                    warned = true;
+                    tracing::warn!(
+                        rule = %ws.unification.rules[rule].name,
+                        "a block holds more than {} records: it is compared in chunks, so some pairs are not compared",
+                        similarity::MAX_BLOCK_RECORDS
+                    );
+                }
+                if !block.is_empty() {
+                    comparisons += link_block(&mut block, &thresholds[block_rule], uf);
+                    block.clear();
+                }
+            }
+            block_rule = rule;
+            block.push(Candidate {
+                rec,
+                fuzzy: split(r.get(3).map_err(&e)?),
+                guards: split(r.get(4).map_err(&e)?),
+            });
+            last = Some((rule, k, rec));
+        } else {
+            if !block.is_empty() {
+                comparisons += link_block(&mut block, &thresholds[block_rule], uf);
+                block.clear();
+            }
+            match &last {
+                Some((_, _, first)) if same_block => {
+                    uf.union(*first, rec);
+                }
+                _ => last = Some((rule, k, rec)),
+            }
+        }
+        seen += 1;
+        if seen.is_multiple_of(PROGRESS_EVERY) {
+            progress(Phase::Match, seen, 0);
+        }
+    }
+    if !block.is_empty() {
+        comparisons += link_block(&mut block, &thresholds[block_rule], uf);
+    }
+    Ok(comparisons)
+}
+
 fn ms_since(t: Instant) -> u64 {
     u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
@@ -424,7 +499,7 @@ fn setup_work_tables(conn: &Connection, nf: usize) -> rusqlite::Result<()> {
         "PRAGMA temp_store = FILE;
          DROP TABLE IF EXISTS temp.u_rec; DROP TABLE IF EXISTS temp.u_key; DROP TABLE IF EXISTS temp.u_link;
          CREATE TEMP TABLE u_rec (rec INTEGER PRIMARY KEY, src INTEGER, skey TEXT, link TEXT, upd TEXT, prev TEXT{});
-         CREATE TEMP TABLE u_key (rule INTEGER, k TEXT, rec INTEGER);
+         CREATE TEMP TABLE u_key (rule INTEGER, k TEXT, rec INTEGER, fz TEXT, g TEXT);
          CREATE TEMP TABLE u_link (link TEXT, cid TEXT, source TEXT, entity TEXT, skey TEXT);",
         (0..nf).map(|i| format!(", f{i}")).collect::<String>()
     ))
@@ -458,10 +533,18 @@ fn map_records(
         ))
         .map_err(e)?;
     let mut put_key = conn
-        .prepare("INSERT INTO temp.u_key VALUES (?1, ?2, ?3)")
+        .prepare("INSERT INTO temp.u_key VALUES (?1, ?2, ?3, ?4, ?5)")
         .map_err(e)?;
     let mut rec: u32 = 0;
     let mut key_parts: Vec<String> = Vec::new();
+    let mut fuzzy_parts: Vec<String> = Vec::new();
+    let mut guard_parts: Vec<String> = Vec::new();
+    let normalized = |f: usize, v: &Value| {
+        as_text(v)
+            .and_then(|t| normalize(&ws.unification.normalizers[f], &t))
+            // The separator of joined parts cannot occur inside one.
+            .map(|n| n.replace('\u{1f}', " "))
+    };
     for &si in &ws.unification.priority {
         let s = &ws.sources[si];
         // Profile field index -> position in the SELECT (after key and updated).
@@ -532,17 +615,30 @@ fn map_records(
             put_rec.execute(p.as_slice()).map_err(e)?;
             'rules: for (ri, rule) in ws.unification.rules.iter().enumerate() {
                 key_parts.clear();
-                for &f in &rule.fields {
-                    let Some(text) = as_text(&vals[f]) else {
+                fuzzy_parts.clear();
+                for (&f, p) in rule.fields.iter().zip(&rule.precision) {
+                    let Some(n) = normalized(f, &vals[f]) else {
                         continue 'rules;
                     };
-                    let Some(n) = normalize(&ws.unification.normalizers[f], &text) else {
-                        continue 'rules;
-                    };
-                    key_parts.push(n);
+                    match p {
+                        Precision::Exact => key_parts.push(n),
+                        Precision::Similar(_) => fuzzy_parts.push(n),
+                    }
                 }
+                let (fz, g) = if rule.compares_pairs() {
+                    guard_parts.clear();
+                    for &f in &rule.guards {
+                        guard_parts.push(normalized(f, &vals[f]).unwrap_or_default());
+                    }
+                    (
+                        Some(fuzzy_parts.join("\u{1f}")),
+                        Some(guard_parts.join("\u{1f}")),
+                    )
+                } else {
+                    (None, None)
+                };
                 put_key
-                    .execute(params![ri, key_parts.join("\u{1f}"), rec])
+                    .execute(params![ri, key_parts.join("\u{1f}"), rec, fz, g])
                     .map_err(e)?;
             }
             rec = rec.checked_add(1).ok_or(UnifyError::TooManyRows)?;
@@ -792,6 +888,7 @@ mod tests {
         const PHONE: &str = "[[insights.unification.rules]]\nfields = [\"Phone\"]\n";
         const NAME_ZIP: &str =
             "[[insights.unification.rules]]\nfields = [\"FirstName\", \"LastName\", \"PostalCode\"]\n";
+        const FUZZY_NAME_ZIP: &str = "[[insights.unification.rules]]\nfields = [\"FirstName\", \"LastName\", \"PostalCode\"]\nprecision = { FirstName = \"high\", LastName = \"high\" }\n";
         let all = format!("{EMAIL}{PHONE}{NAME_ZIP}");
         type Case<'a> = (&'a str, Vec<[&'a str; 6]>, String, Vec<Vec<&'a str>>);
         let cases: Vec<Case> = vec![
@@ -840,6 +937,44 @@ mod tests {
                 vec![["a", "", "", "", "", ""], ["b", "  ", "n/a", "", "", ""]],
                 all.clone(),
                 vec![vec!["a"], vec!["b"]],
+            ),
+            (
+                "fuzzy names within one postal code: typos match, other names do not",
+                vec![
+                    ["a", "", "", "Marie", "Dubois", "75001"],
+                    ["b", "", "", "Maire", "Duboiss", "75001"],
+                    ["c", "", "", "Marie", "Dubois", "75002"],
+                    ["d", "", "", "Mario", "Durand", "75001"],
+                ],
+                FUZZY_NAME_ZIP.into(),
+                vec![vec!["a", "b"], vec!["c"], vec!["d"]],
+            ),
+            (
+                "fuzzy: a letter doubled and an accent, with a guard one side lacks",
+                vec![
+                    [
+                        "a",
+                        "edufour241994@post.example",
+                        "",
+                        "Esmee",
+                        "Dufour",
+                        "55729",
+                    ],
+                    ["b", "", "", "Esmée", "Duufour", "55729"],
+                ],
+                format!("{FUZZY_NAME_ZIP}guards = [\"Email\"]\n"),
+                vec![vec!["a", "b"]],
+            ),
+            (
+                "a guard: the same name and postal code with two e-mails is two people",
+                vec![
+                    ["a", "jean@example.com", "", "Jean", "Martin", "75001"],
+                    ["b", "jm@example.com", "", "Jean", "Martin", "75001"],
+                    ["c", "JEAN@example.com", "", "Jean", "Martin", "75001"],
+                    ["d", "", "", "Jean", "Martin", "13008"],
+                ],
+                format!("{NAME_ZIP}guards = [\"Email\"]\n"),
+                vec![vec!["a", "c"], vec!["b"], vec!["d"]],
             ),
             (
                 "the same name elsewhere is another person",

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::normalize::Normalizer;
+use super::similarity::Precision;
 use crate::odata::{parse_filter, ColumnType, Expr};
 use crate::store::{parse_type, valid_identifier, ImportFormat};
 
@@ -121,6 +122,22 @@ pub struct RuleConfig {
     #[serde(default)]
     pub name: Option<String>,
     pub fields: Spanned<Vec<String>>,
+    /// Per field: `exact` (the default), `high`, `medium`, `low` or a
+    /// similarity threshold in (0, 1].
+    #[serde(default)]
+    pub precision: Option<Spanned<BTreeMap<String, PrecisionConfig>>>,
+    /// Fields that must not conflict: a pair whose values of one both exist
+    /// and differ does not match by this rule.
+    #[serde(default)]
+    pub guards: Option<Spanned<Vec<String>>>,
+}
+
+/// A precision as written: a level name or a threshold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum PrecisionConfig {
+    Level(String),
+    Threshold(f64),
 }
 
 /// A threshold as written.
@@ -264,6 +281,38 @@ pub struct Rule {
     pub name: String,
     /// Indices into [`Workspace::profile_fields`].
     pub fields: Vec<usize>,
+    /// How each of `fields` matches (same order).
+    pub precision: Vec<Precision>,
+    /// Fields whose values must not conflict (indices, as `fields`).
+    pub guards: Vec<usize>,
+}
+
+impl Rule {
+    /// The fields compared exactly: together they are the block.
+    pub fn exact_fields(&self) -> impl Iterator<Item = usize> + '_ {
+        self.fields
+            .iter()
+            .zip(&self.precision)
+            .filter(|(_, p)| **p == Precision::Exact)
+            .map(|(f, _)| *f)
+    }
+
+    /// The fields compared by similarity, with their thresholds.
+    pub fn similar_fields(&self) -> impl Iterator<Item = (usize, f64)> + '_ {
+        self.fields
+            .iter()
+            .zip(&self.precision)
+            .filter_map(|(f, p)| match p {
+                Precision::Similar(t) => Some((*f, *t)),
+                Precision::Exact => None,
+            })
+    }
+
+    /// True when pairs are compared one by one (fuzzy fields or guards),
+    /// not just grouped by equal keys.
+    pub fn compares_pairs(&self) -> bool {
+        !self.guards.is_empty() || self.precision.iter().any(|p| *p != Precision::Exact)
+    }
 }
 
 /// Validated unification settings.
@@ -912,6 +961,79 @@ fn source(
     })
 }
 
+/// A rule's per-field precision and its guards, validated.
+fn rule_comparisons(
+    v: &Validator,
+    i: usize,
+    r: &RuleConfig,
+    idx: &[usize],
+    fields: &[String],
+) -> Result<(Vec<Precision>, Vec<usize>), WorkspaceError> {
+    let rule_fields = r.fields.get_ref();
+    let mut precision = vec![Precision::Exact; idx.len()];
+    if let Some(p) = &r.precision {
+        let key = format!("insights.unification.rules[{i}].precision");
+        for (field, level) in p.get_ref() {
+            let at = rule_fields.iter().position(|f| f == field).ok_or_else(|| {
+                v.invalid(
+                    p.span(),
+                    &key,
+                    &format!(
+                        "'{field}' is not one of the rule's fields ({})",
+                        rule_fields.join(", ")
+                    ),
+                )
+            })?;
+            precision[at] = match level {
+                PrecisionConfig::Level(s) => Precision::parse_level(s),
+                PrecisionConfig::Threshold(t) => Precision::from_threshold(*t),
+            }
+            .ok_or_else(|| {
+                v.invalid(
+                    p.span(),
+                    &key,
+                    &format!(
+                        "'{field}': expected exact, high, medium, low or a similarity above 0 and at most 1"
+                    ),
+                )
+            })?;
+        }
+        if precision.iter().all(|p| *p != Precision::Exact) {
+            return Err(v.invalid(
+                p.span(),
+                &key,
+                "at least one of the rule's fields must be exact: records are compared only \
+                 within a block of equal exact fields",
+            ));
+        }
+    }
+    let mut guards = Vec::new();
+    if let Some(g) = &r.guards {
+        let key = format!("insights.unification.rules[{i}].guards");
+        for f in g.get_ref() {
+            let n = fields.iter().position(|p| p == f).ok_or_else(|| {
+                v.invalid(
+                    g.span(),
+                    &key,
+                    &format!(
+                        "'{f}' is not a profile field (mapped fields: {})",
+                        fields.join(", ")
+                    ),
+                )
+            })?;
+            if idx.contains(&n) {
+                return Err(v.invalid(
+                    g.span(),
+                    &key,
+                    &format!("'{f}' is one of the rule's fields, so it cannot also guard it"),
+                ));
+            }
+            guards.push(n);
+        }
+    }
+    Ok((precision, guards))
+}
+
 fn unification(
     v: &Validator,
     u: UnificationConfig,
@@ -939,9 +1061,12 @@ fn unification(
             })?;
             idx.push(n);
         }
+        let (precision, guards) = rule_comparisons(v, i, r, &idx, fields)?;
         rules.push(Rule {
             name: r.name.clone().unwrap_or_else(|| format!("rule-{}", i + 1)),
             fields: idx,
+            precision,
+            guards,
         });
     }
     let mut normalizers: Vec<Vec<Normalizer>> =
@@ -1113,6 +1238,30 @@ LastName = "Name"
             (
                 "[insights.unification]\npriority = [\"shop\"]\n",
                 "/w/triggerfish.toml:10: key `insights.unification.priority`: unknown source 'shop'",
+            ),
+            (
+                "[[insights.unification.rules]]\nfields = [\"Email\", \"LastName\"]\nprecision = { LastName = \"approximate\" }\n",
+                "/w/triggerfish.toml:11: key `insights.unification.rules[0].precision`: 'LastName': expected exact, high, medium, low or a similarity above 0 and at most 1",
+            ),
+            (
+                "[[insights.unification.rules]]\nfields = [\"Email\", \"LastName\"]\nprecision = { LastName = 1.5 }\n",
+                "/w/triggerfish.toml:11: key `insights.unification.rules[0].precision`: 'LastName': expected exact, high, medium, low or a similarity above 0 and at most 1",
+            ),
+            (
+                "[[insights.unification.rules]]\nfields = [\"LastName\"]\nprecision = { Email = \"high\" }\n",
+                "/w/triggerfish.toml:11: key `insights.unification.rules[0].precision`: 'Email' is not one of the rule's fields (LastName)",
+            ),
+            (
+                "[[insights.unification.rules]]\nfields = [\"LastName\"]\nprecision = { LastName = \"high\" }\n",
+                "/w/triggerfish.toml:11: key `insights.unification.rules[0].precision`: at least one of the rule's fields must be exact: records are compared only within a block of equal exact fields",
+            ),
+            (
+                "[[insights.unification.rules]]\nfields = [\"LastName\"]\nguards = [\"Email\", \"Phone\"]\n",
+                "/w/triggerfish.toml:11: key `insights.unification.rules[0].guards`: 'Phone' is not a profile field (mapped fields: Email, LastName)",
+            ),
+            (
+                "[[insights.unification.rules]]\nfields = [\"LastName\"]\nguards = [\"LastName\"]\n",
+                "/w/triggerfish.toml:11: key `insights.unification.rules[0].guards`: 'LastName' is one of the rule's fields, so it cannot also guard it",
             ),
             (
                 "[[insights.unification.rules]]\nfields = [\"Phone\"]\n",

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Triggerfish's full refresh against Splink's deterministic linking on DuckDB,
+# side by side on the same generated data, with the clusters compared.
+#
+#   tests/benches/splink/compare.sh [ROWS...]      (default 1000000)
+#
+# For each size: `triggerfish demo generate --rows ROWS` (seed 1; the loyalty
+# CSV rewritten as a JSON array, so the sources are CSV, NDJSON and a JSON
+# array), then, each under /usr/bin/time -v (wall time, CPU, peak RSS):
+#   1. `triggerfish refresh` (sources, unification, segments, measures);
+#   2. Splink in a Python process of its own: DuckDB reads the three files,
+#      Triggerfish's normalisers ported to SQL make the match keys, Splink's
+#      deterministic_link applies the same three rules and
+#      cluster_pairwise_predictions_at_threshold makes the clusters.
+# Then both partitions of the source records are compared. Exits non-zero when
+# they differ (with examples). Tables go to stdout and to
+# $WORK/rows-N/splink-vs-triggerfish-N.md.
+#
+# Environment:
+#   TRIGGERFISH  the binary (default: target/release/triggerfish, copied first)
+#   WORK         working directory (default: /tmp/triggerfish-splink)
+#   SPLINK_VENV  the Python venv, made on first use
+#                (default: ${XDG_CACHE_HOME:-~/.cache}/triggerfish-splink-venv)
+#   PYTHON       the Python that makes the venv (default: python3; 3.11 or later)
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../../.." && pwd)"
+WORK="${WORK:-/tmp/triggerfish-splink}"
+VENV="${SPLINK_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/triggerfish-splink-venv}"
+PYTHON="${PYTHON:-python3}"
+# The versions measured in BENCHMARKS.md.
+SPLINK_VERSION="5.0.0"
+DUCKDB_VERSION="2.0.1"
+
+[ -x /usr/bin/time ] || { echo "needs GNU time (apt-get install time)" >&2; exit 2; }
+mkdir -p "$WORK"
+
+# The binary, copied so that a rebuild during the run does not change it.
+src_bin="${TRIGGERFISH:-$ROOT/target/release/triggerfish}"
+[ -x "$src_bin" ] || { echo "no $src_bin: cargo build --release -p triggerfish first" >&2; exit 2; }
+cp "$src_bin" "$WORK/triggerfish"
+TF="$WORK/triggerfish"
+
+# Splink and DuckDB from PyPI, in a venv of their own.
+if ! "$VENV/bin/python" -c "import splink, duckdb, sys; \
+sys.exit(not (splink.__version__ == '$SPLINK_VERSION' and duckdb.__version__ == '$DUCKDB_VERSION'))" 2>/dev/null; then
+    echo "installing splink==$SPLINK_VERSION duckdb==$DUCKDB_VERSION into $VENV"
+    "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check \
+        "splink==$SPLINK_VERSION" "duckdb==$DUCKDB_VERSION" pyarrow
+fi
+PY="$VENV/bin/python"
+# The SQL port of Triggerfish's normalisers against their own test table.
+"$PY" "$HERE/compare.py" selftest
+
+status=0
+for rows in "${@:-1000000}"; do
+    dir="$WORK/rows-$rows/data"
+    out="$WORK/rows-$rows"
+    rm -rf "$out"
+    mkdir -p "$out"
+    echo "== $rows rows: generating into $dir"
+    "$TF" demo generate --rows "$rows" --out "$dir" --seed 1 > "$out/generate.out"
+    "$PY" "$HERE/compare.py" prepare "$dir"
+    sync
+    echo "== triggerfish refresh"
+    /usr/bin/time -v -o "$out/triggerfish.time" \
+        "$TF" refresh --config "$dir/triggerfish.toml" > "$out/triggerfish.out" 2>&1 \
+        || { cat "$out/triggerfish.out" >&2; exit 1; }
+    grep -E "^  (source:|unification|segments|measures)|map [0-9]+, match" "$out/triggerfish.out" | tail -6
+    echo "== splink"
+    /usr/bin/time -v -o "$out/splink.time" \
+        "$PY" "$HERE/compare.py" splink "$dir" "$out" > "$out/splink.out" 2>&1 \
+        || { cat "$out/splink.out" >&2; exit 1; }
+    "$PY" "$HERE/compare.py" report "$dir" "$out" "$rows" || status=1
+done
+exit $status

@@ -1887,7 +1887,15 @@ mod tests {
             ["crm-contacts", "web-shop-orders", "loyalty-members"]
         );
         for s in &i.sources {
-            assert!(dir.path().join(s.path.get_ref()).is_file());
+            assert!(dir
+                .path()
+                .join(
+                    s.path
+                        .as_ref()
+                        .expect("a generated source has a path")
+                        .get_ref()
+                )
+                .is_file());
             let mut fields: Vec<&str> = s.map.keys().map(String::as_str).collect();
             fields.retain(|f| !["City", "Country", "LoyaltyTier"].contains(f));
             assert_eq!(

@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use triggerfish_data::event::{describe, TriggerKind};
 use triggerfish_data::event::{Event, StageStatus, StageSummary};
 use triggerfish_data::insights::source::SourceError;
+use triggerfish_data::insights::workspace::{SourceKind, Workspace};
 use triggerfish_data::insights::{InsightsEngine, Observer, RefreshReport, Scope};
 use triggerfish_data::journal::{self, now_ms, Journal, RunFilter};
 use triggerfish_data::store::EntityDb;
@@ -65,14 +66,22 @@ impl Observer for ChannelObserver {
 struct Display {
     multi: Option<MultiProgress>,
     bars: HashMap<String, ProgressBar>,
+    /// Stages whose progress counts rows (database sources), not bytes.
+    row_stages: Vec<String>,
 }
 
 impl Display {
-    fn new() -> Self {
+    fn new(workspace: &Workspace) -> Self {
         let tty = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
         Self {
             multi: tty.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
             bars: HashMap::new(),
+            row_stages: workspace
+                .sources
+                .iter()
+                .filter(|s| !matches!(s.kind, SourceKind::Files))
+                .map(|s| format!("source:{}", s.name))
+                .collect(),
         }
     }
 
@@ -109,12 +118,15 @@ impl Display {
         if let Some(bar) = self.bars.get(stage) {
             if let Some(t) = total {
                 if bar.length().is_none() {
-                    // A source learns its size once it has listed its files:
-                    // from a spinner to bytes read of both passes.
-                    let bytes = ProgressStyle::with_template(
-                        "{prefix:<28} [{bar:30}] {bytes:>9}/{total_bytes:<9} {elapsed_precise}",
-                    )
-                    .map(|s| s.progress_chars("=> "));
+                    // A source learns its size once it has listed its files
+                    // (bytes read of both passes) or counted its rows.
+                    let template = if self.row_stages.iter().any(|s| s == stage) {
+                        "{prefix:<28} [{bar:30}] {pos:>9}/{len:<9} rows {elapsed_precise}"
+                    } else {
+                        "{prefix:<28} [{bar:30}] {bytes:>9}/{total_bytes:<9} {elapsed_precise}"
+                    };
+                    let bytes =
+                        ProgressStyle::with_template(template).map(|s| s.progress_chars("=> "));
                     if let Ok(style) = bytes {
                         bar.set_style(style);
                     }
@@ -211,7 +223,7 @@ impl Daemon {
         let job = tokio::task::spawn_blocking(move || {
             engine.refresh(&job_scope, &mut ChannelObserver(tx))
         });
-        let mut display = Display::new();
+        let mut display = Display::new(self.engine.workspace());
         let mut deliveries: JoinSet<(TriggerKind, Vec<Outcome>)> = JoinSet::new();
         let mut delivered = (0usize, 0usize);
         let mut show = |display: &Display, kind: TriggerKind, outcomes: Vec<Outcome>| {

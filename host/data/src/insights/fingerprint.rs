@@ -1,6 +1,7 @@
 //! What a refresh may skip: a source whose files and settings are unchanged
-//! (size, modification time and a sha256 of the content) is not imported
-//! again, and unification whose inputs are unchanged (every source's data
+//! (size, modification time and a sha256 of the content), or whose
+//! PostgreSQL rows look unchanged (count, greatest `updated_at`, keys), is not
+//! imported again, and unification whose inputs are unchanged (every source's data
 //! generation and the unification settings) is not recomputed.
 
 use std::io::Read as _;
@@ -67,6 +68,19 @@ pub fn source(
         h.update(content.finalize());
     }
     Ok(fold(h))
+}
+
+/// The fingerprint of a postgres source: its settings, the server, database
+/// and user it reads as (never the password), and what its rows look like
+/// now (`stats`: the row count, the greatest `updated_at` and a checksum of
+/// the keys, as PostgreSQL printed them).
+pub fn postgres(spec: &SourceSpec, server: &str, stats: &str) -> u64 {
+    let mut h = Sha256::new();
+    h.update(format!(
+        "postgres|{:?}|{:?}|{}|{}|{:?}|{:?}|{:?}|{server}|{stats}",
+        spec.kind, spec.types, spec.key, spec.tolerance, spec.updated_at, spec.map, spec.derived
+    ));
+    fold(h)
 }
 
 /// The fingerprint of unification's inputs: each source's data generation

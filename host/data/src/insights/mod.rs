@@ -2,15 +2,16 @@
 //! merge) → segments and measures, on the entity store, raising the six
 //! triggers as they happen.
 //!
-//! Layers: [`workspace`] (the configuration) → [`source`], [`unify`], [`compute`],
-//! [`thresholds`] (one job each) → [`pipeline`] (the order of a refresh and
-//! the events). Events leave through [`pipeline::Observer`]; delivery to
+//! Layers: [`workspace`] (the configuration) → [`source`] and [`postgres`],
+//! [`unify`], [`compute`], [`thresholds`] (one job each) → [`pipeline`] (the
+//! order of a refresh and the events). Events leave through [`pipeline::Observer`]; delivery to
 //! plugins is the dispatcher's business, not this module's.
 
 pub mod compute;
 pub mod fingerprint;
 pub mod normalize;
 pub mod pipeline;
+pub mod postgres;
 pub mod similarity;
 pub mod source;
 pub mod template;

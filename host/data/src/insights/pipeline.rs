@@ -363,10 +363,10 @@ impl Run<'_> {
             match refreshed {
                 Ok(loaded) => {
                     let detail = if loaded.unchanged {
-                        Some(
-                            "unchanged since the last import (size, time and sha256): not read again"
-                                .to_owned(),
-                        )
+                        Some(format!(
+                            "unchanged since the last import ({}): not read again",
+                            spec.unchanged_by()
+                        ))
                     } else {
                         (loaded.rejected > 0).then(|| {
                             format!(

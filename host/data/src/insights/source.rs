@@ -1,10 +1,11 @@
 //! Data sources: where rows come from and how a failure is classed. A source
-//! is a file or a glob today; [`Source`] is the seam for a database table or
-//! an HTTP export later.
+//! is a file or a glob, or a PostgreSQL table or query
+//! ([`super::postgres::PostgresSource`]); [`Source`] is the seam for an HTTP
+//! export later.
 
 use std::path::PathBuf;
 
-use super::workspace::SourceSpec;
+use super::workspace::{SourceKind, SourceSpec};
 use crate::store::{
     import, EntityDb, ImportError, ImportErrorKind, ImportFailure, ImportSpec, Opener, StoreError,
 };
@@ -17,7 +18,7 @@ pub struct Loaded {
     /// Malformed rows skipped (within tolerance), with why, for the first few.
     pub rejected: u64,
     pub rejected_examples: Vec<String>,
-    /// True when the files and settings were unchanged since the last
+    /// True when the data and settings were unchanged since the last
     /// import, so nothing was read into the store.
     pub unchanged: bool,
 }
@@ -38,7 +39,7 @@ pub struct SourceError {
 }
 
 impl SourceError {
-    fn new(permanent: bool, message: String) -> Self {
+    pub(super) fn new(permanent: bool, message: String) -> Self {
         Self {
             permanent,
             message,
@@ -53,8 +54,10 @@ impl SourceError {
 /// (on failure the entity keeps its previous rows).
 pub trait Source: Send + Sync {
     /// Load the current data into the source's entity, telling `progress`
-    /// (bytes read, bytes to read) as it goes. Unless `force`, data that is
-    /// unchanged since the last import is not imported again.
+    /// (work done, work to do: bytes for files, rows for a database) as it
+    /// goes. Unless `force`, data that is unchanged since the last import is
+    /// not imported again. Blocks: call it from a blocking thread, not an
+    /// async task.
     fn refresh(
         &self,
         store: &EntityDb,
@@ -64,7 +67,7 @@ pub trait Source: Send + Sync {
 }
 
 /// How many skipped rows a refresh describes.
-const REJECTED_EXAMPLES: usize = 5;
+pub(super) const REJECTED_EXAMPLES: usize = 5;
 
 /// A file, or every file a glob matches (read in name order).
 #[derive(Debug, Clone)]
@@ -183,8 +186,6 @@ impl Source for FileSource {
     }
 }
 
-/// A store failure while loading: busy or locked databases and I/O are worth
-/// retrying; anything else (a bad key, a duplicate) is in the data.
 /// Opens source files inside their root folder with `cap-std`: a path or
 /// symlink leading out of it, and anything but a regular file (a device,
 /// FIFO or directory), is refused before a byte is read.
@@ -245,7 +246,9 @@ impl Opener for RootedOpener<'_> {
     }
 }
 
-fn store_failure(e: StoreError) -> SourceError {
+/// A store failure while loading: busy or locked databases and I/O are worth
+/// retrying; anything else (a bad key, a duplicate) is in the data.
+pub(super) fn store_failure(e: StoreError) -> SourceError {
     let transient = match &e {
         StoreError::Sqlite { source, .. } => matches!(
             source.sqlite_error_code(),
@@ -274,5 +277,11 @@ fn store_failure(e: StoreError) -> SourceError {
 
 /// The source behind a configured data source.
 pub fn source_for(spec: &SourceSpec) -> Box<dyn Source> {
-    Box::new(FileSource::new(spec.clone()))
+    match &spec.kind {
+        SourceKind::Files => Box::new(FileSource::new(spec.clone())),
+        SourceKind::Postgres(pg) => Box::new(super::postgres::PostgresSource::new(
+            spec.clone(),
+            pg.clone(),
+        )),
+    }
 }

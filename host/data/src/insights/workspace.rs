@@ -65,21 +65,39 @@ pub struct InsightsSection {
     pub measures: Vec<MeasureConfig>,
 }
 
-/// `[[insights.sources]]`: one data source (a file or glob today).
+/// `[[insights.sources]]`: one data source, a file or glob (the default) or
+/// a PostgreSQL table or query (`kind = "postgres"`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     pub name: Spanned<String>,
+    /// `file` (default) or `postgres`.
+    #[serde(default)]
+    pub kind: Option<Spanned<String>>,
     /// Entity the rows are stored as (default: the name in PascalCase).
     #[serde(default)]
     pub entity: Option<Spanned<String>>,
-    /// `csv`, `json` or `ndjson` (default: from the extension).
+    /// `csv`, `json` or `ndjson` (default: from the extension). Files only.
     #[serde(default)]
     pub format: Option<Spanned<String>>,
-    /// File path or glob, relative to the configuration file.
-    pub path: Spanned<String>,
-    /// Primary-key column.
-    pub key: Spanned<String>,
+    /// File path or glob, relative to the configuration file. Required for
+    /// files, refused for postgres (checked in validation, so that the error
+    /// names the file, line and key).
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
+    /// Postgres: the name of the environment variable holding the
+    /// connection string (never the string itself).
+    #[serde(default)]
+    pub connection_env: Option<Spanned<String>>,
+    /// Postgres: the table read, `name` or `schema.name`.
+    #[serde(default)]
+    pub table: Option<Spanned<String>>,
+    /// Postgres: a `SELECT` read instead of a table.
+    #[serde(default)]
+    pub query: Option<Spanned<String>>,
+    /// Primary-key column (required; checked in validation).
+    #[serde(default)]
+    pub key: Option<Spanned<String>>,
     /// Column types; other columns are inferred.
     #[serde(default)]
     pub types: BTreeMap<String, Spanned<String>>,
@@ -89,7 +107,8 @@ pub struct SourceConfig {
     /// Refresh interval of this source under `triggerfish run`, e.g. "5m".
     #[serde(default)]
     pub schedule: Option<Spanned<String>>,
-    /// Column telling when a row was last updated (for `most-recent` merges).
+    /// Column telling when a row was last updated (for `most-recent` merges;
+    /// a postgres source also skips an unchanged table by it).
     #[serde(default)]
     pub updated_at: Option<Spanned<String>>,
     /// Profile field = source column.
@@ -218,11 +237,17 @@ pub struct Workspace {
 pub struct SourceSpec {
     pub name: String,
     pub entity: String,
+    /// Where the rows come from: files (described by `format`, `path`,
+    /// `root` and `is_glob`) or a PostgreSQL table or query.
+    pub kind: SourceKind,
+    /// Files only (`None` for postgres).
     pub format: Option<ImportFormat>,
-    /// Absolute path, or glob pattern when [`SourceSpec::is_glob`].
+    /// Absolute path, or glob pattern when [`SourceSpec::is_glob`]. Files
+    /// only (empty for postgres).
     pub path: PathBuf,
     /// The root folder the path lies in; files are opened inside it, and a
-    /// symlink leaving it is refused.
+    /// symlink leaving it is refused. Files only (the workspace folder for
+    /// postgres).
     pub root: PathBuf,
     pub is_glob: bool,
     pub key: String,
@@ -236,7 +261,67 @@ pub struct SourceSpec {
     pub derived: Vec<(String, super::template::Template)>,
 }
 
+/// What kind of source a [`SourceSpec`] is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A file or a glob (`path`).
+    Files,
+    /// A PostgreSQL table or query.
+    Postgres(PostgresSpec),
+}
+
+/// A validated postgres source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresSpec {
+    /// The environment variable holding the connection string.
+    pub connection_env: String,
+    pub relation: Relation,
+}
+
+/// What a postgres source reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relation {
+    /// A table (or view), taken as written: each part is quoted, so the
+    /// names are case-sensitive.
+    Table {
+        schema: Option<String>,
+        name: String,
+    },
+    /// A `SELECT` (trailing `;` and white space removed).
+    Query(String),
+}
+
+impl std::fmt::Display for Relation {
+    /// `table public.contacts` or `query`, for messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Relation::Table {
+                schema: Some(schema),
+                name,
+            } => write!(f, "table {schema}.{name}"),
+            Relation::Table { schema: None, name } => write!(f, "table {name}"),
+            Relation::Query(_) => f.write_str("query"),
+        }
+    }
+}
+
+/// Environment variable names a `connection_env` may hold: letters,
+/// digits and `_`, not starting with a digit.
+pub fn valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 impl SourceSpec {
+    /// What an unchanged source was judged by, for the stage's detail.
+    pub fn unchanged_by(&self) -> &'static str {
+        match self.kind {
+            SourceKind::Files => "size, time and sha256",
+            SourceKind::Postgres(_) => "row count, greatest updated_at and keys",
+        }
+    }
+
     /// Every column the map and the derived fields read.
     pub fn mapped_columns(&self) -> Vec<String> {
         let mut out: Vec<String> = self.map.iter().map(|(_, c)| c.clone()).collect();
@@ -855,46 +940,19 @@ fn source(
             &format!("entity '{entity}' is already used by another source"),
         ));
     }
-    let format = s
-        .format
-        .as_ref()
-        .map(|f| {
-            ImportFormat::parse(f.get_ref())
-                .ok_or_else(|| v.invalid(f.span(), &key("format"), "expected csv, json or ndjson"))
-        })
-        .transpose()?;
-    let raw_path = s.path.get_ref();
-    if raw_path.trim().is_empty() {
-        return Err(v.invalid(s.path.span(), &key("path"), "expected a file path or glob"));
-    }
-    let is_glob = raw_path.contains(['*', '?', '[']);
-    let path = lexical(&base.join(raw_path));
-    // The folder part before any glob character must lie in a root.
-    let fixed: PathBuf = path
-        .components()
-        .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
-        .collect();
-    let Some(root) = roots.iter().find(|r| fixed.starts_with(r)).cloned() else {
-        return Err(v.invalid(
-            s.path.span(),
-            &key("path"),
-            &format!(
-                "'{raw_path}' is outside the workspace folder {}: add its folder to [insights] roots",
-                base.display()
-            ),
-        ));
+    let postgres = match &s.kind {
+        None => false,
+        Some(k) => match k.get_ref().as_str() {
+            "file" => false,
+            "postgres" => true,
+            _ => return Err(v.invalid(k.span(), &key("kind"), "expected file or postgres")),
+        },
     };
-    if is_glob {
-        glob::Pattern::new(&path.to_string_lossy())
-            .map_err(|e| v.invalid(s.path.span(), &key("path"), &format!("bad glob: {e}")))?;
-    }
-    if format.is_none() && ImportFormat::from_path(Path::new(raw_path)).is_none() {
-        return Err(v.invalid(
-            s.path.span(),
-            &key("format"),
-            "the path does not end in .csv, .json or .ndjson: set format",
-        ));
-    }
+    let origin = if postgres {
+        postgres_origin(v, base, &s, &key)?
+    } else {
+        files_origin(v, base, roots, &s, &key)?
+    };
     let column = |c: &Spanned<String>, k: &str| -> Result<String, WorkspaceError> {
         if valid_identifier(c.get_ref()) {
             Ok(c.get_ref().clone())
@@ -906,7 +964,14 @@ fn source(
             ))
         }
     };
-    let source_key = column(&s.key, "key")?;
+    let Some(raw_key) = &s.key else {
+        return Err(v.invalid(
+            s.name.span(),
+            &key("key"),
+            "missing field `key` (the primary-key column)",
+        ));
+    };
+    let source_key = column(raw_key, "key")?;
     let mut types = BTreeMap::new();
     for (col, t) in &s.types {
         let ty = parse_type(t.get_ref()).ok_or_else(|| {
@@ -947,10 +1012,11 @@ fn source(
     Ok(SourceSpec {
         name,
         entity,
-        format,
-        path,
-        is_glob,
-        root,
+        kind: origin.kind,
+        format: origin.format,
+        path: origin.path,
+        is_glob: origin.is_glob,
+        root: origin.root,
         key: source_key,
         types,
         tolerance: s.tolerance.unwrap_or(0),
@@ -1032,6 +1098,184 @@ fn rule_comparisons(
         }
     }
     Ok((precision, guards))
+}
+
+/// Where a source's rows come from, validated.
+struct Origin {
+    kind: SourceKind,
+    format: Option<ImportFormat>,
+    path: PathBuf,
+    root: PathBuf,
+    is_glob: bool,
+}
+
+/// A file source: `path` (inside a root) and `format`; no postgres keys.
+fn files_origin(
+    v: &Validator,
+    base: &Path,
+    roots: &[PathBuf],
+    s: &SourceConfig,
+    key: &dyn Fn(&str) -> String,
+) -> Result<Origin, WorkspaceError> {
+    for (k, given) in [
+        ("connection_env", &s.connection_env),
+        ("table", &s.table),
+        ("query", &s.query),
+    ] {
+        if let Some(given) = given {
+            return Err(v.invalid(
+                given.span(),
+                &key(k),
+                &format!("`{k}` is for a postgres source: add kind = \"postgres\""),
+            ));
+        }
+    }
+    let Some(raw) = &s.path else {
+        return Err(v.invalid(
+            s.name.span(),
+            &key("path"),
+            "missing field `path` (a file or glob; or kind = \"postgres\" with `table` or `query`)",
+        ));
+    };
+    let format = s
+        .format
+        .as_ref()
+        .map(|f| {
+            ImportFormat::parse(f.get_ref())
+                .ok_or_else(|| v.invalid(f.span(), &key("format"), "expected csv, json or ndjson"))
+        })
+        .transpose()?;
+    let raw_path = raw.get_ref();
+    if raw_path.trim().is_empty() {
+        return Err(v.invalid(raw.span(), &key("path"), "expected a file path or glob"));
+    }
+    let is_glob = raw_path.contains(['*', '?', '[']);
+    let path = lexical(&base.join(raw_path));
+    // The folder part before any glob character must lie in a root.
+    let fixed: PathBuf = path
+        .components()
+        .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+        .collect();
+    let Some(root) = roots.iter().find(|r| fixed.starts_with(r)).cloned() else {
+        return Err(v.invalid(
+            raw.span(),
+            &key("path"),
+            &format!(
+                "'{raw_path}' is outside the workspace folder {}: add its folder to [insights] roots",
+                base.display()
+            ),
+        ));
+    };
+    if is_glob {
+        glob::Pattern::new(&path.to_string_lossy())
+            .map_err(|e| v.invalid(raw.span(), &key("path"), &format!("bad glob: {e}")))?;
+    }
+    if format.is_none() && ImportFormat::from_path(Path::new(raw_path)).is_none() {
+        return Err(v.invalid(
+            raw.span(),
+            &key("format"),
+            "the path does not end in .csv, .json or .ndjson: set format",
+        ));
+    }
+    Ok(Origin {
+        kind: SourceKind::Files,
+        format,
+        path,
+        root,
+        is_glob,
+    })
+}
+
+/// A postgres source: `connection_env` and one of `table` or `query`; no
+/// `path` or `format`. The variable's value is never read here nor quoted
+/// in an error (a connection string holds a password).
+fn postgres_origin(
+    v: &Validator,
+    base: &Path,
+    s: &SourceConfig,
+    key: &dyn Fn(&str) -> String,
+) -> Result<Origin, WorkspaceError> {
+    if let Some(path) = &s.path {
+        return Err(v.invalid(
+            path.span(),
+            &key("path"),
+            "a postgres source reads `table` or `query`, not a path",
+        ));
+    }
+    if let Some(format) = &s.format {
+        return Err(v.invalid(
+            format.span(),
+            &key("format"),
+            "`format` is for files: a postgres source's columns are typed by PostgreSQL",
+        ));
+    }
+    let Some(env) = &s.connection_env else {
+        return Err(v.invalid(
+            s.name.span(),
+            &key("connection_env"),
+            "missing field `connection_env` (the name of the environment variable holding the connection string)",
+        ));
+    };
+    if !valid_env_name(env.get_ref()) {
+        // Not quoted: it may be the connection string itself, password and all.
+        return Err(v.invalid(
+            env.span(),
+            &key("connection_env"),
+            "expected the name of an environment variable (letters, digits and '_'), not the connection string itself",
+        ));
+    }
+    let relation = match (&s.table, &s.query) {
+        (Some(_), Some(q)) => {
+            return Err(v.invalid(q.span(), &key("query"), "give `table` or `query`, not both"))
+        }
+        (None, None) => {
+            return Err(v.invalid(
+                s.name.span(),
+                &key("table"),
+                "a postgres source needs `table` or `query`",
+            ))
+        }
+        (Some(t), None) => {
+            let parts: Vec<&str> = t.get_ref().split('.').collect();
+            if parts.len() > 2 || !parts.iter().all(|p| valid_identifier(p)) {
+                return Err(v.invalid(
+                    t.span(),
+                    &key("table"),
+                    "expected a table name such as \"contacts\" or \"public.contacts\" (letters, digits and '_'; use `query` for others)",
+                ));
+            }
+            match parts[..] {
+                [schema, name] => Relation::Table {
+                    schema: Some(schema.to_owned()),
+                    name: name.to_owned(),
+                },
+                _ => Relation::Table {
+                    schema: None,
+                    name: parts[0].to_owned(),
+                },
+            }
+        }
+        (None, Some(q)) => {
+            let text = q
+                .get_ref()
+                .trim()
+                .trim_end_matches([';', ' ', '\t', '\r', '\n']);
+            if text.is_empty() {
+                return Err(v.invalid(q.span(), &key("query"), "expected a SELECT"));
+            }
+            Relation::Query(text.to_owned())
+        }
+    };
+    Ok(Origin {
+        kind: SourceKind::Postgres(PostgresSpec {
+            connection_env: env.get_ref().clone(),
+            relation,
+        }),
+        format: None,
+        path: PathBuf::new(),
+        root: lexical(base),
+        is_glob: false,
+    })
 }
 
 fn unification(
@@ -1288,6 +1532,140 @@ LastName = "Name"
             let err = parse(&format!("{BASE}{extra}")).unwrap_err();
             assert_eq!(&err, expected, "for {extra:?}");
         }
+    }
+
+    const PG: &str = r#"
+[[insights.sources]]
+name = "crm"
+kind = "postgres"
+connection_env = "CRM_DATABASE_URL"
+table = "public.contacts"
+key = "id"
+updated_at = "updated_at"
+[insights.sources.map]
+Email = "email"
+"#;
+
+    #[test]
+    fn a_postgres_source_resolves() {
+        let w = parse(PG).unwrap();
+        let s = &w.sources[0];
+        assert_eq!(
+            s.kind,
+            SourceKind::Postgres(PostgresSpec {
+                connection_env: "CRM_DATABASE_URL".into(),
+                relation: Relation::Table {
+                    schema: Some("public".into()),
+                    name: "contacts".into()
+                },
+            })
+        );
+        assert_eq!(s.entity, "Crm");
+        assert_eq!(s.path, PathBuf::new());
+        assert_eq!(s.format, None);
+        assert_eq!(s.unchanged_by(), "row count, greatest updated_at and keys");
+        let q = PG.replace(
+            "table = \"public.contacts\"",
+            "query = \"\"\"\nSELECT id, email, updated_at FROM contacts -- all ;\n;  \n\"\"\"",
+        );
+        let w = parse(&q).unwrap();
+        let SourceKind::Postgres(pg) = &w.sources[0].kind else {
+            panic!("{:?}", w.sources[0].kind)
+        };
+        assert_eq!(
+            pg.relation,
+            Relation::Query("SELECT id, email, updated_at FROM contacts -- all".into())
+        );
+        assert_eq!(pg.relation.to_string(), "query");
+        let t = PG.replace("public.contacts", "contacts");
+        let w = parse(&t).unwrap();
+        let SourceKind::Postgres(pg) = &w.sources[0].kind else {
+            panic!()
+        };
+        assert_eq!(pg.relation.to_string(), "table contacts");
+    }
+
+    #[test]
+    fn postgres_config_errors_name_file_line_and_key() {
+        let secret = "postgres://crm:hunter22@db.example.com/crm";
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "table = \"public.contacts\"",
+                "table = \"public.contacts\"\npath = \"crm.csv\"",
+                "/w/triggerfish.toml:7: key `insights.sources[0].path`: a postgres source reads `table` or `query`, not a path",
+            ),
+            (
+                "table = \"public.contacts\"",
+                "table = \"public.contacts\"\nquery = \"SELECT 1\"",
+                "/w/triggerfish.toml:7: key `insights.sources[0].query`: give `table` or `query`, not both",
+            ),
+            (
+                "table = \"public.contacts\"\n",
+                "",
+                "/w/triggerfish.toml:3: key `insights.sources[0].table`: a postgres source needs `table` or `query`",
+            ),
+            (
+                "public.contacts",
+                "crm.public.contacts",
+                "/w/triggerfish.toml:6: key `insights.sources[0].table`: expected a table name such as \"contacts\" or \"public.contacts\" (letters, digits and '_'; use `query` for others)",
+            ),
+            (
+                "public.contacts",
+                "public.\\\"Contacts\\\"",
+                "/w/triggerfish.toml:6: key `insights.sources[0].table`: expected a table name such as \"contacts\" or \"public.contacts\" (letters, digits and '_'; use `query` for others)",
+            ),
+            (
+                "table = \"public.contacts\"",
+                "query = \" ; \"",
+                "/w/triggerfish.toml:6: key `insights.sources[0].query`: expected a SELECT",
+            ),
+            (
+                "connection_env = \"CRM_DATABASE_URL\"\n",
+                "",
+                "/w/triggerfish.toml:3: key `insights.sources[0].connection_env`: missing field `connection_env` (the name of the environment variable holding the connection string)",
+            ),
+            (
+                "CRM_DATABASE_URL",
+                secret,
+                "/w/triggerfish.toml:5: key `insights.sources[0].connection_env`: expected the name of an environment variable (letters, digits and '_'), not the connection string itself",
+            ),
+            (
+                "kind = \"postgres\"",
+                "kind = \"mysql\"",
+                "/w/triggerfish.toml:4: key `insights.sources[0].kind`: expected file or postgres",
+            ),
+            (
+                "kind = \"postgres\"",
+                "kind = \"postgres\"\nformat = \"csv\"",
+                "/w/triggerfish.toml:5: key `insights.sources[0].format`: `format` is for files: a postgres source's columns are typed by PostgreSQL",
+            ),
+            (
+                "kind = \"postgres\"\n",
+                "",
+                "/w/triggerfish.toml:4: key `insights.sources[0].connection_env`: `connection_env` is for a postgres source: add kind = \"postgres\"",
+            ),
+            (
+                "key = \"id\"\n",
+                "",
+                "/w/triggerfish.toml:3: key `insights.sources[0].key`: missing field `key` (the primary-key column)",
+            ),
+        ];
+        for (from, to, expected) in cases {
+            assert!(PG.contains(from), "{from}");
+            let err = parse(&PG.replacen(from, to, 1)).unwrap_err();
+            assert_eq!(&err, expected, "for {from:?} -> {to:?}");
+            assert!(!err.contains("hunter22"), "{err}");
+        }
+        let err = parse("[[insights.sources]]\nname = \"crm\"\nkey = \"Id\"\n").unwrap_err();
+        assert_eq!(
+            err,
+            "/w/triggerfish.toml:2: key `insights.sources[0].path`: missing field `path` (a file or glob; or kind = \"postgres\" with `table` or `query`)"
+        );
+        let err = parse(&BASE.replace("key = \"Id\"", "key = \"Id\"\ntable = \"t\"")).unwrap_err();
+        assert_eq!(
+            err,
+            "/w/triggerfish.toml:6: key `insights.sources[0].table`: `table` is for a postgres source: add kind = \"postgres\""
+        );
     }
 
     #[test]

@@ -759,6 +759,12 @@ fn infer_text(s: &str) -> ColumnType {
     }
 }
 
+/// `text` as a value of type `t`, as a file's text would be read (a
+/// database column that arrives as text goes the same way).
+pub(crate) fn convert_text(text: String, t: ColumnType) -> Result<Value, String> {
+    convert(Raw::Text(text), t)
+}
+
 fn convert(v: Raw, t: ColumnType) -> Result<Value, String> {
     let text_of = |v: &Raw| -> Option<String> {
         match v {

@@ -16,6 +16,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub use crate::odata::normalize_datetime;
+pub(crate) use import::convert_text;
 pub use import::{
     import, import_rows, quoted, ImportError, ImportErrorKind, ImportFailure, ImportFormat,
     ImportReport, ImportSpec, Opener, MAX_QUOTED_CHARS,

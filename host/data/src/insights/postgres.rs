@@ -1,0 +1,896 @@
+//! A PostgreSQL table or query as a data source (`kind = "postgres"`).
+//!
+//! The connection string comes from the environment variable the source
+//! names (`connection_env`); it never enters a message, an event or a log
+//! line, and messages are scrubbed of it and of its password whatever the
+//! driver or the server says. The driver is `tokio-postgres`, run on a small
+//! current-thread runtime inside [`Source::refresh`], which blocks like the
+//! rest of this crate.
+//!
+//! A refresh reads in one read-only, repeatable-read transaction, so the
+//! figures that decide whether the rows changed describe exactly the rows
+//! imported:
+//! 1. the columns of the table or query (`SELECT *` described, not run),
+//!    checked against the key, `updated_at`, the map and `types`;
+//! 2. `count(*)`, and with `updated_at` also `max(updated_at)` and a sum of
+//!    the keys' hashes. When these and the source's settings are what they
+//!    were at the last import, the import is skipped (unless forced);
+//! 3. otherwise every row, streamed (the driver's channel holds one batch of
+//!    messages, so a million rows never sit in memory), into a fresh copy of
+//!    the entity that replaces the old one atomically.
+//!
+//! A changed table is read again in full, not by the rows past the last
+//! `updated_at`: deletions and rows updated without touching `updated_at`
+//! would otherwise be missed or kept stale, and the entity is replaced
+//! atomically either way. Without `updated_at`, every refresh reads in full.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::TryStreamExt as _;
+use rusqlite::types::Value;
+use tokio_postgres::error::{ErrorPosition, SqlState};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Config, NoTls, Row};
+
+use super::fingerprint;
+use super::source::{store_failure, Loaded, Source, SourceError, REJECTED_EXAMPLES};
+use super::workspace::{PostgresSpec, Relation, SourceSpec};
+use crate::odata::ColumnType;
+use crate::store::{convert_text, quoted, valid_identifier, EntityDb, StoreError};
+
+/// Longest wait for a connection, authentication included; a server that
+/// does not answer in time is a transient failure.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// `statement_timeout` of the session: the server cancels a statement (the
+/// count or the read) running longer.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(600);
+/// Longest wait for the next batch of rows (or any other answer) once
+/// connected: the statement timeout and a minute, so a stalled network is
+/// noticed even when the server cannot cancel.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(STATEMENT_TIMEOUT.as_secs() + 60);
+/// Rows taken from the driver per wake-up of the runtime.
+const BATCH_ROWS: usize = 1024;
+/// How often a refresh reports its progress, in rows.
+pub const PROGRESS_EVERY_ROWS: u64 = 10_000;
+/// Column names listed in an error before "and N more".
+const LISTED_COLUMNS: usize = 12;
+
+/// A PostgreSQL table or query.
+#[derive(Debug, Clone)]
+pub struct PostgresSource {
+    spec: SourceSpec,
+    pg: PostgresSpec,
+}
+
+impl PostgresSource {
+    /// A source for `spec`, whose kind is `pg`.
+    pub fn new(spec: SourceSpec, pg: PostgresSpec) -> Self {
+        Self { spec, pg }
+    }
+
+    /// The connection string, from the environment.
+    fn connection_string(&self) -> Result<String, SourceError> {
+        let var = &self.pg.connection_env;
+        let why = match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => return Ok(v),
+            Ok(_) => "is empty",
+            Err(std::env::VarError::NotPresent) => "is not set",
+            Err(std::env::VarError::NotUnicode(_)) => "is not valid UTF-8",
+        };
+        Err(SourceError::new(
+            true,
+            format!("the environment variable {var} (its connection_env) {why}: set it to the connection string"),
+        ))
+    }
+
+    /// The relation read, as SQL after `FROM`, with the columns `list`.
+    fn select(&self, list: &str) -> Sql {
+        match &self.pg.relation {
+            Relation::Table { schema, name } => {
+                let table = match schema {
+                    Some(s) => format!("{}.{}", ident(s), ident(name)),
+                    None => ident(name),
+                };
+                Sql {
+                    text: format!("SELECT {list} FROM {table} AS tf_source"),
+                    query: None,
+                }
+            }
+            Relation::Query(q) => {
+                // On lines of its own, so a trailing `--` comment ends there.
+                let head = format!("SELECT {list} FROM (\n");
+                Sql {
+                    text: format!("{head}{q}\n) AS tf_source"),
+                    query: Some((head.chars().count(), q.chars().count())),
+                }
+            }
+        }
+    }
+
+    /// Every column, typed and with how to read it; an error for a name the
+    /// store cannot hold, or a configured column that is missing.
+    fn columns(&self, described: &[tokio_postgres::Column]) -> Result<Vec<Col>, SourceError> {
+        let mut cols: Vec<Col> = Vec::new();
+        for (i, c) in described.iter().enumerate() {
+            let name = c.name();
+            if !valid_identifier(name) {
+                return Err(SourceError::new(
+                    true,
+                    format!("column {} is named {}: expected letters, digits and '_', not starting with a digit (rename it with AS in a query)", i + 1, quoted(name)),
+                ));
+            }
+            if cols.iter().any(|o| o.name == name) {
+                return Err(SourceError::new(
+                    true,
+                    format!(
+                        "column {} appears twice (rename one with AS in a query)",
+                        quoted(name)
+                    ),
+                ));
+            }
+            let (natural, native) = natural_type(c.type_());
+            let wanted = self.spec.types.get(name).copied().unwrap_or(natural);
+            let (read, expr) = match native {
+                Some(read) if wanted == natural => (read, ident(name)),
+                // Everything else arrives as PostgreSQL's text of the value,
+                // read as a file's text is.
+                _ => (Read::Text(wanted), format!("{}::text", ident(name))),
+            };
+            cols.push(Col {
+                name: name.to_owned(),
+                ty: wanted,
+                read,
+                expr,
+            });
+        }
+        let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
+        let missing = |column: &str, used_by: &str| {
+            let mut e = SourceError::new(
+                true,
+                format!(
+                    "column {} used by {used_by} is not in its columns ({})",
+                    quoted(column),
+                    listed(&names)
+                ),
+            );
+            e.field = Some(column.to_owned());
+            e
+        };
+        let spec = &self.spec;
+        let mut used: Vec<(&str, String)> = vec![(spec.key.as_str(), "key".to_owned())];
+        if let Some(u) = &spec.updated_at {
+            used.push((u, "updated_at".into()));
+        }
+        for (field, column) in &spec.map {
+            used.push((column, format!("map.{field}")));
+        }
+        for (field, template) in &spec.derived {
+            for column in template.columns() {
+                used.push((column, format!("map.{field}")));
+            }
+        }
+        for column in spec.types.keys() {
+            used.push((column, format!("types.{column}")));
+        }
+        for (column, used_by) in used {
+            if !names.contains(&column) {
+                return Err(missing(column, &used_by));
+            }
+        }
+        Ok(cols)
+    }
+
+    /// One row's values, or the field that went wrong and why.
+    fn convert(&self, row: &Row, cols: &[Col], key: usize) -> Result<Vec<Value>, Problem> {
+        let mut out = Vec::with_capacity(cols.len());
+        for (i, c) in cols.iter().enumerate() {
+            let v = c.read.value(row, i).map_err(|message| Problem {
+                field: c.name.clone(),
+                message,
+                key: None,
+            })?;
+            out.push(v);
+        }
+        if matches!(out[key], Value::Null) {
+            return Err(Problem {
+                field: self.spec.key.clone(),
+                message: "the key is empty".into(),
+                key: None,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A refresh with the connection string in hand; errors not yet scrubbed
+    /// nor named after the source.
+    fn load(
+        &self,
+        config: Config,
+        store: &EntityDb,
+        force: bool,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<Loaded, SourceError> {
+        let server = format!(
+            "{:?}|{:?}|{:?}|{:?}",
+            config.get_hosts(),
+            config.get_ports(),
+            config.get_dbname(),
+            config.get_user()
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| SourceError::new(false, format!("cannot start its I/O runtime: {e}")))?;
+        let session = Session::open(&rt, config)?;
+        let loaded = self.read(&session, &server, store, force, progress);
+        session.close();
+        loaded
+    }
+
+    fn read(
+        &self,
+        session: &Session<'_>,
+        server: &str,
+        store: &EntityDb,
+        force: bool,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<Loaded, SourceError> {
+        let spec = &self.spec;
+        let client = &session.client;
+        let describe = self.select("*");
+        let described = session.run("cannot read its columns", Some(&describe), async {
+            client.prepare(&describe.text).await
+        })?;
+        let cols = self.columns(described.columns())?;
+        let key_index = cols.iter().position(|c| c.name == spec.key).unwrap_or(0);
+
+        let mut figures = vec!["count(*)".to_owned()];
+        if let Some(u) = &spec.updated_at {
+            figures.push(format!("max({})::text", ident(u)));
+            figures.push(format!(
+                "sum(hashtext({}::text)::int8)::text",
+                ident(&spec.key)
+            ));
+        }
+        let count_sql = self.select(&figures.join(", "));
+        let stats = session.run("cannot count its rows", Some(&count_sql), async {
+            client.query_one(&count_sql.text, &[]).await
+        })?;
+        let total: i64 = stats.try_get(0).map_err(|e| {
+            SourceError::new(
+                true,
+                format!("cannot count its rows: {}", describe_error(&e, None)),
+            )
+        })?;
+        let total = u64::try_from(total).unwrap_or(0);
+        let fingerprint = if spec.updated_at.is_some() {
+            let max: Option<String> = stats.try_get(1).unwrap_or(None);
+            let keys: Option<String> = stats.try_get(2).unwrap_or(None);
+            Some(fingerprint::postgres(
+                spec,
+                server,
+                &format!("{total}|{max:?}|{keys:?}"),
+            ))
+        } else {
+            None
+        };
+        let counter = fingerprint::source_counter(&spec.name);
+        if let (false, Some(fp)) = (force, fingerprint) {
+            if store.counter(&counter).ok().flatten() == Some(fp) {
+                if let Ok(meta) = store.meta(&spec.entity) {
+                    return Ok(Loaded {
+                        rows: meta.rows,
+                        rejected: 0,
+                        rejected_examples: Vec::new(),
+                        unchanged: true,
+                    });
+                }
+            }
+        }
+
+        let list: Vec<&str> = cols.iter().map(|c| c.expr.as_str()).collect();
+        let data_sql = self.select(&list.join(", "));
+        let stream = session.run("cannot read its rows", Some(&data_sql), async {
+            let statement = client.prepare(&data_sql.text).await?;
+            client
+                .query_raw(&statement, std::iter::empty::<&dyn ToSql>())
+                .await
+        })?;
+        let mut stream = std::pin::pin!(stream);
+        let typed: Vec<(String, ColumnType)> =
+            cols.iter().map(|c| (c.name.clone(), c.ty)).collect();
+        let tolerance = spec.tolerance;
+        let mut rejected: Vec<String> = Vec::new();
+        let mut read = 0u64;
+        let mut reported = 0u64;
+        let mut ended = false;
+        let stored = store.replace_entity_with(&spec.entity, &spec.key, &typed, |sink| {
+            // A stream that has ended is not polled again (it would say the
+            // connection closed).
+            while !ended {
+                let batch = session
+                    .run("cannot read its rows", Some(&data_sql), async {
+                        let mut batch = Vec::with_capacity(BATCH_ROWS);
+                        while batch.len() < BATCH_ROWS {
+                            match stream.as_mut().try_next().await? {
+                                Some(row) => batch.push(row),
+                                None => {
+                                    ended = true;
+                                    break;
+                                }
+                            }
+                        }
+                        Ok(batch)
+                    })
+                    .map_err(|mut e| {
+                        e.rows_read = read;
+                        Failure(e)
+                    })?;
+                for row in &batch {
+                    read += 1;
+                    let problem = match self.convert(row, &cols, key_index) {
+                        Ok(values) => match sink.push(&values) {
+                            Ok(()) => continue,
+                            Err(StoreError::Row { message, .. }) => {
+                                let mut e = SourceError::new(
+                                    true,
+                                    format!("row {read}{}: {message}", key_of(&values[key_index])),
+                                );
+                                e.rows_read = read - 1;
+                                e.row = Some(read);
+                                e.field = Some(spec.key.clone());
+                                return Err(Failure(e));
+                            }
+                            Err(other) => return Err(other.into()),
+                        },
+                        Err(mut p) => {
+                            p.key = row_key(row, &cols[key_index], key_index);
+                            p
+                        }
+                    };
+                    if rejected.len() < tolerance {
+                        rejected.push(problem.describe(read));
+                        continue;
+                    }
+                    let more = if tolerance > 0 {
+                        format!(" (more than {tolerance} malformed rows)")
+                    } else {
+                        String::new()
+                    };
+                    let mut e = SourceError::new(true, format!("{}{more}", problem.describe(read)));
+                    e.rows_read = read - 1;
+                    e.row = Some(read);
+                    e.field = Some(problem.field);
+                    return Err(Failure(e));
+                }
+                if read >= reported + PROGRESS_EVERY_ROWS {
+                    reported = read;
+                    progress(read, total.max(read));
+                }
+            }
+            progress(read, read);
+            Ok::<(), Failure>(())
+        });
+        let rows = stored.map_err(|Failure(e)| e)?;
+        if let Some(fp) = fingerprint {
+            // Not recorded: the next refresh imports again, which is safe.
+            if let Err(e) = store.set_counter(&counter, fp) {
+                tracing::warn!(source = %spec.name, "cannot record the source's fingerprint: {e}");
+            }
+        }
+        Ok(Loaded {
+            rows,
+            rejected: rejected.len() as u64,
+            rejected_examples: rejected.into_iter().take(REJECTED_EXAMPLES).collect(),
+            unchanged: false,
+        })
+    }
+}
+
+impl Source for PostgresSource {
+    fn refresh(
+        &self,
+        store: &EntityDb,
+        force: bool,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<Loaded, SourceError> {
+        let named = |mut e: SourceError, secrets: &[String]| {
+            e.message = scrub(
+                &format!(
+                    "postgres source '{}' ({}): {}",
+                    self.spec.name, self.pg.relation, e.message
+                ),
+                secrets,
+            );
+            e
+        };
+        let url = self.connection_string().map_err(|e| named(e, &[]))?;
+        let mut secrets = vec![url.trim().to_owned()];
+        let config = match url.parse::<Config>() {
+            Ok(c) => c,
+            Err(e) => {
+                let e = SourceError::new(
+                    true,
+                    format!(
+                        "the connection string in {} is not valid: {}",
+                        self.pg.connection_env,
+                        describe_error(&e, None)
+                    ),
+                );
+                return Err(named(e, &secrets));
+            }
+        };
+        if let Some(p) = config.get_password().filter(|p| !p.is_empty()) {
+            secrets.push(String::from_utf8_lossy(p).into_owned());
+        }
+        self.load(config, store, force, progress)
+            .map_err(|e| named(e, &secrets))
+    }
+}
+
+/// `text` with every secret replaced by `***`.
+fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_owned();
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        out = out.replace(s.as_str(), "***");
+    }
+    out
+}
+
+/// A connection on its own runtime, in a read-only transaction.
+struct Session<'rt> {
+    rt: &'rt tokio::runtime::Runtime,
+    client: Client,
+    connection: tokio::task::JoinHandle<()>,
+}
+
+impl<'rt> Session<'rt> {
+    fn open(rt: &'rt tokio::runtime::Runtime, mut config: Config) -> Result<Self, SourceError> {
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("triggerfish");
+        }
+        let connected = rt
+            .block_on(async { tokio::time::timeout(CONNECT_TIMEOUT, config.connect(NoTls)).await });
+        let (client, connection) = match connected {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => {
+                // The driver's kinds are private; its text tells this one.
+                let tls = if e.to_string() == "error performing TLS handshake" {
+                    " (this source has no TLS support yet: use sslmode=prefer or disable)"
+                } else {
+                    ""
+                };
+                return Err(SourceError::new(
+                    !transient(&e),
+                    format!("cannot connect: {}{tls}", describe_error(&e, None)),
+                ));
+            }
+            Err(_) => {
+                return Err(SourceError::new(
+                    false,
+                    format!(
+                        "cannot connect: no answer within {} s",
+                        CONNECT_TIMEOUT.as_secs()
+                    ),
+                ))
+            }
+        };
+        // The connection's own error reaches the client's calls too.
+        let connection = rt.spawn(async move {
+            let _ = connection.await;
+        });
+        let session = Self {
+            rt,
+            client,
+            connection,
+        };
+        let setup = format!(
+            "SET statement_timeout = {}; SET TIME ZONE 'UTC'; \
+             BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            STATEMENT_TIMEOUT.as_millis()
+        );
+        let client = &session.client;
+        session.run("cannot start its read", None, async {
+            client.batch_execute(&setup).await
+        })?;
+        Ok(session)
+    }
+
+    /// Run `work` within [`READ_TIMEOUT`], classing its failure.
+    fn run<T>(
+        &self,
+        what: &str,
+        sql: Option<&Sql>,
+        work: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, SourceError> {
+        match self
+            .rt
+            .block_on(async { tokio::time::timeout(READ_TIMEOUT, work).await })
+        {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(SourceError::new(
+                !transient(&e),
+                format!("{what}: {}", describe_error(&e, sql)),
+            )),
+            Err(_) => Err(SourceError::new(
+                false,
+                format!(
+                    "{what}: no answer from the server within {} s",
+                    READ_TIMEOUT.as_secs()
+                ),
+            )),
+        }
+    }
+
+    /// End the session: the server rolls the read-only transaction back.
+    fn close(self) {
+        let Self {
+            rt,
+            client,
+            connection,
+        } = self;
+        drop(client);
+        // The connection sends its goodbye and ends; no reason to wait long.
+        let _ =
+            rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), connection).await });
+    }
+}
+
+/// SQL sent to the server, and where the configured query lies in it (its
+/// first character, 0-based, and its length, in characters), so that the
+/// position of an error can be given in the query as written.
+struct Sql {
+    text: String,
+    query: Option<(usize, usize)>,
+}
+
+/// A quoted identifier.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The first column names, for an error.
+fn listed(names: &[&str]) -> String {
+    let mut out = names
+        .iter()
+        .take(LISTED_COLUMNS)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > LISTED_COLUMNS {
+        out.push_str(&format!(" and {} more", names.len() - LISTED_COLUMNS));
+    }
+    out
+}
+
+/// A column as read.
+#[derive(Debug, Clone)]
+struct Col {
+    name: String,
+    ty: ColumnType,
+    read: Read,
+    /// Its expression in the `SELECT` list.
+    expr: String,
+}
+
+/// How a column's values are read from the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    I16,
+    I32,
+    I64,
+    F32,
+    F64,
+    Bool,
+    Str,
+    Timestamp,
+    TimestampTz,
+    Date,
+    /// Cast to text by the server, converted to the type as file text is.
+    Text(ColumnType),
+}
+
+/// The store type of a PostgreSQL type, and how to read it when the driver
+/// decodes it (`None`: read its text).
+fn natural_type(ty: &Type) -> (ColumnType, Option<Read>) {
+    let known = [
+        (Type::INT2, ColumnType::Integer, Some(Read::I16)),
+        (Type::INT4, ColumnType::Integer, Some(Read::I32)),
+        (Type::INT8, ColumnType::Integer, Some(Read::I64)),
+        (Type::FLOAT4, ColumnType::Decimal, Some(Read::F32)),
+        (Type::FLOAT8, ColumnType::Decimal, Some(Read::F64)),
+        (Type::NUMERIC, ColumnType::Decimal, None),
+        (Type::BOOL, ColumnType::Boolean, Some(Read::Bool)),
+        (Type::TIMESTAMP, ColumnType::DateTime, Some(Read::Timestamp)),
+        (
+            Type::TIMESTAMPTZ,
+            ColumnType::DateTime,
+            Some(Read::TimestampTz),
+        ),
+        (Type::DATE, ColumnType::DateTime, Some(Read::Date)),
+        (Type::TEXT, ColumnType::String, Some(Read::Str)),
+        (Type::VARCHAR, ColumnType::String, Some(Read::Str)),
+        (Type::BPCHAR, ColumnType::String, Some(Read::Str)),
+        (Type::NAME, ColumnType::String, Some(Read::Str)),
+    ];
+    known
+        .into_iter()
+        .find(|(t, _, _)| t == ty)
+        .map_or((ColumnType::String, None), |(_, c, r)| (c, r))
+}
+
+/// A date-time as the store holds it (UTC, to the second), as
+/// [`crate::store::normalize_datetime`] writes it.
+fn datetime_text(t: time::OffsetDateTime) -> Result<String, String> {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .map_err(|e| format!("cannot be written as a date-time: {e}"))
+}
+
+impl Read {
+    fn value(self, row: &Row, i: usize) -> Result<Value, String> {
+        fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+            row: &'a Row,
+            i: usize,
+        ) -> Result<Option<T>, String> {
+            row.try_get::<_, Option<T>>(i)
+                .map_err(|e| format!("cannot be read: {}", describe_error(&e, None)))
+        }
+        let finite = |f: f64| {
+            if f.is_finite() {
+                Ok(Value::Real(f))
+            } else {
+                Err(format!("{f} is not a decimal number"))
+            }
+        };
+        Ok(match self {
+            Read::I16 => get::<i16>(row, i)?.map_or(Value::Null, |n| Value::Integer(n.into())),
+            Read::I32 => get::<i32>(row, i)?.map_or(Value::Null, |n| Value::Integer(n.into())),
+            Read::I64 => get::<i64>(row, i)?.map_or(Value::Null, Value::Integer),
+            Read::F32 => match get::<f32>(row, i)? {
+                Some(f) => finite(f.into())?,
+                None => Value::Null,
+            },
+            Read::F64 => match get::<f64>(row, i)? {
+                Some(f) => finite(f)?,
+                None => Value::Null,
+            },
+            Read::Bool => get::<bool>(row, i)?.map_or(Value::Null, |b| Value::Integer(b.into())),
+            Read::Str => get::<String>(row, i)?.map_or(Value::Null, Value::Text),
+            Read::Timestamp => match get::<time::PrimitiveDateTime>(row, i)? {
+                Some(t) => Value::Text(datetime_text(t.assume_utc())?),
+                None => Value::Null,
+            },
+            Read::TimestampTz => match get::<time::OffsetDateTime>(row, i)? {
+                Some(t) => Value::Text(datetime_text(t)?),
+                None => Value::Null,
+            },
+            Read::Date => match get::<time::Date>(row, i)? {
+                Some(d) => Value::Text(datetime_text(d.midnight().assume_utc())?),
+                None => Value::Null,
+            },
+            Read::Text(t) => match get::<String>(row, i)? {
+                Some(s) => convert_text(s, t)?,
+                None => Value::Null,
+            },
+        })
+    }
+}
+
+/// What is wrong with one row.
+#[derive(Debug)]
+struct Problem {
+    field: String,
+    message: String,
+    /// The row's key, described for the message, when it could be read.
+    key: Option<String>,
+}
+
+impl Problem {
+    /// The message for row number `row`.
+    fn describe(&self, row: u64) -> String {
+        format!(
+            "row {row}{}, field '{}': {}",
+            self.key.as_deref().unwrap_or(""),
+            self.field,
+            self.message
+        )
+    }
+}
+
+/// ` (key 'c5')`, for a message about a row.
+fn key_of(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::Integer(n) => format!(" (key {n})"),
+        Value::Real(f) => format!(" (key {f})"),
+        Value::Text(s) => format!(" (key {})", quoted(s)),
+        Value::Blob(_) => String::new(),
+    }
+}
+
+/// The key of a row that could not be converted, when it can be read.
+fn row_key(row: &Row, col: &Col, i: usize) -> Option<String> {
+    col.read
+        .value(row, i)
+        .ok()
+        .map(|v| key_of(&v))
+        .filter(|k| !k.is_empty())
+}
+
+/// A failure inside the store's transaction.
+struct Failure(SourceError);
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure(store_failure(e))
+    }
+}
+
+/// SQLSTATEs worth retrying: the connection, the server's resources
+/// (too many connections, disk, memory), a server shutting down or starting
+/// up (`57P01`–`57P03`), a cancelled statement (the statement timeout),
+/// and concurrency conflicts (serialization, deadlock, lock not available).
+fn transient_state(code: &SqlState) -> bool {
+    let c = code.code();
+    c.starts_with("08")
+        || c.starts_with("53")
+        || matches!(
+            c,
+            "57P01" | "57P02" | "57P03" | "57014" | "40001" | "40P01" | "55P03" | "58030"
+        )
+}
+
+/// Whether retrying may help: a transient SQLSTATE, a closed connection, or
+/// an I/O failure (refused, reset, timed out, a name that does not resolve).
+/// Anything else — SQL errors, authentication, TLS, a value that cannot be
+/// decoded — is permanent.
+fn transient(e: &tokio_postgres::Error) -> bool {
+    if let Some(code) = e.code() {
+        return transient_state(code);
+    }
+    if e.is_closed() {
+        return true;
+    }
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.is::<std::io::Error>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// The driver's error with its causes; for a server error its message,
+/// SQLSTATE, position in the configured query, detail and hint.
+fn describe_error(e: &tokio_postgres::Error, sql: Option<&Sql>) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut out = format!("{} (SQLSTATE {}", db.message(), db.code().code());
+        if let Some(at) = position(db.position(), sql) {
+            out.push_str(&format!(", at character {at} of the query"));
+        }
+        out.push(')');
+        if let Some(d) = db.detail() {
+            out.push_str(&format!("; detail: {d}"));
+        }
+        if let Some(h) = db.hint() {
+            out.push_str(&format!("; hint: {h}"));
+        }
+        return out;
+    }
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        out.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    out
+}
+
+/// An error's position (1-based, in characters of the SQL sent) as a
+/// position in the configured query, when it lies there.
+fn position(at: Option<&ErrorPosition>, sql: Option<&Sql>) -> Option<usize> {
+    let (Some(ErrorPosition::Original(at)), Some((start, len))) = (at, sql.and_then(|s| s.query))
+    else {
+        return None;
+    };
+    let at = usize::try_from(*at).ok()?.checked_sub(1)?;
+    // Just past the query (the end of input) counts as its end.
+    (at >= start && at <= start + len + 1).then(|| (at - start + 1).min(len + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_scrubbed() {
+        let secrets = vec![
+            "postgres://u:hunter22@db/crm".to_owned(),
+            "hunter22".to_owned(),
+            String::new(),
+        ];
+        assert_eq!(
+            scrub("bad postgres://u:hunter22@db/crm; again hunter22", &secrets),
+            "bad ***; again ***"
+        );
+    }
+
+    #[test]
+    fn sqlstates_are_classed() {
+        for (code, transient) in [
+            ("08006", true),
+            ("53300", true),
+            ("57P03", true),
+            ("57014", true),
+            ("40001", true),
+            ("42P01", false),
+            ("42703", false),
+            ("42601", false),
+            ("28P01", false),
+            ("28000", false),
+            ("3D000", false),
+            ("22P02", false),
+        ] {
+            assert_eq!(
+                transient_state(&SqlState::from_code(code)),
+                transient,
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn positions_are_given_in_the_query_as_written() {
+        let sql = Sql {
+            text: "SELECT * FROM (\nSELECT id FORM t\n) AS tf_source".into(),
+            query: Some((16, 16)),
+        };
+        let at = |n: u32| position(Some(&ErrorPosition::Original(n)), Some(&sql));
+        assert_eq!(at(17), Some(1));
+        assert_eq!(at(27), Some(11));
+        assert_eq!(at(34), Some(17), "the end of the query");
+        assert_eq!(at(3), None, "in the wrapper");
+        assert_eq!(at(40), None, "in the wrapper");
+        let table = Sql {
+            text: "SELECT * FROM \"t\" AS tf_source".into(),
+            query: None,
+        };
+        assert_eq!(
+            position(Some(&ErrorPosition::Original(15)), Some(&table)),
+            None
+        );
+    }
+
+    #[test]
+    fn types_map_from_postgres() {
+        assert_eq!(
+            natural_type(&Type::INT8),
+            (ColumnType::Integer, Some(Read::I64))
+        );
+        assert_eq!(natural_type(&Type::NUMERIC), (ColumnType::Decimal, None));
+        assert_eq!(
+            natural_type(&Type::TIMESTAMPTZ),
+            (ColumnType::DateTime, Some(Read::TimestampTz))
+        );
+        assert_eq!(natural_type(&Type::UUID), (ColumnType::String, None));
+        assert_eq!(natural_type(&Type::JSONB), (ColumnType::String, None));
+    }
+
+    #[test]
+    fn datetimes_are_stored_as_files_store_them() {
+        let t = time::macros::datetime!(2024-03-02 10:00:00.250 +02:00);
+        assert_eq!(datetime_text(t).unwrap(), "2024-03-02T08:00:00Z");
+        assert_eq!(
+            crate::store::normalize_datetime("2024-03-02T10:00:00+02:00").unwrap(),
+            "2024-03-02T08:00:00Z"
+        );
+    }
+}

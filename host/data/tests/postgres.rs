@@ -1,0 +1,512 @@
+//! The postgres source against a real PostgreSQL server on loopback, through
+//! the insights engine: the events it raises, what it stores, when it skips
+//! an unchanged table, and how its failures are classed and retried.
+
+mod pg;
+
+use std::path::Path;
+use std::time::Duration;
+
+use pg::{Postgres, PASSWORD};
+use triggerfish_data::event::{
+    DataSourceRefreshFailed, DataSourceRefreshSucceeded, Event, StageSummary, Trigger,
+};
+use triggerfish_data::insights::source::SourceError;
+use triggerfish_data::insights::workspace::parse_workspace_file;
+use triggerfish_data::insights::{InsightsEngine, Observer, Scope};
+use triggerfish_data::odata::ColumnType;
+use triggerfish_data::store::EntityDb;
+
+/// What a refresh told its observer.
+#[derive(Default)]
+struct Seen {
+    events: Vec<Event>,
+    stages: Vec<StageSummary>,
+    /// (source, attempt, error) of each retry.
+    retries: Vec<(String, u32, SourceError)>,
+    /// (done, total) of the source stages.
+    progress: Vec<(u64, Option<u64>)>,
+}
+
+impl Observer for Seen {
+    fn stage_progress(&mut self, stage: &str, done: u64, total: Option<u64>) {
+        if stage.starts_with("source:") {
+            self.progress.push((done, total));
+        }
+    }
+    fn stage_finished(&mut self, summary: &StageSummary) {
+        self.stages.push(summary.clone());
+    }
+    fn retrying(&mut self, source: &str, attempt: u32, _wait: Duration, error: &SourceError) {
+        self.retries
+            .push((source.to_owned(), attempt, error.clone()));
+    }
+    fn event(&mut self, event: Event) {
+        self.events.push(event);
+    }
+}
+
+impl Seen {
+    fn succeeded(&self) -> Vec<&DataSourceRefreshSucceeded> {
+        self.events
+            .iter()
+            .filter_map(|e| match &e.trigger {
+                Trigger::DataSourceRefreshSucceeded(s) => Some(s),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn failed(&self) -> Vec<&DataSourceRefreshFailed> {
+        self.events
+            .iter()
+            .filter_map(|e| match &e.trigger {
+                Trigger::DataSourceRefreshFailed(f) => Some(f),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn stage(&self, name: &str) -> &StageSummary {
+        self.stages
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no stage {name}: {:?}", self.stages))
+    }
+}
+
+/// Point `var` at `url`. Each test uses its own variable, set before it
+/// refreshes; the driver reads no environment of its own for an IP host.
+fn set_env(var: &str, url: &str) {
+    std::env::set_var(var, url);
+}
+
+/// An engine for the workspace file text `ws`, on a store in `dir`.
+fn engine(dir: &Path, ws: &str) -> InsightsEngine {
+    let ws = parse_workspace_file(&dir.join("workspace.toml"), ws).unwrap();
+    let store = EntityDb::open(&dir.join("store.sqlite"), Default::default()).unwrap();
+    InsightsEngine::new(ws, store)
+}
+
+fn refresh(engine: &InsightsEngine, scope: &Scope) -> Seen {
+    let mut seen = Seen::default();
+    engine.refresh(scope, &mut seen).unwrap();
+    seen
+}
+
+/// A postgres source `crm` reading `relation` (a `table = …` or `query = …`
+/// line) through `$env`, then `extra` source keys; unified by e-mail.
+fn workspace(env: &str, relation: &str, extra: &str, map: &str) -> String {
+    format!(
+        r#"retries = 2
+retry_backoff_ms = 1
+
+[[sources]]
+name = "crm"
+kind = "postgres"
+connection_env = "{env}"
+{relation}
+{extra}
+[sources.map]
+{map}
+
+[[unification.rules]]
+fields = ["Email"]
+"#
+    )
+}
+
+const CONTACTS: &str = "
+CREATE TABLE contacts (
+    id text PRIMARY KEY,
+    email text,
+    last_name varchar(40),
+    score numeric(8, 2),
+    visits int4,
+    big int8,
+    small int2,
+    ratio float8,
+    vip boolean,
+    joined date,
+    seen timestamp,
+    updated_at timestamptz NOT NULL,
+    tags text[],
+    ref uuid,
+    doc jsonb
+);
+INSERT INTO contacts VALUES
+    ('c1', 'ann@example.com', 'Smith', 12.50, 3, 9000000000, 7, 0.25, true, '2024-03-01',
+     '2024-03-01 09:30:00', '2024-01-01 12:00:00+02', '{a,b}',
+     '6f1c2a9e-1b7d-4c55-9a0e-3a1f7d2b8c4e', '{\"tier\": \"gold\"}'),
+    ('c2', 'bob@example.com', 'Jones', NULL, NULL, NULL, NULL, NULL, false, NULL,
+     NULL, '2024-01-02 00:00:00+00', NULL, NULL, NULL),
+    ('c3', 'ANN@example.com', 'Smith', 1, 1, 1, 1, 1, NULL, NULL,
+     NULL, '2024-01-03 00:00:00+00', '{}', NULL, '[]');
+";
+
+/// Success: rows typed from PostgreSQL's types, unified into customers; a
+/// second refresh skips the unchanged table; an update, and a row replaced
+/// by another with the same count and `updated_at`, are read again.
+#[test]
+fn a_postgres_table_is_imported_skipped_while_unchanged_and_read_again_after_changes() {
+    let Some(pg) = Postgres::start() else { return };
+    pg.sql(CONTACTS);
+    set_env("TF_TEST_PG_SUCCESS", &pg.url());
+    let dir = tempfile::tempdir().unwrap();
+    let ws = workspace(
+        "TF_TEST_PG_SUCCESS",
+        r#"table = "public.contacts""#,
+        "key = \"id\"\nupdated_at = \"updated_at\"",
+        "Email = \"email\"\nLastName = \"last_name\"",
+    );
+    let engine = engine(dir.path(), &ws);
+    let store = engine.store();
+
+    let first = refresh(&engine, &Scope::Full);
+    assert!(first.failed().is_empty(), "{:?}", first.failed());
+    assert_eq!(first.succeeded().len(), 1);
+    assert_eq!(first.succeeded()[0].source, "crm");
+    assert_eq!(first.succeeded()[0].rows_read, 3);
+    assert_eq!(first.stage("source:crm").detail, None);
+    assert_eq!(first.progress.last(), Some(&(3, Some(3))));
+    let meta = store.meta("Crm").unwrap();
+    let types: Vec<(&str, ColumnType)> = meta
+        .schema
+        .columns
+        .iter()
+        .map(|(c, t)| (c.as_str(), *t))
+        .collect();
+    use ColumnType::*;
+    assert_eq!(
+        types,
+        [
+            ("id", String),
+            ("email", String),
+            ("last_name", String),
+            ("score", Decimal),
+            ("visits", Integer),
+            ("big", Integer),
+            ("small", Integer),
+            ("ratio", Decimal),
+            ("vip", Boolean),
+            ("joined", DateTime),
+            ("seen", DateTime),
+            ("updated_at", DateTime),
+            ("tags", String),
+            ("ref", String),
+            ("doc", String),
+        ]
+    );
+    let c1 = store.get_item("Crm", "c1").unwrap().unwrap();
+    let expected = serde_json::json!({
+        "id": "c1", "email": "ann@example.com", "last_name": "Smith", "score": 12.5,
+        "visits": 3, "big": 9_000_000_000_i64, "small": 7, "ratio": 0.25, "vip": true,
+        "joined": "2024-03-01T00:00:00Z", "seen": "2024-03-01T09:30:00Z",
+        "updated_at": "2024-01-01T10:00:00Z", "tags": "{a,b}",
+        "ref": "6f1c2a9e-1b7d-4c55-9a0e-3a1f7d2b8c4e", "doc": "{\"tier\": \"gold\"}",
+    });
+    assert_eq!(c1, expected);
+    let c2 = store.get_item("Crm", "c2").unwrap().unwrap();
+    assert_eq!(c2["score"], serde_json::Value::Null);
+    assert_eq!(c2["vip"], false);
+    // c1 and c3 share an e-mail: two customers.
+    assert_eq!(store.meta("Customer").unwrap().rows, 2);
+    let generation = meta.generation;
+
+    let second = refresh(&engine, &Scope::Full);
+    assert_eq!(second.succeeded().len(), 1);
+    assert_eq!(second.succeeded()[0].rows_read, 3);
+    assert_eq!(
+        second.stage("source:crm").detail.as_deref(),
+        Some("unchanged since the last import (row count, greatest updated_at and keys): not read again")
+    );
+    assert_eq!(store.meta("Crm").unwrap().generation, generation);
+
+    pg.sql("UPDATE contacts SET email = 'bobby@example.com', updated_at = now() WHERE id = 'c2'");
+    let third = refresh(&engine, &Scope::Full);
+    assert_eq!(third.succeeded()[0].rows_read, 3);
+    assert_eq!(third.stage("source:crm").detail, None);
+    assert_eq!(store.meta("Crm").unwrap().generation, generation + 1);
+    assert_eq!(
+        store.get_item("Crm", "c2").unwrap().unwrap()["email"],
+        "bobby@example.com"
+    );
+    let page = store
+        .get_page("t", "Customer", &Default::default())
+        .unwrap();
+    let emails: Vec<&str> = page
+        .items
+        .iter()
+        .filter_map(|c| c["Email"].as_str())
+        .collect();
+    assert!(emails.contains(&"bobby@example.com"), "{emails:?}");
+
+    // Same count, same greatest updated_at, another key: read again.
+    pg.sql(
+        "DELETE FROM contacts WHERE id = 'c3';
+         INSERT INTO contacts (id, email, updated_at) VALUES ('c4', 'dan@example.com', '2024-01-03 00:00:00+00');",
+    );
+    let fourth = refresh(&engine, &Scope::Source("crm".into()));
+    assert_eq!(fourth.stage("source:crm").detail, None);
+    assert!(store.get_item("Crm", "c3").unwrap().is_none());
+    assert!(store.get_item("Crm", "c4").unwrap().is_some());
+
+    // Unchanged again, but forced.
+    let forced = InsightsEngine::new(
+        engine.workspace().clone(),
+        EntityDb::open(&dir.path().join("store.sqlite"), Default::default()).unwrap(),
+    )
+    .forcing(true);
+    let before = store.meta("Crm").unwrap().generation;
+    let fifth = refresh(&forced, &Scope::Source("crm".into()));
+    assert_eq!(fifth.stage("source:crm").detail, None);
+    assert_eq!(store.meta("Crm").unwrap().generation, before + 1);
+}
+
+/// A query streams many rows, reporting progress; a value the store cannot
+/// hold is a malformed row, skipped within the tolerance; a duplicate key is
+/// permanent.
+#[test]
+fn a_query_streams_its_rows_and_bad_rows_are_named() {
+    let Some(pg) = Postgres::start() else { return };
+    set_env("TF_TEST_PG_QUERY", &pg.url());
+    let dir = tempfile::tempdir().unwrap();
+    let many = r#"query = """
+SELECT n AS id, 'p' || n || '@example.com' AS email,
+       CASE WHEN n = 777 THEN 'NaN'::numeric ELSE n / 4.0 END AS score
+FROM generate_series(1, 50000) AS n;
+""""#;
+    let ws = workspace(
+        "TF_TEST_PG_QUERY",
+        many,
+        "key = \"id\"\ntolerance = 1",
+        "Email = \"email\"",
+    );
+    let seen = refresh(&engine(dir.path(), &ws), &Scope::Source("crm".into()));
+    assert!(seen.failed().is_empty(), "{:?}", seen.failed());
+    assert_eq!(seen.succeeded()[0].rows_read, 49_999);
+    assert_eq!(seen.succeeded()[0].rows_rejected, 1);
+    assert_eq!(
+        seen.stage("source:crm").detail.as_deref(),
+        Some("1 malformed rows skipped: row 777 (key 777), field 'score': 'NaN' is not a decimal number")
+    );
+    assert!(seen.progress.len() >= 5, "{:?}", seen.progress);
+    assert!(seen
+        .progress
+        .iter()
+        .all(|(done, total)| Some(*done) <= *total));
+
+    let dir = tempfile::tempdir().unwrap();
+    let ws = workspace(
+        "TF_TEST_PG_QUERY",
+        many,
+        "key = \"id\"",
+        "Email = \"email\"",
+    );
+    let seen = refresh(&engine(dir.path(), &ws), &Scope::Source("crm".into()));
+    let failed = seen.failed();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].permanent);
+    assert_eq!(failed[0].attempts, 1);
+    assert_eq!(
+        failed[0].error,
+        "postgres source 'crm' (query): row 777 (key 777), field 'score': 'NaN' is not a decimal number"
+    );
+    assert_eq!(
+        (failed[0].row, failed[0].field.as_deref()),
+        (Some(777), Some("score"))
+    );
+    assert_eq!(failed[0].rows_read, 776);
+
+    let dir = tempfile::tempdir().unwrap();
+    let twice = r#"query = "SELECT 'x' AS id, 'a@example.com' AS email UNION ALL SELECT 'x', 'b@example.com'""#;
+    let ws = workspace(
+        "TF_TEST_PG_QUERY",
+        twice,
+        "key = \"id\"",
+        "Email = \"email\"",
+    );
+    let seen = refresh(&engine(dir.path(), &ws), &Scope::Source("crm".into()));
+    let failed = seen.failed();
+    assert!(failed[0].permanent);
+    assert_eq!(
+        failed[0].error,
+        "postgres source 'crm' (query): row 2 (key 'x'): duplicate key 'x' in field 'id'"
+    );
+    assert!(seen.retries.is_empty());
+}
+
+/// A failed connection (nothing listens on the port) is transient: retried
+/// as configured, then one failed event, not permanent. The password in the
+/// connection string never shows.
+#[test]
+fn a_failed_connection_is_transient_and_retried() {
+    let port = pg::unused_port();
+    set_env(
+        "TF_TEST_PG_REFUSED",
+        &format!("postgresql://postgres:{PASSWORD}@127.0.0.1:{port}/postgres"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ws = workspace(
+        "TF_TEST_PG_REFUSED",
+        r#"table = "public.contacts""#,
+        "key = \"id\"",
+        "Email = \"email\"",
+    );
+    let seen = refresh(&engine(dir.path(), &ws), &Scope::Full);
+    assert_eq!(seen.retries.len(), 2, "two retries");
+    assert_eq!(seen.retries.iter().map(|r| r.1).collect::<Vec<_>>(), [1, 2]);
+    assert!(seen.retries.iter().all(|r| r.0 == "crm" && !r.2.permanent));
+    let failed = seen.failed();
+    assert_eq!(failed.len(), 1);
+    assert!(!failed[0].permanent);
+    assert_eq!(failed[0].attempts, 3);
+    assert!(
+        failed[0].error.starts_with(
+            "postgres source 'crm' (table public.contacts): cannot connect: error connecting to server: "
+        ),
+        "{}",
+        failed[0].error
+    );
+    assert!(failed[0].error.contains("refused"), "{}", failed[0].error);
+    let everything = format!("{:?}{:?}", seen.events, seen.stages);
+    assert!(!everything.contains(PASSWORD), "{everything}");
+    assert!(seen.succeeded().is_empty());
+    assert!(seen
+        .stage("unification")
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("source 'crm' failed"));
+}
+
+/// Permanent failures are not retried, and say what is wrong: a column the
+/// configuration uses that the table lacks, a missing table, an error in a
+/// query (with its position), a wrong password, TLS asked for, a connection
+/// string that does not parse, an unset variable. No password shows.
+#[test]
+fn a_missing_column_and_other_mistakes_are_permanent_and_named() {
+    let Some(pg) = Postgres::start() else { return };
+    pg.sql(
+        "CREATE TABLE contacts (id text PRIMARY KEY, email text, updated_at timestamptz);
+         INSERT INTO contacts VALUES ('c1', 'ann@example.com', now());",
+    );
+    set_env("TF_TEST_PG_PERMANENT", &pg.url());
+    set_env(
+        "TF_TEST_PG_WRONG_PASSWORD",
+        &pg.url().replace(PASSWORD, "not-the-Password-42"),
+    );
+    set_env(
+        "TF_TEST_PG_BAD_STRING",
+        &format!("host=127.0.0.1 port=fivefourthreetwo password={PASSWORD}"),
+    );
+    set_env("TF_TEST_PG_TLS", &format!("{} sslmode=require", pg.url()));
+    let table = r#"table = "public.contacts""#;
+    /// A workspace whose refresh fails for good, and how.
+    struct Case {
+        env: &'static str,
+        relation: &'static str,
+        extra: &'static str,
+        map: &'static str,
+        field: Option<&'static str>,
+        error: &'static str,
+    }
+    let cases = [
+        Case {
+            env: "TF_TEST_PG_PERMANENT",
+            relation: table,
+            extra: "key = \"id\"\nupdated_at = \"updated_at\"",
+            map: "Email = \"emial\"",
+            field: Some("emial"),
+            error: "postgres source 'crm' (table public.contacts): column 'emial' used by map.Email is not in its columns (id, email, updated_at)",
+        },
+        Case {
+            env: "TF_TEST_PG_PERMANENT",
+            relation: table,
+            extra: "key = \"Id\"",
+            map: "Email = \"email\"",
+            field: Some("Id"),
+            error: "postgres source 'crm' (table public.contacts): column 'Id' used by key is not in its columns (id, email, updated_at)",
+        },
+        Case {
+            env: "TF_TEST_PG_PERMANENT",
+            relation: table,
+            extra: "key = \"id\"\nupdated_at = \"modified\"",
+            map: "Email = \"email\"",
+            field: Some("modified"),
+            error: "postgres source 'crm' (table public.contacts): column 'modified' used by updated_at is not in its columns (id, email, updated_at)",
+        },
+        Case {
+            env: "TF_TEST_PG_PERMANENT",
+            relation: r#"table = "public.contact""#,
+            extra: "key = \"id\"",
+            map: "Email = \"email\"",
+            field: None,
+            error: "postgres source 'crm' (table public.contact): cannot read its columns: relation \"public.contact\" does not exist (SQLSTATE 42P01)",
+        },
+        Case {
+            env: "TF_TEST_PG_PERMANENT",
+            relation: r#"query = "SELECT id, email, phone FROM contacts""#,
+            extra: "key = \"id\"",
+            map: "Email = \"email\"",
+            field: None,
+            error: "postgres source 'crm' (query): cannot read its columns: column \"phone\" does not exist (SQLSTATE 42703, at character 19 of the query)",
+        },
+        Case {
+            env: "TF_TEST_PG_PERMANENT",
+            relation: r#"query = "SELECT id, email FORM contacts""#,
+            extra: "key = \"id\"",
+            map: "Email = \"email\"",
+            field: None,
+            error: "postgres source 'crm' (query): cannot read its columns: syntax error at or near \"contacts\" (SQLSTATE 42601, at character 23 of the query)",
+        },
+        Case {
+            env: "TF_TEST_PG_WRONG_PASSWORD",
+            relation: table,
+            extra: "key = \"id\"",
+            map: "Email = \"email\"",
+            field: None,
+            error: "postgres source 'crm' (table public.contacts): cannot connect: password authentication failed for user \"postgres\" (SQLSTATE 28P01)",
+        },
+        Case {
+            env: "TF_TEST_PG_BAD_STRING",
+            relation: table,
+            extra: "key = \"id\"",
+            map: "Email = \"email\"",
+            field: None,
+            error: "postgres source 'crm' (table public.contacts): the connection string in TF_TEST_PG_BAD_STRING is not valid: invalid connection string: invalid value for option `port`",
+        },
+        Case {
+            env: "TF_TEST_PG_TLS",
+            relation: table,
+            extra: "key = \"id\"",
+            map: "Email = \"email\"",
+            field: None,
+            error: "postgres source 'crm' (table public.contacts): cannot connect: error performing TLS handshake: server does not support TLS (this source has no TLS support yet: use sslmode=prefer or disable)",
+        },
+        Case {
+            env: "TF_TEST_PG_NEVER_SET",
+            relation: table,
+            extra: "key = \"id\"",
+            map: "Email = \"email\"",
+            field: None,
+            error: "postgres source 'crm' (table public.contacts): the environment variable TF_TEST_PG_NEVER_SET (its connection_env) is not set: set it to the connection string",
+        },
+    ];
+    for case in cases {
+        let expected = case.error;
+        let dir = tempfile::tempdir().unwrap();
+        let ws = workspace(case.env, case.relation, case.extra, case.map);
+        let seen = refresh(&engine(dir.path(), &ws), &Scope::Full);
+        assert!(seen.retries.is_empty(), "{expected}: not retried");
+        let failed = seen.failed();
+        assert_eq!(failed.len(), 1, "{expected}");
+        assert!(failed[0].permanent, "{expected}");
+        assert_eq!(failed[0].attempts, 1, "{expected}");
+        assert_eq!(failed[0].error, expected);
+        assert_eq!(failed[0].field.as_deref(), case.field, "{expected}");
+        let everything = format!("{:?}{:?}", seen.events, seen.stages);
+        assert!(!everything.contains(PASSWORD), "{everything}");
+        assert!(!everything.contains("not-the-Password-42"), "{everything}");
+    }
+}

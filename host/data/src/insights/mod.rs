@@ -14,6 +14,7 @@ pub mod pipeline;
 pub mod postgres;
 pub mod similarity;
 pub mod source;
+pub mod spill;
 pub mod template;
 pub mod thresholds;
 pub mod unify;

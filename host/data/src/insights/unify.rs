@@ -8,15 +8,19 @@
 //! had at the previous refresh; new clusters take fresh ids from a persisted
 //! counter, so an id is never reused for another customer.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use rusqlite::types::Value;
-use rusqlite::{params, Connection};
+use rusqlite::OptionalExtension;
 
 use super::normalize::normalize;
 use super::similarity::Precision;
 use super::similarity::{self, link_block, Candidate, Clusters};
+use super::spill::{Frame, Partitions, Reader, Spill, SpillError, MAX_PARTITIONS};
 use super::workspace::{MergePolicy, Workspace, CUSTOMER_ID};
 use crate::odata::ColumnType;
 use crate::store::{EntityDb, Publication, StoreError, Table};
@@ -67,6 +71,8 @@ pub enum UnifyError {
         u32::MAX
     )]
     TooManyRows,
+    #[error(transparent)]
+    Spill(#[from] SpillError),
 }
 
 /// Phases, for progress reports.
@@ -106,6 +112,20 @@ impl UnionFind {
     fn new(n: u32) -> Self {
         Self {
             parent: (0..n).collect(),
+        }
+    }
+
+    /// Records held.
+    fn len(&self) -> u32 {
+        self.parent.len() as u32
+    }
+
+    /// Point every record straight at its root. A parent is never above its
+    /// child, so one pass in index order finds every root already set.
+    fn flatten(&mut self) {
+        for i in 0..self.parent.len() {
+            let p = self.parent[i] as usize;
+            self.parent[i] = self.parent[p];
         }
     }
 
@@ -225,17 +245,11 @@ fn profile_types(ws: &Workspace, store: &EntityDb) -> Result<Vec<ColumnType>, Un
 
 /// Run map, match and merge, staging `Customer` and `CustomerSourceLink` in
 /// `publication` (readers see them once it is published).
+///
+/// Working data goes to anonymous temporary files next to the store, split
+/// into partitions that fit in a few megabytes each: memory holds the
+/// union-find (4 bytes per record) and one partition at a time.
 pub fn unify(
-    ws: &Workspace,
-    publication: &mut Publication<'_>,
-    progress: Progress<'_>,
-) -> Result<UnifyReport, UnifyError> {
-    let result = unify_in_work_tables(ws, publication, progress);
-    drop_work_tables(publication.store());
-    result
-}
-
-fn unify_in_work_tables(
     ws: &Workspace,
     publication: &mut Publication<'_>,
     progress: Progress<'_>,
@@ -243,12 +257,17 @@ fn unify_in_work_tables(
     let store = publication.store();
     let started = Instant::now();
     let types = profile_types(ws, store)?;
-    let link_exists = store.meta(LINK).is_ok();
-    let nf = ws.profile_fields.len();
+    let dir = spill_dir(store);
+    let spilled = |source| {
+        UnifyError::Spill(SpillError {
+            dir: dir.clone(),
+            source,
+        })
+    };
     let mut report = UnifyReport::default();
 
-    // Map: every source row, in priority order, into temp.u_rec; match keys
-    // into temp.u_key.
+    // Map: every source row, in priority order, to the records file; match
+    // keys to the key partitions.
     let total: u64 = ws
         .unification
         .priority
@@ -256,32 +275,11 @@ fn unify_in_work_tables(
         .filter_map(|&i| store.meta(&ws.sources[i].entity).ok())
         .map(|m| m.rows)
         .sum();
-    let records = {
-        let conn = store.session();
-        let e = sql(store);
-        setup_work_tables(&conn, nf).map_err(&e)?;
-        conn.execute_batch("BEGIN IMMEDIATE").map_err(&e)?;
-        let mapped = map_records(ws, &conn, &types, total, progress);
-        let records = match mapped {
-            Ok(n) => n,
-            Err(err) => {
-                let _ = conn.execute_batch("ROLLBACK");
-                return Err(err);
-            }
-        };
-        if link_exists {
-            conn.execute(
-                &format!(
-                    "UPDATE temp.u_rec SET prev = (SELECT \"{CUSTOMER_ID}\" FROM {} l WHERE l.\"LinkId\" = u_rec.link)",
-                    Table::of(LINK)
-                ),
-                [],
-            )
-            .map_err(&e)?;
-        }
-        conn.execute_batch("COMMIT").map_err(&e)?;
-        records
-    };
+    let expected_keys = total.saturating_mul(ws.unification.rules.len() as u64);
+    let mut keys =
+        Partitions::new(&dir, partitions(expected_keys, KEYS_PER_PARTITION)).map_err(spilled)?;
+    let mut recs = Spill::new_in(&dir).map_err(spilled)?;
+    let records = map_records(ws, store, &types, total, &mut recs, &mut keys, progress)?;
     report.source_rows = u64::from(records);
     report.map_ms = ms_since(started);
 
@@ -289,83 +287,86 @@ fn unify_in_work_tables(
     // with fuzzy fields or guards compare the pairs of each block.
     let t = Instant::now();
     let mut uf = UnionFind::new(records);
-    report.comparisons = match_records(ws, store, &mut uf, progress)?;
+    report.comparisons = match_records(ws, keys, &mut uf, progress).map_err(spilled)?;
+    uf.flatten();
     report.match_ms = ms_since(t);
 
-    // Merge: clusters in order of their smallest record.
+    // Merge: records routed to partitions by root range, each partition's
+    // clusters merged in order of their smallest record.
     let t = Instant::now();
-    let roots: Vec<u32> = (0..records).map(|i| uf.find(i)).collect();
+    let per_part = {
+        let n = partitions(recs.bytes(), MERGE_PARTITION_BYTES) as u64;
+        u64::from(records).div_ceil(n).max(1)
+    };
+    let mut by_root = Partitions::new(
+        &dir,
+        usize::try_from(u64::from(records).div_ceil(per_part)).unwrap_or(1),
+    )
+    .map_err(spilled)?;
+    {
+        let mut frames = recs.into_reader().map_err(spilled)?;
+        let mut frame = Frame::default();
+        let mut rec = 0u32;
+        while let Some(payload) = frames.next_frame().map_err(spilled)? {
+            let root = uf.parent[rec as usize];
+            frame.clear();
+            frame.u32(root);
+            frame.u32(rec);
+            frame.0.extend_from_slice(payload);
+            let part = usize::try_from(u64::from(root) / per_part).unwrap_or(usize::MAX);
+            by_root.write(part, &frame.0).map_err(spilled)?;
+            rec += 1;
+        }
+    }
     drop(uf);
-    let mut order: Vec<u32> = (0..records).collect();
-    order.sort_unstable_by_key(|&i| (roots[i as usize], i));
     let mut columns = vec![(CUSTOMER_ID.to_owned(), ColumnType::String)];
     columns.extend(ws.profile_fields.iter().cloned().zip(types.iter().copied()));
     let mut counter = next_customer_seq(store)?;
     let first_seq = counter;
+    let mut links = Spill::new_in(&dir).map_err(spilled)?;
+    let nf = ws.profile_fields.len();
     let profiles = publication.replace_entity_with(CUSTOMER, CUSTOMER_ID, &columns, |sink| {
-        let tx = sink.tx();
-        let e = sql(store);
-        let mut get = tx
-            .prepare(&format!(
-                "SELECT src, skey, link, upd, prev{} FROM temp.u_rec WHERE rec = ?1",
-                (0..nf).map(|i| format!(", f{i}")).collect::<String>()
-            ))
-            .map_err(&e)?;
-        let mut put_link = tx
-            .prepare("INSERT INTO temp.u_link VALUES (?1, ?2, ?3, ?4, ?5)")
-            .map_err(&e)?;
         let mut claimed = Claimed::default();
-        let mut members: Vec<Member> = Vec::new();
-        let mut start = 0usize;
         let mut done = 0u64;
-        while start < order.len() {
-            let root = roots[order[start] as usize];
-            let mut end = start;
-            members.clear();
-            while end < order.len() && roots[order[end] as usize] == root {
-                let rec = order[end];
-                let m = get
-                    .query_row([rec], |r| {
-                        let mut vals = Vec::with_capacity(nf);
-                        for i in 0..nf {
-                            vals.push(r.get::<_, Value>(5 + i)?);
-                        }
-                        Ok(Member {
-                            src: r.get(0)?,
-                            skey: r.get(1)?,
-                            link: r.get(2)?,
-                            upd: r.get(3)?,
-                            prev: r.get(4)?,
-                            vals,
-                        })
-                    })
-                    .map_err(&e)?;
-                members.push(m);
-                end += 1;
+        let mut link = Frame::default();
+        for part in by_root.into_parts() {
+            let clusters = load_partition(part).map_err(spilled)?;
+            let mut start = 0usize;
+            while start < clusters.items.len() {
+                let root = clusters.items[start].0;
+                let mut end = start;
+                let mut members = Vec::new();
+                while end < clusters.items.len() && clusters.items[end].0 == root {
+                    let (_, _, a, b) = clusters.items[end];
+                    members.push(decode_member(&clusters.buf[a..b], nf).map_err(spilled)?);
+                    end += 1;
+                }
+                let id = choose_id(&members, &mut claimed, &mut counter);
+                let mut row = Vec::with_capacity(nf + 1);
+                row.push(Value::Text(id.clone()));
+                for (f, t) in types.iter().enumerate() {
+                    let v = merge_field(&members, f, ws.unification.merge[f]);
+                    row.push(coerce(v, *t));
+                }
+                sink.push(&row)?;
+                for m in &members {
+                    link.clear();
+                    link.str(&m.link);
+                    link.str(&id);
+                    link.u16(u16::try_from(m.src).unwrap_or(u16::MAX));
+                    link.str(&m.skey);
+                    links.write(&link.0).map_err(spilled)?;
+                }
+                if members.len() > 1 {
+                    report.merges += 1;
+                    report.matched_records += members.len() as u64;
+                }
+                done += members.len() as u64;
+                if done % PROGRESS_EVERY < members.len() as u64 {
+                    progress(Phase::Merge, done, u64::from(records));
+                }
+                start = end;
             }
-            let id = choose_id(&members, &mut claimed, &mut counter);
-            let mut row = Vec::with_capacity(nf + 1);
-            row.push(Value::Text(id.clone()));
-            for (f, t) in types.iter().enumerate() {
-                let v = merge_field(&members, f, ws.unification.merge[f]);
-                row.push(coerce(v, *t));
-            }
-            sink.push(&row)?;
-            for m in &members {
-                let s = &ws.sources[m.src as usize];
-                put_link
-                    .execute(params![m.link, id, s.name, s.entity, m.skey])
-                    .map_err(&e)?;
-            }
-            if members.len() > 1 {
-                report.merges += 1;
-                report.matched_records += members.len() as u64;
-            }
-            done += members.len() as u64;
-            if done % PROGRESS_EVERY < members.len() as u64 {
-                progress(Phase::Merge, done, u64::from(records));
-            }
-            start = end;
         }
         Ok::<(), UnifyError>(())
     })?;
@@ -377,13 +378,29 @@ fn unify_in_work_tables(
         ("SourceEntity".to_owned(), ColumnType::String),
         ("SourceKey".to_owned(), ColumnType::String),
     ];
-    publication.replace_entity_select(
-        LINK,
-        "LinkId",
-        &link_columns,
-        "SELECT link, cid, source, entity, skey FROM temp.u_link",
-        &[],
-    )?;
+    publication.replace_entity_with(LINK, "LinkId", &link_columns, |sink| {
+        let mut frames = links.into_reader().map_err(spilled)?;
+        while let Some(b) = frames.next_frame().map_err(spilled)? {
+            let mut r = Reader::new(b);
+            let link = r.str().map_err(spilled)?.to_owned();
+            let cid = r.str().map_err(spilled)?.to_owned();
+            let src = usize::from(r.u16().map_err(spilled)?);
+            let skey = r.str().map_err(spilled)?.to_owned();
+            let s = ws.sources.get(src).ok_or_else(|| {
+                spilled(std::io::Error::other(
+                    "corrupt temporary file: source index",
+                ))
+            })?;
+            sink.push(&[
+                Value::Text(link),
+                Value::Text(cid),
+                Value::Text(s.name.clone()),
+                Value::Text(s.entity.clone()),
+                Value::Text(skey),
+            ])?;
+        }
+        Ok::<(), UnifyError>(())
+    })?;
     if counter != first_seq {
         save_customer_seq(store, counter)?;
     }
@@ -393,89 +410,179 @@ fn unify_in_work_tables(
     Ok(report)
 }
 
-/// Scan the match keys in (rule, key) order, joining records into `uf`;
-/// the pairs compared one by one.
+/// Match keys per key partition (each partition's distinct keys are held in
+/// memory while it is read).
+const KEYS_PER_PARTITION: u64 = 250_000;
+/// Bytes of records per merge partition (held in memory while merged).
+const MERGE_PARTITION_BYTES: u64 = 8 * 1024 * 1024;
+
+/// How many partitions `amount` needs at `per` each.
+fn partitions(amount: u64, per: u64) -> usize {
+    usize::try_from(amount.div_ceil(per.max(1)))
+        .unwrap_or(MAX_PARTITIONS)
+        .clamp(1, MAX_PARTITIONS)
+}
+
+/// Where the temporary files go: next to the store (not a RAM-backed /tmp).
+fn spill_dir(store: &EntityDb) -> PathBuf {
+    match store.path().parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// A 128-bit hash of a rule's key parts: two keys are equal when their
+/// hashes are (a collision among a billion keys has odds of about 1e-21).
+fn key_hash(rule: usize, parts: &[String]) -> u128 {
+    let half = |seed: u8| {
+        let mut h = std::hash::DefaultHasher::new();
+        seed.hash(&mut h);
+        rule.hash(&mut h);
+        parts.hash(&mut h);
+        h.finish()
+    };
+    (u128::from(half(0)) << 64) | u128::from(half(1))
+}
+
+/// Hashes keys that are already hashes.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64;
+    }
+}
+
+type PrehashedMap<V> = HashMap<u128, V, BuildHasherDefault<Prehashed>>;
+
+/// Read the key partitions one by one, joining records into `uf`; the pairs
+/// compared one by one.
 fn match_records(
     ws: &Workspace,
-    store: &EntityDb,
+    keys: Partitions,
     uf: &mut UnionFind,
     progress: Progress<'_>,
-) -> Result<u64, UnifyError> {
-    let conn = store.session();
-    let e = sql(store);
-    let mut stmt = conn
-        .prepare("SELECT rule, k, rec, fz, g FROM temp.u_key ORDER BY rule, k")
-        .map_err(&e)?;
-    let mut rows = stmt.query([]).map_err(&e)?;
-    let thresholds: Vec<Vec<f64>> = ws
-        .unification
-        .rules
+) -> std::io::Result<u64> {
+    let rules = &ws.unification.rules;
+    let thresholds: Vec<Vec<f64>> = rules
         .iter()
         .map(|r| r.similar_fields().map(|(_, t)| t).collect())
         .collect();
-    let mut block: Vec<Candidate> = Vec::new();
-    let mut block_rule = 0usize;
     let mut comparisons = 0u64;
     let mut warned = false;
-    let mut last: Option<(usize, String, u32)> = None;
     let mut seen = 0u64;
-    let split = |s: Option<String>| -> Vec<String> {
-        s.map(|s| s.split('\u{1f}').map(str::to_owned).collect())
-            .unwrap_or_default()
+    let read_list = |r: &mut Reader<'_>| -> std::io::Result<Vec<String>> {
+        let n = r.u16()?;
+        (0..n).map(|_| r.str().map(str::to_owned)).collect()
     };
-    while let Some(r) = rows.next().map_err(&e)? {
-        let rule: usize = r.get::<_, i64>(0).map_err(&e)?.try_into().unwrap_or(0);
-        let k: String = r.get(1).map_err(&e)?;
-        let rec: u32 = r.get(2).map_err(&e)?;
-        let same_block = matches!(&last, Some((lr, lk, _)) if *lr == rule && *lk == k);
-        let pairs = ws
-            .unification
-            .rules
-            .get(rule)
-            .is_some_and(|r| r.compares_pairs());
-        if pairs {
-            if !same_block || block.len() >= similarity::MAX_BLOCK_RECORDS {
-                if same_block && !warned {
-                    warned = true;
-                    tracing::warn!(
-                        rule = %ws.unification.rules[rule].name,
-                        "a block holds more than {} records: it is compared in chunks, so some pairs are not compared",
-                        similarity::MAX_BLOCK_RECORDS
-                    );
-                }
-                if !block.is_empty() {
-                    comparisons += link_block(&mut block, &thresholds[block_rule], uf);
+    for part in keys.into_parts() {
+        let mut firsts: PrehashedMap<u32> = PrehashedMap::default();
+        let mut blocks: PrehashedMap<(usize, Vec<Candidate>)> = PrehashedMap::default();
+        let mut frames = part.into_reader()?;
+        while let Some(b) = frames.next_frame()? {
+            let mut r = Reader::new(b);
+            let rule = usize::from(r.u16()?);
+            let h = r.u128()?;
+            let rec = r.u32()?;
+            if rec >= uf.len() || rule >= rules.len() {
+                return Err(std::io::Error::other("corrupt temporary file: key"));
+            }
+            if rules[rule].compares_pairs() {
+                let fuzzy = read_list(&mut r)?;
+                let guards = read_list(&mut r)?;
+                let (_, block) = blocks.entry(h).or_insert_with(|| (rule, Vec::new()));
+                block.push(Candidate { rec, fuzzy, guards });
+                if block.len() >= similarity::MAX_BLOCK_RECORDS {
+                    if !warned {
+                        warned = true;
+                        tracing::warn!(
+                            rule = %rules[rule].name,
+                            "a block holds more than {} records: it is compared in chunks, so some pairs are not compared",
+                            similarity::MAX_BLOCK_RECORDS
+                        );
+                    }
+                    block.sort_unstable_by_key(|c| c.rec);
+                    comparisons += link_block(block, &thresholds[rule], uf);
                     block.clear();
                 }
-            }
-            block_rule = rule;
-            block.push(Candidate {
-                rec,
-                fuzzy: split(r.get(3).map_err(&e)?),
-                guards: split(r.get(4).map_err(&e)?),
-            });
-            last = Some((rule, k, rec));
-        } else {
-            if !block.is_empty() {
-                comparisons += link_block(&mut block, &thresholds[block_rule], uf);
-                block.clear();
-            }
-            match &last {
-                Some((_, _, first)) if same_block => {
-                    uf.union(*first, rec);
+            } else {
+                match firsts.entry(h) {
+                    Entry::Occupied(e) => {
+                        uf.union(*e.get(), rec);
+                    }
+                    Entry::Vacant(v) => {
+                        v.insert(rec);
+                    }
                 }
-                _ => last = Some((rule, k, rec)),
+            }
+            seen += 1;
+            if seen.is_multiple_of(PROGRESS_EVERY) {
+                progress(Phase::Match, seen, 0);
             }
         }
-        seen += 1;
-        if seen.is_multiple_of(PROGRESS_EVERY) {
-            progress(Phase::Match, seen, 0);
+        drop(firsts);
+        for (_, (rule, mut block)) in blocks {
+            // By record, so the result does not depend on the map's order.
+            block.sort_unstable_by_key(|c| c.rec);
+            comparisons += link_block(&mut block, &thresholds[rule], uf);
         }
-    }
-    if !block.is_empty() {
-        comparisons += link_block(&mut block, &thresholds[block_rule], uf);
     }
     Ok(comparisons)
+}
+
+/// One merge partition: payloads in one buffer, and (root, record, start,
+/// end) per record, sorted by root then record.
+struct Loaded {
+    buf: Vec<u8>,
+    items: Vec<(u32, u32, usize, usize)>,
+}
+
+fn load_partition(part: Spill) -> std::io::Result<Loaded> {
+    let mut out = Loaded {
+        buf: Vec::with_capacity(usize::try_from(part.bytes()).unwrap_or(0)),
+        items: Vec::with_capacity(usize::try_from(part.frames()).unwrap_or(0)),
+    };
+    let mut frames = part.into_reader()?;
+    while let Some(b) = frames.next_frame()? {
+        let mut r = Reader::new(b);
+        let root = r.u32()?;
+        let rec = r.u32()?;
+        let payload = r.rest();
+        let start = out.buf.len();
+        out.buf.extend_from_slice(payload);
+        out.items.push((root, rec, start, out.buf.len()));
+    }
+    out.items
+        .sort_unstable_by_key(|&(root, rec, _, _)| (root, rec));
+    Ok(out)
+}
+
+/// A record's payload as the map wrote it.
+fn decode_member(b: &[u8], nf: usize) -> std::io::Result<Member> {
+    let mut r = Reader::new(b);
+    let src = i64::from(r.u16()?);
+    let skey = r.str()?.to_owned();
+    let link = r.str()?.to_owned();
+    let upd = r.opt_str()?.map(str::to_owned);
+    let prev = r.opt_str()?.map(str::to_owned);
+    let vals = (0..nf).map(|_| r.value()).collect::<std::io::Result<_>>()?;
+    Ok(Member {
+        src,
+        skey,
+        link,
+        upd,
+        prev,
+        vals,
+    })
 }
 
 fn ms_since(t: Instant) -> u64 {
@@ -493,60 +600,51 @@ struct Member {
     vals: Vec<Value>,
 }
 
-fn setup_work_tables(conn: &Connection, nf: usize) -> rusqlite::Result<()> {
-    // Work tables go to a temporary file, not memory: they hold every row.
-    conn.execute_batch(&format!(
-        "PRAGMA temp_store = FILE;
-         DROP TABLE IF EXISTS temp.u_rec; DROP TABLE IF EXISTS temp.u_key; DROP TABLE IF EXISTS temp.u_link;
-         CREATE TEMP TABLE u_rec (rec INTEGER PRIMARY KEY, src INTEGER, skey TEXT, link TEXT, upd TEXT, prev TEXT{});
-         CREATE TEMP TABLE u_key (rule INTEGER, k TEXT, rec INTEGER, fz TEXT, g TEXT);
-         CREATE TEMP TABLE u_link (link TEXT, cid TEXT, source TEXT, entity TEXT, skey TEXT);",
-        (0..nf).map(|i| format!(", f{i}")).collect::<String>()
-    ))
-}
-
-fn drop_work_tables(store: &EntityDb) {
-    let conn = store.session();
-    let _ = conn.execute_batch(
-        "DROP TABLE IF EXISTS temp.u_rec; DROP TABLE IF EXISTS temp.u_key; DROP TABLE IF EXISTS temp.u_link;
-         PRAGMA temp_store = MEMORY;",
-    );
-}
-
-/// Stream every source's rows into the work tables; the number of records.
+/// Stream every source's rows to `recs` (in record order) and their match
+/// keys to `keys`; the number of records.
 fn map_records(
     ws: &Workspace,
-    conn: &Connection,
+    store: &EntityDb,
     types: &[ColumnType],
     total: u64,
+    recs: &mut Spill,
+    keys: &mut Partitions,
     progress: Progress<'_>,
 ) -> Result<u32, UnifyError> {
     let nf = ws.profile_fields.len();
-    let e = |source| StoreError::Sqlite {
-        path: conn.path().unwrap_or_default().into(),
-        source,
+    let dir = spill_dir(store);
+    let spilled = |source| {
+        UnifyError::Spill(SpillError {
+            dir: dir.clone(),
+            source,
+        })
     };
-    let mut put_rec = conn
-        .prepare(&format!(
-            "INSERT INTO temp.u_rec VALUES (?, ?, ?, ?, ?, NULL{})",
-            ", ?".repeat(nf)
-        ))
-        .map_err(e)?;
-    let mut put_key = conn
-        .prepare("INSERT INTO temp.u_key VALUES (?1, ?2, ?3, ?4, ?5)")
-        .map_err(e)?;
+    // (Asked before taking the connection, which `meta` needs too.)
+    let link_exists = store.meta(LINK).is_ok();
+    let conn = store.session();
+    let e = sql(store);
+    // The customer each record belonged to at the previous unification.
+    let mut prev_of = match link_exists {
+        true => Some(
+            conn.prepare(&format!(
+                "SELECT \"{CUSTOMER_ID}\" FROM {} WHERE \"LinkId\" = ?1",
+                Table::of(LINK)
+            ))
+            .map_err(&e)?,
+        ),
+        false => None,
+    };
     let mut rec: u32 = 0;
     let mut key_parts: Vec<String> = Vec::new();
     let mut fuzzy_parts: Vec<String> = Vec::new();
-    let mut guard_parts: Vec<String> = Vec::new();
+    let mut frame = Frame::default();
+    let mut key = Frame::default();
     let normalized = |f: usize, v: &Value| {
-        as_text(v)
-            .and_then(|t| normalize(&ws.unification.normalizers[f], &t))
-            // The separator of joined parts cannot occur inside one.
-            .map(|n| n.replace('\u{1f}', " "))
+        as_text(v).and_then(|t| normalize(&ws.unification.normalizers[f], &t))
     };
     for &si in &ws.unification.priority {
         let s = &ws.sources[si];
+        let src = u16::try_from(si).map_err(|_| UnifyError::TooManyRows)?;
         // Profile field index -> position in the SELECT (after key and updated).
         let mut select = vec![format!("\"{}\"", s.key)];
         select.push(
@@ -583,15 +681,15 @@ fn map_records(
                 select.join(", "),
                 Table::of(&s.entity)
             ))
-            .map_err(e)?;
-        let mut rows = stmt.query([]).map_err(e)?;
-        while let Some(r) = rows.next().map_err(e)? {
-            let skey = as_text(&r.get::<_, Value>(0).map_err(e)?).unwrap_or_default();
-            let upd = as_text(&r.get::<_, Value>(1).map_err(e)?);
+            .map_err(&e)?;
+        let mut rows = stmt.query([]).map_err(&e)?;
+        while let Some(r) = rows.next().map_err(&e)? {
+            let skey = as_text(&r.get::<_, Value>(0).map_err(&e)?).unwrap_or_default();
+            let upd = as_text(&r.get::<_, Value>(1).map_err(&e)?);
             let mut vals: Vec<Value> = Vec::with_capacity(nf);
             for (i, sl) in slot.iter().enumerate() {
                 let v = match sl {
-                    Some(p) => coerce(r.get::<_, Value>(*p).map_err(e)?, types[i]),
+                    Some(p) => coerce(r.get::<_, Value>(*p).map_err(&e)?, types[i]),
                     None => Value::Null,
                 };
                 vals.push(v);
@@ -599,7 +697,7 @@ fn map_records(
             for (i, template, cols) in &derived {
                 let mut texts: Vec<(&str, Option<String>)> = Vec::with_capacity(cols.len());
                 for (c, p) in cols {
-                    texts.push((c, as_text(&r.get::<_, Value>(*p).map_err(e)?)));
+                    texts.push((c, as_text(&r.get::<_, Value>(*p).map_err(&e)?)));
                 }
                 let get = |name: &str| {
                     texts
@@ -610,9 +708,20 @@ fn map_records(
                 vals[*i] = template.render(&get).map_or(Value::Null, Value::Text);
             }
             let link = format!("{}/{}", s.name, skey);
-            let mut p: Vec<&dyn rusqlite::ToSql> = vec![&rec, &si, &skey, &link, &upd];
-            p.extend(vals.iter().map(|v| v as &dyn rusqlite::ToSql));
-            put_rec.execute(p.as_slice()).map_err(e)?;
+            let prev: Option<String> = match prev_of.as_mut() {
+                Some(q) => q.query_row([&link], |r| r.get(0)).optional().map_err(&e)?,
+                None => None,
+            };
+            frame.clear();
+            frame.u16(src);
+            frame.str(&skey);
+            frame.str(&link);
+            frame.opt_str(upd.as_deref());
+            frame.opt_str(prev.as_deref());
+            for v in &vals {
+                frame.value(v);
+            }
+            recs.write(&frame.0).map_err(spilled)?;
             'rules: for (ri, rule) in ws.unification.rules.iter().enumerate() {
                 key_parts.clear();
                 fuzzy_parts.clear();
@@ -625,21 +734,23 @@ fn map_records(
                         Precision::Similar(_) => fuzzy_parts.push(n),
                     }
                 }
-                let (fz, g) = if rule.compares_pairs() {
-                    guard_parts.clear();
-                    for &f in &rule.guards {
-                        guard_parts.push(normalized(f, &vals[f]).unwrap_or_default());
+                let h = key_hash(ri, &key_parts);
+                key.clear();
+                key.u16(u16::try_from(ri).unwrap_or(u16::MAX));
+                key.u128(h);
+                key.u32(rec);
+                if rule.compares_pairs() {
+                    key.u16(u16::try_from(fuzzy_parts.len()).unwrap_or(0));
+                    for p in &fuzzy_parts {
+                        key.str(p);
                     }
-                    (
-                        Some(fuzzy_parts.join("\u{1f}")),
-                        Some(guard_parts.join("\u{1f}")),
-                    )
-                } else {
-                    (None, None)
-                };
-                put_key
-                    .execute(params![ri, key_parts.join("\u{1f}"), rec, fz, g])
-                    .map_err(e)?;
+                    key.u16(u16::try_from(rule.guards.len()).unwrap_or(0));
+                    for &g in &rule.guards {
+                        key.str(&normalized(g, &vals[g]).unwrap_or_default());
+                    }
+                }
+                keys.write((h % keys.len() as u128) as usize, &key.0)
+                    .map_err(spilled)?;
             }
             rec = rec.checked_add(1).ok_or(UnifyError::TooManyRows)?;
             if u64::from(rec).is_multiple_of(PROGRESS_EVERY) {

@@ -558,11 +558,6 @@ pub struct RowSink<'a> {
 }
 
 impl<'a> RowSink<'a> {
-    /// The transaction the rows go into, for reading work tables meanwhile.
-    pub(crate) fn tx(&self) -> &'a rusqlite::Transaction<'a> {
-        self.tx
-    }
-
     /// Rows written so far.
     pub fn count(&self) -> u64 {
         self.count

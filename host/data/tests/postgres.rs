@@ -510,3 +510,37 @@ fn a_missing_column_and_other_mistakes_are_permanent_and_named() {
         assert!(!everything.contains("not-the-Password-42"), "{everything}");
     }
 }
+
+/// Rows are read in key order, not in the heap's order (which an UPDATE
+/// changes): the merge's tie-break within a source stays put.
+#[test]
+fn rows_are_read_in_key_order_so_merges_do_not_follow_the_heap() {
+    let Some(pg) = Postgres::start() else { return };
+    pg.sql(CONTACTS);
+    pg.sql("UPDATE contacts SET last_name = 'Smyth', updated_at = now() WHERE id = 'c3'");
+    // c1 now sits after c3 in the heap.
+    pg.sql("UPDATE contacts SET updated_at = now() WHERE id = 'c1'");
+    set_env("TF_TEST_PG_ORDER", &pg.url());
+    let dir = tempfile::tempdir().unwrap();
+    let ws = workspace(
+        "TF_TEST_PG_ORDER",
+        r#"table = "contacts""#,
+        "key = \"id\"",
+        "Email = \"email\"\nLastName = \"last_name\"",
+    );
+    let engine = engine(dir.path(), &ws);
+    let seen = refresh(&engine, &Scope::Full);
+    assert!(seen.failed().is_empty(), "{:?}", seen.failed());
+    let conn = rusqlite::Connection::open(dir.path().join("store.sqlite")).unwrap();
+    let last: String = conn
+        .query_row(
+            "SELECT LastName FROM ent_Customer WHERE lower(Email) = 'ann@example.com'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        last, "Smith",
+        "c1 (the smaller key) wins the priority merge"
+    );
+}

@@ -77,6 +77,9 @@ def check_config(toml: Path) -> None:
             assert s["map"][field] == col, (name, field, s["map"][field], col)
     rules = [r["fields"] for r in cfg["unification"]["rules"]]
     assert rules == RULES, rules
+    for r in cfg["unification"]["rules"]:
+        # Exact rules only: no precision (fuzzy fields) nor guards.
+        assert set(r) <= {"name", "fields"}, f"rule {r}: only exact rules are ported"
     assert "normalizers" not in cfg["unification"], "custom normalisers: port them too"
 
 
@@ -245,6 +248,8 @@ def run_splink(d: Path, out: Path, run: str) -> None:
     stages["import"] = time.perf_counter() - T0
 
     con = duckdb.connect(":memory:")
+    if os.environ.get("SPLINK_THREADS"):
+        con.execute(f"SET threads = {int(os.environ['SPLINK_THREADS'])}")
     threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
 
     # Load: the three files as they are, every column as text.
@@ -354,12 +359,13 @@ def triggerfish_stages(path: Path) -> dict:
 
 
 def compare_clusters(d: Path, out: Path) -> dict:
-    import duckdb
     import sqlite3
+
+    import duckdb
+    import pyarrow as pa
     con = duckdb.connect(":memory:")
     store = sqlite3.connect(f"file:{d / '.triggerfish' / 'store.sqlite'}?mode=ro", uri=True)
     links = store.execute("SELECT Source, SourceKey, CustomerId FROM ent_CustomerSourceLink").fetchall()
-    import pyarrow as pa
     tf_arrow = pa.table({"source": [r[0] for r in links], "key": [r[1] for r in links],
                          "cid": [r[2] for r in links]},
                         schema=pa.schema([("source", pa.string()), ("key", pa.string()),
@@ -452,7 +458,7 @@ def report(d: Path, out: Path, rows: int) -> int:
     same = c["differing"] == 0
     lines = [
         f"{rows:,} source rows; Splink {sp_info['splink']} on DuckDB {sp_info['duckdb']} "
-        f"({sp_info['threads']} threads), {sp_info['pairs']:,} pairs linked."
+        f"({sp_info['threads']} thread{'s' if int(sp_info['threads']) > 1 else ''}), {sp_info['pairs']:,} pairs linked."
         + ("" if len(runs) == 1 else
            f" Each side's fastest of {len(runs)} runs (wall: Triggerfish "
            + ", ".join(f"{w:.2f}" for w in walls["triggerfish"]) + " s; Splink "

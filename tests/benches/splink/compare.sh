@@ -22,6 +22,7 @@
 #   SPLINK_VENV  the Python venv, made on first use
 #                (default: ${XDG_CACHE_HOME:-~/.cache}/triggerfish-splink-venv)
 #   PYTHON       the Python that makes the venv (default: python3; 3.11 or later)
+#   SPLINK_THREADS  DuckDB's threads for Splink (default: DuckDB's, one a core)
 #   RUNS         runs of each side, alternated; each side's fastest is reported
 #                (default 1; the clusters compared are the last run's)
 set -euo pipefail
@@ -35,6 +36,7 @@ RUNS="${RUNS:-1}"
 # The versions measured in BENCHMARKS.md.
 SPLINK_VERSION="5.0.0"
 DUCKDB_VERSION="2.0.1"
+PYARROW_VERSION="26.0.1"
 
 [ -x /usr/bin/time ] || { echo "needs GNU time (apt-get install time)" >&2; exit 2; }
 mkdir -p "$WORK"
@@ -48,10 +50,10 @@ TF="$WORK/triggerfish"
 # Splink and DuckDB from PyPI, in a venv of their own.
 if ! "$VENV/bin/python" -c "import splink, duckdb, sys; \
 sys.exit(not (splink.__version__ == '$SPLINK_VERSION' and duckdb.__version__ == '$DUCKDB_VERSION'))" 2>/dev/null; then
-    echo "installing splink==$SPLINK_VERSION duckdb==$DUCKDB_VERSION into $VENV"
+    echo "installing splink==$SPLINK_VERSION duckdb==$DUCKDB_VERSION pyarrow==$PYARROW_VERSION into $VENV"
     "$PYTHON" -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-        "splink==$SPLINK_VERSION" "duckdb==$DUCKDB_VERSION" pyarrow
+        "splink==$SPLINK_VERSION" "duckdb==$DUCKDB_VERSION" "pyarrow==$PYARROW_VERSION"
 fi
 PY="$VENV/bin/python"
 # The SQL port of Triggerfish's normalisers against their own test table.

@@ -290,7 +290,12 @@ impl PostgresSource {
         }
 
         let list: Vec<&str> = cols.iter().map(|c| c.expr.as_str()).collect();
-        let data_sql = self.select(&list.join(", "));
+        // In key order: the heap's order changes when rows are updated, and
+        // unification breaks ties within a source by row order.
+        let mut data_sql = self.select(&list.join(", "));
+        data_sql
+            .text
+            .push_str(&format!(" ORDER BY {}", ident(&spec.key)));
         let stream = session.run("cannot read its rows", Some(&data_sql), async {
             let statement = client.prepare(&data_sql.text).await?;
             client

@@ -2,9 +2,10 @@
 //! clusters, merge each cluster into one `Customer`, and record which source
 //! rows form which customer in `CustomerSourceLink`.
 //!
-//! Rows stream through temporary SQLite tables (kept on disk), so memory holds
-//! only a few integers per record (the union-find and the cluster order), never
-//! the rows themselves. A cluster keeps the `CustomerId` most of its records
+//! Rows stream through anonymous temporary files next to the store
+//! ([`super::spill`]): match keys hashed into partitions grouped one at a time,
+//! then records routed to partitions by cluster. Memory holds the union-find
+//! (4 bytes per record) and one partition, never all the rows. A cluster keeps the `CustomerId` most of its records
 //! had at the previous refresh; new clusters take fresh ids from a persisted
 //! counter, so an id is never reused for another customer.
 
@@ -275,7 +276,20 @@ pub fn unify(
         .filter_map(|&i| store.meta(&ws.sources[i].entity).ok())
         .map(|m| m.rows)
         .sum();
-    let expected_keys = total.saturating_mul(ws.unification.rules.len() as u64);
+    // A key of a rule that compares pairs carries its values: weigh it more.
+    let weight: u64 = ws
+        .unification
+        .rules
+        .iter()
+        .map(|r| {
+            if r.compares_pairs() {
+                PAIR_KEY_WEIGHT
+            } else {
+                1
+            }
+        })
+        .sum();
+    let expected_keys = total.saturating_mul(weight);
     let mut keys =
         Partitions::new(&dir, partitions(expected_keys, KEYS_PER_PARTITION)).map_err(spilled)?;
     let mut recs = Spill::new_in(&dir).map_err(spilled)?;
@@ -413,6 +427,9 @@ pub fn unify(
 /// Match keys per key partition (each partition's distinct keys are held in
 /// memory while it is read).
 const KEYS_PER_PARTITION: u64 = 250_000;
+/// How many plain keys one key of a pair-comparing rule counts as, for
+/// sizing partitions (it holds its fuzzy and guard values).
+const PAIR_KEY_WEIGHT: u64 = 8;
 /// Bytes of records per merge partition (held in memory while merged).
 const MERGE_PARTITION_BYTES: u64 = 8 * 1024 * 1024;
 

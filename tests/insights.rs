@@ -744,38 +744,13 @@ fn generated_duplicates_are_unified_with_precision_and_recall_of_099() {
         "{}",
         run.stdout
     );
-    let score = triggerfish(
-        &["demo", "score", "--config", config.to_str().unwrap()],
-        &[],
-    );
-    assert_eq!(score.code, 0, "{}", score.stderr);
-    let value = |label: &str| -> f64 {
-        score
-            .stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(label))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {label} in {}", score.stdout))
-    };
-    let (precision, recall) = (value("pairwise precision"), value("pairwise recall"));
-    assert!(precision >= 0.99, "precision {precision}\n{}", score.stdout);
-    assert!(recall >= 0.99, "recall {recall}\n{}", score.stdout);
+    let (precision, recall) = scores(&config);
+    assert!(precision >= 0.99, "precision {precision}");
+    assert!(recall >= 0.99, "recall {recall}");
 }
 
-/// Generate `rows` with typo noise, refresh, and score: (precision, recall).
-fn typo_scores(dir: &std::path::Path, rows: &str, fuzzy: bool) -> (f64, f64) {
-    let out = dir.join(if fuzzy { "fuzzy" } else { "exact" });
-    let mut args = vec![
-        "demo", "generate", "--rows", rows, "--typos", "0.05", "--seed", "3", "--out",
-    ];
-    args.push(out.to_str().unwrap());
-    if fuzzy {
-        args.push("--fuzzy");
-    }
-    triggerfish(&args, &[]).assert_ok("demo generate");
-    let config = out.join("triggerfish.toml");
-    triggerfish(&["refresh", "--config", config.to_str().unwrap()], &[]).assert_ok("refresh");
+/// `demo score` of the store `config` names: (precision, recall).
+fn scores(config: &std::path::Path) -> (f64, f64) {
     let score = triggerfish(
         &["demo", "score", "--config", config.to_str().unwrap()],
         &[],
@@ -791,6 +766,22 @@ fn typo_scores(dir: &std::path::Path, rows: &str, fuzzy: bool) -> (f64, f64) {
             .unwrap_or_else(|| panic!("no {label} in {}", score.stdout))
     };
     (value("pairwise precision"), value("pairwise recall"))
+}
+
+/// Generate `rows` with typo noise, refresh, and score: (precision, recall).
+fn typo_scores(dir: &std::path::Path, rows: &str, fuzzy: bool) -> (f64, f64) {
+    let out = dir.join(if fuzzy { "fuzzy" } else { "exact" });
+    let mut args = vec![
+        "demo", "generate", "--rows", rows, "--typos", "0.05", "--seed", "3", "--out",
+    ];
+    args.push(out.to_str().unwrap());
+    if fuzzy {
+        args.push("--fuzzy");
+    }
+    triggerfish(&args, &[]).assert_ok("demo generate");
+    let config = out.join("triggerfish.toml");
+    triggerfish(&["refresh", "--config", config.to_str().unwrap()], &[]).assert_ok("refresh");
+    scores(&config)
 }
 
 /// Typo noise leaves records that only a fuzzy name rule links: exact rules

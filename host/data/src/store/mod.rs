@@ -341,27 +341,7 @@ impl EntityDb {
     where
         I: IntoIterator<Item = Result<Vec<Value>, StoreError>>,
     {
-        self.replace_entity_with(entity, key, columns, |sink| {
-            for row in rows {
-                sink.push(&row?)?;
-            }
-            Ok::<(), StoreError>(())
-        })
-    }
-
-    /// Replace all rows of `entity` with the rows of a `SELECT` over the
-    /// store's tables (columns in `columns` order), in one transaction.
-    pub fn replace_entity_select(
-        &self,
-        entity: &str,
-        key: &str,
-        columns: &[(String, ColumnType)],
-        select: &str,
-        params: &[Value],
-    ) -> Result<u64, StoreError> {
-        self.replace_entity_with(entity, key, columns, |sink| {
-            sink.insert_select(select, params)
-        })
+        self.replace_entity_with(entity, key, columns, pushing(rows))
     }
 
     /// Replace all rows of `entity`, the rows being pushed by `fill` into a
@@ -541,6 +521,19 @@ impl EntityDb {
             .optional()
             .map_err(|e| self.sql(e))?;
         Ok(item)
+    }
+}
+
+/// A fill for [`EntityDb::replace_entity_with`] that pushes `rows`.
+fn pushing<I>(rows: I) -> impl FnOnce(&mut RowSink<'_>) -> Result<(), StoreError>
+where
+    I: IntoIterator<Item = Result<Vec<Value>, StoreError>>,
+{
+    move |sink| {
+        for row in rows {
+            sink.push(&row?)?;
+        }
+        Ok(())
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rusqlite::types::Value;
 
-use super::{EntityDb, EntityMeta, RowSink, StoreError, Table};
+use super::{pushing, EntityDb, EntityMeta, RowSink, StoreError, Table};
 use crate::odata::{ColumnType, Schema};
 
 /// One entity written but not yet published.
@@ -78,26 +78,7 @@ impl<'a> Publication<'a> {
     where
         I: IntoIterator<Item = Result<Vec<Value>, StoreError>>,
     {
-        self.replace_entity_with(entity, key, columns, |sink| {
-            for row in rows {
-                sink.push(&row?)?;
-            }
-            Ok::<(), StoreError>(())
-        })
-    }
-
-    /// Stage the rows of a `SELECT` for `entity`.
-    pub fn replace_entity_select(
-        &mut self,
-        entity: &str,
-        key: &str,
-        columns: &[(String, ColumnType)],
-        select: &str,
-        params: &[Value],
-    ) -> Result<u64, StoreError> {
-        self.replace_entity_with(entity, key, columns, |sink| {
-            sink.insert_select(select, params)
-        })
+        self.replace_entity_with(entity, key, columns, pushing(rows))
     }
 
     /// The table holding `entity`'s newest rows for the engine's own SQL:

@@ -62,20 +62,23 @@ impl Precision {
     }
 }
 
+/// The part of a value that is compared: its first [`MAX_COMPARED_CHARS`].
+pub fn head(s: &str) -> &str {
+    match s.char_indices().nth(MAX_COMPARED_CHARS) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
 /// Jaro-Winkler similarity of two normalised values (at most
 /// [`MAX_COMPARED_CHARS`] of each).
 pub fn similarity(a: &str, b: &str) -> f64 {
-    fn head(s: &str) -> &str {
-        match s.char_indices().nth(MAX_COMPARED_CHARS) {
-            Some((i, _)) => &s[..i],
-            None => s,
-        }
-    }
     strsim::jaro_winkler(head(a), head(b))
 }
 
-/// One record of a block: its index, its fuzzy fields' values and its
-/// guards' values (empty when the record has none).
+/// One record of a block: its index, its fuzzy fields' values (their
+/// compared heads) and its guards' values (a digest of each, empty when the
+/// record has none), so a block's memory does not grow with value sizes.
 #[derive(Debug, Clone)]
 pub struct Candidate {
     pub rec: u32,

@@ -748,7 +748,9 @@ fn map_records(
                     };
                     match p {
                         Precision::Exact => key_parts.push(n),
-                        Precision::Similar(_) => fuzzy_parts.push(n),
+                        Precision::Similar(_) => {
+                            fuzzy_parts.push(similarity::head(&n).to_owned());
+                        }
                     }
                 }
                 let h = key_hash(ri, &key_parts);
@@ -763,7 +765,11 @@ fn map_records(
                     }
                     key.u16(u16::try_from(rule.guards.len()).unwrap_or(0));
                     for &g in &rule.guards {
-                        key.str(&normalized(g, &vals[g]).unwrap_or_default());
+                        // A digest: guards compare for equality only.
+                        let digest = normalized(g, &vals[g])
+                            .map(|v| format!("{:032x}", key_hash(usize::MAX, &[v])))
+                            .unwrap_or_default();
+                        key.str(&digest);
                     }
                 }
                 keys.write((h % keys.len() as u128) as usize, &key.0)
@@ -1122,6 +1128,42 @@ mod tests {
                 .collect();
             assert_eq!(got, expected, "{what}");
         }
+    }
+
+    #[test]
+    fn an_empty_source_unifies_into_no_customers() {
+        assert!(clusters(
+            &[],
+            "[[insights.unification.rules]]\nfields = [\"Email\"]\n"
+        )
+        .is_empty());
+    }
+
+    /// Fuzzy values are compared on their first 256 characters; guards on
+    /// the whole value (by digest).
+    #[test]
+    fn long_values_are_compared_by_their_head_and_guards_by_the_whole() {
+        let long = |tail: &str| -> &'static str {
+            Box::leak(format!("{}{tail}", "dubois".repeat(100)).into_boxed_str())
+        };
+        let email = |tail: &str| -> &'static str {
+            Box::leak(format!("{}{tail}@example.com", "x".repeat(5000)).into_boxed_str())
+        };
+        let rows = vec![
+            ["a", email("1"), "", "Marie", long("a"), "75001"],
+            ["b", "", "", "Marie", long("b"), "75001"],
+            ["c", email("2"), "", "Marie", long("c"), "75001"],
+        ];
+        let rules = "[[insights.unification.rules]]\nfields = [\"FirstName\", \"LastName\", \"PostalCode\"]\n\
+                     precision = { LastName = \"high\" }\nguards = [\"Email\"]\n";
+        // a~b and b~c by name (equal heads); a and c conflict on e-mail,
+        // but b links them transitively.
+        assert_eq!(clusters(&rows, rules), vec![vec!["a", "b", "c"]]);
+        let rows = vec![
+            ["a", email("1"), "", "Marie", long("a"), "75001"],
+            ["c", email("2"), "", "Marie", long("c"), "75001"],
+        ];
+        assert_eq!(clusters(&rows, rules), vec![vec!["a"], vec!["c"]]);
     }
 
     #[test]

@@ -638,6 +638,19 @@ fn map_records(
     };
     // (Asked before taking the connection, which `meta` needs too.)
     let link_exists = store.meta(LINK).is_ok();
+    // A decimal key's text in SQL may differ from its `LinkId` ("1.0" and
+    // "1"): such sources look their previous customer up row by row.
+    let decimal_key: Vec<bool> = ws
+        .sources
+        .iter()
+        .map(|s| {
+            store
+                .meta(&s.entity)
+                .ok()
+                .and_then(|m| m.schema.get(&s.key))
+                == Some(ColumnType::Decimal)
+        })
+        .collect();
     let conn = store.session();
     let e = sql(store);
     // The customer each record belonged to at the previous unification.
@@ -663,17 +676,17 @@ fn map_records(
         let s = &ws.sources[si];
         let src = u16::try_from(si).map_err(|_| UnifyError::TooManyRows)?;
         // Profile field index -> position in the SELECT (after key and updated).
-        let mut select = vec![format!("\"{}\"", s.key)];
+        let mut select = vec![format!("s.\"{}\"", s.key)];
         select.push(
             s.updated_at
                 .as_ref()
-                .map_or("NULL".to_owned(), |u| format!("\"{u}\"")),
+                .map_or("NULL".to_owned(), |u| format!("s.\"{u}\"")),
         );
         let mut slot: Vec<Option<usize>> = vec![None; nf];
         for (field, column) in &s.map {
             if let Some(i) = ws.profile_fields.iter().position(|f| f == field) {
                 slot[i] = Some(select.len());
-                select.push(format!("\"{column}\""));
+                select.push(format!("s.\"{column}\""));
             }
         }
         // Derived fields: (profile field, template, the template's columns
@@ -685,21 +698,38 @@ fn map_records(
                     .columns()
                     .into_iter()
                     .map(|c| {
-                        select.push(format!("\"{c}\""));
+                        select.push(format!("s.\"{c}\""));
                         (c, select.len() - 1)
                     })
                     .collect();
                 derived.push((i, template, cols));
             }
         }
-        let mut stmt = conn
-            .prepare(&format!(
-                "SELECT {} FROM {}",
+        // The previous customer joined in, as the last column, when it can be.
+        let joined = link_exists && !decimal_key[si];
+        let prev_at = select.len();
+        let sql_text = if joined {
+            select.push(format!("l.\"{CUSTOMER_ID}\""));
+            format!(
+                "SELECT {} FROM {} AS s LEFT JOIN {} AS l ON l.\"LinkId\" = ?1 || '/' || s.\"{}\"",
+                select.join(", "),
+                Table::of(&s.entity),
+                Table::of(LINK),
+                s.key
+            )
+        } else {
+            format!(
+                "SELECT {} FROM {} AS s",
                 select.join(", "),
                 Table::of(&s.entity)
-            ))
-            .map_err(&e)?;
-        let mut rows = stmt.query([]).map_err(&e)?;
+            )
+        };
+        let mut stmt = conn.prepare(&sql_text).map_err(&e)?;
+        let mut rows = if joined {
+            stmt.query([&s.name]).map_err(&e)?
+        } else {
+            stmt.query([]).map_err(&e)?
+        };
         while let Some(r) = rows.next().map_err(&e)? {
             let skey = as_text(&r.get::<_, Value>(0).map_err(&e)?).unwrap_or_default();
             let upd = as_text(&r.get::<_, Value>(1).map_err(&e)?);
@@ -726,6 +756,7 @@ fn map_records(
             }
             let link = format!("{}/{}", s.name, skey);
             let prev: Option<String> = match prev_of.as_mut() {
+                _ if joined => r.get(prev_at).map_err(&e)?,
                 Some(q) => q.query_row([&link], |r| r.get(0)).optional().map_err(&e)?,
                 None => None,
             };

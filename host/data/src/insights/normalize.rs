@@ -55,8 +55,18 @@ impl Normalizer {
     pub fn apply(self, s: &str) -> String {
         match self {
             Self::Trim => s.trim().to_owned(),
+            Self::Casefold if s.is_ascii() => s.to_ascii_lowercase(),
             Self::Casefold => s.to_lowercase(),
-            Self::Whitespace => s.split_whitespace().collect::<Vec<_>>().join(" "),
+            Self::Whitespace => {
+                let mut out = String::with_capacity(s.len());
+                for word in s.split_whitespace() {
+                    if !out.is_empty() {
+                        out.push(' ');
+                    }
+                    out.push_str(word);
+                }
+                out
+            }
             Self::Ascii => {
                 let mut out = String::with_capacity(s.len());
                 s.chars().for_each(|c| fold_latin(c, &mut out));
@@ -106,10 +116,12 @@ pub fn normalize(chain: &[Normalizer], value: &str) -> Option<String> {
 /// accidental matches.
 fn fold_latin(c: char, out: &mut String) {
     let latin = ('\u{00C0}'..='\u{024F}').contains(&c) || ('\u{1E00}'..='\u{1EFF}').contains(&c);
+    if !latin {
+        out.push(c);
+        return;
+    }
     match deunicode::deunicode_char(c) {
-        Some(folded)
-            if latin && !folded.is_empty() && folded.bytes().all(|b| b.is_ascii_alphabetic()) =>
-        {
+        Some(folded) if !folded.is_empty() && folded.bytes().all(|b| b.is_ascii_alphabetic()) => {
             out.push_str(folded)
         }
         _ => out.push(c),

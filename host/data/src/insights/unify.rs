@@ -421,6 +421,11 @@ pub fn unify(
     progress(Phase::Merge, u64::from(records), u64::from(records));
     report.merge_ms = ms_since(t);
     report.duration_ms = ms_since(started);
+    tracing::info!(
+        records = report.source_rows,
+        pairs_compared = report.comparisons,
+        "unification matched"
+    );
     Ok(report)
 }
 

@@ -8,7 +8,7 @@ use super::unify::CUSTOMER;
 use super::workspace::{Aggregate, MeasureSpec, SegmentSpec, Workspace, CUSTOMER_ID};
 use crate::event::now_rfc3339;
 use crate::odata::{compile_filter, ColumnType, QueryOptionError};
-use crate::store::{Publication, StoreError};
+use crate::store::{pushing, Publication, StoreError};
 
 /// Segment rows.
 pub const SEGMENT: &str = "Segment";
@@ -129,7 +129,7 @@ pub fn compute_segments(
                 Value::Text(now.clone()),
             ])
         });
-    publication.replace_entity(SEGMENT, "Name", &segment_columns, rows)?;
+    publication.replace_entity_with(SEGMENT, "Name", &segment_columns, pushing(rows))?;
     Ok(sizes)
 }
 
@@ -281,7 +281,7 @@ pub fn compute_measures(
             Value::Text(now.clone()),
         ])
     });
-    publication.replace_entity(MEASURE, "Name", &measure_columns, rows)?;
+    publication.replace_entity_with(MEASURE, "Name", &measure_columns, pushing(rows))?;
     let value_columns = [
         ("Id".to_owned(), ColumnType::String),
         ("Measure".to_owned(), ColumnType::String),
@@ -298,6 +298,6 @@ pub fn compute_measures(
             ])
         })
     });
-    publication.replace_entity(MEASURE_VALUE, "Id", &value_columns, rows)?;
+    publication.replace_entity_with(MEASURE_VALUE, "Id", &value_columns, pushing(rows))?;
     Ok(values)
 }

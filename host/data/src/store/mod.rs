@@ -524,8 +524,9 @@ impl EntityDb {
     }
 }
 
-/// A fill for [`EntityDb::replace_entity_with`] that pushes `rows`.
-fn pushing<I>(rows: I) -> impl FnOnce(&mut RowSink<'_>) -> Result<(), StoreError>
+/// A fill for [`EntityDb::replace_entity_with`] and
+/// [`Publication::replace_entity_with`] that pushes `rows`.
+pub fn pushing<I>(rows: I) -> impl FnOnce(&mut RowSink<'_>) -> Result<(), StoreError>
 where
     I: IntoIterator<Item = Result<Vec<Value>, StoreError>>,
 {

@@ -5,9 +5,7 @@
 
 use std::sync::Arc;
 
-use rusqlite::types::Value;
-
-use super::{pushing, EntityDb, EntityMeta, RowSink, StoreError, Table};
+use super::{EntityDb, EntityMeta, RowSink, StoreError, Table};
 use crate::odata::{ColumnType, Schema};
 
 /// One entity written but not yet published.
@@ -42,7 +40,8 @@ impl<'a> Publication<'a> {
     }
 
     /// Stage new rows for `entity`, pushed by `fill` (see
-    /// [`EntityDb::replace_entity_with`]); readers see them once published.
+    /// [`EntityDb::replace_entity_with`]; [`pushing`](super::pushing) pushes rows of an
+    /// iterator); readers see them once published.
     pub fn replace_entity_with<E: From<StoreError>>(
         &mut self,
         entity: &str,
@@ -65,20 +64,6 @@ impl<'a> Publication<'a> {
             rows,
         });
         Ok(rows)
-    }
-
-    /// Stage `rows` for `entity`, one value per column.
-    pub fn replace_entity<I>(
-        &mut self,
-        entity: &str,
-        key: &str,
-        columns: &[(String, ColumnType)],
-        rows: I,
-    ) -> Result<u64, StoreError>
-    where
-        I: IntoIterator<Item = Result<Vec<Value>, StoreError>>,
-    {
-        self.replace_entity_with(entity, key, columns, pushing(rows))
     }
 
     /// The table holding `entity`'s newest rows for the engine's own SQL:
@@ -155,6 +140,8 @@ impl Drop for Publication<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::pushing;
+    use rusqlite::types::Value;
 
     fn cols() -> Vec<(String, ColumnType)> {
         vec![
@@ -175,8 +162,10 @@ mod tests {
         let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
         store.replace_entity("A", "Id", &cols(), rows(1)).unwrap();
         let mut p = store.publication();
-        p.replace_entity("A", "Id", &cols(), rows(3)).unwrap();
-        p.replace_entity("B", "Id", &cols(), rows(2)).unwrap();
+        p.replace_entity_with("A", "Id", &cols(), pushing(rows(3)))
+            .unwrap();
+        p.replace_entity_with("B", "Id", &cols(), pushing(rows(2)))
+            .unwrap();
         assert_eq!(p.table("A"), "\"ent_A__staging\"");
         assert_eq!(p.table("C"), "\"ent_C\"");
         assert_eq!(p.meta("A").unwrap().rows, 3);
@@ -196,7 +185,8 @@ mod tests {
         store.replace_entity("A", "Id", &cols(), rows(1)).unwrap();
         {
             let mut p = store.publication();
-            p.replace_entity("A", "Id", &cols(), rows(5)).unwrap();
+            p.replace_entity_with("A", "Id", &cols(), pushing(rows(5)))
+                .unwrap();
         }
         assert_eq!(store.meta("A").unwrap().rows, 1);
         let staging: i64 = store

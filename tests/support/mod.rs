@@ -66,13 +66,8 @@ pub fn shared_cache() -> PathBuf {
 /// `DIR/triggerfish.toml` with plugin `teams-alert` (`component`) on
 /// refresh failures, posting to channel `ops` at `webhook_url`.
 pub fn teams_flow_config(dir: &Path, webhook_url: &str, component: &Path) -> PathBuf {
-    let path = dir.join("triggerfish.toml");
-    let text = format!(
+    let body = format!(
         r#"
-[host]
-state_dir = {state}
-cache_dir = {cache}
-
 [teams.channels.ops]
 webhook_url = "{webhook_url}"
 
@@ -85,9 +80,19 @@ teams = ["ops"]
 [plugins.config]
 channel = "ops"
 "#,
-        state = lit(&dir.join("state")),
-        cache = lit(&shared_cache()),
         component = lit(component),
+    );
+    write_flow_config(dir, &body)
+}
+
+/// `DIR/triggerfish.toml`: state in `DIR/state`, the shared compile cache,
+/// then `body`.
+fn write_flow_config(dir: &Path, body: &str) -> PathBuf {
+    let path = dir.join("triggerfish.toml");
+    let text = format!(
+        "[host]\nstate_dir = {}\ncache_dir = {}\n{body}",
+        lit(&dir.join("state")),
+        lit(&shared_cache()),
     );
     std::fs::write(&path, text).expect("write config");
     path
@@ -97,13 +102,8 @@ channel = "ops"
 /// segment crossings, emailing group `data-owners` (ann@, bob@example.com)
 /// through the SMTP server on `smtp_port`.
 pub fn email_flow_config(dir: &Path, smtp_port: u16, component: &Path) -> PathBuf {
-    let path = dir.join("triggerfish.toml");
-    let text = format!(
+    let body = format!(
         r#"
-[host]
-state_dir = {state}
-cache_dir = {cache}
-
 [email]
 smtp_host = "127.0.0.1"
 smtp_port = {smtp_port}
@@ -120,12 +120,9 @@ triggers = ["segment-threshold-crossed"]
 [plugins.grants]
 email_groups = ["data-owners"]
 "#,
-        state = lit(&dir.join("state")),
-        cache = lit(&shared_cache()),
         component = lit(component),
     );
-    std::fs::write(&path, text).expect("write config");
-    path
+    write_flow_config(dir, &body)
 }
 
 /// A real SMTP server (aiosmtpd) on loopback, writing what it receives.

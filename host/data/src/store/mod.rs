@@ -2,6 +2,7 @@
 //! typed columns, registered in `_tf_entities`. Replacing an entity's data is
 //! atomic: readers see the old rows or the new ones, never a mix.
 
+mod changes;
 mod import;
 mod metadata;
 mod page;
@@ -16,6 +17,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub use crate::odata::normalize_datetime;
+pub use changes::{KEPT_CHANGE_SETS, MAX_TRACKED_CHANGES};
 pub(crate) use import::convert_text;
 pub use import::{
     import, import_rows, quoted, ImportError, ImportErrorKind, ImportFailure, ImportFormat,
@@ -359,6 +361,7 @@ impl EntityDb {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| self.sql(e))?;
         let count = self.fill_staging(&tx, entity, key, columns, fill)?;
+        changes::record(self, &tx, entity, key, columns)?;
         self.swap_in(&tx, entity, key, columns, count)?;
         tx.commit().map_err(|e| self.sql(e))?;
         drop(conn);

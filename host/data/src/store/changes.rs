@@ -1,0 +1,214 @@
+//! Which rows each replacement of an entity changed, so unification can
+//! re-run only where source rows changed. When an entity is replaced through
+//! [`EntityDb::replace_entity_with`], the keys of rows added, changed or
+//! removed are recorded under the new generation, in the same transaction.
+//! A replacement that changes too many rows, or the columns, is recorded as
+//! "not tracked": readers then treat every row as changed.
+
+use rusqlite::types::Value;
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use super::{table_name, EntityDb, StoreError, Table};
+
+/// Keys recorded per replacement; more means "everything changed" (a
+/// re-run over that many rows is no cheaper than a full one).
+pub const MAX_TRACKED_CHANGES: u64 = 100_000;
+/// Replacements whose changes are kept per entity; older ones are dropped.
+pub const KEPT_CHANGE_SETS: u64 = 16;
+
+const TABLES: &str = "
+    CREATE TABLE IF NOT EXISTS _tf_change_sets (
+        entity TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        tracked INTEGER NOT NULL,
+        PRIMARY KEY (entity, generation)
+    );
+    CREATE TABLE IF NOT EXISTS _tf_changes (
+        entity TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        key NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS _tf_changes_by_generation ON _tf_changes (entity, generation);";
+
+/// Record, inside `tx`, which keys differ between `entity`'s live table and
+/// its staging table (about to become its next generation).
+pub(super) fn record(
+    store: &EntityDb,
+    tx: &Transaction<'_>,
+    entity: &str,
+    key: &str,
+    columns: &[(String, crate::odata::ColumnType)],
+) -> Result<(), StoreError> {
+    let sql = |e| store.sql(e);
+    tx.execute_batch(TABLES).map_err(sql)?;
+    let previous: Option<(String, String, i64)> = tx
+        .query_row(
+            "SELECT key, columns, generation FROM _tf_entities WHERE name = ?1",
+            params![entity],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(sql)?;
+    let g = previous.as_ref().map_or(0, |p| p.2).saturating_add(1);
+    let same_shape = previous.is_some_and(|(k, cols, _)| {
+        let now: Vec<(&str, &str)> = columns
+            .iter()
+            .map(|(c, t)| (c.as_str(), super::type_name(*t)))
+            .collect();
+        k == key && serde_json::to_string(&now).is_ok_and(|s| s == cols)
+    });
+    let mut tracked = same_shape;
+    if same_shape {
+        let (live, staging) = (table_name(entity), Table::staging(entity));
+        let same: Vec<String> = columns
+            .iter()
+            .filter(|(c, _)| c != key)
+            .map(|(c, _)| format!("o.\"{c}\" IS n.\"{c}\""))
+            .collect();
+        let differs = if same.is_empty() {
+            "0".to_owned()
+        } else {
+            format!("NOT ({})", same.join(" AND "))
+        };
+        let diff = format!(
+            "INSERT INTO _tf_changes (entity, generation, key)
+             SELECT ?1, ?2, k FROM (
+               SELECT n.\"{key}\" AS k FROM {staging} n LEFT JOIN {live} o ON o.\"{key}\" = n.\"{key}\"
+                 WHERE o.\"{key}\" IS NULL OR {differs}
+               UNION ALL
+               SELECT o.\"{key}\" FROM {live} o
+                 WHERE NOT EXISTS (SELECT 1 FROM {staging} n WHERE n.\"{key}\" = o.\"{key}\")
+             ) LIMIT ?3"
+        );
+        let limit = i64::try_from(MAX_TRACKED_CHANGES + 1).unwrap_or(i64::MAX);
+        let n = tx.execute(&diff, params![entity, g, limit]).map_err(sql)?;
+        if n as u64 > MAX_TRACKED_CHANGES {
+            tracked = false;
+        }
+    }
+    if !tracked {
+        tx.execute(
+            "DELETE FROM _tf_changes WHERE entity = ?1 AND generation = ?2",
+            params![entity, g],
+        )
+        .map_err(sql)?;
+    }
+    tx.execute(
+        "INSERT OR REPLACE INTO _tf_change_sets (entity, generation, tracked) VALUES (?1, ?2, ?3)",
+        params![entity, g, tracked],
+    )
+    .map_err(sql)?;
+    let oldest = g.saturating_sub(i64::try_from(KEPT_CHANGE_SETS).unwrap_or(i64::MAX));
+    for table in ["_tf_changes", "_tf_change_sets"] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE entity = ?1 AND generation <= ?2"),
+            params![entity, oldest],
+        )
+        .map_err(sql)?;
+    }
+    Ok(())
+}
+
+impl EntityDb {
+    /// The keys of `entity`'s rows added, changed or removed after
+    /// generation `since`, up to its current generation; `None` when some
+    /// replacement in between was not tracked (see the module docs).
+    pub fn changed_keys(&self, entity: &str, since: u64) -> Result<Option<Vec<Value>>, StoreError> {
+        let current = self.meta(entity)?.generation;
+        if current < since {
+            return Ok(None);
+        }
+        if current == since {
+            return Ok(Some(Vec::new()));
+        }
+        let s = self.session();
+        s.execute_batch(TABLES).map_err(|e| s.error(e))?;
+        let (lo, hi) = (
+            i64::try_from(since).unwrap_or(i64::MAX),
+            i64::try_from(current).unwrap_or(i64::MAX),
+        );
+        let (sets, tracked): (i64, i64) = s
+            .query_row(
+                "SELECT count(*), coalesce(sum(tracked), 0) FROM _tf_change_sets
+                 WHERE entity = ?1 AND generation > ?2 AND generation <= ?3",
+                params![entity, lo, hi],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|e| s.error(e))?;
+        if sets != hi - lo || tracked != sets {
+            return Ok(None);
+        }
+        let mut stmt = s
+            .prepare(
+                "SELECT DISTINCT key FROM _tf_changes
+                 WHERE entity = ?1 AND generation > ?2 AND generation <= ?3",
+            )
+            .map_err(|e| s.error(e))?;
+        let keys = stmt
+            .query_map(params![entity, lo, hi], |r| r.get::<_, Value>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| s.error(e))?;
+        Ok(Some(keys))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::odata::ColumnType;
+
+    fn put(store: &EntityDb, cols: &[&str], rows: &[&[i64]]) {
+        let columns: Vec<(String, ColumnType)> = cols
+            .iter()
+            .map(|c| (c.to_string(), ColumnType::Integer))
+            .collect();
+        let rows = rows
+            .iter()
+            .map(|r| Ok(r.iter().map(|v| Value::Integer(*v)).collect()));
+        store.replace_entity("E", "Id", &columns, rows).unwrap();
+    }
+
+    fn keys(store: &EntityDb, since: u64) -> Option<Vec<i64>> {
+        store.changed_keys("E", since).unwrap().map(|ks| {
+            let mut out: Vec<i64> = ks
+                .into_iter()
+                .map(|k| match k {
+                    Value::Integer(n) => n,
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            out.sort();
+            out
+        })
+    }
+
+    #[test]
+    fn replacements_record_added_changed_and_removed_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
+        put(&store, &["Id", "V"], &[&[1, 10], &[2, 20], &[3, 30]]);
+        // The first import has nothing to compare with.
+        assert_eq!(keys(&store, 0), None);
+        assert_eq!(keys(&store, 1), Some(vec![]));
+        put(&store, &["Id", "V"], &[&[1, 10], &[2, 21], &[4, 40]]);
+        assert_eq!(keys(&store, 1), Some(vec![2, 3, 4]));
+        put(&store, &["Id", "V"], &[&[1, 11], &[2, 21], &[4, 40]]);
+        assert_eq!(keys(&store, 1), Some(vec![1, 2, 3, 4]));
+        assert_eq!(keys(&store, 2), Some(vec![1]));
+        // A new column changes every row's shape: not tracked.
+        put(&store, &["Id", "V", "W"], &[&[1, 11, 0]]);
+        assert_eq!(keys(&store, 3), None);
+        assert_eq!(keys(&store, 4), Some(vec![]));
+    }
+
+    #[test]
+    fn old_change_sets_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
+        for v in 0..(KEPT_CHANGE_SETS as i64 + 3) {
+            put(&store, &["Id", "V"], &[&[1, v]]);
+        }
+        assert_eq!(keys(&store, 1), None);
+        assert_eq!(keys(&store, 3), Some(vec![1]));
+    }
+}

@@ -6,7 +6,7 @@ use rusqlite::{params, OptionalExtension};
 use super::{EntityDb, StoreError};
 use crate::journal::{self, NewEvent};
 
-const COUNTERS: &str =
+pub(super) const COUNTERS: &str =
     "CREATE TABLE IF NOT EXISTS _tf_insights_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)";
 
 const VALUES: &str = "CREATE TABLE IF NOT EXISTS _tf_insights_values (

@@ -118,6 +118,16 @@ impl Table {
         Self(entity.to_owned())
     }
 
+    /// The keys a staged patch deletes.
+    fn deleted(entity: &str) -> String {
+        format!("\"ent_{entity}__deleted\"")
+    }
+
+    /// The view of a patched entity before publication.
+    fn patched(entity: &str) -> String {
+        format!("\"ent_{entity}__patched\"")
+    }
+
     /// The staging table an entity's new rows go to before they replace it.
     fn staging(entity: &str) -> String {
         format!("\"ent_{entity}__staging\"")

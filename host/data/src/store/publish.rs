@@ -2,10 +2,17 @@
 //! (committed, but invisible to readers, who read the live tables), and
 //! [`Publication::publish`] swaps them all in one transaction. A reader sees
 //! every entity of the old generation or every one of the new, never a mix.
+//!
+//! An entity may instead be patched: rows deleted by key and rows inserted,
+//! staged the same way and applied at publish time. Until then the engine
+//! reads the patched entity through a view of the live rows with the patch.
 
 use std::sync::Arc;
 
-use super::{EntityDb, EntityMeta, RowSink, StoreError, Table};
+use rusqlite::params;
+use rusqlite::types::Value;
+
+use super::{table_name, EntityDb, EntityMeta, RowSink, StoreError, Table};
 use crate::odata::{ColumnType, Schema};
 
 /// One entity written but not yet published.
@@ -14,13 +21,21 @@ struct Staged {
     key: String,
     columns: Vec<(String, ColumnType)>,
     rows: u64,
+    /// Set when the staging table holds rows to add to the live ones after
+    /// deleting the keys in [`Table::deleted`].
+    patch: bool,
 }
+
+/// Work run once the publication committed.
+type AfterPublish<'a> = Box<dyn FnOnce() + 'a>;
 
 /// Entities replaced together; see the module docs. Dropped unpublished, it
 /// removes its staging tables and the live data stays as it was.
 pub struct Publication<'a> {
     store: &'a EntityDb,
     staged: Vec<Staged>,
+    counters: Vec<(String, u64)>,
+    after: Vec<AfterPublish<'a>>,
 }
 
 impl EntityDb {
@@ -29,6 +44,8 @@ impl EntityDb {
         Publication {
             store: self,
             staged: Vec::new(),
+            counters: Vec::new(),
+            after: Vec::new(),
         }
     }
 }
@@ -62,17 +79,119 @@ impl<'a> Publication<'a> {
             key: key.to_owned(),
             columns: columns.to_vec(),
             rows,
+            patch: false,
         });
         Ok(rows)
     }
 
-    /// The table holding `entity`'s newest rows for the engine's own SQL:
-    /// its staging table when staged here, else the live one.
-    pub fn table(&self, entity: &str) -> String {
-        if self.staged.iter().any(|s| s.entity == entity) {
+    /// Stage a patch of the live `entity`: delete the rows whose keys are in
+    /// `deleted`, then add the rows pushed by `fill` (same columns as the live
+    /// entity). The number of rows it will hold.
+    pub fn patch_entity_with<E: From<StoreError>>(
+        &mut self,
+        entity: &str,
+        deleted: impl IntoIterator<Item = Value>,
+        fill: impl FnOnce(&mut RowSink<'_>) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let store = self.store;
+        let meta = store.meta(entity)?;
+        let (live, del, view) = (
+            table_name(entity),
+            Table::deleted(entity),
+            Table::patched(entity),
+        );
+        let key = meta.key.clone();
+        let mut conn = store.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| store.sql(e))?;
+        let added = store.fill_staging(&tx, entity, &key, &meta.schema.columns, fill)?;
+        let staging = Table::staging(entity);
+        tx.execute_batch(&format!(
+            "DROP VIEW IF EXISTS {view};
+             DROP TABLE IF EXISTS {del};
+             CREATE TABLE {del} (k PRIMARY KEY);"
+        ))
+        .map_err(|e| store.sql(e))?;
+        {
+            let mut insert = tx
+                .prepare(&format!("INSERT OR IGNORE INTO {del} VALUES (?1)"))
+                .map_err(|e| store.sql(e))?;
+            for k in deleted {
+                insert.execute([k]).map_err(|e| store.sql(e))?;
+            }
+        }
+        let removed: i64 = tx
+            .query_row(
+                &format!("SELECT count(*) FROM {live} WHERE \"{key}\" IN (SELECT k FROM {del})"),
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| store.sql(e))?;
+        tx.execute_batch(&format!(
+            "CREATE VIEW {view} AS
+               SELECT * FROM {live} WHERE \"{key}\" NOT IN (SELECT k FROM {del})
+               UNION ALL SELECT * FROM {staging};"
+        ))
+        .map_err(|e| store.sql(e))?;
+        tx.commit().map_err(|e| store.sql(e))?;
+        let rows = (meta.rows + added).saturating_sub(u64::try_from(removed).unwrap_or(0));
+        self.staged.retain(|s| s.entity != entity);
+        self.staged.push(Staged {
+            entity: entity.to_owned(),
+            key,
+            columns: meta.schema.columns.clone(),
+            rows,
+            patch: true,
+        });
+        Ok(rows)
+    }
+
+    /// Index `column` of the staged `entity`, so lookups by it stay fast once
+    /// published (a patched entity keeps the live table's indexes).
+    pub fn index(&mut self, entity: &str, column: &str) -> Result<(), StoreError> {
+        let store = self.store;
+        if !self.staged.iter().any(|s| s.entity == entity && !s.patch) {
+            return Err(StoreError::UnknownEntity(entity.to_owned()));
+        }
+        let conn = store.conn();
+        // The live table's index has one of two names; take the other.
+        let name = |side: &str| format!("ix_{entity}_{column}_{side}");
+        let taken: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?1",
+                [name("a")],
+                |r| r.get(0),
+            )
+            .map_err(|e| store.sql(e))?;
+        let name = name(if taken > 0 { "b" } else { "a" });
+        conn.execute_batch(&format!(
+            "DROP INDEX IF EXISTS \"{name}\";
+             CREATE INDEX \"{name}\" ON {} (\"{column}\");",
             Table::staging(entity)
-        } else {
-            Table::of(entity).to_string()
+        ))
+        .map_err(|e| store.sql(e))
+    }
+
+    /// Set the counter `name` (see [`EntityDb::counter`]) when publishing.
+    pub fn set_counter(&mut self, name: &str, value: u64) {
+        self.counters.retain(|(n, _)| n != name);
+        self.counters.push((name.to_owned(), value));
+    }
+
+    /// Run `f` once the publication has committed (not if it fails).
+    pub fn after_publish(&mut self, f: impl FnOnce() + 'a) {
+        self.after.push(Box::new(f));
+    }
+
+    /// The table holding `entity`'s newest rows for the engine's own SQL:
+    /// its staging table (or patched view) when staged here, else the live
+    /// one.
+    pub fn table(&self, entity: &str) -> String {
+        match self.staged.iter().find(|s| s.entity == entity) {
+            Some(s) if s.patch => Table::patched(entity),
+            Some(_) => Table::staging(entity),
+            None => Table::of(entity).to_string(),
         }
     }
 
@@ -102,7 +221,7 @@ impl<'a> Publication<'a> {
     pub fn publish(mut self) -> Result<(), StoreError> {
         let store = self.store;
         let staged = std::mem::take(&mut self.staged);
-        if staged.is_empty() {
+        if staged.is_empty() && self.counters.is_empty() {
             return Ok(());
         }
         let result = (|| {
@@ -111,25 +230,83 @@ impl<'a> Publication<'a> {
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(|e| store.sql(e))?;
             for s in &staged {
-                store.swap_in(&tx, &s.entity, &s.key, &s.columns, s.rows)?;
+                if s.patch {
+                    apply_patch(store, &tx, s)?;
+                } else {
+                    store.swap_in(&tx, &s.entity, &s.key, &s.columns, s.rows)?;
+                }
+            }
+            tx.execute_batch(super::metadata::COUNTERS)
+                .map_err(|e| store.sql(e))?;
+            for (name, value) in &self.counters {
+                tx.execute(
+                    "INSERT INTO _tf_insights_meta (name, value) VALUES (?1, ?2)
+                     ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                    params![name, *value as i64],
+                )
+                .map_err(|e| store.sql(e))?;
             }
             tx.commit().map_err(|e| store.sql(e))
         })();
         for s in &staged {
             store.forget(&s.entity);
         }
-        if result.is_err() {
-            self.staged = staged;
+        match result {
+            Ok(()) => {
+                for f in std::mem::take(&mut self.after) {
+                    f();
+                }
+            }
+            Err(_) => self.staged = staged,
         }
         result
     }
+}
+
+/// Apply a staged patch to the live table, inside `tx`, as a new generation.
+fn apply_patch(
+    store: &EntityDb,
+    tx: &rusqlite::Transaction<'_>,
+    s: &Staged,
+) -> Result<(), StoreError> {
+    let (live, del, view, staging) = (
+        table_name(&s.entity),
+        Table::deleted(&s.entity),
+        Table::patched(&s.entity),
+        Table::staging(&s.entity),
+    );
+    let key = &s.key;
+    tx.execute_batch(&format!(
+        "DROP VIEW IF EXISTS {view};
+         DELETE FROM {live} WHERE \"{key}\" IN (SELECT k FROM {del});
+         INSERT INTO {live} SELECT * FROM {staging};
+         DROP TABLE {del};
+         DROP TABLE {staging};"
+    ))
+    .map_err(|e| store.sql(e))?;
+    tx.execute(
+        "UPDATE _tf_entities SET generation = generation + 1, rows = ?2, updated_at = ?3
+         WHERE name = ?1",
+        params![
+            s.entity,
+            i64::try_from(s.rows).unwrap_or(i64::MAX),
+            crate::event::now_rfc3339()
+        ],
+    )
+    .map_err(|e| store.sql(e))?;
+    Ok(())
 }
 
 impl Drop for Publication<'_> {
     fn drop(&mut self) {
         let conn = self.store.conn();
         for s in &self.staged {
-            let sql = format!("DROP TABLE IF EXISTS {}", Table::staging(&s.entity));
+            let sql = format!(
+                "DROP VIEW IF EXISTS {}; DROP TABLE IF EXISTS {}; DROP TABLE IF EXISTS {};",
+                Table::patched(&s.entity),
+                Table::deleted(&s.entity),
+                Table::staging(&s.entity)
+            );
             if let Err(e) = conn.execute_batch(&sql) {
                 tracing::warn!(entity = %s.entity, "cannot drop an unpublished staging table: {e}");
             }
@@ -198,5 +375,73 @@ mod tests {
             )
             .unwrap();
         assert_eq!(staging, 0);
+    }
+
+    #[test]
+    fn a_patch_is_read_through_a_view_and_applied_with_counters_at_publish() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
+        store.replace_entity("A", "Id", &cols(), rows(4)).unwrap();
+        let mut p = store.publication();
+        let fill = pushing(vec![Ok(vec![Value::Text("new".into()), Value::Integer(9)])]);
+        let keys = ["r1", "r3", "absent"].map(|k| Value::Text(k.into()));
+        assert_eq!(p.patch_entity_with("A", keys, fill).unwrap(), 3);
+        p.set_counter("c", 7);
+        let count = |table: &str| -> i64 {
+            store
+                .session()
+                .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(count(&p.table("A")), 3);
+        assert_eq!(count(&Table::of("A").to_string()), 4);
+        let published = std::rc::Rc::new(std::cell::Cell::new(false));
+        let flag = published.clone();
+        p.after_publish(move || flag.set(true));
+        p.publish().unwrap();
+        assert!(published.get());
+        let ids: Vec<String> = store
+            .session()
+            .prepare("SELECT Id FROM ent_A ORDER BY Id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(ids, ["new", "r0", "r2"]);
+        let meta = store.meta("A").unwrap();
+        assert_eq!((meta.rows, meta.generation), (3, 2));
+        assert_eq!(store.counter("c").unwrap(), Some(7));
+        let leftovers: i64 = store
+            .session()
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name LIKE 'ent_A__%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(leftovers, 0);
+    }
+
+    #[test]
+    fn a_staged_index_survives_publication_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
+        for n in [2, 3] {
+            let mut p = store.publication();
+            p.replace_entity_with("A", "Id", &cols(), pushing(rows(n)))
+                .unwrap();
+            p.index("A", "N").unwrap();
+            p.publish().unwrap();
+        }
+        let indexes: i64 = store
+            .session()
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'ent_A' AND name LIKE 'ix_%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 1);
     }
 }

@@ -97,3 +97,18 @@ pub fn unification(ws: &Workspace, store: &EntityDb) -> Result<u64, StoreError> 
     h.update(format!("{:?}|{:?}", ws.unification, ws.profile_fields));
     Ok(fold(h))
 }
+
+/// The fingerprint of everything in the workspace that shapes profiles
+/// (not the data): sources' names, entities, keys and mappings, and the
+/// unification settings.
+pub fn unification_settings(ws: &Workspace) -> u64 {
+    let mut h = Sha256::new();
+    for s in &ws.sources {
+        h.update(format!(
+            "{}|{}|{}|{:?}|{:?}|{:?}|",
+            s.name, s.entity, s.key, s.map, s.derived, s.updated_at
+        ));
+    }
+    h.update(format!("{:?}|{:?}", ws.unification, ws.profile_fields));
+    fold(h)
+}

@@ -9,6 +9,8 @@
 
 pub mod compute;
 pub mod fingerprint;
+mod incremental;
+pub mod keymap;
 pub mod normalize;
 pub mod pipeline;
 pub mod postgres;

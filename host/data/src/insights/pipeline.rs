@@ -546,21 +546,23 @@ impl Run<'_> {
                 },
             ));
         }
-        match unify(&engine.workspace, publication, &mut progress) {
+        match unify(&engine.workspace, publication, engine.force, &mut progress) {
             Ok(r) => {
-                self.finish("unification".into(), StageStatus::Ok, r.profiles, t, None);
+                let detail = r.incremental.map(|i| {
+                    format!(
+                        "{} changed source rows: {} records of the clusters they touch unified again",
+                        i.changed_rows, i.records
+                    )
+                });
+                self.finish("unification".into(), StageStatus::Ok, r.profiles, t, detail);
                 if let Some(input) = input {
+                    // Recorded with the publication, so a failed publish
+                    // leaves the next refresh to recompute.
                     let stats = [r.source_rows, r.profiles, r.matched_records, r.merges];
-                    let recorded = fingerprint::UNIFIED_STATS
-                        .iter()
-                        .zip(stats)
-                        .try_for_each(|(k, v)| store.set_counter(k, v))
-                        .and_then(|()| store.set_counter(fingerprint::UNIFIED_INPUT, input));
-                    if let Err(e) = recorded {
-                        tracing::warn!(
-                            "cannot record unification's inputs (the next refresh recomputes): {e}"
-                        );
+                    for (k, v) in fingerprint::UNIFIED_STATS.iter().zip(stats) {
+                        publication.set_counter(k, v);
                     }
+                    publication.set_counter(fingerprint::UNIFIED_INPUT, input);
                 }
                 Some(Trigger::UnificationRefreshCompleted(
                     UnificationRefreshCompleted {

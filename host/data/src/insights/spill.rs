@@ -43,6 +43,23 @@ impl Spill {
         })
     }
 
+    /// A new file of frames at `path` (replacing one there), to keep.
+    pub fn create(path: &Path) -> io::Result<Self> {
+        Ok(Self {
+            out: BufWriter::with_capacity(BUFFER, File::create(path)?),
+            frames: 0,
+            bytes: 0,
+        })
+    }
+
+    /// Flush a file made by [`Spill::create`] to disk.
+    pub fn finish(self) -> io::Result<()> {
+        self.out
+            .into_inner()
+            .map_err(|e| e.into_error())?
+            .sync_all()
+    }
+
     /// Append one frame.
     pub fn write(&mut self, frame: &[u8]) -> io::Result<()> {
         let len = u32::try_from(frame.len())
@@ -84,6 +101,14 @@ pub struct Frames {
 }
 
 impl Frames {
+    /// The frames of a file made by [`Spill::create`].
+    pub fn open(path: &Path) -> io::Result<Self> {
+        Ok(Self {
+            input: BufReader::with_capacity(BUFFER, File::open(path)?),
+            buf: Vec::new(),
+        })
+    }
+
     /// The next frame, or `None` at the end.
     pub fn next_frame(&mut self) -> io::Result<Option<&[u8]>> {
         let mut len = [0u8; 4];

@@ -18,13 +18,15 @@ use std::time::Instant;
 use rusqlite::types::Value;
 use rusqlite::OptionalExtension;
 
+use super::incremental::{self, Plan};
+use super::keymap;
 use super::normalize::normalize;
 use super::similarity::Precision;
 use super::similarity::{self, link_block, Candidate, Clusters};
 use super::spill::{Frame, Partitions, Reader, Spill, SpillError, MAX_PARTITIONS};
 use super::workspace::{MergePolicy, Workspace, CUSTOMER_ID};
 use crate::odata::ColumnType;
-use crate::store::{EntityDb, Publication, StoreError, Table};
+use crate::store::{EntityDb, Publication, RowSink, StoreError, Table};
 
 /// The unified profiles entity.
 pub const CUSTOMER: &str = "Customer";
@@ -49,6 +51,17 @@ pub struct UnifyReport {
     pub match_ms: u64,
     pub merge_ms: u64,
     pub duration_ms: u64,
+    /// Set when only the clusters touched by changed rows were recomputed.
+    pub incremental: Option<Reunified>,
+}
+
+/// What an incremental unification recomputed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reunified {
+    /// Source rows added, changed or removed since the last unification.
+    pub changed_rows: u64,
+    /// Records unified again (those rows and the clusters they touch).
+    pub records: u64,
 }
 
 /// Why unification failed.
@@ -244,8 +257,18 @@ fn profile_types(ws: &Workspace, store: &EntityDb) -> Result<Vec<ColumnType>, Un
         .collect())
 }
 
+/// Rows to unify, by rowid, per source (indexed like the workspace's).
+#[derive(Debug, Default)]
+pub(super) struct Selection {
+    pub rowids: Vec<Vec<i64>>,
+}
+
 /// Run map, match and merge, staging `Customer` and `CustomerSourceLink` in
 /// `publication` (readers see them once it is published).
+///
+/// Unless `full`, only the clusters touched by source rows changed since
+/// the last unification are recomputed when that can be done exactly (see
+/// [`super::incremental`]), and published as a patch.
 ///
 /// Working data goes to anonymous temporary files next to the store, split
 /// into partitions that fit in a few megabytes each: memory holds the
@@ -253,6 +276,7 @@ fn profile_types(ws: &Workspace, store: &EntityDb) -> Result<Vec<ColumnType>, Un
 pub fn unify(
     ws: &Workspace,
     publication: &mut Publication<'_>,
+    full: bool,
     progress: Progress<'_>,
 ) -> Result<UnifyReport, UnifyError> {
     let store = publication.store();
@@ -265,17 +289,26 @@ pub fn unify(
             source,
         })
     };
+    let mut columns = vec![(CUSTOMER_ID.to_owned(), ColumnType::String)];
+    columns.extend(ws.profile_fields.iter().cloned().zip(types.iter().copied()));
+    let keymap_path = keymap::path_for(store.path());
+    let plan = match full {
+        true => Plan::Full("asked for"),
+        false => incremental::plan(ws, store, &types, &columns, &keymap_path)?,
+    };
+    let subset = match &plan {
+        Plan::Full(why) => {
+            tracing::info!("unifying every record: {why}");
+            None
+        }
+        Plan::Subset(s) => Some(s),
+    };
     let mut report = UnifyReport::default();
 
-    // Map: every source row, in priority order, to the records file; match
-    // keys to the key partitions.
-    let total: u64 = ws
-        .unification
-        .priority
-        .iter()
-        .filter_map(|&i| store.meta(&ws.sources[i].entity).ok())
-        .map(|m| m.rows)
-        .sum();
+    // Map: every source row (or the selected ones), in priority order, to
+    // the records file; match keys to the key partitions.
+    let selection = subset.map(|s| &s.selection);
+    let total = rows_to_map(ws, store, selection);
     // A key of a rule that compares pairs carries its values: weigh it more.
     let weight: u64 = ws
         .unification
@@ -293,7 +326,7 @@ pub fn unify(
     let mut keys =
         Partitions::new(&dir, partitions(expected_keys, KEYS_PER_PARTITION)).map_err(spilled)?;
     let mut recs = Spill::new_in(&dir).map_err(spilled)?;
-    let records = map_records(ws, store, &types, total, &mut recs, &mut keys, progress)?;
+    let records = map_records(ws, store, &types, &mut recs, &mut keys, selection, progress)?;
     report.source_rows = u64::from(records);
     report.map_ms = ms_since(started);
 
@@ -333,13 +366,12 @@ pub fn unify(
         }
     }
     drop(uf);
-    let mut columns = vec![(CUSTOMER_ID.to_owned(), ColumnType::String)];
-    columns.extend(ws.profile_fields.iter().cloned().zip(types.iter().copied()));
     let mut counter = next_customer_seq(store)?;
     let first_seq = counter;
     let mut links = Spill::new_in(&dir).map_err(spilled)?;
+    let mut key_map = keymap::Builder::new(&dir, expected_keys).map_err(spilled)?;
     let nf = ws.profile_fields.len();
-    let profiles = publication.replace_entity_with(CUSTOMER, CUSTOMER_ID, &columns, |sink| {
+    let fill_customers = |sink: &mut RowSink<'_>| {
         let mut claimed = Claimed::default();
         let mut done = 0u64;
         let mut link = Frame::default();
@@ -370,6 +402,9 @@ pub fn unify(
                     link.u16(u16::try_from(m.src).unwrap_or(u16::MAX));
                     link.str(&m.skey);
                     links.write(&link.0).map_err(spilled)?;
+                    for h in &m.keys {
+                        key_map.add(*h, &id).map_err(spilled)?;
+                    }
                 }
                 if members.len() > 1 {
                     report.merges += 1;
@@ -383,16 +418,16 @@ pub fn unify(
             }
         }
         Ok::<(), UnifyError>(())
-    })?;
-    report.profiles = profiles;
-    let link_columns = [
-        ("LinkId".to_owned(), ColumnType::String),
-        (CUSTOMER_ID.to_owned(), ColumnType::String),
-        ("Source".to_owned(), ColumnType::String),
-        ("SourceEntity".to_owned(), ColumnType::String),
-        ("SourceKey".to_owned(), ColumnType::String),
-    ];
-    publication.replace_entity_with(LINK, "LinkId", &link_columns, |sink| {
+    };
+    report.profiles = match subset {
+        Some(s) => publication.patch_entity_with(
+            CUSTOMER,
+            s.seeds.iter().map(|id| Value::Text(id.clone())),
+            fill_customers,
+        )?,
+        None => publication.replace_entity_with(CUSTOMER, CUSTOMER_ID, &columns, fill_customers)?,
+    };
+    let fill_links = |sink: &mut RowSink<'_>| {
         let mut frames = links.into_reader().map_err(spilled)?;
         while let Some(b) = frames.next_frame().map_err(spilled)? {
             let mut r = Reader::new(b);
@@ -414,19 +449,128 @@ pub fn unify(
             ])?;
         }
         Ok::<(), UnifyError>(())
-    })?;
+    };
+    match subset {
+        Some(s) => {
+            publication.patch_entity_with(
+                LINK,
+                s.links.iter().map(|l| Value::Text(l.clone())),
+                fill_links,
+            )?;
+        }
+        None => {
+            publication.replace_entity_with(LINK, "LinkId", &link_columns(), fill_links)?;
+            publication.index(LINK, CUSTOMER_ID)?;
+        }
+    }
     if counter != first_seq {
         save_customer_seq(store, counter)?;
     }
+
+    // The key map and what the next run needs to go incremental, made
+    // current when this publication is.
+    let token = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), started);
+    let next = keymap::next_path(&keymap_path);
+    let previous = subset.map(|s| (keymap_path.as_path(), s.token, &s.seeds));
+    key_map.finish(&next, token, previous).map_err(spilled)?;
+    if let Some(s) = subset {
+        report.incremental = Some(Reunified {
+            changed_rows: s.changed,
+            records: u64::from(records),
+        });
+        report.merges = (s.previous_merges + report.merges).saturating_sub(s.seed_merges);
+        report.matched_records =
+            (s.previous_matched + report.matched_records).saturating_sub(s.seed_matched);
+        report.source_rows = ws
+            .sources
+            .iter()
+            .filter_map(|s| store.meta(&s.entity).ok())
+            .map(|m| m.rows)
+            .sum();
+    }
+    incremental::stage_state(
+        ws,
+        store,
+        publication,
+        token,
+        report.merges,
+        report.matched_records,
+    )?;
+    let target = keymap_path.clone();
+    publication.after_publish(move || {
+        if let Err(e) = std::fs::rename(&next, &target) {
+            tracing::warn!(
+                "cannot install the key map {} (the next refresh unifies everything): {e}",
+                target.display()
+            );
+        }
+    });
+
     progress(Phase::Merge, u64::from(records), u64::from(records));
     report.merge_ms = ms_since(t);
     report.duration_ms = ms_since(started);
     tracing::info!(
-        records = report.source_rows,
+        records,
         pairs_compared = report.comparisons,
         "unification matched"
     );
     Ok(report)
+}
+
+/// How many rows the map reads: the selected ones, or every source row.
+fn rows_to_map(ws: &Workspace, store: &EntityDb, selection: Option<&Selection>) -> u64 {
+    match selection {
+        Some(s) => s.rowids.iter().map(|r| r.len() as u64).sum(),
+        None => ws
+            .unification
+            .priority
+            .iter()
+            .filter_map(|&i| store.meta(&ws.sources[i].entity).ok())
+            .map(|m| m.rows)
+            .sum(),
+    }
+}
+
+/// The columns of `CustomerSourceLink`.
+pub(super) fn link_columns() -> Vec<(String, ColumnType)> {
+    ["LinkId", CUSTOMER_ID, "Source", "SourceEntity", "SourceKey"]
+        .into_iter()
+        .map(|c| (c.to_owned(), ColumnType::String))
+        .collect()
+}
+
+/// The match keys of the selected rows (see [`super::keymap`]).
+pub(super) fn keys_of(
+    ws: &Workspace,
+    store: &EntityDb,
+    types: &[ColumnType],
+    selection: &Selection,
+) -> Result<Vec<u128>, UnifyError> {
+    let dir = spill_dir(store);
+    let spilled = |source| {
+        UnifyError::Spill(SpillError {
+            dir: dir.clone(),
+            source,
+        })
+    };
+    let mut keys = Partitions::new(&dir, 1).map_err(spilled)?;
+    let mut recs = Spill::new_in(&dir).map_err(spilled)?;
+    map_records(
+        ws,
+        store,
+        types,
+        &mut recs,
+        &mut keys,
+        Some(selection),
+        &mut |_, _, _| {},
+    )?;
+    let mut out = Vec::new();
+    let mut frames = recs.into_reader().map_err(spilled)?;
+    while let Some(b) = frames.next_frame().map_err(spilled)? {
+        let m = decode_member(b, ws.profile_fields.len()).map_err(spilled)?;
+        out.extend(m.keys);
+    }
+    Ok(out)
 }
 
 /// Match keys per key partition (each partition's distinct keys are held in
@@ -597,6 +741,9 @@ fn decode_member(b: &[u8], nf: usize) -> std::io::Result<Member> {
     let upd = r.opt_str()?.map(str::to_owned);
     let prev = r.opt_str()?.map(str::to_owned);
     let vals = (0..nf).map(|_| r.value()).collect::<std::io::Result<_>>()?;
+    let keys = (0..r.u16()?)
+        .map(|_| r.u128())
+        .collect::<std::io::Result<_>>()?;
     Ok(Member {
         src,
         skey,
@@ -604,6 +751,7 @@ fn decode_member(b: &[u8], nf: usize) -> std::io::Result<Member> {
         upd,
         prev,
         vals,
+        keys,
     })
 }
 
@@ -620,6 +768,8 @@ struct Member {
     upd: Option<String>,
     prev: Option<String>,
     vals: Vec<Value>,
+    /// Its match keys (see [`super::keymap`]).
+    keys: Vec<u128>,
 }
 
 /// Stream every source's rows to `recs` (in record order) and their match
@@ -628,12 +778,13 @@ fn map_records(
     ws: &Workspace,
     store: &EntityDb,
     types: &[ColumnType],
-    total: u64,
     recs: &mut Spill,
     keys: &mut Partitions,
+    selection: Option<&Selection>,
     progress: Progress<'_>,
 ) -> Result<u32, UnifyError> {
     let nf = ws.profile_fields.len();
+    let total = rows_to_map(ws, store, selection);
     let dir = spill_dir(store);
     let spilled = |source| {
         UnifyError::Spill(SpillError {
@@ -674,6 +825,7 @@ fn map_records(
     let mut fuzzy_parts: Vec<String> = Vec::new();
     let mut frame = Frame::default();
     let mut key = Frame::default();
+    let mut hashes: Vec<u128> = Vec::new();
     let normalized = |f: usize, v: &Value| {
         as_text(v).and_then(|t| normalize(&ws.unification.normalizers[f], &t))
     };
@@ -713,7 +865,7 @@ fn map_records(
         // The previous customer joined in, as the last column, when it can be.
         let joined = link_exists && !decimal_key[si];
         let prev_at = select.len();
-        let sql_text = if joined {
+        let mut sql_text = if joined {
             select.push(format!("l.\"{CUSTOMER_ID}\""));
             format!(
                 "SELECT {} FROM {} AS s LEFT JOIN {} AS l ON l.\"LinkId\" = ?1 || '/' || s.\"{}\"",
@@ -729,6 +881,23 @@ fn map_records(
                 Table::of(&s.entity)
             )
         };
+        // Only the selected rows, in the order a full run reads them.
+        if let Some(sel) = selection {
+            let rowids = sel.rowids.get(si).map_or(&[][..], Vec::as_slice);
+            conn.execute_batch(
+                "DROP TABLE IF EXISTS temp.tf_selected;
+                 CREATE TEMP TABLE tf_selected (rid INTEGER PRIMARY KEY);",
+            )
+            .map_err(&e)?;
+            let mut put = conn
+                .prepare("INSERT OR IGNORE INTO temp.tf_selected VALUES (?1)")
+                .map_err(&e)?;
+            for r in rowids {
+                put.execute([r]).map_err(&e)?;
+            }
+            sql_text
+                .push_str(" WHERE s.rowid IN (SELECT rid FROM temp.tf_selected) ORDER BY s.rowid");
+        }
         let mut stmt = conn.prepare(&sql_text).map_err(&e)?;
         let mut rows = if joined {
             stmt.query([&s.name]).map_err(&e)?
@@ -765,16 +934,7 @@ fn map_records(
                 Some(q) => q.query_row([&link], |r| r.get(0)).optional().map_err(&e)?,
                 None => None,
             };
-            frame.clear();
-            frame.u16(src);
-            frame.str(&skey);
-            frame.str(&link);
-            frame.opt_str(upd.as_deref());
-            frame.opt_str(prev.as_deref());
-            for v in &vals {
-                frame.value(v);
-            }
-            recs.write(&frame.0).map_err(spilled)?;
+            hashes.clear();
             'rules: for (ri, rule) in ws.unification.rules.iter().enumerate() {
                 key_parts.clear();
                 fuzzy_parts.clear();
@@ -810,12 +970,31 @@ fn map_records(
                 }
                 keys.write((h % keys.len() as u128) as usize, &key.0)
                     .map_err(spilled)?;
+                hashes.push(h);
             }
+            frame.clear();
+            frame.u16(src);
+            frame.str(&skey);
+            frame.str(&link);
+            frame.opt_str(upd.as_deref());
+            frame.opt_str(prev.as_deref());
+            for v in &vals {
+                frame.value(v);
+            }
+            frame.u16(u16::try_from(hashes.len()).unwrap_or(u16::MAX));
+            for h in &hashes {
+                frame.u128(*h);
+            }
+            recs.write(&frame.0).map_err(spilled)?;
             rec = rec.checked_add(1).ok_or(UnifyError::TooManyRows)?;
             if u64::from(rec).is_multiple_of(PROGRESS_EVERY) {
                 progress(Phase::Map, u64::from(rec), total);
             }
         }
+    }
+    if selection.is_some() {
+        conn.execute_batch("DROP TABLE IF EXISTS temp.tf_selected")
+            .map_err(&e)?;
     }
     progress(Phase::Map, u64::from(rec), total);
     Ok(rec)
@@ -935,6 +1114,7 @@ mod tests {
             upd: upd.map(str::to_owned),
             prev: prev.map(str::to_owned),
             vals: vec![v],
+            keys: Vec::new(),
         }
     }
 
@@ -966,7 +1146,7 @@ mod tests {
         });
         store.replace_entity("S", "Id", &cols, values).unwrap();
         let mut p = store.publication();
-        unify(&ws, &mut p, &mut |_, _, _| {}).unwrap();
+        unify(&ws, &mut p, false, &mut |_, _, _| {}).unwrap();
         p.publish().unwrap();
         let conn = store.session();
         let mut stmt = conn
@@ -1030,7 +1210,7 @@ mod tests {
             &[&["b1", "Ann", "Lee", "75001"]],
         );
         let mut p = store.publication();
-        unify(&ws, &mut p, &mut |_, _, _| {}).unwrap();
+        unify(&ws, &mut p, false, &mut |_, _, _| {}).unwrap();
         p.publish().unwrap();
         let conn = store.session();
         let customers: Vec<(String, String, String)> = conn

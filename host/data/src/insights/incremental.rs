@@ -1,0 +1,294 @@
+//! Incremental unification: which records to unify again after some source
+//! rows changed, so that the result is the one a full run would give.
+//!
+//! The touched clusters are those of the changed rows' previous records
+//! (from `CustomerSourceLink`) and those holding any match key of the
+//! changed rows' new values (from the [`super::keymap`]); every record of
+//! those clusters is unified again with the changed rows, and the result
+//! replaces those clusters. Records of other clusters cannot be affected:
+//! they share no key with a changed row. (Blocks over
+//! [`super::similarity::ALL_PAIRS_UP_TO`] records compare neighbours in a
+//! window, which depends on the block's other records: there the result
+//! can differ from a full run, as the windowed comparison is approximate
+//! anyway.)
+//!
+//! Anything that makes that reasoning unsafe (other settings, a change the
+//! store did not track, a missing key map, too many records) unifies
+//! everything instead, and says why in the log.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use rusqlite::types::Value;
+use rusqlite::OptionalExtension;
+
+use super::fingerprint;
+use super::keymap;
+use super::unify::{keys_of, link_columns, Selection, UnifyError, CUSTOMER, LINK};
+use super::workspace::{Workspace, CUSTOMER_ID};
+use crate::odata::ColumnType;
+use crate::store::{EntityDb, Publication, StoreError, Table};
+
+/// Records unified again at most; when changes touch more, everything is
+/// unified (a run over that many records is no longer much cheaper, and
+/// they are held in memory while planning).
+pub const MAX_REUNIFIED_RECORDS: u64 = 250_000;
+
+/// Counter: the fingerprint of the settings of the last unification.
+const UNIFIED_CONFIG: &str = "unified-config";
+/// Counter: the token of the last unification's key map.
+const KEYMAP_TOKEN: &str = "unified-keys";
+/// Counter: the figures of the last unification (matched records, merges).
+const UNIFIED_MATCHED: &str = "unified-total:matched-records";
+const UNIFIED_MERGES: &str = "unified-total:merges";
+
+/// Counter: the data generation of `source` the last unification read.
+fn generation_counter(source: &str) -> String {
+    format!("unified-generation:{source}")
+}
+
+/// What to unify.
+pub(super) enum Plan {
+    /// Everything, and why.
+    Full(&'static str),
+    /// Only these records.
+    Subset(Subset),
+}
+
+/// The records of the touched clusters and the changed rows.
+pub(super) struct Subset {
+    pub selection: Selection,
+    /// The touched clusters' `CustomerId`s, replaced by the run.
+    pub seeds: HashSet<String>,
+    /// Their `CustomerSourceLink` rows (and those of removed rows).
+    pub links: Vec<String>,
+    /// Source rows added, changed or removed.
+    pub changed: u64,
+    /// The previous key map's token.
+    pub token: u64,
+    /// The previous run's totals, and the touched clusters' share of them.
+    pub previous_merges: u64,
+    pub previous_matched: u64,
+    pub seed_merges: u64,
+    pub seed_matched: u64,
+}
+
+/// Stage, in `publication`, what the next run needs to go incremental: the
+/// settings, the generation of every source read and the key map's token.
+pub(super) fn stage_state(
+    ws: &Workspace,
+    store: &EntityDb,
+    publication: &mut Publication<'_>,
+    token: u64,
+    merges: u64,
+    matched: u64,
+) -> Result<(), StoreError> {
+    for s in &ws.sources {
+        let generation = store.meta(&s.entity)?.generation;
+        publication.set_counter(&generation_counter(&s.name), generation);
+    }
+    publication.set_counter(UNIFIED_CONFIG, fingerprint::unification_settings(ws));
+    publication.set_counter(KEYMAP_TOKEN, token);
+    publication.set_counter(UNIFIED_MERGES, merges);
+    publication.set_counter(UNIFIED_MATCHED, matched);
+    Ok(())
+}
+
+/// Decide what to unify; see the module docs.
+pub(super) fn plan(
+    ws: &Workspace,
+    store: &EntityDb,
+    types: &[ColumnType],
+    customer_columns: &[(String, ColumnType)],
+    keymap_path: &Path,
+) -> Result<Plan, UnifyError> {
+    let counter = |name: &str| store.counter(name);
+    if counter(UNIFIED_CONFIG)? != Some(fingerprint::unification_settings(ws)) {
+        return Ok(Plan::Full("no earlier unification with these settings"));
+    }
+    let shaped = |entity: &str, columns: &[(String, ColumnType)]| {
+        store
+            .meta(entity)
+            .is_ok_and(|m| m.schema.columns == columns)
+    };
+    if !shaped(CUSTOMER, customer_columns) || !shaped(LINK, &link_columns()) {
+        return Ok(Plan::Full("the profile fields' types changed"));
+    }
+    let (Some(token), Some(previous_merges), Some(previous_matched)) = (
+        counter(KEYMAP_TOKEN)?,
+        counter(UNIFIED_MERGES)?,
+        counter(UNIFIED_MATCHED)?,
+    ) else {
+        return Ok(Plan::Full("no record of the last unification"));
+    };
+    if !keymap::valid(keymap_path, token) {
+        return Ok(Plan::Full("the key map of the last unification is missing"));
+    }
+    // What changed, per source.
+    let mut changed: Vec<Vec<Value>> = Vec::with_capacity(ws.sources.len());
+    let mut count = 0u64;
+    for s in &ws.sources {
+        let meta = store.meta(&s.entity)?;
+        if meta.schema.get(&s.key) == Some(ColumnType::Decimal) {
+            return Ok(Plan::Full("a source's key is a decimal"));
+        }
+        let Some(since) = counter(&generation_counter(&s.name))? else {
+            return Ok(Plan::Full("a source is new"));
+        };
+        let Some(keys) = store.changed_keys(&s.entity, since)? else {
+            return Ok(Plan::Full(
+                "a source changed more than can be tracked row by row",
+            ));
+        };
+        count += keys.len() as u64;
+        if count > MAX_REUNIFIED_RECORDS {
+            return Ok(Plan::Full("too many rows changed"));
+        }
+        changed.push(keys);
+    }
+
+    let conn = store.session();
+    let sql = |source| StoreError::Sqlite {
+        path: store.path().to_owned(),
+        source,
+    };
+    let mut seeds: HashSet<String> = HashSet::new();
+    let mut selection = Selection {
+        rowids: vec![Vec::new(); ws.sources.len()],
+    };
+    let mut rowid_of: Vec<rusqlite::CachedStatement<'_>> = ws
+        .sources
+        .iter()
+        .map(|s| {
+            conn.prepare_cached(&format!(
+                "SELECT rowid FROM {} WHERE \"{}\" = ?1",
+                Table::of(&s.entity),
+                s.key
+            ))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(sql)?;
+    let text = |v: &Value| match v {
+        Value::Integer(n) => n.to_string(),
+        Value::Real(x) => x.to_string(),
+        Value::Text(t) => t.clone(),
+        Value::Null | Value::Blob(_) => String::new(),
+    };
+    {
+        let mut cluster_of = conn
+            .prepare_cached(&format!(
+                "SELECT \"{CUSTOMER_ID}\" FROM {} WHERE \"LinkId\" = ?1",
+                Table::of(LINK)
+            ))
+            .map_err(sql)?;
+        for (si, keys) in changed.iter().enumerate() {
+            let name = &ws.sources[si].name;
+            for k in keys {
+                let link = format!("{name}/{}", text(k));
+                if let Some(id) = cluster_of
+                    .query_row([&link], |r| r.get::<_, Option<String>>(0))
+                    .optional()
+                    .map_err(sql)?
+                    .flatten()
+                {
+                    seeds.insert(id);
+                }
+                if let Some(rowid) = rowid_of[si]
+                    .query_row([k], |r| r.get::<_, i64>(0))
+                    .optional()
+                    .map_err(sql)?
+                {
+                    selection.rowids[si].push(rowid);
+                }
+            }
+        }
+    }
+    drop(rowid_of);
+    drop(conn);
+
+    // Clusters the changed rows' new keys reach.
+    let hashes = keys_of(ws, store, types, &selection)?;
+    let reached = keymap::lookup(keymap_path, token, hashes).map_err(|source| {
+        UnifyError::Spill(super::spill::SpillError {
+            dir: keymap_path.to_owned(),
+            source,
+        })
+    })?;
+    seeds.extend(reached);
+
+    // Every record of the touched clusters.
+    let conn = store.session();
+    let source_index: HashMap<&str, usize> = ws
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    let mut rowid_of: Vec<rusqlite::CachedStatement<'_>> = ws
+        .sources
+        .iter()
+        .map(|s| {
+            conn.prepare_cached(&format!(
+                "SELECT rowid FROM {} WHERE \"{}\" = ?1",
+                Table::of(&s.entity),
+                s.key
+            ))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(sql)?;
+    let mut members = conn
+        .prepare_cached(&format!(
+            "SELECT \"LinkId\", \"Source\", \"SourceKey\" FROM {} WHERE \"{CUSTOMER_ID}\" = ?1",
+            Table::of(LINK)
+        ))
+        .map_err(sql)?;
+    let mut links = Vec::new();
+    let (mut seed_merges, mut seed_matched) = (0u64, 0u64);
+    for id in &seeds {
+        let rows = members
+            .query_map([id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(sql)?;
+        if rows.len() > 1 {
+            seed_merges += 1;
+            seed_matched += rows.len() as u64;
+        }
+        for (link, source, key) in rows {
+            links.push(link);
+            let Some(&si) = source.as_deref().and_then(|s| source_index.get(s)) else {
+                continue;
+            };
+            if let Some(rowid) = rowid_of[si]
+                .query_row([key], |r| r.get::<_, i64>(0))
+                .optional()
+                .map_err(sql)?
+            {
+                selection.rowids[si].push(rowid);
+            }
+        }
+        if links.len() as u64 > MAX_REUNIFIED_RECORDS {
+            return Ok(Plan::Full("the changes touch too many records"));
+        }
+    }
+    for r in &mut selection.rowids {
+        r.sort_unstable();
+        r.dedup();
+    }
+    Ok(Plan::Subset(Subset {
+        selection,
+        seeds,
+        links,
+        changed: count,
+        token,
+        previous_merges,
+        previous_matched,
+        seed_merges,
+        seed_matched,
+    }))
+}

@@ -4,8 +4,13 @@
 //! the process's peak memory, and pairwise precision and recall against the
 //! generator's truth.
 //!
-//! `cargo bench -p triggerfish-tests --bench refresh -- [ROWS...] [--typos R] [--fuzzy]`
+//! `cargo bench -p triggerfish-tests --bench refresh -- [ROWS...] [--typos R] [--fuzzy] [--change PCT]`
 //! (default 1000000 rows; `--typos` and `--fuzzy` as in `demo generate`).
+//!
+//! `--change PCT` then edits PCT% of all rows in the CRM file (new e-mails,
+//! phones and cities, a tenth of them removed and as many added as copies of
+//! other contacts), refreshes again (incremental), and checks the result
+//! against a `--full --force` refresh of the same data.
 
 use std::path::Path;
 use std::time::Instant;
@@ -42,6 +47,7 @@ struct Args {
     rows: Vec<u64>,
     typos_per_mille: u16,
     fuzzy: bool,
+    change_pct: Option<f64>,
 }
 
 fn args() -> Result<Args, String> {
@@ -49,6 +55,7 @@ fn args() -> Result<Args, String> {
         rows: Vec::new(),
         typos_per_mille: 0,
         fuzzy: false,
+        change_pct: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -59,6 +66,10 @@ fn args() -> Result<Args, String> {
                 out.typos_per_mille = (x * 1000.0).round() as u16;
             }
             "--fuzzy" => out.fuzzy = true,
+            "--change" => {
+                let v = it.next().ok_or("--change needs a percentage, e.g. 1")?;
+                out.change_pct = Some(v.parse().map_err(|e| format!("--change {v}: {e}"))?);
+            }
             // Flags cargo passes to bench binaries.
             a if a.starts_with('-') => {}
             n => out
@@ -91,7 +102,7 @@ fn run(rows: u64, a: &Args, dir: &Path) -> Result<(), Box<dyn std::error::Error>
         .clone()
         .ok_or("no [insights] in the generated config")?;
     let store = EntityDb::open(&config.store_path(), config.page_limits())?;
-    let engine = InsightsEngine::new(workspace, store);
+    let engine = InsightsEngine::new(workspace.clone(), store);
     let mut count = Count(0);
     let t = Instant::now();
     let refresh = engine.refresh(&Scope::Full, &mut count)?;
@@ -117,7 +128,121 @@ fn run(rows: u64, a: &Args, dir: &Path) -> Result<(), Box<dyn std::error::Error>
     if !refresh.succeeded() {
         return Err("the refresh had failures".into());
     }
+    if let Some(pct) = a.change_pct {
+        let wanted = (rows as f64 * pct / 100.0).round() as usize;
+        let edited = edit_rows(&out.join("crm-contacts.csv"), wanted)?;
+        // Start the peak afresh: the edit above held the file in memory.
+        std::fs::write("/proc/self/clear_refs", "5")?;
+        let t = Instant::now();
+        let refresh = engine.refresh(&Scope::Full, &mut count)?;
+        let incremental_s = t.elapsed().as_secs_f64();
+        println!("after editing {edited} CRM rows ({pct}% of {rows}): refresh {incremental_s:.2} s; peak RSS of that refresh {:.1} MiB", peak_rss_mib());
+        print_stages(&refresh.stages);
+        if !refresh.succeeded() {
+            return Err("the incremental refresh had failures".into());
+        }
+        let incremental = digest(engine.store())?;
+        let full = InsightsEngine::new(
+            workspace.clone(),
+            EntityDb::open(&config.store_path(), config.page_limits())?,
+        )
+        .forcing(true);
+        let t = Instant::now();
+        let refresh = full.refresh(&Scope::Full, &mut count)?;
+        println!(
+            "the same data, --full --force: refresh {:.2} s",
+            t.elapsed().as_secs_f64()
+        );
+        print_stages(&refresh.stages);
+        let same = digest(full.store())? == incremental;
+        println!("customers and links identical to the full refresh: {same}");
+        if !same {
+            return Err("the incremental refresh differs from the full one".into());
+        }
+    }
     Ok(())
+}
+
+fn print_stages(stages: &[triggerfish_data::event::StageSummary]) {
+    for s in stages {
+        println!(
+            "  {:<28} {:>9} rows {:>8} ms  {}",
+            s.name,
+            s.rows,
+            s.duration_ms,
+            s.detail.as_deref().unwrap_or("")
+        );
+    }
+}
+
+/// Edit about `n` data rows of the CSV at `path` (spread evenly); the
+/// number edited, removed or added.
+fn edit_rows(path: &Path, n: usize) -> Result<usize, Box<dyn std::error::Error>> {
+    let text = std::fs::read_to_string(path)?;
+    let mut lines = text.lines();
+    let header = lines.next().ok_or("empty CSV")?.to_owned();
+    let rows: Vec<&str> = lines.collect();
+    let step = (rows.len() / n.max(1)).max(1);
+    let mut out = String::with_capacity(text.len() + 1024);
+    out.push_str(&header);
+    out.push('\n');
+    let mut added = Vec::new();
+    let mut edited = 0usize;
+    for (i, row) in rows.iter().enumerate() {
+        if i % step != step / 2 || edited >= n {
+            out.push_str(row);
+            out.push('\n');
+            continue;
+        }
+        edited += 1;
+        let mut f: Vec<String> = row.split(',').map(str::to_owned).collect();
+        if f.len() != 9 {
+            out.push_str(row);
+            out.push('\n');
+            continue;
+        }
+        // ContactId,FirstName,LastName,Email,Phone,PostalCode,City,Country,ModifiedOn
+        match edited % 10 {
+            0 => continue, // removed
+            1 => {
+                let mut copy = f.clone();
+                copy[0] = format!("{}-copy", f[0]);
+                added.push(copy.join(","));
+            }
+            2..=4 => f[3] = format!("moved{edited}@example.org"),
+            5 | 6 => f[4] = format!("+4420{:08}", edited),
+            _ => f[6] = format!("{} Nord", f[6]),
+        }
+        out.push_str(&f.join(","));
+        out.push('\n');
+    }
+    for a in added {
+        out.push_str(&a);
+        out.push('\n');
+    }
+    std::fs::write(path, out)?;
+    Ok(edited)
+}
+
+/// A digest of every customer and link row, in key order.
+fn digest(store: &EntityDb) -> Result<u64, Box<dyn std::error::Error>> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    let conn = store.session();
+    for sql in [
+        "SELECT * FROM ent_Customer ORDER BY CustomerId",
+        "SELECT * FROM ent_CustomerSourceLink ORDER BY LinkId",
+    ] {
+        let mut stmt = conn.prepare(sql)?;
+        let n = stmt.column_count();
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            for i in 0..n {
+                format!("{:?}", r.get::<_, rusqlite::types::Value>(i)?).hash(&mut h);
+            }
+        }
+    }
+    Ok(h.finish())
 }
 
 fn main() {
@@ -149,6 +274,9 @@ fn main() {
             }
             if a.fuzzy {
                 cmd.arg("--fuzzy");
+            }
+            if let Some(p) = a.change_pct {
+                cmd.args(["--change", &p.to_string()]);
             }
             let ok = cmd.status().is_ok_and(|s| s.success());
             if !ok {

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 
 use super::spill::{Frame, Frames, Partitions, Reader, Spill};
 
-/// Entries per partition while building (sorted in memory, about 40 bytes
-/// each).
-const ENTRIES_PER_PARTITION: u64 = 500_000;
+/// Entries per partition while building (sorted in memory, about 64 bytes
+/// each with the id's allocation).
+const ENTRIES_PER_PARTITION: u64 = 100_000;
 /// What the header frame starts with.
 const MAGIC: &str = "triggerfish key map 1";
 

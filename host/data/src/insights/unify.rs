@@ -375,6 +375,7 @@ pub fn unify(
         let mut claimed = Claimed::default();
         let mut done = 0u64;
         let mut link = Frame::default();
+        let mut cluster_keys: Vec<u128> = Vec::new();
         for part in by_root.into_parts() {
             let clusters = load_partition(part).map_err(spilled)?;
             let mut start = 0usize;
@@ -402,9 +403,14 @@ pub fn unify(
                     link.u16(u16::try_from(m.src).unwrap_or(u16::MAX));
                     link.str(&m.skey);
                     links.write(&link.0).map_err(spilled)?;
-                    for h in &m.keys {
-                        key_map.add(*h, &id).map_err(spilled)?;
-                    }
+                }
+                // Members share most keys: each once per cluster.
+                cluster_keys.clear();
+                cluster_keys.extend(members.iter().flat_map(|m| m.keys.iter().copied()));
+                cluster_keys.sort_unstable();
+                cluster_keys.dedup();
+                for h in &cluster_keys {
+                    key_map.add(*h, &id).map_err(spilled)?;
                 }
                 if members.len() > 1 {
                     report.merges += 1;
@@ -459,8 +465,8 @@ pub fn unify(
             )?;
         }
         None => {
+            publication.index(LINK, CUSTOMER_ID);
             publication.replace_entity_with(LINK, "LinkId", &link_columns(), fill_links)?;
-            publication.index(LINK, CUSTOMER_ID)?;
         }
     }
     if counter != first_seq {

@@ -36,6 +36,8 @@ pub struct Publication<'a> {
     staged: Vec<Staged>,
     counters: Vec<(String, u64)>,
     after: Vec<AfterPublish<'a>>,
+    /// (entity, column) to index when staged.
+    indexes: Vec<(String, String)>,
 }
 
 impl EntityDb {
@@ -46,6 +48,7 @@ impl EntityDb {
             staged: Vec::new(),
             counters: Vec::new(),
             after: Vec::new(),
+            indexes: Vec::new(),
         }
     }
 }
@@ -71,7 +74,13 @@ impl<'a> Publication<'a> {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| store.sql(e))?;
-        let rows = store.fill_staging(&tx, entity, key, columns, fill)?;
+        let indexes: Vec<&str> = self
+            .indexes
+            .iter()
+            .filter(|(e, _)| e == entity)
+            .map(|(_, c)| c.as_str())
+            .collect();
+        let rows = store.fill_staging(&tx, entity, key, columns, &indexes, fill)?;
         tx.commit().map_err(|e| store.sql(e))?;
         self.staged.retain(|s| s.entity != entity);
         self.staged.push(Staged {
@@ -105,7 +114,7 @@ impl<'a> Publication<'a> {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| store.sql(e))?;
-        let added = store.fill_staging(&tx, entity, &key, &meta.schema.columns, fill)?;
+        let added = store.fill_staging(&tx, entity, &key, &meta.schema.columns, &[], fill)?;
         let staging = Table::staging(entity);
         tx.execute_batch(&format!(
             "DROP VIEW IF EXISTS {view};
@@ -147,30 +156,12 @@ impl<'a> Publication<'a> {
         Ok(rows)
     }
 
-    /// Index `column` of the staged `entity`, so lookups by it stay fast once
-    /// published (a patched entity keeps the live table's indexes).
-    pub fn index(&mut self, entity: &str, column: &str) -> Result<(), StoreError> {
-        let store = self.store;
-        if !self.staged.iter().any(|s| s.entity == entity && !s.patch) {
-            return Err(StoreError::UnknownEntity(entity.to_owned()));
-        }
-        let conn = store.conn();
-        // The live table's index has one of two names; take the other.
-        let name = |side: &str| format!("ix_{entity}_{column}_{side}");
-        let taken: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?1",
-                [name("a")],
-                |r| r.get(0),
-            )
-            .map_err(|e| store.sql(e))?;
-        let name = name(if taken > 0 { "b" } else { "a" });
-        conn.execute_batch(&format!(
-            "DROP INDEX IF EXISTS \"{name}\";
-             CREATE INDEX \"{name}\" ON {} (\"{column}\");",
-            Table::staging(entity)
-        ))
-        .map_err(|e| store.sql(e))
+    /// Index `column` of `entity` when it is staged by
+    /// [`Publication::replace_entity_with`] (call this first), so lookups by
+    /// it stay fast once published. The index is filled with the rows,
+    /// without a sort at the end; a patched entity keeps the live indexes.
+    pub fn index(&mut self, entity: &str, column: &str) {
+        self.indexes.push((entity.to_owned(), column.to_owned()));
     }
 
     /// Set the counter `name` (see [`EntityDb::counter`]) when publishing.
@@ -429,9 +420,9 @@ mod tests {
         let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
         for n in [2, 3] {
             let mut p = store.publication();
+            p.index("A", "N");
             p.replace_entity_with("A", "Id", &cols(), pushing(rows(n)))
                 .unwrap();
-            p.index("A", "N").unwrap();
             p.publish().unwrap();
         }
         let indexes: i64 = store

@@ -95,7 +95,8 @@ impl<'a> Publication<'a> {
 
     /// Stage a patch of the live `entity`: delete the rows whose keys are in
     /// `deleted`, then add the rows pushed by `fill` (same columns as the live
-    /// entity). The number of rows it will hold.
+    /// entity; one with a live key replaces that row). The number of rows it
+    /// will hold.
     pub fn patch_entity_with<E: From<StoreError>>(
         &mut self,
         entity: &str,
@@ -130,6 +131,12 @@ impl<'a> Publication<'a> {
                 insert.execute([k]).map_err(|e| store.sql(e))?;
             }
         }
+        // A live row an added one replaces is deleted too.
+        tx.execute_batch(&format!(
+            "INSERT OR IGNORE INTO {del}
+               SELECT \"{key}\" FROM {staging} WHERE \"{key}\" IN (SELECT \"{key}\" FROM {live})"
+        ))
+        .map_err(|e| store.sql(e))?;
         let removed: i64 = tx
             .query_row(
                 &format!("SELECT count(*) FROM {live} WHERE \"{key}\" IN (SELECT k FROM {del})"),
@@ -267,14 +274,39 @@ fn apply_patch(
         Table::staging(&s.entity),
     );
     let key = &s.key;
+    let sql = |e| store.sql(e);
     tx.execute_batch(&format!(
         "DROP VIEW IF EXISTS {view};
-         DELETE FROM {live} WHERE \"{key}\" IN (SELECT k FROM {del});
-         INSERT INTO {live} SELECT * FROM {staging};
-         DROP TABLE {del};
-         DROP TABLE {staging};"
+         DELETE FROM {live} WHERE \"{key}\" IN (SELECT k FROM {del});"
     ))
-    .map_err(|e| store.sql(e))?;
+    .map_err(sql)?;
+    // Row by row: one `INSERT … SELECT` would keep a statement journal of
+    // every page it touches, in memory.
+    {
+        let mut read = tx
+            .prepare(&format!("SELECT * FROM {staging}"))
+            .map_err(sql)?;
+        let n = read.column_count();
+        let mut write = tx
+            .prepare(&format!(
+                "INSERT OR REPLACE INTO {live} VALUES ({})",
+                vec!["?"; n].join(", ")
+            ))
+            .map_err(sql)?;
+        let mut rows = read.query([]).map_err(sql)?;
+        let mut values: Vec<Value> = Vec::with_capacity(n);
+        while let Some(r) = rows.next().map_err(sql)? {
+            values.clear();
+            for i in 0..n {
+                values.push(r.get(i).map_err(sql)?);
+            }
+            write
+                .execute(rusqlite::params_from_iter(values.iter()))
+                .map_err(sql)?;
+        }
+    }
+    tx.execute_batch(&format!("DROP TABLE {del}; DROP TABLE {staging};"))
+        .map_err(sql)?;
     tx.execute(
         "UPDATE _tf_entities SET generation = generation + 1, rows = ?2, updated_at = ?3
          WHERE name = ?1",
@@ -374,7 +406,10 @@ mod tests {
         let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
         store.replace_entity("A", "Id", &cols(), rows(4)).unwrap();
         let mut p = store.publication();
-        let fill = pushing(vec![Ok(vec![Value::Text("new".into()), Value::Integer(9)])]);
+        let fill = pushing(vec![
+            Ok(vec![Value::Text("new".into()), Value::Integer(9)]),
+            Ok(vec![Value::Text("r0".into()), Value::Integer(10)]),
+        ]);
         let keys = ["r1", "r3", "absent"].map(|k| Value::Text(k.into()));
         assert_eq!(p.patch_entity_with("A", keys, fill).unwrap(), 3);
         p.set_counter("c", 7);
@@ -391,15 +426,16 @@ mod tests {
         p.after_publish(move || flag.set(true));
         p.publish().unwrap();
         assert!(published.get());
-        let ids: Vec<String> = store
+        let ids: Vec<(String, i64)> = store
             .session()
-            .prepare("SELECT Id FROM ent_A ORDER BY Id")
+            .prepare("SELECT Id, N FROM ent_A ORDER BY Id")
             .unwrap()
-            .query_map([], |r| r.get(0))
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap()
             .map(Result::unwrap)
             .collect();
-        assert_eq!(ids, ["new", "r0", "r2"]);
+        let expected = [("new", 9), ("r0", 10), ("r2", 2)].map(|(k, n)| (k.to_owned(), n));
+        assert_eq!(ids, expected);
         let meta = store.meta("A").unwrap();
         assert_eq!((meta.rows, meta.generation), (3, 2));
         assert_eq!(store.counter("c").unwrap(), Some(7));

@@ -4,8 +4,8 @@
 //! The touched clusters are those of the changed rows' previous records
 //! (from `CustomerSourceLink`) and those holding any match key of the
 //! changed rows' new values (from the [`super::keymap`]); every record of
-//! those clusters is unified again with the changed rows, and the result
-//! replaces those clusters. Records of other clusters cannot be affected:
+//! those clusters (listed in the key map too) is unified again with the
+//! changed rows, and the result replaces those clusters. Records of other clusters cannot be affected:
 //! they share no key with a changed row. (Blocks over
 //! [`super::similarity::ALL_PAIRS_UP_TO`] records compare neighbours in a
 //! window, which depends on the block's other records: there the result
@@ -214,9 +214,30 @@ pub(super) fn plan(
             source,
         })
     })?;
-    seeds.extend(reached);
+    seeds.extend(reached.into_iter().map(|(_, id)| id));
 
-    // Every record of the touched clusters.
+    // Every record of the touched clusters, from their member lists.
+    let by_hash: HashMap<u128, &str> = seeds
+        .iter()
+        .map(|id| (keymap::member_hash(id), id.as_str()))
+        .collect();
+    let listed = keymap::lookup(keymap_path, token, by_hash.keys().copied().collect()).map_err(
+        |source| {
+            UnifyError::Spill(super::spill::SpillError {
+                dir: keymap_path.to_owned(),
+                source,
+            })
+        },
+    )?;
+    if listed.len() as u64 > MAX_REUNIFIED_RECORDS {
+        return Ok(Plan::Full("the changes touch too many records"));
+    }
+    let mut sizes: HashMap<u128, u64> = HashMap::new();
+    for (h, _) in &listed {
+        *sizes.entry(*h).or_default() += 1;
+    }
+    let seed_merges = sizes.values().filter(|&&n| n > 1).count() as u64;
+    let seed_matched: u64 = sizes.values().filter(|&&n| n > 1).sum();
     let conn = store.session();
     let source_index: HashMap<&str, usize> = ws
         .sources
@@ -236,45 +257,21 @@ pub(super) fn plan(
         })
         .collect::<Result<_, _>>()
         .map_err(sql)?;
-    let mut members = conn
-        .prepare_cached(&format!(
-            "SELECT \"LinkId\", \"Source\", \"SourceKey\" FROM {} WHERE \"{CUSTOMER_ID}\" = ?1",
-            Table::of(LINK)
-        ))
-        .map_err(sql)?;
-    let mut links = Vec::new();
-    let (mut seed_merges, mut seed_matched) = (0u64, 0u64);
-    for id in &seeds {
-        let rows = members
-            .query_map([id], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Option<String>>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                ))
-            })
-            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-            .map_err(sql)?;
-        if rows.len() > 1 {
-            seed_merges += 1;
-            seed_matched += rows.len() as u64;
-        }
-        for (link, source, key) in rows {
-            links.push(link);
-            let Some(&si) = source.as_deref().and_then(|s| source_index.get(s)) else {
-                continue;
-            };
-            if let Some(rowid) = rowid_of[si]
-                .query_row([key], |r| r.get::<_, i64>(0))
-                .optional()
-                .map_err(sql)?
-            {
-                selection.rowids[si].push(rowid);
+    let mut links = Vec::with_capacity(listed.len());
+    for (_, link) in listed {
+        // A `LinkId` is `<source>/<key>`; source names have no '/'.
+        if let Some((source, key)) = link.split_once('/') {
+            if let Some(&si) = source_index.get(source) {
+                if let Some(rowid) = rowid_of[si]
+                    .query_row([key], |r| r.get::<_, i64>(0))
+                    .optional()
+                    .map_err(sql)?
+                {
+                    selection.rowids[si].push(rowid);
+                }
             }
         }
-        if links.len() as u64 > MAX_REUNIFIED_RECORDS {
-            return Ok(Plan::Full("the changes touch too many records"));
-        }
+        links.push(link);
     }
     for r in &mut selection.rowids {
         r.sort_unstable();

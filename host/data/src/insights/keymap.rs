@@ -1,8 +1,10 @@
 //! The key map: every match key of the last unification (an exact rule's
 //! key hash, or the block hash of a rule that compares pairs) with the
-//! customers whose records have it, sorted by hash, in a file next to the
-//! store. Incremental unification looks the keys of changed rows up here to
-//! find the clusters they touch, without reading every row.
+//! customers whose records have it, and every customer's
+//! [`member_hash`] with the `LinkId`s of its records, sorted by hash, in a
+//! file next to the store. Incremental unification looks the keys of
+//! changed rows up here to find the clusters they touch, and then their
+//! records, without reading every row.
 //!
 //! The file starts with a token that the store holds too (set when the
 //! unification that wrote it was published): a file from another run is
@@ -36,7 +38,26 @@ pub fn next_path(path: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// Collects (hash, customer) entries, partitioned by hash range.
+/// The hash under which customer `id`'s records are listed.
+pub fn member_hash(id: &str) -> u128 {
+    use std::hash::{Hash, Hasher};
+    let half = |seed: u8| {
+        let mut h = std::hash::DefaultHasher::new();
+        (seed, "members of", id).hash(&mut h);
+        h.finish()
+    };
+    (u128::from(half(0)) << 64) | u128::from(half(1))
+}
+
+/// What a patch of the previous key map leaves out: entries whose value is
+/// one of `values` (recomputed customers) or whose hash is one of `hashes`
+/// (their member lists).
+pub struct Dropped<'a> {
+    pub values: &'a HashSet<String>,
+    pub hashes: &'a HashSet<u128>,
+}
+
+/// Collects (hash, value) entries, partitioned by hash range.
 pub struct Builder {
     parts: Partitions,
     frame: Frame,
@@ -54,26 +75,27 @@ impl Builder {
         })
     }
 
-    /// Record that customer `id` has a record with key `hash`.
-    pub fn add(&mut self, hash: u128, id: &str) -> std::io::Result<()> {
+    /// Record `value` under `hash`: a customer id under a key its records
+    /// have, or a `LinkId` under its customer's [`member_hash`].
+    pub fn add(&mut self, hash: u128, value: &str) -> std::io::Result<()> {
         // The top bits pick the partition, so partitions are hash ranges.
         let n = self.parts.len() as u128;
         let part = (((hash >> 64) * n) >> 64) as usize;
         self.frame.clear();
         self.frame.u128(hash);
-        self.frame.str(id);
+        self.frame.str(value);
         self.entries += 1;
         self.parts.write(part, &self.frame.0)
     }
 
     /// Write the key map to `out` with `token`: the entries added, and,
-    /// when `previous` is given, that file's entries except those of the
-    /// customers listed (a patch of the previous map).
+    /// when `previous` is given, that file's entries except those dropped (a
+    /// patch of the previous map).
     pub fn finish(
         self,
         out: &Path,
         token: u64,
-        previous: Option<(&Path, u64, &HashSet<String>)>,
+        previous: Option<(&Path, u64, Dropped<'_>)>,
     ) -> std::io::Result<()> {
         let mut file = Spill::create(out)?;
         let mut header = Frame::default();
@@ -90,7 +112,7 @@ impl Builder {
             if let Some((frames, dropped)) = old.as_mut() {
                 while let Some(b) = frames.next_frame()? {
                     let (h, id) = decode(b)?;
-                    if !dropped.contains(id) {
+                    if !dropped.values.contains(id) && !dropped.hashes.contains(&h) {
                         *pending = Some((h, id.to_owned()));
                         break;
                     }
@@ -162,11 +184,15 @@ pub fn valid(path: &Path, token: u64) -> bool {
     open(path, token).is_ok()
 }
 
-/// The customers having any of `hashes`, from the key map at `path`.
-pub fn lookup(path: &Path, token: u64, mut hashes: Vec<u128>) -> std::io::Result<HashSet<String>> {
+/// The entries under any of `hashes` in the key map at `path`, by hash.
+pub fn lookup(
+    path: &Path,
+    token: u64,
+    mut hashes: Vec<u128>,
+) -> std::io::Result<Vec<(u128, String)>> {
     hashes.sort_unstable();
     hashes.dedup();
-    let mut found = HashSet::new();
+    let mut found = Vec::new();
     let mut frames = open(path, token)?;
     let mut want = hashes.into_iter().peekable();
     while want.peek().is_some() {
@@ -176,7 +202,7 @@ pub fn lookup(path: &Path, token: u64, mut hashes: Vec<u128>) -> std::io::Result
         let (h, id) = decode(b)?;
         while want.next_if(|&w| w < h).is_some() {}
         if want.peek() == Some(&h) {
-            found.insert(id.to_owned());
+            found.push((h, id.to_owned()));
         }
     }
     Ok(found)
@@ -205,6 +231,7 @@ mod tests {
             let mut v: Vec<String> = lookup(&path, token, hashes.to_vec())
                 .unwrap()
                 .into_iter()
+                .map(|(_, id)| id)
                 .collect();
             v.sort();
             v
@@ -216,12 +243,17 @@ mod tests {
         let next = next_path(&path);
         let mut b = Builder::new(dir.path(), 1).unwrap();
         b.add(9, "C2").unwrap();
-        let dropped: HashSet<String> = ["C2".to_owned()].into();
-        b.finish(&next, 8, Some((&path, 7, &dropped))).unwrap();
+        let values: HashSet<String> = ["C2".to_owned()].into();
+        let hashes: HashSet<u128> = [u128::MAX].into();
+        let dropped = Dropped {
+            values: &values,
+            hashes: &hashes,
+        };
+        b.finish(&next, 8, Some((&path, 7, dropped))).unwrap();
         std::fs::rename(&next, &path).unwrap();
         assert_eq!(ids(&[5], 8), ["C1"]);
         assert_eq!(ids(&[9, 1 << 100], 8), ["C2"]);
-        assert_eq!(ids(&[u128::MAX], 8), ["C3"]);
+        assert!(ids(&[u128::MAX], 8).is_empty());
         assert!(valid(&path, 8) && !valid(&path, 7));
     }
 }

@@ -369,7 +369,8 @@ pub fn unify(
     let mut counter = next_customer_seq(store)?;
     let first_seq = counter;
     let mut links = Spill::new_in(&dir).map_err(spilled)?;
-    let mut key_map = keymap::Builder::new(&dir, expected_keys).map_err(spilled)?;
+    let mut key_map =
+        keymap::Builder::new(&dir, expected_keys + u64::from(records)).map_err(spilled)?;
     let nf = ws.profile_fields.len();
     let fill_customers = |sink: &mut RowSink<'_>| {
         let mut claimed = Claimed::default();
@@ -403,6 +404,9 @@ pub fn unify(
                     link.u16(u16::try_from(m.src).unwrap_or(u16::MAX));
                     link.str(&m.skey);
                     links.write(&link.0).map_err(spilled)?;
+                    key_map
+                        .add(keymap::member_hash(&id), &m.link)
+                        .map_err(spilled)?;
                 }
                 // Members share most keys: each once per cluster.
                 cluster_keys.clear();
@@ -465,7 +469,6 @@ pub fn unify(
             )?;
         }
         None => {
-            publication.index(LINK, CUSTOMER_ID);
             publication.replace_entity_with(LINK, "LinkId", &link_columns(), fill_links)?;
         }
     }
@@ -477,7 +480,16 @@ pub fn unify(
     // current when this publication is.
     let token = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), started);
     let next = keymap::next_path(&keymap_path);
-    let previous = subset.map(|s| (keymap_path.as_path(), s.token, &s.seeds));
+    let member_hashes: HashSet<u128> = subset
+        .map(|s| s.seeds.iter().map(|id| keymap::member_hash(id)).collect())
+        .unwrap_or_default();
+    let previous = subset.map(|s| {
+        let dropped = keymap::Dropped {
+            values: &s.seeds,
+            hashes: &member_hashes,
+        };
+        (keymap_path.as_path(), s.token, dropped)
+    });
     key_map.finish(&next, token, previous).map_err(spilled)?;
     if let Some(s) = subset {
         report.incremental = Some(Reunified {

@@ -370,7 +370,7 @@ impl EntityDb {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| self.sql(e))?;
-        let count = self.fill_staging(&tx, entity, key, columns, &[], fill)?;
+        let count = self.fill_staging(&tx, entity, key, columns, fill)?;
         changes::record(self, &tx, entity, key, columns)?;
         self.swap_in(&tx, entity, key, columns, count)?;
         tx.commit().map_err(|e| self.sql(e))?;
@@ -386,7 +386,6 @@ impl EntityDb {
         entity: &str,
         key: &str,
         columns: &[(String, ColumnType)],
-        indexes: &[&str],
         fill: impl FnOnce(&mut RowSink<'_>) -> Result<(), E>,
     ) -> Result<u64, E> {
         if !valid_identifier(entity) {
@@ -418,25 +417,6 @@ impl EntityDb {
             col_defs.join(", ")
         ))
         .map_err(|e| self.sql(e))?;
-        for column in indexes {
-            if !columns.iter().any(|(c, _)| c == column) {
-                return Err(StoreError::BadName((*column).to_owned(), "field").into());
-            }
-            // The live table's index has one of two names; take the other.
-            let name = |side: &str| format!("ix_{entity}_{column}_{side}");
-            let taken: i64 = tx
-                .query_row(
-                    "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?1",
-                    [name("a")],
-                    |r| r.get(0),
-                )
-                .map_err(|e| self.sql(e))?;
-            let name = name(if taken > 0 { "b" } else { "a" });
-            tx.execute_batch(&format!(
-                "DROP INDEX IF EXISTS \"{name}\"; CREATE INDEX \"{name}\" ON {staging} (\"{column}\");"
-            ))
-            .map_err(|e| self.sql(e))?;
-        }
         let insert = tx
             .prepare(&format!("INSERT INTO {staging} VALUES ({placeholders})"))
             .map_err(|e| self.sql(e))?;

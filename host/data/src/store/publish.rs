@@ -36,8 +36,6 @@ pub struct Publication<'a> {
     staged: Vec<Staged>,
     counters: Vec<(String, u64)>,
     after: Vec<AfterPublish<'a>>,
-    /// (entity, column) to index when staged.
-    indexes: Vec<(String, String)>,
 }
 
 impl EntityDb {
@@ -48,7 +46,6 @@ impl EntityDb {
             staged: Vec::new(),
             counters: Vec::new(),
             after: Vec::new(),
-            indexes: Vec::new(),
         }
     }
 }
@@ -74,13 +71,7 @@ impl<'a> Publication<'a> {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| store.sql(e))?;
-        let indexes: Vec<&str> = self
-            .indexes
-            .iter()
-            .filter(|(e, _)| e == entity)
-            .map(|(_, c)| c.as_str())
-            .collect();
-        let rows = store.fill_staging(&tx, entity, key, columns, &indexes, fill)?;
+        let rows = store.fill_staging(&tx, entity, key, columns, fill)?;
         tx.commit().map_err(|e| store.sql(e))?;
         self.staged.retain(|s| s.entity != entity);
         self.staged.push(Staged {
@@ -115,7 +106,7 @@ impl<'a> Publication<'a> {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| store.sql(e))?;
-        let added = store.fill_staging(&tx, entity, &key, &meta.schema.columns, &[], fill)?;
+        let added = store.fill_staging(&tx, entity, &key, &meta.schema.columns, fill)?;
         let staging = Table::staging(entity);
         tx.execute_batch(&format!(
             "DROP VIEW IF EXISTS {view};
@@ -161,14 +152,6 @@ impl<'a> Publication<'a> {
             patch: true,
         });
         Ok(rows)
-    }
-
-    /// Index `column` of `entity` when it is staged by
-    /// [`Publication::replace_entity_with`] (call this first), so lookups by
-    /// it stay fast once published. The index is filled with the rows,
-    /// without a sort at the end; a patched entity keeps the live indexes.
-    pub fn index(&mut self, entity: &str, column: &str) {
-        self.indexes.push((entity.to_owned(), column.to_owned()));
     }
 
     /// Set the counter `name` (see [`EntityDb::counter`]) when publishing.
@@ -448,27 +431,5 @@ mod tests {
             )
             .unwrap();
         assert_eq!(leftovers, 0);
-    }
-
-    #[test]
-    fn a_staged_index_survives_publication_twice() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
-        for n in [2, 3] {
-            let mut p = store.publication();
-            p.index("A", "N");
-            p.replace_entity_with("A", "Id", &cols(), pushing(rows(n)))
-                .unwrap();
-            p.publish().unwrap();
-        }
-        let indexes: i64 = store
-            .session()
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'ent_A' AND name LIKE 'ix_%'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(indexes, 1);
     }
 }

@@ -129,22 +129,29 @@ impl Builder {
             file.write(&frame.0)
         };
         for part in self.parts.into_parts() {
-            let mut entries: Vec<(u128, String)> = Vec::new();
+            // Values in one buffer: (hash, start, end) per entry.
+            let mut text = String::new();
+            let mut entries: Vec<(u128, usize, usize)> = Vec::new();
             let mut frames = part.into_reader()?;
             while let Some(b) = frames.next_frame()? {
                 let (h, id) = decode(b)?;
-                entries.push((h, id.to_owned()));
+                let start = text.len();
+                text.push_str(id);
+                entries.push((h, start, text.len()));
             }
-            entries.sort_unstable();
-            entries.dedup();
-            for (h, id) in entries {
-                while let Some((oh, oid)) =
-                    pending.as_ref().filter(|(oh, oid)| (*oh, oid) < (h, &id))
+            let value = |&(_, a, b): &(u128, usize, usize)| &text[a..b];
+            entries.sort_unstable_by(|x, y| x.0.cmp(&y.0).then_with(|| value(x).cmp(value(y))));
+            entries.dedup_by(|x, y| x.0 == y.0 && value(x) == value(y));
+            for e in &entries {
+                let (h, id) = (e.0, value(e));
+                while let Some((oh, oid)) = pending
+                    .as_ref()
+                    .filter(|(oh, oid)| (*oh, oid.as_str()) < (h, id))
                 {
                     put(*oh, oid)?;
                     next_old(&mut pending)?;
                 }
-                put(h, &id)?;
+                put(h, id)?;
             }
         }
         while let Some((oh, oid)) = pending.as_ref() {

@@ -4,8 +4,8 @@
 //! The touched clusters are those of the changed rows' previous records
 //! (from `CustomerSourceLink`) and those holding any match key of the
 //! changed rows' new values (from the [`super::keymap`]); every record of
-//! those clusters (listed in the key map too) is unified again with the
-//! changed rows, and the result replaces those clusters. Records of other clusters cannot be affected:
+//! those clusters (one scan of `CustomerSourceLink`) is unified again with
+//! the changed rows, and the result replaces those clusters. Records of other clusters cannot be affected:
 //! they share no key with a changed row. (Blocks over
 //! [`super::similarity::ALL_PAIRS_UP_TO`] records compare neighbours in a
 //! window, which depends on the block's other records: there the result
@@ -214,37 +214,23 @@ pub(super) fn plan(
             source,
         })
     })?;
-    seeds.extend(reached.into_iter().map(|(_, id)| id));
+    seeds.extend(reached);
 
-    // Every record of the touched clusters, from their member lists.
-    let by_hash: HashMap<u128, &str> = seeds
-        .iter()
-        .map(|id| (keymap::member_hash(id), id.as_str()))
-        .collect();
-    let listed = keymap::lookup(keymap_path, token, by_hash.keys().copied().collect()).map_err(
-        |source| {
-            UnifyError::Spill(super::spill::SpillError {
-                dir: keymap_path.to_owned(),
-                source,
-            })
-        },
-    )?;
-    if listed.len() as u64 > MAX_REUNIFIED_RECORDS {
-        return Ok(Plan::Full("the changes touch too many records"));
-    }
-    let mut sizes: HashMap<u128, u64> = HashMap::new();
-    for (h, _) in &listed {
-        *sizes.entry(*h).or_default() += 1;
-    }
-    let seed_merges = sizes.values().filter(|&&n| n > 1).count() as u64;
-    let seed_matched: u64 = sizes.values().filter(|&&n| n > 1).sum();
+    // Every record of the touched clusters: one scan of the links.
     let conn = store.session();
-    let source_index: HashMap<&str, usize> = ws
-        .sources
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.name.as_str(), i))
-        .collect();
+    conn.execute_batch(
+        "DROP TABLE IF EXISTS temp.tf_seeds;
+         CREATE TEMP TABLE tf_seeds (id TEXT PRIMARY KEY);",
+    )
+    .map_err(sql)?;
+    {
+        let mut put = conn
+            .prepare("INSERT OR IGNORE INTO temp.tf_seeds VALUES (?1)")
+            .map_err(sql)?;
+        for id in &seeds {
+            put.execute([id]).map_err(sql)?;
+        }
+    }
     let mut rowid_of: Vec<rusqlite::CachedStatement<'_>> = ws
         .sources
         .iter()
@@ -257,22 +243,50 @@ pub(super) fn plan(
         })
         .collect::<Result<_, _>>()
         .map_err(sql)?;
-    let mut links = Vec::with_capacity(listed.len());
-    for (_, link) in listed {
-        // A `LinkId` is `<source>/<key>`; source names have no '/'.
-        if let Some((source, key)) = link.split_once('/') {
-            if let Some(&si) = source_index.get(source) {
-                if let Some(rowid) = rowid_of[si]
-                    .query_row([key], |r| r.get::<_, i64>(0))
-                    .optional()
-                    .map_err(sql)?
-                {
-                    selection.rowids[si].push(rowid);
-                }
+    let source_index: HashMap<&str, usize> = ws
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    let mut links = Vec::new();
+    let mut sizes: HashMap<String, u64> = HashMap::new();
+    {
+        let mut members = conn
+            .prepare(&format!(
+                "SELECT \"LinkId\", \"{CUSTOMER_ID}\", \"Source\", \"SourceKey\" FROM {}
+                 WHERE \"{CUSTOMER_ID}\" IN (SELECT id FROM temp.tf_seeds)",
+                Table::of(LINK)
+            ))
+            .map_err(sql)?;
+        let mut rows = members.query([]).map_err(sql)?;
+        while let Some(r) = rows.next().map_err(sql)? {
+            let link: String = r.get(0).map_err(sql)?;
+            let id: String = r.get(1).map_err(sql)?;
+            let source: Option<String> = r.get(2).map_err(sql)?;
+            let key: Option<String> = r.get(3).map_err(sql)?;
+            *sizes.entry(id).or_default() += 1;
+            links.push(link);
+            if links.len() as u64 > MAX_REUNIFIED_RECORDS {
+                return Ok(Plan::Full("the changes touch too many records"));
+            }
+            let Some(&si) = source.as_deref().and_then(|s| source_index.get(s)) else {
+                continue;
+            };
+            if let Some(rowid) = rowid_of[si]
+                .query_row([key], |r| r.get::<_, i64>(0))
+                .optional()
+                .map_err(sql)?
+            {
+                selection.rowids[si].push(rowid);
             }
         }
-        links.push(link);
     }
+    drop(rowid_of);
+    conn.execute_batch("DROP TABLE IF EXISTS temp.tf_seeds")
+        .map_err(sql)?;
+    let seed_merges = sizes.values().filter(|&&n| n > 1).count() as u64;
+    let seed_matched: u64 = sizes.values().filter(|&&n| n > 1).sum();
     for r in &mut selection.rowids {
         r.sort_unstable();
         r.dedup();

@@ -1,10 +1,12 @@
 //! The key map: every match key of the last unification (an exact rule's
 //! key hash, or the block hash of a rule that compares pairs) with the
-//! customers whose records have it, and every customer's
-//! [`member_hash`] with the `LinkId`s of its records, sorted by hash, in a
-//! file next to the store. Incremental unification looks the keys of
-//! changed rows up here to find the clusters they touch, and then their
-//! records, without reading every row.
+//! customers whose records have it, sorted by hash, in a file next to the
+//! store. Incremental unification looks the keys of changed rows up here to
+//! find the clusters they touch, without reading every row.
+//!
+//! Hashes are 64 bits: a collision only adds a cluster to those unified
+//! again, which changes nothing in the result. Engine ids (`C` and eight or
+//! more digits) are kept as numbers, so an entry takes about 17 bytes.
 //!
 //! The file starts with a token that the store holds too (set when the
 //! unification that wrote it was published): a file from another run is
@@ -15,11 +17,11 @@ use std::path::{Path, PathBuf};
 
 use super::spill::{Frame, Frames, Partitions, Reader, Spill};
 
-/// Entries per partition while building (sorted in memory, about 64 bytes
-/// each with the id's allocation).
-const ENTRIES_PER_PARTITION: u64 = 100_000;
+/// Entries per partition while building (sorted in memory, about 40 bytes
+/// each).
+const ENTRIES_PER_PARTITION: u64 = 250_000;
 /// What the header frame starts with.
-const MAGIC: &str = "triggerfish key map 1";
+const MAGIC: &str = "triggerfish key map 2";
 
 /// The key map of the store at `store_path`.
 pub fn path_for(store_path: &Path) -> PathBuf {
@@ -38,30 +40,59 @@ pub fn next_path(path: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// The hash under which customer `id`'s records are listed.
-pub fn member_hash(id: &str) -> u128 {
-    use std::hash::{Hash, Hasher};
-    let half = |seed: u8| {
-        let mut h = std::hash::DefaultHasher::new();
-        (seed, "members of", id).hash(&mut h);
-        h.finish()
-    };
-    (u128::from(half(0)) << 64) | u128::from(half(1))
+/// A customer id as stored: a tag, then the engine id's number or the text.
+fn encode(id: &str, out: &mut Vec<u8>) {
+    let number = id
+        .strip_prefix('C')
+        .filter(|d| d.len() >= 8 && d.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|d| d.parse::<u64>().ok())
+        .filter(|n| format!("C{n:08}") == id);
+    match number {
+        Some(n) => {
+            out.push(0);
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        None => {
+            out.push(1);
+            out.extend_from_slice(id.as_bytes());
+        }
+    }
 }
 
-/// What a patch of the previous key map leaves out: entries whose value is
-/// one of `values` (recomputed customers) or whose hash is one of `hashes`
-/// (their member lists).
-pub struct Dropped<'a> {
-    pub values: &'a HashSet<String>,
-    pub hashes: &'a HashSet<u128>,
+fn decode_id(b: &[u8]) -> std::io::Result<String> {
+    let corrupt = || std::io::Error::other("corrupt key map entry");
+    match b.split_first() {
+        Some((0, n)) => {
+            let n: [u8; 8] = n.try_into().map_err(|_| corrupt())?;
+            Ok(format!("C{:08}", u64::from_le_bytes(n)))
+        }
+        Some((1, text)) => String::from_utf8(text.to_vec()).map_err(|_| corrupt()),
+        _ => Err(corrupt()),
+    }
 }
 
-/// Collects (hash, value) entries, partitioned by hash range.
+/// An entry's hash and encoded id.
+fn split(b: &[u8]) -> std::io::Result<(u64, &[u8])> {
+    if b.len() < 9 {
+        return Err(std::io::Error::other("corrupt key map entry"));
+    }
+    let (h, id) = b.split_at(8);
+    let h: [u8; 8] = h
+        .try_into()
+        .map_err(|_| std::io::Error::other("corrupt key map entry"))?;
+    Ok((u64::from_le_bytes(h), id))
+}
+
+/// The order of two entries: by hash, then by encoded id.
+fn ordered(a: &[u8], b: &[u8]) -> std::io::Result<std::cmp::Ordering> {
+    let ((ha, ia), (hb, ib)) = (split(a)?, split(b)?);
+    Ok(ha.cmp(&hb).then_with(|| ia.cmp(ib)))
+}
+
+/// Collects (hash, customer) entries, partitioned by hash range.
 pub struct Builder {
     parts: Partitions,
     frame: Frame,
-    entries: u64,
 }
 
 impl Builder {
@@ -71,31 +102,28 @@ impl Builder {
         Ok(Self {
             parts: Partitions::new(dir, n)?,
             frame: Frame::default(),
-            entries: 0,
         })
     }
 
-    /// Record `value` under `hash`: a customer id under a key its records
-    /// have, or a `LinkId` under its customer's [`member_hash`].
-    pub fn add(&mut self, hash: u128, value: &str) -> std::io::Result<()> {
+    /// Record that customer `id` has a record with key `hash`.
+    pub fn add(&mut self, hash: u64, id: &str) -> std::io::Result<()> {
         // The top bits pick the partition, so partitions are hash ranges.
         let n = self.parts.len() as u128;
-        let part = (((hash >> 64) * n) >> 64) as usize;
+        let part = ((u128::from(hash) * n) >> 64) as usize;
         self.frame.clear();
-        self.frame.u128(hash);
-        self.frame.str(value);
-        self.entries += 1;
+        self.frame.0.extend_from_slice(&hash.to_le_bytes());
+        encode(id, &mut self.frame.0);
         self.parts.write(part, &self.frame.0)
     }
 
     /// Write the key map to `out` with `token`: the entries added, and,
-    /// when `previous` is given, that file's entries except those dropped (a
-    /// patch of the previous map).
+    /// when `previous` is given, that file's entries except those of the
+    /// customers listed (a patch of the previous map).
     pub fn finish(
         self,
         out: &Path,
         token: u64,
-        previous: Option<(&Path, u64, Dropped<'_>)>,
+        previous: Option<(&Path, u64, &HashSet<String>)>,
     ) -> std::io::Result<()> {
         let mut file = Spill::create(out)?;
         let mut header = Frame::default();
@@ -103,17 +131,28 @@ impl Builder {
         header.u128(u128::from(token));
         file.write(&header.0)?;
         let mut old = match previous {
-            Some((path, token, dropped)) => Some((open(path, token)?, dropped)),
+            Some((path, token, dropped)) => {
+                let dropped: HashSet<Vec<u8>> = dropped
+                    .iter()
+                    .map(|id| {
+                        let mut v = Vec::new();
+                        encode(id, &mut v);
+                        v
+                    })
+                    .collect();
+                Some((open(path, token)?, dropped))
+            }
             None => None,
         };
-        let mut pending: Option<(u128, String)> = None;
-        let mut next_old = |pending: &mut Option<(u128, String)>| -> std::io::Result<()> {
+        // The previous map's next entry kept, as a whole frame.
+        let mut pending: Option<Vec<u8>> = None;
+        let mut next_old = |pending: &mut Option<Vec<u8>>| -> std::io::Result<()> {
             *pending = None;
             if let Some((frames, dropped)) = old.as_mut() {
                 while let Some(b) = frames.next_frame()? {
-                    let (h, id) = decode(b)?;
-                    if !dropped.values.contains(id) && !dropped.hashes.contains(&h) {
-                        *pending = Some((h, id.to_owned()));
+                    let (_, id) = split(b)?;
+                    if !dropped.contains(id) {
+                        *pending = Some(b.to_vec());
                         break;
                     }
                 }
@@ -121,50 +160,38 @@ impl Builder {
             Ok(())
         };
         next_old(&mut pending)?;
-        let mut frame = Frame::default();
-        let mut put = |h: u128, id: &str| {
-            frame.clear();
-            frame.u128(h);
-            frame.str(id);
-            file.write(&frame.0)
-        };
         for part in self.parts.into_parts() {
-            // Values in one buffer: (hash, start, end) per entry.
-            let mut text = String::new();
-            let mut entries: Vec<(u128, usize, usize)> = Vec::new();
+            // Frames in one buffer: (hash, start, end) per entry.
+            let mut buf: Vec<u8> = Vec::new();
+            let mut entries: Vec<(u64, usize, usize)> = Vec::new();
             let mut frames = part.into_reader()?;
             while let Some(b) = frames.next_frame()? {
-                let (h, id) = decode(b)?;
-                let start = text.len();
-                text.push_str(id);
-                entries.push((h, start, text.len()));
+                let (h, _) = split(b)?;
+                let start = buf.len();
+                buf.extend_from_slice(b);
+                entries.push((h, start, buf.len()));
             }
-            let value = |&(_, a, b): &(u128, usize, usize)| &text[a..b];
-            entries.sort_unstable_by(|x, y| x.0.cmp(&y.0).then_with(|| value(x).cmp(value(y))));
-            entries.dedup_by(|x, y| x.0 == y.0 && value(x) == value(y));
+            let bytes = |&(_, a, b): &(u64, usize, usize)| &buf[a..b];
+            entries.sort_unstable_by(|x, y| x.0.cmp(&y.0).then_with(|| bytes(x).cmp(bytes(y))));
+            entries.dedup_by(|x, y| bytes(x) == bytes(y));
             for e in &entries {
-                let (h, id) = (e.0, value(e));
-                while let Some((oh, oid)) = pending
-                    .as_ref()
-                    .filter(|(oh, oid)| (*oh, oid.as_str()) < (h, id))
-                {
-                    put(*oh, oid)?;
+                let frame = bytes(e);
+                while let Some(p) = pending.as_ref() {
+                    if ordered(p, frame)? != std::cmp::Ordering::Less {
+                        break;
+                    }
+                    file.write(p)?;
                     next_old(&mut pending)?;
                 }
-                put(h, id)?;
+                file.write(frame)?;
             }
         }
-        while let Some((oh, oid)) = pending.as_ref() {
-            put(*oh, oid)?;
+        while let Some(p) = pending.as_ref() {
+            file.write(p)?;
             next_old(&mut pending)?;
         }
         file.finish()
     }
-}
-
-fn decode(b: &[u8]) -> std::io::Result<(u128, &str)> {
-    let mut r = Reader::new(b);
-    Ok((r.u128()?, r.str()?))
 }
 
 /// The entries of the key map at `path`, after checking its token.
@@ -191,25 +218,21 @@ pub fn valid(path: &Path, token: u64) -> bool {
     open(path, token).is_ok()
 }
 
-/// The entries under any of `hashes` in the key map at `path`, by hash.
-pub fn lookup(
-    path: &Path,
-    token: u64,
-    mut hashes: Vec<u128>,
-) -> std::io::Result<Vec<(u128, String)>> {
+/// The customers having any of `hashes`, from the key map at `path`.
+pub fn lookup(path: &Path, token: u64, mut hashes: Vec<u64>) -> std::io::Result<HashSet<String>> {
     hashes.sort_unstable();
     hashes.dedup();
-    let mut found = Vec::new();
+    let mut found = HashSet::new();
     let mut frames = open(path, token)?;
     let mut want = hashes.into_iter().peekable();
     while want.peek().is_some() {
         let Some(b) = frames.next_frame()? else {
             break;
         };
-        let (h, id) = decode(b)?;
+        let (h, id) = split(b)?;
         while want.next_if(|&w| w < h).is_some() {}
         if want.peek() == Some(&h) {
-            found.push((h, id.to_owned()));
+            found.insert(decode_id(id)?);
         }
     }
     Ok(found)
@@ -224,43 +247,54 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.keys");
         let mut b = Builder::new(dir.path(), 3 * ENTRIES_PER_PARTITION).unwrap();
-        for (h, id) in [
-            (u128::MAX, "C3"),
-            (5, "C1"),
-            (5, "C2"),
-            (5, "C1"),
-            (1 << 100, "C2"),
-        ] {
+        let entries = [
+            (u64::MAX, "C00000003"),
+            (5, "C00000001"),
+            (5, "legacy-2"),
+            (5, "C00000001"),
+            (1 << 60, "legacy-2"),
+        ];
+        for (h, id) in entries {
             b.add(h, id).unwrap();
         }
         b.finish(&path, 7, None).unwrap();
-        let ids = |hashes: &[u128], token| {
+        let ids = |hashes: &[u64], token| {
             let mut v: Vec<String> = lookup(&path, token, hashes.to_vec())
                 .unwrap()
                 .into_iter()
-                .map(|(_, id)| id)
                 .collect();
             v.sort();
             v
         };
-        assert_eq!(ids(&[5], 7), ["C1", "C2"]);
-        assert_eq!(ids(&[1 << 100, u128::MAX, 9], 7), ["C2", "C3"]);
+        assert_eq!(ids(&[5], 7), ["C00000001", "legacy-2"]);
+        assert_eq!(ids(&[1 << 60, u64::MAX, 9], 7), ["C00000003", "legacy-2"]);
         assert!(lookup(&path, 8, vec![5]).is_err());
-        // Patch: C2 is recomputed and now holds key 9 only.
+        // Patch: legacy-2 is recomputed and now holds key 9 only.
         let next = next_path(&path);
         let mut b = Builder::new(dir.path(), 1).unwrap();
-        b.add(9, "C2").unwrap();
-        let values: HashSet<String> = ["C2".to_owned()].into();
-        let hashes: HashSet<u128> = [u128::MAX].into();
-        let dropped = Dropped {
-            values: &values,
-            hashes: &hashes,
-        };
-        b.finish(&next, 8, Some((&path, 7, dropped))).unwrap();
+        b.add(9, "legacy-2").unwrap();
+        let dropped: HashSet<String> = ["legacy-2".to_owned()].into();
+        b.finish(&next, 8, Some((&path, 7, &dropped))).unwrap();
         std::fs::rename(&next, &path).unwrap();
-        assert_eq!(ids(&[5], 8), ["C1"]);
-        assert_eq!(ids(&[9, 1 << 100], 8), ["C2"]);
-        assert!(ids(&[u128::MAX], 8).is_empty());
+        assert_eq!(ids(&[5], 8), ["C00000001"]);
+        assert_eq!(ids(&[9, 1 << 60], 8), ["legacy-2"]);
+        assert_eq!(ids(&[u64::MAX], 8), ["C00000003"]);
         assert!(valid(&path, 8) && !valid(&path, 7));
+    }
+
+    #[test]
+    fn only_canonical_engine_ids_are_kept_as_numbers() {
+        for id in [
+            "C00000001",
+            "C123456789",
+            "C1",
+            "C0000000x",
+            "c00000001",
+            "",
+        ] {
+            let mut v = Vec::new();
+            encode(id, &mut v);
+            assert_eq!(decode_id(&v).unwrap(), id);
+        }
     }
 }

@@ -252,6 +252,9 @@ impl<'a> Reader<'a> {
     pub fn u32(&mut self) -> io::Result<u32> {
         Ok(u32::from_le_bytes(self.array()?))
     }
+    pub fn u64(&mut self) -> io::Result<u64> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
     pub fn u128(&mut self) -> io::Result<u128> {
         Ok(u128::from_le_bytes(self.array()?))
     }

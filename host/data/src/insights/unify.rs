@@ -369,14 +369,13 @@ pub fn unify(
     let mut counter = next_customer_seq(store)?;
     let first_seq = counter;
     let mut links = Spill::new_in(&dir).map_err(spilled)?;
-    let mut key_map =
-        keymap::Builder::new(&dir, expected_keys + u64::from(records)).map_err(spilled)?;
+    let mut key_map = keymap::Builder::new(&dir, expected_keys).map_err(spilled)?;
     let nf = ws.profile_fields.len();
     let fill_customers = |sink: &mut RowSink<'_>| {
         let mut claimed = Claimed::default();
         let mut done = 0u64;
         let mut link = Frame::default();
-        let mut cluster_keys: Vec<u128> = Vec::new();
+        let mut cluster_keys: Vec<u64> = Vec::new();
         for part in by_root.into_parts() {
             let clusters = load_partition(part).map_err(spilled)?;
             let mut start = 0usize;
@@ -404,9 +403,6 @@ pub fn unify(
                     link.u16(u16::try_from(m.src).unwrap_or(u16::MAX));
                     link.str(&m.skey);
                     links.write(&link.0).map_err(spilled)?;
-                    key_map
-                        .add(keymap::member_hash(&id), &m.link)
-                        .map_err(spilled)?;
                 }
                 // Members share most keys: each once per cluster.
                 cluster_keys.clear();
@@ -480,16 +476,7 @@ pub fn unify(
     // current when this publication is.
     let token = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), started);
     let next = keymap::next_path(&keymap_path);
-    let member_hashes: HashSet<u128> = subset
-        .map(|s| s.seeds.iter().map(|id| keymap::member_hash(id)).collect())
-        .unwrap_or_default();
-    let previous = subset.map(|s| {
-        let dropped = keymap::Dropped {
-            values: &s.seeds,
-            hashes: &member_hashes,
-        };
-        (keymap_path.as_path(), s.token, dropped)
-    });
+    let previous = subset.map(|s| (keymap_path.as_path(), s.token, &s.seeds));
     key_map.finish(&next, token, previous).map_err(spilled)?;
     if let Some(s) = subset {
         report.incremental = Some(Reunified {
@@ -563,7 +550,7 @@ pub(super) fn keys_of(
     store: &EntityDb,
     types: &[ColumnType],
     selection: &Selection,
-) -> Result<Vec<u128>, UnifyError> {
+) -> Result<Vec<u64>, UnifyError> {
     let dir = spill_dir(store);
     let spilled = |source| {
         UnifyError::Spill(SpillError {
@@ -760,7 +747,7 @@ fn decode_member(b: &[u8], nf: usize) -> std::io::Result<Member> {
     let prev = r.opt_str()?.map(str::to_owned);
     let vals = (0..nf).map(|_| r.value()).collect::<std::io::Result<_>>()?;
     let keys = (0..r.u16()?)
-        .map(|_| r.u128())
+        .map(|_| r.u64())
         .collect::<std::io::Result<_>>()?;
     Ok(Member {
         src,
@@ -787,7 +774,7 @@ struct Member {
     prev: Option<String>,
     vals: Vec<Value>,
     /// Its match keys (see [`super::keymap`]).
-    keys: Vec<u128>,
+    keys: Vec<u64>,
 }
 
 /// Stream every source's rows to `recs` (in record order) and their match
@@ -843,7 +830,7 @@ fn map_records(
     let mut fuzzy_parts: Vec<String> = Vec::new();
     let mut frame = Frame::default();
     let mut key = Frame::default();
-    let mut hashes: Vec<u128> = Vec::new();
+    let mut hashes: Vec<u64> = Vec::new();
     let normalized = |f: usize, v: &Value| {
         as_text(v).and_then(|t| normalize(&ws.unification.normalizers[f], &t))
     };
@@ -988,7 +975,7 @@ fn map_records(
                 }
                 keys.write((h % keys.len() as u128) as usize, &key.0)
                     .map_err(spilled)?;
-                hashes.push(h);
+                hashes.push(h as u64);
             }
             frame.clear();
             frame.u16(src);
@@ -1001,7 +988,7 @@ fn map_records(
             }
             frame.u16(u16::try_from(hashes.len()).unwrap_or(u16::MAX));
             for h in &hashes {
-                frame.u128(*h);
+                frame.0.extend_from_slice(&h.to_le_bytes());
             }
             recs.write(&frame.0).map_err(spilled)?;
             rec = rec.checked_add(1).ok_or(UnifyError::TooManyRows)?;

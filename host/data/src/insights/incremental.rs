@@ -32,7 +32,7 @@ use crate::store::{EntityDb, Publication, StoreError, Table};
 /// Records unified again at most; when changes touch more, everything is
 /// unified (a run over that many records is no longer much cheaper, and
 /// they are held in memory while planning).
-pub const MAX_REUNIFIED_RECORDS: u64 = 250_000;
+pub const MAX_REUNIFIED_RECORDS: u64 = 500_000;
 
 /// Counter: the fingerprint of the settings of the last unification.
 const UNIFIED_CONFIG: &str = "unified-config";

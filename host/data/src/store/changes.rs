@@ -12,7 +12,7 @@ use super::{table_name, EntityDb, StoreError, Table};
 
 /// Keys recorded per replacement; more means "everything changed" (a
 /// re-run over that many rows is no cheaper than a full one).
-pub const MAX_TRACKED_CHANGES: u64 = 100_000;
+pub const MAX_TRACKED_CHANGES: u64 = 250_000;
 /// Replacements whose changes are kept per entity; older ones are dropped.
 pub const KEPT_CHANGE_SETS: u64 = 16;
 

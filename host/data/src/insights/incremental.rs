@@ -24,7 +24,7 @@ use rusqlite::OptionalExtension;
 
 use super::fingerprint;
 use super::keymap;
-use super::unify::{keys_of, link_columns, Selection, UnifyError, CUSTOMER, LINK};
+use super::unify::{as_text, keys_of, link_columns, Selection, UnifyError, CUSTOMER, LINK};
 use super::workspace::{Workspace, CUSTOMER_ID};
 use crate::odata::ColumnType;
 use crate::store::{EntityDb, Publication, StoreError, Table};
@@ -156,24 +156,7 @@ pub(super) fn plan(
     let mut selection = Selection {
         rowids: vec![Vec::new(); ws.sources.len()],
     };
-    let mut rowid_of: Vec<rusqlite::CachedStatement<'_>> = ws
-        .sources
-        .iter()
-        .map(|s| {
-            conn.prepare_cached(&format!(
-                "SELECT rowid FROM {} WHERE \"{}\" = ?1",
-                Table::of(&s.entity),
-                s.key
-            ))
-        })
-        .collect::<Result<_, _>>()
-        .map_err(sql)?;
-    let text = |v: &Value| match v {
-        Value::Integer(n) => n.to_string(),
-        Value::Real(x) => x.to_string(),
-        Value::Text(t) => t.clone(),
-        Value::Null | Value::Blob(_) => String::new(),
-    };
+    let mut rowid_of = rowid_lookups(ws, &conn).map_err(sql)?;
     {
         let mut cluster_of = conn
             .prepare_cached(&format!(
@@ -184,7 +167,7 @@ pub(super) fn plan(
         for (si, keys) in changed.iter().enumerate() {
             let name = &ws.sources[si].name;
             for k in keys {
-                let link = format!("{name}/{}", text(k));
+                let link = format!("{name}/{}", as_text(k).unwrap_or_default());
                 if let Some(id) = cluster_of
                     .query_row([&link], |r| r.get::<_, Option<String>>(0))
                     .optional()
@@ -231,18 +214,7 @@ pub(super) fn plan(
             put.execute([id]).map_err(sql)?;
         }
     }
-    let mut rowid_of: Vec<rusqlite::CachedStatement<'_>> = ws
-        .sources
-        .iter()
-        .map(|s| {
-            conn.prepare_cached(&format!(
-                "SELECT rowid FROM {} WHERE \"{}\" = ?1",
-                Table::of(&s.entity),
-                s.key
-            ))
-        })
-        .collect::<Result<_, _>>()
-        .map_err(sql)?;
+    let mut rowid_of = rowid_lookups(ws, &conn).map_err(sql)?;
     let source_index: HashMap<&str, usize> = ws
         .sources
         .iter()
@@ -302,4 +274,21 @@ pub(super) fn plan(
         seed_merges,
         seed_matched,
     }))
+}
+
+/// Per source, a statement giving the rowid of the row with a key.
+fn rowid_lookups<'c>(
+    ws: &Workspace,
+    conn: &'c rusqlite::Connection,
+) -> rusqlite::Result<Vec<rusqlite::CachedStatement<'c>>> {
+    ws.sources
+        .iter()
+        .map(|s| {
+            conn.prepare_cached(&format!(
+                "SELECT rowid FROM {} WHERE \"{}\" = ?1",
+                Table::of(&s.entity),
+                s.key
+            ))
+        })
+        .collect()
 }

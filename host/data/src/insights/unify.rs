@@ -171,8 +171,8 @@ fn sql(store: &EntityDb) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     }
 }
 
-/// The text a normaliser sees for a value.
-fn as_text(v: &Value) -> Option<String> {
+/// The text a normaliser sees for a value (and a key's text in `LinkId`).
+pub(super) fn as_text(v: &Value) -> Option<String> {
     match v {
         Value::Null | Value::Blob(_) => None,
         Value::Integer(n) => Some(n.to_string()),

@@ -38,9 +38,6 @@ pub const MAX_REUNIFIED_RECORDS: u64 = 500_000;
 const UNIFIED_CONFIG: &str = "unified-config";
 /// Counter: the token of the last unification's key map.
 const KEYMAP_TOKEN: &str = "unified-keys";
-/// Counter: the figures of the last unification (matched records, merges).
-const UNIFIED_MATCHED: &str = "unified-total:matched-records";
-const UNIFIED_MERGES: &str = "unified-total:merges";
 
 /// Counter: the data generation of `source` the last unification read.
 fn generation_counter(source: &str) -> String {
@@ -80,8 +77,6 @@ pub(super) fn stage_state(
     store: &EntityDb,
     publication: &mut Publication<'_>,
     token: u64,
-    merges: u64,
-    matched: u64,
 ) -> Result<(), StoreError> {
     for s in &ws.sources {
         let generation = store.meta(&s.entity)?.generation;
@@ -89,8 +84,6 @@ pub(super) fn stage_state(
     }
     publication.set_counter(UNIFIED_CONFIG, fingerprint::unification_settings(ws));
     publication.set_counter(KEYMAP_TOKEN, token);
-    publication.set_counter(UNIFIED_MERGES, merges);
-    publication.set_counter(UNIFIED_MATCHED, matched);
     Ok(())
 }
 
@@ -116,8 +109,9 @@ pub(super) fn plan(
     }
     let (Some(token), Some(previous_merges), Some(previous_matched)) = (
         counter(KEYMAP_TOKEN)?,
-        counter(UNIFIED_MERGES)?,
-        counter(UNIFIED_MATCHED)?,
+        // The totals the pipeline records with each publication.
+        counter(fingerprint::UNIFIED_STATS[3])?,
+        counter(fingerprint::UNIFIED_STATS[2])?,
     ) else {
         return Ok(Plan::Full("no record of the last unification"));
     };

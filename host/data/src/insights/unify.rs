@@ -493,14 +493,7 @@ pub fn unify(
             .map(|m| m.rows)
             .sum();
     }
-    incremental::stage_state(
-        ws,
-        store,
-        publication,
-        token,
-        report.merges,
-        report.matched_records,
-    )?;
+    incremental::stage_state(ws, store, publication, token)?;
     let target = keymap_path.clone();
     publication.after_publish(move || {
         if let Err(e) = std::fs::rename(&next, &target) {

@@ -1,7 +1,8 @@
 //! Incremental unification gives what a full one gives: two workspaces start
 //! from the same data; after the same edits one refreshes normally (only the
 //! touched clusters are unified again) and the other with `--full --force`.
-//! Their customers, links and segment members must be identical.
+//! Their customers, links, segment members and sizes and measures must be
+//! identical.
 
 use triggerfish_data::event::Event;
 use triggerfish_data::event::StageSummary;
@@ -233,12 +234,14 @@ impl Workspace {
             .unwrap()
     }
 
-    fn tables(&self) -> [Vec<String>; 3] {
+    fn tables(&self) -> [Vec<String>; 5] {
         let db = self.dir.path().join("store.sqlite");
         [
             table(&db, "SELECT * FROM ent_Customer"),
             table(&db, "SELECT * FROM ent_CustomerSourceLink"),
             table(&db, "SELECT * FROM ent_SegmentMember"),
+            table(&db, "SELECT Name, Filter, Members FROM ent_Segment"),
+            table(&db, "SELECT Name, Value FROM ent_Measure"),
         ]
     }
 }
@@ -268,10 +271,14 @@ fn incremental_unification_matches_a_full_one_round_after_round() {
             "round {round}: {reunified} records unified again ({detail})"
         );
         let [a, b] = [incremental.tables(), full.tables()];
-        for (i, name) in ["Customer", "CustomerSourceLink", "SegmentMember"]
-            .iter()
-            .enumerate()
-        {
+        let names = [
+            "Customer",
+            "CustomerSourceLink",
+            "SegmentMember",
+            "Segment",
+            "Measure",
+        ];
+        for (i, name) in names.iter().enumerate() {
             let only_a: Vec<_> = a[i].iter().filter(|r| !b[i].contains(r)).take(5).collect();
             let only_b: Vec<_> = b[i].iter().filter(|r| !a[i].contains(r)).take(5).collect();
             assert!(

@@ -8,7 +8,7 @@ use super::unify::CUSTOMER;
 use super::workspace::{Aggregate, MeasureSpec, SegmentSpec, Workspace, CUSTOMER_ID};
 use crate::event::now_rfc3339;
 use crate::odata::{compile_filter, ColumnType, QueryOptionError};
-use crate::store::{pushing, Publication, StoreError};
+use crate::store::{pushing, Publication, StoreError, Table};
 
 /// Segment rows.
 pub const SEGMENT: &str = "Segment";
@@ -91,25 +91,37 @@ pub fn compute_segments(
         ("Segment".to_owned(), ColumnType::String),
         (CUSTOMER_ID.to_owned(), ColumnType::String),
     ];
-    let mut sizes = Vec::with_capacity(compiled.len());
-    publication.replace_entity_with(SEGMENT_MEMBER, "MemberId", &member_columns, |sink| {
-        for (s, cond, params) in &compiled {
-            let before = sink.count();
-            let mut all = vec![Value::Text(s.name.clone()), Value::Text(s.name.clone())];
-            all.extend(params.iter().cloned());
-            sink.insert_select(
-                &format!(
-                    "SELECT ? || '/' || \"{CUSTOMER_ID}\", ?, \"{CUSTOMER_ID}\" FROM {customer_table} WHERE {cond}"
-                ),
-                &all,
+    let sizes = match unchanged_segments(ws, publication)? {
+        Some(previous) => patch_members(publication, &compiled, &previous)?,
+        None => {
+            let mut sizes = Vec::with_capacity(compiled.len());
+            publication.replace_entity_with(
+                SEGMENT_MEMBER,
+                "MemberId",
+                &member_columns,
+                |sink| {
+                    for (s, cond, params) in &compiled {
+                        let before = sink.count();
+                        let mut all =
+                            vec![Value::Text(s.name.clone()), Value::Text(s.name.clone())];
+                        all.extend(params.iter().cloned());
+                        sink.insert_select(
+                            &format!(
+                                "SELECT ? || '/' || \"{CUSTOMER_ID}\", ?, \"{CUSTOMER_ID}\" FROM {customer_table} WHERE {cond}"
+                            ),
+                            &all,
+                        )?;
+                        sizes.push(SegmentSize {
+                            name: s.name.clone(),
+                            members: sink.count() - before,
+                        });
+                    }
+                    Ok::<(), ComputeError>(())
+                },
             )?;
-            sizes.push(SegmentSize {
-                name: s.name.clone(),
-                members: sink.count() - before,
-            });
+            sizes
         }
-        Ok::<(), ComputeError>(())
-    })?;
+    };
     let now = now_rfc3339();
     let segment_columns = [
         ("Name".to_owned(), ColumnType::String),
@@ -131,6 +143,120 @@ pub fn compute_segments(
         });
     publication.replace_entity_with(SEGMENT, "Name", &segment_columns, pushing(rows))?;
     Ok(sizes)
+}
+
+/// A compiled segment: its spec, SQL condition and parameters.
+type Compiled<'a> = (&'a SegmentSpec, String, Vec<Value>);
+
+/// When only some customers were replaced (an incremental unification's
+/// patch) and every segment is defined as when its members were last
+/// written: each segment's previous member count.
+fn unchanged_segments(
+    ws: &Workspace,
+    publication: &Publication<'_>,
+) -> Result<Option<Vec<u64>>, ComputeError> {
+    if publication.patch_tables(CUSTOMER).is_none() {
+        return Ok(None);
+    }
+    let store = publication.store();
+    if store.meta(SEGMENT_MEMBER).is_err() || store.meta(SEGMENT).is_err() {
+        return Ok(None);
+    }
+    let live: Vec<(String, String, i64)> = {
+        let conn = store.session();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT \"Name\", \"Filter\", \"Members\" FROM {}",
+                Table::of(SEGMENT)
+            ))
+            .map_err(|e| conn.error(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>());
+        match rows {
+            Ok(rows) => rows,
+            Err(_) => return Ok(None),
+        }
+    };
+    if live.len() != ws.segments.len() {
+        return Ok(None);
+    }
+    let mut previous = Vec::with_capacity(ws.segments.len());
+    for s in &ws.segments {
+        match live
+            .iter()
+            .find(|(n, f, _)| *n == s.name && *f == s.filter_text)
+        {
+            Some((_, _, n)) => previous.push(u64::try_from(*n).unwrap_or(0)),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(previous))
+}
+
+/// Patch `SegmentMember`: drop the memberships of the replaced customers and
+/// add those of the customers written again; each segment's new size.
+fn patch_members(
+    publication: &mut Publication<'_>,
+    compiled: &[Compiled<'_>],
+    previous: &[u64],
+) -> Result<Vec<SegmentSize>, ComputeError> {
+    let Some((added, replaced)) = publication.patch_tables(CUSTOMER) else {
+        return Ok(Vec::new());
+    };
+    let members = Table::of(SEGMENT_MEMBER);
+    let mut added_per_segment = Vec::with_capacity(compiled.len());
+    publication.patch_entity_where(
+        SEGMENT_MEMBER,
+        &format!(
+            "SELECT \"MemberId\" FROM {members} WHERE \"{CUSTOMER_ID}\" IN (SELECT k FROM {replaced})"
+        ),
+        |sink| {
+            for (s, cond, params) in compiled {
+                let before = sink.count();
+                let mut all = vec![Value::Text(s.name.clone()), Value::Text(s.name.clone())];
+                all.extend(params.iter().cloned());
+                sink.insert_select(
+                    &format!(
+                        "SELECT ? || '/' || \"{CUSTOMER_ID}\", ?, \"{CUSTOMER_ID}\" FROM {added} WHERE {cond}"
+                    ),
+                    &all,
+                )?;
+                added_per_segment.push(sink.count() - before);
+            }
+            Ok::<(), ComputeError>(())
+        },
+    )?;
+    // Memberships the patch removes, per segment.
+    let (_, dropped) = publication
+        .patch_tables(SEGMENT_MEMBER)
+        .ok_or_else(|| StoreError::UnknownEntity(SEGMENT_MEMBER.to_owned()))?;
+    let removed: Vec<(String, i64)> = {
+        let conn = publication.store().session();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT \"Segment\", count(*) FROM {members}
+                 WHERE \"MemberId\" IN (SELECT k FROM {dropped}) GROUP BY 1"
+            ))
+            .map_err(|e| conn.error(e))?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| conn.error(e))?
+    };
+    Ok(compiled
+        .iter()
+        .zip(previous.iter().zip(added_per_segment))
+        .map(|((s, _, _), (&before, added))| {
+            let gone = removed
+                .iter()
+                .find(|(n, _)| *n == s.name)
+                .map_or(0, |(_, n)| u64::try_from(*n).unwrap_or(0));
+            SegmentSize {
+                name: s.name.clone(),
+                members: (before + added).saturating_sub(gone),
+            }
+        })
+        .collect())
 }
 
 fn aggregate_sql(m: &MeasureSpec) -> String {

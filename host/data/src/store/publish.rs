@@ -94,6 +94,49 @@ impl<'a> Publication<'a> {
         deleted: impl IntoIterator<Item = Value>,
         fill: impl FnOnce(&mut RowSink<'_>) -> Result<(), E>,
     ) -> Result<u64, E> {
+        self.stage_patch(
+            entity,
+            |tx, del| {
+                let mut insert = tx.prepare(&format!("INSERT OR IGNORE INTO {del} VALUES (?1)"))?;
+                for k in deleted {
+                    insert.execute([k])?;
+                }
+                Ok(())
+            },
+            fill,
+        )
+    }
+
+    /// Like [`Publication::patch_entity_with`], the keys to delete being
+    /// those a `SELECT` of one column over the store's tables returns.
+    pub fn patch_entity_where<E: From<StoreError>>(
+        &mut self,
+        entity: &str,
+        deleted: &str,
+        fill: impl FnOnce(&mut RowSink<'_>) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        self.stage_patch(
+            entity,
+            |tx, del| tx.execute_batch(&format!("INSERT OR IGNORE INTO {del} {deleted}")),
+            fill,
+        )
+    }
+
+    /// When `entity` is staged as a patch: the tables of its added rows and
+    /// of the keys it deletes, for the engine's own SQL.
+    pub fn patch_tables(&self, entity: &str) -> Option<(String, String)> {
+        self.staged
+            .iter()
+            .any(|s| s.entity == entity && s.patch)
+            .then(|| (Table::staging(entity), Table::deleted(entity)))
+    }
+
+    fn stage_patch<E: From<StoreError>>(
+        &mut self,
+        entity: &str,
+        fill_deleted: impl FnOnce(&rusqlite::Transaction<'_>, &str) -> rusqlite::Result<()>,
+        fill: impl FnOnce(&mut RowSink<'_>) -> Result<(), E>,
+    ) -> Result<u64, E> {
         let store = self.store;
         let meta = store.meta(entity)?;
         let (live, del, view) = (
@@ -114,14 +157,7 @@ impl<'a> Publication<'a> {
              CREATE TABLE {del} (k PRIMARY KEY);"
         ))
         .map_err(|e| store.sql(e))?;
-        {
-            let mut insert = tx
-                .prepare(&format!("INSERT OR IGNORE INTO {del} VALUES (?1)"))
-                .map_err(|e| store.sql(e))?;
-            for k in deleted {
-                insert.execute([k]).map_err(|e| store.sql(e))?;
-            }
-        }
+        fill_deleted(&tx, &del).map_err(|e| store.sql(e))?;
         // A live row an added one replaces is deleted too.
         tx.execute_batch(&format!(
             "INSERT OR IGNORE INTO {del}

@@ -8,7 +8,7 @@ use super::unify::CUSTOMER;
 use super::workspace::{Aggregate, MeasureSpec, SegmentSpec, Workspace, CUSTOMER_ID};
 use crate::event::now_rfc3339;
 use crate::odata::{compile_filter, ColumnType, QueryOptionError};
-use crate::store::{pushing, Publication, StoreError, Table};
+use crate::store::{pushing, Publication, RowSink, StoreError, Table};
 
 /// Segment rows.
 pub const SEGMENT: &str = "Segment";
@@ -94,32 +94,24 @@ pub fn compute_segments(
     let sizes = match unchanged_segments(ws, publication)? {
         Some(previous) => patch_members(publication, &compiled, &previous)?,
         None => {
-            let mut sizes = Vec::with_capacity(compiled.len());
+            let mut counts = Vec::new();
             publication.replace_entity_with(
                 SEGMENT_MEMBER,
                 "MemberId",
                 &member_columns,
                 |sink| {
-                    for (s, cond, params) in &compiled {
-                        let before = sink.count();
-                        let mut all =
-                            vec![Value::Text(s.name.clone()), Value::Text(s.name.clone())];
-                        all.extend(params.iter().cloned());
-                        sink.insert_select(
-                            &format!(
-                                "SELECT ? || '/' || \"{CUSTOMER_ID}\", ?, \"{CUSTOMER_ID}\" FROM {customer_table} WHERE {cond}"
-                            ),
-                            &all,
-                        )?;
-                        sizes.push(SegmentSize {
-                            name: s.name.clone(),
-                            members: sink.count() - before,
-                        });
-                    }
+                    counts = add_members(sink, &compiled, &customer_table)?;
                     Ok::<(), ComputeError>(())
                 },
             )?;
-            sizes
+            compiled
+                .iter()
+                .zip(counts)
+                .map(|((s, _, _), members)| SegmentSize {
+                    name: s.name.clone(),
+                    members,
+                })
+                .collect()
         }
     };
     let now = now_rfc3339();
@@ -194,6 +186,29 @@ fn unchanged_segments(
     Ok(Some(previous))
 }
 
+/// Add every segment's members among the customers of `table`; how many
+/// each got.
+fn add_members(
+    sink: &mut RowSink<'_>,
+    compiled: &[Compiled<'_>],
+    table: &str,
+) -> Result<Vec<u64>, StoreError> {
+    let mut counts = Vec::with_capacity(compiled.len());
+    for (s, cond, params) in compiled {
+        let before = sink.count();
+        let mut all = vec![Value::Text(s.name.clone()), Value::Text(s.name.clone())];
+        all.extend(params.iter().cloned());
+        sink.insert_select(
+            &format!(
+                "SELECT ? || '/' || \"{CUSTOMER_ID}\", ?, \"{CUSTOMER_ID}\" FROM {table} WHERE {cond}"
+            ),
+            &all,
+        )?;
+        counts.push(sink.count() - before);
+    }
+    Ok(counts)
+}
+
 /// Patch `SegmentMember`: drop the memberships of the replaced customers and
 /// add those of the customers written again; each segment's new size.
 fn patch_members(
@@ -205,25 +220,14 @@ fn patch_members(
         return Ok(Vec::new());
     };
     let members = Table::of(SEGMENT_MEMBER);
-    let mut added_per_segment = Vec::with_capacity(compiled.len());
+    let mut added_per_segment = Vec::new();
     publication.patch_entity_where(
         SEGMENT_MEMBER,
         &format!(
             "SELECT \"MemberId\" FROM {members} WHERE \"{CUSTOMER_ID}\" IN (SELECT k FROM {replaced})"
         ),
         |sink| {
-            for (s, cond, params) in compiled {
-                let before = sink.count();
-                let mut all = vec![Value::Text(s.name.clone()), Value::Text(s.name.clone())];
-                all.extend(params.iter().cloned());
-                sink.insert_select(
-                    &format!(
-                        "SELECT ? || '/' || \"{CUSTOMER_ID}\", ?, \"{CUSTOMER_ID}\" FROM {added} WHERE {cond}"
-                    ),
-                    &all,
-                )?;
-                added_per_segment.push(sink.count() - before);
-            }
+            added_per_segment = add_members(sink, compiled, &added)?;
             Ok::<(), ComputeError>(())
         },
     )?;

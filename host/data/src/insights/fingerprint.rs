@@ -83,18 +83,14 @@ pub fn postgres(spec: &SourceSpec, server: &str, stats: &str) -> u64 {
     fold(h)
 }
 
-/// The fingerprint of unification's inputs: each source's data generation
-/// and everything in the workspace that shapes profiles.
+/// The fingerprint of unification's inputs: the settings that shape
+/// profiles ([`unification_settings`]) and each source's data generation.
 pub fn unification(ws: &Workspace, store: &EntityDb) -> Result<u64, StoreError> {
     let mut h = Sha256::new();
+    h.update(unification_settings(ws).to_le_bytes());
     for s in &ws.sources {
-        let generation = store.meta(&s.entity)?.generation;
-        h.update(format!(
-            "{}|{}|{:?}|{:?}|{:?}|",
-            s.name, generation, s.map, s.derived, s.updated_at
-        ));
+        h.update(store.meta(&s.entity)?.generation.to_le_bytes());
     }
-    h.update(format!("{:?}|{:?}", ws.unification, ws.profile_fields));
     Ok(fold(h))
 }
 

@@ -195,19 +195,7 @@ pub(super) fn plan(
 
     // Every record of the touched clusters: one scan of the links.
     let conn = store.session();
-    conn.execute_batch(
-        "DROP TABLE IF EXISTS temp.tf_seeds;
-         CREATE TEMP TABLE tf_seeds (id TEXT PRIMARY KEY);",
-    )
-    .map_err(sql)?;
-    {
-        let mut put = conn
-            .prepare("INSERT OR IGNORE INTO temp.tf_seeds VALUES (?1)")
-            .map_err(sql)?;
-        for id in &seeds {
-            put.execute([id]).map_err(sql)?;
-        }
-    }
+    conn.temp_set("tf_seeds", "TEXT", &seeds).map_err(sql)?;
     let mut rowid_of = rowid_lookups(ws, &conn).map_err(sql)?;
     let source_index: HashMap<&str, usize> = ws
         .sources
@@ -221,7 +209,7 @@ pub(super) fn plan(
         let mut members = conn
             .prepare(&format!(
                 "SELECT \"LinkId\", \"{CUSTOMER_ID}\", \"Source\", \"SourceKey\" FROM {}
-                 WHERE \"{CUSTOMER_ID}\" IN (SELECT id FROM temp.tf_seeds)",
+                 WHERE \"{CUSTOMER_ID}\" IN (SELECT v FROM temp.tf_seeds)",
                 Table::of(LINK)
             ))
             .map_err(sql)?;

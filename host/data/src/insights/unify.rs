@@ -486,12 +486,7 @@ pub fn unify(
         report.merges = (s.previous_merges + report.merges).saturating_sub(s.seed_merges);
         report.matched_records =
             (s.previous_matched + report.matched_records).saturating_sub(s.seed_matched);
-        report.source_rows = ws
-            .sources
-            .iter()
-            .filter_map(|s| store.meta(&s.entity).ok())
-            .map(|m| m.rows)
-            .sum();
+        report.source_rows = rows_to_map(ws, store, None);
     }
     incremental::stage_state(ws, store, publication, token)?;
     let target = keymap_path.clone();
@@ -882,19 +877,10 @@ fn map_records(
         // Only the selected rows, in the order a full run reads them.
         if let Some(sel) = selection {
             let rowids = sel.rowids.get(si).map_or(&[][..], Vec::as_slice);
-            conn.execute_batch(
-                "DROP TABLE IF EXISTS temp.tf_selected;
-                 CREATE TEMP TABLE tf_selected (rid INTEGER PRIMARY KEY);",
-            )
-            .map_err(&e)?;
-            let mut put = conn
-                .prepare("INSERT OR IGNORE INTO temp.tf_selected VALUES (?1)")
+            conn.temp_set("tf_selected", "INTEGER", rowids)
                 .map_err(&e)?;
-            for r in rowids {
-                put.execute([r]).map_err(&e)?;
-            }
             sql_text
-                .push_str(" WHERE s.rowid IN (SELECT rid FROM temp.tf_selected) ORDER BY s.rowid");
+                .push_str(" WHERE s.rowid IN (SELECT v FROM temp.tf_selected) ORDER BY s.rowid");
         }
         let mut stmt = conn.prepare(&sql_text).map_err(&e)?;
         let mut rows = if joined {

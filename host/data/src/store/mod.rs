@@ -159,6 +159,27 @@ impl Session<'_> {
             })
     }
 
+    /// (Re)create the temporary table `temp.<name>` with one column `v` of
+    /// `sql_type`, holding `values` once each, for `IN (SELECT v FROM …)`.
+    pub fn temp_set<V: rusqlite::ToSql>(
+        &self,
+        name: &str,
+        sql_type: &str,
+        values: impl IntoIterator<Item = V>,
+    ) -> rusqlite::Result<()> {
+        self.conn.execute_batch(&format!(
+            "DROP TABLE IF EXISTS temp.\"{name}\";
+             CREATE TEMP TABLE \"{name}\" (v {sql_type} PRIMARY KEY);"
+        ))?;
+        let mut put = self.conn.prepare(&format!(
+            "INSERT OR IGNORE INTO temp.\"{name}\" VALUES (?1)"
+        ))?;
+        for v in values {
+            put.execute([v])?;
+        }
+        Ok(())
+    }
+
     /// A SQLite error, naming the store.
     pub fn error(&self, source: rusqlite::Error) -> StoreError {
         StoreError::Sqlite {

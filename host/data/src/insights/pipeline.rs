@@ -212,10 +212,23 @@ impl InsightsEngine {
                 }));
             }
         }
+        let duration = started.elapsed();
+        let label = match scope {
+            Scope::Full => "full".to_owned(),
+            Scope::Source(name) => format!("source:{name}"),
+            Scope::Unification => "unification".to_owned(),
+        };
+        let started_ms = crate::journal::now_ms() - i64::try_from(ms(duration)).unwrap_or(0);
+        if let Err(e) = self
+            .store
+            .record_refresh(&label, started_ms, ms(duration), &run.stages)
+        {
+            tracing::warn!("cannot record the refresh in its history: {e}");
+        }
         Ok(RefreshReport {
             stages: run.stages,
             events: run.events,
-            duration: started.elapsed(),
+            duration,
         })
     }
 }
@@ -626,7 +639,9 @@ impl Run<'_> {
             .engine
             .store
             .record_watched_value_with_events(kind.into(), name, current, |previous| {
-                crossings(previous, current, thresholds)
+                let crossed = crossings(previous, current, thresholds);
+                let values = crossed.iter().map(|c| c.threshold).collect();
+                let events = crossed
                     .into_iter()
                     .map(|c| {
                         let event = new_event(trigger(c));
@@ -640,7 +655,8 @@ impl Run<'_> {
                             hold_ms,
                         }
                     })
-                    .collect()
+                    .collect();
+                (events, values)
             })
             .map_err(|e| e.to_string())?;
         for e in raised {

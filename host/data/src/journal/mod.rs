@@ -8,6 +8,7 @@
 
 mod read;
 pub mod schema;
+mod stats;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -17,8 +18,11 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::event::Event;
-pub use read::{Counts, EventFilter, EventRow, RunDetail, RunFilter, RunRow, SentEntry};
+pub use read::{
+    AttemptRow, Counts, EventFilter, EventRow, RunDetail, RunFilter, RunRow, SentEntry,
+};
 pub use schema::{append_in, now_ms};
+pub use stats::{Bucket, PluginStats, MAX_BUCKETS, STATS_WINDOW};
 use writer::Cmd;
 
 /// Log lines kept per attempt of a run; later ones are counted in a marker.

@@ -14,6 +14,8 @@ use super::{DueRun, Journal, JournalError, LogLine, RunStatus, MAX_PAGE};
 pub struct RunRow {
     pub id: i64,
     pub event_id: String,
+    /// The trigger of its event (empty once the event was pruned).
+    pub trigger: String,
     pub plugin: String,
     pub status: String,
     pub attempts: u32,
@@ -61,13 +63,28 @@ pub struct Counts {
     pub events_by_trigger: Vec<(String, u64)>,
 }
 
-/// A run with its log lines (by attempt) and sent-ledger entries.
+/// One finished attempt of a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttemptRow {
+    /// 1-based.
+    pub attempt: u32,
+    pub started_ms: i64,
+    pub duration_ms: i64,
+    /// `succeeded`, `failed, retrying` or `failed, dead-lettered`.
+    pub outcome: String,
+    pub error: Option<String>,
+}
+
+/// A run with its attempts, log lines (by attempt), sent-ledger entries and
+/// the event it handled (its JSON body, while the event is kept).
 #[derive(Debug, Clone, Serialize)]
 pub struct RunDetail {
     #[serde(flatten)]
     pub run: RunRow,
+    pub attempts: Vec<AttemptRow>,
     pub logs: Vec<(u32, LogLine)>,
     pub sent: Vec<SentEntry>,
+    pub event: Option<serde_json::Value>,
 }
 
 /// Which runs to list: all filters optional; newest first, `before` pages.
@@ -76,6 +93,8 @@ pub struct RunFilter {
     pub status: Option<RunStatus>,
     pub plugin: Option<String>,
     pub event: Option<String>,
+    /// Only runs of events of this trigger.
+    pub trigger: Option<String>,
     /// Only runs with an id below this (the next page).
     pub before: Option<i64>,
     pub limit: u32,
@@ -89,21 +108,22 @@ pub struct EventFilter {
     pub limit: u32,
 }
 
-const RUN_COLUMNS: &str = "id, event_id, plugin, status, attempts, created_ms, next_ms, started_ms, finished_ms, duration_ms, error";
+const RUN_COLUMNS: &str = "r.id, r.event_id, COALESCE((SELECT kind FROM _tf_events e WHERE e.id = r.event_id), ''), r.plugin, r.status, r.attempts, r.created_ms, r.next_ms, r.started_ms, r.finished_ms, r.duration_ms, r.error";
 
 fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
         id: r.get(0)?,
         event_id: r.get(1)?,
-        plugin: r.get(2)?,
-        status: r.get(3)?,
-        attempts: r.get(4)?,
-        created_ms: r.get(5)?,
-        next_ms: r.get(6)?,
-        started_ms: r.get(7)?,
-        finished_ms: r.get(8)?,
-        duration_ms: r.get(9)?,
-        error: r.get(10)?,
+        trigger: r.get(2)?,
+        plugin: r.get(3)?,
+        status: r.get(4)?,
+        attempts: r.get(5)?,
+        created_ms: r.get(6)?,
+        next_ms: r.get(7)?,
+        started_ms: r.get(8)?,
+        finished_ms: r.get(9)?,
+        duration_ms: r.get(10)?,
+        error: r.get(11)?,
     })
 }
 
@@ -184,25 +204,29 @@ impl Journal {
 
     /// Runs matching `f`, newest first.
     pub fn runs(&self, f: &RunFilter) -> Result<Vec<RunRow>, JournalError> {
-        let mut sql = format!("SELECT {RUN_COLUMNS} FROM _tf_runs WHERE 1 = 1");
+        let mut sql = format!("SELECT {RUN_COLUMNS} FROM _tf_runs r WHERE 1 = 1");
         let mut args: Vec<Value> = Vec::new();
         if let Some(s) = f.status {
-            sql.push_str(" AND status = ?");
+            sql.push_str(" AND r.status = ?");
             args.push(Value::Text(s.as_str().into()));
         }
         if let Some(p) = &f.plugin {
-            sql.push_str(" AND plugin = ?");
+            sql.push_str(" AND r.plugin = ?");
             args.push(Value::Text(p.clone()));
         }
         if let Some(e) = &f.event {
-            sql.push_str(" AND event_id = ?");
+            sql.push_str(" AND r.event_id = ?");
             args.push(Value::Text(e.clone()));
         }
+        if let Some(t) = &f.trigger {
+            sql.push_str(" AND r.event_id IN (SELECT id FROM _tf_events WHERE kind = ?)");
+            args.push(Value::Text(t.clone()));
+        }
         if let Some(b) = f.before {
-            sql.push_str(" AND id < ?");
+            sql.push_str(" AND r.id < ?");
             args.push(Value::Integer(b));
         }
-        sql.push_str(" ORDER BY id DESC LIMIT ?");
+        sql.push_str(" ORDER BY r.id DESC LIMIT ?");
         args.push(Value::Integer(limit(f.limit)));
         self.read(|c| {
             let mut stmt = c.prepare_cached(&sql)?;
@@ -216,7 +240,7 @@ impl Journal {
         self.read(|c| {
             let Some(run) = c
                 .query_row(
-                    &format!("SELECT {RUN_COLUMNS} FROM _tf_runs WHERE id = ?1"),
+                    &format!("SELECT {RUN_COLUMNS} FROM _tf_runs r WHERE r.id = ?1"),
                     [id],
                     run_row,
                 )
@@ -252,7 +276,33 @@ impl Journal {
                     })
                 })?
                 .collect::<rusqlite::Result<_>>()?;
-            Ok(Some(RunDetail { run, logs, sent }))
+            let mut stmt = c.prepare_cached(
+                "SELECT attempt, started_ms, duration_ms, outcome, error FROM _tf_run_attempts
+                 WHERE run_id = ?1 ORDER BY attempt",
+            )?;
+            let attempts = stmt
+                .query_map([id], |r| {
+                    Ok(AttemptRow {
+                        attempt: r.get(0)?,
+                        started_ms: r.get(1)?,
+                        duration_ms: r.get(2)?,
+                        outcome: r.get(3)?,
+                        error: r.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let body: Option<String> = c
+                .prepare_cached("SELECT body FROM _tf_events WHERE id = ?1")?
+                .query_row([&run.event_id], |r| r.get(0))
+                .optional()?;
+            let event = body.and_then(|b| serde_json::from_str(&b).ok());
+            Ok(Some(RunDetail {
+                run,
+                attempts,
+                logs,
+                sent,
+                event,
+            }))
         })
     }
 

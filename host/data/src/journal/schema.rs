@@ -47,6 +47,15 @@ CREATE TABLE IF NOT EXISTS _tf_run_logs (
     text TEXT NOT NULL,
     PRIMARY KEY (run_id, attempt, n)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _tf_run_attempts (
+    run_id INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    started_ms INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    error TEXT,
+    PRIMARY KEY (run_id, attempt)
+);
 CREATE TABLE IF NOT EXISTS _tf_sent (
     event_id TEXT NOT NULL,
     plugin TEXT NOT NULL,

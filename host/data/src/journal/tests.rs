@@ -227,7 +227,7 @@ fn a_crossing_is_journaled_with_the_value_that_raised_it() {
     let store = crate::store::EntityDb::open(&path, Default::default()).unwrap();
     let raise = |previous: f64| {
         assert_eq!(previous, 0.0);
-        vec![new_event("crossed", &["p"])]
+        (vec![new_event("crossed", &["p"])], vec![10.0])
     };
     let raised = store
         .record_watched_value_with_events("segment", "vip", 12.0, raise)

@@ -143,6 +143,22 @@ fn finish(conn: &Connection, a: &Attempt) -> rusqlite::Result<()> {
         ],
         |r| r.get(0),
     )?;
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO _tf_run_attempts (run_id, attempt, started_ms, duration_ms, outcome, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        a.run,
+        attempt,
+        a.started_ms,
+        i64::try_from(a.duration_ms).unwrap_or(i64::MAX),
+        match a.verdict {
+            Verdict::Succeeded => "succeeded",
+            Verdict::Retry { .. } => "failed, retrying",
+            Verdict::Dead => "failed, dead-lettered",
+        },
+        a.error.as_deref().map(|e| truncate(e, MAX_STORED_TEXT_BYTES)),
+    ])?;
     let mut insert = conn.prepare_cached(
         "INSERT INTO _tf_run_logs (run_id, attempt, n, level, source, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
@@ -188,11 +204,15 @@ fn replay(conn: &Connection, runs: &[i64]) -> rusqlite::Result<Vec<i64>> {
 }
 
 fn prune(conn: &Connection, before: i64) -> rusqlite::Result<(u64, u64)> {
-    conn.execute(
-        "DELETE FROM _tf_run_logs WHERE run_id IN
-             (SELECT id FROM _tf_runs WHERE status IN ('succeeded', 'dead') AND finished_ms < ?1)",
-        [before],
-    )?;
+    for table in ["_tf_run_logs", "_tf_run_attempts"] {
+        conn.execute(
+            &format!(
+                "DELETE FROM {table} WHERE run_id IN
+                 (SELECT id FROM _tf_runs WHERE status IN ('succeeded', 'dead') AND finished_ms < ?1)"
+            ),
+            [before],
+        )?;
+    }
     let runs = conn.execute(
         "DELETE FROM _tf_runs WHERE status IN ('succeeded', 'dead') AND finished_ms < ?1",
         [before],

@@ -79,15 +79,16 @@ impl EntityDb {
     }
 
     /// In one durable transaction: read the last value of (`kind`, `name`),
-    /// let `events` decide what it raised, record `value`, and append those
-    /// events with their runs to the journal. A crash can then neither drop
-    /// nor invent a crossing. Returns the events appended.
+    /// let `events` decide what it raised (and which thresholds it crossed),
+    /// record `value` and its history point, and append those events with
+    /// their runs to the journal. A crash can then neither drop nor invent a
+    /// crossing. Returns the events appended.
     pub fn record_watched_value_with_events(
         &self,
         kind: &str,
         name: &str,
         value: f64,
-        events: impl FnOnce(f64) -> Vec<NewEvent>,
+        events: impl FnOnce(f64) -> (Vec<NewEvent>, Vec<f64>),
     ) -> Result<Vec<NewEvent>, StoreError> {
         let mut s = self.session();
         s.execute_batch(VALUES).map_err(|e| s.error(e))?;
@@ -103,13 +104,14 @@ impl EntityDb {
             .optional()
             .map_err(|e| self.sql(e))?
             .unwrap_or(0.0);
-        let raised = events(previous);
+        let (raised, crossed) = events(previous);
         tx.execute(
             "INSERT INTO _tf_insights_values (kind, name, value, updated_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(kind, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
             params![kind, name, value, crate::event::now_rfc3339()],
         )
         .map_err(|e| self.sql(e))?;
+        super::history::append_point(&tx, kind, name, value, &crossed).map_err(|e| self.sql(e))?;
         journal::append_in(&tx, &raised).map_err(|e| self.sql(e))?;
         tx.commit().map_err(|e| self.sql(e))?;
         Ok(raised)

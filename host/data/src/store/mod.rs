@@ -3,6 +3,7 @@
 //! atomic: readers see the old rows or the new ones, never a mix.
 
 mod changes;
+mod history;
 mod import;
 mod metadata;
 mod page;
@@ -18,6 +19,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 pub use crate::odata::normalize_datetime;
 pub use changes::{KEPT_CHANGE_SETS, MAX_TRACKED_CHANGES};
+pub use history::{HistoryPoint, RefreshRecord, KEPT_HISTORY_POINTS, KEPT_REFRESHES};
 pub(crate) use import::convert_text;
 pub use import::{
     import, import_rows, quoted, ImportError, ImportErrorKind, ImportFailure, ImportFormat,

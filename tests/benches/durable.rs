@@ -88,6 +88,7 @@ async fn durable(config: &Config, n: usize, pace: Option<Duration>) -> (f64, Vec
         refresh: None,
         sources: Vec::new(),
         intake: tokio::sync::Semaphore::new(triggerfish::daemon::MAX_INTAKE_IN_FLIGHT),
+        console: Default::default(),
     });
     let evs = events(n, if pace.is_some() { "paced" } else { "burst" });
     let started = Instant::now();

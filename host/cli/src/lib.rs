@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod config_file;
+pub mod console;
 pub mod daemon;
 
 pub use config_file::{Config, ConfigError};

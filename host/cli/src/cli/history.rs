@@ -153,6 +153,7 @@ pub fn runs(cmd: RunsCommand) -> anyhow::Result<ExitCode> {
                 status,
                 plugin,
                 event,
+                trigger: None,
                 before: None,
                 limit: common.limit,
             })?;
@@ -222,6 +223,7 @@ pub fn runs(cmd: RunsCommand) -> anyhow::Result<ExitCode> {
                             status: Some(RunStatus::Dead),
                             plugin,
                             event: None,
+                            trigger: None,
                             before: None,
                             limit: triggerfish_data::journal::MAX_PAGE,
                         })?

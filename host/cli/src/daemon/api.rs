@@ -18,6 +18,7 @@ use triggerfish_data::insights::Scope;
 use triggerfish_data::journal::{EventFilter, RunFilter, RunStatus};
 
 use super::Shared;
+use crate::console;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -56,6 +57,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/runs/{id}", get(show_run))
         .route("/v1/runs/{id}/replay", post(replay))
         .route("/v1/refresh", post(refresh))
+        .merge(console::router())
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(middleware::from_fn_with_state(shared.clone(), auth))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -63,24 +65,43 @@ pub fn router(shared: Arc<Shared>) -> Router {
 }
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// With a token set: the API takes `Authorization: Bearer <token>`; the
+/// console also takes a session cookie from `/login`, and then only
+/// same-origin writes. Health, sign-in and assets are open.
 async fn auth(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     if let Some(token) = &s.token {
+        let path = req.uri().path();
         let given = req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        let ok = given.is_some_and(|g| same(g.as_bytes(), token.expose().as_bytes()));
-        if !ok && req.uri().path() != "/healthz" {
+        let bearer = given.is_some_and(|g| same(g.as_bytes(), token.expose().as_bytes()));
+        let session = !bearer
+            && console::is_page(path)
+            && console::session::cookie(req.headers())
+                .is_some_and(|id| s.console.sessions.valid(id));
+        let open = path == "/healthz" || console::is_open(path);
+        if !bearer && !session && !open {
+            if console::is_page(path) {
+                return console::login_required(path);
+            }
             return ApiError(
                 StatusCode::UNAUTHORIZED,
                 "missing or wrong bearer token (Authorization: Bearer <token>)".into(),
             )
             .into_response();
+        }
+        if session && !console::session::same_origin(req.method(), req.headers()) {
+            return (
+                StatusCode::FORBIDDEN,
+                "a console form must be posted from the console's own origin",
+            )
+                .into_response();
         }
     }
     next.run(req).await
@@ -193,7 +214,14 @@ async fn list_runs(
     State(s): State<Arc<Shared>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    known(&q, &["status", "plugin", "event", "before", "limit"])?;
+    known(
+        &q,
+        &["status", "plugin", "event", "trigger", "before", "limit"],
+    )?;
+    if let Some(t) = q.get("trigger") {
+        t.parse::<TriggerKind>()
+            .map_err(|e| bad(format!("query parameter 'trigger': {e}")))?;
+    }
     let status = q
         .get("status")
         .map(|v| {
@@ -209,6 +237,7 @@ async fn list_runs(
         status,
         plugin: q.get("plugin").cloned(),
         event: q.get("event").cloned(),
+        trigger: q.get("trigger").cloned(),
         before: number(&q, "before")?,
         limit,
     };

@@ -56,6 +56,8 @@ pub struct Shared {
     pub sources: Vec<String>,
     /// Permits for [`MAX_INTAKE_IN_FLIGHT`].
     pub intake: tokio::sync::Semaphore,
+    /// What the web console keeps.
+    pub console: crate::console::ConsoleState,
 }
 
 impl Shared {
@@ -248,6 +250,7 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         refresh: refresh_tx.clone(),
         sources,
         intake: tokio::sync::Semaphore::new(MAX_INTAKE_IN_FLIGHT),
+        console: crate::console::ConsoleState::start(&config, journal.clone(), stop_rx.clone())?,
     });
     let listener = tokio::net::TcpListener::bind(d.listen)
         .await

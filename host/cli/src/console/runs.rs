@@ -1,0 +1,228 @@
+//! `/runs` (filterable by plugin, trigger and status) and `/runs/{id}`: the
+//! event, every attempt with its error, the captured log lines, what the run
+//! posted or emailed, and a replay button for finished runs.
+
+use maud::{html, Markup};
+use triggerfish_data::event::TriggerKind;
+use triggerfish_data::journal::{RunDetail, RunRow, RunStatus};
+
+use super::layout::{badge, duration, when};
+
+/// The filters of the runs page, as given in its query.
+#[derive(Debug, Default, Clone)]
+pub struct Filters {
+    pub plugin: Option<String>,
+    pub trigger: Option<String>,
+    pub status: Option<String>,
+    pub event: Option<String>,
+    pub before: Option<i64>,
+}
+
+/// A table of runs.
+pub fn table(runs: &[RunRow]) -> Markup {
+    html! {
+        @if runs.is_empty() { p.muted { "No runs." } }
+        @else {
+            table.runs {
+                thead { tr { th { "run" } th { "plugin" } th { "trigger" } th { "status" } th { "attempts" } th { "created (UTC)" } th { "took" } th { "error" } } }
+                tbody {
+                    @for r in runs {
+                        tr data-run=(r.id) data-status=(r.status) {
+                            td { a href={ "/runs/" (r.id) } { "#" (r.id) } }
+                            td { (r.plugin) }
+                            td { (r.trigger) }
+                            td { (badge(&r.status)) }
+                            td.num { (r.attempts) }
+                            td { (when(r.created_ms)) }
+                            td { @if let Some(d) = r.duration_ms { (duration(d)) } }
+                            td.error { @if let Some(e) = &r.error { (shorten(e, 160)) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}
+
+fn select(name: &str, label: &str, options: &[String], chosen: Option<&str>) -> Markup {
+    html! {
+        label {
+            (label) " "
+            select name=(name) {
+                option value="" { "any" }
+                @for o in options {
+                    option value=(o) selected[chosen == Some(o.as_str())] { (o) }
+                }
+            }
+        }
+    }
+}
+
+/// The filter form (above the live region).
+pub fn filter_form(plugins: &[String], f: &Filters) -> Markup {
+    let triggers: Vec<String> = TriggerKind::ALL
+        .iter()
+        .map(|t| t.as_str().to_owned())
+        .collect();
+    let statuses: Vec<String> = <RunStatus as strum::VariantArray>::VARIANTS
+        .iter()
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    html! {
+        form.filters method="get" action="/runs" {
+            (select("plugin", "plugin", plugins, f.plugin.as_deref()))
+            (select("trigger", "trigger", &triggers, f.trigger.as_deref()))
+            (select("status", "status", &statuses, f.status.as_deref()))
+            @if let Some(e) = &f.event { input type="hidden" name="event" value=(e); }
+            button type="submit" { "Filter" }
+        }
+    }
+}
+
+/// The list's body, with a link to older runs.
+pub fn list(runs: &[RunRow], f: &Filters, page: u32) -> Markup {
+    let older = (runs.len() as u32 == page)
+        .then(|| runs.last().map(|r| r.id))
+        .flatten();
+    let mut query: Vec<(String, String)> = Vec::new();
+    for (k, v) in [
+        ("plugin", &f.plugin),
+        ("trigger", &f.trigger),
+        ("status", &f.status),
+        ("event", &f.event),
+    ] {
+        if let Some(v) = v {
+            query.push((k.to_owned(), v.clone()));
+        }
+    }
+    html! {
+        @if let Some(e) = &f.event { p { "Runs of event " code { (e) } " · " a href="/runs" { "all runs" } } }
+        (table(runs))
+        @if let Some(before) = older {
+            @let q = [query.as_slice(), &[("before".to_owned(), before.to_string())]].concat();
+            p { a.next href={ "/runs?" (encode(&q)) } { "older runs →" } }
+        }
+    }
+}
+
+/// `k=v&…`, percent-encoded.
+pub fn encode(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", percent(k), percent(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn percent(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// One run in full.
+pub fn detail(d: &RunDetail, flash: Option<&str>) -> Markup {
+    let r = &d.run;
+    let replayable = r.status == "dead" || r.status == "succeeded";
+    html! {
+        @if let Some(f) = flash { p.flash role="status" { (f) } }
+        section.summary {
+            dl {
+                dt { "plugin" } dd { a href={ "/runs?plugin=" (percent(&r.plugin)) } { (r.plugin) } }
+                dt { "event" } dd { a href={ "/runs?event=" (percent(&r.event_id)) } { code { (r.event_id) } } }
+                dt { "trigger" } dd { (r.trigger) }
+                dt { "status" } dd #run-status { (badge(&r.status)) }
+                dt { "attempts" } dd { (r.attempts) }
+                dt { "created" } dd { (when(r.created_ms)) " UTC" }
+                @if r.status == "queued" || r.status == "retrying" {
+                    dt { "next attempt" } dd { (when(r.next_ms)) " UTC" }
+                }
+            }
+            @if replayable {
+                form method="post" action={ "/runs/" (r.id) "/replay" } {
+                    button #replay type="submit" title="Queue this run again: a new attempt, with the same event" { "Replay" }
+                }
+            }
+        }
+        section {
+            h2 { "Attempts" }
+            @if d.attempts.is_empty() { p.muted { "No attempt has finished yet." } }
+            @else {
+                table #attempts {
+                    thead { tr { th { "#" } th { "started (UTC)" } th { "took" } th { "outcome" } th { "error" } } }
+                    tbody {
+                        @for a in &d.attempts {
+                            tr data-attempt=(a.attempt) data-outcome=(a.outcome) {
+                                td { (a.attempt) }
+                                td { (when(a.started_ms)) }
+                                td { (duration(a.duration_ms)) }
+                                td { (badge(&a.outcome)) }
+                                td.error { @if let Some(e) = &a.error { (e) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section {
+            h2 { "Log" }
+            @if d.logs.is_empty() { p.muted { "Nothing was logged." } }
+            @else {
+                table #log {
+                    thead { tr { th { "attempt" } th { "level" } th { "from" } th { "line" } } }
+                    tbody {
+                        @for (attempt, line) in &d.logs {
+                            tr class={ "level-" (line.level) } {
+                                td { (attempt) } td { (line.level) } td { (line.source) } td.text { (line.text) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section {
+            h2 { "Posted or emailed" }
+            @if d.sent.is_empty() { p.muted { "Nothing was sent." } }
+            @else {
+                table #sent {
+                    thead { tr { th { "#" } th { "kind" } th { "result" } th { "at (UTC)" } } }
+                    tbody {
+                        @for s in &d.sent {
+                            tr { td { (s.call) } td { (s.kind) } td { (s.result) } td { (when(s.at_ms)) } }
+                        }
+                    }
+                }
+            }
+        }
+        section {
+            h2 { "Event" }
+            @match &d.event {
+                Some(e) => pre #event { (serde_json::to_string_pretty(e).unwrap_or_default()) },
+                None => p.muted { "The event is no longer kept (pruned)." },
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_values_are_encoded() {
+        let q = [("plugin".to_owned(), "a b&c".to_owned())];
+        assert_eq!(super::encode(&q), "plugin=a%20b%26c");
+        assert_eq!(super::shorten("abcdef", 3), "abc…");
+    }
+}

@@ -59,4 +59,5 @@ echo
 echo "Outbox (what the plugins posted and emailed): $work/.triggerfish/outbox/"
 find "$work/.triggerfish/outbox" -type f | sort
 echo
+echo "The web console on this demo: $tf run --config $config, then open http://127.0.0.1:7878/"
 echo "Larger data: $tf demo generate --rows 100000 --out /tmp/tf-demo && $tf refresh --config /tmp/tf-demo/triggerfish.toml"

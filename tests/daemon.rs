@@ -102,6 +102,13 @@ fn the_api_serves_every_endpoint_and_names_bad_input() {
         assert_eq!(run["plugin"], "noop");
         assert_eq!(run["attempts"], 1);
         assert!(run["logs"].is_array() && run["sent"].is_array(), "{run}");
+        assert_eq!(run["history"][0]["outcome"], "succeeded");
+        assert_eq!(run["event"]["id"], "api-1");
+        let (_, by_trigger) = get(&c, &d.url("/v1/runs?trigger=data-source-refresh-failed")).await;
+        assert_eq!(by_trigger["runs"][0]["id"], id);
+        assert_eq!(by_trigger["runs"][0]["trigger"], "data-source-refresh-failed");
+        let (_, other) = get(&c, &d.url("/v1/runs?trigger=full-refresh-completed")).await;
+        assert_eq!(other["runs"], serde_json::json!([]));
 
         let (s, events) = get(&c, &d.url("/v1/events?trigger=data-source-refresh-failed")).await;
         assert_eq!(s, 200);
@@ -136,7 +143,7 @@ fn the_api_serves_every_endpoint_and_names_bad_input() {
         }
 
         // Bad input: a 4xx with a JSON message naming the field.
-        let cases: [(&str, &str, Option<&str>, u16, &str); 9] = [
+        let cases: [(&str, &str, Option<&str>, u16, &str); 10] = [
             ("POST", "/v1/events", Some("not json"), 400, "body is not valid JSON"),
             ("POST", "/v1/events", Some("[1]"), 400, "body must be a JSON object"),
             ("POST", "/v1/events", Some(r#"{"source":"x"}"#), 400, "field 'trigger' is missing"),
@@ -145,6 +152,7 @@ fn the_api_serves_every_endpoint_and_names_bad_input() {
             ("POST", "/v1/events", Some(r#"{"trigger":"full-refresh-completed","id":"a b"}"#), 400, "field 'id': expected 1 to 128"),
             ("GET", "/v1/runs?status=nope", None, 400, "query parameter 'status': expected queued, retrying, succeeded or dead, found 'nope'"),
             ("GET", "/v1/runs/abc", None, 400, "run id: expected a whole number, found 'abc'"),
+            ("GET", "/v1/runs?trigger=nope", None, 400, "query parameter 'trigger': unknown trigger 'nope'"),
             ("GET", "/v1/runs/999999", None, 404, "no run 999999"),
         ];
         for (method, path, body, status, message) in cases {
@@ -335,6 +343,27 @@ fn failed_runs_are_retried_dead_lettered_and_replayed() {
         })
         .await;
         assert_eq!(done["attempts"], 5);
+        let outcomes: Vec<&str> = done["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["outcome"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                "failed, retrying",
+                "failed, retrying",
+                "failed, retrying",
+                "failed, dead-lettered",
+                "succeeded"
+            ]
+        );
+        assert!(done["history"][3]["error"]
+            .as_str()
+            .unwrap()
+            .contains("teams channel 'dead' answered 503: maintenance"));
+        assert_eq!(done["trigger"], "data-source-refresh-failed");
         let (_, metrics) = get(&c, &d.url("/metrics")).await;
         let metrics = metrics.as_str().unwrap().to_owned();
         assert!(

@@ -143,11 +143,17 @@ pub struct Received {
 impl SmtpServer {
     /// Start it; fails when python3 or aiosmtpd is missing.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Start it requiring AUTH with `user:password`, when given.
+    pub fn start_with(auth: Option<&str>) -> Self {
         let dir = tempdir();
         let script = root().join("tests/support/smtp_sink.py");
         let mut child = Command::new("python3")
             .arg(&script)
             .arg(dir.path())
+            .envs(auth.map(|a| ("SMTP_SINK_AUTH", a)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

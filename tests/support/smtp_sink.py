@@ -3,14 +3,18 @@
 Listens on 127.0.0.1, prints "READY <port>" once accepting, and writes every
 message it receives to DIR/<n>.json with its envelope and raw data.
 Usage: python3 smtp_sink.py DIR
+With SMTP_SINK_AUTH=user:password in the environment it requires AUTH
+(PLAIN or LOGIN, allowed without TLS on loopback) with those credentials.
 """
 import asyncio
 import json
 import os
 import socket
 import sys
+import warnings
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 
 class Sink:
@@ -38,11 +42,28 @@ def free_port():
         return s.getsockname()[1]
 
 
+class Credentials:
+    def __init__(self, spec):
+        user, _, password = spec.partition(":")
+        self.user = user.encode()
+        self.password = password.encode()
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):
+        ok = auth_data.login == self.user and auth_data.password == self.password
+        return AuthResult(success=ok)
+
+
 def main():
     out_dir = sys.argv[1]
     os.makedirs(out_dir, exist_ok=True)
     port = free_port()
-    controller = Controller(Sink(out_dir), hostname="127.0.0.1", port=port)
+    auth = os.environ.get("SMTP_SINK_AUTH")
+    extra = {}
+    if auth:
+        # Loopback only: AUTH without TLS is what the test means to exercise.
+        warnings.filterwarnings("ignore")
+        extra = dict(authenticator=Credentials(auth), auth_required=True, auth_require_tls=False)
+    controller = Controller(Sink(out_dir), hostname="127.0.0.1", port=port, **extra)
     controller.start()
     print(f"READY {port}", flush=True)
     try:

@@ -2,7 +2,7 @@
 //! default `data-owners`) with the segment, threshold, previous and current size.
 
 use triggerfish_plugin_sdk::email::{self, Message};
-use triggerfish_plugin_sdk::{config, Event, Plugin, Trigger};
+use triggerfish_plugin_sdk::{config, log, Event, Plugin, Trigger};
 
 struct EmailSegmentOwners;
 
@@ -12,6 +12,10 @@ impl Plugin for EmailSegmentOwners {
             return Ok(());
         };
         let group = config::get_or("group", "data-owners");
+        log::info(&format!(
+            "segment '{}' crossed {}: emailing group '{group}'",
+            s.segment, s.threshold
+        ));
         let subject = format!(
             "Segment \"{}\" crossed {} ({}): {} -> {}",
             s.segment, s.threshold, s.direction, s.previous, s.current

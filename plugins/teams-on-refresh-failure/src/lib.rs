@@ -3,7 +3,7 @@
 //! (config `channel`, default `ops`).
 
 use serde_json::json;
-use triggerfish_plugin_sdk::{config, teams, DataSourceRefreshFailed, Event, Plugin, Trigger};
+use triggerfish_plugin_sdk::{config, log, teams, DataSourceRefreshFailed, Event, Plugin, Trigger};
 
 struct TeamsOnRefreshFailure;
 
@@ -13,8 +13,20 @@ impl Plugin for TeamsOnRefreshFailure {
             return Ok(());
         };
         let channel = config::get_or("channel", "ops");
-        teams::post_card(&channel, &card(&failure, &event.occurred_at))
-            .map_err(|e| format!("posting to '{channel}': {}", e.describe()))
+        log::info(&format!(
+            "source '{}' failed ({}): posting a card to channel '{channel}'",
+            failure.source,
+            if failure.permanent {
+                "permanent"
+            } else {
+                "retries exhausted"
+            }
+        ));
+        teams::post_card(&channel, &card(&failure, &event.occurred_at)).map_err(|e| {
+            let why = format!("posting to '{channel}': {}", e.describe());
+            log::error(&why);
+            why
+        })
     }
 }
 

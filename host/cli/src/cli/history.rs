@@ -201,6 +201,19 @@ pub fn runs(cmd: RunsCommand) -> anyhow::Result<ExitCode> {
             if let Some(e) = &r.error {
                 outln!("  error      {e}");
             }
+            for a in &d.history {
+                outln!(
+                    "  attempt {}  {} ({} ms): {}{}",
+                    a.attempt,
+                    when(Some(a.started_ms)),
+                    a.duration_ms,
+                    a.outcome,
+                    a.error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                );
+            }
             for (attempt, l) in &d.logs {
                 outln!("  [{attempt}] {} {}: {}", l.level, l.source, l.text);
             }

@@ -176,3 +176,36 @@ pub fn render(ws: &Workspace, v: &InsightsView) -> Markup {
         p.muted { "Charts show the last " (triggerfish_data::store::KEPT_HISTORY_POINTS) " refreshes; at " (when(triggerfish_data::journal::now_ms())) " UTC." }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_series_starts_at_zero_with_its_thresholds_and_crossings() {
+        let points = [
+            HistoryPoint {
+                at_ms: 1_000,
+                value: 12.0,
+                crossed: vec![10.0],
+            },
+            HistoryPoint {
+                at_ms: 2_000,
+                value: 8.0,
+                crossed: vec![],
+            },
+        ];
+        let t = [Threshold {
+            value: 10.0,
+            watch: Watch::Up,
+        }];
+        let c = series_chart("members", &points, &t);
+        let sets = c["data"]["datasets"].as_array().unwrap();
+        assert_eq!(sets[0]["data"], json!([0.0, 12.0, 8.0]));
+        assert_eq!(sets[1]["label"], "threshold 10 (up)");
+        assert_eq!(sets[1]["data"], json!([10.0, 10.0, 10.0]));
+        assert_eq!(sets[2]["triggerfish"], "crossings");
+        assert_eq!(sets[2]["data"], json!([null, 12.0, null]));
+        assert_eq!(c["data"]["labels"][0], "before the first refresh");
+    }
+}

@@ -162,6 +162,10 @@ async fn runs_page(
         event: pick("event"),
         before: pick("before").and_then(|b| b.parse().ok()),
     };
+    if let Some(t) = &f.trigger {
+        t.parse::<triggerfish_data::event::TriggerKind>()
+            .map_err(|e| PageFailure(StatusCode::BAD_REQUEST, format!("trigger: {e}")))?;
+    }
     let status = match &f.status {
         None => None,
         Some(v) => Some(v.parse::<RunStatus>().map_err(|_| {
@@ -386,9 +390,10 @@ async fn entity_page(
     let (meta, result) = {
         let query = query.clone();
         blocking(move || {
-            let meta = store
-                .meta(&entity)
-                .map_err(|e| format!("entity '{entity}': {e}"))?;
+            let meta = match store.meta(&entity) {
+                Ok(m) => m,
+                Err(e) => return Ok(Err(format!("entity '{entity}': {e}"))),
+            };
             let result = match query.request() {
                 Err(e) => Err((e, None)),
                 Ok(req) => store
@@ -406,9 +411,10 @@ async fn entity_page(
                         other => (other.to_string(), None),
                     }),
             };
-            Ok((meta, result))
+            Ok(Ok((meta, result)))
         })
         .await?
+        .map_err(|e| PageFailure(StatusCode::NOT_FOUND, e))?
     };
     let title = format!("Entity {name}");
     Ok(html(page(

@@ -3,6 +3,7 @@
 
 use maud::{html, Markup};
 use serde_json::{json, Value};
+use triggerfish_data::event::StageStatus;
 use triggerfish_data::journal::{Bucket, Counts, EventRow, RunRow};
 use triggerfish_data::store::RefreshRecord;
 
@@ -135,6 +136,11 @@ pub fn render(o: &Overview) -> Markup {
                                         span class={"stage " (status)} title=[st.detail.as_deref()] {
                                              (st.name) " " (badge(status)) " " (duration(st.duration_ms as i64))
                                             @if st.rows > 0 { " · " (st.rows) " rows" }
+                                        }
+                                    }
+                                    @for st in r.stages.iter().filter(|st| st.status == StageStatus::Failed) {
+                                        @if let Some(d) = &st.detail {
+                                            div.error { (st.name) ": " (d) }
                                         }
                                     }
                                 }

@@ -159,12 +159,12 @@ pub fn detail(d: &RunDetail, flash: Option<&str>) -> Markup {
         }
         section {
             h2 { "Attempts" }
-            @if d.attempts.is_empty() { p.muted { "No attempt has finished yet." } }
+            @if d.history.is_empty() { p.muted { "No attempt has finished yet." } }
             @else {
                 table #attempts {
                     thead { tr { th { "#" } th { "started (UTC)" } th { "took" } th { "outcome" } th { "error" } } }
                     tbody {
-                        @for a in &d.attempts {
+                        @for a in &d.history {
                             tr data-attempt=(a.attempt) data-outcome=(a.outcome) {
                                 td { (a.attempt) }
                                 td { (when(a.started_ms)) }

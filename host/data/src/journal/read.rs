@@ -81,7 +81,8 @@ pub struct AttemptRow {
 pub struct RunDetail {
     #[serde(flatten)]
     pub run: RunRow,
-    pub attempts: Vec<AttemptRow>,
+    /// Every finished attempt, oldest first (`attempts` is their count).
+    pub history: Vec<AttemptRow>,
     pub logs: Vec<(u32, LogLine)>,
     pub sent: Vec<SentEntry>,
     pub event: Option<serde_json::Value>,
@@ -280,7 +281,7 @@ impl Journal {
                 "SELECT attempt, started_ms, duration_ms, outcome, error FROM _tf_run_attempts
                  WHERE run_id = ?1 ORDER BY attempt",
             )?;
-            let attempts = stmt
+            let history = stmt
                 .query_map([id], |r| {
                     Ok(AttemptRow {
                         attempt: r.get(0)?,
@@ -298,7 +299,7 @@ impl Journal {
             let event = body.and_then(|b| serde_json::from_str(&b).ok());
             Ok(Some(RunDetail {
                 run,
-                attempts,
+                history,
                 logs,
                 sent,
                 event,

@@ -354,8 +354,8 @@ fn the_console_shows_the_demo_in_a_real_browser() {
             "[\n  {\"MemberId\": \"L900\", \"GivenName\": \"Half",
         )
         .unwrap();
-        let (status, body) = api(&http, reqwest::Method::POST, &format!("{base}/v1/refresh")).await;
-        assert_eq!(status, 202, "{body}");
+        click(&c, Locator::Css("#refresh-now")).await;
+        assert!(text_of(&c, ".flash").await.contains("Queued: full refresh"));
         let dead = until(&http, &format!("{base}/v1/runs?status=dead"), |v| {
             v["runs"].as_array().is_some_and(|r| r.len() == 1)
         })
@@ -498,6 +498,12 @@ fn the_console_shows_the_demo_in_a_real_browser() {
             assert_no_secret(p, &body);
         }
         assert_no_secret("the browser's page", &c.source().await.unwrap());
+
+        // Signing out ends the session: the next page asks for the token again.
+        click(&c, Locator::Css("#sign-out")).await;
+        assert_eq!(text_of(&c, "h1").await, "Sign in");
+        c.goto(&format!("{base}/runs")).await.unwrap();
+        assert_eq!(text_of(&c, "h1").await, "Sign in");
         let (status, body) = api(&http, reqwest::Method::GET, &format!("{base}/entities/Nope")).await;
         assert_eq!(status, 404);
         assert!(body.contains("entity &#39;Nope&#39;") || body.contains("entity 'Nope'"), "{body}");

@@ -17,6 +17,23 @@ pub struct Grants {
     pub outbound_hosts: Vec<Origin>,
 }
 
+impl Grants {
+    /// Each kind of grant by its config key, as text, in the order a
+    /// packed manifest lists what it requests.
+    pub fn kinds(&self) -> [(&'static str, Vec<String>); 5] {
+        [
+            ("teams", self.teams.clone()),
+            ("email_groups", self.email_groups.clone()),
+            ("email_domains", self.email_domains.clone()),
+            ("entities", self.entities.clone()),
+            (
+                "outbound_hosts",
+                self.outbound_hosts.iter().map(|o| o.to_string()).collect(),
+            ),
+        ]
+    }
+}
+
 /// An allowed origin: scheme (or any), host, port (or the scheme's default).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {

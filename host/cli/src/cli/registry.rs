@@ -265,16 +265,7 @@ pub fn requested_vs_granted(
         ),
         format!("requested  {}", requested_text(&manifest)),
     ];
-    let granted: [(&str, Vec<String>); 5] = [
-        ("teams", g.teams.clone()),
-        ("email_groups", g.email_groups.clone()),
-        ("email_domains", g.email_domains.clone()),
-        ("entities", g.entities.clone()),
-        (
-            "outbound_hosts",
-            g.outbound_hosts.iter().map(|o| o.to_string()).collect(),
-        ),
-    ];
+    let granted = g.kinds();
     for ((kind, granted), (_, asked)) in granted.iter().zip(manifest.grants.kinds()) {
         let extra: Vec<&str> = granted
             .iter()

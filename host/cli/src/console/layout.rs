@@ -14,8 +14,9 @@ const NAV: [(&str, &str); 5] = [
 
 /// A whole page: `tools` sits above the live region (filter forms, so that
 /// live updates never reset what is being typed), `body` is the live region
-/// that is swapped when the journal changes.
-pub fn page(title: &str, current: &str, tools: Markup, body: Markup) -> Markup {
+/// that is swapped when the journal changes. With `sign_out`, the navigation
+/// offers to end the session (when the console asks for the token).
+pub fn page(sign_out: bool, title: &str, current: &str, tools: Markup, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -34,6 +35,9 @@ pub fn page(title: &str, current: &str, tools: Markup, body: Markup) -> Markup {
                         a href=(path) class=[(path == current).then_some("current")] { (label) }
                     }
                     span.live #live-status title="Updates as runs and events are journaled" { "live" }
+                    @if sign_out {
+                        form.signout method="post" action="/logout" { button #sign-out type="submit" { "Sign out" } }
+                    }
                 }
                 header {
                     h1 { (title) }

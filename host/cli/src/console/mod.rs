@@ -24,6 +24,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use maud::{html, Markup};
+use triggerfish_data::insights::Scope;
 use triggerfish_data::journal::{EventFilter, RunFilter, RunStatus};
 use triggerfish_data::store::PageError;
 
@@ -42,6 +43,7 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/runs", get(runs_page))
         .route("/runs/{id}", get(run_page))
         .route("/runs/{id}/replay", post(replay_from_page))
+        .route("/refresh", post(refresh_from_page))
         .route("/plugins", get(plugins_page))
         .route("/insights", get(insights_page))
         .route("/entities", get(entities_index))
@@ -59,7 +61,23 @@ pub fn is_open(path: &str) -> bool {
 
 /// Whether `path` is a console page (answered with HTML, not JSON).
 pub fn is_page(path: &str) -> bool {
-    !(path.starts_with("/v1/") || matches!(path, "/metrics" | "/healthz" | "/readyz"))
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    let versioned =
+        first.len() > 1 && first.starts_with('v') && first[1..].bytes().all(|b| b.is_ascii_digit());
+    !(versioned || matches!(path, "/metrics" | "/healthz" | "/readyz"))
+}
+
+/// The answer to an unknown path: an HTML page for the console, JSON under the API.
+pub async fn not_found(uri: axum::http::Uri) -> Response {
+    if is_page(uri.path()) {
+        PageFailure(StatusCode::NOT_FOUND, format!("no page {}", uri.path())).into_response()
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({ "error": "no such endpoint" })),
+        )
+            .into_response()
+    }
 }
 
 /// An error page.
@@ -67,7 +85,7 @@ pub struct PageFailure(StatusCode, String);
 
 impl IntoResponse for PageFailure {
     fn into_response(self) -> Response {
-        let body = page("Error", "", html! {}, error_box(&self.1));
+        let body = page(false, "Error", "", html! {}, error_box(&self.1));
         (self.0, Html(body.into_string())).into_response()
     }
 }
@@ -90,7 +108,58 @@ fn html(m: Markup) -> Response {
     Html(m.into_string()).into_response()
 }
 
-async fn overview_page(State(s): State<Arc<Shared>>) -> Result<Response, PageFailure> {
+/// The overview's "Refresh now" form (with `[insights]`).
+fn refresh_form(s: &Shared) -> Markup {
+    html! {
+        @if s.refresh.is_some() {
+            form.filters method="post" action="/refresh" {
+                label {
+                    "refresh "
+                    select name="source" {
+                        option value="" { "everything (full refresh)" }
+                        @for name in &s.sources { option value=(name) { "source " (name) } }
+                    }
+                }
+                button #refresh-now type="submit" { "Refresh now" }
+            }
+        }
+    }
+}
+
+async fn refresh_from_page(
+    State(s): State<Arc<Shared>>,
+    Form(f): Form<HashMap<String, String>>,
+) -> Result<Response, PageFailure> {
+    let Some(tx) = &s.refresh else {
+        return Err(PageFailure(
+            StatusCode::CONFLICT,
+            "no [insights] section in the configuration: nothing to refresh".into(),
+        ));
+    };
+    let scope = match f.get("source").filter(|v| !v.is_empty()) {
+        None => Scope::Full,
+        Some(name) if s.sources.contains(name) => Scope::Source(name.clone()),
+        Some(name) => {
+            return Err(PageFailure(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "no data source named '{name}' (sources: {})",
+                    s.sources.join(", ")
+                ),
+            ))
+        }
+    };
+    let queued = crate::daemon::scope_name(&scope);
+    tx.send(scope)
+        .await
+        .map_err(|_| PageFailure(StatusCode::SERVICE_UNAVAILABLE, "stopping".into()))?;
+    Ok(Redirect::to(&format!("/?queued={}", runs::percent(&queued))).into_response())
+}
+
+async fn overview_page(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, PageFailure> {
     let host = s.host.borrow().clone();
     let throttled: Vec<(String, u64)> = host
         .plugins()
@@ -139,7 +208,20 @@ async fn overview_page(State(s): State<Arc<Shared>>) -> Result<Response, PageFai
         })
     })
     .await?;
-    Ok(html(page("Overview", "/", html! {}, overview::render(&o))))
+    let flash = q
+        .get("queued")
+        .map(|what| format!("Queued: {what}. It shows below when it finishes."));
+    let body = html! {
+        @if let Some(f) = &flash { p.flash role="status" { (f) } }
+        (overview::render(&o))
+    };
+    Ok(html(page(
+        s.token.is_some(),
+        "Overview",
+        "/",
+        refresh_form(&s),
+        body,
+    )))
 }
 
 fn plugin_names(s: &Shared) -> Vec<String> {
@@ -187,6 +269,7 @@ async fn runs_page(
     let rows = blocking(move || journal.runs(&filter).map_err(|e| e.to_string())).await?;
     let tools = runs::filter_form(&plugin_names(&s), &f);
     Ok(html(page(
+        s.token.is_some(),
         "Runs",
         "/runs",
         tools,
@@ -218,6 +301,7 @@ async fn run_page(
         .then_some("Queued again: its next attempt appears below when it finishes.");
     let title = format!("Run #{id}");
     Ok(html(page(
+        s.token.is_some(),
         &title,
         "/runs",
         html! {},
@@ -272,6 +356,7 @@ async fn plugins_page(State(s): State<Arc<Shared>>) -> Result<Response, PageFail
         });
     }
     Ok(html(page(
+        s.token.is_some(),
         "Plugins",
         "/plugins",
         html! {},
@@ -283,6 +368,7 @@ async fn insights_page(State(s): State<Arc<Shared>>) -> Result<Response, PageFai
     let (Some(ws), Some(store)) = (s.console.workspace.clone(), s.console.store.clone()) else {
         let body = html! { p.muted { "No [insights] section in the configuration." } };
         return Ok(html(page(
+            s.token.is_some(),
             "Sources, segments, measures",
             "/insights",
             html! {},
@@ -325,6 +411,7 @@ async fn insights_page(State(s): State<Arc<Shared>>) -> Result<Response, PageFai
     })
     .await?;
     Ok(html(page(
+        s.token.is_some(),
         "Sources, segments, measures",
         "/insights",
         html! {},
@@ -335,6 +422,7 @@ async fn insights_page(State(s): State<Arc<Shared>>) -> Result<Response, PageFai
 async fn entities_index(State(s): State<Arc<Shared>>) -> Result<Response, PageFailure> {
     let Some(store) = s.console.store.clone() else {
         return Ok(html(page(
+            s.token.is_some(),
             "Entities",
             "/entities",
             html! {},
@@ -350,6 +438,7 @@ async fn entities_index(State(s): State<Arc<Shared>>) -> Result<Response, PageFa
     })
     .await?;
     Ok(html(page(
+        s.token.is_some(),
         "Entities",
         "/entities",
         html! {},
@@ -418,6 +507,7 @@ async fn entity_page(
     };
     let title = format!("Entity {name}");
     Ok(html(page(
+        s.token.is_some(),
         &title,
         "/entities",
         entities::form(&meta, &query),
@@ -439,7 +529,7 @@ fn login_body(next: &str, error: Option<&str>) -> Markup {
 
 /// The sign-in page, answered with 401 to a page request without a session.
 pub fn login_required(path: &str) -> Response {
-    let body = page("Sign in", "", html! {}, login_body(path, None));
+    let body = page(false, "Sign in", "", html! {}, login_body(path, None));
     (StatusCode::UNAUTHORIZED, Html(body.into_string())).into_response()
 }
 
@@ -451,7 +541,7 @@ async fn login_form(
         return Redirect::to("/").into_response();
     }
     let next = q.get("next").map_or("/", String::as_str);
-    html(page("Sign in", "", html! {}, login_body(next, None)))
+    html(page(false, "Sign in", "", html! {}, login_body(next, None)))
 }
 
 /// Only same-site paths are followed after signing in.
@@ -472,6 +562,7 @@ async fn login(State(s): State<Arc<Shared>>, Form(f): Form<HashMap<String, Strin
     if !super::daemon::api::same(given.as_bytes(), token.expose().as_bytes()) {
         tracing::warn!("console sign-in refused: wrong token");
         let body = page(
+            false,
             "Sign in",
             "",
             html! {},
@@ -535,6 +626,13 @@ async fn asset(Path(file): Path<String>) -> Response {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn api_paths_are_not_pages() {
+        assert!(super::is_page("/") && super::is_page("/runs/3") && super::is_page("/nope"));
+        assert!(!super::is_page("/v1/runs") && !super::is_page("/v2/nothing"));
+        assert!(!super::is_page("/metrics") && super::is_page("/vip"));
+    }
+
     #[test]
     fn only_local_paths_are_followed_after_sign_in() {
         assert_eq!(super::safe_next("/runs/3"), "/runs/3");

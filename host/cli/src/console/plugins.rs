@@ -5,7 +5,6 @@
 use maud::{html, Markup};
 use triggerfish_data::journal::{PluginStats, RunRow, STATS_WINDOW};
 use triggerfish_package::manifest::Manifest;
-use triggerfish_runtime::grants::Grants;
 use triggerfish_runtime::routing::When;
 use triggerfish_runtime::settings::PluginConfig;
 
@@ -30,19 +29,6 @@ fn list(v: &[String]) -> String {
     } else {
         v.join(", ")
     }
-}
-
-fn granted(g: &Grants) -> [(&'static str, Vec<String>); 5] {
-    [
-        ("teams", g.teams.clone()),
-        ("email_groups", g.email_groups.clone()),
-        ("email_domains", g.email_domains.clone()),
-        ("entities", g.entities.clone()),
-        (
-            "outbound_hosts",
-            g.outbound_hosts.iter().map(|o| o.to_string()).collect(),
-        ),
-    ]
 }
 
 fn filters(w: &When) -> Vec<String> {
@@ -103,7 +89,7 @@ pub fn render(plugins: &[PluginView]) -> Markup {
                         table.grants {
                             thead { tr { th { "capability" } th { "requested" } th { "granted" } } }
                             tbody {
-                                @for (kind, given) in granted(&c.grants) {
+                                @for (kind, given) in c.grants.kinds() {
                                     @let asked: Option<Vec<String>> = p.manifest.as_ref().ok().map(|m| {
                                         m.grants.kinds().iter().find(|(k, _)| *k == kind).map(|(_, v)| v.to_vec()).unwrap_or_default()
                                     });

@@ -121,7 +121,8 @@ pub fn encode(pairs: &[(String, String)]) -> String {
         .join("&")
 }
 
-fn percent(s: &str) -> String {
+/// `s`, percent-encoded for a URL query or path.
+pub fn percent(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {

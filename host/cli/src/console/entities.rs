@@ -2,7 +2,16 @@
 //! `$orderby`, `$select` and `$skip` paging, through the same page engine
 //! plugins use.
 
+use std::collections::HashMap;
+
+use super::layout::page;
+use super::{blocking, respond, PageFailure};
+use crate::daemon::Shared;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
 use std::sync::Arc;
+use triggerfish_data::store::PageError;
 
 use maud::{html, Markup};
 use serde_json::Value;
@@ -17,7 +26,7 @@ pub const MAX_QUERY_TEXT: usize = 4096;
 
 /// The query of the entity page, as typed.
 #[derive(Debug, Default, Clone)]
-pub struct Query {
+pub struct EntityQuery {
     pub filter: String,
     pub orderby: String,
     pub select: String,
@@ -25,7 +34,7 @@ pub struct Query {
     pub skip: Option<u64>,
 }
 
-impl Query {
+impl EntityQuery {
     /// The page request, or which option is too long.
     pub fn request(&self) -> Result<PageRequest, String> {
         for (name, text) in [
@@ -87,7 +96,7 @@ pub fn index(metas: &[Arc<EntityMeta>]) -> Markup {
 }
 
 /// The query form (above the live region).
-pub fn form(meta: &EntityMeta, q: &Query) -> Markup {
+pub fn form(meta: &EntityMeta, q: &EntityQuery) -> Markup {
     html! {
         form.filters.query method="get" action={ "/entities/" (meta.name) } {
             label { "$filter " input name="filter" value=(q.filter) size="40" maxlength=(MAX_QUERY_TEXT) placeholder="Country eq 'FR' and Points ge 100"; }
@@ -114,7 +123,7 @@ fn cell(v: &Value) -> String {
 /// One page of rows, or the query's error with a caret under its position.
 pub fn results(
     meta: &EntityMeta,
-    q: &Query,
+    q: &EntityQuery,
     page: Result<PageResult, (String, Option<(String, u32)>)>,
 ) -> Markup {
     match page {
@@ -153,4 +162,100 @@ pub fn results(
             }
         }
     }
+}
+
+pub async fn entities_index(State(s): State<Arc<Shared>>) -> Result<Response, PageFailure> {
+    let Some(store) = s.console.store.clone() else {
+        return Ok(respond(page(
+            s.token.is_some(),
+            "Entities",
+            "/entities",
+            html! {},
+            html! { p.muted { "No store." } },
+        )));
+    };
+    let metas = blocking(move || {
+        let names = store.entity_names().map_err(|e| e.to_string())?;
+        names
+            .iter()
+            .map(|n| store.meta(n).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?;
+    Ok(respond(page(
+        s.token.is_some(),
+        "Entities",
+        "/entities",
+        html! {},
+        index(&metas),
+    )))
+}
+
+pub async fn entity_page(
+    State(s): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, PageFailure> {
+    let Some(store) = s.console.store.clone() else {
+        return Err(PageFailure(StatusCode::NOT_FOUND, "no store".into()));
+    };
+    let text = |k: &str| q.get(k).cloned().unwrap_or_default();
+    let number = |k: &str| -> Result<Option<u64>, PageFailure> {
+        q.get(k)
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    PageFailure(
+                        StatusCode::BAD_REQUEST,
+                        format!("${k}: expected a whole number, found '{v}'"),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let query = EntityQuery {
+        filter: text("filter"),
+        orderby: text("orderby"),
+        select: text("select"),
+        top: number("top")?.map(|t| t.min(u64::from(u32::MAX)) as u32),
+        skip: number("skip")?,
+    };
+    let entity = name.clone();
+    let (meta, result) = {
+        let query = query.clone();
+        blocking(move || {
+            let meta = match store.meta(&entity) {
+                Ok(m) => m,
+                Err(e) => return Ok(Err(format!("entity '{entity}': {e}"))),
+            };
+            let result = match query.request() {
+                Err(e) => Err((e, None)),
+                Ok(req) => store
+                    .get_page("console", &entity, &req)
+                    .map_err(|e| match e {
+                        PageError::Query(qe) => {
+                            let text = match qe.option {
+                                "$filter" => Some(query.filter.clone()),
+                                "$orderby" => Some(query.orderby.clone()),
+                                "$select" => Some(query.select.clone()),
+                                _ => None,
+                            };
+                            (qe.to_string(), text.map(|t| (t, qe.position)))
+                        }
+                        other => (other.to_string(), None),
+                    }),
+            };
+            Ok(Ok((meta, result)))
+        })
+        .await?
+        .map_err(|e| PageFailure(StatusCode::NOT_FOUND, e))?
+    };
+    let title = format!("Entity {name}");
+    Ok(respond(page(
+        s.token.is_some(),
+        &title,
+        "/entities",
+        form(&meta, &query),
+        results(&meta, &query, result),
+    )))
 }

@@ -2,6 +2,13 @@
 //! member count and each measure's value across refreshes, with its
 //! thresholds drawn as lines and the crossings marked.
 
+use std::sync::Arc;
+
+use super::layout::page;
+use super::{blocking, respond, PageFailure};
+use crate::daemon::Shared;
+use axum::extract::State;
+use axum::response::Response;
 use maud::{html, Markup};
 use serde_json::{json, Value};
 use triggerfish_data::event::StageSummary;
@@ -175,6 +182,61 @@ pub fn render(ws: &Workspace, v: &InsightsView) -> Markup {
         }
         p.muted { "Charts show the last " (triggerfish_data::store::KEPT_HISTORY_POINTS) " refreshes; at " (when(triggerfish_data::journal::now_ms())) " UTC." }
     }
+}
+
+pub async fn insights_page(State(s): State<Arc<Shared>>) -> Result<Response, PageFailure> {
+    let (Some(ws), Some(store)) = (s.console.workspace.clone(), s.console.store.clone()) else {
+        let body = html! { p.muted { "No [insights] section in the configuration." } };
+        return Ok(respond(page(
+            s.token.is_some(),
+            "Sources, segments, measures",
+            "/insights",
+            html! {},
+            body,
+        )));
+    };
+    let workspace = ws.clone();
+    let view = blocking(move || {
+        let refreshes = store
+            .refreshes(triggerfish_data::store::KEPT_REFRESHES as u32)
+            .map_err(|e| e.to_string())?;
+        let sources = workspace
+            .sources
+            .iter()
+            .map(|spec| SourceView {
+                rows: store.meta(&spec.entity).ok().map(|m| m.rows),
+                last: refreshes.iter().find_map(|r| {
+                    let stage = format!("source:{}", spec.name);
+                    r.stages
+                        .iter()
+                        .find(|st| st.name == stage)
+                        .map(|st| (r.started_ms, st.clone()))
+                }),
+            })
+            .collect();
+        let history = |kind: &str, name: &str| store.history(kind, name).map_err(|e| e.to_string());
+        Ok(InsightsView {
+            sources,
+            segments: workspace
+                .segments
+                .iter()
+                .map(|sp| history("segment", &sp.name))
+                .collect::<Result<_, _>>()?,
+            measures: workspace
+                .measures
+                .iter()
+                .map(|sp| history("measure", &sp.name))
+                .collect::<Result<_, _>>()?,
+        })
+    })
+    .await?;
+    Ok(respond(page(
+        s.token.is_some(),
+        "Sources, segments, measures",
+        "/insights",
+        html! {},
+        render(&ws, &view),
+    )))
 }
 
 #[cfg(test)]

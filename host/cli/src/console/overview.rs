@@ -1,10 +1,21 @@
 //! `/`: the last refreshes stage by stage, events per trigger over time,
 //! runs by status, dead letters and throttled entity calls.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::layout::page;
+use super::{blocking, respond, PageFailure};
+use crate::daemon::Shared;
+use axum::extract::{Form, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use serde_json::{json, Value};
 use triggerfish_data::event::StageStatus;
+use triggerfish_data::insights::Scope;
 use triggerfish_data::journal::{Bucket, Counts, EventRow, RunRow};
+use triggerfish_data::journal::{EventFilter, RunFilter};
 use triggerfish_data::store::RefreshRecord;
 
 use super::layout::{badge, chart, duration, when};
@@ -189,6 +200,116 @@ pub fn render(o: &Overview) -> Markup {
             }
         }
     }
+}
+
+/// The overview's "Refresh now" form (with `[insights]`).
+fn refresh_form(s: &Shared) -> Markup {
+    html! {
+        @if s.refresh.is_some() {
+            form.filters method="post" action="/refresh" {
+                label {
+                    "refresh "
+                    select name="source" {
+                        option value="" { "everything (full refresh)" }
+                        @for name in &s.sources { option value=(name) { "source " (name) } }
+                    }
+                }
+                button #refresh-now type="submit" { "Refresh now" }
+            }
+        }
+    }
+}
+
+pub async fn refresh_from_page(
+    State(s): State<Arc<Shared>>,
+    Form(f): Form<HashMap<String, String>>,
+) -> Result<Response, PageFailure> {
+    let Some(tx) = &s.refresh else {
+        return Err(PageFailure(
+            StatusCode::CONFLICT,
+            "no [insights] section in the configuration: nothing to refresh".into(),
+        ));
+    };
+    let scope = match f.get("source").filter(|v| !v.is_empty()) {
+        None => Scope::Full,
+        Some(name) if s.sources.contains(name) => Scope::Source(name.clone()),
+        Some(name) => {
+            return Err(PageFailure(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "no data source named '{name}' (sources: {})",
+                    s.sources.join(", ")
+                ),
+            ))
+        }
+    };
+    let queued = crate::daemon::scope_name(&scope);
+    tx.send(scope)
+        .await
+        .map_err(|_| PageFailure(StatusCode::SERVICE_UNAVAILABLE, "stopping".into()))?;
+    Ok(Redirect::to(&format!("/?queued={}", super::runs::percent(&queued))).into_response())
+}
+
+pub async fn overview_page(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, PageFailure> {
+    let host = s.host.borrow().clone();
+    let throttled: Vec<(String, u64)> = host
+        .plugins()
+        .map(|p| {
+            let n = host.entity_throttled(&p.config.name).unwrap_or(0);
+            (p.config.name.clone(), n)
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let journal = s.journal.clone();
+    let store = s.console.store.clone();
+    let o = blocking(move || {
+        let now = triggerfish_data::journal::now_ms();
+        Ok(Overview {
+            refreshes: match &store {
+                Some(st) => Some(st.refreshes(REFRESHES_SHOWN).map_err(|e| e.to_string())?),
+                None => None,
+            },
+            counts: journal.counts().map_err(|e| e.to_string())?,
+            buckets: regroup(
+                journal
+                    .events_over_time(now - EVENTS_WINDOW_MS, EVENTS_BUCKETS_MS[0])
+                    .map_err(|e| e.to_string())?
+                    .1,
+                now,
+            ),
+            throttled,
+            runs: journal
+                .runs(&RunFilter {
+                    limit: 10,
+                    ..Default::default()
+                })
+                .map_err(|e| e.to_string())?,
+            events: journal
+                .events(&EventFilter {
+                    limit: 10,
+                    ..Default::default()
+                })
+                .map_err(|e| e.to_string())?,
+        })
+    })
+    .await?;
+    let flash = q
+        .get("queued")
+        .map(|what| format!("Queued: {what}. It shows below when it finishes."));
+    let body = html! {
+        @if let Some(f) = &flash { p.flash role="status" { (f) } }
+        (render(&o))
+    };
+    Ok(respond(page(
+        s.token.is_some(),
+        "Overview",
+        "/",
+        refresh_form(&s),
+        body,
+    )))
 }
 
 #[cfg(test)]

@@ -2,7 +2,15 @@
 //! against granted, limits, version and digest, last runs, success rate and
 //! duration percentiles.
 
+use std::sync::Arc;
+
+use super::layout::page;
+use super::{blocking, respond, PageFailure};
+use crate::daemon::Shared;
+use axum::extract::State;
+use axum::response::Response;
 use maud::{html, Markup};
+use triggerfish_data::journal::RunFilter;
 use triggerfish_data::journal::{PluginStats, RunRow, STATS_WINDOW};
 use triggerfish_package::manifest::Manifest;
 use triggerfish_runtime::routing::When;
@@ -123,4 +131,44 @@ pub fn render(plugins: &[PluginView]) -> Markup {
             }
         }
     }
+}
+
+pub async fn plugins_page(State(s): State<Arc<Shared>>) -> Result<Response, PageFailure> {
+    let host = s.host.borrow().clone();
+    let mut views = Vec::new();
+    for p in host.plugins() {
+        let name = p.config.name.clone();
+        let journal = s.journal.clone();
+        let (stats, last) = blocking(move || {
+            let stats = journal.plugin_stats(&name).map_err(|e| e.to_string())?;
+            let last = journal
+                .runs(&RunFilter {
+                    plugin: Some(name),
+                    limit: 5,
+                    ..Default::default()
+                })
+                .map_err(|e| e.to_string())?;
+            Ok((stats, last))
+        })
+        .await?;
+        views.push(PluginView {
+            manifest: s
+                .console
+                .manifest(&p.config.component, &p.component.sha256)
+                .await,
+            config: p.config.clone(),
+            sha256: p.component.sha256.clone(),
+            reference: s.console.references.get(&p.config.name).cloned(),
+            stats,
+            last,
+            throttled: host.entity_throttled(&p.config.name).unwrap_or(0),
+        });
+    }
+    Ok(respond(page(
+        s.token.is_some(),
+        "Plugins",
+        "/plugins",
+        html! {},
+        render(&views),
+    )))
 }

@@ -2,11 +2,24 @@
 //! event, every attempt with its error, the captured log lines, what the run
 //! posted or emailed, and a replay button for finished runs.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::layout::page;
+use super::{blocking, failed, respond, PageFailure};
+use crate::daemon::Shared;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use triggerfish_data::event::TriggerKind;
+use triggerfish_data::journal::RunFilter;
 use triggerfish_data::journal::{RunDetail, RunRow, RunStatus};
 
 use super::layout::{badge, duration, when};
+
+/// Runs per page of the runs list.
+pub const RUNS_PER_PAGE: u32 = 50;
 
 /// The filters of the runs page, as given in its query.
 #[derive(Debug, Default, Clone)]
@@ -216,6 +229,106 @@ pub fn detail(d: &RunDetail, flash: Option<&str>) -> Markup {
             }
         }
     }
+}
+
+fn plugin_names(s: &Shared) -> Vec<String> {
+    s.host
+        .borrow()
+        .plugins()
+        .map(|p| p.config.name.clone())
+        .collect()
+}
+
+pub async fn runs_page(
+    State(s): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, PageFailure> {
+    let pick = |k: &str| q.get(k).filter(|v| !v.is_empty()).cloned();
+    let f = Filters {
+        plugin: pick("plugin"),
+        trigger: pick("trigger"),
+        status: pick("status"),
+        event: pick("event"),
+        before: pick("before").and_then(|b| b.parse().ok()),
+    };
+    if let Some(t) = &f.trigger {
+        t.parse::<triggerfish_data::event::TriggerKind>()
+            .map_err(|e| PageFailure(StatusCode::BAD_REQUEST, format!("trigger: {e}")))?;
+    }
+    let status = match &f.status {
+        None => None,
+        Some(v) => Some(v.parse::<RunStatus>().map_err(|_| {
+            PageFailure(
+                StatusCode::BAD_REQUEST,
+                format!("status '{v}': expected queued, retrying, succeeded or dead"),
+            )
+        })?),
+    };
+    let filter = RunFilter {
+        status,
+        plugin: f.plugin.clone(),
+        event: f.event.clone(),
+        trigger: f.trigger.clone(),
+        before: f.before,
+        limit: RUNS_PER_PAGE,
+    };
+    let journal = s.journal.clone();
+    let rows = blocking(move || journal.runs(&filter).map_err(|e| e.to_string())).await?;
+    let tools = filter_form(&plugin_names(&s), &f);
+    Ok(respond(page(
+        s.token.is_some(),
+        "Runs",
+        "/runs",
+        tools,
+        list(&rows, &f, RUNS_PER_PAGE),
+    )))
+}
+
+fn run_id(id: &str) -> Result<i64, PageFailure> {
+    id.parse().map_err(|_| {
+        PageFailure(
+            StatusCode::BAD_REQUEST,
+            format!("run id: expected a whole number, found '{id}'"),
+        )
+    })
+}
+
+pub async fn run_page(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, PageFailure> {
+    let id = run_id(&id)?;
+    let journal = s.journal.clone();
+    let run = blocking(move || journal.run(id).map_err(|e| e.to_string()))
+        .await?
+        .ok_or_else(|| PageFailure(StatusCode::NOT_FOUND, format!("no run {id}")))?;
+    let flash = q
+        .contains_key("replayed")
+        .then_some("Queued again: its next attempt appears below when it finishes.");
+    let title = format!("Run #{id}");
+    Ok(respond(page(
+        s.token.is_some(),
+        &title,
+        "/runs",
+        html! {},
+        detail(&run, flash),
+    )))
+}
+
+pub async fn replay_from_page(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> Result<Response, PageFailure> {
+    let id = run_id(&id)?;
+    let done = s.replay(vec![id]).await.map_err(failed)?;
+    if done.is_empty() {
+        return Err(PageFailure(
+            StatusCode::CONFLICT,
+            format!("run {id} does not exist or is still waiting; only dead-lettered or succeeded runs are replayed"),
+        ));
+    }
+    Ok(Redirect::to(&format!("/runs/{id}?replayed=1")).into_response())
 }
 
 #[cfg(test)]

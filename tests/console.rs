@@ -504,6 +504,27 @@ fn the_console_shows_the_demo_in_a_real_browser() {
         assert_eq!(text_of(&c, "h1").await, "Sign in");
         c.goto(&format!("{base}/runs")).await.unwrap();
         assert_eq!(text_of(&c, "h1").await, "Sign in");
+
+        // Guessing the token through the sign-in page is paced.
+        let mut statuses = Vec::new();
+        for _ in 0..12 {
+            let res = http
+                .post(format!("{base}/login"))
+                .form(&[("token", "guess"), ("next", "/")])
+                .send()
+                .await
+                .unwrap();
+            statuses.push(res.status().as_u16());
+        }
+        assert!(statuses.contains(&429), "{statuses:?}");
+        let res = http
+            .post(format!("{base}/login"))
+            .form(&[("token", TOKEN), ("next", "/")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 429, "even the right token waits its turn");
+        assert!(res.text().await.unwrap().contains("Too many sign-in attempts"));
         let (status, body) = api(&http, reqwest::Method::GET, &format!("{base}/entities/Nope")).await;
         assert_eq!(status, 404);
         assert!(body.contains("entity &#39;Nope&#39;") || body.contains("entity 'Nope'"), "{body}");

@@ -1,7 +1,8 @@
 // Triggerfish console: draws the charts (Chart.js) and keeps the page live.
 // Each chart's configuration is JSON in <script id="ID-config"> next to its
 // canvas. When /live says the journal changed, the page fetches itself and
-// swaps its <main>, so new runs and events appear without reloading.
+// swaps its <main> if it differs, so new runs and events appear without
+// reloading.
 "use strict";
 
 function drawCharts(root) {
@@ -19,6 +20,8 @@ function drawCharts(root) {
 
 let refreshing = false;
 let pending = false;
+// <main> as the server last rendered it (before charts were drawn into it).
+let shown = null;
 
 async function refreshMain() {
   if (refreshing) { pending = true; return; }
@@ -29,7 +32,8 @@ async function refreshMain() {
       const doc = new DOMParser().parseFromString(await res.text(), "text/html");
       const fresh = doc.querySelector("main");
       const current = document.querySelector("main");
-      if (fresh && current) {
+      if (fresh && current && fresh.innerHTML !== shown) {
+        shown = fresh.innerHTML;
         for (const c of current.querySelectorAll("canvas[data-chart]")) {
           const chart = Chart.getChart(c);
           if (chart) chart.destroy();
@@ -54,7 +58,9 @@ function followLive() {
   const status = document.getElementById("live-status");
   if (!window.EventSource || !status || source || document.querySelector("form.login")) return;
   source = new EventSource("/live");
-  source.onopen = () => status.classList.add("on");
+  // Whatever changed between this page's rendering and the stream's
+  // opening (or while it was reconnecting) is fetched once it is open.
+  source.onopen = () => { status.classList.add("on"); refreshMain(); };
   source.onerror = () => status.classList.remove("on");
   source.addEventListener("changed", refreshMain);
 }
@@ -69,6 +75,8 @@ window.addEventListener("pagehide", stopLive);
 window.addEventListener("pageshow", (e) => { if (e.persisted) { followLive(); refreshMain(); } });
 
 document.addEventListener("DOMContentLoaded", () => {
+  const main = document.querySelector("main");
+  if (main) shown = main.innerHTML;
   drawCharts(document);
   followLive();
 });

@@ -180,7 +180,7 @@ pub fn render(ws: &Workspace, v: &InsightsView) -> Markup {
                 }
             }
         }
-        p.muted { "Charts show the last " (triggerfish_data::store::KEPT_HISTORY_POINTS) " refreshes; at " (when(triggerfish_data::journal::now_ms())) " UTC." }
+        p.muted { "Charts show the last " (KEPT_HISTORY_POINTS) " refreshes of each segment and measure." }
     }
 }
 

@@ -11,6 +11,7 @@ use axum::Form;
 use maud::{html, Markup};
 
 use super::layout::{error_box, page};
+use super::state::SIGN_INS_PER_MINUTE;
 use super::{failed, respond, session};
 use crate::daemon::Shared;
 
@@ -60,6 +61,22 @@ pub async fn login(
     let Some(token) = &s.token else {
         return Redirect::to(&next).into_response();
     };
+    if s.console.sign_ins.check().is_err() {
+        tracing::warn!(
+            "console sign-in refused: more than {SIGN_INS_PER_MINUTE} attempts a minute"
+        );
+        let body = page(
+            false,
+            "Sign in",
+            "",
+            html! {},
+            login_body(
+                &next,
+                Some("Too many sign-in attempts: try again in a minute."),
+            ),
+        );
+        return (StatusCode::TOO_MANY_REQUESTS, Html(body.into_string())).into_response();
+    }
     let given = f.get("token").map_or("", String::as_str);
     if !crate::daemon::api::same(given.as_bytes(), token.expose().as_bytes()) {
         tracing::warn!("console sign-in refused: wrong token");

@@ -18,6 +18,10 @@ use crate::config_file::Config;
 
 /// Manifests cached for the plugins page (by component digest).
 pub const MAX_CACHED_MANIFESTS: usize = 256;
+/// Sign-in attempts accepted per minute, across all browsers (GCRA, so a
+/// burst of this many, then one every few seconds): guessing the token
+/// through `/login` is slowed to a crawl.
+pub const SIGN_INS_PER_MINUTE: u32 = 10;
 
 /// The console's state in the daemon.
 pub struct ConsoleState {
@@ -31,6 +35,8 @@ pub struct ConsoleState {
     pub live: watch::Receiver<u64>,
     /// Permits for [`MAX_LIVE_PAGES`].
     pub live_pages: Arc<Semaphore>,
+    /// Paces `/login` ([`SIGN_INS_PER_MINUTE`]).
+    pub sign_ins: governor::DefaultDirectRateLimiter,
     manifests: Mutex<HashMap<String, Result<Manifest, String>>>,
 }
 
@@ -44,6 +50,9 @@ impl Default for ConsoleState {
             sessions: Sessions::default(),
             live: watch::channel(0).1,
             live_pages: Arc::new(Semaphore::new(MAX_LIVE_PAGES)),
+            sign_ins: governor::RateLimiter::direct(governor::Quota::per_minute(
+                std::num::NonZeroU32::new(SIGN_INS_PER_MINUTE).unwrap_or(std::num::NonZeroU32::MIN),
+            )),
             manifests: Mutex::default(),
         }
     }

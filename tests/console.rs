@@ -403,13 +403,21 @@ fn the_console_shows_the_demo_in_a_real_browser() {
         );
         let event = text_of(&c, "#event").await;
         assert!(event.contains("loyalty-members") && event.contains("not valid JSON"), "{event}");
-        screenshot(&c, "run.png").await;
+        screenshot(&c, "run-dead.png").await;
 
-        // Replay from the page once the channel is back: a new attempt
-        // succeeds, and the card is posted.
+        // Replay from the page once the channel is back: a new run of the
+        // same event succeeds and posts the card; the dead run is retired
+        // and points at it.
         teams.down.store(false, Ordering::SeqCst);
         click(&c, Locator::Css("#replay")).await;
         appears(&c, ".flash").await;
+        let title = text_of(&c, "h1").await;
+        let new_run: i64 = title
+            .strip_prefix("Run #")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("the replay's page: {title}"));
+        assert_ne!(new_run, run, "a replay is a new run");
+        assert_eq!(text_of(&c, "#replay-of").await, format!("run #{run}"));
         appears(&c, "#attempts tr[data-outcome='succeeded']").await;
         assert_eq!(text_of(&c, "#run-status").await, "succeeded");
         assert!(text_of(&c, "#sent").await.contains("posted to channel 'ops'"));
@@ -418,6 +426,14 @@ fn the_console_shows_the_demo_in_a_real_browser() {
             .received()
             .iter()
             .any(|r| r.path == "/switch" && r.body.to_string().contains("loyalty-members")));
+        click(&c, Locator::Css("#replay-of")).await;
+        assert_eq!(text_of(&c, "h1").await, format!("Run #{run}"));
+        assert_eq!(text_of(&c, "#run-status").await, "replayed");
+        assert_eq!(text_of(&c, "#replayed-by").await, format!("run #{new_run}"));
+        let attempts = text_of(&c, "#attempts").await;
+        assert!(attempts.contains("failed, dead-lettered") && !attempts.contains("succeeded"), "{attempts}");
+        assert!(text_of(&c, "main").await.contains("Nothing was sent."), "the dead run sent nothing");
+        screenshot(&c, "run.png").await;
 
         // The measure chart draws its threshold and marks the crossing.
         c.goto(&format!("{base}/insights")).await.unwrap();

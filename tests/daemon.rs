@@ -119,12 +119,22 @@ fn the_api_serves_every_endpoint_and_names_bad_input() {
         assert_eq!(plugins["plugins"][0]["concurrency"], 25);
         assert_eq!(plugins["plugins"][0]["retry"]["attempts"], 4);
 
+        // A replay is a new run of the same event and plugin; the old one is retired.
         let (s, v) = post(&c, &d.url(&format!("/v1/runs/{id}/replay")), "").await;
-        assert_eq!((s, &v), (200, &json!({"replayed": [id]})));
-        until(&c, &d.url(&format!("/v1/runs/{id}")), |v| {
-            v["attempts"] == 2 && v["status"] == "succeeded"
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["replayed"], json!([id]));
+        let new_run = v["runs"][0].as_i64().unwrap();
+        assert_ne!(new_run, id);
+        let replay = until(&c, &d.url(&format!("/v1/runs/{new_run}")), |v| {
+            v["attempts"] == 1 && v["status"] == "succeeded"
         })
         .await;
+        assert_eq!(replay["replay_of"], id);
+        assert_eq!(replay["event_id"], "api-1");
+        let (_, old) = get(&c, &d.url(&format!("/v1/runs/{id}"))).await;
+        assert_eq!((&old["status"], &old["replayed_by"]), (&json!("replayed"), &json!(new_run)));
+        let (s, v) = post(&c, &d.url(&format!("/v1/runs/{id}/replay")), "").await;
+        assert_eq!(s, 409, "a run is replayed once: {v}");
 
         let (_, metrics) = get(&c, &d.url("/metrics")).await;
         let metrics = metrics.as_str().unwrap().to_owned();
@@ -132,11 +142,12 @@ fn the_api_serves_every_endpoint_and_names_bad_input() {
             "triggerfish_events_accepted_total{trigger=\"data-source-refresh-failed\"} 1",
             "triggerfish_run_attempts_total{plugin=\"noop\",trigger=\"data-source-refresh-failed\",outcome=\"succeeded\"} 2",
             "triggerfish_runs{status=\"succeeded\"} 1",
+            "triggerfish_runs{status=\"replayed\"} 1",
             // Statuses with no runs read 0 rather than vanishing or going stale.
             "triggerfish_runs{status=\"dead\"} 0",
             "triggerfish_runs{status=\"queued\"} 0",
             "triggerfish_journal_events{trigger=\"data-source-refresh-failed\"} 1",
-            "triggerfish_dispatch_latency_seconds_count 1",
+            "triggerfish_dispatch_latency_seconds_count 2",
             "triggerfish_entity_calls_throttled{plugin=\"noop\"} 0",
         ] {
             assert!(metrics.contains(line), "{line} not in:\n{metrics}");
@@ -150,7 +161,7 @@ fn the_api_serves_every_endpoint_and_names_bad_input() {
             ("POST", "/v1/events", Some(r#"{"trigger":"nope"}"#), 400, "field 'trigger': unknown trigger 'nope'"),
             ("POST", "/v1/events", Some(r#"{"trigger":"data-source-refresh-failed","bogus":1}"#), 400, "payload key 'bogus' is not a field of data-source-refresh-failed"),
             ("POST", "/v1/events", Some(r#"{"trigger":"full-refresh-completed","id":"a b"}"#), 400, "field 'id': expected 1 to 128"),
-            ("GET", "/v1/runs?status=nope", None, 400, "query parameter 'status': expected queued, retrying, succeeded or dead, found 'nope'"),
+            ("GET", "/v1/runs?status=nope", None, 400, "query parameter 'status': expected queued, retrying, succeeded, dead or replayed, found 'nope'"),
             ("GET", "/v1/runs/abc", None, 400, "run id: expected a whole number, found 'abc'"),
             ("GET", "/v1/runs?trigger=nope", None, 400, "query parameter 'trigger': unknown trigger 'nope'"),
             ("GET", "/v1/runs/999999", None, 404, "no run 999999"),
@@ -323,8 +334,9 @@ fn failed_runs_are_retried_dead_lettered_and_replayed() {
         assert_eq!(events.as_array().unwrap().len(), 3);
         let bad = triggerfish(&["runs", "list", "--config", cfg, "--status", "lost"], &[]);
         assert!(
-            bad.stderr
-                .contains("--status: expected queued, retrying, succeeded or dead, found 'lost'"),
+            bad.stderr.contains(
+                "--status: expected queued, retrying, succeeded, dead or replayed, found 'lost'"
+            ),
             "{}",
             bad.stderr
         );
@@ -338,11 +350,27 @@ fn failed_runs_are_retried_dead_lettered_and_replayed() {
             "{}",
             replayed.stdout
         );
-        let done = until(&c, &d.url(&format!("/v1/runs/{id}")), |v| {
+        assert!(
+            replayed
+                .stdout
+                .contains(&format!("run {id}: replayed as run ")),
+            "{}",
+            replayed.stdout
+        );
+        let (_, old) = get(&c, &d.url(&format!("/v1/runs/{id}"))).await;
+        assert_eq!(old["status"], "replayed");
+        let new_run = old["replayed_by"].as_i64().unwrap();
+        let replay = until(&c, &d.url(&format!("/v1/runs/{new_run}")), |v| {
             v["status"] == "succeeded"
         })
         .await;
-        assert_eq!(done["attempts"], 5);
+        assert_eq!(
+            (&replay["attempts"], &replay["replay_of"]),
+            (&json!(1), &json!(id))
+        );
+        // The dead run keeps its own four attempts.
+        let done = old;
+        assert_eq!(done["attempts"], 4);
         let outcomes: Vec<&str> = done["history"]
             .as_array()
             .unwrap()
@@ -356,7 +384,6 @@ fn failed_runs_are_retried_dead_lettered_and_replayed() {
                 "failed, retrying",
                 "failed, retrying",
                 "failed, dead-lettered",
-                "succeeded"
             ]
         );
         assert!(done["history"][3]["error"]

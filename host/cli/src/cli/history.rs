@@ -144,7 +144,7 @@ pub fn runs(cmd: RunsCommand) -> anyhow::Result<ExitCode> {
                 .map(|s| {
                     s.parse::<RunStatus>().map_err(|_| {
                         anyhow::anyhow!(
-                            "--status: expected queued, retrying, succeeded or dead, found '{s}'"
+                            "--status: expected queued, retrying, succeeded, dead or replayed, found '{s}'"
                         )
                     })
                 })
@@ -201,6 +201,12 @@ pub fn runs(cmd: RunsCommand) -> anyhow::Result<ExitCode> {
             if let Some(e) = &r.error {
                 outln!("  error      {e}");
             }
+            if let Some(of) = r.replay_of {
+                outln!("  replays    run {of}");
+            }
+            if let Some(by) = d.replayed_by {
+                outln!("  replayed   as run {by}");
+            }
             for a in &d.history {
                 outln!(
                     "  attempt {}  {} ({} ms): {}{}",
@@ -249,8 +255,11 @@ pub fn runs(cmd: RunsCommand) -> anyhow::Result<ExitCode> {
             }
             let done = journal.wait(|j, r| j.replay(ids.clone(), r))?;
             for id in &ids {
-                if !done.contains(id) {
-                    outln!("run {id}: not replayed (no such run, or it is still waiting)");
+                match done.iter().find(|d| d.run == *id) {
+                    Some(d) => outln!("run {id}: replayed as run {}", d.new_run),
+                    None => outln!(
+                        "run {id}: not replayed (no such run, still waiting, or replayed already)"
+                    ),
                 }
             }
             outln!(

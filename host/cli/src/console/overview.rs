@@ -171,7 +171,7 @@ pub fn render(o: &Overview) -> Markup {
                 h2 { "Runs by status" }
                 table #runs-by-status {
                     tbody {
-                        @for status in ["queued", "retrying", "succeeded", "dead"] {
+                        @for status in ["queued", "retrying", "succeeded", "dead", "replayed"] {
                             tr { td { a href={ "/runs?status=" (status) } { (badge(status)) } } td.num { (count(&o.counts.runs_by_status, status)) } }
                         }
                     }

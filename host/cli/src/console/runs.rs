@@ -41,7 +41,10 @@ pub fn table(runs: &[RunRow]) -> Markup {
                 tbody {
                     @for r in runs {
                         tr data-run=(r.id) data-status=(r.status) {
-                            td { a href={ "/runs/" (r.id) } { "#" (r.id) } }
+                            td {
+                                a href={ "/runs/" (r.id) } { "#" (r.id) }
+                                @if let Some(of) = r.replay_of { " " span.muted title={ "replays run #" (of) } { "↻" (of) } }
+                            }
                             td { (r.plugin) }
                             td { (r.trigger) }
                             td { (badge(&r.status)) }
@@ -160,6 +163,12 @@ pub fn detail(d: &RunDetail, flash: Option<&str>) -> Markup {
                 dt { "trigger" } dd { (r.trigger) }
                 dt { "status" } dd #run-status { (badge(&r.status)) }
                 dt { "attempts" } dd { (r.attempts) }
+                @if let Some(of) = r.replay_of {
+                    dt { "replays" } dd { a #replay-of href={ "/runs/" (of) } { "run #" (of) } }
+                }
+                @if let Some(by) = d.replayed_by {
+                    dt { "replayed by" } dd { a #replayed-by href={ "/runs/" (by) } { "run #" (by) } }
+                }
                 dt { "created" } dd { (when(r.created_ms)) " UTC" }
                 @if r.status == "queued" || r.status == "retrying" {
                     dt { "next attempt" } dd { (when(r.next_ms)) " UTC" }
@@ -167,7 +176,7 @@ pub fn detail(d: &RunDetail, flash: Option<&str>) -> Markup {
             }
             @if replayable {
                 form method="post" action={ "/runs/" (r.id) "/replay" } {
-                    button #replay type="submit" title="Queue this run again: a new attempt, with the same event" { "Replay" }
+                    button #replay type="submit" title="A new run of this plugin for the same event (sends this run already made are not repeated)" { "Replay" }
                 }
             }
         }
@@ -260,7 +269,7 @@ pub async fn runs_page(
         Some(v) => Some(v.parse::<RunStatus>().map_err(|_| {
             PageFailure(
                 StatusCode::BAD_REQUEST,
-                format!("status '{v}': expected queued, retrying, succeeded or dead"),
+                format!("status '{v}': expected queued, retrying, succeeded, dead or replayed"),
             )
         })?),
     };
@@ -303,16 +312,16 @@ pub async fn run_page(
     let run = blocking(move || journal.run(id).map_err(|e| e.to_string()))
         .await?
         .ok_or_else(|| PageFailure(StatusCode::NOT_FOUND, format!("no run {id}")))?;
-    let flash = q
-        .contains_key("replayed")
-        .then_some("Queued again: its next attempt appears below when it finishes.");
+    let flash = q.get("replay_of").map(|old| {
+        format!("Replay of run #{old} queued: this run's attempts appear below as they finish.")
+    });
     let title = format!("Run #{id}");
     Ok(respond(page(
         s.token.is_some(),
         &title,
         "/runs",
         html! {},
-        detail(&run, flash),
+        detail(&run, flash.as_deref()),
     )))
 }
 
@@ -325,10 +334,11 @@ pub async fn replay_from_page(
     if done.is_empty() {
         return Err(PageFailure(
             StatusCode::CONFLICT,
-            format!("run {id} does not exist or is still waiting; only dead-lettered or succeeded runs are replayed"),
+            format!("run {id} does not exist, is still waiting or was replayed already; only dead-lettered or succeeded runs are replayed"),
         ));
     }
-    Ok(Redirect::to(&format!("/runs/{id}?replayed=1")).into_response())
+    let new_run = done[0].new_run;
+    Ok(Redirect::to(&format!("/runs/{new_run}?replay_of={id}")).into_response())
 }
 
 #[cfg(test)]

@@ -227,7 +227,7 @@ async fn list_runs(
         .map(|v| {
             v.parse::<RunStatus>().map_err(|_| {
                 bad(format!(
-                    "query parameter 'status': expected queued, retrying, succeeded or dead, found '{v}'"
+                    "query parameter 'status': expected queued, retrying, succeeded, dead or replayed, found '{v}'"
                 ))
             })
         })
@@ -280,10 +280,13 @@ async fn replay(
     if done.is_empty() {
         return Err(ApiError(
             StatusCode::CONFLICT,
-            format!("run {id} does not exist or is still waiting; only dead-lettered or succeeded runs are replayed"),
+            format!("run {id} does not exist, is still waiting or was replayed already; only dead-lettered or succeeded runs are replayed"),
         ));
     }
-    Ok(Json(json!({ "replayed": done })))
+    Ok(Json(json!({
+        "replayed": done.iter().map(|d| d.run).collect::<Vec<_>>(),
+        "runs": done.iter().map(|d| d.new_run).collect::<Vec<_>>(),
+    })))
 }
 
 async fn post_event(State(s): State<Arc<Shared>>, body: Bytes) -> Result<Response, ApiError> {

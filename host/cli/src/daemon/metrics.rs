@@ -102,7 +102,7 @@ impl Metrics {
         );
         r.register(
             "triggerfish_dispatch_latency_seconds",
-            "From an event accepted to its first attempt starting",
+            "From a run becoming due (its event accepted, or its replay) to its first attempt starting",
             m.latency.clone(),
         );
         r.register(

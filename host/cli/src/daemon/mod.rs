@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use triggerfish_data::event::{Event, TriggerKind};
 use triggerfish_data::insights::{InsightsEngine, Observer, Scope};
 use triggerfish_data::journal::{
-    now_ms, Appended, DueRun, Journal, JournalError, NewEvent, Router,
+    now_ms, Appended, DueRun, Journal, JournalError, NewEvent, Replayed, Router,
 };
 use triggerfish_data::store::EntityDb;
 use triggerfish_runtime::routing::Routes;
@@ -127,8 +127,8 @@ impl Shared {
         Ok(first)
     }
 
-    /// Queue runs again; resolves with those re-queued.
-    pub async fn replay(&self, runs: Vec<i64>) -> Result<Vec<i64>, JournalError> {
+    /// Replay finished runs, each as a new run; resolves with the pairs.
+    pub async fn replay(&self, runs: Vec<i64>) -> Result<Vec<Replayed>, JournalError> {
         let (tx, rx) = oneshot::channel();
         self.journal.replay(
             runs,

@@ -103,6 +103,15 @@ pub enum RunStatus {
     Succeeded,
     /// Every attempt failed: dead-lettered until replayed.
     Dead,
+    /// Finished, then replayed: a newer run (`replay_of` this one) took over.
+    Replayed,
+}
+
+/// A run replayed, and the new run that replays it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Replayed {
+    pub run: i64,
+    pub new_run: i64,
 }
 
 impl RunStatus {
@@ -150,9 +159,11 @@ pub struct DueRun {
     pub plugin: String,
     /// Attempts made so far.
     pub attempts: u32,
-    /// Attempts made before the last replay (the retry budget starts here).
+    /// Attempts not counted against the retry budget (from journals where a
+    /// replay re-queued the same run; a replay is now a new run, from 0).
     pub budget_from: u32,
-    /// When its event was accepted (ms since the epoch).
+    /// When the run could first be attempted (ms since the epoch): its
+    /// event's acceptance, or the replay that created it.
     pub accepted_ms: i64,
     pub event: Event,
 }
@@ -201,9 +212,7 @@ impl Journal {
             })?;
         }
         let write_conn = connect(path)?;
-        write_conn
-            .execute_batch(schema::SCHEMA)
-            .map_err(sqlite(path))?;
+        schema::ensure(&write_conn).map_err(sqlite(path))?;
         let reader = connect(path)?;
         let writer =
             writer::start(path.to_owned(), write_conn).map_err(|e| JournalError::Sqlite {
@@ -238,9 +247,11 @@ impl Journal {
         self.send(Cmd::Finish(attempts, reply));
     }
 
-    /// Queue `runs` again (dead-lettered or any others not already waiting);
-    /// their retry budget starts afresh. Replies with the runs re-queued.
-    pub fn replay(&self, runs: Vec<i64>, reply: Reply<Vec<i64>>) {
+    /// Replay finished `runs` (dead-lettered or succeeded): each becomes
+    /// `replayed` and a new run of the same event and plugin is queued, with
+    /// a retry budget of its own and the same sent ledger. Replies with the
+    /// pairs replayed; a run still waiting, or already replayed, is skipped.
+    pub fn replay(&self, runs: Vec<i64>, reply: Reply<Vec<Replayed>>) {
         self.send(Cmd::Replay(runs, reply));
     }
 

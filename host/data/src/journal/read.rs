@@ -25,6 +25,8 @@ pub struct RunRow {
     pub finished_ms: Option<i64>,
     pub duration_ms: Option<i64>,
     pub error: Option<String>,
+    /// The run this one replays, when it is a replay.
+    pub replay_of: Option<i64>,
 }
 
 /// An event as listed.
@@ -84,8 +86,11 @@ pub struct RunDetail {
     /// Every finished attempt, oldest first (`attempts` is their count).
     pub history: Vec<AttemptRow>,
     pub logs: Vec<(u32, LogLine)>,
+    /// The sent ledger of its event and plugin (before its replay, if any).
     pub sent: Vec<SentEntry>,
     pub event: Option<serde_json::Value>,
+    /// The run that replays this one, once it is replayed.
+    pub replayed_by: Option<i64>,
 }
 
 /// Which runs to list: all filters optional; newest first, `before` pages.
@@ -109,7 +114,7 @@ pub struct EventFilter {
     pub limit: u32,
 }
 
-const RUN_COLUMNS: &str = "r.id, r.event_id, COALESCE((SELECT kind FROM _tf_events e WHERE e.id = r.event_id), ''), r.plugin, r.status, r.attempts, r.created_ms, r.next_ms, r.started_ms, r.finished_ms, r.duration_ms, r.error";
+const RUN_COLUMNS: &str = "r.id, r.event_id, COALESCE((SELECT kind FROM _tf_events e WHERE e.id = r.event_id), ''), r.plugin, r.status, r.attempts, r.created_ms, r.next_ms, r.started_ms, r.finished_ms, r.duration_ms, r.error, r.replay_of";
 
 fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
@@ -125,6 +130,7 @@ fn run_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
         finished_ms: r.get(9)?,
         duration_ms: r.get(10)?,
         error: r.get(11)?,
+        replay_of: r.get(12)?,
     })
 }
 
@@ -160,7 +166,7 @@ impl Journal {
                 .take(max)
                 .collect::<rusqlite::Result<_>>()?;
             let mut one = c.prepare_cached(
-                "SELECT r.attempts, r.budget_from, e.body, e.accepted_ms FROM _tf_runs r
+                "SELECT r.attempts, r.budget_from, e.body, MAX(e.accepted_ms, r.created_ms) FROM _tf_runs r
                  JOIN _tf_events e ON e.id = r.event_id WHERE r.id = ?1",
             )?;
             let mut out = Vec::with_capacity(chosen.len());
@@ -264,11 +270,15 @@ impl Journal {
                     ))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
+            // The ledger is per (event, plugin), shared by a run and its
+            // replays: a replayed run shows what was sent before its replay.
             let mut stmt = c.prepare_cached(
-                "SELECT call, kind, result, at_ms FROM _tf_sent WHERE event_id = ?1 AND plugin = ?2 ORDER BY call",
+                "SELECT call, kind, result, at_ms FROM _tf_sent WHERE event_id = ?1 AND plugin = ?2
+                 AND at_ms < COALESCE((SELECT MIN(created_ms) FROM _tf_runs WHERE replay_of = ?3), ?4)
+                 ORDER BY call",
             )?;
             let sent = stmt
-                .query_map(params![run.event_id, run.plugin], |r| {
+                .query_map(params![run.event_id, run.plugin, id, i64::MAX], |r| {
                     Ok(SentEntry {
                         call: r.get(0)?,
                         kind: r.get(1)?,
@@ -297,12 +307,16 @@ impl Journal {
                 .query_row([&run.event_id], |r| r.get(0))
                 .optional()?;
             let event = body.and_then(|b| serde_json::from_str(&b).ok());
+            let replayed_by: Option<i64> = c
+                .prepare_cached("SELECT MAX(id) FROM _tf_runs WHERE replay_of = ?1")?
+                .query_row([id], |r| r.get(0))?;
             Ok(Some(RunDetail {
                 run,
                 history,
                 logs,
                 sent,
                 event,
+                replayed_by,
             }))
         })
     }

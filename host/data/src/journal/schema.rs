@@ -3,7 +3,7 @@
 //! engine's, with the threshold value that raised it, or the group-commit
 //! writer's).
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Appended, NewEvent, RunStatus};
 use crate::event::{Event, TriggerKind};
@@ -32,8 +32,10 @@ CREATE TABLE IF NOT EXISTS _tf_runs (
     finished_ms INTEGER,
     duration_ms INTEGER,
     error TEXT,
-    UNIQUE (event_id, plugin)
+    replay_of INTEGER
 );
+CREATE INDEX IF NOT EXISTS _tf_runs_by_event ON _tf_runs (event_id, plugin);
+CREATE INDEX IF NOT EXISTS _tf_runs_replays ON _tf_runs (replay_of) WHERE replay_of IS NOT NULL;
 DROP INDEX IF EXISTS _tf_runs_due;
 CREATE INDEX IF NOT EXISTS _tf_runs_waiting ON _tf_runs (plugin, next_ms, id)
     WHERE status IN ('queued', 'retrying');
@@ -66,6 +68,53 @@ CREATE TABLE IF NOT EXISTS _tf_sent (
     PRIMARY KEY (event_id, plugin, call)
 ) WITHOUT ROWID;
 ";
+
+/// Bring a journal written by an older version up to [`SCHEMA`]: runs were
+/// unique per (event, plugin) until a replay became a new run of its own
+/// (`replay_of`). The table is rebuilt in one transaction.
+pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let sql: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = '_tf_runs'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if !sql.is_some_and(|s| s.contains("UNIQUE (event_id, plugin)")) {
+        return Ok(());
+    }
+    conn.execute_batch(
+        "BEGIN IMMEDIATE;
+         CREATE TABLE _tf_runs_next (
+             id INTEGER PRIMARY KEY,
+             event_id TEXT NOT NULL,
+             plugin TEXT NOT NULL,
+             status TEXT NOT NULL,
+             attempts INTEGER NOT NULL DEFAULT 0,
+             budget_from INTEGER NOT NULL DEFAULT 0,
+             created_ms INTEGER NOT NULL,
+             next_ms INTEGER NOT NULL,
+             started_ms INTEGER,
+             finished_ms INTEGER,
+             duration_ms INTEGER,
+             error TEXT,
+             replay_of INTEGER
+         );
+         INSERT INTO _tf_runs_next (id, event_id, plugin, status, attempts, budget_from, created_ms,
+                                    next_ms, started_ms, finished_ms, duration_ms, error)
+             SELECT id, event_id, plugin, status, attempts, budget_from, created_ms,
+                    next_ms, started_ms, finished_ms, duration_ms, error FROM _tf_runs;
+         DROP TABLE _tf_runs;
+         ALTER TABLE _tf_runs_next RENAME TO _tf_runs;
+         COMMIT;",
+    )
+}
+
+/// Create the journal's tables, migrating older ones first.
+pub fn ensure(conn: &Connection) -> rusqlite::Result<()> {
+    migrate(conn)?;
+    conn.execute_batch(SCHEMA)
+}
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {

@@ -112,18 +112,31 @@ fn dead_letters_replay_with_a_fresh_budget_and_keep_their_logs() {
         .is_empty());
 
     let replayed = j.wait(|j, r| j.replay(vec![run, 999], r)).unwrap();
-    assert_eq!(replayed, [run]);
+    assert_eq!(replayed.len(), 1);
+    assert_eq!(replayed[0].run, run);
+    let new_run = replayed[0].new_run;
+    assert_ne!(new_run, run);
+    // The dead letter is retired; the replay is a new run with a budget of
+    // its own, and each keeps its own attempts and logs.
+    let old = j.run(run).unwrap().unwrap();
+    assert_eq!(old.run.status, "replayed");
+    assert_eq!(old.replayed_by, Some(new_run));
     let due = j.due("p", now_ms(), 10, &HashSet::new()).unwrap();
-    assert_eq!((due[0].attempts, due[0].budget_from), (1, 1));
-    j.wait(|j, r| j.finish(vec![attempt(run, Verdict::Succeeded, None)], r))
-        .unwrap();
-    let detail = j.run(run).unwrap().unwrap();
-    assert_eq!(detail.run.status, "succeeded");
-    assert_eq!(detail.run.attempts, 2);
+    assert_eq!(due.len(), 1);
     assert_eq!(
-        detail.logs.iter().map(|(a, _)| *a).collect::<Vec<_>>(),
-        [1, 2]
+        (due[0].run, due[0].attempts, due[0].budget_from),
+        (new_run, 0, 0)
     );
+    j.wait(|j, r| j.finish(vec![attempt(new_run, Verdict::Succeeded, None)], r))
+        .unwrap();
+    let detail = j.run(new_run).unwrap().unwrap();
+    assert_eq!(detail.run.status, "succeeded");
+    assert_eq!(detail.run.replay_of, Some(run));
+    assert_eq!(detail.run.attempts, 1);
+    assert_eq!(detail.history.len(), 1);
+    assert_eq!(old.logs.iter().map(|(a, _)| *a).collect::<Vec<_>>(), [1]);
+    // Replaying the same run again does nothing: it was replayed already.
+    assert!(j.wait(|j, r| j.replay(vec![run], r)).unwrap().is_empty());
     // A run that is waiting is not replayed.
     let waiting = append(&j, vec![new_event("e2", &["p"])])[0].runs[0];
     assert!(j
@@ -302,4 +315,41 @@ fn a_source_import_whose_event_was_lost_is_recovered_once() {
         .collect();
     assert_eq!(ids.len(), 2, "{ids:?}");
     assert_eq!(ids[0], "evt-recovered-crm-g2");
+}
+
+#[test]
+fn a_journal_of_unique_runs_is_migrated_with_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.sqlite");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE _tf_runs (
+                id INTEGER PRIMARY KEY, event_id TEXT NOT NULL, plugin TEXT NOT NULL,
+                status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+                budget_from INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL,
+                next_ms INTEGER NOT NULL, started_ms INTEGER, finished_ms INTEGER,
+                duration_ms INTEGER, error TEXT, UNIQUE (event_id, plugin));
+             INSERT INTO _tf_runs (event_id, plugin, status, attempts, created_ms, next_ms, error)
+                 VALUES ('e1', 'p', 'dead', 3, 1, 1, 'boom');",
+        )
+        .unwrap();
+    }
+    let j = Journal::open(&path).unwrap();
+    let dead = j
+        .runs(&RunFilter {
+            status: Some(RunStatus::Dead),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        (dead.len(), dead[0].attempts, dead[0].error.as_deref()),
+        (1, 3, Some("boom"))
+    );
+    let replayed = j.wait(|j, r| j.replay(vec![dead[0].id], r)).unwrap();
+    assert_eq!(
+        replayed.len(),
+        1,
+        "a second run of the same event and plugin fits now"
+    );
 }

@@ -5,20 +5,20 @@
 use std::path::PathBuf;
 use std::sync::mpsc;
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::read::SentKey;
 use super::schema::{append_in, now_ms};
 use super::{
-    Appended, Attempt, JournalError, NewEvent, Reply, RunStatus, Verdict, MAX_GROUP_COMMIT,
-    MAX_LOG_LINES_PER_ATTEMPT, MAX_STORED_TEXT_BYTES,
+    Appended, Attempt, JournalError, NewEvent, Replayed, Reply, RunStatus, Verdict,
+    MAX_GROUP_COMMIT, MAX_LOG_LINES_PER_ATTEMPT, MAX_STORED_TEXT_BYTES,
 };
 use crate::text::truncate;
 
 pub(super) enum Cmd {
     Append(Vec<NewEvent>, Reply<Vec<Appended>>),
     Finish(Vec<Attempt>, Reply<()>),
-    Replay(Vec<i64>, Reply<Vec<i64>>),
+    Replay(Vec<i64>, Reply<Vec<Replayed>>),
     Prune(i64, Reply<(u64, u64)>),
     Sent(SentKey, String, String, Reply<()>),
 }
@@ -27,7 +27,7 @@ pub(super) enum Cmd {
 enum Done {
     Append(Reply<Vec<Appended>>, rusqlite::Result<Vec<Appended>>),
     Finish(Reply<()>, rusqlite::Result<()>),
-    Replay(Reply<Vec<i64>>, rusqlite::Result<Vec<i64>>),
+    Replay(Reply<Vec<Replayed>>, rusqlite::Result<Vec<Replayed>>),
     Prune(Reply<(u64, u64)>, rusqlite::Result<(u64, u64)>),
     Sent(Reply<()>, rusqlite::Result<()>),
 }
@@ -188,16 +188,27 @@ fn finish(conn: &Connection, a: &Attempt) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn replay(conn: &Connection, runs: &[i64]) -> rusqlite::Result<Vec<i64>> {
-    let mut update = conn.prepare_cached(
-        "UPDATE _tf_runs SET status = 'queued', next_ms = ?2, budget_from = attempts
-         WHERE id = ?1 AND status IN ('dead', 'succeeded')",
+fn replay(conn: &Connection, runs: &[i64]) -> rusqlite::Result<Vec<Replayed>> {
+    let mut retire = conn.prepare_cached(
+        "UPDATE _tf_runs SET status = 'replayed'
+         WHERE id = ?1 AND status IN ('dead', 'succeeded') RETURNING event_id, plugin",
+    )?;
+    let mut queue = conn.prepare_cached(
+        "INSERT INTO _tf_runs (event_id, plugin, status, created_ms, next_ms, replay_of)
+         VALUES (?1, ?2, 'queued', ?3, ?3, ?4)",
     )?;
     let now = now_ms();
     let mut done = Vec::new();
     for &id in runs {
-        if update.execute(params![id, now])? > 0 {
-            done.push(id);
+        let retired: Option<(String, String)> = retire
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((event, plugin)) = retired {
+            queue.execute(params![event, plugin, now, id])?;
+            done.push(Replayed {
+                run: id,
+                new_run: conn.last_insert_rowid(),
+            });
         }
     }
     Ok(done)
@@ -208,13 +219,13 @@ fn prune(conn: &Connection, before: i64) -> rusqlite::Result<(u64, u64)> {
         conn.execute(
             &format!(
                 "DELETE FROM {table} WHERE run_id IN
-                 (SELECT id FROM _tf_runs WHERE status IN ('succeeded', 'dead') AND finished_ms < ?1)"
+                 (SELECT id FROM _tf_runs WHERE status IN ('succeeded', 'dead', 'replayed') AND finished_ms < ?1)"
             ),
             [before],
         )?;
     }
     let runs = conn.execute(
-        "DELETE FROM _tf_runs WHERE status IN ('succeeded', 'dead') AND finished_ms < ?1",
+        "DELETE FROM _tf_runs WHERE status IN ('succeeded', 'dead', 'replayed') AND finished_ms < ?1",
         [before],
     )?;
     let events = conn.execute(

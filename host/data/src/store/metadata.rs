@@ -92,8 +92,7 @@ impl EntityDb {
     ) -> Result<Vec<NewEvent>, StoreError> {
         let mut s = self.session();
         s.execute_batch(VALUES).map_err(|e| s.error(e))?;
-        s.execute_batch(journal::schema::SCHEMA)
-            .map_err(|e| s.error(e))?;
+        journal::schema::ensure(&s).map_err(|e| s.error(e))?;
         let tx = s.durable_transaction()?;
         let previous: f64 = tx
             .query_row(
@@ -125,8 +124,7 @@ impl EntityDb {
         mark: Option<(&str, u64)>,
     ) -> Result<(), StoreError> {
         let mut s = self.session();
-        s.execute_batch(journal::schema::SCHEMA)
-            .map_err(|e| s.error(e))?;
+        journal::schema::ensure(&s).map_err(|e| s.error(e))?;
         s.execute_batch(COUNTERS).map_err(|e| s.error(e))?;
         let tx = s.durable_transaction()?;
         journal::append_in(&tx, events).map_err(|e| self.sql(e))?;

@@ -39,7 +39,7 @@ pub fn spawn_poller(
             let mark = tokio::task::spawn_blocking(move || {
                 let journal = j.live_mark().ok()?;
                 let refresh = match st {
-                    Some(s) => s.refreshes(1).ok()?.first().map_or(0, |r| r.id),
+                    Some(s) => s.latest_refresh().ok()?,
                     None => 0,
                 };
                 Some((journal, refresh))

@@ -193,7 +193,7 @@ pub fn render(o: &Overview) -> Markup {
                     thead { tr { th { "event" } th { "trigger" } th { "accepted (UTC)" } th { "from" } } }
                     tbody {
                         @for e in &o.events {
-                            tr { td { a href={ "/runs?event=" (e.id) } { (e.id) } } td { (e.trigger) } td { (when(e.accepted_ms)) } td { (e.origin) } }
+                            tr { td { a href={ "/runs?" (super::runs::query("event", &e.id)) } { (e.id) } } td { (e.trigger) } td { (when(e.accepted_ms)) } td { (e.origin) } }
                         }
                     }
                 }
@@ -247,7 +247,7 @@ pub async fn refresh_from_page(
     tx.send(scope)
         .await
         .map_err(|_| PageFailure(StatusCode::SERVICE_UNAVAILABLE, "stopping".into()))?;
-    Ok(Redirect::to(&format!("/?queued={}", super::runs::percent(&queued))).into_response())
+    Ok(Redirect::to(&format!("/?{}", super::runs::query("queued", &queued))).into_response())
 }
 
 pub async fn overview_page(

@@ -127,7 +127,7 @@ pub fn render(plugins: &[PluginView]) -> Markup {
                 }
                 h3 { "Last runs" }
                 (super::runs::table(&p.last))
-                p { a href={ "/runs?plugin=" (c.name) } { "all runs of " (c.name) " →" } }
+                p { a href={ "/runs?" (super::runs::query("plugin", &c.name)) } { "all runs of " (c.name) " →" } }
             }
         }
     }

@@ -128,26 +128,18 @@ pub fn list(runs: &[RunRow], f: &Filters, page: u32) -> Markup {
     }
 }
 
-/// `k=v&…`, percent-encoded.
+/// `k=v&…`, form-encoded (`form_urlencoded`, as browsers send forms).
 pub fn encode(pairs: &[(String, String)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", percent(k), percent(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
 }
 
-/// `s`, percent-encoded for a URL query or path.
-pub fn percent(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+/// One `k=v`, form-encoded.
+pub fn query(key: &str, value: &str) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .append_pair(key, value)
+        .finish()
 }
 
 /// One run in full.
@@ -158,8 +150,8 @@ pub fn detail(d: &RunDetail, flash: Option<&str>) -> Markup {
         @if let Some(f) = flash { p.flash role="status" { (f) } }
         section.summary {
             dl {
-                dt { "plugin" } dd { a href={ "/runs?plugin=" (percent(&r.plugin)) } { (r.plugin) } }
-                dt { "event" } dd { a href={ "/runs?event=" (percent(&r.event_id)) } { code { (r.event_id) } } }
+                dt { "plugin" } dd { a href={ "/runs?" (query("plugin", &r.plugin)) } { (r.plugin) } }
+                dt { "event" } dd { a href={ "/runs?" (query("event", &r.event_id)) } { code { (r.event_id) } } }
                 dt { "trigger" } dd { (r.trigger) }
                 dt { "status" } dd #run-status { (badge(&r.status)) }
                 dt { "attempts" } dd { (r.attempts) }
@@ -346,7 +338,8 @@ mod tests {
     #[test]
     fn query_values_are_encoded() {
         let q = [("plugin".to_owned(), "a b&c".to_owned())];
-        assert_eq!(super::encode(&q), "plugin=a%20b%26c");
+        assert_eq!(super::encode(&q), "plugin=a+b%26c");
+        assert_eq!(super::query("event", "e/1"), "event=e%2F1");
         assert_eq!(super::shorten("abcdef", 3), "abc…");
     }
 }

@@ -12,7 +12,7 @@ use maud::{html, Markup};
 
 use super::layout::{error_box, page};
 use super::state::SIGN_INS_PER_MINUTE;
-use super::{failed, respond, session};
+use super::{failed, session};
 use crate::daemon::Shared;
 
 fn login_body(next: &str, error: Option<&str>) -> Markup {
@@ -27,10 +27,15 @@ fn login_body(next: &str, error: Option<&str>) -> Markup {
     }
 }
 
+/// The sign-in page with `status`, returning to `next`, with an error.
+fn sign_in_page(status: StatusCode, next: &str, error: Option<&str>) -> Response {
+    let body = page(false, "Sign in", "", html! {}, login_body(next, error));
+    (status, Html(body.into_string())).into_response()
+}
+
 /// The sign-in page, answered with 401 to a page request without a session.
 pub fn login_required(path: &str) -> Response {
-    let body = page(false, "Sign in", "", html! {}, login_body(path, None));
-    (StatusCode::UNAUTHORIZED, Html(body.into_string())).into_response()
+    sign_in_page(StatusCode::UNAUTHORIZED, path, None)
 }
 
 pub async fn login_form(
@@ -41,7 +46,7 @@ pub async fn login_form(
         return Redirect::to("/").into_response();
     }
     let next = q.get("next").map_or("/", String::as_str);
-    respond(page(false, "Sign in", "", html! {}, login_body(next, None)))
+    sign_in_page(StatusCode::OK, next, None)
 }
 
 /// Only same-site paths are followed after signing in.
@@ -65,29 +70,16 @@ pub async fn login(
         tracing::warn!(
             "console sign-in refused: more than {SIGN_INS_PER_MINUTE} attempts a minute"
         );
-        let body = page(
-            false,
-            "Sign in",
-            "",
-            html! {},
-            login_body(
-                &next,
-                Some("Too many sign-in attempts: try again in a minute."),
-            ),
+        return sign_in_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            &next,
+            Some("Too many sign-in attempts: try again in a minute."),
         );
-        return (StatusCode::TOO_MANY_REQUESTS, Html(body.into_string())).into_response();
     }
     let given = f.get("token").map_or("", String::as_str);
     if !crate::daemon::api::same(given.as_bytes(), token.expose().as_bytes()) {
         tracing::warn!("console sign-in refused: wrong token");
-        let body = page(
-            false,
-            "Sign in",
-            "",
-            html! {},
-            login_body(&next, Some("Wrong token.")),
-        );
-        return (StatusCode::UNAUTHORIZED, Html(body.into_string())).into_response();
+        return sign_in_page(StatusCode::UNAUTHORIZED, &next, Some("Wrong token."));
     }
     match s.console.sessions.create() {
         Ok(id) => (

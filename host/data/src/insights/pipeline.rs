@@ -174,6 +174,7 @@ impl InsightsEngine {
         obs: &mut dyn Observer,
     ) -> Result<RefreshReport, UnknownSource> {
         let started = Instant::now();
+        let started_ms = crate::journal::now_ms();
         let mut run = Run {
             engine: self,
             obs,
@@ -218,7 +219,6 @@ impl InsightsEngine {
             Scope::Source(name) => format!("source:{name}"),
             Scope::Unification => "unification".to_owned(),
         };
-        let started_ms = crate::journal::now_ms() - i64::try_from(ms(duration)).unwrap_or(0);
         if let Err(e) = self
             .store
             .record_refresh(&label, started_ms, ms(duration), &run.stages)

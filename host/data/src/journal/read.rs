@@ -270,15 +270,19 @@ impl Journal {
                     ))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
-            // The ledger is per (event, plugin), shared by a run and its
-            // replays: a replayed run shows what was sent before its replay.
+            // A run is replayed at most once. The ledger is per (event,
+            // plugin), shared by a run and its replay: a replayed run shows
+            // what was sent before its replay.
+            let replay: Option<(i64, i64)> = c
+                .prepare_cached("SELECT id, created_ms FROM _tf_runs WHERE replay_of = ?1")?
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
             let mut stmt = c.prepare_cached(
                 "SELECT call, kind, result, at_ms FROM _tf_sent WHERE event_id = ?1 AND plugin = ?2
-                 AND at_ms < COALESCE((SELECT MIN(created_ms) FROM _tf_runs WHERE replay_of = ?3), ?4)
-                 ORDER BY call",
+                 AND at_ms < ?3 ORDER BY call",
             )?;
             let sent = stmt
-                .query_map(params![run.event_id, run.plugin, id, i64::MAX], |r| {
+                .query_map(params![run.event_id, run.plugin, replay.map_or(i64::MAX, |(_, at)| at)], |r| {
                     Ok(SentEntry {
                         call: r.get(0)?,
                         kind: r.get(1)?,
@@ -307,16 +311,13 @@ impl Journal {
                 .query_row([&run.event_id], |r| r.get(0))
                 .optional()?;
             let event = body.and_then(|b| serde_json::from_str(&b).ok());
-            let replayed_by: Option<i64> = c
-                .prepare_cached("SELECT MAX(id) FROM _tf_runs WHERE replay_of = ?1")?
-                .query_row([id], |r| r.get(0))?;
             Ok(Some(RunDetail {
                 run,
                 history,
                 logs,
                 sent,
                 event,
-                replayed_by,
+                replayed_by: replay.map(|(by, _)| by),
             }))
         })
     }

@@ -69,10 +69,8 @@ CREATE TABLE IF NOT EXISTS _tf_sent (
 ) WITHOUT ROWID;
 ";
 
-/// Bring a journal written by an older version up to [`SCHEMA`]: runs were
-/// unique per (event, plugin) until a replay became a new run of its own
-/// (`replay_of`). The table is rebuilt in one transaction.
-pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+/// Whether `_tf_runs` is the older table, unique per (event, plugin).
+fn runs_unique_per_event(conn: &Connection) -> rusqlite::Result<bool> {
     let sql: Option<String> = conn
         .query_row(
             "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = '_tf_runs'",
@@ -80,34 +78,45 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             |r| r.get(0),
         )
         .optional()?;
-    if !sql.is_some_and(|s| s.contains("UNIQUE (event_id, plugin)")) {
+    Ok(sql.is_some_and(|s| s.contains("UNIQUE (event_id, plugin)")))
+}
+
+/// Bring a journal written by an older version up to [`SCHEMA`]: runs were
+/// unique per (event, plugin) until a replay became a new run of its own
+/// (`replay_of`). The old table is renamed, [`SCHEMA`] creates the new one
+/// with its indexes, and the rows are copied over, in one transaction
+/// (checked again inside it, so two processes opening the file at once
+/// migrate it once).
+pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    if !runs_unique_per_event(conn)? {
         return Ok(());
     }
-    conn.execute_batch(
-        "BEGIN IMMEDIATE;
-         CREATE TABLE _tf_runs_next (
-             id INTEGER PRIMARY KEY,
-             event_id TEXT NOT NULL,
-             plugin TEXT NOT NULL,
-             status TEXT NOT NULL,
-             attempts INTEGER NOT NULL DEFAULT 0,
-             budget_from INTEGER NOT NULL DEFAULT 0,
-             created_ms INTEGER NOT NULL,
-             next_ms INTEGER NOT NULL,
-             started_ms INTEGER,
-             finished_ms INTEGER,
-             duration_ms INTEGER,
-             error TEXT,
-             replay_of INTEGER
-         );
-         INSERT INTO _tf_runs_next (id, event_id, plugin, status, attempts, budget_from, created_ms,
-                                    next_ms, started_ms, finished_ms, duration_ms, error)
-             SELECT id, event_id, plugin, status, attempts, budget_from, created_ms,
-                    next_ms, started_ms, finished_ms, duration_ms, error FROM _tf_runs;
-         DROP TABLE _tf_runs;
-         ALTER TABLE _tf_runs_next RENAME TO _tf_runs;
-         COMMIT;",
-    )
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let moved = (|| {
+        if !runs_unique_per_event(conn)? {
+            return Ok(());
+        }
+        conn.execute_batch(
+            "ALTER TABLE _tf_runs RENAME TO _tf_runs_unique;
+             DROP INDEX IF EXISTS _tf_runs_waiting;
+             DROP INDEX IF EXISTS _tf_runs_status;",
+        )?;
+        conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(
+            "INSERT INTO _tf_runs (id, event_id, plugin, status, attempts, budget_from, created_ms,
+                                   next_ms, started_ms, finished_ms, duration_ms, error)
+                 SELECT id, event_id, plugin, status, attempts, budget_from, created_ms,
+                        next_ms, started_ms, finished_ms, duration_ms, error FROM _tf_runs_unique;
+             DROP TABLE _tf_runs_unique;",
+        )
+    })();
+    match moved {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
 }
 
 /// Create the journal's tables, migrating older ones first.

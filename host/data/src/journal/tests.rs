@@ -352,4 +352,26 @@ fn a_journal_of_unique_runs_is_migrated_with_its_rows() {
         1,
         "a second run of the same event and plugin fits now"
     );
+    drop(j);
+    // Opening it again migrates nothing more, and the indexes are on the new table.
+    let j = Journal::open(&path).unwrap();
+    let detail = j.run(replayed[0].new_run).unwrap().unwrap();
+    assert_eq!(detail.run.replay_of, Some(dead[0].id));
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let indexed: Vec<String> = c
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = '_tf_runs' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        indexed,
+        [
+            "_tf_runs_by_event",
+            "_tf_runs_replays",
+            "_tf_runs_status",
+            "_tf_runs_waiting"
+        ]
+    );
 }

@@ -134,6 +134,16 @@ impl EntityDb {
         Ok(rows)
     }
 
+    /// The id of the newest refresh recorded, or 0 (one index seek).
+    pub fn latest_refresh(&self) -> Result<i64, StoreError> {
+        let s = self.session();
+        s.execute_batch(SCHEMA).map_err(|e| s.error(e))?;
+        s.query_row("SELECT COALESCE(MAX(id), 0) FROM _tf_refreshes", [], |r| {
+            r.get(0)
+        })
+        .map_err(|e| s.error(e))
+    }
+
     /// The values of (`kind`, `name`) across refreshes, oldest first.
     pub fn history(&self, kind: &str, name: &str) -> Result<Vec<HistoryPoint>, StoreError> {
         let s = self.session();
@@ -180,6 +190,7 @@ mod tests {
             .unwrap();
         let got = store.refreshes(10).unwrap();
         assert_eq!(got.len(), 1);
+        assert_eq!(store.latest_refresh().unwrap(), got[0].id);
         assert!(!got[0].succeeded);
         assert_eq!(got[0].stages, [stage]);
 

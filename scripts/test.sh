@@ -9,15 +9,15 @@ step() { printf '\n== %s (at %ss)\n' "$*" "$SECONDS"; }
 step "toolchain (rust-toolchain.toml: rustc, clippy, rustfmt, wasm32-wasip2)"
 rustup toolchain install
 
-step "Debian packages: C guests (clang, lld, wasi-libc), a real OCI registry, a real PostgreSQL, headless Chromium for the console"
+step "Debian packages: C guests (clang, lld, wasi-libc), a real OCI registry, a real PostgreSQL, headless Chromium for the console, NATS (JetStream) for clusters"
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
     clang lld wasi-libc libclang-rt-dev-wasm32 docker-registry postgresql \
-    chromium chromium-driver >/dev/null
+    chromium chromium-driver nats-server >/dev/null
 clang --version | head -1
-command -v wasm-ld docker-registry chromium chromedriver
+command -v wasm-ld docker-registry chromium chromedriver nats-server
 ls /usr/lib/postgresql/*/bin/initdb
 
 step "pip: real SMTP server for the email tests (aiosmtpd), Python guests (componentize-py)"

@@ -89,6 +89,7 @@ async fn durable(config: &Config, n: usize, pace: Option<Duration>) -> (f64, Vec
         sources: Vec::new(),
         intake: tokio::sync::Semaphore::new(triggerfish::daemon::MAX_INTAKE_IN_FLIGHT),
         console: Default::default(),
+        cluster: None,
     });
     let evs = events(n, if pace.is_some() { "paced" } else { "burst" });
     let started = Instant::now();

@@ -604,3 +604,131 @@ pub fn build_plugin(dir: &Path, envs: &[(&str, &str)]) -> PathBuf {
     assert!(path.is_file(), "{}", path.display());
     path
 }
+
+/// A real `nats-server` with JetStream on loopback, its store in a temp
+/// dir. Writes are synced on every write where the server supports
+/// `sync_interval: always` (2.10 and later); 2.9 syncs every two minutes,
+/// so [`NatsServer::start`] says which it got.
+pub struct NatsServer {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    /// Whether the server took `sync_interval: always`.
+    pub sync_always: bool,
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+impl NatsServer {
+    /// Start one; panics (a failure on CI) when `nats-server` is missing.
+    pub fn start() -> Self {
+        let mut s = Self {
+            port: free_port(),
+            dir: tempdir(),
+            child: None,
+            sync_always: true,
+        };
+        if !s.launch() {
+            s.sync_always = false;
+            assert!(
+                s.launch(),
+                "nats-server did not start (see its output above)"
+            );
+        }
+        eprintln!(
+            "nats-server on 127.0.0.1:{} (JetStream fsync: {})",
+            s.port,
+            if s.sync_always {
+                "every write"
+            } else {
+                "every 2 minutes: this server version has no sync_interval"
+            }
+        );
+        s
+    }
+
+    /// `nats://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn launch(&mut self) -> bool {
+        let conf = self.dir.path().join("nats.conf");
+        let store = self.dir.path().join("jetstream");
+        let sync = if self.sync_always {
+            ", sync_interval: always"
+        } else {
+            ""
+        };
+        std::fs::write(
+            &conf,
+            format!(
+                "listen: 127.0.0.1:{}\njetstream {{ store_dir: {:?}{sync} }}\n",
+                self.port,
+                store.display().to_string()
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new("nats-server")
+            .args(["-c", conf.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nats-server is installed (scripts/test.sh installs it)");
+        let give_up = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                let mut err = String::new();
+                use std::io::Read as _;
+                let _ = child.stderr.take().map(|mut e| e.read_to_string(&mut err));
+                eprintln!("nats-server exited: {err}");
+                return false;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                break;
+            }
+            assert!(
+                Instant::now() < give_up,
+                "nats-server did not listen in 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Drain its log so it never blocks on a full pipe.
+        if let Some(err) = child.stderr.take() {
+            std::thread::spawn(move || for _ in BufReader::new(err).lines() {});
+        }
+        self.child = Some(child);
+        true
+    }
+
+    /// Stop it (SIGTERM, as an operator's restart does) and start it again
+    /// on the same port and store.
+    pub fn restart(&mut self) {
+        self.stop();
+        assert!(self.launch(), "nats-server restarts");
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -55,6 +55,8 @@ pub struct Config {
     pub insights: Option<Workspace>,
     /// The daemon's settings (`[host]` and `[api]`).
     pub daemon: DaemonSettings,
+    /// `[cluster]`: membership of a cluster over NATS, when present.
+    pub cluster: Option<crate::cluster::config::ClusterSettings>,
     /// Plugins whose `component` is an `oci://` reference, by name; their
     /// component path is only known once [`Config::pull_components`] ran.
     pub registry: BTreeMap<String, OciRef>,
@@ -254,6 +256,8 @@ struct RawFile {
     insights: Option<InsightsSection>,
     #[serde(default)]
     api: Option<ApiSection>,
+    #[serde(default)]
+    cluster: Option<crate::cluster::config::ClusterSection>,
 }
 
 #[derive(Deserialize, Default)]
@@ -555,6 +559,12 @@ impl Config {
 
         v.host(&raw.host)?;
         let daemon = v.daemon(&raw.host, raw.api.as_ref())?;
+        let cluster = raw
+            .cluster
+            .as_ref()
+            .map(|c| c.validate())
+            .transpose()
+            .map_err(|(span, key, message)| v.invalid(span, &key, &message))?;
         let insights = raw
             .insights
             .map(|section| load_workspace(&v, section, base))
@@ -586,6 +596,7 @@ impl Config {
             settings,
             insights,
             daemon,
+            cluster,
             registry,
         })
     }

@@ -7,6 +7,7 @@
 //! engine.
 
 pub mod cli;
+pub mod cluster;
 pub mod config_file;
 pub mod console;
 pub mod daemon;

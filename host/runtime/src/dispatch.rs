@@ -68,8 +68,8 @@ pub struct Services {
     pub entities: Option<Arc<dyn EntityStore>>,
     /// Host-wide entity-call cap.
     pub entity_budget: Option<Arc<Limiter>>,
-    /// The journal whose sent ledger Teams and email sends consult.
-    pub journal: Option<Arc<triggerfish_data::journal::Journal>>,
+    /// The sent ledger Teams and email sends consult.
+    pub ledger: Option<Arc<dyn crate::ledger::SentStore>>,
 }
 
 impl Services {
@@ -83,7 +83,7 @@ impl Services {
             entity_budget: settings
                 .host_entity_budget
                 .map(|b| Arc::new(Limiter::new(b))),
-            journal: None,
+            ledger: None,
         })
     }
 }
@@ -154,7 +154,12 @@ impl Host {
     /// Consult and fill this journal's sent ledger on every Teams and email
     /// send, so a retried run does not send twice what it already sent.
     pub fn set_journal(&mut self, journal: Arc<triggerfish_data::journal::Journal>) {
-        self.services.journal = Some(journal);
+        self.services.ledger = Some(journal);
+    }
+
+    /// Consult and fill `ledger` instead (a cluster's shared bucket).
+    pub fn set_ledger(&mut self, ledger: Arc<dyn crate::ledger::SentStore>) {
+        self.services.ledger = Some(ledger);
     }
 
     /// Replace the entity store behind the `entities` capability.
@@ -261,7 +266,7 @@ async fn deliver_in_fresh_instance(
     let deadline = started + timeout;
     let mut cx = CallContext::new(&plugin.config.name, &event.id, deadline);
     cx.host_log = Some(plugin.host_log.clone());
-    cx.ledger = services.journal.clone().map(crate::ledger::Ledger::new);
+    cx.ledger = services.ledger.clone().map(crate::ledger::Ledger::new);
     let stdio = Stdio::new();
     let memory_bytes = usize::try_from(limits.memory_mib * MIB).unwrap_or(usize::MAX);
     let state = plugin.instance_state(services, &cx, &stdio, memory_bytes);

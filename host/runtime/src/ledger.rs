@@ -3,7 +3,12 @@
 //! is recorded durably under (event, plugin, index) before the guest hears
 //! of it, and a later attempt of the same run gets that result back instead
 //! of sending again.
+//!
+//! Where the ledger lives is a [`SentStore`]: the journal of a single
+//! daemon, or a key-value bucket shared by a cluster's members.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -11,10 +16,56 @@ use triggerfish_data::journal::{Journal, SentKey};
 
 use crate::context::CallContext;
 
+/// A boxed future, for the object-safe [`SentStore`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where sends are recorded. Errors are texts for the host's log.
+pub trait SentStore: Send + Sync {
+    /// What an earlier attempt recorded under `key`, if anything.
+    fn sent<'a>(&'a self, key: &'a SentKey) -> BoxFuture<'a, Result<Option<String>, String>>;
+    /// Record a successful send; resolves once it is durable. Recording a
+    /// key twice keeps the first record.
+    fn record(
+        &self,
+        key: SentKey,
+        kind: String,
+        result: String,
+    ) -> BoxFuture<'_, Result<(), String>>;
+}
+
+impl SentStore for Journal {
+    fn sent<'a>(&'a self, key: &'a SentKey) -> BoxFuture<'a, Result<Option<String>, String>> {
+        Box::pin(async move { Journal::sent(self, key).map_err(|e| e.to_string()) })
+    }
+
+    fn record(
+        &self,
+        key: SentKey,
+        kind: String,
+        result: String,
+    ) -> BoxFuture<'_, Result<(), String>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.record_sent(
+            key,
+            kind,
+            result,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        Box::pin(async move {
+            match rx.await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err("the journal's writer has stopped".into()),
+            }
+        })
+    }
+}
+
 /// The ledger of one attempt.
 #[derive(Clone)]
 pub struct Ledger {
-    journal: Arc<Journal>,
+    store: Arc<dyn SentStore>,
     next: Arc<AtomicU32>,
 }
 
@@ -31,26 +82,26 @@ pub struct Slot {
     key: SentKey,
     /// What an earlier attempt recorded, if it made this send.
     pub earlier: Option<String>,
-    journal: Arc<Journal>,
+    store: Arc<dyn SentStore>,
 }
 
 impl Ledger {
-    /// A ledger over `journal`, counting sends from 0.
-    pub fn new(journal: Arc<Journal>) -> Self {
+    /// A ledger over `store`, counting sends from 0.
+    pub fn new(store: Arc<dyn SentStore>) -> Self {
         Self {
-            journal,
+            store,
             next: Arc::default(),
         }
     }
 
     /// The next send's slot (every send takes one, in call order).
-    pub fn slot(&self, cx: &CallContext) -> Slot {
+    pub async fn slot(&self, cx: &CallContext) -> Slot {
         let key = SentKey {
             event_id: cx.event_id.to_string(),
             plugin: cx.plugin.to_string(),
             call: self.next.fetch_add(1, Ordering::Relaxed),
         };
-        let earlier = match self.journal.sent(&key) {
+        let earlier = match self.store.sent(&key).await {
             Ok(e) => e,
             Err(e) => {
                 // Without the ledger the send goes ahead: at least once.
@@ -61,7 +112,7 @@ impl Ledger {
         Slot {
             key,
             earlier,
-            journal: self.journal.clone(),
+            store: self.store.clone(),
         }
     }
 }
@@ -69,17 +120,8 @@ impl Ledger {
 impl Slot {
     /// Record a successful send; returns once it is durable.
     pub async fn record(self, kind: &str, result: String) {
-        let (tx, rx) = tokio::sync::oneshot::channel();
         let key = self.key.clone();
-        self.journal.record_sent(
-            self.key,
-            kind.to_owned(),
-            result,
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        );
-        if let Ok(Err(e)) = rx.await {
+        if let Err(e) = self.store.record(self.key, kind.to_owned(), result).await {
             tracing::warn!(plugin = %key.plugin, event = %key.event_id, call = key.call, "cannot record a send in the ledger: {e}");
         }
     }

@@ -132,6 +132,32 @@ pub fn events(cmd: EventsCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// `triggerfish runs`.
+/// For `runs replay` under a `[cluster]` section: (config, plugin, json).
+/// In a cluster, dead letters are replayed from its dead-letter stream
+/// (run ids are the journal's, which a cluster does not use).
+pub fn cluster_replay(
+    cmd: &RunsCommand,
+) -> Option<anyhow::Result<(PathBuf, Option<String>, bool)>> {
+    let RunsCommand::Replay {
+        common,
+        ids,
+        dead,
+        plugin,
+    } = cmd
+    else {
+        return None;
+    };
+    let config = Config::load(&common.config).ok()?;
+    config.cluster.as_ref()?;
+    if !ids.is_empty() || !dead {
+        return Some(Err(anyhow::anyhow!(
+            "{}: a cluster member replays its cluster's dead letters: use `runs replay --dead [--plugin NAME]` (run ids are not used in a cluster)",
+            common.config.display()
+        )));
+    }
+    Some(Ok((common.config.clone(), plugin.clone(), common.json)))
+}
+
 pub fn runs(cmd: RunsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         RunsCommand::List {

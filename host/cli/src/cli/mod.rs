@@ -14,6 +14,7 @@ use triggerfish_data::journal::{now_ms, Journal, NewEvent, Verdict};
 use triggerfish_runtime::{Host, Outcome, Select};
 
 mod author;
+mod cluster;
 mod demo;
 mod entities;
 mod history;
@@ -96,6 +97,9 @@ enum Command {
     /// The journal's runs: list, show, replay.
     #[command(subcommand)]
     Runs(history::RunsCommand),
+    /// A cluster of daemons sharing NATS JetStream: status.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Generate demo data for the insights engine.
     #[command(subcommand)]
     Demo(demo::DemoCommand),
@@ -168,7 +172,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Entities(cmd) => tokio::task::spawn_blocking(move || entities::run(cmd)).await?,
         Command::Plugin(cmd) => plugin::run(cmd).await,
         Command::Events(cmd) => tokio::task::spawn_blocking(move || history::events(cmd)).await?,
-        Command::Runs(cmd) => tokio::task::spawn_blocking(move || history::runs(cmd)).await?,
+        Command::Runs(cmd) => match history::cluster_replay(&cmd) {
+            Some(Err(e)) => Err(e),
+            Some(Ok((config, plugin, json))) => {
+                cluster_replay(&config, plugin.as_deref(), json).await
+            }
+            None => tokio::task::spawn_blocking(move || history::runs(cmd)).await?,
+        },
+        Command::Cluster(cmd) => cluster::run(cmd).await,
         Command::Demo(cmd) => tokio::task::spawn_blocking(move || demo::run(cmd)).await?,
     }
 }
@@ -315,4 +326,31 @@ fn plugins(path: &Path) -> anyhow::Result<ExitCode> {
         errln!("error: {failed} plugin(s) failed the check");
         ExitCode::FAILURE
     })
+}
+
+/// `runs replay --dead` with a `[cluster]` section: the cluster's dead letters.
+async fn cluster_replay(
+    config: &Path,
+    plugin: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let c = cluster::connect(config).await?;
+    let done = c
+        .replay_dead(plugin, crate::cluster::replay::MAX_REPLAY)
+        .await?;
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&done)?);
+    } else if done.is_empty() {
+        outln!("no dead letters to replay");
+    } else {
+        for d in &done {
+            outln!(
+                "event {} / plugin {}: republished (replay {})",
+                d.event_id,
+                d.plugin,
+                d.replay
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

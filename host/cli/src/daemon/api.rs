@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use triggerfish_data::event::{build_event, TriggerKind};
 use triggerfish_data::insights::Scope;
-use triggerfish_data::journal::{EventFilter, RunFilter, RunStatus};
+use triggerfish_data::journal::{EventFilter, Router as _, RunFilter, RunStatus};
 
 use super::Shared;
 use crate::console;
@@ -117,7 +117,10 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Result<Response, ApiError> {
     let host = s.host.borrow().clone();
-    let text = s.metrics.render(&s.journal, &host).map_err(internal)?;
+    let text = s
+        .metrics
+        .render(&s.journal, &host, s.cluster.as_deref())
+        .map_err(internal)?;
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -331,6 +334,29 @@ async fn post_event(State(s): State<Arc<Shared>>, body: Bytes) -> Result<Respons
     }
     let payload = Value::Object(fields).to_string();
     let event = build_event(kind, Some(&payload)).map_err(|e| bad(e.to_string()))?;
+    if let Some(m) = &s.cluster {
+        // Durable once JetStream acknowledged it; unreachable NATS is 503,
+        // so the client tries again (the id makes that safe).
+        let plugins = s.routes.borrow().plugins_for(&event);
+        let done = m
+            .cluster
+            .ingest(&event, &plugins)
+            .await
+            .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        if !done.duplicate {
+            s.metrics.accepted(kind);
+        }
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "id": event.id,
+                "runs": done.runs,
+                "duplicate": done.duplicate,
+                "seq": done.seq,
+            })),
+        )
+            .into_response());
+    }
     let appended = s.ingest(event, "api").await.map_err(internal)?;
     Ok((
         StatusCode::ACCEPTED,
@@ -366,6 +392,9 @@ async fn refresh(
             "no [insights] section in the configuration: nothing to refresh".into(),
         ));
     };
+    if let Some(m) = &s.cluster {
+        return cluster_refresh(m, &scope).await;
+    }
     if let Scope::Source(name) = &scope {
         if !s.sources.contains(name) {
             return Err(bad(format!(
@@ -382,4 +411,30 @@ async fn refresh(
         Json(json!({ "queued": super::scope_name(&scope) })),
     )
         .into_response())
+}
+
+/// Ask the cluster's refresher (whichever member holds the lease).
+async fn cluster_refresh(m: &crate::cluster::Member, scope: &Scope) -> Result<Response, ApiError> {
+    let body = match scope {
+        Scope::Source(name) => json!({ "source": name }),
+        _ => json!({}),
+    };
+    let unavailable = |e: String| ApiError(StatusCode::SERVICE_UNAVAILABLE, e);
+    let reply = m
+        .cluster
+        .client
+        .request(crate::cluster::REFRESH_SUBJECT, body.to_string().into())
+        .await
+        .map_err(|e| match e.kind() {
+            async_nats::RequestErrorKind::NoResponders => unavailable(
+                "no member holds the refresher's lease yet (a takeover takes up to [cluster] lease_ttl); try again".into(),
+            ),
+            _ => unavailable(format!("asking the refresher: {e}")),
+        })?;
+    let answer: Value = serde_json::from_slice(&reply.payload)
+        .map_err(|e| internal(format!("the refresher's answer is not JSON: {e}")))?;
+    if let Some(error) = answer.get("error").and_then(Value::as_str) {
+        return Err(bad(error.to_owned()));
+    }
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }

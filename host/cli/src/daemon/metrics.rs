@@ -55,6 +55,80 @@ pub struct Metrics {
     runs: Family<StatusLabel, Gauge>,
     events: Family<TriggerLabel, Gauge>,
     throttled: Family<PluginLabel, Gauge>,
+    cluster: ClusterGauges,
+}
+
+/// The cluster's series, as this member last saw them (0 outside a cluster).
+#[derive(Default)]
+struct ClusterGauges {
+    refresher: Gauge,
+    members: Gauge,
+    generation: Gauge,
+    events: Gauge,
+    runs_waiting: Gauge,
+    dead_letters: Gauge,
+    in_flight: Gauge,
+    pending: Family<PluginLabel, Gauge>,
+    ack_pending: Family<PluginLabel, Gauge>,
+}
+
+impl ClusterGauges {
+    fn register(&self, r: &mut Registry) {
+        let g =
+            |r: &mut Registry, name: &str, help: &str, m: &Gauge| r.register(name, help, m.clone());
+        g(
+            r,
+            "triggerfish_cluster_refresher",
+            "1 while this member holds the refresher's lease",
+            &self.refresher,
+        );
+        g(
+            r,
+            "triggerfish_cluster_members",
+            "Members with a live heartbeat",
+            &self.members,
+        );
+        g(
+            r,
+            "triggerfish_cluster_store_generation",
+            "Store generation this member reads",
+            &self.generation,
+        );
+        g(
+            r,
+            "triggerfish_cluster_events",
+            "Events in the cluster's events stream",
+            &self.events,
+        );
+        g(
+            r,
+            "triggerfish_cluster_runs_waiting",
+            "Runs in the cluster's runs stream (not yet acked)",
+            &self.runs_waiting,
+        );
+        g(
+            r,
+            "triggerfish_cluster_dead_letters",
+            "Runs in the cluster's dead-letter stream",
+            &self.dead_letters,
+        );
+        g(
+            r,
+            "triggerfish_cluster_runs_in_flight",
+            "Runs this member is attempting now",
+            &self.in_flight,
+        );
+        r.register(
+            "triggerfish_cluster_runs_pending",
+            "Runs not yet delivered to any member, by plugin",
+            self.pending.clone(),
+        );
+        r.register(
+            "triggerfish_cluster_runs_ack_pending",
+            "Runs delivered and not yet acked, by plugin",
+            self.ack_pending.clone(),
+        );
+    }
 }
 
 impl Default for Metrics {
@@ -78,7 +152,9 @@ impl Metrics {
             runs: Family::default(),
             events: Family::default(),
             throttled: Family::default(),
+            cluster: ClusterGauges::default(),
         };
+        m.cluster.register(&mut m.registry);
         let r = &mut m.registry;
         r.register(
             "triggerfish_events_accepted",
@@ -180,7 +256,15 @@ impl Metrics {
     }
 
     /// The text exposition, with journal totals and throttling read now.
-    pub fn render(&self, journal: &Journal, host: &Host) -> Result<String, String> {
+    pub fn render(
+        &self,
+        journal: &Journal,
+        host: &Host,
+        member: Option<&crate::cluster::Member>,
+    ) -> Result<String, String> {
+        if let Some(m) = member {
+            self.set_cluster(m);
+        }
         let counts = journal.counts().map_err(|e| e.to_string())?;
         // A status or trigger with no rows left reads 0, not its last value.
         for status in <RunStatus as strum::VariantArray>::VARIANTS {
@@ -219,5 +303,30 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .map_err(|e| e.to_string())?;
         Ok(text)
+    }
+
+    fn set_cluster(&self, m: &crate::cluster::Member) {
+        let c = &self.cluster;
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        c.refresher.set(i64::from(m.is_refresher()));
+        c.generation
+            .set(n(m.generation.load(std::sync::atomic::Ordering::Relaxed)));
+        c.in_flight.set(n(m
+            .counters
+            .in_flight
+            .load(std::sync::atomic::Ordering::Relaxed)));
+        if let Some(s) = m.status() {
+            c.members.set(n(s.members.len() as u64));
+            c.events.set(n(s.events));
+            c.runs_waiting.set(n(s.runs_waiting));
+            c.dead_letters.set(n(s.dead_letters));
+            for lag in &s.consumers {
+                let label = PluginLabel {
+                    plugin: lag.plugin.clone(),
+                };
+                c.pending.get_or_create(&label).set(n(lag.pending));
+                c.ack_pending.get_or_create(&label).set(n(lag.ack_pending));
+            }
+        }
     }
 }

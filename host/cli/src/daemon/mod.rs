@@ -4,6 +4,7 @@
 //! journal; SIGTERM or Ctrl-C stops intake and lets runs in flight finish.
 
 pub mod api;
+pub mod cluster;
 pub mod metrics;
 pub mod reload;
 pub mod scheduler;
@@ -58,6 +59,8 @@ pub struct Shared {
     pub intake: tokio::sync::Semaphore,
     /// What the web console keeps.
     pub console: crate::console::ConsoleState,
+    /// This daemon as a cluster member, when `[cluster]` is set.
+    pub cluster: Option<Arc<crate::cluster::Member>>,
 }
 
 impl Shared {
@@ -202,14 +205,42 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
             d.token_env
         );
     }
+    let listener = tokio::net::TcpListener::bind(d.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} ([api] listen)", d.listen))?;
+    let addr = listener.local_addr()?;
     let journal = Arc::new(Journal::open(&config.store_path())?);
+    let metrics = Arc::new(Metrics::new());
+    let member = match &config.cluster {
+        None => None,
+        Some(c) => {
+            let id = c
+                .member
+                .clone()
+                .unwrap_or_else(|| crate::cluster::default_member_name(addr.port()));
+            let history = Duration::from_secs(u64::from(d.history_days) * 86_400);
+            let cluster = crate::cluster::Cluster::connect(c, &id, history)
+                .await
+                .with_context(|| format!("{}: [cluster]", path.display()))?;
+            outln!("cluster member {id} on NATS at {}", cluster.url());
+            Some(crate::cluster::Member::new(
+                id,
+                cluster,
+                format!("http://{addr}"),
+                metrics.clone(),
+            ))
+        }
+    };
+    let ledger: Arc<dyn triggerfish_runtime::ledger::SentStore> = match &member {
+        Some(m) => Arc::new(crate::cluster::KvLedger(m.cluster.ledger.clone())),
+        None => journal.clone(),
+    };
     let mut host = Host::new(&config.settings, Select::All)?;
-    host.set_journal(journal.clone());
+    host.set_ledger(ledger.clone());
     let host = Arc::new(host);
     let routes = Arc::new(Routes::new(&config.settings.plugins));
     let (host_tx, host_rx) = watch::channel(host.clone());
     let (routes_tx, routes_rx) = watch::channel(routes.clone());
-    let metrics = Arc::new(Metrics::new());
     let scheduler = Scheduler::new(
         journal.clone(),
         host_rx.clone(),
@@ -217,15 +248,21 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         d.concurrency,
     );
     let (stop_tx, stop_rx) = watch::channel(false);
-    let scheduler_task = tokio::spawn(scheduler.clone().run(stop_rx.clone()));
+    // In a cluster, runs come from the shared consumers instead.
+    let scheduler_task = member
+        .is_none()
+        .then(|| tokio::spawn(scheduler.clone().run(stop_rx.clone())));
 
     let (refresh_tx, refresh_task, sources) = match config.insights.clone() {
         None => (None, None, Vec::new()),
         Some(ws) => {
             let sources = ws.sources.iter().map(|s| s.name.clone()).collect();
             let store = EntityDb::open(&config.store_path(), config.page_limits())?;
-            let live = Arc::new(LiveRoutes(routes_rx.clone()));
-            let engine = Arc::new(InsightsEngine::new(ws, store).with_journal(live));
+            let router: Arc<dyn Router> = match &member {
+                Some(_) => Arc::new(cluster::NoRuns),
+                None => Arc::new(LiveRoutes(routes_rx.clone())),
+            };
+            let engine = Arc::new(InsightsEngine::new(ws, store).with_journal(router));
             let (tx, rx) = mpsc::channel(REFRESH_QUEUE);
             let task = tokio::spawn(refreshes(
                 engine.clone(),
@@ -233,8 +270,14 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
                 scheduler.clone(),
                 metrics.clone(),
                 stop_rx.clone(),
+                member.clone().map(|m| Publisher {
+                    member: m,
+                    store: config.store_path(),
+                    journal: journal.clone(),
+                    routes: LiveRoutes(routes_rx.clone()),
+                }),
             ));
-            schedule(&engine, tx.clone(), stop_rx.clone());
+            schedule(&engine, tx.clone(), stop_rx.clone(), member.clone());
             (Some(tx), Some(task), sources)
         }
     };
@@ -251,11 +294,8 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         sources,
         intake: tokio::sync::Semaphore::new(MAX_INTAKE_IN_FLIGHT),
         console: crate::console::ConsoleState::start(&config, journal.clone(), stop_rx.clone())?,
+        cluster: member.clone(),
     });
-    let listener = tokio::net::TcpListener::bind(d.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} ([api] listen)", d.listen))?;
-    let addr = listener.local_addr()?;
     outln!("api listening on http://{addr}");
     for p in host.plugins() {
         outln!(
@@ -281,16 +321,42 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
                 .sum::<u64>()
         })
         .unwrap_or(0);
-    if waiting > 0 {
+    if waiting > 0 && member.is_none() {
         outln!("resuming {waiting} unfinished run(s) from the journal");
     }
-    if let Some(tx) = &refresh_tx {
-        let _ = tx.send(Scope::Full).await;
+    let mut member_tasks = Vec::new();
+    match &member {
+        None => {
+            if let Some(tx) = &refresh_tx {
+                let _ = tx.send(Scope::Full).await;
+            }
+        }
+        Some(m) => {
+            // The refresher refreshes in full when it takes the lease.
+            member_tasks.push(tokio::spawn(m.clone().campaign(stop_rx.clone())));
+            member_tasks.push(tokio::spawn(
+                m.clone().heartbeat(shared.host.clone(), stop_rx.clone()),
+            ));
+            member_tasks.push(tokio::spawn(m.clone().work(
+                shared.host.clone(),
+                d.concurrency,
+                stop_rx.clone(),
+            )));
+            let roles = cluster::Roles {
+                member: m.clone(),
+                store: config.store_path(),
+                journal: journal.clone(),
+                router: Arc::new(LiveRoutes(shared.routes.clone())),
+                refresh: refresh_tx.clone(),
+                sources: shared.sources.clone(),
+            };
+            member_tasks.push(tokio::spawn(roles.run(stop_rx.clone())));
+        }
     }
     tokio::spawn(prune(journal.clone(), d.history_days, stop_rx.clone()));
     let reloader = reload::Reloader {
         path: path.to_owned(),
-        journal: journal.clone(),
+        ledger,
         host: host_tx,
         routes: routes_tx,
         daemon: d.clone(),
@@ -313,19 +379,38 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         humantime::format_duration(d.shutdown_grace)
     );
     shared.stopping.store(true, Ordering::Relaxed);
+    if let Some(m) = &member {
+        m.stop();
+    }
     let _ = stop_tx.send(true);
-    let _ = scheduler_task.await;
+    if let Some(t) = scheduler_task {
+        let _ = t.await;
+    }
     if let Some(t) = refresh_task {
         let _ = t.await;
     }
-    let idle = scheduler.drain(d.shutdown_grace).await;
+    let idle = match &member {
+        None => scheduler.drain(d.shutdown_grace).await,
+        Some(m) => m.drain(d.shutdown_grace).await,
+    };
+    for t in member_tasks {
+        let _ = t.await;
+    }
     let _ = server.await;
     if idle {
         outln!("stopped");
     } else {
         outln!(
-            "stopped with {} run(s) in flight; they will be attempted again at the next start",
-            scheduler.in_flight()
+            "stopped with {} run(s) in flight; they will be attempted again{}",
+            match &member {
+                None => scheduler.in_flight() as u64,
+                Some(m) => m.counters.in_flight.load(Ordering::Relaxed),
+            },
+            if member.is_some() {
+                " (by any member, once unacknowledged for 30 s)"
+            } else {
+                " at the next start"
+            }
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -338,6 +423,7 @@ async fn refreshes(
     scheduler: Arc<Scheduler>,
     metrics: Arc<Metrics>,
     mut stop: watch::Receiver<bool>,
+    publisher: Option<Publisher>,
 ) {
     loop {
         let scope = tokio::select! {
@@ -352,6 +438,21 @@ async fn refreshes(
         };
         let job_scope = scope.clone();
         let started = std::time::Instant::now();
+        // In a cluster: only the refresher refreshes, holding the store.
+        let _store = match &publisher {
+            None => None,
+            Some(p) => {
+                let guard = p.member.store_lock.lock().await;
+                if !p.member.is_refresher() {
+                    tracing::info!(
+                        "{} skipped: this member is not the refresher",
+                        scope_name(&scope)
+                    );
+                    continue;
+                }
+                Some(guard)
+            }
+        };
         let result = tokio::task::spawn_blocking(move || e.refresh(&job_scope, &mut obs)).await;
         let label = match &scope {
             Scope::Full => "full",
@@ -374,11 +475,35 @@ async fn refreshes(
             Ok(Err(e)) => tracing::error!("{}: {e}", scope_name(&scope)),
             Err(e) => tracing::error!("{}: the refresh thread failed: {e}", scope_name(&scope)),
         }
+        if let Some(p) = &publisher {
+            match p
+                .member
+                .publish_generation(&p.store, &p.journal, &p.routes)
+                .await
+            {
+                Ok(n) => tracing::info!("published store generation {n}"),
+                Err(e) => tracing::error!("{}: {e}", scope_name(&scope)),
+            }
+        }
     }
 }
 
+/// What the refresher needs to publish a refresh to the cluster.
+struct Publisher {
+    member: Arc<crate::cluster::Member>,
+    store: std::path::PathBuf,
+    journal: Arc<Journal>,
+    routes: LiveRoutes,
+}
+
 /// Ask for each scheduled refresh as it falls due (missed ticks are skipped).
-fn schedule(engine: &InsightsEngine, tx: mpsc::Sender<Scope>, stop: watch::Receiver<bool>) {
+/// In a cluster, only the member holding the lease asks.
+fn schedule(
+    engine: &InsightsEngine,
+    tx: mpsc::Sender<Scope>,
+    stop: watch::Receiver<bool>,
+    member: Option<Arc<crate::cluster::Member>>,
+) {
     let ws = engine.workspace();
     let mut plans: Vec<(Duration, Scope)> = Vec::new();
     if let Some(every) = ws.schedule {
@@ -397,6 +522,7 @@ fn schedule(engine: &InsightsEngine, tx: mpsc::Sender<Scope>, stop: watch::Recei
         );
         let tx = tx.clone();
         let mut stop = stop.clone();
+        let member = member.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -404,6 +530,9 @@ fn schedule(engine: &InsightsEngine, tx: mpsc::Sender<Scope>, stop: watch::Recei
                 tokio::select! {
                     _ = tick.tick() => {}
                     _ = stop.wait_for(|s| *s) => return,
+                }
+                if member.as_ref().is_some_and(|m| !m.is_refresher()) {
+                    continue;
                 }
                 if tx.send(scope.clone()).await.is_err() {
                     return;

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
-use triggerfish_data::journal::Journal;
 use triggerfish_runtime::routing::Routes;
 use triggerfish_runtime::{Host, Select};
 
@@ -38,7 +37,8 @@ fn stamps(config: &Path, components: &[PathBuf]) -> Vec<Stamp> {
 /// Swaps hosts and routes in place.
 pub struct Reloader {
     pub path: PathBuf,
-    pub journal: Arc<Journal>,
+    /// The sent ledger new hosts consult (the journal, or a cluster's bucket).
+    pub ledger: Arc<dyn triggerfish_runtime::ledger::SentStore>,
     pub host: watch::Sender<Arc<Host>>,
     pub routes: watch::Sender<Arc<Routes>>,
     /// Settings that need a restart to change.
@@ -49,11 +49,11 @@ impl Reloader {
     /// Load the file and build a host from it (on a blocking thread: it compiles).
     async fn load(&self) -> anyhow::Result<(Host, Routes, Config)> {
         let path = self.path.clone();
-        let journal = self.journal.clone();
+        let ledger = self.ledger.clone();
         tokio::task::spawn_blocking(move || {
             let config = Config::load_with_components(&path)?;
             let mut host = Host::new(&config.settings, Select::All)?;
-            host.set_journal(journal);
+            host.set_ledger(ledger);
             let routes = Routes::new(&config.settings.plugins);
             Ok((host, routes, config))
         })

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::schema::parse_body;
 use super::{DueRun, Journal, JournalError, LogLine, RunStatus, MAX_PAGE};
+use crate::event::Event;
 
 /// A run as listed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -351,6 +352,28 @@ impl Journal {
                 })
             })?;
             rows.collect()
+        })
+    }
+
+    /// Whole events past `seq`, oldest first, at most `limit` (capped at
+    /// [`MAX_PAGE`]): what a cluster's refresher forwards from its journal.
+    /// An event whose body no longer parses is skipped.
+    pub fn events_after(&self, seq: i64, limit: u32) -> Result<Vec<(i64, Event)>, JournalError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, body FROM _tf_events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![seq, limit.clamp(1, MAX_PAGE)], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (seq, body) = row?;
+                if let Some(event) = parse_body(&body) {
+                    out.push((seq, event));
+                }
+            }
+            Ok(out)
         })
     }
 

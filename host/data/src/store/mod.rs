@@ -8,6 +8,7 @@ mod import;
 mod metadata;
 mod page;
 mod publish;
+mod snapshot;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ pub use import::{
 };
 pub use page::{PageError, PageLimits, PageRequest, PageResult, CURSOR_CAPACITY};
 pub use publish::Publication;
+pub use snapshot::{restore, snapshot};
 
 use crate::odata::{ColumnType, Schema};
 

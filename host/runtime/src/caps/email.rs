@@ -259,7 +259,10 @@ impl EmailService {
 
     async fn send(&self, granter: &Granter, cx: &CallContext, m: &Message) -> Result<(), Error> {
         let (mail, target) = self.build(granter, cx, m)?;
-        let slot = cx.ledger.as_ref().map(|l| l.slot(cx));
+        let slot = match &cx.ledger {
+            Some(l) => Some(l.slot(cx).await),
+            None => None,
+        };
         if let Some(earlier) = slot.as_ref().and_then(|s| s.earlier.clone()) {
             cx.delivered(Delivery {
                 capability: "email",

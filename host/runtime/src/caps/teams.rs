@@ -98,7 +98,10 @@ impl TeamsService {
             Error::NotFound(format!("teams channel '{channel}' is not configured"))
         })?;
         let envelope = envelope(card);
-        let slot = cx.ledger.as_ref().map(|l| l.slot(cx));
+        let slot = match &cx.ledger {
+            Some(l) => Some(l.slot(cx).await),
+            None => None,
+        };
         if let Some(earlier) = slot.as_ref().and_then(|s| s.earlier.clone()) {
             cx.delivered(Delivery {
                 capability: "teams",

@@ -1,9 +1,10 @@
 //! Test guest: posts every event it receives, with every field, as JSON text
 //! to the Teams channel `events`. On `unification-refresh-completed` it also
-//! pages through `Customer` and reports how many rows it saw.
+//! pages through `Customer` and reports how many rows it saw. With config
+//! `label` set, the text carries it (tests tell plugin versions apart by it).
 
 use serde_json::{json, Value};
-use triggerfish_plugin_sdk::{entities, teams, Event, Plugin, StageStatus, Trigger};
+use triggerfish_plugin_sdk::{config, entities, teams, Event, Plugin, StageStatus, Trigger};
 
 struct Recorder;
 
@@ -61,7 +62,11 @@ impl Plugin for Recorder {
                 .len();
             body["customers_seen"] = json!(seen);
         }
-        let text = json!({"id": event.id, "kind": kind, "fields": body}).to_string();
+        let mut text = json!({"id": event.id, "kind": kind, "fields": body});
+        if let Some(label) = config::get("label") {
+            text["label"] = json!(label);
+        }
+        let text = text.to_string();
         teams::post_text("events", &text).map_err(|e| e.describe())
     }
 }

@@ -1,0 +1,542 @@
+//! Several daemons sharing the work over a real `nats-server` (JetStream)
+//! on loopback: 10,000 events through a kill -9 of a member and a restart of
+//! NATS; a refresher killed twice (once between journaling a crossing and
+//! publishing it); members running different plugin versions.
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::{guest, lit, root, tempdir, triggerfish, Daemon, NatsServer, TeamsStub};
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A member's configuration: `plugins` are (name, label) pairs of the
+/// recorder guest, posting to the Teams stand-in.
+fn member_config(
+    dir: &Path,
+    nats: &NatsServer,
+    teams: &TeamsStub,
+    member: &str,
+    triggers: &str,
+    plugins: &[(&str, &str)],
+    extra: &str,
+) -> PathBuf {
+    let mut text = format!(
+        "{extra}\n[host]\nstate_dir = {state}\ncache_dir = {cache}\n[api]\nlisten = \"127.0.0.1:0\"\n[cluster]\nnats_url = \"{url}\"\nmember = \"{member}\"\nlease_ttl = \"5s\"\n[teams.channels.events]\nwebhook_url = \"{hook}\"\n",
+        state = lit(&dir.join("state")),
+        cache = lit(&root().join("target/tf-test-cache")),
+        url = nats.url(),
+        hook = teams.url("/workflows"),
+    );
+    for (name, label) in plugins {
+        text.push_str(&format!(
+            "[[plugins]]\nname = \"{name}\"\ncomponent = {}\ntriggers = [{triggers}]\nconcurrency = 8\n[plugins.grants]\nteams = [\"events\"]\n[plugins.config]\nlabel = \"{label}\"\n[plugins.retry]\nattempts = 6\nfirst_wait = \"200ms\"\nmax_wait = \"1s\"\n",
+            lit(&guest("recorder")),
+        ));
+    }
+    let path = dir.join("triggerfish.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `triggerfish cluster status --json`.
+fn status(config: &Path) -> Value {
+    let r = triggerfish(
+        &[
+            "cluster",
+            "status",
+            "--json",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[],
+    );
+    r.assert_ok("cluster status");
+    r.json()
+}
+
+/// What the recorder posted: (event id, kind, label) per request.
+fn posted(teams: &TeamsStub) -> Vec<(String, String, String)> {
+    teams
+        .received()
+        .iter()
+        .filter_map(|r| {
+            let text = r
+                .body
+                .pointer("/attachments/0/content/body/0/text")?
+                .as_str()?;
+            let v: Value = serde_json::from_str(text).ok()?;
+            Some((
+                v["id"].as_str()?.to_owned(),
+                v["kind"].as_str()?.to_owned(),
+                v["label"].as_str().unwrap_or_default().to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// Every run status in the cluster's bucket, read with a real client.
+async fn run_states(url: &str) -> Vec<Value> {
+    use futures::StreamExt as _;
+    let client = async_nats::connect(url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let kv = js.get_key_value("tf_runs").await.unwrap();
+    let keys: Vec<String> = kv
+        .keys()
+        .await
+        .unwrap()
+        .filter_map(|k| async { k.ok() })
+        .collect()
+        .await;
+    let mut out = Vec::new();
+    for k in keys {
+        if let Some(v) = kv.get(&k).await.unwrap() {
+            out.push(serde_json::from_slice(&v).unwrap());
+        }
+    }
+    out
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let give_up = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < give_up, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn ten_thousand_events_through_a_kill_9_and_a_nats_restart() {
+    const EVENTS: usize = 10_000;
+    const PLUGINS: [(&str, &str); 2] = [("rec-a", "a"), ("rec-b", "b")];
+    // At most this many runs are in flight on one member (2 plugins × 8).
+    const IN_FLIGHT_PER_MEMBER: usize = 16;
+    let mut nats = NatsServer::start();
+    let teams = TeamsStub::start();
+    let dirs: Vec<_> = (0..3).map(|_| tempdir()).collect();
+    let configs: Vec<PathBuf> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            member_config(
+                d.path(),
+                &nats,
+                &teams,
+                &format!("m{i}"),
+                "\"data-source-refresh-failed\"",
+                &PLUGINS,
+                "",
+            )
+        })
+        .collect();
+    let mut members: Vec<Option<Daemon>> = configs
+        .iter()
+        .map(|c| Some(Daemon::start(c, &[])))
+        .collect();
+    let rt = rt();
+    let c = reqwest::Client::new();
+    let mut accepted = vec![false; EVENTS];
+    let mut count = 0;
+    // (accepted so far, what to do)
+    let mut plan = vec![
+        (2_500, "kill m0"),
+        (4_500, "restart m0"),
+        (6_500, "restart NATS"),
+    ];
+    plan.reverse();
+    let started = Instant::now();
+    while count < EVENTS {
+        let urls: Vec<String> = members
+            .iter()
+            .flatten()
+            .map(|d| d.url("/v1/events"))
+            .collect();
+        let todo: Vec<usize> = (0..EVENTS).filter(|i| !accepted[*i]).take(48).collect();
+        let results = rt.block_on(futures::future::join_all(todo.iter().map(|&i| {
+            let c = c.clone();
+            let url = urls[i % urls.len()].clone();
+            async move {
+                let body = json!({"trigger": "data-source-refresh-failed", "id": format!("ev-{i:05}"), "source": "crm"});
+                let ok = c
+                    .post(&url)
+                    .timeout(Duration::from_secs(20))
+                    .body(body.to_string())
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().as_u16() == 202);
+                (i, ok)
+            }
+        })));
+        let before = count;
+        for (i, ok) in results {
+            if ok && !accepted[i] {
+                accepted[i] = true;
+                count += 1;
+            }
+        }
+        if count == before {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "posting stalled at {count}"
+        );
+        if plan.last().is_some_and(|(at, _)| count >= *at) {
+            let (_, action) = plan.pop().unwrap();
+            eprintln!("{action} at {count} events accepted");
+            match action {
+                "kill m0" => members[0].take().unwrap().kill9(),
+                "restart m0" => members[0] = Some(Daemon::start(&configs[0], &[])),
+                _ => nats.restart(),
+            }
+        }
+    }
+    eprintln!(
+        "10,000 events accepted in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    // Every run reaches the sink.
+    let expected: HashSet<(String, String)> = (0..EVENTS)
+        .flat_map(|i| {
+            PLUGINS
+                .iter()
+                .map(move |(_, l)| (format!("ev-{i:05}"), l.to_string()))
+        })
+        .collect();
+    wait_for("every run at the sink", Duration::from_secs(600), || {
+        let seen: HashSet<(String, String)> = posted(&teams)
+            .into_iter()
+            .map(|(id, _, l)| (id, l))
+            .collect();
+        expected.is_subset(&seen)
+    });
+    eprintln!(
+        "every run delivered {:.1} s after the start",
+        started.elapsed().as_secs_f64()
+    );
+    wait_for("the runs stream to empty", Duration::from_secs(120), || {
+        let s = status(&configs[1]);
+        s["runs_waiting"] == 0
+            && s["consumers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["ack_pending"] == 0)
+    });
+    let s = status(&configs[1]);
+    assert_eq!(s["events"], EVENTS, "each event stored once: {s}");
+    assert_eq!(s["dead_letters"], 0, "{s}");
+    assert_eq!(s["members"].as_array().unwrap().len(), 3, "{s}");
+
+    // Exactly one succeeded run per (event, plugin).
+    let states = rt.block_on(run_states(&nats.url()));
+    let mut by_status: HashMap<String, usize> = HashMap::new();
+    let mut runs: HashSet<(String, String)> = HashSet::new();
+    for st in &states {
+        *by_status
+            .entry(st["status"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+        assert!(runs.insert((
+            st["event_id"].as_str().unwrap().to_owned(),
+            st["plugin"].as_str().unwrap().to_owned()
+        )));
+    }
+    assert_eq!(
+        by_status.get("succeeded"),
+        Some(&(EVENTS * PLUGINS.len())),
+        "{by_status:?}"
+    );
+    assert_eq!(states.len(), EVENTS * PLUGINS.len());
+    let workers: HashSet<&str> = states
+        .iter()
+        .map(|s| s["member"].as_str().unwrap())
+        .collect();
+    assert_eq!(workers.len(), 3, "every member took runs: {workers:?}");
+
+    // Duplicates only from sends in flight at the kill and at the restart.
+    let mut sent: HashMap<(String, String), usize> = HashMap::new();
+    for (id, _, label) in posted(&teams) {
+        *sent.entry((id, label)).or_default() += 1;
+    }
+    let duplicates: usize = sent.values().map(|n| n - 1).sum();
+    let bound = IN_FLIGHT_PER_MEMBER + 3 * IN_FLIGHT_PER_MEMBER;
+    eprintln!("duplicates at the sink: {duplicates} (bound {bound})");
+    assert!(duplicates <= bound, "{duplicates} duplicates > {bound}");
+    for m in members.into_iter().flatten() {
+        assert_eq!(m.stop(), 0);
+    }
+}
+
+const CRM_BELOW: &str = "ContactId,FirstName,LastName,Email,Tier\n1,Ann,Lee,ann@example.com,gold\n2,Bob,Ray,bob@example.com,gold\n3,Cy,Day,cy@example.com,silver\n";
+const CRM_ABOVE: &str = "ContactId,FirstName,LastName,Email,Tier\n1,Ann,Lee,ann@example.com,gold\n2,Bob,Ray,bob@example.com,gold\n3,Cy,Day,cy@example.com,gold\n4,Di,Fox,di@example.com,gold\n";
+
+fn workspace(data: &Path) -> String {
+    format!(
+        r#"
+[insights]
+retries = 0
+roots = [{root}]
+[[insights.sources]]
+name = "crm"
+path = {crm}
+key = "ContactId"
+[insights.sources.map]
+FirstName = "FirstName"
+LastName = "LastName"
+Email = "Email"
+LoyaltyTier = "Tier"
+[insights.unification]
+priority = ["crm"]
+[[insights.unification.rules]]
+name = "email"
+fields = ["Email"]
+[[insights.segments]]
+name = "gold"
+filter = "LoyaltyTier eq 'gold'"
+thresholds = [{{ value = 3, direction = "both" }}]
+"#,
+        crm = lit(&data.join("crm.csv")),
+        root = lit(data),
+    )
+}
+
+fn crossings(teams: &TeamsStub) -> Vec<String> {
+    posted(teams)
+        .into_iter()
+        .filter(|(_, kind, _)| kind == "segment-threshold-crossed")
+        .map(|(id, _, _)| id)
+        .collect()
+}
+
+/// The member holding the lease, and the current generation's number and author.
+fn leader_and_generation(config: &Path) -> (Option<String>, u64, String) {
+    let s = status(config);
+    (
+        s["refresher"].as_str().map(str::to_owned),
+        s["generation"]["number"].as_u64().unwrap_or(0),
+        s["generation"]["member"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+#[test]
+fn a_killed_refresher_is_replaced_and_no_crossing_is_lost_or_raised_twice() {
+    let nats = NatsServer::start();
+    let teams = TeamsStub::start();
+    let data = tempdir();
+    std::fs::write(data.path().join("crm.csv"), CRM_BELOW).unwrap();
+    let ws = workspace(data.path());
+    let dirs: Vec<_> = (0..3).map(|_| tempdir()).collect();
+    let configs: Vec<PathBuf> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            member_config(
+                d.path(),
+                &nats,
+                &teams,
+                &format!("r{i}"),
+                "\"segment-threshold-crossed\"",
+                &[("rec", "")],
+                "",
+            )
+        })
+        .inspect(|p| {
+            let text = std::fs::read_to_string(p).unwrap();
+            std::fs::write(p, format!("{text}{ws}")).unwrap();
+        })
+        .collect();
+    // r0 refreshes first, and dies right after journaling a crossing:
+    // before its generation or the crossing leaves the machine.
+    let mut r0 = Daemon::start(
+        &configs[0],
+        &[(
+            "TRIGGERFISH_TEST_ABORT_AFTER_JOURNAL",
+            "segment-threshold-crossed",
+        )],
+    );
+    wait_for(
+        "r0 to publish generation 1",
+        Duration::from_secs(120),
+        || leader_and_generation(&configs[0]) == (Some("r0".into()), 1, "r0".into()),
+    );
+    let mut others: Vec<Option<Daemon>> = vec![
+        Some(Daemon::start(&configs[1], &[])),
+        Some(Daemon::start(&configs[2], &[])),
+    ];
+    assert!(
+        crossings(&teams).is_empty(),
+        "2 gold customers: below the threshold"
+    );
+
+    std::fs::write(data.path().join("crm.csv"), CRM_ABOVE).unwrap();
+    let rt = rt();
+    let c = reqwest::Client::new();
+    let url = others[0].as_ref().unwrap().url("/v1/refresh");
+    let (code, body) = rt.block_on(async {
+        let r = c.post(&url).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    });
+    assert_eq!(code, 202, "a member asks the refresher: {body}");
+    assert!(body.contains("\"refresher\":\"r0\""), "{body}");
+    let exited = Instant::now();
+    let status0 = r0.child.wait().unwrap();
+    assert!(
+        !status0.success(),
+        "r0 aborted after journaling the crossing"
+    );
+    // Another member takes the lease (5 s) and refreshes from generation 1.
+    let mut took_over = None;
+    wait_for("a new refresher", Duration::from_secs(60), || {
+        let (leader, _, _) = leader_and_generation(&configs[1]);
+        if leader.as_deref().is_some_and(|l| l != "r0") {
+            took_over = Some((leader.unwrap(), exited.elapsed()));
+            true
+        } else {
+            false
+        }
+    });
+    let (second, took) = took_over.unwrap();
+    eprintln!(
+        "{second} took over {:.1} s after the refresher died",
+        took.as_secs_f64()
+    );
+    assert!(
+        took < Duration::from_secs(30),
+        "takeover within the lease's bound: {took:?}"
+    );
+    wait_for(
+        "the crossing r0 never published",
+        Duration::from_secs(120),
+        || crossings(&teams).len() == 1,
+    );
+    wait_for(
+        "the new refresher's generation",
+        Duration::from_secs(60),
+        || {
+            let (_, n, by) = leader_and_generation(&configs[1]);
+            n >= 2 && by == second
+        },
+    );
+
+    // Kill the second refresher too: the third refreshes from its
+    // generation, where the crossing already happened.
+    let idx = if second == "r1" { 0 } else { 1 };
+    others[idx].take().unwrap().kill9();
+    let third = if second == "r1" { "r2" } else { "r1" };
+    let third_config = &configs[if third == "r1" { 1 } else { 2 }];
+    wait_for(
+        "the third refresher's generation",
+        Duration::from_secs(60),
+        || {
+            let (leader, _, by) = leader_and_generation(third_config);
+            leader.as_deref() == Some(third) && by == third
+        },
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        crossings(&teams).len(),
+        1,
+        "the crossing is raised once: {:?}",
+        crossings(&teams)
+    );
+
+    // And a crossing back down is raised once more.
+    std::fs::write(data.path().join("crm.csv"), CRM_BELOW).unwrap();
+    let live = others.iter().flatten().next().unwrap();
+    let (code, _) = rt.block_on(async {
+        let r = c.post(live.url("/v1/refresh")).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    });
+    assert_eq!(code, 202);
+    wait_for("the crossing back down", Duration::from_secs(60), || {
+        crossings(&teams).len() == 2
+    });
+    let ids = crossings(&teams);
+    assert_ne!(ids[0], ids[1]);
+    for m in others.into_iter().flatten() {
+        assert_eq!(m.stop(), 0);
+    }
+}
+
+#[test]
+fn members_running_different_plugin_versions_share_the_runs() {
+    const EVENTS: usize = 200;
+    let nats = NatsServer::start();
+    let teams = TeamsStub::start();
+    let (a, b) = (tempdir(), tempdir());
+    let trig = "\"data-source-refresh-failed\"";
+    // Mid-upgrade: "old" runs `rec` v1; "new" runs `rec` v2 and a plugin
+    // the old one does not have yet.
+    let old = member_config(a.path(), &nats, &teams, "old", trig, &[("rec", "v1")], "");
+    let new = member_config(
+        b.path(),
+        &nats,
+        &teams,
+        "new",
+        trig,
+        &[("rec", "v2"), ("added", "added")],
+        "",
+    );
+    let d_old = Daemon::start(&old, &[]);
+    let d_new = Daemon::start(&new, &[]);
+    let rt = rt();
+    let c = reqwest::Client::new();
+    rt.block_on(async {
+        for i in 0..EVENTS {
+            // Events enter on the new member: it routes to both plugins.
+            let body = json!({"trigger": "data-source-refresh-failed", "id": format!("up-{i:03}"), "source": "crm"});
+            let r = c.post(d_new.url("/v1/events")).body(body.to_string()).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 202);
+        }
+    });
+    wait_for("every run at the sink", Duration::from_secs(180), || {
+        let p = posted(&teams);
+        let rec: HashSet<&String> = p
+            .iter()
+            .filter(|(_, _, l)| l.starts_with('v'))
+            .map(|(id, _, _)| id)
+            .collect();
+        let added: HashSet<&String> = p
+            .iter()
+            .filter(|(_, _, l)| l == "added")
+            .map(|(id, _, _)| id)
+            .collect();
+        rec.len() == EVENTS && added.len() == EVENTS
+    });
+    let p = posted(&teams);
+    let v1 = p.iter().filter(|(_, _, l)| l == "v1").count();
+    let v2 = p.iter().filter(|(_, _, l)| l == "v2").count();
+    eprintln!("rec runs by version: v1 {v1}, v2 {v2}");
+    assert!(
+        v1 > 0 && v2 > 0,
+        "both versions took runs: v1 {v1}, v2 {v2}"
+    );
+    let states = rt.block_on(run_states(&nats.url()));
+    assert_eq!(states.len(), 2 * EVENTS);
+    assert!(
+        states.iter().all(|s| s["status"] == "succeeded"),
+        "no run lost or dead-lettered"
+    );
+    assert!(
+        states
+            .iter()
+            .filter(|s| s["plugin"] == "added")
+            .all(|s| s["member"] == "new"),
+        "only the member that has a plugin runs it"
+    );
+    assert_eq!(d_old.stop(), 0);
+    assert_eq!(d_new.stop(), 0);
+}

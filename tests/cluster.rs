@@ -21,11 +21,35 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 /// A member's configuration: `plugins` are (name, label) pairs of the
-/// recorder guest, posting to the Teams stand-in.
+/// recorder guest, posting to the Teams stand-in at `/workflows` (or the
+/// path `extra` sets as `hook`), granted the `Customer` entity.
 fn member_config(
     dir: &Path,
     nats: &NatsServer,
     teams: &TeamsStub,
+    member: &str,
+    triggers: &str,
+    plugins: &[(&str, &str)],
+    extra: &str,
+) -> PathBuf {
+    member_config_at(
+        dir,
+        nats,
+        teams,
+        "/workflows",
+        member,
+        triggers,
+        plugins,
+        extra,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn member_config_at(
+    dir: &Path,
+    nats: &NatsServer,
+    teams: &TeamsStub,
+    hook: &str,
     member: &str,
     triggers: &str,
     plugins: &[(&str, &str)],
@@ -36,11 +60,11 @@ fn member_config(
         state = lit(&dir.join("state")),
         cache = lit(&root().join("target/tf-test-cache")),
         url = nats.url(),
-        hook = teams.url("/workflows"),
+        hook = teams.url(hook),
     );
     for (name, label) in plugins {
         text.push_str(&format!(
-            "[[plugins]]\nname = \"{name}\"\ncomponent = {}\ntriggers = [{triggers}]\nconcurrency = 8\n[plugins.grants]\nteams = [\"events\"]\n[plugins.config]\nlabel = \"{label}\"\n[plugins.retry]\nattempts = 6\nfirst_wait = \"200ms\"\nmax_wait = \"1s\"\n",
+            "[[plugins]]\nname = \"{name}\"\ncomponent = {}\ntriggers = [{triggers}]\nconcurrency = 8\n[plugins.grants]\nteams = [\"events\"]\nentities = [\"Customer\"]\n[plugins.config]\nlabel = \"{label}\"\n[plugins.retry]\nattempts = 6\nfirst_wait = \"200ms\"\nmax_wait = \"1s\"\n",
             lit(&guest("recorder")),
         ));
     }
@@ -348,7 +372,7 @@ fn a_killed_refresher_is_replaced_and_no_crossing_is_lost_or_raised_twice() {
                 &nats,
                 &teams,
                 &format!("r{i}"),
-                "\"segment-threshold-crossed\"",
+                "\"segment-threshold-crossed\", \"unification-refresh-completed\"",
                 &[("rec", "")],
                 "",
             )
@@ -466,6 +490,31 @@ fn a_killed_refresher_is_replaced_and_no_crossing_is_lost_or_raised_twice() {
     });
     let ids = crossings(&teams);
     assert_ne!(ids[0], ids[1]);
+    // Runs of a refresh's events read its generation, on whichever member.
+    let unified: Vec<Value> = teams
+        .received()
+        .iter()
+        .filter_map(|r| {
+            serde_json::from_str::<Value>(
+                r.body
+                    .pointer("/attachments/0/content/body/0/text")?
+                    .as_str()?,
+            )
+            .ok()
+        })
+        .filter(|v| v["kind"] == "unification-refresh-completed")
+        .collect();
+    assert!(
+        unified.len() >= 4,
+        "{unified:?} {:?}",
+        rt.block_on(run_states(&nats.url()))
+    );
+    for u in &unified {
+        assert_eq!(
+            u["fields"]["customers_seen"], u["fields"]["profiles"],
+            "{u}"
+        );
+    }
     for m in others.into_iter().flatten() {
         assert_eq!(m.stop(), 0);
     }
@@ -539,4 +588,184 @@ fn members_running_different_plugin_versions_share_the_runs() {
     );
     assert_eq!(d_old.stop(), 0);
     assert_eq!(d_new.stop(), 0);
+}
+
+#[test]
+fn dead_letters_are_replayed_and_the_cluster_is_visible() {
+    let nats = NatsServer::start();
+    let teams = TeamsStub::start();
+    let dirs: Vec<_> = (0..2).map(|_| tempdir()).collect();
+    let configs: Vec<PathBuf> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let c = member_config_at(
+                d.path(),
+                &nats,
+                &teams,
+                "/switch",
+                &format!("v{i}"),
+                "\"data-source-refresh-failed\"",
+                &[("rec", "")],
+                "",
+            );
+            let text = std::fs::read_to_string(&c)
+                .unwrap()
+                .replace("attempts = 6", "attempts = 2");
+            std::fs::write(&c, text).unwrap();
+            c
+        })
+        .collect();
+    let members: Vec<Daemon> = configs.iter().map(|c| Daemon::start(c, &[])).collect();
+    teams.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let rt = rt();
+    let c = reqwest::Client::new();
+    let url = members[0].url("/v1/events");
+    let (code, body) = rt.block_on(async {
+        let body =
+            json!({"trigger": "data-source-refresh-failed", "id": "doomed-1", "source": "crm"});
+        let r = c.post(&url).body(body.to_string()).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    });
+    assert_eq!(code, 202, "{body}");
+    let again = rt.block_on(async {
+        let body =
+            json!({"trigger": "data-source-refresh-failed", "id": "doomed-1", "source": "crm"});
+        c.post(members[1].url("/v1/events"))
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(
+        again.contains("\"duplicate\":true"),
+        "the same id through another member: {again}"
+    );
+    wait_for("the dead letter", Duration::from_secs(60), || {
+        status(&configs[0])["dead_letters"] == 1
+    });
+    let state = rt.block_on(run_states(&nats.url()));
+    assert_eq!(state.len(), 1);
+    assert_eq!(state[0]["status"], "dead");
+    assert_eq!(
+        state[0]["attempts"], 3,
+        "a first attempt and 2 retries: {}",
+        state[0]
+    );
+    assert!(
+        state[0]["error"].as_str().unwrap().contains("503"),
+        "{}",
+        state[0]
+    );
+
+    // The text status names members, the refresher and the dead letter.
+    let text = triggerfish(
+        &[
+            "cluster",
+            "status",
+            "--config",
+            configs[1].to_str().unwrap(),
+        ],
+        &[],
+    );
+    text.assert_ok("cluster status");
+    for want in [
+        "members:     2",
+        "  v0 ",
+        "  v1 ",
+        "1 dead letter(s)",
+        "refresher:   v",
+    ] {
+        assert!(text.stdout.contains(want), "'{want}' in:\n{}", text.stdout);
+    }
+    // Per-member metrics carry the cluster series; the console shows it.
+    wait_for(
+        "both members in the metrics",
+        Duration::from_secs(30),
+        || {
+            let m = rt.block_on(async {
+                c.get(members[1].url("/metrics"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap()
+            });
+            m.contains("triggerfish_cluster_members 2")
+                && m.contains("triggerfish_cluster_dead_letters 1")
+        },
+    );
+    let page = rt.block_on(async {
+        c.get(members[0].url("/cluster"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    for want in ["Members (2)", ">v0<", ">v1<", "dead letters"] {
+        assert!(
+            page.contains(want),
+            "'{want}' in the console's cluster page"
+        );
+    }
+    // Ids are the journal's: a cluster replays its dead letters.
+    let refused = triggerfish(
+        &[
+            "runs",
+            "replay",
+            "7",
+            "--config",
+            configs[0].to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused
+            .stderr
+            .contains("use `runs replay --dead [--plugin NAME]`"),
+        "{}",
+        refused.stderr
+    );
+
+    teams.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let replay = triggerfish(
+        &[
+            "runs",
+            "replay",
+            "--dead",
+            "--plugin",
+            "rec",
+            "--config",
+            configs[0].to_str().unwrap(),
+        ],
+        &[],
+    );
+    replay.assert_ok("runs replay --dead");
+    assert!(
+        replay
+            .stdout
+            .contains("event doomed-1 / plugin rec: republished (replay 1)"),
+        "{}",
+        replay.stdout
+    );
+    wait_for(
+        "the replayed run to succeed",
+        Duration::from_secs(60),
+        || {
+            let s = rt.block_on(run_states(&nats.url()));
+            s.len() == 1 && s[0]["status"] == "succeeded" && s[0]["replay"] == 1
+        },
+    );
+    assert_eq!(status(&configs[0])["dead_letters"], 0);
+    assert!(posted(&teams).iter().any(|(id, _, _)| id == "doomed-1"));
+    for m in members {
+        assert_eq!(m.stop(), 0);
+    }
 }

@@ -191,6 +191,8 @@ impl Member {
         router: &dyn Router,
     ) -> Result<u64, ClusterError> {
         let c = &self.cluster;
+        // Their runs read this generation (the refresher's own) or newer.
+        let generation = self.generation.load(Ordering::Relaxed);
         let mut mark = c.outbox_mark().await?;
         let mut forwarded = 0;
         loop {
@@ -204,7 +206,7 @@ impl Member {
             };
             for (_, event) in &batch {
                 let plugins = router.plugins_for(event);
-                c.ingest(event, &plugins).await?;
+                c.ingest(event, &plugins, generation).await?;
                 forwarded += 1;
             }
             mark = last;

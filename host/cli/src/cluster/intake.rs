@@ -15,6 +15,10 @@ pub struct RunMessage {
     pub plugin: String,
     /// 0 for the first run; n for the n-th replay.
     pub replay: u32,
+    /// The store generation the event came from: the run reads entities of
+    /// this generation or a newer one (0: any).
+    #[serde(default)]
+    pub generation: u64,
     pub event: Event,
 }
 
@@ -48,12 +52,13 @@ fn dedupe(id: &str) -> HeaderMap {
 }
 
 impl Cluster {
-    /// Publish `event` and a run for each of `plugins`; resolves once
-    /// JetStream has stored them all.
+    /// Publish `event` and a run for each of `plugins`, whose runs read
+    /// store `generation` or newer; resolves once JetStream has stored them all.
     pub async fn ingest(
         &self,
         event: &Event,
         plugins: &[String],
+        generation: u64,
     ) -> Result<Ingested, ClusterError> {
         let kind = TriggerKind::of(&event.trigger);
         let body = serde_json::to_vec(event).map_err(|e| ClusterError::Other(e.to_string()))?;
@@ -76,6 +81,7 @@ impl Cluster {
             let run = RunMessage {
                 plugin: plugin.clone(),
                 replay: 0,
+                generation,
                 event: event.clone(),
             };
             pending.push(self.publish_run(&run).await?);

@@ -23,6 +23,7 @@ pub mod replay;
 pub mod status;
 mod worker;
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -293,6 +294,8 @@ pub struct Member {
     pub last_status: Mutex<Option<ClusterStatus>>,
     /// Held while the store is refreshed, published or replaced.
     pub store_lock: tokio::sync::Mutex<()>,
+    /// The store file generations are applied to.
+    store: PathBuf,
     stopping: AtomicBool,
 }
 
@@ -303,6 +306,7 @@ impl Member {
         cluster: Cluster,
         api: String,
         metrics: Arc<crate::daemon::metrics::Metrics>,
+        store: PathBuf,
     ) -> Arc<Self> {
         Arc::new(Self {
             id,
@@ -314,6 +318,7 @@ impl Member {
             counters: Counters::default(),
             last_status: Mutex::new(None),
             store_lock: tokio::sync::Mutex::new(()),
+            store,
             stopping: AtomicBool::new(false),
         })
     }

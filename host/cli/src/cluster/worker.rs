@@ -287,6 +287,26 @@ impl Member {
         }
     }
 
+    /// Whether this member's store is at `generation` or newer, switching
+    /// to the newest first when it is behind; when it still is not, the
+    /// run is offered again shortly (to any member).
+    async fn reads_generation(&self, generation: u64, msg: &jetstream::Message) -> bool {
+        if self.generation.load(Ordering::Relaxed) >= generation {
+            return true;
+        }
+        {
+            let _store = self.store_lock.lock().await;
+            if let Err(e) = self.apply_latest(&self.store).await {
+                tracing::warn!(member = %self.id, "{e}");
+            }
+        }
+        if self.generation.load(Ordering::Relaxed) >= generation {
+            return true;
+        }
+        let _ = msg.ack_with(AckKind::Nak(Some(FETCH_ERROR_PAUSE))).await;
+        false
+    }
+
     async fn attempt(self: Arc<Self>, host: Arc<Host>, msg: jetstream::Message, _slots: Permits) {
         let c = &self.counters;
         c.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -324,6 +344,9 @@ impl Member {
                 let _ = msg.double_ack().await;
                 return;
             }
+        }
+        if !self.reads_generation(run.generation, msg).await {
+            return;
         }
         let Some(plugin) = host.plugin(&run.plugin) else {
             // This member runs another version of the configuration (a

@@ -4,12 +4,13 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde_json::Value;
 
 /// The navigation: (path, label).
-const NAV: [(&str, &str); 5] = [
+const NAV: [(&str, &str); 6] = [
     ("/", "Overview"),
     ("/runs", "Runs"),
     ("/plugins", "Plugins"),
     ("/insights", "Sources, segments, measures"),
     ("/entities", "Entities"),
+    ("/cluster", "Cluster"),
 ];
 
 /// A whole page: `tools` sits above the live region (filter forms, so that

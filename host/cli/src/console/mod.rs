@@ -6,6 +6,7 @@
 //! region.
 
 mod assets;
+mod cluster;
 mod entities;
 mod insights;
 mod layout;
@@ -43,6 +44,7 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/insights", get(insights::insights_page))
         .route("/entities", get(entities::entities_index))
         .route("/entities/{name}", get(entities::entity_page))
+        .route("/cluster", get(cluster::cluster_page))
         .route("/live", get(live::stream))
         .route("/login", get(signin::login_form).post(signin::login))
         .route("/logout", post(signin::logout))

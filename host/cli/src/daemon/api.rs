@@ -340,7 +340,7 @@ async fn post_event(State(s): State<Arc<Shared>>, body: Bytes) -> Result<Respons
         let plugins = s.routes.borrow().plugins_for(&event);
         let done = m
             .cluster
-            .ingest(&event, &plugins)
+            .ingest(&event, &plugins, 0)
             .await
             .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
         if !done.duplicate {

@@ -228,6 +228,7 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
                 cluster,
                 format!("http://{addr}"),
                 metrics.clone(),
+                config.store_path(),
             ))
         }
     };

@@ -1037,6 +1037,45 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_section_gets_defaults_and_names_bad_values() {
+        let c = parse("[cluster]\nnats_url = \"nats://127.0.0.1:4222, nats://10.0.0.2:4222\"\n")
+            .unwrap();
+        let cl = c.cluster.unwrap();
+        assert_eq!(cl.nats_urls, ["nats://127.0.0.1:4222", "nats://10.0.0.2:4222"]);
+        assert_eq!(
+            (cl.lease_ttl, cl.duplicate_window, cl.replicas, cl.member),
+            (Duration::from_secs(10), Duration::from_secs(600), 1, None)
+        );
+        assert_eq!(cl.token_env, "TRIGGERFISH_NATS_TOKEN");
+        assert!(parse("").unwrap().cluster.is_none());
+        let cases = [
+            (
+                "[cluster]\nnats_url = \"nats://u:secret@127.0.0.1:4222\"\n",
+                "/etc/tf/triggerfish.toml:2: key `cluster.nats_url`: credentials do not belong in the file: set them in the environment (cluster.token_env, user_env and password_env, or creds_env)",
+            ),
+            (
+                "[cluster]\nnats_url = \"http://127.0.0.1:4222\"\n",
+                "/etc/tf/triggerfish.toml:2: key `cluster.nats_url`: expected nats://host:port or tls://host:port, found 'http://127.0.0.1:4222'",
+            ),
+            (
+                "[cluster]\nnats_url = \"nats://a:4222\"\nlease_ttl = \"1s\"\n",
+                "/etc/tf/triggerfish.toml:3: key `cluster.lease_ttl`: expected a duration from 3s to 5m, e.g. \"10s\", found '1s'",
+            ),
+            (
+                "[cluster]\nnats_url = \"nats://a:4222\"\nmember = \"a.b\"\n",
+                "/etc/tf/triggerfish.toml:3: key `cluster.member`: expected 1 to 64 letters, digits, '-' or '_'",
+            ),
+            (
+                "[cluster]\nnats_url = \"nats://a:4222\"\nreplicas = 7\n",
+                "/etc/tf/triggerfish.toml:3: key `cluster.replicas`: expected 1 to 5",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse(text).unwrap_err().to_string(), want);
+        }
+    }
+
+    #[test]
     fn minimal_file_gets_defaults() {
         let c = parse("").unwrap();
         assert_eq!(c.settings.state_dir, Path::new("/etc/tf/.triggerfish"));

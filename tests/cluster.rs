@@ -714,6 +714,28 @@ fn dead_letters_are_replayed_and_the_cluster_is_visible() {
             "'{want}' in the console's cluster page"
         );
     }
+    // A second daemon under a live member's name is refused.
+    let twin_dir = tempdir();
+    let twin = member_config_at(
+        twin_dir.path(),
+        &nats,
+        &teams,
+        "/switch",
+        "v0",
+        "\"data-source-refresh-failed\"",
+        &[("rec", "")],
+        "",
+    );
+    let r = triggerfish(&["run", "--config", twin.to_str().unwrap()], &[]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains(&format!(
+            "member name 'v0' is in use by the live daemon at http://{}",
+            members[0].addr
+        )),
+        "{}",
+        r.stderr
+    );
     // Ids are the journal's: a cluster replays its dead letters.
     let refused = triggerfish(
         &[

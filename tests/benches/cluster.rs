@@ -44,7 +44,9 @@ async fn succeeded(c: &reqwest::Client, d: &Daemon) -> u64 {
     };
     let text = r.text().await.unwrap_or_default();
     text.lines()
-        .filter(|l| l.starts_with("triggerfish_run_attempts_total{") && l.contains("outcome=\"succeeded\""))
+        .filter(|l| {
+            l.starts_with("triggerfish_run_attempts_total{") && l.contains("outcome=\"succeeded\"")
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }

@@ -1041,7 +1041,10 @@ mod tests {
         let c = parse("[cluster]\nnats_url = \"nats://127.0.0.1:4222, nats://10.0.0.2:4222\"\n")
             .unwrap();
         let cl = c.cluster.unwrap();
-        assert_eq!(cl.nats_urls, ["nats://127.0.0.1:4222", "nats://10.0.0.2:4222"]);
+        assert_eq!(
+            cl.nats_urls,
+            ["nats://127.0.0.1:4222", "nats://10.0.0.2:4222"]
+        );
         assert_eq!(
             (cl.lease_ttl, cl.duplicate_window, cl.replicas, cl.member),
             (Duration::from_secs(10), Duration::from_secs(600), 1, None)

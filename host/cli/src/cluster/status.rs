@@ -80,6 +80,31 @@ pub async fn lease_holder(c: &Cluster) -> Option<String> {
 }
 
 impl Cluster {
+    /// Refuse a member name another live daemon (another API address)
+    /// heartbeats under: two members with one name would look like one. A
+    /// recent heartbeat from another address is watched for one more beat,
+    /// so a member restarted after a crash is not taken for a twin.
+    pub async fn check_name_free(&self, id: &str, api: &str) -> Result<(), ClusterError> {
+        let seen = || async {
+            let v = self.members.get(id).await.ok()??;
+            let m = serde_json::from_slice::<MemberInfo>(&v).ok()?;
+            (m.api != api).then_some((m.api, m.seen_ms))
+        };
+        let Some((_, first)) = seen().await else {
+            return Ok(());
+        };
+        if now_ms() - first > super::MEMBER_TTL.as_millis() as i64 {
+            return Ok(());
+        }
+        tokio::time::sleep(HEARTBEAT_EVERY + std::time::Duration::from_secs(1)).await;
+        match seen().await {
+            Some((other, later)) if later > first => Err(ClusterError::Other(format!(
+                "member name '{id}' is in use by the live daemon at {other}: give each daemon its own [cluster] member"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     async fn stream_messages(&self, name: &str) -> Result<u64, ClusterError> {
         let mut s = self
             .js

@@ -8,7 +8,6 @@ use super::layout::page;
 use super::{blocking, respond, PageFailure};
 use crate::daemon::Shared;
 use axum::extract::{Form, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use serde_json::{json, Value};
@@ -224,29 +223,14 @@ pub async fn refresh_from_page(
     State(s): State<Arc<Shared>>,
     Form(f): Form<HashMap<String, String>>,
 ) -> Result<Response, PageFailure> {
-    let Some(tx) = &s.refresh else {
-        return Err(PageFailure(
-            StatusCode::CONFLICT,
-            "no [insights] section in the configuration: nothing to refresh".into(),
-        ));
-    };
     let scope = match f.get("source").filter(|v| !v.is_empty()) {
         None => Scope::Full,
-        Some(name) if s.sources.contains(name) => Scope::Source(name.clone()),
-        Some(name) => {
-            return Err(PageFailure(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "no data source named '{name}' (sources: {})",
-                    s.sources.join(", ")
-                ),
-            ))
-        }
+        Some(name) => Scope::Source(name.clone()),
     };
     let queued = crate::daemon::scope_name(&scope);
-    tx.send(scope)
+    s.request_refresh(scope)
         .await
-        .map_err(|_| PageFailure(StatusCode::SERVICE_UNAVAILABLE, "stopping".into()))?;
+        .map_err(|(code, why)| PageFailure(code, why))?;
     Ok(Redirect::to(&format!("/?{}", super::runs::query("queued", &queued))).into_response())
 }
 

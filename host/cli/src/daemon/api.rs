@@ -386,55 +386,9 @@ async fn refresh(
             Some(_) => return Err(bad("field 'source' must be a string (a data source name)")),
         }
     };
-    let Some(tx) = &s.refresh else {
-        return Err(ApiError(
-            StatusCode::CONFLICT,
-            "no [insights] section in the configuration: nothing to refresh".into(),
-        ));
-    };
-    if let Some(m) = &s.cluster {
-        return cluster_refresh(m, &scope).await;
-    }
-    if let Scope::Source(name) = &scope {
-        if !s.sources.contains(name) {
-            return Err(bad(format!(
-                "field 'source': no data source named '{name}' (sources: {})",
-                s.sources.join(", ")
-            )));
-        }
-    }
-    tx.send(scope.clone())
+    let answer = s
+        .request_refresh(scope)
         .await
-        .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "stopping".into()))?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "queued": super::scope_name(&scope) })),
-    )
-        .into_response())
-}
-
-/// Ask the cluster's refresher (whichever member holds the lease).
-async fn cluster_refresh(m: &crate::cluster::Member, scope: &Scope) -> Result<Response, ApiError> {
-    let body = match scope {
-        Scope::Source(name) => json!({ "source": name }),
-        _ => json!({}),
-    };
-    let unavailable = |e: String| ApiError(StatusCode::SERVICE_UNAVAILABLE, e);
-    let reply = m
-        .cluster
-        .client
-        .request(crate::cluster::REFRESH_SUBJECT, body.to_string().into())
-        .await
-        .map_err(|e| match e.kind() {
-            async_nats::RequestErrorKind::NoResponders => unavailable(
-                "no member holds the refresher's lease yet (a takeover takes up to [cluster] lease_ttl); try again".into(),
-            ),
-            _ => unavailable(format!("asking the refresher: {e}")),
-        })?;
-    let answer: Value = serde_json::from_slice(&reply.payload)
-        .map_err(|e| internal(format!("the refresher's answer is not JSON: {e}")))?;
-    if let Some(error) = answer.get("error").and_then(Value::as_str) {
-        return Err(bad(error.to_owned()));
-    }
+        .map_err(|(code, why)| ApiError(code, why))?;
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }

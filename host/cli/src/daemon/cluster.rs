@@ -187,3 +187,37 @@ impl Roles {
         }
     }
 }
+
+/// Ask the member holding the lease to refresh `scope`.
+pub async fn ask_refresher(
+    m: &Member,
+    scope: &Scope,
+) -> Result<Value, (axum::http::StatusCode, String)> {
+    use axum::http::StatusCode;
+    let body = match scope {
+        Scope::Source(name) => json!({ "source": name }),
+        _ => json!({}),
+    };
+    let unavailable = |e: String| (StatusCode::SERVICE_UNAVAILABLE, e);
+    let reply = m
+        .cluster
+        .client
+        .request(REFRESH_SUBJECT, body.to_string().into())
+        .await
+        .map_err(|e| match e.kind() {
+            async_nats::RequestErrorKind::NoResponders => unavailable(
+                "no member holds the refresher's lease yet (a takeover takes up to [cluster] lease_ttl); try again".into(),
+            ),
+            _ => unavailable(format!("asking the refresher: {e}")),
+        })?;
+    let answer: Value = serde_json::from_slice(&reply.payload).map_err(|e| {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the refresher's answer is not JSON: {e}"),
+        )
+    })?;
+    if let Some(error) = answer.get("error").and_then(Value::as_str) {
+        return Err((StatusCode::BAD_REQUEST, error.to_owned()));
+    }
+    Ok(answer)
+}

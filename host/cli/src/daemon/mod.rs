@@ -130,6 +130,39 @@ impl Shared {
         Ok(first)
     }
 
+    /// Queue a refresh of `scope`, here or (in a cluster) on the member
+    /// holding the lease. The answer to show, or a status and why not.
+    pub async fn request_refresh(
+        &self,
+        scope: Scope,
+    ) -> Result<serde_json::Value, (axum::http::StatusCode, String)> {
+        use axum::http::StatusCode;
+        let Some(tx) = &self.refresh else {
+            return Err((
+                StatusCode::CONFLICT,
+                "no [insights] section in the configuration: nothing to refresh".into(),
+            ));
+        };
+        if let Scope::Source(name) = &scope {
+            if !self.sources.contains(name) {
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "field 'source': no data source named '{name}' (sources: {})",
+                        self.sources.join(", ")
+                    ),
+                ));
+            }
+        }
+        if let Some(m) = &self.cluster {
+            return cluster::ask_refresher(m, &scope).await;
+        }
+        tx.send(scope.clone())
+            .await
+            .map_err(|_| (StatusCode::SERVICE_UNAVAILABLE, "stopping".into()))?;
+        Ok(serde_json::json!({ "queued": scope_name(&scope) }))
+    }
+
     /// Replay finished runs, each as a new run; resolves with the pairs.
     pub async fn replay(&self, runs: Vec<i64>) -> Result<Vec<Replayed>, JournalError> {
         let (tx, rx) = oneshot::channel();
@@ -222,6 +255,10 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
             let cluster = crate::cluster::Cluster::connect(c, &id, history)
                 .await
                 .with_context(|| format!("{}: [cluster]", path.display()))?;
+            cluster
+                .check_name_free(&id, &format!("http://{addr}"))
+                .await
+                .with_context(|| format!("{}: [cluster] member", path.display()))?;
             outln!("cluster member {id} on NATS at {}", cluster.url());
             Some(crate::cluster::Member::new(
                 id,

@@ -527,8 +527,9 @@ fn members_running_different_plugin_versions_share_the_runs() {
     let teams = TeamsStub::start();
     let (a, b) = (tempdir(), tempdir());
     let trig = "\"data-source-refresh-failed\"";
-    // Mid-upgrade: "old" runs `rec` v1; "new" runs `rec` v2 and a plugin
-    // the old one does not have yet.
+    // Mid-upgrade: "old" runs `rec` as the recorder component; "new" runs
+    // `rec` as another component (teams-on-refresh-failure: a card), and a
+    // plugin the old member does not have yet.
     let old = member_config(a.path(), &nats, &teams, "old", trig, &[("rec", "v1")], "");
     let new = member_config(
         b.path(),
@@ -539,6 +540,17 @@ fn members_running_different_plugin_versions_share_the_runs() {
         &[("rec", "v2"), ("added", "added")],
         "",
     );
+    let text = std::fs::read_to_string(&new).unwrap();
+    let recorder = lit(&guest("recorder"));
+    let at = text.find(&recorder).unwrap();
+    let text = format!(
+        "{}{}{}",
+        &text[..at],
+        lit(&guest("teams-on-refresh-failure")),
+        &text[at + recorder.len()..]
+    )
+    .replacen("label = \"v2\"", "label = \"v2\"\nchannel = \"events\"", 1);
+    std::fs::write(&new, text).unwrap();
     let d_old = Daemon::start(&old, &[]);
     let d_new = Daemon::start(&new, &[]);
     let rt = rt();
@@ -546,18 +558,31 @@ fn members_running_different_plugin_versions_share_the_runs() {
     rt.block_on(async {
         for i in 0..EVENTS {
             // Events enter on the new member: it routes to both plugins.
-            let body = json!({"trigger": "data-source-refresh-failed", "id": format!("up-{i:03}"), "source": "crm"});
+            let body = json!({"trigger": "data-source-refresh-failed", "id": format!("up-{i:03}"), "source": format!("up-{i:03}")});
             let r = c.post(d_new.url("/v1/events")).body(body.to_string()).send().await.unwrap();
             assert_eq!(r.status().as_u16(), 202);
         }
     });
+    // v1 posts the recorder's JSON (by event id); v2 a card naming the source.
+    let cards = |teams: &TeamsStub| -> Vec<String> {
+        teams
+            .received()
+            .iter()
+            .filter_map(|r| {
+                let text = r.body.to_string();
+                let at = text.find("Data source refresh failed: up-")?;
+                Some(text[at + "Data source refresh failed: ".len()..][..6].to_owned())
+            })
+            .collect()
+    };
     wait_for("every run at the sink", Duration::from_secs(180), || {
         let p = posted(&teams);
-        let rec: HashSet<&String> = p
+        let mut rec: HashSet<String> = p
             .iter()
-            .filter(|(_, _, l)| l.starts_with('v'))
-            .map(|(id, _, _)| id)
+            .filter(|(_, _, l)| l == "v1")
+            .map(|(id, _, _)| id.clone())
             .collect();
+        rec.extend(cards(&teams));
         let added: HashSet<&String> = p
             .iter()
             .filter(|(_, _, l)| l == "added")
@@ -565,14 +590,24 @@ fn members_running_different_plugin_versions_share_the_runs() {
             .collect();
         rec.len() == EVENTS && added.len() == EVENTS
     });
-    let p = posted(&teams);
-    let v1 = p.iter().filter(|(_, _, l)| l == "v1").count();
-    let v2 = p.iter().filter(|(_, _, l)| l == "v2").count();
+    let v1 = posted(&teams).iter().filter(|(_, _, l)| l == "v1").count();
+    let v2 = cards(&teams).len();
     eprintln!("rec runs by version: v1 {v1}, v2 {v2}");
     assert!(
         v1 > 0 && v2 > 0,
         "both versions took runs: v1 {v1}, v2 {v2}"
     );
+    assert_eq!(v1 + v2, EVENTS, "each event handled by one version, once");
+    let s = status(&old);
+    let digests: HashSet<&str> = s["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["plugins"].as_array().unwrap())
+        .filter(|p| p["name"] == "rec")
+        .map(|p| p["sha256"].as_str().unwrap())
+        .collect();
+    assert_eq!(digests.len(), 2, "the status shows both versions: {s}");
     let states = rt.block_on(run_states(&nats.url()));
     assert_eq!(states.len(), 2 * EVENTS);
     assert!(

@@ -51,6 +51,19 @@ async fn succeeded(c: &reqwest::Client, d: &Daemon) -> u64 {
         .sum()
 }
 
+/// CPU seconds (user + system) a process has used, from `/proc`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which ends at the last ')').
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// (accepted/s, end-to-end events/s) for `members`.
 fn measure(rt: &tokio::runtime::Runtime, members: &[Daemon], n: usize, tag: &str) -> (f64, f64) {
     let c = reqwest::Client::new();
@@ -108,13 +121,15 @@ fn main() {
         .build()
         .unwrap();
     println!("{n} events per setup, {IN_FLIGHT} posts in flight, no-op plugin (concurrency 25 per member)");
-    println!("| setup | accepted/s | end to end, events/s |");
-    println!("|---|---|---|");
+    println!("| setup | accepted/s | end to end, events/s | CPU s: daemons | CPU s: nats-server |");
+    println!("|---|---|---|---|---|");
     {
         let dir = tempdir();
         let d = Daemon::start(&config(dir.path(), None), &[]);
+        let before = cpu_seconds(d.child.id());
         let (a, e) = measure(&rt, std::slice::from_ref(&d), n, "single");
-        println!("| single-node daemon (SQLite journal) | {a:.0} | {e:.0} |");
+        let used = cpu_seconds(d.child.id()) - before;
+        println!("| single-node daemon (SQLite journal) | {a:.0} | {e:.0} | {used:.1} | – |");
         d.stop();
     }
     for size in 1..=3 {
@@ -125,8 +140,14 @@ fn main() {
             .enumerate()
             .map(|(i, dir)| Daemon::start(&config(dir.path(), Some((&nats, i))), &[]))
             .collect();
+        let pids: Vec<u32> = members.iter().map(|m| m.child.id()).collect();
+        let nats_pid = nats.pid().unwrap_or(0);
+        let before: f64 = pids.iter().map(|p| cpu_seconds(*p)).sum();
+        let nats_before = cpu_seconds(nats_pid);
         let (a, e) = measure(&rt, &members, n, &format!("c{size}"));
-        println!("| cluster, {size} member(s) | {a:.0} | {e:.0} |");
+        let used: f64 = pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>() - before;
+        let nats_used = cpu_seconds(nats_pid) - nats_before;
+        println!("| cluster, {size} member(s) | {a:.0} | {e:.0} | {used:.1} | {nats_used:.1} |");
         for m in members {
             m.stop();
         }

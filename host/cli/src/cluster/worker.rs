@@ -6,9 +6,11 @@
 //! on the last failure publishes a dead letter and acks.
 //!
 //! A member that dies mid-attempt never acks: the message is redelivered
-//! after [`ACK_WAIT`] (a live attempt reports progress every
-//! [`PROGRESS_EVERY`], so a long plugin keeps its message). The delivery
-//! count is the attempt count, so such a loss counts as an attempt.
+//! once the consumer's ack wait has passed, the plugin's deadline plus
+//! [`ACK_MARGIN`] (a live attempt also reports progress every
+//! [`PROGRESS_EVERY`], so a plugin whose deadline was raised after its
+//! consumer was made keeps its message). The delivery count is the attempt
+//! count, so such a loss counts as an attempt.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -26,8 +28,9 @@ use triggerfish_runtime::{routing, Host};
 use super::intake::RunMessage;
 use super::{id_hash, Cluster, ClusterError, Member, DEAD_STREAM, RUNS_STREAM};
 
-/// A message not acked this long is given to another member.
-pub const ACK_WAIT: Duration = Duration::from_secs(30);
+/// The consumer's ack wait past the plugin's deadline: a message not acked
+/// within both is given to another member.
+pub const ACK_MARGIN: Duration = Duration::from_secs(30);
 /// How often a running attempt tells JetStream it is still at work.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// Longest wait of one fetch for messages.
@@ -85,8 +88,13 @@ fn clip(mut s: String) -> String {
 }
 
 impl Cluster {
-    /// The shared consumer of `plugin`'s runs.
-    pub async fn consumer(&self, plugin: &str) -> Result<consumer::PullConsumer, ClusterError> {
+    /// The shared consumer of `plugin`'s runs, made (by the first member
+    /// to ask) with an ack wait of `deadline` plus [`ACK_MARGIN`].
+    pub async fn consumer(
+        &self,
+        plugin: &str,
+        deadline: Duration,
+    ) -> Result<consumer::PullConsumer, ClusterError> {
         let name = format!("run-{plugin}");
         let what = || format!("stream {RUNS_STREAM}, consumer {name}");
         let stream = self
@@ -101,7 +109,7 @@ impl Cluster {
                     durable_name: Some(name.clone()),
                     filter_subject: format!("tf.runs.{plugin}"),
                     ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: ACK_WAIT,
+                    ack_wait: deadline + ACK_MARGIN,
                     max_deliver: -1,
                     max_ack_pending: MAX_ACK_PENDING,
                     ..Default::default()
@@ -218,7 +226,12 @@ impl Member {
         total: Arc<Semaphore>,
         mut stop: watch::Receiver<bool>,
     ) {
-        let consumer = match self.cluster.consumer(&plugin).await {
+        let deadline = host
+            .borrow()
+            .plugin(&plugin)
+            .map(|p| Duration::from_millis(p.config.limits.timeout_ms))
+            .unwrap_or_default();
+        let consumer = match self.cluster.consumer(&plugin, deadline).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(plugin = %plugin, "{e}; trying again");

@@ -15,6 +15,8 @@ use triggerfish_data::event::Event;
 use triggerfish_data::insights::Scope;
 use triggerfish_data::journal::{Journal, Router};
 
+use triggerfish_runtime::Host;
+
 use crate::cluster::{Member, REFRESH_SUBJECT};
 
 /// How often a member that does not refresh looks for a new generation.
@@ -41,6 +43,24 @@ pub struct Roles {
 }
 
 impl Roles {
+    /// Start everything a member does: seek the lease, heartbeat, take runs
+    /// (at most `concurrency` at once), and follow or lead. The refresher
+    /// refreshes in full when it takes the lease.
+    pub fn spawn(
+        self,
+        host: watch::Receiver<Arc<Host>>,
+        concurrency: u32,
+        stop: watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let m = self.member.clone();
+        vec![
+            tokio::spawn(m.clone().campaign(stop.clone())),
+            tokio::spawn(m.clone().heartbeat(host.clone(), stop.clone())),
+            tokio::spawn(m.work(host, concurrency, stop.clone())),
+            tokio::spawn(self.run(stop)),
+        ]
+    }
+
     /// Follow (read new generations) or lead (take over, then answer refresh
     /// requests) as the lease says, until `stop`.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {

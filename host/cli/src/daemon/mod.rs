@@ -362,35 +362,23 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
     if waiting > 0 && member.is_none() {
         outln!("resuming {waiting} unfinished run(s) from the journal");
     }
-    let mut member_tasks = Vec::new();
-    match &member {
+    let member_tasks = match &member {
         None => {
             if let Some(tx) = &refresh_tx {
                 let _ = tx.send(Scope::Full).await;
             }
+            Vec::new()
         }
-        Some(m) => {
-            // The refresher refreshes in full when it takes the lease.
-            member_tasks.push(tokio::spawn(m.clone().campaign(stop_rx.clone())));
-            member_tasks.push(tokio::spawn(
-                m.clone().heartbeat(shared.host.clone(), stop_rx.clone()),
-            ));
-            member_tasks.push(tokio::spawn(m.clone().work(
-                shared.host.clone(),
-                d.concurrency,
-                stop_rx.clone(),
-            )));
-            let roles = cluster::Roles {
-                member: m.clone(),
-                store: config.store_path(),
-                journal: journal.clone(),
-                router: Arc::new(LiveRoutes(shared.routes.clone())),
-                refresh: refresh_tx.clone(),
-                sources: shared.sources.clone(),
-            };
-            member_tasks.push(tokio::spawn(roles.run(stop_rx.clone())));
+        Some(m) => cluster::Roles {
+            member: m.clone(),
+            store: config.store_path(),
+            journal: journal.clone(),
+            router: Arc::new(LiveRoutes(shared.routes.clone())),
+            refresh: refresh_tx.clone(),
+            sources: shared.sources.clone(),
         }
-    }
+        .spawn(shared.host.clone(), d.concurrency, stop_rx.clone()),
+    };
     tokio::spawn(prune(journal.clone(), d.history_days, stop_rx.clone()));
     let reloader = reload::Reloader {
         path: path.to_owned(),
@@ -445,7 +433,7 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
                 Some(m) => m.counters.in_flight.load(Ordering::Relaxed),
             },
             if member.is_some() {
-                " (by any member, once unacknowledged for 30 s)"
+                " (by any member, once their ack wait has passed)"
             } else {
                 " at the next start"
             }

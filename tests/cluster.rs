@@ -825,4 +825,24 @@ fn dead_letters_are_replayed_and_the_cluster_is_visible() {
     for m in members {
         assert_eq!(m.stop(), 0);
     }
+    // A changed lease_ttl reaches the bucket at the next start.
+    let text = std::fs::read_to_string(&configs[0]).unwrap();
+    std::fs::write(
+        &configs[0],
+        text.replace("lease_ttl = \"5s\"", "lease_ttl = \"7s\""),
+    )
+    .unwrap();
+    assert_eq!(Daemon::start(&configs[0], &[]).stop(), 0);
+    let max_age = rt.block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+        js.get_stream("KV_tf_lease")
+            .await
+            .unwrap()
+            .info()
+            .await
+            .unwrap()
+            .config
+            .max_age
+    });
+    assert_eq!(max_age, Duration::from_secs(7));
 }

@@ -194,16 +194,14 @@ impl Cluster {
             },
         ];
         for config in streams {
-            let name = config.name.clone();
-            js.get_or_create_stream(stream::Config {
+            let config = stream::Config {
                 storage: file,
                 num_replicas: replicas,
                 duplicate_window: settings.duplicate_window,
                 max_message_size: MAX_MESSAGE_BYTES as i32,
                 ..config
-            })
-            .await
-            .map_err(|e| ClusterError::nats(format!("stream {name}"), e))?;
+            };
+            ensure_stream(&js, config, true).await?;
         }
         // A bucket's stream, made here as `create_key_value` would: that
         // call first reads the account's info, which it cannot parse from
@@ -213,10 +211,7 @@ impl Cluster {
             async move {
                 let what =
                     |e: &dyn std::fmt::Display| ClusterError::nats(format!("bucket {name}"), e);
-                if let Ok(s) = js.get_key_value(name).await {
-                    return Ok(s);
-                }
-                js.get_or_create_stream(stream::Config {
+                let config = stream::Config {
                     name: format!("KV_{name}"),
                     subjects: vec![format!("$KV.{name}.>")],
                     max_messages_per_subject: 1,
@@ -229,9 +224,8 @@ impl Cluster {
                     allow_direct: true,
                     discard: stream::DiscardPolicy::New,
                     ..Default::default()
-                })
-                .await
-                .map_err(|e| what(&e))?;
+                };
+                ensure_stream(&js, config, false).await?;
                 js.get_key_value(name).await.map_err(|e| what(&e))
             }
         };
@@ -264,6 +258,52 @@ impl Cluster {
     pub fn url(&self) -> String {
         self.settings.nats_urls.join(",")
     }
+}
+
+/// Create the stream `config` names, or bring an existing one's `max_age`
+/// (and, with `window`, its duplicate window) to what the configuration says
+/// now: a changed `lease_ttl`, `duplicate_window` or `history_days` applies
+/// at the next start of any member.
+async fn ensure_stream(
+    js: &jetstream::Context,
+    config: stream::Config,
+    window: bool,
+) -> Result<(), ClusterError> {
+    let what = format!("stream {}", config.name);
+    let mut s = js
+        .get_or_create_stream(config.clone())
+        .await
+        .map_err(|e| ClusterError::nats(&what, e))?;
+    let have = s
+        .info()
+        .await
+        .map_err(|e| ClusterError::nats(&what, e))?
+        .config
+        .clone();
+    let stale_window = window && have.duplicate_window != config.duplicate_window;
+    if have.max_age != config.max_age || stale_window {
+        tracing::info!(
+            "{what}: max_age {:?} -> {:?}, duplicate window {:?} -> {:?}",
+            have.max_age,
+            config.max_age,
+            have.duplicate_window,
+            config.duplicate_window
+        );
+        let duplicate_window = match (window, config.max_age.is_zero()) {
+            (true, _) => config.duplicate_window,
+            (false, true) => have.duplicate_window,
+            // The server refuses a window longer than the age.
+            (false, false) => have.duplicate_window.min(config.max_age),
+        };
+        js.update_stream(stream::Config {
+            max_age: config.max_age,
+            duplicate_window,
+            ..have
+        })
+        .await
+        .map_err(|e| ClusterError::nats(&what, e))?;
+    }
+    Ok(())
 }
 
 /// What a member counts, for its metrics.

@@ -334,6 +334,7 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         console: crate::console::ConsoleState::start(&config, journal.clone(), stop_rx.clone())?,
         cluster: member.clone(),
     });
+    let shutdown = shutdown_signal();
     outln!("api listening on http://{addr}");
     for p in host.plugins() {
         outln!(
@@ -399,7 +400,7 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
             .await
     });
 
-    shutdown_signal().await;
+    shutdown.await;
     outln!(
         "stopping: intake closed, letting runs in flight finish (up to {})",
         humantime::format_duration(d.shutdown_grace)
@@ -593,15 +594,21 @@ async fn prune(journal: Arc<Journal>, days: u32, mut stop: watch::Receiver<bool>
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is
+/// called, so call it before announcing the daemon (a SIGTERM sent right
+/// after `api listening` must stop it cleanly, not kill it).
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let term = signal(SignalKind::terminate());
+    let ctrl_c = tokio::signal::ctrl_c();
+    async move {
+        let Ok(mut term) = term else {
+            let _ = ctrl_c.await;
+            return;
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
     }
 }

@@ -89,7 +89,38 @@ fn blocking_error(e: tokio::task::JoinError) -> ClusterError {
     ClusterError::Other(format!("a blocking task failed: {e}"))
 }
 
+/// The newest sequence in `journal` (0 when empty).
+async fn newest_seq(journal: &Arc<Journal>) -> Result<i64, ClusterError> {
+    let j = journal.clone();
+    Ok(tokio::task::spawn_blocking(move || {
+        j.events(&triggerfish_data::journal::EventFilter {
+            trigger: None,
+            before: None,
+            limit: 1,
+        })
+    })
+    .await
+    .map_err(blocking_error)?
+    .map_err(|e| ClusterError::Other(e.to_string()))?
+    .first()
+    .map_or(0, |e| e.seq))
+}
+
 impl Member {
+    /// The first refresher of a cluster (no generation yet) starts
+    /// forwarding after what its journal already held: its single-node
+    /// history is not the cluster's.
+    pub async fn start_outbox(&self, journal: &Arc<Journal>) -> Result<(), ClusterError> {
+        let c = &self.cluster;
+        if c.generation().await?.is_some() {
+            return Ok(());
+        }
+        let newest = newest_seq(journal).await?;
+        // Only if unset: a mark already there is a predecessor's.
+        let _ = c.state.create(OUTBOX_KEY, newest.to_string().into()).await;
+        Ok(())
+    }
+
     /// Publish the store at `store` as the next generation, then forward
     /// its new events. Fails, changing nothing, when another member
     /// published since this one last read.
@@ -119,19 +150,7 @@ impl Member {
                 .await
                 .map_err(blocking_error)?
                 .map_err(|e| ClusterError::Other(e.to_string()))?;
-        let j = journal.clone();
-        let through = tokio::task::spawn_blocking(move || {
-            j.events(&triggerfish_data::journal::EventFilter {
-                trigger: None,
-                before: None,
-                limit: 1,
-            })
-        })
-        .await
-        .map_err(blocking_error)?
-        .map_err(|e| ClusterError::Other(e.to_string()))?
-        .first()
-        .map_or(0, |e| e.seq);
+        let through = newest_seq(journal).await?;
         let object = object_name(number);
         let mut file = tokio::fs::File::open(&copy.0)
             .await

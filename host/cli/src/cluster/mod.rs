@@ -37,11 +37,6 @@ pub use intake::Ingested;
 pub use ledger::KvLedger;
 pub use status::{ClusterStatus, MemberInfo};
 
-/// Keys of the state bucket.
-pub mod generation_keys {
-    pub use super::generation::{GENERATION_KEY as GENERATION, OUTBOX_KEY as OUTBOX};
-}
-
 /// Every event, kept as history (limits retention).
 pub const EVENTS_STREAM: &str = "TF_EVENTS";
 /// Runs waiting for an attempt (work-queue retention: gone once acked).

@@ -108,7 +108,7 @@ impl Roles {
             }
             tokio::time::sleep(GENERATION_POLL).await;
         }
-        if let Err(e) = self.first_refresher_mark().await {
+        if let Err(e) = m.start_outbox(&self.journal).await {
             tracing::warn!(member = %m.id, "{e}");
         }
         if let Err(e) = m.forward_events(&self.journal, self.router.as_ref()).await {
@@ -117,36 +117,6 @@ impl Roles {
         if let Some(tx) = &self.refresh {
             let _ = tx.try_send(Scope::Full);
         }
-    }
-
-    /// The first refresher of a cluster starts forwarding after what its
-    /// journal already held (its single-node history is not the cluster's).
-    async fn first_refresher_mark(&self) -> Result<(), crate::cluster::ClusterError> {
-        let c = &self.member.cluster;
-        if c.generation().await?.is_some() {
-            return Ok(());
-        }
-        let j = self.journal.clone();
-        let newest = tokio::task::spawn_blocking(move || {
-            j.events(&triggerfish_data::journal::EventFilter {
-                trigger: None,
-                before: None,
-                limit: 1,
-            })
-        })
-        .await
-        .map_err(|e| crate::cluster::ClusterError::Other(e.to_string()))?
-        .map_err(|e| crate::cluster::ClusterError::Other(e.to_string()))?
-        .first()
-        .map_or(0, |e| e.seq);
-        let _ = c
-            .state
-            .create(
-                crate::cluster::generation_keys::OUTBOX,
-                newest.to_string().into(),
-            )
-            .await;
-        Ok(())
     }
 
     /// Answer refresh requests while the lease is held.

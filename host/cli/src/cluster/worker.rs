@@ -250,23 +250,17 @@ impl Member {
             if self.stopping() || *stop.borrow() {
                 return;
             }
+            // The plugin's free slots size the fetch; the host-wide slot is
+            // taken per message that arrives, so an idle plugin waiting on
+            // its fetch holds none of them.
             let first = tokio::select! {
                 p = slots.clone().acquire_owned() => p,
                 _ = stop.wait_for(|s| *s) => return,
             };
-            let first_total = tokio::select! {
-                p = total.clone().acquire_owned() => p,
-                _ = stop.wait_for(|s| *s) => return,
-            };
-            let (Ok(first), Ok(first_total)) = (first, first_total) else {
-                return;
-            };
-            let mut permits: Vec<Permits> = vec![(first, first_total)];
-            while let (Ok(a), Ok(b)) = (
-                slots.clone().try_acquire_owned(),
-                total.clone().try_acquire_owned(),
-            ) {
-                permits.push((a, b));
+            let Ok(first) = first else { return };
+            let mut permits = vec![first];
+            while let Ok(p) = slots.clone().try_acquire_owned() {
+                permits.push(p);
             }
             let batch = consumer
                 .batch()
@@ -285,7 +279,11 @@ impl Member {
             while let Some(next) = messages.next().await {
                 match next {
                     Ok(msg) => {
-                        let Some(p) = permits.pop() else { break };
+                        let Some(slot) = permits.pop() else { break };
+                        let Ok(host_slot) = total.clone().acquire_owned().await else {
+                            return;
+                        };
+                        let p = (slot, host_slot);
                         let me = self.clone();
                         let host = current.clone();
                         tokio::spawn(async move { me.attempt(host, msg, p).await });

@@ -21,8 +21,8 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 /// A member's configuration: `plugins` are (name, label) pairs of the
-/// recorder guest, posting to the Teams stand-in at `/workflows` (or the
-/// path `extra` sets as `hook`), granted the `Customer` entity.
+/// recorder guest, posting to the Teams stand-in at `/workflows`, granted
+/// the `Customer` entity.
 fn member_config(
     dir: &Path,
     nats: &NatsServer,
@@ -30,21 +30,11 @@ fn member_config(
     member: &str,
     triggers: &str,
     plugins: &[(&str, &str)],
-    extra: &str,
 ) -> PathBuf {
-    member_config_at(
-        dir,
-        nats,
-        teams,
-        "/workflows",
-        member,
-        triggers,
-        plugins,
-        extra,
-    )
+    member_config_at(dir, nats, teams, "/workflows", member, triggers, plugins)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// [`member_config`] posting to `hook` on the stand-in.
 fn member_config_at(
     dir: &Path,
     nats: &NatsServer,
@@ -53,10 +43,9 @@ fn member_config_at(
     member: &str,
     triggers: &str,
     plugins: &[(&str, &str)],
-    extra: &str,
 ) -> PathBuf {
     let mut text = format!(
-        "{extra}\n[host]\nstate_dir = {state}\ncache_dir = {cache}\n[api]\nlisten = \"127.0.0.1:0\"\n[cluster]\nnats_url = \"{url}\"\nmember = \"{member}\"\nlease_ttl = \"5s\"\n[teams.channels.events]\nwebhook_url = \"{hook}\"\n",
+        "[host]\nstate_dir = {state}\ncache_dir = {cache}\n[api]\nlisten = \"127.0.0.1:0\"\n[cluster]\nnats_url = \"{url}\"\nmember = \"{member}\"\nlease_ttl = \"5s\"\n[teams.channels.events]\nwebhook_url = \"{hook}\"\n",
         state = lit(&dir.join("state")),
         cache = lit(&root().join("target/tf-test-cache")),
         url = nats.url(),
@@ -71,6 +60,34 @@ fn member_config_at(
     let path = dir.join("triggerfish.toml");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// `n` members named `<prefix>0`… with the recorder as `plugins`, each in
+/// its own folder.
+fn members_configs(
+    n: usize,
+    nats: &NatsServer,
+    teams: &TeamsStub,
+    prefix: &str,
+    triggers: &str,
+    plugins: &[(&str, &str)],
+) -> (Vec<tempfile::TempDir>, Vec<PathBuf>) {
+    let dirs: Vec<_> = (0..n).map(|_| tempdir()).collect();
+    let configs = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            member_config(
+                d.path(),
+                nats,
+                teams,
+                &format!("{prefix}{i}"),
+                triggers,
+                plugins,
+            )
+        })
+        .collect();
+    (dirs, configs)
 }
 
 /// `triggerfish cluster status --json`.
@@ -147,22 +164,14 @@ fn ten_thousand_events_through_a_kill_9_and_a_nats_restart() {
     const IN_FLIGHT_PER_MEMBER: usize = 16;
     let mut nats = NatsServer::start();
     let teams = TeamsStub::start();
-    let dirs: Vec<_> = (0..3).map(|_| tempdir()).collect();
-    let configs: Vec<PathBuf> = dirs
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            member_config(
-                d.path(),
-                &nats,
-                &teams,
-                &format!("m{i}"),
-                "\"data-source-refresh-failed\"",
-                &PLUGINS,
-                "",
-            )
-        })
-        .collect();
+    let (_dirs, configs) = members_configs(
+        3,
+        &nats,
+        &teams,
+        "m",
+        "\"data-source-refresh-failed\"",
+        &PLUGINS,
+    );
     let mut members: Vec<Option<Daemon>> = configs
         .iter()
         .map(|c| Some(Daemon::start(c, &[])))
@@ -362,26 +371,18 @@ fn a_killed_refresher_is_replaced_and_no_crossing_is_lost_or_raised_twice() {
     let data = tempdir();
     std::fs::write(data.path().join("crm.csv"), CRM_BELOW).unwrap();
     let ws = workspace(data.path());
-    let dirs: Vec<_> = (0..3).map(|_| tempdir()).collect();
-    let configs: Vec<PathBuf> = dirs
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            member_config(
-                d.path(),
-                &nats,
-                &teams,
-                &format!("r{i}"),
-                "\"segment-threshold-crossed\", \"unification-refresh-completed\"",
-                &[("rec", "")],
-                "",
-            )
-        })
-        .inspect(|p| {
-            let text = std::fs::read_to_string(p).unwrap();
-            std::fs::write(p, format!("{text}{ws}")).unwrap();
-        })
-        .collect();
+    let (_dirs, configs) = members_configs(
+        3,
+        &nats,
+        &teams,
+        "r",
+        "\"segment-threshold-crossed\", \"unification-refresh-completed\"",
+        &[("rec", "")],
+    );
+    for p in &configs {
+        let text = std::fs::read_to_string(p).unwrap();
+        std::fs::write(p, format!("{text}{ws}")).unwrap();
+    }
     // r0 refreshes first, and dies right after journaling a crossing:
     // before its generation or the crossing leaves the machine.
     let mut r0 = Daemon::start(
@@ -530,7 +531,7 @@ fn members_running_different_plugin_versions_share_the_runs() {
     // Mid-upgrade: "old" runs `rec` as the recorder component; "new" runs
     // `rec` as another component (teams-on-refresh-failure: a card), and a
     // plugin the old member does not have yet.
-    let old = member_config(a.path(), &nats, &teams, "old", trig, &[("rec", "v1")], "");
+    let old = member_config(a.path(), &nats, &teams, "old", trig, &[("rec", "v1")]);
     let new = member_config(
         b.path(),
         &nats,
@@ -538,7 +539,6 @@ fn members_running_different_plugin_versions_share_the_runs() {
         "new",
         trig,
         &[("rec", "v2"), ("added", "added")],
-        "",
     );
     let text = std::fs::read_to_string(&new).unwrap();
     let recorder = lit(&guest("recorder"));
@@ -642,7 +642,6 @@ fn dead_letters_are_replayed_and_the_cluster_is_visible() {
                 &format!("v{i}"),
                 "\"data-source-refresh-failed\"",
                 &[("rec", "")],
-                "",
             );
             let text = std::fs::read_to_string(&c)
                 .unwrap()
@@ -759,7 +758,6 @@ fn dead_letters_are_replayed_and_the_cluster_is_visible() {
         "v0",
         "\"data-source-refresh-failed\"",
         &[("rec", "")],
-        "",
     );
     let r = triggerfish(&["run", "--config", twin.to_str().unwrap()], &[]);
     assert_ne!(r.code, 0);

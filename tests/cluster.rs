@@ -148,6 +148,24 @@ async fn run_states(url: &str) -> Vec<Value> {
     out
 }
 
+/// One HTTP call to a member: (status, body text).
+fn call(
+    rt: &tokio::runtime::Runtime,
+    c: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<Value>,
+) -> (u16, String) {
+    rt.block_on(async {
+        let mut req = c.request(method, url);
+        if let Some(b) = body {
+            req = req.body(b.to_string());
+        }
+        let r = req.send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    })
+}
+
 fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let give_up = Instant::now() + limit;
     while !done() {
@@ -410,10 +428,7 @@ fn a_killed_refresher_is_replaced_and_no_crossing_is_lost_or_raised_twice() {
     let rt = rt();
     let c = reqwest::Client::new();
     let url = others[0].as_ref().unwrap().url("/v1/refresh");
-    let (code, body) = rt.block_on(async {
-        let r = c.post(&url).send().await.unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    });
+    let (code, body) = call(&rt, &c, reqwest::Method::POST, &url, None);
     assert_eq!(code, 202, "a member asks the refresher: {body}");
     assert!(body.contains("\"refresher\":\"r0\""), "{body}");
     let exited = Instant::now();
@@ -481,10 +496,13 @@ fn a_killed_refresher_is_replaced_and_no_crossing_is_lost_or_raised_twice() {
     // And a crossing back down is raised once more.
     std::fs::write(data.path().join("crm.csv"), CRM_BELOW).unwrap();
     let live = others.iter().flatten().next().unwrap();
-    let (code, _) = rt.block_on(async {
-        let r = c.post(live.url("/v1/refresh")).send().await.unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    });
+    let (code, _) = call(
+        &rt,
+        &c,
+        reqwest::Method::POST,
+        &live.url("/v1/refresh"),
+        None,
+    );
     assert_eq!(code, 202);
     wait_for("the crossing back down", Duration::from_secs(60), || {
         crossings(&teams).len() == 2
@@ -654,26 +672,18 @@ fn dead_letters_are_replayed_and_the_cluster_is_visible() {
     teams.down.store(true, std::sync::atomic::Ordering::SeqCst);
     let rt = rt();
     let c = reqwest::Client::new();
-    let url = members[0].url("/v1/events");
-    let (code, body) = rt.block_on(async {
-        let body =
-            json!({"trigger": "data-source-refresh-failed", "id": "doomed-1", "source": "crm"});
-        let r = c.post(&url).body(body.to_string()).send().await.unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    });
+    let doomed =
+        json!({"trigger": "data-source-refresh-failed", "id": "doomed-1", "source": "crm"});
+    let post = reqwest::Method::POST;
+    let (code, body) = call(
+        &rt,
+        &c,
+        post.clone(),
+        &members[0].url("/v1/events"),
+        Some(doomed.clone()),
+    );
     assert_eq!(code, 202, "{body}");
-    let again = rt.block_on(async {
-        let body =
-            json!({"trigger": "data-source-refresh-failed", "id": "doomed-1", "source": "crm"});
-        c.post(members[1].url("/v1/events"))
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
+    let (_, again) = call(&rt, &c, post, &members[1].url("/v1/events"), Some(doomed));
     assert!(
         again.contains("\"duplicate\":true"),
         "the same id through another member: {again}"
@@ -720,28 +730,24 @@ fn dead_letters_are_replayed_and_the_cluster_is_visible() {
         "both members in the metrics",
         Duration::from_secs(30),
         || {
-            let m = rt.block_on(async {
-                c.get(members[1].url("/metrics"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap()
-            });
+            let (_, m) = call(
+                &rt,
+                &c,
+                reqwest::Method::GET,
+                &members[1].url("/metrics"),
+                None,
+            );
             m.contains("triggerfish_cluster_members 2")
                 && m.contains("triggerfish_cluster_dead_letters 1")
         },
     );
-    let page = rt.block_on(async {
-        c.get(members[0].url("/cluster"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
+    let (_, page) = call(
+        &rt,
+        &c,
+        reqwest::Method::GET,
+        &members[0].url("/cluster"),
+        None,
+    );
     for want in ["Members (2)", ">v0<", ">v1<", "dead letters"] {
         assert!(
             page.contains(want),

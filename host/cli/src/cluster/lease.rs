@@ -68,9 +68,4 @@ impl Member {
             }
         }
     }
-
-    /// The member holding the lease now, if any.
-    pub async fn refresher_name(&self) -> Option<String> {
-        super::status::lease_holder(&self.cluster).await
-    }
 }

@@ -29,7 +29,7 @@ componentize-py --version
 step "npm: JavaScript guests (componentize-js, from plugins/js/package-lock.json)"
 npm ci --prefix plugins/js --no-audit --no-fund --loglevel=error
 
-GUESTS=(-p teams-on-refresh-failure -p email-segment-owners -p count-customers -p misbehaving -p recorder -p noop)
+GUESTS=(-p teams-on-refresh-failure -p email-segment-owners -p count-customers -p segment-follow-ups -p misbehaving -p recorder -p noop)
 
 step "format"
 cargo fmt --all -- --check

@@ -14,6 +14,7 @@ const GUESTS: &[&str] = &[
     "teams-on-refresh-failure",
     "email-segment-owners",
     "count-customers",
+    "segment-follow-ups",
     "misbehaving",
     "recorder",
     "noop",

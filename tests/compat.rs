@@ -63,7 +63,7 @@ fn a_component_built_against_a_later_0_1_world_loads() {
     std::fs::write(
         dir.join("wit/plugin.wit"),
         host_wit().replace(
-            "package triggerfish:plugin@0.1.0;",
+            "package triggerfish:plugin@0.1.1;",
             "package triggerfish:plugin@0.1.7;",
         ),
     )
@@ -86,6 +86,76 @@ fn a_component_built_against_a_later_0_1_world_loads() {
     let run = fire(work.path(), &component);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("teams -> "), "{}", run.stdout);
+}
+
+/// Components built before 0.1.1 added partitions, writes and status
+/// reports keep loading: their `entities@0.1.0` (three functions) is served
+/// by the host's `entities@0.1.1`.
+#[test]
+fn components_built_against_the_0_1_0_world_keep_loading() {
+    let work = tempdir();
+    let old_wit =
+        std::fs::read_to_string(root().join("tests/fixtures/wit-0.1.0/plugin.wit")).unwrap();
+    assert!(old_wit.contains("package triggerfish:plugin@0.1.0;"));
+    assert!(!old_wit.contains("create-item"));
+
+    let dir = copy_plugin(
+        &root().join("plugins/c/teams-on-refresh-failure"),
+        work.path(),
+    );
+    std::fs::create_dir_all(dir.join("wit")).unwrap();
+    std::fs::write(dir.join("wit/plugin.wit"), &old_wit).unwrap();
+    let component = build_plugin(&dir, &[]);
+    let inspect = triggerfish(&["plugin", "inspect", arg(&component)], &[]);
+    assert_eq!(inspect.code, 0, "{}\n{}", inspect.stdout, inspect.stderr);
+    assert!(
+        inspect
+            .stdout
+            .contains("exports    triggerfish:plugin/handler@0.1.0")
+            && inspect
+                .stdout
+                .contains("world      fits triggerfish:plugin@0.1.1"),
+        "{}",
+        inspect.stdout
+    );
+    let run = fire(work.path(), &component);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("teams -> "), "{}", run.stdout);
+
+    // A 0.1.0 component that calls `entities`: the call reaches the host
+    // (which denies it: nothing is granted) and the answer reaches the guest.
+    let source = r#"#include "plugin.h"
+bool exports_triggerfish_plugin_handler_on_event(exports_triggerfish_plugin_handler_event_t *event, plugin_string_t *err) {
+    plugin_list_string_t names;
+    triggerfish_plugin_entities_error_t e;
+    bool ok = triggerfish_plugin_entities_list_entities(&names, &e);
+    exports_triggerfish_plugin_handler_event_free(event);
+    if (ok) {
+        plugin_list_string_free(&names);
+        plugin_string_dup(err, "listed");
+    } else if (e.tag == TRIGGERFISH_PLUGIN_TYPES_ERROR_DENIED) {
+        plugin_string_dup(err, "entities said denied");
+    } else {
+        plugin_string_dup(err, "entities said something else");
+    }
+    return false;
+}
+"#;
+    let dir = c_plugin(work.path(), "reader-0-1-0", &old_wit, source);
+    let component = build_plugin(&dir, &[]);
+    let inspect = triggerfish(&["plugin", "inspect", arg(&component)], &[]);
+    assert!(
+        inspect.stdout.contains("triggerfish:plugin/entities@0.1.0"),
+        "{}",
+        inspect.stdout
+    );
+    let run = fire(work.path(), &component);
+    assert!(
+        run.stdout.contains("entities said denied"),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
 }
 
 #[test]
@@ -111,7 +181,7 @@ bool exports_triggerfish_plugin_handler_on_event(exports_triggerfish_plugin_hand
     assert_ne!(inspect.code, 0);
     assert!(
         inspect.stdout.contains("does NOT fit")
-            && inspect.stdout.contains("`triggerfish:plugin/sms@0.1.0`"),
+            && inspect.stdout.contains("`triggerfish:plugin/sms@0.1.1`"),
         "{}",
         inspect.stdout
     );
@@ -120,7 +190,7 @@ bool exports_triggerfish_plugin_handler_on_event(exports_triggerfish_plugin_hand
     let want = "error: plugin 'p': ";
     assert!(run.stderr.starts_with(want), "{}", run.stderr);
     assert!(
-        run.stderr.contains("`triggerfish:plugin/sms@0.1.0`"),
+        run.stderr.contains("`triggerfish:plugin/sms@0.1.1`"),
         "{}",
         run.stderr
     );
@@ -158,7 +228,7 @@ void exports_plugin_tick(void) {
         run.stderr
     );
     assert!(
-        run.stderr.contains("triggerfish:plugin/handler@0.1.0"),
+        run.stderr.contains("triggerfish:plugin/handler@0.1.1"),
         "{}",
         run.stderr
     );

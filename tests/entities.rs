@@ -549,22 +549,39 @@ fn cli_get_prints_json_lines_and_points_at_query_errors() {
 /// An entity store whose every call panics, as a bug in host code would.
 struct PanickingStore;
 
+use triggerfish_data::store::{WritableEntity, WriteBy, Written};
+use triggerfish_runtime::bindings::triggerfish::plugin::entities as wit;
+use triggerfish_runtime::bindings::Error;
+
 impl triggerfish_runtime::caps::entities::EntityStore for PanickingStore {
-    fn list(&self) -> Result<Vec<String>, triggerfish_runtime::bindings::Error> {
+    fn list(&self) -> Result<Vec<String>, Error> {
         panic!("store bug")
     }
-    fn get_item(&self, _: &str, _: &str) -> Result<String, triggerfish_runtime::bindings::Error> {
+    fn get_item(&self, _: &str, _: &str) -> Result<String, Error> {
         panic!("store bug")
     }
     fn get_items(
         &self,
         _: &str,
         _: &str,
-        _: &triggerfish_runtime::bindings::triggerfish::plugin::entities::Query,
-    ) -> Result<
-        triggerfish_runtime::bindings::triggerfish::plugin::entities::Page,
-        triggerfish_runtime::bindings::Error,
-    > {
+        _: Option<&str>,
+        _: &wit::Query,
+    ) -> Result<wit::Page, Error> {
+        panic!("store bug")
+    }
+    fn partitions(&self, _: &str) -> Result<Vec<wit::Partition>, Error> {
+        panic!("store bug")
+    }
+    fn create_item(&self, _: &WritableEntity, _: &str, _: WriteBy<'_>) -> Result<Written, Error> {
+        panic!("store bug")
+    }
+    fn update_item(
+        &self,
+        _: &WritableEntity,
+        _: &str,
+        _: &str,
+        _: WriteBy<'_>,
+    ) -> Result<Written, Error> {
         panic!("store bug")
     }
 }

@@ -105,6 +105,7 @@ fn source_corpora_import_or_fail_with_an_error() {
                 required: &[],
                 tolerance: 2,
                 opener: None,
+                root: None,
             };
             if import(&spec, &store, "Fuzz").is_ok() {
                 imported += 1;

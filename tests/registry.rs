@@ -164,7 +164,7 @@ fn a_signed_plugin_goes_through_a_real_registry_and_runs_verified() {
         "requests   teams: ops",
         "triggers   data-source-refresh-failed",
         "signature  good, by ed25519:",
-        "world      fits triggerfish:plugin@0.1.0",
+        "world      fits triggerfish:plugin@0.1.1",
     ] {
         assert!(inspect.stdout.contains(want), "{want}:\n{}", inspect.stdout);
     }

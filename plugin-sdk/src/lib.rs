@@ -148,11 +148,63 @@ pub mod config {
     }
 }
 
-/// Read entities ("get items from an entity").
+/// The customer-data store: read entities and their partitions, and write
+/// the entities declared writable for this plugin.
 pub mod entities {
     use crate::bindings::triggerfish::plugin::entities as wit;
-    pub use crate::bindings::triggerfish::plugin::entities::{Page, Query};
+    pub use crate::bindings::triggerfish::plugin::entities::{Page, Partition, Query};
     use crate::Error;
+
+    fn parse(text: &str) -> Result<serde_json::Value, Error> {
+        serde_json::from_str(text)
+            .map_err(|e| Error::Unavailable(format!("host sent invalid JSON: {e}")))
+    }
+
+    /// Call `f` again after the wait the host asks for while it answers
+    /// `rate-limited`.
+    fn patiently<T>(mut f: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
+        loop {
+            match f() {
+                Err(Error::RateLimited(ms)) => {
+                    std::thread::sleep(std::time::Duration::from_millis(ms.max(1)))
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The partitions of `entity` (one per imported file, or database
+    /// refresh), in import order.
+    pub fn partitions(entity: &str) -> Result<Vec<Partition>, Error> {
+        patiently(|| wit::list_partitions(entity))
+    }
+
+    /// Every item of one partition matching `query`, page after page (see
+    /// [`items`]).
+    pub fn partition_items(entity: &str, partition: &str, query: Query) -> Items {
+        let mut items = items(entity, query);
+        items.partition = Some(partition.to_owned());
+        items
+    }
+
+    /// Create an item of a writable entity; returns the item as stored.
+    /// Waits out `rate-limited`. A redelivery of the same run that repeats
+    /// it gets the stored item back without creating a second one.
+    pub fn create(entity: &str, item: &serde_json::Value) -> Result<serde_json::Value, Error> {
+        let text = item.to_string();
+        parse(&patiently(|| wit::create_item(entity, &text))?)
+    }
+
+    /// Change some fields of an item (`null` clears one); returns the item
+    /// as stored. Waits out `rate-limited`.
+    pub fn update(
+        entity: &str,
+        id: &str,
+        changes: &serde_json::Value,
+    ) -> Result<serde_json::Value, Error> {
+        let text = changes.to_string();
+        parse(&patiently(|| wit::update_item(entity, id, &text))?)
+    }
 
     /// Names of the entities this plugin may read.
     pub fn list() -> Result<Vec<String>, Error> {
@@ -161,9 +213,7 @@ pub mod entities {
 
     /// One item by primary key.
     pub fn get(entity: &str, id: &str) -> Result<serde_json::Value, Error> {
-        let text = wit::get_item(entity, id)?;
-        serde_json::from_str(&text)
-            .map_err(|e| Error::Unavailable(format!("host sent invalid JSON: {e}")))
+        parse(&wit::get_item(entity, id)?)
     }
 
     /// One page of items, as the host returns it.
@@ -187,15 +237,17 @@ pub mod entities {
     pub fn items(entity: &str, query: Query) -> Items {
         Items {
             entity: entity.to_owned(),
+            partition: None,
             query,
             buffer: Vec::new().into_iter(),
             done: false,
         }
     }
 
-    /// Iterator returned by [`items`].
+    /// Iterator returned by [`items`] and [`partition_items`].
     pub struct Items {
         entity: String,
+        partition: Option<String>,
         query: Query,
         buffer: std::vec::IntoIter<String>,
         done: bool,
@@ -207,16 +259,16 @@ pub mod entities {
         fn next(&mut self) -> Option<Self::Item> {
             loop {
                 if let Some(text) = self.buffer.next() {
-                    return Some(
-                        serde_json::from_str(&text).map_err(|e| {
-                            Error::Unavailable(format!("host sent invalid JSON: {e}"))
-                        }),
-                    );
+                    return Some(parse(&text));
                 }
                 if self.done {
                     return None;
                 }
-                match wit::get_items(&self.entity, &self.query) {
+                let page = match &self.partition {
+                    None => wit::get_items(&self.entity, &self.query),
+                    Some(p) => wit::get_partition_items(&self.entity, p, &self.query),
+                };
+                match page {
                     Ok(page) => {
                         match page.next_skip {
                             Some(skip) => self.query.skip = Some(skip),
@@ -234,5 +286,39 @@ pub mod entities {
                 }
             }
         }
+    }
+}
+
+/// Report what the plugin did for this event ("exported 1,203 rows to the
+/// CRM"); kept with the run and shown by `runs show`, the API and the console.
+pub mod status {
+    pub use crate::bindings::triggerfish::plugin::status::StatusLevel;
+    use crate::Error;
+
+    /// A report with optional details (any JSON value).
+    pub fn report(
+        level: StatusLevel,
+        message: &str,
+        details: Option<&serde_json::Value>,
+    ) -> Result<(), Error> {
+        let details = details.map(|d| d.to_string());
+        crate::bindings::triggerfish::plugin::status::report(level, message, details.as_deref())
+    }
+
+    /// An `info` report.
+    pub fn info(message: &str) -> Result<(), Error> {
+        report(StatusLevel::Info, message, None)
+    }
+    /// A `success` report.
+    pub fn success(message: &str) -> Result<(), Error> {
+        report(StatusLevel::Success, message, None)
+    }
+    /// A `warning` report.
+    pub fn warning(message: &str) -> Result<(), Error> {
+        report(StatusLevel::Warning, message, None)
+    }
+    /// An `error` report.
+    pub fn error(message: &str) -> Result<(), Error> {
+        report(StatusLevel::Error, message, None)
     }
 }

@@ -3,6 +3,8 @@
 //! Parse errors name the file, line, column and key (from the TOML parser);
 //! validation errors name the file, line and key of the offending value.
 
+mod entities;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -258,6 +260,8 @@ struct RawFile {
     api: Option<ApiSection>,
     #[serde(default)]
     cluster: Option<crate::cluster::config::ClusterSection>,
+    #[serde(default)]
+    entities: Vec<entities::RawEntity>,
 }
 
 #[derive(Deserialize, Default)]
@@ -271,6 +275,8 @@ struct RawGrants {
     email_domains: Vec<Spanned<String>>,
     #[serde(default)]
     entities: Vec<Spanned<String>>,
+    #[serde(default)]
+    entities_write: Vec<Spanned<String>>,
     #[serde(default)]
     outbound_hosts: Vec<Spanned<String>>,
 }
@@ -364,6 +370,7 @@ impl Config {
         }
 
         let mut plugins: Vec<PluginConfig> = Vec::with_capacity(raw.plugins.len());
+        let mut write_grants: Vec<(String, String, Spanned<String>)> = Vec::new();
         let mut registry = BTreeMap::new();
         for (i, p) in raw.plugins.into_iter().enumerate() {
             let key = |k: &str| format!("plugins[{i}].{k}");
@@ -440,8 +447,16 @@ impl Config {
                     .map(|d| d.to_ascii_lowercase())
                     .collect(),
                 entities: plain(&g.entities),
+                entities_write: plain(&g.entities_write),
                 outbound_hosts,
             };
+            for (j, w) in g.entities_write.iter().enumerate() {
+                write_grants.push((
+                    name.clone(),
+                    key(&format!("grants.entities_write[{j}]")),
+                    w.clone(),
+                ));
+            }
             let mut limits = Limits::default();
             if let Some(t) = &p.limits.timeout_ms {
                 limits.timeout_ms = *t.get_ref();
@@ -569,6 +584,10 @@ impl Config {
             .insights
             .map(|section| load_workspace(&v, section, base))
             .transpose()?;
+        let writable = entities::validate(&v, &raw.entities, &plugins, insights.as_ref())?;
+        for (plugin, key, grant) in &write_grants {
+            entities::check_grant(&v, &writable, plugin, grant, key)?;
+        }
         let host = raw.host;
         let state_dir = base.join(&host.state_dir);
         let mut settings = Settings::new(path.to_owned(), state_dir);
@@ -591,6 +610,12 @@ impl Config {
             .collect();
         settings.email = raw.email.as_ref().map(EmailSection::settings);
         settings.plugins = plugins;
+        settings.writable = writable;
+        if cluster.is_some() {
+            settings.writes_unavailable = Some(
+                "writing entities is not available on a cluster member yet: each member's store is replaced by the refresher's generations".into(),
+            );
+        }
         Ok(Config {
             path: path.to_owned(),
             settings,

@@ -11,7 +11,7 @@ use triggerfish_data::event::TriggerKind;
 /// The manifest's file name in a plugin folder.
 pub const MANIFEST_FILE: &str = "plugin.toml";
 /// The world every plugin targets, and the version this host serves.
-pub const WORLD: &str = "triggerfish:plugin/plugin@0.1.0";
+pub const WORLD: &str = "triggerfish:plugin/plugin@0.1.1";
 /// Longest plugin name.
 pub const MAX_NAME_CHARS: usize = 64;
 /// Longest description.
@@ -72,17 +72,20 @@ pub struct Requested {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub entities: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entities_write: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outbound_hosts: Vec<String>,
 }
 
 impl Requested {
     /// Each grant kind with its config key and values.
-    pub fn kinds(&self) -> [(&'static str, &[String]); 5] {
+    pub fn kinds(&self) -> [(&'static str, &[String]); 6] {
         [
             ("teams", &self.teams),
             ("email_groups", &self.email_groups),
             ("email_domains", &self.email_domains),
             ("entities", &self.entities),
+            ("entities_write", &self.entities_write),
             ("outbound_hosts", &self.outbound_hosts),
         ]
     }

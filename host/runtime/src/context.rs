@@ -28,6 +28,19 @@ pub struct CallContext {
     pub host_log: Option<Arc<HostLogBudget>>,
     /// The sent ledger, when deliveries are journaled (`triggerfish run`).
     pub ledger: Option<crate::ledger::Ledger>,
+    /// Unique to this attempt: tells a write repeated by a later attempt of
+    /// the same run from a second write by this one.
+    pub attempt: Arc<str>,
+}
+
+/// A fresh attempt token: process, time and a counter.
+fn attempt_token() -> Arc<str> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{nanos:x}-{n}", std::process::id()).into()
 }
 
 /// Lines a plugin may write to the host's log per minute, across events.
@@ -85,6 +98,30 @@ impl CallContext {
             record: Arc::default(),
             host_log: None,
             ledger: None,
+            attempt: attempt_token(),
+        }
+    }
+
+    /// Keep a status report; `false` (and not kept) when the attempt has
+    /// its maximum.
+    pub fn report(&self, report: StatusReport) -> bool {
+        let mut rec = self.record.lock().unwrap_or_else(PoisonError::into_inner);
+        if rec.reports.len() >= crate::caps::status::MAX_STATUS_REPORTS {
+            return false;
+        }
+        tracing::info!(plugin = %self.plugin, event = %self.event_id, level = report.level, "status report: {}", report.message);
+        rec.reports.push(report);
+        true
+    }
+
+    /// Note a write to a writable entity.
+    pub fn wrote(&self, write: WriteNote) {
+        tracing::info!(plugin = %self.plugin, event = %self.event_id, entity = %write.entity, key = %write.key, op = write.op, repeated = write.repeated, "entity write");
+        let mut rec = self.record.lock().unwrap_or_else(PoisonError::into_inner);
+        if rec.writes.len() < MAX_WRITE_NOTES {
+            rec.writes.push(write);
+        } else {
+            rec.dropped_writes += 1;
         }
     }
 
@@ -268,12 +305,41 @@ pub struct Delivery {
     pub content: Option<String>,
 }
 
+/// A status report (`status.report`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StatusReport {
+    /// `info`, `success`, `warning` or `error`.
+    pub level: &'static str,
+    pub message: String,
+    /// Compact JSON text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
+    pub at_ms: i64,
+}
+
+/// Most writes one delivery's record lists (the store logs them all).
+pub const MAX_WRITE_NOTES: usize = 1_000;
+
+/// One write to a writable entity, as the record notes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WriteNote {
+    pub entity: String,
+    /// `create` or `update`.
+    pub op: &'static str,
+    pub key: String,
+    /// An earlier attempt of the run made it; nothing was written now.
+    pub repeated: bool,
+}
+
 /// Everything a delivery's capabilities noted.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Record {
     pub logs: Vec<LogLine>,
     pub dropped_logs: usize,
     pub deliveries: Vec<Delivery>,
+    pub writes: Vec<WriteNote>,
+    pub dropped_writes: usize,
+    pub reports: Vec<StatusReport>,
 }
 
 #[cfg(test)]

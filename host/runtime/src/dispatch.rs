@@ -14,10 +14,11 @@ use triggerfish_data::store::{EntityDb, StoreError};
 
 use crate::bindings;
 use crate::caps::email::{EmailInstance, EmailService, EmailSetupError};
-use crate::caps::entities::{Budgets, EntitiesInstance, EntityStore};
+use crate::caps::entities::{Budgets, EntitiesInstance, EntityStore, Writable};
 use crate::caps::http::HttpHooks;
 use crate::caps::log::LogInstance;
 use crate::caps::plugin_config::ConfigInstance;
+use crate::caps::status::StatusInstance;
 use crate::caps::teams::{TeamsInstance, TeamsService, TeamsSetupError};
 use crate::caps::HostFault;
 use crate::context::{one_line, truncate, CallContext, HostLogBudget, Level, LogSource, Record};
@@ -70,12 +71,15 @@ pub struct Services {
     pub entity_budget: Option<Arc<Limiter>>,
     /// The sent ledger Teams and email sends consult.
     pub ledger: Option<Arc<dyn crate::ledger::SentStore>>,
+    /// The writable entities, and whether writes are possible here.
+    pub writable: Arc<Writable>,
 }
 
 impl Services {
     /// Build every service from the configuration, opening the entity store.
     pub fn new(settings: &Settings) -> Result<Self, HostError> {
         let store = EntityDb::open(&settings.store_path(), settings.page_limits)?;
+        store.declare_writable(&settings.writable)?;
         Ok(Self {
             teams: Arc::new(TeamsService::new(settings)?),
             email: EmailService::new(settings)?.map(Arc::new),
@@ -84,6 +88,7 @@ impl Services {
                 .host_entity_budget
                 .map(|b| Arc::new(Limiter::new(b))),
             ledger: None,
+            writable: Arc::new(Writable::new(settings)),
         })
     }
 }
@@ -435,9 +440,11 @@ impl Plugin {
                     host: services.entity_budget.clone(),
                 },
                 cx.clone(),
-            ),
+            )
+            .with_writable(services.writable.clone()),
             log: LogInstance::new(cx.clone()),
             config: ConfigInstance::new(self.values.clone()),
+            status: StatusInstance::new(cx.clone()),
         }
     }
 }
@@ -506,7 +513,22 @@ impl Outcome {
                     text: l.message.clone(),
                 })
                 .collect(),
+            reports: self.reports(),
         }
+    }
+
+    /// The status reports, as the journal keeps them.
+    pub fn reports(&self) -> Vec<triggerfish_data::journal::Report> {
+        self.record
+            .reports
+            .iter()
+            .map(|r| triggerfish_data::journal::Report {
+                level: r.level.to_owned(),
+                message: r.message.clone(),
+                details: r.details.clone(),
+                at_ms: r.at_ms,
+            })
+            .collect()
     }
 
     /// `plugin 'x' failed on event e: cause`, or `None` when it succeeded.

@@ -49,7 +49,10 @@ pub enum EngineError {
         path: PathBuf,
         source: crate::trust::TrustError,
     },
-    #[error("{path} does not fit the triggerfish:plugin@0.1.0 world: {message}")]
+    #[error(
+        "{path} does not fit the {} world: {message}",
+        crate::bindings::WORLD_PACKAGE
+    )]
     World { path: PathBuf, message: String },
 }
 
@@ -78,9 +81,9 @@ pub struct LoadedComponent {
 pub struct Inspection {
     pub size: u64,
     pub sha256: String,
-    /// Interfaces it imports, e.g. `triggerfish:plugin/teams@0.1.0`.
+    /// Interfaces it imports, e.g. `triggerfish:plugin/teams@0.1.1`.
     pub imports: Vec<String>,
-    /// What it exports, e.g. `triggerfish:plugin/handler@0.1.0`.
+    /// What it exports, e.g. `triggerfish:plugin/handler@0.1.1`.
     pub exports: Vec<String>,
     /// Whether this host can run it, or why not (the interface named).
     pub fits: Result<(), String>,
@@ -325,6 +328,7 @@ fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
     caps::email::add_to_linker(&mut linker, |s| &mut s.email)?;
     caps::log::add_to_linker(&mut linker, |s| &mut s.log)?;
     caps::plugin_config::add_to_linker(&mut linker, |s| &mut s.config)?;
+    caps::status::add_to_linker(&mut linker, |s| &mut s.status)?;
     Ok(linker)
 }
 

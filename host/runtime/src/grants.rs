@@ -13,6 +13,9 @@ pub struct Grants {
     pub email_domains: Vec<String>,
     /// Entities the plugin may read; `"*"` for all.
     pub entities: Vec<String>,
+    /// Writable entities the plugin may create and update items of (each
+    /// must also list the plugin in its `writable_by`; no wildcard).
+    pub entities_write: Vec<String>,
     /// Origins for `wasi:http`, parsed once when the settings are made.
     pub outbound_hosts: Vec<Origin>,
 }
@@ -20,12 +23,13 @@ pub struct Grants {
 impl Grants {
     /// Each kind of grant by its config key, as text, in the order a
     /// packed manifest lists what it requests.
-    pub fn kinds(&self) -> [(&'static str, Vec<String>); 5] {
+    pub fn kinds(&self) -> [(&'static str, Vec<String>); 6] {
         [
             ("teams", self.teams.clone()),
             ("email_groups", self.email_groups.clone()),
             ("email_domains", self.email_domains.clone()),
             ("entities", self.entities.clone()),
+            ("entities_write", self.entities_write.clone()),
             (
                 "outbound_hosts",
                 self.outbound_hosts.iter().map(|o| o.to_string()).collect(),
@@ -213,6 +217,17 @@ impl Granter {
         self.grants.entities.iter().any(|e| e == "*" || e == entity)
     }
 
+    /// May create and update items of this entity?
+    pub fn entity_write(&self, entity: &str) -> Result<(), Denied> {
+        if self.grants.entities_write.iter().any(|e| e == entity) {
+            Ok(())
+        } else {
+            Err(Denied(format!(
+                "writing entity '{entity}' is not granted to this plugin"
+            )))
+        }
+    }
+
     /// Whether any entity at all is granted.
     pub fn any_entity(&self) -> bool {
         !self.grants.entities.is_empty()
@@ -234,6 +249,7 @@ mod tests {
             email_groups: vec!["data-owners".into()],
             email_domains: vec!["example.com".into()],
             entities: vec!["Customer".into()],
+            entities_write: vec!["FollowUp".into()],
             outbound_hosts: vec![],
         })
     }
@@ -278,6 +294,20 @@ mod tests {
                 .0,
             "email group 'finance' is not granted to this plugin"
         );
+    }
+
+    #[test]
+    fn writes_are_granted_by_name_only() {
+        assert!(granter().entity_write("FollowUp").is_ok());
+        assert_eq!(
+            granter().entity_write("Customer").unwrap_err().0,
+            "writing entity 'Customer' is not granted to this plugin"
+        );
+        let g = Granter::new(Grants {
+            entities: vec!["*".into()],
+            ..Grants::default()
+        });
+        assert!(g.entity_write("FollowUp").is_err());
     }
 
     #[test]

@@ -43,6 +43,11 @@ pub struct Settings {
     pub plugins: Vec<PluginConfig>,
     /// Which signatures are trusted, and whether one is required.
     pub trust: crate::trust::TrustPolicy,
+    /// `[[entities]]`: the entities plugins may write.
+    pub writable: Vec<triggerfish_data::store::WritableEntity>,
+    /// Why writes are refused on this host, if they are (e.g. a cluster
+    /// member, whose store is replaced by each generation).
+    pub writes_unavailable: Option<String>,
 }
 
 impl Settings {
@@ -58,6 +63,8 @@ impl Settings {
             email: None,
             plugins: Vec::new(),
             trust: crate::trust::TrustPolicy::default(),
+            writable: Vec::new(),
+            writes_unavailable: None,
         }
     }
 

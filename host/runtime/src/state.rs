@@ -10,6 +10,7 @@ use crate::caps::entities::EntitiesInstance;
 use crate::caps::http::HttpHooks;
 use crate::caps::log::LogInstance;
 use crate::caps::plugin_config::ConfigInstance;
+use crate::caps::status::StatusInstance;
 use crate::caps::teams::TeamsInstance;
 use crate::stdio::Stdio;
 
@@ -51,6 +52,7 @@ pub struct InstanceState {
     pub(crate) entities: EntitiesInstance,
     pub(crate) log: LogInstance,
     pub(crate) config: ConfigInstance,
+    pub(crate) status: StatusInstance,
 }
 
 /// A WASI context with nothing in it: no preopened directory, no environment,

@@ -10,8 +10,8 @@
 // variant is the thrown value's `payload`). Throwing from `onEvent` makes it
 // return `err(<thrown string>)`.
 
-import { get } from 'triggerfish:plugin/config@0.1.0';
-import { send } from 'triggerfish:plugin/email@0.1.0';
+import { get } from 'triggerfish:plugin/config@0.1.1';
+import { send } from 'triggerfish:plugin/email@0.1.1';
 
 /** `config::get_or`: the configured value, or `fallback`. */
 function configOr(key, fallback) {

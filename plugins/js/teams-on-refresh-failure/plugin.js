@@ -9,8 +9,8 @@
 // error variant is the thrown value's `payload`). The exported `on-event`
 // returns normally for ok; throwing makes it return `err(<thrown string>)`.
 
-import { get } from 'triggerfish:plugin/config@0.1.0';
-import { postMessage } from 'triggerfish:plugin/teams@0.1.0';
+import { get } from 'triggerfish:plugin/config@0.1.1';
+import { postMessage } from 'triggerfish:plugin/teams@0.1.1';
 
 /** `config::get_or`: the configured value, or `fallback`. */
 function configOr(key, fallback) {

@@ -121,6 +121,7 @@ fn test_settings(
             email_groups: m.grants.email_groups.clone(),
             email_domains: m.grants.email_domains.clone(),
             entities: m.grants.entities.clone(),
+            entities_write: m.grants.entities_write.clone(),
             outbound_hosts,
         },
         limits: Limits::default(),

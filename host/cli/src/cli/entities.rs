@@ -61,15 +61,31 @@ pub enum EntitiesCommand {
         /// `$skip`.
         #[arg(long)]
         skip: Option<u64>,
+        /// Only the items of this partition (see `entities partitions`).
+        #[arg(long)]
+        partition: Option<String>,
         /// Follow `next-skip` and print every page.
         #[arg(long)]
         all: bool,
+    },
+    /// List an entity's partitions: one per imported file (or database
+    /// refresh), with its id, origin, rows and time.
+    Partitions {
+        #[arg(long, short, default_value = "triggerfish.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        entity: String,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 fn open(config: &Path) -> anyhow::Result<EntityDb> {
     let config = Config::load(config)?;
-    Ok(EntityDb::open(&config.store_path(), config.page_limits())?)
+    let store = EntityDb::open(&config.store_path(), config.page_limits())?;
+    store.declare_writable(&config.settings.writable)?;
+    Ok(store)
 }
 
 pub fn run(cmd: EntitiesCommand) -> anyhow::Result<ExitCode> {
@@ -113,6 +129,28 @@ pub fn run(cmd: EntitiesCommand) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        EntitiesCommand::Partitions {
+            config,
+            entity,
+            json,
+        } => {
+            let store = open(&config)?;
+            let parts = store.partitions(&entity)?;
+            if json {
+                outln!("{}", serde_json::to_string_pretty(&parts)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            for p in parts {
+                outln!(
+                    "{:<10} {:>9} rows  {}  {}",
+                    p.id,
+                    p.rows,
+                    p.refreshed_at,
+                    p.origin
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         EntitiesCommand::List { config } => {
             let store = open(&config)?;
             let names = store.entity_names()?;
@@ -144,6 +182,7 @@ pub fn run(cmd: EntitiesCommand) -> anyhow::Result<ExitCode> {
             orderby,
             top,
             skip,
+            partition,
             all,
         } => {
             let store = open(&config)?;
@@ -155,6 +194,7 @@ pub fn run(cmd: EntitiesCommand) -> anyhow::Result<ExitCode> {
                 orderby: orderby.clone(),
                 top,
                 skip,
+                partition,
             };
             let mut out = std::io::stdout().lock();
             loop {

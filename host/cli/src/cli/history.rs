@@ -252,6 +252,12 @@ pub fn runs(cmd: RunsCommand) -> anyhow::Result<ExitCode> {
             for s in &d.sent {
                 outln!("  sent #{} {}: {}", s.call, s.kind, s.result);
             }
+            for (attempt, r) in &d.reports {
+                outln!("  {}", crate::cli::output::report_line(*attempt, r));
+            }
+            for w in &d.writes {
+                outln!("  {}", crate::cli::output::write_line(w));
+            }
             Ok(ExitCode::SUCCESS)
         }
         RunsCommand::Replay {

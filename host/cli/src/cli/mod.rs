@@ -251,6 +251,8 @@ fn outcome_json(o: &Outcome, kind: TriggerKind) -> serde_json::Value {
         "logs": o.record.logs,
         "dropped_logs": o.record.dropped_logs,
         "deliveries": o.record.deliveries,
+        "writes": o.record.writes,
+        "reports": o.record.reports,
     })
 }
 

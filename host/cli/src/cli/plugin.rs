@@ -207,7 +207,10 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
             outln!("  exports    {}", i.exports.join(", "));
             outln!("  imports    {}", i.imports.join(", "));
             match &i.fits {
-                Ok(()) => outln!("  world      fits triggerfish:plugin@0.1.0 on this host"),
+                Ok(()) => outln!(
+                    "  world      fits {} on this host",
+                    triggerfish_runtime::bindings::WORLD_PACKAGE
+                ),
                 Err(e) => outln!("  world      does NOT fit: {e}"),
             }
             Ok(if i.fits.is_ok() {

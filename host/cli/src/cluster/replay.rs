@@ -74,6 +74,7 @@ impl Cluster {
                 ClusterError::nats(format!("replaying {}, message {seq}", what()), e)
             })?;
             let queued = RunState {
+                reports: Vec::new(),
                 event_id: run.event.id.clone(),
                 plugin: run.plugin.clone(),
                 trigger: triggerfish_data::event::TriggerKind::of(&run.event.trigger)

@@ -59,6 +59,9 @@ pub struct RunState {
     pub member: String,
     pub error: Option<String>,
     pub updated_ms: i64,
+    /// The last attempt's status reports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reports: Vec<triggerfish_data::journal::Report>,
 }
 
 /// A run that used up its attempts, as stored in [`DEAD_STREAM`].
@@ -397,6 +400,7 @@ impl Member {
             member: self.id.clone(),
             error: error.clone().map(clip),
             updated_ms: now_ms(),
+            reports: result.as_ref().map(|o| o.reports()).unwrap_or_default(),
         };
         let c = &self.counters;
         match verdict {

@@ -53,6 +53,7 @@ impl EntityQuery {
             orderby: some(&self.orderby),
             top: Some(self.top.unwrap_or(DEFAULT_TOP)),
             skip: self.skip,
+            partition: None,
         })
     }
 

@@ -53,9 +53,9 @@ pub fn page(sign_out: bool, title: &str, current: &str, tools: Markup, body: Mar
 /// A status word as a coloured badge.
 pub fn badge(status: &str) -> Markup {
     let class = match status {
-        "succeeded" | "ok" | "ready" => "ok",
-        "dead" | "failed" | "failed, dead-lettered" => "bad",
-        "retrying" | "failed, retrying" | "skipped" => "warn",
+        "succeeded" | "ok" | "ready" | "success" => "ok",
+        "dead" | "failed" | "failed, dead-lettered" | "error" => "bad",
+        "retrying" | "failed, retrying" | "skipped" | "warning" => "warn",
         _ => "info",
     };
     html! { span class={"badge " (class)} data-status=(status) { (status) } }

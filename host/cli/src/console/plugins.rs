@@ -71,7 +71,7 @@ pub fn render(plugins: &[PluginView]) -> Markup {
                 div.columns {
                     dl {
                         dt { "world" }
-                        dd { @match &p.manifest { Ok(m) => code { (m.world) }, Err(_) => code { "triggerfish:plugin/plugin@0.1.0" } } }
+                        dd { @match &p.manifest { Ok(m) => code { (m.world) }, Err(_) => code { (triggerfish_package::manifest::WORLD) } } }
                         dt { "version" }
                         dd {
                             @match &p.manifest {

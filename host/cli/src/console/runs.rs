@@ -223,6 +223,43 @@ pub fn detail(d: &RunDetail, flash: Option<&str>) -> Markup {
             }
         }
         section {
+            h2 { "Status reports" }
+            @if d.reports.is_empty() { p.muted { "The plugin reported no status." } }
+            @else {
+                table #reports {
+                    thead { tr { th { "attempt" } th { "level" } th { "message" } th { "details" } th { "at (UTC)" } } }
+                    tbody {
+                        @for (attempt, r) in &d.reports {
+                            tr class={ "report-" (r.level) } {
+                                td { (attempt) } td { (badge(&r.level)) } td.text { (r.message) }
+                                td { @if let Some(details) = &r.details { code { (details) } } }
+                                td { (when(r.at_ms)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section {
+            h2 { "Written" }
+            @if d.writes.is_empty() { p.muted { "Nothing was written." } }
+            @else {
+                table #writes {
+                    thead { tr { th { "entity" } th { "write" } th { "key" } th { "before" } th { "after" } th { "at (UTC)" } } }
+                    tbody {
+                        @for w in &d.writes {
+                            tr {
+                                td { (w.entity) } td { (w.op) } td { code { (w.key) } }
+                                td { @if let Some(b) = &w.before { code { (b) } } }
+                                td { code { (w.after) } }
+                                td { (when(w.at_ms)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section {
             h2 { "Event" }
             @match &d.event {
                 Some(e) => pre #event { (serde_json::to_string_pretty(e).unwrap_or_default()) },

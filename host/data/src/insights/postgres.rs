@@ -311,6 +311,8 @@ impl PostgresSource {
         let mut reported = 0u64;
         let mut ended = false;
         let stored = store.replace_entity_with(&spec.entity, &spec.key, &typed, |sink| {
+            // Each refresh is one partition, covering every row it read.
+            sink.begin_partition(&format!("postgres: {}", self.pg.relation), false)?;
             // A stream that has ended is not polled again (it would say the
             // connection closed).
             while !ended {

@@ -153,6 +153,7 @@ impl Source for FileSource {
             tolerance: self.spec.tolerance,
             opener: Some(&opener),
             progress: Some(progress),
+            root: Some(&self.spec.root),
         };
         match import(&spec, store, &self.spec.entity) {
             Ok(report) => {

@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::event::Event;
 pub use read::{
     AttemptRow, Counts, EventFilter, EventRow, RunDetail, RunFilter, RunRow, SentEntry,
+    MAX_WRITES_SHOWN,
 };
 pub use schema::{append_in, now_ms};
 pub use stats::{Bucket, PluginStats, MAX_BUCKETS, STATS_WINDOW};
@@ -129,6 +130,17 @@ pub struct LogLine {
     pub text: String,
 }
 
+/// A status report of an attempt (`status.report`).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Report {
+    /// `info`, `success`, `warning` or `error`.
+    pub level: String,
+    pub message: String,
+    /// A JSON value, as text.
+    pub details: Option<String>,
+    pub at_ms: i64,
+}
+
 /// What happens to a run after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Verdict {
@@ -150,6 +162,7 @@ pub struct Attempt {
     pub verdict: Verdict,
     pub error: Option<String>,
     pub logs: Vec<LogLine>,
+    pub reports: Vec<Report>,
 }
 
 /// A run due for an attempt, with its event.

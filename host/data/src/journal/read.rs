@@ -89,6 +89,11 @@ pub struct RunDetail {
     pub logs: Vec<(u32, LogLine)>,
     /// The sent ledger of its event and plugin (before its replay, if any).
     pub sent: Vec<SentEntry>,
+    /// Status reports, by attempt.
+    pub reports: Vec<(u32, super::Report)>,
+    /// Writes to writable entities by its event and plugin (at most
+    /// [`MAX_WRITES_SHOWN`]).
+    pub writes: Vec<crate::store::WriteRecord>,
     pub event: Option<serde_json::Value>,
     /// The run that replays this one, once it is replayed.
     pub replayed_by: Option<i64>,
@@ -114,6 +119,9 @@ pub struct EventFilter {
     pub before: Option<i64>,
     pub limit: u32,
 }
+
+/// Most writes one run's detail lists.
+pub const MAX_WRITES_SHOWN: u32 = 1_000;
 
 const RUN_COLUMNS: &str = "r.id, r.event_id, COALESCE((SELECT kind FROM _tf_events e WHERE e.id = r.event_id), ''), r.plugin, r.status, r.attempts, r.created_ms, r.next_ms, r.started_ms, r.finished_ms, r.duration_ms, r.error, r.replay_of";
 
@@ -307,6 +315,25 @@ impl Journal {
                     })
                 })?
                 .collect::<rusqlite::Result<_>>()?;
+            let mut stmt = c.prepare_cached(
+                "SELECT attempt, level, message, details, at_ms FROM _tf_run_reports
+                 WHERE run_id = ?1 ORDER BY attempt, n",
+            )?;
+            let reports = stmt
+                .query_map([id], |r| {
+                    Ok((
+                        r.get(0)?,
+                        super::Report {
+                            level: r.get(1)?,
+                            message: r.get(2)?,
+                            details: r.get(3)?,
+                            at_ms: r.get(4)?,
+                        },
+                    ))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let writes =
+                crate::store::writes_of(c, &run.event_id, &run.plugin, MAX_WRITES_SHOWN)?;
             let body: Option<String> = c
                 .prepare_cached("SELECT body FROM _tf_events WHERE id = ?1")?
                 .query_row([&run.event_id], |r| r.get(0))
@@ -317,6 +344,8 @@ impl Journal {
                 history,
                 logs,
                 sent,
+                reports,
+                writes,
                 event,
                 replayed_by: replay.map(|(by, _)| by),
             }))

@@ -58,6 +58,16 @@ CREATE TABLE IF NOT EXISTS _tf_run_attempts (
     error TEXT,
     PRIMARY KEY (run_id, attempt)
 );
+CREATE TABLE IF NOT EXISTS _tf_run_reports (
+    run_id INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    level TEXT NOT NULL,
+    message TEXT NOT NULL,
+    details TEXT,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (run_id, attempt, n)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS _tf_sent (
     event_id TEXT NOT NULL,
     plugin TEXT NOT NULL,
@@ -122,7 +132,8 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 /// Create the journal's tables, migrating older ones first.
 pub fn ensure(conn: &Connection) -> rusqlite::Result<()> {
     migrate(conn)?;
-    conn.execute_batch(SCHEMA)
+    conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(crate::store::WRITES_SCHEMA)
 }
 
 /// Milliseconds since the Unix epoch.

@@ -26,6 +26,7 @@ fn append(j: &Journal, events: Vec<NewEvent>) -> Vec<Appended> {
 
 fn attempt(run: i64, verdict: Verdict, error: Option<&str>) -> Attempt {
     Attempt {
+        reports: Vec::new(),
         run,
         started_ms: now_ms(),
         duration_ms: 3,

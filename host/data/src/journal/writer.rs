@@ -172,6 +172,21 @@ fn finish(conn: &Connection, a: &Attempt) -> rusqlite::Result<()> {
             truncate(&line.text, MAX_STORED_TEXT_BYTES)
         ])?;
     }
+    let mut report = conn.prepare_cached(
+        "INSERT INTO _tf_run_reports (run_id, attempt, n, level, message, details, at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for (n, r) in a.reports.iter().enumerate() {
+        report.execute(params![
+            a.run,
+            attempt,
+            n as i64,
+            r.level,
+            truncate(&r.message, MAX_STORED_TEXT_BYTES),
+            r.details,
+            r.at_ms
+        ])?;
+    }
     if a.logs.len() > MAX_LOG_LINES_PER_ATTEMPT {
         insert.execute(params![
             a.run,
@@ -215,7 +230,7 @@ fn replay(conn: &Connection, runs: &[i64]) -> rusqlite::Result<Vec<Replayed>> {
 }
 
 fn prune(conn: &Connection, before: i64) -> rusqlite::Result<(u64, u64)> {
-    for table in ["_tf_run_logs", "_tf_run_attempts"] {
+    for table in ["_tf_run_logs", "_tf_run_attempts", "_tf_run_reports"] {
         conn.execute(
             &format!(
                 "DELETE FROM {table} WHERE run_id IN
@@ -236,6 +251,11 @@ fn prune(conn: &Connection, before: i64) -> rusqlite::Result<(u64, u64)> {
     conn.execute(
         "DELETE FROM _tf_sent WHERE at_ms < ?1
              AND NOT EXISTS (SELECT 1 FROM _tf_events e WHERE e.id = _tf_sent.event_id)",
+        [before],
+    )?;
+    conn.execute(
+        "DELETE FROM _tf_writes WHERE at_ms < ?1
+             AND NOT EXISTS (SELECT 1 FROM _tf_events e WHERE e.id = _tf_writes.event_id)",
         [before],
     )?;
     Ok((events as u64, runs as u64))

@@ -390,6 +390,19 @@ pub struct ImportSpec<'a> {
     /// [`PROGRESS_EVERY_BYTES`]; both passes count, so the total is twice
     /// the files' size.
     pub progress: Option<&'a dyn Fn(u64, u64)>,
+    /// Partition origins are the files' paths relative to this folder (the
+    /// file name when `None` or outside it).
+    pub root: Option<&'a Path>,
+}
+
+/// A file as a partition's origin: relative to `root`, else its name.
+fn origin(root: Option<&Path>, path: &Path) -> String {
+    root.and_then(|r| path.strip_prefix(r).ok())
+        .filter(|p| !p.as_os_str().is_empty())
+        .or_else(|| path.file_name().map(Path::new))
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned()
 }
 
 impl std::fmt::Debug for ImportSpec<'_> {
@@ -462,6 +475,7 @@ pub fn import_rows(
             tolerance,
             opener: None,
             progress: None,
+            root: None,
         },
         store,
         entity,
@@ -615,6 +629,7 @@ pub fn import(
     let mut rejected: Vec<ImportError> = Vec::new();
     let rows = store.replace_entity_with(entity, key, &typed, |sink| {
         for (path, before) in spec.files.iter().zip(&stamps) {
+            sink.begin_partition(&origin(spec.root, path), spec.files.len() > 1)?;
             visit(
                 path,
                 spec.opener,
@@ -876,6 +891,7 @@ mod tests {
             required: &[],
             tolerance: 0,
             opener: None,
+            root: None,
             progress: Some(&report),
         };
         let r = super::import(&spec, &store, "T").unwrap();

@@ -7,8 +7,10 @@ mod history;
 mod import;
 mod metadata;
 mod page;
+mod partitions;
 mod publish;
 mod snapshot;
+mod writable;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,8 +29,13 @@ pub use import::{
     ImportReport, ImportSpec, Opener, MAX_QUOTED_CHARS,
 };
 pub use page::{PageError, PageLimits, PageRequest, PageResult, CURSOR_CAPACITY};
+pub use partitions::{Partition, WHOLE as WHOLE_PARTITION};
 pub use publish::Publication;
 pub use snapshot::{restore, snapshot};
+pub use writable::{
+    parse_object, writes_of, WritableEntity, WriteBy, WriteError, WriteRecord, Written,
+    DEFAULT_MAX_ROWS, MAX_ITEM_BYTES, MAX_MAX_ROWS, MAX_WRITABLE_FIELDS, WRITES_SCHEMA,
+};
 
 use crate::odata::{ColumnType, Schema};
 
@@ -51,6 +58,10 @@ pub enum StoreError {
     BadName(String, &'static str),
     #[error("entity '{entity}': key field '{key}' is not one of its columns")]
     KeyNotAColumn { entity: String, key: String },
+    #[error("entity '{entity}': {message}")]
+    Declaration { entity: String, message: String },
+    #[error("entity '{entity}' has no partition {partition} (partitions change with each import; list them again)")]
+    UnknownPartition { entity: String, partition: String },
     #[error("entity '{entity}', row {row}: {message}")]
     Row {
         entity: String,
@@ -253,6 +264,9 @@ impl EntityDb {
              );",
         )
         .map_err(sql)?;
+        conn.execute_batch(writable::WRITES_SCHEMA).map_err(sql)?;
+        conn.execute_batch(partitions::PARTITIONS_SCHEMA)
+            .map_err(sql)?;
         Ok(Self {
             path: path.to_owned(),
             conn: Mutex::new(conn),
@@ -395,9 +409,10 @@ impl EntityDb {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| self.sql(e))?;
-        let count = self.fill_staging(&tx, entity, key, columns, fill)?;
+        let (count, noted) = self.fill_staging(&tx, entity, key, columns, fill)?;
         changes::record(self, &tx, entity, key, columns)?;
         self.swap_in(&tx, entity, key, columns, count)?;
+        partitions::record(&tx, entity, &noted, count).map_err(|e| self.sql(e))?;
         tx.commit().map_err(|e| self.sql(e))?;
         drop(conn);
         self.forget(entity);
@@ -412,7 +427,7 @@ impl EntityDb {
         key: &str,
         columns: &[(String, ColumnType)],
         fill: impl FnOnce(&mut RowSink<'_>) -> Result<(), E>,
-    ) -> Result<u64, E> {
+    ) -> Result<(u64, partitions::Noted), E> {
         if !valid_identifier(entity) {
             return Err(StoreError::BadName(entity.to_owned(), "entity").into());
         }
@@ -455,9 +470,12 @@ impl EntityDb {
             columns: columns.len(),
             count: 0,
             path: &self.path,
+            noted: partitions::Noted::default(),
+            member_insert: None,
+            partition: 0,
         };
         fill(&mut sink)?;
-        Ok(sink.count)
+        Ok((sink.count, sink.noted))
     }
 
     /// Make `entity`'s staging table its data, with a new generation, inside
@@ -587,9 +605,41 @@ pub struct RowSink<'a> {
     columns: usize,
     count: u64,
     path: &'a Path,
+    noted: partitions::Noted,
+    member_insert: Option<rusqlite::Statement<'a>>,
+    partition: i64,
 }
 
 impl<'a> RowSink<'a> {
+    /// Start a partition (one file of an import, one refresh of a database):
+    /// the rows pushed from now on belong to it. With `by_key`, which
+    /// partition each key came from is kept, so a partition can be read
+    /// alone; without, call it once: the partition is every row.
+    pub fn begin_partition(&mut self, origin: &str, by_key: bool) -> Result<(), StoreError> {
+        self.noted.starts.push((origin.to_owned(), self.count));
+        self.partition += 1;
+        if by_key && self.member_insert.is_none() {
+            let table = partitions::members_staging(&self.entity);
+            let sql = |source| StoreError::Sqlite {
+                path: self.path.to_owned(),
+                source,
+            };
+            self.tx
+                .execute_batch(&format!(
+                    "DROP TABLE IF EXISTS {table};
+                     CREATE TABLE {table} (k PRIMARY KEY, p INTEGER NOT NULL) WITHOUT ROWID;"
+                ))
+                .map_err(sql)?;
+            self.member_insert = Some(
+                self.tx
+                    .prepare(&format!("INSERT INTO {table} VALUES (?1, ?2)"))
+                    .map_err(sql)?,
+            );
+            self.noted.by_key = true;
+        }
+        Ok(())
+    }
+
     /// Rows written so far.
     pub fn count(&self) -> u64 {
         self.count
@@ -623,6 +673,14 @@ impl<'a> RowSink<'a> {
                 row: self.count,
                 message,
             });
+        }
+        if let Some(member) = &mut self.member_insert {
+            member
+                .execute(rusqlite::params![&row[self.key_index], self.partition])
+                .map_err(|source| StoreError::Sqlite {
+                    path: self.path.to_owned(),
+                    source,
+                })?;
         }
         Ok(())
     }

@@ -6,6 +6,7 @@ use std::sync::{Mutex, PoisonError};
 
 use rusqlite::types::{Value, ValueRef};
 
+use super::partitions::Restriction;
 use super::{EntityDb, EntityMeta, StoreError};
 use crate::odata::{self, ColumnType, OrderKey, QueryOptionError};
 
@@ -38,6 +39,8 @@ pub struct PageRequest {
     pub orderby: Option<String>,
     pub top: Option<u32>,
     pub skip: Option<u64>,
+    /// Only the rows of this partition (an id from [`EntityDb::partitions`]).
+    pub partition: Option<String>,
 }
 
 /// One page.
@@ -230,6 +233,10 @@ impl EntityDb {
             return Err(invalid("$skip", format!("{skip} is too large")));
         }
         let schema = &meta.schema;
+        let restriction = match &req.partition {
+            None => Restriction::None,
+            Some(id) => self.restriction(entity, id)?,
+        };
 
         let (filter_sql, filter_params, filter_canon) = match req.filter.as_deref().map(str::trim) {
             None | Some("") => (None, Vec::new(), String::new()),
@@ -266,9 +273,10 @@ impl EntityDb {
             .map(|(c, d)| format!("{c} {}", if *d { "desc" } else { "asc" }))
             .collect();
         let cursor_key = format!(
-            "{caller}\u{1f}{entity}\u{1f}{}\u{1f}{filter_canon}\u{1f}{}",
+            "{caller}\u{1f}{entity}\u{1f}{}\u{1f}{filter_canon}\u{1f}{}\u{1f}{}",
             meta.generation,
-            order_canon.join(",")
+            order_canon.join(","),
+            req.partition.as_deref().unwrap_or("")
         );
         let cursor = if skip > 0 {
             self.cursors
@@ -283,6 +291,11 @@ impl EntityDb {
         if let Some(f) = &filter_sql {
             conds.push(format!("({f})"));
             params.extend(filter_params);
+        }
+        if let Restriction::Keys(n) = restriction {
+            let (sql, p) = super::partitions::keys_in(entity, &meta.key, n);
+            conds.push(sql);
+            params.extend(p);
         }
         if let Some(c) = &cursor {
             let (sql, p) = seek_condition(&order, &c.last_key);

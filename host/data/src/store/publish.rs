@@ -71,7 +71,7 @@ impl<'a> Publication<'a> {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| store.sql(e))?;
-        let rows = store.fill_staging(&tx, entity, key, columns, fill)?;
+        let (rows, _) = store.fill_staging(&tx, entity, key, columns, fill)?;
         tx.commit().map_err(|e| store.sql(e))?;
         self.staged.retain(|s| s.entity != entity);
         self.staged.push(Staged {
@@ -149,7 +149,7 @@ impl<'a> Publication<'a> {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| store.sql(e))?;
-        let added = store.fill_staging(&tx, entity, &key, &meta.schema.columns, fill)?;
+        let (added, _) = store.fill_staging(&tx, entity, &key, &meta.schema.columns, fill)?;
         let staging = Table::staging(entity);
         tx.execute_batch(&format!(
             "DROP VIEW IF EXISTS {view};

@@ -14,9 +14,9 @@
 //     err, with the error variant as the thrown value's `payload`;
 //   - `onEvent` returns for ok; whatever it throws becomes `err(text)`.
 
-import { get } from 'triggerfish:plugin/config@0.1.0';
-import { log } from 'triggerfish:plugin/log@0.1.0';
-import { postMessage } from 'triggerfish:plugin/teams@0.1.0';
+import { get } from 'triggerfish:plugin/config@0.1.1';
+import { log } from 'triggerfish:plugin/log@0.1.1';
+import { postMessage } from 'triggerfish:plugin/teams@0.1.1';
 
 /** The configured value for `key`, or `fallback`. */
 function configOr(key, fallback) {

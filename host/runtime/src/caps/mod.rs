@@ -8,6 +8,7 @@ pub mod entities;
 pub mod http;
 pub mod log;
 pub mod plugin_config;
+pub mod status;
 pub mod teams;
 
 use crate::bindings::Error;

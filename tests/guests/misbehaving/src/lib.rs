@@ -135,6 +135,28 @@ impl Plugin for Misbehaving {
                 Ok(())
             }
             "entity-calls" => entity_calls(),
+            "write" => write::create(
+                &config::get_or("entity", "FollowUp"),
+                &config::get_or("item", "{}"),
+            ),
+            "update" => write::update(
+                &config::get_or("entity", "FollowUp"),
+                &config::get_or("id", ""),
+                &config::get_or("changes", "{}"),
+            ),
+            "write-burst" => write::burst(),
+            "create-then-hang" => {
+                write::create(
+                    &config::get_or("entity", "FollowUp"),
+                    &config::get_or("item", "{}"),
+                )?;
+                let mut n: u64 = 0;
+                loop {
+                    n = core::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "partitions" => write::partitions(),
+            "report" => write::reports(),
             other => Err(format!("unknown mode '{other}'")),
         }
     }
@@ -234,4 +256,106 @@ fn http_get(url: &str) -> Result<(), String> {
         .map_err(|e| format!("http: {e:?}"))?;
     log::info(&format!("http status {}", got.status()));
     Ok(())
+}
+
+/// Writes, partitions and status reports through the raw imports (no SDK
+/// patience: a `rate-limited` answer comes back as it is).
+mod write {
+    use triggerfish_plugin_sdk::bindings::triggerfish::plugin::entities as wit;
+    use triggerfish_plugin_sdk::bindings::triggerfish::plugin::status::{report, StatusLevel};
+    use triggerfish_plugin_sdk::{config, log, Error};
+
+    pub fn create(entity: &str, item: &str) -> Result<(), String> {
+        let stored = wit::create_item(entity, item).map_err(|e| e.describe())?;
+        log::info(&format!("created {stored}"));
+        Ok(())
+    }
+
+    pub fn update(entity: &str, id: &str, changes: &str) -> Result<(), String> {
+        let stored = wit::update_item(entity, id, changes).map_err(|e| e.describe())?;
+        log::info(&format!("updated {stored}"));
+        Ok(())
+    }
+
+    /// `count` creates of `burst-<i>`; the first refusal ends the run.
+    pub fn burst() -> Result<(), String> {
+        let entity = config::get_or("entity", "FollowUp");
+        let count: u32 = config::get_or("count", "10").parse().map_err(|_| "count")?;
+        for i in 0..count {
+            let item = format!(r#"{{"Id":"burst-{i}","CustomerId":"c{i}"}}"#);
+            if let Err(e) = wit::create_item(&entity, &item) {
+                return Err(format!("after {i} writes: {}", e.describe()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every partition of `entity`, paged with `$top` = `top`; the result
+    /// is a status report whose details list them; an unknown partition
+    /// must be `not-found`.
+    pub fn partitions() -> Result<(), String> {
+        let entity = config::get_or("entity", "Orders");
+        let top: u32 = config::get_or("top", "2").parse().map_err(|_| "top")?;
+        let parts = wit::list_partitions(&entity).map_err(|e| e.describe())?;
+        let mut listed = Vec::new();
+        for p in &parts {
+            let mut query = wit::Query {
+                filter: None,
+                select: None,
+                orderby: None,
+                top: Some(top),
+                skip: None,
+            };
+            let (mut paged, mut pages) = (0u64, 0u32);
+            loop {
+                let page = wit::get_partition_items(&entity, &p.id, &query)
+                    .map_err(|e| format!("partition {}: {}", p.id, e.describe()))?;
+                paged += page.items.len() as u64;
+                pages += 1;
+                match page.next_skip {
+                    Some(s) => query.skip = Some(s),
+                    None => break,
+                }
+            }
+            listed.push(
+                serde_json::json!({"id": p.id, "origin": p.origin, "rows": p.rows,
+                "paged": paged, "pages": pages, "refreshed_at": p.refreshed_at}),
+            );
+        }
+        let query = wit::Query {
+            filter: None,
+            select: None,
+            orderby: None,
+            top: None,
+            skip: None,
+        };
+        match wit::get_partition_items(&entity, "no-such-partition", &query) {
+            Err(Error::NotFound(m)) => log::info(&format!("unknown partition: {m}")),
+            other => return Err(format!("an unknown partition gave {other:?}")),
+        }
+        let details = serde_json::Value::Array(listed).to_string();
+        report(
+            StatusLevel::Info,
+            &format!("{} partitions", parts.len()),
+            Some(&details),
+        )
+        .map_err(|e| e.describe())
+    }
+
+    /// A success report with details; bad details must be refused.
+    pub fn reports() -> Result<(), String> {
+        report(
+            StatusLevel::Success,
+            "exported 3 rows to the CRM",
+            Some(r#"{"rows": 3}"#),
+        )
+        .map_err(|e| e.describe())?;
+        match report(StatusLevel::Warning, "bad details", Some("{not json")) {
+            Err(Error::InvalidArgument(m)) => {
+                log::info(&format!("refused: {m}"));
+                Ok(())
+            }
+            other => Err(format!("bad details gave {other:?}")),
+        }
+    }
 }

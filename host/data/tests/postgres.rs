@@ -212,6 +212,13 @@ fn a_postgres_table_is_imported_skipped_while_unchanged_and_read_again_after_cha
     // c1 and c3 share an e-mail: two customers.
     assert_eq!(store.meta("Customer").unwrap().rows, 2);
     let generation = meta.generation;
+    // Each refresh of a database source is one partition.
+    let parts = store.partitions("Crm").unwrap();
+    assert_eq!(parts.len(), 1);
+    assert_eq!(
+        (parts[0].origin.as_str(), parts[0].rows),
+        ("postgres: table public.contacts", 3)
+    );
 
     let second = refresh(&engine, &Scope::Full);
     assert_eq!(second.succeeded().len(), 1);
@@ -227,6 +234,9 @@ fn a_postgres_table_is_imported_skipped_while_unchanged_and_read_again_after_cha
     assert_eq!(third.succeeded()[0].rows_read, 3);
     assert_eq!(third.stage("source:crm").detail, None);
     assert_eq!(store.meta("Crm").unwrap().generation, generation + 1);
+    let again = store.partitions("Crm").unwrap();
+    assert_eq!(again.len(), 1);
+    assert_ne!(again[0].id, parts[0].id, "a new refresh is a new partition");
     assert_eq!(
         store.get_item("Crm", "c2").unwrap().unwrap()["email"],
         "bobby@example.com"

@@ -201,12 +201,16 @@ impl EntityDb {
     }
 }
 
-/// SQL and parameters restricting `key` to partition `n` of `entity`.
+/// SQL and parameters restricting the rows of `entity`'s table to
+/// partition `n`: one key lookup per row the page visits (correlated), so a
+/// page costs about the same whatever page it is. (`IN (SELECT …)` rebuilt
+/// the partition's key set for every page: 99x slower, BENCHMARKS.md.)
 pub(super) fn keys_in(entity: &str, key: &str, n: i64) -> (String, Vec<Value>) {
     (
         format!(
-            "\"{key}\" IN (SELECT k FROM {} WHERE p = ?)",
-            members(entity)
+            "EXISTS (SELECT 1 FROM {} AS _tf_m WHERE _tf_m.k = {}.\"{key}\" AND _tf_m.p = ?)",
+            members(entity),
+            super::Table::of(entity)
         ),
         vec![Value::Integer(n)],
     )

@@ -515,12 +515,7 @@ fn kill_9_rounds_lose_no_event() {
 #[test]
 fn a_crossing_journaled_before_a_crash_is_delivered_once_after_restart() {
     let dir = tempdir();
-    std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    std::fs::write(
-        dir.path().join("data/crm.csv"),
-        "ContactId,Email,Country\n1,a@example.com,FR\n2,b@example.com,FR\n3,c@example.com,DE\n",
-    )
-    .unwrap();
+    let workspace = support::france_workspace(dir.path());
     let config = write_config(
         dir.path(),
         &format!(
@@ -532,24 +527,7 @@ listen = "127.0.0.1:0"
 name = "noop"
 component = {noop}
 triggers = ["segment-threshold-crossed"]
-
-[insights]
-retries = 0
-[[insights.sources]]
-name = "crm"
-path = "data/crm.csv"
-key = "ContactId"
-[insights.sources.map]
-Email = "Email"
-Country = "Country"
-[[insights.unification.rules]]
-name = "email"
-fields = ["Email"]
-[[insights.segments]]
-name = "france"
-filter = "Country eq 'FR'"
-thresholds = [{{ value = 2 }}]
-"#,
+{workspace}"#,
             cache = cache(),
             noop = lit(&guest("noop")),
         ),

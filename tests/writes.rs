@@ -416,35 +416,24 @@ fields = ["Email"]
     );
 
     // The command line lists the same; an engine entity is one partition.
-    let listed = triggerfish(
-        &[
-            "entities",
-            "partitions",
-            "--config",
-            arg(&config),
-            "--entity",
-            "Orders",
-            "--json",
-        ],
-        &[],
-    );
-    listed.assert_ok("entities partitions");
-    let listed: Value = serde_json::from_str(&listed.stdout).unwrap();
-    assert_eq!(listed.as_array().unwrap().len(), 3);
-    let customer = triggerfish(
-        &[
-            "entities",
-            "partitions",
-            "--config",
-            arg(&config),
-            "--entity",
-            "Customer",
-            "--json",
-        ],
-        &[],
-    );
-    customer.assert_ok("Customer partitions");
-    let customer: Value = serde_json::from_str(&customer.stdout).unwrap();
+    let listed = |entity: &str| -> Value {
+        let out = triggerfish(
+            &[
+                "entities",
+                "partitions",
+                "--config",
+                arg(&config),
+                "--entity",
+                entity,
+                "--json",
+            ],
+            &[],
+        );
+        out.assert_ok("entities partitions");
+        serde_json::from_str(&out.stdout).unwrap()
+    };
+    assert_eq!(listed("Orders").as_array().unwrap().len(), 3);
+    let customer = listed("Customer");
     assert_eq!(customer[0]["id"], "all");
     assert_eq!(customer[0]["origin"], "entity");
     assert_eq!(customer[0]["rows"], 9);
@@ -456,12 +445,7 @@ fields = ["Email"]
 #[test]
 fn the_follow_up_flow_writes_one_item_per_member_and_reports_it() {
     let dir = tempdir();
-    std::fs::create_dir_all(dir.path().join("data")).unwrap();
-    std::fs::write(
-        dir.path().join("data/crm.csv"),
-        "ContactId,Email,Country\n1,a@example.com,FR\n2,b@example.com,FR\n3,c@example.com,DE\n",
-    )
-    .unwrap();
+    let workspace = support::france_workspace(dir.path());
     let body = format!(
         r#"
 [[plugins]]
@@ -471,24 +455,7 @@ triggers = ["segment-threshold-crossed"]
 [plugins.grants]
 entities = ["SegmentMember"]
 entities_write = ["FollowUp"]
-
-[insights]
-retries = 0
-[[insights.sources]]
-name = "crm"
-path = "data/crm.csv"
-key = "ContactId"
-[insights.sources.map]
-Email = "Email"
-Country = "Country"
-[[insights.unification.rules]]
-name = "email"
-fields = ["Email"]
-[[insights.segments]]
-name = "france"
-filter = "Country eq 'FR'"
-thresholds = [{{ value = 2 }}]
-"#,
+{workspace}"#,
         lit(&guest("segment-follow-ups"))
     );
     let config = write_config(dir.path(), &["segment-follow-ups"], &body);

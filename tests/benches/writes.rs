@@ -39,15 +39,8 @@ fn import_into(store: &EntityDb, dir: &Path, files: &[PathBuf], entity: &str) ->
     let started = Instant::now();
     import(
         &ImportSpec {
-            files,
-            format: None,
-            types: &types,
-            key: "Id",
-            required: &[],
-            tolerance: 0,
-            opener: None,
-            progress: None,
             root: Some(dir),
+            ..ImportSpec::new(files, &types, "Id")
         },
         store,
         entity,

@@ -53,6 +53,36 @@ pub fn lit(p: &Path) -> String {
     format!("{:?}", p.display().to_string())
 }
 
+/// A three-contact CRM under `dir/data/crm.csv` (two in France) and the
+/// `[insights]` section that reads it, with the segment `france` and its
+/// threshold of 2: the first refresh raises one crossing.
+pub fn france_workspace(dir: &Path) -> &'static str {
+    std::fs::create_dir_all(dir.join("data")).expect("data dir");
+    std::fs::write(
+        dir.join("data/crm.csv"),
+        "ContactId,Email,Country\n1,a@example.com,FR\n2,b@example.com,FR\n3,c@example.com,DE\n",
+    )
+    .expect("crm.csv");
+    r#"
+[insights]
+retries = 0
+[[insights.sources]]
+name = "crm"
+path = "data/crm.csv"
+key = "ContactId"
+[insights.sources.map]
+Email = "Email"
+Country = "Country"
+[[insights.unification.rules]]
+name = "email"
+fields = ["Email"]
+[[insights.segments]]
+name = "france"
+filter = "Country eq 'FR'"
+thresholds = [{ value = 2 }]
+"#
+}
+
 /// A path as `&str`, for command lines.
 pub fn arg(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")

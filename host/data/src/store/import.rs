@@ -395,6 +395,28 @@ pub struct ImportSpec<'a> {
     pub root: Option<&'a Path>,
 }
 
+impl<'a> ImportSpec<'a> {
+    /// `files` keyed by `key`, with the `types` given and the rest inferred;
+    /// no tolerance, no required columns, plain opens, no progress, no root.
+    pub fn new(
+        files: &'a [PathBuf],
+        types: &'a BTreeMap<String, ColumnType>,
+        key: &'a str,
+    ) -> Self {
+        Self {
+            files,
+            format: None,
+            types,
+            key,
+            required: &[],
+            tolerance: 0,
+            opener: None,
+            progress: None,
+            root: None,
+        }
+    }
+}
+
 /// A file as a partition's origin: relative to `root`, else its name.
 fn origin(root: Option<&Path>, path: &Path) -> String {
     root.and_then(|r| path.strip_prefix(r).ok())
@@ -467,15 +489,9 @@ pub fn import_rows(
     let files = [path.to_owned()];
     import(
         &ImportSpec {
-            files: &files,
             format,
-            types,
-            key,
-            required: &[],
             tolerance,
-            opener: None,
-            progress: None,
-            root: None,
+            ..ImportSpec::new(&files, types, key)
         },
         store,
         entity,

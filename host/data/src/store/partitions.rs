@@ -227,15 +227,8 @@ mod tests {
         let types = BTreeMap::new();
         import(
             &ImportSpec {
-                files,
-                format: None,
-                types: &types,
-                key: "Id",
-                required: &[],
-                tolerance: 0,
-                opener: None,
-                progress: None,
                 root: Some(dir),
+                ..ImportSpec::new(files, &types, "Id")
             },
             db,
             "Orders",

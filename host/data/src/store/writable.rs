@@ -301,6 +301,7 @@ impl EntityDb {
                             Some(_) => {}
                         }
                     }
+                    let mut added = false;
                     for (f, t) in &spec.fields {
                         if !stored.iter().any(|(s, _)| s == f) {
                             tx.execute_batch(&format!(
@@ -308,13 +309,18 @@ impl EntityDb {
                                 sql_type(*t)
                             ))
                             .map_err(sql)?;
+                            added = true;
                         }
                     }
-                    tx.execute(
-                        "UPDATE _tf_entities SET columns = ?2, generation = generation + 1 WHERE name = ?1",
-                        params![name, cols_json(&spec.fields)],
-                    )
-                    .map_err(sql)?;
+                    // Unchanged declarations (every load) leave the
+                    // generation, and so paging cursors, alone.
+                    if added {
+                        tx.execute(
+                            "UPDATE _tf_entities SET columns = ?2, generation = generation + 1 WHERE name = ?1",
+                            params![name, cols_json(&spec.fields)],
+                        )
+                        .map_err(sql)?;
+                    }
                 }
                 None => {
                     if spec.field(&spec.key).is_none() {
@@ -837,6 +843,9 @@ mod tests {
     #[test]
     fn declarations_add_fields_and_refuse_what_they_cannot_apply() {
         let (_d, db) = store();
+        let generation = db.meta("FollowUp").unwrap().generation;
+        db.declare_writable(&[spec()]).unwrap();
+        assert_eq!(db.meta("FollowUp").unwrap().generation, generation);
         let mut s = spec();
         s.fields.push(("Note".into(), ColumnType::String));
         db.declare_writable(&[s.clone()]).unwrap();

@@ -260,12 +260,11 @@ fn plugins_create_and_update_items_within_types_grants_and_budget() {
         &[],
     );
     show.assert_ok("runs show");
-    assert!(
-        show.stdout
-            .contains(r#"write update FollowUp "f-1": Score: null -> 4.5, Status: null -> "done""#),
-        "{}",
-        show.stdout
+    let line = format!(
+        r#"write update FollowUp "f-1" (run {}): Score: null -> 4.5, Status: null -> "done""#,
+        updated["id"]
     );
+    assert!(show.stdout.contains(&line), "{line}\n{}", show.stdout);
 }
 
 #[test]
@@ -335,8 +334,8 @@ fn a_killed_run_redelivered_does_not_write_twice() {
     let writes = detail["writes"].as_array().unwrap();
     assert_eq!(writes.len(), 1, "{detail}");
     assert_eq!(
-        (&writes[0]["op"], &writes[0]["key"]),
-        (&json!("create"), &json!("once"))
+        (&writes[0]["op"], &writes[0]["key"], &writes[0]["run"]),
+        (&json!("create"), &json!("once"), &run["id"])
     );
     let logs = detail["logs"].to_string();
     assert!(logs.contains(r#"created {\"Id\":\"once\""#), "{logs}");
@@ -506,7 +505,7 @@ entities_write = ["FollowUp"]
     assert_eq!(writes.len(), 2, "{detail}");
     assert!(writes
         .iter()
-        .all(|w| w["op"] == "create" && w["before"].is_null()));
+        .all(|w| w["op"] == "create" && w["before"].is_null() && w["run"] == id));
 
     let items = follow_ups(&config);
     assert_eq!(items.len(), 2);
@@ -537,7 +536,9 @@ entities_write = ["FollowUp"]
         show.stdout
     );
     assert_eq!(
-        show.stdout.matches("write create FollowUp").count(),
+        show.stdout
+            .matches(&format!(" (run {id}): {{\"Id\":"))
+            .count(),
         2,
         "{}",
         show.stdout

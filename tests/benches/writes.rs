@@ -147,6 +147,7 @@ fn main() {
         plugin: "bench",
         event_id: "e1",
         attempt: "a1",
+        run: None,
     };
     const WRITES: usize = 2_000;
     let started = Instant::now();

@@ -31,6 +31,8 @@ pub struct CallContext {
     /// Unique to this attempt: tells a write repeated by a later attempt of
     /// the same run from a second write by this one.
     pub attempt: Arc<str>,
+    /// The journal's run this attempt belongs to, when there is one.
+    pub run: Option<i64>,
 }
 
 /// A fresh attempt token: process, time and a counter.
@@ -99,6 +101,7 @@ impl CallContext {
             host_log: None,
             ledger: None,
             attempt: attempt_token(),
+            run: None,
         }
     }
 

@@ -206,7 +206,10 @@ impl Host {
             .filter(|p| p.config.triggers.contains(&kind))
             .map(|p| {
                 let name = p.config.name.clone();
-                (name, tokio::spawn(self.delivery(p.clone(), event.clone())))
+                (
+                    name,
+                    tokio::spawn(self.delivery(p.clone(), event.clone(), None)),
+                )
             })
             .collect();
         let mut outcomes = Vec::with_capacity(tasks.len());
@@ -229,13 +232,24 @@ impl Host {
 
     /// Deliver `event` to the named plugin, whatever its subscriptions.
     pub async fn deliver(&self, plugin: &str, event: &Event) -> Result<Outcome, HostError> {
+        self.deliver_run(plugin, event, None).await
+    }
+
+    /// [`Host::deliver`] as an attempt of the journal's `run`, which the
+    /// record of each write then names.
+    pub async fn deliver_run(
+        &self,
+        plugin: &str,
+        event: &Event,
+        run: Option<i64>,
+    ) -> Result<Outcome, HostError> {
         let p = self.plugins.get(plugin).ok_or_else(|| {
             HostError::UnknownPlugin(
                 plugin.to_owned(),
                 self.plugins.keys().cloned().collect::<Vec<_>>().join(", "),
             )
         })?;
-        Ok(self.delivery(p.clone(), Arc::new(event.clone())).await)
+        Ok(self.delivery(p.clone(), Arc::new(event.clone()), run).await)
     }
 
     /// A delivery of `event` to `plugin` that owns what it needs, so it can
@@ -244,6 +258,7 @@ impl Host {
         &self,
         plugin: Arc<Plugin>,
         event: Arc<Event>,
+        run: Option<i64>,
     ) -> impl std::future::Future<Output = Outcome> + Send + 'static {
         let engine = self.runtime.engine().clone();
         let services = self.services.clone();
@@ -251,7 +266,7 @@ impl Host {
         async move {
             // Wait for an instance slot; the deadline starts once one is held.
             let _slot = slots.acquire_owned().await.ok();
-            deliver_in_fresh_instance(&engine, &services, &plugin, &event).await
+            deliver_in_fresh_instance(&engine, &services, &plugin, &event, run).await
         }
     }
 }
@@ -264,6 +279,7 @@ async fn deliver_in_fresh_instance(
     services: &Services,
     plugin: &Plugin,
     event: &Event,
+    run: Option<i64>,
 ) -> Outcome {
     let started = Instant::now();
     let limits = plugin.config.limits;
@@ -271,6 +287,7 @@ async fn deliver_in_fresh_instance(
     let deadline = started + timeout;
     let mut cx = CallContext::new(&plugin.config.name, &event.id, deadline);
     cx.host_log = Some(plugin.host_log.clone());
+    cx.run = run;
     cx.ledger = services.ledger.clone().map(crate::ledger::Ledger::new);
     let stdio = Stdio::new();
     let memory_bytes = usize::try_from(limits.memory_mib * MIB).unwrap_or(usize::MAX);

@@ -215,8 +215,9 @@ async fn fire(
         )
     })?;
     let started_ms = now_ms();
-    let outcome = host.deliver(plugin, &event).await?;
-    if let Some(&run) = appended.first().and_then(|a| a.runs.first()) {
+    let run = appended.first().and_then(|a| a.runs.first()).copied();
+    let outcome = host.deliver_run(plugin, &event, run).await?;
+    if let Some(run) = run {
         // No retries by hand: a failure waits as a dead letter (`runs replay`).
         let verdict = if outcome.result.is_ok() {
             Verdict::Succeeded

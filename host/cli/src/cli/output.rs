@@ -24,7 +24,8 @@ pub fn report_line(attempt: u32, r: &triggerfish_data::journal::Report) -> Strin
 /// A write of a run, for `runs show`: a create with the item stored, an
 /// update with each changed field's before and after.
 pub fn write_line(w: &triggerfish_data::store::WriteRecord) -> String {
-    let head = format!("write {} {} {}", w.op, w.entity, json_text(&w.key));
+    let by = w.run.map(|r| format!(" (run {r})")).unwrap_or_default();
+    let head = format!("write {} {} {}{by}", w.op, w.entity, json_text(&w.key));
     match (&w.before, &w.after) {
         (Some(serde_json::Value::Object(before)), serde_json::Value::Object(after)) => {
             let changed: Vec<String> = after

@@ -241,7 +241,10 @@ impl Scheduler {
             self.metrics
                 .dispatch_latency((started_ms - due.accepted_ms).max(0) as f64 / 1000.0);
         }
-        let outcome = match host.deliver(&due.plugin, &due.event).await {
+        let outcome = match host
+            .deliver_run(&due.plugin, &due.event, Some(due.run))
+            .await
+        {
             Ok(o) => o,
             Err(e) => Outcome {
                 plugin: due.plugin.clone(),

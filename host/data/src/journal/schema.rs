@@ -133,7 +133,7 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 pub fn ensure(conn: &Connection) -> rusqlite::Result<()> {
     migrate(conn)?;
     conn.execute_batch(SCHEMA)?;
-    conn.execute_batch(crate::store::WRITES_SCHEMA)
+    crate::store::ensure_writes_schema(conn)
 }
 
 /// Milliseconds since the Unix epoch.

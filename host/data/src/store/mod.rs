@@ -33,8 +33,9 @@ pub use partitions::{Partition, WHOLE as WHOLE_PARTITION};
 pub use publish::Publication;
 pub use snapshot::{restore, snapshot};
 pub use writable::{
-    parse_object, writes_of, WritableEntity, WriteBy, WriteError, WriteRecord, Written,
-    DEFAULT_MAX_ROWS, MAX_ITEM_BYTES, MAX_MAX_ROWS, MAX_WRITABLE_FIELDS, WRITES_SCHEMA,
+    ensure_writes_schema, parse_object, writes_of, WritableEntity, WriteBy, WriteError,
+    WriteRecord, Written, DEFAULT_MAX_ROWS, MAX_ITEM_BYTES, MAX_MAX_ROWS, MAX_WRITABLE_FIELDS,
+    WRITES_SCHEMA,
 };
 
 use crate::odata::{ColumnType, Schema};
@@ -264,7 +265,7 @@ impl EntityDb {
              );",
         )
         .map_err(sql)?;
-        conn.execute_batch(writable::WRITES_SCHEMA).map_err(sql)?;
+        writable::ensure_writes_schema(&conn).map_err(sql)?;
         conn.execute_batch(partitions::PARTITIONS_SCHEMA)
             .map_err(sql)?;
         Ok(Self {

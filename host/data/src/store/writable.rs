@@ -36,11 +36,25 @@ CREATE TABLE IF NOT EXISTS _tf_writes (
     changes TEXT NOT NULL,
     before TEXT,
     after TEXT NOT NULL,
-    at_ms INTEGER NOT NULL
+    at_ms INTEGER NOT NULL,
+    run INTEGER
 );
 CREATE INDEX IF NOT EXISTS _tf_writes_by_run ON _tf_writes (event_id, plugin, entity, item_key);
 CREATE TABLE IF NOT EXISTS _tf_writable (name TEXT PRIMARY KEY);
 ";
+
+/// Create the write log and the registry if missing; a write log from
+/// before runs were recorded gains its `run` column.
+pub fn ensure_writes_schema(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(WRITES_SCHEMA)?;
+    let has_run: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('_tf_writes') WHERE name = 'run'")?
+        .exists([])?;
+    if !has_run {
+        conn.execute_batch("ALTER TABLE _tf_writes ADD COLUMN run INTEGER")?;
+    }
+    Ok(())
+}
 
 /// `[[entities]]`: an entity plugins may write.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +80,8 @@ pub struct WriteBy<'a> {
     /// Unique per attempt: tells a repeat by a later attempt from a second
     /// write by the same one.
     pub attempt: &'a str,
+    /// The journal's run, when the attempt is one's.
+    pub run: Option<i64>,
 }
 
 /// A write that was made (or had been made by an earlier attempt).
@@ -227,7 +243,7 @@ impl EntityDb {
     /// a changed type or a removed field is an error naming the entity.
     pub fn declare_writable(&self, specs: &[WritableEntity]) -> Result<(), StoreError> {
         let mut s = self.session();
-        s.execute_batch(WRITES_SCHEMA).map_err(|e| s.error(e))?;
+        ensure_writes_schema(&s).map_err(|e| s.error(e))?;
         let tx = s.durable_transaction()?;
         let sql = |e| StoreError::Sqlite {
             path: self.path.clone(),
@@ -548,8 +564,8 @@ impl EntityDb {
         )
         .map_err(sql)?;
         tx.execute(
-            "INSERT INTO _tf_writes (event_id, plugin, attempt, entity, op, item_key, changes, before, after, at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT INTO _tf_writes (event_id, plugin, attempt, entity, op, item_key, changes, before, after, at_ms, run)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 by.event_id,
                 by.plugin,
@@ -560,7 +576,8 @@ impl EntityDb {
                 changes,
                 before.as_ref().map(Json::to_string),
                 after.to_string(),
-                crate::journal::now_ms()
+                crate::journal::now_ms(),
+                by.run
             ],
         )
         .map_err(sql)?;
@@ -651,6 +668,8 @@ pub struct WriteRecord {
     pub before: Option<Json>,
     pub after: Json,
     pub at_ms: i64,
+    /// The run whose attempt wrote it.
+    pub run: Option<i64>,
 }
 
 /// The writes of (event, plugin), oldest first; at most `limit`.
@@ -661,7 +680,7 @@ pub fn writes_of(
     limit: u32,
 ) -> rusqlite::Result<Vec<WriteRecord>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT entity, op, item_key, before, after, at_ms FROM _tf_writes
+        "SELECT entity, op, item_key, before, after, at_ms, run FROM _tf_writes
          WHERE event_id = ?1 AND plugin = ?2 ORDER BY seq LIMIT ?3",
     )?;
     let rows = stmt.query_map(params![event_id, plugin, limit], |r| {
@@ -674,6 +693,7 @@ pub fn writes_of(
             before: before.and_then(|b| serde_json::from_str(&b).ok()),
             after: serde_json::from_str(&after).unwrap_or(Json::Null),
             at_ms: r.get(5)?,
+            run: r.get(6)?,
         })
     })?;
     rows.collect()
@@ -706,6 +726,7 @@ mod tests {
             plugin: "p",
             event_id: "e1",
             attempt,
+            run: Some(7),
         }
     }
 
@@ -795,6 +816,7 @@ mod tests {
                 plugin: "p",
                 event_id: "e2",
                 attempt: "z",
+                run: None,
             },
         )
         .unwrap();
@@ -810,6 +832,7 @@ mod tests {
             (log[0].op.as_str(), log[1].op.as_str()),
             ("create", "update")
         );
+        assert_eq!(log[0].run, Some(7));
         assert_eq!(
             invalid(db.update_item(&s, "f1", r#"{"Id":"other"}"#, by("a"))),
             "field 'Id' is the key and cannot be changed"

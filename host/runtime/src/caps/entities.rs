@@ -304,10 +304,11 @@ impl EntitiesInstance {
             Ok(spec) => spec,
             Err(e) => return Ok(Err(e)),
         };
-        let (plugin, event_id, attempt) = (
+        let (plugin, event_id, attempt, run) = (
             self.cx.plugin.clone(),
             self.cx.event_id.clone(),
             self.cx.attempt.clone(),
+            self.cx.run,
         );
         let written = self
             .blocking(move |s| {
@@ -315,6 +316,7 @@ impl EntitiesInstance {
                     plugin: &plugin,
                     event_id: &event_id,
                     attempt: &attempt,
+                    run,
                 };
                 match &id {
                     None => s.create_item(&spec, &body, by),

@@ -312,7 +312,7 @@ impl PostgresSource {
         let mut ended = false;
         let stored = store.replace_entity_with(&spec.entity, &spec.key, &typed, |sink| {
             // Each refresh is one partition, covering every row it read.
-            sink.begin_partition(&format!("postgres: {}", self.pg.relation), false)?;
+            sink.begin_partition(&format!("postgres: {}", self.pg.relation))?;
             // A stream that has ended is not polled again (it would say the
             // connection closed).
             while !ended {

@@ -645,7 +645,7 @@ pub fn import(
     let mut rejected: Vec<ImportError> = Vec::new();
     let rows = store.replace_entity_with(entity, key, &typed, |sink| {
         for (path, before) in spec.files.iter().zip(&stamps) {
-            sink.begin_partition(&origin(spec.root, path), spec.files.len() > 1)?;
+            sink.begin_partition(&origin(spec.root, path))?;
             visit(
                 path,
                 spec.opener,

@@ -33,9 +33,8 @@ pub use partitions::{Partition, WHOLE as WHOLE_PARTITION};
 pub use publish::Publication;
 pub use snapshot::{restore, snapshot};
 pub use writable::{
-    ensure_writes_schema, parse_object, writes_of, WritableEntity, WriteBy, WriteError,
-    WriteRecord, Written, DEFAULT_MAX_ROWS, MAX_ITEM_BYTES, MAX_MAX_ROWS, MAX_WRITABLE_FIELDS,
-    WRITES_SCHEMA,
+    ensure_writes_schema, writes_of, WritableEntity, WriteBy, WriteError, WriteRecord, Written,
+    DEFAULT_MAX_ROWS, MAX_ITEM_BYTES, MAX_MAX_ROWS, MAX_WRITABLE_FIELDS,
 };
 
 use crate::odata::{ColumnType, Schema};
@@ -613,13 +612,14 @@ pub struct RowSink<'a> {
 
 impl<'a> RowSink<'a> {
     /// Start a partition (one file of an import, one refresh of a database):
-    /// the rows pushed from now on belong to it. With `by_key`, which
-    /// partition each key came from is kept, so a partition can be read
-    /// alone; without, call it once: the partition is every row.
-    pub fn begin_partition(&mut self, origin: &str, by_key: bool) -> Result<(), StoreError> {
+    /// the rows pushed from now on belong to it. From the second one on,
+    /// which partition each key came from is kept (the first's keys are
+    /// filled in then), so a partition can be read alone; a single
+    /// partition is every row and costs nothing per row.
+    pub fn begin_partition(&mut self, origin: &str) -> Result<(), StoreError> {
         self.noted.starts.push((origin.to_owned(), self.count));
         self.partition += 1;
-        if by_key && self.member_insert.is_none() {
+        if self.partition == 2 {
             let table = partitions::members_staging(&self.entity);
             let sql = |source| StoreError::Sqlite {
                 path: self.path.to_owned(),
@@ -628,7 +628,9 @@ impl<'a> RowSink<'a> {
             self.tx
                 .execute_batch(&format!(
                     "DROP TABLE IF EXISTS {table};
-                     CREATE TABLE {table} (k PRIMARY KEY, p INTEGER NOT NULL) WITHOUT ROWID;"
+                     CREATE TABLE {table} (k PRIMARY KEY, p INTEGER NOT NULL) WITHOUT ROWID;
+                     INSERT INTO {table} SELECT \"{}\", 1 FROM {};",
+                    self.key, self.staging
                 ))
                 .map_err(sql)?;
             self.member_insert = Some(
@@ -636,7 +638,6 @@ impl<'a> RowSink<'a> {
                     .prepare(&format!("INSERT INTO {table} VALUES (?1, ?2)"))
                     .map_err(sql)?,
             );
-            self.noted.by_key = true;
         }
         Ok(())
     }

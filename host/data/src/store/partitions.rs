@@ -51,11 +51,10 @@ pub(super) fn members_staging(entity: &str) -> String {
 }
 
 /// What an import noted of its partitions: (origin, first row count) for
-/// each, and whether keys were noted by partition.
+/// each. With more than one, the import kept each key's partition.
 #[derive(Debug, Default)]
 pub(super) struct Noted {
     pub starts: Vec<(String, u64)>,
-    pub by_key: bool,
 }
 
 /// Record the partitions of `entity`'s import that was just swapped in
@@ -95,7 +94,7 @@ pub(super) fn record(
             ],
         )?;
     }
-    if noted.by_key {
+    if noted.starts.len() > 1 {
         tx.execute_batch(&format!(
             "ALTER TABLE {} RENAME TO {}",
             members_staging(entity),
@@ -160,44 +159,23 @@ impl EntityDb {
             entity: entity.to_owned(),
             partition: super::quoted(id),
         };
-        let conn = self.conn();
-        let count: i64 = conn
+        // (n of `id`, partitions of the entity): an entity with several
+        // has its key table; one with none is held whole, as `all`.
+        let (n, count): (Option<i64>, i64) = self
+            .conn()
             .query_row(
-                "SELECT count(*) FROM _tf_partitions WHERE entity = ?1",
-                [entity],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.sql(e))?;
-        if count == 0 {
-            return if id == WHOLE {
-                Ok(Restriction::None)
-            } else {
-                Err(unknown())
-            };
-        }
-        let n: Option<i64> = conn
-            .query_row(
-                "SELECT n FROM _tf_partitions WHERE entity = ?1 AND id = ?2",
+                "SELECT (SELECT n FROM _tf_partitions WHERE entity = ?1 AND id = ?2),
+                        (SELECT count(*) FROM _tf_partitions WHERE entity = ?1)",
                 params![entity, id],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .optional()
             .map_err(|e| self.sql(e))?;
-        let Some(n) = n else { return Err(unknown()) };
-        let by_key: bool = conn
-            .query_row(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                [format!("ent_{entity}__parts")],
-                |_| Ok(()),
-            )
-            .optional()
-            .map_err(|e| self.sql(e))?
-            .is_some();
-        Ok(if by_key {
-            Restriction::Keys(n)
-        } else {
-            Restriction::None
-        })
+        match n {
+            Some(n) if count > 1 => Ok(Restriction::Keys(n)),
+            Some(_) => Ok(Restriction::None),
+            None if count == 0 && id == WHOLE => Ok(Restriction::None),
+            None => Err(unknown()),
+        }
     }
 }
 

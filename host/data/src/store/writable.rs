@@ -22,9 +22,9 @@ pub const DEFAULT_MAX_ROWS: u64 = 1_000_000;
 /// Largest `max_rows` a writable entity may be given.
 pub const MAX_MAX_ROWS: u64 = 100_000_000;
 
-/// The write log and the registry of writable entities. Created by the
-/// store and by the journal (which lists a run's writes).
-pub const WRITES_SCHEMA: &str = "
+/// The write log and the registry of writable entities; see
+/// [`ensure_writes_schema`].
+const WRITES_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS _tf_writes (
     seq INTEGER PRIMARY KEY,
     event_id TEXT NOT NULL,
@@ -43,7 +43,8 @@ CREATE INDEX IF NOT EXISTS _tf_writes_by_run ON _tf_writes (event_id, plugin, en
 CREATE TABLE IF NOT EXISTS _tf_writable (name TEXT PRIMARY KEY);
 ";
 
-/// Create the write log and the registry if missing; a write log from
+/// Create the write log and the registry if missing (the store and the
+/// journal, which lists a run's writes, both call it); a write log from
 /// before runs were recorded gains its `run` column.
 pub fn ensure_writes_schema(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     conn.execute_batch(WRITES_SCHEMA)?;
@@ -209,7 +210,7 @@ fn key_text(v: &Value) -> String {
 
 /// Parse an item or change set: a JSON object of declared fields, within
 /// [`MAX_ITEM_BYTES`].
-pub fn parse_object(spec: &WritableEntity, text: &str) -> Result<Map<String, Json>, WriteError> {
+fn parse_object(spec: &WritableEntity, text: &str) -> Result<Map<String, Json>, WriteError> {
     if text.len() > MAX_ITEM_BYTES {
         return Err(WriteError::Invalid(format!(
             "the item is {} bytes; at most {MAX_ITEM_BYTES} are accepted",

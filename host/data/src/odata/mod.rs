@@ -342,6 +342,47 @@ impl fmt::Display for Expr {
 /// `2024-03-01`, `2024-03-01 09:30:00`, or RFC 3339 with any offset, as
 /// `YYYY-MM-DDTHH:MM:SSZ` in UTC (sub-seconds dropped, so text order is time order).
 pub fn normalize_datetime(s: &str) -> Option<String> {
+    // Every form starts with the year: anything else is not a date, and
+    // type inference asks this of every text value.
+    if !s.starts_with(|c: char| c.is_ascii_digit() || c == '+' || c == '-') {
+        return None;
+    }
+    canonical_fast(s).or_else(|| parse_datetime(s))
+}
+
+/// The two forms files mostly hold, `YYYY-MM-DD` and the canonical
+/// `YYYY-MM-DDTHH:MM:SSZ`, checked by hand (the general parser costs about
+/// a microsecond a value); `None` leaves anything else to [`parse_datetime`].
+fn canonical_fast(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    if b.len() != 10 && b.len() != 20 {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u8> {
+        b.get(from..to)?.iter().try_fold(0u8, |n, &c| {
+            c.is_ascii_digit()
+                .then(|| n.wrapping_mul(10).wrapping_add(c - b'0'))
+        })
+    };
+    let year = b.get(..4)?.iter().try_fold(0i32, |n, &c| {
+        c.is_ascii_digit().then(|| n * 10 + i32::from(c - b'0'))
+    })?;
+    if b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let month = time::Month::try_from(num(5, 7)?).ok()?;
+    time::Date::from_calendar_date(year, month, num(8, 10)?).ok()?;
+    if b.len() == 10 {
+        return Some(format!("{s}T00:00:00Z"));
+    }
+    if b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {
+        return None;
+    }
+    (num(11, 13)? < 24 && num(14, 16)? < 60 && num(17, 19)? < 60).then(|| s.to_owned())
+}
+
+/// [`normalize_datetime`] by the general parser.
+fn parse_datetime(s: &str) -> Option<String> {
     use time::format_description::well_known::Rfc3339;
     use time::macros::format_description;
     use time::{Date, OffsetDateTime, PrimitiveDateTime, UtcOffset};

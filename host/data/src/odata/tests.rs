@@ -431,3 +431,50 @@ fn limits_are_the_documented_values() {
     assert_eq!(MAX_ORDERBY_KEYS, 16);
     assert_eq!(MAX_SELECT_FIELDS, 256);
 }
+
+#[test]
+fn the_fast_datetime_forms_agree_with_the_general_parser() {
+    let mut cases: Vec<String> = vec![
+        "2024-02-29".into(),
+        "2023-02-29".into(),
+        "2024-13-01".into(),
+        "2024-00-10".into(),
+        "2024-04-31".into(),
+        "0000-01-01".into(),
+        "9999-12-31T23:59:59Z".into(),
+        "2024-06-30T23:59:60Z".into(),
+        "2024-03-01T24:00:00Z".into(),
+        "2024-03-01T09:60:00Z".into(),
+        "2024-03-01t09:30:00z".into(),
+        "2024-03-01T09:30:00+02:00".into(),
+        "2024-03-01 09:30:00".into(),
+        "2024-3-01".into(),
+        "20a4-03-01".into(),
+        "+2024-03-01".into(),
+        "-0001-03-01".into(),
+        "12345".into(),
+        "Ruby".into(),
+        "".into(),
+    ];
+    // Every day and a spread of times over four years, and digits out of range.
+    for year in [1900, 2000, 2023, 2024] {
+        for month in 0..=13 {
+            for day in 0..=32 {
+                cases.push(format!("{year:04}-{month:02}-{day:02}"));
+                let (h, m, s) = ((day * 7) % 26, (day * 13) % 62, (month * 17 + day) % 62);
+                cases.push(format!(
+                    "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z"
+                ));
+            }
+        }
+    }
+    for case in &cases {
+        let general = if case.starts_with(|c: char| c.is_ascii_digit() || c == '+' || c == '-') {
+            super::parse_datetime(case)
+        } else {
+            None
+        };
+        assert_eq!(super::normalize_datetime(case), general, "{case}");
+        assert_eq!(super::parse_datetime(case), general, "{case}");
+    }
+}

@@ -342,9 +342,12 @@ impl fmt::Display for Expr {
 /// `2024-03-01`, `2024-03-01 09:30:00`, or RFC 3339 with any offset, as
 /// `YYYY-MM-DDTHH:MM:SSZ` in UTC (sub-seconds dropped, so text order is time order).
 pub fn normalize_datetime(s: &str) -> Option<String> {
-    // Every form starts with the year: anything else is not a date, and
-    // type inference asks this of every text value.
-    if !s.starts_with(|c: char| c.is_ascii_digit() || c == '+' || c == '-') {
+    // Every form starts with a year (four digits or more, perhaps signed)
+    // and '-': anything else is not a date, and type inference asks this of
+    // every text value (names, phone numbers).
+    let unsigned = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let digits = unsigned.bytes().take_while(u8::is_ascii_digit).count();
+    if digits < 4 || unsigned.as_bytes().get(digits) != Some(&b'-') {
         return None;
     }
     canonical_fast(s).or_else(|| parse_datetime(s))

@@ -116,15 +116,70 @@ pub struct ImportReport {
     pub rejected: Vec<ImportError>,
 }
 
+/// A JSON value as read (`null` apart).
 #[derive(Debug, Clone)]
 enum Raw {
     Null,
-    Text(String),
     Json(serde_json::Value),
 }
 
+/// One row as read: a CSV record's fields (an empty field is null), read
+/// in place, or a JSON object's values in column order.
+enum Row<'r> {
+    Csv(&'r csv::StringRecord),
+    Json(Vec<Raw>),
+}
+
+impl Row<'_> {
+    /// The type each non-null value suggests, with its column.
+    fn each_type(&self, mut f: impl FnMut(usize, ColumnType)) {
+        match self {
+            Row::Csv(rec) => {
+                for (i, s) in rec.iter().enumerate() {
+                    if !s.is_empty() {
+                        f(i, infer_text(s));
+                    }
+                }
+            }
+            Row::Json(values) => {
+                for (i, v) in values.iter().enumerate() {
+                    if let Some(t) = infer_one(v) {
+                        f(i, t);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The values converted to the columns' types, or the column that
+    /// failed and why.
+    fn convert(self, typed: &[(String, ColumnType)]) -> Result<Vec<Value>, (usize, String)> {
+        let mut vals = Vec::with_capacity(typed.len());
+        match self {
+            Row::Csv(rec) => {
+                for (i, (s, (_, t))) in rec.iter().zip(typed).enumerate() {
+                    vals.push(if s.is_empty() {
+                        Value::Null
+                    } else {
+                        convert_str(s, *t).map_err(|m| (i, m))?
+                    });
+                }
+            }
+            Row::Json(values) => {
+                for (i, (v, (_, t))) in values.into_iter().zip(typed).enumerate() {
+                    vals.push(convert(v, *t).map_err(|m| (i, m))?);
+                }
+            }
+        }
+        Ok(vals)
+    }
+}
+
 /// One row as read, or why it could not be read.
-type RawRow = Result<Vec<Raw>, String>;
+type RawRow<'r> = Result<Row<'r>, String>;
+
+/// One JSON object as read, or why it is not one.
+type JsonRow = Result<Vec<Raw>, String>;
 
 fn file_error(
     path: &Path,
@@ -208,19 +263,12 @@ fn visit(
                     ),
                 ));
             }
-            for (n, rec) in rdr.records().enumerate() {
-                let row_no = n as u64 + 1;
-                let row = match rec {
-                    Ok(rec) => Ok(rec
-                        .iter()
-                        .map(|s| {
-                            if s.is_empty() {
-                                Raw::Null
-                            } else {
-                                Raw::Text(s.to_owned())
-                            }
-                        })
-                        .collect()),
+            // One record, reused: each row is read in place.
+            let mut rec = csv::StringRecord::new();
+            for row_no in 1u64.. {
+                let row = match rdr.read_record(&mut rec) {
+                    Ok(false) => break,
+                    Ok(true) => Ok(Row::Csv(&rec)),
                     Err(e) => {
                         let err = csv_error(path, &e, Some(row_no));
                         if err.kind != ImportErrorKind::Malformed {
@@ -235,17 +283,25 @@ fn visit(
         }
         ImportFormat::Ndjson => {
             use std::io::BufRead;
-            for (n, line) in reader.lines().enumerate() {
-                let row_no = n as u64 + 1;
-                let line = line.map_err(|e| {
+            let mut reader = reader;
+            // One buffer, reused: each line is read in place.
+            let mut buf = String::new();
+            for row_no in 1u64.. {
+                buf.clear();
+                let read = reader.read_line(&mut buf).map_err(|e| {
                     let mut err = io_error(path, &e);
                     err.row = Some(row_no);
                     err
                 })?;
+                if read == 0 {
+                    break;
+                }
+                let line = buf.strip_suffix('\n').unwrap_or(&buf);
+                let line = line.strip_suffix('\r').unwrap_or(line);
                 if line.trim().is_empty() {
                     continue;
                 }
-                let mut de = serde_json::Deserializer::from_str(&line);
+                let mut de = serde_json::Deserializer::from_str(line);
                 let object = ObjectRow {
                     columns,
                     fixed,
@@ -254,7 +310,7 @@ fn visit(
                 let row = match serde::de::DeserializeSeed::deserialize(object, &mut de)
                     .and_then(|row| de.end().map(|()| row))
                 {
-                    Ok(row) => row,
+                    Ok(row) => row.map(Row::Json),
                     Err(e) => Err(format!("not valid JSON: {e}")),
                 };
                 f(row_no, row)?;
@@ -326,7 +382,7 @@ impl<'de> serde::de::Visitor<'de> for ArrayRows<'_> {
                 break;
             };
             row_no += 1;
-            if let Err(e) = (self.f)(row_no, row) {
+            if let Err(e) = (self.f)(row_no, row.map(Row::Json)) {
                 *self.stopped = Some(e);
                 return Err(serde::de::Error::custom("stopped by the row handler"));
             }
@@ -369,21 +425,21 @@ struct ObjectRow<'c> {
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for ObjectRow<'_> {
-    type Value = RawRow;
+    type Value = JsonRow;
 
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<RawRow, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<JsonRow, D::Error> {
         d.deserialize_any(self)
     }
 }
 
 impl<'de> serde::de::Visitor<'de> for ObjectRow<'_> {
-    type Value = RawRow;
+    type Value = JsonRow;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RawRow, A::Error> {
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<JsonRow, A::Error> {
         let mut row = vec![Raw::Null; self.columns.len()];
         let mut next = 0;
         loop {
@@ -414,32 +470,32 @@ impl<'de> serde::de::Visitor<'de> for ObjectRow<'_> {
         Ok(Ok(row))
     }
 
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawRow, A::Error> {
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<JsonRow, A::Error> {
         while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
         Ok(Err(self.not_object.to_owned()))
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<RawRow, E> {
+    fn visit_bool<E>(self, _: bool) -> Result<JsonRow, E> {
         Ok(Err(self.not_object.to_owned()))
     }
 
-    fn visit_i64<E>(self, _: i64) -> Result<RawRow, E> {
+    fn visit_i64<E>(self, _: i64) -> Result<JsonRow, E> {
         Ok(Err(self.not_object.to_owned()))
     }
 
-    fn visit_u64<E>(self, _: u64) -> Result<RawRow, E> {
+    fn visit_u64<E>(self, _: u64) -> Result<JsonRow, E> {
         Ok(Err(self.not_object.to_owned()))
     }
 
-    fn visit_f64<E>(self, _: f64) -> Result<RawRow, E> {
+    fn visit_f64<E>(self, _: f64) -> Result<JsonRow, E> {
         Ok(Err(self.not_object.to_owned()))
     }
 
-    fn visit_str<E>(self, _: &str) -> Result<RawRow, E> {
+    fn visit_str<E>(self, _: &str) -> Result<JsonRow, E> {
         Ok(Err(self.not_object.to_owned()))
     }
 
-    fn visit_unit<E>(self) -> Result<RawRow, E> {
+    fn visit_unit<E>(self) -> Result<JsonRow, E> {
         Ok(Err(self.not_object.to_owned()))
     }
 }
@@ -672,28 +728,26 @@ pub fn import(
             &progress,
             &mut |_, row| {
                 if let Ok(row) = row {
-                    for (i, v) in row.iter().enumerate() {
+                    row.each_type(|i, t| {
                         if inferred.len() <= i {
                             inferred.resize(i + 1, None);
                             mixed.resize(i + 1, false);
                         }
-                        if let Some(t) = infer_one(v) {
-                            inferred[i] = Some(match inferred[i] {
-                                None => t,
-                                Some(a) if a == t => a,
-                                Some(ColumnType::Integer) if t == ColumnType::Decimal => {
-                                    ColumnType::Decimal
-                                }
-                                Some(ColumnType::Decimal) if t == ColumnType::Integer => {
-                                    ColumnType::Decimal
-                                }
-                                Some(_) => {
-                                    mixed[i] = true;
-                                    ColumnType::String
-                                }
-                            });
-                        }
-                    }
+                        inferred[i] = Some(match inferred[i] {
+                            None => t,
+                            Some(a) if a == t => a,
+                            Some(ColumnType::Integer) if t == ColumnType::Decimal => {
+                                ColumnType::Decimal
+                            }
+                            Some(ColumnType::Decimal) if t == ColumnType::Integer => {
+                                ColumnType::Decimal
+                            }
+                            Some(_) => {
+                                mixed[i] = true;
+                                ColumnType::String
+                            }
+                        });
+                    });
                 }
                 Ok(())
             },
@@ -772,18 +826,10 @@ pub fn import(
                             file_error(path, ImportErrorKind::Malformed, Some(row_no), None, m)
                         })
                         .and_then(|raw| {
-                            let mut vals = Vec::with_capacity(raw.len());
-                            for (v, (name, t)) in raw.into_iter().zip(&typed) {
-                                vals.push(convert(v, *t).map_err(|m| {
-                                    file_error(
-                                        path,
-                                        ImportErrorKind::Malformed,
-                                        Some(row_no),
-                                        Some(name),
-                                        m,
-                                    )
-                                })?);
-                            }
+                            let vals = raw.convert(&typed).map_err(|(i, m)| {
+                                let name = typed.get(i).map(|(name, _)| name.as_str());
+                                file_error(path, ImportErrorKind::Malformed, Some(row_no), name, m)
+                            })?;
                             if vals.get(key_index).is_none_or(|v| matches!(v, Value::Null)) {
                                 return Err(file_error(
                                     path,
@@ -879,7 +925,6 @@ fn infer_one(v: &Raw) -> Option<ColumnType> {
             }
         }
         Raw::Json(_) => ColumnType::String,
-        Raw::Text(s) => infer_text(s),
     })
 }
 
@@ -906,64 +951,57 @@ fn infer_text(s: &str) -> ColumnType {
 /// `text` as a value of type `t`, as a file's text would be read (a
 /// database column that arrives as text goes the same way).
 pub(crate) fn convert_text(text: String, t: ColumnType) -> Result<Value, String> {
-    convert(Raw::Text(text), t)
+    match t {
+        ColumnType::String => Ok(Value::Text(text)),
+        _ => convert_str(&text, t),
+    }
 }
 
+/// A JSON value as a value of type `t`: numbers and booleans as they are,
+/// anything else by its text.
 fn convert(v: Raw, t: ColumnType) -> Result<Value, String> {
-    let text_of = |v: &Raw| -> Option<String> {
-        match v {
-            Raw::Text(s) => Some(s.clone()),
-            Raw::Json(serde_json::Value::String(s)) => Some(s.clone()),
-            Raw::Json(other) => Some(other.to_string()),
-            Raw::Null => None,
-        }
-    };
     match (t, v) {
         (_, Raw::Null) => Ok(Value::Null),
-        (ColumnType::String, Raw::Json(serde_json::Value::String(s)))
-        | (ColumnType::String, Raw::Text(s)) => Ok(Value::Text(s)),
-        (ColumnType::String, v) => Ok(Value::Text(text_of(&v).unwrap_or_default())),
         (ColumnType::Integer, Raw::Json(serde_json::Value::Number(n))) => n
             .as_i64()
             .map(Value::Integer)
             .ok_or_else(|| format!("{n} is not an integer")),
-        (ColumnType::Integer, v) => {
-            let s = text_of(&v).unwrap_or_default();
-            s.trim()
-                .parse::<i64>()
-                .map(Value::Integer)
-                .map_err(|_| format!("{} is not an integer", quoted(&s)))
-        }
         (ColumnType::Decimal, Raw::Json(serde_json::Value::Number(n))) => n
             .as_f64()
             .map(Value::Real)
             .ok_or_else(|| format!("{n} is not a number")),
-        (ColumnType::Decimal, v) => {
-            let s = text_of(&v).unwrap_or_default();
-            s.trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|f| f.is_finite())
-                .map(Value::Real)
-                .ok_or_else(|| format!("{} is not a decimal number", quoted(&s)))
-        }
         (ColumnType::Boolean, Raw::Json(serde_json::Value::Bool(b))) => {
             Ok(Value::Integer(i64::from(b)))
         }
-        (ColumnType::Boolean, v) => {
-            let s = text_of(&v).unwrap_or_default();
-            match s.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" => Ok(Value::Integer(1)),
-                "false" | "0" | "no" => Ok(Value::Integer(0)),
-                _ => Err(format!("{} is not a boolean (true/false)", quoted(&s))),
-            }
-        }
-        (ColumnType::DateTime, v) => {
-            let s = text_of(&v).unwrap_or_default();
-            normalize_datetime(s.trim())
-                .map(Value::Text)
-                .ok_or_else(|| format!("{} is not a date or date-time (expected e.g. 2024-03-01 or 2024-03-01T09:30:00Z)", quoted(&s)))
-        }
+        (t, Raw::Json(serde_json::Value::String(s))) => convert_text(s, t),
+        (t, Raw::Json(other)) => convert_text(other.to_string(), t),
+    }
+}
+
+/// Text read from a file as a value of type `t`.
+fn convert_str(s: &str, t: ColumnType) -> Result<Value, String> {
+    match t {
+        ColumnType::String => Ok(Value::Text(s.to_owned())),
+        ColumnType::Integer => s
+            .trim()
+            .parse::<i64>()
+            .map(Value::Integer)
+            .map_err(|_| format!("{} is not an integer", quoted(s))),
+        ColumnType::Decimal => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map(Value::Real)
+            .ok_or_else(|| format!("{} is not a decimal number", quoted(s))),
+        ColumnType::Boolean => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(Value::Integer(1)),
+            "false" | "0" | "no" => Ok(Value::Integer(0)),
+            _ => Err(format!("{} is not a boolean (true/false)", quoted(s))),
+        },
+        ColumnType::DateTime => normalize_datetime(s.trim())
+            .map(Value::Text)
+            .ok_or_else(|| format!("{} is not a date or date-time (expected e.g. 2024-03-01 or 2024-03-01T09:30:00Z)", quoted(s))),
     }
 }
 
@@ -1174,6 +1212,16 @@ mod tests {
         let e = file_err(import(&p2, &store2, &[], "Id", 0));
         assert_eq!(e.row, Some(4));
         assert_eq!(import(&p2, &store2, &[], "Id", 1).unwrap().rows, 2);
+        // Line ends (CRLF too) are not part of the line a position counts in.
+        let (_d3, p3, store3) = setup("r.ndjson", "{\"Id\":1}\r\n{\"Id\":2\r\n");
+        let e = file_err(import(&p3, &store3, &[], "Id", 0));
+        assert_eq!(
+            (e.row, e.message.as_str()),
+            (
+                Some(2),
+                "not valid JSON: EOF while parsing an object at line 1 column 7"
+            )
+        );
     }
 
     #[test]

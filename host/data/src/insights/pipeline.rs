@@ -189,12 +189,26 @@ impl InsightsEngine {
             }
             Scope::Unification => run.downstream(None),
             Scope::Full => {
+                // Later sources read ahead (infer their files' types) on a
+                // second thread while earlier ones load; loading stays in
+                // order, one source at a time.
+                let ahead: Vec<_> = self
+                    .sources
+                    .iter()
+                    .skip(1)
+                    .filter_map(|s| s.read_ahead(&self.store, self.force))
+                    .collect();
                 let mut failed = Vec::new();
-                for i in 0..self.sources.len() {
-                    if !run.source(i) {
-                        failed.push(self.workspace.sources[i].name.clone());
+                std::thread::scope(|scope| {
+                    if !ahead.is_empty() {
+                        scope.spawn(move || ahead.into_iter().for_each(|work| work()));
                     }
-                }
+                    for i in 0..self.sources.len() {
+                        if !run.source(i) {
+                            failed.push(self.workspace.sources[i].name.clone());
+                        }
+                    }
+                });
                 let blocked = (!failed.is_empty()).then(|| {
                     let list = failed
                         .iter()

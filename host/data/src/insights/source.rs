@@ -4,10 +4,13 @@
 //! export later.
 
 use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
 
 use super::workspace::{SourceKind, SourceSpec};
 use crate::store::{
-    import, EntityDb, ImportError, ImportErrorKind, ImportFailure, ImportSpec, Opener, StoreError,
+    import, import_inferred, infer, EntityDb, ImportError, ImportErrorKind, ImportFailure,
+    ImportSpec, Inferred, Opener, StoreError,
 };
 
 /// What a successful refresh of a source loaded.
@@ -64,21 +67,106 @@ pub trait Source: Send + Sync {
         force: bool,
         progress: &dyn Fn(u64, u64),
     ) -> Result<Loaded, SourceError>;
+
+    /// Work the next [`Source::refresh`] can have done ahead, on another
+    /// thread, while earlier sources load (a file source reads its files to
+    /// infer their types). Called on the refreshing thread, which may read
+    /// the store now; `None` when there is nothing to do ahead.
+    fn read_ahead<'s>(
+        &'s self,
+        _store: &EntityDb,
+        _force: bool,
+    ) -> Option<Box<dyn FnOnce() + Send + 's>> {
+        None
+    }
 }
 
 /// How many skipped rows a refresh describes.
 pub(super) const REJECTED_EXAMPLES: usize = 5;
 
 /// A file, or every file a glob matches (read in name order).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FileSource {
     spec: SourceSpec,
+    /// What a read-ahead found, for the next refresh.
+    ahead: Mutex<Ahead>,
+}
+
+/// A file source's read-ahead.
+#[derive(Debug, Default)]
+enum Ahead {
+    #[default]
+    None,
+    /// Asked for, not begun.
+    Pending,
+    Ready(ReadAhead),
+}
+
+/// What a read-ahead found: the files, their size and modification time,
+/// their fingerprint and (unless unchanged) their columns' types.
+#[derive(Debug)]
+struct ReadAhead {
+    files: Vec<PathBuf>,
+    stamps: Vec<Option<(u64, SystemTime)>>,
+    fingerprint: Option<u64>,
+    inferred: Option<Inferred>,
+}
+
+/// Size and modification time of each file, to tell whether a read-ahead
+/// still holds.
+fn stamps(files: &[PathBuf]) -> Vec<Option<(u64, SystemTime)>> {
+    files
+        .iter()
+        .map(|f| {
+            let m = std::fs::metadata(f).ok()?;
+            Some((m.len(), m.modified().ok()?))
+        })
+        .collect()
 }
 
 impl FileSource {
     /// A source for `spec`.
     pub fn new(spec: SourceSpec) -> Self {
-        Self { spec }
+        Self {
+            spec,
+            ahead: Mutex::default(),
+        }
+    }
+
+    fn ahead(&self) -> MutexGuard<'_, Ahead> {
+        self.ahead.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The fingerprint of `files` (see [`super::fingerprint::source`]);
+    /// `None` when one cannot be read (the import then names the problem).
+    fn fingerprint(&self, files: &[PathBuf]) -> Option<u64> {
+        let opener = RootedOpener {
+            root: &self.spec.root,
+        };
+        super::fingerprint::source(&self.spec, files, &|p| {
+            opener
+                .open(p)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        })
+        .ok()
+    }
+
+    /// Columns that must be in the data: the mapped ones and `updated_at`.
+    fn required(&self) -> Vec<String> {
+        let mut required: Vec<String> = self.spec.mapped_columns();
+        required.extend(self.spec.updated_at.iter().cloned());
+        required.sort();
+        required.dedup();
+        required
+    }
+
+    /// The read-ahead's result if it still describes `files`, waiting for
+    /// one in progress; it is used once.
+    fn take_ahead(&self, files: &[PathBuf]) -> Option<ReadAhead> {
+        match std::mem::take(&mut *self.ahead()) {
+            Ahead::Ready(r) if r.files == files && r.stamps == stamps(files) => Some(r),
+            _ => None,
+        }
     }
 
     fn files(&self) -> Result<Vec<PathBuf>, SourceError> {
@@ -119,14 +207,10 @@ impl Source for FileSource {
         let opener = RootedOpener {
             root: &self.spec.root,
         };
-        // A fingerprint that cannot be taken (a file vanished) is no reason
-        // to fail here: the import names the problem properly.
-        let fingerprint = super::fingerprint::source(&self.spec, &files, &|p| {
-            opener
-                .open(p)
-                .map_err(|e| std::io::Error::other(e.to_string()))
-        })
-        .ok();
+        let (fingerprint, inferred) = match self.take_ahead(&files) {
+            Some(ahead) => (ahead.fingerprint, ahead.inferred),
+            None => (self.fingerprint(&files), None),
+        };
         let counter = super::fingerprint::source_counter(&self.spec.name);
         if let (false, Some(fp)) = (force, fingerprint) {
             if store.counter(&counter).ok().flatten() == Some(fp) {
@@ -140,22 +224,16 @@ impl Source for FileSource {
                 }
             }
         }
-        let mut required: Vec<String> = self.spec.mapped_columns();
-        required.extend(self.spec.updated_at.iter().cloned());
-        required.sort();
-        required.dedup();
+        let required = self.required();
         let spec = ImportSpec {
-            files: &files,
-            format: self.spec.format,
-            types: &self.spec.types,
-            key: &self.spec.key,
-            required: &required,
-            tolerance: self.spec.tolerance,
-            opener: Some(&opener),
             progress: Some(progress),
-            root: Some(&self.spec.root),
+            ..self.import_spec(&files, &required, &opener)
         };
-        match import(&spec, store, &self.spec.entity) {
+        let imported = match inferred {
+            Some(inferred) => import_inferred(&spec, inferred, store, &self.spec.entity),
+            None => import(&spec, store, &self.spec.entity),
+        };
+        match imported {
             Ok(report) => {
                 if let Some(fp) = fingerprint {
                     // Not recorded: the next refresh imports again, which is safe.
@@ -183,6 +261,73 @@ impl Source for FileSource {
                 message: e.to_string(),
             }),
             Err(ImportFailure::EntityDb(e)) => Err(store_failure(e)),
+        }
+    }
+
+    /// The fingerprint and, unless the files are unchanged, the first pass
+    /// of their import (their columns' types). A failure is left for the
+    /// refresh to meet and report.
+    fn read_ahead<'s>(
+        &'s self,
+        store: &EntityDb,
+        force: bool,
+    ) -> Option<Box<dyn FnOnce() + Send + 's>> {
+        let recorded = if force {
+            None
+        } else {
+            let counter = super::fingerprint::source_counter(&self.spec.name);
+            store.counter(&counter).ok().flatten()
+        };
+        *self.ahead() = Ahead::Pending;
+        Some(Box::new(move || {
+            // Held while reading: a refresh that comes meanwhile waits.
+            let mut ahead = self.ahead();
+            if !matches!(*ahead, Ahead::Pending) {
+                return; // the refresh came first
+            }
+            *ahead = Ahead::None;
+            let Ok(files) = self.files() else {
+                return;
+            };
+            let stamps = stamps(&files);
+            let fingerprint = self.fingerprint(&files);
+            let inferred = if fingerprint.is_some() && fingerprint == recorded {
+                None
+            } else {
+                let opener = RootedOpener {
+                    root: &self.spec.root,
+                };
+                let required = self.required();
+                infer(&self.import_spec(&files, &required, &opener)).ok()
+            };
+            *ahead = Ahead::Ready(ReadAhead {
+                files,
+                stamps,
+                fingerprint,
+                inferred,
+            });
+        }))
+    }
+}
+
+impl FileSource {
+    /// The import of `files`, without progress.
+    fn import_spec<'a>(
+        &'a self,
+        files: &'a [PathBuf],
+        required: &'a [String],
+        opener: &'a RootedOpener<'a>,
+    ) -> ImportSpec<'a> {
+        ImportSpec {
+            files,
+            format: self.spec.format,
+            types: &self.spec.types,
+            key: &self.spec.key,
+            required,
+            tolerance: self.spec.tolerance,
+            opener: Some(opener),
+            progress: None,
+            root: Some(&self.spec.root),
         }
     }
 }
@@ -284,5 +429,66 @@ pub fn source_for(spec: &SourceSpec) -> Box<dyn Source> {
             spec.clone(),
             pg.clone(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::insights::workspace::parse_workspace_file;
+    use crate::store::PageLimits;
+
+    const CONFIG: &str = r#"
+[[sources]]
+name = "crm"
+path = "crm.csv"
+key = "Id"
+[sources.map]
+Email = "Email"
+"#;
+
+    fn refresh(src: &FileSource, store: &EntityDb, force: bool) -> (u64, bool) {
+        let loaded = src.refresh(store, force, &|_, _| {}).unwrap();
+        (loaded.rows, loaded.unchanged)
+    }
+
+    fn read_ahead(src: &FileSource, store: &EntityDb) -> Option<bool> {
+        (src.read_ahead(store, false).unwrap())();
+        match &*src.ahead() {
+            Ahead::Ready(r) => Some(r.inferred.is_some()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_read_ahead_is_used_only_while_the_files_are_as_it_read_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("crm.csv");
+        let ws = parse_workspace_file(&dir.path().join("w.toml"), CONFIG).unwrap();
+        let src = FileSource::new(ws.sources[0].clone());
+        let store = EntityDb::open(&dir.path().join("s.sqlite"), PageLimits::default()).unwrap();
+
+        // Read ahead, then the file changes (a column more): read again.
+        std::fs::write(&csv, "Id,Email\n1,a@x\n").unwrap();
+        assert_eq!(read_ahead(&src, &store), Some(true));
+        std::fs::write(&csv, "Id,Email,Age\n1,a@x,3\n2,b@x,4\n").unwrap();
+        assert_eq!(refresh(&src, &store, false), (2, false));
+        assert!(matches!(*src.ahead(), Ahead::None), "used once");
+
+        // Unchanged: the read-ahead infers nothing, and the refresh skips.
+        assert_eq!(read_ahead(&src, &store), Some(false));
+        assert_eq!(refresh(&src, &store, false), (2, true));
+
+        // Read ahead as unchanged, then the file changes: not skipped.
+        assert_eq!(read_ahead(&src, &store), Some(false));
+        std::fs::write(&csv, "Id,Email,Age\n1,a@x,3\n2,b@x,4\n3,c@x,5\n").unwrap();
+        assert_eq!(refresh(&src, &store, false), (3, false));
+
+        // A refresh before its read-ahead began does the work; the
+        // read-ahead then does nothing.
+        let work = src.read_ahead(&store, true).unwrap();
+        assert_eq!(refresh(&src, &store, true), (3, false));
+        work();
+        assert!(matches!(*src.ahead(), Ahead::None));
     }
 }

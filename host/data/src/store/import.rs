@@ -618,7 +618,17 @@ struct Progress<'a> {
     report: Option<&'a dyn Fn(u64, u64)>,
 }
 
-impl Progress<'_> {
+impl<'a> Progress<'a> {
+    /// Nothing read yet of files of these sizes, read twice.
+    fn new(stamps: &[Stamp], report: Option<&'a dyn Fn(u64, u64)>) -> Self {
+        Self {
+            read: Default::default(),
+            next: Default::default(),
+            total: 2 * stamps.iter().map(|(size, _)| size).sum::<u64>(),
+            report,
+        }
+    }
+
     fn add(&self, n: usize) {
         let read = self.read.get() + n as u64;
         self.read.set(read);
@@ -668,28 +678,62 @@ pub fn import_rows(
 }
 
 /// Size and modification time, to notice a file written while being read.
-fn stamp(path: &Path) -> Result<(u64, Option<std::time::SystemTime>), ImportError> {
+fn stamp(path: &Path) -> Result<Stamp, ImportError> {
     let m = std::fs::metadata(path).map_err(|e| io_error(path, &e))?;
     Ok((m.len(), m.modified().ok()))
 }
 
 /// Import the files of `spec` into `entity`, replacing its rows atomically:
-/// a first pass infers the types of columns not given, a second converts and
-/// stores in one transaction. Up to `tolerance` malformed rows are skipped and
-/// reported; on any other failure the previous rows stay.
+/// a first pass infers the types of columns not given ([`infer`]), a second
+/// converts and stores in one transaction ([`import_inferred`]). Up to
+/// `tolerance` malformed rows are skipped and reported; on any other failure
+/// the previous rows stay.
 pub fn import(
     spec: &ImportSpec<'_>,
     store: &super::EntityDb,
     entity: &str,
 ) -> Result<ImportReport, ImportFailure> {
+    let inferred = infer(spec)?;
+    import_inferred(spec, inferred, store, entity)
+}
+
+/// What the first pass over an import's files found: the columns in file
+/// order with their types, and each file's size and modification time then.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inferred {
+    typed: Vec<(String, ColumnType)>,
+    stamps: Vec<Stamp>,
+    format: ImportFormat,
+}
+
+impl Inferred {
+    /// True when the files still have the size and modification time they
+    /// had when they were read (so the types found still hold).
+    pub fn still_holds(&self, files: &[PathBuf]) -> bool {
+        files.len() == self.stamps.len()
+            && files
+                .iter()
+                .zip(&self.stamps)
+                .all(|(f, s)| stamp(f).is_ok_and(|now| now == *s))
+    }
+}
+
+/// A file's size and modification time.
+type Stamp = (u64, Option<std::time::SystemTime>);
+
+/// The first pass of [`import`]: read every file of `spec` once to find its
+/// columns and their types, and check them against the key, the required
+/// columns and the types given. Touches no store, so it may run ahead on
+/// another thread.
+pub fn infer(spec: &ImportSpec<'_>) -> Result<Inferred, ImportError> {
     let Some(first) = spec.files.first() else {
-        return Err(ImportFailure::File(file_error(
+        return Err(file_error(
             Path::new(""),
             ImportErrorKind::NotFound,
             None,
             None,
             "no file to import".into(),
-        )));
+        ));
     };
     let format = spec
         .format
@@ -708,12 +752,7 @@ pub fn import(
         .iter()
         .map(|f| stamp(f))
         .collect::<Result<Vec<_>, _>>()?;
-    let progress = Progress {
-        read: Default::default(),
-        next: Default::default(),
-        total: 2 * stamps.iter().map(|(size, _)| size).sum::<u64>(),
-        report: spec.progress,
-    };
+    let progress = Progress::new(&stamps, spec.progress);
     // Pass 1: columns and inferred types.
     let mut columns: Vec<String> = Vec::new();
     let mut inferred: Vec<Option<ColumnType>> = Vec::new();
@@ -763,8 +802,7 @@ pub fn import(
                 "key field '{key}' is not in the file (fields: {})",
                 columns.join(", ")
             ),
-        )
-        .into());
+        ));
     }
     for c in spec.required {
         if !columns.contains(c) {
@@ -774,8 +812,7 @@ pub fn import(
                     "column '{c}' is used by the configuration but is not in the data (fields: {})",
                     columns.join(", ")
                 ),
-            )
-            .into());
+            ));
         }
     }
     for t in spec.types.keys() {
@@ -783,8 +820,7 @@ pub fn import(
             return Err(schema_err(
                 Some(t),
                 format!("a type is given for '{t}', which is not in the file"),
-            )
-            .into());
+            ));
         }
     }
     let typed: Vec<(String, ColumnType)> = columns
@@ -805,7 +841,43 @@ pub fn import(
             (c.clone(), t)
         })
         .collect();
-    let key_index = columns.iter().position(|c| c == key).unwrap_or(0);
+    Ok(Inferred {
+        typed,
+        stamps,
+        format,
+    })
+}
+
+/// The second pass of [`import`]: convert every row of `spec`'s files to
+/// the types [`infer`] found and store them as `entity`'s rows, in one
+/// transaction. A file whose size or modification time changed since the
+/// first pass fails the import as [`ImportErrorKind::Changed`].
+pub fn import_inferred(
+    spec: &ImportSpec<'_>,
+    inferred: Inferred,
+    store: &super::EntityDb,
+    entity: &str,
+) -> Result<ImportReport, ImportFailure> {
+    let Inferred {
+        typed,
+        stamps,
+        format,
+    } = inferred;
+    let first = spec.files.first().map_or(Path::new(""), PathBuf::as_path);
+    if spec.files.len() != stamps.len() {
+        return Err(ImportFailure::File(file_error(
+            first,
+            ImportErrorKind::Changed,
+            None,
+            None,
+            "the files changed since their types were inferred".into(),
+        )));
+    }
+    let key = spec.key;
+    let key_index = typed.iter().position(|(c, _)| c == key).unwrap_or(0);
+    let mut columns: Vec<String> = typed.iter().map(|(c, _)| c.clone()).collect();
+    let progress = Progress::new(&stamps, spec.progress);
+    progress.read.set(progress.total / 2);
 
     // Pass 2: convert and store, in one transaction.
     let tolerance = spec.tolerance;

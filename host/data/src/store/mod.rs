@@ -25,8 +25,8 @@ pub use changes::{KEPT_CHANGE_SETS, MAX_TRACKED_CHANGES};
 pub use history::{HistoryPoint, RefreshRecord, KEPT_HISTORY_POINTS, KEPT_REFRESHES};
 pub(crate) use import::convert_text;
 pub use import::{
-    import, import_rows, quoted, ImportError, ImportErrorKind, ImportFailure, ImportFormat,
-    ImportReport, ImportSpec, Opener, MAX_QUOTED_CHARS,
+    import, import_inferred, import_rows, infer, quoted, ImportError, ImportErrorKind,
+    ImportFailure, ImportFormat, ImportReport, ImportSpec, Inferred, Opener, MAX_QUOTED_CHARS,
 };
 pub use page::{PageError, PageLimits, PageRequest, PageResult, CURSOR_CAPACITY};
 pub use partitions::{Partition, WHOLE as WHOLE_PARTITION};

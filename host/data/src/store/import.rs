@@ -58,6 +58,20 @@ pub enum ImportErrorKind {
 /// name); longer ones are cut with `…`. Errors reach plugins and terminals.
 pub const MAX_QUOTED_CHARS: usize = 32;
 
+/// Most columns a source may have (SQLite's own limit on a table's
+/// columns); a file with more is refused as soon as the excess is seen.
+pub const MAX_COLUMNS: usize = 2000;
+
+fn too_many_columns(path: &Path, row: Option<u64>) -> ImportError {
+    file_error(
+        path,
+        ImportErrorKind::Schema,
+        row,
+        None,
+        format!("more than {MAX_COLUMNS} columns (a source may have at most {MAX_COLUMNS})"),
+    )
+}
+
 /// `'text'` for an error message: at most [`MAX_QUOTED_CHARS`] characters,
 /// control characters escaped.
 pub fn quoted(s: &str) -> String {
@@ -246,6 +260,9 @@ fn visit(
                     .collect(),
                 Err(e) => return Err(csv_error(path, &e, None)),
             };
+            if headers.len() > MAX_COLUMNS {
+                return Err(too_many_columns(path, None));
+            }
             check_headers(&headers)
                 .map_err(|m| file_error(path, ImportErrorKind::Schema, None, None, m))?;
             if columns.is_empty() {
@@ -302,10 +319,12 @@ fn visit(
                     continue;
                 }
                 let mut de = serde_json::Deserializer::from_str(line);
+                let mut overflow = false;
                 let object = ObjectRow {
                     columns,
                     fixed,
                     not_object: "expected a JSON object",
+                    overflow: &mut overflow,
                 };
                 let row = match serde::de::DeserializeSeed::deserialize(object, &mut de)
                     .and_then(|row| de.end().map(|()| row))
@@ -313,6 +332,9 @@ fn visit(
                     Ok(row) => row.map(Row::Json),
                     Err(e) => Err(format!("not valid JSON: {e}")),
                 };
+                if overflow {
+                    return Err(too_many_columns(path, Some(row_no)));
+                }
                 f(row_no, row)?;
             }
             check_headers(columns)
@@ -323,6 +345,7 @@ fn visit(
             let mut de = serde_json::Deserializer::from_reader(reader);
             let mut stopped = None;
             let rows = ArrayRows {
+                path,
                 columns,
                 fixed,
                 f,
@@ -356,6 +379,7 @@ fn visit(
 /// A JSON array read one element at a time (constant memory, like CSV and
 /// NDJSON): each element is handed to the row callback as it is parsed.
 struct ArrayRows<'a> {
+    path: &'a Path,
     columns: &'a mut Vec<String>,
     fixed: bool,
     f: &'a mut dyn FnMut(u64, RawRow) -> Result<(), ImportError>,
@@ -373,16 +397,23 @@ impl<'de> serde::de::Visitor<'de> for ArrayRows<'_> {
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut row_no = 0u64;
         loop {
+            let mut overflow = false;
             let object = ObjectRow {
                 columns: &mut *self.columns,
                 fixed: self.fixed,
                 not_object: "expected an object",
+                overflow: &mut overflow,
             };
-            let Some(row) = seq.next_element_seed(object)? else {
-                break;
-            };
+            let next = seq.next_element_seed(object);
             row_no += 1;
-            if let Err(e) = (self.f)(row_no, row.map(Row::Json)) {
+            let handled = match overflow {
+                true => Err(too_many_columns(self.path, Some(row_no))),
+                false => match next? {
+                    Some(row) => (self.f)(row_no, row.map(Row::Json)),
+                    None => break,
+                },
+            };
+            if let Err(e) = handled {
                 *self.stopped = Some(e);
                 return Err(serde::de::Error::custom("stopped by the row handler"));
             }
@@ -417,11 +448,13 @@ fn csv_error(path: &Path, e: &csv::Error, row: Option<u64>) -> ImportError {
 /// One JSON object read straight into a row in `columns` order, adding
 /// new columns unless `fixed` (no map is built per row: that cost a fifth of
 /// a JSON import). A duplicate key keeps its last value; anything but an
-/// object is a malformed row, `not_object`.
+/// object is a malformed row, `not_object`. A key past [`MAX_COLUMNS`]
+/// columns stops the parse and sets `overflow`.
 struct ObjectRow<'c> {
     columns: &'c mut Vec<String>,
     fixed: bool,
     not_object: &'static str,
+    overflow: &'c mut bool,
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for ObjectRow<'_> {
@@ -447,6 +480,7 @@ impl<'de> serde::de::Visitor<'de> for ObjectRow<'_> {
                 columns: &mut *self.columns,
                 fixed: self.fixed,
                 hint: next,
+                overflow: &mut *self.overflow,
             };
             match map.next_key_seed(column)? {
                 None => break,
@@ -501,11 +535,13 @@ impl<'de> serde::de::Visitor<'de> for ObjectRow<'_> {
 }
 
 /// A JSON key as the index of its column (`None`: not a column, and
-/// `fixed`). Keys mostly come in column order, so `hint` is tried first.
+/// `fixed`); a new one past [`MAX_COLUMNS`] sets `overflow` and fails. Keys
+/// mostly come in column order, so `hint` is tried first.
 struct ColumnOf<'c> {
     columns: &'c mut Vec<String>,
     fixed: bool,
     hint: usize,
+    overflow: &'c mut bool,
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for ColumnOf<'_> {
@@ -523,7 +559,7 @@ impl<'de> serde::de::Visitor<'de> for ColumnOf<'_> {
         f.write_str("a key")
     }
 
-    fn visit_str<E>(self, key: &str) -> Result<Option<usize>, E> {
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Option<usize>, E> {
         if self.columns.get(self.hint).is_some_and(|c| c == key) {
             return Ok(Some(self.hint));
         }
@@ -532,6 +568,11 @@ impl<'de> serde::de::Visitor<'de> for ColumnOf<'_> {
         }
         if self.fixed {
             return Ok(None);
+        }
+        if self.columns.len() >= MAX_COLUMNS {
+            // Stop reading the object: the caller reports the limit.
+            *self.overflow = true;
+            return Err(E::custom("too many columns"));
         }
         self.columns.push(key.to_owned());
         Ok(Some(self.columns.len() - 1))
@@ -967,6 +1008,7 @@ fn quoted_list(names: &[String]) -> String {
 }
 
 fn check_headers(headers: &[String]) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::with_capacity(headers.len());
     for (i, h) in headers.iter().enumerate() {
         if !super::valid_identifier(h) {
             return Err(format!(
@@ -975,7 +1017,7 @@ fn check_headers(headers: &[String]) -> Result<(), String> {
                 quoted(h)
             ));
         }
-        if headers[..i].contains(h) {
+        if !seen.insert(h) {
             return Err(format!("column {} appears twice", quoted(h)));
         }
     }
@@ -1213,6 +1255,41 @@ mod tests {
             assert_eq!(page.items[1]["Extra"], r#"{"x":[1,{"y":null}]}"#, "{name}");
             assert_eq!(page.items[2]["Name"], "Cyd", "{name}");
             assert_eq!(page.items[2]["Tags"], serde_json::Value::Null, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_file_with_too_many_columns_is_refused_as_soon_as_it_shows() {
+        let wide = |n: usize| (0..n).map(|i| format!("C{i}")).collect::<Vec<_>>();
+        let limit =
+            format!("more than {MAX_COLUMNS} columns (a source may have at most {MAX_COLUMNS})");
+        // A header of 2,001 names, and one of 2,000 that is fine.
+        let (_d, p, store) = setup("w.csv", &format!("{}\n", wide(MAX_COLUMNS + 1).join(",")));
+        let e = file_err(import(&p, &store, &[], "C0", 0));
+        assert_eq!(
+            (e.kind, e.row, e.message.as_str()),
+            (ImportErrorKind::Schema, None, limit.as_str())
+        );
+        let (_d, p, store) = setup("ok.csv", &format!("{}\n", wide(MAX_COLUMNS).join(",")));
+        assert!(import(&p, &store, &[], "C0", 0).is_ok());
+        // JSON keys spread over rows: the row that passes the limit is named,
+        // even with a tolerance for malformed rows. Far more keys than the
+        // limit in one object stop at it (no growth, no quadratic lookups).
+        let object = |keys: &[String]| {
+            let fields: Vec<String> = keys.iter().map(|k| format!("\"{k}\": 1")).collect();
+            format!("{{\"Id\": 1, {}}}", fields.join(", "))
+        };
+        let keys = wide(MAX_COLUMNS * 50);
+        let ndjson = format!("{}\n{}\n", object(&keys[..10]), object(&keys));
+        let array = format!("[{}, {}]", object(&keys[..10]), object(&keys));
+        for (name, text) in [("w.ndjson", ndjson), ("w.json", array)] {
+            let (_d, p, store) = setup(name, &text);
+            let e = file_err(import(&p, &store, &[], "Id", 5));
+            assert_eq!(
+                (e.kind, e.row, e.message.as_str()),
+                (ImportErrorKind::Schema, Some(2), limit.as_str()),
+                "{name}"
+            );
         }
     }
 

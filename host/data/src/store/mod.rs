@@ -26,7 +26,8 @@ pub use history::{HistoryPoint, RefreshRecord, KEPT_HISTORY_POINTS, KEPT_REFRESH
 pub(crate) use import::convert_text;
 pub use import::{
     import, import_inferred, import_rows, infer, quoted, ImportError, ImportErrorKind,
-    ImportFailure, ImportFormat, ImportReport, ImportSpec, Inferred, Opener, MAX_QUOTED_CHARS,
+    ImportFailure, ImportFormat, ImportReport, ImportSpec, Inferred, Opener, MAX_COLUMNS,
+    MAX_QUOTED_CHARS,
 };
 pub use page::{PageError, PageLimits, PageRequest, PageResult, CURSOR_CAPACITY};
 pub use partitions::{Partition, WHOLE as WHOLE_PARTITION};

@@ -747,18 +747,6 @@ pub struct Inferred {
     format: ImportFormat,
 }
 
-impl Inferred {
-    /// True when the files still have the size and modification time they
-    /// had when they were read (so the types found still hold).
-    pub fn still_holds(&self, files: &[PathBuf]) -> bool {
-        files.len() == self.stamps.len()
-            && files
-                .iter()
-                .zip(&self.stamps)
-                .all(|(f, s)| stamp(f).is_ok_and(|now| now == *s))
-    }
-}
-
 /// A file's size and modification time.
 type Stamp = (u64, Option<std::time::SystemTime>);
 

@@ -21,7 +21,9 @@ use super::spill::{Frame, Frames, Partitions, Reader, Spill};
 /// each).
 const ENTRIES_PER_PARTITION: u64 = 250_000;
 /// What the header frame starts with.
-const MAGIC: &str = "triggerfish key map 2";
+/// (3: key hashes are `unify::KeyHasher`'s, stable across builds; 2 used std's
+/// `DefaultHasher`, whose algorithm Rust does not promise to keep.)
+const MAGIC: &str = "triggerfish key map 3";
 
 /// The key map of the store at `store_path`.
 pub fn path_for(store_path: &Path) -> PathBuf {

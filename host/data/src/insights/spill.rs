@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use rusqlite::types::Value;
+use rusqlite::types::{Value, ValueRef};
 
 /// Write buffer per spill file.
 const BUFFER: usize = 64 * 1024;
@@ -199,26 +199,30 @@ impl Frame {
             }
         }
     }
-    pub fn value(&mut self, v: &Value) {
+    /// Like [`Frame::value`], from a borrowed value (text must be UTF-8).
+    pub fn value_ref(&mut self, v: ValueRef<'_>) {
         match v {
-            Value::Null => self.0.push(0),
-            Value::Integer(n) => {
+            ValueRef::Null => self.0.push(0),
+            ValueRef::Integer(n) => {
                 self.0.push(1);
                 self.0.extend_from_slice(&n.to_le_bytes());
             }
-            Value::Real(x) => {
+            ValueRef::Real(x) => {
                 self.0.push(2);
                 self.0.extend_from_slice(&x.to_le_bytes());
             }
-            Value::Text(s) => {
+            ValueRef::Text(s) => {
                 self.0.push(3);
-                self.str(s);
+                self.bytes(s);
             }
-            Value::Blob(b) => {
+            ValueRef::Blob(b) => {
                 self.0.push(4);
                 self.bytes(b);
             }
         }
+    }
+    pub fn value(&mut self, v: &Value) {
+        self.value_ref(ValueRef::from(v));
     }
 }
 
@@ -271,15 +275,19 @@ impl<'a> Reader<'a> {
             _ => self.str().map(Some),
         }
     }
-    pub fn value(&mut self) -> io::Result<Value> {
+    /// A value, borrowing its text.
+    pub fn value_ref(&mut self) -> io::Result<ValueRef<'a>> {
         Ok(match self.take(1)?[0] {
-            0 => Value::Null,
-            1 => Value::Integer(i64::from_le_bytes(self.array()?)),
-            2 => Value::Real(f64::from_le_bytes(self.array()?)),
-            3 => Value::Text(self.str()?.to_owned()),
-            4 => Value::Blob(self.bytes()?.to_vec()),
+            0 => ValueRef::Null,
+            1 => ValueRef::Integer(i64::from_le_bytes(self.array()?)),
+            2 => ValueRef::Real(f64::from_le_bytes(self.array()?)),
+            3 => ValueRef::Text(self.str()?.as_bytes()),
+            4 => ValueRef::Blob(self.bytes()?),
             _ => return Err(corrupt()),
         })
+    }
+    pub fn value(&mut self) -> io::Result<Value> {
+        self.value_ref().map(Value::from)
     }
     /// What is left of the frame.
     pub fn rest(&self) -> &'a [u8] {

@@ -11,16 +11,16 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use rusqlite::types::Value;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::OptionalExtension;
 
 use super::incremental::{self, Plan};
 use super::keymap;
-use super::normalize::normalize;
+use super::normalize::{normalize_into, Buffers, Normalizer};
 use super::similarity::Precision;
 use super::similarity::{self, link_block, Candidate, Clusters};
 use super::spill::{Frame, Partitions, Reader, Spill, SpillError, MAX_PARTITIONS};
@@ -181,15 +181,51 @@ pub(super) fn as_text(v: &Value) -> Option<String> {
     }
 }
 
-/// A value converted to a profile field's type.
-fn coerce(v: Value, t: ColumnType) -> Value {
-    match (v, t) {
-        (Value::Integer(n), ColumnType::String | ColumnType::DateTime) => {
-            Value::Text(n.to_string())
+/// Where the map finds a profile value of the current row.
+#[derive(Clone, Copy)]
+enum Cell {
+    Null,
+    /// The row's own value at this position.
+    Row(usize),
+    /// An integer read for a decimal field.
+    Real(f64),
+    /// Text in the field's buffer: a number read for a text field, a
+    /// derived value, or invalid UTF-8 made valid.
+    Converted,
+}
+
+/// Put the text a normaliser sees for `v` (see [`as_text`]) into `out`;
+/// false, with `out` empty, when it has none.
+fn text_into(v: ValueRef<'_>, out: &mut String) -> bool {
+    use std::fmt::Write as _;
+    out.clear();
+    match v {
+        ValueRef::Null | ValueRef::Blob(_) => return false,
+        ValueRef::Integer(n) => {
+            let _ = write!(out, "{n}");
         }
-        (Value::Real(x), ColumnType::String | ColumnType::DateTime) => Value::Text(x.to_string()),
-        (Value::Integer(n), ColumnType::Decimal) => Value::Real(n as f64),
-        (v, _) => v,
+        ValueRef::Real(x) => {
+            let _ = write!(out, "{x}");
+        }
+        ValueRef::Text(t) => out.push_str(&String::from_utf8_lossy(t)),
+    }
+    true
+}
+
+/// The normalised text of a profile value, in `buffers` (`number` holds a
+/// number's text); `None` when nothing is left to compare.
+fn normalized<'b>(
+    chain: &[Normalizer],
+    v: ValueRef<'_>,
+    number: &mut String,
+    buffers: &'b mut Buffers,
+) -> Option<&'b str> {
+    match v {
+        ValueRef::Text(t) => normalize_into(chain, std::str::from_utf8(t).ok()?, buffers),
+        v => {
+            text_into(v, number);
+            normalize_into(chain, number, buffers)
+        }
     }
 }
 
@@ -390,18 +426,17 @@ pub fn unify(
                 }
                 let id = choose_id(&members, &mut claimed, &mut counter);
                 let mut row = Vec::with_capacity(nf + 1);
-                row.push(Value::Text(id.clone()));
-                for (f, t) in types.iter().enumerate() {
-                    let v = merge_field(&members, f, ws.unification.merge[f]);
-                    row.push(coerce(v, *t));
+                row.push(ValueRef::Text(id.as_bytes()));
+                for f in 0..nf {
+                    row.push(merge_field(&members, f, ws.unification.merge[f]));
                 }
-                sink.push(&row)?;
+                sink.push_refs(&row)?;
                 for m in &members {
                     link.clear();
-                    link.str(&m.link);
+                    link.str(m.link);
                     link.str(&id);
                     link.u16(u16::try_from(m.src).unwrap_or(u16::MAX));
-                    link.str(&m.skey);
+                    link.str(m.skey);
                     links.write(&link.0).map_err(spilled)?;
                 }
                 // Members share most keys: each once per cluster.
@@ -437,21 +472,21 @@ pub fn unify(
         let mut frames = links.into_reader().map_err(spilled)?;
         while let Some(b) = frames.next_frame().map_err(spilled)? {
             let mut r = Reader::new(b);
-            let link = r.str().map_err(spilled)?.to_owned();
-            let cid = r.str().map_err(spilled)?.to_owned();
+            let link = r.str().map_err(spilled)?;
+            let cid = r.str().map_err(spilled)?;
             let src = usize::from(r.u16().map_err(spilled)?);
-            let skey = r.str().map_err(spilled)?.to_owned();
+            let skey = r.str().map_err(spilled)?;
             let s = ws.sources.get(src).ok_or_else(|| {
                 spilled(std::io::Error::other(
                     "corrupt temporary file: source index",
                 ))
             })?;
-            sink.push(&[
-                Value::Text(link),
-                Value::Text(cid),
-                Value::Text(s.name.clone()),
-                Value::Text(s.entity.clone()),
-                Value::Text(skey),
+            sink.push_refs(&[
+                ValueRef::Text(link.as_bytes()),
+                ValueRef::Text(cid.as_bytes()),
+                ValueRef::Text(s.name.as_bytes()),
+                ValueRef::Text(s.entity.as_bytes()),
+                ValueRef::Text(skey.as_bytes()),
             ])?;
         }
         Ok::<(), UnifyError>(())
@@ -592,15 +627,34 @@ fn spill_dir(store: &EntityDb) -> PathBuf {
 
 /// A 128-bit hash of a rule's key parts: two keys are equal when their
 /// hashes are (a collision among a billion keys has odds of about 1e-21).
-fn key_hash(rule: usize, parts: &[String]) -> u128 {
-    let half = |seed: u8| {
-        let mut h = std::hash::DefaultHasher::new();
-        seed.hash(&mut h);
-        rule.hash(&mut h);
-        parts.hash(&mut h);
-        h.finish()
-    };
-    (u128::from(half(0)) << 64) | u128::from(half(1))
+/// SipHash-1-3 with fixed keys over a specified encoding, so the hashes the
+/// key map keeps mean the same to the next build.
+struct KeyHasher(siphasher::sip128::SipHasher13);
+
+impl KeyHasher {
+    fn new(rule: usize) -> Self {
+        let mut h = siphasher::sip128::SipHasher13::new_with_keys(0x7472_6967, 0x6669_7368);
+        h.write(&(rule as u64).to_le_bytes());
+        Self(h)
+    }
+
+    /// Add the next part (length-prefixed, so parts cannot run together).
+    fn part(&mut self, s: &str) {
+        self.0.write(&(s.len() as u64).to_le_bytes());
+        self.0.write(s.as_bytes());
+    }
+
+    fn finish(&self) -> u128 {
+        use siphasher::sip128::Hasher128 as _;
+        self.0.finish128().as_u128()
+    }
+}
+
+/// [`KeyHasher`] over whole parts.
+fn key_hash(rule: usize, parts: &[&str]) -> u128 {
+    let mut h = KeyHasher::new(rule);
+    parts.iter().for_each(|p| h.part(p));
+    h.finish()
 }
 
 /// Hashes keys that are already hashes.
@@ -725,15 +779,17 @@ fn load_partition(part: Spill) -> std::io::Result<Loaded> {
     Ok(out)
 }
 
-/// A record's payload as the map wrote it.
-fn decode_member(b: &[u8], nf: usize) -> std::io::Result<Member> {
+/// A record's payload as the map wrote it, borrowing its text.
+fn decode_member(b: &[u8], nf: usize) -> std::io::Result<Member<'_>> {
     let mut r = Reader::new(b);
     let src = i64::from(r.u16()?);
-    let skey = r.str()?.to_owned();
-    let link = r.str()?.to_owned();
-    let upd = r.opt_str()?.map(str::to_owned);
-    let prev = r.opt_str()?.map(str::to_owned);
-    let vals = (0..nf).map(|_| r.value()).collect::<std::io::Result<_>>()?;
+    let skey = r.str()?;
+    let link = r.str()?;
+    let upd = r.opt_str()?;
+    let prev = r.opt_str()?;
+    let vals = (0..nf)
+        .map(|_| r.value_ref())
+        .collect::<std::io::Result<_>>()?;
     let keys = (0..r.u16()?)
         .map(|_| r.u64())
         .collect::<std::io::Result<_>>()?;
@@ -752,15 +808,17 @@ fn ms_since(t: Instant) -> u64 {
     u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// One source record of a cluster.
-struct Member {
+/// One source record of a cluster, borrowed from its merge partition.
+struct Member<'a> {
     /// Index of its source in the workspace.
     src: i64,
-    skey: String,
-    link: String,
-    upd: Option<String>,
-    prev: Option<String>,
-    vals: Vec<Value>,
+    skey: &'a str,
+    link: &'a str,
+    upd: Option<&'a str>,
+    prev: Option<&'a str>,
+    /// Its profile values, already of the fields' types (the map converted
+    /// them).
+    vals: Vec<ValueRef<'a>>,
     /// Its match keys (see [`super::keymap`]).
     keys: Vec<u64>,
 }
@@ -814,14 +872,19 @@ fn map_records(
         false => None,
     };
     let mut rec: u32 = 0;
-    let mut key_parts: Vec<String> = Vec::new();
     let mut fuzzy_parts: Vec<String> = Vec::new();
     let mut frame = Frame::default();
     let mut key = Frame::default();
     let mut hashes: Vec<u64> = Vec::new();
-    let normalized = |f: usize, v: &Value| {
-        as_text(v).and_then(|t| normalize(&ws.unification.normalizers[f], &t))
-    };
+    // Buffers reused from row to row: the row's own text is borrowed, and
+    // only what is converted or normalised is written, into these.
+    let mut converted: Vec<String> = vec![String::new(); nf];
+    let mut cells: Vec<Cell> = vec![Cell::Null; nf];
+    let (mut skey, mut link, mut upd, mut prev) =
+        (String::new(), String::new(), String::new(), String::new());
+    let mut number = String::new();
+    let mut buffers = Buffers::default();
+    let normalizers = &ws.unification.normalizers;
     for &si in &ws.unification.priority {
         let s = &ws.sources[si];
         let src = u16::try_from(si).map_err(|_| UnifyError::TooManyRows)?;
@@ -889,15 +952,30 @@ fn map_records(
             stmt.query([]).map_err(&e)?
         };
         while let Some(r) = rows.next().map_err(&e)? {
-            let skey = as_text(&r.get::<_, Value>(0).map_err(&e)?).unwrap_or_default();
-            let upd = as_text(&r.get::<_, Value>(1).map_err(&e)?);
-            let mut vals: Vec<Value> = Vec::with_capacity(nf);
+            text_into(r.get_ref(0).map_err(&e)?, &mut skey);
+            let has_upd = text_into(r.get_ref(1).map_err(&e)?, &mut upd);
+            // Each profile value as the field's type: the row's own value,
+            // or a conversion in the field's buffer.
             for (i, sl) in slot.iter().enumerate() {
-                let v = match sl {
-                    Some(p) => coerce(r.get::<_, Value>(*p).map_err(&e)?, types[i]),
-                    None => Value::Null,
+                cells[i] = match sl {
+                    None => Cell::Null,
+                    Some(p) => match (r.get_ref(*p).map_err(&e)?, types[i]) {
+                        (ValueRef::Null, _) => Cell::Null,
+                        (
+                            v @ (ValueRef::Integer(_) | ValueRef::Real(_)),
+                            ColumnType::String | ColumnType::DateTime,
+                        ) => {
+                            text_into(v, &mut converted[i]);
+                            Cell::Converted
+                        }
+                        (ValueRef::Integer(n), ColumnType::Decimal) => Cell::Real(n as f64),
+                        (v @ ValueRef::Text(t), _) if std::str::from_utf8(t).is_err() => {
+                            text_into(v, &mut converted[i]);
+                            Cell::Converted
+                        }
+                        _ => Cell::Row(*p),
+                    },
                 };
-                vals.push(v);
             }
             for (i, template, cols) in &derived {
                 let mut texts: Vec<(&str, Option<String>)> = Vec::with_capacity(cols.len());
@@ -910,30 +988,63 @@ fn map_records(
                         .find(|(c, _)| *c == name)
                         .and_then(|(_, v)| v.clone())
                 };
-                vals[*i] = template.render(&get).map_or(Value::Null, Value::Text);
+                cells[*i] = match template.render(&get) {
+                    Some(t) => {
+                        converted[*i] = t;
+                        Cell::Converted
+                    }
+                    None => Cell::Null,
+                };
             }
-            let link = format!("{}/{}", s.name, skey);
-            let prev: Option<String> = match prev_of.as_mut() {
-                _ if joined => r.get(prev_at).map_err(&e)?,
-                Some(q) => q.query_row([&link], |r| r.get(0)).optional().map_err(&e)?,
-                None => None,
+            let vals = cells
+                .iter()
+                .zip(&converted)
+                .map(|(c, buf)| {
+                    Ok(match *c {
+                        Cell::Null => ValueRef::Null,
+                        Cell::Row(p) => r.get_ref(p)?,
+                        Cell::Real(x) => ValueRef::Real(x),
+                        Cell::Converted => ValueRef::Text(buf.as_bytes()),
+                    })
+                })
+                .collect::<rusqlite::Result<Vec<ValueRef<'_>>>>()
+                .map_err(&e)?;
+            link.clear();
+            link.push_str(&s.name);
+            link.push('/');
+            link.push_str(&skey);
+            let has_prev = match prev_of.as_mut() {
+                _ if joined => text_into(r.get_ref(prev_at).map_err(&e)?, &mut prev),
+                Some(q) => {
+                    let found: Option<String> =
+                        q.query_row([&link], |r| r.get(0)).optional().map_err(&e)?;
+                    match found {
+                        Some(p) => {
+                            prev = p;
+                            true
+                        }
+                        None => false,
+                    }
+                }
+                None => false,
             };
             hashes.clear();
             'rules: for (ri, rule) in ws.unification.rules.iter().enumerate() {
-                key_parts.clear();
+                let mut hasher = KeyHasher::new(ri);
                 fuzzy_parts.clear();
                 for (&f, p) in rule.fields.iter().zip(&rule.precision) {
-                    let Some(n) = normalized(f, &vals[f]) else {
+                    let Some(n) = normalized(&normalizers[f], vals[f], &mut number, &mut buffers)
+                    else {
                         continue 'rules;
                     };
                     match p {
-                        Precision::Exact => key_parts.push(n),
+                        Precision::Exact => hasher.part(n),
                         Precision::Similar(_) => {
-                            fuzzy_parts.push(similarity::head(&n).to_owned());
+                            fuzzy_parts.push(similarity::head(n).to_owned());
                         }
                     }
                 }
-                let h = key_hash(ri, &key_parts);
+                let h = hasher.finish();
                 key.clear();
                 key.u16(u16::try_from(ri).unwrap_or(u16::MAX));
                 key.u128(h);
@@ -946,9 +1057,10 @@ fn map_records(
                     key.u16(u16::try_from(rule.guards.len()).unwrap_or(0));
                     for &g in &rule.guards {
                         // A digest: guards compare for equality only.
-                        let digest = normalized(g, &vals[g])
-                            .map(|v| format!("{:032x}", key_hash(usize::MAX, &[v])))
-                            .unwrap_or_default();
+                        let digest =
+                            normalized(&normalizers[g], vals[g], &mut number, &mut buffers)
+                                .map(|v| format!("{:032x}", key_hash(usize::MAX, &[v])))
+                                .unwrap_or_default();
                         key.str(&digest);
                     }
                 }
@@ -960,10 +1072,10 @@ fn map_records(
             frame.u16(src);
             frame.str(&skey);
             frame.str(&link);
-            frame.opt_str(upd.as_deref());
-            frame.opt_str(prev.as_deref());
+            frame.opt_str(has_upd.then_some(upd.as_str()));
+            frame.opt_str(has_prev.then_some(prev.as_str()));
             for v in &vals {
-                frame.value(v);
+                frame.value_ref(*v);
             }
             frame.u16(u16::try_from(hashes.len()).unwrap_or(u16::MAX));
             for h in &hashes {
@@ -1015,11 +1127,11 @@ impl Claimed {
 
 /// The id a cluster keeps: the previous id most of its records had (ties: the
 /// smallest), unless another cluster took it this run; else a fresh one.
-fn choose_id(members: &[Member], claimed: &mut Claimed, counter: &mut u64) -> String {
+fn choose_id(members: &[Member<'_>], claimed: &mut Claimed, counter: &mut u64) -> String {
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for m in members {
-        if let Some(p) = &m.prev {
-            *counts.entry(p.as_str()).or_default() += 1;
+        if let Some(p) = m.prev {
+            *counts.entry(p).or_default() += 1;
         }
     }
     let mut candidates: Vec<(&str, usize)> = counts.into_iter().collect();
@@ -1040,38 +1152,35 @@ fn choose_id(members: &[Member], claimed: &mut Claimed, counter: &mut u64) -> St
 
 /// The winning value of profile field `f` in a cluster (members are in
 /// priority order: source priority, then record order).
-fn merge_field(members: &[Member], f: usize, policy: MergePolicy) -> Value {
-    let present = members.iter().filter(|m| m.vals[f] != Value::Null);
+fn merge_field<'a>(members: &[Member<'a>], f: usize, policy: MergePolicy) -> ValueRef<'a> {
+    let present = members.iter().filter(|m| m.vals[f] != ValueRef::Null);
     match policy {
-        MergePolicy::Priority => present
-            .map(|m| m.vals[f].clone())
-            .next()
-            .unwrap_or(Value::Null),
+        MergePolicy::Priority => present.map(|m| m.vals[f]).next().unwrap_or(ValueRef::Null),
         MergePolicy::MostRecent => {
-            let mut best: Option<&Member> = None;
+            let mut best: Option<&Member<'a>> = None;
             for m in present {
                 // Strictly newer wins, so ties keep the higher priority.
                 if best.is_none_or(|b| m.upd > b.upd) {
                     best = Some(m);
                 }
             }
-            best.map_or(Value::Null, |m| m.vals[f].clone())
+            best.map_or(ValueRef::Null, |m| m.vals[f])
         }
         MergePolicy::MostFrequent => {
-            let mut tally: Vec<(&Value, usize)> = Vec::new();
+            let mut tally: Vec<(ValueRef<'a>, usize)> = Vec::new();
             for m in present {
-                match tally.iter_mut().find(|(v, _)| **v == m.vals[f]) {
+                match tally.iter_mut().find(|(v, _)| *v == m.vals[f]) {
                     Some((_, n)) => *n += 1,
-                    None => tally.push((&m.vals[f], 1)),
+                    None => tally.push((m.vals[f], 1)),
                 }
             }
-            let mut best: Option<(&Value, usize)> = None;
+            let mut best: Option<(ValueRef<'a>, usize)> = None;
             for (v, n) in tally {
                 if best.is_none_or(|(_, bn)| n > bn) {
                     best = Some((v, n));
                 }
             }
-            best.map_or(Value::Null, |(v, _)| v.clone())
+            best.map_or(ValueRef::Null, |(v, _)| v)
         }
     }
 }
@@ -1090,21 +1199,39 @@ fn save_customer_seq(store: &EntityDb, n: u64) -> Result<(), StoreError> {
 mod tests {
     use super::*;
 
-    fn member(src: i64, upd: Option<&str>, prev: Option<&str>, v: Value) -> Member {
+    fn member(
+        src: i64,
+        upd: Option<&'static str>,
+        prev: Option<&'static str>,
+        v: ValueRef<'static>,
+    ) -> Member<'static> {
         Member {
             src,
-            skey: "k".into(),
-            link: "l".into(),
-            upd: upd.map(str::to_owned),
-            prev: prev.map(str::to_owned),
+            skey: "k",
+            link: "l",
+            upd,
+            prev,
             vals: vec![v],
             keys: Vec::new(),
         }
     }
 
-    fn text(s: &str) -> Value {
-        Value::Text(s.into())
+    fn text(s: &'static str) -> ValueRef<'static> {
+        ValueRef::Text(s.as_bytes())
     }
+
+    /// The key map keeps these hashes from one build to the next: a change
+    /// of algorithm or encoding needs a new key map version (`keymap::MAGIC`).
+    #[test]
+    fn match_key_hashes_are_pinned() {
+        assert_eq!(key_hash(0, &["ann@example.com"]), PINNED_EMAIL);
+        assert_eq!(key_hash(2, &["ann", "lee", "75001"]), PINNED_NAME);
+        // Parts are length-prefixed and the rule counts.
+        assert_ne!(key_hash(2, &["annl", "ee"]), key_hash(2, &["ann", "lee"]));
+        assert_ne!(key_hash(1, &["x"]), key_hash(0, &["x"]));
+    }
+    const PINNED_EMAIL: u128 = 271151666262990980004340668518967519557;
+    const PINNED_NAME: u128 = 75329291585496044032926946258779601429;
 
     /// Unify one source's rows under `rules` (TOML); the clusters as sorted
     /// lists of row ids.
@@ -1125,7 +1252,13 @@ mod tests {
             .collect();
         let values = rows.iter().map(|r| {
             Ok(r.iter()
-                .map(|v| if v.is_empty() { Value::Null } else { text(v) })
+                .map(|v| {
+                    if v.is_empty() {
+                        Value::Null
+                    } else {
+                        Value::Text((*v).into())
+                    }
+                })
                 .collect())
         });
         store.replace_entity("S", "Id", &cols, values).unwrap();
@@ -1176,7 +1309,11 @@ mod tests {
                 .collect();
             let values = rows
                 .iter()
-                .map(|r| Ok(r.iter().map(|v| text(v)).collect::<Vec<_>>()))
+                .map(|r| {
+                    Ok(r.iter()
+                        .map(|v| Value::Text((*v).into()))
+                        .collect::<Vec<_>>())
+                })
                 .collect::<Vec<_>>();
             store.replace_entity(entity, "Id", &cols, values).unwrap();
         };
@@ -1379,7 +1516,7 @@ mod tests {
     #[test]
     fn merge_policies() {
         let ms = vec![
-            member(0, Some("2024-01-01T00:00:00Z"), None, Value::Null),
+            member(0, Some("2024-01-01T00:00:00Z"), None, ValueRef::Null),
             member(1, Some("2024-03-01T00:00:00Z"), None, text("b")),
             member(2, Some("2024-02-01T00:00:00Z"), None, text("c")),
             member(2, Some("2024-03-01T00:00:00Z"), None, text("c")),
@@ -1388,8 +1525,11 @@ mod tests {
         // Two records share the newest time: the higher priority one wins.
         assert_eq!(merge_field(&ms, 0, MergePolicy::MostRecent), text("b"));
         assert_eq!(merge_field(&ms, 0, MergePolicy::MostFrequent), text("c"));
-        let empty = vec![member(0, None, None, Value::Null)];
-        assert_eq!(merge_field(&empty, 0, MergePolicy::MostRecent), Value::Null);
+        let empty = vec![member(0, None, None, ValueRef::Null)];
+        assert_eq!(
+            merge_field(&empty, 0, MergePolicy::MostRecent),
+            ValueRef::Null
+        );
     }
 
     #[test]
@@ -1397,23 +1537,23 @@ mod tests {
         let mut claimed = Claimed::default();
         let mut counter = 7;
         let a = vec![
-            member(0, None, Some("C00000002"), Value::Null),
-            member(0, None, Some("C00000001"), Value::Null),
-            member(0, None, Some("C00000002"), Value::Null),
+            member(0, None, Some("C00000002"), ValueRef::Null),
+            member(0, None, Some("C00000001"), ValueRef::Null),
+            member(0, None, Some("C00000002"), ValueRef::Null),
         ];
         assert_eq!(choose_id(&a, &mut claimed, &mut counter), "C00000002");
         // A split-off part that also had C00000002 falls back to its other id.
         let b = vec![
-            member(0, None, Some("C00000002"), Value::Null),
-            member(0, None, Some("C00000001"), Value::Null),
+            member(0, None, Some("C00000002"), ValueRef::Null),
+            member(0, None, Some("C00000001"), ValueRef::Null),
         ];
         assert_eq!(choose_id(&b, &mut claimed, &mut counter), "C00000001");
-        let c = vec![member(0, None, Some("C00000002"), Value::Null)];
+        let c = vec![member(0, None, Some("C00000002"), ValueRef::Null)];
         assert_eq!(choose_id(&c, &mut claimed, &mut counter), "C00000008");
-        let d = vec![member(0, None, None, Value::Null)];
+        let d = vec![member(0, None, None, ValueRef::Null)];
         assert_eq!(choose_id(&d, &mut claimed, &mut counter), "C00000009");
         // Ids not of the engine's form are tracked too.
-        let e = vec![member(0, None, Some("legacy-7"), Value::Null)];
+        let e = vec![member(0, None, Some("legacy-7"), ValueRef::Null)];
         assert_eq!(choose_id(&e, &mut claimed, &mut counter), "legacy-7");
         assert_eq!(choose_id(&e, &mut claimed, &mut counter), "C00000010");
     }

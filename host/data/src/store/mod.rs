@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use rusqlite::types::Value;
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub use crate::odata::normalize_datetime;
@@ -410,7 +410,7 @@ impl EntityDb {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| self.sql(e))?;
-        let (count, noted) = self.fill_staging(&tx, entity, key, columns, fill)?;
+        let (count, noted) = self.fill_staging(&tx, entity, key, columns, Layout::Rowid, fill)?;
         changes::record(self, &tx, entity, key, columns)?;
         self.swap_in(&tx, entity, key, columns, count)?;
         partitions::record(&tx, entity, &noted, count).map_err(|e| self.sql(e))?;
@@ -427,6 +427,7 @@ impl EntityDb {
         entity: &str,
         key: &str,
         columns: &[(String, ColumnType)],
+        layout: Layout,
         fill: impl FnOnce(&mut RowSink<'_>) -> Result<(), E>,
     ) -> Result<(u64, partitions::Noted), E> {
         if !valid_identifier(entity) {
@@ -452,9 +453,13 @@ impl EntityDb {
             })
             .collect();
         let placeholders = vec!["?"; columns.len()].join(", ");
+        let without_rowid = match layout {
+            Layout::Rowid => "",
+            Layout::Clustered => " WITHOUT ROWID",
+        };
         tx.execute_batch(&format!(
             "DROP TABLE IF EXISTS {staging};
-             CREATE TABLE {staging} ({}, PRIMARY KEY (\"{key}\"));",
+             CREATE TABLE {staging} ({}, PRIMARY KEY (\"{key}\")){without_rowid};",
             col_defs.join(", ")
         ))
         .map_err(|e| self.sql(e))?;
@@ -581,6 +586,18 @@ impl EntityDb {
     }
 }
 
+/// How an entity's table is laid out.
+#[derive(Debug, Clone, Copy)]
+enum Layout {
+    /// Rows by rowid, with an index on the key: source entities, whose
+    /// rowids the engine tracks (incremental unification, partitions).
+    Rowid,
+    /// Rows kept in key order (`WITHOUT ROWID`): the engine's computed
+    /// entities, read by key and written in about key order. One B-tree
+    /// instead of a table and an index: the key is stored once.
+    Clustered,
+}
+
 /// A fill for [`EntityDb::replace_entity_with`] and
 /// [`Publication::replace_entity_with`] that pushes `rows`.
 pub fn pushing<I>(rows: I) -> impl FnOnce(&mut RowSink<'_>) -> Result<(), StoreError>
@@ -651,21 +668,41 @@ impl<'a> RowSink<'a> {
     /// Add one row (one value per column). A duplicate or empty key is an
     /// error naming the row.
     pub fn push(&mut self, row: &[Value]) -> Result<(), StoreError> {
+        let key = row
+            .get(self.key_index)
+            .map_or(ValueRef::Null, ValueRef::from);
+        self.insert_row(row.len(), rusqlite::params_from_iter(row.iter()), key)
+    }
+
+    /// [`RowSink::push`] with borrowed values.
+    pub fn push_refs(&mut self, row: &[ValueRef<'_>]) -> Result<(), StoreError> {
+        let key = row.get(self.key_index).copied().unwrap_or(ValueRef::Null);
+        let values = row.iter().map(|v| ToSqlOutput::Borrowed(*v));
+        self.insert_row(row.len(), rusqlite::params_from_iter(values), key)
+    }
+
+    /// Insert `values` (`len` of them), `key` being the key's.
+    fn insert_row(
+        &mut self,
+        len: usize,
+        values: impl rusqlite::Params,
+        key: ValueRef<'_>,
+    ) -> Result<(), StoreError> {
         self.count += 1;
-        if row.len() != self.columns {
+        if len != self.columns {
             return Err(StoreError::Row {
                 entity: self.entity.clone(),
                 row: self.count,
-                message: format!("{} values for {} columns", row.len(), self.columns),
+                message: format!("{len} values for {} columns", self.columns),
             });
         }
-        if let Err(e) = self.insert.execute(rusqlite::params_from_iter(row.iter())) {
+        if let Err(e) = self.insert.execute(values) {
             let message = match &e {
                 rusqlite::Error::SqliteFailure(f, _)
                     if f.code == rusqlite::ErrorCode::ConstraintViolation =>
                 {
-                    match &row[self.key_index] {
-                        Value::Null => format!("field '{}' (the key) is empty", self.key),
+                    match key {
+                        ValueRef::Null => format!("field '{}' (the key) is empty", self.key),
                         v => format!("duplicate key {} in field '{}'", show(v), self.key),
                     }
                 }
@@ -679,7 +716,10 @@ impl<'a> RowSink<'a> {
         }
         if let Some(member) = &mut self.member_insert {
             member
-                .execute(rusqlite::params![&row[self.key_index], self.partition])
+                .execute(rusqlite::params![
+                    ToSqlOutput::Borrowed(key),
+                    self.partition
+                ])
                 .map_err(|source| StoreError::Sqlite {
                     path: self.path.to_owned(),
                     source,
@@ -705,12 +745,12 @@ impl<'a> RowSink<'a> {
     }
 }
 
-fn show(v: &Value) -> String {
+fn show(v: ValueRef<'_>) -> String {
     match v {
-        Value::Null => "null".into(),
-        Value::Integer(n) => n.to_string(),
-        Value::Real(f) => f.to_string(),
-        Value::Text(s) => format!("'{s}'"),
-        Value::Blob(_) => "(blob)".into(),
+        ValueRef::Null => "null".into(),
+        ValueRef::Integer(n) => n.to_string(),
+        ValueRef::Real(f) => f.to_string(),
+        ValueRef::Text(s) => format!("'{}'", String::from_utf8_lossy(s)),
+        ValueRef::Blob(_) => "(blob)".into(),
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use rusqlite::params;
 use rusqlite::types::Value;
 
-use super::{table_name, EntityDb, EntityMeta, RowSink, StoreError, Table};
+use super::{table_name, EntityDb, EntityMeta, Layout, RowSink, StoreError, Table};
 use crate::odata::{ColumnType, Schema};
 
 /// One entity written but not yet published.
@@ -71,7 +71,7 @@ impl<'a> Publication<'a> {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| store.sql(e))?;
-        let (rows, _) = store.fill_staging(&tx, entity, key, columns, fill)?;
+        let (rows, _) = store.fill_staging(&tx, entity, key, columns, Layout::Clustered, fill)?;
         tx.commit().map_err(|e| store.sql(e))?;
         self.staged.retain(|s| s.entity != entity);
         self.staged.push(Staged {
@@ -149,7 +149,14 @@ impl<'a> Publication<'a> {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| store.sql(e))?;
-        let (added, _) = store.fill_staging(&tx, entity, &key, &meta.schema.columns, fill)?;
+        let (added, _) = store.fill_staging(
+            &tx,
+            entity,
+            &key,
+            &meta.schema.columns,
+            Layout::Clustered,
+            fill,
+        )?;
         let staging = Table::staging(entity);
         tx.execute_batch(&format!(
             "DROP VIEW IF EXISTS {view};
@@ -360,7 +367,7 @@ impl Drop for Publication<'_> {
 mod tests {
     use super::*;
     use crate::store::pushing;
-    use rusqlite::types::Value;
+    use rusqlite::types::{Value, ValueRef};
 
     fn cols() -> Vec<(String, ColumnType)> {
         vec![
@@ -373,6 +380,62 @@ mod tests {
         (0..n)
             .map(|i| Ok(vec![Value::Text(format!("r{i}")), Value::Integer(i)]))
             .collect()
+    }
+
+    /// Whether `entity`'s live table is `WITHOUT ROWID`.
+    fn clustered(store: &EntityDb, entity: &str) -> bool {
+        let sql: String = store
+            .conn()
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = ?1",
+                [format!("ent_{entity}")],
+                |r| r.get(0),
+            )
+            .unwrap();
+        sql.ends_with("WITHOUT ROWID")
+    }
+
+    #[test]
+    fn computed_entities_are_kept_in_key_order_and_sources_by_rowid() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
+        store.replace_entity("Src", "Id", &cols(), rows(2)).unwrap();
+        assert!(!clustered(&store, "Src"), "an import keeps its rowids");
+        let mut p = store.publication();
+        p.replace_entity_with("A", "Id", &cols(), |sink: &mut RowSink<'_>| {
+            for i in [3i64, 1, 2] {
+                let id = format!("r{i}");
+                sink.push_refs(&[ValueRef::Text(id.as_bytes()), ValueRef::Integer(i)])?;
+            }
+            Ok::<(), StoreError>(())
+        })
+        .unwrap();
+        p.publish().unwrap();
+        assert!(clustered(&store, "A"));
+        assert_eq!(
+            store.get_item("A", "r2").unwrap(),
+            Some(serde_json::json!({"Id": "r2", "N": 2}))
+        );
+        // A patch of a clustered entity, and the key error of borrowed rows.
+        let mut p = store.publication();
+        p.patch_entity_with("A", [Value::Text("r1".into())], |sink: &mut RowSink<'_>| {
+            sink.push_refs(&[ValueRef::Text(b"r4"), ValueRef::Integer(4)])
+        })
+        .unwrap();
+        p.publish().unwrap();
+        assert!(store.get_item("A", "r1").unwrap().is_none());
+        assert_eq!(store.meta("A").unwrap().rows, 3);
+        let mut p = store.publication();
+        let err = p
+            .replace_entity_with("B", "Id", &cols(), |sink: &mut RowSink<'_>| {
+                sink.push_refs(&[ValueRef::Text(b"x"), ValueRef::Integer(1)])?;
+                sink.push_refs(&[ValueRef::Text(b"x"), ValueRef::Integer(2)])
+            })
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "entity 'B', row 2: duplicate key 'x' in field 'Id'"
+        );
     }
 
     #[test]

@@ -275,19 +275,25 @@ impl<'a> Reader<'a> {
             _ => self.str().map(Some),
         }
     }
-    /// A value, borrowing its text.
+    /// A value, borrowing its text. Text is not checked again for UTF-8:
+    /// [`Frame::value_ref`] wrote it valid ([`Reader::value`] checks).
     pub fn value_ref(&mut self) -> io::Result<ValueRef<'a>> {
         Ok(match self.take(1)?[0] {
             0 => ValueRef::Null,
             1 => ValueRef::Integer(i64::from_le_bytes(self.array()?)),
             2 => ValueRef::Real(f64::from_le_bytes(self.array()?)),
-            3 => ValueRef::Text(self.str()?.as_bytes()),
+            3 => ValueRef::Text(self.bytes()?),
             4 => ValueRef::Blob(self.bytes()?),
             _ => return Err(corrupt()),
         })
     }
     pub fn value(&mut self) -> io::Result<Value> {
-        self.value_ref().map(Value::from)
+        match self.value_ref()? {
+            ValueRef::Text(t) => std::str::from_utf8(t)
+                .map(|t| Value::Text(t.to_owned()))
+                .map_err(|_| corrupt()),
+            v => Ok(Value::from(v)),
+        }
     }
     /// What is left of the frame.
     pub fn rest(&self) -> &'a [u8] {

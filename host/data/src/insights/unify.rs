@@ -433,7 +433,6 @@ pub fn unify(
                 sink.push_refs(&row)?;
                 for m in &members {
                     link.clear();
-                    link.str(m.link);
                     link.str(&id);
                     link.u16(u16::try_from(m.src).unwrap_or(u16::MAX));
                     link.str(m.skey);
@@ -470,9 +469,9 @@ pub fn unify(
     };
     let fill_links = |sink: &mut RowSink<'_>| {
         let mut frames = links.into_reader().map_err(spilled)?;
+        let mut link = String::new();
         while let Some(b) = frames.next_frame().map_err(spilled)? {
             let mut r = Reader::new(b);
-            let link = r.str().map_err(spilled)?;
             let cid = r.str().map_err(spilled)?;
             let src = usize::from(r.u16().map_err(spilled)?);
             let skey = r.str().map_err(spilled)?;
@@ -481,6 +480,11 @@ pub fn unify(
                     "corrupt temporary file: source index",
                 ))
             })?;
+            // The link id: source name, '/', source key.
+            link.clear();
+            link.push_str(&s.name);
+            link.push('/');
+            link.push_str(skey);
             sink.push_refs(&[
                 ValueRef::Text(link.as_bytes()),
                 ValueRef::Text(cid.as_bytes()),
@@ -784,7 +788,6 @@ fn decode_member(b: &[u8], nf: usize) -> std::io::Result<Member<'_>> {
     let mut r = Reader::new(b);
     let src = i64::from(r.u16()?);
     let skey = r.str()?;
-    let link = r.str()?;
     let upd = r.opt_str()?;
     let prev = r.opt_str()?;
     let vals = (0..nf)
@@ -796,7 +799,6 @@ fn decode_member(b: &[u8], nf: usize) -> std::io::Result<Member<'_>> {
     Ok(Member {
         src,
         skey,
-        link,
         upd,
         prev,
         vals,
@@ -813,7 +815,6 @@ struct Member<'a> {
     /// Index of its source in the workspace.
     src: i64,
     skey: &'a str,
-    link: &'a str,
     upd: Option<&'a str>,
     prev: Option<&'a str>,
     /// Its profile values, already of the fields' types (the map converted
@@ -1071,7 +1072,6 @@ fn map_records(
             frame.clear();
             frame.u16(src);
             frame.str(&skey);
-            frame.str(&link);
             frame.opt_str(has_upd.then_some(upd.as_str()));
             frame.opt_str(has_prev.then_some(prev.as_str()));
             for v in &vals {
@@ -1208,7 +1208,6 @@ mod tests {
         Member {
             src,
             skey: "k",
-            link: "l",
             upd,
             prev,
             vals: vec![v],

@@ -116,7 +116,9 @@ pub(super) fn plan(
         return Ok(Plan::Full("no record of the last unification"));
     };
     if !keymap::valid(keymap_path, token) {
-        return Ok(Plan::Full("the key map of the last unification is missing"));
+        return Ok(Plan::Full(
+            "the key map of the last unification is missing or of another version",
+        ));
     }
     // What changed, per source.
     let mut changed: Vec<Vec<Value>> = Vec::with_capacity(ws.sources.len());

@@ -285,6 +285,23 @@ mod tests {
     }
 
     #[test]
+    fn a_key_map_of_another_version_is_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.keys");
+        let mut file = Spill::create(&path).unwrap();
+        let mut header = Frame::default();
+        header.str("triggerfish key map 2");
+        header.u128(7);
+        file.write(&header.0).unwrap();
+        file.finish().unwrap();
+        assert!(!valid(&path, 7));
+        let err = lookup(&path, 7, vec![1]).unwrap_err();
+        assert!(err
+            .to_string()
+            .ends_with("is not the key map of the last unification"));
+    }
+
+    #[test]
     fn only_canonical_engine_ids_are_kept_as_numbers() {
         for id in [
             "C00000001",

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use rusqlite::types::{Value, ValueRef};
+use rusqlite::types::ValueRef;
 
 /// Write buffer per spill file.
 const BUFFER: usize = 64 * 1024;
@@ -199,7 +199,7 @@ impl Frame {
             }
         }
     }
-    /// Like [`Frame::value`], from a borrowed value (text must be UTF-8).
+    /// A value (text must be UTF-8).
     pub fn value_ref(&mut self, v: ValueRef<'_>) {
         match v {
             ValueRef::Null => self.0.push(0),
@@ -220,9 +220,6 @@ impl Frame {
                 self.bytes(b);
             }
         }
-    }
-    pub fn value(&mut self, v: &Value) {
-        self.value_ref(ValueRef::from(v));
     }
 }
 
@@ -276,7 +273,7 @@ impl<'a> Reader<'a> {
         }
     }
     /// A value, borrowing its text. Text is not checked again for UTF-8:
-    /// [`Frame::value_ref`] wrote it valid ([`Reader::value`] checks).
+    /// [`Frame::value_ref`] wrote it valid.
     pub fn value_ref(&mut self) -> io::Result<ValueRef<'a>> {
         Ok(match self.take(1)?[0] {
             0 => ValueRef::Null,
@@ -286,14 +283,6 @@ impl<'a> Reader<'a> {
             4 => ValueRef::Blob(self.bytes()?),
             _ => return Err(corrupt()),
         })
-    }
-    pub fn value(&mut self) -> io::Result<Value> {
-        match self.value_ref()? {
-            ValueRef::Text(t) => std::str::from_utf8(t)
-                .map(|t| Value::Text(t.to_owned()))
-                .map_err(|_| corrupt()),
-            v => Ok(Value::from(v)),
-        }
     }
     /// What is left of the frame.
     pub fn rest(&self) -> &'a [u8] {
@@ -314,8 +303,8 @@ mod tests {
             f.clear();
             f.u32(i);
             f.opt_str(i.is_multiple_of(2).then_some("é"));
-            f.value(&Value::Real(f64::from(i) / 2.0));
-            f.value(&Value::Null);
+            f.value_ref(ValueRef::Real(f64::from(i) / 2.0));
+            f.value_ref(ValueRef::Null);
             f.u128(u128::MAX - u128::from(i));
             parts.write(i as usize, &f.0).unwrap();
         }
@@ -326,8 +315,8 @@ mod tests {
                 let mut r = Reader::new(b);
                 let i = r.u32().unwrap();
                 assert_eq!(r.opt_str().unwrap(), i.is_multiple_of(2).then_some("é"));
-                assert_eq!(r.value().unwrap(), Value::Real(f64::from(i) / 2.0));
-                assert_eq!(r.value().unwrap(), Value::Null);
+                assert_eq!(r.value_ref().unwrap(), ValueRef::Real(f64::from(i) / 2.0));
+                assert_eq!(r.value_ref().unwrap(), ValueRef::Null);
                 assert_eq!(r.u128().unwrap(), u128::MAX - u128::from(i));
                 assert!(r.rest().is_empty());
                 seen.push(i);
@@ -343,6 +332,6 @@ mod tests {
         f.str("hello");
         let mut r = Reader::new(&f.0[..6]);
         assert!(r.str().is_err());
-        assert!(Reader::new(&[9]).value().is_err());
+        assert!(Reader::new(&[9]).value_ref().is_err());
     }
 }

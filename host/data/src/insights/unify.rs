@@ -171,14 +171,10 @@ fn sql(store: &EntityDb) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     }
 }
 
-/// The text a normaliser sees for a value (and a key's text in `LinkId`).
+/// [`text_into`] as a new string.
 pub(super) fn as_text(v: &Value) -> Option<String> {
-    match v {
-        Value::Null | Value::Blob(_) => None,
-        Value::Integer(n) => Some(n.to_string()),
-        Value::Real(x) => Some(x.to_string()),
-        Value::Text(s) => Some(s.clone()),
-    }
+    let mut text = String::new();
+    text_into(ValueRef::from(v), &mut text).then_some(text)
 }
 
 /// Where the map finds a profile value of the current row.
@@ -194,8 +190,8 @@ enum Cell {
     Converted,
 }
 
-/// Put the text a normaliser sees for `v` (see [`as_text`]) into `out`;
-/// false, with `out` empty, when it has none.
+/// Put the text a normaliser sees for `v` (and a key's text in `LinkId`)
+/// into `out`; false, with `out` empty, when it has none.
 fn text_into(v: ValueRef<'_>, out: &mut String) -> bool {
     use std::fmt::Write as _;
     out.clear();

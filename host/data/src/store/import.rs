@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use rusqlite::types::Value;
+use rusqlite::types::{Value, ValueRef};
 
-use super::StoreError;
+use super::{pipe, StoreError};
 use crate::odata::{normalize_datetime, ColumnType};
 
 /// File formats.
@@ -165,27 +166,36 @@ impl Row<'_> {
         }
     }
 
-    /// The values converted to the columns' types, or the column that
-    /// failed and why.
-    fn convert(self, typed: &[(String, ColumnType)]) -> Result<Vec<Value>, (usize, String)> {
-        let mut vals = Vec::with_capacity(typed.len());
+    /// The values converted to the columns' types, into `feed`'s open row
+    /// (text kept as text is copied once, into the batch), or the column
+    /// that failed and why. On an error the row is left part
+    /// filled, for the caller to cancel.
+    fn convert_into(
+        self,
+        typed: &[(String, ColumnType)],
+        feed: &mut pipe::Feed,
+    ) -> Result<(), (usize, String)> {
         match self {
             Row::Csv(rec) => {
                 for (i, (s, (_, t))) in rec.iter().zip(typed).enumerate() {
-                    vals.push(if s.is_empty() {
-                        Value::Null
-                    } else {
-                        convert_str(s, *t).map_err(|m| (i, m))?
-                    });
+                    match (s.is_empty(), t) {
+                        (true, _) => feed.value(ValueRef::Null),
+                        (false, ColumnType::String) => feed.value(ValueRef::Text(s.as_bytes())),
+                        (false, t) => {
+                            let v = convert_str(s, *t).map_err(|m| (i, m))?;
+                            feed.value(ValueRef::from(&v));
+                        }
+                    }
                 }
             }
             Row::Json(values) => {
                 for (i, (v, (_, t))) in values.into_iter().zip(typed).enumerate() {
-                    vals.push(convert(v, *t).map_err(|m| (i, m))?);
+                    let v = convert(v, *t).map_err(|m| (i, m))?;
+                    feed.value(ValueRef::from(&v));
                 }
             }
         }
-        Ok(vals)
+        Ok(())
     }
 }
 
@@ -237,17 +247,14 @@ fn visit(
     format: ImportFormat,
     columns: &mut Vec<String>,
     fixed: bool,
-    progress: &Progress<'_>,
+    read: &AtomicU64,
     f: &mut dyn FnMut(u64, RawRow) -> Result<(), ImportError>,
 ) -> Result<(), ImportError> {
     let file = match opener {
         Some(o) => o.open(path)?,
         None => std::fs::File::open(path).map_err(|e| io_error(path, &e))?,
     };
-    let reader = std::io::BufReader::new(Counting {
-        inner: file,
-        progress,
-    });
+    let reader = std::io::BufReader::new(Counting { inner: file, read });
     match format {
         ImportFormat::Csv => {
             let mut rdr = csv::ReaderBuilder::new()
@@ -651,9 +658,11 @@ impl std::fmt::Debug for ImportSpec<'_> {
 /// How often an import reports its progress, in bytes read.
 pub const PROGRESS_EVERY_BYTES: u64 = 4 * 1024 * 1024;
 
-/// Bytes read so far by one import, and whom to tell.
+/// Bytes read so far by one import, and whom to tell. The count may be
+/// advanced from another thread (the reading one); the telling is done by
+/// [`Progress::tick`] on this one.
 struct Progress<'a> {
-    read: std::cell::Cell<u64>,
+    read: AtomicU64,
     next: std::cell::Cell<u64>,
     total: u64,
     report: Option<&'a dyn Fn(u64, u64)>,
@@ -663,16 +672,17 @@ impl<'a> Progress<'a> {
     /// Nothing read yet of files of these sizes, read twice.
     fn new(stamps: &[Stamp], report: Option<&'a dyn Fn(u64, u64)>) -> Self {
         Self {
-            read: Default::default(),
+            read: AtomicU64::new(0),
             next: Default::default(),
             total: 2 * stamps.iter().map(|(size, _)| size).sum::<u64>(),
             report,
         }
     }
 
-    fn add(&self, n: usize) {
-        let read = self.read.get() + n as u64;
-        self.read.set(read);
+    /// Tell the bytes read, if [`PROGRESS_EVERY_BYTES`] more were read
+    /// since last told.
+    fn tick(&self) {
+        let read = self.read.load(Ordering::Relaxed);
         if read >= self.next.get() {
             self.next.set(read + PROGRESS_EVERY_BYTES);
             if let Some(report) = self.report {
@@ -685,13 +695,13 @@ impl<'a> Progress<'a> {
 /// A reader that counts the bytes it hands out.
 struct Counting<'a, R> {
     inner: R,
-    progress: &'a Progress<'a>,
+    read: &'a AtomicU64,
 }
 
 impl<R: std::io::Read> std::io::Read for Counting<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.progress.add(n);
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
@@ -793,8 +803,9 @@ pub fn infer(spec: &ImportSpec<'_>) -> Result<Inferred, ImportError> {
             format,
             &mut columns,
             false,
-            &progress,
+            &progress.read,
             &mut |_, row| {
+                progress.tick();
                 if let Ok(row) = row {
                     row.each_type(|i, t| {
                         if inferred.len() <= i {
@@ -906,66 +917,96 @@ pub fn import_inferred(
     let key_index = typed.iter().position(|(c, _)| c == key).unwrap_or(0);
     let mut columns: Vec<String> = typed.iter().map(|(c, _)| c.clone()).collect();
     let progress = Progress::new(&stamps, spec.progress);
-    progress.read.set(progress.total / 2);
+    progress.read.store(progress.total / 2, Ordering::Relaxed);
 
-    // Pass 2: convert and store, in one transaction.
+    // Pass 2: convert and store, in one transaction. Each file is read and
+    // converted on a thread of its own while this one inserts.
     let tolerance = spec.tolerance;
     let mut rejected: Vec<ImportError> = Vec::new();
     let rows = store.replace_entity_with(entity, key, &typed, |sink| {
         for (path, before) in spec.files.iter().zip(&stamps) {
             sink.begin_partition(&origin(spec.root, path))?;
-            visit(
-                path,
-                spec.opener,
-                format,
-                &mut columns,
-                true,
-                &progress,
-                &mut |row_no, row| {
-                    let converted = row
-                        .map_err(|m| {
-                            file_error(path, ImportErrorKind::Malformed, Some(row_no), None, m)
-                        })
-                        .and_then(|raw| {
-                            let vals = raw.convert(&typed).map_err(|(i, m)| {
-                                let name = typed.get(i).map(|(name, _)| name.as_str());
-                                file_error(path, ImportErrorKind::Malformed, Some(row_no), name, m)
-                            })?;
-                            if vals.get(key_index).is_none_or(|v| matches!(v, Value::Null)) {
-                                return Err(file_error(
+            let columns = &mut columns;
+            let rejected = &mut rejected;
+            let typed = &typed;
+            let read = &progress.read;
+            let opener = spec.opener;
+            let produce = move |feed: &mut pipe::Feed| {
+                visit(
+                    path,
+                    opener,
+                    format,
+                    columns,
+                    true,
+                    read,
+                    &mut |row_no, row| {
+                        let converted = row
+                            .map_err(|m| {
+                                file_error(path, ImportErrorKind::Malformed, Some(row_no), None, m)
+                            })
+                            .and_then(|raw| {
+                                raw.convert_into(typed, feed).map_err(|(i, m)| {
+                                    feed.cancel_row();
+                                    let name = typed.get(i).map(|(name, _)| name.as_str());
+                                    file_error(
+                                        path,
+                                        ImportErrorKind::Malformed,
+                                        Some(row_no),
+                                        name,
+                                        m,
+                                    )
+                                })?;
+                                if feed.get(key_index).is_none_or(|v| v == ValueRef::Null) {
+                                    feed.cancel_row();
+                                    return Err(file_error(
+                                        path,
+                                        ImportErrorKind::Malformed,
+                                        Some(row_no),
+                                        Some(key),
+                                        "the key is empty".into(),
+                                    ));
+                                }
+                                Ok(())
+                            });
+                        match converted {
+                            Ok(()) => feed.end_row(row_no).map_err(|e| {
+                                file_error(
                                     path,
-                                    ImportErrorKind::Malformed,
+                                    ImportErrorKind::Io,
                                     Some(row_no),
-                                    Some(key),
-                                    "the key is empty".into(),
-                                ));
+                                    None,
+                                    e.to_string(),
+                                )
+                            }),
+                            Err(e) if rejected.len() < tolerance => {
+                                rejected.push(e);
+                                Ok(())
                             }
-                            Ok(vals)
-                        });
-                    match converted {
-                        Ok(vals) => sink.push(&vals).map_err(|e| {
-                            file_error(
-                                path,
-                                ImportErrorKind::Malformed,
-                                Some(row_no),
-                                None,
-                                e.to_string(),
-                            )
-                        }),
-                        Err(e) if rejected.len() < tolerance => {
-                            rejected.push(e);
-                            Ok(())
-                        }
-                        Err(mut e) => {
-                            if tolerance > 0 {
-                                e.message =
-                                    format!("{} (more than {tolerance} malformed rows)", e.message);
+                            Err(mut e) => {
+                                if tolerance > 0 {
+                                    e.message = format!(
+                                        "{} (more than {tolerance} malformed rows)",
+                                        e.message
+                                    );
+                                }
+                                Err(e)
                             }
-                            Err(e)
                         }
-                    }
-                },
-            )
+                    },
+                )
+            };
+            pipe::run(produce, |row_no, vals| {
+                progress.tick();
+                sink.push_refs(vals).map_err(|e| {
+                    file_error(
+                        path,
+                        ImportErrorKind::Malformed,
+                        Some(row_no),
+                        None,
+                        e.to_string(),
+                    )
+                })
+            })
             .map_err(ImportFailure::File)?;
             if stamp(path).map_err(ImportFailure::File)? != *before {
                 return Err(ImportFailure::File(file_error(

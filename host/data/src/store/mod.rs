@@ -8,6 +8,7 @@ mod import;
 mod metadata;
 mod page;
 mod partitions;
+pub mod pipe;
 mod publish;
 mod snapshot;
 mod writable;

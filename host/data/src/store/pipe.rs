@@ -1,0 +1,382 @@
+//! Rows made on one thread and used on another, so that parsing or merging
+//! and SQLite (which one connection runs on one thread) use both cores.
+//!
+//! [`run`] calls the producer on a thread of its own with a [`Feed`]; rows
+//! travel in batches of owned cells (text copied into one buffer per batch)
+//! and reach the consumer, on the calling thread, as borrowed values. At
+//! most [`DEPTH`] batches wait at once, so memory stays bounded whatever
+//! the producer does. Errors keep row order: the consumer sees every row
+//! fed before the producer failed, and the first error wins.
+
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+
+use rusqlite::types::ValueRef;
+
+/// Rows a batch holds before it is sent.
+pub const BATCH_ROWS: usize = 256;
+/// Text and blob bytes a batch holds before it is sent (a row is never
+/// split, so one larger row makes a larger batch).
+pub const BATCH_BYTES: usize = 64 * 1024;
+/// Batches sent and not yet used, at most.
+pub const DEPTH: usize = 4;
+
+/// The consumer stopped (it failed); the producer should return. The
+/// consumer's error is the one reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the writer stopped")]
+pub struct Stopped;
+
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(usize, usize),
+    Blob(usize, usize),
+}
+
+/// Rows as cells, with their text in one buffer.
+#[derive(Debug, Default)]
+struct Batch {
+    cells: Vec<Slot>,
+    bytes: Vec<u8>,
+    /// Each row's tag and the end of its cells.
+    rows: Vec<(u64, usize)>,
+}
+
+impl Batch {
+    fn clear(&mut self) {
+        self.cells.clear();
+        self.bytes.clear();
+        self.rows.clear();
+    }
+
+    fn full(&self) -> bool {
+        self.rows.len() >= BATCH_ROWS || self.bytes.len() >= BATCH_BYTES
+    }
+
+    fn value(&self, s: Slot) -> ValueRef<'_> {
+        let bytes = |a: usize, b: usize| self.bytes.get(a..b).unwrap_or_default();
+        match s {
+            Slot::Null => ValueRef::Null,
+            Slot::Integer(n) => ValueRef::Integer(n),
+            Slot::Real(f) => ValueRef::Real(f),
+            Slot::Text(a, b) => ValueRef::Text(bytes(a, b)),
+            Slot::Blob(a, b) => ValueRef::Blob(bytes(a, b)),
+        }
+    }
+
+    fn each<E>(
+        &self,
+        consume: &mut impl FnMut(u64, &[ValueRef<'_>]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut row = Vec::new();
+        let mut start = 0;
+        for &(tag, end) in &self.rows {
+            row.clear();
+            let cells = self.cells.get(start..end).unwrap_or_default();
+            row.extend(cells.iter().map(|&s| self.value(s)));
+            consume(tag, &row)?;
+            start = end;
+        }
+        Ok(())
+    }
+}
+
+/// The producer's end: values are added to an open row, which
+/// [`Feed::end_row`] closes and [`Feed::cancel_row`] drops.
+#[derive(Debug)]
+pub struct Feed {
+    full: SyncSender<Batch>,
+    free: Receiver<Batch>,
+    batch: Batch,
+    /// Where the open row's text starts.
+    row_bytes: usize,
+}
+
+impl Feed {
+    fn row_start(&self) -> usize {
+        self.batch.rows.last().map_or(0, |r| r.1)
+    }
+
+    /// Add a value to the open row.
+    pub fn value(&mut self, v: ValueRef<'_>) {
+        let mut copy = |b: &[u8]| {
+            let a = self.batch.bytes.len();
+            self.batch.bytes.extend_from_slice(b);
+            (a, a + b.len())
+        };
+        let slot = match v {
+            ValueRef::Null => Slot::Null,
+            ValueRef::Integer(n) => Slot::Integer(n),
+            ValueRef::Real(f) => Slot::Real(f),
+            ValueRef::Text(t) => {
+                let (a, b) = copy(t);
+                Slot::Text(a, b)
+            }
+            ValueRef::Blob(t) => {
+                let (a, b) = copy(t);
+                Slot::Blob(a, b)
+            }
+        };
+        self.batch.cells.push(slot);
+    }
+
+    /// The open row's `i`th value, if it has one.
+    pub fn get(&self, i: usize) -> Option<ValueRef<'_>> {
+        let at = self.row_start().checked_add(i)?;
+        self.batch.cells.get(at).map(|&s| self.batch.value(s))
+    }
+
+    /// Drop the open row's values.
+    pub fn cancel_row(&mut self) {
+        let start = self.row_start();
+        self.batch.cells.truncate(start);
+        self.batch.bytes.truncate(self.row_bytes);
+    }
+
+    /// Close the open row, tagged `tag` for the consumer (a row number, a
+    /// count), and send the batch when it is full.
+    pub fn end_row(&mut self, tag: u64) -> Result<(), Stopped> {
+        self.batch.rows.push((tag, self.batch.cells.len()));
+        self.row_bytes = self.batch.bytes.len();
+        if self.batch.full() {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Add a whole row.
+    pub fn push(&mut self, tag: u64, row: &[ValueRef<'_>]) -> Result<(), Stopped> {
+        for v in row {
+            self.value(*v);
+        }
+        self.end_row(tag)
+    }
+
+    /// Send the closed rows (an open row stays).
+    fn flush(&mut self) -> Result<(), Stopped> {
+        if self.batch.rows.is_empty() {
+            return Ok(());
+        }
+        let mut next = self.free.try_recv().unwrap_or_default();
+        // Carry an open row over to the next batch.
+        let start = self.row_start();
+        next.cells.extend(self.batch.cells.drain(start..));
+        let open = self.batch.bytes.get(self.row_bytes..).unwrap_or_default();
+        let shift = self.row_bytes;
+        next.bytes.extend_from_slice(open);
+        for c in &mut next.cells {
+            if let Slot::Text(a, b) | Slot::Blob(a, b) = c {
+                *a -= shift;
+                *b -= shift;
+            }
+        }
+        self.batch.bytes.truncate(self.row_bytes);
+        self.row_bytes = 0;
+        let sent = std::mem::replace(&mut self.batch, next);
+        self.full.send(sent).map_err(|_| Stopped)
+    }
+}
+
+/// Run `produce` on a thread of its own and `consume` on this one with
+/// each row it feeds, in order, with its tag. The first error, in row order,
+/// is returned: the consumer's if it failed on a row fed before the
+/// producer failed. A panic on either side is passed on.
+pub fn run<E: Send>(
+    produce: impl FnOnce(&mut Feed) -> Result<(), E> + Send,
+    mut consume: impl FnMut(u64, &[ValueRef<'_>]) -> Result<(), E>,
+) -> Result<(), E> {
+    let (full_tx, full_rx) = sync_channel::<Batch>(DEPTH);
+    let (free_tx, free_rx) = sync_channel::<Batch>(DEPTH);
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(move || {
+            let mut feed = Feed {
+                full: full_tx,
+                free: free_rx,
+                batch: Batch::default(),
+                row_bytes: 0,
+            };
+            let produced = produce(&mut feed);
+            // Rows fed before a failure are used too: an error of theirs
+            // comes first.
+            feed.cancel_row();
+            let flushed = feed.flush();
+            produced.map(|()| flushed)
+        });
+        let mut failed = None;
+        while let Ok(mut batch) = full_rx.recv() {
+            if let Err(e) = batch.each(&mut consume) {
+                failed = Some(e);
+                break;
+            }
+            batch.clear();
+            let _ = free_tx.try_send(batch);
+        }
+        // A producer still sending now gets `Stopped`.
+        drop(full_rx);
+        let produced = producer.join();
+        match (failed, produced) {
+            (Some(e), _) => Err(e),
+            (None, Ok(Ok(_))) => Ok(()),
+            (None, Ok(Err(e))) => Err(e),
+            (None, Err(panic)) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rows the consumer saw (tag, values shown) and the outcome.
+    type Seen = (Vec<(u64, Vec<String>)>, Result<(), String>);
+
+    fn collect(
+        produce: impl FnOnce(&mut Feed) -> Result<(), String> + Send,
+        fail_at: Option<u64>,
+    ) -> Seen {
+        let mut seen = Vec::new();
+        let r = run(produce, |tag, row| {
+            if Some(tag) == fail_at {
+                return Err(format!("consumer failed at {tag}"));
+            }
+            let shown = row
+                .iter()
+                .map(|v| match v {
+                    ValueRef::Null => "null".to_owned(),
+                    ValueRef::Integer(n) => n.to_string(),
+                    ValueRef::Real(f) => f.to_string(),
+                    ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                    ValueRef::Blob(b) => format!("blob{}", b.len()),
+                })
+                .collect();
+            seen.push((tag, shown));
+            Ok(())
+        });
+        (seen, r)
+    }
+
+    #[test]
+    fn rows_arrive_in_order_across_batches_with_their_values() {
+        let n = 3 * BATCH_ROWS as u64 + 7;
+        let (seen, r) = collect(
+            |feed| {
+                for i in 0..n {
+                    let text = format!("row {i}");
+                    feed.push(
+                        i,
+                        &[
+                            ValueRef::Integer(i as i64),
+                            ValueRef::Text(text.as_bytes()),
+                            ValueRef::Null,
+                            ValueRef::Real(0.5),
+                            ValueRef::Blob(&[1, 2, 3]),
+                        ],
+                    )
+                    .map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            },
+            None,
+        );
+        assert_eq!(r, Ok(()));
+        assert_eq!(seen.len() as u64, n);
+        for (i, (tag, row)) in seen.iter().enumerate() {
+            assert_eq!(*tag, i as u64);
+            assert_eq!(
+                row,
+                &[
+                    i.to_string(),
+                    format!("row {i}"),
+                    "null".into(),
+                    "0.5".into(),
+                    "blob3".into()
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn a_cancelled_row_leaves_nothing_and_rows_may_be_built_value_by_value() {
+        let (seen, r) = collect(
+            |feed| {
+                feed.value(ValueRef::Text(b"dropped"));
+                feed.cancel_row();
+                feed.value(ValueRef::Text(b"kept"));
+                assert_eq!(feed.get(0), Some(ValueRef::Text(b"kept")));
+                assert_eq!(feed.get(1), None);
+                feed.end_row(9).map_err(|e| e.to_string())?;
+                // An open row when the producer returns is not sent.
+                feed.value(ValueRef::Integer(1));
+                Ok(())
+            },
+            None,
+        );
+        assert_eq!(r, Ok(()));
+        assert_eq!(seen, vec![(9, vec!["kept".to_owned()])]);
+    }
+
+    #[test]
+    fn large_text_makes_a_batch_of_its_own_and_an_open_row_moves_intact() {
+        let big = "x".repeat(BATCH_BYTES + 10);
+        let (seen, r) = collect(
+            |feed| {
+                feed.push(1, &[ValueRef::Text(big.as_bytes())])
+                    .map_err(|e| e.to_string())?;
+                feed.push(2, &[ValueRef::Text(b"after")])
+                    .map_err(|e| e.to_string())?;
+                Ok(())
+            },
+            None,
+        );
+        assert_eq!(r, Ok(()));
+        assert_eq!(
+            seen,
+            vec![(1, vec![big.clone()]), (2, vec!["after".to_owned()])]
+        );
+    }
+
+    #[test]
+    fn the_consumers_error_stops_the_producer_and_wins() {
+        let mut stopped = false;
+        let (seen, r) = collect(
+            |feed| {
+                for i in 0.. {
+                    if feed.push(i, &[ValueRef::Integer(1)]).is_err() {
+                        stopped = true;
+                        return Err("producer saw the stop".into());
+                    }
+                }
+                Ok(())
+            },
+            Some(5),
+        );
+        assert_eq!(r, Err("consumer failed at 5".to_owned()));
+        assert_eq!(seen.len(), 5);
+        assert!(stopped, "the producer was told to stop");
+    }
+
+    #[test]
+    fn rows_fed_before_the_producer_failed_are_used_and_their_error_comes_first() {
+        let produce = |feed: &mut Feed| {
+            for i in 0..10 {
+                feed.push(i, &[ValueRef::Integer(1)])
+                    .map_err(|e| e.to_string())?;
+            }
+            Err("producer failed after 10".to_owned())
+        };
+        let (seen, r) = collect(produce, None);
+        assert_eq!(r, Err("producer failed after 10".to_owned()));
+        assert_eq!(seen.len(), 10);
+        let (seen, r) = collect(produce, Some(3));
+        assert_eq!(r, Err("consumer failed at 3".to_owned()));
+        assert_eq!(seen.len(), 3);
+    }
+
+    #[test]
+    #[should_panic(expected = "producer panicked")]
+    fn a_producers_panic_is_passed_on() {
+        let _ = collect(|_| panic!("producer panicked"), None);
+    }
+}

@@ -26,7 +26,7 @@ use super::similarity::{self, link_block, Candidate, Clusters};
 use super::spill::{Frame, Partitions, Reader, Spill, SpillError, MAX_PARTITIONS};
 use super::workspace::{MergePolicy, Workspace, CUSTOMER_ID};
 use crate::odata::ColumnType;
-use crate::store::{EntityDb, Publication, RowSink, StoreError, Table};
+use crate::store::{pipe, EntityDb, Publication, RowSink, StoreError, Table};
 
 /// The unified profiles entity.
 pub const CUSTOMER: &str = "Customer";
@@ -87,6 +87,10 @@ pub enum UnifyError {
     TooManyRows,
     #[error(transparent)]
     Spill(#[from] SpillError),
+    /// The inserting side of a pipe failed; its own error is the one
+    /// reported, never this.
+    #[error(transparent)]
+    Stopped(#[from] pipe::Stopped),
 }
 
 /// Phases, for progress reports.
@@ -403,7 +407,9 @@ pub fn unify(
     let mut links = Spill::new_in(&dir).map_err(spilled)?;
     let mut key_map = keymap::Builder::new(&dir, expected_keys).map_err(spilled)?;
     let nf = ws.profile_fields.len();
-    let fill_customers = |sink: &mut RowSink<'_>| {
+    let merges = &mut report.merges;
+    let matched_records = &mut report.matched_records;
+    let produce_customers = |feed: &mut pipe::Feed| {
         let mut claimed = Claimed::default();
         let mut done = 0u64;
         let mut link = Frame::default();
@@ -421,12 +427,13 @@ pub fn unify(
                     end += 1;
                 }
                 let id = choose_id(&members, &mut claimed, &mut counter);
-                let mut row = Vec::with_capacity(nf + 1);
-                row.push(ValueRef::Text(id.as_bytes()));
+                done += members.len() as u64;
+                feed.value(ValueRef::Text(id.as_bytes()));
                 for f in 0..nf {
-                    row.push(merge_field(&members, f, ws.unification.merge[f]));
+                    feed.value(merge_field(&members, f, ws.unification.merge[f]));
                 }
-                sink.push_refs(&row)?;
+                // Tagged with the records merged so far, for progress.
+                feed.end_row(done)?;
                 for m in &members {
                     link.clear();
                     link.str(&id);
@@ -443,17 +450,25 @@ pub fn unify(
                     key_map.add(*h, &id).map_err(spilled)?;
                 }
                 if members.len() > 1 {
-                    report.merges += 1;
-                    report.matched_records += members.len() as u64;
-                }
-                done += members.len() as u64;
-                if done % PROGRESS_EVERY < members.len() as u64 {
-                    progress(Phase::Merge, done, u64::from(records));
+                    *merges += 1;
+                    *matched_records += members.len() as u64;
                 }
                 start = end;
             }
         }
         Ok::<(), UnifyError>(())
+    };
+    // Clusters are merged on a thread of their own while this one inserts.
+    let fill_customers = |sink: &mut RowSink<'_>| {
+        let mut told = 0u64;
+        pipe::run(produce_customers, |done, row| {
+            sink.push_refs(row)?;
+            if done >= told + PROGRESS_EVERY {
+                told = done;
+                progress(Phase::Merge, done, u64::from(records));
+            }
+            Ok(())
+        })
     };
     report.profiles = match subset {
         Some(s) => publication.patch_entity_with(

@@ -18,6 +18,7 @@ mod cluster;
 mod demo;
 mod entities;
 mod history;
+mod memory;
 mod output;
 mod plugin;
 mod refresh;
@@ -120,6 +121,7 @@ pub fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
+    memory::tune();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -870,19 +870,12 @@ fn map_records(
                 == Some(ColumnType::Decimal)
         })
         .collect();
-    let conn = store.session();
+    let mut conn = store.session();
     let e = sql(store);
-    // The customer each record belonged to at the previous unification.
-    let mut prev_of = match link_exists {
-        true => Some(
-            conn.prepare(&format!(
-                "SELECT \"{CUSTOMER_ID}\" FROM {} WHERE \"LinkId\" = ?1",
-                Table::of(LINK)
-            ))
-            .map_err(&e)?,
-        ),
-        false => None,
-    };
+    let prev_sql = format!(
+        "SELECT \"{CUSTOMER_ID}\" FROM {} WHERE \"LinkId\" = ?1",
+        Table::of(LINK)
+    );
     let mut rec: u32 = 0;
     let mut fuzzy_parts: Vec<String> = Vec::new();
     let mut frame = Frame::default();
@@ -892,8 +885,7 @@ fn map_records(
     // only what is converted or normalised is written, into these.
     let mut converted: Vec<String> = vec![String::new(); nf];
     let mut cells: Vec<Cell> = vec![Cell::Null; nf];
-    let (mut skey, mut link, mut upd, mut prev) =
-        (String::new(), String::new(), String::new(), String::new());
+    let (mut skey, mut upd, mut prev) = (String::new(), String::new(), String::new());
     let mut number = String::new();
     let mut buffers = Buffers::default();
     let normalizers = &ws.unification.normalizers;
@@ -957,21 +949,63 @@ fn map_records(
             sql_text
                 .push_str(" WHERE s.rowid IN (SELECT v FROM temp.tf_selected) ORDER BY s.rowid");
         }
-        let mut stmt = conn.prepare(&sql_text).map_err(&e)?;
-        let mut rows = if joined {
-            stmt.query([&s.name]).map_err(&e)?
-        } else {
-            stmt.query([]).map_err(&e)?
+        // The previous customer looked up row by row, as the last column,
+        // when it cannot be joined in.
+        let looked_up = link_exists && !joined;
+        let columns = select.len();
+        let width = columns + usize::from(looked_up);
+        // SQLite reads on a thread of its own while this one maps.
+        let db: &mut rusqlite::Connection = &mut conn;
+        let (e, sql_text, prev_sql, name) = (&e, &sql_text, &prev_sql, &s.name);
+        let read = move |feed: &mut pipe::Feed| {
+            let mut stmt = db.prepare(sql_text).map_err(e)?;
+            let mut prev_of = match looked_up {
+                true => Some(db.prepare(prev_sql).map_err(e)?),
+                false => None,
+            };
+            let mut rows = if joined {
+                stmt.query([name]).map_err(e)?
+            } else {
+                stmt.query([]).map_err(e)?
+            };
+            let (mut link, mut key) = (String::new(), String::new());
+            while let Some(r) = rows.next().map_err(e)? {
+                for i in 0..columns {
+                    feed.value(r.get_ref(i).map_err(e)?);
+                }
+                if let Some(q) = prev_of.as_mut() {
+                    text_into(r.get_ref(0).map_err(e)?, &mut key);
+                    link.clear();
+                    link.push_str(name);
+                    link.push('/');
+                    link.push_str(&key);
+                    let found: Option<String> =
+                        q.query_row([&link], |r| r.get(0)).optional().map_err(e)?;
+                    feed.value(
+                        found
+                            .as_deref()
+                            .map_or(ValueRef::Null, |p| ValueRef::Text(p.as_bytes())),
+                    );
+                }
+                feed.end_row(0)?;
+            }
+            Ok::<(), UnifyError>(())
         };
-        while let Some(r) = rows.next().map_err(&e)? {
-            text_into(r.get_ref(0).map_err(&e)?, &mut skey);
-            let has_upd = text_into(r.get_ref(1).map_err(&e)?, &mut upd);
+        pipe::run(read, |_, r| {
+            if r.len() != width {
+                return Err(spilled(std::io::Error::other(
+                    "a source row of another width",
+                )));
+            }
+            let at = |i: usize| r.get(i).copied().unwrap_or(ValueRef::Null);
+            text_into(at(0), &mut skey);
+            let has_upd = text_into(at(1), &mut upd);
             // Each profile value as the field's type: the row's own value,
             // or a conversion in the field's buffer.
             for (i, sl) in slot.iter().enumerate() {
                 cells[i] = match sl {
                     None => Cell::Null,
-                    Some(p) => match (r.get_ref(*p).map_err(&e)?, types[i]) {
+                    Some(p) => match (at(*p), types[i]) {
                         (ValueRef::Null, _) => Cell::Null,
                         (
                             v @ (ValueRef::Integer(_) | ValueRef::Real(_)),
@@ -992,7 +1026,9 @@ fn map_records(
             for (i, template, cols) in &derived {
                 let mut texts: Vec<(&str, Option<String>)> = Vec::with_capacity(cols.len());
                 for (c, p) in cols {
-                    texts.push((c, as_text(&r.get::<_, Value>(*p).map_err(&e)?)));
+                    let mut text = String::new();
+                    let some = text_into(at(*p), &mut text);
+                    texts.push((c, some.then_some(text)));
                 }
                 let get = |name: &str| {
                     texts
@@ -1008,38 +1044,18 @@ fn map_records(
                     None => Cell::Null,
                 };
             }
-            let vals = cells
+            let vals: Vec<ValueRef<'_>> = cells
                 .iter()
                 .zip(&converted)
-                .map(|(c, buf)| {
-                    Ok(match *c {
-                        Cell::Null => ValueRef::Null,
-                        Cell::Row(p) => r.get_ref(p)?,
-                        Cell::Real(x) => ValueRef::Real(x),
-                        Cell::Converted => ValueRef::Text(buf.as_bytes()),
-                    })
+                .map(|(c, buf)| match *c {
+                    Cell::Null => ValueRef::Null,
+                    Cell::Row(p) => at(p),
+                    Cell::Real(x) => ValueRef::Real(x),
+                    Cell::Converted => ValueRef::Text(buf.as_bytes()),
                 })
-                .collect::<rusqlite::Result<Vec<ValueRef<'_>>>>()
-                .map_err(&e)?;
-            link.clear();
-            link.push_str(&s.name);
-            link.push('/');
-            link.push_str(&skey);
-            let has_prev = match prev_of.as_mut() {
-                _ if joined => text_into(r.get_ref(prev_at).map_err(&e)?, &mut prev),
-                Some(q) => {
-                    let found: Option<String> =
-                        q.query_row([&link], |r| r.get(0)).optional().map_err(&e)?;
-                    match found {
-                        Some(p) => {
-                            prev = p;
-                            true
-                        }
-                        None => false,
-                    }
-                }
-                None => false,
-            };
+                .collect();
+            // Joined or looked up, the previous customer is the last column.
+            let has_prev = (joined || looked_up) && text_into(at(prev_at), &mut prev);
             hashes.clear();
             'rules: for (ri, rule) in ws.unification.rules.iter().enumerate() {
                 let mut hasher = KeyHasher::new(ri);
@@ -1097,7 +1113,8 @@ fn map_records(
             if u64::from(rec).is_multiple_of(PROGRESS_EVERY) {
                 progress(Phase::Map, u64::from(rec), total);
             }
-        }
+            Ok(())
+        })?;
     }
     if selection.is_some() {
         conn.execute_batch("DROP TABLE IF EXISTS temp.tf_selected")
@@ -1296,6 +1313,70 @@ mod tests {
         let mut out: Vec<Vec<String>> = groups.into_iter().map(|(_, k)| k).collect();
         out.sort();
         out
+    }
+
+    /// A decimal key's text in SQL ("2.0") is not its `LinkId`'s: the
+    /// previous customer is looked up row by row, and ids stay put.
+    #[test]
+    fn decimal_keys_keep_their_customers_from_one_full_unification_to_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = "[[sources]]\nname = \"s\"\npath = \"s.csv\"\nkey = \"Id\"\n\
+             [sources.map]\nEmail = \"Email\"\n\
+             [[unification.rules]]\nfields = [\"Email\"]\n";
+        let ws = super::super::workspace::parse_workspace_file(&dir.path().join("t.toml"), toml)
+            .unwrap();
+        let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
+        let cols = vec![
+            ("Id".to_owned(), ColumnType::Decimal),
+            ("Email".to_owned(), ColumnType::String),
+        ];
+        let load = |rows: &[(f64, &str)]| {
+            let values: Vec<Result<Vec<Value>, StoreError>> = rows
+                .iter()
+                .map(|(k, e)| Ok(vec![Value::Real(*k), Value::Text((*e).into())]))
+                .collect();
+            store.replace_entity("S", "Id", &cols, values).unwrap();
+        };
+        let ids = || -> Vec<(String, String)> {
+            let conn = store.session();
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT LinkId, CustomerId FROM {} ORDER BY 1",
+                    Table::of(LINK)
+                ))
+                .unwrap();
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+            rows.map(Result::unwrap).collect()
+        };
+        let run = || {
+            let mut p = store.publication();
+            unify(&ws, &mut p, true, &mut |_, _, _| {}).unwrap();
+            p.publish().unwrap();
+        };
+        load(&[(1.5, "a@x"), (2.0, "b@x"), (3.0, "c@x")]);
+        run();
+        let first = ids();
+        assert_eq!(first.len(), 3);
+        // Record 1.5 leaves and b's twin arrives: b keeps its customer, the
+        // newcomer joins it, and c keeps its own.
+        load(&[(4.0, "b@x"), (2.0, "b@x"), (3.0, "c@x")]);
+        run();
+        let second = ids();
+        let of = |ids: &[(String, String)], link: &str| {
+            ids.iter().find(|(l, _)| l == link).map(|(_, c)| c.clone())
+        };
+        assert!(of(&first, "s/2").is_some(), "{first:?}");
+        assert_eq!(
+            of(&second, "s/2"),
+            of(&first, "s/2"),
+            "{first:?} -> {second:?}"
+        );
+        assert_eq!(of(&second, "s/4"), of(&first, "s/2"), "{second:?}");
+        assert_eq!(
+            of(&second, "s/3"),
+            of(&first, "s/3"),
+            "{first:?} -> {second:?}"
+        );
     }
 
     #[test]

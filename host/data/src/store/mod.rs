@@ -213,6 +213,13 @@ impl std::ops::Deref for Session<'_> {
     }
 }
 
+/// Mutable, to lend the connection to another thread for a while.
+impl std::ops::DerefMut for Session<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
 fn sql_type(t: ColumnType) -> &'static str {
     match t {
         ColumnType::String | ColumnType::DateTime => "TEXT",

@@ -9,8 +9,7 @@ use std::time::SystemTime;
 
 use super::workspace::{SourceKind, SourceSpec};
 use crate::store::{
-    import, import_inferred, infer, EntityDb, ImportError, ImportErrorKind, ImportFailure,
-    ImportSpec, Inferred, Opener, StoreError,
+    import, EntityDb, ImportError, ImportErrorKind, ImportFailure, ImportSpec, Opener, StoreError,
 };
 
 /// What a successful refresh of a source loaded.
@@ -69,8 +68,8 @@ pub trait Source: Send + Sync {
     ) -> Result<Loaded, SourceError>;
 
     /// Work the next [`Source::refresh`] can have done ahead, on another
-    /// thread, while earlier sources load (a file source reads its files to
-    /// infer their types). Called on the refreshing thread, which may read
+    /// thread, while earlier sources load (a file source fingerprints its
+    /// files). Called on the refreshing thread, which may read
     /// the store now; `None` when there is nothing to do ahead.
     fn read_ahead<'s>(
         &'s self,
@@ -103,13 +102,12 @@ enum Ahead {
 }
 
 /// What a read-ahead found: the files, their size and modification time,
-/// their fingerprint and (unless unchanged) their columns' types.
+/// and their fingerprint.
 #[derive(Debug)]
 struct ReadAhead {
     files: Vec<PathBuf>,
     stamps: Vec<Option<(u64, SystemTime)>>,
     fingerprint: Option<u64>,
-    inferred: Option<Inferred>,
 }
 
 /// Size and modification time of each file, to tell whether a read-ahead
@@ -207,9 +205,9 @@ impl Source for FileSource {
         let opener = RootedOpener {
             root: &self.spec.root,
         };
-        let (fingerprint, inferred) = match self.take_ahead(&files) {
-            Some(ahead) => (ahead.fingerprint, ahead.inferred),
-            None => (self.fingerprint(&files), None),
+        let fingerprint = match self.take_ahead(&files) {
+            Some(ahead) => ahead.fingerprint,
+            None => self.fingerprint(&files),
         };
         let counter = super::fingerprint::source_counter(&self.spec.name);
         if let (false, Some(fp)) = (force, fingerprint) {
@@ -229,11 +227,7 @@ impl Source for FileSource {
             progress: Some(progress),
             ..self.import_spec(&files, &required, &opener)
         };
-        let imported = match inferred {
-            Some(inferred) => import_inferred(&spec, inferred, store, &self.spec.entity),
-            None => import(&spec, store, &self.spec.entity),
-        };
-        match imported {
+        match import(&spec, store, &self.spec.entity) {
             Ok(report) => {
                 if let Some(fp) = fingerprint {
                     // Not recorded: the next refresh imports again, which is safe.
@@ -264,20 +258,14 @@ impl Source for FileSource {
         }
     }
 
-    /// The fingerprint and, unless the files are unchanged, the first pass
-    /// of their import (their columns' types). A failure is left for the
-    /// refresh to meet and report.
+    /// The fingerprint of the files (the import itself reads them once,
+    /// typing them as it goes). A failure is left for the refresh to meet
+    /// and report.
     fn read_ahead<'s>(
         &'s self,
-        store: &EntityDb,
-        force: bool,
+        _store: &EntityDb,
+        _force: bool,
     ) -> Option<Box<dyn FnOnce() + Send + 's>> {
-        let recorded = if force {
-            None
-        } else {
-            let counter = super::fingerprint::source_counter(&self.spec.name);
-            store.counter(&counter).ok().flatten()
-        };
         *self.ahead() = Ahead::Pending;
         Some(Box::new(move || {
             // Held while reading: a refresh that comes meanwhile waits.
@@ -291,20 +279,10 @@ impl Source for FileSource {
             };
             let stamps = stamps(&files);
             let fingerprint = self.fingerprint(&files);
-            let inferred = if fingerprint.is_some() && fingerprint == recorded {
-                None
-            } else {
-                let opener = RootedOpener {
-                    root: &self.spec.root,
-                };
-                let required = self.required();
-                infer(&self.import_spec(&files, &required, &opener)).ok()
-            };
             *ahead = Ahead::Ready(ReadAhead {
                 files,
                 stamps,
                 fingerprint,
-                inferred,
             });
         }))
     }
@@ -452,10 +430,11 @@ Email = "Email"
         (loaded.rows, loaded.unchanged)
     }
 
-    fn read_ahead(src: &FileSource, store: &EntityDb) -> Option<bool> {
+    /// Read ahead; the fingerprint found, if the read-ahead is ready.
+    fn read_ahead(src: &FileSource, store: &EntityDb) -> Option<Option<u64>> {
         (src.read_ahead(store, false).unwrap())();
         match &*src.ahead() {
-            Ahead::Ready(r) => Some(r.inferred.is_some()),
+            Ahead::Ready(r) => Some(r.fingerprint),
             _ => None,
         }
     }
@@ -470,17 +449,20 @@ Email = "Email"
 
         // Read ahead, then the file changes (a column more): read again.
         std::fs::write(&csv, "Id,Email\n1,a@x\n").unwrap();
-        assert_eq!(read_ahead(&src, &store), Some(true));
+        let before = read_ahead(&src, &store).flatten();
+        assert!(before.is_some());
         std::fs::write(&csv, "Id,Email,Age\n1,a@x,3\n2,b@x,4\n").unwrap();
         assert_eq!(refresh(&src, &store, false), (2, false));
         assert!(matches!(*src.ahead(), Ahead::None), "used once");
 
-        // Unchanged: the read-ahead infers nothing, and the refresh skips.
-        assert_eq!(read_ahead(&src, &store), Some(false));
+        // Unchanged: the read-ahead's fingerprint is the one recorded, and
+        // the refresh skips.
+        let unchanged = read_ahead(&src, &store).flatten();
+        assert!(unchanged.is_some() && unchanged != before);
         assert_eq!(refresh(&src, &store, false), (2, true));
 
         // Read ahead as unchanged, then the file changes: not skipped.
-        assert_eq!(read_ahead(&src, &store), Some(false));
+        assert_eq!(read_ahead(&src, &store), Some(unchanged));
         std::fs::write(&csv, "Id,Email,Age\n1,a@x,3\n2,b@x,4\n3,c@x,5\n").unwrap();
         assert_eq!(refresh(&src, &store, false), (3, false));
 

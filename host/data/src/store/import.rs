@@ -146,20 +146,24 @@ enum Row<'r> {
 }
 
 impl Row<'_> {
-    /// The type each non-null value suggests, with its column.
-    fn each_type(&self, mut f: impl FnMut(usize, ColumnType)) {
+    /// The type each non-null value suggests, with its column; columns
+    /// marked in `settled` are skipped.
+    fn each_type(&self, settled: &[bool], mut f: impl FnMut(usize, ColumnType)) {
+        let open = |i: usize| !settled.get(i).copied().unwrap_or(false);
         match self {
             Row::Csv(rec) => {
                 for (i, s) in rec.iter().enumerate() {
-                    if !s.is_empty() {
+                    if !s.is_empty() && open(i) {
                         f(i, infer_text(s));
                     }
                 }
             }
             Row::Json(values) => {
                 for (i, v) in values.iter().enumerate() {
-                    if let Some(t) = infer_one(v) {
-                        f(i, t);
+                    if open(i) {
+                        if let Some(t) = infer_one(v) {
+                            f(i, t);
+                        }
                     }
                 }
             }
@@ -235,8 +239,17 @@ fn io_error(path: &Path, e: &std::io::Error) -> ImportError {
     file_error(path, kind, None, None, message)
 }
 
-/// Read every row of a file, calling `f(row_number, row)` with values in
-/// `columns` order. A CSV header must equal `columns` when that is not empty
+/// What a row callback wants next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// The next row.
+    Go,
+    /// No more rows: the read ends here, without error.
+    Stop,
+}
+
+/// Read every row of a file (until `f` says [`Flow::Stop`]), calling
+/// `f(row_number, row)` with values in `columns` order. A CSV header must equal `columns` when that is not empty
 /// (and sets it otherwise); JSON keys not yet in `columns` are appended unless
 /// `fixed`. Streams every format: CSV and NDJSON by line, a JSON array by
 /// element.
@@ -248,7 +261,7 @@ fn visit(
     columns: &mut Vec<String>,
     fixed: bool,
     read: &AtomicU64,
-    f: &mut dyn FnMut(u64, RawRow) -> Result<(), ImportError>,
+    f: &mut dyn FnMut(u64, RawRow) -> Result<Flow, ImportError>,
 ) -> Result<(), ImportError> {
     let file = match opener {
         Some(o) => o.open(path)?,
@@ -301,7 +314,9 @@ fn visit(
                         Err(err.message)
                     }
                 };
-                f(row_no, row)?;
+                if f(row_no, row)? == Flow::Stop {
+                    break;
+                }
             }
             Ok(())
         }
@@ -342,7 +357,9 @@ fn visit(
                 if overflow {
                     return Err(too_many_columns(path, Some(row_no)));
                 }
-                f(row_no, row)?;
+                if f(row_no, row)? == Flow::Stop {
+                    break;
+                }
             }
             check_headers(columns)
                 .map_err(|m| file_error(path, ImportErrorKind::Schema, None, None, m))?;
@@ -360,8 +377,13 @@ fn visit(
             };
             let streamed =
                 serde::Deserializer::deserialize_seq(&mut de, rows).and_then(|()| de.end());
-            if let Some(e) = stopped {
-                return Err(e);
+            match stopped {
+                Some(Some(e)) => return Err(e),
+                Some(None) => {
+                    return check_headers(columns)
+                        .map_err(|m| file_error(path, ImportErrorKind::Schema, None, None, m))
+                }
+                None => {}
             }
             streamed.map_err(|e| {
                 let (kind, message) = match e.classify() {
@@ -389,9 +411,10 @@ struct ArrayRows<'a> {
     path: &'a Path,
     columns: &'a mut Vec<String>,
     fixed: bool,
-    f: &'a mut dyn FnMut(u64, RawRow) -> Result<(), ImportError>,
-    /// The callback's own error, which stops the parse.
-    stopped: &'a mut Option<ImportError>,
+    f: &'a mut dyn FnMut(u64, RawRow) -> Result<Flow, ImportError>,
+    /// Set when the callback stopped the parse: with its error, or with
+    /// none when it asked to stop.
+    stopped: &'a mut Option<Option<ImportError>>,
 }
 
 impl<'de> serde::de::Visitor<'de> for ArrayRows<'_> {
@@ -420,9 +443,16 @@ impl<'de> serde::de::Visitor<'de> for ArrayRows<'_> {
                     None => break,
                 },
             };
-            if let Err(e) = handled {
-                *self.stopped = Some(e);
-                return Err(serde::de::Error::custom("stopped by the row handler"));
+            match handled {
+                Ok(Flow::Go) => {}
+                Ok(Flow::Stop) => {
+                    *self.stopped = Some(None);
+                    return Err(serde::de::Error::custom("stopped by the row handler"));
+                }
+                Err(e) => {
+                    *self.stopped = Some(Some(e));
+                    return Err(serde::de::Error::custom("stopped by the row handler"));
+                }
             }
         }
         Ok(())
@@ -604,8 +634,8 @@ pub struct ImportSpec<'a> {
     /// How files are opened; plain `File::open` when `None`.
     pub opener: Option<&'a dyn Opener>,
     /// Told (bytes read, bytes to read) as the import goes, about every
-    /// [`PROGRESS_EVERY_BYTES`]; both passes count, so the total is twice
-    /// the files' size.
+    /// [`PROGRESS_EVERY_BYTES`]; every pass counts, so the total is the
+    /// files' size for one pass and twice it for two (see [`import`]).
     pub progress: Option<&'a dyn Fn(u64, u64)>,
     /// Partition origins are the files' paths relative to this folder (the
     /// file name when `None` or outside it).
@@ -669,12 +699,12 @@ struct Progress<'a> {
 }
 
 impl<'a> Progress<'a> {
-    /// Nothing read yet of files of these sizes, read twice.
-    fn new(stamps: &[Stamp], report: Option<&'a dyn Fn(u64, u64)>) -> Self {
+    /// Nothing read yet of files of these sizes, to be read `passes` times.
+    fn new(stamps: &[Stamp], passes: u64, report: Option<&'a dyn Fn(u64, u64)>) -> Self {
         Self {
             read: AtomicU64::new(0),
             next: Default::default(),
-            total: 2 * stamps.iter().map(|(size, _)| size).sum::<u64>(),
+            total: passes * stamps.iter().map(|(size, _)| size).sum::<u64>(),
             report,
         }
     }
@@ -734,19 +764,36 @@ fn stamp(path: &Path) -> Result<Stamp, ImportError> {
     Ok((m.len(), m.modified().ok()))
 }
 
-/// Import the files of `spec` into `entity`, replacing its rows atomically:
-/// a first pass infers the types of columns not given ([`infer`]), a second
-/// converts and stores in one transaction ([`import_inferred`]). Up to
-/// `tolerance` malformed rows are skipped and reported; on any other failure
-/// the previous rows stay.
+/// Import the files of `spec` into `entity`, replacing its rows atomically.
+/// Up to `tolerance` malformed rows are skipped and reported; on any other
+/// failure the previous rows stay.
+///
+/// Columns whose types are not given are typed by every value, as
+/// [`infer`] does. Usually one pass does it: the types are guessed from the
+/// first [`SNIFF_ROWS`] rows, and the import checks every row against the
+/// guess as it stores it. When the guess does not hold (or the pass fails),
+/// that pass is rolled back and the import runs in two: [`infer`], then
+/// [`import_inferred`], whose result and errors are the reference.
 pub fn import(
     spec: &ImportSpec<'_>,
     store: &super::EntityDb,
     entity: &str,
 ) -> Result<ImportReport, ImportFailure> {
+    if let Ok(guess) = sniff(spec) {
+        match import_pass(spec, guess, store, entity) {
+            Ok(report) => return Ok(report),
+            Err(Pass::Failed(e)) => return Err(e),
+            Err(Pass::Guessed) => {
+                tracing::debug!(?spec, "the types guessed from the first rows did not hold");
+            }
+        }
+    }
     let inferred = infer(spec)?;
     import_inferred(spec, inferred, store, entity)
 }
+
+/// Rows read to guess the columns' types for a one-pass [`import`].
+pub const SNIFF_ROWS: u64 = 10_000;
 
 /// What the first pass over an import's files found: the columns in file
 /// order with their types, and each file's size and modification time then.
@@ -755,16 +802,86 @@ pub struct Inferred {
     typed: Vec<(String, ColumnType)>,
     stamps: Vec<Stamp>,
     format: ImportFormat,
+    /// When the types are a guess from the first rows, to be checked by
+    /// the import: the columns whose type is settled (see
+    /// [`Typing::settled`]), which need no checking.
+    guessed: Option<Vec<bool>>,
 }
 
 /// A file's size and modification time.
 type Stamp = (u64, Option<std::time::SystemTime>);
 
-/// The first pass of [`import`]: read every file of `spec` once to find its
-/// columns and their types, and check them against the key, the required
-/// columns and the types given. Touches no store, so it may run ahead on
-/// another thread.
-pub fn infer(spec: &ImportSpec<'_>) -> Result<Inferred, ImportError> {
+/// The types the values of each column suggest, as rows are seen.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Typing {
+    inferred: Vec<Option<ColumnType>>,
+    mixed: Vec<bool>,
+}
+
+impl Typing {
+    /// Take in the types of a row's values, but for `settled` columns.
+    fn observe(&mut self, row: &Row<'_>, settled: &[bool]) {
+        row.each_type(settled, |i, t| {
+            if self.inferred.len() <= i {
+                self.inferred.resize(i + 1, None);
+                self.mixed.resize(i + 1, false);
+            }
+            self.inferred[i] = Some(match self.inferred[i] {
+                None => t,
+                Some(a) if a == t => a,
+                Some(ColumnType::Integer) if t == ColumnType::Decimal => ColumnType::Decimal,
+                Some(ColumnType::Decimal) if t == ColumnType::Integer => ColumnType::Decimal,
+                Some(_) => {
+                    self.mixed[i] = true;
+                    ColumnType::String
+                }
+            });
+        });
+    }
+
+    /// Columns whose type no further value can change: those given one,
+    /// and text (text and anything else is text).
+    fn settled(&self, columns: &[String], given: &BTreeMap<String, ColumnType>) -> Vec<bool> {
+        columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                given.contains_key(c)
+                    || self.inferred.get(i).copied().flatten() == Some(ColumnType::String)
+            })
+            .collect()
+    }
+
+    /// `columns` with their types: given, else inferred (text when mixed or
+    /// never seen).
+    fn typed(
+        &self,
+        columns: &[String],
+        given: &BTreeMap<String, ColumnType>,
+    ) -> Vec<(String, ColumnType)> {
+        columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let t = given.get(c).copied().unwrap_or_else(|| {
+                    if self.mixed.get(i).copied().unwrap_or(false) {
+                        ColumnType::String
+                    } else {
+                        self.inferred
+                            .get(i)
+                            .copied()
+                            .flatten()
+                            .unwrap_or(ColumnType::String)
+                    }
+                });
+                (c.clone(), t)
+            })
+            .collect()
+    }
+}
+
+/// The format and the files' stamps, before a pass.
+fn start(spec: &ImportSpec<'_>) -> Result<(ImportFormat, Vec<Stamp>), ImportError> {
     let Some(first) = spec.files.first() else {
         return Err(file_error(
             Path::new(""),
@@ -791,47 +908,13 @@ pub fn infer(spec: &ImportSpec<'_>) -> Result<Inferred, ImportError> {
         .iter()
         .map(|f| stamp(f))
         .collect::<Result<Vec<_>, _>>()?;
-    let progress = Progress::new(&stamps, spec.progress);
-    // Pass 1: columns and inferred types.
-    let mut columns: Vec<String> = Vec::new();
-    let mut inferred: Vec<Option<ColumnType>> = Vec::new();
-    let mut mixed: Vec<bool> = Vec::new();
-    for path in spec.files {
-        visit(
-            path,
-            spec.opener,
-            format,
-            &mut columns,
-            false,
-            &progress.read,
-            &mut |_, row| {
-                progress.tick();
-                if let Ok(row) = row {
-                    row.each_type(|i, t| {
-                        if inferred.len() <= i {
-                            inferred.resize(i + 1, None);
-                            mixed.resize(i + 1, false);
-                        }
-                        inferred[i] = Some(match inferred[i] {
-                            None => t,
-                            Some(a) if a == t => a,
-                            Some(ColumnType::Integer) if t == ColumnType::Decimal => {
-                                ColumnType::Decimal
-                            }
-                            Some(ColumnType::Decimal) if t == ColumnType::Integer => {
-                                ColumnType::Decimal
-                            }
-                            Some(_) => {
-                                mixed[i] = true;
-                                ColumnType::String
-                            }
-                        });
-                    });
-                }
-                Ok(())
-            },
-        )?;
-    }
+    Ok((format, stamps))
+}
+
+/// Check the columns found against the key, the required columns and the
+/// types given.
+fn check_columns(spec: &ImportSpec<'_>, columns: &[String]) -> Result<(), ImportError> {
+    let first = spec.files.first().map_or(Path::new(""), PathBuf::as_path);
     let schema_err =
         |field: Option<&str>, m: String| file_error(first, ImportErrorKind::Schema, None, field, m);
     let key = spec.key;
@@ -863,83 +946,199 @@ pub fn infer(spec: &ImportSpec<'_>) -> Result<Inferred, ImportError> {
             ));
         }
     }
-    let typed: Vec<(String, ColumnType)> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let t = spec.types.get(c).copied().unwrap_or_else(|| {
-                if mixed.get(i).copied().unwrap_or(false) {
-                    ColumnType::String
-                } else {
-                    inferred
-                        .get(i)
-                        .copied()
-                        .flatten()
-                        .unwrap_or(ColumnType::String)
+    Ok(())
+}
+
+/// The first pass of a two-pass [`import`]: read every file of `spec` once
+/// to find its columns and their types, and check them against the key, the
+/// required columns and the types given. Touches no store, so it may run
+/// ahead on another thread.
+pub fn infer(spec: &ImportSpec<'_>) -> Result<Inferred, ImportError> {
+    let (format, stamps) = start(spec)?;
+    let progress = Progress::new(&stamps, 2, spec.progress);
+    let mut columns: Vec<String> = Vec::new();
+    let mut typing = Typing::default();
+    for path in spec.files {
+        visit(
+            path,
+            spec.opener,
+            format,
+            &mut columns,
+            false,
+            &progress.read,
+            &mut |_, row| {
+                progress.tick();
+                if let Ok(row) = row {
+                    typing.observe(&row, &[]);
                 }
-            });
-            (c.clone(), t)
-        })
-        .collect();
+                Ok(Flow::Go)
+            },
+        )?;
+    }
+    check_columns(spec, &columns)?;
     Ok(Inferred {
-        typed,
+        typed: typing.typed(&columns, spec.types),
         stamps,
         format,
+        guessed: None,
     })
 }
 
-/// The second pass of [`import`]: convert every row of `spec`'s files to
-/// the types [`infer`] found and store them as `entity`'s rows, in one
-/// transaction. A file whose size or modification time changed since the
-/// first pass fails the import as [`ImportErrorKind::Changed`].
+/// The types the first [`SNIFF_ROWS`] rows of the first file suggest, for
+/// a one-pass import that checks them.
+fn sniff(spec: &ImportSpec<'_>) -> Result<Inferred, ImportError> {
+    let (format, stamps) = start(spec)?;
+    let first = spec.files.first().map_or(Path::new(""), PathBuf::as_path);
+    let mut columns: Vec<String> = Vec::new();
+    let mut typing = Typing::default();
+    let read = AtomicU64::new(0);
+    visit(
+        first,
+        spec.opener,
+        format,
+        &mut columns,
+        false,
+        &read,
+        &mut |row_no, row| {
+            if let Ok(row) = row {
+                typing.observe(&row, &[]);
+            }
+            Ok(match row_no >= SNIFF_ROWS {
+                true => Flow::Stop,
+                false => Flow::Go,
+            })
+        },
+    )?;
+    check_columns(spec, &columns)?;
+    Ok(Inferred {
+        typed: typing.typed(&columns, spec.types),
+        stamps,
+        format,
+        guessed: Some(typing.settled(&columns, spec.types)),
+    })
+}
+
+/// The second pass of a two-pass [`import`]: convert every row of `spec`'s
+/// files to the types [`infer`] found and store them as `entity`'s rows, in
+/// one transaction. A file whose size or modification time changed since
+/// the first pass fails the import as [`ImportErrorKind::Changed`].
 pub fn import_inferred(
     spec: &ImportSpec<'_>,
     inferred: Inferred,
     store: &super::EntityDb,
     entity: &str,
 ) -> Result<ImportReport, ImportFailure> {
+    let inferred = Inferred {
+        guessed: None,
+        ..inferred
+    };
+    import_pass(spec, inferred, store, entity).map_err(|e| match e {
+        Pass::Failed(e) => e,
+        // Only a guess can be wrong.
+        Pass::Guessed => ImportFailure::File(file_error(
+            spec.files.first().map_or(Path::new(""), PathBuf::as_path),
+            ImportErrorKind::Schema,
+            None,
+            None,
+            "the columns' types do not hold".into(),
+        )),
+    })
+}
+
+/// How a storing pass ended short.
+enum Pass {
+    Failed(ImportFailure),
+    /// Guessed types did not hold, or a pass on guessed types failed (the
+    /// two-pass import then finds the reference error).
+    Guessed,
+}
+
+impl From<StoreError> for Pass {
+    fn from(e: StoreError) -> Self {
+        Pass::Failed(ImportFailure::EntityDb(e))
+    }
+}
+
+impl From<ImportError> for Pass {
+    fn from(e: ImportError) -> Self {
+        Pass::Failed(ImportFailure::File(e))
+    }
+}
+
+/// Convert every row of `spec`'s files to the types of `inferred` and store
+/// them as `entity`'s rows, in one transaction; a guess is checked against
+/// every row (and rolled back when it does not hold).
+fn import_pass(
+    spec: &ImportSpec<'_>,
+    inferred: Inferred,
+    store: &super::EntityDb,
+    entity: &str,
+) -> Result<ImportReport, Pass> {
     let Inferred {
         typed,
         stamps,
         format,
+        guessed: settled,
     } = inferred;
+    let guessed = settled.is_some();
+    let settled = settled.unwrap_or_default();
     let first = spec.files.first().map_or(Path::new(""), PathBuf::as_path);
     if spec.files.len() != stamps.len() {
-        return Err(ImportFailure::File(file_error(
+        return Err(file_error(
             first,
             ImportErrorKind::Changed,
             None,
             None,
             "the files changed since their types were inferred".into(),
-        )));
+        )
+        .into());
     }
     let key = spec.key;
     let key_index = typed.iter().position(|(c, _)| c == key).unwrap_or(0);
-    let mut columns: Vec<String> = typed.iter().map(|(c, _)| c.clone()).collect();
-    let progress = Progress::new(&stamps, spec.progress);
-    progress.read.store(progress.total / 2, Ordering::Relaxed);
+    let guessed_columns: Vec<String> = typed.iter().map(|(c, _)| c.clone()).collect();
+    let mut columns = guessed_columns.clone();
+    // One pass when guessed; the second of two otherwise.
+    let progress = match guessed {
+        true => Progress::new(&stamps, 1, spec.progress),
+        false => {
+            let p = Progress::new(&stamps, 2, spec.progress);
+            p.read.store(p.total / 2, Ordering::Relaxed);
+            p
+        }
+    };
 
-    // Pass 2: convert and store, in one transaction. Each file is read and
-    // converted on a thread of its own while this one inserts.
+    // Each file is read and converted on a thread of its own while this
+    // one inserts, in one transaction.
     let tolerance = spec.tolerance;
     let mut rejected: Vec<ImportError> = Vec::new();
+    let mut typing = Typing::default();
     let rows = store.replace_entity_with(entity, key, &typed, |sink| {
         for (path, before) in spec.files.iter().zip(&stamps) {
             sink.begin_partition(&origin(spec.root, path))?;
-            let columns = &mut columns;
-            let rejected = &mut rejected;
-            let typed = &typed;
+            let (columns, rejected, typing, typed) =
+                (&mut columns, &mut rejected, &mut typing, &typed);
+            let settled = &settled;
             let read = &progress.read;
             let opener = spec.opener;
+            let types = spec.types;
+            // Set when a guessed column's value does not convert.
+            let mut wrong_guess = false;
+            let wrong = &mut wrong_guess;
             let produce = move |feed: &mut pipe::Feed| {
+                // A guess reads new JSON keys too, to notice them.
                 visit(
                     path,
                     opener,
                     format,
                     columns,
-                    true,
+                    !guessed,
                     read,
                     &mut |row_no, row| {
+                        if guessed {
+                            if let Ok(row) = &row {
+                                typing.observe(row, settled);
+                            }
+                        }
                         let converted = row
                             .map_err(|m| {
                                 file_error(path, ImportErrorKind::Malformed, Some(row_no), None, m)
@@ -948,6 +1147,9 @@ pub fn import_inferred(
                                 raw.convert_into(typed, feed).map_err(|(i, m)| {
                                     feed.cancel_row();
                                     let name = typed.get(i).map(|(name, _)| name.as_str());
+                                    if guessed && name.is_some_and(|n| !types.contains_key(n)) {
+                                        *wrong = true;
+                                    }
                                     file_error(
                                         path,
                                         ImportErrorKind::Malformed,
@@ -969,7 +1171,8 @@ pub fn import_inferred(
                                 Ok(())
                             });
                         match converted {
-                            Ok(()) => feed.end_row(row_no).map_err(|e| {
+                            Err(e) if *wrong => Err(e),
+                            Ok(()) => feed.end_row(row_no).map(|()| Flow::Go).map_err(|e| {
                                 file_error(
                                     path,
                                     ImportErrorKind::Io,
@@ -980,7 +1183,7 @@ pub fn import_inferred(
                             }),
                             Err(e) if rejected.len() < tolerance => {
                                 rejected.push(e);
-                                Ok(())
+                                Ok(Flow::Go)
                             }
                             Err(mut e) => {
                                 if tolerance > 0 {
@@ -995,7 +1198,7 @@ pub fn import_inferred(
                     },
                 )
             };
-            pipe::run(produce, |row_no, vals| {
+            let stored = pipe::run(produce, |row_no, vals| {
                 progress.tick();
                 sink.push_refs(vals).map_err(|e| {
                     file_error(
@@ -1006,17 +1209,25 @@ pub fn import_inferred(
                         e.to_string(),
                     )
                 })
-            })
-            .map_err(ImportFailure::File)?;
-            if stamp(path).map_err(ImportFailure::File)? != *before {
-                return Err(ImportFailure::File(file_error(
+            });
+            match stored {
+                Err(_) if guessed => return Err(Pass::Guessed),
+                stored => stored?,
+            }
+            if stamp(path)? != *before {
+                return Err(file_error(
                     path,
                     ImportErrorKind::Changed,
                     None,
                     None,
                     "the file changed while it was being read".into(),
-                )));
+                )
+                .into());
             }
+        }
+        // A guess holds when every row gives the same columns and types.
+        if guessed && (columns != guessed_columns || typing.typed(&columns, spec.types) != typed) {
+            return Err(Pass::Guessed);
         }
         Ok(())
     })?;
@@ -1179,44 +1390,222 @@ mod tests {
         }
     }
 
+    /// Import `p` with progress; the reports seen.
+    fn import_with_progress(p: &Path, store: &EntityDb, entity: &str) -> Vec<(u64, u64)> {
+        let seen = std::cell::RefCell::new(Vec::new());
+        let report = |done: u64, total: u64| seen.borrow_mut().push((done, total));
+        let types = BTreeMap::new();
+        let files = [p.to_owned()];
+        let spec = ImportSpec {
+            progress: Some(&report),
+            ..ImportSpec::new(&files, &types, "Id")
+        };
+        super::import(&spec, store, entity).unwrap();
+        seen.into_inner()
+    }
+
     #[test]
-    fn imports_report_bytes_read_of_both_passes() {
-        let mut text = String::from("Id,Name,Note\n");
+    fn imports_report_bytes_read_of_each_pass() {
+        let mut text = String::from("Id,Name,Note,Code\n");
         for i in 0..120_000 {
             text.push_str(&format!(
-                "{i},Person number {i},some words to make the row longer than most\n"
+                "{i},Person number {i},some words to make the row longer than most,{i}\n"
             ));
         }
         let (_d, p, store) = setup("big.csv", &text);
         let size = text.len() as u64;
-        let seen = std::cell::RefCell::new(Vec::new());
-        let report = |done: u64, total: u64| seen.borrow_mut().push((done, total));
-        let types = BTreeMap::new();
-        let files = [p.clone()];
-        let spec = ImportSpec {
-            files: &files,
-            format: None,
-            types: &types,
-            key: "Id",
-            required: &[],
-            tolerance: 0,
-            opener: None,
-            root: None,
-            progress: Some(&report),
-        };
-        let r = super::import(&spec, &store, "T").unwrap();
-        assert_eq!(r.rows, 120_000);
-        let seen = seen.into_inner();
+        // Types that hold from the first rows on: one pass.
+        let seen = import_with_progress(&p, &store, "T");
         assert!(
-            seen.len() >= (2 * size / PROGRESS_EVERY_BYTES) as usize,
+            seen.len() >= (size / PROGRESS_EVERY_BYTES) as usize,
             "{seen:?}"
         );
-        assert!(seen.iter().all(|&(_, total)| total == 2 * size), "{seen:?}");
+        assert!(seen.iter().all(|&(_, total)| total == size), "{seen:?}");
         assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "{seen:?}");
         assert!(
-            seen.last().unwrap().0 > size,
+            seen.last().unwrap().0 >= size - PROGRESS_EVERY_BYTES,
+            "{seen:?}"
+        );
+
+        // A late text value in an integer column: the guess fails, and the
+        // two passes are counted, the second after the first.
+        text.push_str("120000,Late,text at last,not a number\n");
+        std::fs::write(&p, &text).unwrap();
+        let size = text.len() as u64;
+        let seen = import_with_progress(&p, &store, "T");
+        let two: Vec<_> = seen
+            .iter()
+            .filter(|&&(_, total)| total == 2 * size)
+            .collect();
+        assert!(
+            two.len() >= (2 * size / PROGRESS_EVERY_BYTES) as usize,
+            "{seen:?}"
+        );
+        assert!(two.windows(2).all(|w| w[0].0 < w[1].0), "{seen:?}");
+        assert!(
+            two.last().unwrap().0 > size,
             "the second pass is counted: {seen:?}"
         );
+    }
+
+    /// An entity's columns and rows, in file order.
+    fn dump(store: &EntityDb, entity: &str) -> Dump {
+        let meta = store.meta(entity).unwrap();
+        let columns = meta.schema.columns.clone();
+        let conn = store.session();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT * FROM {} ORDER BY rowid",
+                super::super::Table::of(entity)
+            ))
+            .unwrap();
+        let n = stmt.column_count();
+        let rows = stmt
+            .query_map([], |r| (0..n).map(|i| r.get::<_, Value>(i)).collect())
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        (columns, rows)
+    }
+
+    type Dump = (Vec<(String, ColumnType)>, Vec<Vec<Value>>);
+
+    /// Both dumps alike; else the columns or the first row that differs.
+    fn assert_same([one, two]: &[Dump; 2], what: &str) {
+        assert_eq!(one.0, two.0, "{what}: columns");
+        assert_eq!(one.1.len(), two.1.len(), "{what}: rows");
+        if let Some(i) = (0..one.1.len()).find(|&i| one.1[i] != two.1[i]) {
+            panic!("{what}: row {i}: {:?} against {:?}", one.1[i], two.1[i]);
+        }
+    }
+
+    /// `import` of `text` (one pass or two) and the two-pass reference.
+    fn both_ways(name: &str, text: &str) -> [Dump; 2] {
+        let (_d, p, store) = setup(name, text);
+        let types = BTreeMap::new();
+        let files = [p];
+        let spec = ImportSpec::new(&files, &types, "Id");
+        super::import(&spec, &store, "One").unwrap();
+        let inferred = infer(&spec).unwrap();
+        import_inferred(&spec, inferred, &store, "Two").unwrap();
+        [dump(&store, "One"), dump(&store, "Two")]
+    }
+
+    #[test]
+    fn a_guess_from_the_first_rows_ends_as_inferring_every_row_would() {
+        let n = SNIFF_ROWS as usize + 500;
+        let late = |i: usize| i >= SNIFF_ROWS as usize + 100;
+        // Each surprise in a file of its own, so that one does not hide
+        // another: integers then text; nulls then integers; integers then
+        // a decimal; booleans then an integer; dates then text.
+        use ColumnType::{Decimal, Integer, String as Text};
+        type Value<'a> = dyn Fn(usize) -> std::string::String + 'a;
+        let surprises: [(&str, &Value<'_>, ColumnType); 5] = [
+            (
+                "Code",
+                &|i| {
+                    if i == n - 1 {
+                        "x".into()
+                    } else {
+                        i.to_string()
+                    }
+                },
+                Text,
+            ),
+            (
+                "Late",
+                &|i| if late(i) { i.to_string() } else { "".into() },
+                Integer,
+            ),
+            (
+                "Amount",
+                &|i| if i == n - 2 { "1.5".into() } else { "7".into() },
+                Decimal,
+            ),
+            (
+                "Flag",
+                &|i| {
+                    if i == n - 3 {
+                        "1".into()
+                    } else {
+                        "true".into()
+                    }
+                },
+                Text,
+            ),
+            (
+                "When",
+                &|i| {
+                    if i == n - 4 {
+                        "soon".into()
+                    } else {
+                        "2024-03-01".into()
+                    }
+                },
+                Text,
+            ),
+        ];
+        for (name, value, expected) in surprises {
+            let csv: std::string::String = (0..n).map(|i| format!("{i},{}\n", value(i))).collect();
+            let both = both_ways("t.csv", &format!("Id,{name}\n{csv}"));
+            assert_same(&both, name);
+            assert_eq!(both[0].0[1], (name.to_owned(), expected));
+        }
+
+        // JSON: a key first seen after the sniffed rows.
+        let mut ndjson = String::new();
+        for i in 0..n {
+            let extra = if late(i) {
+                format!(r#", "Extra": {i}"#)
+            } else {
+                String::new()
+            };
+            let code = if i == n - 1 {
+                r#""x""#.to_owned()
+            } else {
+                i.to_string()
+            };
+            ndjson.push_str(&format!(r#"{{"Id": {i}, "Code": {code}{extra}}}"#));
+            ndjson.push('\n');
+        }
+        let both = both_ways("t.ndjson", &ndjson);
+        assert_same(&both, "ndjson");
+        let names: Vec<&str> = both[0].0.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(names, ["Id", "Code", "Extra"]);
+        let array = format!("[{}]", ndjson.trim_end().replace('\n', ","));
+        assert_same(&both_ways("t.json", &array), "json");
+
+        // Tidy data: one pass, same rows.
+        let tidy: String = (0..n).map(|i| format!("{i},{}\n", i * 2)).collect();
+        let both = both_ways("tidy.csv", &format!("Id,Double\n{tidy}"));
+        assert_same(&both, "tidy");
+        assert_eq!(both[0].1.len(), n);
+    }
+
+    #[test]
+    fn a_failure_on_guessed_types_is_reported_as_with_every_row_inferred() {
+        // Key "2" twice as numbers, but the key column is text by its last
+        // value: no duplicate then, and the rows import.
+        let n = SNIFF_ROWS as usize + 10;
+        let mut csv = String::from("Id,Name\n");
+        for i in 0..n {
+            csv.push_str(&format!("{i},n{i}\n"));
+        }
+        csv.push_str("02,leading zero\nx,text key\n");
+        let both = both_ways("k.csv", &csv);
+        assert_same(&both, "keys");
+        assert_eq!(both[0].1.len(), n + 2);
+
+        // A real duplicate: the same error either way.
+        csv.push_str("5,again\n");
+        let (_d, p, store) = setup("d.csv", &csv);
+        let types = BTreeMap::new();
+        let files = [p];
+        let spec = ImportSpec::new(&files, &types, "Id");
+        let one = file_err(super::import(&spec, &store, "T"));
+        let two = file_err(import_inferred(&spec, infer(&spec).unwrap(), &store, "T"));
+        assert_eq!(one, two);
+        assert_eq!(one.row, Some(n as u64 + 3), "{one}");
     }
 
     #[test]

@@ -254,6 +254,8 @@ fn digest(store: &EntityDb) -> Result<u64, Box<dyn std::error::Error>> {
 }
 
 fn main() {
+    // As the `triggerfish` binary does, so that peak RSS is the same.
+    triggerfish::cli::memory::tune();
     let a = match args() {
         Ok(a) => a,
         Err(e) => {

@@ -18,7 +18,7 @@ mod cluster;
 mod demo;
 mod entities;
 mod history;
-mod memory;
+pub mod memory;
 mod output;
 mod plugin;
 mod refresh;

@@ -954,11 +954,29 @@ fn check_columns(spec: &ImportSpec<'_>, columns: &[String]) -> Result<(), Import
 /// required columns and the types given. Touches no store, so it may run
 /// ahead on another thread.
 pub fn infer(spec: &ImportSpec<'_>) -> Result<Inferred, ImportError> {
+    type_columns(spec, None)
+}
+
+/// The types the first [`SNIFF_ROWS`] rows of the first file suggest, for
+/// a one-pass import that checks them.
+fn sniff(spec: &ImportSpec<'_>) -> Result<Inferred, ImportError> {
+    type_columns(spec, Some(SNIFF_ROWS))
+}
+
+/// Read `spec`'s files (only the first `rows` rows of the first one, when
+/// given: a guess) to find the columns and their types, and check them.
+fn type_columns(spec: &ImportSpec<'_>, rows: Option<u64>) -> Result<Inferred, ImportError> {
     let (format, stamps) = start(spec)?;
-    let progress = Progress::new(&stamps, 2, spec.progress);
+    // A whole read is the first of two passes, and told as such.
+    let report = rows.is_none().then_some(spec.progress).flatten();
+    let progress = Progress::new(&stamps, 2, report);
+    let files = match rows {
+        Some(_) => spec.files.get(..1).unwrap_or_default(),
+        None => spec.files,
+    };
     let mut columns: Vec<String> = Vec::new();
     let mut typing = Typing::default();
-    for path in spec.files {
+    for path in files {
         visit(
             path,
             spec.opener,
@@ -966,12 +984,15 @@ pub fn infer(spec: &ImportSpec<'_>) -> Result<Inferred, ImportError> {
             &mut columns,
             false,
             &progress.read,
-            &mut |_, row| {
+            &mut |row_no, row| {
                 progress.tick();
                 if let Ok(row) = row {
                     typing.observe(&row, &[]);
                 }
-                Ok(Flow::Go)
+                Ok(match rows.is_some_and(|n| row_no >= n) {
+                    true => Flow::Stop,
+                    false => Flow::Go,
+                })
             },
         )?;
     }
@@ -980,41 +1001,7 @@ pub fn infer(spec: &ImportSpec<'_>) -> Result<Inferred, ImportError> {
         typed: typing.typed(&columns, spec.types),
         stamps,
         format,
-        guessed: None,
-    })
-}
-
-/// The types the first [`SNIFF_ROWS`] rows of the first file suggest, for
-/// a one-pass import that checks them.
-fn sniff(spec: &ImportSpec<'_>) -> Result<Inferred, ImportError> {
-    let (format, stamps) = start(spec)?;
-    let first = spec.files.first().map_or(Path::new(""), PathBuf::as_path);
-    let mut columns: Vec<String> = Vec::new();
-    let mut typing = Typing::default();
-    let read = AtomicU64::new(0);
-    visit(
-        first,
-        spec.opener,
-        format,
-        &mut columns,
-        false,
-        &read,
-        &mut |row_no, row| {
-            if let Ok(row) = row {
-                typing.observe(&row, &[]);
-            }
-            Ok(match row_no >= SNIFF_ROWS {
-                true => Flow::Stop,
-                false => Flow::Go,
-            })
-        },
-    )?;
-    check_columns(spec, &columns)?;
-    Ok(Inferred {
-        typed: typing.typed(&columns, spec.types),
-        stamps,
-        format,
-        guessed: Some(typing.settled(&columns, spec.types)),
+        guessed: rows.map(|_| typing.settled(&columns, spec.types)),
     })
 }
 
@@ -1497,56 +1484,25 @@ mod tests {
         let late = |i: usize| i >= SNIFF_ROWS as usize + 100;
         // Each surprise in a file of its own, so that one does not hide
         // another: integers then text; nulls then integers; integers then
-        // a decimal; booleans then an integer; dates then text.
+        // a decimal; booleans then an integer; dates then text. The last
+        // rows come after the sniffed ones.
         use ColumnType::{Decimal, Integer, String as Text};
-        type Value<'a> = dyn Fn(usize) -> std::string::String + 'a;
-        let surprises: [(&str, &Value<'_>, ColumnType); 5] = [
-            (
-                "Code",
-                &|i| {
-                    if i == n - 1 {
-                        "x".into()
-                    } else {
-                        i.to_string()
-                    }
-                },
-                Text,
-            ),
-            (
-                "Late",
-                &|i| if late(i) { i.to_string() } else { "".into() },
-                Integer,
-            ),
-            (
-                "Amount",
-                &|i| if i == n - 2 { "1.5".into() } else { "7".into() },
-                Decimal,
-            ),
-            (
-                "Flag",
-                &|i| {
-                    if i == n - 3 {
-                        "1".into()
-                    } else {
-                        "true".into()
-                    }
-                },
-                Text,
-            ),
-            (
-                "When",
-                &|i| {
-                    if i == n - 4 {
-                        "soon".into()
-                    } else {
-                        "2024-03-01".into()
-                    }
-                },
-                Text,
-            ),
+        // (column, its values, its values in the last 50 rows, the type);
+        // `{i}` is the row's index.
+        let surprises = [
+            ("Code", "{i}", "x", Text),
+            ("Late", "", "{i}", Integer),
+            ("Amount", "7", "1.5", Decimal),
+            ("Flag", "true", "1", Text),
+            ("When", "2024-03-01", "soon", Text),
         ];
-        for (name, value, expected) in surprises {
-            let csv: std::string::String = (0..n).map(|i| format!("{i},{}\n", value(i))).collect();
+        for (name, first, last, expected) in surprises {
+            let csv: std::string::String = (0..n)
+                .map(|i| {
+                    let v = if i + 50 < n { first } else { last };
+                    format!("{i},{}\n", v.replace("{i}", &i.to_string()))
+                })
+                .collect();
             let both = both_ways("t.csv", &format!("Id,{name}\n{csv}"));
             assert_same(&both, name);
             assert_eq!(both[0].0[1], (name.to_owned(), expected));

@@ -154,25 +154,12 @@ impl Feed {
         self.end_row(tag)
     }
 
-    /// Send the closed rows (an open row stays).
+    /// Send the batch; called between rows (no row is open).
     fn flush(&mut self) -> Result<(), Stopped> {
         if self.batch.rows.is_empty() {
             return Ok(());
         }
-        let mut next = self.free.try_recv().unwrap_or_default();
-        // Carry an open row over to the next batch.
-        let start = self.row_start();
-        next.cells.extend(self.batch.cells.drain(start..));
-        let open = self.batch.bytes.get(self.row_bytes..).unwrap_or_default();
-        let shift = self.row_bytes;
-        next.bytes.extend_from_slice(open);
-        for c in &mut next.cells {
-            if let Slot::Text(a, b) | Slot::Blob(a, b) = c {
-                *a -= shift;
-                *b -= shift;
-            }
-        }
-        self.batch.bytes.truncate(self.row_bytes);
+        let next = self.free.try_recv().unwrap_or_default();
         self.row_bytes = 0;
         let sent = std::mem::replace(&mut self.batch, next);
         self.full.send(sent).map_err(|_| Stopped)
@@ -318,7 +305,7 @@ mod tests {
     }
 
     #[test]
-    fn large_text_makes_a_batch_of_its_own_and_an_open_row_moves_intact() {
+    fn large_text_makes_a_batch_of_its_own() {
         let big = "x".repeat(BATCH_BYTES + 10);
         let (seen, r) = collect(
             |feed| {

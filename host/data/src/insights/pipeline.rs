@@ -189,14 +189,14 @@ impl InsightsEngine {
             }
             Scope::Unification => run.downstream(None),
             Scope::Full => {
-                // Later sources read ahead (infer their files' types) on a
+                // Later sources read ahead (fingerprint their files) on a
                 // second thread while earlier ones load; loading stays in
                 // order, one source at a time.
                 let ahead: Vec<_> = self
                     .sources
                     .iter()
                     .skip(1)
-                    .filter_map(|s| s.read_ahead(&self.store, self.force))
+                    .filter_map(|s| s.read_ahead())
                     .collect();
                 let mut failed = Vec::new();
                 std::thread::scope(|scope| {

@@ -69,13 +69,9 @@ pub trait Source: Send + Sync {
 
     /// Work the next [`Source::refresh`] can have done ahead, on another
     /// thread, while earlier sources load (a file source fingerprints its
-    /// files). Called on the refreshing thread, which may read
-    /// the store now; `None` when there is nothing to do ahead.
-    fn read_ahead<'s>(
-        &'s self,
-        _store: &EntityDb,
-        _force: bool,
-    ) -> Option<Box<dyn FnOnce() + Send + 's>> {
+    /// files). Called on the refreshing thread; `None` when there is
+    /// nothing to do ahead.
+    fn read_ahead(&self) -> Option<Box<dyn FnOnce() + Send + '_>> {
         None
     }
 }
@@ -261,11 +257,7 @@ impl Source for FileSource {
     /// The fingerprint of the files (the import itself reads them once,
     /// typing them as it goes). A failure is left for the refresh to meet
     /// and report.
-    fn read_ahead<'s>(
-        &'s self,
-        _store: &EntityDb,
-        _force: bool,
-    ) -> Option<Box<dyn FnOnce() + Send + 's>> {
+    fn read_ahead(&self) -> Option<Box<dyn FnOnce() + Send + '_>> {
         *self.ahead() = Ahead::Pending;
         Some(Box::new(move || {
             // Held while reading: a refresh that comes meanwhile waits.
@@ -431,8 +423,8 @@ Email = "Email"
     }
 
     /// Read ahead; the fingerprint found, if the read-ahead is ready.
-    fn read_ahead(src: &FileSource, store: &EntityDb) -> Option<Option<u64>> {
-        (src.read_ahead(store, false).unwrap())();
+    fn read_ahead(src: &FileSource) -> Option<Option<u64>> {
+        (src.read_ahead().unwrap())();
         match &*src.ahead() {
             Ahead::Ready(r) => Some(r.fingerprint),
             _ => None,
@@ -449,7 +441,7 @@ Email = "Email"
 
         // Read ahead, then the file changes (a column more): read again.
         std::fs::write(&csv, "Id,Email\n1,a@x\n").unwrap();
-        let before = read_ahead(&src, &store).flatten();
+        let before = read_ahead(&src).flatten();
         assert!(before.is_some());
         std::fs::write(&csv, "Id,Email,Age\n1,a@x,3\n2,b@x,4\n").unwrap();
         assert_eq!(refresh(&src, &store, false), (2, false));
@@ -457,18 +449,18 @@ Email = "Email"
 
         // Unchanged: the read-ahead's fingerprint is the one recorded, and
         // the refresh skips.
-        let unchanged = read_ahead(&src, &store).flatten();
+        let unchanged = read_ahead(&src).flatten();
         assert!(unchanged.is_some() && unchanged != before);
         assert_eq!(refresh(&src, &store, false), (2, true));
 
         // Read ahead as unchanged, then the file changes: not skipped.
-        assert_eq!(read_ahead(&src, &store), Some(unchanged));
+        assert_eq!(read_ahead(&src), Some(unchanged));
         std::fs::write(&csv, "Id,Email,Age\n1,a@x,3\n2,b@x,4\n3,c@x,5\n").unwrap();
         assert_eq!(refresh(&src, &store, false), (3, false));
 
         // A refresh before its read-ahead began does the work; the
         // read-ahead then does nothing.
-        let work = src.read_ahead(&store, true).unwrap();
+        let work = src.read_ahead().unwrap();
         assert_eq!(refresh(&src, &store, true), (3, false));
         work();
         assert!(matches!(*src.ahead(), Ahead::None));

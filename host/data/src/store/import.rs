@@ -811,11 +811,11 @@ pub struct Inferred {
 /// A file's size and modification time.
 type Stamp = (u64, Option<std::time::SystemTime>);
 
-/// The types the values of each column suggest, as rows are seen.
+/// The types the values of each column suggest, as rows are seen (text
+/// once values disagree: text and anything else stays text).
 #[derive(Debug, Default, Clone, PartialEq)]
 struct Typing {
     inferred: Vec<Option<ColumnType>>,
-    mixed: Vec<bool>,
 }
 
 impl Typing {
@@ -824,17 +824,13 @@ impl Typing {
         row.each_type(settled, |i, t| {
             if self.inferred.len() <= i {
                 self.inferred.resize(i + 1, None);
-                self.mixed.resize(i + 1, false);
             }
             self.inferred[i] = Some(match self.inferred[i] {
                 None => t,
                 Some(a) if a == t => a,
                 Some(ColumnType::Integer) if t == ColumnType::Decimal => ColumnType::Decimal,
                 Some(ColumnType::Decimal) if t == ColumnType::Integer => ColumnType::Decimal,
-                Some(_) => {
-                    self.mixed[i] = true;
-                    ColumnType::String
-                }
+                Some(_) => ColumnType::String,
             });
         });
     }
@@ -852,8 +848,8 @@ impl Typing {
             .collect()
     }
 
-    /// `columns` with their types: given, else inferred (text when mixed or
-    /// never seen).
+    /// `columns` with their types: given, else inferred (text when never
+    /// seen).
     fn typed(
         &self,
         columns: &[String],
@@ -864,15 +860,8 @@ impl Typing {
             .enumerate()
             .map(|(i, c)| {
                 let t = given.get(c).copied().unwrap_or_else(|| {
-                    if self.mixed.get(i).copied().unwrap_or(false) {
-                        ColumnType::String
-                    } else {
-                        self.inferred
-                            .get(i)
-                            .copied()
-                            .flatten()
-                            .unwrap_or(ColumnType::String)
-                    }
+                    let inferred = self.inferred.get(i).copied().flatten();
+                    inferred.unwrap_or(ColumnType::String)
                 });
                 (c.clone(), t)
             })

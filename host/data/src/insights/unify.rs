@@ -1260,6 +1260,15 @@ mod tests {
     const PINNED_EMAIL: u128 = 271151666262990980004340668518967519557;
     const PINNED_NAME: u128 = 75329291585496044032926946258779601429;
 
+    /// Two text columns of every `CustomerSourceLink` row, in their order.
+    fn link_pairs(store: &EntityDb, a: &str, b: &str) -> Vec<(String, String)> {
+        let conn = store.session();
+        let sql = format!("SELECT {a}, {b} FROM {} ORDER BY 1, 2", Table::of(LINK));
+        let mut stmt = conn.prepare(&sql).unwrap();
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        rows.map(Result::unwrap).collect()
+    }
+
     /// Unify one source's rows under `rules` (TOML); the clusters as sorted
     /// lists of row ids.
     fn clusters(rows: &[[&str; 6]], rules: &str) -> Vec<Vec<String>> {
@@ -1292,19 +1301,8 @@ mod tests {
         let mut p = store.publication();
         unify(&ws, &mut p, false, &mut |_, _, _| {}).unwrap();
         p.publish().unwrap();
-        let conn = store.session();
-        let mut stmt = conn
-            .prepare(&format!(
-                "SELECT CustomerId, SourceKey FROM {} ORDER BY 1, 2",
-                Table::of(LINK)
-            ))
-            .unwrap();
         let mut groups: Vec<(String, Vec<String>)> = Vec::new();
-        for r in stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .unwrap()
-        {
-            let (c, k) = r.unwrap();
+        for (c, k) in link_pairs(&store, "CustomerId", "SourceKey") {
             match groups.last_mut() {
                 Some((last, ks)) if *last == c => ks.push(k),
                 _ => groups.push((c, vec![k])),
@@ -1337,17 +1335,7 @@ mod tests {
                 .collect();
             store.replace_entity("S", "Id", &cols, values).unwrap();
         };
-        let ids = || -> Vec<(String, String)> {
-            let conn = store.session();
-            let mut stmt = conn
-                .prepare(&format!(
-                    "SELECT LinkId, CustomerId FROM {} ORDER BY 1",
-                    Table::of(LINK)
-                ))
-                .unwrap();
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
-            rows.map(Result::unwrap).collect()
-        };
+        let ids = || link_pairs(&store, "LinkId", "CustomerId");
         let run = || {
             let mut p = store.publication();
             unify(&ws, &mut p, true, &mut |_, _, _| {}).unwrap();

@@ -3,6 +3,7 @@
 //! atomic: readers see the old rows or the new ones, never a mix.
 
 mod changes;
+mod checkpoint;
 mod history;
 mod import;
 mod metadata;
@@ -96,6 +97,8 @@ impl EntityMeta {
 /// The store. Cheap to share behind an `Arc`; calls block (use a blocking task).
 pub struct EntityDb {
     path: PathBuf,
+    /// Declared before `conn`: dropped first, finishing its checkpoint.
+    checkpoints: checkpoint::Checkpointer,
     conn: Mutex<Connection>,
     meta: RwLock<HashMap<String, Arc<EntityMeta>>>,
     cursors: page::Cursors,
@@ -160,8 +163,34 @@ impl std::fmt::Display for Table {
 /// Exclusive use of the store's connection for the engine's own queries
 /// (work tables, aggregates), scoped to this value's lifetime.
 pub struct Session<'a> {
-    conn: std::sync::MutexGuard<'a, Connection>,
+    conn: ConnGuard<'a>,
     path: &'a Path,
+}
+
+/// The store's connection, locked. On release it hands a log grown by its
+/// commits to the checkpointer (see [`checkpoint`]).
+struct ConnGuard<'a> {
+    conn: std::sync::MutexGuard<'a, Connection>,
+    checkpoints: &'a checkpoint::Checkpointer,
+}
+
+impl std::ops::Deref for ConnGuard<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for ConnGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+impl Drop for ConnGuard<'_> {
+    fn drop(&mut self) {
+        self.checkpoints.after_use();
+    }
 }
 
 impl Session<'_> {
@@ -276,8 +305,10 @@ impl EntityDb {
         writable::ensure_writes_schema(&conn).map_err(sql)?;
         conn.execute_batch(partitions::PARTITIONS_SCHEMA)
             .map_err(sql)?;
+        let checkpoints = checkpoint::Checkpointer::start(path, &conn).map_err(sql)?;
         Ok(Self {
             path: path.to_owned(),
+            checkpoints,
             conn: Mutex::new(conn),
             meta: RwLock::default(),
             cursors: page::Cursors::default(),
@@ -298,8 +329,11 @@ impl EntityDb {
         }
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    fn conn(&self) -> ConnGuard<'_> {
+        ConnGuard {
+            conn: self.conn.lock().unwrap_or_else(PoisonError::into_inner),
+            checkpoints: &self.checkpoints,
+        }
     }
 
     /// The connection, for the engine's own queries; see [`Session`].

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::types::{Value, ValueRef};
 
-use super::{pipe, StoreError};
+use super::{json_array, pipe, StoreError};
 use crate::odata::{normalize_datetime, ColumnType};
 
 /// File formats.
@@ -263,11 +263,14 @@ fn visit(
     read: &AtomicU64,
     f: &mut dyn FnMut(u64, RawRow) -> Result<Flow, ImportError>,
 ) -> Result<(), ImportError> {
-    let file = match opener {
-        Some(o) => o.open(path)?,
-        None => std::fs::File::open(path).map_err(|e| io_error(path, &e))?,
+    let open = || -> Result<_, ImportError> {
+        let file = match opener {
+            Some(o) => o.open(path)?,
+            None => std::fs::File::open(path).map_err(|e| io_error(path, &e))?,
+        };
+        Ok(std::io::BufReader::new(Counting { inner: file, read }))
     };
-    let reader = std::io::BufReader::new(Counting { inner: file, read });
+    let reader = open()?;
     match format {
         ImportFormat::Csv => {
             let mut rdr = csv::ReaderBuilder::new()
@@ -366,12 +369,24 @@ fn visit(
             Ok(())
         }
         ImportFormat::Json => {
-            let mut de = serde_json::Deserializer::from_reader(reader);
+            let before = read.load(Ordering::Relaxed);
+            let skip = match array_from_slices(reader.into_inner(), columns, fixed, f)? {
+                Fast::Done => {
+                    return check_headers(columns)
+                        .map_err(|m| file_error(path, ImportErrorKind::Schema, None, None, m))
+                }
+                Fast::Unusual { rows } => rows,
+            };
+            // The streaming parser reads it again, handing out only the
+            // rows after those already handed out.
+            read.store(before, Ordering::Relaxed);
+            let mut de = serde_json::Deserializer::from_reader(open()?);
             let mut stopped = None;
             let rows = ArrayRows {
                 path,
                 columns,
                 fixed,
+                skip,
                 f,
                 stopped: &mut stopped,
             };
@@ -405,12 +420,62 @@ fn visit(
     }
 }
 
+/// How the fast read of a JSON array ended.
+enum Fast {
+    /// Every row was handed out (or the callback asked to stop).
+    Done,
+    /// It met something it leaves to the streaming parser, after handing
+    /// out `rows` rows.
+    Unusual { rows: u64 },
+}
+
+/// Read a JSON array's elements as slices ([`json_array`]) and hand each
+/// one to `f` as a row, as [`ArrayRows`] does; anything unusual (a syntax
+/// error, too many columns, a failed read) is left to it.
+fn array_from_slices(
+    reader: impl std::io::Read,
+    columns: &mut Vec<String>,
+    fixed: bool,
+    f: &mut dyn FnMut(u64, RawRow) -> Result<Flow, ImportError>,
+) -> Result<Fast, ImportError> {
+    let mut elements = json_array::Elements::new(reader);
+    let mut rows = 0u64;
+    loop {
+        let unusual = Ok(Fast::Unusual { rows });
+        let element = match elements.next_element() {
+            Ok(Some(element)) => element,
+            Ok(None) => return Ok(Fast::Done),
+            Err(_) => return unusual,
+        };
+        let mut overflow = false;
+        let object = ObjectRow {
+            columns: &mut *columns,
+            fixed,
+            not_object: "expected an object",
+            overflow: &mut overflow,
+        };
+        let mut de = serde_json::Deserializer::from_slice(element);
+        let row = match serde::de::DeserializeSeed::deserialize(object, &mut de)
+            .and_then(|row| de.end().map(|()| row))
+        {
+            Ok(row) if !overflow => row,
+            _ => return unusual,
+        };
+        rows += 1;
+        if f(rows, row.map(Row::Json))? == Flow::Stop {
+            return Ok(Fast::Done);
+        }
+    }
+}
+
 /// A JSON array read one element at a time (constant memory, like CSV and
 /// NDJSON): each element is handed to the row callback as it is parsed.
 struct ArrayRows<'a> {
     path: &'a Path,
     columns: &'a mut Vec<String>,
     fixed: bool,
+    /// Rows parsed but not handed to `f` (handed out before).
+    skip: u64,
     f: &'a mut dyn FnMut(u64, RawRow) -> Result<Flow, ImportError>,
     /// Set when the callback stopped the parse: with its error, or with
     /// none when it asked to stop.
@@ -439,6 +504,7 @@ impl<'de> serde::de::Visitor<'de> for ArrayRows<'_> {
             let handled = match overflow {
                 true => Err(too_many_columns(self.path, Some(row_no))),
                 false => match next? {
+                    Some(_) if row_no <= self.skip => Ok(Flow::Go),
                     Some(row) => (self.f)(row_no, row.map(Row::Json)),
                     None => break,
                 },
@@ -1580,6 +1646,60 @@ mod tests {
         let (_d, p, store) = setup("t.json", r#"[{"Id": 1}] trailing"#);
         let e = file_err(import(&p, &store, &[], "Id", 0));
         assert!(e.message.contains("trailing characters"), "{e}");
+    }
+
+    /// Rows of a JSON array the fast reader leaves to the streaming parser
+    /// (an error, or an element over its size limit) are each handed out
+    /// once, in order, and the error is the streaming parser's.
+    #[test]
+    fn json_arrays_left_to_the_streaming_parser_continue_where_the_fast_read_stopped() {
+        let big = "x".repeat(json_array::MAX_ELEMENT_BYTES);
+        let cases = [
+            (r#"[{"Id":1},{"Id":2} ,{"Id":3},]"#.to_owned(), 3),
+            (r#"[{"Id":1},{"Id":2,"N":[1,}]"#.to_owned(), 1),
+            (
+                format!(r#"[{{"Id":1}},{{"Id":2,"Big":"{big}"}},{{"Id":3}}]"#),
+                3,
+            ),
+            (r#"[{"Id":1},{"Id":2}] [3]"#.to_owned(), 2),
+        ];
+        for (text, rows) in cases {
+            let (_d, p, _store) = setup("a.json", &text);
+            let mut columns = Vec::new();
+            let mut seen = Vec::new();
+            let read = AtomicU64::new(0);
+            let result = visit(
+                &p,
+                None,
+                ImportFormat::Json,
+                &mut columns,
+                false,
+                &read,
+                &mut |row_no, row| {
+                    let id = row.ok().and_then(|r| match r {
+                        Row::Json(values) => match values.first() {
+                            Some(Raw::Json(v)) => v.as_u64(),
+                            _ => None,
+                        },
+                        Row::Csv(_) => None,
+                    });
+                    seen.push((row_no, id));
+                    Ok(Flow::Go)
+                },
+            );
+            let shown: String = text.chars().take(40).collect();
+            let want: Vec<_> = (1..=rows).map(|n| (n, Some(n))).collect();
+            assert_eq!(seen, want, "{shown}");
+            assert_eq!(read.load(Ordering::Relaxed), text.len() as u64, "{shown}");
+            match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(_) => assert!(result.is_ok(), "{shown}: {result:?}"),
+                Err(e) => assert_eq!(
+                    result.map_err(|e| e.message),
+                    Err(format!("not valid JSON: {e}")),
+                    "{shown}"
+                ),
+            }
+        }
     }
 
     #[test]

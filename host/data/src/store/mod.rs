@@ -6,6 +6,7 @@ mod changes;
 mod checkpoint;
 mod history;
 mod import;
+mod json_array;
 mod metadata;
 mod page;
 mod partitions;

@@ -1,0 +1,278 @@
+//! A JSON array's elements as byte slices, read from a stream in chunks, so
+//! that each element is parsed from memory (serde_json parses a slice
+//! several times faster than a reader, which it reads byte by byte).
+//!
+//! This is the fast path only: it checks the array's outline (brackets,
+//! commas, strings) and no more. Whatever it does not expect, or an element
+//! larger than [`MAX_ELEMENT_BYTES`], ends it with [`Unusual`], and
+//! the caller reads the file again with serde_json's streaming parser, whose
+//! results and errors are the reference.
+
+use std::io::Read;
+
+/// Bytes read from the stream at a time.
+const CHUNK_BYTES: usize = 64 * 1024;
+/// The largest element held whole; a larger one is left to the streaming
+/// parser, which holds none whole.
+pub const MAX_ELEMENT_BYTES: usize = 4 << 20;
+
+/// What ends the split: something other than a plain array of elements, an
+/// element larger than [`MAX_ELEMENT_BYTES`], or a failed read.
+#[derive(Debug)]
+pub struct Unusual;
+
+impl From<std::io::Error> for Unusual {
+    fn from(_: std::io::Error) -> Self {
+        Self
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum State {
+    /// Before the opening bracket.
+    Start,
+    /// After an element (or the opening bracket, when `first`).
+    Inside { first: bool },
+    /// After the closing bracket and what follows it.
+    Done,
+}
+
+/// The elements of the array a reader holds, one at a time.
+pub struct Elements<R> {
+    reader: R,
+    /// Bytes read and not yet handed out, from `buf[0]`.
+    buf: Vec<u8>,
+    /// Bytes of `buf` handed out already (dropped on the next call).
+    used: usize,
+    eof: bool,
+    state: State,
+}
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+impl<R: Read> Elements<R> {
+    /// Split the array `reader` holds.
+    pub fn new(reader: R) -> Self {
+        Self {
+            reader,
+            buf: Vec::with_capacity(CHUNK_BYTES),
+            used: 0,
+            eof: false,
+            state: State::Start,
+        }
+    }
+
+    /// The byte at `i`, reading more when needed; `None` at the end.
+    fn at(&mut self, i: usize) -> Result<Option<u8>, Unusual> {
+        while i >= self.buf.len() && !self.eof {
+            self.read_more()?;
+        }
+        Ok(self.buf.get(i).copied())
+    }
+
+    fn read_more(&mut self) -> Result<(), Unusual> {
+        if self.buf.len() > MAX_ELEMENT_BYTES {
+            return Err(Unusual);
+        }
+        let len = self.buf.len();
+        self.buf.resize(len + CHUNK_BYTES, 0);
+        let n = loop {
+            match self.reader.read(&mut self.buf[len..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.buf.truncate(len);
+                    return Err(e.into());
+                }
+            }
+        };
+        self.buf.truncate(len + n);
+        self.eof = n == 0;
+        Ok(())
+    }
+
+    fn skip_space(&mut self, mut i: usize) -> Result<usize, Unusual> {
+        while self.at(i)?.is_some_and(is_space) {
+            i += 1;
+        }
+        Ok(i)
+    }
+
+    /// The end (exclusive) of the string whose opening quote is at `i`.
+    fn string_end(&mut self, i: usize) -> Result<usize, Unusual> {
+        let mut j = i + 1;
+        loop {
+            match memchr::memchr2(b'"', b'\\', &self.buf[j.min(self.buf.len())..]) {
+                Some(k) if self.buf[j + k] == b'"' => return Ok(j + k + 1),
+                // An escape: skip the escaped byte (enough for `\"`).
+                Some(k) => {
+                    j += k + 2;
+                    self.at(j)?;
+                }
+                None => {
+                    j = j.max(self.buf.len());
+                    if self.at(j)?.is_none() {
+                        return Err(Unusual);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The end (exclusive) of the element that starts at `i`.
+    fn element_end(&mut self, i: usize) -> Result<usize, Unusual> {
+        match self.at(i)? {
+            Some(b'{' | b'[') => {
+                let mut depth = 0usize;
+                let mut j = i;
+                loop {
+                    match self.at(j)?.ok_or(Unusual)? {
+                        b'"' => {
+                            j = self.string_end(j)?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                return Ok(j + 1);
+                            }
+                        }
+                        _ => {}
+                    }
+                    j += 1;
+                }
+            }
+            Some(b'"') => self.string_end(i),
+            Some(b',' | b']') | None => Err(Unusual),
+            Some(_) => {
+                let mut j = i;
+                while self
+                    .at(j)?
+                    .is_some_and(|b| !is_space(b) && b != b',' && b != b']')
+                {
+                    j += 1;
+                }
+                Ok(j)
+            }
+        }
+    }
+
+    /// The next element, or `None` after the closing bracket (and nothing
+    /// but white space after it).
+    pub fn next_element(&mut self) -> Result<Option<&[u8]>, Unusual> {
+        self.buf.drain(..self.used);
+        self.used = 0;
+        let mut i = self.skip_space(0)?;
+        match self.state {
+            State::Done => return Ok(None),
+            State::Start => {
+                if self.at(i)? != Some(b'[') {
+                    return Err(Unusual);
+                }
+                i = self.skip_space(i + 1)?;
+                self.state = State::Inside { first: true };
+                if self.at(i)? == Some(b']') {
+                    return self.close(i);
+                }
+            }
+            State::Inside { .. } => match self.at(i)? {
+                Some(b',') => i = self.skip_space(i + 1)?,
+                Some(b']') => return self.close(i),
+                _ => return Err(Unusual),
+            },
+        }
+        let end = self.element_end(i)?;
+        if end - i > MAX_ELEMENT_BYTES {
+            return Err(Unusual);
+        }
+        self.state = State::Inside { first: false };
+        self.used = end;
+        Ok(Some(&self.buf[i..end]))
+    }
+
+    /// The closing bracket at `i`: only white space may follow.
+    fn close(&mut self, i: usize) -> Result<Option<&[u8]>, Unusual> {
+        let after = self.skip_space(i + 1)?;
+        if self.at(after)?.is_some() {
+            return Err(Unusual);
+        }
+        self.state = State::Done;
+        self.used = after;
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(text: &[u8]) -> Result<Vec<String>, String> {
+        let mut e = Elements::new(text);
+        let mut out = Vec::new();
+        loop {
+            match e.next_element() {
+                Ok(Some(s)) => out.push(String::from_utf8_lossy(s).into_owned()),
+                Ok(None) => return Ok(out),
+                Err(Unusual) => return Err("unusual".into()),
+            }
+        }
+    }
+
+    #[test]
+    fn elements_come_out_whole_with_strings_escapes_and_nesting() {
+        let text = br#" [ {"a": "x,]}\"y", "b": [1, {"c": null}]} ,"s\\",12.5e3,
+            true , [] ,{}]
+        "#;
+        assert_eq!(
+            split(text).unwrap(),
+            [
+                r#"{"a": "x,]}\"y", "b": [1, {"c": null}]}"#,
+                r#""s\\""#,
+                "12.5e3",
+                "true",
+                "[]",
+                "{}"
+            ]
+        );
+        assert_eq!(split(b"[]").unwrap(), Vec::<String>::new());
+        assert_eq!(split(b" [ ] \n").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn elements_spanning_many_chunks_are_joined() {
+        let long = "é".repeat(CHUNK_BYTES);
+        let text = format!(r#"[{{"a": "{long}"}}, {{"b": 1}}]"#);
+        let got = split(text.as_bytes()).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].len(), long.len() + 9);
+        assert_eq!(got[1], r#"{"b": 1}"#);
+    }
+
+    #[test]
+    fn anything_but_a_plain_array_is_left_to_the_streaming_parser() {
+        for text in [
+            &b""[..],
+            b"{}",
+            b"[1,]",
+            b"[,1]",
+            b"[1 2]",
+            b"[1] x",
+            b"[1",
+            b"[{\"a\": 1}",
+            b"[\"open",
+            b"[1,,2]",
+            b"]",
+        ] {
+            assert!(
+                split(text).is_err(),
+                "{:?} should be unusual",
+                String::from_utf8_lossy(text)
+            );
+        }
+        let huge = format!("[\"{}\"]", "x".repeat(MAX_ELEMENT_BYTES + 1));
+        assert!(split(huge.as_bytes()).is_err(), "over the element limit");
+    }
+}

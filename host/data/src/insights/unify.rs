@@ -404,7 +404,11 @@ pub fn unify(
     drop(uf);
     let mut counter = next_customer_seq(store)?;
     let first_seq = counter;
-    let mut links = Spill::new_in(&dir).map_err(spilled)?;
+    // Links go out in record order (each source's rows in stored order,
+    // which is usually key order, as link ids are), not cluster order: the
+    // inserts into the key-ordered link table then stay local instead of
+    // landing on a random page each.
+    let mut links = Partitions::new(&dir, by_root.len()).map_err(spilled)?;
     let mut key_map = keymap::Builder::new(&dir, expected_keys).map_err(spilled)?;
     let nf = ws.profile_fields.len();
     let merges = &mut report.merges;
@@ -414,6 +418,7 @@ pub fn unify(
         let mut done = 0u64;
         let mut link = Frame::default();
         let mut cluster_keys: Vec<u64> = Vec::new();
+        let mut member_recs: Vec<u32> = Vec::new();
         for part in by_root.into_parts() {
             let clusters = load_partition(part).map_err(spilled)?;
             let mut start = 0usize;
@@ -421,9 +426,11 @@ pub fn unify(
                 let root = clusters.items[start].0;
                 let mut end = start;
                 let mut members = Vec::new();
+                member_recs.clear();
                 while end < clusters.items.len() && clusters.items[end].0 == root {
-                    let (_, _, a, b) = clusters.items[end];
+                    let (_, rec, a, b) = clusters.items[end];
                     members.push(decode_member(&clusters.buf[a..b], nf).map_err(spilled)?);
+                    member_recs.push(rec);
                     end += 1;
                 }
                 let id = choose_id(&members, &mut claimed, &mut counter);
@@ -434,12 +441,16 @@ pub fn unify(
                 }
                 // Tagged with the records merged so far, for progress.
                 feed.end_row(done)?;
-                for m in &members {
+                for (m, &rec) in members.iter().zip(&member_recs) {
                     link.clear();
+                    // Sorted by the first two (see `load_partition`).
+                    link.u32(rec);
+                    link.u32(rec);
                     link.str(&id);
                     link.u16(u16::try_from(m.src).unwrap_or(u16::MAX));
                     link.str(m.skey);
-                    links.write(&link.0).map_err(spilled)?;
+                    let part = usize::try_from(u64::from(rec) / per_part).unwrap_or(usize::MAX);
+                    links.write(part, &link.0).map_err(spilled)?;
                 }
                 // Members share most keys: each once per cluster.
                 cluster_keys.clear();
@@ -479,30 +490,32 @@ pub fn unify(
         None => publication.replace_entity_with(CUSTOMER, CUSTOMER_ID, &columns, fill_customers)?,
     };
     let fill_links = |sink: &mut RowSink<'_>| {
-        let mut frames = links.into_reader().map_err(spilled)?;
         let mut link = String::new();
-        while let Some(b) = frames.next_frame().map_err(spilled)? {
-            let mut r = Reader::new(b);
-            let cid = r.str().map_err(spilled)?;
-            let src = usize::from(r.u16().map_err(spilled)?);
-            let skey = r.str().map_err(spilled)?;
-            let s = ws.sources.get(src).ok_or_else(|| {
-                spilled(std::io::Error::other(
-                    "corrupt temporary file: source index",
-                ))
-            })?;
-            // The link id: source name, '/', source key.
-            link.clear();
-            link.push_str(&s.name);
-            link.push('/');
-            link.push_str(skey);
-            sink.push_refs(&[
-                ValueRef::Text(link.as_bytes()),
-                ValueRef::Text(cid.as_bytes()),
-                ValueRef::Text(s.name.as_bytes()),
-                ValueRef::Text(s.entity.as_bytes()),
-                ValueRef::Text(skey.as_bytes()),
-            ])?;
+        for part in links.into_parts() {
+            let loaded = load_partition(part).map_err(spilled)?;
+            for &(_, _, a, b) in &loaded.items {
+                let mut r = Reader::new(&loaded.buf[a..b]);
+                let cid = r.str().map_err(spilled)?;
+                let src = usize::from(r.u16().map_err(spilled)?);
+                let skey = r.str().map_err(spilled)?;
+                let s = ws.sources.get(src).ok_or_else(|| {
+                    spilled(std::io::Error::other(
+                        "corrupt temporary file: source index",
+                    ))
+                })?;
+                // The link id: source name, '/', source key.
+                link.clear();
+                link.push_str(&s.name);
+                link.push('/');
+                link.push_str(skey);
+                sink.push_refs(&[
+                    ValueRef::Text(link.as_bytes()),
+                    ValueRef::Text(cid.as_bytes()),
+                    ValueRef::Text(s.name.as_bytes()),
+                    ValueRef::Text(s.entity.as_bytes()),
+                    ValueRef::Text(skey.as_bytes()),
+                ])?;
+            }
         }
         Ok::<(), UnifyError>(())
     };

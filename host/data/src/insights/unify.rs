@@ -1184,11 +1184,24 @@ fn choose_id(members: &[Member<'_>], claimed: &mut Claimed, counter: &mut u64) -
     }
     loop {
         *counter += 1;
-        let id = format!("C{:08}", *counter);
+        let id = numbered_id(*counter);
         if claimed.insert(&id) {
             return id;
         }
     }
+}
+
+/// `C` and `n` in at least 8 digits, as `format!("C{n:08}")` writes it
+/// (which pads one character at a time: 0.06 s of 1M rows' merge).
+fn numbered_id(n: u64) -> String {
+    let digits = n.to_string();
+    let mut id = String::with_capacity(9.max(digits.len() + 1));
+    id.push('C');
+    for _ in digits.len()..8 {
+        id.push('0');
+    }
+    id.push_str(&digits);
+    id
 }
 
 /// The winning value of profile field `f` in a cluster (members are in
@@ -1603,6 +1616,13 @@ mod tests {
         assert!(!uf.union(5, 4));
         assert_eq!(uf.find(5), 2);
         assert_eq!(uf.find(0), 0);
+    }
+
+    #[test]
+    fn numbered_ids_are_padded_to_eight_digits() {
+        for n in [0, 1, 42, 99_999_999, 100_000_000, u64::MAX] {
+            assert_eq!(numbered_id(n), format!("C{n:08}"));
+        }
     }
 
     #[test]

@@ -1194,13 +1194,21 @@ fn choose_id(members: &[Member<'_>], claimed: &mut Claimed, counter: &mut u64) -
 /// `C` and `n` in at least 8 digits, as `format!("C{n:08}")` writes it
 /// (which pads one character at a time: 0.06 s of 1M rows' merge).
 fn numbered_id(n: u64) -> String {
-    let digits = n.to_string();
-    let mut id = String::with_capacity(9.max(digits.len() + 1));
-    id.push('C');
-    for _ in digits.len()..8 {
-        id.push('0');
+    let mut digits = [b'0'; 20];
+    let mut i = digits.len();
+    let mut rest = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
     }
-    id.push_str(&digits);
+    let start = i.min(digits.len() - 8);
+    let mut id = String::with_capacity(1 + digits.len() - start);
+    id.push('C');
+    id.extend(digits[start..].iter().map(|&d| char::from(d)));
     id
 }
 

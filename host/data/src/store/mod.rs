@@ -162,33 +162,16 @@ impl std::fmt::Display for Table {
 }
 
 /// Exclusive use of the store's connection for the engine's own queries
-/// (work tables, aggregates), scoped to this value's lifetime.
+/// (work tables, aggregates), scoped to this value's lifetime. The store's
+/// own methods hold one too. On release it hands a log grown by its commits
+/// to the checkpointer (see [`checkpoint`]).
 pub struct Session<'a> {
-    conn: ConnGuard<'a>,
-    path: &'a Path,
-}
-
-/// The store's connection, locked. On release it hands a log grown by its
-/// commits to the checkpointer (see [`checkpoint`]).
-struct ConnGuard<'a> {
     conn: std::sync::MutexGuard<'a, Connection>,
+    path: &'a Path,
     checkpoints: &'a checkpoint::Checkpointer,
 }
 
-impl std::ops::Deref for ConnGuard<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        &self.conn
-    }
-}
-
-impl std::ops::DerefMut for ConnGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Connection {
-        &mut self.conn
-    }
-}
-
-impl Drop for ConnGuard<'_> {
+impl Drop for Session<'_> {
     fn drop(&mut self) {
         self.checkpoints.after_use();
     }
@@ -330,19 +313,17 @@ impl EntityDb {
         }
     }
 
-    fn conn(&self) -> ConnGuard<'_> {
-        ConnGuard {
+    fn conn(&self) -> Session<'_> {
+        Session {
             conn: self.conn.lock().unwrap_or_else(PoisonError::into_inner),
+            path: &self.path,
             checkpoints: &self.checkpoints,
         }
     }
 
     /// The connection, for the engine's own queries; see [`Session`].
     pub fn session(&self) -> Session<'_> {
-        Session {
-            conn: self.conn(),
-            path: &self.path,
-        }
+        self.conn()
     }
 
     /// Every entity name, sorted.

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::types::{Value, ValueRef};
 
+use super::row_bound::{Counting, RowBound, MAX_ROW_BYTES};
 use super::{json_array, pipe, StoreError};
 use crate::odata::{normalize_datetime, ColumnType};
 
@@ -253,6 +254,8 @@ enum Flow {
 /// (and sets it otherwise); JSON keys not yet in `columns` are appended unless
 /// `fixed`. Streams every format: CSV and NDJSON by line, a JSON array by
 /// element.
+///
+/// A row longer than [`MAX_ROW_BYTES`] fails the file, in every format.
 #[allow(clippy::too_many_arguments)]
 fn visit(
     path: &Path,
@@ -263,12 +266,52 @@ fn visit(
     read: &AtomicU64,
     f: &mut dyn FnMut(u64, RawRow) -> Result<Flow, ImportError>,
 ) -> Result<(), ImportError> {
+    let bound = RowBound::default();
+    let mut each = |row_no, row: RawRow<'_>| {
+        bound.row_end(row_no);
+        f(row_no, row)
+    };
+    let result = visit_rows(
+        path, opener, format, columns, fixed, read, &bound, &mut each,
+    );
+    match (result, bound.tripped()) {
+        (Err(e), Some(after)) => Err(file_error(
+            path,
+            ImportErrorKind::Malformed,
+            e.row.or(Some(after)),
+            None,
+            format!(
+                "longer than {} MiB (a source row may take at most {MAX_ROW_BYTES} bytes)",
+                MAX_ROW_BYTES >> 20
+            ),
+        )),
+        (result, _) => result,
+    }
+}
+
+/// [`visit`], with each read held to `bound`.
+#[allow(clippy::too_many_arguments)]
+fn visit_rows(
+    path: &Path,
+    opener: Option<&dyn Opener>,
+    format: ImportFormat,
+    columns: &mut Vec<String>,
+    fixed: bool,
+    read: &AtomicU64,
+    bound: &RowBound,
+    f: &mut dyn FnMut(u64, RawRow) -> Result<Flow, ImportError>,
+) -> Result<(), ImportError> {
     let open = || -> Result<_, ImportError> {
         let file = match opener {
             Some(o) => o.open(path)?,
             None => std::fs::File::open(path).map_err(|e| io_error(path, &e))?,
         };
-        Ok(std::io::BufReader::new(Counting { inner: file, read }))
+        bound.restart();
+        Ok(std::io::BufReader::new(Counting {
+            inner: file,
+            read,
+            bound,
+        }))
     };
     let reader = open()?;
     match format {
@@ -341,6 +384,7 @@ fn visit(
                 let line = buf.strip_suffix('\n').unwrap_or(&buf);
                 let line = line.strip_suffix('\r').unwrap_or(line);
                 if line.trim().is_empty() {
+                    bound.row_end(row_no);
                     continue;
                 }
                 let mut de = serde_json::Deserializer::from_str(line);
@@ -386,6 +430,7 @@ fn visit(
                 path,
                 columns,
                 fixed,
+                bound,
                 skip,
                 f,
                 stopped: &mut stopped,
@@ -474,6 +519,8 @@ struct ArrayRows<'a> {
     path: &'a Path,
     columns: &'a mut Vec<String>,
     fixed: bool,
+    /// Told of the rows skipped (`f` is told of the others).
+    bound: &'a RowBound,
     /// Rows parsed but not handed to `f` (handed out before).
     skip: u64,
     f: &'a mut dyn FnMut(u64, RawRow) -> Result<Flow, ImportError>,
@@ -504,7 +551,10 @@ impl<'de> serde::de::Visitor<'de> for ArrayRows<'_> {
             let handled = match overflow {
                 true => Err(too_many_columns(self.path, Some(row_no))),
                 false => match next? {
-                    Some(_) if row_no <= self.skip => Ok(Flow::Go),
+                    Some(_) if row_no <= self.skip => {
+                        self.bound.row_end(row_no);
+                        Ok(Flow::Go)
+                    }
                     Some(row) => (self.f)(row_no, row.map(Row::Json)),
                     None => break,
                 },
@@ -785,20 +835,6 @@ impl<'a> Progress<'a> {
                 report(read.min(self.total), self.total);
             }
         }
-    }
-}
-
-/// A reader that counts the bytes it hands out.
-struct Counting<'a, R> {
-    inner: R,
-    read: &'a AtomicU64,
-}
-
-impl<R: std::io::Read> std::io::Read for Counting<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
     }
 }
 
@@ -1826,6 +1862,50 @@ mod tests {
         let ok = import(&p, &store, &[("Age", ColumnType::Integer)], "Id", 2).unwrap();
         assert_eq!(ok.rows, 1);
         assert_eq!(ok.rejected.len(), 2);
+    }
+
+    #[test]
+    fn a_row_longer_than_the_bound_fails_the_file_in_every_format() {
+        use super::super::row_bound::READ_AHEAD_BYTES;
+        let over = "x".repeat((MAX_ROW_BYTES + 2 * READ_AHEAD_BYTES) as usize + 1);
+        let under = "x".repeat(MAX_ROW_BYTES as usize - 64);
+        let files = |long: &str| {
+            [
+                ("a.csv", format!("Id,Note\n1,a\n\n2,{long}\n3,c\n")),
+                (
+                    "a.ndjson",
+                    format!(
+                        "{{\"Id\":1,\"Note\":\"a\"}}\n\n{{\"Id\":2,\"Note\":\"{long}\"}}\n{{\"Id\":3}}\n"
+                    ),
+                ),
+                (
+                    "a.json",
+                    format!(
+                        "[{{\"Id\":1,\"Note\":\"a\"}},\n{{\"Id\":2,\"Note\":\"{long}\"}},{{\"Id\":3}}]"
+                    ),
+                ),
+            ]
+        };
+        for (name, text) in files(&under) {
+            let (_d, p, store) = setup(name, &text);
+            let report = import(&p, &store, &[], "Id", 0).unwrap();
+            assert_eq!(report.rows, 3, "{name}");
+        }
+        for (name, text) in files(&over) {
+            let (_d, p, store) = setup(name, &text);
+            let e = file_err(import(&p, &store, &[], "Id", 5));
+            // NDJSON counts lines, so its long row is the third.
+            let row = if name == "a.ndjson" { 3 } else { 2 };
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "{}: row {row}: longer than 8 MiB (a source row may take at most 8388608 bytes)",
+                    p.display()
+                ),
+                "{name}"
+            );
+            assert_eq!(e.kind, ImportErrorKind::Malformed, "{name}");
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod page;
 mod partitions;
 pub mod pipe;
 mod publish;
+mod row_bound;
 mod snapshot;
 mod writable;
 

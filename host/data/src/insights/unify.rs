@@ -472,8 +472,9 @@ pub fn unify(
     // Clusters are merged on a thread of their own while this one inserts.
     let fill_customers = |sink: &mut RowSink<'_>| {
         let mut told = 0u64;
-        pipe::run(produce_customers, |done, row| {
-            sink.push_refs(row)?;
+        pipe::run_batches(produce_customers, |rows| {
+            sink.push_batch(rows).map_err(|(_, e)| e)?;
+            let done = rows.last().map_or(told, |&(done, _)| done);
             if done >= told + PROGRESS_EVERY {
                 told = done;
                 progress(Phase::Merge, done, u64::from(records));

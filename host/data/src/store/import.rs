@@ -1276,9 +1276,9 @@ fn import_pass(
                     },
                 )
             };
-            let stored = pipe::run(produce, |row_no, vals| {
+            let stored = pipe::run_batches(produce, |rows| {
                 progress.tick();
-                sink.push_refs(vals).map_err(|e| {
+                sink.push_batch(rows).map_err(|(row_no, e)| {
                     file_error(
                         path,
                         ImportErrorKind::Malformed,

@@ -66,20 +66,16 @@ impl Batch {
         }
     }
 
-    fn each<E>(
-        &self,
-        consume: &mut impl FnMut(u64, &[ValueRef<'_>]) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let mut row = Vec::new();
+    /// Call `consume` once with every row: its tag and values.
+    fn with_rows<E>(&self, consume: &mut impl FnMut(&Rows<'_>) -> Result<(), E>) -> Result<(), E> {
+        let values: Vec<ValueRef<'_>> = self.cells.iter().map(|&s| self.value(s)).collect();
+        let mut rows = Vec::with_capacity(self.rows.len());
         let mut start = 0;
         for &(tag, end) in &self.rows {
-            row.clear();
-            let cells = self.cells.get(start..end).unwrap_or_default();
-            row.extend(cells.iter().map(|&s| self.value(s)));
-            consume(tag, &row)?;
+            rows.push((tag, values.get(start..end).unwrap_or_default()));
             start = end;
         }
-        Ok(())
+        consume(&rows)
     }
 }
 
@@ -166,6 +162,9 @@ impl Feed {
     }
 }
 
+/// Rows as the consumer sees them: each one's tag and values.
+pub type Rows<'a> = [(u64, &'a [ValueRef<'a>])];
+
 /// Run `produce` on a thread of its own and `consume` on this one with
 /// each row it feeds, in order, with its tag. The first error, in row order,
 /// is returned: the consumer's if it failed on a row fed before the
@@ -173,6 +172,17 @@ impl Feed {
 pub fn run<E: Send>(
     produce: impl FnOnce(&mut Feed) -> Result<(), E> + Send,
     mut consume: impl FnMut(u64, &[ValueRef<'_>]) -> Result<(), E>,
+) -> Result<(), E> {
+    run_batches(produce, |rows| {
+        rows.iter().try_for_each(|&(tag, row)| consume(tag, row))
+    })
+}
+
+/// [`run`], with `consume` called once a batch with its rows in order (for
+/// statements that insert several rows at once).
+pub fn run_batches<E: Send>(
+    produce: impl FnOnce(&mut Feed) -> Result<(), E> + Send,
+    mut consume: impl FnMut(&Rows<'_>) -> Result<(), E>,
 ) -> Result<(), E> {
     let (full_tx, full_rx) = sync_channel::<Batch>(DEPTH);
     let (free_tx, free_rx) = sync_channel::<Batch>(DEPTH);
@@ -193,7 +203,7 @@ pub fn run<E: Send>(
         });
         let mut failed = None;
         while let Ok(mut batch) = full_rx.recv() {
-            if let Err(e) = batch.each(&mut consume) {
+            if let Err(e) = batch.with_rows(&mut consume) {
                 failed = Some(e);
                 break;
             }

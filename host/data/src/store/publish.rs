@@ -439,6 +439,73 @@ mod tests {
     }
 
     #[test]
+    fn batches_go_in_chunks_and_a_failure_names_the_row_at_fault() {
+        use crate::store::INSERT_CHUNK_ROWS;
+        let dir = tempfile::tempdir().unwrap();
+        let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
+        // Two whole chunks and a rest; the tag of row i is 100 + i.
+        let n = 2 * INSERT_CHUNK_ROWS + 5;
+        let ids: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
+        #[derive(Debug, PartialEq)]
+        struct Failed(String);
+        impl From<StoreError> for Failed {
+            fn from(e: StoreError) -> Self {
+                Failed(e.to_string())
+            }
+        }
+        let push = |ids: &[String], narrow: Option<usize>| {
+            store.replace_entity_with("B", "Id", &cols(), |sink: &mut RowSink<'_>| {
+                let values: Vec<Vec<ValueRef<'_>>> = ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| {
+                        let mut row =
+                            vec![ValueRef::Text(id.as_bytes()), ValueRef::Integer(i as i64)];
+                        row.truncate(if narrow == Some(i) { 1 } else { 2 });
+                        row
+                    })
+                    .collect();
+                let rows: Vec<(u64, &[ValueRef<'_>])> = values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (100 + i as u64, v.as_slice()))
+                    .collect();
+                sink.push_batch(&rows)
+                    .map_err(|(tag, e)| Failed(format!("tag {tag}: {e}")))
+            })
+        };
+        assert_eq!(push(&ids, None), Ok(n as u64));
+        assert_eq!(
+            store.get_item("B", &format!("r{}", n - 1)).unwrap(),
+            Some(serde_json::json!({"Id": format!("r{}", n - 1), "N": n - 1}))
+        );
+        // A duplicate in the second chunk: the rows before it were stored.
+        let mut dup = ids.clone();
+        dup[INSERT_CHUNK_ROWS + 3] = "r2".into();
+        let at = INSERT_CHUNK_ROWS + 3;
+        assert_eq!(
+            push(&dup, None),
+            Err(Failed(format!(
+                "tag {}: entity 'B', row {}: duplicate key 'r2' in field 'Id'",
+                100 + at,
+                at + 1
+            )))
+        );
+        // A row too narrow, in the first chunk and in the rest.
+        for at in [1, n - 2] {
+            assert_eq!(
+                push(&ids, Some(at)),
+                Err(Failed(format!(
+                    "tag {}: entity 'B', row {}: 1 values for 2 columns",
+                    100 + at,
+                    at + 1
+                )))
+            );
+        }
+        assert_eq!(store.meta("B").unwrap().rows, n as u64);
+    }
+
+    #[test]
     fn staged_entities_stay_invisible_until_published_together() {
         let dir = tempfile::tempdir().unwrap();
         let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();

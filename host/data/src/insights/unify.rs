@@ -491,31 +491,10 @@ pub fn unify(
         None => publication.replace_entity_with(CUSTOMER, CUSTOMER_ID, &columns, fill_customers)?,
     };
     let fill_links = |sink: &mut RowSink<'_>| {
-        let mut link = String::new();
         for part in links.into_parts() {
             let loaded = load_partition(part).map_err(spilled)?;
-            for &(_, _, a, b) in &loaded.items {
-                let mut r = Reader::new(&loaded.buf[a..b]);
-                let cid = r.str().map_err(spilled)?;
-                let src = usize::from(r.u16().map_err(spilled)?);
-                let skey = r.str().map_err(spilled)?;
-                let s = ws.sources.get(src).ok_or_else(|| {
-                    spilled(std::io::Error::other(
-                        "corrupt temporary file: source index",
-                    ))
-                })?;
-                // The link id: source name, '/', source key.
-                link.clear();
-                link.push_str(&s.name);
-                link.push('/');
-                link.push_str(skey);
-                sink.push_refs(&[
-                    ValueRef::Text(link.as_bytes()),
-                    ValueRef::Text(cid.as_bytes()),
-                    ValueRef::Text(s.name.as_bytes()),
-                    ValueRef::Text(s.entity.as_bytes()),
-                    ValueRef::Text(skey.as_bytes()),
-                ])?;
+            for group in loaded.items.chunks(LINK_GROUP_ROWS) {
+                push_links(sink, ws, &loaded.buf, group, &spilled)?;
             }
         }
         Ok::<(), UnifyError>(())
@@ -783,6 +762,56 @@ fn match_records(
 
 /// One merge partition: payloads in one buffer, and (root, record, start,
 /// end) per record, sorted by root then record.
+/// Links handed to the store at once (so that it inserts several to a
+/// statement).
+const LINK_GROUP_ROWS: usize = 256;
+
+/// Insert the links of `items` (frames of `buf`: customer id, source index,
+/// source key); a frame that does not read is `spilled`'s error.
+fn push_links(
+    sink: &mut RowSink<'_>,
+    ws: &Workspace,
+    buf: &[u8],
+    items: &[(u32, u32, usize, usize)],
+    spilled: &impl Fn(std::io::Error) -> UnifyError,
+) -> Result<(), UnifyError> {
+    let corrupt = || {
+        spilled(std::io::Error::other(
+            "corrupt temporary file: source index",
+        ))
+    };
+    // The link ids (source name, '/', source key) end to end, then the rows
+    // borrowing them.
+    let mut ids = String::new();
+    let mut decoded = Vec::with_capacity(items.len());
+    for &(_, _, a, b) in items {
+        let mut r = Reader::new(buf.get(a..b).ok_or_else(corrupt)?);
+        let cid = r.str().map_err(spilled)?;
+        let src = usize::from(r.u16().map_err(spilled)?);
+        let skey = r.str().map_err(spilled)?;
+        let s = ws.sources.get(src).ok_or_else(corrupt)?;
+        let start = ids.len();
+        ids.push_str(&s.name);
+        ids.push('/');
+        ids.push_str(skey);
+        decoded.push((start..ids.len(), cid, s, skey));
+    }
+    let cells: Vec<[ValueRef<'_>; 5]> = decoded
+        .iter()
+        .map(|(id, cid, s, skey)| {
+            [
+                ValueRef::Text(ids.as_bytes().get(id.clone()).unwrap_or_default()),
+                ValueRef::Text(cid.as_bytes()),
+                ValueRef::Text(s.name.as_bytes()),
+                ValueRef::Text(s.entity.as_bytes()),
+                ValueRef::Text(skey.as_bytes()),
+            ]
+        })
+        .collect();
+    let rows: Vec<(u64, &[ValueRef<'_>])> = cells.iter().map(|c| (0, c.as_slice())).collect();
+    sink.push_batch(&rows).map_err(|(_, e)| UnifyError::from(e))
+}
+
 struct Loaded {
     buf: Vec<u8>,
     items: Vec<(u32, u32, usize, usize)>,

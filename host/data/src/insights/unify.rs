@@ -499,28 +499,36 @@ pub fn unify(
         }
         Ok::<(), UnifyError>(())
     };
-    match subset {
-        Some(s) => {
-            publication.patch_entity_with(
-                LINK,
-                s.links.iter().map(|l| Value::Text(l.clone())),
-                fill_links,
-            )?;
-        }
-        None => {
-            publication.replace_entity_with(LINK, "LinkId", &link_columns(), fill_links)?;
-        }
+    // The key map and what the next run needs to go incremental, made
+    // current when this publication is. The key map is written on a thread
+    // of its own while this one inserts the links.
+    let token = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), started);
+    let next = keymap::next_path(&keymap_path);
+    let previous = subset.map(|s| (keymap_path.as_path(), s.token, &s.seeds));
+    let (linked, written) = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| key_map.finish(&next, token, previous));
+        let linked = match subset {
+            Some(s) => publication
+                .patch_entity_with(
+                    LINK,
+                    s.links.iter().map(|l| Value::Text(l.clone())),
+                    fill_links,
+                )
+                .map(drop),
+            None => publication
+                .replace_entity_with(LINK, "LinkId", &link_columns(), fill_links)
+                .map(drop),
+        };
+        (linked, writer.join())
+    });
+    linked?;
+    match written {
+        Ok(written) => written.map_err(spilled)?,
+        Err(panic) => std::panic::resume_unwind(panic),
     }
     if counter != first_seq {
         save_customer_seq(store, counter)?;
     }
-
-    // The key map and what the next run needs to go incremental, made
-    // current when this publication is.
-    let token = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), started);
-    let next = keymap::next_path(&keymap_path);
-    let previous = subset.map(|s| (keymap_path.as_path(), s.token, &s.seeds));
-    key_map.finish(&next, token, previous).map_err(spilled)?;
     if let Some(s) = subset {
         report.incremental = Some(Reunified {
             changed_rows: s.changed,

@@ -720,16 +720,18 @@ impl<'a> RowSink<'a> {
     /// Add rows, each tagged by the caller (a row number), as
     /// [`RowSink::push_refs`] does for each one; on failure, the failed
     /// row's tag with the error. Rows go [`INSERT_CHUNK_ROWS`] to a
-    /// statement; a statement that fails inserts none of its rows, which
-    /// are then inserted one by one to find the row at fault.
+    /// statement; when one fails, the rows after those it inserted go one
+    /// by one, so that the row at fault is named as by `push_refs`.
     pub fn push_batch(&mut self, rows: &pipe::Rows<'_>) -> Result<(), (u64, StoreError)> {
         let per = self.chunk_rows();
         let mut chunks = rows.chunks_exact(per);
         for chunk in &mut chunks {
-            if per == 1 || !self.insert_chunk(chunk).map_err(|e| (chunk[0].0, e))? {
-                for &(tag, row) in chunk {
-                    self.push_refs(row).map_err(|e| (tag, e))?;
-                }
+            let inserted = match per {
+                1 => 0,
+                _ => self.insert_chunk(chunk).map_err(|e| (chunk[0].0, e))?,
+            };
+            for &(tag, row) in chunk.get(inserted..).unwrap_or_default() {
+                self.push_refs(row).map_err(|e| (tag, e))?;
             }
         }
         for &(tag, row) in chunks.remainder() {
@@ -743,11 +745,15 @@ impl<'a> RowSink<'a> {
         (MAX_BOUND_VALUES / self.columns.max(1)).clamp(1, INSERT_CHUNK_ROWS)
     }
 
-    /// Insert `chunk` in one statement: `false`, with none of it inserted,
-    /// when a row does not fit (its width, a duplicate or empty key).
-    fn insert_chunk(&mut self, chunk: &pipe::Rows<'_>) -> Result<bool, StoreError> {
+    /// Insert `chunk` in one statement, and say how many of its rows went
+    /// in: all of them, or those before the first that does not fit (its
+    /// width, a duplicate or empty key). `OR FAIL` keeps those (where a
+    /// plain insert would take them back), so SQLite keeps no statement
+    /// journal: a copy of each page before the statement changes it, a
+    /// seventh of the writer's time.
+    fn insert_chunk(&mut self, chunk: &pipe::Rows<'_>) -> Result<usize, StoreError> {
         if chunk.iter().any(|(_, row)| row.len() != self.columns) {
-            return Ok(false);
+            return Ok(0);
         }
         let sql = |source| StoreError::Sqlite {
             path: self.path.to_owned(),
@@ -758,7 +764,7 @@ impl<'a> RowSink<'a> {
             None => {
                 let one = format!("({})", vec!["?"; self.columns].join(", "));
                 let sql_text = format!(
-                    "INSERT INTO {} VALUES {}",
+                    "INSERT OR FAIL INTO {} VALUES {}",
                     self.staging,
                     vec![one.as_str(); chunk.len()].join(", ")
                 );
@@ -774,16 +780,20 @@ impl<'a> RowSink<'a> {
                 at += 1;
             }
         }
-        match stmt.raw_execute() {
-            Ok(_) => {}
+        let inserted = match stmt.raw_execute() {
+            Ok(_) => chunk.len(),
+            // The rows before the one at fault are in.
             Err(rusqlite::Error::SqliteFailure(f, _))
                 if f.code == rusqlite::ErrorCode::ConstraintViolation =>
             {
-                return Ok(false)
+                usize::try_from(self.tx.changes())
+                    .unwrap_or(usize::MAX)
+                    .min(chunk.len())
             }
             Err(e) => return Err(sql(e)),
-        }
-        self.count += chunk.len() as u64;
+        };
+        let chunk = chunk.get(..inserted).unwrap_or_default();
+        self.count += inserted as u64;
         if let Some(member) = &mut self.member_insert {
             for (_, row) in chunk {
                 let key = row.get(self.key_index).copied().unwrap_or(ValueRef::Null);
@@ -795,7 +805,7 @@ impl<'a> RowSink<'a> {
                     .map_err(sql)?;
             }
         }
-        Ok(true)
+        Ok(inserted)
     }
 
     /// Insert `values` (`len` of them), `key` being the key's.

@@ -40,9 +40,11 @@ enum State {
 /// The elements of the array a reader holds, one at a time.
 pub struct Elements<R> {
     reader: R,
-    /// Bytes read and not yet handed out, from `buf[0]`.
+    /// Bytes read: the first `used` handed out, the rest not yet.
     buf: Vec<u8>,
-    /// Bytes of `buf` handed out already (dropped on the next call).
+    /// Bytes of `buf` handed out already; dropped once they are a chunk's
+    /// worth, so that the bytes after them move once per chunk, not once
+    /// per element.
     used: usize,
     eof: bool,
     state: State,
@@ -73,7 +75,7 @@ impl<R: Read> Elements<R> {
     }
 
     fn read_more(&mut self) -> Result<(), Unusual> {
-        if self.buf.len() > MAX_ELEMENT_BYTES {
+        if self.buf.len().saturating_sub(self.used) > MAX_ELEMENT_BYTES {
             return Err(Unusual);
         }
         let len = self.buf.len();
@@ -163,9 +165,11 @@ impl<R: Read> Elements<R> {
     /// The next element, or `None` after the closing bracket (and nothing
     /// but white space after it).
     pub fn next_element(&mut self) -> Result<Option<&[u8]>, Unusual> {
-        self.buf.drain(..self.used);
-        self.used = 0;
-        let mut i = self.skip_space(0)?;
+        if self.used >= CHUNK_BYTES {
+            self.buf.drain(..self.used);
+            self.used = 0;
+        }
+        let mut i = self.skip_space(self.used)?;
         match self.state {
             State::Done => return Ok(None),
             State::Start => {

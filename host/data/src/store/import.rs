@@ -271,9 +271,15 @@ fn visit(
         bound.row_end(row_no);
         f(row_no, row)
     };
-    let result = visit_rows(
-        path, opener, format, columns, fixed, read, &bound, &mut each,
-    );
+    let reading = Reading {
+        path,
+        opener,
+        format,
+        fixed,
+        read,
+        bound: &bound,
+    };
+    let result = visit_rows(&reading, columns, &mut each);
     match (result, bound.tripped()) {
         (Err(e), Some(after)) => Err(file_error(
             path,
@@ -289,18 +295,32 @@ fn visit(
     }
 }
 
-/// [`visit`], with each read held to `bound`.
-#[allow(clippy::too_many_arguments)]
-fn visit_rows(
-    path: &Path,
-    opener: Option<&dyn Opener>,
+/// What [`visit_rows`] reads, and how: [`visit`]'s arguments, with the
+/// bound each read is held to.
+#[derive(Clone, Copy)]
+struct Reading<'a> {
+    path: &'a Path,
+    opener: Option<&'a dyn Opener>,
     format: ImportFormat,
-    columns: &mut Vec<String>,
     fixed: bool,
-    read: &AtomicU64,
-    bound: &RowBound,
+    read: &'a AtomicU64,
+    bound: &'a RowBound,
+}
+
+/// [`visit`], with each read held to `reading.bound`.
+fn visit_rows(
+    reading: &Reading<'_>,
+    columns: &mut Vec<String>,
     f: &mut dyn FnMut(u64, RawRow) -> Result<Flow, ImportError>,
 ) -> Result<(), ImportError> {
+    let Reading {
+        path,
+        opener,
+        format,
+        fixed,
+        read,
+        bound,
+    } = *reading;
     let open = || -> Result<_, ImportError> {
         let file = match opener {
             Some(o) => o.open(path)?,

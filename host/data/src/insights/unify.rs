@@ -768,8 +768,6 @@ fn match_records(
     Ok(comparisons)
 }
 
-/// One merge partition: payloads in one buffer, and (root, record, start,
-/// end) per record, sorted by root then record.
 /// Links handed to the store at once (so that it inserts several to a
 /// statement).
 const LINK_GROUP_ROWS: usize = 256;
@@ -820,6 +818,8 @@ fn push_links(
     sink.push_batch(&rows).map_err(|(_, e)| UnifyError::from(e))
 }
 
+/// One merge partition: payloads in one buffer, and (root, record, start,
+/// end) per record, sorted by root then record.
 struct Loaded {
     buf: Vec<u8>,
     items: Vec<(u32, u32, usize, usize)>,

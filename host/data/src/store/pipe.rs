@@ -2,10 +2,10 @@
 //! and SQLite (which one connection runs on one thread) use both cores.
 //!
 //! [`run`] calls the producer on a thread of its own with a [`Feed`]; rows
-//! travel in batches of owned cells (text copied into one buffer per batch)
-//! and reach the consumer, on the calling thread, as borrowed values. At
-//! most [`DEPTH`] batches wait at once, so memory stays bounded whatever
-//! the producer does. Errors keep row order: the consumer sees every row
+//! travel in batches of owned cells (text copied into one buffer per batch;
+//! bounded in rows, cells and bytes) and reach the consumer, on the calling
+//! thread, as borrowed values. At most [`DEPTH`] batches wait at once, so
+//! memory stays bounded whatever the producer does. Errors keep row order: the consumer sees every row
 //! fed before the producer failed, and the first error wins.
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -17,6 +17,9 @@ pub const BATCH_ROWS: usize = 256;
 /// Text and blob bytes a batch holds before it is sent (a row is never
 /// split, so one larger row makes a larger batch).
 pub const BATCH_BYTES: usize = 64 * 1024;
+/// Values a batch holds before it is sent: a wide source (up to 2,000
+/// columns) fills a batch before [`BATCH_ROWS`] rows.
+pub const BATCH_CELLS: usize = 16 * 1024;
 /// Batches sent and not yet used, at most.
 pub const DEPTH: usize = 4;
 
@@ -45,14 +48,20 @@ struct Batch {
 }
 
 impl Batch {
+    /// Empty the batch for reuse; buffers a large row grew past twice their
+    /// bound are given back.
     fn clear(&mut self) {
         self.cells.clear();
         self.bytes.clear();
         self.rows.clear();
+        self.cells.shrink_to(2 * BATCH_CELLS);
+        self.bytes.shrink_to(2 * BATCH_BYTES);
     }
 
     fn full(&self) -> bool {
-        self.rows.len() >= BATCH_ROWS || self.bytes.len() >= BATCH_BYTES
+        self.rows.len() >= BATCH_ROWS
+            || self.bytes.len() >= BATCH_BYTES
+            || self.cells.len() >= BATCH_CELLS
     }
 
     fn value(&self, s: Slot) -> ValueRef<'_> {
@@ -332,6 +341,23 @@ mod tests {
             seen,
             vec![(1, vec![big.clone()]), (2, vec!["after".to_owned()])]
         );
+    }
+
+    #[test]
+    fn wide_rows_fill_a_batch_early_and_a_large_row_leaves_no_large_buffers() {
+        let mut batch = Batch::default();
+        let wide = 2000;
+        let mut rows = 0;
+        while !batch.full() {
+            batch.cells.extend(std::iter::repeat_n(Slot::Null, wide));
+            batch.rows.push((rows, batch.cells.len()));
+            rows += 1;
+        }
+        assert_eq!(rows, BATCH_CELLS.div_ceil(wide) as u64);
+        batch.bytes.extend(std::iter::repeat_n(b'x', 8 << 20));
+        batch.clear();
+        assert!(batch.bytes.capacity() <= 2 * BATCH_BYTES);
+        assert!(batch.cells.capacity() <= 2 * BATCH_CELLS);
     }
 
     #[test]

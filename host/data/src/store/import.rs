@@ -1957,6 +1957,36 @@ mod tests {
     }
 
     #[test]
+    fn json_strings_escaped_or_not_are_stored_alike_in_both_json_formats() {
+        let rows = [
+            r#"{"Id":"a","S":"plain","E":"q\"uote \u00e9","D":"2024-03-01","N":"42","O":{"k":[1,"x"]}}"#,
+            r#"{"Id":"b","S":"two","E":"tab\there","D":"2024-03-02T09:30:00Z","N":"7","O":null}"#,
+        ];
+        let array = format!("[{}]", rows.join(",\n"));
+        let lines = rows.join("\n");
+        let mut seen = Vec::new();
+        for (name, text) in [("t.json", array), ("t.ndjson", lines)] {
+            let (_d, p, store) = setup(name, &text);
+            let r = import(&p, &store, &[("N", ColumnType::Integer)], "Id", 0).unwrap();
+            let types: Vec<_> = r.columns.iter().map(|(c, t)| (c.clone(), *t)).collect();
+            let items = ["a", "b"].map(|id| store.get_item("T", id).unwrap());
+            seen.push((types, items));
+        }
+        assert_eq!(seen[0], seen[1]);
+        let (types, [a, b]) = &seen[0];
+        assert_eq!(types[3], ("D".to_owned(), ColumnType::DateTime));
+        let a = a.as_ref().unwrap();
+        assert_eq!(a["S"], "plain");
+        assert_eq!(a["E"], "q\"uote é");
+        assert_eq!(a["N"], 42);
+        assert_eq!(a["O"], r#"{"k":[1,"x"]}"#);
+        let b = b.as_ref().unwrap();
+        assert_eq!(b["E"], "tab\there");
+        assert_eq!(b["N"], 7);
+        assert!(b["O"].is_null());
+    }
+
+    #[test]
     fn schema_problems_and_missing_files_are_classified() {
         let (_d, p, store) = setup("c.csv", "Id,Name\n,Ann\n");
         let e = file_err(import(&p, &store, &[], "Id", 0));

@@ -792,20 +792,29 @@ impl<'a> RowSink<'a> {
             }
             Err(e) => return Err(sql(e)),
         };
-        let chunk = chunk.get(..inserted).unwrap_or_default();
         self.count += inserted as u64;
-        if let Some(member) = &mut self.member_insert {
-            for (_, row) in chunk {
-                let key = row.get(self.key_index).copied().unwrap_or(ValueRef::Null);
-                member
-                    .execute(rusqlite::params![
-                        ToSqlOutput::Borrowed(key),
-                        self.partition
-                    ])
-                    .map_err(sql)?;
-            }
+        for (_, row) in chunk.get(..inserted).unwrap_or_default() {
+            let key = row.get(self.key_index).copied().unwrap_or(ValueRef::Null);
+            self.note_partition(key)?;
         }
         Ok(inserted)
+    }
+
+    /// Note which partition the row keyed `key` came from, once a second
+    /// partition has begun.
+    fn note_partition(&mut self, key: ValueRef<'_>) -> Result<(), StoreError> {
+        if let Some(member) = &mut self.member_insert {
+            member
+                .execute(rusqlite::params![
+                    ToSqlOutput::Borrowed(key),
+                    self.partition
+                ])
+                .map_err(|source| StoreError::Sqlite {
+                    path: self.path.to_owned(),
+                    source,
+                })?;
+        }
+        Ok(())
     }
 
     /// Insert `values` (`len` of them), `key` being the key's.
@@ -841,18 +850,7 @@ impl<'a> RowSink<'a> {
                 message,
             });
         }
-        if let Some(member) = &mut self.member_insert {
-            member
-                .execute(rusqlite::params![
-                    ToSqlOutput::Borrowed(key),
-                    self.partition
-                ])
-                .map_err(|source| StoreError::Sqlite {
-                    path: self.path.to_owned(),
-                    source,
-                })?;
-        }
-        Ok(())
+        self.note_partition(key)
     }
 
     /// Add the rows of a `SELECT` over the store's tables.

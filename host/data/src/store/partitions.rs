@@ -219,7 +219,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = EntityDb::open(&dir.path().join("s.sqlite"), PageLimits::default()).unwrap();
         let mut files = Vec::new();
-        for (f, ids) in [("a.csv", 0..5), ("b.csv", 5..12), ("c.csv", 12..13)] {
+        // Files of more than one insert chunk (eight rows) after the first,
+        // whose rows are noted by partition a chunk at a time.
+        for (f, ids) in [("a.csv", 0..5), ("b.csv", 5..25), ("c.csv", 25..34)] {
             let mut text = "Id,Amount\n".to_owned();
             for i in ids {
                 // Integer keys are the table's rowid: partitions must not
@@ -233,7 +235,7 @@ mod tests {
         import_files(&db, dir.path(), &files);
         let parts = db.partitions("Orders").unwrap();
         let shown: Vec<(&str, u64)> = parts.iter().map(|p| (p.origin.as_str(), p.rows)).collect();
-        assert_eq!(shown, [("a.csv", 5), ("b.csv", 7), ("c.csv", 1)]);
+        assert_eq!(shown, [("a.csv", 5), ("b.csv", 20), ("c.csv", 9)]);
         let mut seen = Vec::new();
         let mut skip = None;
         loop {
@@ -256,7 +258,7 @@ mod tests {
             }
         }
         seen.sort();
-        assert_eq!(seen, (5..12).collect::<Vec<i64>>());
+        assert_eq!(seen, (5..25).collect::<Vec<i64>>());
 
         // A new import: new ids; the old ones are refused by name.
         import_files(&db, dir.path(), &files[..1]);

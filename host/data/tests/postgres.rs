@@ -346,6 +346,59 @@ FROM generate_series(1, 50000) AS n;
     assert!(seen.retries.is_empty());
 }
 
+/// A row larger than the store's row bound is a malformed row, as in a file:
+/// skipped within the tolerance, else the refresh fails naming the row, its
+/// key and its largest column. A row just under the bound is stored.
+#[test]
+fn a_row_over_the_row_bound_is_malformed_and_named() {
+    let Some(pg) = Postgres::start() else { return };
+    set_env("TF_TEST_PG_WIDE", &pg.url());
+    let wide = r#"query = """
+SELECT n AS id, 'p' || n || '@example.com' AS email,
+       CASE n WHEN 3 THEN repeat('x', 9 * 1024 * 1024)
+              WHEN 4 THEN repeat('y', 8 * 1024 * 1024 - 100)
+              ELSE 'short' END AS notes
+FROM generate_series(1, 5) AS n
+""""#;
+    let over = "the row takes 9437202 bytes, longer than 8 MiB (a source row may take at most 8388608 bytes)";
+    let dir = tempfile::tempdir().unwrap();
+    let ws = workspace(
+        "TF_TEST_PG_WIDE",
+        wide,
+        "key = \"id\"\ntolerance = 1",
+        "Email = \"email\"",
+    );
+    let tolerant = engine(dir.path(), &ws);
+    let seen = refresh(&tolerant, &Scope::Source("crm".into()));
+    assert!(seen.failed().is_empty(), "{:?}", seen.failed());
+    assert_eq!(seen.succeeded()[0].rows_read, 4);
+    assert_eq!(seen.succeeded()[0].rows_rejected, 1);
+    assert_eq!(
+        seen.stage("source:crm").detail.as_deref(),
+        Some(format!("1 malformed rows skipped: row 3 (key 3), field 'notes': {over}").as_str())
+    );
+    assert_eq!(tolerant.store().meta("Crm").unwrap().rows, 4);
+
+    let dir = tempfile::tempdir().unwrap();
+    let ws = workspace("TF_TEST_PG_WIDE", wide, "key = \"id\"", "Email = \"email\"");
+    let seen = refresh(&engine(dir.path(), &ws), &Scope::Source("crm".into()));
+    let failed = seen.failed();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].permanent);
+    assert_eq!(
+        failed[0].error,
+        format!("postgres source 'crm' (query): row 3 (key 3), field 'notes': {over}")
+    );
+    assert_eq!(
+        (
+            failed[0].row,
+            failed[0].field.as_deref(),
+            failed[0].rows_read
+        ),
+        (Some(3), Some("notes"), 2)
+    );
+}
+
 /// A failed connection (nothing listens on the port) is transient: retried
 /// as configured, then one failed event, not permanent. The password in the
 /// connection string never shows.

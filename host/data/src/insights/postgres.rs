@@ -17,7 +17,11 @@
 //!    were at the last import, the import is skipped (unless forced);
 //! 3. otherwise every row, streamed (the driver's channel holds one batch of
 //!    messages, so a million rows never sit in memory), into a fresh copy of
-//!    the entity that replaces the old one atomically.
+//!    the entity that replaces the old one atomically. Batches are bounded
+//!    in rows and in bytes, and a row larger than the store's
+//!    [`MAX_ROW_BYTES`] is a malformed row, as in a file. The driver
+//!    receives a row whole before it can be measured, so a larger one is
+//!    held once, within the server's own limits, then dropped.
 //!
 //! A changed table is read again in full, not by the rows past the last
 //! `updated_at`: deletions and rows updated without touching `updated_at`
@@ -30,14 +34,14 @@ use std::time::Duration;
 use futures_util::TryStreamExt as _;
 use rusqlite::types::Value;
 use tokio_postgres::error::{ErrorPosition, SqlState};
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::{FromSql, ToSql, Type};
 use tokio_postgres::{Client, Config, NoTls, Row};
 
 use super::fingerprint;
 use super::source::{store_failure, Loaded, Source, SourceError, REJECTED_EXAMPLES};
 use super::workspace::{PostgresSpec, Relation, SourceSpec};
 use crate::odata::ColumnType;
-use crate::store::{convert_text, quoted, valid_identifier, EntityDb, StoreError};
+use crate::store::{convert_text, quoted, valid_identifier, EntityDb, StoreError, MAX_ROW_BYTES};
 
 /// Longest wait for a connection, authentication included; a server that
 /// does not answer in time is a transient failure.
@@ -49,8 +53,11 @@ pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(600);
 /// connected: the statement timeout and a minute, so a stalled network is
 /// noticed even when the server cannot cancel.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(STATEMENT_TIMEOUT.as_secs() + 60);
-/// Rows taken from the driver per wake-up of the runtime.
+/// Most rows taken from the driver per wake-up of the runtime.
 const BATCH_ROWS: usize = 1024;
+/// A batch also ends once its rows take this many bytes as sent, so wide
+/// rows do not hold `BATCH_ROWS` times their size.
+const BATCH_BYTES: usize = 4 << 20;
 /// How often a refresh reports its progress, in rows.
 pub const PROGRESS_EVERY_ROWS: u64 = 10_000;
 /// Column names listed in an error before "and N more".
@@ -202,6 +209,25 @@ impl PostgresSource {
         Ok(out)
     }
 
+    /// [`Self::convert`], for a row within [`MAX_ROW_BYTES`].
+    fn checked(&self, row: &Row, cols: &[Col], key: usize) -> Result<Vec<Value>, Problem> {
+        let (size, widest) = wire_size(row);
+        if size as u64 > MAX_ROW_BYTES {
+            let field = cols
+                .get(widest)
+                .map_or_else(String::new, |c| c.name.clone());
+            return Err(Problem {
+                field,
+                message: format!(
+                    "the row takes {size} bytes, longer than {} MiB (a source row may take at most {MAX_ROW_BYTES} bytes)",
+                    MAX_ROW_BYTES >> 20
+                ),
+                key: None,
+            });
+        }
+        self.convert(row, cols, key)
+    }
+
     /// A refresh with the connection string in hand; errors not yet scrubbed
     /// nor named after the source.
     fn load(
@@ -319,9 +345,13 @@ impl PostgresSource {
                 let batch = session
                     .run("cannot read its rows", Some(&data_sql), async {
                         let mut batch = Vec::with_capacity(BATCH_ROWS);
-                        while batch.len() < BATCH_ROWS {
+                        let mut bytes = 0;
+                        while batch.len() < BATCH_ROWS && bytes < BATCH_BYTES {
                             match stream.as_mut().try_next().await? {
-                                Some(row) => batch.push(row),
+                                Some(row) => {
+                                    bytes += wire_size(&row).0;
+                                    batch.push(row);
+                                }
                                 None => {
                                     ended = true;
                                     break;
@@ -336,7 +366,7 @@ impl PostgresSource {
                     })?;
                 for row in &batch {
                     read += 1;
-                    let problem = match self.convert(row, &cols, key_index) {
+                    let problem = match self.checked(row, &cols, key_index) {
                         Ok(values) => match sink.push(&values) {
                             Ok(()) => continue,
                             Err(StoreError::Row { message, .. }) => {
@@ -720,6 +750,36 @@ fn key_of(v: &Value) -> String {
         Value::Text(s) => format!(" (key {})", quoted(s)),
         Value::Blob(_) => String::new(),
     }
+}
+
+/// A value's bytes as the server sent them, whatever its type.
+struct WireSize(usize);
+
+impl<'a> FromSql<'a> for WireSize {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Self(raw.len()))
+    }
+
+    fn from_sql_null(_: &Type) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Self(0))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+/// A row's bytes as sent, and the index of its largest column.
+fn wire_size(row: &Row) -> (usize, usize) {
+    let (mut total, mut widest, mut most) = (0usize, 0, 0);
+    for i in 0..row.len() {
+        let n = row.try_get::<_, WireSize>(i).map_or(0, |w| w.0);
+        total = total.saturating_add(n);
+        if n > most {
+            (widest, most) = (i, n);
+        }
+    }
+    (total, widest)
 }
 
 /// The key of a row that could not be converted, when it can be read.

@@ -36,6 +36,7 @@ pub use import::{
 pub use page::{PageError, PageLimits, PageRequest, PageResult, CURSOR_CAPACITY};
 pub use partitions::{Partition, WHOLE as WHOLE_PARTITION};
 pub use publish::Publication;
+pub use row_bound::MAX_ROW_BYTES;
 pub use snapshot::{restore, snapshot};
 pub use writable::{
     ensure_writes_schema, writes_of, WritableEntity, WriteBy, WriteError, WriteRecord, Written,

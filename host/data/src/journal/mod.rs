@@ -210,6 +210,9 @@ fn connect(path: &Path) -> Result<Connection, JournalError> {
     let conn = Connection::open(path).map_err(sqlite(path))?;
     conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))
         .map_err(sqlite(path))?;
+    // The store's page size, should the journal create the file.
+    conn.pragma_update(None, "page_size", crate::store::PAGE_SIZE)
+        .map_err(sqlite(path))?;
     conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
         .map_err(sqlite(path))?;
     Ok(conn)

@@ -376,3 +376,31 @@ fn a_journal_of_unique_runs_is_migrated_with_its_rows() {
         ]
     );
 }
+
+/// A store file gets the store's page size whichever side creates it, and
+/// one created with SQLite's default keeps it and opens as before.
+#[test]
+fn a_new_store_file_has_the_page_size_whoever_creates_it() {
+    let page_size = |path: &std::path::Path| -> u32 {
+        let c = rusqlite::Connection::open(path).unwrap();
+        c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let by_journal = dir.path().join("j.sqlite");
+    drop(Journal::open(&by_journal).unwrap());
+    assert_eq!(page_size(&by_journal), crate::store::PAGE_SIZE);
+    let by_store = dir.path().join("s.sqlite");
+    drop(crate::store::EntityDb::open(&by_store, Default::default()).unwrap());
+    assert_eq!(page_size(&by_store), crate::store::PAGE_SIZE);
+
+    let old = dir.path().join("old.sqlite");
+    rusqlite::Connection::open(&old)
+        .unwrap()
+        .execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x);")
+        .unwrap();
+    let store = crate::store::EntityDb::open(&old, Default::default()).unwrap();
+    let j = Journal::open(&old).unwrap();
+    append(&j, vec![new_event("e1", &["p"])]);
+    drop((store, j));
+    assert_eq!(page_size(&old), 4096);
+}

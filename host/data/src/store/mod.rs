@@ -253,6 +253,14 @@ pub fn parse_type(s: &str) -> Option<ColumnType> {
     s.parse().ok()
 }
 
+/// Page size of a new store file, in bytes (SQLite's default is 4,096).
+/// Source imports and unification write tables of tens of megabytes, and
+/// 16 KiB pages cut their B-tree splits and WAL frames by four: a 1M-row
+/// refresh takes about 10 % less time and CPU, while the journal's small
+/// commits measured no slower (BENCHMARKS.md). A store file keeps the page
+/// size it was created with.
+pub const PAGE_SIZE: u32 = 16 << 10;
+
 impl EntityDb {
     /// Open (or create) the store file.
     pub fn open(path: &Path, limits: PageLimits) -> Result<Self, StoreError> {
@@ -272,6 +280,9 @@ impl EntityDb {
             crate::journal::BUSY_TIMEOUT_MS,
         ))
         .map_err(sql)?;
+        // The page size applies when this connection creates the file.
+        conn.pragma_update(None, "page_size", PAGE_SIZE)
+            .map_err(sql)?;
         // FULL: a commit (the journal's events among them) survives power
         // loss; imports commit once per entity, so this costs little.
         conn.execute_batch(

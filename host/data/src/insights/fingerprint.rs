@@ -1,5 +1,5 @@
 //! What a refresh may skip: a source whose files and settings are unchanged
-//! (size, modification time and a sha256 of the content), or whose
+//! (size, modification time and a BLAKE3 hash of the content), or whose
 //! PostgreSQL rows look unchanged (count, greatest `updated_at`, keys), is not
 //! imported again, and unification whose inputs are unchanged (every source's data
 //! generation and the unification settings) is not recomputed.
@@ -7,7 +7,7 @@
 use std::io::Read as _;
 use std::path::Path;
 
-use sha2::{Digest as _, Sha256};
+use blake3::Hasher;
 
 use super::workspace::{SourceSpec, Workspace};
 use crate::store::{EntityDb, StoreError};
@@ -27,11 +27,13 @@ pub const UNIFIED_STATS: [&str; 4] = [
     "unified-stats:merges",
 ];
 
-/// The first 64 bits of the digest.
-fn fold(hasher: Sha256) -> u64 {
+/// The first 64 bits of the digest. BLAKE3, not SHA-256: it hashes the
+/// files about three times as fast on one core, and every refresh hashes
+/// every file source.
+fn fold(hasher: Hasher) -> u64 {
     let digest = hasher.finalize();
     let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
+    first.copy_from_slice(&digest.as_bytes()[..8]);
     u64::from_le_bytes(first)
 }
 
@@ -42,11 +44,20 @@ pub fn source(
     files: &[std::path::PathBuf],
     open: &dyn Fn(&Path) -> std::io::Result<std::fs::File>,
 ) -> std::io::Result<u64> {
-    let mut h = Sha256::new();
-    h.update(format!(
-        "{:?}|{:?}|{}|{}|{:?}|{:?}|{:?}",
-        spec.format, spec.types, spec.key, spec.tolerance, spec.updated_at, spec.map, spec.derived
-    ));
+    let mut h = Hasher::new();
+    h.update(
+        format!(
+            "{:?}|{:?}|{}|{}|{:?}|{:?}|{:?}",
+            spec.format,
+            spec.types,
+            spec.key,
+            spec.tolerance,
+            spec.updated_at,
+            spec.map,
+            spec.derived
+        )
+        .as_bytes(),
+    );
     let mut buf = vec![0u8; 256 * 1024];
     for path in files {
         let mut file = open(path)?;
@@ -56,8 +67,8 @@ pub fn source(
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos());
-        h.update(format!("|{}|{}|{}|", path.display(), meta.len(), mtime));
-        let mut content = Sha256::new();
+        h.update(format!("|{}|{}|{}|", path.display(), meta.len(), mtime).as_bytes());
+        let mut content = Hasher::new();
         loop {
             let n = file.read(&mut buf)?;
             if n == 0 {
@@ -65,7 +76,7 @@ pub fn source(
             }
             content.update(&buf[..n]);
         }
-        h.update(content.finalize());
+        h.update(content.finalize().as_bytes());
     }
     Ok(fold(h))
 }
@@ -75,21 +86,30 @@ pub fn source(
 /// now (`stats`: the row count, the greatest `updated_at` and a checksum of
 /// the keys, as PostgreSQL printed them).
 pub fn postgres(spec: &SourceSpec, server: &str, stats: &str) -> u64 {
-    let mut h = Sha256::new();
-    h.update(format!(
-        "postgres|{:?}|{:?}|{}|{}|{:?}|{:?}|{:?}|{server}|{stats}",
-        spec.kind, spec.types, spec.key, spec.tolerance, spec.updated_at, spec.map, spec.derived
-    ));
+    let mut h = Hasher::new();
+    h.update(
+        format!(
+            "postgres|{:?}|{:?}|{}|{}|{:?}|{:?}|{:?}|{server}|{stats}",
+            spec.kind,
+            spec.types,
+            spec.key,
+            spec.tolerance,
+            spec.updated_at,
+            spec.map,
+            spec.derived
+        )
+        .as_bytes(),
+    );
     fold(h)
 }
 
 /// The fingerprint of unification's inputs: the settings that shape
 /// profiles ([`unification_settings`]) and each source's data generation.
 pub fn unification(ws: &Workspace, store: &EntityDb) -> Result<u64, StoreError> {
-    let mut h = Sha256::new();
-    h.update(unification_settings(ws).to_le_bytes());
+    let mut h = Hasher::new();
+    h.update(&unification_settings(ws).to_le_bytes());
     for s in &ws.sources {
-        h.update(store.meta(&s.entity)?.generation.to_le_bytes());
+        h.update(&store.meta(&s.entity)?.generation.to_le_bytes());
     }
     Ok(fold(h))
 }
@@ -98,13 +118,16 @@ pub fn unification(ws: &Workspace, store: &EntityDb) -> Result<u64, StoreError> 
 /// (not the data): sources' names, entities, keys and mappings, and the
 /// unification settings.
 pub fn unification_settings(ws: &Workspace) -> u64 {
-    let mut h = Sha256::new();
+    let mut h = Hasher::new();
     for s in &ws.sources {
-        h.update(format!(
-            "{}|{}|{}|{:?}|{:?}|{:?}|",
-            s.name, s.entity, s.key, s.map, s.derived, s.updated_at
-        ));
+        h.update(
+            format!(
+                "{}|{}|{}|{:?}|{:?}|{:?}|",
+                s.name, s.entity, s.key, s.map, s.derived, s.updated_at
+            )
+            .as_bytes(),
+        );
     }
-    h.update(format!("{:?}|{:?}", ws.unification, ws.profile_fields));
+    h.update(format!("{:?}|{:?}", ws.unification, ws.profile_fields).as_bytes());
     fold(h)
 }

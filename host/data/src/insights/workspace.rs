@@ -317,7 +317,7 @@ impl SourceSpec {
     /// What an unchanged source was judged by, for the stage's detail.
     pub fn unchanged_by(&self) -> &'static str {
         match self.kind {
-            SourceKind::Files => "size, time and sha256",
+            SourceKind::Files => "size, time and content hash",
             SourceKind::Postgres(_) => "row count, greatest updated_at and keys",
         }
     }

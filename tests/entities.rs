@@ -652,3 +652,42 @@ fn cli_get_refuses_a_filter_past_the_nesting_limit() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stdout, "{\"Id\":1,\"Name\":\"Ann\",\"Age\":34}\n");
 }
+
+/// `host.store_page_bytes` is the page size of a store the CLI creates, and
+/// a store keeps the size it was created with when the setting changes.
+#[test]
+fn the_store_is_created_with_the_configured_page_size() {
+    let dir = tempdir();
+    let file = dir.path().join("c.csv");
+    std::fs::write(&file, "Id,Name\n1,Ann\n2,Bob\n").unwrap();
+    let config = dir.path().join("triggerfish.toml");
+    let import = |page_bytes: u32| {
+        std::fs::write(
+            &config,
+            format!("[host]\nstore_page_bytes = {page_bytes}\n"),
+        )
+        .unwrap();
+        let run = triggerfish(
+            &[
+                "entities",
+                "import",
+                "--config",
+                config.to_str().unwrap(),
+                "--entity",
+                "People",
+                "--key",
+                "Id",
+                file.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let store = dir.path().join(".triggerfish/store.sqlite");
+        rusqlite::Connection::open(store)
+            .unwrap()
+            .query_row("PRAGMA page_size", [], |r| r.get::<_, u32>(0))
+            .unwrap()
+    };
+    assert_eq!(import(16384), 16384);
+    assert_eq!(import(65536), 16384);
+}

@@ -17,7 +17,8 @@ use triggerfish_data::event::{Direction, TriggerKind};
 use triggerfish_data::insights::workspace::{
     line_of, valid_name, InsightsSection, Workspace, WorkspaceError,
 };
-use triggerfish_data::store::PageLimits;
+use triggerfish_data::journal::{Journal, JournalError};
+use triggerfish_data::store::{EntityDb, PageLimits, StoreError, PAGE_SIZES};
 use triggerfish_package::oci::{self, OciRef};
 use triggerfish_runtime::grants::{Grants, Origin};
 use triggerfish_runtime::ratelimit::{Budget, DEFAULT_WINDOW};
@@ -86,6 +87,9 @@ pub struct HostSection {
     /// Largest `$top` accepted (default 1000).
     #[serde(default)]
     pub max_page_size: Option<Spanned<u32>>,
+    /// SQLite page size of the store file when it is created (default 4096).
+    #[serde(default)]
+    pub store_page_bytes: Option<Spanned<u32>>,
     /// Runs attempted at once across plugins (default 64).
     #[serde(default)]
     pub concurrency: Option<Spanned<u32>>,
@@ -184,6 +188,7 @@ impl Default for HostSection {
             entity_calls_window_ms: None,
             default_page_size: None,
             max_page_size: None,
+            store_page_bytes: None,
             concurrency: None,
             history_days: None,
             shutdown_grace: None,
@@ -602,6 +607,9 @@ impl Config {
         }
         settings.trust.require_signatures = host.require_signatures;
         settings.page_limits = host.page_limits();
+        if let Some(b) = &host.store_page_bytes {
+            settings.store_page_bytes = *b.get_ref();
+        }
         settings.teams = raw
             .teams
             .channels
@@ -682,6 +690,16 @@ impl Config {
     /// The entity store file.
     pub fn store_path(&self) -> PathBuf {
         self.settings.store_path()
+    }
+
+    /// Open the entity store (creating it with `host.store_page_bytes` pages).
+    pub fn open_store(&self) -> Result<EntityDb, StoreError> {
+        self.settings.open_store()
+    }
+
+    /// Open the journal in the store file.
+    pub fn open_journal(&self) -> Result<Journal, JournalError> {
+        self.settings.open_journal()
     }
 
     /// The plugin with this name.
@@ -934,6 +952,19 @@ impl Validator<'_> {
                     w.span(),
                     "host.entity_calls_window_ms",
                     &format!("expected 1 to {MAX_ENTITY_WINDOW_MS} ms"),
+                ));
+            }
+        }
+        if let Some(b) = &h.store_page_bytes {
+            if !PAGE_SIZES.contains(b.get_ref()) {
+                return Err(self.invalid(
+                    b.span(),
+                    "host.store_page_bytes",
+                    &format!(
+                        "{} is not a page size: expected one of {}",
+                        b.get_ref(),
+                        PAGE_SIZES.map(|p| p.to_string()).join(", ")
+                    ),
                 ));
             }
         }
@@ -1214,10 +1245,18 @@ mod tests {
                 "[host]\nentity_calls_window_ms = 99999999999\n",
                 "/etc/tf/triggerfish.toml:2: key `host.entity_calls_window_ms`: expected 1 to 86400000 ms",
             ),
+            (
+                "[host]\nstore_page_bytes = 10000\n",
+                "/etc/tf/triggerfish.toml:2: key `host.store_page_bytes`: 10000 is not a page size: expected one of 4096, 8192, 16384, 32768, 65536",
+            ),
         ];
         for (text, expected) in cases {
             assert_eq!(parse(text).unwrap_err().to_string(), expected, "{text}");
         }
+        let default = parse("[host]\n").unwrap();
+        assert_eq!(default.settings.store_page_bytes, 4096);
+        let set = parse("[host]\nstore_page_bytes = 16384\n").unwrap();
+        assert_eq!(set.settings.store_page_bytes, 16384);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use triggerfish_data::event::{Event, TriggerKind};
-use triggerfish_data::store::{EntityDb, StoreError};
+use triggerfish_data::store::StoreError;
 
 use crate::bindings;
 use crate::caps::email::{EmailInstance, EmailService, EmailSetupError};
@@ -78,7 +78,7 @@ pub struct Services {
 impl Services {
     /// Build every service from the configuration, opening the entity store.
     pub fn new(settings: &Settings) -> Result<Self, HostError> {
-        let store = EntityDb::open(&settings.store_path(), settings.page_limits)?;
+        let store = settings.open_store()?;
         store.declare_writable(&settings.writable)?;
         Ok(Self {
             teams: Arc::new(TeamsService::new(settings)?),

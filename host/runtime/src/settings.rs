@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 use triggerfish_data::event::TriggerKind;
-use triggerfish_data::store::PageLimits;
+use triggerfish_data::store::{EntityDb, PageLimits};
 
 use crate::grants::Grants;
 use crate::ratelimit::Budget;
@@ -35,6 +35,8 @@ pub struct Settings {
     pub host_entity_budget: Option<Budget>,
     /// `$top` bounds for entity queries.
     pub page_limits: PageLimits,
+    /// Page size, in bytes, of the store file when it is created.
+    pub store_page_bytes: u32,
     /// Teams channels by name.
     pub teams: BTreeMap<String, ChannelSettings>,
     /// Email, when configured.
@@ -59,6 +61,7 @@ impl Settings {
             state_dir,
             host_entity_budget: None,
             page_limits: PageLimits::default(),
+            store_page_bytes: triggerfish_data::store::DEFAULT_PAGE_SIZE,
             teams: BTreeMap::new(),
             email: None,
             plugins: Vec::new(),
@@ -71,6 +74,18 @@ impl Settings {
     /// The entity store file.
     pub fn store_path(&self) -> PathBuf {
         self.state_dir.join("store.sqlite")
+    }
+
+    /// Open the entity store (creating it with `store_page_bytes` pages).
+    pub fn open_store(&self) -> Result<EntityDb, triggerfish_data::store::StoreError> {
+        EntityDb::open_with(&self.store_path(), self.page_limits, self.store_page_bytes)
+    }
+
+    /// Open the journal in the store file (creating it as [`Self::open_store`] does).
+    pub fn open_journal(
+        &self,
+    ) -> Result<triggerfish_data::journal::Journal, triggerfish_data::journal::JournalError> {
+        triggerfish_data::journal::Journal::open_with(&self.store_path(), self.store_page_bytes)
     }
 
     /// The plugin with this name.

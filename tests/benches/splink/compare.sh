@@ -25,6 +25,8 @@
 #   SPLINK_THREADS  DuckDB's threads for Splink (default: DuckDB's, one a core)
 #   RUNS         runs of each side, alternated; each side's fastest is reported
 #                (default 1; the clusters compared are the last run's)
+#   STORE_PAGE_BYTES  sets `[host] store_page_bytes` in the generated
+#                configuration (default: unset, SQLite's 4096)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -68,6 +70,12 @@ for rows in "${@:-1000000}"; do
     echo "== $rows rows: generating into $dir"
     "$TF" demo generate --rows "$rows" --out "$dir" --seed 1 > "$out/generate.out"
     "$PY" "$HERE/compare.py" prepare "$dir"
+    if [ -n "${STORE_PAGE_BYTES:-}" ]; then
+        sed -i "s/^\[host\]\$/[host]\nstore_page_bytes = $STORE_PAGE_BYTES/" "$dir/triggerfish.toml"
+        grep -q "^store_page_bytes = $STORE_PAGE_BYTES\$" "$dir/triggerfish.toml" \
+            || { echo "cannot set store_page_bytes in $dir/triggerfish.toml" >&2; exit 2; }
+        echo "== Triggerfish with [host] store_page_bytes = $STORE_PAGE_BYTES"
+    fi
     # Both sides in turn, RUNS times; the report takes each side's fastest run.
     for run in $(seq 1 "$RUNS"); do
         rm -rf "$dir/.triggerfish"

@@ -8,7 +8,6 @@ use crate::cli::term::outln;
 use crate::config_file::Config;
 use anyhow::Context as _;
 use clap::Subcommand;
-use triggerfish_data::store::EntityDb;
 use triggerfish_demo::generate::{generate, GenerateOptions, MAX_ROWS, MAX_TYPOS_PER_MILLE};
 use triggerfish_demo::score::score_store;
 
@@ -78,7 +77,7 @@ pub fn run(cmd: DemoCommand) -> anyhow::Result<ExitCode> {
                     .unwrap_or(std::path::Path::new("."))
                     .join("truth.csv")
             });
-            let store = EntityDb::open(&cfg.store_path(), cfg.page_limits())?;
+            let store = cfg.open_store()?;
             let s = score_store(&store, &truth)?;
             outln!(
                 "{} records, {} persons, {} customers",

@@ -83,7 +83,7 @@ pub enum EntitiesCommand {
 
 fn open(config: &Path) -> anyhow::Result<EntityDb> {
     let config = Config::load(config)?;
-    let store = EntityDb::open(&config.store_path(), config.page_limits())?;
+    let store = config.open_store()?;
     store.declare_writable(&config.settings.writable)?;
     Ok(store)
 }

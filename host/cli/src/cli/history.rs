@@ -76,7 +76,7 @@ pub struct Common {
 
 fn open(common: &Common) -> anyhow::Result<Journal> {
     let config = Config::load(&common.config)?;
-    Ok(Journal::open(&config.store_path())?)
+    Ok(config.open_journal()?)
 }
 
 fn when(ms: Option<i64>) -> String {

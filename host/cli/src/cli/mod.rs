@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use std::sync::Arc;
 use triggerfish_data::event::{build_event, TriggerKind};
 use triggerfish_data::insights::Scope;
-use triggerfish_data::journal::{now_ms, Journal, NewEvent, Verdict};
+use triggerfish_data::journal::{now_ms, NewEvent, Verdict};
 use triggerfish_runtime::{Host, Outcome, Select};
 
 mod author;
@@ -199,7 +199,7 @@ async fn fire(
     let mut host = Host::new(&config.settings, Select::Only(plugin))?;
     // Journaled first, like every event; the run is held off a running
     // daemon while this command attempts it, and recorded after.
-    let journal = Arc::new(Journal::open(&config.store_path())?);
+    let journal = Arc::new(config.open_journal()?);
     host.set_journal(journal.clone());
     let timeout = host
         .plugin(plugin)

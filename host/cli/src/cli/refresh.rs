@@ -22,7 +22,6 @@ use triggerfish_data::insights::source::SourceError;
 use triggerfish_data::insights::workspace::{SourceKind, Workspace};
 use triggerfish_data::insights::{InsightsEngine, Observer, RefreshReport, Scope};
 use triggerfish_data::journal::{self, now_ms, Journal, RunFilter};
-use triggerfish_data::store::EntityDb;
 use triggerfish_runtime::routing::{self, Routes};
 use triggerfish_runtime::{Host, Outcome, Select};
 
@@ -190,10 +189,10 @@ impl Daemon {
                 path.display()
             );
         };
-        let journal = Arc::new(Journal::open(&config.store_path())?);
+        let journal = Arc::new(config.open_journal()?);
         let mut host = Host::new(&config.settings, Select::All)?;
         host.set_journal(journal.clone());
-        let store = EntityDb::open(&config.store_path(), config.page_limits())?;
+        let store = config.open_store()?;
         // Events are journaled (crossings with their values); this command
         // attempts the runs itself, so they are held off a running daemon.
         let longest = config

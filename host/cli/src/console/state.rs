@@ -66,10 +66,7 @@ impl ConsoleState {
         stop: watch::Receiver<bool>,
     ) -> anyhow::Result<Self> {
         let store = match &config.insights {
-            Some(_) => Some(Arc::new(EntityDb::open(
-                &config.store_path(),
-                config.page_limits(),
-            )?)),
+            Some(_) => Some(Arc::new(config.open_store()?)),
             None => None,
         };
         Ok(Self {

@@ -23,7 +23,6 @@ use triggerfish_data::insights::{InsightsEngine, Observer, Scope};
 use triggerfish_data::journal::{
     now_ms, Appended, DueRun, Journal, JournalError, NewEvent, Replayed, Router,
 };
-use triggerfish_data::store::EntityDb;
 use triggerfish_runtime::routing::Routes;
 use triggerfish_runtime::secret::Secret;
 use triggerfish_runtime::{Host, Select};
@@ -242,7 +241,7 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {} ([api] listen)", d.listen))?;
     let addr = listener.local_addr()?;
-    let journal = Arc::new(Journal::open(&config.store_path())?);
+    let journal = Arc::new(config.open_journal()?);
     let metrics = Arc::new(Metrics::new());
     let member = match &config.cluster {
         None => None,
@@ -295,7 +294,7 @@ pub async fn run(path: &Path) -> anyhow::Result<ExitCode> {
         None => (None, None, Vec::new()),
         Some(ws) => {
             let sources = ws.sources.iter().map(|s| s.name.clone()).collect();
-            let store = EntityDb::open(&config.store_path(), config.page_limits())?;
+            let store = config.open_store()?;
             let router: Arc<dyn Router> = match &member {
                 Some(_) => Arc::new(cluster::NoRuns),
                 None => Arc::new(LiveRoutes(routes_rx.clone())),

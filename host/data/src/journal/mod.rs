@@ -206,30 +206,36 @@ fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> JournalError + '_ {
 }
 
 /// Open a connection to the store file set up for the journal.
-fn connect(path: &Path) -> Result<Connection, JournalError> {
+fn connect(path: &Path, page_size: u32) -> Result<Connection, JournalError> {
     let conn = Connection::open(path).map_err(sqlite(path))?;
     conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))
         .map_err(sqlite(path))?;
-    // The store's page size, should the journal create the file.
-    conn.pragma_update(None, "page_size", crate::store::PAGE_SIZE)
-        .map_err(sqlite(path))?;
+    // Should the journal create the store file.
+    crate::store::set_new_file_page_size(&conn, page_size).map_err(sqlite(path))?;
     conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
         .map_err(sqlite(path))?;
     Ok(conn)
 }
 
 impl Journal {
-    /// Open the journal in the store file at `path`, creating its tables.
+    /// Open the journal in the store file at `path`, creating its tables
+    /// (and the file, with the default page size).
     pub fn open(path: &Path) -> Result<Self, JournalError> {
+        Self::open_with(path, crate::store::DEFAULT_PAGE_SIZE)
+    }
+
+    /// [`Journal::open`], creating a missing store file with pages of
+    /// `page_size` bytes (one of [`crate::store::PAGE_SIZES`]).
+    pub fn open_with(path: &Path, page_size: u32) -> Result<Self, JournalError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| JournalError::Sqlite {
                 path: path.to_owned(),
                 message: e.to_string(),
             })?;
         }
-        let write_conn = connect(path)?;
+        let write_conn = connect(path, page_size)?;
         schema::ensure(&write_conn).map_err(sqlite(path))?;
-        let reader = connect(path)?;
+        let reader = connect(path, page_size)?;
         let writer =
             writer::start(path.to_owned(), write_conn).map_err(|e| JournalError::Sqlite {
                 path: path.to_owned(),

@@ -377,30 +377,29 @@ fn a_journal_of_unique_runs_is_migrated_with_its_rows() {
     );
 }
 
-/// A store file gets the store's page size whichever side creates it, and
-/// one created with SQLite's default keeps it and opens as before.
+/// A store file gets the page size asked for whichever side creates it,
+/// SQLite's default otherwise; an existing file keeps its own and opens as
+/// before whatever is asked.
 #[test]
-fn a_new_store_file_has_the_page_size_whoever_creates_it() {
+fn a_new_store_file_has_the_page_size_asked_for_whoever_creates_it() {
     let page_size = |path: &std::path::Path| -> u32 {
         let c = rusqlite::Connection::open(path).unwrap();
         c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap()
     };
     let dir = tempfile::tempdir().unwrap();
     let by_journal = dir.path().join("j.sqlite");
-    drop(Journal::open(&by_journal).unwrap());
-    assert_eq!(page_size(&by_journal), crate::store::PAGE_SIZE);
+    drop(Journal::open_with(&by_journal, 16384).unwrap());
+    assert_eq!(page_size(&by_journal), 16384);
     let by_store = dir.path().join("s.sqlite");
-    drop(crate::store::EntityDb::open(&by_store, Default::default()).unwrap());
-    assert_eq!(page_size(&by_store), crate::store::PAGE_SIZE);
+    drop(crate::store::EntityDb::open_with(&by_store, Default::default(), 32768).unwrap());
+    assert_eq!(page_size(&by_store), 32768);
+    let default = dir.path().join("d.sqlite");
+    drop(Journal::open(&default).unwrap());
+    assert_eq!(page_size(&default), crate::store::DEFAULT_PAGE_SIZE);
 
-    let old = dir.path().join("old.sqlite");
-    rusqlite::Connection::open(&old)
-        .unwrap()
-        .execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x);")
-        .unwrap();
-    let store = crate::store::EntityDb::open(&old, Default::default()).unwrap();
-    let j = Journal::open(&old).unwrap();
+    let store = crate::store::EntityDb::open_with(&default, Default::default(), 65536).unwrap();
+    let j = Journal::open_with(&default, 65536).unwrap();
     append(&j, vec![new_event("e1", &["p"])]);
     drop((store, j));
-    assert_eq!(page_size(&old), 4096);
+    assert_eq!(page_size(&default), crate::store::DEFAULT_PAGE_SIZE);
 }

@@ -253,17 +253,31 @@ pub fn parse_type(s: &str) -> Option<ColumnType> {
     s.parse().ok()
 }
 
-/// Page size of a new store file, in bytes (SQLite's default is 4,096).
-/// Source imports and unification write tables of tens of megabytes, and
-/// 16 KiB pages cut their B-tree splits and WAL frames by four: a 1M-row
-/// refresh takes about 10 % less time and CPU, while the journal's small
-/// commits measured no slower (BENCHMARKS.md). A store file keeps the page
-/// size it was created with.
-pub const PAGE_SIZE: u32 = 16 << 10;
+/// Page size of a new store file, in bytes, unless configured: SQLite's
+/// default, which suits the journal's many small commits.
+pub const DEFAULT_PAGE_SIZE: u32 = 4 << 10;
+
+/// The page sizes a new store file may be given. Larger pages make bulk
+/// refreshes faster (fewer B-tree splits and WAL frames for the same rows)
+/// and the journal's small commits slower (each writes whole pages):
+/// BENCHMARKS.md has the figures.
+pub const PAGE_SIZES: [u32; 5] = [4 << 10, 8 << 10, 16 << 10, 32 << 10, 64 << 10];
+
+/// Set the page size `connection` gives the store file if it creates it
+/// (SQLite ignores it for an existing file, which keeps its own).
+pub fn set_new_file_page_size(conn: &Connection, page_size: u32) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "page_size", page_size)
+}
 
 impl EntityDb {
-    /// Open (or create) the store file.
+    /// Open (or create, with [`DEFAULT_PAGE_SIZE`]) the store file.
     pub fn open(path: &Path, limits: PageLimits) -> Result<Self, StoreError> {
+        Self::open_with(path, limits, DEFAULT_PAGE_SIZE)
+    }
+
+    /// Open the store file, or create it with pages of `page_size` bytes
+    /// (one of [`PAGE_SIZES`]).
+    pub fn open_with(path: &Path, limits: PageLimits, page_size: u32) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
                 path: dir.to_owned(),
@@ -280,9 +294,7 @@ impl EntityDb {
             crate::journal::BUSY_TIMEOUT_MS,
         ))
         .map_err(sql)?;
-        // The page size applies when this connection creates the file.
-        conn.pragma_update(None, "page_size", PAGE_SIZE)
-            .map_err(sql)?;
+        set_new_file_page_size(&conn, page_size).map_err(sql)?;
         // FULL: a commit (the journal's events among them) survives power
         // loss; imports commit once per entity, so this costs little.
         conn.execute_batch(

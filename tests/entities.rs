@@ -449,6 +449,12 @@ fn import_people(dir: &Path, csv: &str) -> std::path::PathBuf {
     std::fs::write(&file, csv).unwrap();
     let config = dir.join("triggerfish.toml");
     std::fs::write(&config, "").unwrap();
+    import_as_people(&config, &file);
+    config
+}
+
+/// `entities import` of `file` as `People`, keyed by `Id`, under `config`.
+fn import_as_people(config: &Path, file: &Path) {
     let run = triggerfish(
         &[
             "entities",
@@ -464,7 +470,6 @@ fn import_people(dir: &Path, csv: &str) -> std::path::PathBuf {
         &[],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
-    config
 }
 
 #[test]
@@ -667,21 +672,7 @@ fn the_store_is_created_with_the_configured_page_size() {
             format!("[host]\nstore_page_bytes = {page_bytes}\n"),
         )
         .unwrap();
-        let run = triggerfish(
-            &[
-                "entities",
-                "import",
-                "--config",
-                config.to_str().unwrap(),
-                "--entity",
-                "People",
-                "--key",
-                "Id",
-                file.to_str().unwrap(),
-            ],
-            &[],
-        );
-        assert_eq!(run.code, 0, "{}", run.stderr);
+        import_as_people(&config, &file);
         let store = dir.path().join(".triggerfish/store.sqlite");
         rusqlite::Connection::open(store)
             .unwrap()

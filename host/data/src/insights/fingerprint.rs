@@ -37,6 +37,14 @@ fn fold(hasher: Hasher) -> u64 {
     u64::from_le_bytes(first)
 }
 
+/// The settings of a source that shape what its import stores.
+fn import_settings(spec: &SourceSpec) -> String {
+    format!(
+        "{:?}|{}|{}|{:?}|{:?}|{:?}",
+        spec.types, spec.key, spec.tolerance, spec.updated_at, spec.map, spec.derived
+    )
+}
+
 /// The fingerprint of a source: its import settings, then each file's path,
 /// size, modification time and content hash. Reads every byte once.
 pub fn source(
@@ -45,19 +53,7 @@ pub fn source(
     open: &dyn Fn(&Path) -> std::io::Result<std::fs::File>,
 ) -> std::io::Result<u64> {
     let mut h = Hasher::new();
-    h.update(
-        format!(
-            "{:?}|{:?}|{}|{}|{:?}|{:?}|{:?}",
-            spec.format,
-            spec.types,
-            spec.key,
-            spec.tolerance,
-            spec.updated_at,
-            spec.map,
-            spec.derived
-        )
-        .as_bytes(),
-    );
+    h.update(format!("{:?}|{}", spec.format, import_settings(spec)).as_bytes());
     let mut buf = vec![0u8; 256 * 1024];
     for path in files {
         let mut file = open(path)?;
@@ -89,14 +85,9 @@ pub fn postgres(spec: &SourceSpec, server: &str, stats: &str) -> u64 {
     let mut h = Hasher::new();
     h.update(
         format!(
-            "postgres|{:?}|{:?}|{}|{}|{:?}|{:?}|{:?}|{server}|{stats}",
+            "postgres|{:?}|{}|{server}|{stats}",
             spec.kind,
-            spec.types,
-            spec.key,
-            spec.tolerance,
-            spec.updated_at,
-            spec.map,
-            spec.derived
+            import_settings(spec)
         )
         .as_bytes(),
     );

@@ -681,4 +681,14 @@ fn the_store_is_created_with_the_configured_page_size() {
     };
     assert_eq!(import(16384), 16384);
     assert_eq!(import(65536), 16384);
+    let run = triggerfish(
+        &["entities", "list", "--config", config.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("store.sqlite has 16384-byte pages: host.store_page_bytes = 65536 applies only to a new store file (move the state directory aside to create one)"),
+        "{}",
+        run.stderr
+    );
 }

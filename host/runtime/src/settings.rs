@@ -76,9 +76,21 @@ impl Settings {
         self.state_dir.join("store.sqlite")
     }
 
-    /// Open the entity store (creating it with `store_page_bytes` pages).
+    /// Open the entity store (creating it with `store_page_bytes` pages);
+    /// warns when an existing file has other pages, as the setting then
+    /// does nothing.
     pub fn open_store(&self) -> Result<EntityDb, triggerfish_data::store::StoreError> {
-        EntityDb::open_with(&self.store_path(), self.page_limits, self.store_page_bytes)
+        let store =
+            EntityDb::open_with(&self.store_path(), self.page_limits, self.store_page_bytes)?;
+        let has = store.page_size()?;
+        if has != self.store_page_bytes {
+            tracing::warn!(
+                "{} has {has}-byte pages: host.store_page_bytes = {} applies only to a new store file (move the state directory aside to create one)",
+                self.store_path().display(),
+                self.store_page_bytes
+            );
+        }
+        Ok(store)
     }
 
     /// Open the journal in the store file (creating it as [`Self::open_store`] does).

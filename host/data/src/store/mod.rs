@@ -331,6 +331,13 @@ impl EntityDb {
         &self.path
     }
 
+    /// The page size the store file was created with, in bytes.
+    pub fn page_size(&self) -> Result<u32, StoreError> {
+        let s = self.conn();
+        s.query_row("PRAGMA page_size", [], |r| r.get(0))
+            .map_err(|e| s.error(e))
+    }
+
     fn sql(&self, source: rusqlite::Error) -> StoreError {
         StoreError::Sqlite {
             path: self.path.clone(),

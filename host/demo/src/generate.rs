@@ -1335,6 +1335,9 @@ fn workspace_toml(opts: &GenerateOptions, e: &Expected) -> String {
 
 [host]
 state_dir = ".triggerfish"
+# For bulk refreshes, before the first refresh: 16 KiB pages make a refresh
+# about 10% faster and the event journal about a quarter slower (README, "Scale").
+# store_page_bytes = 16384
 
 [insights]
 retries = 2

@@ -209,9 +209,15 @@ impl PostgresSource {
         Ok(out)
     }
 
-    /// [`Self::convert`], for a row within [`MAX_ROW_BYTES`].
-    fn checked(&self, row: &Row, cols: &[Col], key: usize) -> Result<Vec<Value>, Problem> {
-        let (size, widest) = wire_size(row);
+    /// [`Self::convert`], for a row within [`MAX_ROW_BYTES`]; `size` is its
+    /// [`wire_size`].
+    fn checked(
+        &self,
+        row: &Row,
+        (size, widest): (usize, usize),
+        cols: &[Col],
+        key: usize,
+    ) -> Result<Vec<Value>, Problem> {
         if size as u64 > MAX_ROW_BYTES {
             let field = cols
                 .get(widest)
@@ -349,8 +355,9 @@ impl PostgresSource {
                         while batch.len() < BATCH_ROWS && bytes < BATCH_BYTES {
                             match stream.as_mut().try_next().await? {
                                 Some(row) => {
-                                    bytes += wire_size(&row).0;
-                                    batch.push(row);
+                                    let size = wire_size(&row);
+                                    bytes += size.0;
+                                    batch.push((row, size));
                                 }
                                 None => {
                                     ended = true;
@@ -364,9 +371,9 @@ impl PostgresSource {
                         e.rows_read = read;
                         Failure(e)
                     })?;
-                for row in &batch {
+                for (row, size) in &batch {
                     read += 1;
-                    let problem = match self.checked(row, &cols, key_index) {
+                    let problem = match self.checked(row, *size, &cols, key_index) {
                         Ok(values) => match sink.push(&values) {
                             Ok(()) => continue,
                             Err(StoreError::Row { message, .. }) => {

@@ -203,6 +203,23 @@ async fn text_of(c: &Client, css: &str) -> String {
 }
 
 /// Click what `locator` finds, looking it up again if it went stale.
+/// Wait until the text of `css` is `want`: a click that navigates returns
+/// before the next page replaces the current one.
+async fn text_becomes(c: &Client, css: &str, want: &str) {
+    let give_up = Instant::now() + PATIENCE;
+    loop {
+        let text = text_of(c, css).await;
+        if text == want {
+            return;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "'{css}' reads {text:?}, not {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn click(c: &Client, locator: Locator<'_>) {
     let give_up = Instant::now() + PATIENCE;
     loop {
@@ -335,7 +352,7 @@ fn the_console_shows_the_demo_in_a_real_browser() {
         assert_eq!(text_of(&c, "h1").await, "Sign in");
         c.find(Locator::Css("#token")).await.unwrap().send_keys(TOKEN).await.unwrap();
         click(&c, Locator::Css("#sign-in")).await;
-        assert_eq!(text_of(&c, "h1").await, "Overview");
+        text_becomes(&c, "h1", "Overview").await;
 
         // The overview shows the demo's refresh, stage by stage.
         let first = text_of(&c, "#refreshes tr[data-refresh='1']").await;
@@ -391,7 +408,7 @@ fn the_console_shows_the_demo_in_a_real_browser() {
         let rows = c.find_all(Locator::Css("table.runs tbody tr")).await.unwrap();
         assert_eq!(rows.len(), 1, "only the dead run is listed");
         click(&c, Locator::LinkText(&format!("#{run}"))).await;
-        assert_eq!(text_of(&c, "h1").await, format!("Run #{run}"));
+        text_becomes(&c, "h1", &format!("Run #{run}")).await;
         assert_eq!(text_of(&c, "#run-status").await, "dead");
         let attempts = text_of(&c, "#attempts").await;
         assert!(attempts.contains("failed, dead-lettered"), "{attempts}");
@@ -427,7 +444,7 @@ fn the_console_shows_the_demo_in_a_real_browser() {
             .iter()
             .any(|r| r.path == "/switch" && r.body.to_string().contains("loyalty-members")));
         click(&c, Locator::Css("#replay-of")).await;
-        assert_eq!(text_of(&c, "h1").await, format!("Run #{run}"));
+        text_becomes(&c, "h1", &format!("Run #{run}")).await;
         assert_eq!(text_of(&c, "#run-status").await, "replayed");
         assert_eq!(text_of(&c, "#replayed-by").await, format!("run #{new_run}"));
         let attempts = text_of(&c, "#attempts").await;
@@ -517,7 +534,7 @@ fn the_console_shows_the_demo_in_a_real_browser() {
 
         // Signing out ends the session: the next page asks for the token again.
         click(&c, Locator::Css("#sign-out")).await;
-        assert_eq!(text_of(&c, "h1").await, "Sign in");
+        text_becomes(&c, "h1", "Sign in").await;
         c.goto(&format!("{base}/runs")).await.unwrap();
         assert_eq!(text_of(&c, "h1").await, "Sign in");
 

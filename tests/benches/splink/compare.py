@@ -3,6 +3,8 @@ generated data. Driven by compare.sh; three steps, each its own process:
 
   compare.py prepare DIR            loyalty CSV -> JSON array (the third format)
   compare.py splink DIR OUT RUN     Splink on DuckDB: load, normalise, link, cluster
+  compare.py durable-load DIR OUT RUN
+                                    Splink's load into a DuckDB file, keyed (for scale)
   compare.py report DIR OUT ROWS    parse both runs, compare the clusters, print and
                                     write the table (exit 1 when clusters differ)
 
@@ -94,6 +96,10 @@ WS_CLASS = "[" + "".join(f"\\x{{{ord(c):04X}}}" for c in WS_CHARS) + "]"
 
 def sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
+
+
+def sql_ident(s: str) -> str:
+    return '"' + s.replace('"', '""') + '"'
 
 
 def trim_sql(x: str) -> str:
@@ -240,6 +246,47 @@ def selftest() -> int:
 
 # ---------------------------------------------------------------- Splink
 
+def source_sql(d: Path, path: str, key: str, fmap: dict) -> tuple[str, list[str]]:
+    """DuckDB's reader of one source file, every column as text, and the
+    columns it gives (a JSON source: its key and the mapped fields)."""
+    p = str(d / path)
+    if path.endswith(".csv"):
+        with open(p, newline="", encoding="utf-8") as f:
+            header = [h.strip().lstrip("\ufeff") for h in next(csv.reader(f))]
+        cols = "{" + ", ".join(f"{sql_str(h)}: 'VARCHAR'" for h in header) + "}"
+        return (f"read_csv({sql_str(p)}, header = true, auto_detect = false, delim = ',', "
+                f"quote = '\"', escape = '\"', columns = {cols})"), header
+    names = [key, *fmap.values()]
+    cols = "{" + ", ".join(f"{sql_str(c)}: 'VARCHAR'" for c in names) + "}"
+    fmt = "newline_delimited" if path.endswith(".ndjson") else "array"
+    return f"read_json({sql_str(p)}, format = '{fmt}', columns = {cols})", names
+
+
+def durable_load(d: Path, out: Path, run: str) -> None:
+    """Splink's load made like Triggerfish's: the same readers into a DuckDB
+    file, each source's key its table's primary key, checkpointed to disk.
+    Not part of Splink's run: it shows what durability and a key cost."""
+    import duckdb
+    db = out / f"durable-load-{run}.duckdb"
+    for f in (db, db.with_name(db.name + ".wal")):
+        f.unlink(missing_ok=True)
+    con = duckdb.connect(str(db))
+    if os.environ.get("SPLINK_THREADS"):
+        con.execute(f"SET threads = {int(os.environ['SPLINK_THREADS'])}")
+    t = time.perf_counter()
+    for name, path, key, fmap in SOURCES:
+        src, cols = source_sql(d, path, key, fmap)
+        defs = ", ".join(f"{sql_ident(c)} VARCHAR" for c in cols)
+        con.execute(f"CREATE TABLE raw_{table_name(name)} ({defs}, PRIMARY KEY ({sql_ident(key)}))")
+        con.execute(f"INSERT INTO raw_{table_name(name)} SELECT * FROM {src}")
+    con.execute("CHECKPOINT")
+    seconds = time.perf_counter() - t
+    con.close()
+    for f in (db, db.with_name(db.name + ".wal")):
+        f.unlink(missing_ok=True)
+    (out / f"durable-load-{run}.json").write_text(json.dumps({"load": seconds}))
+
+
 def run_splink(d: Path, out: Path, run: str) -> None:
     stages = {}
     import duckdb
@@ -255,17 +302,7 @@ def run_splink(d: Path, out: Path, run: str) -> None:
     # Load: the three files as they are, every column as text.
     t = time.perf_counter()
     for name, path, key, fmap in SOURCES:
-        p = str(d / path)
-        if path.endswith(".csv"):
-            with open(p, newline="", encoding="utf-8") as f:
-                header = [h.strip().lstrip("\ufeff") for h in next(csv.reader(f))]
-            cols = "{" + ", ".join(f"{sql_str(h)}: 'VARCHAR'" for h in header) + "}"
-            src = (f"read_csv({sql_str(p)}, header = true, auto_detect = false, delim = ',', "
-                   f"quote = '\"', escape = '\"', columns = {cols})")
-        else:
-            cols = "{" + ", ".join(f"{sql_str(c)}: 'VARCHAR'" for c in [key, *fmap.values()]) + "}"
-            fmt = "newline_delimited" if path.endswith(".ndjson") else "array"
-            src = f"read_json({sql_str(p)}, format = '{fmt}', columns = {cols})"
+        src, _ = source_sql(d, path, key, fmap)
         con.execute(f"CREATE TABLE raw_{table_name(name)} AS SELECT * FROM {src}")
     stages["load"] = time.perf_counter() - t
 
@@ -435,6 +472,7 @@ def report(d: Path, out: Path, rows: int) -> int:
     walls = {side: [time_v(out / f"{side}-{r}.time")["wall"] for r in runs]
              for side in ("triggerfish", "splink")}
     sp = sp_info["stages"]
+    durable = [json.loads(p.read_text())["load"] for p in out.glob("durable-load-*.json")]
     for who, t in (("triggerfish", tf_t), ("splink", sp_t)):
         if t["status"] != 0:
             raise SystemExit(f"{who} exited with {t['status']}")
@@ -444,6 +482,8 @@ def report(d: Path, out: Path, rows: int) -> int:
     rows_md = [
         ("load the three files", f"sources {fmt_s(tf['sources'])} ("
          + " + ".join(f"{x:.2f}" for x in tf["source_parts"]) + ")", fmt_s(sp["load"])),
+        ("· the same load into a DuckDB file, keyed (not in Splink's run)", "–",
+         fmt_s(min(durable)) if durable else "–"),
         ("unification", fmt_s(tf_unify), f"{fmt_s(sp_unify)} (normalise + link + cluster)"),
         ("· map (normalise)", fmt_s(tf.get("map")), fmt_s(sp["normalise"])),
         ("· match / link", fmt_s(tf.get("match")), fmt_s(sp["link"])),
@@ -499,6 +539,8 @@ def main() -> int:
         prepare(Path(sys.argv[2]))
     elif cmd == "splink" and len(sys.argv) == 5:
         run_splink(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])
+    elif cmd == "durable-load" and len(sys.argv) == 5:
+        durable_load(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])
     elif cmd == "report" and len(sys.argv) == 5:
         return report(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
     else:

@@ -12,6 +12,9 @@
 #      Triggerfish's normalisers ported to SQL make the match keys, Splink's
 #      deterministic_link applies the same three rules and
 #      cluster_pairwise_predictions_at_threshold makes the clusters.
+#   3. Splink's load alone again, into a DuckDB file with each source's key as
+#      its primary key (durable and keyed like Triggerfish's store; reported
+#      on a row of its own, not in Splink's times).
 # Then both partitions of the source records are compared. Exits non-zero when
 # they differ (with examples). Tables go to stdout and to
 # $WORK/rows-N/splink-vs-triggerfish-N.md.
@@ -88,6 +91,9 @@ for rows in "${@:-1000000}"; do
         /usr/bin/time -v -o "$out/splink-$run.time" \
             "$PY" "$HERE/compare.py" splink "$dir" "$out" "$run" > "$out/splink-$run.out" 2>&1 \
             || { cat "$out/splink-$run.out" >&2; exit 1; }
+        echo "== run $run/$RUNS: Splink's load into a DuckDB file, keyed"
+        "$PY" "$HERE/compare.py" durable-load "$dir" "$out" "$run" > "$out/durable-load-$run.out" 2>&1 \
+            || { cat "$out/durable-load-$run.out" >&2; exit 1; }
     done
     "$PY" "$HERE/compare.py" report "$dir" "$out" "$rows" || status=1
 done

@@ -1210,8 +1210,25 @@ fn import_pass(
     let tolerance = spec.tolerance;
     let mut rejected: Vec<ImportError> = Vec::new();
     let mut typing = Typing::default();
-    let rows = store.replace_entity_with(entity, key, &typed, |sink| {
-        for (path, before) in spec.files.iter().zip(&stamps) {
+    // A duplicate key found once rows are in, named by its file and row.
+    let key_error = |(at, e): (Option<(i64, u64)>, StoreError)| {
+        let file = at.and_then(|(part, _)| {
+            let i = usize::try_from(part).ok()?.checked_sub(1)?;
+            spec.files.get(i)
+        });
+        file_error(
+            file.map_or(first, PathBuf::as_path),
+            ImportErrorKind::Malformed,
+            at.map(|(_, row)| row),
+            None,
+            e.to_string(),
+        )
+    };
+    let rows = store.import_entity_with(entity, key, &typed, |sink| {
+        for (i, (path, before)) in spec.files.iter().zip(&stamps).enumerate() {
+            if i > 0 {
+                sink.build_key_index().map_err(key_error)?;
+            }
             sink.begin_partition(&origin(spec.root, path))?;
             let (columns, rejected, typing, typed) =
                 (&mut columns, &mut rejected, &mut typing, &typed);
@@ -1327,6 +1344,7 @@ fn import_pass(
         if guessed && (columns != guessed_columns || typing.typed(&columns, spec.types) != typed) {
             return Err(Pass::Guessed);
         }
+        sink.build_key_index().map_err(key_error)?;
         Ok(())
     })?;
     Ok(ImportReport {
@@ -1882,6 +1900,110 @@ mod tests {
         let ok = import(&p, &store, &[("Age", ColumnType::Integer)], "Id", 2).unwrap();
         assert_eq!(ok.rows, 1);
         assert_eq!(ok.rejected.len(), 2);
+    }
+
+    #[test]
+    fn a_duplicate_key_is_named_by_file_and_row_once_every_row_is_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
+        // Row 2 of a.csv is malformed and skipped; b.csv's row 3 repeats
+        // a.csv's key 'k3' (the first repeat in the rows' order), row 4
+        // repeats 'k1'.
+        std::fs::write(&a, "Id,Age\nk1,1\nk2,x\nk3,3\n").unwrap();
+        std::fs::write(&b, "Id,Age\nk4,4\nk5,5\nk3,6\nk1,7\n").unwrap();
+        let store = EntityDb::open(&dir.path().join("s.sqlite"), PageLimits::default()).unwrap();
+        let types = BTreeMap::from([("Age".to_owned(), ColumnType::Integer)]);
+        let files = [a.clone(), b.clone()];
+        let spec = ImportSpec {
+            tolerance: 1,
+            ..ImportSpec::new(&files, &types, "Id")
+        };
+        let e = match super::import(&spec, &store, "T") {
+            Err(ImportFailure::File(e)) => e,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: row 3: entity 'T', row 5: duplicate key 'k3' in field 'Id'",
+                b.display()
+            )
+        );
+        assert_eq!(e.kind, ImportErrorKind::Malformed);
+        assert!(store.meta("T").is_err(), "nothing was stored");
+        // The same within one file, found after its last row.
+        let one = [a.clone()];
+        std::fs::write(&a, "Id,Age\nk1,1\nk2,x\nk3,3\nk1,4\nk3,5\n").unwrap();
+        let e = match super::import(
+            &ImportSpec {
+                files: &one,
+                ..spec
+            },
+            &store,
+            "T",
+        ) {
+            Err(ImportFailure::File(e)) => e,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: row 4: entity 'T', row 3: duplicate key 'k1' in field 'Id'",
+                a.display()
+            )
+        );
+        // Keys in no order: the index is built after the rows, and the
+        // first repeat is named the same way.
+        let mut text = String::from("Id,Age\n");
+        let mut x = 7u64;
+        let mut keys = Vec::new();
+        for i in 0..5000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            keys.push(format!("{x:016x}"));
+            text.push_str(&format!("{},{i}\n", keys[i]));
+        }
+        text.push_str("late,x\n"); // row 5001, skipped
+        text.push_str(&format!("{},1\n{},2\n", keys[4000], keys[17]));
+        std::fs::write(&a, &text).unwrap();
+        let e = match super::import(
+            &ImportSpec {
+                files: &one,
+                ..spec
+            },
+            &store,
+            "T",
+        ) {
+            Err(ImportFailure::File(e)) => e,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: row 5002: entity 'T', row 5001: duplicate key '{}' in field 'Id'",
+                a.display(),
+                keys[4000]
+            )
+        );
+        std::fs::write(&a, "Id,Age\nk1,1\nk2,x\nk3,3\n").unwrap();
+
+        // Without the repeats the import holds, and the key is indexed.
+        std::fs::write(&b, "Id,Age\nk4,4\nk5,5\n").unwrap();
+        let report = super::import(&spec, &store, "T").unwrap();
+        assert_eq!(report.rows, 4);
+        let s = store.session();
+        let plan: String = s
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT * FROM \"ent_T\" WHERE \"Id\" = 'k5'",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("USING INDEX"), "{plan}");
+        // The next import's index does not clash with this one's.
+        drop(s);
+        super::import(&spec, &store, "T").unwrap();
     }
 
     #[test]

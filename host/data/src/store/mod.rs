@@ -7,6 +7,7 @@ mod checkpoint;
 mod history;
 mod import;
 mod json_array;
+mod key_index;
 mod metadata;
 mod page;
 mod partitions;
@@ -33,6 +34,7 @@ pub use import::{
     ImportFailure, ImportFormat, ImportReport, ImportSpec, Inferred, Opener, MAX_COLUMNS,
     MAX_QUOTED_CHARS,
 };
+pub use key_index::MAX_TAG_RUNS;
 pub use page::{PageError, PageLimits, PageRequest, PageResult, CURSOR_CAPACITY};
 pub use partitions::{Partition, WHOLE as WHOLE_PARTITION};
 pub use publish::Publication;
@@ -462,11 +464,37 @@ impl EntityDb {
         columns: &[(String, ColumnType)],
         fill: impl FnOnce(&mut RowSink<'_>) -> Result<(), E>,
     ) -> Result<u64, E> {
+        self.replace_laid_out(entity, key, columns, Layout::Rowid, fill)
+    }
+
+    /// [`EntityDb::replace_entity_with`] for a bulk import: the key's index
+    /// is built once every row is in, which is faster for many rows, above
+    /// all with keys in no order. A duplicate key is then found by
+    /// [`RowSink::build_key_index`], which `fill` calls last to learn the
+    /// tag of the row at fault (else it is named by its position).
+    pub fn import_entity_with<E: From<StoreError>>(
+        &self,
+        entity: &str,
+        key: &str,
+        columns: &[(String, ColumnType)],
+        fill: impl FnOnce(&mut RowSink<'_>) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        self.replace_laid_out(entity, key, columns, Layout::RowidKeyLater, fill)
+    }
+
+    fn replace_laid_out<E: From<StoreError>>(
+        &self,
+        entity: &str,
+        key: &str,
+        columns: &[(String, ColumnType)],
+        layout: Layout,
+        fill: impl FnOnce(&mut RowSink<'_>) -> Result<(), E>,
+    ) -> Result<u64, E> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| self.sql(e))?;
-        let (count, noted) = self.fill_staging(&tx, entity, key, columns, Layout::Rowid, fill)?;
+        let (count, noted) = self.fill_staging(&tx, entity, key, columns, layout, fill)?;
         changes::record(self, &tx, entity, key, columns)?;
         self.swap_in(&tx, entity, key, columns, count)?;
         partitions::record(&tx, entity, &noted, count).map_err(|e| self.sql(e))?;
@@ -509,16 +537,49 @@ impl EntityDb {
             })
             .collect();
         let placeholders = vec!["?"; columns.len()].join(", ");
-        let without_rowid = match layout {
-            Layout::Rowid => "",
-            Layout::Clustered => " WITHOUT ROWID",
+        let integer_key = columns
+            .get(key_index)
+            .is_some_and(|(_, t)| sql_type(*t) == "INTEGER");
+        let key_later = match layout {
+            Layout::RowidKeyLater if !integer_key => {
+                let generation: i64 = tx
+                    .query_row(
+                        "SELECT generation FROM _tf_entities WHERE name = ?1",
+                        params![entity],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(|e| self.sql(e))?
+                    .unwrap_or(0);
+                Some(KeyLater {
+                    index: key_index::name(entity, generation.saturating_add(1)),
+                    runs: key_index::TagRuns::default(),
+                    built: true,
+                    order: key_index::KeyOrder::default(),
+                })
+            }
+            _ => None,
+        };
+        let (primary_key, without_rowid) = match layout {
+            _ if key_later.is_some() => (String::new(), ""),
+            Layout::Rowid | Layout::RowidKeyLater => (format!(", PRIMARY KEY (\"{key}\")"), ""),
+            Layout::Clustered => (format!(", PRIMARY KEY (\"{key}\")"), " WITHOUT ROWID"),
         };
         tx.execute_batch(&format!(
             "DROP TABLE IF EXISTS {staging};
-             CREATE TABLE {staging} ({}, PRIMARY KEY (\"{key}\")){without_rowid};",
+             CREATE TABLE {staging} ({}{primary_key}){without_rowid};",
             col_defs.join(", ")
         ))
         .map_err(|e| self.sql(e))?;
+        // Indexed from the start: keys that come in order cost little to
+        // index as they come; the index is dropped if they do not.
+        if let Some(later) = &key_later {
+            tx.execute_batch(&format!(
+                "CREATE UNIQUE INDEX {} ON {staging} (\"{key}\")",
+                later.index
+            ))
+            .map_err(|e| self.sql(e))?;
+        }
         let insert = tx
             .prepare(&format!("INSERT INTO {staging} VALUES ({placeholders})"))
             .map_err(|e| self.sql(e))?;
@@ -536,8 +597,10 @@ impl EntityDb {
             member_insert: None,
             partition: 0,
             insert_chunk: None,
+            key_later,
         };
         fill(&mut sink)?;
+        sink.build_key_index().map_err(|(_, e)| e)?;
         Ok((sink.count, sink.noted))
     }
 
@@ -649,6 +712,9 @@ enum Layout {
     /// Rows by rowid, with an index on the key: source entities, whose
     /// rowids the engine tracks (incremental unification, partitions).
     Rowid,
+    /// [`Layout::Rowid`], the key's index built once the rows are in (see
+    /// [`key_index`]); an integer key stays the rowid, as in `Rowid`.
+    RowidKeyLater,
     /// Rows kept in key order (`WITHOUT ROWID`): the engine's computed
     /// entities, read by key and written in about key order. One B-tree
     /// instead of a table and an index: the key is stored once.
@@ -686,6 +752,19 @@ pub struct RowSink<'a> {
     /// The statement inserting [`RowSink::chunk_rows`] rows at once,
     /// prepared on first use.
     insert_chunk: Option<rusqlite::Statement<'a>>,
+    /// The key's index, when it is built after the rows.
+    key_later: Option<KeyLater>,
+}
+
+/// A key index that may be built after the rows, and where the rows
+/// pushed came from.
+struct KeyLater {
+    index: String,
+    runs: key_index::TagRuns,
+    /// The index exists (from the start, or built).
+    built: bool,
+    /// How far the keys pushed so far are from their order.
+    order: key_index::KeyOrder,
 }
 
 /// Rows one statement of [`RowSink::push_batch`] inserts: fewer statements
@@ -702,6 +781,11 @@ impl<'a> RowSink<'a> {
     /// filled in then), so a partition can be read alone; a single
     /// partition is every row and costs nothing per row.
     pub fn begin_partition(&mut self, origin: &str) -> Result<(), StoreError> {
+        if self.partition == 1 {
+            // Keys are noted per partition from here on, in a keyed table:
+            // the first partition's must be known to be unique first.
+            self.build_key_index().map_err(|(_, e)| e)?;
+        }
         self.noted.starts.push((origin.to_owned(), self.count));
         self.partition += 1;
         if self.partition == 2 {
@@ -754,6 +838,29 @@ impl<'a> RowSink<'a> {
     /// statement; when one fails, the rows after those it inserted go one
     /// by one, so that the row at fault is named as by `push_refs`.
     pub fn push_batch(&mut self, rows: &pipe::Rows<'_>) -> Result<(), (u64, StoreError)> {
+        if let Some(later) = &mut self.key_later {
+            let watching = later.built && later.order.watching();
+            for (i, &(tag, row)) in (1u64..).zip(rows.iter()) {
+                later.runs.note(self.count + i, tag, self.partition);
+                if let (true, Some(key)) = (watching, row.get(self.key_index)) {
+                    later.order.see(*key);
+                }
+            }
+            // Keys in no order: the rows go in unindexed, the index is
+            // built once they are all in.
+            if watching && later.order.unordered() && self.partition < 2 {
+                self.tx
+                    .execute_batch(&format!("DROP INDEX {}", later.index))
+                    .map_err(|source| {
+                        let e = StoreError::Sqlite {
+                            path: self.path.to_owned(),
+                            source,
+                        };
+                        (rows.first().map_or(0, |r| r.0), e)
+                    })?;
+                later.built = false;
+            }
+        }
         let per = self.chunk_rows();
         let mut chunks = rows.chunks_exact(per);
         for chunk in &mut chunks {
@@ -882,6 +989,42 @@ impl<'a> RowSink<'a> {
             });
         }
         self.note_partition(key)
+    }
+
+    /// Build the key's index, when the rows came first (an import: see
+    /// [`EntityDb::import_entity_with`]); does nothing otherwise or again.
+    /// A second partition builds it as it begins (rows are then checked as
+    /// they come), so call it before to learn the tag of a duplicate.
+    /// A duplicate key fails it with the error an insert would have given,
+    /// and, when [`RowSink::push_batch`] pushed that row, its partition
+    /// (1-based, as begun) and tag.
+    pub fn build_key_index(&mut self) -> Result<(), (Option<(i64, u64)>, StoreError)> {
+        let Some(later) = self.key_later.as_mut().filter(|l| !l.built) else {
+            return Ok(());
+        };
+        let sql = |source| StoreError::Sqlite {
+            path: self.path.to_owned(),
+            source,
+        };
+        match key_index::build(self.tx, &later.index, &self.staging, &self.key) {
+            Ok(None) => {
+                later.built = true;
+                Ok(())
+            }
+            Ok(Some((position, key))) => Err((
+                later.runs.find(position),
+                StoreError::Row {
+                    entity: self.entity.clone(),
+                    row: position,
+                    message: format!(
+                        "duplicate key {} in field '{}'",
+                        show(ValueRef::from(&key)),
+                        self.key
+                    ),
+                },
+            )),
+            Err(e) => Err((None, sql(e))),
+        }
     }
 
     /// Add the rows of a `SELECT` over the store's tables.

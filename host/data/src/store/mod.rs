@@ -299,10 +299,13 @@ impl EntityDb {
         set_new_file_page_size(&conn, page_size).map_err(sql)?;
         // FULL: a commit (the journal's events among them) survives power
         // loss; imports commit once per entity, so this costs little.
+        // FILE: temporary tables and sorts spill to (deleted) files past
+        // the page cache; in memory, SQLite's sorter never spills, so one
+        // large sort (a key index built, an ORDER BY) could take any memory.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
-             PRAGMA temp_store = MEMORY;
+             PRAGMA temp_store = FILE;
              CREATE TABLE IF NOT EXISTS _tf_entities (
                  name TEXT PRIMARY KEY,
                  key TEXT NOT NULL,

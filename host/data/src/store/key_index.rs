@@ -1,5 +1,5 @@
-//! A source entity's key index built once its rows are in, for imports
-//! whose keys come in no order.
+//! Keyed tables filled with keys in no order: the key's index built, or
+//! the rows sorted in, once the rows are in.
 //!
 //! Inserting rows into a table whose key is indexed costs a search of the
 //! index per row. Keys in order (ascending ids) touch only the index's last
@@ -11,6 +11,12 @@
 //! pass (`CREATE UNIQUE INDEX`). A duplicate key is then found by that
 //! pass, and named as an insert would have named it: the first row, in the
 //! order pushed, whose key an earlier row already has.
+//!
+//! A clustered table (`WITHOUT ROWID`, the engine's computed entities such
+//! as `CustomerSourceLink`, keyed by source key) is its own index: its rows,
+//! once their keys prove unordered, wait in a temporary side table and go
+//! in with one `INSERT … SELECT … ORDER BY` key after the last. SQLite's
+//! sorter spills to files, so memory stays bounded.
 
 use std::cmp::Ordering;
 
@@ -136,6 +142,12 @@ impl TagRuns {
 /// with the index of the table it replaces (dropped with that table).
 pub(super) fn name(entity: &str, generation: i64) -> String {
     format!("\"ent_{entity}__key_{generation}\"")
+}
+
+/// The side table a clustered entity's rows wait in when their keys come
+/// in no order (temporary: it spills to a file past the page cache).
+pub(super) fn side_table(entity: &str) -> String {
+    format!("temp.\"tf_sort_{entity}\"")
 }
 
 /// Build the unique index `index` on `table`'s `key`. `Ok(None)` when built;

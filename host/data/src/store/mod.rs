@@ -554,17 +554,19 @@ impl EntityDb {
                     .optional()
                     .map_err(|e| self.sql(e))?
                     .unwrap_or(0);
-                Some(KeyLater {
-                    index: key_index::name(entity, generation.saturating_add(1)),
-                    runs: key_index::TagRuns::default(),
+                Some(KeyLater::new(Later::Index {
+                    name: key_index::name(entity, generation.saturating_add(1)),
                     built: true,
-                    order: key_index::KeyOrder::default(),
-                })
+                }))
             }
-            _ => None,
+            Layout::Clustered => Some(KeyLater::new(Later::Sort {
+                side: key_index::side_table(entity),
+                diverted: false,
+            })),
+            Layout::Rowid | Layout::RowidKeyLater => None,
         };
         let (primary_key, without_rowid) = match layout {
-            _ if key_later.is_some() => (String::new(), ""),
+            Layout::RowidKeyLater if key_later.is_some() => (String::new(), ""),
             Layout::Rowid | Layout::RowidKeyLater => (format!(", PRIMARY KEY (\"{key}\")"), ""),
             Layout::Clustered => (format!(", PRIMARY KEY (\"{key}\")"), " WITHOUT ROWID"),
         };
@@ -576,10 +578,9 @@ impl EntityDb {
         .map_err(|e| self.sql(e))?;
         // Indexed from the start: keys that come in order cost little to
         // index as they come; the index is dropped if they do not.
-        if let Some(later) = &key_later {
+        if let Some(Later::Index { name, .. }) = key_later.as_ref().map(|l| &l.later) {
             tx.execute_batch(&format!(
-                "CREATE UNIQUE INDEX {} ON {staging} (\"{key}\")",
-                later.index
+                "CREATE UNIQUE INDEX {name} ON {staging} (\"{key}\")"
             ))
             .map_err(|e| self.sql(e))?;
         }
@@ -589,6 +590,7 @@ impl EntityDb {
         let mut sink = RowSink {
             tx,
             insert,
+            target: staging.clone(),
             staging,
             entity: entity.to_owned(),
             key: key.to_owned(),
@@ -719,8 +721,9 @@ enum Layout {
     /// [`key_index`]); an integer key stays the rowid, as in `Rowid`.
     RowidKeyLater,
     /// Rows kept in key order (`WITHOUT ROWID`): the engine's computed
-    /// entities, read by key and written in about key order. One B-tree
-    /// instead of a table and an index: the key is stored once.
+    /// entities, read by key. One B-tree instead of a table and an index:
+    /// the key is stored once. Rows pushed in no key order are sorted in
+    /// after the last (see [`key_index`]).
     Clustered,
 }
 
@@ -742,6 +745,9 @@ where
 pub struct RowSink<'a> {
     tx: &'a rusqlite::Transaction<'a>,
     insert: rusqlite::Statement<'a>,
+    /// The table rows are inserted into: the staging table, or the side
+    /// table of [`Later::Sort`].
+    target: String,
     staging: String,
     entity: String,
     key: String,
@@ -762,12 +768,37 @@ pub struct RowSink<'a> {
 /// A key index that may be built after the rows, and where the rows
 /// pushed came from.
 struct KeyLater {
-    index: String,
+    later: Later,
     runs: key_index::TagRuns,
-    /// The index exists (from the start, or built).
-    built: bool,
     /// How far the keys pushed so far are from their order.
     order: key_index::KeyOrder,
+}
+
+/// What is done when keys come in no order.
+enum Later {
+    /// A rowid table's key index is dropped, and built after the rows.
+    Index { name: String, built: bool },
+    /// A clustered table's rows go to a side table, and into the table
+    /// in key order after the last.
+    Sort { side: String, diverted: bool },
+}
+
+impl KeyLater {
+    fn new(later: Later) -> Self {
+        Self {
+            later,
+            runs: key_index::TagRuns::default(),
+            order: key_index::KeyOrder::default(),
+        }
+    }
+
+    /// Rows still go into the keyed table, in the order pushed.
+    fn in_place(&self) -> bool {
+        match self.later {
+            Later::Index { built, .. } => built,
+            Later::Sort { diverted, .. } => !diverted,
+        }
+    }
 }
 
 /// Rows one statement of [`RowSink::push_batch`] inserts: fewer statements
@@ -842,26 +873,16 @@ impl<'a> RowSink<'a> {
     /// by one, so that the row at fault is named as by `push_refs`.
     pub fn push_batch(&mut self, rows: &pipe::Rows<'_>) -> Result<(), (u64, StoreError)> {
         if let Some(later) = &mut self.key_later {
-            let watching = later.built && later.order.watching();
+            let watching = later.in_place() && later.order.watching();
             for (i, &(tag, row)) in (1u64..).zip(rows.iter()) {
                 later.runs.note(self.count + i, tag, self.partition);
                 if let (true, Some(key)) = (watching, row.get(self.key_index)) {
                     later.order.see(*key);
                 }
             }
-            // Keys in no order: the rows go in unindexed, the index is
-            // built once they are all in.
             if watching && later.order.unordered() && self.partition < 2 {
-                self.tx
-                    .execute_batch(&format!("DROP INDEX {}", later.index))
-                    .map_err(|source| {
-                        let e = StoreError::Sqlite {
-                            path: self.path.to_owned(),
-                            source,
-                        };
-                        (rows.first().map_or(0, |r| r.0), e)
-                    })?;
-                later.built = false;
+                self.defer_keys()
+                    .map_err(|e| (rows.first().map_or(0, |r| r.0), e))?;
             }
         }
         let per = self.chunk_rows();
@@ -877,6 +898,45 @@ impl<'a> RowSink<'a> {
         }
         for &(tag, row) in chunks.remainder() {
             self.push_refs(row).map_err(|e| (tag, e))?;
+        }
+        Ok(())
+    }
+
+    /// Keys come in no order: a rowid table's rows go in unindexed from
+    /// now on (the index is built once they are all in); a clustered
+    /// table's go to a side table, sorted into it after the last.
+    fn defer_keys(&mut self) -> Result<(), StoreError> {
+        let sql = |source| StoreError::Sqlite {
+            path: self.path.to_owned(),
+            source,
+        };
+        let Some(later) = &mut self.key_later else {
+            return Ok(());
+        };
+        match &mut later.later {
+            Later::Index { name, built } => {
+                self.tx
+                    .execute_batch(&format!("DROP INDEX {name}"))
+                    .map_err(sql)?;
+                *built = false;
+            }
+            Later::Sort { side, diverted } => {
+                self.tx
+                    .execute_batch(&format!(
+                        "DROP TABLE IF EXISTS {side};
+                         CREATE TABLE {side} AS SELECT * FROM {} WHERE 0;",
+                        self.staging
+                    ))
+                    .map_err(sql)?;
+                let placeholders = vec!["?"; self.columns].join(", ");
+                self.insert = self
+                    .tx
+                    .prepare(&format!("INSERT INTO {side} VALUES ({placeholders})"))
+                    .map_err(sql)?;
+                self.insert_chunk = None;
+                self.target = side.clone();
+                *diverted = true;
+            }
         }
         Ok(())
     }
@@ -906,7 +966,7 @@ impl<'a> RowSink<'a> {
                 let one = format!("({})", vec!["?"; self.columns].join(", "));
                 let sql_text = format!(
                     "INSERT OR FAIL INTO {} VALUES {}",
-                    self.staging,
+                    self.target,
                     vec![one.as_str(); chunk.len()].join(", ")
                 );
                 self.insert_chunk
@@ -1002,16 +1062,46 @@ impl<'a> RowSink<'a> {
     /// and, when [`RowSink::push_batch`] pushed that row, its partition
     /// (1-based, as begun) and tag.
     pub fn build_key_index(&mut self) -> Result<(), (Option<(i64, u64)>, StoreError)> {
-        let Some(later) = self.key_later.as_mut().filter(|l| !l.built) else {
+        let Some(later) = self.key_later.as_mut().filter(|l| !l.in_place()) else {
             return Ok(());
         };
         let sql = |source| StoreError::Sqlite {
             path: self.path.to_owned(),
             source,
         };
-        match key_index::build(self.tx, &later.index, &self.staging, &self.key) {
+        let name = match &mut later.later {
+            Later::Index { name, .. } => name,
+            Later::Sort { side, diverted } => {
+                // Into the clustered table in its order: each page filled
+                // once. A duplicate key is an engine fault here (computed
+                // entities), so SQLite's message stands.
+                let sorted = format!(
+                    "INSERT INTO {} SELECT * FROM {side} ORDER BY \"{}\"",
+                    self.staging, self.key
+                );
+                self.tx.execute_batch(&sorted).map_err(|e| (None, sql(e)))?;
+                let placeholders = vec!["?"; self.columns].join(", ");
+                self.insert = self
+                    .tx
+                    .prepare(&format!(
+                        "INSERT INTO {} VALUES ({placeholders})",
+                        self.staging
+                    ))
+                    .map_err(|e| (None, sql(e)))?;
+                self.insert_chunk = None;
+                self.tx
+                    .execute_batch(&format!("DROP TABLE {side}"))
+                    .map_err(|e| (None, sql(e)))?;
+                self.target = self.staging.clone();
+                *diverted = false;
+                return Ok(());
+            }
+        };
+        match key_index::build(self.tx, name, &self.staging, &self.key) {
             Ok(None) => {
-                later.built = true;
+                if let Later::Index { built, .. } = &mut later.later {
+                    *built = true;
+                }
                 Ok(())
             }
             Ok(Some((position, key))) => Err((

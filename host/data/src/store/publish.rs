@@ -396,6 +396,70 @@ mod tests {
     }
 
     #[test]
+    fn computed_rows_pushed_in_no_key_order_are_sorted_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
+        let n = 40 * super::super::key_index::UNORDERED_KEYS;
+        // Keys in no order, as a source's GUIDs give link ids.
+        let mut x = 11u64;
+        let ids: Vec<String> = (0..n)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                format!("{x:016x}")
+            })
+            .collect();
+        let push = |ids: &[String]| {
+            let mut p = store.publication();
+            let n = p.replace_entity_with("L", "Id", &cols(), |sink: &mut RowSink<'_>| {
+                for group in ids.chunks(256) {
+                    let cells: Vec<[ValueRef<'_>; 2]> = group
+                        .iter()
+                        .map(|id| [ValueRef::Text(id.as_bytes()), ValueRef::Integer(1)])
+                        .collect();
+                    let rows: Vec<(u64, &[ValueRef<'_>])> =
+                        cells.iter().map(|c| (0, c.as_slice())).collect();
+                    sink.push_batch(&rows).map_err(|(_, e)| e)?;
+                }
+                Ok::<(), StoreError>(())
+            })?;
+            p.publish()?;
+            Ok::<u64, StoreError>(n)
+        };
+        assert_eq!(push(&ids).unwrap(), n);
+        assert!(clustered(&store, "L"));
+        assert_eq!(store.meta("L").unwrap().rows, n);
+        let conn = store.conn();
+        let stored: Vec<String> = conn
+            .prepare("SELECT Id FROM \"ent_L\"")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert!(
+            stored == sorted,
+            "{} rows stored in key order of {}",
+            stored.iter().zip(&sorted).filter(|(a, b)| a == b).count(),
+            sorted.len()
+        );
+        let side: i64 = conn
+            .query_row("SELECT count(*) FROM temp.sqlite_master", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(side, 0, "the side table is gone");
+        drop(conn);
+        // A repeated key fails the staging and keeps the published rows.
+        let mut twice = ids.clone();
+        twice.push(ids[7].clone());
+        let err = push(&twice).unwrap_err().to_string();
+        assert!(err.contains("UNIQUE constraint failed"), "{err}");
+        assert_eq!(store.meta("L").unwrap().rows, n);
+    }
+
+    #[test]
     fn computed_entities_are_kept_in_key_order_and_sources_by_rowid() {
         let dir = tempfile::tempdir().unwrap();
         let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();

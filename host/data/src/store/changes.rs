@@ -31,13 +31,16 @@ const TABLES: &str = "
     CREATE INDEX IF NOT EXISTS _tf_changes_by_generation ON _tf_changes (entity, generation);";
 
 /// Record, inside `tx`, which keys differ between `entity`'s live table and
-/// its staging table (about to become its next generation).
+/// its staging table (about to become its next generation). `unordered`:
+/// the rows came in no key order, so both tables are read whole and sorted
+/// rather than probed by key row by row (see [`sorted_diff`]).
 pub(super) fn record(
     store: &EntityDb,
     tx: &Transaction<'_>,
     entity: &str,
     key: &str,
     columns: &[(String, crate::odata::ColumnType)],
+    unordered: bool,
 ) -> Result<(), StoreError> {
     let sql = |e| store.sql(e);
     tx.execute_batch(TABLES).map_err(sql)?;
@@ -58,7 +61,17 @@ pub(super) fn record(
         k == key && serde_json::to_string(&now).is_ok_and(|s| s == cols)
     });
     let mut tracked = same_shape;
-    if same_shape {
+    let limit = MAX_TRACKED_CHANGES + 1;
+    if same_shape && unordered {
+        let keys = sorted_diff(tx, entity, key, columns, limit).map_err(sql)?;
+        let mut insert = tx
+            .prepare("INSERT INTO _tf_changes (entity, generation, key) VALUES (?1, ?2, ?3)")
+            .map_err(sql)?;
+        for k in &keys {
+            insert.execute(params![entity, g, k]).map_err(sql)?;
+        }
+        tracked = (keys.len() as u64) < limit;
+    } else if same_shape {
         let (live, staging) = (table_name(entity), Table::staging(entity));
         let same: Vec<String> = columns
             .iter()
@@ -80,8 +93,12 @@ pub(super) fn record(
                  WHERE NOT EXISTS (SELECT 1 FROM {staging} n WHERE n.\"{key}\" = o.\"{key}\")
              ) LIMIT ?3"
         );
-        let limit = i64::try_from(MAX_TRACKED_CHANGES + 1).unwrap_or(i64::MAX);
-        let n = tx.execute(&diff, params![entity, g, limit]).map_err(sql)?;
+        let n = tx
+            .execute(
+                &diff,
+                params![entity, g, i64::try_from(limit).unwrap_or(i64::MAX)],
+            )
+            .map_err(sql)?;
         if n as u64 > MAX_TRACKED_CHANGES {
             tracked = false;
         }
@@ -107,6 +124,68 @@ pub(super) fn record(
         .map_err(sql)?;
     }
     Ok(())
+}
+
+/// The keys of rows added, changed or removed between `entity`'s live and
+/// staging tables, at most `limit`: both read whole (`NOT INDEXED`, in
+/// storage order) and sorted by key by SQLite's sorter, then merged. With
+/// keys in no order this reads each page once, where probing one table by
+/// the other's keys reads a random page per row once the tables outgrow
+/// the page cache.
+fn sorted_diff(
+    tx: &Transaction<'_>,
+    entity: &str,
+    key: &str,
+    columns: &[(String, crate::odata::ColumnType)],
+    limit: u64,
+) -> rusqlite::Result<Vec<Value>> {
+    use std::cmp::Ordering;
+    let names: Vec<String> = columns.iter().map(|(c, _)| format!("\"{c}\"")).collect();
+    let k = columns.iter().position(|(c, _)| c == key).unwrap_or(0);
+    let read = |table: String| {
+        format!(
+            "SELECT {} FROM {table} NOT INDEXED ORDER BY \"{key}\"",
+            names.join(", ")
+        )
+    };
+    let mut old = tx.prepare(&read(table_name(entity)))?;
+    let mut new = tx.prepare(&read(Table::staging(entity)))?;
+    let (mut old, mut new) = (old.query([])?, new.query([])?);
+    let (mut o, mut n) = (old.next()?, new.next()?);
+    let mut out = Vec::new();
+    while (out.len() as u64) < limit {
+        let step = match (o, n) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(a), Some(b)) => super::key_index::order(a.get_ref(k)?, b.get_ref(k)?),
+        };
+        match step {
+            // Removed: only in the live table.
+            Ordering::Less => {
+                out.extend(o.map(|r| r.get::<_, Value>(k)).transpose()?);
+                o = old.next()?;
+            }
+            // Added: only in the staging table.
+            Ordering::Greater => {
+                out.extend(n.map(|r| r.get::<_, Value>(k)).transpose()?);
+                n = new.next()?;
+            }
+            Ordering::Equal => {
+                if let (Some(a), Some(b)) = (o, n) {
+                    for i in 0..names.len() {
+                        if a.get_ref(i)? != b.get_ref(i)? {
+                            out.push(b.get(k)?);
+                            break;
+                        }
+                    }
+                }
+                o = old.next()?;
+                n = new.next()?;
+            }
+        }
+    }
+    Ok(out)
 }
 
 impl EntityDb {
@@ -156,6 +235,7 @@ impl EntityDb {
 mod tests {
     use super::*;
     use crate::odata::ColumnType;
+    use rusqlite::types::ValueRef;
 
     fn put(store: &EntityDb, cols: &[&str], rows: &[&[i64]]) {
         let columns: Vec<(String, ColumnType)> = cols
@@ -199,6 +279,84 @@ mod tests {
         put(&store, &["Id", "V", "W"], &[&[1, 11, 0]]);
         assert_eq!(keys(&store, 3), None);
         assert_eq!(keys(&store, 4), Some(vec![]));
+    }
+
+    /// Import text-keyed rows `(key, value)` in the order given, pushed in
+    /// batches as a file import pushes them.
+    fn import(store: &EntityDb, rows: &[(String, i64)]) {
+        let columns = vec![
+            ("Id".to_owned(), ColumnType::String),
+            ("V".to_owned(), ColumnType::Integer),
+        ];
+        store
+            .import_entity_with("E", "Id", &columns, |sink| {
+                for (b, group) in rows.chunks(256).enumerate() {
+                    let cells: Vec<[ValueRef<'_>; 2]> = group
+                        .iter()
+                        .map(|(k, v)| [ValueRef::Text(k.as_bytes()), ValueRef::Integer(*v)])
+                        .collect();
+                    let batch: Vec<(u64, &[ValueRef<'_>])> = (1u64..)
+                        .zip(&cells)
+                        .map(|(i, c)| (b as u64 * 256 + i, c.as_slice()))
+                        .collect();
+                    sink.push_batch(&batch).map_err(|(_, e)| e)?;
+                }
+                Ok::<(), StoreError>(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn keys_in_no_order_record_the_same_changes_as_keys_in_order() {
+        let n = 3 * super::super::key_index::UNORDERED_KEYS;
+        let mut x = 5u64;
+        let keys: Vec<String> = (0..n)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                format!("{x:016x}")
+            })
+            .collect();
+        let before: Vec<(String, i64)> = keys.iter().map(|k| (k.clone(), 1)).collect();
+        // Rows 10, 20 and 30 changed, 40 and 50 removed, two added.
+        let mut after: Vec<(String, i64)> = before
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| ![40, 50].contains(i))
+            .map(|(i, (k, v))| (k.clone(), if [10, 20, 30].contains(&i) { 2 } else { *v }))
+            .collect();
+        after.push(("0-new".to_owned(), 1));
+        after.push(("~new".to_owned(), 1));
+        let mut expected: Vec<String> = [10, 20, 30, 40, 50]
+            .iter()
+            .map(|&i| keys[i].clone())
+            .collect();
+        expected.extend(["0-new".to_owned(), "~new".to_owned()]);
+        expected.sort();
+        for ordered in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
+            let (mut a, mut b) = (before.clone(), after.clone());
+            if ordered {
+                a.sort();
+                b.sort();
+            }
+            import(&store, &a);
+            import(&store, &b);
+            let mut got: Vec<String> = store
+                .changed_keys("E", 1)
+                .unwrap()
+                .unwrap()
+                .into_iter()
+                .map(|k| match k {
+                    Value::Text(t) => t,
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            got.sort();
+            assert_eq!(got, expected, "keys in order: {ordered}");
+        }
     }
 
     #[test]

@@ -70,7 +70,7 @@ impl KeyOrder {
 }
 
 /// SQLite's order of values (BINARY collation): NULL, numbers, text, blobs.
-fn order(a: ValueRef<'_>, b: ValueRef<'_>) -> Ordering {
+pub(super) fn order(a: ValueRef<'_>, b: ValueRef<'_>) -> Ordering {
     fn class(v: ValueRef<'_>) -> u8 {
         match v {
             ValueRef::Null => 0,

@@ -497,8 +497,9 @@ impl EntityDb {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| self.sql(e))?;
-        let (count, noted) = self.fill_staging(&tx, entity, key, columns, layout, fill)?;
-        changes::record(self, &tx, entity, key, columns)?;
+        let (count, noted, unordered) =
+            self.fill_staging(&tx, entity, key, columns, layout, fill)?;
+        changes::record(self, &tx, entity, key, columns, unordered)?;
         self.swap_in(&tx, entity, key, columns, count)?;
         partitions::record(&tx, entity, &noted, count).map_err(|e| self.sql(e))?;
         tx.commit().map_err(|e| self.sql(e))?;
@@ -507,7 +508,9 @@ impl EntityDb {
         Ok(count)
     }
 
-    /// Write `entity`'s new rows into its staging table, inside `tx`.
+    /// Write `entity`'s new rows into its staging table, inside `tx`: the
+    /// rows written, the partitions noted, and whether the keys came in no
+    /// order (see [`key_index`]).
     fn fill_staging<E: From<StoreError>>(
         &self,
         tx: &rusqlite::Transaction<'_>,
@@ -516,7 +519,7 @@ impl EntityDb {
         columns: &[(String, ColumnType)],
         layout: Layout,
         fill: impl FnOnce(&mut RowSink<'_>) -> Result<(), E>,
-    ) -> Result<(u64, partitions::Noted), E> {
+    ) -> Result<(u64, partitions::Noted, bool), E> {
         if !valid_identifier(entity) {
             return Err(StoreError::BadName(entity.to_owned(), "entity").into());
         }
@@ -606,7 +609,8 @@ impl EntityDb {
         };
         fill(&mut sink)?;
         sink.build_key_index().map_err(|(_, e)| e)?;
-        Ok((sink.count, sink.noted))
+        let unordered = sink.key_later.is_some_and(|l| l.order.unordered());
+        Ok((sink.count, sink.noted, unordered))
     }
 
     /// Make `entity`'s staging table its data, with a new generation, inside

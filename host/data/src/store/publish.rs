@@ -71,7 +71,8 @@ impl<'a> Publication<'a> {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| store.sql(e))?;
-        let (rows, _) = store.fill_staging(&tx, entity, key, columns, Layout::Clustered, fill)?;
+        let (rows, _, _) =
+            store.fill_staging(&tx, entity, key, columns, Layout::Clustered, fill)?;
         tx.commit().map_err(|e| store.sql(e))?;
         self.staged.retain(|s| s.entity != entity);
         self.staged.push(Staged {
@@ -149,7 +150,7 @@ impl<'a> Publication<'a> {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| store.sql(e))?;
-        let (added, _) = store.fill_staging(
+        let (added, _, _) = store.fill_staging(
             &tx,
             entity,
             &key,

@@ -308,16 +308,8 @@ mod tests {
 
     #[test]
     fn keys_in_no_order_record_the_same_changes_as_keys_in_order() {
-        let n = 3 * super::super::key_index::UNORDERED_KEYS;
-        let mut x = 5u64;
-        let keys: Vec<String> = (0..n)
-            .map(|_| {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                format!("{x:016x}")
-            })
-            .collect();
+        let keys =
+            super::super::key_index::scattered_keys(3 * super::super::key_index::UNORDERED_KEYS, 5);
         let before: Vec<(String, i64)> = keys.iter().map(|k| (k.clone(), 1)).collect();
         // Rows 10, 20 and 30 changed, 40 and 50 removed, two added.
         let mut after: Vec<(String, i64)> = before

@@ -1918,35 +1918,27 @@ mod tests {
             tolerance: 1,
             ..ImportSpec::new(&files, &types, "Id")
         };
-        let e = match super::import(&spec, &store, "T") {
-            Err(ImportFailure::File(e)) => e,
-            other => panic!("{other:?}"),
-        };
+        // The import of `files` fails as malformed: its message.
+        let failure =
+            |files: &[PathBuf]| match super::import(&ImportSpec { files, ..spec }, &store, "T") {
+                Err(ImportFailure::File(e)) if e.kind == ImportErrorKind::Malformed => {
+                    e.to_string()
+                }
+                other => panic!("{other:?}"),
+            };
         assert_eq!(
-            e.to_string(),
+            failure(&files),
             format!(
                 "{}: row 3: entity 'T', row 5: duplicate key 'k3' in field 'Id'",
                 b.display()
             )
         );
-        assert_eq!(e.kind, ImportErrorKind::Malformed);
         assert!(store.meta("T").is_err(), "nothing was stored");
         // The same within one file, found after its last row.
         let one = [a.clone()];
         std::fs::write(&a, "Id,Age\nk1,1\nk2,x\nk3,3\nk1,4\nk3,5\n").unwrap();
-        let e = match super::import(
-            &ImportSpec {
-                files: &one,
-                ..spec
-            },
-            &store,
-            "T",
-        ) {
-            Err(ImportFailure::File(e)) => e,
-            other => panic!("{other:?}"),
-        };
         assert_eq!(
-            e.to_string(),
+            failure(&one),
             format!(
                 "{}: row 4: entity 'T', row 3: duplicate key 'k1' in field 'Id'",
                 a.display()
@@ -1954,32 +1946,16 @@ mod tests {
         );
         // Keys in no order: the index is built after the rows, and the
         // first repeat is named the same way.
+        let keys = super::super::key_index::scattered_keys(5000, 7);
         let mut text = String::from("Id,Age\n");
-        let mut x = 7u64;
-        let mut keys = Vec::new();
-        for i in 0..5000 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            keys.push(format!("{x:016x}"));
-            text.push_str(&format!("{},{i}\n", keys[i]));
+        for (i, k) in keys.iter().enumerate() {
+            text.push_str(&format!("{k},{i}\n"));
         }
         text.push_str("late,x\n"); // row 5001, skipped
         text.push_str(&format!("{},1\n{},2\n", keys[4000], keys[17]));
         std::fs::write(&a, &text).unwrap();
-        let e = match super::import(
-            &ImportSpec {
-                files: &one,
-                ..spec
-            },
-            &store,
-            "T",
-        ) {
-            Err(ImportFailure::File(e)) => e,
-            other => panic!("{other:?}"),
-        };
         assert_eq!(
-            e.to_string(),
+            failure(&one),
             format!(
                 "{}: row 5002: entity 'T', row 5001: duplicate key '{}' in field 'Id'",
                 a.display(),

@@ -183,6 +183,20 @@ pub(super) fn build(
     }
 }
 
+/// `n` distinct 16-digit hex keys in no order, from `seed`, for tests.
+#[cfg(test)]
+pub(super) fn scattered_keys(n: u64, seed: u64) -> Vec<String> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            format!("{x:016x}")
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,12 +230,8 @@ mod tests {
         }
         assert!(ordered.watching(), "{ordered:?}");
         let mut unordered = KeyOrder::default();
-        let mut x = 1u64;
-        for _ in 0..3 * UNORDERED_KEYS {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            unordered.see(ValueRef::Text(format!("{x:016x}").as_bytes()));
+        for k in scattered_keys(3 * UNORDERED_KEYS, 1) {
+            unordered.see(ValueRef::Text(k.as_bytes()));
         }
         assert!(unordered.unordered(), "{unordered:?}");
         assert_eq!(

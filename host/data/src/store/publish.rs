@@ -402,15 +402,7 @@ mod tests {
         let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
         let n = 40 * super::super::key_index::UNORDERED_KEYS;
         // Keys in no order, as a source's GUIDs give link ids.
-        let mut x = 11u64;
-        let ids: Vec<String> = (0..n)
-            .map(|_| {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                format!("{x:016x}")
-            })
-            .collect();
+        let ids = super::super::key_index::scattered_keys(n, 11);
         let push = |ids: &[String]| {
             let mut p = store.publication();
             let n = p.replace_entity_with("L", "Id", &cols(), |sink: &mut RowSink<'_>| {

@@ -877,16 +877,29 @@ impl<'a> RowSink<'a> {
     /// by one, so that the row at fault is named as by `push_refs`.
     pub fn push_batch(&mut self, rows: &pipe::Rows<'_>) -> Result<(), (u64, StoreError)> {
         if let Some(later) = &mut self.key_later {
-            let watching = later.in_place() && later.order.watching();
-            for (i, &(tag, row)) in (1u64..).zip(rows.iter()) {
-                later.runs.note(self.count + i, tag, self.partition);
-                if let (true, Some(key)) = (watching, row.get(self.key_index)) {
-                    later.order.see(*key);
+            if later.in_place() && later.order.watching() {
+                for &(_, row) in rows.iter() {
+                    if let Some(key) = row.get(self.key_index) {
+                        later.order.see(*key);
+                    }
+                }
+                if later.order.unordered() && self.partition < 2 {
+                    self.defer_keys()
+                        .map_err(|e| (rows.first().map_or(0, |r| r.0), e))?;
                 }
             }
-            if watching && later.order.unordered() && self.partition < 2 {
-                self.defer_keys()
-                    .map_err(|e| (rows.first().map_or(0, |r| r.0), e))?;
+        }
+        // Once the index is dropped, a duplicate is found after the last
+        // row, by position: note where each row came from. (Before, the
+        // index refused one as it came.)
+        if let Some(KeyLater {
+            later: Later::Index { built: false, .. },
+            runs,
+            ..
+        }) = &mut self.key_later
+        {
+            for (i, &(tag, _)) in (1u64..).zip(rows.iter()) {
+                runs.note(self.count + i, tag, self.partition);
             }
         }
         let per = self.chunk_rows();
@@ -932,16 +945,26 @@ impl<'a> RowSink<'a> {
                         self.staging
                     ))
                     .map_err(sql)?;
-                let placeholders = vec!["?"; self.columns].join(", ");
-                self.insert = self
-                    .tx
-                    .prepare(&format!("INSERT INTO {side} VALUES ({placeholders})"))
-                    .map_err(sql)?;
-                self.insert_chunk = None;
-                self.target = side.clone();
                 *diverted = true;
+                let side = side.clone();
+                self.retarget(side)?;
             }
         }
+        Ok(())
+    }
+
+    /// Insert rows into `table` from now on.
+    fn retarget(&mut self, table: String) -> Result<(), StoreError> {
+        let placeholders = vec!["?"; self.columns].join(", ");
+        self.insert = self
+            .tx
+            .prepare(&format!("INSERT INTO {table} VALUES ({placeholders})"))
+            .map_err(|source| StoreError::Sqlite {
+                path: self.path.to_owned(),
+                source,
+            })?;
+        self.insert_chunk = None;
+        self.target = table;
         Ok(())
     }
 
@@ -1044,7 +1067,7 @@ impl<'a> RowSink<'a> {
                 {
                     match key {
                         ValueRef::Null => format!("field '{}' (the key) is empty", self.key),
-                        v => format!("duplicate key {} in field '{}'", show(v), self.key),
+                        v => self.duplicate(v),
                     }
                 }
                 _ => e.to_string(),
@@ -1084,20 +1107,12 @@ impl<'a> RowSink<'a> {
                     self.staging, self.key
                 );
                 self.tx.execute_batch(&sorted).map_err(|e| (None, sql(e)))?;
-                let placeholders = vec!["?"; self.columns].join(", ");
-                self.insert = self
-                    .tx
-                    .prepare(&format!(
-                        "INSERT INTO {} VALUES ({placeholders})",
-                        self.staging
-                    ))
-                    .map_err(|e| (None, sql(e)))?;
-                self.insert_chunk = None;
+                let side = side.clone();
+                *diverted = false;
+                self.retarget(self.staging.clone()).map_err(|e| (None, e))?;
                 self.tx
                     .execute_batch(&format!("DROP TABLE {side}"))
                     .map_err(|e| (None, sql(e)))?;
-                self.target = self.staging.clone();
-                *diverted = false;
                 return Ok(());
             }
         };
@@ -1113,15 +1128,16 @@ impl<'a> RowSink<'a> {
                 StoreError::Row {
                     entity: self.entity.clone(),
                     row: position,
-                    message: format!(
-                        "duplicate key {} in field '{}'",
-                        show(ValueRef::from(&key)),
-                        self.key
-                    ),
+                    message: self.duplicate(ValueRef::from(&key)),
                 },
             )),
             Err(e) => Err((None, sql(e))),
         }
+    }
+
+    /// The message for a second row with key `v`.
+    fn duplicate(&self, v: ValueRef<'_>) -> String {
+        format!("duplicate key {} in field '{}'", show(v), self.key)
     }
 
     /// Add the rows of a `SELECT` over the store's tables.

@@ -15,6 +15,7 @@ pub mod normalize;
 pub mod pipeline;
 pub mod postgres;
 pub mod similarity;
+pub mod sorter;
 pub mod source;
 pub mod spill;
 pub mod template;

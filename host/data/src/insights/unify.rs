@@ -23,6 +23,7 @@ use super::keymap;
 use super::normalize::{normalize_into, Buffers, Normalizer};
 use super::similarity::Precision;
 use super::similarity::{self, link_block, Candidate, Clusters};
+use super::sorter::Sorter;
 use super::spill::{Frame, Partitions, Reader, Spill, SpillError, MAX_PARTITIONS};
 use super::workspace::{MergePolicy, Workspace, CUSTOMER_ID};
 use crate::odata::ColumnType;
@@ -404,11 +405,10 @@ pub fn unify(
     drop(uf);
     let mut counter = next_customer_seq(store)?;
     let first_seq = counter;
-    // Links go out in record order (each source's rows in stored order,
-    // which is usually key order, as link ids are), not cluster order: the
-    // inserts into the key-ordered link table then stay local instead of
-    // landing on a random page each.
-    let mut links = Partitions::new(&dir, by_root.len()).map_err(spilled)?;
+    // Links go out sorted by link id, the order of their table, so that
+    // each insert lands next to the one before instead of on a random page
+    // (source keys, as GUIDs are, need not follow record order).
+    let mut links = Sorter::new(&dir, LINK_SORT_BYTES);
     let mut key_map = keymap::Builder::new(&dir, expected_keys).map_err(spilled)?;
     let nf = ws.profile_fields.len();
     let merges = &mut report.merges;
@@ -417,8 +417,8 @@ pub fn unify(
         let mut claimed = Claimed::default();
         let mut done = 0u64;
         let mut link = Frame::default();
+        let mut link_id = String::new();
         let mut cluster_keys: Vec<u64> = Vec::new();
-        let mut member_recs: Vec<u32> = Vec::new();
         for part in by_root.into_parts() {
             let clusters = load_partition(part).map_err(spilled)?;
             let mut start = 0usize;
@@ -426,11 +426,9 @@ pub fn unify(
                 let root = clusters.items[start].0;
                 let mut end = start;
                 let mut members = Vec::new();
-                member_recs.clear();
                 while end < clusters.items.len() && clusters.items[end].0 == root {
-                    let (_, rec, a, b) = clusters.items[end];
+                    let (_, _, a, b) = clusters.items[end];
                     members.push(decode_member(&clusters.buf[a..b], nf).map_err(spilled)?);
-                    member_recs.push(rec);
                     end += 1;
                 }
                 let id = choose_id(&members, &mut claimed, &mut counter);
@@ -441,16 +439,26 @@ pub fn unify(
                 }
                 // Tagged with the records merged so far, for progress.
                 feed.end_row(done)?;
-                for (m, &rec) in members.iter().zip(&member_recs) {
+                for m in &members {
+                    let s = usize::try_from(m.src)
+                        .ok()
+                        .and_then(|i| ws.sources.get(i))
+                        .ok_or_else(|| {
+                            spilled(std::io::Error::other(
+                                "corrupt temporary file: source index",
+                            ))
+                        })?;
+                    link_id.clear();
+                    link_id.push_str(&s.name);
+                    link_id.push('/');
+                    link_id.push_str(m.skey);
                     link.clear();
-                    // Sorted by the first two (see `load_partition`).
-                    link.u32(rec);
-                    link.u32(rec);
+                    // The sort key first (see `Sorter`).
+                    link.str(&link_id);
                     link.str(&id);
                     link.u16(u16::try_from(m.src).unwrap_or(u16::MAX));
                     link.str(m.skey);
-                    let part = usize::try_from(u64::from(rec) / per_part).unwrap_or(usize::MAX);
-                    links.write(part, &link.0).map_err(spilled)?;
+                    links.push(&link.0).map_err(spilled)?;
                 }
                 // Members share most keys: each once per cluster.
                 cluster_keys.clear();
@@ -491,13 +499,24 @@ pub fn unify(
         None => publication.replace_entity_with(CUSTOMER, CUSTOMER_ID, &columns, fill_customers)?,
     };
     let fill_links = |sink: &mut RowSink<'_>| {
-        for part in links.into_parts() {
-            let loaded = load_partition(part).map_err(spilled)?;
-            for group in loaded.items.chunks(LINK_GROUP_ROWS) {
-                push_links(sink, ws, &loaded.buf, group, &spilled)?;
+        let mut sorted = links.finish().map_err(spilled)?;
+        let (mut frame, mut group) = (Vec::new(), Vec::new());
+        let mut ends: Vec<usize> = Vec::with_capacity(LINK_GROUP_ROWS);
+        loop {
+            let more = sorted.next_into(&mut frame).map_err(spilled)?;
+            if more {
+                group.extend_from_slice(&frame);
+                ends.push(group.len());
+            }
+            if ends.len() == LINK_GROUP_ROWS || (!more && !ends.is_empty()) {
+                push_links(sink, ws, &group, &ends, &spilled)?;
+                group.clear();
+                ends.clear();
+            }
+            if !more {
+                return Ok::<(), UnifyError>(());
             }
         }
-        Ok::<(), UnifyError>(())
     };
     // The key map and what the next run needs to go incremental, made
     // current when this publication is. The key map is written on a thread
@@ -625,6 +644,9 @@ const KEYS_PER_PARTITION: u64 = 250_000;
 const PAIR_KEY_WEIGHT: u64 = 8;
 /// Bytes of records per merge partition (held in memory while merged).
 const MERGE_PARTITION_BYTES: u64 = 8 * 1024 * 1024;
+/// Links held in memory to be sorted at once (while a merge partition is
+/// held too): the rest wait sorted on disk.
+const LINK_SORT_BYTES: usize = 4 * 1024 * 1024;
 
 /// How many partitions `amount` needs at `per` each.
 fn partitions(amount: u64, per: u64) -> usize {
@@ -772,13 +794,14 @@ fn match_records(
 /// statement).
 const LINK_GROUP_ROWS: usize = 256;
 
-/// Insert the links of `items` (frames of `buf`: customer id, source index,
-/// source key); a frame that does not read is `spilled`'s error.
+/// Insert the links framed end to end in `group` (each ending at its
+/// entry of `ends`: link id, customer id, source index, source key); a frame
+/// that does not read is `spilled`'s error.
 fn push_links(
     sink: &mut RowSink<'_>,
     ws: &Workspace,
-    buf: &[u8],
-    items: &[(u32, u32, usize, usize)],
+    group: &[u8],
+    ends: &[usize],
     spilled: &impl Fn(std::io::Error) -> UnifyError,
 ) -> Result<(), UnifyError> {
     let corrupt = || {
@@ -786,34 +809,24 @@ fn push_links(
             "corrupt temporary file: source index",
         ))
     };
-    // The link ids (source name, '/', source key) end to end, then the rows
-    // borrowing them.
-    let mut ids = String::new();
-    let mut decoded = Vec::with_capacity(items.len());
-    for &(_, _, a, b) in items {
-        let mut r = Reader::new(buf.get(a..b).ok_or_else(corrupt)?);
+    let mut cells: Vec<[ValueRef<'_>; 5]> = Vec::with_capacity(ends.len());
+    let mut start = 0;
+    for &end in ends {
+        let mut r = Reader::new(group.get(start..end).ok_or_else(corrupt)?);
+        start = end;
+        let id = r.str().map_err(spilled)?;
         let cid = r.str().map_err(spilled)?;
         let src = usize::from(r.u16().map_err(spilled)?);
         let skey = r.str().map_err(spilled)?;
         let s = ws.sources.get(src).ok_or_else(corrupt)?;
-        let start = ids.len();
-        ids.push_str(&s.name);
-        ids.push('/');
-        ids.push_str(skey);
-        decoded.push((start..ids.len(), cid, s, skey));
+        cells.push([
+            ValueRef::Text(id.as_bytes()),
+            ValueRef::Text(cid.as_bytes()),
+            ValueRef::Text(s.name.as_bytes()),
+            ValueRef::Text(s.entity.as_bytes()),
+            ValueRef::Text(skey.as_bytes()),
+        ]);
     }
-    let cells: Vec<[ValueRef<'_>; 5]> = decoded
-        .iter()
-        .map(|(id, cid, s, skey)| {
-            [
-                ValueRef::Text(ids.as_bytes().get(id.clone()).unwrap_or_default()),
-                ValueRef::Text(cid.as_bytes()),
-                ValueRef::Text(s.name.as_bytes()),
-                ValueRef::Text(s.entity.as_bytes()),
-                ValueRef::Text(skey.as_bytes()),
-            ]
-        })
-        .collect();
     let rows: Vec<(u64, &[ValueRef<'_>])> = cells.iter().map(|c| (0, c.as_slice())).collect();
     sink.push_batch(&rows).map_err(|(_, e)| UnifyError::from(e))
 }

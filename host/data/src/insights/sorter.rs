@@ -15,7 +15,7 @@ use super::spill::{Frames, Spill};
 
 /// The most runs on disk at once (open files); more are merged into one
 /// first.
-pub const MAX_RUNS: usize = 128;
+pub const MAX_RUNS: usize = 256;
 
 /// Frames being sorted.
 pub struct Sorter {
@@ -222,8 +222,8 @@ mod tests {
         let mut want: Vec<&String> = keys.iter().collect();
         want.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         // All in memory; a few runs; more runs than MAX_RUNS (frames are
-        // 16 bytes or so: 20 a run gives 250 runs).
-        for limit in [1 << 20, 8 * 1024, 20 * 16] {
+        // 16 bytes or so: 8 a run gives over 600 runs).
+        for limit in [1 << 20, 8 * 1024, 8 * 16] {
             let got = sorted(&keys, limit);
             assert_eq!(got.len(), keys.len(), "limit {limit}");
             for ((k, i), w) in got.iter().zip(&want) {

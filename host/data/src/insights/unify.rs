@@ -934,6 +934,18 @@ fn map_records(
                 == Some(ColumnType::Decimal)
         })
         .collect();
+    // Keys of text: a link id ends with the key as it is stored.
+    let text_key: Vec<bool> = ws
+        .sources
+        .iter()
+        .map(|s| {
+            store
+                .meta(&s.entity)
+                .ok()
+                .and_then(|m| m.schema.get(&s.key))
+                .is_some_and(|t| matches!(t, ColumnType::String | ColumnType::DateTime))
+        })
+        .collect();
     let mut conn = store.session();
     let e = sql(store);
     let prev_sql = format!(
@@ -988,8 +1000,23 @@ fn map_records(
         }
         // The previous customer joined in, as the last column, when it can be.
         let joined = link_exists && !decimal_key[si];
+        // Keys stored in no order (GUIDs) would have the join probe the link
+        // table at random: their customers are gathered in key order first,
+        // then joined by row.
+        let by_row = joined
+            && selection.is_none()
+            && text_key[si]
+            && conn.keys_stored_unordered(&s.entity, &s.key).map_err(&e)?;
         let prev_at = select.len();
-        let mut sql_text = if joined {
+        let mut sql_text = if by_row {
+            // The row's rowid in the customer's place, to merge by.
+            select.push("s.rowid".to_owned());
+            format!(
+                "SELECT {} FROM {} AS s ORDER BY s.rowid",
+                select.join(", "),
+                Table::of(&s.entity),
+            )
+        } else if joined {
             select.push(format!("l.\"{CUSTOMER_ID}\""));
             format!(
                 "SELECT {} FROM {} AS s LEFT JOIN {} AS l ON l.\"LinkId\" = ?1 || '/' || s.\"{}\"",
@@ -1020,6 +1047,7 @@ fn map_records(
         let width = columns + usize::from(looked_up);
         // SQLite reads on a thread of its own while this one maps.
         let db: &mut rusqlite::Connection = &mut conn;
+        let previous_sql = previous_by_row(&s.entity, &s.key);
         let (e, sql_text, prev_sql, name) = (&e, &sql_text, &prev_sql, &s.name);
         let read = move |feed: &mut pipe::Feed| {
             let mut stmt = db.prepare(sql_text).map_err(e)?;
@@ -1027,15 +1055,45 @@ fn map_records(
                 true => Some(db.prepare(prev_sql).map_err(e)?),
                 false => None,
             };
-            let mut rows = if joined {
+            let mut by_row_stmt = match by_row {
+                true => Some(db.prepare(&previous_sql).map_err(e)?),
+                false => None,
+            };
+            let mut previous = match by_row_stmt.as_mut() {
+                Some(q) => Some(q.query([name]).map_err(e)?),
+                None => None,
+            };
+            // The pairs' current rowid (None before the first and after the
+            // last) and customer.
+            let (mut pair_at, mut pair_id, mut pair_has) = (None::<i64>, String::new(), false);
+            let mut pairs_done = false;
+            let mut rows = if joined && !by_row {
                 stmt.query([name]).map_err(e)?
             } else {
                 stmt.query([]).map_err(e)?
             };
             let (mut link, mut key) = (String::new(), String::new());
             while let Some(r) = rows.next().map_err(e)? {
-                for i in 0..columns {
+                let fed = if by_row { prev_at } else { columns };
+                for i in 0..fed {
                     feed.value(r.get_ref(i).map_err(e)?);
+                }
+                if let Some(pairs) = previous.as_mut() {
+                    // Both in rowid order: move the pairs up to this row.
+                    let rowid: i64 = r.get(prev_at).map_err(e)?;
+                    while !pairs_done && pair_at.is_none_or(|at| at < rowid) {
+                        match pairs.next().map_err(e)? {
+                            Some(p) => {
+                                pair_at = Some(p.get(0).map_err(e)?);
+                                pair_has = text_into(p.get_ref(1).map_err(e)?, &mut pair_id);
+                            }
+                            None => (pairs_done, pair_at) = (true, None),
+                        }
+                    }
+                    feed.value(match pair_at == Some(rowid) && pair_has {
+                        true => ValueRef::Text(pair_id.as_bytes()),
+                        false => ValueRef::Null,
+                    });
                 }
                 if let Some(q) = prev_of.as_mut() {
                     text_into(r.get_ref(0).map_err(e)?, &mut key);
@@ -1186,6 +1244,22 @@ fn map_records(
     }
     progress(Phase::Map, u64::from(rec), total);
     Ok(rec)
+}
+
+/// (rowid of a row of a source stored as `entity` with the text key `key`;
+/// its previous customer), in rowid order, for the source named `?1`. The
+/// link table is read in link id order and the key index probed in key
+/// order, both in sequence, and SQLite's sorter (which spills to files)
+/// puts the pairs in row order.
+fn previous_by_row(entity: &str, key: &str) -> String {
+    // CROSS JOIN keeps the link table outside: its range is one source's.
+    format!(
+        "SELECT s.rowid, l.\"{CUSTOMER_ID}\" FROM {} AS l CROSS JOIN {} AS s \
+         WHERE l.\"LinkId\" > ?1 || '/' AND l.\"LinkId\" < ?1 || '0' \
+         AND s.\"{key}\" = substr(l.\"LinkId\", length(?1) + 2) ORDER BY s.rowid",
+        Table::of(LINK),
+        Table::of(entity),
+    )
 }
 
 /// The ids given out during one unification. Ids are `C` and a number from
@@ -1450,6 +1524,71 @@ mod tests {
             of(&first, "s/3"),
             "{first:?} -> {second:?}"
         );
+    }
+
+    /// Keys stored in no order (GUIDs): previous customers are gathered in
+    /// key order and merged in by row; ids stay put as with ordered keys.
+    #[test]
+    fn scattered_keys_keep_their_customers_from_one_full_unification_to_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = "[[sources]]\nname = \"s\"\npath = \"s.csv\"\nkey = \"Id\"\n\
+             [sources.map]\nEmail = \"Email\"\n\
+             [[unification.rules]]\nfields = [\"Email\"]\n";
+        let ws = super::super::workspace::parse_workspace_file(&dir.path().join("t.toml"), toml)
+            .unwrap();
+        let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
+        let cols = vec![
+            ("Id".to_owned(), ColumnType::String),
+            ("Email".to_owned(), ColumnType::String),
+        ];
+        let load = |rows: &[(String, String)]| {
+            let values: Vec<Result<Vec<Value>, StoreError>> = rows
+                .iter()
+                .map(|(k, e)| Ok(vec![Value::Text(k.clone()), Value::Text(e.clone())]))
+                .collect();
+            store.replace_entity("S", "Id", &cols, values).unwrap();
+        };
+        let run = || {
+            let mut p = store.publication();
+            unify(&ws, &mut p, true, &mut |_, _, _| {}).unwrap();
+            p.publish().unwrap();
+        };
+        // Pairs of records share an e-mail: one customer each pair.
+        let keys = crate::store::scattered_keys(3000, 3);
+        let rows: Vec<(String, String)> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), format!("p{}@x", i / 2)))
+            .collect();
+        load(&rows);
+        run();
+        let first: HashMap<String, String> = link_pairs(&store, "LinkId", "CustomerId")
+            .into_iter()
+            .collect();
+        assert_eq!(first.len(), 3000);
+        // Rows stored in another order, every tenth gone, and a newcomer
+        // sharing the first pair's e-mail.
+        let mut again: Vec<(String, String)> = rows
+            .iter()
+            .rev()
+            .enumerate()
+            .filter(|(i, _)| i % 10 != 0)
+            .map(|(_, r)| r.clone())
+            .collect();
+        again.push(("new".into(), "p0@x".into()));
+        load(&again);
+        assert!(store.session().keys_stored_unordered("S", "Id").unwrap());
+        run();
+        let second: HashMap<String, String> = link_pairs(&store, "LinkId", "CustomerId")
+            .into_iter()
+            .collect();
+        assert_eq!(second.len(), again.len());
+        for (k, _) in &again[..again.len() - 1] {
+            let link = format!("s/{k}");
+            assert_eq!(second.get(&link), first.get(&link), "{link}");
+        }
+        let pair_of_new = format!("s/{}", keys[0]);
+        assert_eq!(second.get("s/new"), first.get(&pair_of_new));
     }
 
     #[test]

@@ -69,6 +69,31 @@ impl KeyOrder {
     }
 }
 
+/// Rows whose keys [`stored_unordered`] reads.
+pub const SAMPLE_ROWS: u32 = 8192;
+
+/// Whether the first [`SAMPLE_ROWS`] rows of the rowid table `table`, in
+/// stored order, have their `key`s in no order (see [`KeyOrder`]): a scan
+/// by row then probes anything keyed like it at random.
+pub(super) fn stored_unordered(
+    conn: &rusqlite::Connection,
+    table: &str,
+    key: &str,
+) -> rusqlite::Result<bool> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT \"{key}\" FROM {table} ORDER BY rowid LIMIT {SAMPLE_ROWS}"
+    ))?;
+    let mut rows = stmt.query([])?;
+    let mut order = KeyOrder::default();
+    while let Some(r) = rows.next()? {
+        order.see(r.get_ref(0)?);
+        if order.unordered() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// SQLite's order of values (BINARY collation): NULL, numbers, text, blobs.
 pub(super) fn order(a: ValueRef<'_>, b: ValueRef<'_>) -> Ordering {
     fn class(v: ValueRef<'_>) -> u8 {
@@ -185,7 +210,7 @@ pub(super) fn build(
 
 /// `n` distinct 16-digit hex keys in no order, from `seed`, for tests.
 #[cfg(test)]
-pub(super) fn scattered_keys(n: u64, seed: u64) -> Vec<String> {
+pub(crate) fn scattered_keys(n: u64, seed: u64) -> Vec<String> {
     let mut x = seed;
     (0..n)
         .map(|_| {

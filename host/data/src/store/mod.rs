@@ -34,7 +34,9 @@ pub use import::{
     ImportFailure, ImportFormat, ImportReport, ImportSpec, Inferred, Opener, MAX_COLUMNS,
     MAX_QUOTED_CHARS,
 };
-pub use key_index::MAX_TAG_RUNS;
+#[cfg(test)]
+pub(crate) use key_index::scattered_keys;
+pub use key_index::{MAX_TAG_RUNS, SAMPLE_ROWS};
 pub use page::{PageError, PageLimits, PageRequest, PageResult, CURSOR_CAPACITY};
 pub use partitions::{Partition, WHOLE as WHOLE_PARTITION};
 pub use publish::Publication;
@@ -212,6 +214,12 @@ impl Session<'_> {
             put.execute([v])?;
         }
         Ok(())
+    }
+
+    /// Whether `entity` (a source, stored by row) holds its first rows in
+    /// no order of `key`, as GUID keys come (judged on the first [`SAMPLE_ROWS`]).
+    pub fn keys_stored_unordered(&self, entity: &str, key: &str) -> rusqlite::Result<bool> {
+        key_index::stored_unordered(&self.conn, &Table::of(entity).to_string(), key)
     }
 
     /// A SQLite error, naming the store.

@@ -8,7 +8,7 @@
 use rusqlite::types::Value;
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::{table_name, EntityDb, StoreError, Table};
+use super::{hash_diff, table_name, EntityDb, StoreError, Table};
 
 /// Keys recorded per replacement; more means "everything changed" (a
 /// re-run over that many rows is no cheaper than a full one).
@@ -32,8 +32,9 @@ const TABLES: &str = "
 
 /// Record, inside `tx`, which keys differ between `entity`'s live table and
 /// its staging table (about to become its next generation). `unordered`:
-/// the rows came in no key order, so both tables are read whole and sorted
-/// rather than probed by key row by row (see [`sorted_diff`]).
+/// the rows came in no key order, so both tables are read whole and their
+/// rows matched by hash partitions rather than probed by key row by row
+/// (see [`hash_diff`]).
 pub(super) fn record(
     store: &EntityDb,
     tx: &Transaction<'_>,
@@ -44,16 +45,19 @@ pub(super) fn record(
 ) -> Result<(), StoreError> {
     let sql = |e| store.sql(e);
     tx.execute_batch(TABLES).map_err(sql)?;
-    let previous: Option<(String, String, i64)> = tx
+    let previous: Option<(String, String, i64, i64)> = tx
         .query_row(
-            "SELECT key, columns, generation FROM _tf_entities WHERE name = ?1",
+            "SELECT key, columns, generation, rows FROM _tf_entities WHERE name = ?1",
             params![entity],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()
         .map_err(sql)?;
     let g = previous.as_ref().map_or(0, |p| p.2).saturating_add(1);
-    let same_shape = previous.is_some_and(|(k, cols, _)| {
+    let live_rows = previous
+        .as_ref()
+        .map_or(0, |p| u64::try_from(p.3).unwrap_or(0));
+    let same_shape = previous.is_some_and(|(k, cols, _, _)| {
         let now: Vec<(&str, &str)> = columns
             .iter()
             .map(|(c, t)| (c.as_str(), super::type_name(*t)))
@@ -63,7 +67,19 @@ pub(super) fn record(
     let mut tracked = same_shape;
     let limit = MAX_TRACKED_CHANGES + 1;
     if same_shape && unordered {
-        let keys = sorted_diff(tx, entity, key, columns, limit).map_err(sql)?;
+        let dir = match store.path().parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+            _ => std::path::PathBuf::from("."),
+        };
+        let parts = hash_diff::partitions_for(live_rows);
+        let keys =
+            hash_diff::diff(tx, &dir, entity, key, columns, parts, limit).map_err(|e| match e {
+                hash_diff::DiffError::Sql(e) => sql(e),
+                hash_diff::DiffError::Io(source) => StoreError::Io {
+                    path: dir.clone(),
+                    source,
+                },
+            })?;
         let mut insert = tx
             .prepare("INSERT INTO _tf_changes (entity, generation, key) VALUES (?1, ?2, ?3)")
             .map_err(sql)?;
@@ -124,68 +140,6 @@ pub(super) fn record(
         .map_err(sql)?;
     }
     Ok(())
-}
-
-/// The keys of rows added, changed or removed between `entity`'s live and
-/// staging tables, at most `limit`: both read whole (`NOT INDEXED`, in
-/// storage order) and sorted by key by SQLite's sorter, then merged. With
-/// keys in no order this reads each page once, where probing one table by
-/// the other's keys reads a random page per row once the tables outgrow
-/// the page cache.
-fn sorted_diff(
-    tx: &Transaction<'_>,
-    entity: &str,
-    key: &str,
-    columns: &[(String, crate::odata::ColumnType)],
-    limit: u64,
-) -> rusqlite::Result<Vec<Value>> {
-    use std::cmp::Ordering;
-    let names: Vec<String> = columns.iter().map(|(c, _)| format!("\"{c}\"")).collect();
-    let k = columns.iter().position(|(c, _)| c == key).unwrap_or(0);
-    let read = |table: String| {
-        format!(
-            "SELECT {} FROM {table} NOT INDEXED ORDER BY \"{key}\"",
-            names.join(", ")
-        )
-    };
-    let mut old = tx.prepare(&read(table_name(entity)))?;
-    let mut new = tx.prepare(&read(Table::staging(entity)))?;
-    let (mut old, mut new) = (old.query([])?, new.query([])?);
-    let (mut o, mut n) = (old.next()?, new.next()?);
-    let mut out = Vec::new();
-    while (out.len() as u64) < limit {
-        let step = match (o, n) {
-            (None, None) => break,
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (Some(a), Some(b)) => super::key_index::order(a.get_ref(k)?, b.get_ref(k)?),
-        };
-        match step {
-            // Removed: only in the live table.
-            Ordering::Less => {
-                out.extend(o.map(|r| r.get::<_, Value>(k)).transpose()?);
-                o = old.next()?;
-            }
-            // Added: only in the staging table.
-            Ordering::Greater => {
-                out.extend(n.map(|r| r.get::<_, Value>(k)).transpose()?);
-                n = new.next()?;
-            }
-            Ordering::Equal => {
-                if let (Some(a), Some(b)) = (o, n) {
-                    for i in 0..names.len() {
-                        if a.get_ref(i)? != b.get_ref(i)? {
-                            out.push(b.get(k)?);
-                            break;
-                        }
-                    }
-                }
-                o = old.next()?;
-                n = new.next()?;
-            }
-        }
-    }
-    Ok(out)
 }
 
 impl EntityDb {

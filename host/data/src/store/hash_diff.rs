@@ -1,0 +1,332 @@
+//! The keys that differ between an entity's live and staging tables when
+//! its keys come in no order (GUIDs): each table is read once in storage
+//! order, each row reduced to its key and a 128-bit hash of its values, and
+//! those pairs routed by key to partitions in temporary files. Partition by
+//! partition, the live table's pairs go into a hash map that the staging
+//! table's pairs are checked against. Nothing is sorted, every page is read
+//! once, and memory holds one partition's keys.
+//!
+//! Two rows with equal hashes are taken as equal: with SipHash-1-3 over
+//! typed values, a change slips through with odds of about 2^-128.
+
+use std::collections::HashMap;
+use std::hash::Hasher;
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::Transaction;
+use siphasher::sip128::{Hasher128, SipHasher13};
+
+use super::{table_name, Table};
+
+/// Rows per partition aimed at: the live table's keys of one partition are
+/// held in memory at once.
+pub const ROWS_PER_PARTITION: u64 = 64 * 1024;
+/// The most partitions (temporary files per table).
+pub const MAX_PARTITIONS: u64 = 256;
+/// Write and read buffer per temporary file.
+const BUFFER: usize = 32 * 1024;
+
+/// A failure of the diff: the store's, or its temporary files'.
+#[derive(Debug)]
+pub(super) enum DiffError {
+    Sql(rusqlite::Error),
+    Io(io::Error),
+}
+
+impl From<rusqlite::Error> for DiffError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Sql(e)
+    }
+}
+
+impl From<io::Error> for DiffError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// Partitions for a live table of `rows` rows.
+pub(super) fn partitions_for(rows: u64) -> usize {
+    rows.div_ceil(ROWS_PER_PARTITION).clamp(1, MAX_PARTITIONS) as usize
+}
+
+/// The keys of `entity`'s rows added, changed or removed between its live
+/// and staging tables, at most `limit`, in no particular order, through
+/// `parts` partitions (see [`partitions_for`]) in temporary files in `dir`.
+pub(super) fn diff(
+    tx: &Transaction<'_>,
+    dir: &Path,
+    entity: &str,
+    key: &str,
+    columns: &[(String, crate::odata::ColumnType)],
+    parts: usize,
+    limit: u64,
+) -> Result<Vec<Value>, DiffError> {
+    let parts = parts.max(1);
+    let k = columns.iter().position(|(c, _)| c == key).unwrap_or(0);
+    let names: Vec<String> = columns.iter().map(|(c, _)| format!("\"{c}\"")).collect();
+    let live = route(tx, dir, &table_name(entity), &names, k, parts)?;
+    let staging = route(
+        tx,
+        dir,
+        &Table::staging(entity).to_string(),
+        &names,
+        k,
+        parts,
+    )?;
+    let mut out = Vec::new();
+    for (old, new) in live.into_iter().zip(staging) {
+        let mut held: HashMap<Vec<u8>, u128> = HashMap::new();
+        let mut old = Pairs::read(old)?;
+        while let Some((key, hash)) = old.next()? {
+            held.insert(key.to_vec(), hash);
+        }
+        let mut new = Pairs::read(new)?;
+        while let Some((key, hash)) = new.next()? {
+            if held.remove(key) != Some(hash) {
+                out.push(decode_key(key));
+            }
+            if out.len() as u64 >= limit {
+                return Ok(out);
+            }
+        }
+        // What is left was removed.
+        for key in held.keys() {
+            out.push(decode_key(key));
+            if out.len() as u64 >= limit {
+                return Ok(out);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Read `table` whole in storage order and write each row's (encoded key,
+/// hash of its values) to the partition of its key; the partitions, rewound.
+fn route(
+    tx: &Transaction<'_>,
+    dir: &Path,
+    table: &str,
+    names: &[String],
+    k: usize,
+    parts: usize,
+) -> Result<Vec<std::fs::File>, DiffError> {
+    let mut files = (0..parts)
+        .map(|_| {
+            Ok(BufWriter::with_capacity(
+                BUFFER,
+                tempfile::tempfile_in(dir)?,
+            ))
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    let mut stmt = tx.prepare(&format!(
+        "SELECT {} FROM {table} NOT INDEXED",
+        names.join(", ")
+    ))?;
+    let mut rows = stmt.query([])?;
+    let mut key = Vec::new();
+    while let Some(r) = rows.next()? {
+        let mut h = SipHasher13::new();
+        for i in 0..names.len() {
+            hash_value(&mut h, r.get_ref(i)?);
+        }
+        key.clear();
+        encode_key(r.get_ref(k)?, &mut key);
+        let mut by = siphasher::sip::SipHasher13::new();
+        by.write(&key);
+        let part = (by.finish() % parts as u64) as usize;
+        let out = &mut files[part];
+        out.write_all(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_le_bytes())?;
+        out.write_all(&key)?;
+        out.write_all(&h.finish128().as_u128().to_le_bytes())?;
+    }
+    files
+        .into_iter()
+        .map(|w| {
+            let mut f = w.into_inner().map_err(|e| e.into_error())?;
+            f.seek(SeekFrom::Start(0))?;
+            Ok(f)
+        })
+        .collect::<io::Result<_>>()
+        .map_err(DiffError::Io)
+}
+
+/// Feed a value to `h`, typed, so that `1`, `1.0` and `'1'` differ as the
+/// store's comparison has them differ.
+fn hash_value(h: &mut SipHasher13, v: ValueRef<'_>) {
+    let bytes = |h: &mut SipHasher13, tag: u8, b: &[u8]| {
+        h.write_u8(tag);
+        h.write_u64(b.len() as u64);
+        h.write(b);
+    };
+    match v {
+        ValueRef::Null => h.write_u8(0),
+        ValueRef::Integer(n) => {
+            h.write_u8(1);
+            h.write_i64(n);
+        }
+        ValueRef::Real(x) => {
+            h.write_u8(2);
+            // 0.0 and -0.0 compare equal.
+            h.write_u64(if x == 0.0 { 0 } else { x.to_bits() });
+        }
+        ValueRef::Text(t) => bytes(h, 3, t),
+        ValueRef::Blob(b) => bytes(h, 4, b),
+    }
+}
+
+/// A key as bytes that decode back to the same value: a type tag, then
+/// its text or number.
+fn encode_key(v: ValueRef<'_>, out: &mut Vec<u8>) {
+    match v {
+        ValueRef::Null => out.push(0),
+        ValueRef::Integer(n) => {
+            out.push(1);
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        ValueRef::Real(x) => {
+            out.push(2);
+            out.extend_from_slice(&(if x == 0.0 { 0.0f64 } else { x }).to_le_bytes());
+        }
+        ValueRef::Text(t) => {
+            out.push(3);
+            out.extend_from_slice(t);
+        }
+        ValueRef::Blob(b) => {
+            out.push(4);
+            out.extend_from_slice(b);
+        }
+    }
+}
+
+fn decode_key(b: &[u8]) -> Value {
+    let num = |b: &[u8]| b.try_into().ok().map(u64::from_le_bytes);
+    match (b.first(), b.get(1..).unwrap_or_default()) {
+        (Some(1), n) => num(n).map_or(Value::Null, |n| Value::Integer(n as i64)),
+        (Some(2), n) => num(n).map_or(Value::Null, |n| Value::Real(f64::from_bits(n))),
+        (Some(3), t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        (Some(4), b) => Value::Blob(b.to_vec()),
+        _ => Value::Null,
+    }
+}
+
+/// The (key, hash) pairs of one partition, read back.
+struct Pairs {
+    input: BufReader<std::fs::File>,
+    key: Vec<u8>,
+}
+
+impl Pairs {
+    fn read(file: std::fs::File) -> io::Result<Self> {
+        Ok(Self {
+            input: BufReader::with_capacity(BUFFER, file),
+            key: Vec::new(),
+        })
+    }
+
+    fn next(&mut self) -> io::Result<Option<(&[u8], u128)>> {
+        let mut len = [0u8; 4];
+        match self.input.read_exact(&mut len) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        self.key.resize(u32::from_le_bytes(len) as usize, 0);
+        self.input.read_exact(&mut self.key)?;
+        let mut hash = [0u8; 16];
+        self.input.read_exact(&mut hash)?;
+        Ok(Some((&self.key, u128::from_le_bytes(hash))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::odata::ColumnType;
+
+    #[test]
+    fn added_changed_and_removed_keys_are_found_across_partitions_and_cut_at_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = rusqlite::Connection::open(dir.path().join("s.sqlite")).unwrap();
+        let tx = conn.transaction().unwrap();
+        let columns = vec![
+            ("Id".to_owned(), ColumnType::String),
+            ("V".to_owned(), ColumnType::Integer),
+            ("W".to_owned(), ColumnType::String),
+        ];
+        for t in [table_name("E"), Table::staging("E")] {
+            tx.execute_batch(&format!(
+                "CREATE TABLE {t} (\"Id\" TEXT, \"V\", \"W\" TEXT)"
+            ))
+            .unwrap();
+        }
+        let put = |t: &str, id: &str, v: Value, w: Option<&str>| {
+            tx.execute(
+                &format!("INSERT INTO {t} VALUES (?1, ?2, ?3)"),
+                rusqlite::params![id, v, w],
+            )
+            .unwrap();
+        };
+        for i in 0..500 {
+            let id = format!("k{:03}", (i * 7919) % 1000);
+            put(&table_name("E"), &id, Value::Integer(i), Some("a"));
+            // k..0 changed; k..1 changed in type only (1 -> 1.0, in a column
+            // of no type); k..2 changed
+            // from "a" to NULL; k..3 removed.
+            match i % 10 {
+                0 => put(&Table::staging("E"), &id, Value::Integer(-i - 1), Some("a")),
+                1 => put(&Table::staging("E"), &id, Value::Real(i as f64), Some("a")),
+                2 => put(&Table::staging("E"), &id, Value::Integer(i), None),
+                3 => {}
+                _ => put(&Table::staging("E"), &id, Value::Integer(i), Some("a")),
+            }
+        }
+        put(&Table::staging("E"), "new", Value::Integer(1), None);
+        let mut want: Vec<String> = (0..500)
+            .filter(|i| i % 10 < 4)
+            .map(|i| format!("k{:03}", (i * 7919) % 1000))
+            .collect();
+        want.push("new".into());
+        want.sort();
+        for parts in [1, 7, 256] {
+            let got = diff(&tx, dir.path(), "E", "Id", &columns, parts, u64::MAX).unwrap();
+            let mut got: Vec<String> = got
+                .into_iter()
+                .map(|v| match v {
+                    Value::Text(t) => t,
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            got.sort();
+            assert_eq!(got, want, "{parts} partitions");
+            let cut = diff(&tx, dir.path(), "E", "Id", &columns, parts, 10).unwrap();
+            assert_eq!(cut.len(), 10, "{parts} partitions");
+        }
+    }
+
+    #[test]
+    fn keys_round_trip_and_values_hash_by_type() {
+        for v in [
+            Value::Null,
+            Value::Integer(-7),
+            Value::Real(2.5),
+            Value::Text("é-1".into()),
+            Value::Blob(vec![0, 1]),
+        ] {
+            let mut b = Vec::new();
+            encode_key(ValueRef::from(&v), &mut b);
+            assert_eq!(decode_key(&b), v);
+        }
+        let hash = |v: ValueRef<'_>| {
+            let mut h = SipHasher13::new();
+            hash_value(&mut h, v);
+            h.finish128().as_u128()
+        };
+        assert_ne!(hash(ValueRef::Integer(1)), hash(ValueRef::Real(1.0)));
+        assert_ne!(hash(ValueRef::Integer(1)), hash(ValueRef::Text(b"1")));
+        assert_ne!(hash(ValueRef::Text(b"")), hash(ValueRef::Null));
+        assert_eq!(hash(ValueRef::Real(0.0)), hash(ValueRef::Real(-0.0)));
+    }
+}

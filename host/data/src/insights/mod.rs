@@ -11,6 +11,7 @@ pub mod compute;
 pub mod fingerprint;
 mod incremental;
 pub mod keymap;
+mod links;
 pub mod normalize;
 pub mod pipeline;
 pub mod postgres;

@@ -20,10 +20,10 @@ use rusqlite::OptionalExtension;
 
 use super::incremental::{self, Plan};
 use super::keymap;
+use super::links::{link_frame, LinkQueue};
 use super::normalize::{normalize_into, Buffers, Normalizer};
 use super::similarity::Precision;
 use super::similarity::{self, link_block, Candidate, Clusters};
-use super::sorter::Sorter;
 use super::spill::{Frame, Partitions, Reader, Spill, SpillError, MAX_PARTITIONS};
 use super::workspace::{MergePolicy, Workspace, CUSTOMER_ID};
 use crate::odata::ColumnType;
@@ -405,10 +405,13 @@ pub fn unify(
     drop(uf);
     let mut counter = next_customer_seq(store)?;
     let first_seq = counter;
-    // Links go out sorted by link id, the order of their table, so that
-    // each insert lands next to the one before instead of on a random page
-    // (source keys, as GUIDs are, need not follow record order).
-    let mut links = Sorter::new(&dir, LINK_SORT_BYTES);
+    // Links go in in link id order, their table's, as far as it is cheap
+    // (see `links`): sorted when some source's keys are stored in no order.
+    let unordered = (0..ws.sources.len()).any(|si| keys_unordered(ws, store, si));
+    let mut links = match unordered {
+        true => LinkQueue::by_id(&dir),
+        false => LinkQueue::by_record(&dir, by_root.len(), per_part).map_err(spilled)?,
+    };
     let mut key_map = keymap::Builder::new(&dir, expected_keys).map_err(spilled)?;
     let nf = ws.profile_fields.len();
     let merges = &mut report.merges;
@@ -419,6 +422,7 @@ pub fn unify(
         let mut link = Frame::default();
         let mut link_id = String::new();
         let mut cluster_keys: Vec<u64> = Vec::new();
+        let mut member_recs: Vec<u32> = Vec::new();
         for part in by_root.into_parts() {
             let clusters = load_partition(part).map_err(spilled)?;
             let mut start = 0usize;
@@ -426,9 +430,11 @@ pub fn unify(
                 let root = clusters.items[start].0;
                 let mut end = start;
                 let mut members = Vec::new();
+                member_recs.clear();
                 while end < clusters.items.len() && clusters.items[end].0 == root {
-                    let (_, _, a, b) = clusters.items[end];
+                    let (_, rec, a, b) = clusters.items[end];
                     members.push(decode_member(&clusters.buf[a..b], nf).map_err(spilled)?);
+                    member_recs.push(rec);
                     end += 1;
                 }
                 let id = choose_id(&members, &mut claimed, &mut counter);
@@ -439,7 +445,7 @@ pub fn unify(
                 }
                 // Tagged with the records merged so far, for progress.
                 feed.end_row(done)?;
-                for m in &members {
+                for (m, &rec) in members.iter().zip(&member_recs) {
                     let s = usize::try_from(m.src)
                         .ok()
                         .and_then(|i| ws.sources.get(i))
@@ -448,17 +454,9 @@ pub fn unify(
                                 "corrupt temporary file: source index",
                             ))
                         })?;
-                    link_id.clear();
-                    link_id.push_str(&s.name);
-                    link_id.push('/');
-                    link_id.push_str(m.skey);
-                    link.clear();
-                    // The sort key first (see `Sorter`).
-                    link.str(&link_id);
-                    link.str(&id);
-                    link.u16(u16::try_from(m.src).unwrap_or(u16::MAX));
-                    link.str(m.skey);
-                    links.push(&link.0).map_err(spilled)?;
+                    let src = u16::try_from(m.src).unwrap_or(u16::MAX);
+                    link_frame(&mut link, &mut link_id, (&s.name, src), m.skey, &id);
+                    links.push(rec, &link.0).map_err(spilled)?;
                 }
                 // Members share most keys: each once per cluster.
                 cluster_keys.clear();
@@ -498,26 +496,7 @@ pub fn unify(
         )?,
         None => publication.replace_entity_with(CUSTOMER, CUSTOMER_ID, &columns, fill_customers)?,
     };
-    let fill_links = |sink: &mut RowSink<'_>| {
-        let mut sorted = links.finish().map_err(spilled)?;
-        let (mut frame, mut group) = (Vec::new(), Vec::new());
-        let mut ends: Vec<usize> = Vec::with_capacity(LINK_GROUP_ROWS);
-        loop {
-            let more = sorted.next_into(&mut frame).map_err(spilled)?;
-            if more {
-                group.extend_from_slice(&frame);
-                ends.push(group.len());
-            }
-            if ends.len() == LINK_GROUP_ROWS || (!more && !ends.is_empty()) {
-                push_links(sink, ws, &group, &ends, &spilled)?;
-                group.clear();
-                ends.clear();
-            }
-            if !more {
-                return Ok::<(), UnifyError>(());
-            }
-        }
-    };
+    let fill_links = |sink: &mut RowSink<'_>| links.insert(sink, ws, &spilled);
     // The key map and what the next run needs to go incremental, made
     // current when this publication is. The key map is written on a thread
     // of its own while this one inserts the links.
@@ -644,9 +623,6 @@ const KEYS_PER_PARTITION: u64 = 250_000;
 const PAIR_KEY_WEIGHT: u64 = 8;
 /// Bytes of records per merge partition (held in memory while merged).
 const MERGE_PARTITION_BYTES: u64 = 8 * 1024 * 1024;
-/// Links held in memory to be sorted at once (while a merge partition is
-/// held too): the rest wait sorted on disk.
-const LINK_SORT_BYTES: usize = 4 * 1024 * 1024;
 
 /// How many partitions `amount` needs at `per` each.
 fn partitions(amount: u64, per: u64) -> usize {
@@ -790,55 +766,14 @@ fn match_records(
     Ok(comparisons)
 }
 
-/// Links handed to the store at once (so that it inserts several to a
-/// statement).
-const LINK_GROUP_ROWS: usize = 256;
-
-/// Insert the links framed end to end in `group` (each ending at its
-/// entry of `ends`: link id, customer id, source index, source key); a frame
-/// that does not read is `spilled`'s error.
-fn push_links(
-    sink: &mut RowSink<'_>,
-    ws: &Workspace,
-    group: &[u8],
-    ends: &[usize],
-    spilled: &impl Fn(std::io::Error) -> UnifyError,
-) -> Result<(), UnifyError> {
-    let corrupt = || {
-        spilled(std::io::Error::other(
-            "corrupt temporary file: source index",
-        ))
-    };
-    let mut cells: Vec<[ValueRef<'_>; 5]> = Vec::with_capacity(ends.len());
-    let mut start = 0;
-    for &end in ends {
-        let mut r = Reader::new(group.get(start..end).ok_or_else(corrupt)?);
-        start = end;
-        let id = r.str().map_err(spilled)?;
-        let cid = r.str().map_err(spilled)?;
-        let src = usize::from(r.u16().map_err(spilled)?);
-        let skey = r.str().map_err(spilled)?;
-        let s = ws.sources.get(src).ok_or_else(corrupt)?;
-        cells.push([
-            ValueRef::Text(id.as_bytes()),
-            ValueRef::Text(cid.as_bytes()),
-            ValueRef::Text(s.name.as_bytes()),
-            ValueRef::Text(s.entity.as_bytes()),
-            ValueRef::Text(skey.as_bytes()),
-        ]);
-    }
-    let rows: Vec<(u64, &[ValueRef<'_>])> = cells.iter().map(|c| (0, c.as_slice())).collect();
-    sink.push_batch(&rows).map_err(|(_, e)| UnifyError::from(e))
-}
-
 /// One merge partition: payloads in one buffer, and (root, record, start,
 /// end) per record, sorted by root then record.
-struct Loaded {
-    buf: Vec<u8>,
-    items: Vec<(u32, u32, usize, usize)>,
+pub(super) struct Loaded {
+    pub(super) buf: Vec<u8>,
+    pub(super) items: Vec<(u32, u32, usize, usize)>,
 }
 
-fn load_partition(part: Spill) -> std::io::Result<Loaded> {
+pub(super) fn load_partition(part: Spill) -> std::io::Result<Loaded> {
     let mut out = Loaded {
         buf: Vec::with_capacity(usize::try_from(part.bytes()).unwrap_or(0)),
         items: Vec::with_capacity(usize::try_from(part.frames()).unwrap_or(0)),
@@ -934,17 +869,8 @@ fn map_records(
                 == Some(ColumnType::Decimal)
         })
         .collect();
-    // Keys of text: a link id ends with the key as it is stored.
-    let text_key: Vec<bool> = ws
-        .sources
-        .iter()
-        .map(|s| {
-            store
-                .meta(&s.entity)
-                .ok()
-                .and_then(|m| m.schema.get(&s.key))
-                .is_some_and(|t| matches!(t, ColumnType::String | ColumnType::DateTime))
-        })
+    let unordered: Vec<bool> = (0..ws.sources.len())
+        .map(|si| keys_unordered(ws, store, si))
         .collect();
     let mut conn = store.session();
     let e = sql(store);
@@ -1003,10 +929,7 @@ fn map_records(
         // Keys stored in no order (GUIDs) would have the join probe the link
         // table at random: their customers are gathered in key order first,
         // then joined by row.
-        let by_row = joined
-            && selection.is_none()
-            && text_key[si]
-            && conn.keys_stored_unordered(&s.entity, &s.key).map_err(&e)?;
+        let by_row = joined && selection.is_none() && unordered[si];
         let prev_at = select.len();
         let mut sql_text = if by_row {
             // The row's rowid in the customer's place, to merge by.
@@ -1244,6 +1167,25 @@ fn map_records(
     }
     progress(Phase::Map, u64::from(rec), total);
     Ok(rec)
+}
+
+/// Whether source `si` has text keys stored in no order (GUIDs; see
+/// [`crate::store::SAMPLE_ROWS`]): then its link ids do not follow its
+/// records. Only a matter of speed, so a failure to tell is "no".
+fn keys_unordered(ws: &Workspace, store: &EntityDb, si: usize) -> bool {
+    let Some(s) = ws.sources.get(si) else {
+        return false;
+    };
+    // Keys of text: a link id ends with the key as it is stored.
+    let text = store
+        .meta(&s.entity)
+        .ok()
+        .and_then(|m| m.schema.get(&s.key))
+        .is_some_and(|t| matches!(t, ColumnType::String | ColumnType::DateTime));
+    text && store
+        .session()
+        .keys_stored_unordered(&s.entity, &s.key)
+        .unwrap_or(false)
 }
 
 /// (rowid of a row of a source stored as `entity` with the text key `key`;

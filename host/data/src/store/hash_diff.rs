@@ -4,10 +4,13 @@
 //! those pairs routed by key to partitions in temporary files. Partition by
 //! partition, the live table's pairs go into a hash map that the staging
 //! table's pairs are checked against. Nothing is sorted, every page is read
-//! once, and memory holds one partition's keys.
+//! once, and memory holds one partition's entries.
 //!
-//! Two rows with equal hashes are taken as equal: with SipHash-1-3 over
-//! typed values, a change slips through with odds of about 2^-128.
+//! The partitions' hash maps are keyed by a 128-bit hash of the key, so an
+//! entry's size does not depend on the key's; removed keys are read back
+//! from the file. Two rows with equal hashes are taken as equal: with
+//! SipHash-1-3-128 over typed values, under keys drawn for each diff, a
+//! change slips through with odds of about 2^-128.
 
 use std::collections::HashMap;
 use std::hash::Hasher;
@@ -67,7 +70,8 @@ pub(super) fn diff(
     let parts = parts.max(1);
     let k = columns.iter().position(|(c, _)| c == key).unwrap_or(0);
     let names: Vec<String> = columns.iter().map(|(c, _)| format!("\"{c}\"")).collect();
-    let live = route(tx, dir, &table_name(entity), &names, k, parts)?;
+    let rows = Keyed::random();
+    let live = route(tx, dir, &table_name(entity), &names, k, parts, &rows)?;
     let staging = route(
         tx,
         dir,
@@ -75,25 +79,31 @@ pub(super) fn diff(
         &names,
         k,
         parts,
+        &rows,
     )?;
     let mut out = Vec::new();
+    let keys = Keyed::random();
     for (old, new) in live.into_iter().zip(staging) {
-        let mut held: HashMap<Vec<u8>, u128> = HashMap::new();
+        // By the key's hash: an entry's size does not depend on the key's.
+        let mut held: HashMap<u128, (u128, u64)> = HashMap::new();
         let mut old = Pairs::read(old)?;
-        while let Some((key, hash)) = old.next()? {
-            held.insert(key.to_vec(), hash);
+        while let Some((at, key, hash)) = old.next()? {
+            held.insert(keys.hash(key), (hash, at));
         }
         let mut new = Pairs::read(new)?;
-        while let Some((key, hash)) = new.next()? {
-            if held.remove(key) != Some(hash) {
+        while let Some((_, key, hash)) = new.next()? {
+            if held.remove(&keys.hash(key)).map(|(h, _)| h) != Some(hash) {
                 out.push(decode_key(key));
             }
             if out.len() as u64 >= limit {
                 return Ok(out);
             }
         }
-        // What is left was removed.
-        for key in held.keys() {
+        // What is left was removed: its keys read back from the live side.
+        let mut left: Vec<u64> = held.into_values().map(|(_, at)| at).collect();
+        left.sort_unstable();
+        for at in left {
+            let (_, key, _) = old.at(at)?;
             out.push(decode_key(key));
             if out.len() as u64 >= limit {
                 return Ok(out);
@@ -101,6 +111,30 @@ pub(super) fn diff(
         }
     }
     Ok(out)
+}
+
+/// SipHash-1-3-128 under keys drawn for one diff, so that no file can be
+/// made to collide on purpose.
+struct Keyed(u64, u64);
+
+impl Keyed {
+    fn random() -> Self {
+        let state = std::collections::hash_map::RandomState::new();
+        Self(
+            std::hash::BuildHasher::hash_one(&state, 0u8),
+            std::hash::BuildHasher::hash_one(&state, 1u8),
+        )
+    }
+
+    fn hasher(&self) -> SipHasher13 {
+        SipHasher13::new_with_keys(self.0, self.1)
+    }
+
+    fn hash(&self, b: &[u8]) -> u128 {
+        let mut h = self.hasher();
+        h.write(b);
+        h.finish128().as_u128()
+    }
 }
 
 /// Read `table` whole in storage order and write each row's (encoded key,
@@ -112,6 +146,7 @@ fn route(
     names: &[String],
     k: usize,
     parts: usize,
+    rows_hash: &Keyed,
 ) -> Result<Vec<std::fs::File>, DiffError> {
     let mut files = (0..parts)
         .map(|_| {
@@ -128,7 +163,7 @@ fn route(
     let mut rows = stmt.query([])?;
     let mut key = Vec::new();
     while let Some(r) = rows.next()? {
-        let mut h = SipHasher13::new();
+        let mut h = rows_hash.hasher();
         for i in 0..names.len() {
             hash_value(&mut h, r.get_ref(i)?);
         }
@@ -215,6 +250,8 @@ fn decode_key(b: &[u8]) -> Value {
 /// The (key, hash) pairs of one partition, read back.
 struct Pairs {
     input: BufReader<std::fs::File>,
+    /// Where the next pair starts.
+    at: u64,
     key: Vec<u8>,
 }
 
@@ -222,22 +259,35 @@ impl Pairs {
     fn read(file: std::fs::File) -> io::Result<Self> {
         Ok(Self {
             input: BufReader::with_capacity(BUFFER, file),
+            at: 0,
             key: Vec::new(),
         })
     }
 
-    fn next(&mut self) -> io::Result<Option<(&[u8], u128)>> {
+    /// The next pair and where it starts; `None` at the end.
+    fn next(&mut self) -> io::Result<Option<(u64, &[u8], u128)>> {
+        let start = self.at;
         let mut len = [0u8; 4];
         match self.input.read_exact(&mut len) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
             Err(e) => return Err(e),
         }
-        self.key.resize(u32::from_le_bytes(len) as usize, 0);
+        let n = u32::from_le_bytes(len) as usize;
+        self.key.resize(n, 0);
         self.input.read_exact(&mut self.key)?;
         let mut hash = [0u8; 16];
         self.input.read_exact(&mut hash)?;
-        Ok(Some((&self.key, u128::from_le_bytes(hash))))
+        self.at = start + 4 + n as u64 + 16;
+        Ok(Some((start, &self.key, u128::from_le_bytes(hash))))
+    }
+
+    /// The pair that starts at `at` (as [`Pairs::next`] gave it).
+    fn at(&mut self, at: u64) -> io::Result<(u64, &[u8], u128)> {
+        self.input.seek(SeekFrom::Start(at))?;
+        self.at = at;
+        self.next()?
+            .ok_or_else(|| io::Error::other("corrupt temporary file: a pair past its end"))
     }
 }
 
@@ -320,7 +370,7 @@ mod tests {
             assert_eq!(decode_key(&b), v);
         }
         let hash = |v: ValueRef<'_>| {
-            let mut h = SipHasher13::new();
+            let mut h = Keyed(1, 2).hasher();
             hash_value(&mut h, v);
             h.finish128().as_u128()
         };

@@ -305,7 +305,7 @@ pub(super) struct Selection {
 ///
 /// Unless `full`, only the clusters touched by source rows changed since
 /// the last unification are recomputed when that can be done exactly (see
-/// [`super::incremental`]), and published as a patch.
+/// the `incremental` module), and published as a patch.
 ///
 /// Working data goes to anonymous temporary files next to the store, split
 /// into partitions that fit in a few megabytes each: memory holds the

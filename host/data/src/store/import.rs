@@ -770,7 +770,7 @@ pub struct ImportSpec<'a> {
     /// How files are opened; plain `File::open` when `None`.
     pub opener: Option<&'a dyn Opener>,
     /// Told (bytes read, bytes to read) as the import goes, about every
-    /// [`PROGRESS_EVERY_BYTES`]; every pass counts, so the total is the
+    /// `PROGRESS_EVERY_BYTES`; every pass counts, so the total is the
     /// files' size for one pass and twice it for two (see [`import`]).
     pub progress: Option<&'a dyn Fn(u64, u64)>,
     /// Partition origins are the files' paths relative to this folder (the
@@ -892,7 +892,7 @@ fn stamp(path: &Path) -> Result<Stamp, ImportError> {
 ///
 /// Columns whose types are not given are typed by every value, as
 /// [`infer`] does. Usually one pass does it: the types are guessed from the
-/// first [`SNIFF_ROWS`] rows, and the import checks every row against the
+/// first `SNIFF_ROWS` rows, and the import checks every row against the
 /// guess as it stores it. When the guess does not hold (or the pass fails),
 /// that pass is rolled back and the import runs in two: [`infer`], then
 /// [`import_inferred`], whose result and errors are the reference.

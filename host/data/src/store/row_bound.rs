@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Most bytes one row of a source file may take: a CSV record, an NDJSON
 /// line or an element of a JSON array. A file with a longer row fails.
 /// The check allows for what the parsers buffer ahead: a row up to this size
-/// is always read, and one over it by more than twice [`READ_AHEAD_BYTES`]
+/// is always read, and one over it by more than twice `READ_AHEAD_BYTES`
 /// never is. Blank space before a row counts as part of it.
 pub const MAX_ROW_BYTES: u64 = 8 << 20;
 

@@ -1414,34 +1414,65 @@ mod tests {
         out
     }
 
+    /// One source `s` (entity `S`: a key `Id` of `key_type`, an `Email`)
+    /// matched on e-mail, on a new store.
+    struct EmailSource {
+        _dir: tempfile::TempDir,
+        ws: Workspace,
+        store: EntityDb,
+        cols: Vec<(String, ColumnType)>,
+    }
+
+    impl EmailSource {
+        fn new(key_type: ColumnType) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let toml = "[[sources]]\nname = \"s\"\npath = \"s.csv\"\nkey = \"Id\"\n\
+                 [sources.map]\nEmail = \"Email\"\n\
+                 [[unification.rules]]\nfields = [\"Email\"]\n";
+            let ws =
+                super::super::workspace::parse_workspace_file(&dir.path().join("t.toml"), toml)
+                    .unwrap();
+            let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
+            let cols = vec![
+                ("Id".to_owned(), key_type),
+                ("Email".to_owned(), ColumnType::String),
+            ];
+            Self {
+                _dir: dir,
+                ws,
+                store,
+                cols,
+            }
+        }
+
+        /// Replace the source's rows: (key, e-mail).
+        fn load(&self, rows: impl IntoIterator<Item = (Value, String)>) {
+            let values = rows
+                .into_iter()
+                .map(|(k, e)| Ok::<_, StoreError>(vec![k, Value::Text(e)]));
+            self.store
+                .replace_entity("S", "Id", &self.cols, values)
+                .unwrap();
+        }
+
+        /// A full unification, published.
+        fn unify_all(&self) {
+            let mut p = self.store.publication();
+            unify(&self.ws, &mut p, true, &mut |_, _, _| {}).unwrap();
+            p.publish().unwrap();
+        }
+    }
+
     /// A decimal key's text in SQL ("2.0") is not its `LinkId`'s: the
     /// previous customer is looked up row by row, and ids stay put.
     #[test]
     fn decimal_keys_keep_their_customers_from_one_full_unification_to_the_next() {
-        let dir = tempfile::tempdir().unwrap();
-        let toml = "[[sources]]\nname = \"s\"\npath = \"s.csv\"\nkey = \"Id\"\n\
-             [sources.map]\nEmail = \"Email\"\n\
-             [[unification.rules]]\nfields = [\"Email\"]\n";
-        let ws = super::super::workspace::parse_workspace_file(&dir.path().join("t.toml"), toml)
-            .unwrap();
-        let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
-        let cols = vec![
-            ("Id".to_owned(), ColumnType::Decimal),
-            ("Email".to_owned(), ColumnType::String),
-        ];
+        let src = EmailSource::new(ColumnType::Decimal);
         let load = |rows: &[(f64, &str)]| {
-            let values: Vec<Result<Vec<Value>, StoreError>> = rows
-                .iter()
-                .map(|(k, e)| Ok(vec![Value::Real(*k), Value::Text((*e).into())]))
-                .collect();
-            store.replace_entity("S", "Id", &cols, values).unwrap();
+            src.load(rows.iter().map(|(k, e)| (Value::Real(*k), (*e).to_owned())));
         };
-        let ids = || link_pairs(&store, "LinkId", "CustomerId");
-        let run = || {
-            let mut p = store.publication();
-            unify(&ws, &mut p, true, &mut |_, _, _| {}).unwrap();
-            p.publish().unwrap();
-        };
+        let ids = || link_pairs(&src.store, "LinkId", "CustomerId");
+        let run = || src.unify_all();
         load(&[(1.5, "a@x"), (2.0, "b@x"), (3.0, "c@x")]);
         run();
         let first = ids();
@@ -1472,29 +1503,15 @@ mod tests {
     /// key order and merged in by row; ids stay put as with ordered keys.
     #[test]
     fn scattered_keys_keep_their_customers_from_one_full_unification_to_the_next() {
-        let dir = tempfile::tempdir().unwrap();
-        let toml = "[[sources]]\nname = \"s\"\npath = \"s.csv\"\nkey = \"Id\"\n\
-             [sources.map]\nEmail = \"Email\"\n\
-             [[unification.rules]]\nfields = [\"Email\"]\n";
-        let ws = super::super::workspace::parse_workspace_file(&dir.path().join("t.toml"), toml)
-            .unwrap();
-        let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
-        let cols = vec![
-            ("Id".to_owned(), ColumnType::String),
-            ("Email".to_owned(), ColumnType::String),
-        ];
+        let src = EmailSource::new(ColumnType::String);
+        let store = &src.store;
         let load = |rows: &[(String, String)]| {
-            let values: Vec<Result<Vec<Value>, StoreError>> = rows
-                .iter()
-                .map(|(k, e)| Ok(vec![Value::Text(k.clone()), Value::Text(e.clone())]))
-                .collect();
-            store.replace_entity("S", "Id", &cols, values).unwrap();
+            src.load(
+                rows.iter()
+                    .map(|(k, e)| (Value::Text(k.clone()), e.clone())),
+            );
         };
-        let run = || {
-            let mut p = store.publication();
-            unify(&ws, &mut p, true, &mut |_, _, _| {}).unwrap();
-            p.publish().unwrap();
-        };
+        let run = || src.unify_all();
         // Pairs of records share an e-mail: one customer each pair.
         let keys = crate::store::scattered_keys(3000, 3);
         let rows: Vec<(String, String)> = keys
@@ -1504,7 +1521,7 @@ mod tests {
             .collect();
         load(&rows);
         run();
-        let first: HashMap<String, String> = link_pairs(&store, "LinkId", "CustomerId")
+        let first: HashMap<String, String> = link_pairs(store, "LinkId", "CustomerId")
             .into_iter()
             .collect();
         assert_eq!(first.len(), 3000);
@@ -1521,7 +1538,7 @@ mod tests {
         load(&again);
         assert!(store.session().keys_stored_unordered("S", "Id").unwrap());
         run();
-        let second: HashMap<String, String> = link_pairs(&store, "LinkId", "CustomerId")
+        let second: HashMap<String, String> = link_pairs(store, "LinkId", "CustomerId")
             .into_iter()
             .collect();
         assert_eq!(second.len(), again.len());

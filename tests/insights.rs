@@ -1051,3 +1051,166 @@ fn an_unchanged_refresh_skips_imports_and_unification_until_data_changes_or_forc
         "{forced}"
     );
 }
+
+/// `text` with every generated source key (`C`, `O` or `L` and 7 digits)
+/// replaced by a 16-digit hex key in no order, the same one everywhere.
+fn scatter_keys(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    let mut i = 0;
+    while i < b.len() {
+        let is_key = matches!(b[i], b'C' | b'O' | b'L')
+            && (i == 0 || !b[i - 1].is_ascii_alphanumeric())
+            && b.len() >= i + 8
+            && b[i + 1..i + 8].iter().all(u8::is_ascii_digit)
+            && b.get(i + 8).is_none_or(|c| !c.is_ascii_alphanumeric());
+        if is_key {
+            let n: u64 = text[i + 1..i + 8].parse().unwrap();
+            // SplitMix64's finaliser: as scattered as random GUIDs.
+            let mut z = (n | u64::from(b[i]) << 40).wrapping_add(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            out.push_str(&format!("{:016x}", z ^ (z >> 31)));
+            i += 8;
+        } else {
+            let c = text[i..].chars().next().unwrap();
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}
+
+/// Keys in no order (GUIDs, as CRM systems give) take other paths than
+/// ascending ones: the key index built after the rows, links sorted by id,
+/// previous customers read in key order, changes found by hashing. The same
+/// people must come out: the same clusters, customers kept by a forced
+/// refresh, and exactly the rows edited counted as changed.
+#[test]
+fn keys_in_no_order_unify_as_ascending_keys_do() {
+    let dir = tempdir();
+    let (ordered, scattered) = (dir.path().join("ordered"), dir.path().join("scattered"));
+    triggerfish(
+        &[
+            "demo",
+            "generate",
+            "--rows",
+            "10000",
+            "--seed",
+            "5",
+            "--out",
+            ordered.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .assert_ok("demo generate");
+    std::fs::create_dir(&scattered).unwrap();
+    for entry in std::fs::read_dir(&ordered).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            scattered.join(path.file_name().unwrap()),
+            scatter_keys(&text),
+        )
+        .unwrap();
+    }
+    let crm = std::fs::read_to_string(scattered.join("crm-contacts.csv")).unwrap();
+    assert!(crm.lines().nth(1).unwrap().len() > 16 && !crm.contains(",C0000"));
+
+    let refresh = |dir: &Path, extra: &[&str]| {
+        let config = dir.join("triggerfish.toml");
+        let mut args = vec!["refresh", "--config", config.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let run = triggerfish(&args, &[]);
+        assert_ok(&run);
+        run.stdout
+    };
+    let unification = |out: &str| {
+        out.lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with("unification "))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let customers = |out: &str| {
+        unification(out)
+            .split_whitespace()
+            .nth(2)
+            .map(str::to_owned)
+    };
+    let links = |dir: &Path| {
+        let config = dir.join("triggerfish.toml");
+        let run = triggerfish(
+            &[
+                "entities",
+                "get",
+                "--config",
+                config.to_str().unwrap(),
+                "--entity",
+                "CustomerSourceLink",
+                "--select",
+                "LinkId,CustomerId",
+                "--all",
+            ],
+            &[],
+        );
+        run.assert_ok("entities get");
+        let mut pairs: Vec<(String, String)> = run
+            .stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| {
+                Some((
+                    v.get("LinkId")?.as_str()?.to_owned(),
+                    v.get("CustomerId")?.as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        pairs.sort();
+        pairs
+    };
+
+    let a = refresh(&ordered, &[]);
+    let b = refresh(&scattered, &[]);
+    assert_eq!(customers(&b), customers(&a), "{a}\n{b}");
+    assert_eq!(
+        scores(&scattered.join("triggerfish.toml")),
+        scores(&ordered.join("triggerfish.toml"))
+    );
+    let before = links(&scattered);
+    assert_eq!(before.len(), 10_000);
+
+    // A forced refresh re-imports and re-unifies everything: every record
+    // keeps its customer.
+    refresh(&scattered, &["--full", "--force"]);
+    assert_eq!(links(&scattered), before);
+
+    // 37 CRM rows edited: exactly those are found changed.
+    let text = std::fs::read_to_string(scattered.join("crm-contacts.csv")).unwrap();
+    let edited: String = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| match i > 0 && i % 97 == 0 && i / 97 <= 37 {
+            true => format!(
+                "{}\n",
+                l.replacen(",GB,", ",IE,", 1)
+                    .replacen(",FR,", ",IE,", 1)
+                    .replacen(",DE,", ",IE,", 1)
+                    .replacen(",NL,", ",IE,", 1)
+            ),
+            false => format!("{l}\n"),
+        })
+        .collect();
+    let changed = text
+        .lines()
+        .zip(edited.lines())
+        .filter(|(x, y)| x != y)
+        .count();
+    assert!(changed > 20, "{changed} rows edited");
+    std::fs::write(scattered.join("crm-contacts.csv"), edited).unwrap();
+    let c = refresh(&scattered, &[]);
+    assert!(
+        unification(&c).contains(&format!(" {changed} changed source rows")),
+        "{changed} edited: {c}"
+    );
+}

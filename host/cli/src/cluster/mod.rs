@@ -3,12 +3,12 @@
 //! - Events go to the stream [`EVENTS_STREAM`], deduplicated by event id
 //!   (`Nats-Msg-Id`); each (event, plugin) run is one message on the
 //!   work-queue stream [`RUNS_STREAM`], taken by one durable pull consumer
-//!   per plugin that every member shares ([`worker`]).
+//!   per plugin that every member shares (the `worker` module).
 //! - Run status and the sent ledger live in key-value buckets, so a run
 //!   redelivered to another member sees what the first attempt sent.
-//! - One member at a time, holding a lease ([`lease`]), refreshes the
+//! - One member at a time, holding a lease (the `lease` module), refreshes the
 //!   insights; it publishes each new store generation to an object store,
-//!   and the others switch to it once it is whole ([`generation`]).
+//!   and the others switch to it once it is whole (the `generation` module).
 //!
 //! [`Cluster`] is the connection and the named streams and buckets; the
 //! daemon's [`Member`] adds the roles of a member; `triggerfish cluster
@@ -45,7 +45,7 @@ pub const RUNS_STREAM: &str = "TF_RUNS";
 pub const DEAD_STREAM: &str = "TF_DEAD";
 /// The sent ledger: `<plugin>.<event hash>.<call>` → what the send did.
 pub const LEDGER_BUCKET: &str = "tf_ledger";
-/// Run status: `<plugin>.<event hash>` → [`worker::RunState`].
+/// Run status: `<plugin>.<event hash>` → a run's state (`worker::RunState`).
 pub const RUNS_BUCKET: &str = "tf_runs";
 /// The refresher's lease (entries expire after the lease's time to live).
 pub const LEASE_BUCKET: &str = "tf_lease";

@@ -92,7 +92,7 @@ fn clip(mut s: String) -> String {
 
 impl Cluster {
     /// The shared consumer of `plugin`'s runs, made (by the first member
-    /// to ask) with an ack wait of `deadline` plus [`ACK_MARGIN`].
+    /// to ask) with an ack wait of `deadline` plus `ACK_MARGIN`.
     pub async fn consumer(
         &self,
         plugin: &str,

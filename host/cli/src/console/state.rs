@@ -35,7 +35,7 @@ pub struct ConsoleState {
     pub live: watch::Receiver<u64>,
     /// Permits for [`MAX_LIVE_PAGES`].
     pub live_pages: Arc<Semaphore>,
-    /// Paces `/login` ([`SIGN_INS_PER_MINUTE`]).
+    /// Paces `/login` (`SIGN_INS_PER_MINUTE`).
     pub sign_ins: governor::DefaultDirectRateLimiter,
     manifests: Mutex<HashMap<String, Result<Manifest, String>>>,
 }

@@ -12,7 +12,6 @@
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::path::PathBuf;
 use std::time::Instant;
 
 use rusqlite::types::{Value, ValueRef};
@@ -319,7 +318,7 @@ pub fn unify(
     let store = publication.store();
     let started = Instant::now();
     let types = profile_types(ws, store)?;
-    let dir = spill_dir(store);
+    let dir = store.temp_dir();
     let spilled = |source| {
         UnifyError::Spill(SpillError {
             dir: dir.clone(),
@@ -363,7 +362,8 @@ pub fn unify(
     let mut keys =
         Partitions::new(&dir, partitions(expected_keys, KEYS_PER_PARTITION)).map_err(spilled)?;
     let mut recs = Spill::new_in(&dir).map_err(spilled)?;
-    let records = map_records(ws, store, &types, &mut recs, &mut keys, selection, progress)?;
+    let mapped = map_records(ws, store, &types, &mut recs, &mut keys, selection, progress)?;
+    let records = mapped.records;
     report.source_rows = u64::from(records);
     report.map_ms = ms_since(started);
 
@@ -407,8 +407,7 @@ pub fn unify(
     let first_seq = counter;
     // Links go in in link id order, their table's, as far as it is cheap
     // (see `links`): sorted when some source's keys are stored in no order.
-    let unordered = (0..ws.sources.len()).any(|si| keys_unordered(ws, store, si));
-    let mut links = match unordered {
+    let mut links = match mapped.unordered.contains(&true) {
         true => LinkQueue::by_id(&dir),
         false => LinkQueue::by_record(&dir, by_root.len(), per_part).map_err(spilled)?,
     };
@@ -588,7 +587,7 @@ pub(super) fn keys_of(
     types: &[ColumnType],
     selection: &Selection,
 ) -> Result<Vec<u64>, UnifyError> {
-    let dir = spill_dir(store);
+    let dir = store.temp_dir();
     let spilled = |source| {
         UnifyError::Spill(SpillError {
             dir: dir.clone(),
@@ -629,14 +628,6 @@ fn partitions(amount: u64, per: u64) -> usize {
     usize::try_from(amount.div_ceil(per.max(1)))
         .unwrap_or(MAX_PARTITIONS)
         .clamp(1, MAX_PARTITIONS)
-}
-
-/// Where the temporary files go: next to the store (not a RAM-backed /tmp).
-fn spill_dir(store: &EntityDb) -> PathBuf {
-    match store.path().parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => PathBuf::from("."),
-    }
 }
 
 /// A 128-bit hash of a rule's key parts: two keys are equal when their
@@ -834,8 +825,16 @@ struct Member<'a> {
     keys: Vec<u64>,
 }
 
+/// What the map found besides the records it wrote.
+struct Mapped {
+    records: u32,
+    /// Per source: its text keys are stored in no order (see
+    /// [`keys_unordered`]).
+    unordered: Vec<bool>,
+}
+
 /// Stream every source's rows to `recs` (in record order) and their match
-/// keys to `keys`; the number of records.
+/// keys to `keys`.
 fn map_records(
     ws: &Workspace,
     store: &EntityDb,
@@ -844,10 +843,10 @@ fn map_records(
     keys: &mut Partitions,
     selection: Option<&Selection>,
     progress: Progress<'_>,
-) -> Result<u32, UnifyError> {
+) -> Result<Mapped, UnifyError> {
     let nf = ws.profile_fields.len();
     let total = rows_to_map(ws, store, selection);
-    let dir = spill_dir(store);
+    let dir = store.temp_dir();
     let spilled = |source| {
         UnifyError::Spill(SpillError {
             dir: dir.clone(),
@@ -1166,7 +1165,10 @@ fn map_records(
             .map_err(&e)?;
     }
     progress(Phase::Map, u64::from(rec), total);
-    Ok(rec)
+    Ok(Mapped {
+        records: rec,
+        unordered,
+    })
 }
 
 /// Whether source `si` has text keys stored in no order (GUIDs; see

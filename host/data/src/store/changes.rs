@@ -67,10 +67,7 @@ pub(super) fn record(
     let mut tracked = same_shape;
     let limit = MAX_TRACKED_CHANGES + 1;
     if same_shape && unordered {
-        let dir = match store.path().parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-            _ => std::path::PathBuf::from("."),
-        };
+        let dir = store.temp_dir();
         let parts = hash_diff::partitions_for(live_rows);
         let keys =
             hash_diff::diff(tx, &dir, entity, key, columns, parts, limit).map_err(|e| match e {

@@ -348,6 +348,15 @@ impl EntityDb {
         &self.path
     }
 
+    /// Where the engine's temporary files go: next to the store (not a
+    /// RAM-backed /tmp).
+    pub fn temp_dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+            _ => PathBuf::from("."),
+        }
+    }
+
     /// The page size the store file was created with, in bytes.
     pub fn page_size(&self) -> Result<u32, StoreError> {
         let s = self.conn();

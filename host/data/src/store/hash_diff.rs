@@ -1,7 +1,8 @@
 //! The keys that differ between an entity's live and staging tables when
 //! its keys come in no order (GUIDs): each table is read once in storage
-//! order, each row reduced to its key and a 128-bit hash of its values, and
-//! those pairs routed by key to partitions in temporary files. Partition by
+//! order, each row reduced to its key, a 128-bit hash of the key and one of
+//! its values, and routed by the key's hash to partitions in temporary
+//! files. Partition by
 //! partition, the live table's pairs go into a hash map that the staging
 //! table's pairs are checked against. Nothing is sorted, every page is read
 //! once, and memory holds one partition's entries.
@@ -23,8 +24,8 @@ use siphasher::sip128::{Hasher128, SipHasher13};
 
 use super::{table_name, Table};
 
-/// Rows per partition aimed at: the live table's keys of one partition are
-/// held in memory at once.
+/// Rows per partition aimed at: the live table's entries of one partition
+/// are held in memory at once.
 pub const ROWS_PER_PARTITION: u64 = 64 * 1024;
 /// The most partitions (temporary files per table).
 pub const MAX_PARTITIONS: u64 = 256;
@@ -70,8 +71,11 @@ pub(super) fn diff(
     let parts = parts.max(1);
     let k = columns.iter().position(|(c, _)| c == key).unwrap_or(0);
     let names: Vec<String> = columns.iter().map(|(c, _)| format!("\"{c}\"")).collect();
-    let rows = Keyed::random();
-    let live = route(tx, dir, &table_name(entity), &names, k, parts, &rows)?;
+    let hashes = Hashes {
+        keys: Keyed::random(),
+        rows: Keyed::random(),
+    };
+    let live = route(tx, dir, &table_name(entity), &names, k, parts, &hashes)?;
     let staging = route(
         tx,
         dir,
@@ -79,21 +83,20 @@ pub(super) fn diff(
         &names,
         k,
         parts,
-        &rows,
+        &hashes,
     )?;
     let mut out = Vec::new();
-    let keys = Keyed::random();
     for (old, new) in live.into_iter().zip(staging) {
         // By the key's hash: an entry's size does not depend on the key's.
         let mut held: HashMap<u128, (u128, u64)> = HashMap::new();
         let mut old = Pairs::read(old)?;
-        while let Some((at, key, hash)) = old.next()? {
-            held.insert(keys.hash(key), (hash, at));
+        while let Some(p) = old.next()? {
+            held.insert(p.key_hash, (p.row_hash, p.at));
         }
         let mut new = Pairs::read(new)?;
-        while let Some((_, key, hash)) = new.next()? {
-            if held.remove(&keys.hash(key)).map(|(h, _)| h) != Some(hash) {
-                out.push(decode_key(key));
+        while let Some(p) = new.next()? {
+            if held.remove(&p.key_hash).map(|(h, _)| h) != Some(p.row_hash) {
+                out.push(decode_key(p.key));
             }
             if out.len() as u64 >= limit {
                 return Ok(out);
@@ -103,14 +106,19 @@ pub(super) fn diff(
         let mut left: Vec<u64> = held.into_values().map(|(_, at)| at).collect();
         left.sort_unstable();
         for at in left {
-            let (_, key, _) = old.at(at)?;
-            out.push(decode_key(key));
+            out.push(decode_key(old.at(at)?.key));
             if out.len() as u64 >= limit {
                 return Ok(out);
             }
         }
     }
     Ok(out)
+}
+
+/// The two hashes of a diff: of keys, and of rows' values.
+struct Hashes {
+    keys: Keyed,
+    rows: Keyed,
 }
 
 /// SipHash-1-3-128 under keys drawn for one diff, so that no file can be
@@ -137,8 +145,9 @@ impl Keyed {
     }
 }
 
-/// Read `table` whole in storage order and write each row's (encoded key,
-/// hash of its values) to the partition of its key; the partitions, rewound.
+/// Read `table` whole in storage order and write each row's (hash of its
+/// key, hash of its values, encoded key) to the partition of its key's
+/// hash; the partitions, rewound.
 fn route(
     tx: &Transaction<'_>,
     dir: &Path,
@@ -146,7 +155,7 @@ fn route(
     names: &[String],
     k: usize,
     parts: usize,
-    rows_hash: &Keyed,
+    hashes: &Hashes,
 ) -> Result<Vec<std::fs::File>, DiffError> {
     let mut files = (0..parts)
         .map(|_| {
@@ -163,19 +172,20 @@ fn route(
     let mut rows = stmt.query([])?;
     let mut key = Vec::new();
     while let Some(r) = rows.next()? {
-        let mut h = rows_hash.hasher();
+        let mut h = hashes.rows.hasher();
         for i in 0..names.len() {
             hash_value(&mut h, r.get_ref(i)?);
         }
         key.clear();
         encode_key(r.get_ref(k)?, &mut key);
-        let mut by = siphasher::sip::SipHasher13::new();
-        by.write(&key);
-        let part = (by.finish() % parts as u64) as usize;
-        let out = &mut files[part];
+        // The key's hash routes it and matches it: computed once, under
+        // drawn keys, so no file can crowd one partition either.
+        let key_hash = hashes.keys.hash(&key);
+        let out = &mut files[(key_hash % parts as u128) as usize];
+        out.write_all(&key_hash.to_le_bytes())?;
+        out.write_all(&h.finish128().as_u128().to_le_bytes())?;
         out.write_all(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_le_bytes())?;
         out.write_all(&key)?;
-        out.write_all(&h.finish128().as_u128().to_le_bytes())?;
     }
     files
         .into_iter()
@@ -247,7 +257,16 @@ fn decode_key(b: &[u8]) -> Value {
     }
 }
 
-/// The (key, hash) pairs of one partition, read back.
+/// One row as a partition holds it.
+struct Pair<'a> {
+    /// Where it starts in its partition's file.
+    at: u64,
+    key_hash: u128,
+    row_hash: u128,
+    key: &'a [u8],
+}
+
+/// The rows of one partition, read back.
 struct Pairs {
     input: BufReader<std::fs::File>,
     /// Where the next pair starts.
@@ -264,26 +283,31 @@ impl Pairs {
         })
     }
 
-    /// The next pair and where it starts; `None` at the end.
-    fn next(&mut self) -> io::Result<Option<(u64, &[u8], u128)>> {
-        let start = self.at;
-        let mut len = [0u8; 4];
-        match self.input.read_exact(&mut len) {
+    /// The next pair; `None` at the end.
+    fn next(&mut self) -> io::Result<Option<Pair<'_>>> {
+        let mut head = [0u8; 36];
+        match self.input.read_exact(&mut head) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
             Err(e) => return Err(e),
         }
-        let n = u32::from_le_bytes(len) as usize;
+        let part = |r: std::ops::Range<usize>| head.get(r).unwrap_or_default();
+        let u128_at = |r| part(r).try_into().map(u128::from_le_bytes).unwrap_or(0);
+        let n = part(32..36).try_into().map(u32::from_le_bytes).unwrap_or(0) as usize;
         self.key.resize(n, 0);
         self.input.read_exact(&mut self.key)?;
-        let mut hash = [0u8; 16];
-        self.input.read_exact(&mut hash)?;
-        self.at = start + 4 + n as u64 + 16;
-        Ok(Some((start, &self.key, u128::from_le_bytes(hash))))
+        let at = self.at;
+        self.at += head.len() as u64 + n as u64;
+        Ok(Some(Pair {
+            at,
+            key_hash: u128_at(0..16),
+            row_hash: u128_at(16..32),
+            key: &self.key,
+        }))
     }
 
     /// The pair that starts at `at` (as [`Pairs::next`] gave it).
-    fn at(&mut self, at: u64) -> io::Result<(u64, &[u8], u128)> {
+    fn at(&mut self, at: u64) -> io::Result<Pair<'_>> {
         self.input.seek(SeekFrom::Start(at))?;
         self.at = at;
         self.next()?
@@ -322,9 +346,9 @@ mod tests {
         for i in 0..500 {
             let id = format!("k{:03}", (i * 7919) % 1000);
             put(&table_name("E"), &id, Value::Integer(i), Some("a"));
-            // k..0 changed; k..1 changed in type only (1 -> 1.0, in a column
-            // of no type); k..2 changed
-            // from "a" to NULL; k..3 removed.
+            // k..0 changed; k..1 changed in type only (1 -> 1.0, in a
+            // column of no type); k..2 changed from "a" to NULL; k..3
+            // removed.
             match i % 10 {
                 0 => put(&Table::staging("E"), &id, Value::Integer(-i - 1), Some("a")),
                 1 => put(&Table::staging("E"), &id, Value::Real(i as f64), Some("a")),

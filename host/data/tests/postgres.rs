@@ -341,9 +341,47 @@ FROM generate_series(1, 50000) AS n;
     assert!(failed[0].permanent);
     assert_eq!(
         failed[0].error,
-        "postgres source 'crm' (query): row 2 (key 'x'): duplicate key 'x' in field 'id'"
+        "postgres source 'crm' (query): row 2: duplicate key 'x' in field 'id'"
     );
     assert!(seen.retries.is_empty());
+
+    // Keys that reach the store in no order of its own (text read in text
+    // order, stored as numbers: '-100' comes after '-10', -100 is lower) go
+    // in unindexed, the index built after the last row; a duplicate is
+    // then named by its row as above.
+    let unordered = |extra: &str| {
+        format!(
+            "query = \"SELECT (-n)::text AS id, 'p' || n || '@example.com' AS email FROM generate_series(1, 5000) AS n{extra}\""
+        )
+    };
+    for (extra, outcome) in [
+        ("", Ok(5000)),
+        (
+            " UNION ALL SELECT '-77', 'again@example.com'",
+            Err("postgres source 'crm' (query): row 4747: duplicate key -77 in field 'id'"),
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = workspace(
+            "TF_TEST_PG_QUERY",
+            &unordered(extra),
+            "key = \"id\"\n[sources.types]\nid = \"decimal\"",
+            "Email = \"email\"",
+        );
+        let seen = refresh(&engine(dir.path(), &ws), &Scope::Source("crm".into()));
+        match outcome {
+            Ok(rows) => {
+                assert!(seen.failed().is_empty(), "{:?}", seen.failed());
+                assert_eq!(seen.succeeded()[0].rows_read, rows);
+            }
+            Err(message) => {
+                let failed = seen.failed();
+                assert_eq!(failed[0].error, message);
+                assert_eq!(failed[0].row, Some(4747));
+                assert!(failed[0].permanent);
+            }
+        }
+    }
 }
 
 /// A row larger than the store's row bound is a malformed row, as in a file:

@@ -15,13 +15,14 @@
 //! 2. `count(*)`, and with `updated_at` also `max(updated_at)` and a sum of
 //!    the keys' hashes. When these and the source's settings are what they
 //!    were at the last import, the import is skipped (unless forced);
-//! 3. otherwise every row, streamed (the driver's channel holds one batch of
-//!    messages, so a million rows never sit in memory), into a fresh copy of
-//!    the entity that replaces the old one atomically. Batches are bounded
-//!    in rows and in bytes, and a row larger than the store's
-//!    [`MAX_ROW_BYTES`] is a malformed row, as in a file. The driver
-//!    receives a row whole before it can be measured, so a larger one is
-//!    held once, within the server's own limits, then dropped.
+//! 3. otherwise every row in key order, streamed (the driver's channel holds
+//!    one batch of messages, so a million rows never sit in memory), into a
+//!    fresh copy of the entity that replaces the old one atomically. Rows are
+//!    decoded on a thread of their own while the store writes them, as a
+//!    file's are. Batches are bounded in rows and in bytes, and a row larger
+//!    than the store's [`MAX_ROW_BYTES`] is a malformed row, as in a file.
+//!    The driver receives a row whole before it can be measured, so a larger
+//!    one is held once, within the server's own limits, then dropped.
 //!
 //! A changed table is read again in full, not by the rows past the last
 //! `updated_at`: deletions and rows updated without touching `updated_at`
@@ -32,7 +33,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures_util::TryStreamExt as _;
-use rusqlite::types::Value;
+use rusqlite::types::{Value, ValueRef};
 use tokio_postgres::error::{ErrorPosition, SqlState};
 use tokio_postgres::types::{FromSql, ToSql, Type};
 use tokio_postgres::{Client, Config, NoTls, Row};
@@ -41,7 +42,9 @@ use super::fingerprint;
 use super::source::{store_failure, Loaded, Source, SourceError, REJECTED_EXAMPLES};
 use super::workspace::{PostgresSpec, Relation, SourceSpec};
 use crate::odata::ColumnType;
-use crate::store::{convert_text, quoted, valid_identifier, EntityDb, StoreError, MAX_ROW_BYTES};
+use crate::store::{
+    convert_text, pipe, quoted, valid_identifier, EntityDb, StoreError, MAX_ROW_BYTES,
+};
 
 /// Longest wait for a connection, authentication included; a server that
 /// does not answer in time is a transient failure.
@@ -188,36 +191,17 @@ impl PostgresSource {
         Ok(cols)
     }
 
-    /// One row's values, or the field that went wrong and why.
-    fn convert(&self, row: &Row, cols: &[Col], key: usize) -> Result<Vec<Value>, Problem> {
-        let mut out = Vec::with_capacity(cols.len());
-        for (i, c) in cols.iter().enumerate() {
-            let v = c.read.value(row, i).map_err(|message| Problem {
-                field: c.name.clone(),
-                message,
-                key: None,
-            })?;
-            out.push(v);
-        }
-        if matches!(out[key], Value::Null) {
-            return Err(Problem {
-                field: self.spec.key.clone(),
-                message: "the key is empty".into(),
-                key: None,
-            });
-        }
-        Ok(out)
-    }
-
-    /// [`Self::convert`], for a row within [`MAX_ROW_BYTES`]; `size` is its
-    /// [`wire_size`].
-    fn checked(
+    /// One row's values into `feed`'s open row, or the field that went
+    /// wrong and why (the open row is then left part-filled: cancel it).
+    /// A row over [`MAX_ROW_BYTES`] (`size` is its [`wire_size`]) is refused.
+    fn feed_row(
         &self,
         row: &Row,
         (size, widest): (usize, usize),
         cols: &[Col],
         key: usize,
-    ) -> Result<Vec<Value>, Problem> {
+        feed: &mut pipe::Feed,
+    ) -> Result<(), Problem> {
         if size as u64 > MAX_ROW_BYTES {
             let field = cols
                 .get(widest)
@@ -231,7 +215,67 @@ impl PostgresSource {
                 key: None,
             });
         }
-        self.convert(row, cols, key)
+        for (i, c) in cols.iter().enumerate() {
+            c.read.feed(row, i, feed).map_err(|message| Problem {
+                field: c.name.clone(),
+                message,
+                key: None,
+            })?;
+        }
+        if feed.get(key).is_none_or(|v| v == ValueRef::Null) {
+            return Err(Problem {
+                field: self.spec.key.clone(),
+                message: "the key is empty".into(),
+                key: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// Rows from `rows` into `feed`, numbered from 1 as read (`read` counts
+    /// them); a malformed row is skipped within the tolerance (described in
+    /// `rejected`), else fails the refresh naming it.
+    fn stream_rows(
+        &self,
+        mut rows: Batches<'_, '_>,
+        cols: &[Col],
+        key_index: usize,
+        rejected: &mut Vec<String>,
+        read: &mut u64,
+        feed: &mut pipe::Feed,
+    ) -> Result<(), Failure> {
+        let tolerance = self.spec.tolerance;
+        while let Some(batch) = rows.next(*read)? {
+            for (row, size) in &batch {
+                *read += 1;
+                let mut problem = match self.feed_row(row, *size, cols, key_index, feed) {
+                    Ok(()) => {
+                        // Stopped: the writer failed, and its error is the one reported.
+                        feed.end_row(*read)
+                            .map_err(|e| Failure(SourceError::new(true, e.to_string())))?;
+                        continue;
+                    }
+                    Err(p) => p,
+                };
+                feed.cancel_row();
+                problem.key = cols.get(key_index).and_then(|c| row_key(row, c, key_index));
+                if rejected.len() < tolerance {
+                    rejected.push(problem.describe(*read));
+                    continue;
+                }
+                let more = if tolerance > 0 {
+                    format!(" (more than {tolerance} malformed rows)")
+                } else {
+                    String::new()
+                };
+                let mut e = SourceError::new(true, format!("{}{more}", problem.describe(*read)));
+                e.rows_read = *read - 1;
+                e.row = Some(*read);
+                e.field = Some(problem.field);
+                return Err(Failure(e));
+            }
+        }
+        Ok(())
     }
 
     /// A refresh with the connection string in hand; errors not yet scrubbed
@@ -323,7 +367,9 @@ impl PostgresSource {
 
         let list: Vec<&str> = cols.iter().map(|c| c.expr.as_str()).collect();
         // In key order: the heap's order changes when rows are updated, and
-        // unification breaks ties within a source by row order.
+        // unification breaks ties within a source by row order. The order is
+        // the database's (its index serves it); where the store orders keys
+        // otherwise, it builds their index after the last row.
         let mut data_sql = self.select(&list.join(", "));
         data_sql
             .text
@@ -334,86 +380,51 @@ impl PostgresSource {
                 .query_raw(&statement, std::iter::empty::<&dyn ToSql>())
                 .await
         })?;
-        let mut stream = std::pin::pin!(stream);
+        let stream = Batches {
+            session,
+            sql: &data_sql,
+            rows: Box::pin(stream),
+            ended: false,
+        };
         let typed: Vec<(String, ColumnType)> =
             cols.iter().map(|c| (c.name.clone(), c.ty)).collect();
-        let tolerance = spec.tolerance;
         let mut rejected: Vec<String> = Vec::new();
         let mut read = 0u64;
         let mut reported = 0u64;
-        let mut ended = false;
-        let stored = store.replace_entity_with(&spec.entity, &spec.key, &typed, |sink| {
+        // A row the store refused (a duplicate key), by its row number.
+        let refused = |row: u64, e: StoreError| match e {
+            StoreError::Row { message, .. } => {
+                let mut e = SourceError::new(true, format!("row {row}: {message}"));
+                e.rows_read = row.saturating_sub(1);
+                e.row = Some(row);
+                e.field = Some(spec.key.clone());
+                Failure(e)
+            }
+            other => other.into(),
+        };
+        // Rows are read and converted on a thread of their own while this
+        // one writes them, as a file's are; the key's index is built after
+        // the last row when the keys do not come in the store's order.
+        let stored = store.import_entity_with(&spec.entity, &spec.key, &typed, |sink| {
             // Each refresh is one partition, covering every row it read.
             sink.begin_partition(&format!("postgres: {}", self.pg.relation))?;
-            // A stream that has ended is not polled again (it would say the
-            // connection closed).
-            while !ended {
-                let batch = session
-                    .run("cannot read its rows", Some(&data_sql), async {
-                        let mut batch = Vec::with_capacity(BATCH_ROWS);
-                        let mut bytes = 0;
-                        while batch.len() < BATCH_ROWS && bytes < BATCH_BYTES {
-                            match stream.as_mut().try_next().await? {
-                                Some(row) => {
-                                    let size = wire_size(&row);
-                                    bytes += size.0;
-                                    batch.push((row, size));
-                                }
-                                None => {
-                                    ended = true;
-                                    break;
-                                }
-                            }
-                        }
-                        Ok(batch)
-                    })
-                    .map_err(|mut e| {
-                        e.rows_read = read;
-                        Failure(e)
-                    })?;
-                for (row, size) in &batch {
-                    read += 1;
-                    let problem = match self.checked(row, *size, &cols, key_index) {
-                        Ok(values) => match sink.push(&values) {
-                            Ok(()) => continue,
-                            Err(StoreError::Row { message, .. }) => {
-                                let mut e = SourceError::new(
-                                    true,
-                                    format!("row {read}{}: {message}", key_of(&values[key_index])),
-                                );
-                                e.rows_read = read - 1;
-                                e.row = Some(read);
-                                e.field = Some(spec.key.clone());
-                                return Err(Failure(e));
-                            }
-                            Err(other) => return Err(other.into()),
-                        },
-                        Err(mut p) => {
-                            p.key = row_key(row, &cols[key_index], key_index);
-                            p
-                        }
-                    };
-                    if rejected.len() < tolerance {
-                        rejected.push(problem.describe(read));
-                        continue;
+            let (rejected, read) = (&mut rejected, &mut read);
+            let produce = |feed: &mut pipe::Feed| {
+                self.stream_rows(stream, &cols, key_index, rejected, read, feed)
+            };
+            pipe::run_batches(produce, |rows| {
+                sink.push_batch(rows).map_err(|(row, e)| refused(row, e))?;
+                if let Some(&(last, _)) = rows.last() {
+                    if last >= reported + PROGRESS_EVERY_ROWS {
+                        reported = last;
+                        progress(last, total.max(last));
                     }
-                    let more = if tolerance > 0 {
-                        format!(" (more than {tolerance} malformed rows)")
-                    } else {
-                        String::new()
-                    };
-                    let mut e = SourceError::new(true, format!("{}{more}", problem.describe(read)));
-                    e.rows_read = read - 1;
-                    e.row = Some(read);
-                    e.field = Some(problem.field);
-                    return Err(Failure(e));
                 }
-                if read >= reported + PROGRESS_EVERY_ROWS {
-                    reported = read;
-                    progress(read, total.max(read));
-                }
-            }
-            progress(read, read);
+                Ok(())
+            })?;
+            sink.build_key_index()
+                .map_err(|(at, e)| refused(at.map_or(0, |(_, row)| row), e))?;
+            progress(*read, *read);
             Ok::<(), Failure>(())
         });
         let rows = stored.map_err(|Failure(e)| e)?;
@@ -480,6 +491,55 @@ fn scrub(text: &str, secrets: &[String]) -> String {
         out = out.replace(s.as_str(), "***");
     }
     out
+}
+
+/// A row and its [`wire_size`].
+type SizedRow = (Row, (usize, usize));
+
+/// The rows of a running query, taken in batches bounded in rows and bytes.
+struct Batches<'s, 'rt> {
+    session: &'s Session<'rt>,
+    sql: &'s Sql,
+    rows: std::pin::Pin<Box<tokio_postgres::RowStream>>,
+    /// The stream ended: it is not polled again (it would say the
+    /// connection closed).
+    ended: bool,
+}
+
+impl Batches<'_, '_> {
+    /// The next rows with their [`wire_size`], or `None` after the last;
+    /// `read` rows were read before (for an error).
+    fn next(&mut self, read: u64) -> Result<Option<Vec<SizedRow>>, Failure> {
+        if self.ended {
+            return Ok(None);
+        }
+        let (rows, ended) = (&mut self.rows, &mut self.ended);
+        let batch = self
+            .session
+            .run("cannot read its rows", Some(self.sql), async {
+                let mut batch = Vec::with_capacity(BATCH_ROWS);
+                let mut bytes = 0;
+                while batch.len() < BATCH_ROWS && bytes < BATCH_BYTES {
+                    match rows.as_mut().try_next().await? {
+                        Some(row) => {
+                            let size = wire_size(&row);
+                            bytes += size.0;
+                            batch.push((row, size));
+                        }
+                        None => {
+                            *ended = true;
+                            break;
+                        }
+                    }
+                }
+                Ok(batch)
+            })
+            .map_err(|mut e| {
+                e.rows_read = read;
+                Failure(e)
+            })?;
+        Ok((!batch.is_empty() || !self.ended).then_some(batch))
+    }
 }
 
 /// A connection on its own runtime, in a read-only transaction.
@@ -677,15 +737,24 @@ fn datetime_text(t: time::OffsetDateTime) -> Result<String, String> {
         .map_err(|e| format!("cannot be written as a date-time: {e}"))
 }
 
+/// A column's value as `T`, or why it cannot be read.
+fn get<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<Option<T>, String> {
+    row.try_get::<_, Option<T>>(i)
+        .map_err(|e| format!("cannot be read: {}", describe_error(&e, None)))
+}
+
 impl Read {
-    fn value(self, row: &Row, i: usize) -> Result<Value, String> {
-        fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
-            row: &'a Row,
-            i: usize,
-        ) -> Result<Option<T>, String> {
-            row.try_get::<_, Option<T>>(i)
-                .map_err(|e| format!("cannot be read: {}", describe_error(&e, None)))
+    /// The `i`th value of `row` into `feed`'s open row: text as borrowed
+    /// from the row, other values as [`Read::value`] makes them.
+    fn feed(self, row: &Row, i: usize, feed: &mut pipe::Feed) -> Result<(), String> {
+        match self {
+            Read::Str => feed.value(get::<&str>(row, i)?.map_or(ValueRef::Null, ValueRef::from)),
+            other => feed.value(ValueRef::from(&other.value(row, i)?)),
         }
+        Ok(())
+    }
+
+    fn value(self, row: &Row, i: usize) -> Result<Value, String> {
         let finite = |f: f64| {
             if f.is_finite() {
                 Ok(Value::Real(f))

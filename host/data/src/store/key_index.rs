@@ -177,18 +177,32 @@ pub(super) fn side_table(entity: &str) -> String {
     format!("temp.\"tf_sort_{entity}\"")
 }
 
+/// Most helper threads SQLite's sorter may start to build a key's index.
+pub const MAX_SORT_HELPERS: usize = 4;
+
 /// Build the unique index `index` on `table`'s `key`. `Ok(None)` when built;
 /// `Ok(Some((position, key)))` when two rows share a key: the 1-based
 /// position (rowid) of the first row whose key an earlier one has.
+/// The key's sort may use helper threads, one less than the cores and
+/// at most [`MAX_SORT_HELPERS`] (`PRAGMA threads`): nothing else runs on
+/// the writer's side then.
 pub(super) fn build(
     tx: &Transaction<'_>,
     index: &str,
     table: &str,
     key: &str,
 ) -> rusqlite::Result<Option<(u64, Value)>> {
-    match tx.execute_batch(&format!(
+    let helpers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .saturating_sub(1)
+        .clamp(1, MAX_SORT_HELPERS);
+    let before: i64 = tx.query_row("PRAGMA threads", [], |r| r.get(0))?;
+    tx.execute_batch(&format!("PRAGMA threads = {helpers}"))?;
+    let built = tx.execute_batch(&format!(
         "CREATE UNIQUE INDEX {index} ON {table} (\"{key}\")"
-    )) {
+    ));
+    tx.execute_batch(&format!("PRAGMA threads = {before}"))?;
+    match built {
         Ok(()) => Ok(None),
         Err(rusqlite::Error::SqliteFailure(f, _))
             if f.code == rusqlite::ErrorCode::ConstraintViolation =>
@@ -227,6 +241,36 @@ pub(crate) fn scattered_keys(n: u64, seed: u64) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_index_is_built_with_helpers_which_are_then_put_back() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (k TEXT); PRAGMA threads = 0;")
+            .unwrap();
+        let tx = conn.transaction().unwrap();
+        for k in ["b", "a", "c", "a"] {
+            tx.execute("INSERT INTO t VALUES (?1)", [k]).unwrap();
+        }
+        let threads = |tx: &Transaction<'_>| -> i64 {
+            tx.query_row("PRAGMA threads", [], |r| r.get(0)).unwrap()
+        };
+        assert_eq!(
+            build(&tx, "i1", "t", "k").unwrap(),
+            Some((4, Value::Text("a".into())))
+        );
+        assert_eq!(threads(&tx), 0);
+        tx.execute("DELETE FROM t WHERE rowid = 4", []).unwrap();
+        assert_eq!(build(&tx, "i2", "t", "k").unwrap(), None);
+        assert_eq!(threads(&tx), 0);
+        let used: String = tx
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT * FROM t WHERE k = 'a'",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(used.contains("i2"), "{used}");
+    }
 
     #[test]
     fn runs_name_each_row_by_partition_and_tag() {

@@ -391,16 +391,22 @@ impl PostgresSource {
         let mut rejected: Vec<String> = Vec::new();
         let mut read = 0u64;
         let mut reported = 0u64;
-        // A row the store refused (a duplicate key), by its row number.
-        let refused = |row: u64, e: StoreError| match e {
-            StoreError::Row { message, .. } => {
+        // A row the store refused (a duplicate key), by its row number when
+        // known (else the store's message names its stored position).
+        let refused = |row: Option<u64>, e: StoreError| match (row, e) {
+            (Some(row), StoreError::Row { message, .. }) => {
                 let mut e = SourceError::new(true, format!("row {row}: {message}"));
                 e.rows_read = row.saturating_sub(1);
                 e.row = Some(row);
                 e.field = Some(spec.key.clone());
                 Failure(e)
             }
-            other => other.into(),
+            (None, e @ StoreError::Row { .. }) => {
+                let mut e = SourceError::new(true, e.to_string());
+                e.field = Some(spec.key.clone());
+                Failure(e)
+            }
+            (_, other) => other.into(),
         };
         // Rows are read and converted on a thread of their own while this
         // one writes them, as a file's are; the key's index is built after
@@ -413,7 +419,8 @@ impl PostgresSource {
                 self.stream_rows(stream, &cols, key_index, rejected, read, feed)
             };
             pipe::run_batches(produce, |rows| {
-                sink.push_batch(rows).map_err(|(row, e)| refused(row, e))?;
+                sink.push_batch(rows)
+                    .map_err(|(row, e)| refused(Some(row), e))?;
                 if let Some(&(last, _)) = rows.last() {
                     if last >= reported + PROGRESS_EVERY_ROWS {
                         reported = last;
@@ -423,7 +430,7 @@ impl PostgresSource {
                 Ok(())
             })?;
             sink.build_key_index()
-                .map_err(|(at, e)| refused(at.map_or(0, |(_, row)| row), e))?;
+                .map_err(|(at, e)| refused(at.map(|(_, row)| row), e))?;
             progress(*read, *read);
             Ok::<(), Failure>(())
         });

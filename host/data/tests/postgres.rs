@@ -502,6 +502,10 @@ fn a_missing_column_and_other_mistakes_are_permanent_and_named() {
         &format!("host=127.0.0.1 port=fivefourthreetwo password={PASSWORD}"),
     );
     set_env("TF_TEST_PG_TLS", &format!("{} sslmode=require", pg.url()));
+    set_env(
+        "TF_TEST_PG_ROOT_IN_STRING",
+        &format!("{} sslmode=verify-full sslrootcert=/etc/ca.pem", pg.url()),
+    );
     let table = r#"table = "public.contacts""#;
     /// A workspace whose refresh fails for good, and how.
     struct Case {
@@ -583,7 +587,15 @@ fn a_missing_column_and_other_mistakes_are_permanent_and_named() {
             extra: "key = \"id\"",
             map: "Email = \"email\"",
             field: None,
-            error: "postgres source 'crm' (table public.contacts): cannot connect: error performing TLS handshake: server does not support TLS (this source has no TLS support yet: use sslmode=prefer or disable)",
+            error: "postgres source 'crm' (table public.contacts): cannot connect: error performing TLS handshake: server does not support TLS",
+        },
+        Case {
+            env: "TF_TEST_PG_ROOT_IN_STRING",
+            relation: table,
+            extra: "key = \"id\"",
+            map: "Email = \"email\"",
+            field: None,
+            error: "postgres source 'crm' (table public.contacts): the connection string in TF_TEST_PG_ROOT_IN_STRING is not valid: invalid connection string: unknown option `sslrootcert` (name the file as the source's ssl_root_cert)",
         },
         Case {
             env: "TF_TEST_PG_NEVER_SET",
@@ -644,4 +656,103 @@ fn rows_are_read_in_key_order_so_merges_do_not_follow_the_heap() {
         last, "Smith",
         "c1 (the smaller key) wins the priority merge"
     );
+}
+
+/// A test authority, and a server certificate it signed for `localhost`
+/// only: (the authority's PEM, the server's PEM, the server's key PEM).
+fn test_certificates() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "Triggerfish test authority");
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    (ca.pem(), server.pem(), key.serialize_pem())
+}
+
+/// TLS as libpq's `sslmode` asks, against a real server offering a
+/// certificate for `localhost` from a test authority: encrypted by default
+/// and with `require`; `verify-ca` and `verify-full` check the chain (and
+/// the name) against `ssl_root_cert`; a refused certificate is a permanent
+/// failure that names why, and `disable` stays in plain text.
+#[test]
+fn tls_is_used_as_sslmode_asks_and_certificates_are_checked() {
+    let (ca, cert, key) = test_certificates();
+    let Some(pg) = Postgres::start_tls(&cert, &key) else {
+        return;
+    };
+    // The stored row says whether this session is encrypted.
+    let query = r#"query = "SELECT 1 AS id, ssl::text AS email FROM pg_stat_ssl WHERE pid = pg_backend_pid()""#;
+    let by_name = pg.url().replace("host=127.0.0.1", "host=localhost");
+    let (ip, same, other) = (pg.url(), Some("ca.pem"), Some("other.pem"));
+    let cases = [
+        ("TF_TEST_TLS_DEFAULT", ip.clone(), None, Ok("true")),
+        ("TF_TEST_TLS_DISABLE", format!("{ip} sslmode=disable"), None, Ok("false")),
+        ("TF_TEST_TLS_REQUIRE", format!("{ip} sslmode=require"), None, Ok("true")),
+        ("TF_TEST_TLS_FULL", format!("{by_name} sslmode=verify-full"), same, Ok("true")),
+        ("TF_TEST_TLS_CA_BY_IP", format!("{ip} sslmode=verify-ca"), same, Ok("true")),
+        (
+            "TF_TEST_TLS_FULL_BY_IP",
+            format!("{ip} sslmode=verify-full"),
+            same,
+            Err("invalid peer certificate: certificate not valid for name \"127.0.0.1\"; certificate is only valid for DnsName(\"localhost\")"),
+        ),
+        (
+            "TF_TEST_TLS_FULL_NO_ROOT",
+            format!("{by_name} sslmode=verify-full"),
+            None,
+            Err("invalid peer certificate: UnknownIssuer"),
+        ),
+        (
+            // A root file given, `require` checks the chain, as libpq does;
+            // this one is another authority's (same name, another key).
+            "TF_TEST_TLS_REQUIRE_OTHER_ROOT",
+            format!("{ip} sslmode=require"),
+            other,
+            Err("invalid peer certificate: BadSignature"),
+        ),
+    ];
+    for (env, url, root, outcome) in cases {
+        set_env(env, &url);
+        let work = tempfile::tempdir().unwrap();
+        std::fs::write(work.path().join("ca.pem"), &ca).unwrap();
+        std::fs::write(work.path().join("other.pem"), test_certificates().0).unwrap();
+        let root_line = root.map_or(String::new(), |f| format!("ssl_root_cert = \"{f}\"\n"));
+        let ws = workspace(
+            env,
+            query,
+            &format!("{root_line}key = \"id\""),
+            "Email = \"email\"",
+        );
+        let engine = engine(work.path(), &ws);
+        let seen = refresh(&engine, &Scope::Source("crm".into()));
+        match outcome {
+            Ok(ssl) => {
+                assert!(seen.failed().is_empty(), "{env}: {:?}", seen.failed());
+                let store =
+                    EntityDb::open(&work.path().join("store.sqlite"), Default::default()).unwrap();
+                let row = store.get_item("Crm", "1").unwrap().unwrap();
+                assert_eq!(row["email"], ssl, "{env}: encrypted?");
+            }
+            Err(why) => {
+                let failed = seen.failed();
+                assert_eq!(failed.len(), 1, "{env}");
+                assert!(failed[0].permanent, "{env}: {}", failed[0].error);
+                assert_eq!(failed[0].attempts, 1, "{env}");
+                assert!(
+                    failed[0].error.starts_with(
+                        "postgres source 'crm' (query): cannot connect: error performing TLS handshake: "
+                    ) && failed[0].error.ends_with(why),
+                    "{env}: {}",
+                    failed[0].error
+                );
+                assert!(!failed[0].error.contains(PASSWORD), "{env}");
+            }
+        }
+    }
 }

@@ -13,6 +13,7 @@ mod incremental;
 pub mod keymap;
 mod links;
 pub mod normalize;
+pub mod pg_tls;
 pub mod pipeline;
 pub mod postgres;
 pub mod similarity;

@@ -5,7 +5,7 @@
 //! line, and messages are scrubbed of it and of its password whatever the
 //! driver or the server says. The driver is `tokio-postgres`, run on a small
 //! current-thread runtime inside [`Source::refresh`], which blocks like the
-//! rest of this crate.
+//! rest of this crate; TLS is rustls's, as `sslmode` asks (see [`pg_tls`]).
 //!
 //! A refresh reads in one read-only, repeatable-read transaction, so the
 //! figures that decide whether the rows changed describe exactly the rows
@@ -36,11 +36,12 @@ use futures_util::TryStreamExt as _;
 use rusqlite::types::{Value, ValueRef};
 use tokio_postgres::error::{ErrorPosition, SqlState};
 use tokio_postgres::types::{FromSql, ToSql, Type};
-use tokio_postgres::{Client, Config, NoTls, Row};
+use tokio_postgres::{Client, Config, Row};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::fingerprint;
 use super::source::{store_failure, Loaded, Source, SourceError, REJECTED_EXAMPLES};
 use super::workspace::{PostgresSpec, Relation, SourceSpec};
+use super::{fingerprint, pg_tls};
 use crate::odata::ColumnType;
 use crate::store::{
     convert_text, pipe, quoted, valid_identifier, EntityDb, StoreError, MAX_ROW_BYTES,
@@ -283,6 +284,7 @@ impl PostgresSource {
     fn load(
         &self,
         config: Config,
+        tls: MakeRustlsConnect,
         store: &EntityDb,
         force: bool,
         progress: &dyn Fn(u64, u64),
@@ -298,7 +300,7 @@ impl PostgresSource {
             .enable_all()
             .build()
             .map_err(|e| SourceError::new(false, format!("cannot start its I/O runtime: {e}")))?;
-        let session = Session::open(&rt, config)?;
+        let session = Session::open(&rt, config, tls)?;
         let loaded = self.read(&session, &server, store, force, progress);
         session.close();
         loaded
@@ -468,16 +470,26 @@ impl Source for PostgresSource {
             e
         };
         let url = self.connection_string().map_err(|e| named(e, &[]))?;
-        let mut secrets = vec![url.trim().to_owned()];
-        let config = match url.parse::<Config>() {
+        let (for_driver, asked) = pg_tls::split_sslmode(&url);
+        let mut secrets = vec![url.trim().to_owned(), for_driver.trim().to_owned()];
+        let config = match for_driver.parse::<Config>() {
             Ok(c) => c,
             Err(e) => {
+                let why = describe_error(&e, None);
+                let hint = if why.ends_with("unknown option `sslrootcert`") {
+                    " (name the file as the source's ssl_root_cert)"
+                } else if why.ends_with("unknown option `sslcert`")
+                    || why.ends_with("unknown option `sslkey`")
+                {
+                    " (client certificates are not supported: log in with a password)"
+                } else {
+                    ""
+                };
                 let e = SourceError::new(
                     true,
                     format!(
-                        "the connection string in {} is not valid: {}",
-                        self.pg.connection_env,
-                        describe_error(&e, None)
+                        "the connection string in {} is not valid: {why}{hint}",
+                        self.pg.connection_env
                     ),
                 );
                 return Err(named(e, &secrets));
@@ -486,7 +498,13 @@ impl Source for PostgresSource {
         if let Some(p) = config.get_password().filter(|p| !p.is_empty()) {
             secrets.push(String::from_utf8_lossy(p).into_owned());
         }
-        self.load(config, store, force, progress)
+        let check = asked.unwrap_or(match self.pg.ssl_root_cert {
+            Some(_) => pg_tls::Check::Chain,
+            None => pg_tls::Check::Nothing,
+        });
+        let tls = pg_tls::connector(check, self.pg.ssl_root_cert.as_deref())
+            .map_err(|message| named(SourceError::new(true, message), &secrets))?;
+        self.load(config, tls, store, force, progress)
             .map_err(|e| named(e, &secrets))
     }
 }
@@ -557,27 +575,25 @@ struct Session<'rt> {
 }
 
 impl<'rt> Session<'rt> {
-    fn open(rt: &'rt tokio::runtime::Runtime, mut config: Config) -> Result<Self, SourceError> {
+    fn open(
+        rt: &'rt tokio::runtime::Runtime,
+        mut config: Config,
+        tls: MakeRustlsConnect,
+    ) -> Result<Self, SourceError> {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         if config.get_application_name().is_none() {
             config.application_name("triggerfish");
         }
-        let connected = rt
-            .block_on(async { tokio::time::timeout(CONNECT_TIMEOUT, config.connect(NoTls)).await });
+        let connected =
+            rt.block_on(async { tokio::time::timeout(CONNECT_TIMEOUT, config.connect(tls)).await });
         let (client, connection) = match connected {
             Ok(Ok(pair)) => pair,
             Ok(Err(e)) => {
-                // The driver's kinds are private; its text tells this one.
-                let tls = if e.to_string() == "error performing TLS handshake" {
-                    " (this source has no TLS support yet: use sslmode=prefer or disable)"
-                } else {
-                    ""
-                };
                 return Err(SourceError::new(
                     !transient(&e),
-                    format!("cannot connect: {}{tls}", describe_error(&e, None)),
+                    format!("cannot connect: {}", describe_error(&e, None)),
                 ));
             }
             Err(_) => {
@@ -910,8 +926,11 @@ fn transient(e: &tokio_postgres::Error) -> bool {
     }
     let mut cause = std::error::Error::source(e);
     while let Some(c) = cause {
-        if c.is::<std::io::Error>() {
-            return true;
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            // A certificate refused or a failed handshake is not the network.
+            return !io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>());
         }
         cause = c.source();
     }

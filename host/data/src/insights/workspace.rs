@@ -95,6 +95,10 @@ pub struct SourceConfig {
     /// Postgres: a `SELECT` read instead of a table.
     #[serde(default)]
     pub query: Option<Spanned<String>>,
+    /// Postgres: a PEM file of the certificate authorities the server's
+    /// certificate must chain to, relative to the configuration file.
+    #[serde(default)]
+    pub ssl_root_cert: Option<Spanned<String>>,
     /// Primary-key column (required; checked in validation).
     #[serde(default)]
     pub key: Option<Spanned<String>>,
@@ -276,6 +280,8 @@ pub struct PostgresSpec {
     /// The environment variable holding the connection string.
     pub connection_env: String,
     pub relation: Relation,
+    /// The certificate authorities to verify the server with (`ssl_root_cert`).
+    pub ssl_root_cert: Option<PathBuf>,
 }
 
 /// What a postgres source reads.
@@ -1121,6 +1127,7 @@ fn files_origin(
         ("connection_env", &s.connection_env),
         ("table", &s.table),
         ("query", &s.query),
+        ("ssl_root_cert", &s.ssl_root_cert),
     ] {
         if let Some(given) = given {
             return Err(v.invalid(
@@ -1266,10 +1273,28 @@ fn postgres_origin(
             Relation::Query(text.to_owned())
         }
     };
+    let ssl_root_cert = match &s.ssl_root_cert {
+        None => None,
+        Some(raw) => {
+            let path = lexical(&base.join(raw.get_ref()));
+            if !path.is_file() {
+                return Err(v.invalid(
+                    raw.span(),
+                    &key("ssl_root_cert"),
+                    &format!(
+                        "no file {}: expected a PEM file of the certificate authorities to verify the server with",
+                        path.display()
+                    ),
+                ));
+            }
+            Some(path)
+        }
+    };
     Ok(Origin {
         kind: SourceKind::Postgres(PostgresSpec {
             connection_env: env.get_ref().clone(),
             relation,
+            ssl_root_cert,
         }),
         format: None,
         path: PathBuf::new(),
@@ -1558,6 +1583,7 @@ Email = "email"
                     schema: Some("public".into()),
                     name: "contacts".into()
                 },
+                ssl_root_cert: None,
             })
         );
         assert_eq!(s.entity, "Crm");
@@ -1648,6 +1674,11 @@ Email = "email"
                 "key = \"id\"\n",
                 "",
                 "/w/triggerfish.toml:3: key `insights.sources[0].key`: missing field `key` (the primary-key column)",
+            ),
+            (
+                "table = \"public.contacts\"",
+                "table = \"public.contacts\"\nssl_root_cert = \"certs/ca.pem\"",
+                "/w/triggerfish.toml:7: key `insights.sources[0].ssl_root_cert`: no file /w/certs/ca.pem: expected a PEM file of the certificate authorities to verify the server with",
             ),
         ];
         for (from, to, expected) in cases {

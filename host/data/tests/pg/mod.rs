@@ -85,6 +85,16 @@ pub fn unused_port() -> u16 {
 impl Postgres {
     /// Start a server, or `None` when the tests are skipped on purpose.
     pub fn start() -> Option<Self> {
+        Self::start_with(None)
+    }
+
+    /// [`Postgres::start`] with TLS on, offering the certificate `cert_pem`
+    /// (its key `key_pem`); clients may still connect without TLS.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Option<Self> {
+        Self::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Option<Self> {
         let Some(bin) = find_bin() else {
             let ci = std::env::var_os("CI").is_some();
             let skip = std::env::var_os("TRIGGERFISH_SKIP_POSTGRES").is_some();
@@ -105,10 +115,27 @@ impl Postgres {
         let run_as = is_root().then(|| "postgres".to_owned());
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("pw"), PASSWORD).unwrap();
+        let mut owned = vec![dir.path().to_owned(), dir.path().join("pw")];
+        let mut settings: Vec<String> = Vec::new();
+        if let Some((cert, key)) = tls {
+            use std::os::unix::fs::PermissionsExt as _;
+            let (crt_path, key_path) =
+                (dir.path().join("server.crt"), dir.path().join("server.key"));
+            std::fs::write(&crt_path, cert).unwrap();
+            std::fs::write(&key_path, key).unwrap();
+            // The server refuses a key others may read.
+            std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            settings.extend([
+                "ssl=on".to_owned(),
+                format!("ssl_cert_file={}", crt_path.display()),
+                format!("ssl_key_file={}", key_path.display()),
+            ]);
+            owned.extend([crt_path, key_path]);
+        }
         if let Some(user) = &run_as {
             let (uid, gid) = (id_of(user, "-u"), id_of(user, "-g"));
-            for p in [dir.path().to_owned(), dir.path().join("pw")] {
-                std::os::unix::fs::chown(&p, Some(uid), Some(gid)).unwrap();
+            for p in &owned {
+                std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
             }
         }
         let data = dir.path().join("data");
@@ -155,6 +182,7 @@ impl Postgres {
                     "-c",
                     "max_connections=20",
                 ])
+                .args(settings.iter().flat_map(|s| ["-c", s.as_str()]))
                 .stdin(Stdio::null())
                 .stdout(log_file.try_clone().unwrap())
                 .stderr(log_file)

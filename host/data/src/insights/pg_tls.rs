@@ -1,0 +1,335 @@
+//! TLS for a PostgreSQL source, as libpq's `sslmode` asks:
+//! - `disable`: none;
+//! - `prefer` (the default: TLS when the server offers it) and `require`:
+//!   encrypted, the certificate checked only when the source names an
+//!   `ssl_root_cert` (then as `verify-ca`), as libpq does with a root file;
+//! - `verify-ca`: the certificate must chain to a trusted authority;
+//! - `verify-full`: and name the host connected to.
+//!
+//! Trusted authorities are those of `ssl_root_cert` when given, else the
+//! system's and Mozilla's (`webpki-roots`). The driver knows only the first
+//! three modes: the last two are read here and given to it as `require`.
+
+use std::io::Read as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// Largest `ssl_root_cert` file read, in bytes.
+pub const MAX_ROOT_CERT_BYTES: u64 = 4 << 20;
+/// Most certificates taken from an `ssl_root_cert` file.
+pub const MAX_ROOT_CERTS: usize = 1024;
+
+/// What is checked of the server's certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Nothing (the connection is encrypted, not authenticated).
+    Nothing,
+    /// That it chains to a trusted authority.
+    Chain,
+    /// That it chains to a trusted authority and names the host.
+    Full,
+}
+
+/// `conn` with an `sslmode` of `verify-ca` or `verify-full` given as
+/// `require`, and the check the last `sslmode` asks for, if it is one of
+/// those two. Both forms (`key=value …` and URL) are read.
+pub fn split_sslmode(conn: &str) -> (String, Option<Check>) {
+    const KEY: &str = "sslmode";
+    let mut out = String::with_capacity(conn.len());
+    let mut check = None;
+    let mut rest = conn;
+    let mut at_start = true;
+    while let Some(i) = rest.find(KEY) {
+        let before = rest[..i].chars().next_back();
+        let starts = match before {
+            None => at_start,
+            Some(c) => c.is_whitespace() || c == '?' || c == '&',
+        };
+        out.push_str(&rest[..i + KEY.len()]);
+        rest = &rest[i + KEY.len()..];
+        at_start = false;
+        if !starts {
+            continue;
+        }
+        // ` = 'value'`, `=value`: the value's span within `rest`.
+        let eq = rest.trim_start();
+        let Some(after_eq) = eq.strip_prefix('=') else {
+            continue;
+        };
+        let value_at = rest.len() - after_eq.trim_start().len();
+        let quoted = rest[value_at..].starts_with('\'');
+        let start = value_at + usize::from(quoted);
+        let end = rest[start..]
+            .find(|c: char| c == '\'' || c == '&' || c.is_whitespace())
+            .map_or(rest.len(), |n| start + n);
+        let value = &rest[start..end];
+        let asked = match value {
+            "verify-ca" => Some(Check::Chain),
+            "verify-full" => Some(Check::Full),
+            _ => None,
+        };
+        check = asked;
+        out.push_str(&rest[..start]);
+        out.push_str(if asked.is_some() { "require" } else { value });
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    (out, check)
+}
+
+/// The connector for `check`, trusting `root_cert`'s authorities when given
+/// (else the system's and Mozilla's). An error names the file and why.
+pub fn connector(check: Check, root_cert: Option<&Path>) -> Result<MakeRustlsConnect, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up TLS: {e}"))?;
+    let verifier: Arc<dyn ServerCertVerifier> = match check {
+        Check::Nothing => Arc::new(NoCheck(provider)),
+        Check::Chain | Check::Full => {
+            let roots = Arc::new(roots(root_cert)?);
+            let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
+                .build()
+                .map_err(|e| format!("cannot set up TLS: {e}"))?;
+            match check {
+                Check::Full => webpki,
+                _ => Arc::new(ChainOnly(webpki)),
+            }
+        }
+    };
+    let config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
+}
+
+/// The authorities of `file`, or the system's and Mozilla's.
+fn roots(file: Option<&Path>) -> Result<RootCertStore, String> {
+    let mut store = RootCertStore::empty();
+    let Some(path) = file else {
+        // Unreadable system certificates are skipped: Mozilla's remain.
+        let native = rustls_native_certs::load_native_certs();
+        store.add_parsable_certificates(native.certs);
+        store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        return Ok(store);
+    };
+    let shown = path.display();
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_ROOT_CERT_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read ssl_root_cert {shown}: {e}"))?;
+    if bytes.len() as u64 > MAX_ROOT_CERT_BYTES {
+        return Err(format!(
+            "ssl_root_cert {shown} is larger than {} MiB",
+            MAX_ROOT_CERT_BYTES >> 20
+        ));
+    }
+    for (i, cert) in CertificateDer::pem_slice_iter(&bytes).enumerate() {
+        if i == MAX_ROOT_CERTS {
+            return Err(format!(
+                "ssl_root_cert {shown} holds more than {MAX_ROOT_CERTS} certificates"
+            ));
+        }
+        let cert =
+            cert.map_err(|e| format!("ssl_root_cert {shown}: certificate {}: {e}", i + 1))?;
+        store
+            .add(cert)
+            .map_err(|e| format!("ssl_root_cert {shown}: certificate {}: {e}", i + 1))?;
+    }
+    if store.is_empty() {
+        return Err(format!(
+            "ssl_root_cert {shown} holds no certificate (expected PEM: -----BEGIN CERTIFICATE-----)"
+        ));
+    }
+    Ok(store)
+}
+
+/// Accepts any certificate; the handshake's signatures are still checked.
+#[derive(Debug)]
+struct NoCheck(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoCheck {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A chain to a trusted authority, whatever host the certificate names.
+#[derive(Debug)]
+struct ChainOnly(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // The chain is checked before the name: a name error means it held.
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_modes_are_given_to_the_driver_as_require() {
+        let cases = [
+            (
+                "host=db sslmode=verify-full",
+                "host=db sslmode=require",
+                Some(Check::Full),
+            ),
+            (
+                "host=db sslmode = 'verify-ca' user=u",
+                "host=db sslmode = 'require' user=u",
+                Some(Check::Chain),
+            ),
+            (
+                "postgresql://u@db/x?sslmode=verify-full&application_name=a",
+                "postgresql://u@db/x?sslmode=require&application_name=a",
+                Some(Check::Full),
+            ),
+            (
+                "postgresql://u@db/x?a=1&sslmode=verify-ca",
+                "postgresql://u@db/x?a=1&sslmode=require",
+                Some(Check::Chain),
+            ),
+            ("host=db sslmode=require", "host=db sslmode=require", None),
+            (
+                "sslmode=verify-full host=db sslmode=disable",
+                "sslmode=require host=db sslmode=disable",
+                None,
+            ),
+            (
+                "host=db password=xsslmode=verify-full",
+                "host=db password=xsslmode=verify-full",
+                None,
+            ),
+            ("host=db", "host=db", None),
+        ];
+        for (given, driver, check) in cases {
+            assert_eq!(split_sslmode(given), (driver.to_owned(), check), "{given}");
+        }
+    }
+
+    #[test]
+    fn a_root_file_is_read_within_bounds_and_named_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let err = roots(Some(&empty)).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "ssl_root_cert {} holds no certificate (expected PEM: -----BEGIN CERTIFICATE-----)",
+                empty.display()
+            )
+        );
+        let missing = dir.path().join("missing.pem");
+        assert!(roots(Some(&missing)).unwrap_err().starts_with(&format!(
+            "cannot read ssl_root_cert {}: ",
+            missing.display()
+        )));
+        let big = dir.path().join("big.pem");
+        std::fs::write(&big, vec![b'x'; MAX_ROOT_CERT_BYTES as usize + 1]).unwrap();
+        assert_eq!(
+            roots(Some(&big)).unwrap_err(),
+            format!("ssl_root_cert {} is larger than 4 MiB", big.display())
+        );
+        let bad = dir.path().join("bad.pem");
+        std::fs::write(
+            &bad,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        assert!(roots(Some(&bad))
+            .unwrap_err()
+            .starts_with(&format!("ssl_root_cert {}: certificate 1: ", bad.display())));
+        assert!(!roots(None).unwrap().is_empty());
+    }
+}

@@ -42,49 +42,97 @@ pub enum Check {
 
 /// `conn` with an `sslmode` of `verify-ca` or `verify-full` given as
 /// `require`, and the check the last `sslmode` asks for, if it is one of
-/// those two. Both forms (`key=value …` and URL) are read.
+/// those two. Both forms are read as the driver reads them: `key=value`
+/// pairs (values may be quoted, with `\` escapes) and URLs (`?a=b&c=d`).
 pub fn split_sslmode(conn: &str) -> (String, Option<Check>) {
-    const KEY: &str = "sslmode";
+    let spans = if conn.starts_with("postgres://") || conn.starts_with("postgresql://") {
+        url_values(conn)
+    } else {
+        pair_values(conn)
+    };
     let mut out = String::with_capacity(conn.len());
     let mut check = None;
-    let mut rest = conn;
-    let mut at_start = true;
-    while let Some(i) = rest.find(KEY) {
-        let before = rest[..i].chars().next_back();
-        let starts = match before {
-            None => at_start,
-            Some(c) => c.is_whitespace() || c == '?' || c == '&',
-        };
-        out.push_str(&rest[..i + KEY.len()]);
-        rest = &rest[i + KEY.len()..];
-        at_start = false;
-        if !starts {
+    let mut done = 0;
+    for (key, start, end) in spans {
+        if key != "sslmode" {
             continue;
         }
-        // ` = 'value'`, `=value`: the value's span within `rest`.
-        let eq = rest.trim_start();
-        let Some(after_eq) = eq.strip_prefix('=') else {
-            continue;
-        };
-        let value_at = rest.len() - after_eq.trim_start().len();
-        let quoted = rest[value_at..].starts_with('\'');
-        let start = value_at + usize::from(quoted);
-        let end = rest[start..]
-            .find(|c: char| c == '\'' || c == '&' || c.is_whitespace())
-            .map_or(rest.len(), |n| start + n);
-        let value = &rest[start..end];
-        let asked = match value {
-            "verify-ca" => Some(Check::Chain),
-            "verify-full" => Some(Check::Full),
+        check = match conn.get(start..end) {
+            Some("verify-ca") => Some(Check::Chain),
+            Some("verify-full") => Some(Check::Full),
             _ => None,
         };
-        check = asked;
-        out.push_str(&rest[..start]);
-        out.push_str(if asked.is_some() { "require" } else { value });
-        rest = &rest[end..];
+        if check.is_some() {
+            out.push_str(&conn[done..start]);
+            out.push_str("require");
+            done = end;
+        }
     }
-    out.push_str(rest);
+    out.push_str(&conn[done..]);
     (out, check)
+}
+
+/// Each `key=value` pair's key and its value's byte span (inside quotes).
+fn pair_values(conn: &str) -> Vec<(&str, usize, usize)> {
+    let bytes = conn.as_bytes();
+    let skip_space = |mut i: usize| {
+        while bytes.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        i
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        i = skip_space(i);
+        if i >= bytes.len() {
+            return out;
+        }
+        let key_start = i;
+        while bytes
+            .get(i)
+            .is_some_and(|b| *b != b'=' && !b.is_ascii_whitespace())
+        {
+            i += 1;
+        }
+        let key = &conn[key_start..i];
+        i = skip_space(i);
+        if bytes.get(i) != Some(&b'=') {
+            // Not a pair: the driver says what is wrong.
+            return out;
+        }
+        i = skip_space(i + 1);
+        let quoted = bytes.get(i) == Some(&b'\'');
+        i += usize::from(quoted);
+        let start = i;
+        while let Some(&b) = bytes.get(i) {
+            match b {
+                b'\\' => i += 2,
+                b'\'' if quoted => break,
+                b if !quoted && b.is_ascii_whitespace() => break,
+                _ => i += 1,
+            }
+        }
+        let end = i.min(bytes.len());
+        out.push((key, start, end));
+        i = end + usize::from(quoted);
+    }
+}
+
+/// Each URL query parameter's key and its value's byte span.
+fn url_values(conn: &str) -> Vec<(&str, usize, usize)> {
+    let Some(q) = conn.find('?') else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut at = q + 1;
+    for param in conn[at..].split('&') {
+        if let Some(eq) = param.find('=') {
+            out.push((&param[..eq], at + eq + 1, at + param.len()));
+        }
+        at += param.len() + 1;
+    }
+    out
 }
 
 /// The connector for `check`, trusting `root_cert`'s authorities when given
@@ -289,6 +337,27 @@ mod tests {
                 "host=db password=xsslmode=verify-full",
                 "host=db password=xsslmode=verify-full",
                 None,
+            ),
+            (
+                "password='a sslmode=verify-full' host=db",
+                "password='a sslmode=verify-full' host=db",
+                None,
+            ),
+            (
+                r"password='it\'s' sslmode=verify-ca",
+                r"password='it\'s' sslmode=require",
+                Some(Check::Chain),
+            ),
+            (
+                "postgresql://u:p%26sslmode%3Dverify-full@db/x",
+                "postgresql://u:p%26sslmode%3Dverify-full@db/x",
+                None,
+            ),
+            ("host=db sslmode", "host=db sslmode", None),
+            (
+                r"password=\é sslmode=verify-ca user=é",
+                r"password=\é sslmode=require user=é",
+                Some(Check::Chain),
             ),
             ("host=db", "host=db", None),
         ];

@@ -658,21 +658,42 @@ fn rows_are_read_in_key_order_so_merges_do_not_follow_the_heap() {
     );
 }
 
-/// A test authority, and a server certificate it signed for `localhost`
-/// only: (the authority's PEM, the server's PEM, the server's key PEM).
-fn test_certificates() -> (String, String, String) {
+/// A test authority.
+fn test_authority() -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.distinguished_name
         .push(DnType::CommonName, "Triggerfish test authority");
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let server = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    (ca.pem(), server.pem(), key.serialize_pem())
+    CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap()
+}
+
+/// A certificate from `ca` for the names `sans` (none: `common_name` only),
+/// and its key, both PEM.
+fn signed(
+    ca: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    sans: &[&str],
+    common_name: &str,
+) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, common_name);
+    (
+        params.signed_by(&key, ca).unwrap().pem(),
+        key.serialize_pem(),
+    )
+}
+
+/// A test authority, and a server certificate it signed for `localhost`
+/// only: (the authority's PEM, the server's PEM, the server's key PEM).
+fn test_certificates() -> (String, String, String) {
+    let ca = test_authority();
+    let (cert, key) = signed(&ca, &["localhost"], "localhost");
+    (ca.pem(), cert, key)
 }
 
 /// TLS as libpq's `sslmode` asks, against a real server offering a
@@ -683,7 +704,7 @@ fn test_certificates() -> (String, String, String) {
 #[test]
 fn tls_is_used_as_sslmode_asks_and_certificates_are_checked() {
     let (ca, cert, key) = test_certificates();
-    let Some(pg) = Postgres::start_tls(&cert, &key) else {
+    let Some(pg) = Postgres::start_tls(&cert, &key, None) else {
         return;
     };
     // The stored row says whether this session is encrypted.
@@ -755,4 +776,69 @@ fn tls_is_used_as_sslmode_asks_and_certificates_are_checked() {
             }
         }
     }
+}
+
+/// A role that must log in with a client certificate does so with
+/// `ssl_cert` and `ssl_key`; without them the server refuses it for good,
+/// and one without the other is a configuration error naming the key.
+#[test]
+fn a_client_certificate_logs_in_where_the_server_asks_for_one() {
+    let ca = test_authority();
+    let (server_cert, server_key) = signed(&ca, &["localhost"], "localhost");
+    let Some(pg) = Postgres::start_tls(&server_cert, &server_key, Some(&ca.pem())) else {
+        return;
+    };
+    pg.sql(&format!("CREATE ROLE {} LOGIN", pg::CERT_USER));
+    let (client_cert, client_key) = signed(&ca, &[], pg::CERT_USER);
+    let url = format!(
+        "host=localhost port={} user={} dbname=postgres sslmode=verify-full",
+        pg.port,
+        pg::CERT_USER
+    );
+    set_env("TF_TEST_TLS_CLIENT", &url);
+    let query = r#"query = "SELECT 1 AS id, client_dn AS email FROM pg_stat_ssl WHERE pid = pg_backend_pid()""#;
+    let work = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        ("ca.pem", ca.pem()),
+        ("client.crt", client_cert),
+        ("client.key", client_key),
+    ] {
+        std::fs::write(work.path().join(name), text).unwrap();
+    }
+    let roots = "ssl_root_cert = \"ca.pem\"\n";
+    let with_cert =
+        format!("{roots}ssl_cert = \"client.crt\"\nssl_key = \"client.key\"\nkey = \"id\"");
+    let ws = workspace("TF_TEST_TLS_CLIENT", query, &with_cert, "Email = \"email\"");
+    let seen = refresh(&engine(work.path(), &ws), &Scope::Source("crm".into()));
+    assert!(seen.failed().is_empty(), "{:?}", seen.failed());
+    let store = EntityDb::open(&work.path().join("store.sqlite"), Default::default()).unwrap();
+    let row = store.get_item("Crm", "1").unwrap().unwrap();
+    assert_eq!(row["email"], format!("/CN={}", pg::CERT_USER));
+
+    let without = tempfile::tempdir().unwrap();
+    std::fs::write(without.path().join("ca.pem"), ca.pem()).unwrap();
+    let ws = workspace(
+        "TF_TEST_TLS_CLIENT",
+        query,
+        &format!("{roots}key = \"id\""),
+        "Email = \"email\"",
+    );
+    let seen = refresh(&engine(without.path(), &ws), &Scope::Source("crm".into()));
+    let failed = seen.failed();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].permanent, "{}", failed[0].error);
+    assert_eq!(
+        failed[0].error,
+        "postgres source 'crm' (query): cannot connect: connection requires a valid client certificate (SQLSTATE 28000)"
+    );
+
+    let half = format!("{roots}ssl_cert = \"client.crt\"\nkey = \"id\"");
+    let ws = workspace("TF_TEST_TLS_CLIENT", query, &half, "Email = \"email\"");
+    let err = parse_workspace_file(&work.path().join("workspace.toml"), &ws).unwrap_err();
+    assert!(
+        err.to_string().ends_with(
+            "key `insights.sources[0].ssl_key`: ssl_cert needs ssl_key, the file of its private key"
+        ),
+        "{err}"
+    );
 }

@@ -18,16 +18,17 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-/// Largest `ssl_root_cert` file read, in bytes.
-pub const MAX_ROOT_CERT_BYTES: u64 = 4 << 20;
-/// Most certificates taken from an `ssl_root_cert` file.
-pub const MAX_ROOT_CERTS: usize = 1024;
+/// Largest certificate or key file read (`ssl_root_cert`, `ssl_cert`,
+/// `ssl_key`), in bytes.
+pub const MAX_PEM_BYTES: u64 = 4 << 20;
+/// Most certificates taken from one file.
+pub const MAX_PEM_CERTS: usize = 1024;
 
 /// What is checked of the server's certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,8 +137,13 @@ fn url_values(conn: &str) -> Vec<(&str, usize, usize)> {
 }
 
 /// The connector for `check`, trusting `root_cert`'s authorities when given
-/// (else the system's and Mozilla's). An error names the file and why.
-pub fn connector(check: Check, root_cert: Option<&Path>) -> Result<MakeRustlsConnect, String> {
+/// (else the system's and Mozilla's), logging in with `client` (a
+/// certificate file and its key's) when given. An error names the file.
+pub fn connector(
+    check: Check,
+    root_cert: Option<&Path>,
+    client: Option<(&Path, &Path)>,
+) -> Result<MakeRustlsConnect, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -155,11 +161,64 @@ pub fn connector(check: Check, root_cert: Option<&Path>) -> Result<MakeRustlsCon
             }
         }
     };
-    let config = builder
+    let builder = builder
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(verifier);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = certificates(cert, "ssl_cert")?;
+            let key_bytes = read_bounded(key, "ssl_key")?;
+            let private = PrivateKeyDer::from_pem_slice(&key_bytes)
+                .map_err(|e| format!("ssl_key {}: no private key read: {e}", key.display()))?;
+            builder.with_client_auth_cert(chain, private).map_err(|e| {
+                format!(
+                    "ssl_cert {} with ssl_key {}: {e}",
+                    cert.display(),
+                    key.display()
+                )
+            })?
+        }
+    };
     Ok(MakeRustlsConnect::new(config))
+}
+
+/// The file at `path` (the `setting` naming it), at most [`MAX_PEM_BYTES`].
+fn read_bounded(path: &Path, setting: &str) -> Result<Vec<u8>, String> {
+    let shown = path.display();
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_PEM_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read {setting} {shown}: {e}"))?;
+    if bytes.len() as u64 > MAX_PEM_BYTES {
+        return Err(format!(
+            "{setting} {shown} is larger than {} MiB",
+            MAX_PEM_BYTES >> 20
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The certificates of the PEM file at `path`, at least one and at most
+/// [`MAX_PEM_CERTS`].
+fn certificates(path: &Path, setting: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let shown = path.display();
+    let bytes = read_bounded(path, setting)?;
+    let mut out = Vec::new();
+    for (i, cert) in CertificateDer::pem_slice_iter(&bytes).enumerate() {
+        if i == MAX_PEM_CERTS {
+            return Err(format!(
+                "{setting} {shown} holds more than {MAX_PEM_CERTS} certificates"
+            ));
+        }
+        out.push(cert.map_err(|e| format!("{setting} {shown}: certificate {}: {e}", i + 1))?);
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "{setting} {shown} holds no certificate (expected PEM: -----BEGIN CERTIFICATE-----)"
+        ));
+    }
+    Ok(out)
 }
 
 /// The authorities of `file`, or the system's and Mozilla's.
@@ -172,33 +231,14 @@ fn roots(file: Option<&Path>) -> Result<RootCertStore, String> {
         store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         return Ok(store);
     };
-    let shown = path.display();
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_ROOT_CERT_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(|e| format!("cannot read ssl_root_cert {shown}: {e}"))?;
-    if bytes.len() as u64 > MAX_ROOT_CERT_BYTES {
-        return Err(format!(
-            "ssl_root_cert {shown} is larger than {} MiB",
-            MAX_ROOT_CERT_BYTES >> 20
-        ));
-    }
-    for (i, cert) in CertificateDer::pem_slice_iter(&bytes).enumerate() {
-        if i == MAX_ROOT_CERTS {
-            return Err(format!(
-                "ssl_root_cert {shown} holds more than {MAX_ROOT_CERTS} certificates"
-            ));
-        }
-        let cert =
-            cert.map_err(|e| format!("ssl_root_cert {shown}: certificate {}: {e}", i + 1))?;
-        store
-            .add(cert)
-            .map_err(|e| format!("ssl_root_cert {shown}: certificate {}: {e}", i + 1))?;
-    }
-    if store.is_empty() {
-        return Err(format!(
-            "ssl_root_cert {shown} holds no certificate (expected PEM: -----BEGIN CERTIFICATE-----)"
-        ));
+    for (i, cert) in certificates(path, "ssl_root_cert")?.into_iter().enumerate() {
+        store.add(cert).map_err(|e| {
+            format!(
+                "ssl_root_cert {}: certificate {}: {e}",
+                path.display(),
+                i + 1
+            )
+        })?;
     }
     Ok(store)
 }
@@ -385,7 +425,7 @@ mod tests {
             missing.display()
         )));
         let big = dir.path().join("big.pem");
-        std::fs::write(&big, vec![b'x'; MAX_ROOT_CERT_BYTES as usize + 1]).unwrap();
+        std::fs::write(&big, vec![b'x'; MAX_PEM_BYTES as usize + 1]).unwrap();
         assert_eq!(
             roots(Some(&big)).unwrap_err(),
             format!("ssl_root_cert {} is larger than 4 MiB", big.display())

@@ -481,7 +481,7 @@ impl Source for PostgresSource {
                 } else if why.ends_with("unknown option `sslcert`")
                     || why.ends_with("unknown option `sslkey`")
                 {
-                    " (client certificates are not supported: log in with a password)"
+                    " (name the files as the source's ssl_cert and ssl_key)"
                 } else {
                     ""
                 };
@@ -502,7 +502,12 @@ impl Source for PostgresSource {
             Some(_) => pg_tls::Check::Chain,
             None => pg_tls::Check::Nothing,
         });
-        let tls = pg_tls::connector(check, self.pg.ssl_root_cert.as_deref())
+        let client = self
+            .pg
+            .client_cert
+            .as_ref()
+            .map(|(cert, key)| (cert.as_path(), key.as_path()));
+        let tls = pg_tls::connector(check, self.pg.ssl_root_cert.as_deref(), client)
             .map_err(|message| named(SourceError::new(true, message), &secrets))?;
         self.load(config, tls, store, force, progress)
             .map_err(|e| named(e, &secrets))

@@ -99,6 +99,13 @@ pub struct SourceConfig {
     /// certificate must chain to, relative to the configuration file.
     #[serde(default)]
     pub ssl_root_cert: Option<Spanned<String>>,
+    /// Postgres: a PEM certificate to log in with, and its key (`ssl_key`),
+    /// relative to the configuration file.
+    #[serde(default)]
+    pub ssl_cert: Option<Spanned<String>>,
+    /// Postgres: the PEM private key of `ssl_cert`.
+    #[serde(default)]
+    pub ssl_key: Option<Spanned<String>>,
     /// Primary-key column (required; checked in validation).
     #[serde(default)]
     pub key: Option<Spanned<String>>,
@@ -282,6 +289,8 @@ pub struct PostgresSpec {
     pub relation: Relation,
     /// The certificate authorities to verify the server with (`ssl_root_cert`).
     pub ssl_root_cert: Option<PathBuf>,
+    /// A client certificate and its key to log in with (`ssl_cert`, `ssl_key`).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 /// What a postgres source reads.
@@ -1128,6 +1137,8 @@ fn files_origin(
         ("table", &s.table),
         ("query", &s.query),
         ("ssl_root_cert", &s.ssl_root_cert),
+        ("ssl_cert", &s.ssl_cert),
+        ("ssl_key", &s.ssl_key),
     ] {
         if let Some(given) = given {
             return Err(v.invalid(
@@ -1273,21 +1284,44 @@ fn postgres_origin(
             Relation::Query(text.to_owned())
         }
     };
-    let ssl_root_cert = match &s.ssl_root_cert {
-        None => None,
+    // A PEM file the source names, which must exist.
+    let pem_file = |name: &str, given: &Option<Spanned<String>>, holds: &str| match given {
+        None => Ok(None),
         Some(raw) => {
             let path = lexical(&base.join(raw.get_ref()));
-            if !path.is_file() {
-                return Err(v.invalid(
+            match path.is_file() {
+                true => Ok(Some(path)),
+                false => Err(v.invalid(
                     raw.span(),
-                    &key("ssl_root_cert"),
-                    &format!(
-                        "no file {}: expected a PEM file of the certificate authorities to verify the server with",
-                        path.display()
-                    ),
-                ));
+                    &key(name),
+                    &format!("no file {}: expected a PEM file of {holds}", path.display()),
+                )),
             }
-            Some(path)
+        }
+    };
+    let ssl_root_cert = pem_file(
+        "ssl_root_cert",
+        &s.ssl_root_cert,
+        "the certificate authorities to verify the server with",
+    )?;
+    let cert = pem_file("ssl_cert", &s.ssl_cert, "the certificate to log in with")?;
+    let cert_key = pem_file("ssl_key", &s.ssl_key, "the private key of ssl_cert")?;
+    let client_cert = match (cert, cert_key) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(v.invalid(
+                s.name.span(),
+                &key("ssl_key"),
+                "ssl_cert needs ssl_key, the file of its private key",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(v.invalid(
+                s.name.span(),
+                &key("ssl_cert"),
+                "ssl_key needs ssl_cert, the certificate it is the key of",
+            ))
         }
     };
     Ok(Origin {
@@ -1295,6 +1329,7 @@ fn postgres_origin(
             connection_env: env.get_ref().clone(),
             relation,
             ssl_root_cert,
+            client_cert,
         }),
         format: None,
         path: PathBuf::new(),
@@ -1584,6 +1619,7 @@ Email = "email"
                     name: "contacts".into()
                 },
                 ssl_root_cert: None,
+                client_cert: None,
             })
         );
         assert_eq!(s.entity, "Crm");
@@ -1679,6 +1715,11 @@ Email = "email"
                 "table = \"public.contacts\"",
                 "table = \"public.contacts\"\nssl_root_cert = \"certs/ca.pem\"",
                 "/w/triggerfish.toml:7: key `insights.sources[0].ssl_root_cert`: no file /w/certs/ca.pem: expected a PEM file of the certificate authorities to verify the server with",
+            ),
+            (
+                "table = \"public.contacts\"",
+                "table = \"public.contacts\"\nssl_key = \"/w/client.key\"",
+                "/w/triggerfish.toml:7: key `insights.sources[0].ssl_key`: no file /w/client.key: expected a PEM file of the private key of ssl_cert",
             ),
         ];
         for (from, to, expected) in cases {

@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 /// check that a password never shows in a message).
 pub const PASSWORD: &str = "tf-pg-Secret-7319";
 
+/// The role that logs in with a client certificate (see
+/// [`Postgres::start_tls`]).
+pub const CERT_USER: &str = "certuser";
+
 /// How long a server may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -89,12 +93,14 @@ impl Postgres {
     }
 
     /// [`Postgres::start`] with TLS on, offering the certificate `cert_pem`
-    /// (its key `key_pem`); clients may still connect without TLS.
-    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Option<Self> {
-        Self::start_with(Some((cert_pem, key_pem)))
+    /// (its key `key_pem`); clients may still connect without TLS. With
+    /// `client_ca`, the role [`CERT_USER`] logs in over TLS only, with a
+    /// certificate for its name from that authority.
+    pub fn start_tls(cert_pem: &str, key_pem: &str, client_ca: Option<&str>) -> Option<Self> {
+        Self::start_with(Some((cert_pem, key_pem, client_ca)))
     }
 
-    fn start_with(tls: Option<(&str, &str)>) -> Option<Self> {
+    fn start_with(tls: Option<(&str, &str, Option<&str>)>) -> Option<Self> {
         let Some(bin) = find_bin() else {
             let ci = std::env::var_os("CI").is_some();
             let skip = std::env::var_os("TRIGGERFISH_SKIP_POSTGRES").is_some();
@@ -117,7 +123,8 @@ impl Postgres {
         std::fs::write(dir.path().join("pw"), PASSWORD).unwrap();
         let mut owned = vec![dir.path().to_owned(), dir.path().join("pw")];
         let mut settings: Vec<String> = Vec::new();
-        if let Some((cert, key)) = tls {
+        let mut client_ca_path = None;
+        if let Some((cert, key, client_ca)) = tls {
             use std::os::unix::fs::PermissionsExt as _;
             let (crt_path, key_path) =
                 (dir.path().join("server.crt"), dir.path().join("server.key"));
@@ -131,6 +138,13 @@ impl Postgres {
                 format!("ssl_key_file={}", key_path.display()),
             ]);
             owned.extend([crt_path, key_path]);
+            if let Some(ca) = client_ca {
+                let ca_path = dir.path().join("clients.crt");
+                std::fs::write(&ca_path, ca).unwrap();
+                settings.push(format!("ssl_ca_file={}", ca_path.display()));
+                owned.push(ca_path.clone());
+                client_ca_path = Some(ca_path);
+            }
         }
         if let Some(user) = &run_as {
             let (uid, gid) = (id_of(user, "-u"), id_of(user, "-g"));
@@ -160,6 +174,16 @@ impl Postgres {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        if client_ca_path.is_some() {
+            // First match wins: this role must show a certificate.
+            let hba = data.join("pg_hba.conf");
+            let rest = std::fs::read_to_string(&hba).unwrap();
+            std::fs::write(
+                &hba,
+                format!("hostssl all {CERT_USER} 127.0.0.1/32 cert\n{rest}"),
+            )
+            .unwrap();
+        }
         // A port taken between choosing and binding: try another.
         let mut last_log = String::new();
         for _ in 0..3 {

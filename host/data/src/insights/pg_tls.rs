@@ -9,6 +9,9 @@
 //! Trusted authorities are those of `ssl_root_cert` when given, else the
 //! system's and Mozilla's (`webpki-roots`). The driver knows only the first
 //! three modes: the last two are read here and given to it as `require`.
+//! A server asking for a client certificate gets `ssl_cert` and `ssl_key`.
+//! The files are read within [`MAX_PEM_BYTES`] and named in errors; a key
+//! file's content never is.
 
 use std::io::Read as _;
 use std::path::Path;
@@ -169,8 +172,16 @@ pub fn connector(
         Some((cert, key)) => {
             let chain = certificates(cert, "ssl_cert")?;
             let key_bytes = read_bounded(key, "ssl_key")?;
-            let private = PrivateKeyDer::from_pem_slice(&key_bytes)
-                .map_err(|e| format!("ssl_key {}: no private key read: {e}", key.display()))?;
+            // The parser's own words may quote the file: not repeated.
+            let private = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| {
+                let why = match e {
+                    rustls::pki_types::pem::Error::NoItemsFound => {
+                        "holds no private key (expected PEM: -----BEGIN PRIVATE KEY-----)"
+                    }
+                    _ => "is not a readable PEM private key",
+                };
+                format!("ssl_key {} {why}", key.display())
+            })?;
             builder.with_client_auth_cert(chain, private).map_err(|e| {
                 format!(
                     "ssl_cert {} with ssl_key {}: {e}",
@@ -440,5 +451,40 @@ mod tests {
             .unwrap_err()
             .starts_with(&format!("ssl_root_cert {}: certificate 1: ", bad.display())));
         assert!(!roots(None).unwrap().is_empty());
+        let secret = dir.path().join("secret.key");
+        std::fs::write(
+            &secret,
+            "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1tYXRlcmlhbA!!\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let cert = dir.path().join("cert.pem");
+        std::fs::write(
+            &cert,
+            rcgen::generate_simple_self_signed(vec!["x".into()])
+                .unwrap()
+                .cert
+                .pem(),
+        )
+        .unwrap();
+        let err = connector(Check::Nothing, None, Some((&cert, &secret)))
+            .err()
+            .unwrap();
+        assert_eq!(
+            err,
+            format!(
+                "ssl_key {} is not a readable PEM private key",
+                secret.display()
+            )
+        );
+        let err = connector(Check::Nothing, None, Some((&cert, &empty)))
+            .err()
+            .unwrap();
+        assert_eq!(
+            err,
+            format!(
+                "ssl_key {} holds no private key (expected PEM: -----BEGIN PRIVATE KEY-----)",
+                empty.display()
+            )
+        );
     }
 }

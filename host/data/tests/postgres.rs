@@ -658,6 +658,66 @@ fn rows_are_read_in_key_order_so_merges_do_not_follow_the_heap() {
     );
 }
 
+/// Keys in a collation other than the store's byte order (ICU's, where
+/// `A00003` comes after `a00002`) are stored in the database's order, their
+/// index built after the last row; a later change is tracked to its key.
+#[test]
+fn keys_in_another_collation_keep_its_order_and_changes_are_tracked() {
+    let Some(pg) = Postgres::start() else { return };
+    pg.sql(
+        r#"CREATE TABLE people (id text COLLATE "und-x-icu" PRIMARY KEY, email text,
+                                updated_at timestamptz NOT NULL);
+           INSERT INTO people
+           SELECT CASE WHEN n % 2 = 1 THEN 'A' ELSE 'a' END || lpad(n::text, 5, '0'),
+                  'p' || n || '@example.com', '2024-01-01'
+           FROM generate_series(1, 5000) AS n;"#,
+    );
+    set_env("TF_TEST_PG_COLLATION", &pg.url());
+    let dir = tempfile::tempdir().unwrap();
+    let ws = workspace(
+        "TF_TEST_PG_COLLATION",
+        r#"table = "people""#,
+        "key = \"id\"\nupdated_at = \"updated_at\"",
+        "Email = \"email\"",
+    );
+    let engine = engine(dir.path(), &ws);
+    let seen = refresh(&engine, &Scope::Source("crm".into()));
+    assert!(seen.failed().is_empty(), "{:?}", seen.failed());
+    assert_eq!(seen.succeeded()[0].rows_read, 5000);
+    let conn = rusqlite::Connection::open(dir.path().join("store.sqlite")).unwrap();
+    let first: Vec<String> = conn
+        .prepare("SELECT id FROM ent_Crm ORDER BY rowid LIMIT 4")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(first, ["A00001", "a00002", "A00003", "a00004"]);
+    let plan: String = conn
+        .query_row(
+            "EXPLAIN QUERY PLAN SELECT * FROM ent_Crm WHERE id = 'a04000'",
+            [],
+            |r| r.get(3),
+        )
+        .unwrap();
+    assert!(plan.contains("USING INDEX"), "{plan}");
+    let store = EntityDb::open(&dir.path().join("store.sqlite"), Default::default()).unwrap();
+    let generation = store.meta("Crm").unwrap().generation;
+
+    pg.sql("UPDATE people SET email = 'new@example.com', updated_at = now() WHERE id = 'a04000'");
+    let seen = refresh(&engine, &Scope::Source("crm".into()));
+    assert!(seen.failed().is_empty(), "{:?}", seen.failed());
+    let store = EntityDb::open(&dir.path().join("store.sqlite"), Default::default()).unwrap();
+    assert_eq!(
+        store.changed_keys("Crm", generation).unwrap(),
+        Some(vec![rusqlite::types::Value::Text("a04000".into())])
+    );
+    assert_eq!(
+        store.get_item("Crm", "a04000").unwrap().unwrap()["email"],
+        "new@example.com"
+    );
+}
+
 /// A test authority.
 fn test_authority() -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};

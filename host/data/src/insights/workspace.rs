@@ -1192,7 +1192,7 @@ fn files_origin(
         return Err(v.invalid(
             raw.span(),
             &key("format"),
-            "the path does not end in .csv, .json or .ndjson: set format",
+            "the path does not end in .csv, .json or .ndjson (or one of them and .gz): set format",
         ));
     }
     Ok(Origin {

@@ -20,8 +20,12 @@ pub enum ImportFormat {
 }
 
 impl ImportFormat {
-    /// From a file extension (`csv`, `json`, `ndjson`/`jsonl`).
+    /// From a file extension (`csv`, `json`, `ndjson`/`jsonl`), looking
+    /// past a `.gz` (the file is then read decompressed).
     pub fn from_path(path: &Path) -> Option<Self> {
+        if super::gzip::is_gzip(path) {
+            return Self::from_path(Path::new(path.file_stem()?));
+        }
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "csv" => Some(Self::Csv),
             "json" => Some(Self::Json),
@@ -227,6 +231,18 @@ fn file_error(
 }
 
 fn io_error(path: &Path, e: &std::io::Error) -> ImportError {
+    if let Some(corrupt) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<super::gzip::Corrupt>())
+    {
+        return file_error(
+            path,
+            ImportErrorKind::Malformed,
+            None,
+            None,
+            corrupt.to_string(),
+        );
+    }
     let kind = match e.kind() {
         std::io::ErrorKind::NotFound => ImportErrorKind::NotFound,
         std::io::ErrorKind::InvalidData => ImportErrorKind::Encoding,
@@ -321,17 +337,29 @@ fn visit_rows(
         read,
         bound,
     } = *reading;
+    // A gzip file's progress is its compressed bytes, counted under the
+    // decoder; the bound holds the decoded bytes, counted here into this.
+    let decoded_bytes = AtomicU64::new(0);
+    let gzip = super::gzip::is_gzip(path);
     let open = || -> Result<_, ImportError> {
         let file = match opener {
             Some(o) => o.open(path)?,
             None => std::fs::File::open(path).map_err(|e| io_error(path, &e))?,
         };
         bound.restart();
-        Ok(std::io::BufReader::new(Counting {
-            inner: file,
-            read,
-            bound,
-        }))
+        let inner: Box<dyn std::io::Read + '_> = match gzip {
+            true => Box::new(Counting {
+                inner: super::gzip::decoder(file, read),
+                read: &decoded_bytes,
+                bound,
+            }),
+            false => Box::new(Counting {
+                inner: file,
+                read,
+                bound,
+            }),
+        };
+        Ok(std::io::BufReader::new(inner))
     };
     let reader = open()?;
     match format {
@@ -1011,7 +1039,8 @@ fn start(spec: &ImportSpec<'_>) -> Result<(ImportFormat, Vec<Stamp>), ImportErro
                 ImportErrorKind::Schema,
                 None,
                 None,
-                "unknown format (expected a .csv, .json or .ndjson file)".into(),
+                "unknown format (expected a .csv, .json or .ndjson file, or one of them with .gz)"
+                    .into(),
             )
         })?;
     let stamps = spec
@@ -1486,6 +1515,26 @@ mod tests {
         std::fs::write(&p, text).unwrap();
         let store = EntityDb::open(&dir.path().join("s.sqlite"), PageLimits::default()).unwrap();
         (dir, p, store)
+    }
+
+    fn setup_bytes(name: &str, bytes: &[u8]) -> (tempfile::TempDir, PathBuf, EntityDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let store = EntityDb::open(&dir.path().join("s.sqlite"), PageLimits::default()).unwrap();
+        (dir, p, store)
+    }
+
+    /// `parts` as one gzip file, each part a member of its own.
+    fn gzipped(parts: &[&str]) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut out = Vec::new();
+        for part in parts {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(part.as_bytes()).unwrap();
+            out.extend(gz.finish().unwrap());
+        }
+        out
     }
 
     fn import(
@@ -2004,16 +2053,26 @@ mod tests {
                 ),
             ]
         };
-        for (name, text) in files(&under) {
-            let (_d, p, store) = setup(name, &text);
+        // Gzipped, the long row takes a few KiB of the file: the bound holds
+        // the bytes it decodes to.
+        let both = |long: &str| {
+            files(long).into_iter().flat_map(|(name, text)| {
+                [
+                    (name.to_owned(), text.clone().into_bytes()),
+                    (format!("{name}.gz"), gzipped(&[&text])),
+                ]
+            })
+        };
+        for (name, bytes) in both(&under) {
+            let (_d, p, store) = setup_bytes(&name, &bytes);
             let report = import(&p, &store, &[], "Id", 0).unwrap();
             assert_eq!(report.rows, 3, "{name}");
         }
-        for (name, text) in files(&over) {
-            let (_d, p, store) = setup(name, &text);
+        for (name, bytes) in both(&over) {
+            let (_d, p, store) = setup_bytes(&name, &bytes);
             let e = file_err(import(&p, &store, &[], "Id", 5));
             // NDJSON counts lines, so its long row is the third.
-            let row = if name == "a.ndjson" { 3 } else { 2 };
+            let row = if name.starts_with("a.ndjson") { 3 } else { 2 };
             assert_eq!(
                 e.to_string(),
                 format!(
@@ -2024,6 +2083,63 @@ mod tests {
             );
             assert_eq!(e.kind, ImportErrorKind::Malformed, "{name}");
         }
+    }
+
+    #[test]
+    fn gzip_files_import_as_their_text_does_and_a_broken_one_is_named() {
+        let mut csv = String::from("Id,Name,Score,Seen\n");
+        let mut ndjson = String::new();
+        for i in 0..3000 {
+            csv.push_str(&format!(
+                "{i},Name {i},{}.5,2024-01-0{}\n",
+                i % 7,
+                1 + i % 9
+            ));
+            ndjson.push_str(&format!(
+                "{{\"Id\":{i},\"Name\":\"Name {i}\",\"Score\":{}.5}}\n",
+                i % 7
+            ));
+        }
+        let json = format!("[{}]", ndjson.trim_end().replace('\n', ","));
+        for (name, text) in [("a.csv", &csv), ("a.ndjson", &ndjson), ("a.json", &json)] {
+            let (_d, plain, store) = setup(name, text);
+            import(&plain, &store, &[], "Id", 0).unwrap();
+            let want = dump(&store, "T");
+            // Two members (as `cat a.gz b.gz` makes), split inside a row.
+            let (head, tail) = text.split_at(text.len() / 2);
+            let (_g, packed, gz_store) =
+                setup_bytes(&format!("{name}.gz"), &gzipped(&[head, tail]));
+            let report = import(&packed, &gz_store, &[], "Id", 0).unwrap();
+            assert_eq!(report.rows, 3000, "{name}");
+            assert_same(&[want, dump(&gz_store, "T")], name);
+
+            // Progress counts the file's own bytes, up to its size.
+            let size = std::fs::metadata(&packed).unwrap().len();
+            let seen = import_with_progress(&packed, &gz_store, "P");
+            assert!(
+                seen.iter()
+                    .all(|&(done, total)| total == size && done <= size),
+                "{seen:?}"
+            );
+            assert_eq!(seen.last().map(|s| s.0), Some(size), "{name}");
+        }
+        let mut broken = gzipped(&[&csv]);
+        broken.truncate(broken.len() / 2);
+        broken.extend_from_slice(&[0xff; 64]);
+        let (_d, p, store) = setup_bytes("b.csv.gz", &broken);
+        let e = file_err(import(&p, &store, &[], "Id", 0));
+        // Named at the row where the stream broke.
+        assert_eq!(e.kind, ImportErrorKind::Malformed);
+        assert!(e.row.is_some_and(|r| r > 1 && r < 3000), "{e}");
+        assert!(e.message.starts_with("not a valid gzip stream ("), "{e}");
+        let (_d, p, store) = setup_bytes("plain.csv.gz", csv.as_bytes());
+        let e = file_err(import(&p, &store, &[], "Id", 0));
+        assert_eq!(e.kind, ImportErrorKind::Malformed, "{e}");
+        assert_eq!(
+            ImportFormat::from_path(Path::new("x.NDJSON.GZ")),
+            Some(ImportFormat::Ndjson)
+        );
+        assert_eq!(ImportFormat::from_path(Path::new("x.gz")), None);
     }
 
     #[test]

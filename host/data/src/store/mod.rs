@@ -4,6 +4,7 @@
 
 mod changes;
 mod checkpoint;
+mod gzip;
 mod hash_diff;
 mod history;
 mod import;

@@ -2135,6 +2135,16 @@ mod tests {
         let (_d, p, store) = setup_bytes("plain.csv.gz", csv.as_bytes());
         let e = file_err(import(&p, &store, &[], "Id", 0));
         assert_eq!(e.kind, ImportErrorKind::Malformed, "{e}");
+        // An empty file is no gzip stream (as `gzip -d` says too).
+        let (_d, p, store) = setup_bytes("empty.csv.gz", b"");
+        let e = file_err(import(&p, &store, &[], "Id", 0));
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (
+                ImportErrorKind::Malformed,
+                "not a valid gzip stream (unexpected end of file)"
+            )
+        );
         assert_eq!(
             ImportFormat::from_path(Path::new("x.NDJSON.GZ")),
             Some(ImportFormat::Ndjson)

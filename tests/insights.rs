@@ -1214,3 +1214,88 @@ fn keys_in_no_order_unify_as_ascending_keys_do() {
         "{changed} edited: {c}"
     );
 }
+
+/// The generated sources gzipped (`*.csv.gz`, `*.ndjson.gz`, `*.json.gz`)
+/// refresh to the same customers and scores as the plain files, and are
+/// recognised as unchanged on the next refresh.
+#[test]
+fn gzipped_sources_unify_as_the_plain_files_do() {
+    use std::io::Write as _;
+    let dir = tempdir();
+    let (plain, packed) = (dir.path().join("plain"), dir.path().join("packed"));
+    triggerfish(
+        &[
+            "demo",
+            "generate",
+            "--rows",
+            "6000",
+            "--seed",
+            "11",
+            "--out",
+            plain.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .assert_ok("demo generate");
+    std::fs::create_dir(&packed).unwrap();
+    let mut config = std::fs::read_to_string(plain.join("triggerfish.toml")).unwrap();
+    let mut gzipped = 0;
+    for entry in std::fs::read_dir(&plain).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        let bytes = std::fs::read(&path).unwrap();
+        let quoted = format!("path = \"{name}\"");
+        if config.contains(&quoted) {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            gz.write_all(&bytes).unwrap();
+            std::fs::write(packed.join(format!("{name}.gz")), gz.finish().unwrap()).unwrap();
+            config = config.replace(&quoted, &format!("path = \"{name}.gz\""));
+            gzipped += 1;
+        } else if name != "triggerfish.toml" {
+            std::fs::write(packed.join(&name), bytes).unwrap();
+        }
+    }
+    assert_eq!(gzipped, 3, "{config}");
+    std::fs::write(packed.join("triggerfish.toml"), config).unwrap();
+
+    let summary = |dir: &Path| {
+        let config = dir.join("triggerfish.toml");
+        let run = triggerfish(&["refresh", "--config", config.to_str().unwrap()], &[]);
+        assert_ok(&run);
+        // "6000 source rows -> N profiles (…)", without the event id and time.
+        let unification = run
+            .stdout
+            .lines()
+            .find_map(|l| l.split("unification: ").nth(1))
+            .unwrap_or_default()
+            .to_owned();
+        (
+            unification
+                .split(" in ")
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+            scores(&config),
+        )
+    };
+    let (plain_unified, plain_scores) = summary(&plain);
+    let (packed_unified, packed_scores) = summary(&packed);
+    assert!(
+        plain_unified.contains("6000 source rows"),
+        "{plain_unified}"
+    );
+    assert_eq!(packed_unified, plain_unified);
+    assert_eq!(packed_scores, plain_scores);
+
+    let config = packed.join("triggerfish.toml");
+    let again = triggerfish(&["refresh", "--config", config.to_str().unwrap()], &[]);
+    assert_ok(&again);
+    for source in ["crm-contacts", "web-shop-orders", "loyalty-members"] {
+        let line = again
+            .stdout
+            .lines()
+            .find(|l| l.contains(&format!("source:{source}")))
+            .unwrap_or_default();
+        assert!(line.contains("unchanged since the last import"), "{line}");
+    }
+}

@@ -23,14 +23,17 @@ pub fn is_gzip(path: &Path) -> bool {
 #[error("not a valid gzip stream ({0})")]
 pub struct Corrupt(String);
 
+/// The decoded bytes of a gzip file.
+pub type Decoder<'a, R> = Decoded<MultiGzDecoder<Tally<'a, R>>>;
+
 /// The decoded bytes of the gzip stream `file` (every member, as `gzip -d`
 /// reads them), adding the compressed bytes read to `read`.
-pub fn decoder<'a, R: Read + 'a>(file: R, read: &'a AtomicU64) -> impl Read + 'a {
+pub fn decoder<R: Read>(file: R, read: &AtomicU64) -> Decoder<'_, R> {
     Decoded(MultiGzDecoder::new(Tally { inner: file, read }))
 }
 
 /// Counts the bytes read from the file, for progress.
-struct Tally<'a, R> {
+pub struct Tally<'a, R> {
     inner: R,
     read: &'a AtomicU64,
 }
@@ -52,7 +55,7 @@ impl<R: Read> Read for Tally<'_, R> {
 struct FromFile(std::io::Error);
 
 /// A decoder whose own errors are [`Corrupt`].
-struct Decoded<R>(R);
+pub struct Decoded<R>(R);
 
 impl<R: Read> Read for Decoded<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {

@@ -323,6 +323,21 @@ struct Reading<'a> {
     bound: &'a RowBound,
 }
 
+/// A source file as its rows are read from it: plain, or decoded.
+enum FileReader<'a> {
+    Plain(Counting<'a, std::fs::File>),
+    Gzip(Counting<'a, super::gzip::Decoder<'a, std::fs::File>>),
+}
+
+impl std::io::Read for FileReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            FileReader::Plain(r) => r.read(buf),
+            FileReader::Gzip(r) => r.read(buf),
+        }
+    }
+}
+
 /// [`visit`], with each read held to `reading.bound`.
 fn visit_rows(
     reading: &Reading<'_>,
@@ -347,13 +362,13 @@ fn visit_rows(
             None => std::fs::File::open(path).map_err(|e| io_error(path, &e))?,
         };
         bound.restart();
-        let inner: Box<dyn std::io::Read + '_> = match gzip {
-            true => Box::new(Counting {
+        let inner = match gzip {
+            true => FileReader::Gzip(Counting {
                 inner: super::gzip::decoder(file, read),
                 read: &decoded_bytes,
                 bound,
             }),
-            false => Box::new(Counting {
+            false => FileReader::Plain(Counting {
                 inner: file,
                 read,
                 bound,

@@ -902,3 +902,70 @@ fn a_client_certificate_logs_in_where_the_server_asks_for_one() {
         "{err}"
     );
 }
+
+/// The connection string may come from a file (a mounted secret, ending in
+/// a newline), read at each refresh; a missing, empty or odd one fails for
+/// good, naming the file and never what it holds.
+#[test]
+fn a_connection_file_holds_the_connection_string() {
+    let Some(pg) = Postgres::start() else { return };
+    pg.sql(CONTACTS);
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    std::fs::write(secrets.join("crm"), format!("{}\n", pg.url())).unwrap();
+    std::fs::write(secrets.join("empty"), "\n").unwrap();
+    std::fs::write(
+        secrets.join("bad"),
+        format!("host=127.0.0.1 port=five password={PASSWORD}"),
+    )
+    .unwrap();
+    let run = |file: &str| {
+        let ws = workspace(
+            "UNUSED",
+            r#"table = "public.contacts""#,
+            "key = \"id\"",
+            "Email = \"email\"",
+        )
+        .replace(
+            "connection_env = \"UNUSED\"",
+            &format!("connection_file = \"secrets/{file}\""),
+        );
+        let work = tempfile::tempdir().unwrap();
+        let link = work.path().join("secrets");
+        std::os::unix::fs::symlink(&secrets, &link).unwrap();
+        let seen = refresh(&engine(work.path(), &ws), &Scope::Source("crm".into()));
+        (seen, link)
+    };
+    let (seen, _) = run("crm");
+    assert!(seen.failed().is_empty(), "{:?}", seen.failed());
+    assert_eq!(seen.succeeded()[0].rows_read, 3);
+
+    let prefix = "postgres source 'crm' (table public.contacts): ";
+    for (file, why) in [
+        ("missing", "(its connection_file) cannot be read: No such file or directory (os error 2): put the connection string in it"),
+        ("empty", "(its connection_file) is empty: put the connection string in it"),
+        (".", "(its connection_file) is not a regular file: put the connection string in it"),
+    ] {
+        let (seen, link) = run(file);
+        let failed = seen.failed();
+        assert_eq!(failed.len(), 1, "{file}");
+        assert!(failed[0].permanent, "{file}");
+        let path = if file == "." { link.clone() } else { link.join(file) };
+        assert_eq!(
+            failed[0].error,
+            format!("{prefix}the file {} {why}", path.display()),
+            "{file}"
+        );
+    }
+    let (seen, link) = run("bad");
+    let failed = seen.failed();
+    assert_eq!(
+        failed[0].error,
+        format!(
+            "{prefix}the connection string in the file {} is not valid: invalid connection string: invalid value for option `port`",
+            link.join("bad").display()
+        )
+    );
+    assert!(!failed[0].error.contains(PASSWORD));
+}

@@ -1,7 +1,8 @@
 //! A PostgreSQL table or query as a data source (`kind = "postgres"`).
 //!
 //! The connection string comes from the environment variable the source
-//! names (`connection_env`); it never enters a message, an event or a log
+//! names (`connection_env`) or a file (`connection_file`, such as a mounted
+//! secret), read at each refresh; it never enters a message, an event or a log
 //! line, and messages are scrubbed of it and of its password whatever the
 //! driver or the server says. The driver is `tokio-postgres`, run on a small
 //! current-thread runtime inside [`Source::refresh`], which blocks like the
@@ -40,7 +41,7 @@ use tokio_postgres::{Client, Config, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::source::{store_failure, Loaded, Source, SourceError, REJECTED_EXAMPLES};
-use super::workspace::{PostgresSpec, Relation, SourceSpec};
+use super::workspace::{ConnectionFrom, PostgresSpec, Relation, SourceSpec};
 use super::{fingerprint, pg_tls};
 use crate::odata::ColumnType;
 use crate::store::{
@@ -62,6 +63,8 @@ const BATCH_ROWS: usize = 1024;
 /// A batch also ends once its rows take this many bytes as sent, so wide
 /// rows do not hold `BATCH_ROWS` times their size.
 const BATCH_BYTES: usize = 4 << 20;
+/// Largest `connection_file` read, in bytes.
+pub const MAX_CONNECTION_FILE_BYTES: u64 = 64 << 10;
 /// How often a refresh reports its progress, in rows.
 pub const PROGRESS_EVERY_ROWS: u64 = 10_000;
 /// Column names listed in an error before "and N more".
@@ -80,19 +83,42 @@ impl PostgresSource {
         Self { spec, pg }
     }
 
-    /// The connection string, from the environment.
+    /// The connection string, from the environment or its file.
     fn connection_string(&self) -> Result<String, SourceError> {
-        let var = &self.pg.connection_env;
-        let why = match std::env::var(var) {
-            Ok(v) if !v.trim().is_empty() => return Ok(v),
-            Ok(_) => "is empty",
-            Err(std::env::VarError::NotPresent) => "is not set",
-            Err(std::env::VarError::NotUnicode(_)) => "is not valid UTF-8",
+        let path = match &self.pg.connection {
+            ConnectionFrom::File(path) => path,
+            ConnectionFrom::Env(var) => {
+                let why = match std::env::var(var) {
+                    Ok(v) if !v.trim().is_empty() => return Ok(v),
+                    Ok(_) => "is empty",
+                    Err(std::env::VarError::NotPresent) => "is not set",
+                    Err(std::env::VarError::NotUnicode(_)) => "is not valid UTF-8",
+                };
+                return Err(SourceError::new(
+                    true,
+                    format!("the environment variable {var} (its connection_env) {why}: set it to the connection string"),
+                ));
+            }
+        };
+        let why = match read_connection_file(path) {
+            Ok(text) => return Ok(text),
+            Err(why) => why,
         };
         Err(SourceError::new(
             true,
-            format!("the environment variable {var} (its connection_env) {why}: set it to the connection string"),
+            format!(
+                "the file {} (its connection_file) {why}: put the connection string in it",
+                path.display()
+            ),
         ))
+    }
+
+    /// Where the connection string is kept, for a message.
+    fn kept_in(&self) -> String {
+        match &self.pg.connection {
+            ConnectionFrom::Env(var) => var.clone(),
+            ConnectionFrom::File(path) => format!("the file {}", path.display()),
+        }
     }
 
     /// The relation read, as SQL after `FROM`, with the columns `list`.
@@ -489,7 +515,7 @@ impl Source for PostgresSource {
                     true,
                     format!(
                         "the connection string in {} is not valid: {why}{hint}",
-                        self.pg.connection_env
+                        self.kept_in()
                     ),
                 );
                 return Err(named(e, &secrets));
@@ -678,6 +704,36 @@ impl<'rt> Session<'rt> {
 struct Sql {
     text: String,
     query: Option<(usize, usize)>,
+}
+
+/// The connection string a `connection_file` holds (trimmed: such files
+/// often end in a newline), or why it cannot be used. Only a regular file
+/// (or a link to one) of at most [`MAX_CONNECTION_FILE_BYTES`] is read, so
+/// a pipe or a device cannot stall or flood the refresh.
+fn read_connection_file(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot be read: {e}"))?;
+    if !meta.is_file() {
+        return Err("is not a regular file".into());
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| {
+            f.take(MAX_CONNECTION_FILE_BYTES + 1)
+                .read_to_end(&mut bytes)
+        })
+        .map_err(|e| format!("cannot be read: {e}"))?;
+    if bytes.len() as u64 > MAX_CONNECTION_FILE_BYTES {
+        return Err(format!(
+            "is larger than {} KiB",
+            MAX_CONNECTION_FILE_BYTES >> 10
+        ));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| "is not valid UTF-8".to_owned())?;
+    match text.trim() {
+        "" => Err("is empty".into()),
+        trimmed => Ok(trimmed.to_owned()),
+    }
 }
 
 /// A quoted identifier.

@@ -89,6 +89,10 @@ pub struct SourceConfig {
     /// connection string (never the string itself).
     #[serde(default)]
     pub connection_env: Option<Spanned<String>>,
+    /// Postgres: a file holding the connection string instead (a mounted
+    /// secret), relative to the configuration file.
+    #[serde(default)]
+    pub connection_file: Option<Spanned<String>>,
     /// Postgres: the table read, `name` or `schema.name`.
     #[serde(default)]
     pub table: Option<Spanned<String>>,
@@ -284,13 +288,32 @@ pub enum SourceKind {
 /// A validated postgres source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostgresSpec {
-    /// The environment variable holding the connection string.
-    pub connection_env: String,
+    /// Where the connection string is kept.
+    pub connection: ConnectionFrom,
     pub relation: Relation,
     /// The certificate authorities to verify the server with (`ssl_root_cert`).
     pub ssl_root_cert: Option<PathBuf>,
     /// A client certificate and its key to log in with (`ssl_cert`, `ssl_key`).
     pub client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+/// Where a postgres source's connection string is kept; it is read at
+/// each refresh, never at load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionFrom {
+    /// An environment variable (`connection_env`).
+    Env(String),
+    /// A file (`connection_file`), such as a mounted secret.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for ConnectionFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectionFrom::Env(var) => write!(f, "the environment variable {var}"),
+            ConnectionFrom::File(path) => write!(f, "the file {}", path.display()),
+        }
+    }
 }
 
 /// What a postgres source reads.
@@ -1134,6 +1157,7 @@ fn files_origin(
 ) -> Result<Origin, WorkspaceError> {
     for (k, given) in [
         ("connection_env", &s.connection_env),
+        ("connection_file", &s.connection_file),
         ("table", &s.table),
         ("query", &s.query),
         ("ssl_root_cert", &s.ssl_root_cert),
@@ -1204,9 +1228,9 @@ fn files_origin(
     })
 }
 
-/// A postgres source: `connection_env` and one of `table` or `query`; no
-/// `path` or `format`. The variable's value is never read here nor quoted
-/// in an error (a connection string holds a password).
+/// A postgres source: `connection_env` or `connection_file`, and one of
+/// `table` or `query`; no `path` or `format`. The connection string is
+/// never read here nor quoted in an error (it holds a password).
 fn postgres_origin(
     v: &Validator,
     base: &Path,
@@ -1227,21 +1251,44 @@ fn postgres_origin(
             "`format` is for files: a postgres source's columns are typed by PostgreSQL",
         ));
     }
-    let Some(env) = &s.connection_env else {
-        return Err(v.invalid(
-            s.name.span(),
-            &key("connection_env"),
-            "missing field `connection_env` (the name of the environment variable holding the connection string)",
-        ));
+    let connection = match (&s.connection_env, &s.connection_file) {
+        (Some(_), Some(file)) => {
+            return Err(v.invalid(
+                file.span(),
+                &key("connection_file"),
+                "give `connection_env` or `connection_file`, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(v.invalid(
+                s.name.span(),
+                &key("connection_env"),
+                "missing field `connection_env` (the name of the environment variable holding the connection string; or `connection_file`, a file holding it)",
+            ))
+        }
+        (Some(env), None) => {
+            if !valid_env_name(env.get_ref()) {
+                // Not quoted: it may be the connection string itself.
+                return Err(v.invalid(
+                    env.span(),
+                    &key("connection_env"),
+                    "expected the name of an environment variable (letters, digits and '_'), not the connection string itself",
+                ));
+            }
+            ConnectionFrom::Env(env.get_ref().clone())
+        }
+        (None, Some(file)) => {
+            if file.get_ref().contains("://") || file.get_ref().contains('=') {
+                // Not quoted: it may be the connection string itself.
+                return Err(v.invalid(
+                    file.span(),
+                    &key("connection_file"),
+                    "expected the path of a file holding the connection string, not the connection string itself",
+                ));
+            }
+            ConnectionFrom::File(lexical(&base.join(file.get_ref())))
+        }
     };
-    if !valid_env_name(env.get_ref()) {
-        // Not quoted: it may be the connection string itself, password and all.
-        return Err(v.invalid(
-            env.span(),
-            &key("connection_env"),
-            "expected the name of an environment variable (letters, digits and '_'), not the connection string itself",
-        ));
-    }
     let relation = match (&s.table, &s.query) {
         (Some(_), Some(q)) => {
             return Err(v.invalid(q.span(), &key("query"), "give `table` or `query`, not both"))
@@ -1326,7 +1373,7 @@ fn postgres_origin(
     };
     Ok(Origin {
         kind: SourceKind::Postgres(PostgresSpec {
-            connection_env: env.get_ref().clone(),
+            connection,
             relation,
             ssl_root_cert,
             client_cert,
@@ -1613,7 +1660,7 @@ Email = "email"
         assert_eq!(
             s.kind,
             SourceKind::Postgres(PostgresSpec {
-                connection_env: "CRM_DATABASE_URL".into(),
+                connection: ConnectionFrom::Env("CRM_DATABASE_URL".into()),
                 relation: Relation::Table {
                     schema: Some("public".into()),
                     name: "contacts".into()
@@ -1684,7 +1731,7 @@ Email = "email"
             (
                 "connection_env = \"CRM_DATABASE_URL\"\n",
                 "",
-                "/w/triggerfish.toml:3: key `insights.sources[0].connection_env`: missing field `connection_env` (the name of the environment variable holding the connection string)",
+                "/w/triggerfish.toml:3: key `insights.sources[0].connection_env`: missing field `connection_env` (the name of the environment variable holding the connection string; or `connection_file`, a file holding it)",
             ),
             (
                 "CRM_DATABASE_URL",
@@ -1715,6 +1762,16 @@ Email = "email"
                 "table = \"public.contacts\"",
                 "table = \"public.contacts\"\nssl_root_cert = \"certs/ca.pem\"",
                 "/w/triggerfish.toml:7: key `insights.sources[0].ssl_root_cert`: no file /w/certs/ca.pem: expected a PEM file of the certificate authorities to verify the server with",
+            ),
+            (
+                "table = \"public.contacts\"",
+                "table = \"public.contacts\"\nconnection_file = \"secrets/crm\"",
+                "/w/triggerfish.toml:7: key `insights.sources[0].connection_file`: give `connection_env` or `connection_file`, not both",
+            ),
+            (
+                "connection_env = \"CRM_DATABASE_URL\"",
+                &format!("connection_file = \"{secret}\""),
+                "/w/triggerfish.toml:5: key `insights.sources[0].connection_file`: expected the path of a file holding the connection string, not the connection string itself",
             ),
             (
                 "table = \"public.contacts\"",

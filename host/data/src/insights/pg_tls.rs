@@ -13,7 +13,6 @@
 //! The files are read within [`MAX_PEM_BYTES`] and named in errors; a key
 //! file's content never is.
 
-use std::io::Read as _;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -26,6 +25,8 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::source::{read_small_file, SmallFileError};
 
 /// Largest certificate or key file read (`ssl_root_cert`, `ssl_cert`,
 /// `ssl_key`), in bytes.
@@ -197,17 +198,14 @@ pub fn connector(
 /// The file at `path` (the `setting` naming it), at most [`MAX_PEM_BYTES`].
 fn read_bounded(path: &Path, setting: &str) -> Result<Vec<u8>, String> {
     let shown = path.display();
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_PEM_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(|e| format!("cannot read {setting} {shown}: {e}"))?;
-    if bytes.len() as u64 > MAX_PEM_BYTES {
-        return Err(format!(
+    read_small_file(path, MAX_PEM_BYTES).map_err(|e| match e {
+        SmallFileError::Io(e) => format!("cannot read {setting} {shown}: {e}"),
+        SmallFileError::NotRegular => format!("{setting} {shown} is not a regular file"),
+        SmallFileError::TooLarge => format!(
             "{setting} {shown} is larger than {} MiB",
             MAX_PEM_BYTES >> 20
-        ));
-    }
-    Ok(bytes)
+        ),
+    })
 }
 
 /// The certificates of the PEM file at `path`, at least one and at most
@@ -440,6 +438,13 @@ mod tests {
         assert_eq!(
             roots(Some(&big)).unwrap_err(),
             format!("ssl_root_cert {} is larger than 4 MiB", big.display())
+        );
+        assert_eq!(
+            roots(Some(dir.path())).unwrap_err(),
+            format!(
+                "ssl_root_cert {} is not a regular file",
+                dir.path().display()
+            )
         );
         let bad = dir.path().join("bad.pem");
         std::fs::write(

@@ -40,7 +40,9 @@ use tokio_postgres::types::{FromSql, ToSql, Type};
 use tokio_postgres::{Client, Config, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::source::{store_failure, Loaded, Source, SourceError, REJECTED_EXAMPLES};
+use super::source::{
+    read_small_file, store_failure, Loaded, SmallFileError, Source, SourceError, REJECTED_EXAMPLES,
+};
 use super::workspace::{ConnectionFrom, PostgresSpec, Relation, SourceSpec};
 use super::{fingerprint, pg_tls};
 use crate::odata::ColumnType;
@@ -711,24 +713,13 @@ struct Sql {
 /// (or a link to one) of at most [`MAX_CONNECTION_FILE_BYTES`] is read, so
 /// a pipe or a device cannot stall or flood the refresh.
 fn read_connection_file(path: &std::path::Path) -> Result<String, String> {
-    use std::io::Read as _;
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot be read: {e}"))?;
-    if !meta.is_file() {
-        return Err("is not a regular file".into());
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| {
-            f.take(MAX_CONNECTION_FILE_BYTES + 1)
-                .read_to_end(&mut bytes)
-        })
-        .map_err(|e| format!("cannot be read: {e}"))?;
-    if bytes.len() as u64 > MAX_CONNECTION_FILE_BYTES {
-        return Err(format!(
-            "is larger than {} KiB",
-            MAX_CONNECTION_FILE_BYTES >> 10
-        ));
-    }
+    let bytes = read_small_file(path, MAX_CONNECTION_FILE_BYTES).map_err(|e| match e {
+        SmallFileError::Io(e) => format!("cannot be read: {e}"),
+        SmallFileError::NotRegular => "is not a regular file".to_owned(),
+        SmallFileError::TooLarge => {
+            format!("is larger than {} KiB", MAX_CONNECTION_FILE_BYTES >> 10)
+        }
+    })?;
     let text = String::from_utf8(bytes).map_err(|_| "is not valid UTF-8".to_owned())?;
     match text.trim() {
         "" => Err("is empty".into()),

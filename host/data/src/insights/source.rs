@@ -3,7 +3,7 @@
 //! ([`super::postgres::PostgresSource`]); [`Source`] is the seam for an HTTP
 //! export later.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
@@ -359,6 +359,37 @@ impl Opener for RootedOpener<'_> {
             ));
         }
         dir.open(rel).map(cap_std::fs::File::into_std).map_err(io)
+    }
+}
+
+/// Why a small settings file (a connection string, a certificate) was not
+/// read by [`read_small_file`].
+#[derive(Debug)]
+pub(super) enum SmallFileError {
+    /// Opening or reading it failed.
+    Io(std::io::Error),
+    /// It is not a regular file (a pipe would stall the refresh).
+    NotRegular,
+    /// It is larger than the bound.
+    TooLarge,
+}
+
+/// The bytes of the regular file (or link to one) at `path`, at most `max`.
+/// Only its metadata is looked at before it is opened, so a pipe or a
+/// device is refused rather than read.
+pub(super) fn read_small_file(path: &Path, max: u64) -> Result<Vec<u8>, SmallFileError> {
+    use std::io::Read as _;
+    let meta = std::fs::metadata(path).map_err(SmallFileError::Io)?;
+    if !meta.is_file() {
+        return Err(SmallFileError::NotRegular);
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(max.saturating_add(1)).read_to_end(&mut bytes))
+        .map_err(SmallFileError::Io)?;
+    match bytes.len() as u64 > max {
+        true => Err(SmallFileError::TooLarge),
+        false => Ok(bytes),
     }
 }
 

@@ -307,15 +307,6 @@ pub enum ConnectionFrom {
     File(PathBuf),
 }
 
-impl std::fmt::Display for ConnectionFrom {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ConnectionFrom::Env(var) => write!(f, "the environment variable {var}"),
-            ConnectionFrom::File(path) => write!(f, "the file {}", path.display()),
-        }
-    }
-}
-
 /// What a postgres source reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Relation {

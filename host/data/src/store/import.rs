@@ -1525,11 +1525,7 @@ mod tests {
     use crate::store::{EntityDb, PageLimits, PageRequest};
 
     fn setup(name: &str, text: &str) -> (tempfile::TempDir, PathBuf, EntityDb) {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        let store = EntityDb::open(&dir.path().join("s.sqlite"), PageLimits::default()).unwrap();
-        (dir, p, store)
+        setup_bytes(name, text.as_bytes())
     }
 
     fn setup_bytes(name: &str, bytes: &[u8]) -> (tempfile::TempDir, PathBuf, EntityDb) {

@@ -44,7 +44,7 @@ pub(super) fn record(
     unordered: bool,
 ) -> Result<(), StoreError> {
     let sql = |e| store.sql(e);
-    tx.execute_batch(TABLES).map_err(sql)?;
+    create_tables(tx).map_err(sql)?;
     let previous: Option<(String, String, i64, i64)> = tx
         .query_row(
             "SELECT key, columns, generation, rows FROM _tf_entities WHERE name = ?1",
@@ -116,25 +116,39 @@ pub(super) fn record(
             tracked = false;
         }
     }
+    note_set(tx, entity, g, tracked).map_err(sql)
+}
+
+/// The tables of recorded changes, created when missing.
+pub(super) fn create_tables(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(TABLES)
+}
+
+/// Record generation `g` of `entity` as a change set whose keys are in
+/// `_tf_changes` (`tracked`), or not tracked (its keys are dropped), and
+/// forget the sets older than the last [`KEPT_CHANGE_SETS`].
+pub(super) fn note_set(
+    tx: &Transaction<'_>,
+    entity: &str,
+    g: i64,
+    tracked: bool,
+) -> rusqlite::Result<()> {
     if !tracked {
         tx.execute(
             "DELETE FROM _tf_changes WHERE entity = ?1 AND generation = ?2",
             params![entity, g],
-        )
-        .map_err(sql)?;
+        )?;
     }
     tx.execute(
         "INSERT OR REPLACE INTO _tf_change_sets (entity, generation, tracked) VALUES (?1, ?2, ?3)",
         params![entity, g, tracked],
-    )
-    .map_err(sql)?;
+    )?;
     let oldest = g.saturating_sub(i64::try_from(KEPT_CHANGE_SETS).unwrap_or(i64::MAX));
     for table in ["_tf_changes", "_tf_change_sets"] {
         tx.execute(
             &format!("DELETE FROM {table} WHERE entity = ?1 AND generation <= ?2"),
             params![entity, oldest],
-        )
-        .map_err(sql)?;
+        )?;
     }
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! The engine's metadata tables: named counters (`_tf_insights_meta`) and
+//! The engine's metadata tables: named counters (`_tf_insights_meta`), named
+//! texts (`_tf_insights_notes`) and
 //! the last value of each watched segment or measure (`_tf_insights_values`).
 
 use rusqlite::{params, OptionalExtension};
@@ -8,6 +9,9 @@ use crate::journal::{self, NewEvent};
 
 pub(super) const COUNTERS: &str =
     "CREATE TABLE IF NOT EXISTS _tf_insights_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)";
+
+const NOTES: &str =
+    "CREATE TABLE IF NOT EXISTS _tf_insights_notes (name TEXT PRIMARY KEY, value TEXT NOT NULL)";
 
 const VALUES: &str = "CREATE TABLE IF NOT EXISTS _tf_insights_values (
      kind TEXT NOT NULL,
@@ -42,6 +46,32 @@ impl EntityDb {
             "INSERT INTO _tf_insights_meta (name, value) VALUES (?1, ?2)
              ON CONFLICT(name) DO UPDATE SET value = excluded.value",
             params![name, value as i64],
+        )
+        .map_err(|e| s.error(e))?;
+        Ok(())
+    }
+
+    /// The text saved as `name` (see [`EntityDb::set_note`]), if any.
+    pub fn note(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let s = self.session();
+        s.execute_batch(NOTES).map_err(|e| s.error(e))?;
+        s.query_row(
+            "SELECT value FROM _tf_insights_notes WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| s.error(e))
+    }
+
+    /// Save a text as `name`, such as what a source's last import saw.
+    pub fn set_note(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        let s = self.session();
+        s.execute_batch(NOTES).map_err(|e| s.error(e))?;
+        s.execute(
+            "INSERT INTO _tf_insights_notes (name, value) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            params![name, value],
         )
         .map_err(|e| s.error(e))?;
         Ok(())

@@ -232,7 +232,11 @@ fn a_postgres_table_is_imported_skipped_while_unchanged_and_read_again_after_cha
     pg.sql("UPDATE contacts SET email = 'bobby@example.com', updated_at = now() WHERE id = 'c2'");
     let third = refresh(&engine, &Scope::Full);
     assert_eq!(third.succeeded()[0].rows_read, 3);
-    assert_eq!(third.stage("source:crm").detail, None);
+    // Only the rows at or past the last greatest updated_at (c3's) are read.
+    assert_eq!(
+        third.stage("source:crm").detail.as_deref(),
+        Some("read by updated_at: 2 rows from 2024-01-03 00:00:00+00: 0 added, 1 changed")
+    );
     assert_eq!(store.meta("Crm").unwrap().generation, generation + 1);
     let again = store.partitions("Crm").unwrap();
     assert_eq!(again.len(), 1);
@@ -257,7 +261,10 @@ fn a_postgres_table_is_imported_skipped_while_unchanged_and_read_again_after_cha
          INSERT INTO contacts (id, email, updated_at) VALUES ('c4', 'dan@example.com', '2024-01-03 00:00:00+00');",
     );
     let fourth = refresh(&engine, &Scope::Source("crm".into()));
-    assert_eq!(fourth.stage("source:crm").detail, None);
+    assert_eq!(
+        fourth.stage("source:crm").detail.as_deref(),
+        Some("read in full: rows were added or deleted without a newer updated_at")
+    );
     assert!(store.get_item("Crm", "c3").unwrap().is_none());
     assert!(store.get_item("Crm", "c4").unwrap().is_some());
 
@@ -656,6 +663,134 @@ fn rows_are_read_in_key_order_so_merges_do_not_follow_the_heap() {
         last, "Smith",
         "c1 (the smaller key) wins the priority merge"
     );
+}
+
+/// Every row of the entity `Crm`, in stored order.
+fn stored_rows(dir: &Path) -> Vec<Vec<rusqlite::types::Value>> {
+    let conn = rusqlite::Connection::open(dir.join("store.sqlite")).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT * FROM ent_Crm ORDER BY rowid")
+        .unwrap();
+    let n = stmt.column_count();
+    let rows = stmt
+        .query_map([], |r| (0..n).map(|i| r.get(i)).collect())
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    rows
+}
+
+/// A changed table is read by `updated_at` and changed in place, with the
+/// same rows, order and customers as a full read into a new store; a
+/// deletion, a new key that sorts first or too many changes read it in full.
+#[test]
+fn a_changed_table_is_read_past_its_last_updated_at_as_a_full_read_would_store_it() {
+    let Some(pg) = Postgres::start() else { return };
+    pg.sql(
+        "CREATE TABLE people (id text PRIMARY KEY, email text, score int4,
+                              updated_at timestamptz NOT NULL);
+         INSERT INTO people
+         SELECT 'k' || lpad(n::text, 5, '0'), 'p' || (n % 2500) || '@example.com', n,
+                timestamptz '2024-01-01 00:00:00+00' + n * interval '1 minute'
+         FROM generate_series(1, 3000) AS n;",
+    );
+    set_env("TF_TEST_PG_DELTA", &pg.url());
+    let ws = workspace(
+        "TF_TEST_PG_DELTA",
+        r#"table = "people""#,
+        "key = \"id\"\nupdated_at = \"updated_at\"",
+        "Email = \"email\"",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), &ws);
+    let first = refresh(&engine, &Scope::Full);
+    assert!(first.failed().is_empty(), "{:?}", first.failed());
+    assert_eq!(first.stage("source:crm").detail, None);
+    let store = engine.store();
+    let generation = store.meta("Crm").unwrap().generation;
+
+    // As a full read into a new store would leave them: rows and customers.
+    let check = |what: &str| {
+        let fresh = tempfile::tempdir().unwrap();
+        let full = self::engine(fresh.path(), &ws);
+        let seen = refresh(&full, &Scope::Full);
+        assert!(seen.failed().is_empty(), "{what}: {:?}", seen.failed());
+        assert_eq!(stored_rows(dir.path()), stored_rows(fresh.path()), "{what}");
+        // Customers as their records' keys and e-mail (their ids and order
+        // may differ: ids are kept across refreshes).
+        let customers = |dir: &Path| {
+            let conn = rusqlite::Connection::open(dir.join("store.sqlite")).unwrap();
+            let mut out: Vec<String> = conn
+                .prepare(
+                    "SELECT group_concat(l.LinkId, ' ') || ' = ' || max(c.Email)
+                     FROM (SELECT * FROM ent_CustomerSourceLink ORDER BY LinkId) AS l
+                     JOIN ent_Customer AS c USING (CustomerId) GROUP BY l.CustomerId",
+                )
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            out.sort();
+            out
+        };
+        let (ours, theirs) = (customers(dir.path()), customers(fresh.path()));
+        assert!(ours.len() > 2000, "{what}: {} customers", ours.len());
+        assert_eq!(ours, theirs, "{what}");
+    };
+
+    pg.sql(
+        "UPDATE people SET score = -score, updated_at = now() WHERE id IN ('k00007', 'k01500');
+         UPDATE people SET email = 'p7@example.com', updated_at = now() WHERE id = 'k02999';
+         INSERT INTO people VALUES ('k09000', 'p9@example.com', 0, now()),
+                                   ('k09001', 'new@example.com', 1, now());",
+    );
+    let second = refresh(&engine, &Scope::Full);
+    assert!(second.failed().is_empty(), "{:?}", second.failed());
+    assert_eq!(
+        second.stage("source:crm").detail.as_deref(),
+        Some("read by updated_at: 6 rows from 2024-01-03 02:00:00+00: 2 added, 3 changed"),
+        "k03000 holds the greatest updated_at and is read again, unchanged"
+    );
+    assert_eq!(second.succeeded()[0].rows_read, 3002);
+    assert_eq!(store.meta("Crm").unwrap().generation, generation + 1);
+    let mut changed = store.changed_keys("Crm", generation).unwrap().unwrap();
+    changed.sort_by_key(|v| format!("{v:?}"));
+    let text = |s: &str| rusqlite::types::Value::Text(s.into());
+    assert_eq!(
+        changed,
+        ["k00007", "k01500", "k02999", "k09000", "k09001"].map(text)
+    );
+    let parts = store.partitions("Crm").unwrap();
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[0].rows, 3002);
+    assert_eq!(parts[0].id, format!("{}-1", generation + 1));
+    check("after an incremental read");
+
+    let cases = [
+        (
+            "INSERT INTO people VALUES ('a00001', 'first@example.com', 2, now())",
+            "a new key sorts before the stored ones",
+        ),
+        (
+            "DELETE FROM people WHERE id = 'k00002'; UPDATE people SET updated_at = now() WHERE id = 'k00003'",
+            "1 row was deleted since the last import",
+        ),
+        (
+            "UPDATE people SET score = score + 1, updated_at = now()",
+            "more than 1501 rows changed since the last import",
+        ),
+    ];
+    for (change, why) in cases {
+        pg.sql(change);
+        let seen = refresh(&engine, &Scope::Full);
+        assert!(seen.failed().is_empty(), "{why}: {:?}", seen.failed());
+        assert_eq!(
+            seen.stage("source:crm").detail.as_deref(),
+            Some(format!("read in full: {why}").as_str())
+        );
+        check(why);
+    }
 }
 
 /// Keys in a collation other than the store's byte order (ICU's, where

@@ -395,13 +395,17 @@ impl Run<'_> {
                             spec.unchanged_by()
                         ))
                     } else {
-                        (loaded.rejected > 0).then(|| {
+                        let rejected = (loaded.rejected > 0).then(|| {
                             format!(
                                 "{} malformed rows skipped: {}",
                                 loaded.rejected,
                                 loaded.rejected_examples.join("; ")
                             )
-                        })
+                        });
+                        match (loaded.detail, rejected) {
+                            (Some(how), Some(rejected)) => Some(format!("{how}; {rejected}")),
+                            (how, rejected) => how.or(rejected),
+                        }
                     };
                     self.finish(stage, StageStatus::Ok, loaded.rows, t, detail);
                     let event = new_event(Trigger::DataSourceRefreshSucceeded(

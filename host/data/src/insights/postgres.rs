@@ -16,7 +16,10 @@
 //! 2. `count(*)`, and with `updated_at` also `max(updated_at)` and a sum of
 //!    the keys' hashes. When these and the source's settings are what they
 //!    were at the last import, the import is skipped (unless forced);
-//! 3. otherwise every row in key order, streamed (the driver's channel holds
+//! 3. with `updated_at`, the rows past the last import's greatest
+//!    `updated_at`, applied in place when they explain every change (see
+//!    [`delta`]);
+//! 4. otherwise every row in key order, streamed (the driver's channel holds
 //!    one batch of messages, so a million rows never sit in memory), into a
 //!    fresh copy of the entity that replaces the old one atomically. Rows are
 //!    decoded on a thread of their own while the store writes them, as a
@@ -25,10 +28,9 @@
 //!    The driver receives a row whole before it can be measured, so a larger
 //!    one is held once, within the server's own limits, then dropped.
 //!
-//! A changed table is read again in full, not by the rows past the last
-//! `updated_at`: deletions and rows updated without touching `updated_at`
-//! would otherwise be missed or kept stale, and the entity is replaced
-//! atomically either way. Without `updated_at`, every refresh reads in full.
+//! Deletions, keys added out of order and malformed rows send the refresh
+//! to a full read; rows updated without touching `updated_at` are only seen
+//! by a forced refresh. Without `updated_at`, every refresh reads in full.
 
 use std::future::Future;
 use std::time::Duration;
@@ -45,6 +47,8 @@ use super::source::{
 };
 use super::workspace::{ConnectionFrom, PostgresSpec, Relation, SourceSpec};
 use super::{fingerprint, pg_tls};
+
+mod delta;
 use crate::odata::ColumnType;
 use crate::store::{
     convert_text, pipe, quoted, valid_identifier, EntityDb, StoreError, MAX_ROW_BYTES,
@@ -370,17 +374,15 @@ impl PostgresSource {
             )
         })?;
         let total = u64::try_from(total).unwrap_or(0);
-        let fingerprint = if spec.updated_at.is_some() {
-            let max: Option<String> = stats.try_get(1).unwrap_or(None);
-            let keys: Option<String> = stats.try_get(2).unwrap_or(None);
-            Some(fingerprint::postgres(
-                spec,
-                server,
-                &format!("{total}|{max:?}|{keys:?}"),
-            ))
-        } else {
-            None
+        let figures = delta::Figures {
+            total,
+            max: stats.try_get(1).unwrap_or(None),
+            keys: stats.try_get(2).unwrap_or(None),
         };
+        let fingerprint = spec.updated_at.as_ref().map(|_| {
+            let delta::Figures { max, keys, .. } = &figures;
+            fingerprint::postgres(spec, server, &format!("{total}|{max:?}|{keys:?}"))
+        });
         let counter = fingerprint::source_counter(&spec.name);
         if let (false, Some(fp)) = (force, fingerprint) {
             if store.counter(&counter).ok().flatten() == Some(fp) {
@@ -390,8 +392,29 @@ impl PostgresSource {
                         rejected: 0,
                         rejected_examples: Vec::new(),
                         unchanged: true,
+                        detail: None,
                     });
                 }
+            }
+        }
+        // Changed since the last import: the rows past its greatest
+        // `updated_at`, when they are all that changed; else a full read.
+        let mut how = None;
+        if let (false, Some(fp)) = (force, fingerprint) {
+            let inputs = delta::Inputs {
+                session,
+                described: described.columns(),
+                cols: &cols,
+                key_index,
+                server,
+                figures: &figures,
+            };
+            match self.read_delta(&inputs, store, progress)? {
+                delta::Outcome::Applied(loaded) => {
+                    delta::save_marks(store, spec, server, fp, &figures);
+                    return Ok(loaded);
+                }
+                delta::Outcome::Full(why) => how = why.map(|w| format!("read in full: {w}")),
             }
         }
 
@@ -466,16 +489,14 @@ impl PostgresSource {
         });
         let rows = stored.map_err(|Failure(e)| e)?;
         if let Some(fp) = fingerprint {
-            // Not recorded: the next refresh imports again, which is safe.
-            if let Err(e) = store.set_counter(&counter, fp) {
-                tracing::warn!(source = %spec.name, "cannot record the source's fingerprint: {e}");
-            }
+            delta::save_marks(store, spec, server, fp, &figures);
         }
         Ok(Loaded {
             rows,
             rejected: rejected.len() as u64,
             rejected_examples: rejected.into_iter().take(REJECTED_EXAMPLES).collect(),
             unchanged: false,
+            detail: how,
         })
     }
 }

@@ -23,6 +23,9 @@ pub struct Loaded {
     /// True when the data and settings were unchanged since the last
     /// import, so nothing was read into the store.
     pub unchanged: bool,
+    /// How the rows were read, when worth saying (an incremental read, or
+    /// why a full one was needed).
+    pub detail: Option<String>,
 }
 
 /// Why a refresh of a source failed.
@@ -214,6 +217,7 @@ impl Source for FileSource {
                         rejected: 0,
                         rejected_examples: Vec::new(),
                         unchanged: true,
+                        detail: None,
                     });
                 }
             }
@@ -241,6 +245,7 @@ impl Source for FileSource {
                         .map(ToString::to_string)
                         .collect(),
                     unchanged: false,
+                    detail: None,
                 })
             }
             Err(ImportFailure::File(e)) => Err(SourceError {

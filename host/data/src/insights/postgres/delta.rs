@@ -1,0 +1,337 @@
+//! The incremental read of a PostgreSQL source with `updated_at`.
+//!
+//! Each import notes what it saw beside the store (a [`Mark`]): the row
+//! count, the greatest `updated_at` and the sum of the keys' hashes, with
+//! the entity's generation it produced. When the table changed since, the
+//! next refresh reads, in the same snapshot as its figures, only the rows
+//! whose `updated_at` is at or past that greatest value, in key order, and
+//! changes the stored rows in place ([`EntityDb::apply_delta`]). The result
+//! must be the one a full read gives, so the read is given up, rolled back,
+//! for a full read when:
+//! - the count or the keys' hashes do not add up: rows were deleted, or
+//!   added with an older `updated_at`;
+//! - a new key sorts before a stored one (a full read stores rows in key
+//!   order, and unification breaks ties within a source by row order);
+//! - a row is malformed (the tolerance counts over every row);
+//! - more than [`MAX_DELTA_ROWS`] rows, or half the table, come back;
+//! - the settings, the columns or the stored entity changed since, or the
+//!   key or `updated_at` has a type whose text does not compare back.
+//!
+//! As with a full read, a row changed without touching `updated_at` (or
+//! committed late, with an `updated_at` older than the last import's
+//! greatest) is only seen by a forced refresh.
+
+use rusqlite::types::Value;
+use serde::{Deserialize, Serialize};
+use tokio_postgres::types::{ToSql, Type};
+
+use super::{
+    fingerprint, ident, natural_type, Batches, Col, PostgresSource, Session, PROGRESS_EVERY_ROWS,
+};
+use crate::insights::source::{store_failure, Loaded, SourceError};
+use crate::insights::workspace::SourceSpec;
+use crate::store::{EntityDb, StoreError, Upserted, MAX_ROW_BYTES, MAX_TRACKED_CHANGES};
+
+/// Most rows an incremental read applies; past them (or past half the
+/// table) a full read is no slower, and every change stays tracked.
+pub const MAX_DELTA_ROWS: u64 = MAX_TRACKED_CHANGES;
+/// Below this many rows read, the half-the-table rule does not apply.
+const MIN_DELTA_LIMIT: u64 = 1024;
+
+/// Types whose text, as PostgreSQL writes it, casts back to the same value.
+const COMPARABLE: [Type; 9] = [
+    Type::INT2,
+    Type::INT4,
+    Type::INT8,
+    Type::NUMERIC,
+    Type::DATE,
+    Type::TIMESTAMP,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::VARCHAR,
+];
+
+/// What `count(*)`, `max(updated_at)` and the keys' hash sum say now.
+pub(super) struct Figures {
+    pub total: u64,
+    /// `max(updated_at)::text`; `None` for an empty table.
+    pub max: Option<String>,
+    /// The sum of `hashtext(key::text)`, as text; `None` for an empty table.
+    pub keys: Option<String>,
+}
+
+/// What an import saw, noted as JSON under [`mark_name`].
+#[derive(Debug, Serialize, Deserialize)]
+struct Mark {
+    /// The source's settings and server ([`fingerprint::postgres`] of no figures).
+    settings: u64,
+    /// The entity's generation the import left.
+    generation: u64,
+    total: u64,
+    max: Option<String>,
+    keys: Option<String>,
+}
+
+fn mark_name(source: &str) -> String {
+    format!("source-mark:{source}")
+}
+
+/// The settings part of a mark.
+fn settings(spec: &SourceSpec, server: &str) -> u64 {
+    fingerprint::postgres(spec, server, "")
+}
+
+/// Note what an import (full or incremental) saw: the fingerprint that
+/// skips an unchanged table, and the [`Mark`] the next incremental read
+/// starts from. Not noted (a warning): the next refresh reads in full,
+/// which is safe.
+pub(super) fn save_marks(
+    store: &EntityDb,
+    spec: &SourceSpec,
+    server: &str,
+    fingerprint: u64,
+    figures: &Figures,
+) {
+    let counter = fingerprint::source_counter(&spec.name);
+    let saved = store.set_counter(&counter, fingerprint).and_then(|()| {
+        let mark = Mark {
+            settings: settings(spec, server),
+            generation: store.meta(&spec.entity)?.generation,
+            total: figures.total,
+            max: figures.max.clone(),
+            keys: figures.keys.clone(),
+        };
+        let text = serde_json::to_string(&mark).unwrap_or_default();
+        store.set_note(&mark_name(&spec.name), &text)
+    });
+    if let Err(e) = saved {
+        tracing::warn!(source = %spec.name, "cannot record what the import saw: {e}");
+    }
+}
+
+/// What an incremental read needs from the refresh that tries it.
+pub(super) struct Inputs<'a, 'rt> {
+    pub session: &'a Session<'rt>,
+    /// The relation's columns as described.
+    pub described: &'a [tokio_postgres::Column],
+    pub cols: &'a [Col],
+    pub key_index: usize,
+    pub server: &'a str,
+    pub figures: &'a Figures,
+}
+
+/// How an incremental read ended.
+pub(super) enum Outcome {
+    /// The changed rows are stored.
+    Applied(Loaded),
+    /// Read in full instead, for the reason given (`None`: nothing worth
+    /// saying, such as a first import).
+    Full(Option<String>),
+}
+
+/// Why an incremental read stopped inside the store's transaction.
+enum Stop {
+    Full(String),
+    Failed(SourceError),
+}
+
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Self {
+        Stop::Failed(store_failure(e))
+    }
+}
+
+/// The type to cast a parameter's text to for the column named `name`, when
+/// its text compares back.
+fn comparable(described: &[tokio_postgres::Column], name: &str) -> Result<&'static str, String> {
+    let ty = described
+        .iter()
+        .find(|c| c.name() == name)
+        .map(tokio_postgres::Column::type_);
+    match ty.and_then(|t| COMPARABLE.iter().find(|c| *c == t)) {
+        Some(t) => Ok(t.name()),
+        None => Err(format!(
+            "column '{name}' is of type {}, whose text is not compared back",
+            ty.map_or("unknown", Type::name)
+        )),
+    }
+}
+
+impl PostgresSource {
+    /// Try an incremental read (see the module docs); on [`Outcome::Full`]
+    /// nothing was stored and the caller reads in full.
+    pub(super) fn read_delta(
+        &self,
+        inputs: &Inputs<'_, '_>,
+        store: &EntityDb,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<Outcome, SourceError> {
+        let spec = &self.spec;
+        let Some(updated_at) = &spec.updated_at else {
+            return Ok(Outcome::Full(None));
+        };
+        let full = |why: &str| Ok(Outcome::Full(Some(why.to_owned())));
+        let mark: Option<Mark> = store
+            .note(&mark_name(&spec.name))
+            .ok()
+            .flatten()
+            .and_then(|text| serde_json::from_str(&text).ok());
+        let (Some(mark), Ok(meta)) = (mark, store.meta(&spec.entity)) else {
+            return Ok(Outcome::Full(None));
+        };
+        let Some(since) = mark.max.as_deref() else {
+            return Ok(Outcome::Full(None));
+        };
+        if mark.settings != settings(spec, inputs.server) {
+            return full("its settings or its server changed since the last import");
+        }
+        if mark.generation != meta.generation {
+            return full("its stored rows were replaced since the last import");
+        }
+        let typed: Vec<(String, _)> = inputs.cols.iter().map(|c| (c.name.clone(), c.ty)).collect();
+        if meta.key != spec.key || meta.schema.columns != typed {
+            return full("its columns changed since the last import");
+        }
+        let Some(key_col) = inputs.cols.get(inputs.key_index) else {
+            return Ok(Outcome::Full(None));
+        };
+        let (u_type, k_type) = match (
+            comparable(inputs.described, updated_at),
+            comparable(inputs.described, &spec.key),
+        ) {
+            (Ok(u), Ok(k)) => (u, k),
+            (Err(why), _) | (_, Err(why)) => return full(&why),
+        };
+        let natural = inputs
+            .described
+            .iter()
+            .find(|c| c.name() == spec.key)
+            .map(|c| natural_type(c.type_()).0);
+        if natural != Some(key_col.ty) {
+            return full("its key is stored as another type than PostgreSQL's");
+        }
+        let last = match store.last_key(&spec.entity).map_err(store_failure)? {
+            None => None,
+            Some(Value::Integer(n)) => Some(n.to_string()),
+            Some(Value::Text(s)) => Some(s),
+            Some(_) => return full("its stored keys are neither numbers nor text"),
+        };
+
+        let list: Vec<&str> = inputs.cols.iter().map(|c| c.expr.as_str()).collect();
+        let (key, u) = (ident(&spec.key), ident(updated_at));
+        let after = match last {
+            Some(_) => format!("{key} > $2::text::pg_catalog.{k_type}"),
+            None => "true".to_owned(),
+        };
+        let mut sql = self.select(&format!(
+            "{}, hashtext({key}::text)::int8, {after}",
+            list.join(", ")
+        ));
+        sql.text.push_str(&format!(
+            " WHERE {u} >= $1::text::pg_catalog.{u_type} ORDER BY {key}"
+        ));
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&since];
+        if let Some(last) = &last {
+            params.push(last);
+        }
+        let session = inputs.session;
+        let client = &session.client;
+        let stream = session.run("cannot read its changed rows", Some(&sql), async {
+            let statement = client.prepare(&sql.text).await?;
+            client
+                .query_raw(&statement, params.iter().map(|p| *p as &dyn ToSql))
+                .await
+        })?;
+        let mut rows = Batches {
+            session,
+            sql: &sql,
+            rows: Box::pin(stream),
+            ended: false,
+        };
+
+        let figures = inputs.figures;
+        let limit = (figures.total / 2).clamp(MIN_DELTA_LIMIT, MAX_DELTA_ROWS);
+        let n = inputs.cols.len();
+        let mut read = 0u64;
+        let applied = store.apply_delta(&spec.entity, meta.generation, |delta| {
+            let mut new_keys: i128 = 0;
+            while let Some(batch) = rows.next(read).map_err(|f| Stop::Failed(f.0))? {
+                for (row, (size, _)) in &batch {
+                    read += 1;
+                    if read > limit {
+                        return Err(Stop::Full(format!(
+                            "more than {limit} rows changed since the last import"
+                        )));
+                    }
+                    if *size as u64 > MAX_ROW_BYTES {
+                        return Err(Stop::Full("a changed row is malformed".into()));
+                    }
+                    let values: Result<Vec<Value>, String> = inputs
+                        .cols
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| c.read.value(row, i))
+                        .collect();
+                    let (Ok(values), Ok(hash), Ok(after)) = (
+                        values,
+                        row.try_get::<_, i64>(n),
+                        row.try_get::<_, bool>(n + 1),
+                    ) else {
+                        return Err(Stop::Full("a changed row is malformed".into()));
+                    };
+                    if values.get(inputs.key_index) == Some(&Value::Null) {
+                        return Err(Stop::Full("a changed row is malformed".into()));
+                    }
+                    if delta.upsert(&values)? == Upserted::Added {
+                        if !after {
+                            return Err(Stop::Full(
+                                "a new key sorts before the stored ones".into(),
+                            ));
+                        }
+                        new_keys += i128::from(hash);
+                    }
+                    if read.is_multiple_of(PROGRESS_EVERY_ROWS) {
+                        progress(read, read);
+                    }
+                }
+            }
+            let added = delta.counts().added;
+            let expected = meta.rows.saturating_add(added);
+            if expected > figures.total {
+                let gone = expected - figures.total;
+                let rows = if gone == 1 { "row was" } else { "rows were" };
+                return Err(Stop::Full(format!(
+                    "{gone} {rows} deleted since the last import"
+                )));
+            }
+            let sum = |s: &Option<String>| s.as_deref().map_or(Some(0), |s| s.parse::<i128>().ok());
+            let keys_add_up = matches!(
+                (sum(&mark.keys), sum(&figures.keys)),
+                (Some(before), Some(now)) if before + new_keys == now
+            );
+            if expected < figures.total || !keys_add_up {
+                return Err(Stop::Full(
+                    "rows were added or deleted without a newer updated_at".into(),
+                ));
+            }
+            Ok(())
+        });
+        drop(rows);
+        let counts = match applied {
+            Ok(counts) => counts,
+            Err(Stop::Full(why)) => return Ok(Outcome::Full(Some(why))),
+            Err(Stop::Failed(e)) => return Err(e),
+        };
+        progress(read, read);
+        Ok(Outcome::Applied(Loaded {
+            rows: figures.total,
+            rejected: 0,
+            rejected_examples: Vec::new(),
+            unchanged: false,
+            detail: Some(format!(
+                "read by updated_at: {read} rows from {since}: {} added, {} changed",
+                counts.added, counts.changed
+            )),
+        }))
+    }
+}

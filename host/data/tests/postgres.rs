@@ -793,6 +793,60 @@ fn a_changed_table_is_read_past_its_last_updated_at_as_a_full_read_would_store_i
     }
 }
 
+/// Malformed rows, changed or skipped by the last import, send a changed
+/// table to a full read, which counts them against the tolerance.
+#[test]
+fn malformed_rows_read_a_changed_table_in_full() {
+    let Some(pg) = Postgres::start() else { return };
+    pg.sql(
+        "CREATE TABLE tagged (id int8 PRIMARY KEY, email text, n text, updated_at date NOT NULL);
+         INSERT INTO tagged SELECT k, 'p' || k || '@example.com', k::text, date '2024-01-01' + k
+         FROM generate_series(1, 100) AS k;
+         UPDATE tagged SET n = 'x' WHERE id = 50;",
+    );
+    set_env("TF_TEST_PG_DELTA_BAD", &pg.url());
+    let ws = workspace(
+        "TF_TEST_PG_DELTA_BAD",
+        r#"table = "tagged""#,
+        "key = \"id\"\nupdated_at = \"updated_at\"\ntolerance = 1\ntypes = { n = \"integer\" }",
+        "Email = \"email\"",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), &ws);
+    let detail = |change: &str| {
+        pg.sql(change);
+        let seen = refresh(&engine, &Scope::Source("crm".into()));
+        assert!(seen.failed().is_empty(), "{change}: {:?}", seen.failed());
+        let detail = seen.stage("source:crm").detail.clone().unwrap_or_default();
+        // The rejected row's message is the file's; only how it was read matters.
+        detail.split(';').next().unwrap_or_default().to_owned()
+    };
+    assert_eq!(
+        detail("SELECT 1"),
+        "1 malformed rows skipped: row 50 (key 50), field 'n': 'x' is not an integer"
+    );
+    assert_eq!(
+        detail("UPDATE tagged SET n = '7', updated_at = date '2025-01-01' WHERE id = 7"),
+        "read in full: the last import skipped malformed rows"
+    );
+    assert_eq!(
+        detail("UPDATE tagged SET n = '50', updated_at = date '2025-01-02' WHERE id = 50"),
+        "read in full: the last import skipped malformed rows"
+    );
+    assert_eq!(
+        detail("UPDATE tagged SET n = 'y', updated_at = date '2025-01-03' WHERE id = 9"),
+        "read in full: a changed row is malformed"
+    );
+    assert_eq!(
+        detail("UPDATE tagged SET n = '9', updated_at = date '2025-01-04' WHERE id = 9"),
+        "read in full: the last import skipped malformed rows"
+    );
+    assert_eq!(
+        detail("UPDATE tagged SET email = 'z@example.com', updated_at = date '2025-01-05' WHERE id = 1"),
+        "read by updated_at: 2 rows from 2025-01-04: 0 added, 1 changed"
+    );
+}
+
 /// Keys in a collation other than the store's byte order (ICU's, where
 /// `A00003` comes after `a00002`) are stored in the database's order, their
 /// index built after the last row; a later change is tracked to its key.

@@ -12,7 +12,8 @@
 //!   added with an older `updated_at`;
 //! - a new key sorts before a stored one (a full read stores rows in key
 //!   order, and unification breaks ties within a source by row order);
-//! - a row is malformed (the tolerance counts over every row);
+//! - a row is malformed, or the last import skipped some (the tolerance
+//!   counts over every row);
 //! - more than [`MAX_DELTA_ROWS`] rows, or half the table, come back;
 //! - the settings, the columns or the stored entity changed since, or the
 //!   key or `updated_at` has a type whose text does not compare back.
@@ -187,6 +188,10 @@ impl PostgresSource {
         }
         if mark.generation != meta.generation {
             return full("its stored rows were replaced since the last import");
+        }
+        if meta.rows != mark.total {
+            // A full read counts them against the tolerance again.
+            return full("the last import skipped malformed rows");
         }
         let typed: Vec<(String, _)> = inputs.cols.iter().map(|c| (c.name.clone(), c.ty)).collect();
         if meta.key != spec.key || meta.schema.columns != typed {

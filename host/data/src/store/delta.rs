@@ -1,5 +1,5 @@
-//! Rows of a live entity added or changed in place, by key, as a database
-//! source's incremental read finds them: one transaction, the changed keys
+//! Rows of a live entity added, changed or deleted in place, by key, as a
+//! database source's incremental read finds them: one transaction, the keys
 //! recorded for unification as a replacement records them, a new
 //! generation. A changed row keeps its place (rowid); an added one comes
 //! after every other, so the caller adds only keys that sort after the
@@ -21,19 +21,35 @@ pub enum Upserted {
     Same,
 }
 
-/// How many rows a delta added and changed.
+/// How many rows a delta added, changed and deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DeltaCounts {
     pub added: u64,
     pub changed: u64,
+    pub deleted: u64,
     /// Rows pushed that were already stored as they are.
     pub same: u64,
+}
+
+/// What [`Delta::keep_only`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// This many rows were deleted.
+    Deleted(u64),
+    /// A key to keep is not stored, or not where its order puts it.
+    NotInOrder,
+    /// More rows than allowed would have gone.
+    TooMany,
 }
 
 /// The live rows of an entity being changed; see [`EntityDb::apply_delta`].
 pub struct Delta<'t> {
     entity: String,
     path: &'t std::path::Path,
+    tx: &'t rusqlite::Transaction<'t>,
+    /// The live table and its key column, quoted.
+    table: String,
+    key: String,
     /// `UPDATE … WHERE key = ? AND NOT (every column IS its new value)`.
     update: Statement<'t>,
     exists: Statement<'t>,
@@ -82,12 +98,73 @@ impl Delta<'_> {
             self.counts.added += 1;
             Upserted::Added
         };
-        if self.counts.added + self.counts.changed <= changes::MAX_TRACKED_CHANGES {
+        self.note_key(key)?;
+        Ok(done)
+    }
+
+    /// Record `key` as changed, while the changes stay tracked.
+    fn note_key(&mut self, key: &Value) -> Result<(), StoreError> {
+        let c = &self.counts;
+        if c.added + c.changed + c.deleted <= changes::MAX_TRACKED_CHANGES {
             self.note
                 .execute(params![self.entity, self.generation, key])
-                .map_err(sql)?;
+                .map_err(|source| StoreError::Sqlite {
+                    path: self.path.to_owned(),
+                    source,
+                })?;
         }
-        Ok(done)
+        Ok(())
+    }
+
+    /// Delete every stored row whose key `next` does not yield, given that
+    /// `next` yields the keys to keep in stored order (each once, then
+    /// `None`), and that at most `most` rows go. Nothing is deleted, and
+    /// [`Kept::NotInOrder`] or [`Kept::TooMany`] says why, when the keys
+    /// are not the stored ones in their order less some, or more would go.
+    pub fn keep_only<E: From<StoreError>>(
+        &mut self,
+        mut next: impl FnMut() -> Result<Option<Value>, E>,
+        most: u64,
+    ) -> Result<Kept, E> {
+        let sql = |source| StoreError::Sqlite {
+            path: self.path.to_owned(),
+            source,
+        };
+        let mut scan = self
+            .tx
+            .prepare(&format!(
+                "SELECT rowid, {} FROM {} ORDER BY rowid",
+                self.key, self.table
+            ))
+            .map_err(sql)?;
+        let mut rows = scan.query([]).map_err(sql)?;
+        let mut wanted = next()?;
+        let mut gone: Vec<(i64, Value)> = Vec::new();
+        while let Some(row) = rows.next().map_err(sql)? {
+            let (rowid, key): (i64, Value) = (row.get(0).map_err(sql)?, row.get(1).map_err(sql)?);
+            if wanted.as_ref() == Some(&key) {
+                wanted = next()?;
+            } else if gone.len() as u64 >= most {
+                return Ok(Kept::TooMany);
+            } else {
+                gone.push((rowid, key));
+            }
+        }
+        if wanted.is_some() {
+            return Ok(Kept::NotInOrder);
+        }
+        drop(rows);
+        drop(scan);
+        let mut delete = self
+            .tx
+            .prepare(&format!("DELETE FROM {} WHERE rowid = ?1", self.table))
+            .map_err(sql)?;
+        for (rowid, key) in &gone {
+            delete.execute([rowid]).map_err(sql)?;
+            self.counts.deleted += 1;
+            self.note_key(key)?;
+        }
+        Ok(Kept::Deleted(gone.len() as u64))
     }
 
     /// The rows added and changed so far.
@@ -97,10 +174,11 @@ impl Delta<'_> {
 }
 
 impl EntityDb {
-    /// Add or change rows of the live `entity` in place, pushed by `fill`
-    /// through [`Delta::upsert`], in one transaction, provided its generation
+    /// Add, change or delete rows of the live `entity` in place, as `fill`
+    /// asks through [`Delta::upsert`] and [`Delta::keep_only`], in one
+    /// transaction, provided its generation
     /// is still `generation` (else nothing is done and an error says so).
-    /// When any row was added or changed, the entity gets a new generation
+    /// When any row was added, changed or deleted, the entity gets a new generation
     /// with the changed keys recorded (as [`EntityDb::replace_entity_with`]
     /// records them) and its partition, if it has one, covers every row
     /// under the new generation; when none was, nothing is written. On an
@@ -180,6 +258,9 @@ impl EntityDb {
             let mut delta = Delta {
                 entity: entity.to_owned(),
                 path: &self.path,
+                tx: &tx,
+                table: table.clone(),
+                key: format!("\"{key}\""),
                 update: prepare(&format!(
                     "UPDATE {table} SET {} WHERE \"{key}\" = ?{} AND NOT ({})",
                     set.join(", "),
@@ -202,7 +283,7 @@ impl EntityDb {
             fill(&mut delta)?;
             delta.counts
         };
-        let written = counts.added + counts.changed;
+        let written = counts.added + counts.changed + counts.deleted;
         if written == 0 {
             // Nothing to record: the entity stays at its generation.
             return Ok(counts);
@@ -211,7 +292,8 @@ impl EntityDb {
         changes::note_set(&tx, entity, next, tracked).map_err(|e| self.sql(e))?;
         let total = u64::try_from(rows)
             .unwrap_or(0)
-            .saturating_add(counts.added);
+            .saturating_add(counts.added)
+            .saturating_sub(counts.deleted);
         let total = i64::try_from(total).unwrap_or(i64::MAX);
         let now = crate::event::now_rfc3339();
         tx.execute(
@@ -310,6 +392,7 @@ mod tests {
             DeltaCounts {
                 added: 1,
                 changed: 1,
+                deleted: 0,
                 same: 1
             }
         );
@@ -341,6 +424,46 @@ mod tests {
             )
             .unwrap();
         assert!(tracked);
+    }
+
+    #[test]
+    fn rows_whose_keys_are_not_kept_are_deleted_when_the_kept_ones_come_in_stored_order() {
+        let (_dir, store) = store();
+        let four = ["a", "b", "c", "d"].map(|k| Ok(row(k, Value::Real(1.0))));
+        store.replace_entity("E", "id", &cols(), four).unwrap();
+        let g = store.meta("E").unwrap().generation;
+        let keys = |ks: &'static [&'static str]| {
+            let mut it = ks.iter().map(|k| Value::Text((*k).into()));
+            move || Ok::<_, StoreError>(it.next())
+        };
+        let refused = store
+            .apply_delta("E", g, |d| {
+                assert_eq!(d.keep_only(keys(&["c", "a"]), 10)?, Kept::NotInOrder);
+                assert_eq!(d.keep_only(keys(&["a", "e"]), 10)?, Kept::NotInOrder);
+                assert_eq!(d.keep_only(keys(&["a", "b", "c"]), 0)?, Kept::TooMany);
+                Ok::<(), StoreError>(())
+            })
+            .unwrap();
+        assert_eq!(refused, DeltaCounts::default());
+        assert_eq!(
+            store.meta("E").unwrap().generation,
+            g,
+            "nothing was written"
+        );
+
+        let counts = store
+            .apply_delta("E", g, |d| {
+                assert_eq!(d.keep_only(keys(&["a", "c"]), 2)?, Kept::Deleted(2));
+                Ok::<(), StoreError>(())
+            })
+            .unwrap();
+        assert_eq!(counts.deleted, 2);
+        assert_eq!(store.meta("E").unwrap().rows, 2);
+        let left: Vec<String> = rows_of(&store).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(left, ["a", "c"]);
+        let mut changed = store.changed_keys("E", g).unwrap().unwrap();
+        changed.sort_by_key(|v| format!("{v:?}"));
+        assert_eq!(changed, [Value::Text("b".into()), Value::Text("d".into())]);
     }
 
     #[test]

@@ -5,16 +5,19 @@
 //! the entity's generation it produced. When the table changed since, the
 //! next refresh reads, in the same snapshot as its figures, only the rows
 //! whose `updated_at` is at or past that greatest value, in key order, and
-//! changes the stored rows in place ([`EntityDb::apply_delta`]). The result
-//! must be the one a full read gives, so the read is given up, rolled back,
-//! for a full read when:
-//! - the count or the keys' hashes do not add up: rows were deleted, or
-//!   added with an older `updated_at`;
+//! changes the stored rows in place ([`EntityDb::apply_delta`]). When the
+//! count says rows were deleted, every key is read, in key order, and the
+//! stored rows missing from it deleted: the store keeps the rows in that
+//! order, so the walk needs no collation. The result must be the one a full
+//! read gives, so the read is given up, rolled back, for a full read when:
+//! - the count and the keys do not add up: rows were added with an older
+//!   `updated_at` (a key read is not where the store has it, or the keys'
+//!   hash sum is off);
 //! - a new key sorts before a stored one (a full read stores rows in key
 //!   order, and unification breaks ties within a source by row order);
 //! - a row is malformed, or the last import skipped some (the tolerance
 //!   counts over every row);
-//! - more than [`MAX_DELTA_ROWS`] rows, or half the table, come back;
+//! - more than [`MAX_DELTA_ROWS`] rows, or half the table, changed or went;
 //! - the settings, the columns or the stored entity changed since, or the
 //!   key or `updated_at` has a type whose text does not compare back.
 //!
@@ -31,7 +34,9 @@ use super::{
 };
 use crate::insights::source::{store_failure, Loaded, SourceError};
 use crate::insights::workspace::SourceSpec;
-use crate::store::{EntityDb, StoreError, Upserted, MAX_ROW_BYTES, MAX_TRACKED_CHANGES};
+use crate::store::{
+    Delta, EntityDb, Kept, StoreError, Upserted, MAX_ROW_BYTES, MAX_TRACKED_CHANGES,
+};
 
 /// Most rows an incremental read applies; past them (or past half the
 /// table) a full read is no slower, and every change stays tracked.
@@ -258,15 +263,18 @@ impl PostgresSource {
         let limit = (figures.total / 2).clamp(MIN_DELTA_LIMIT, MAX_DELTA_ROWS);
         let n = inputs.cols.len();
         let mut read = 0u64;
+        let too_many = || {
+            Stop::Full(format!(
+                "more than {limit} rows changed since the last import"
+            ))
+        };
         let applied = store.apply_delta(&spec.entity, meta.generation, |delta| {
             let mut new_keys: i128 = 0;
             while let Some(batch) = rows.next(read).map_err(|f| Stop::Failed(f.0))? {
                 for (row, (size, _)) in &batch {
                     read += 1;
                     if read > limit {
-                        return Err(Stop::Full(format!(
-                            "more than {limit} rows changed since the last import"
-                        )));
+                        return Err(too_many());
                     }
                     if *size as u64 > MAX_ROW_BYTES {
                         return Err(Stop::Full("a changed row is malformed".into()));
@@ -302,12 +310,19 @@ impl PostgresSource {
             }
             let added = delta.counts().added;
             let expected = meta.rows.saturating_add(added);
+            let not_explained =
+                || Stop::Full("rows were added or deleted without a newer updated_at".into());
             if expected > figures.total {
+                // Rows were deleted: the keys, in the order the store keeps,
+                // say which (and that nothing else changed unseen).
                 let gone = expected - figures.total;
-                let rows = if gone == 1 { "row was" } else { "rows were" };
-                return Err(Stop::Full(format!(
-                    "{gone} {rows} deleted since the last import"
-                )));
+                if read.saturating_add(gone) > limit {
+                    return Err(too_many());
+                }
+                return match self.delete_missing(inputs, key_col, delta, gone)? {
+                    Kept::Deleted(_) => Ok(()),
+                    Kept::NotInOrder | Kept::TooMany => Err(not_explained()),
+                };
             }
             let sum = |s: &Option<String>| s.as_deref().map_or(Some(0), |s| s.parse::<i128>().ok());
             let keys_add_up = matches!(
@@ -315,9 +330,7 @@ impl PostgresSource {
                 (Some(before), Some(now)) if before + new_keys == now
             );
             if expected < figures.total || !keys_add_up {
-                return Err(Stop::Full(
-                    "rows were added or deleted without a newer updated_at".into(),
-                ));
+                return Err(not_explained());
             }
             Ok(())
         });
@@ -334,9 +347,59 @@ impl PostgresSource {
             rejected_examples: Vec::new(),
             unchanged: false,
             detail: Some(format!(
-                "read by updated_at: {read} rows from {since}: {} added, {} changed",
-                counts.added, counts.changed
+                "read by updated_at: {read} rows from {since}: {} added, {} changed{}",
+                counts.added,
+                counts.changed,
+                match counts.deleted {
+                    0 => String::new(),
+                    n => format!(", {n} deleted (keys compared)"),
+                }
             )),
         }))
+    }
+
+    /// Delete the stored rows whose keys the relation no longer holds, at
+    /// most `most`, by reading every key in key order: the store keeps its
+    /// rows in that order, so each key read is the next stored one that
+    /// stays.
+    fn delete_missing(
+        &self,
+        inputs: &Inputs<'_, '_>,
+        key_col: &Col,
+        delta: &mut Delta<'_>,
+        most: u64,
+    ) -> Result<Kept, Stop> {
+        let mut sql = self.select(&key_col.expr);
+        sql.text
+            .push_str(&format!(" ORDER BY {}", ident(&self.spec.key)));
+        let session = inputs.session;
+        let client = &session.client;
+        let stream = session.run("cannot read its keys", Some(&sql), async {
+            let statement = client.prepare(&sql.text).await?;
+            client
+                .query_raw(&statement, std::iter::empty::<&dyn ToSql>())
+                .await
+        });
+        let stream = stream.map_err(Stop::Failed)?;
+        let mut keys = Batches {
+            session,
+            sql: &sql,
+            rows: Box::pin(stream),
+            ended: false,
+        };
+        let mut batch = Vec::new().into_iter();
+        let mut seen = 0u64;
+        let next = || loop {
+            if let Some((row, _)) = batch.next() {
+                seen += 1;
+                // An unreadable key matches no stored one: a full read names it.
+                return Ok(Some(key_col.read.value(&row, 0).unwrap_or(Value::Null)));
+            }
+            match keys.next(seen).map_err(|f| Stop::Failed(f.0))? {
+                Some(rows) => batch = rows.into_iter(),
+                None => return Ok(None),
+            }
+        };
+        delta.keep_only(next, most)
     }
 }

@@ -803,6 +803,46 @@ fn a_changed_table_is_read_past_its_last_updated_at_as_a_full_read_would_store_i
     }
 }
 
+/// GUID keys (`uuid`) are read incrementally too, a deletion found by the
+/// keys in the database's order.
+#[test]
+fn uuid_keys_are_read_incrementally() {
+    let Some(pg) = Postgres::start() else { return };
+    pg.sql(
+        "CREATE TABLE guests (id uuid PRIMARY KEY, email text, updated_at timestamp NOT NULL);
+         INSERT INTO guests SELECT gen_random_uuid(), 'g' || n || '@example.com',
+                                   timestamp '2024-01-01' + n * interval '1 hour'
+         FROM generate_series(1, 200) AS n;",
+    );
+    set_env("TF_TEST_PG_DELTA_UUID", &pg.url());
+    let ws = workspace(
+        "TF_TEST_PG_DELTA_UUID",
+        r#"table = "guests""#,
+        "key = \"id\"\nupdated_at = \"updated_at\"",
+        "Email = \"email\"",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), &ws);
+    assert!(refresh(&engine, &Scope::Full).failed().is_empty());
+    pg.sql(
+        "DELETE FROM guests WHERE email = 'g7@example.com';
+         UPDATE guests SET email = 'g8@example.org', updated_at = '2025-01-01' WHERE email = 'g8@example.com';",
+    );
+    let seen = refresh(&engine, &Scope::Full);
+    assert!(seen.failed().is_empty(), "{:?}", seen.failed());
+    assert_eq!(
+        seen.stage("source:crm").detail.as_deref(),
+        Some("read by updated_at: 2 rows from 2024-01-09 08:00:00: 0 added, 1 changed, 1 deleted (keys compared)")
+    );
+    let fresh = tempfile::tempdir().unwrap();
+    assert!(refresh(&self::engine(fresh.path(), &ws), &Scope::Full)
+        .failed()
+        .is_empty());
+    let rows = stored_rows(dir.path());
+    assert_eq!(rows.len(), 199);
+    assert_eq!(rows, stored_rows(fresh.path()));
+}
+
 /// Malformed rows, changed or skipped by the last import, send a changed
 /// table to a full read, which counts them against the tolerance.
 #[test]

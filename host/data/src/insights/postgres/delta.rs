@@ -45,7 +45,7 @@ pub const MAX_DELTA_ROWS: u64 = MAX_TRACKED_CHANGES;
 const MIN_DELTA_LIMIT: u64 = 1024;
 
 /// Types whose text, as PostgreSQL writes it, casts back to the same value.
-const COMPARABLE: [Type; 9] = [
+const COMPARABLE: [Type; 10] = [
     Type::INT2,
     Type::INT4,
     Type::INT8,
@@ -55,6 +55,7 @@ const COMPARABLE: [Type; 9] = [
     Type::TIMESTAMPTZ,
     Type::TEXT,
     Type::VARCHAR,
+    Type::UUID,
 ];
 
 /// What `count(*)`, `max(updated_at)` and the keys' hash sum say now.
@@ -157,7 +158,7 @@ fn comparable(described: &[tokio_postgres::Column], name: &str) -> Result<&'stat
     match ty.and_then(|t| COMPARABLE.iter().find(|c| *c == t)) {
         Some(t) => Ok(t.name()),
         None => Err(format!(
-            "column '{name}' is of type {}, whose text is not compared back",
+            "column '{name}' is of type {}: an incremental read compares numbers, text, dates, timestamps and uuids",
             ty.map_or("unknown", Type::name)
         )),
     }

@@ -843,6 +843,47 @@ fn uuid_keys_are_read_incrementally() {
     assert_eq!(rows, stored_rows(fresh.path()));
 }
 
+/// With `full_read_every`, the table is read in full again once that long
+/// passed since the last full read, changed or not.
+#[test]
+fn a_full_read_comes_when_due() {
+    let Some(pg) = Postgres::start() else { return };
+    pg.sql(
+        "CREATE TABLE due (id int4 PRIMARY KEY, email text, updated_at timestamptz NOT NULL);
+         INSERT INTO due SELECT n, 'd' || n || '@example.com', '2024-01-01'
+         FROM generate_series(1, 5) AS n;",
+    );
+    set_env("TF_TEST_PG_DUE", &pg.url());
+    let ws = workspace(
+        "TF_TEST_PG_DUE",
+        r#"table = "due""#,
+        "key = \"id\"\nupdated_at = \"updated_at\"\nfull_read_every = \"3s\"",
+        "Email = \"email\"",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), &ws);
+    let detail = || {
+        let seen = refresh(&engine, &Scope::Source("crm".into()));
+        assert!(seen.failed().is_empty(), "{:?}", seen.failed());
+        seen.stage("source:crm").detail.clone().unwrap_or_default()
+    };
+    let unchanged =
+        "unchanged since the last import (row count, greatest updated_at and keys): not read again";
+    assert_eq!(detail(), "");
+    assert_eq!(detail(), unchanged);
+    pg.sql("UPDATE due SET email = 'x@example.com', updated_at = '2024-02-01' WHERE id = 2");
+    assert_eq!(
+        detail(),
+        "read by updated_at: 5 rows from 2024-01-01 00:00:00+00: 0 added, 1 changed"
+    );
+    std::thread::sleep(Duration::from_millis(3200));
+    assert_eq!(
+        detail(),
+        "read in full: one is due every 3s (full_read_every)"
+    );
+    assert_eq!(detail(), unchanged);
+}
+
 /// Malformed rows, changed or skipped by the last import, send a changed
 /// table to a full read, which counts them against the tolerance.
 #[test]

@@ -383,8 +383,13 @@ impl PostgresSource {
             let delta::Figures { max, keys, .. } = &figures;
             fingerprint::postgres(spec, server, &format!("{total}|{max:?}|{keys:?}"))
         });
+        let mark = delta::load_mark(store, spec);
+        let due = match force {
+            true => None,
+            false => delta::full_read_due(mark.as_ref(), self.pg.full_read_every),
+        };
         let counter = fingerprint::source_counter(&spec.name);
-        if let (false, Some(fp)) = (force, fingerprint) {
+        if let (false, None, Some(fp)) = (force, &due, fingerprint) {
             if store.counter(&counter).ok().flatten() == Some(fp) {
                 if let Ok(meta) = store.meta(&spec.entity) {
                     return Ok(Loaded {
@@ -399,8 +404,8 @@ impl PostgresSource {
         }
         // Changed since the last import: the rows past its greatest
         // `updated_at`, when they are all that changed; else a full read.
-        let mut how = None;
-        if let (false, Some(fp)) = (force, fingerprint) {
+        let mut how = due.map(|why| format!("read in full: {why}"));
+        if let (false, None, Some(fp), Some(mark)) = (force, &how, fingerprint, &mark) {
             let inputs = delta::Inputs {
                 session,
                 described: described.columns(),
@@ -409,9 +414,9 @@ impl PostgresSource {
                 server,
                 figures: &figures,
             };
-            match self.read_delta(&inputs, store, progress)? {
+            match self.read_delta(&inputs, mark, store, progress)? {
                 delta::Outcome::Applied(loaded) => {
-                    delta::save_marks(store, spec, server, fp, &figures);
+                    delta::save_marks(store, spec, server, fp, &figures, mark.full_at());
                     return Ok(loaded);
                 }
                 delta::Outcome::Full(why) => how = why.map(|w| format!("read in full: {w}")),
@@ -489,7 +494,7 @@ impl PostgresSource {
         });
         let rows = stored.map_err(|Failure(e)| e)?;
         if let Some(fp) = fingerprint {
-            delta::save_marks(store, spec, server, fp, &figures);
+            delta::save_marks(store, spec, server, fp, &figures, delta::now_secs());
         }
         Ok(Loaded {
             rows,

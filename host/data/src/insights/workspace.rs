@@ -110,6 +110,10 @@ pub struct SourceConfig {
     /// Postgres: the PEM private key of `ssl_cert`.
     #[serde(default)]
     pub ssl_key: Option<Spanned<String>>,
+    /// Postgres with `updated_at`: how often the table is read in full all
+    /// the same, changed or not (an interval, or "never").
+    #[serde(default)]
+    pub full_read_every: Option<Spanned<String>>,
     /// Primary-key column (required; checked in validation).
     #[serde(default)]
     pub key: Option<Spanned<String>>,
@@ -295,7 +299,15 @@ pub struct PostgresSpec {
     pub ssl_root_cert: Option<PathBuf>,
     /// A client certificate and its key to log in with (`ssl_cert`, `ssl_key`).
     pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// With `updated_at`, how often the table is read in full even when
+    /// unchanged or readable by `updated_at` (`full_read_every`); `None`:
+    /// never.
+    pub full_read_every: Option<Duration>,
 }
+
+/// How often a postgres source with `updated_at` is read in full by default:
+/// it catches rows changed without a newer `updated_at` within a day.
+pub const DEFAULT_FULL_READ_EVERY: Duration = Duration::from_secs(24 * 3600);
 
 /// Where a postgres source's connection string is kept; it is read at
 /// each refresh, never at load.
@@ -1154,6 +1166,7 @@ fn files_origin(
         ("ssl_root_cert", &s.ssl_root_cert),
         ("ssl_cert", &s.ssl_cert),
         ("ssl_key", &s.ssl_key),
+        ("full_read_every", &s.full_read_every),
     ] {
         if let Some(given) = given {
             return Err(v.invalid(
@@ -1362,12 +1375,24 @@ fn postgres_origin(
             ))
         }
     };
+    let full_read_every = match &s.full_read_every {
+        Some(every) if every.get_ref().trim() == "never" => None,
+        Some(every) => Some(parse_interval(every.get_ref()).ok_or_else(|| {
+            v.invalid(
+                every.span(),
+                &key("full_read_every"),
+                "expected an interval such as \"12h\" or \"7d\", or \"never\"",
+            )
+        })?),
+        None => Some(DEFAULT_FULL_READ_EVERY),
+    };
     Ok(Origin {
         kind: SourceKind::Postgres(PostgresSpec {
             connection,
             relation,
             ssl_root_cert,
             client_cert,
+            full_read_every,
         }),
         format: None,
         path: PathBuf::new(),
@@ -1658,6 +1683,7 @@ Email = "email"
                 },
                 ssl_root_cert: None,
                 client_cert: None,
+                full_read_every: Some(DEFAULT_FULL_READ_EVERY),
             })
         );
         assert_eq!(s.entity, "Crm");
@@ -1753,6 +1779,11 @@ Email = "email"
                 "table = \"public.contacts\"",
                 "table = \"public.contacts\"\nssl_root_cert = \"certs/ca.pem\"",
                 "/w/triggerfish.toml:7: key `insights.sources[0].ssl_root_cert`: no file /w/certs/ca.pem: expected a PEM file of the certificate authorities to verify the server with",
+            ),
+            (
+                "table = \"public.contacts\"",
+                "table = \"public.contacts\"\nfull_read_every = \"daily\"",
+                "/w/triggerfish.toml:7: key `insights.sources[0].full_read_every`: expected an interval such as \"12h\" or \"7d\", or \"never\"",
             ),
             (
                 "table = \"public.contacts\"",

@@ -25,6 +25,8 @@
 //! committed late, with an `updated_at` older than the last import's
 //! greatest) is only seen by a forced refresh.
 
+use std::time::Duration;
+
 use rusqlite::types::Value;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::types::{ToSql, Type};
@@ -69,7 +71,7 @@ pub(super) struct Figures {
 
 /// What an import saw, noted as JSON under [`mark_name`].
 #[derive(Debug, Serialize, Deserialize)]
-struct Mark {
+pub(super) struct Mark {
     /// The source's settings and server ([`fingerprint::postgres`] of no figures).
     settings: u64,
     /// The entity's generation the import left.
@@ -77,6 +79,45 @@ struct Mark {
     total: u64,
     max: Option<String>,
     keys: Option<String>,
+    /// When the table was last read in full (seconds since 1970).
+    #[serde(default)]
+    full_at: u64,
+}
+
+impl Mark {
+    /// When the table was last read in full.
+    pub fn full_at(&self) -> u64 {
+        self.full_at
+    }
+}
+
+/// Now, in seconds since 1970 (0 if the clock is before it).
+pub(super) fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// What the source's last import noted, if anything readable.
+pub(super) fn load_mark(store: &EntityDb, spec: &SourceSpec) -> Option<Mark> {
+    store
+        .note(&mark_name(&spec.name))
+        .ok()
+        .flatten()
+        .and_then(|text| serde_json::from_str(&text).ok())
+}
+
+/// Why the table must be read in full now, if a full read is due: the last
+/// one was `every` or longer ago (`full_read_every`).
+pub(super) fn full_read_due(mark: Option<&Mark>, every: Option<Duration>) -> Option<String> {
+    let (mark, every) = (mark?, every?);
+    let since = Duration::from_secs(now_secs().saturating_sub(mark.full_at));
+    (since >= every).then(|| {
+        format!(
+            "one is due every {} (full_read_every)",
+            humantime::format_duration(every)
+        )
+    })
 }
 
 fn mark_name(source: &str) -> String {
@@ -90,14 +131,15 @@ fn settings(spec: &SourceSpec, server: &str) -> u64 {
 
 /// Note what an import (full or incremental) saw: the fingerprint that
 /// skips an unchanged table, and the [`Mark`] the next incremental read
-/// starts from. Not noted (a warning): the next refresh reads in full,
-/// which is safe.
+/// starts from, with when the table was last read in full (`full_at`).
+/// Not noted (a warning): the next refresh reads in full, which is safe.
 pub(super) fn save_marks(
     store: &EntityDb,
     spec: &SourceSpec,
     server: &str,
     fingerprint: u64,
     figures: &Figures,
+    full_at: u64,
 ) {
     let counter = fingerprint::source_counter(&spec.name);
     let saved = store.set_counter(&counter, fingerprint).and_then(|()| {
@@ -107,6 +149,7 @@ pub(super) fn save_marks(
             total: figures.total,
             max: figures.max.clone(),
             keys: figures.keys.clone(),
+            full_at,
         };
         let text = serde_json::to_string(&mark).unwrap_or_default();
         store.set_note(&mark_name(&spec.name), &text)
@@ -170,6 +213,7 @@ impl PostgresSource {
     pub(super) fn read_delta(
         &self,
         inputs: &Inputs<'_, '_>,
+        mark: &Mark,
         store: &EntityDb,
         progress: &dyn Fn(u64, u64),
     ) -> Result<Outcome, SourceError> {
@@ -178,12 +222,7 @@ impl PostgresSource {
             return Ok(Outcome::Full(None));
         };
         let full = |why: &str| Ok(Outcome::Full(Some(why.to_owned())));
-        let mark: Option<Mark> = store
-            .note(&mark_name(&spec.name))
-            .ok()
-            .flatten()
-            .and_then(|text| serde_json::from_str(&text).ok());
-        let (Some(mark), Ok(meta)) = (mark, store.meta(&spec.entity)) else {
+        let Ok(meta) = store.meta(&spec.entity) else {
             return Ok(Outcome::Full(None));
         };
         let Some(since) = mark.max.as_deref() else {

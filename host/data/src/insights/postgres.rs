@@ -28,9 +28,11 @@
 //!    The driver receives a row whole before it can be measured, so a larger
 //!    one is held once, within the server's own limits, then dropped.
 //!
-//! Deletions, keys added out of order and malformed rows send the refresh
-//! to a full read; rows updated without touching `updated_at` are only seen
-//! by a forced refresh. Without `updated_at`, every refresh reads in full.
+//! Keys added out of order, rows added with an older `updated_at` and
+//! malformed rows send the refresh to a full read; rows changed without a
+//! newer `updated_at` are seen at the next full read, which comes every
+//! `full_read_every` or when forced. Without `updated_at`, every refresh
+//! reads in full.
 
 use std::future::Future;
 use std::time::Duration;
@@ -47,8 +49,6 @@ use super::source::{
 };
 use super::workspace::{ConnectionFrom, PostgresSpec, Relation, SourceSpec};
 use super::{fingerprint, pg_tls};
-
-mod delta;
 use crate::odata::ColumnType;
 use crate::store::{
     convert_text, pipe, quoted, valid_identifier, EntityDb, StoreError, MAX_ROW_BYTES,
@@ -75,6 +75,8 @@ pub const MAX_CONNECTION_FILE_BYTES: u64 = 64 << 10;
 pub const PROGRESS_EVERY_ROWS: u64 = 10_000;
 /// Column names listed in an error before "and N more".
 const LISTED_COLUMNS: usize = 12;
+
+mod delta;
 
 /// A PostgreSQL table or query.
 #[derive(Debug, Clone)]

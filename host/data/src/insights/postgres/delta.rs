@@ -21,9 +21,9 @@
 //! - the settings, the columns or the stored entity changed since, or the
 //!   key or `updated_at` has a type whose text does not compare back.
 //!
-//! As with a full read, a row changed without touching `updated_at` (or
-//! committed late, with an `updated_at` older than the last import's
-//! greatest) is only seen by a forced refresh.
+//! A row changed without touching `updated_at` (or committed late, with an
+//! `updated_at` older than the last import's greatest) is seen at the next
+//! full read: forced, or due every `full_read_every` ([`full_read_due`]).
 
 use std::time::Duration;
 

@@ -884,6 +884,38 @@ fn a_full_read_comes_when_due() {
     assert_eq!(detail(), unchanged);
 }
 
+/// An `updated_at` whose text does not compare back (a float) reads a
+/// changed table in full, saying why.
+#[test]
+fn an_updated_at_of_another_type_reads_in_full() {
+    let Some(pg) = Postgres::start() else { return };
+    pg.sql(
+        "CREATE TABLE versions (id int4 PRIMARY KEY, email text, version float8 NOT NULL);
+         INSERT INTO versions VALUES (1, 'v1@example.com', 1.5), (2, 'v2@example.com', 2.5);",
+    );
+    set_env("TF_TEST_PG_FLOAT", &pg.url());
+    let ws = workspace(
+        "TF_TEST_PG_FLOAT",
+        r#"table = "versions""#,
+        "key = \"id\"\nupdated_at = \"version\"",
+        "Email = \"email\"",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), &ws);
+    assert!(refresh(&engine, &Scope::Full).failed().is_empty());
+    pg.sql("UPDATE versions SET email = 'v@example.com', version = 3.5 WHERE id = 1");
+    let seen = refresh(&engine, &Scope::Full);
+    assert!(seen.failed().is_empty(), "{:?}", seen.failed());
+    assert_eq!(
+        seen.stage("source:crm").detail.as_deref(),
+        Some("read in full: column 'version' is of type float8: an incremental read compares integers, numerics, text, dates, timestamps and uuids")
+    );
+    assert_eq!(
+        engine.store().get_item("Crm", "1").unwrap().unwrap()["email"],
+        "v@example.com"
+    );
+}
+
 /// Malformed rows, changed or skipped by the last import, send a changed
 /// table to a full read, which counts them against the tolerance.
 #[test]

@@ -201,7 +201,7 @@ fn comparable(described: &[tokio_postgres::Column], name: &str) -> Result<&'stat
     match ty.and_then(|t| COMPARABLE.iter().find(|c| *c == t)) {
         Some(t) => Ok(t.name()),
         None => Err(format!(
-            "column '{name}' is of type {}: an incremental read compares numbers, text, dates, timestamps and uuids",
+            "column '{name}' is of type {}: an incremental read compares integers, numerics, text, dates, timestamps and uuids",
             ty.map_or("unknown", Type::name)
         )),
     }

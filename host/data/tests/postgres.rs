@@ -665,6 +665,27 @@ fn rows_are_read_in_key_order_so_merges_do_not_follow_the_heap() {
     );
 }
 
+/// The source `crm` reading `table` through `$env` (set to `pg`'s URL),
+/// keyed by `id`, with `extra` source keys and `email` mapped: its workspace
+/// text, and an engine on a new store.
+fn keyed_by_id(
+    pg: &Postgres,
+    env: &str,
+    table: &str,
+    extra: &str,
+) -> (String, tempfile::TempDir, InsightsEngine) {
+    set_env(env, &pg.url());
+    let ws = workspace(
+        env,
+        &format!("table = \"{table}\""),
+        &format!("key = \"id\"\n{extra}"),
+        "Email = \"email\"",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), &ws);
+    (ws, dir, engine)
+}
+
 /// Every row of the entity `Crm`, in stored order.
 fn stored_rows(dir: &Path) -> Vec<Vec<rusqlite::types::Value>> {
     let conn = rusqlite::Connection::open(dir.join("store.sqlite")).unwrap();
@@ -695,15 +716,12 @@ fn a_changed_table_is_read_past_its_last_updated_at_as_a_full_read_would_store_i
                 timestamptz '2024-01-01 00:00:00+00' + n * interval '1 minute'
          FROM generate_series(1, 3000) AS n;",
     );
-    set_env("TF_TEST_PG_DELTA", &pg.url());
-    let ws = workspace(
+    let (ws, dir, engine) = keyed_by_id(
+        &pg,
         "TF_TEST_PG_DELTA",
-        r#"table = "people""#,
-        "key = \"id\"\nupdated_at = \"updated_at\"",
-        "Email = \"email\"",
+        "people",
+        "updated_at = \"updated_at\"",
     );
-    let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path(), &ws);
     let first = refresh(&engine, &Scope::Full);
     assert!(first.failed().is_empty(), "{:?}", first.failed());
     assert_eq!(first.stage("source:crm").detail, None);
@@ -814,15 +832,12 @@ fn uuid_keys_are_read_incrementally() {
                                    timestamp '2024-01-01' + n * interval '1 hour'
          FROM generate_series(1, 200) AS n;",
     );
-    set_env("TF_TEST_PG_DELTA_UUID", &pg.url());
-    let ws = workspace(
+    let (ws, dir, engine) = keyed_by_id(
+        &pg,
         "TF_TEST_PG_DELTA_UUID",
-        r#"table = "guests""#,
-        "key = \"id\"\nupdated_at = \"updated_at\"",
-        "Email = \"email\"",
+        "guests",
+        "updated_at = \"updated_at\"",
     );
-    let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path(), &ws);
     assert!(refresh(&engine, &Scope::Full).failed().is_empty());
     pg.sql(
         "DELETE FROM guests WHERE email = 'g7@example.com';
@@ -853,15 +868,12 @@ fn a_full_read_comes_when_due() {
          INSERT INTO due SELECT n, 'd' || n || '@example.com', '2024-01-01'
          FROM generate_series(1, 5) AS n;",
     );
-    set_env("TF_TEST_PG_DUE", &pg.url());
-    let ws = workspace(
+    let (_, _dir, engine) = keyed_by_id(
+        &pg,
         "TF_TEST_PG_DUE",
-        r#"table = "due""#,
-        "key = \"id\"\nupdated_at = \"updated_at\"\nfull_read_every = \"3s\"",
-        "Email = \"email\"",
+        "due",
+        "updated_at = \"updated_at\"\nfull_read_every = \"3s\"",
     );
-    let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path(), &ws);
     let detail = || {
         let seen = refresh(&engine, &Scope::Source("crm".into()));
         assert!(seen.failed().is_empty(), "{:?}", seen.failed());
@@ -893,15 +905,12 @@ fn an_updated_at_of_another_type_reads_in_full() {
         "CREATE TABLE versions (id int4 PRIMARY KEY, email text, version float8 NOT NULL);
          INSERT INTO versions VALUES (1, 'v1@example.com', 1.5), (2, 'v2@example.com', 2.5);",
     );
-    set_env("TF_TEST_PG_FLOAT", &pg.url());
-    let ws = workspace(
+    let (_, _dir, engine) = keyed_by_id(
+        &pg,
         "TF_TEST_PG_FLOAT",
-        r#"table = "versions""#,
-        "key = \"id\"\nupdated_at = \"version\"",
-        "Email = \"email\"",
+        "versions",
+        "updated_at = \"version\"",
     );
-    let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path(), &ws);
     assert!(refresh(&engine, &Scope::Full).failed().is_empty());
     pg.sql("UPDATE versions SET email = 'v@example.com', version = 3.5 WHERE id = 1");
     let seen = refresh(&engine, &Scope::Full);
@@ -927,15 +936,12 @@ fn malformed_rows_read_a_changed_table_in_full() {
          FROM generate_series(1, 100) AS k;
          UPDATE tagged SET n = 'x' WHERE id = 50;",
     );
-    set_env("TF_TEST_PG_DELTA_BAD", &pg.url());
-    let ws = workspace(
+    let (_, _dir, engine) = keyed_by_id(
+        &pg,
         "TF_TEST_PG_DELTA_BAD",
-        r#"table = "tagged""#,
-        "key = \"id\"\nupdated_at = \"updated_at\"\ntolerance = 1\ntypes = { n = \"integer\" }",
-        "Email = \"email\"",
+        "tagged",
+        "updated_at = \"updated_at\"\ntolerance = 1\ntypes = { n = \"integer\" }",
     );
-    let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path(), &ws);
     let detail = |change: &str| {
         pg.sql(change);
         let seen = refresh(&engine, &Scope::Source("crm".into()));

@@ -990,15 +990,12 @@ fn keys_in_another_collation_keep_its_order_and_changes_are_tracked() {
                   'p' || n || '@example.com', '2024-01-01'
            FROM generate_series(1, 5000) AS n;"#,
     );
-    set_env("TF_TEST_PG_COLLATION", &pg.url());
-    let dir = tempfile::tempdir().unwrap();
-    let ws = workspace(
+    let (_, dir, engine) = keyed_by_id(
+        &pg,
         "TF_TEST_PG_COLLATION",
-        r#"table = "people""#,
-        "key = \"id\"\nupdated_at = \"updated_at\"",
-        "Email = \"email\"",
+        "people",
+        "updated_at = \"updated_at\"",
     );
-    let engine = engine(dir.path(), &ws);
     let seen = refresh(&engine, &Scope::Source("crm".into()));
     assert!(seen.failed().is_empty(), "{:?}", seen.failed());
     assert_eq!(seen.succeeded()[0].rows_read, 5000);

@@ -381,33 +381,31 @@ impl PostgresSource {
             max: stats.try_get(1).unwrap_or(None),
             keys: stats.try_get(2).unwrap_or(None),
         };
-        let fingerprint = spec.updated_at.as_ref().map(|_| {
-            let delta::Figures { max, keys, .. } = &figures;
-            fingerprint::postgres(spec, server, &format!("{total}|{max:?}|{keys:?}"))
-        });
-        let mark = delta::load_mark(store, spec);
+        // What the last import saw: only kept with `updated_at`.
+        let mark = spec
+            .updated_at
+            .as_ref()
+            .and_then(|_| delta::load_mark(store, spec));
         let due = match force {
             true => None,
             false => delta::full_read_due(mark.as_ref(), self.pg.full_read_every),
         };
-        let counter = fingerprint::source_counter(&spec.name);
-        if let (false, None, Some(fp)) = (force, &due, fingerprint) {
-            if store.counter(&counter).ok().flatten() == Some(fp) {
-                if let Ok(meta) = store.meta(&spec.entity) {
-                    return Ok(Loaded {
-                        rows: meta.rows,
-                        rejected: 0,
-                        rejected_examples: Vec::new(),
-                        unchanged: true,
-                        detail: None,
-                    });
-                }
+        if let (false, None, Some(mark), Ok(meta)) = (force, &due, &mark, store.meta(&spec.entity))
+        {
+            if mark.unchanged(spec, server, &figures, meta.generation) {
+                return Ok(Loaded {
+                    rows: meta.rows,
+                    rejected: 0,
+                    rejected_examples: Vec::new(),
+                    unchanged: true,
+                    detail: None,
+                });
             }
         }
         // Changed since the last import: the rows past its greatest
         // `updated_at`, when they are all that changed; else a full read.
         let mut how = due.map(|why| format!("read in full: {why}"));
-        if let (false, None, Some(fp), Some(mark)) = (force, &how, fingerprint, &mark) {
+        if let (false, None, Some(mark)) = (force, &how, &mark) {
             let inputs = delta::Inputs {
                 session,
                 described: described.columns(),
@@ -418,7 +416,7 @@ impl PostgresSource {
             };
             match self.read_delta(&inputs, mark, store, progress)? {
                 delta::Outcome::Applied(loaded) => {
-                    delta::save_marks(store, spec, server, fp, &figures, mark.full_at());
+                    delta::save_mark(store, spec, server, &figures, mark.full_at());
                     return Ok(loaded);
                 }
                 delta::Outcome::Full(why) => how = why.map(|w| format!("read in full: {w}")),
@@ -495,8 +493,8 @@ impl PostgresSource {
             Ok::<(), Failure>(())
         });
         let rows = stored.map_err(|Failure(e)| e)?;
-        if let Some(fp) = fingerprint {
-            delta::save_marks(store, spec, server, fp, &figures, delta::now_secs());
+        if spec.updated_at.is_some() {
+            delta::save_mark(store, spec, server, &figures, delta::now_secs());
         }
         Ok(Loaded {
             rows,

@@ -72,7 +72,7 @@ pub(super) struct Figures {
 /// What an import saw, noted as JSON under [`mark_name`].
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct Mark {
-    /// The source's settings and server ([`fingerprint::postgres`] of no figures).
+    /// The source's settings and server ([`fingerprint::postgres`]).
     settings: u64,
     /// The entity's generation the import left.
     generation: u64,
@@ -88,6 +88,22 @@ impl Mark {
     /// When the table was last read in full.
     pub fn full_at(&self) -> u64 {
         self.full_at
+    }
+
+    /// Whether the table and the source look as they did at the import
+    /// that noted this, which left the entity at `generation`.
+    pub fn unchanged(
+        &self,
+        spec: &SourceSpec,
+        server: &str,
+        now: &Figures,
+        generation: u64,
+    ) -> bool {
+        self.settings == settings(spec, server)
+            && self.generation == generation
+            && self.total == now.total
+            && self.max == now.max
+            && self.keys == now.keys
     }
 }
 
@@ -126,26 +142,24 @@ fn mark_name(source: &str) -> String {
 
 /// The settings part of a mark.
 fn settings(spec: &SourceSpec, server: &str) -> u64 {
-    fingerprint::postgres(spec, server, "")
+    fingerprint::postgres(spec, server)
 }
 
-/// Note what an import (full or incremental) saw: the fingerprint that
-/// skips an unchanged table, and the [`Mark`] the next incremental read
-/// starts from, with when the table was last read in full (`full_at`).
-/// Not noted (a warning): the next refresh reads in full, which is safe.
-pub(super) fn save_marks(
+/// Note what an import (full or incremental) saw, the [`Mark`] that skips
+/// an unchanged table and that the next incremental read starts from, with
+/// when the table was last read in full (`full_at`). Not noted (a warning):
+/// the next refresh reads in full, which is safe.
+pub(super) fn save_mark(
     store: &EntityDb,
     spec: &SourceSpec,
     server: &str,
-    fingerprint: u64,
     figures: &Figures,
     full_at: u64,
 ) {
-    let counter = fingerprint::source_counter(&spec.name);
-    let saved = store.set_counter(&counter, fingerprint).and_then(|()| {
+    let saved = store.meta(&spec.entity).and_then(|meta| {
         let mark = Mark {
             settings: settings(spec, server),
-            generation: store.meta(&spec.entity)?.generation,
+            generation: meta.generation,
             total: figures.total,
             max: figures.max.clone(),
             keys: figures.keys.clone(),

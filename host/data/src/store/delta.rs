@@ -80,10 +80,7 @@ impl Delta<'_> {
             Some(Value::Null) | None => return Err(row_error("the key is empty".into())),
             Some(k) => k,
         };
-        let sql = |source| StoreError::Sqlite {
-            path: self.path.to_owned(),
-            source,
-        };
+        let sql = sql_error(self.path);
         let mut bound: Vec<&dyn rusqlite::ToSql> = row.iter().map(|v| v as _).collect();
         bound.push(key);
         let done = if self.update.execute(&*bound).map_err(sql)? > 0 {
@@ -108,10 +105,7 @@ impl Delta<'_> {
         if c.added + c.changed + c.deleted <= changes::MAX_TRACKED_CHANGES {
             self.note
                 .execute(params![self.entity, self.generation, key])
-                .map_err(|source| StoreError::Sqlite {
-                    path: self.path.to_owned(),
-                    source,
-                })?;
+                .map_err(sql_error(self.path))?;
         }
         Ok(())
     }
@@ -126,10 +120,7 @@ impl Delta<'_> {
         mut next: impl FnMut() -> Result<Option<Value>, E>,
         most: u64,
     ) -> Result<Kept, E> {
-        let sql = |source| StoreError::Sqlite {
-            path: self.path.to_owned(),
-            source,
-        };
+        let sql = sql_error(self.path);
         let mut scan = self
             .tx
             .prepare(&format!(
@@ -170,6 +161,14 @@ impl Delta<'_> {
     /// The rows added and changed so far.
     pub fn counts(&self) -> DeltaCounts {
         self.counts
+    }
+}
+
+/// The store's error for a failed statement on the file at `path`.
+fn sql_error(path: &std::path::Path) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
+    move |source| StoreError::Sqlite {
+        path: path.to_owned(),
+        source,
     }
 }
 

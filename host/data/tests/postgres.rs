@@ -702,9 +702,9 @@ fn stored_rows(dir: &Path) -> Vec<Vec<rusqlite::types::Value>> {
 }
 
 /// A changed table is read by `updated_at` and changed in place, deletions
-/// found by comparing keys, with the same rows, order and customers as a full
-/// read into a new store; a new key that sorts first, a row added with an
-/// old `updated_at` or too many changes read it in full.
+/// found and new keys that sort before stored ones placed by comparing keys,
+/// with the same rows, order and customers as a full read into a new store;
+/// a row added with an old `updated_at` or too many changes read it in full.
 #[test]
 fn a_changed_table_is_read_past_its_last_updated_at_as_a_full_read_would_store_it() {
     let Some(pg) = Postgres::start() else { return };
@@ -789,13 +789,14 @@ fn a_changed_table_is_read_past_its_last_updated_at_as_a_full_read_would_store_i
     // (change, the stage's detail: `*` stands for the time read from).
     let cases = [
         (
-            "INSERT INTO people VALUES ('a00001', 'first@example.com', 2, now())",
-            "read in full: a new key sorts before the stored ones",
+            "INSERT INTO people VALUES ('a00001', 'first@example.com', 2, now()),
+                                      ('k00002a', 'between@example.com', 3, now())",
+            "read by updated_at: *: 2 added, 0 changed (keys compared)",
         ),
         (
             "DELETE FROM people WHERE id = 'k00002';
              UPDATE people SET email = 'p2@example.com', updated_at = now() WHERE id = 'k00003'",
-            "read by updated_at: 2 rows from *: 0 added, 1 changed, 1 deleted (keys compared)",
+            "read by updated_at: *: 0 added, 1 changed, 1 deleted (keys compared)",
         ),
         (
             "DELETE FROM people WHERE id IN ('k00004', 'k00005');
@@ -804,7 +805,7 @@ fn a_changed_table_is_read_past_its_last_updated_at_as_a_full_read_would_store_i
         ),
         (
             "UPDATE people SET score = score + 1, updated_at = now()",
-            "read in full: more than 1500 rows changed since the last import",
+            "read in full: more than 1501 rows changed since the last import",
         ),
     ];
     for (change, expected) in cases {
@@ -856,6 +857,103 @@ fn uuid_keys_are_read_incrementally() {
     let rows = stored_rows(dir.path());
     assert_eq!(rows.len(), 199);
     assert_eq!(rows, stored_rows(fresh.path()));
+
+    // New GUIDs land anywhere among the stored ones: each is put in its place.
+    pg.sql(
+        "INSERT INTO guests SELECT gen_random_uuid(), 'n' || n || '@example.com', '2025-02-01'
+         FROM generate_series(1, 40) AS n;",
+    );
+    let seen = refresh(&engine, &Scope::Full);
+    assert!(seen.failed().is_empty(), "{:?}", seen.failed());
+    assert_eq!(
+        seen.stage("source:crm").detail.as_deref(),
+        Some("read by updated_at: 41 rows from 2025-01-01 00:00:00: 40 added, 0 changed (keys compared)")
+    );
+    let fresh = tempfile::tempdir().unwrap();
+    assert!(refresh(&self::engine(fresh.path(), &ws), &Scope::Full)
+        .failed()
+        .is_empty());
+    let rows = stored_rows(dir.path());
+    assert_eq!(rows.len(), 239);
+    assert_eq!(rows, stored_rows(fresh.path()));
+}
+
+/// New keys go between stored ones as long as the room the full read left
+/// between two rows lasts (16 halvings); then the table is read in full,
+/// which spaces the rows again. Integer keys are always in place.
+#[test]
+fn new_keys_fill_the_room_between_two_rows_then_a_full_read_spaces_them_again() {
+    let Some(pg) = Postgres::start() else { return };
+    pg.sql(
+        "CREATE TABLE gaps (id text PRIMARY KEY, email text, updated_at int8 NOT NULL);
+         INSERT INTO gaps VALUES ('a', 'a@example.com', 1), ('b', 'b@example.com', 1);
+         CREATE TABLE numbered (id int8 PRIMARY KEY, email text, updated_at int8 NOT NULL);
+         INSERT INTO numbered VALUES (10, 'x@example.com', 1), (20, 'y@example.com', 1);",
+    );
+    let (ws, dir, engine) = keyed_by_id(
+        &pg,
+        "TF_TEST_PG_GAPS",
+        "gaps",
+        "updated_at = \"updated_at\"",
+    );
+    assert!(refresh(&engine, &Scope::Full).failed().is_empty());
+    let detail = || {
+        let seen = refresh(&engine, &Scope::Full);
+        assert!(seen.failed().is_empty(), "{:?}", seen.failed());
+        seen.stage("source:crm").detail.clone().unwrap_or_default()
+    };
+    // 'a0', 'a00', …: each between 'a' and the one before.
+    let mut key = String::from("a");
+    for n in 2..=18 {
+        key.push('0');
+        pg.sql(&format!(
+            "INSERT INTO gaps VALUES ('{key}', 'e{n}@example.com', {n})"
+        ));
+        let seen = detail();
+        if n <= 17 {
+            assert!(
+                seen.ends_with(": 1 added, 0 changed (keys compared)"),
+                "{n}: {seen}"
+            );
+        } else {
+            assert_eq!(
+                seen,
+                "read in full: new keys sort between two stored rows with no room left between them",
+                "{n}"
+            );
+        }
+    }
+    key.push('0');
+    pg.sql(&format!(
+        "INSERT INTO gaps VALUES ('{key}', 'again@example.com', 20)"
+    ));
+    assert!(detail().ends_with(": 1 added, 0 changed (keys compared)"));
+    let fresh = tempfile::tempdir().unwrap();
+    assert!(refresh(&self::engine(fresh.path(), &ws), &Scope::Full)
+        .failed()
+        .is_empty());
+    assert_eq!(stored_rows(dir.path()).len(), 20);
+    assert_eq!(stored_rows(dir.path()), stored_rows(fresh.path()));
+
+    let (ws, dir, engine) = keyed_by_id(
+        &pg,
+        "TF_TEST_PG_NUMBERED",
+        "numbered",
+        "updated_at = \"updated_at\"",
+    );
+    assert!(refresh(&engine, &Scope::Full).failed().is_empty());
+    pg.sql("INSERT INTO numbered VALUES (15, 'z@example.com', 2), (5, 'w@example.com', 2)");
+    let seen = refresh(&engine, &Scope::Full);
+    assert_eq!(
+        seen.stage("source:crm").detail.as_deref(),
+        Some("read by updated_at: 4 rows from 1: 2 added, 0 changed"),
+        "no keys compared: an integer key is the rowid"
+    );
+    let fresh = tempfile::tempdir().unwrap();
+    assert!(refresh(&self::engine(fresh.path(), &ws), &Scope::Full)
+        .failed()
+        .is_empty());
+    assert_eq!(stored_rows(dir.path()), stored_rows(fresh.path()));
 }
 
 /// With `full_read_every`, the table is read in full again once that long

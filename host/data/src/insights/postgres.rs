@@ -472,6 +472,10 @@ impl PostgresSource {
         let stored = store.import_entity_with(&spec.entity, &spec.key, &typed, |sink| {
             // Each refresh is one partition, covering every row it read.
             sink.begin_partition(&format!("postgres: {}", self.pg.relation))?;
+            if spec.updated_at.is_some() {
+                // Room between rows for keys an incremental read adds.
+                sink.space_rows()?;
+            }
             let (rejected, read) = (&mut rejected, &mut read);
             let produce = |feed: &mut pipe::Feed| {
                 self.stream_rows(stream, &cols, key_index, rejected, read, feed)

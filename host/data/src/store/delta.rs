@@ -1,19 +1,27 @@
 //! Rows of a live entity added, changed or deleted in place, by key, as a
 //! database source's incremental read finds them: one transaction, the keys
 //! recorded for unification as a replacement records them, a new
-//! generation. A changed row keeps its place (rowid); an added one comes
-//! after every other, so the caller adds only keys that sort after the
-//! stored ones when row order matters to it.
+//! generation. A changed row keeps its place (rowid). An added one comes
+//! after every other, unless [`Delta::keep_only`] puts it where the key
+//! order the caller gives places it: between two stored rows, in the room
+//! their rowids leave ([`super::sink::ROW_SPACING`]). A key that is the
+//! rowid (an integer) is always in place.
 
-use rusqlite::types::Value;
+use std::collections::{HashMap, HashSet};
+
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{params, OptionalExtension, Statement};
 
-use super::{changes, partitions, table_name, valid_identifier, EntityDb, StoreError};
+use super::sink::ROW_SPACING;
+use super::{
+    changes, key_is_rowid, partitions, table_name, valid_identifier, EntityDb, StoreError,
+};
 
 /// What [`Delta::upsert`] did with a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upserted {
-    /// No row had its key: it was added, after every other.
+    /// No row had its key: it was added, after every other (until
+    /// [`Delta::keep_only`] places it).
     Added,
     /// The row with its key held other values: they were replaced.
     Changed,
@@ -40,6 +48,9 @@ pub enum Kept {
     NotInOrder,
     /// More rows than allowed would have gone.
     TooMany,
+    /// More rows were added between two stored rows than the rowids
+    /// between them leave room for.
+    NoRoom,
 }
 
 /// The live rows of an entity being changed; see [`EntityDb::apply_delta`].
@@ -59,6 +70,22 @@ pub struct Delta<'t> {
     key_index: usize,
     columns: usize,
     counts: DeltaCounts,
+    /// Added rows take explicit rowids, from `next_rowid` on, and may be
+    /// placed: the key is not the rowid.
+    spaced: bool,
+    /// The rowid the next added row takes (when `spaced`).
+    next_rowid: i64,
+    /// The first rowid an added row took: the stored rows are below it.
+    first_added: i64,
+    /// Added rows' rowids by key ([`key_bytes`]), when `spaced`.
+    added: HashMap<Vec<u8>, i64>,
+}
+
+/// Where rows go once [`Delta::keep_only`] has walked the keys.
+struct Walked {
+    gone: Vec<(i64, Value)>,
+    /// (rowid taken when added, rowid in its place).
+    moves: Vec<(i64, i64)>,
 }
 
 impl Delta<'_> {
@@ -90,8 +117,18 @@ impl Delta<'_> {
             self.counts.same += 1;
             return Ok(Upserted::Same);
         } else {
-            let values: Vec<&dyn rusqlite::ToSql> = row.iter().map(|v| v as _).collect();
+            let mut values: Vec<&dyn rusqlite::ToSql> = row.iter().map(|v| v as _).collect();
+            let rowid = self.next_rowid;
+            if self.spaced {
+                values.insert(0, &rowid);
+                self.next_rowid = rowid
+                    .checked_add(ROW_SPACING)
+                    .ok_or_else(|| row_error("no rowid is left to add a row".into()))?;
+            }
             self.insert.execute(&*values).map_err(sql)?;
+            if self.spaced {
+                self.added.insert(key_bytes(key), rowid);
+            }
             self.counts.added += 1;
             Upserted::Added
         };
@@ -110,58 +147,160 @@ impl Delta<'_> {
         Ok(())
     }
 
-    /// Delete every stored row whose key `next` does not yield, given that
-    /// `next` yields the keys to keep in stored order (each once, then
-    /// `None`), and that at most `most` rows go. Nothing is deleted, and
-    /// [`Kept::NotInOrder`] or [`Kept::TooMany`] says why, when the keys
-    /// are not the stored ones in their order less some, or more would go.
+    /// Delete every stored row whose key `next` does not yield, and put
+    /// each row added so far in the place its key takes among the others,
+    /// given that `next` yields every key to keep, in the order the rows
+    /// are to be stored (each once, then `None`), and that at most `most`
+    /// rows go. An added key goes between the stored rows around it, its
+    /// rowid spread over the room between theirs. Nothing changes, and
+    /// [`Kept::NotInOrder`], [`Kept::TooMany`] or [`Kept::NoRoom`] says
+    /// why, when the keys are not the stored and added ones in an order
+    /// that keeps the stored rows' (less some), or more would go, or the
+    /// added rows do not fit between their neighbours.
     pub fn keep_only<E: From<StoreError>>(
         &mut self,
-        mut next: impl FnMut() -> Result<Option<Value>, E>,
+        next: impl FnMut() -> Result<Option<Value>, E>,
         most: u64,
     ) -> Result<Kept, E> {
+        let walked = match self.walk(next, most)? {
+            Ok(walked) => walked,
+            Err(refused) => return Ok(refused),
+        };
         let sql = sql_error(self.path);
-        let mut scan = self
-            .tx
-            .prepare(&format!(
-                "SELECT rowid, {} FROM {} ORDER BY rowid",
-                self.key, self.table
-            ))
-            .map_err(sql)?;
-        let mut rows = scan.query([]).map_err(sql)?;
-        let mut wanted = next()?;
-        let mut gone: Vec<(i64, Value)> = Vec::new();
-        while let Some(row) = rows.next().map_err(sql)? {
-            let (rowid, key): (i64, Value) = (row.get(0).map_err(sql)?, row.get(1).map_err(sql)?);
-            if wanted.as_ref() == Some(&key) {
-                wanted = next()?;
-            } else if gone.len() as u64 >= most {
-                return Ok(Kept::TooMany);
-            } else {
-                gone.push((rowid, key));
-            }
-        }
-        if wanted.is_some() {
-            return Ok(Kept::NotInOrder);
-        }
-        drop(rows);
-        drop(scan);
         let mut delete = self
             .tx
             .prepare(&format!("DELETE FROM {} WHERE rowid = ?1", self.table))
             .map_err(sql)?;
-        for (rowid, key) in &gone {
+        for (rowid, key) in &walked.gone {
             delete.execute([rowid]).map_err(sql)?;
             self.counts.deleted += 1;
             self.note_key(key)?;
         }
-        Ok(Kept::Deleted(gone.len() as u64))
+        // Into the room the deleted rows may have held: each target lies
+        // between two stored rows that stay, below every added rowid.
+        let mut moved = self
+            .tx
+            .prepare(&format!(
+                "UPDATE {} SET rowid = ?2 WHERE rowid = ?1",
+                self.table
+            ))
+            .map_err(sql)?;
+        for (from, to) in &walked.moves {
+            moved.execute([from, to]).map_err(sql)?;
+        }
+        // Every row is in its place now: a later walk takes them as stored.
+        self.added.clear();
+        self.first_added = self.next_rowid;
+        Ok(Kept::Deleted(walked.gone.len() as u64))
+    }
+
+    /// [`Delta::keep_only`]'s walk: what goes and what moves, or why not.
+    fn walk<E: From<StoreError>>(
+        &self,
+        mut next: impl FnMut() -> Result<Option<Value>, E>,
+        most: u64,
+    ) -> Result<Result<Walked, Kept>, E> {
+        let sql = sql_error(self.path);
+        // The stored rows, without those added (which keep_only places).
+        let mut scan = self
+            .tx
+            .prepare(&format!(
+                "SELECT rowid, {} FROM {} WHERE rowid <= ?1 ORDER BY rowid",
+                self.key, self.table
+            ))
+            .map_err(sql)?;
+        let last = match self.spaced {
+            true => self.first_added - 1,
+            false => i64::MAX,
+        };
+        let mut rows = scan.query([last]).map_err(sql)?;
+        let mut walked = Walked {
+            gone: Vec::new(),
+            moves: Vec::new(),
+        };
+        // Added rows whose keys came since the last stored row kept.
+        let mut pending: Vec<i64> = Vec::new();
+        let mut placed: HashSet<i64> = HashSet::new();
+        let mut before = 0i64;
+        let mut wanted = next()?;
+        loop {
+            while let Some(&rowid) = wanted.as_ref().and_then(|k| self.added.get(&key_bytes(k))) {
+                if !placed.insert(rowid) {
+                    return Ok(Err(Kept::NotInOrder));
+                }
+                pending.push(rowid);
+                wanted = next()?;
+            }
+            let Some(row) = rows.next().map_err(sql)? else {
+                break;
+            };
+            let (rowid, key): (i64, Value) = (row.get(0).map_err(sql)?, row.get(1).map_err(sql)?);
+            if wanted.as_ref() == Some(&key) {
+                if !place(&mut pending, before, rowid, &mut walked.moves) {
+                    return Ok(Err(Kept::NoRoom));
+                }
+                before = rowid;
+                wanted = next()?;
+            } else if walked.gone.len() as u64 >= most {
+                return Ok(Err(Kept::TooMany));
+            } else {
+                walked.gone.push((rowid, key));
+            }
+        }
+        // Keys after the last stored row stay where they were added, which
+        // must be in their order.
+        if wanted.is_some() || placed.len() != self.added.len() || !pending.is_sorted() {
+            return Ok(Err(Kept::NotInOrder));
+        }
+        Ok(Ok(walked))
+    }
+
+    /// Whether the rows stay in key order whatever is added, the key being
+    /// the rowid (an integer); else [`Delta::keep_only`] places added rows.
+    pub fn keeps_key_order(&self) -> bool {
+        !self.spaced
     }
 
     /// The rows added and changed so far.
     pub fn counts(&self) -> DeltaCounts {
         self.counts
     }
+}
+
+/// Give the added rows `pending` (in key order) rowids spread over the room
+/// between the stored rows `before` and `after`, into `moves`; false when
+/// there is not room for them all.
+fn place(pending: &mut Vec<i64>, before: i64, after: i64, moves: &mut Vec<(i64, i64)>) -> bool {
+    if pending.is_empty() {
+        return true;
+    }
+    let (room, n) = (
+        i128::from(after) - i128::from(before),
+        pending.len() as i128,
+    );
+    if room <= n {
+        return false;
+    }
+    for (i, from) in (1i128..).zip(pending.drain(..)) {
+        let to = i128::from(before) + room * i / (n + 1);
+        moves.push((from, i64::try_from(to).unwrap_or(i64::MAX)));
+    }
+    true
+}
+
+/// A key as bytes that tell its type and value apart, to look it up.
+fn key_bytes(key: &Value) -> Vec<u8> {
+    let (tag, bytes): (u8, Vec<u8>) = match ValueRef::from(key) {
+        ValueRef::Null => (b'n', Vec::new()),
+        ValueRef::Integer(n) => (b'i', n.to_be_bytes().to_vec()),
+        ValueRef::Real(f) => (b'r', f.to_bits().to_be_bytes().to_vec()),
+        ValueRef::Text(t) => (b't', t.to_vec()),
+        ValueRef::Blob(b) => (b'b', b.to_vec()),
+    };
+    let mut out = Vec::with_capacity(bytes.len() + 1);
+    out.push(tag);
+    out.extend(bytes);
+    out
 }
 
 /// The store's error for a failed statement on the file at `path`.
@@ -251,7 +390,25 @@ impl EntityDb {
             .enumerate()
             .map(|(i, (c, _))| format!("\"{c}\" IS ?{}", i + 1))
             .collect();
-        let placeholders: Vec<String> = (1..=n).map(|i| format!("?{i}")).collect();
+        let spaced = !key_is_rowid(columns, key_index);
+        let last: Option<i64> = tx
+            .query_row(&format!("SELECT max(rowid) FROM {table}"), [], |r| r.get(0))
+            .map_err(|e| self.sql(e))?;
+        let first_added = last.unwrap_or(0).saturating_add(ROW_SPACING);
+        let (names, placeholders) = match spaced {
+            true => (
+                format!(
+                    "(rowid, {})",
+                    columns
+                        .iter()
+                        .map(|(c, _)| format!("\"{c}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                (1..=n + 1).map(|i| format!("?{i}")).collect::<Vec<_>>(),
+            ),
+            false => (String::new(), (1..=n).map(|i| format!("?{i}")).collect()),
+        };
         let counts = {
             let prepare = |sql: &str| tx.prepare(sql).map_err(|e| self.sql(e));
             let mut delta = Delta {
@@ -268,7 +425,7 @@ impl EntityDb {
                 ))?,
                 exists: prepare(&format!("SELECT 1 FROM {table} WHERE \"{key}\" = ?1"))?,
                 insert: prepare(&format!(
-                    "INSERT INTO {table} VALUES ({})",
+                    "INSERT INTO {table}{names} VALUES ({})",
                     placeholders.join(", ")
                 ))?,
                 note: prepare(
@@ -278,6 +435,10 @@ impl EntityDb {
                 key_index,
                 columns: n,
                 counts: DeltaCounts::default(),
+                spaced,
+                next_rowid: first_added,
+                first_added,
+                added: HashMap::new(),
             };
             fill(&mut delta)?;
             delta.counts
@@ -463,6 +624,178 @@ mod tests {
         let mut changed = store.changed_keys("E", g).unwrap().unwrap();
         changed.sort_by_key(|v| format!("{v:?}"));
         assert_eq!(changed, [Value::Text("b".into()), Value::Text("d".into())]);
+    }
+
+    /// `E` imported with its rows spaced, as a database source's are.
+    fn spaced(store: &EntityDb, keys: &[&str]) {
+        store
+            .import_entity_with("E", "id", &cols(), |sink| {
+                sink.space_rows()?;
+                for k in keys {
+                    sink.push(&row(k, Value::Real(1.0)))?;
+                }
+                Ok::<(), StoreError>(())
+            })
+            .unwrap();
+    }
+
+    fn keys_of(store: &EntityDb) -> Vec<String> {
+        rows_of(store).into_iter().map(|(k, _)| k).collect()
+    }
+
+    #[test]
+    fn added_rows_are_placed_among_spaced_ones_in_the_order_given() {
+        let (_dir, store) = store();
+        spaced(&store, &["b", "d", "f"]);
+        let rowids = |store: &EntityDb| -> Vec<i64> {
+            let s = store.session();
+            let mut stmt = s
+                .prepare("SELECT rowid FROM \"ent_E\" ORDER BY rowid")
+                .unwrap();
+            let ids = stmt
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            ids
+        };
+        assert_eq!(
+            rowids(&store),
+            [ROW_SPACING, 2 * ROW_SPACING, 3 * ROW_SPACING]
+        );
+        let g = store.meta("E").unwrap().generation;
+        let keys = |ks: &'static [&'static str]| {
+            let mut it = ks.iter().map(|k| Value::Text((*k).into()));
+            move || Ok::<_, StoreError>(it.next())
+        };
+        let counts = store
+            .apply_delta("E", g, |d| {
+                assert!(!d.keeps_key_order());
+                for k in ["a", "c1", "c2", "e", "g"] {
+                    assert_eq!(d.upsert(&row(k, Value::Null))?, Upserted::Added);
+                }
+                // An added key missing, or one neither stored nor added.
+                assert_eq!(
+                    d.keep_only(keys(&["a", "b", "c1", "c2", "d", "e", "f"]), 9)?,
+                    Kept::NotInOrder
+                );
+                assert_eq!(
+                    d.keep_only(keys(&["a", "b", "c1", "c2", "d", "e", "f", "g", "h"]), 9)?,
+                    Kept::NotInOrder
+                );
+                // Added keys after the last stored one stay in their order.
+                assert_eq!(
+                    d.keep_only(keys(&["a", "b", "c1", "c2", "d", "e", "f", "g"]), 0)?,
+                    Kept::Deleted(0)
+                );
+                Ok::<(), StoreError>(())
+            })
+            .unwrap();
+        assert_eq!((counts.added, counts.deleted), (5, 0));
+        assert_eq!(keys_of(&store), ["a", "b", "c1", "c2", "d", "e", "f", "g"]);
+        let s = ROW_SPACING;
+        assert_eq!(
+            rowids(&store),
+            [
+                s / 2,
+                s,
+                s + s / 3,
+                s + 2 * s / 3,
+                2 * s,
+                2 * s + s / 2,
+                3 * s,
+                // g keeps the rowid it was added with, after those the others took.
+                8 * s
+            ]
+        );
+
+        // Deleted rows make room.
+        let g = store.meta("E").unwrap().generation;
+        store
+            .apply_delta("E", g, |d| {
+                d.upsert(&row("c3", Value::Null))?;
+                assert_eq!(
+                    d.keep_only(keys(&["a", "b", "c1", "c3", "e", "f", "g"]), 2)?,
+                    Kept::Deleted(2)
+                );
+                Ok::<(), StoreError>(())
+            })
+            .unwrap();
+        assert_eq!(keys_of(&store), ["a", "b", "c1", "c3", "e", "f", "g"]);
+    }
+
+    #[test]
+    fn sixteen_rows_fit_between_two_spaced_ones() {
+        let (_dir, store) = store();
+        spaced(&store, &["x", "y"]);
+        let mut between = String::from("x");
+        let mut placed = 0;
+        loop {
+            between.insert(1, '0');
+            let key = between.clone();
+            let g = store.meta("E").unwrap().generation;
+            let mut order: Vec<String> = keys_of(&store);
+            order.push(key.clone());
+            order.sort();
+            let mut kept = None;
+            let applied = store.apply_delta("E", g, |d| {
+                d.upsert(&row(&key, Value::Null))?;
+                let mut it = order.clone().into_iter().map(Value::Text);
+                kept = Some(d.keep_only(move || Ok::<_, StoreError>(it.next()), 0)?);
+                match kept {
+                    Some(Kept::Deleted(0)) => Ok(()),
+                    _ => Err(StoreError::UnknownEntity("rolled back".into())),
+                }
+            });
+            if kept == Some(Kept::NoRoom) {
+                assert!(applied.is_err());
+                assert!(!keys_of(&store).contains(&key), "rolled back");
+                break;
+            }
+            applied.unwrap();
+            placed += 1;
+            assert_eq!(keys_of(&store), order);
+        }
+        assert_eq!(placed, 16, "between x and y, then ever closer to x");
+    }
+
+    #[test]
+    fn rows_stored_unspaced_leave_no_room_and_integer_keys_need_none() {
+        let (_dir, store) = store();
+        let two = ["a", "c"].map(|k| Ok(row(k, Value::Real(1.0))));
+        store.replace_entity("E", "id", &cols(), two).unwrap();
+        let g = store.meta("E").unwrap().generation;
+        let mut kept = None;
+        store
+            .apply_delta("E", g, |d| {
+                d.upsert(&row("b", Value::Null))?;
+                let mut it = ["a", "b", "c"].map(|k| Value::Text(k.into())).into_iter();
+                kept = Some(d.keep_only(move || Ok::<_, StoreError>(it.next()), 0)?);
+                Err(StoreError::UnknownEntity("rolled back".into()))
+            })
+            .unwrap_err();
+        assert_eq!(kept, Some(Kept::NoRoom));
+
+        let int_cols = vec![("n".to_owned(), ColumnType::Integer)];
+        let rows = [10, 30].map(|n| Ok(vec![Value::Integer(n)]));
+        store.replace_entity("N", "n", &int_cols, rows).unwrap();
+        let g = store.meta("N").unwrap().generation;
+        store
+            .apply_delta("N", g, |d| {
+                assert!(d.keeps_key_order());
+                d.upsert(&[Value::Integer(20)])?;
+                d.upsert(&[Value::Integer(5)]).map(drop)
+            })
+            .unwrap();
+        let s = store.session();
+        let ns: Vec<i64> = s
+            .prepare("SELECT n FROM \"ent_N\" ORDER BY rowid")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(ns, [5, 10, 20, 30]);
     }
 
     #[test]

@@ -252,6 +252,14 @@ impl std::ops::DerefMut for Session<'_> {
     }
 }
 
+/// Whether a rowid table keyed by `columns[key_index]` holds its key as
+/// the rowid (an `INTEGER` primary key): its rows are then in key order.
+fn key_is_rowid(columns: &[(String, ColumnType)], key_index: usize) -> bool {
+    columns
+        .get(key_index)
+        .is_some_and(|(_, t)| sql_type(*t) == "INTEGER")
+}
+
 fn sql_type(t: ColumnType) -> &'static str {
     match t {
         ColumnType::String | ColumnType::DateTime => "TEXT",
@@ -567,9 +575,7 @@ impl EntityDb {
             })
             .collect();
         let placeholders = vec!["?"; columns.len()].join(", ");
-        let integer_key = columns
-            .get(key_index)
-            .is_some_and(|(_, t)| sql_type(*t) == "INTEGER");
+        let integer_key = key_is_rowid(columns, key_index);
         let key_later = match layout {
             Layout::RowidKeyLater if !integer_key => {
                 let generation: i64 = tx
@@ -623,6 +629,13 @@ impl EntityDb {
             key: key.to_owned(),
             key_index,
             columns: columns.len(),
+            names: columns
+                .iter()
+                .map(|(c, _)| format!("\"{c}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
+            spacing: None,
+            spaceable: !integer_key && !matches!(layout, Layout::Clustered),
             count: 0,
             path: &self.path,
             noted: partitions::Noted::default(),

@@ -34,6 +34,13 @@ pub struct RowSink<'a> {
     pub(super) key: String,
     pub(super) key_index: usize,
     pub(super) columns: usize,
+    /// The columns' names, quoted, in order.
+    pub(super) names: String,
+    /// Set by [`RowSink::space_rows`]: row `n` (1-based) takes rowid
+    /// `n × spacing`.
+    pub(super) spacing: Option<i64>,
+    /// Whether rows may be spaced: a rowid table whose key is not the rowid.
+    pub(super) spaceable: bool,
     pub(super) count: u64,
     pub(super) path: &'a Path,
     pub(super) noted: partitions::Noted,
@@ -89,6 +96,11 @@ pub const INSERT_CHUNK_ROWS: usize = 8;
 /// Values one statement may bind (SQLite's `SQLITE_MAX_VARIABLE_NUMBER`).
 const MAX_BOUND_VALUES: usize = 32_766;
 
+/// The rowids [`RowSink::space_rows`] leaves from one row to the next: room
+/// for rows added later between two neighbours, halving it each time, 16
+/// times over (see [`super::Delta::keep_only`]).
+pub const ROW_SPACING: i64 = 1 << 16;
+
 impl<'a> RowSink<'a> {
     /// Start a partition (one file of an import, one refresh of a database):
     /// the rows pushed from now on belong to it. From the second one on,
@@ -126,6 +138,53 @@ impl<'a> RowSink<'a> {
         Ok(())
     }
 
+    /// Space the rows' rowids [`ROW_SPACING`] apart, so that rows added
+    /// later in place ([`super::EntityDb::apply_delta`]) can go between two
+    /// of them, keeping the order a full read gives. Call it before the
+    /// first row. Nothing changes for a key that is the rowid (an integer:
+    /// rows are then in key order whatever comes).
+    pub fn space_rows(&mut self) -> Result<(), StoreError> {
+        if !self.spaceable || self.spacing.is_some() {
+            return Ok(());
+        }
+        if self.count > 0 {
+            return Err(StoreError::Declaration {
+                entity: self.entity.clone(),
+                message: "rows can only be spaced before the first".into(),
+            });
+        }
+        self.spacing = Some(ROW_SPACING);
+        let placeholders = vec!["?"; self.columns + 1].join(", ");
+        self.insert = self
+            .tx
+            .prepare(&format!(
+                "INSERT INTO {}(rowid, {}) VALUES ({placeholders})",
+                self.target, self.names
+            ))
+            .map_err(|source| StoreError::Sqlite {
+                path: self.path.to_owned(),
+                source,
+            })?;
+        self.insert_chunk = None;
+        Ok(())
+    }
+
+    /// The rowid of row `n` (1-based) when rows are spaced.
+    fn spaced_rowid(&self, n: u64) -> Result<Option<i64>, StoreError> {
+        let Some(spacing) = self.spacing else {
+            return Ok(None);
+        };
+        i64::try_from(n)
+            .ok()
+            .and_then(|n| n.checked_mul(spacing))
+            .map(Some)
+            .ok_or_else(|| StoreError::Row {
+                entity: self.entity.clone(),
+                row: n,
+                message: "too many rows to space their rowids".into(),
+            })
+    }
+
     /// Rows written so far.
     pub fn count(&self) -> u64 {
         self.count
@@ -137,14 +196,15 @@ impl<'a> RowSink<'a> {
         let key = row
             .get(self.key_index)
             .map_or(ValueRef::Null, ValueRef::from);
-        self.insert_row(row.len(), rusqlite::params_from_iter(row.iter()), key)
+        let values = row.iter().map(|v| ToSqlOutput::Borrowed(v.into()));
+        self.insert_row(row.len(), values, key)
     }
 
     /// [`RowSink::push`] with borrowed values.
     pub fn push_refs(&mut self, row: &[ValueRef<'_>]) -> Result<(), StoreError> {
         let key = row.get(self.key_index).copied().unwrap_or(ValueRef::Null);
         let values = row.iter().map(|v| ToSqlOutput::Borrowed(*v));
-        self.insert_row(row.len(), rusqlite::params_from_iter(values), key)
+        self.insert_row(row.len(), values, key)
     }
 
     /// Add rows, each tagged by the caller (a row number), as
@@ -264,12 +324,19 @@ impl<'a> RowSink<'a> {
             path: self.path.to_owned(),
             source,
         };
+        // Checked for the chunk's last row: the others' rowids are lower.
+        self.spaced_rowid(self.count + chunk.len() as u64)?;
+        let (spacing, first) = (self.spacing, self.count + 1);
         let stmt = match &mut self.insert_chunk {
             Some(stmt) => stmt,
             None => {
-                let one = format!("({})", vec!["?"; self.columns].join(", "));
+                let (names, width) = match self.spacing {
+                    Some(_) => (format!("(rowid, {})", self.names), self.columns + 1),
+                    None => (String::new(), self.columns),
+                };
+                let one = format!("({})", vec!["?"; width].join(", "));
                 let sql_text = format!(
-                    "INSERT OR FAIL INTO {} VALUES {}",
+                    "INSERT OR FAIL INTO {}{names} VALUES {}",
                     self.target,
                     vec![one.as_str(); chunk.len()].join(", ")
                 );
@@ -278,7 +345,12 @@ impl<'a> RowSink<'a> {
             }
         };
         let mut at = 1;
-        for (_, row) in chunk {
+        for (n, (_, row)) in (first..).zip(chunk.iter()) {
+            if let Some(spacing) = spacing {
+                stmt.raw_bind_parameter(at, n as i64 * spacing)
+                    .map_err(sql)?;
+                at += 1;
+            }
             for v in *row {
                 stmt.raw_bind_parameter(at, ToSqlOutput::Borrowed(*v))
                     .map_err(sql)?;
@@ -323,10 +395,10 @@ impl<'a> RowSink<'a> {
     }
 
     /// Insert `values` (`len` of them), `key` being the key's.
-    fn insert_row(
+    fn insert_row<'v>(
         &mut self,
         len: usize,
-        values: impl rusqlite::Params,
+        values: impl Iterator<Item = ToSqlOutput<'v>>,
         key: ValueRef<'_>,
     ) -> Result<(), StoreError> {
         self.count += 1;
@@ -337,6 +409,10 @@ impl<'a> RowSink<'a> {
                 message: format!("{len} values for {} columns", self.columns),
             });
         }
+        let rowid = self
+            .spaced_rowid(self.count)?
+            .map(|r| ToSqlOutput::Owned(Value::Integer(r)));
+        let values = rusqlite::params_from_iter(rowid.into_iter().chain(values));
         if let Err(e) = self.insert.execute(values) {
             let message = match &e {
                 rusqlite::Error::SqliteFailure(f, _)
@@ -400,14 +476,17 @@ impl<'a> RowSink<'a> {
                 }
                 Ok(())
             }
-            Ok(Some((position, key))) => Err((
-                later.runs.find(position),
-                StoreError::Row {
-                    entity: self.entity.clone(),
-                    row: position,
-                    message: self.duplicate(ValueRef::from(&key)),
-                },
-            )),
+            Ok(Some((rowid, key))) => {
+                let position = rowid / self.spacing.map_or(1, |s| s.unsigned_abs());
+                Err((
+                    later.runs.find(position),
+                    StoreError::Row {
+                        entity: self.entity.clone(),
+                        row: position,
+                        message: self.duplicate(ValueRef::from(&key)),
+                    },
+                ))
+            }
             Err(e) => Err((None, sql(e))),
         }
     }

@@ -6,15 +6,19 @@
 //! next refresh reads, in the same snapshot as its figures, only the rows
 //! whose `updated_at` is at or past that greatest value, in key order, and
 //! changes the stored rows in place ([`EntityDb::apply_delta`]). When the
-//! count says rows were deleted, every key is read, in key order, and the
-//! stored rows missing from it deleted: the store keeps the rows in that
-//! order, so the walk needs no collation. The result must be the one a full
-//! read gives, so the read is given up, rolled back, for a full read when:
+//! count says rows were deleted, or a new key sorts before a stored one,
+//! every key is read, in key order: the stored rows missing from it are
+//! deleted, and each new row is put between the stored rows around its key
+//! (a full read stores rows in key order, spaced to leave room, and
+//! unification breaks ties within a source by row order). The store keeps
+//! the rows in that order, so the walk needs no collation. An integer key is
+//! the rowid, always in order. The result must be the one a full read
+//! gives, so the read is given up, rolled back, for a full read when:
 //! - the count and the keys do not add up: rows were added with an older
 //!   `updated_at` (a key read is not where the store has it, or the keys'
 //!   hash sum is off);
-//! - a new key sorts before a stored one (a full read stores rows in key
-//!   order, and unification breaks ties within a source by row order);
+//! - new keys sort between two stored rows with no room left between them
+//!   (16 halvings of the spacing, or rows stored before it);
 //! - a row is malformed, or the last import skipped some (the tolerance
 //!   counts over every row);
 //! - more than [`MAX_DELTA_ROWS`] rows, or half the table, changed or went;
@@ -322,8 +326,11 @@ impl PostgresSource {
                 "more than {limit} rows changed since the last import"
             ))
         };
+        let mut walked = false;
         let applied = store.apply_delta(&spec.entity, meta.generation, |delta| {
             let mut new_keys: i128 = 0;
+            // A new key sorts before a stored one: the keys say where it goes.
+            let mut place = false;
             while let Some(batch) = rows.next(read).map_err(|f| Stop::Failed(f.0))? {
                 for (row, (size, _)) in &batch {
                     read += 1;
@@ -350,11 +357,7 @@ impl PostgresSource {
                         return Err(Stop::Full("a changed row is malformed".into()));
                     }
                     if delta.upsert(&values)? == Upserted::Added {
-                        if !after {
-                            return Err(Stop::Full(
-                                "a new key sorts before the stored ones".into(),
-                            ));
-                        }
+                        place |= !after && !delta.keeps_key_order();
                         new_keys += i128::from(hash);
                     }
                     if read.is_multiple_of(PROGRESS_EVERY_ROWS) {
@@ -366,16 +369,22 @@ impl PostgresSource {
             let expected = meta.rows.saturating_add(added);
             let not_explained =
                 || Stop::Full("rows were added or deleted without a newer updated_at".into());
-            if expected > figures.total {
-                // Rows were deleted: the keys, in the order the store keeps,
-                // say which (and that nothing else changed unseen).
-                let gone = expected - figures.total;
+            if expected > figures.total || place {
+                // Rows were deleted, or added before stored ones: the keys,
+                // in the order the store keeps, say which and where (and
+                // that nothing else changed unseen).
+                let gone = expected.saturating_sub(figures.total);
                 if read.saturating_add(gone) > limit {
                     return Err(too_many());
                 }
+                walked = true;
                 return match self.delete_missing(inputs, key_col, delta, gone)? {
                     Kept::Deleted(_) => Ok(()),
                     Kept::NotInOrder | Kept::TooMany => Err(not_explained()),
+                    Kept::NoRoom => Err(Stop::Full(
+                        "new keys sort between two stored rows with no room left between them"
+                            .into(),
+                    )),
                 };
             }
             let sum = |s: &Option<String>| s.as_deref().map_or(Some(0), |s| s.parse::<i128>().ok());
@@ -404,18 +413,20 @@ impl PostgresSource {
                 "read by updated_at: {read} rows from {since}: {} added, {} changed{}",
                 counts.added,
                 counts.changed,
-                match counts.deleted {
-                    0 => String::new(),
-                    n => format!(", {n} deleted (keys compared)"),
+                match (counts.deleted, walked) {
+                    (0, false) => String::new(),
+                    (0, true) => " (keys compared)".into(),
+                    (n, _) => format!(", {n} deleted (keys compared)"),
                 }
             )),
         }))
     }
 
     /// Delete the stored rows whose keys the relation no longer holds, at
-    /// most `most`, by reading every key in key order: the store keeps its
-    /// rows in that order, so each key read is the next stored one that
-    /// stays.
+    /// most `most`, and put the rows added before stored ones in their
+    /// places, by reading every key in key order: the store keeps its rows
+    /// in that order, so each key read is the next stored one that stays or
+    /// an added one ([`Delta::keep_only`]).
     fn delete_missing(
         &self,
         inputs: &Inputs<'_, '_>,

@@ -858,7 +858,8 @@ fn uuid_keys_are_read_incrementally() {
     assert_eq!(rows.len(), 199);
     assert_eq!(rows, stored_rows(fresh.path()));
 
-    // New GUIDs land anywhere among the stored ones: each is put in its place.
+    // New GUIDs land anywhere among the stored ones: each is put in its
+    // place, found by the store's key index (a uuid's text sorts as it).
     pg.sql(
         "INSERT INTO guests SELECT gen_random_uuid(), 'n' || n || '@example.com', '2025-02-01'
          FROM generate_series(1, 40) AS n;",
@@ -867,7 +868,7 @@ fn uuid_keys_are_read_incrementally() {
     assert!(seen.failed().is_empty(), "{:?}", seen.failed());
     assert_eq!(
         seen.stage("source:crm").detail.as_deref(),
-        Some("read by updated_at: 41 rows from 2025-01-01 00:00:00: 40 added, 0 changed (keys compared)")
+        Some("read by updated_at: 41 rows from 2025-01-01 00:00:00: 40 added, 0 changed")
     );
     let fresh = tempfile::tempdir().unwrap();
     assert!(refresh(&self::engine(fresh.path(), &ws), &Scope::Full)

@@ -13,11 +13,22 @@
 # Per round and binary: a full refresh from an empty state folder; 4,000 rows'
 # ModifiedOn set to now(), refresh; 1,000 rows copied under new keys, refresh;
 # those deleted, refresh. Prints the crm stage, unification, wall and peak RSS.
+#
+# GUID keys: TABLE=crm_guid NEW_KEY='gen_random_uuid()' with a configuration
+# reading that table, made from crm_contacts with every key a random uuid:
+#   CREATE TABLE crm_guid AS SELECT gen_random_uuid() AS "ContactId", "FirstName",
+#     "LastName", "Email", "Phone", "PostalCode", "City", "Country", "ModifiedOn"
+#   FROM crm_contacts; ALTER TABLE crm_guid ADD PRIMARY KEY ("ContactId");
 set -euo pipefail
 : "${DATA:?the data folder}" "${CRM_DATABASE_URL:?the server}"
 CONFIG=${CONFIG:-triggerfish-pg.toml}
 STATE=${STATE:-.triggerfish-pg}
 RUNS=${RUNS:-3}
+TABLE=${TABLE:-crm_contacts}
+# New keys: after every stored one by default; random uuids land anywhere.
+NEW_KEY=${NEW_KEY:-"'D' || substr(\"ContactId\", 2)"}
+# Rows the bench added carry this Country, to be deleted by it.
+ADDED="'(bench-added)'"
 [ $# -ge 1 ] || { echo "usage: $0 BINARY..." >&2; exit 2; }
 cd "$DATA"
 sql() { psql "$CRM_DATABASE_URL" -q -v ON_ERROR_STOP=1 -c "$1"; }
@@ -32,17 +43,17 @@ run() {
 }
 for round in $(seq "$RUNS"); do
   for bin in "$@"; do
-    sql "DELETE FROM crm_contacts WHERE \"ContactId\" LIKE 'D%'"
+    sql "DELETE FROM $TABLE WHERE \"Country\" = $ADDED"
     rm -rf "$STATE"
     run "$bin" "$round" full
-    sql "UPDATE crm_contacts SET \"ModifiedOn\" = now() WHERE \"ContactId\" IN
-         (SELECT \"ContactId\" FROM crm_contacts ORDER BY \"ContactId\" LIMIT 4000)"
+    sql "UPDATE $TABLE SET \"ModifiedOn\" = now() WHERE \"ContactId\" IN
+         (SELECT \"ContactId\" FROM $TABLE ORDER BY \"ContactId\" LIMIT 4000)"
     run "$bin" "$round" 4000-updated
-    sql "INSERT INTO crm_contacts SELECT 'D' || substr(\"ContactId\", 2), \"FirstName\", \"LastName\",
-         \"Email\", \"Phone\", \"PostalCode\", \"City\", \"Country\", now()
-         FROM crm_contacts ORDER BY \"ContactId\" LIMIT 1000"
+    sql "INSERT INTO $TABLE SELECT $NEW_KEY, \"FirstName\", \"LastName\",
+         \"Email\", \"Phone\", \"PostalCode\", \"City\", $ADDED, now()
+         FROM $TABLE ORDER BY \"ContactId\" LIMIT 1000"
     run "$bin" "$round" 1000-added
-    sql "DELETE FROM crm_contacts WHERE \"ContactId\" LIKE 'D%'"
+    sql "DELETE FROM $TABLE WHERE \"Country\" = $ADDED"
     run "$bin" "$round" 1000-deleted
   done
 done

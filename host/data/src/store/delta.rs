@@ -255,6 +255,84 @@ impl Delta<'_> {
         Ok(Ok(walked))
     }
 
+    /// Put each row added so far between the stored rows around its key in
+    /// the store's own order of keys (SQLite's), without reading every key
+    /// as [`Delta::keep_only`] does: for keys whose order the caller knows
+    /// to be the one the rows are stored in (a uuid's text). Nothing moves,
+    /// and [`Kept::NoRoom`] or [`Kept::NotInOrder`] says why, when the
+    /// added rows do not fit between their neighbours, or were not added in
+    /// that order (or their keys are not text).
+    pub fn place_by_key(&mut self) -> Result<Result<(), Kept>, StoreError> {
+        let sql = sql_error(self.path);
+        let neighbour = |cmp: &str, order: &str| {
+            self.tx.prepare(&format!(
+                "SELECT rowid FROM {} WHERE {} {cmp} ?1 AND rowid < ?2 ORDER BY {} {order} LIMIT 1",
+                self.table, self.key, self.key
+            ))
+        };
+        let mut before = neighbour("<", "DESC").map_err(sql)?;
+        let mut after = neighbour(">", "ASC").map_err(sql)?;
+        let mut added: Vec<(i64, &Vec<u8>)> = self.added.iter().map(|(k, r)| (*r, k)).collect();
+        // Added in key order: each gap's rows come together.
+        added.sort_unstable();
+        let (mut moves, mut pending) = (Vec::new(), Vec::new());
+        let mut gap: Option<(i64, Option<i64>)> = None;
+        let mut keys = self
+            .tx
+            .prepare(&format!(
+                "SELECT {} FROM {} WHERE rowid = ?1",
+                self.key, self.table
+            ))
+            .map_err(sql)?;
+        let mut last: Option<String> = None;
+        for (rowid, _) in added {
+            let key: Value = keys.query_row([rowid], |r| r.get(0)).map_err(sql)?;
+            // SQLite compares text as bytes, as `str` does.
+            match &key {
+                Value::Text(k) if last.as_ref().is_none_or(|l| l < k) => last = Some(k.clone()),
+                _ => return Ok(Err(Kept::NotInOrder)),
+            }
+            let find = |stmt: &mut Statement<'_>| {
+                stmt.query_row(params![key, self.first_added], |r| r.get::<_, i64>(0))
+                    .optional()
+            };
+            let here = (
+                find(&mut before).map_err(sql)?.unwrap_or(0),
+                find(&mut after).map_err(sql)?,
+            );
+            if gap != Some(here) {
+                if let Some((low, Some(high))) = gap {
+                    if !place(&mut pending, low, high, &mut moves) {
+                        return Ok(Err(Kept::NoRoom));
+                    }
+                }
+                gap = Some(here);
+            }
+            pending.push(rowid);
+        }
+        // The last gap's rows after every stored one stay where they were
+        // added, in their order.
+        if let Some((low, Some(high))) = gap {
+            if !place(&mut pending, low, high, &mut moves) {
+                return Ok(Err(Kept::NoRoom));
+            }
+        }
+        drop((before, after, keys));
+        let mut moved = self
+            .tx
+            .prepare(&format!(
+                "UPDATE {} SET rowid = ?2 WHERE rowid = ?1",
+                self.table
+            ))
+            .map_err(sql)?;
+        for (from, to) in &moves {
+            moved.execute([from, to]).map_err(sql)?;
+        }
+        self.added.clear();
+        self.first_added = self.next_rowid;
+        Ok(Ok(()))
+    }
+
     /// Whether the rows stay in key order whatever is added, the key being
     /// the rowid (an integer); else [`Delta::keep_only`] places added rows.
     pub fn keeps_key_order(&self) -> bool {
@@ -722,6 +800,50 @@ mod tests {
             })
             .unwrap();
         assert_eq!(keys_of(&store), ["a", "b", "c1", "c3", "e", "f", "g"]);
+    }
+
+    #[test]
+    fn added_rows_are_placed_by_the_key_index_when_added_in_its_order() {
+        let (_dir, store) = self::store();
+        spaced(&store, &["b", "d"]);
+        let g = store.meta("E").unwrap().generation;
+        let mut placed = None;
+        store
+            .apply_delta("E", g, |d| {
+                for k in ["a", "c1", "c2", "e"] {
+                    d.upsert(&row(k, Value::Null))?;
+                }
+                placed = Some(d.place_by_key()?);
+                Ok::<(), StoreError>(())
+            })
+            .unwrap();
+        assert_eq!(placed, Some(Ok(())));
+        assert_eq!(keys_of(&store), ["a", "b", "c1", "c2", "d", "e"]);
+
+        let g = store.meta("E").unwrap().generation;
+        let mut refused = None;
+        store
+            .apply_delta("E", g, |d| {
+                d.upsert(&row("c4", Value::Null))?;
+                d.upsert(&row("c3", Value::Null))?;
+                refused = Some(d.place_by_key()?);
+                Err(StoreError::UnknownEntity("rolled back".into()))
+            })
+            .unwrap_err();
+        assert_eq!(refused, Some(Err(Kept::NotInOrder)), "added in no order");
+
+        let (_other, dense) = self::store();
+        let two = ["a", "c"].map(|k| Ok(row(k, Value::Real(1.0))));
+        dense.replace_entity("E", "id", &cols(), two).unwrap();
+        let g = dense.meta("E").unwrap().generation;
+        dense
+            .apply_delta("E", g, |d| {
+                d.upsert(&row("b", Value::Null))?;
+                refused = Some(d.place_by_key()?);
+                Err(StoreError::UnknownEntity("rolled back".into()))
+            })
+            .unwrap_err();
+        assert_eq!(refused, Some(Err(Kept::NoRoom)));
     }
 
     #[test]

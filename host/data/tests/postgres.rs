@@ -879,6 +879,40 @@ fn uuid_keys_are_read_incrementally() {
     assert_eq!(rows, stored_rows(fresh.path()));
 }
 
+/// Reading every key to find a deletion reports its progress, keys read of
+/// the table's count.
+#[test]
+fn the_key_walk_reports_its_progress() {
+    let Some(pg) = Postgres::start() else { return };
+    pg.sql(
+        "CREATE TABLE walked (id text PRIMARY KEY, email text, updated_at int8 NOT NULL);
+         INSERT INTO walked SELECT 'w' || lpad(n::text, 6, '0'), n || '@example.com', n
+         FROM generate_series(1, 25000) AS n;",
+    );
+    let (_, _dir, engine) = keyed_by_id(
+        &pg,
+        "TF_TEST_PG_WALKED",
+        "walked",
+        "updated_at = \"updated_at\"",
+    );
+    assert!(refresh(&engine, &Scope::Full).failed().is_empty());
+    pg.sql("DELETE FROM walked WHERE id = 'w012345'");
+    let seen = refresh(&engine, &Scope::Full);
+    assert!(seen.failed().is_empty(), "{:?}", seen.failed());
+    assert!(seen
+        .stage("source:crm")
+        .detail
+        .as_deref()
+        .is_some_and(|d| d.ends_with(", 1 deleted (keys compared)")));
+    for done in [10_000, 20_000] {
+        assert!(
+            seen.progress.contains(&(done, Some(24_999))),
+            "{:?}",
+            seen.progress
+        );
+    }
+}
+
 /// New keys go between stored ones as long as the room the full read left
 /// between two rows lasts (16 halvings); then the table is read in full,
 /// which spaces the rows again. Integer keys are always in place.

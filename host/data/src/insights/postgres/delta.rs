@@ -395,7 +395,7 @@ impl PostgresSource {
                     return Err(too_many());
                 }
                 walked = true;
-                return match self.delete_missing(inputs, key_col, delta, gone)? {
+                return match self.delete_missing(inputs, key_col, delta, gone, progress)? {
                     Kept::Deleted(_) => Ok(()),
                     Kept::NotInOrder | Kept::TooMany => Err(not_explained()),
                     Kept::NoRoom => Err(no_room()),
@@ -440,13 +440,15 @@ impl PostgresSource {
     /// most `most`, and put the rows added before stored ones in their
     /// places, by reading every key in key order: the store keeps its rows
     /// in that order, so each key read is the next stored one that stays or
-    /// an added one ([`Delta::keep_only`]).
+    /// an added one ([`Delta::keep_only`]). `progress` hears the keys read
+    /// of the table's count.
     fn delete_missing(
         &self,
         inputs: &Inputs<'_, '_>,
         key_col: &Col,
         delta: &mut Delta<'_>,
         most: u64,
+        progress: &dyn Fn(u64, u64),
     ) -> Result<Kept, Stop> {
         let mut sql = self.select(&key_col.expr);
         sql.text
@@ -471,6 +473,9 @@ impl PostgresSource {
         let next = || loop {
             if let Some((row, _)) = batch.next() {
                 seen += 1;
+                if seen.is_multiple_of(PROGRESS_EVERY_ROWS) {
+                    progress(seen, inputs.figures.total.max(seen));
+                }
                 // An unreadable key matches no stored one: a full read names it.
                 return Ok(Some(key_col.read.value(&row, 0).unwrap_or(Value::Null)));
             }

@@ -847,6 +847,44 @@ mod tests {
     }
 
     #[test]
+    fn spaced_rows_in_no_order_name_a_duplicate_by_its_row_and_tag() {
+        let (_dir, store) = self::store();
+        let mut keys = crate::store::scattered_keys(3000, 7);
+        keys[2500] = keys[40].clone();
+        let values: Vec<Vec<ValueRef<'_>>> = keys
+            .iter()
+            .map(|k| vec![ValueRef::Text(k.as_bytes()), ValueRef::Null])
+            .collect();
+        let rows: Vec<(u64, &[ValueRef<'_>])> = (0..)
+            .zip(values.iter())
+            .map(|(i, v)| (700 + i, v.as_slice()))
+            .collect();
+        #[derive(Debug)]
+        struct Failed(Option<(i64, u64)>, StoreError);
+        impl From<StoreError> for Failed {
+            fn from(e: StoreError) -> Self {
+                Failed(None, e)
+            }
+        }
+        let failed = store
+            .import_entity_with("E", "id", &cols(), |sink| {
+                sink.space_rows()?;
+                sink.push_batch(&rows).map_err(|(_, e)| e)?;
+                // The keys came in no order: the index is built now.
+                sink.build_key_index().map_err(|(at, e)| Failed(at, e))
+            })
+            .unwrap_err();
+        assert_eq!(failed.0, Some((0, 3200)), "no partition begun; tag 700 + 2500");
+        assert_eq!(
+            failed.1.to_string(),
+            format!(
+                "entity 'E', row 2501: duplicate key '{}' in field 'id'",
+                keys[40]
+            )
+        );
+    }
+
+    #[test]
     fn sixteen_rows_fit_between_two_spaced_ones() {
         let (_dir, store) = store();
         spaced(&store, &["x", "y"]);

@@ -176,8 +176,16 @@ impl Delta<'_> {
             self.counts.deleted += 1;
             self.note_key(key)?;
         }
-        // Into the room the deleted rows may have held: each target lies
-        // between two stored rows that stay, below every added rowid.
+        // Into the room the deleted rows may have held.
+        self.settle(&walked.moves)?;
+        Ok(Kept::Deleted(walked.gone.len() as u64))
+    }
+
+    /// Move the added rows to their places, `(from, to)` rowids: each
+    /// target lies between two stored rows that stay, below every added
+    /// rowid. Every row is then in its place, taken as stored from now on.
+    fn settle(&mut self, moves: &[(i64, i64)]) -> Result<(), StoreError> {
+        let sql = sql_error(self.path);
         let mut moved = self
             .tx
             .prepare(&format!(
@@ -185,13 +193,12 @@ impl Delta<'_> {
                 self.table
             ))
             .map_err(sql)?;
-        for (from, to) in &walked.moves {
+        for (from, to) in moves {
             moved.execute([from, to]).map_err(sql)?;
         }
-        // Every row is in its place now: a later walk takes them as stored.
         self.added.clear();
         self.first_added = self.next_rowid;
-        Ok(Kept::Deleted(walked.gone.len() as u64))
+        Ok(())
     }
 
     /// [`Delta::keep_only`]'s walk: what goes and what moves, or why not.
@@ -318,18 +325,7 @@ impl Delta<'_> {
             }
         }
         drop((before, after, keys));
-        let mut moved = self
-            .tx
-            .prepare(&format!(
-                "UPDATE {} SET rowid = ?2 WHERE rowid = ?1",
-                self.table
-            ))
-            .map_err(sql)?;
-        for (from, to) in &moves {
-            moved.execute([from, to]).map_err(sql)?;
-        }
-        self.added.clear();
-        self.first_added = self.next_rowid;
+        self.settle(&moves)?;
         Ok(Ok(()))
     }
 
@@ -874,7 +870,11 @@ mod tests {
                 sink.build_key_index().map_err(|(at, e)| Failed(at, e))
             })
             .unwrap_err();
-        assert_eq!(failed.0, Some((0, 3200)), "no partition begun; tag 700 + 2500");
+        assert_eq!(
+            failed.0,
+            Some((0, 3200)),
+            "no partition begun; tag 700 + 2500"
+        );
         assert_eq!(
             failed.1.to_string(),
             format!(

@@ -550,6 +550,14 @@ fn a_missing_column_and_other_mistakes_are_permanent_and_named() {
         },
         Case {
             env: "TF_TEST_PG_PERMANENT",
+            relation: table,
+            extra: "key = \"id\"\ndeleted = \"is_deleted\"",
+            map: "Email = \"email\"",
+            field: Some("is_deleted"),
+            error: "postgres source 'crm' (table public.contacts): column 'is_deleted' used by deleted is not in its columns (id, email, updated_at)",
+        },
+        Case {
+            env: "TF_TEST_PG_PERMANENT",
             relation: r#"table = "public.contact""#,
             extra: "key = \"id\"",
             map: "Email = \"email\"",
@@ -881,6 +889,80 @@ fn uuid_keys_are_read_incrementally() {
         "read by updated_at: 41 rows from 2025-01-01 00:00:00: 40 added, 0 changed"
     );
     assert_eq!(as_a_full_read(dir.path(), &ws).len(), 239);
+}
+
+/// Rows marked deleted (`deleted`) are not imported, and an incremental read
+/// deletes them without reading every key; a row deleted outright still
+/// has the keys compared. A column that is not a boolean marks a row
+/// deleted when it is not null.
+#[test]
+fn rows_marked_deleted_are_left_out_and_deleted_as_they_are_marked() {
+    let Some(pg) = Postgres::start() else { return };
+    pg.sql(
+        "CREATE TABLE soft (id text PRIMARY KEY, email text, gone bool, gone_at timestamptz,
+                            updated_at int8 NOT NULL);
+         INSERT INTO soft SELECT 's' || lpad(n::text, 4, '0'), n || '@example.com',
+                                 CASE WHEN n % 10 = 0 THEN true WHEN n % 10 = 1 THEN NULL
+                                      ELSE false END,
+                                 NULL, n
+         FROM generate_series(1, 2000) AS n;",
+    );
+    let (ws, dir, engine) = keyed_by_id(
+        &pg,
+        "TF_TEST_PG_SOFT",
+        "soft",
+        "updated_at = \"updated_at\"\ndeleted = \"gone\"",
+    );
+    assert_eq!(crm_detail(&engine), "");
+    assert_eq!(
+        engine.store().meta("Crm").unwrap().rows,
+        1800,
+        "one in ten is marked"
+    );
+
+    pg.sql(
+        "UPDATE soft SET gone = true, updated_at = 3000 WHERE id IN ('s0002', 's0003', 's0010');
+         UPDATE soft SET email = 'x@example.com', updated_at = 3000 WHERE id = 's0004';",
+    );
+    assert_eq!(
+        crm_detail(&engine),
+        "read by updated_at: 5 rows from 2000: 0 added, 1 changed, 2 deleted",
+        "s0010 was marked already"
+    );
+    assert_eq!(as_a_full_read(dir.path(), &ws).len(), 1798);
+
+    pg.sql("UPDATE soft SET gone = false, updated_at = 3001 WHERE id = 's0020'");
+    assert_eq!(
+        crm_detail(&engine),
+        "read by updated_at: 5 rows from 3000: 1 added, 0 changed (keys compared)",
+        "s0020 comes back, before the last stored key"
+    );
+    assert_eq!(as_a_full_read(dir.path(), &ws).len(), 1799);
+
+    pg.sql(
+        "DELETE FROM soft WHERE id = 's0005';
+         UPDATE soft SET gone = true, updated_at = 3002 WHERE id = 's0006'",
+    );
+    assert_eq!(
+        crm_detail(&engine),
+        "read by updated_at: 2 rows from 3001: 0 added, 0 changed, 2 deleted (keys compared)"
+    );
+    assert_eq!(as_a_full_read(dir.path(), &ws).len(), 1797);
+
+    let (ws, dir, engine) = keyed_by_id(
+        &pg,
+        "TF_TEST_PG_SOFT_AT",
+        "soft",
+        "updated_at = \"updated_at\"\ndeleted = \"gone_at\"",
+    );
+    assert_eq!(crm_detail(&engine), "");
+    assert_eq!(engine.store().meta("Crm").unwrap().rows, 1999);
+    pg.sql("UPDATE soft SET gone_at = now(), updated_at = 3003 WHERE id = 's0007'");
+    assert_eq!(
+        crm_detail(&engine),
+        "read by updated_at: 2 rows from 3002: 0 added, 0 changed, 1 deleted"
+    );
+    assert_eq!(as_a_full_read(dir.path(), &ws).len(), 1998);
 }
 
 /// Reading every key to find a deletion reports its progress, keys read of

@@ -12,27 +12,29 @@
 //! figures that decide whether the rows changed describe exactly the rows
 //! imported:
 //! 1. the columns of the table or query (`SELECT *` described, not run),
-//!    checked against the key, `updated_at`, the map and `types`;
+//!    checked against the key, `updated_at`, `deleted`, the map and `types`;
 //! 2. `count(*)`, and with `updated_at` also `max(updated_at)` and a sum of
-//!    the keys' hashes. When these and the source's settings are what they
-//!    were at the last import, the import is skipped (unless forced);
+//!    the keys' hashes (count and sum over the rows not marked `deleted`).
+//!    When these and the source's settings are what they were at the last
+//!    import, the import is skipped (unless forced);
 //! 3. with `updated_at`, the rows past the last import's greatest
 //!    `updated_at`, applied in place when they explain every change (see
 //!    [`delta`]);
-//! 4. otherwise every row in key order, streamed (the driver's channel holds
-//!    one batch of messages, so a million rows never sit in memory), into a
-//!    fresh copy of the entity that replaces the old one atomically. Rows are
+//! 4. otherwise every row not marked `deleted`, in key order, streamed (the
+//!    driver's channel holds one batch of messages, so a million rows never
+//!    sit in memory), into a fresh copy of the entity that replaces the old
+//!    one atomically, its rows spaced for rows added later. Rows are
 //!    decoded on a thread of their own while the store writes them, as a
 //!    file's are. Batches are bounded in rows and in bytes, and a row larger
 //!    than the store's [`MAX_ROW_BYTES`] is a malformed row, as in a file.
 //!    The driver receives a row whole before it can be measured, so a larger
 //!    one is held once, within the server's own limits, then dropped.
 //!
-//! Keys added out of order, rows added with an older `updated_at` and
-//! malformed rows send the refresh to a full read; rows changed without a
-//! newer `updated_at` are seen at the next full read, which comes every
-//! `full_read_every` or when forced. Without `updated_at`, every refresh
-//! reads in full.
+//! Rows added with an older `updated_at`, malformed rows and new keys with no
+//! room left between stored ones send the refresh to a full read; rows
+//! changed without a newer `updated_at` are seen at the next full read, which
+//! comes every `full_read_every` or when forced. Without `updated_at`, every
+//! refresh reads in full.
 
 use std::future::Future;
 use std::time::Duration;
@@ -153,6 +155,35 @@ impl PostgresSource {
         }
     }
 
+    /// The SQL that holds for a row marked deleted (`deleted`): its column
+    /// true, or not null when it is not a boolean; `false` without one.
+    fn gone(&self, described: &[tokio_postgres::Column]) -> String {
+        let Some(column) = &self.pg.deleted else {
+            return "false".into();
+        };
+        let boolean = described
+            .iter()
+            .any(|c| c.name() == column && *c.type_() == Type::BOOL);
+        match boolean {
+            true => format!("{} IS TRUE", ident(column)),
+            false => format!("{} IS NOT NULL", ident(column)),
+        }
+    }
+
+    /// `NOT (`[`Self::gone`]`)` between `before` and `after`, to keep the
+    /// rows not marked deleted; empty without `deleted`.
+    pub(super) fn live(
+        &self,
+        described: &[tokio_postgres::Column],
+        before: &str,
+        after: &str,
+    ) -> String {
+        match self.pg.deleted {
+            Some(_) => format!("{before}NOT ({}){after}", self.gone(described)),
+            None => String::new(),
+        }
+    }
+
     /// Every column, typed and with how to read it; an error for a name the
     /// store cannot hold, or a configured column that is missing.
     fn columns(&self, described: &[tokio_postgres::Column]) -> Result<Vec<Col>, SourceError> {
@@ -206,6 +237,9 @@ impl PostgresSource {
         let mut used: Vec<(&str, String)> = vec![(spec.key.as_str(), "key".to_owned())];
         if let Some(u) = &spec.updated_at {
             used.push((u, "updated_at".into()));
+        }
+        if let Some(d) = &self.pg.deleted {
+            used.push((d, "deleted".into()));
         }
         for (field, column) in &spec.map {
             used.push((column, format!("map.{field}")));
@@ -357,11 +391,14 @@ impl PostgresSource {
         let cols = self.columns(described.columns())?;
         let key_index = cols.iter().position(|c| c.name == spec.key).unwrap_or(0);
 
-        let mut figures = vec!["count(*)".to_owned()];
+        // Rows marked deleted are not counted, but their `updated_at` is:
+        // marking one changes the table.
+        let live = self.live(described.columns(), " FILTER (WHERE ", ")");
+        let mut figures = vec![format!("count(*){live}")];
         if let Some(u) = &spec.updated_at {
             figures.push(format!("max({})::text", ident(u)));
             figures.push(format!(
-                "sum(hashtext({}::text)::int8)::text",
+                "(sum(hashtext({}::text)::int8){live})::text",
                 ident(&spec.key)
             ));
         }
@@ -429,9 +466,11 @@ impl PostgresSource {
         // the database's (its index serves it); where the store orders keys
         // otherwise, it builds their index after the last row.
         let mut data_sql = self.select(&list.join(", "));
-        data_sql
-            .text
-            .push_str(&format!(" ORDER BY {}", ident(&spec.key)));
+        data_sql.text.push_str(&format!(
+            "{} ORDER BY {}",
+            self.live(described.columns(), " WHERE ", ""),
+            ident(&spec.key)
+        ));
         let stream = session.run("cannot read its rows", Some(&data_sql), async {
             let statement = client.prepare(&data_sql.text).await?;
             client

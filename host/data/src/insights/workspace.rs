@@ -114,6 +114,9 @@ pub struct SourceConfig {
     /// the same, changed or not (an interval, or "never").
     #[serde(default)]
     pub full_read_every: Option<Spanned<String>>,
+    /// Postgres: the column that marks a row deleted (soft deletion).
+    #[serde(default)]
+    pub deleted: Option<Spanned<String>>,
     /// Primary-key column (required; checked in validation).
     #[serde(default)]
     pub key: Option<Spanned<String>>,
@@ -303,6 +306,10 @@ pub struct PostgresSpec {
     /// unchanged or readable by `updated_at` (`full_read_every`); `None`:
     /// never.
     pub full_read_every: Option<Duration>,
+    /// The column that marks a row deleted (`deleted`): true, or not null
+    /// when it is not a boolean. Such rows are not imported, and an
+    /// incremental read deletes them from the store.
+    pub deleted: Option<String>,
 }
 
 /// How often a postgres source with `updated_at` is read in full by default:
@@ -1167,6 +1174,7 @@ fn files_origin(
         ("ssl_cert", &s.ssl_cert),
         ("ssl_key", &s.ssl_key),
         ("full_read_every", &s.full_read_every),
+        ("deleted", &s.deleted),
     ] {
         if let Some(given) = given {
             return Err(v.invalid(
@@ -1386,6 +1394,15 @@ fn postgres_origin(
         })?),
         None => Some(DEFAULT_FULL_READ_EVERY),
     };
+    let deleted = match &s.deleted {
+        Some(column) if !valid_identifier(column.get_ref()) => return Err(v.invalid(
+            column.span(),
+            &key("deleted"),
+            "expected the name of a column (letters, digits and '_', not starting with a digit)",
+        )),
+        Some(column) => Some(column.get_ref().clone()),
+        None => None,
+    };
     Ok(Origin {
         kind: SourceKind::Postgres(PostgresSpec {
             connection,
@@ -1393,6 +1410,7 @@ fn postgres_origin(
             ssl_root_cert,
             client_cert,
             full_read_every,
+            deleted,
         }),
         format: None,
         path: PathBuf::new(),
@@ -1684,6 +1702,7 @@ Email = "email"
                 ssl_root_cert: None,
                 client_cert: None,
                 full_read_every: Some(DEFAULT_FULL_READ_EVERY),
+                deleted: None,
             })
         );
         assert_eq!(s.entity, "Crm");
@@ -1800,6 +1819,11 @@ Email = "email"
                 "table = \"public.contacts\"\nssl_key = \"/w/client.key\"",
                 "/w/triggerfish.toml:7: key `insights.sources[0].ssl_key`: no file /w/client.key: expected a PEM file of the private key of ssl_cert",
             ),
+            (
+                "table = \"public.contacts\"",
+                "table = \"public.contacts\"\ndeleted = \"is deleted\"",
+                "/w/triggerfish.toml:7: key `insights.sources[0].deleted`: expected the name of a column (letters, digits and '_', not starting with a digit)",
+            ),
         ];
         for (from, to, expected) in cases {
             assert!(PG.contains(from), "{from}");
@@ -1817,6 +1841,22 @@ Email = "email"
             err,
             "/w/triggerfish.toml:6: key `insights.sources[0].table`: `table` is for a postgres source: add kind = \"postgres\""
         );
+        let err =
+            parse(&BASE.replace("key = \"Id\"", "key = \"Id\"\ndeleted = \"Gone\"")).unwrap_err();
+        assert_eq!(
+            err,
+            "/w/triggerfish.toml:6: key `insights.sources[0].deleted`: `deleted` is for a postgres source: add kind = \"postgres\""
+        );
+        let ws = parse(&PG.replacen(
+            "table = \"public.contacts\"",
+            "table = \"public.contacts\"\ndeleted = \"IsDeleted\"",
+            1,
+        ))
+        .unwrap();
+        let SourceKind::Postgres(pg) = &ws.sources[0].kind else {
+            panic!("{:?}", ws.sources[0].kind)
+        };
+        assert_eq!(pg.deleted.as_deref(), Some("IsDeleted"));
     }
 
     #[test]

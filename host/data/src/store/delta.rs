@@ -65,6 +65,7 @@ pub struct Delta<'t> {
     update: Statement<'t>,
     exists: Statement<'t>,
     insert: Statement<'t>,
+    delete: Statement<'t>,
     note: Statement<'t>,
     generation: i64,
     key_index: usize,
@@ -134,6 +135,17 @@ impl Delta<'_> {
         };
         self.note_key(key)?;
         Ok(done)
+    }
+
+    /// Delete the row keyed `key`; whether one was stored.
+    pub fn remove(&mut self, key: &Value) -> Result<bool, StoreError> {
+        if self.delete.execute([key]).map_err(sql_error(self.path))? == 0 {
+            return Ok(false);
+        }
+        self.added.remove(&key_bytes(key));
+        self.counts.deleted += 1;
+        self.note_key(key)?;
+        Ok(true)
     }
 
     /// Record `key` as changed, while the changes stay tracked.
@@ -498,6 +510,7 @@ impl EntityDb {
                     same.join(" AND ")
                 ))?,
                 exists: prepare(&format!("SELECT 1 FROM {table} WHERE \"{key}\" = ?1"))?,
+                delete: prepare(&format!("DELETE FROM {table} WHERE \"{key}\" = ?1"))?,
                 insert: prepare(&format!(
                     "INSERT INTO {table}{names} VALUES ({})",
                     placeholders.join(", ")
@@ -881,6 +894,28 @@ mod tests {
                 "entity 'E', row 2501: duplicate key '{}' in field 'id'",
                 keys[40]
             )
+        );
+    }
+
+    #[test]
+    fn rows_are_removed_by_key_and_their_keys_recorded() {
+        let (_dir, store) = self::store();
+        let three = ["a", "b", "c"].map(|k| Ok(row(k, Value::Real(1.0))));
+        store.replace_entity("E", "id", &cols(), three).unwrap();
+        let g = store.meta("E").unwrap().generation;
+        let counts = store
+            .apply_delta("E", g, |d| {
+                assert!(d.remove(&Value::Text("b".into()))?);
+                assert!(!d.remove(&Value::Text("z".into()))?, "never stored");
+                Ok::<(), StoreError>(())
+            })
+            .unwrap();
+        assert_eq!(counts.deleted, 1);
+        assert_eq!(keys_of(&store), ["a", "c"]);
+        assert_eq!(store.meta("E").unwrap().rows, 2);
+        assert_eq!(
+            store.changed_keys("E", g).unwrap().unwrap(),
+            [Value::Text("b".into())]
         );
     }
 

@@ -13,7 +13,9 @@
 //! unification breaks ties within a source by row order). The store keeps
 //! the rows in that order, so the walk needs no collation. An integer key is
 //! the rowid, always in order; a uuid's text sorts as the uuid, so new uuids
-//! with no deletion are placed by the store's key index, without the walk. The result must be the one a full read
+//! with no deletion are placed by the store's key index, without the walk.
+//! A row marked deleted (`deleted`) among the changed rows is deleted by its
+//! key, and counts as explained. The result must be the one a full read
 //! gives, so the read is given up, rolled back, for a full read when:
 //! - the count and the keys do not add up: rows were added with an older
 //!   `updated_at` (a key read is not where the store has it, or the keys'
@@ -295,8 +297,9 @@ impl PostgresSource {
             None => "true".to_owned(),
         };
         let mut sql = self.select(&format!(
-            "{}, hashtext({key}::text)::int8, {after}",
-            list.join(", ")
+            "{}, hashtext({key}::text)::int8, {after}, {}",
+            list.join(", "),
+            self.gone(inputs.described)
         ));
         sql.text.push_str(&format!(
             " WHERE {u} >= $1::text::pg_catalog.{u_type} ORDER BY {key}"
@@ -331,7 +334,8 @@ impl PostgresSource {
         };
         let mut walked = false;
         let applied = store.apply_delta(&spec.entity, meta.generation, |delta| {
-            let mut new_keys: i128 = 0;
+            // The hash sums of the keys added, and of those marked deleted.
+            let (mut new_keys, mut gone_keys): (i128, i128) = (0, 0);
             // A new key sorts before a stored one: the keys say where it goes.
             let mut place = false;
             while let Some(batch) = rows.next(read).map_err(|f| Stop::Failed(f.0))? {
@@ -339,6 +343,17 @@ impl PostgresSource {
                     read += 1;
                     if read > limit {
                         return Err(too_many());
+                    }
+                    if row.try_get::<_, bool>(n + 2).unwrap_or(false) {
+                        // Marked deleted (`deleted`): only its key matters.
+                        let key = key_col.read.value(row, inputs.key_index);
+                        let (Ok(key), Ok(hash)) = (key, row.try_get::<_, i64>(n)) else {
+                            return Err(Stop::Full("a changed row is malformed".into()));
+                        };
+                        if key != Value::Null && delta.remove(&key)? {
+                            gone_keys += i128::from(hash);
+                        }
+                        continue;
                     }
                     if *size as u64 > MAX_ROW_BYTES {
                         return Err(Stop::Full("a changed row is malformed".into()));
@@ -368,8 +383,8 @@ impl PostgresSource {
                     }
                 }
             }
-            let added = delta.counts().added;
-            let expected = meta.rows.saturating_add(added);
+            let (added, flagged) = (delta.counts().added, delta.counts().deleted);
+            let expected = meta.rows.saturating_add(added).saturating_sub(flagged);
             let not_explained =
                 || Stop::Full("rows were added or deleted without a newer updated_at".into());
             let no_room = || {
@@ -404,7 +419,7 @@ impl PostgresSource {
             let sum = |s: &Option<String>| s.as_deref().map_or(Some(0), |s| s.parse::<i128>().ok());
             let keys_add_up = matches!(
                 (sum(&mark.keys), sum(&figures.keys)),
-                (Some(before), Some(now)) if before + new_keys == now
+                (Some(before), Some(now)) if before + new_keys - gone_keys == now
             );
             if expected < figures.total || !keys_add_up {
                 return Err(not_explained());
@@ -424,14 +439,14 @@ impl PostgresSource {
             rejected_examples: Vec::new(),
             unchanged: false,
             detail: Some(format!(
-                "read by updated_at: {read} rows from {since}: {} added, {} changed{}",
+                "read by updated_at: {read} rows from {since}: {} added, {} changed{}{}",
                 counts.added,
                 counts.changed,
-                match (counts.deleted, walked) {
-                    (0, false) => String::new(),
-                    (0, true) => " (keys compared)".into(),
-                    (n, _) => format!(", {n} deleted (keys compared)"),
-                }
+                match counts.deleted {
+                    0 => String::new(),
+                    n => format!(", {n} deleted"),
+                },
+                if walked { " (keys compared)" } else { "" }
             )),
         }))
     }
@@ -451,8 +466,11 @@ impl PostgresSource {
         progress: &dyn Fn(u64, u64),
     ) -> Result<Kept, Stop> {
         let mut sql = self.select(&key_col.expr);
-        sql.text
-            .push_str(&format!(" ORDER BY {}", ident(&self.spec.key)));
+        sql.text.push_str(&format!(
+            "{} ORDER BY {}",
+            self.live(inputs.described, " WHERE ", ""),
+            ident(&self.spec.key)
+        ));
         let session = inputs.session;
         let client = &session.client;
         let stream = session.run("cannot read its keys", Some(&sql), async {

@@ -19,6 +19,12 @@
 #   CREATE TABLE crm_guid AS SELECT gen_random_uuid() AS "ContactId", "FirstName",
 #     "LastName", "Email", "Phone", "PostalCode", "City", "Country", "ModifiedOn"
 #   FROM crm_contacts; ALTER TABLE crm_guid ADD PRIMARY KEY ("ContactId");
+#
+# Rows marked deleted: MARK=IsDeleted with a configuration whose crm source
+# has deleted = "IsDeleted", a bool column of the table
+# (ALTER TABLE … ADD COLUMN "IsDeleted" bool NOT NULL DEFAULT false). Two more
+# refreshes per round: after 1,000 rows are marked, and after they are
+# unmarked.
 set -euo pipefail
 : "${DATA:?the data folder}" "${CRM_DATABASE_URL:?the server}"
 CONFIG=${CONFIG:-triggerfish-pg.toml}
@@ -27,6 +33,7 @@ RUNS=${RUNS:-3}
 TABLE=${TABLE:-crm_contacts}
 # New keys: after every stored one by default; random uuids land anywhere.
 NEW_KEY=${NEW_KEY:-"'D' || substr(\"ContactId\", 2)"}
+MARK=${MARK:-}
 # Rows the bench added carry this Country, to be deleted by it.
 ADDED="'(bench-added)'"
 [ $# -ge 1 ] || { echo "usage: $0 BINARY..." >&2; exit 2; }
@@ -55,5 +62,12 @@ for round in $(seq "$RUNS"); do
     run "$bin" "$round" 1000-added
     sql "DELETE FROM $TABLE WHERE \"Country\" = $ADDED"
     run "$bin" "$round" 1000-deleted
+    if [ -n "$MARK" ]; then
+      sql "UPDATE $TABLE SET \"$MARK\" = true, \"ModifiedOn\" = now() WHERE \"ContactId\" IN
+           (SELECT \"ContactId\" FROM $TABLE ORDER BY \"ContactId\" DESC LIMIT 1000)"
+      run "$bin" "$round" 1000-marked
+      sql "UPDATE $TABLE SET \"$MARK\" = false, \"ModifiedOn\" = now() WHERE \"$MARK\""
+      run "$bin" "$round" 1000-unmarked
+    fi
   done
 done

@@ -1400,7 +1400,21 @@ fn postgres_origin(
             &key("deleted"),
             "expected the name of a column (letters, digits and '_', not starting with a digit)",
         )),
-        Some(column) => Some(column.get_ref().clone()),
+        Some(column) => {
+            let same = |other: &Option<Spanned<String>>| {
+                other
+                    .as_ref()
+                    .is_some_and(|o| o.get_ref() == column.get_ref())
+            };
+            if same(&s.key) || same(&s.updated_at) {
+                return Err(v.invalid(
+                    column.span(),
+                    &key("deleted"),
+                    "expected a column of its own: the key and `updated_at` are set on every row, which would mark every row deleted",
+                ));
+            }
+            Some(column.get_ref().clone())
+        }
         None => None,
     };
     Ok(Origin {
@@ -1823,6 +1837,11 @@ Email = "email"
                 "table = \"public.contacts\"",
                 "table = \"public.contacts\"\ndeleted = \"is deleted\"",
                 "/w/triggerfish.toml:7: key `insights.sources[0].deleted`: expected the name of a column (letters, digits and '_', not starting with a digit)",
+            ),
+            (
+                "table = \"public.contacts\"",
+                "table = \"public.contacts\"\ndeleted = \"id\"",
+                "/w/triggerfish.toml:7: key `insights.sources[0].deleted`: expected a column of its own: the key and `updated_at` are set on every row, which would mark every row deleted",
             ),
         ];
         for (from, to, expected) in cases {

@@ -729,6 +729,20 @@ fn as_a_full_read(dir: &Path, ws: &str) -> Vec<Vec<rusqlite::types::Value>> {
     rows
 }
 
+/// After `change` on the server, a refresh's crm stage says `detail`, and
+/// the store holds the `rows` rows a full read of `ws` gives, in its order.
+fn after_change(
+    pg: &Postgres,
+    (ws, dir, engine): (&str, &Path, &InsightsEngine),
+    change: &str,
+    detail: &str,
+    rows: usize,
+) {
+    pg.sql(change);
+    assert_eq!(crm_detail(engine), detail, "after {change}");
+    assert_eq!(as_a_full_read(dir, ws).len(), rows, "after {change}");
+}
+
 /// A changed table is read by `updated_at` and changed in place, deletions
 /// found and new keys that sort before stored ones placed by comparing keys,
 /// with the same rows, order and customers as a full read into a new store;
@@ -868,27 +882,25 @@ fn uuid_keys_are_read_incrementally() {
         "updated_at = \"updated_at\"",
     );
     assert!(refresh(&engine, &Scope::Full).failed().is_empty());
-    pg.sql(
+    after_change(
+        &pg,
+        (&ws, dir.path(), &engine),
         "DELETE FROM guests WHERE email = 'g7@example.com';
          UPDATE guests SET email = 'g8@example.org', updated_at = '2025-01-01' WHERE email = 'g8@example.com';",
+        "read by updated_at: 2 rows from 2024-01-09 08:00:00: 0 added, 1 changed, 1 deleted (keys compared)",
+        199,
     );
-    assert_eq!(
-        crm_detail(&engine),
-        "read by updated_at: 2 rows from 2024-01-09 08:00:00: 0 added, 1 changed, 1 deleted (keys compared)"
-    );
-    assert_eq!(as_a_full_read(dir.path(), &ws).len(), 199);
 
     // New GUIDs land anywhere among the stored ones: each is put in its
     // place, found by the store's key index (a uuid's text sorts as it).
-    pg.sql(
+    after_change(
+        &pg,
+        (&ws, dir.path(), &engine),
         "INSERT INTO guests SELECT gen_random_uuid(), 'n' || n || '@example.com', '2025-02-01'
          FROM generate_series(1, 40) AS n;",
+        "read by updated_at: 41 rows from 2025-01-01 00:00:00: 40 added, 0 changed",
+        239,
     );
-    assert_eq!(
-        crm_detail(&engine),
-        "read by updated_at: 41 rows from 2025-01-01 00:00:00: 40 added, 0 changed"
-    );
-    assert_eq!(as_a_full_read(dir.path(), &ws).len(), 239);
 }
 
 /// Rows marked deleted (`deleted`) are not imported, and an incremental read
@@ -920,34 +932,33 @@ fn rows_marked_deleted_are_left_out_and_deleted_as_they_are_marked() {
         "one in ten is marked"
     );
 
-    pg.sql(
+    // s0010 was marked already.
+    after_change(
+        &pg,
+        (&ws, dir.path(), &engine),
         "UPDATE soft SET gone = true, updated_at = 3000 WHERE id IN ('s0002', 's0003', 's0010');
          UPDATE soft SET email = 'x@example.com', updated_at = 3000 WHERE id = 's0004';",
-    );
-    assert_eq!(
-        crm_detail(&engine),
         "read by updated_at: 5 rows from 2000: 0 added, 1 changed, 2 deleted",
-        "s0010 was marked already"
+        1798,
     );
-    assert_eq!(as_a_full_read(dir.path(), &ws).len(), 1798);
 
-    pg.sql("UPDATE soft SET gone = false, updated_at = 3001 WHERE id = 's0020'");
-    assert_eq!(
-        crm_detail(&engine),
+    // s0020 comes back, before the last stored key.
+    after_change(
+        &pg,
+        (&ws, dir.path(), &engine),
+        "UPDATE soft SET gone = false, updated_at = 3001 WHERE id = 's0020'",
         "read by updated_at: 5 rows from 3000: 1 added, 0 changed (keys compared)",
-        "s0020 comes back, before the last stored key"
+        1799,
     );
-    assert_eq!(as_a_full_read(dir.path(), &ws).len(), 1799);
 
-    pg.sql(
+    after_change(
+        &pg,
+        (&ws, dir.path(), &engine),
         "DELETE FROM soft WHERE id = 's0005';
          UPDATE soft SET gone = true, updated_at = 3002 WHERE id = 's0006'",
+        "read by updated_at: 2 rows from 3001: 0 added, 0 changed, 2 deleted (keys compared)",
+        1797,
     );
-    assert_eq!(
-        crm_detail(&engine),
-        "read by updated_at: 2 rows from 3001: 0 added, 0 changed, 2 deleted (keys compared)"
-    );
-    assert_eq!(as_a_full_read(dir.path(), &ws).len(), 1797);
 
     let (ws, dir, engine) = keyed_by_id(
         &pg,
@@ -957,12 +968,13 @@ fn rows_marked_deleted_are_left_out_and_deleted_as_they_are_marked() {
     );
     assert_eq!(crm_detail(&engine), "");
     assert_eq!(engine.store().meta("Crm").unwrap().rows, 1999);
-    pg.sql("UPDATE soft SET gone_at = now(), updated_at = 3003 WHERE id = 's0007'");
-    assert_eq!(
-        crm_detail(&engine),
-        "read by updated_at: 2 rows from 3002: 0 added, 0 changed, 1 deleted"
+    after_change(
+        &pg,
+        (&ws, dir.path(), &engine),
+        "UPDATE soft SET gone_at = now(), updated_at = 3003 WHERE id = 's0007'",
+        "read by updated_at: 2 rows from 3002: 0 added, 0 changed, 1 deleted",
+        1998,
     );
-    assert_eq!(as_a_full_read(dir.path(), &ws).len(), 1998);
 }
 
 /// Reading every key to find a deletion reports its progress, keys read of
@@ -1051,13 +1063,14 @@ fn new_keys_fill_the_room_between_two_rows_then_a_full_read_spaces_them_again() 
         "updated_at = \"updated_at\"",
     );
     assert!(refresh(&engine, &Scope::Full).failed().is_empty());
-    pg.sql("INSERT INTO numbered VALUES (15, 'z@example.com', 2), (5, 'w@example.com', 2)");
-    assert_eq!(
-        crm_detail(&engine),
+    // No keys compared: an integer key is the rowid.
+    after_change(
+        &pg,
+        (&ws, dir.path(), &engine),
+        "INSERT INTO numbered VALUES (15, 'z@example.com', 2), (5, 'w@example.com', 2)",
         "read by updated_at: 4 rows from 1: 2 added, 0 changed",
-        "no keys compared: an integer key is the rowid"
+        4,
     );
-    assert_eq!(as_a_full_read(dir.path(), &ws).len(), 4);
 }
 
 /// With `full_read_every`, the table is read in full again once that long

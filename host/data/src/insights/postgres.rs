@@ -430,13 +430,7 @@ impl PostgresSource {
         if let (false, None, Some(mark), Ok(meta)) = (force, &due, &mark, store.meta(&spec.entity))
         {
             if mark.unchanged(spec, server, &figures, meta.generation) {
-                return Ok(Loaded {
-                    rows: meta.rows,
-                    rejected: 0,
-                    rejected_examples: Vec::new(),
-                    unchanged: true,
-                    detail: None,
-                });
+                return Ok(Loaded::unchanged(meta.rows));
             }
         }
         // Changed since the last import: the rows past its greatest

@@ -28,6 +28,19 @@ pub struct Loaded {
     pub detail: Option<String>,
 }
 
+impl Loaded {
+    /// Nothing read: the source was unchanged, and `rows` are held.
+    pub fn unchanged(rows: u64) -> Self {
+        Loaded {
+            rows,
+            rejected: 0,
+            rejected_examples: Vec::new(),
+            unchanged: true,
+            detail: None,
+        }
+    }
+}
+
 /// Why a refresh of a source failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -212,13 +225,7 @@ impl Source for FileSource {
         if let (false, Some(fp)) = (force, fingerprint) {
             if store.counter(&counter).ok().flatten() == Some(fp) {
                 if let Ok(meta) = store.meta(&self.spec.entity) {
-                    return Ok(Loaded {
-                        rows: meta.rows,
-                        rejected: 0,
-                        rejected_examples: Vec::new(),
-                        unchanged: true,
-                        detail: None,
-                    });
+                    return Ok(Loaded::unchanged(meta.rows));
                 }
             }
         }

@@ -601,6 +601,26 @@ mod tests {
         vec![Value::Text(id.into()), score]
     }
 
+    /// The values of the one column `sql` selects.
+    fn column<T: rusqlite::types::FromSql>(store: &EntityDb, sql: &str) -> Vec<T> {
+        let s = store.session();
+        let mut stmt = s.prepare(sql).unwrap();
+        let values = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        values
+    }
+
+    /// `keys` as text, one a call, for [`Delta::keep_only`].
+    fn texts<K: Into<String>>(
+        keys: impl IntoIterator<Item = K>,
+    ) -> impl FnMut() -> Result<Option<Value>, StoreError> {
+        let mut it = keys.into_iter().map(|k| Value::Text(k.into()));
+        move || Ok(it.next())
+    }
+
     fn rows_of(store: &EntityDb) -> Vec<(String, Value)> {
         let s = store.session();
         let mut stmt = s
@@ -679,10 +699,7 @@ mod tests {
         let four = ["a", "b", "c", "d"].map(|k| Ok(row(k, Value::Real(1.0))));
         store.replace_entity("E", "id", &cols(), four).unwrap();
         let g = store.meta("E").unwrap().generation;
-        let keys = |ks: &'static [&'static str]| {
-            let mut it = ks.iter().map(|k| Value::Text((*k).into()));
-            move || Ok::<_, StoreError>(it.next())
-        };
+        let keys = |ks: &'static [&'static str]| texts(ks.iter().copied());
         let refused = store
             .apply_delta("E", g, |d| {
                 assert_eq!(d.keep_only(keys(&["c", "a"]), 10)?, Kept::NotInOrder);
@@ -734,27 +751,14 @@ mod tests {
     fn added_rows_are_placed_among_spaced_ones_in_the_order_given() {
         let (_dir, store) = store();
         spaced(&store, &["b", "d", "f"]);
-        let rowids = |store: &EntityDb| -> Vec<i64> {
-            let s = store.session();
-            let mut stmt = s
-                .prepare("SELECT rowid FROM \"ent_E\" ORDER BY rowid")
-                .unwrap();
-            let ids = stmt
-                .query_map([], |r| r.get(0))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect();
-            ids
-        };
+        let rowids =
+            |store: &EntityDb| column::<i64>(store, "SELECT rowid FROM \"ent_E\" ORDER BY rowid");
         assert_eq!(
             rowids(&store),
             [ROW_SPACING, 2 * ROW_SPACING, 3 * ROW_SPACING]
         );
         let g = store.meta("E").unwrap().generation;
-        let keys = |ks: &'static [&'static str]| {
-            let mut it = ks.iter().map(|k| Value::Text((*k).into()));
-            move || Ok::<_, StoreError>(it.next())
-        };
+        let keys = |ks: &'static [&'static str]| texts(ks.iter().copied());
         let counts = store
             .apply_delta("E", g, |d| {
                 assert!(!d.keeps_key_order());
@@ -935,8 +939,7 @@ mod tests {
             let mut kept = None;
             let applied = store.apply_delta("E", g, |d| {
                 d.upsert(&row(&key, Value::Null))?;
-                let mut it = order.clone().into_iter().map(Value::Text);
-                kept = Some(d.keep_only(move || Ok::<_, StoreError>(it.next()), 0)?);
+                kept = Some(d.keep_only(texts(order.clone()), 0)?);
                 match kept {
                     Some(Kept::Deleted(0)) => Ok(()),
                     _ => Err(StoreError::UnknownEntity("rolled back".into())),
@@ -964,8 +967,7 @@ mod tests {
         store
             .apply_delta("E", g, |d| {
                 d.upsert(&row("b", Value::Null))?;
-                let mut it = ["a", "b", "c"].map(|k| Value::Text(k.into())).into_iter();
-                kept = Some(d.keep_only(move || Ok::<_, StoreError>(it.next()), 0)?);
+                kept = Some(d.keep_only(texts(["a", "b", "c"]), 0)?);
                 Err(StoreError::UnknownEntity("rolled back".into()))
             })
             .unwrap_err();
@@ -982,14 +984,7 @@ mod tests {
                 d.upsert(&[Value::Integer(5)]).map(drop)
             })
             .unwrap();
-        let s = store.session();
-        let ns: Vec<i64> = s
-            .prepare("SELECT n FROM \"ent_N\" ORDER BY rowid")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let ns = column::<i64>(&store, "SELECT n FROM \"ent_N\" ORDER BY rowid");
         assert_eq!(ns, [5, 10, 20, 30]);
     }
 

@@ -1073,6 +1073,156 @@ fn new_keys_fill_the_room_between_two_rows_then_a_full_read_spaces_them_again() 
     );
 }
 
+/// A small xorshift generator: the rounds below are the same on every run.
+struct Dice(u64);
+
+impl Dice {
+    fn roll(&mut self, below: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % below
+    }
+}
+
+/// Round after round of random changes (updates, new keys anywhere among the
+/// stored ones, deletions outright, rows marked deleted and unmarked, now and
+/// then a row added with an old `updated_at`), to text keys in a collation
+/// that is not byte order, uuids and integers: after each round the store
+/// holds what a full read into a new store holds, in the same order, and most
+/// rounds were read incrementally.
+#[test]
+fn random_changes_round_after_round_leave_what_a_full_read_leaves() {
+    let Some(pg) = Postgres::start() else { return };
+    let tables = [
+        ("rt", r#"text COLLATE "und-x-icu""#),
+        ("ru", "uuid"),
+        ("ri", "int8"),
+    ];
+    for (table, ty) in tables {
+        pg.sql(&format!(
+            "CREATE TABLE {table} (id {ty} PRIMARY KEY, email text, gone bool NOT NULL,
+                                   updated_at int8 NOT NULL)"
+        ));
+    }
+    let mut dice = Dice(0x005e_ed0f_7f15);
+    // A new key of the table's type, anywhere among the others.
+    let key = |table: &str, dice: &mut Dice| -> String {
+        let n = dice.roll(1_000_000);
+        match table {
+            "rt" => {
+                let first = ["a", "A", "b", "B", "m", "M", "z", "-"][dice.roll(8) as usize];
+                format!("'{first}{n:06}'")
+            }
+            "ru" => format!("md5('{n}')::uuid"),
+            _ => n.to_string(),
+        }
+    };
+    for (table, _) in tables {
+        let rows: Vec<String> = (0..300)
+            .map(|i| {
+                let k = key(table, &mut dice);
+                format!(
+                    "({k}, 'p{}@example.com', {}, {i})",
+                    dice.roll(250),
+                    dice.roll(9) == 0
+                )
+            })
+            .collect();
+        pg.sql(&format!(
+            "INSERT INTO {table} VALUES {} ON CONFLICT (id) DO NOTHING",
+            rows.join(", ")
+        ));
+        let (ws, dir, engine) = keyed_by_id(
+            &pg,
+            &format!("TF_TEST_PG_RANDOM_{table}"),
+            table,
+            "updated_at = \"updated_at\"\ndeleted = \"gone\"",
+        );
+        assert_eq!(crm_detail(&engine), "");
+        let (mut incremental, mut compared) = (0, 0);
+        let rounds = 24;
+        for round in 1..=rounds {
+            let at = 1000 + round;
+            // The `n`th row (of those `which`), in key order.
+            let nth = |which: &str, n: u64| {
+                format!(
+                    "(SELECT id FROM {table} WHERE {which} ORDER BY id
+                      OFFSET {n} % greatest(1, (SELECT count(*) FROM {table} WHERE {which}))
+                      LIMIT 1)"
+                )
+            };
+            let mut change = Vec::new();
+            for _ in 0..dice.roll(5) {
+                let (pick, email) = (dice.roll(1000), dice.roll(250));
+                change.push(format!(
+                    "UPDATE {table} SET email = 'p{email}@example.com', updated_at = {at}
+                     WHERE id = {}",
+                    nth("true", pick)
+                ));
+            }
+            for _ in 0..dice.roll(5) {
+                let (k, email) = (key(table, &mut dice), dice.roll(250));
+                change.push(format!(
+                    "INSERT INTO {table} VALUES ({k}, 'n{email}@example.com', false, {at})
+                     ON CONFLICT (id) DO NOTHING"
+                ));
+            }
+            for _ in 0..dice.roll(3) {
+                change.push(format!(
+                    "DELETE FROM {table} WHERE id = {}",
+                    nth("true", dice.roll(1000))
+                ));
+            }
+            for _ in 0..dice.roll(3) {
+                let pick = dice.roll(1000);
+                change.push(format!(
+                    "UPDATE {table} SET gone = true, updated_at = {at} WHERE id = {}",
+                    nth("NOT gone", pick)
+                ));
+            }
+            for _ in 0..dice.roll(2) {
+                let pick = dice.roll(1000);
+                change.push(format!(
+                    "UPDATE {table} SET gone = false, updated_at = {at} WHERE id = {}",
+                    nth("gone", pick)
+                ));
+            }
+            if round % 7 == 0 {
+                let k = key(table, &mut dice);
+                change.push(format!(
+                    "INSERT INTO {table} VALUES ({k}, 'old@example.com', false, 0)
+                     ON CONFLICT (id) DO NOTHING"
+                ));
+            }
+            let change = change.join(";\n");
+            if !change.is_empty() {
+                pg.sql(&change);
+            }
+            let detail = crm_detail(&engine);
+            let what = format!("{table}, round {round}: {detail:?} after\n{change}");
+            if detail.starts_with("read by updated_at") {
+                incremental += 1;
+                compared += usize::from(detail.ends_with("(keys compared)"));
+            } else {
+                assert!(
+                    detail.is_empty() || detail.starts_with("read in full"),
+                    "{what}"
+                );
+            }
+            let rows = std::panic::catch_unwind(|| as_a_full_read(dir.path(), &ws));
+            assert!(rows.is_ok(), "{what}");
+        }
+        assert!(
+            incremental * 3 >= rounds * 2,
+            "{table}: {incremental} of {rounds} incremental"
+        );
+        if table == "rt" {
+            assert!(compared > 0, "{table}: no round compared keys");
+        }
+    }
+}
+
 /// With `full_read_every`, the table is read in full again once that long
 /// passed since the last full read, changed or not.
 #[test]

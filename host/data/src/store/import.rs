@@ -265,6 +265,19 @@ enum Flow {
     Stop,
 }
 
+/// A JSON error within one NDJSON line: the row names the line, so only
+/// the column is given.
+fn line_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let at = format!(" at line {} column {}", e.line(), e.column());
+    match text.strip_suffix(&at) {
+        Some(message) if e.line() == 1 => {
+            format!("not valid JSON: {message} at column {}", e.column())
+        }
+        _ => format!("not valid JSON: {text}"),
+    }
+}
+
 /// Read every row of a file (until `f` says [`Flow::Stop`]), calling
 /// `f(row_number, row)` with values in `columns` order. A CSV header must equal `columns` when that is not empty
 /// (and sets it otherwise); JSON keys not yet in `columns` are appended unless
@@ -462,7 +475,7 @@ fn visit_rows(
                     .and_then(|row| de.end().map(|()| row))
                 {
                     Ok(row) => row.map(Row::Json),
-                    Err(e) => Err(format!("not valid JSON: {e}")),
+                    Err(e) => Err(line_error(&e)),
                 };
                 if overflow {
                     return Err(too_many_columns(path, Some(row_no)));
@@ -2186,7 +2199,7 @@ mod tests {
             (e.row, e.message.as_str()),
             (
                 Some(2),
-                "not valid JSON: EOF while parsing an object at line 1 column 7"
+                "not valid JSON: EOF while parsing an object at column 7"
             )
         );
     }

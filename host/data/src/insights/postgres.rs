@@ -19,7 +19,7 @@
 //!    import, the import is skipped (unless forced);
 //! 3. with `updated_at`, the rows past the last import's greatest
 //!    `updated_at`, applied in place when they explain every change (see
-//!    [`delta`]);
+//!    `delta`);
 //! 4. otherwise every row not marked `deleted`, in key order, streamed (the
 //!    driver's channel holds one batch of messages, so a million rows never
 //!    sit in memory), into a fresh copy of the entity that replaces the old

@@ -138,7 +138,7 @@ impl<'a> RowSink<'a> {
         Ok(())
     }
 
-    /// Space the rows' rowids [`ROW_SPACING`] apart, so that rows added
+    /// Space the rows' rowids `ROW_SPACING` apart, so that rows added
     /// later in place ([`super::EntityDb::apply_delta`]) can go between two
     /// of them, keeping the order a full read gives. Call it before the
     /// first row. Nothing changes for a key that is the rowid (an integer:

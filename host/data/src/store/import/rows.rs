@@ -1,0 +1,646 @@
+//! Reading a file's rows, in every format: CSV and NDJSON by line, a JSON
+//! array by element, each row as read ([`Row`]) handed to a callback.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rusqlite::types::ValueRef;
+
+use super::typing::{convert, convert_str, infer_one, infer_text};
+use super::{
+    check_headers, file_error, io_error, quoted_list, too_many_columns, ImportError,
+    ImportErrorKind, ImportFormat, Opener, MAX_COLUMNS,
+};
+use crate::odata::ColumnType;
+use crate::store::row_bound::{Counting, RowBound, MAX_ROW_BYTES};
+use crate::store::{json_array, pipe};
+
+/// A JSON value as read (`null` apart).
+#[derive(Debug, Clone)]
+pub(super) enum Raw {
+    Null,
+    Json(serde_json::Value),
+}
+
+/// One row as read: a CSV record's fields (an empty field is null), read
+/// in place, or a JSON object's values in column order.
+pub(super) enum Row<'r> {
+    Csv(&'r csv::StringRecord),
+    Json(Vec<Raw>),
+}
+
+impl Row<'_> {
+    /// The type each non-null value suggests, with its column; columns
+    /// marked in `settled` are skipped.
+    pub(super) fn each_type(&self, settled: &[bool], mut f: impl FnMut(usize, ColumnType)) {
+        let open = |i: usize| !settled.get(i).copied().unwrap_or(false);
+        match self {
+            Row::Csv(rec) => {
+                for (i, s) in rec.iter().enumerate() {
+                    if !s.is_empty() && open(i) {
+                        f(i, infer_text(s));
+                    }
+                }
+            }
+            Row::Json(values) => {
+                for (i, v) in values.iter().enumerate() {
+                    if open(i) {
+                        if let Some(t) = infer_one(v) {
+                            f(i, t);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The values converted to the columns' types, into `feed`'s open row
+    /// (text kept as text is copied once, into the batch), or the column
+    /// that failed and why. On an error the row is left part
+    /// filled, for the caller to cancel.
+    pub(super) fn convert_into(
+        self,
+        typed: &[(String, ColumnType)],
+        feed: &mut pipe::Feed,
+    ) -> Result<(), (usize, String)> {
+        match self {
+            Row::Csv(rec) => {
+                for (i, (s, (_, t))) in rec.iter().zip(typed).enumerate() {
+                    match (s.is_empty(), t) {
+                        (true, _) => feed.value(ValueRef::Null),
+                        (false, ColumnType::String) => feed.value(ValueRef::Text(s.as_bytes())),
+                        (false, t) => {
+                            let v = convert_str(s, *t).map_err(|m| (i, m))?;
+                            feed.value(ValueRef::from(&v));
+                        }
+                    }
+                }
+            }
+            Row::Json(values) => {
+                for (i, (v, (_, t))) in values.into_iter().zip(typed).enumerate() {
+                    let v = convert(v, *t).map_err(|m| (i, m))?;
+                    feed.value(ValueRef::from(&v));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One row as read, or why it could not be read.
+type RawRow<'r> = Result<Row<'r>, String>;
+
+/// One JSON object as read, or why it is not one.
+type JsonRow = Result<Vec<Raw>, String>;
+
+/// What a row callback wants next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flow {
+    /// The next row.
+    Go,
+    /// No more rows: the read ends here, without error.
+    Stop,
+}
+
+/// A JSON error within one NDJSON line: the row names the line, so only
+/// the column is given.
+fn line_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let at = format!(" at line {} column {}", e.line(), e.column());
+    match text.strip_suffix(&at) {
+        Some(message) if e.line() == 1 => {
+            format!("not valid JSON: {message} at column {}", e.column())
+        }
+        _ => format!("not valid JSON: {text}"),
+    }
+}
+
+/// Read every row of a file (until `f` says [`Flow::Stop`]), calling
+/// `f(row_number, row)` with values in `columns` order. A CSV header must equal `columns` when that is not empty
+/// (and sets it otherwise); JSON keys not yet in `columns` are appended unless
+/// `fixed`. Streams every format: CSV and NDJSON by line, a JSON array by
+/// element.
+///
+/// A row longer than [`MAX_ROW_BYTES`] fails the file, in every format.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn visit(
+    path: &Path,
+    opener: Option<&dyn Opener>,
+    format: ImportFormat,
+    columns: &mut Vec<String>,
+    fixed: bool,
+    read: &AtomicU64,
+    f: &mut dyn FnMut(u64, RawRow) -> Result<Flow, ImportError>,
+) -> Result<(), ImportError> {
+    let bound = RowBound::default();
+    let mut each = |row_no, row: RawRow<'_>| {
+        bound.row_end(row_no);
+        f(row_no, row)
+    };
+    let reading = Reading {
+        path,
+        opener,
+        format,
+        fixed,
+        read,
+        bound: &bound,
+    };
+    let result = visit_rows(&reading, columns, &mut each);
+    match (result, bound.tripped()) {
+        (Err(e), Some(after)) => Err(file_error(
+            path,
+            ImportErrorKind::Malformed,
+            e.row.or(Some(after)),
+            None,
+            format!(
+                "longer than {} MiB (a source row may take at most {MAX_ROW_BYTES} bytes)",
+                MAX_ROW_BYTES >> 20
+            ),
+        )),
+        (result, _) => result,
+    }
+}
+
+/// What [`visit_rows`] reads, and how: [`visit`]'s arguments, with the
+/// bound each read is held to.
+#[derive(Clone, Copy)]
+struct Reading<'a> {
+    path: &'a Path,
+    opener: Option<&'a dyn Opener>,
+    format: ImportFormat,
+    fixed: bool,
+    read: &'a AtomicU64,
+    bound: &'a RowBound,
+}
+
+/// A source file as its rows are read from it: plain, or decoded.
+enum FileReader<'a> {
+    Plain(Counting<'a, std::fs::File>),
+    Gzip(Counting<'a, crate::store::gzip::Decoder<'a, std::fs::File>>),
+}
+
+impl std::io::Read for FileReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            FileReader::Plain(r) => r.read(buf),
+            FileReader::Gzip(r) => r.read(buf),
+        }
+    }
+}
+
+/// [`visit`], with each read held to `reading.bound`.
+fn visit_rows(
+    reading: &Reading<'_>,
+    columns: &mut Vec<String>,
+    f: &mut dyn FnMut(u64, RawRow) -> Result<Flow, ImportError>,
+) -> Result<(), ImportError> {
+    let Reading {
+        path,
+        opener,
+        format,
+        fixed,
+        read,
+        bound,
+    } = *reading;
+    // A gzip file's progress is its compressed bytes, counted under the
+    // decoder; the bound holds the decoded bytes, counted here into this.
+    let decoded_bytes = AtomicU64::new(0);
+    let gzip = crate::store::gzip::is_gzip(path);
+    let open = || -> Result<_, ImportError> {
+        let file = match opener {
+            Some(o) => o.open(path)?,
+            None => std::fs::File::open(path).map_err(|e| io_error(path, &e))?,
+        };
+        bound.restart();
+        let inner = match gzip {
+            true => FileReader::Gzip(Counting {
+                inner: crate::store::gzip::decoder(file, read),
+                read: &decoded_bytes,
+                bound,
+            }),
+            false => FileReader::Plain(Counting {
+                inner: file,
+                read,
+                bound,
+            }),
+        };
+        Ok(std::io::BufReader::new(inner))
+    };
+    let reader = open()?;
+    match format {
+        ImportFormat::Csv => {
+            let mut rdr = csv::ReaderBuilder::new()
+                .flexible(false)
+                .from_reader(reader);
+            let headers: Vec<String> = match rdr.headers() {
+                Ok(h) => h
+                    .iter()
+                    .map(|h| h.trim().trim_start_matches('\u{feff}').to_owned())
+                    .collect(),
+                Err(e) => return Err(csv_error(path, &e, None)),
+            };
+            if headers.len() > MAX_COLUMNS {
+                return Err(too_many_columns(path, None));
+            }
+            check_headers(&headers)
+                .map_err(|m| file_error(path, ImportErrorKind::Schema, None, None, m))?;
+            if columns.is_empty() {
+                *columns = headers;
+            } else if *columns != headers {
+                return Err(file_error(
+                    path,
+                    ImportErrorKind::Schema,
+                    None,
+                    None,
+                    format!(
+                        "its columns ({}) differ from the other files' ({})",
+                        quoted_list(&headers),
+                        quoted_list(columns)
+                    ),
+                ));
+            }
+            // One record, reused: each row is read in place.
+            let mut rec = csv::StringRecord::new();
+            for row_no in 1u64.. {
+                let row = match rdr.read_record(&mut rec) {
+                    Ok(false) => break,
+                    Ok(true) => Ok(Row::Csv(&rec)),
+                    Err(e) => {
+                        let err = csv_error(path, &e, Some(row_no));
+                        if err.kind != ImportErrorKind::Malformed {
+                            return Err(err);
+                        }
+                        Err(err.message)
+                    }
+                };
+                if f(row_no, row)? == Flow::Stop {
+                    break;
+                }
+            }
+            Ok(())
+        }
+        ImportFormat::Ndjson => {
+            use std::io::BufRead;
+            let mut reader = reader;
+            // One buffer, reused: each line is read in place.
+            let mut buf = String::new();
+            for row_no in 1u64.. {
+                buf.clear();
+                let read = reader.read_line(&mut buf).map_err(|e| {
+                    let mut err = io_error(path, &e);
+                    err.row = Some(row_no);
+                    err
+                })?;
+                if read == 0 {
+                    break;
+                }
+                let line = buf.strip_suffix('\n').unwrap_or(&buf);
+                let line = line.strip_suffix('\r').unwrap_or(line);
+                if line.trim().is_empty() {
+                    bound.row_end(row_no);
+                    continue;
+                }
+                let mut de = serde_json::Deserializer::from_str(line);
+                let mut overflow = false;
+                let object = ObjectRow {
+                    columns,
+                    fixed,
+                    not_object: "expected a JSON object",
+                    overflow: &mut overflow,
+                };
+                let row = match serde::de::DeserializeSeed::deserialize(object, &mut de)
+                    .and_then(|row| de.end().map(|()| row))
+                {
+                    Ok(row) => row.map(Row::Json),
+                    Err(e) => Err(line_error(&e)),
+                };
+                if overflow {
+                    return Err(too_many_columns(path, Some(row_no)));
+                }
+                if f(row_no, row)? == Flow::Stop {
+                    break;
+                }
+            }
+            check_headers(columns)
+                .map_err(|m| file_error(path, ImportErrorKind::Schema, None, None, m))?;
+            Ok(())
+        }
+        ImportFormat::Json => {
+            let before = read.load(Ordering::Relaxed);
+            let skip = match array_from_slices(reader.into_inner(), columns, fixed, f)? {
+                Fast::Done => {
+                    return check_headers(columns)
+                        .map_err(|m| file_error(path, ImportErrorKind::Schema, None, None, m))
+                }
+                Fast::Unusual { rows } => rows,
+            };
+            // The streaming parser reads it again, handing out only the
+            // rows after those already handed out.
+            read.store(before, Ordering::Relaxed);
+            let mut de = serde_json::Deserializer::from_reader(open()?);
+            let mut stopped = None;
+            let rows = ArrayRows {
+                path,
+                columns,
+                fixed,
+                bound,
+                skip,
+                f,
+                stopped: &mut stopped,
+            };
+            let streamed =
+                serde::Deserializer::deserialize_seq(&mut de, rows).and_then(|()| de.end());
+            match stopped {
+                Some(Some(e)) => return Err(e),
+                Some(None) => {
+                    return check_headers(columns)
+                        .map_err(|m| file_error(path, ImportErrorKind::Schema, None, None, m))
+                }
+                None => {}
+            }
+            streamed.map_err(|e| {
+                let (kind, message) = match e.classify() {
+                    serde_json::error::Category::Io => {
+                        (ImportErrorKind::Encoding, format!("not valid JSON: {e}"))
+                    }
+                    serde_json::error::Category::Data => (
+                        ImportErrorKind::Schema,
+                        format!("expected a JSON array of objects ({e})"),
+                    ),
+                    _ => (ImportErrorKind::Schema, format!("not valid JSON: {e}")),
+                };
+                file_error(path, kind, None, None, message)
+            })?;
+            check_headers(columns)
+                .map_err(|m| file_error(path, ImportErrorKind::Schema, None, None, m))?;
+            Ok(())
+        }
+    }
+}
+
+/// How the fast read of a JSON array ended.
+enum Fast {
+    /// Every row was handed out (or the callback asked to stop).
+    Done,
+    /// It met something it leaves to the streaming parser, after handing
+    /// out `rows` rows.
+    Unusual { rows: u64 },
+}
+
+/// Read a JSON array's elements as slices ([`json_array`]) and hand each
+/// one to `f` as a row, as [`ArrayRows`] does; anything unusual (a syntax
+/// error, too many columns, a failed read) is left to it.
+fn array_from_slices(
+    reader: impl std::io::Read,
+    columns: &mut Vec<String>,
+    fixed: bool,
+    f: &mut dyn FnMut(u64, RawRow) -> Result<Flow, ImportError>,
+) -> Result<Fast, ImportError> {
+    let mut elements = json_array::Elements::new(reader);
+    let mut rows = 0u64;
+    loop {
+        let unusual = Ok(Fast::Unusual { rows });
+        let element = match elements.next_element() {
+            Ok(Some(element)) => element,
+            Ok(None) => return Ok(Fast::Done),
+            Err(_) => return unusual,
+        };
+        let mut overflow = false;
+        let object = ObjectRow {
+            columns: &mut *columns,
+            fixed,
+            not_object: "expected an object",
+            overflow: &mut overflow,
+        };
+        let mut de = serde_json::Deserializer::from_slice(element);
+        let row = match serde::de::DeserializeSeed::deserialize(object, &mut de)
+            .and_then(|row| de.end().map(|()| row))
+        {
+            Ok(row) if !overflow => row,
+            _ => return unusual,
+        };
+        rows += 1;
+        if f(rows, row.map(Row::Json))? == Flow::Stop {
+            return Ok(Fast::Done);
+        }
+    }
+}
+
+/// A JSON array read one element at a time (constant memory, like CSV and
+/// NDJSON): each element is handed to the row callback as it is parsed.
+struct ArrayRows<'a> {
+    path: &'a Path,
+    columns: &'a mut Vec<String>,
+    fixed: bool,
+    /// Told of the rows skipped (`f` is told of the others).
+    bound: &'a RowBound,
+    /// Rows parsed but not handed to `f` (handed out before).
+    skip: u64,
+    f: &'a mut dyn FnMut(u64, RawRow) -> Result<Flow, ImportError>,
+    /// Set when the callback stopped the parse: with its error, or with
+    /// none when it asked to stop.
+    stopped: &'a mut Option<Option<ImportError>>,
+}
+
+impl<'de> serde::de::Visitor<'de> for ArrayRows<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON array of objects")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut row_no = 0u64;
+        loop {
+            let mut overflow = false;
+            let object = ObjectRow {
+                columns: &mut *self.columns,
+                fixed: self.fixed,
+                not_object: "expected an object",
+                overflow: &mut overflow,
+            };
+            let next = seq.next_element_seed(object);
+            row_no += 1;
+            let handled = match overflow {
+                true => Err(too_many_columns(self.path, Some(row_no))),
+                false => match next? {
+                    Some(_) if row_no <= self.skip => {
+                        self.bound.row_end(row_no);
+                        Ok(Flow::Go)
+                    }
+                    Some(row) => (self.f)(row_no, row.map(Row::Json)),
+                    None => break,
+                },
+            };
+            match handled {
+                Ok(Flow::Go) => {}
+                Ok(Flow::Stop) => {
+                    *self.stopped = Some(None);
+                    return Err(serde::de::Error::custom("stopped by the row handler"));
+                }
+                Err(e) => {
+                    *self.stopped = Some(Some(e));
+                    return Err(serde::de::Error::custom("stopped by the row handler"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn csv_error(path: &Path, e: &csv::Error, row: Option<u64>) -> ImportError {
+    match e.kind() {
+        csv::ErrorKind::Io(io) => io_error(path, io),
+        csv::ErrorKind::Utf8 { .. } => file_error(
+            path,
+            ImportErrorKind::Encoding,
+            row,
+            None,
+            "not valid UTF-8".into(),
+        ),
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => file_error(
+            path,
+            ImportErrorKind::Malformed,
+            row,
+            None,
+            format!("{len} fields where the header has {expected_len}"),
+        ),
+        _ => file_error(path, ImportErrorKind::Malformed, row, None, e.to_string()),
+    }
+}
+
+/// One JSON object read straight into a row in `columns` order, adding
+/// new columns unless `fixed` (no map is built per row: that cost a fifth of
+/// a JSON import). A duplicate key keeps its last value; anything but an
+/// object is a malformed row, `not_object`. A key past [`MAX_COLUMNS`]
+/// columns stops the parse and sets `overflow`.
+struct ObjectRow<'c> {
+    columns: &'c mut Vec<String>,
+    fixed: bool,
+    not_object: &'static str,
+    overflow: &'c mut bool,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ObjectRow<'_> {
+    type Value = JsonRow;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<JsonRow, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ObjectRow<'_> {
+    type Value = JsonRow;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<JsonRow, A::Error> {
+        let mut row = vec![Raw::Null; self.columns.len()];
+        let mut next = 0;
+        loop {
+            let column = ColumnOf {
+                columns: &mut *self.columns,
+                fixed: self.fixed,
+                hint: next,
+                overflow: &mut *self.overflow,
+            };
+            match map.next_key_seed(column)? {
+                None => break,
+                Some(None) => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+                Some(Some(i)) => {
+                    let value = match map.next_value::<serde_json::Value>()? {
+                        serde_json::Value::Null => Raw::Null,
+                        v => Raw::Json(v),
+                    };
+                    if row.len() <= i {
+                        row.resize(i + 1, Raw::Null);
+                    }
+                    row[i] = value;
+                    next = i + 1;
+                }
+            }
+        }
+        row.resize(self.columns.len(), Raw::Null);
+        Ok(Ok(row))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<JsonRow, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Err(self.not_object.to_owned()))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<JsonRow, E> {
+        Ok(Err(self.not_object.to_owned()))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<JsonRow, E> {
+        Ok(Err(self.not_object.to_owned()))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<JsonRow, E> {
+        Ok(Err(self.not_object.to_owned()))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<JsonRow, E> {
+        Ok(Err(self.not_object.to_owned()))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<JsonRow, E> {
+        Ok(Err(self.not_object.to_owned()))
+    }
+
+    fn visit_unit<E>(self) -> Result<JsonRow, E> {
+        Ok(Err(self.not_object.to_owned()))
+    }
+}
+
+/// A JSON key as the index of its column (`None`: not a column, and
+/// `fixed`); a new one past [`MAX_COLUMNS`] sets `overflow` and fails. Keys
+/// mostly come in column order, so `hint` is tried first.
+struct ColumnOf<'c> {
+    columns: &'c mut Vec<String>,
+    fixed: bool,
+    hint: usize,
+    overflow: &'c mut bool,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ColumnOf<'_> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ColumnOf<'_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Option<usize>, E> {
+        if self.columns.get(self.hint).is_some_and(|c| c == key) {
+            return Ok(Some(self.hint));
+        }
+        if let Some(i) = self.columns.iter().position(|c| c == key) {
+            return Ok(Some(i));
+        }
+        if self.fixed {
+            return Ok(None);
+        }
+        if self.columns.len() >= MAX_COLUMNS {
+            // Stop reading the object: the caller reports the limit.
+            *self.overflow = true;
+            return Err(E::custom("too many columns"));
+        }
+        self.columns.push(key.to_owned());
+        Ok(Some(self.columns.len() - 1))
+    }
+}

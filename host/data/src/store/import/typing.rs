@@ -1,0 +1,167 @@
+//! Column types: the type each value suggests, the types a column's values
+//! settle on, and converting text and JSON values to a column's type.
+
+use std::collections::BTreeMap;
+
+use rusqlite::types::Value;
+
+use super::quoted;
+use super::rows::{Raw, Row};
+use crate::odata::{normalize_datetime, ColumnType};
+
+/// The types the values of each column suggest, as rows are seen (text
+/// once values disagree: text and anything else stays text).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(super) struct Typing {
+    inferred: Vec<Option<ColumnType>>,
+}
+
+impl Typing {
+    /// Take in the types of a row's values, but for `settled` columns.
+    pub(super) fn observe(&mut self, row: &Row<'_>, settled: &[bool]) {
+        row.each_type(settled, |i, t| {
+            if self.inferred.len() <= i {
+                self.inferred.resize(i + 1, None);
+            }
+            self.inferred[i] = Some(match self.inferred[i] {
+                None => t,
+                Some(a) if a == t => a,
+                Some(ColumnType::Integer) if t == ColumnType::Decimal => ColumnType::Decimal,
+                Some(ColumnType::Decimal) if t == ColumnType::Integer => ColumnType::Decimal,
+                Some(_) => ColumnType::String,
+            });
+        });
+    }
+
+    /// Columns whose type no further value can change: those given one,
+    /// and text (text and anything else is text).
+    pub(super) fn settled(
+        &self,
+        columns: &[String],
+        given: &BTreeMap<String, ColumnType>,
+    ) -> Vec<bool> {
+        columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                given.contains_key(c)
+                    || self.inferred.get(i).copied().flatten() == Some(ColumnType::String)
+            })
+            .collect()
+    }
+
+    /// `columns` with their types: given, else inferred (text when never
+    /// seen).
+    pub(super) fn typed(
+        &self,
+        columns: &[String],
+        given: &BTreeMap<String, ColumnType>,
+    ) -> Vec<(String, ColumnType)> {
+        columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let t = given.get(c).copied().unwrap_or_else(|| {
+                    let inferred = self.inferred.get(i).copied().flatten();
+                    inferred.unwrap_or(ColumnType::String)
+                });
+                (c.clone(), t)
+            })
+            .collect()
+    }
+}
+
+/// The type one value suggests (`None` for null).
+pub(super) fn infer_one(v: &Raw) -> Option<ColumnType> {
+    Some(match v {
+        Raw::Null => return None,
+        Raw::Json(serde_json::Value::Bool(_)) => ColumnType::Boolean,
+        Raw::Json(serde_json::Value::Number(n)) if n.is_i64() => ColumnType::Integer,
+        Raw::Json(serde_json::Value::Number(_)) => ColumnType::Decimal,
+        Raw::Json(serde_json::Value::String(s)) => {
+            if normalize_datetime(s).is_some() {
+                ColumnType::DateTime
+            } else {
+                ColumnType::String
+            }
+        }
+        Raw::Json(_) => ColumnType::String,
+    })
+}
+
+pub(super) fn infer_text(s: &str) -> ColumnType {
+    let t = s.trim();
+    let digits = t.trim_start_matches(['-', '+']);
+    // Leading zeros (postal codes, phone numbers) keep the text as it is.
+    let leading_zero = digits.len() > 1 && digits.starts_with('0') && !digits.starts_with("0.");
+    if leading_zero {
+        ColumnType::String
+    } else if t.parse::<i64>().is_ok() {
+        ColumnType::Integer
+    } else if t.parse::<f64>().is_ok_and(f64::is_finite) && t.chars().any(|c| c.is_ascii_digit()) {
+        ColumnType::Decimal
+    } else if t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("false") {
+        ColumnType::Boolean
+    } else if normalize_datetime(t).is_some() {
+        ColumnType::DateTime
+    } else {
+        ColumnType::String
+    }
+}
+
+/// `text` as a value of type `t`, as a file's text would be read (a
+/// database column that arrives as text goes the same way).
+pub(crate) fn convert_text(text: String, t: ColumnType) -> Result<Value, String> {
+    match t {
+        ColumnType::String => Ok(Value::Text(text)),
+        _ => convert_str(&text, t),
+    }
+}
+
+/// A JSON value as a value of type `t`: numbers and booleans as they are,
+/// anything else by its text.
+pub(super) fn convert(v: Raw, t: ColumnType) -> Result<Value, String> {
+    match (t, v) {
+        (_, Raw::Null) => Ok(Value::Null),
+        (ColumnType::Integer, Raw::Json(serde_json::Value::Number(n))) => n
+            .as_i64()
+            .map(Value::Integer)
+            .ok_or_else(|| format!("{n} is not an integer")),
+        (ColumnType::Decimal, Raw::Json(serde_json::Value::Number(n))) => n
+            .as_f64()
+            .map(Value::Real)
+            .ok_or_else(|| format!("{n} is not a number")),
+        (ColumnType::Boolean, Raw::Json(serde_json::Value::Bool(b))) => {
+            Ok(Value::Integer(i64::from(b)))
+        }
+        (t, Raw::Json(serde_json::Value::String(s))) => convert_text(s, t),
+        (t, Raw::Json(other)) => convert_text(other.to_string(), t),
+    }
+}
+
+/// Text read from a file as a value of type `t`.
+pub(super) fn convert_str(s: &str, t: ColumnType) -> Result<Value, String> {
+    match t {
+        ColumnType::String => Ok(Value::Text(s.to_owned())),
+        ColumnType::Integer => s
+            .trim()
+            .parse::<i64>()
+            .map(Value::Integer)
+            .map_err(|_| format!("{} is not an integer", quoted(s))),
+        ColumnType::Decimal => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map(Value::Real)
+            .ok_or_else(|| format!("{} is not a decimal number", quoted(s))),
+        ColumnType::Boolean => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(Value::Integer(1)),
+            "false" | "0" | "no" => Ok(Value::Integer(0)),
+            _ => Err(format!("{} is not a boolean (true/false)", quoted(s))),
+        },
+        ColumnType::DateTime => normalize_datetime(s.trim())
+            .map(Value::Text)
+            .ok_or_else(|| format!("{} is not a date or date-time (expected e.g. 2024-03-01 or 2024-03-01T09:30:00Z)", quoted(s))),
+    }
+}

@@ -17,6 +17,10 @@ use super::{
     changes, key_is_rowid, partitions, table_name, valid_identifier, EntityDb, StoreError,
 };
 
+mod buckets;
+
+pub use buckets::Buckets;
+
 /// What [`Delta::upsert`] did with a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upserted {
@@ -178,19 +182,28 @@ impl Delta<'_> {
             Ok(walked) => walked,
             Err(refused) => return Ok(refused),
         };
+        self.delete_rows(&walked.gone)?;
+        // Into the room the deleted rows may have held.
+        self.settle(&walked.moves)?;
+        Ok(Kept::Deleted(walked.gone.len() as u64))
+    }
+
+    /// Delete the rows `gone` (rowid and key, as [`Delta::absent_in`] gives
+    /// them), recording their keys.
+    pub fn delete_rows(&mut self, gone: &[(i64, Value)]) -> Result<(), StoreError> {
         let sql = sql_error(self.path);
         let mut delete = self
             .tx
             .prepare(&format!("DELETE FROM {} WHERE rowid = ?1", self.table))
             .map_err(sql)?;
-        for (rowid, key) in &walked.gone {
-            delete.execute([rowid]).map_err(sql)?;
-            self.counts.deleted += 1;
-            self.note_key(key)?;
+        for (rowid, key) in gone {
+            if delete.execute([rowid]).map_err(sql)? > 0 {
+                self.added.remove(&key_bytes(key));
+                self.counts.deleted += 1;
+                self.note_key(key)?;
+            }
         }
-        // Into the room the deleted rows may have held.
-        self.settle(&walked.moves)?;
-        Ok(Kept::Deleted(walked.gone.len() as u64))
+        Ok(())
     }
 
     /// Move the added rows to their places, `(from, to)` rowids: each
@@ -745,6 +758,66 @@ mod tests {
 
     fn keys_of(store: &EntityDb) -> Vec<String> {
         rows_of(store).into_iter().map(|(k, _)| k).collect()
+    }
+
+    #[test]
+    fn buckets_of_rows_say_which_rows_of_the_ranges_compared_went() {
+        let (_dir, store) = store();
+        let stored: Vec<String> = (0..100).map(|n| format!("k{n:02}")).collect();
+        spaced(
+            &store,
+            &stored.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        let g = store.meta("E").unwrap().generation;
+        let in_bucket = |b: usize, without: &[&str]| {
+            let keys: Vec<String> = stored[b * 10..b * 10 + 10]
+                .iter()
+                .filter(|k| !without.contains(&k.as_str()))
+                .cloned()
+                .collect();
+            keys
+        };
+        let counts = store
+            .apply_delta("E", g, |d| {
+                assert_eq!(d.upsert(&row("z1", Value::Null))?, Upserted::Added);
+                let b = d.buckets(10)?;
+                assert_eq!(b.len(), 11, "the added row is the eleventh bucket");
+                assert_eq!((b.rows_in(0), b.rows_in(10), b.rows_in(11)), (10, 1, 0));
+                assert_eq!(b.starts[2].1, Value::Text("k20".into()));
+
+                let mut keep = in_bucket(2, &["k23"]);
+                keep.extend(in_bucket(7, &["k71", "k72"]));
+                let gone = d.absent_in(&b, &[2, 7], texts(keep.clone()), 3)?.unwrap();
+                let keys: Vec<&Value> = gone.iter().map(|(_, k)| k).collect();
+                assert_eq!(
+                    keys,
+                    ["k23", "k71", "k72"]
+                        .map(|k| Value::Text(k.into()))
+                        .iter()
+                        .collect::<Vec<_>>()
+                );
+                // More would go than allowed; a key not stored; the added row.
+                assert_eq!(
+                    d.absent_in(&b, &[2, 7], texts(keep), 2)?,
+                    Err(Kept::TooMany)
+                );
+                let mut odd = in_bucket(0, &[]);
+                odd.insert(1, "k005".into());
+                assert_eq!(d.absent_in(&b, &[0], texts(odd), 9)?, Err(Kept::NotInOrder));
+                assert_eq!(
+                    d.absent_in(&b, &[10], texts(Vec::<String>::new()), 9)?,
+                    Err(Kept::NotInOrder)
+                );
+                d.delete_rows(&gone)
+            })
+            .unwrap();
+        assert_eq!((counts.added, counts.deleted), (1, 3));
+        let keys = keys_of(&store);
+        assert_eq!(keys.len(), 98);
+        assert!(!keys
+            .iter()
+            .any(|k| ["k23", "k71", "k72"].contains(&k.as_str())));
+        assert_eq!(keys.last().map(String::as_str), Some("z1"));
     }
 
     #[test]

@@ -31,7 +31,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 pub use crate::odata::normalize_datetime;
 pub use changes::{KEPT_CHANGE_SETS, MAX_TRACKED_CHANGES};
-pub use delta::{Delta, DeltaCounts, Kept, Upserted};
+pub use delta::{Buckets, Delta, DeltaCounts, Kept, Upserted};
 pub use history::{HistoryPoint, RefreshRecord, KEPT_HISTORY_POINTS, KEPT_REFRESHES};
 pub(crate) use import::convert_text;
 pub use import::{

@@ -34,6 +34,10 @@
 
 use std::time::Duration;
 
+mod buckets;
+
+use buckets::MIN_BUCKETED_ROWS;
+
 use rusqlite::types::Value;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::types::{ToSql, Type};
@@ -332,7 +336,8 @@ impl PostgresSource {
                 "more than {limit} rows changed since the last import"
             ))
         };
-        let mut walked = false;
+        // How the keys were compared, for the detail.
+        let mut compared = String::new();
         let applied = store.apply_delta(&spec.entity, meta.generation, |delta| {
             // The hash sums of the keys added, and of those marked deleted.
             let (mut new_keys, mut gone_keys): (i128, i128) = (0, 0);
@@ -392,15 +397,17 @@ impl PostgresSource {
                     "new keys sort between two stored rows with no room left between them".into(),
                 )
             };
-            if place && expected == figures.total && orders_alike {
+            if place && expected >= figures.total && orders_alike {
                 // The store orders these keys as the server does: each new
-                // row's neighbours are found by the store's key index.
+                // row's neighbours are found by the store's key index
+                // (rows deleted since are found after, by the keys' order).
                 match delta.place_by_key()? {
                     Ok(()) => place = false,
                     Err(Kept::NoRoom) => return Err(no_room()),
                     Err(_) => return Err(not_explained()),
                 }
             }
+            let sum = |s: &Option<String>| s.as_deref().map_or(Some(0), |s| s.parse::<i128>().ok());
             if expected > figures.total || place {
                 // Rows were deleted, or added before stored ones: the keys,
                 // in the order the store keeps, say which and where (and
@@ -409,14 +416,31 @@ impl PostgresSource {
                 if read.saturating_add(gone) > limit {
                     return Err(too_many());
                 }
-                walked = true;
+                // Only deleted: the keys of the ranges that lost rows may do.
+                let hashes = match (sum(&mark.keys), sum(&figures.keys)) {
+                    (Some(before), Some(now)) => Some(before + new_keys - gone_keys - now),
+                    _ => None,
+                };
+                if let (false, Some(hashes)) = (place || expected < MIN_BUCKETED_ROWS, hashes) {
+                    let found = self.deleted_by_buckets(
+                        inputs, key_col, k_type, delta, gone, hashes, progress,
+                    )?;
+                    if let Some(found) = found {
+                        delta.delete_rows(&found.gone)?;
+                        compared = format!(
+                            " (keys compared in {} of {} ranges)",
+                            found.compared, found.buckets
+                        );
+                        return Ok(());
+                    }
+                }
+                compared = " (keys compared)".into();
                 return match self.delete_missing(inputs, key_col, delta, gone, progress)? {
                     Kept::Deleted(_) => Ok(()),
                     Kept::NotInOrder | Kept::TooMany => Err(not_explained()),
                     Kept::NoRoom => Err(no_room()),
                 };
             }
-            let sum = |s: &Option<String>| s.as_deref().map_or(Some(0), |s| s.parse::<i128>().ok());
             let keys_add_up = matches!(
                 (sum(&mark.keys), sum(&figures.keys)),
                 (Some(before), Some(now)) if before + new_keys - gone_keys == now
@@ -446,7 +470,7 @@ impl PostgresSource {
                     0 => String::new(),
                     n => format!(", {n} deleted"),
                 },
-                if walked { " (keys compared)" } else { "" }
+                compared
             )),
         }))
     }

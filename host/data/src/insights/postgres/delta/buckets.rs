@@ -1,0 +1,204 @@
+//! Rows deleted outright, found without reading every key (in tables of at
+//! least [`MIN_BUCKETED_ROWS`] rows). The stored rows, in the server's key
+//! order, are cut into buckets of consecutive rows; the server counts its
+//! keys between the buckets' first keys (`width_bucket`, in the key's own
+//! order and collation), and only the keys of the buckets that lost rows are
+//! read and compared. The deleted keys' hash sum must then account for the
+//! change in the table's. When anything does not add up, the caller compares
+//! every key instead.
+
+use rusqlite::types::Value;
+use tokio_postgres::types::ToSql;
+
+use super::{Inputs, Stop};
+use crate::insights::postgres::{ident, Batches, Col, PostgresSource, PROGRESS_EVERY_ROWS};
+use crate::store::{Buckets, Delta};
+
+/// Fewest stored rows for which deletions are found by buckets; below it,
+/// comparing every key costs about as little.
+pub const MIN_BUCKETED_ROWS: u64 = 4096;
+/// Most buckets: their bounds go to the server as one array.
+pub const MAX_BUCKETS: u64 = 16_384;
+/// Fewest rows a bucket holds.
+pub const MIN_BUCKET_ROWS: u64 = 32;
+
+/// What a bucketed search found.
+pub(super) struct Found {
+    /// The deleted rows: rowid and key.
+    pub gone: Vec<(i64, Value)>,
+    /// Buckets whose keys were compared.
+    pub compared: usize,
+    pub buckets: usize,
+}
+
+/// A stored key as the text the server casts back to its type.
+fn key_text(key: &Value) -> Option<String> {
+    match key {
+        Value::Integer(n) => Some(n.to_string()),
+        Value::Text(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+impl PostgresSource {
+    /// The stored rows deleted outright from the relation: `gone` of them,
+    /// the sum of their keys' `hashtext` being `hashes`. `None` when the
+    /// counts or the sum do not say which (rows added unseen, a collation
+    /// the store's order does not follow, keys of another text).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn deleted_by_buckets(
+        &self,
+        inputs: &Inputs<'_, '_>,
+        key_col: &Col,
+        key_type: &str,
+        delta: &Delta<'_>,
+        gone: u64,
+        hashes: i128,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<Option<Found>, Stop> {
+        let stored = inputs.figures.total.saturating_add(gone);
+        let per = stored.div_ceil(MAX_BUCKETS).max(MIN_BUCKET_ROWS);
+        let buckets = delta.buckets(per)?;
+        let Some(bounds) = buckets
+            .starts
+            .iter()
+            .map(|(_, k)| key_text(k))
+            .collect::<Option<Vec<String>>>()
+        else {
+            return Ok(None);
+        };
+        let Some(lossy) = self.lossy_buckets(inputs, key_type, &buckets, &bounds, gone)? else {
+            return Ok(None);
+        };
+
+        let key = ident(&self.spec.key);
+        let mut sql = self.select(&key_col.expr);
+        sql.text.push_str(&format!(
+            " WHERE {}width_bucket({key}, $1::text[]::pg_catalog.{key_type}[]) = ANY($2::int4[])
+              ORDER BY {key}",
+            self.live(inputs.described, "", " AND ")
+        ));
+        let which: Vec<i32> = lossy
+            .iter()
+            .map(|&i| i32::try_from(i + 1).unwrap_or(i32::MAX))
+            .collect();
+        let session = inputs.session;
+        let client = &session.client;
+        let params: [&(dyn ToSql + Sync); 2] = [&bounds, &which];
+        let stream = session.run("cannot read its keys", Some(&sql), async {
+            let statement = client.prepare(&sql.text).await?;
+            client
+                .query_raw(&statement, params.iter().map(|p| *p as &dyn ToSql))
+                .await
+        });
+        let mut keys = Batches {
+            session,
+            sql: &sql,
+            rows: Box::pin(stream.map_err(Stop::Failed)?),
+            ended: false,
+        };
+        let reading: u64 = lossy.iter().map(|&i| buckets.rows_in(i)).sum();
+        let mut batch = Vec::new().into_iter();
+        let mut seen = 0u64;
+        let next = || loop {
+            if let Some((row, _)) = batch.next() {
+                seen += 1;
+                if seen.is_multiple_of(PROGRESS_EVERY_ROWS) {
+                    progress(seen, reading.max(seen));
+                }
+                // An unreadable key matches no stored one: a full read names it.
+                return Ok::<_, Stop>(Some(key_col.read.value(&row, 0).unwrap_or(Value::Null)));
+            }
+            match keys.next(seen).map_err(|f| Stop::Failed(f.0))? {
+                Some(rows) => batch = rows.into_iter(),
+                None => return Ok(None),
+            }
+        };
+        let found = match delta.absent_in(&buckets, &lossy, next, gone)? {
+            Ok(found) if found.len() as u64 == gone => found,
+            _ => return Ok(None),
+        };
+        drop(keys);
+
+        // The deleted keys must account for the change in the keys' hash sum.
+        let Some(texts) = found
+            .iter()
+            .map(|(_, k)| key_text(k))
+            .collect::<Option<Vec<String>>>()
+        else {
+            return Ok(None);
+        };
+        let hash_sql = format!(
+            "SELECT (sum(hashtext(k::text)::int8))::text
+             FROM unnest($1::text[]::pg_catalog.{key_type}[]) AS k"
+        );
+        let sum: Option<String> = session
+            .run("cannot hash its deleted keys", None, async {
+                client.query_one(&hash_sql, &[&texts]).await
+            })
+            .map_err(Stop::Failed)?
+            .try_get(0)
+            .unwrap_or(None);
+        if sum.and_then(|s| s.parse::<i128>().ok()) != Some(hashes) {
+            return Ok(None);
+        }
+        Ok(Some(Found {
+            gone: found,
+            compared: lossy.len(),
+            buckets: buckets.len(),
+        }))
+    }
+
+    /// The buckets (from 0) that lost rows, by the server's count of its
+    /// keys in each; `None` unless they lost `gone` rows in all and none
+    /// holds more keys than stored rows.
+    fn lossy_buckets(
+        &self,
+        inputs: &Inputs<'_, '_>,
+        key_type: &str,
+        buckets: &Buckets,
+        bounds: &Vec<String>,
+        gone: u64,
+    ) -> Result<Option<Vec<usize>>, Stop> {
+        let key = ident(&self.spec.key);
+        let mut sql = self.select(&format!(
+            "width_bucket({key}, $1::text[]::pg_catalog.{key_type}[]), count(*)"
+        ));
+        sql.text
+            .push_str(&self.live(inputs.described, " WHERE ", ""));
+        sql.text.push_str(" GROUP BY 1");
+        let session = inputs.session;
+        let client = &session.client;
+        let counted = session.run("cannot count its keys", Some(&sql), async {
+            client.query(&sql.text, &[bounds]).await
+        });
+        // Keys per bucket, as `width_bucket` numbers them: 0 is below the
+        // first bound, i the bucket i - 1.
+        let mut held = vec![0u64; buckets.len() + 1];
+        for row in counted.map_err(Stop::Failed)? {
+            let (Ok(at), Ok(n)) = (row.try_get::<_, i32>(0), row.try_get::<_, i64>(1)) else {
+                return Ok(None);
+            };
+            match usize::try_from(at).ok().and_then(|at| held.get_mut(at)) {
+                Some(slot) => *slot = u64::try_from(n).unwrap_or(u64::MAX),
+                None => return Ok(None),
+            }
+        }
+        if held[0] > 0 {
+            return Ok(None);
+        }
+        let mut lossy = Vec::new();
+        let mut lost = 0u64;
+        for (i, &now) in held.iter().skip(1).enumerate() {
+            let before = buckets.rows_in(i);
+            if now > before {
+                return Ok(None);
+            }
+            if now < before {
+                lossy.push(i);
+                lost += before - now;
+            }
+        }
+        Ok((lost == gone).then_some(lossy))
+    }
+}

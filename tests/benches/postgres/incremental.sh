@@ -12,7 +12,9 @@
 #
 # Per round and binary: a full refresh from an empty state folder; 4,000 rows'
 # ModifiedOn set to now(), refresh; 1,000 rows copied under new keys, refresh;
-# those deleted, refresh. Prints the crm stage, unification, wall and peak RSS.
+# those deleted, refresh; then the same with FEW rows (default 10): added,
+# refresh, deleted, refresh. Prints the crm stage, unification, wall and peak
+# RSS.
 #
 # GUID keys: TABLE=crm_guid NEW_KEY='gen_random_uuid()' with a configuration
 # reading that table, made from crm_contacts with every key a random uuid:
@@ -34,6 +36,7 @@ TABLE=${TABLE:-crm_contacts}
 # New keys: after every stored one by default; random uuids land anywhere.
 NEW_KEY=${NEW_KEY:-"'D' || substr(\"ContactId\", 2)"}
 MARK=${MARK:-}
+FEW=${FEW:-10}
 # Rows the bench added carry this Country, to be deleted by it.
 ADDED="'(bench-added)'"
 [ $# -ge 1 ] || { echo "usage: $0 BINARY..." >&2; exit 2; }
@@ -62,6 +65,12 @@ for round in $(seq "$RUNS"); do
     run "$bin" "$round" 1000-added
     sql "DELETE FROM $TABLE WHERE \"Country\" = $ADDED"
     run "$bin" "$round" 1000-deleted
+    sql "INSERT INTO $TABLE SELECT $NEW_KEY, \"FirstName\", \"LastName\",
+         \"Email\", \"Phone\", \"PostalCode\", \"City\", $ADDED, now()
+         FROM $TABLE ORDER BY \"ContactId\" LIMIT $FEW"
+    run "$bin" "$round" "$FEW-added"
+    sql "DELETE FROM $TABLE WHERE \"Country\" = $ADDED"
+    run "$bin" "$round" "$FEW-deleted"
     if [ -n "$MARK" ]; then
       sql "UPDATE $TABLE SET \"$MARK\" = true, \"ModifiedOn\" = now() WHERE \"ContactId\" IN
            (SELECT \"ContactId\" FROM $TABLE ORDER BY \"ContactId\" DESC LIMIT 1000)"

@@ -1,11 +1,12 @@
 //! Rows deleted outright, found without reading every key (in tables of at
-//! least [`MIN_BUCKETED_ROWS`] rows). The stored rows, in the server's key
-//! order, are cut into buckets of consecutive rows; the server counts its
-//! keys between the buckets' first keys (`width_bucket`, in the key's own
-//! order and collation), and only the keys of the buckets that lost rows are
-//! read and compared. The deleted keys' hash sum must then account for the
-//! change in the table's. When anything does not add up, the caller compares
-//! every key instead.
+//! least [`MIN_BUCKETED_ROWS`] rows, keyed by a type of [`BUCKETED_TYPES`]).
+//! The stored rows, in the server's key order, are cut into buckets of
+//! consecutive rows, about 16 for each row deleted; the server counts its
+//! keys between the buckets' first keys (`width_bucket`), and only the keys
+//! of the buckets that lost rows are read (by key ranges, through the key's
+//! index, when they are few) and compared. The deleted keys' hash sum must
+//! then account for the change in the table's. When anything does not add
+//! up, the caller compares every key instead.
 
 use rusqlite::types::Value;
 use tokio_postgres::types::ToSql;
@@ -17,8 +18,27 @@ use crate::store::{Buckets, Delta};
 /// Fewest stored rows for which deletions are found by buckets; below it,
 /// comparing every key costs about as little.
 pub const MIN_BUCKETED_ROWS: u64 = 4096;
-/// Most buckets: their bounds go to the server as one array.
+/// Key types whose bounds `width_bucket` searches by position. For others
+/// (text) it steps through the bounds one by one, for every row: that costs
+/// more than reading every key.
+pub const BUCKETED_TYPES: [&str; 7] = [
+    "int2",
+    "int4",
+    "int8",
+    "date",
+    "timestamp",
+    "timestamptz",
+    "uuid",
+];
+/// Fewest buckets, and most: their bounds go to the server as one array.
+pub const MIN_BUCKETS: u64 = 256;
 pub const MAX_BUCKETS: u64 = 16_384;
+/// Buckets for each row deleted: the share of buckets that lost rows, and
+/// so of keys read, stays under one in this many.
+pub const BUCKETS_PER_DELETION: u64 = 16;
+/// Most buckets whose keys are read by key ranges (through the key's
+/// index); more are read by their bucket number, in one scan.
+pub const MAX_KEY_RANGES: usize = 64;
 /// Fewest rows a bucket holds.
 pub const MIN_BUCKET_ROWS: u64 = 32;
 
@@ -56,8 +76,14 @@ impl PostgresSource {
         hashes: i128,
         progress: &dyn Fn(u64, u64),
     ) -> Result<Option<Found>, Stop> {
+        if !BUCKETED_TYPES.contains(&key_type) {
+            return Ok(None);
+        }
         let stored = inputs.figures.total.saturating_add(gone);
-        let per = stored.div_ceil(MAX_BUCKETS).max(MIN_BUCKET_ROWS);
+        let wanted = gone
+            .saturating_mul(BUCKETS_PER_DELETION)
+            .clamp(MIN_BUCKETS, MAX_BUCKETS);
+        let per = stored.div_ceil(wanted).max(MIN_BUCKET_ROWS);
         let buckets = delta.buckets(per)?;
         let Some(bounds) = buckets
             .starts
@@ -72,19 +98,36 @@ impl PostgresSource {
         };
 
         let key = ident(&self.spec.key);
-        let mut sql = self.select(&key_col.expr);
-        sql.text.push_str(&format!(
-            " WHERE {}width_bucket({key}, $1::text[]::pg_catalog.{key_type}[]) = ANY($2::int4[])
-              ORDER BY {key}",
-            self.live(inputs.described, "", " AND ")
-        ));
         let which: Vec<i32> = lossy
             .iter()
             .map(|&i| i32::try_from(i + 1).unwrap_or(i32::MAX))
             .collect();
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+        let within = if lossy.len() <= MAX_KEY_RANGES {
+            // Key ranges, which the key's index serves.
+            let mut ranges = Vec::new();
+            for &i in &lossy {
+                let mut bound = |i: usize| {
+                    params.push(&bounds[i]);
+                    format!("${}::text::pg_catalog.{key_type}", params.len())
+                };
+                ranges.push(match i + 1 < bounds.len() {
+                    true => format!("({key} >= {} AND {key} < {})", bound(i), bound(i + 1)),
+                    false => format!("{key} >= {}", bound(i)),
+                });
+            }
+            format!("({})", ranges.join(" OR "))
+        } else {
+            params.extend([&bounds as &(dyn ToSql + Sync), &which]);
+            format!("width_bucket({key}, $1::text[]::pg_catalog.{key_type}[]) = ANY($2::int4[])")
+        };
+        let mut sql = self.select(&key_col.expr);
+        sql.text.push_str(&format!(
+            " WHERE {}{within} ORDER BY {key}",
+            self.live(inputs.described, "", " AND ")
+        ));
         let session = inputs.session;
         let client = &session.client;
-        let params: [&(dyn ToSql + Sync); 2] = [&bounds, &which];
         let stream = session.run("cannot read its keys", Some(&sql), async {
             let statement = client.prepare(&sql.text).await?;
             client

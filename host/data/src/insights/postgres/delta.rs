@@ -13,7 +13,9 @@
 //! unification breaks ties within a source by row order). The store keeps
 //! the rows in that order, so the walk needs no collation. An integer key is
 //! the rowid, always in order; a uuid's text sorts as the uuid, so new uuids
-//! with no deletion are placed by the store's key index, without the walk.
+//! are placed by the store's key index, without the walk. Rows deleted from
+//! a large table with a fixed-width key (integers, uuids, dates) are found
+//! by the key ranges that lost rows, without the walk either (`buckets`).
 //! A row marked deleted (`deleted`) among the changed rows is deleted by its
 //! key, and counts as explained. The result must be the one a full read
 //! gives, so the read is given up, rolled back, for a full read when:

@@ -37,8 +37,10 @@
 use std::time::Duration;
 
 mod buckets;
+mod keys;
 
 use buckets::MIN_BUCKETED_ROWS;
+use keys::KeyStream;
 
 use rusqlite::types::Value;
 use serde::{Deserialize, Serialize};
@@ -497,37 +499,8 @@ impl PostgresSource {
             self.live(inputs.described, " WHERE ", ""),
             ident(&self.spec.key)
         ));
-        let session = inputs.session;
-        let client = &session.client;
-        let stream = session.run("cannot read its keys", Some(&sql), async {
-            let statement = client.prepare(&sql.text).await?;
-            client
-                .query_raw(&statement, std::iter::empty::<&dyn ToSql>())
-                .await
-        });
-        let stream = stream.map_err(Stop::Failed)?;
-        let mut keys = Batches {
-            session,
-            sql: &sql,
-            rows: Box::pin(stream),
-            ended: false,
-        };
-        let mut batch = Vec::new().into_iter();
-        let mut seen = 0u64;
-        let next = || loop {
-            if let Some((row, _)) = batch.next() {
-                seen += 1;
-                if seen.is_multiple_of(PROGRESS_EVERY_ROWS) {
-                    progress(seen, inputs.figures.total.max(seen));
-                }
-                // An unreadable key matches no stored one: a full read names it.
-                return Ok(Some(key_col.read.value(&row, 0).unwrap_or(Value::Null)));
-            }
-            match keys.next(seen).map_err(|f| Stop::Failed(f.0))? {
-                Some(rows) => batch = rows.into_iter(),
-                None => return Ok(None),
-            }
-        };
-        delta.keep_only(next, most)
+        let total = inputs.figures.total;
+        let mut keys = KeyStream::open(inputs.session, &sql, &[], key_col, total, progress)?;
+        delta.keep_only(|| keys.next(), most)
     }
 }

@@ -11,8 +11,8 @@
 use rusqlite::types::Value;
 use tokio_postgres::types::ToSql;
 
-use super::{Inputs, Stop};
-use crate::insights::postgres::{ident, Batches, Col, PostgresSource, PROGRESS_EVERY_ROWS};
+use super::{Inputs, KeyStream, Stop};
+use crate::insights::postgres::{ident, Col, PostgresSource};
 use crate::store::{Buckets, Delta};
 
 /// Fewest stored rows for which deletions are found by buckets; below it,
@@ -127,41 +127,14 @@ impl PostgresSource {
             self.live(inputs.described, "", " AND ")
         ));
         let session = inputs.session;
-        let client = &session.client;
-        let stream = session.run("cannot read its keys", Some(&sql), async {
-            let statement = client.prepare(&sql.text).await?;
-            client
-                .query_raw(&statement, params.iter().map(|p| *p as &dyn ToSql))
-                .await
-        });
-        let mut keys = Batches {
-            session,
-            sql: &sql,
-            rows: Box::pin(stream.map_err(Stop::Failed)?),
-            ended: false,
-        };
         let reading: u64 = lossy.iter().map(|&i| buckets.rows_in(i)).sum();
-        let mut batch = Vec::new().into_iter();
-        let mut seen = 0u64;
-        let next = || loop {
-            if let Some((row, _)) = batch.next() {
-                seen += 1;
-                if seen.is_multiple_of(PROGRESS_EVERY_ROWS) {
-                    progress(seen, reading.max(seen));
-                }
-                // An unreadable key matches no stored one: a full read names it.
-                return Ok::<_, Stop>(Some(key_col.read.value(&row, 0).unwrap_or(Value::Null)));
-            }
-            match keys.next(seen).map_err(|f| Stop::Failed(f.0))? {
-                Some(rows) => batch = rows.into_iter(),
-                None => return Ok(None),
-            }
-        };
-        let found = match delta.absent_in(&buckets, &lossy, next, gone)? {
+        let mut keys = KeyStream::open(session, &sql, &params, key_col, reading, progress)?;
+        let found = match delta.absent_in(&buckets, &lossy, || keys.next(), gone)? {
             Ok(found) if found.len() as u64 == gone => found,
             _ => return Ok(None),
         };
         drop(keys);
+        let client = &session.client;
 
         // The deleted keys must account for the change in the keys' hash sum.
         let Some(texts) = found

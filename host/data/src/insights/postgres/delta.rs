@@ -425,7 +425,8 @@ impl PostgresSource {
                     (Some(before), Some(now)) => Some(before + new_keys - gone_keys - now),
                     _ => None,
                 };
-                if let (false, Some(hashes)) = (place || expected < MIN_BUCKETED_ROWS, hashes) {
+                let by_ranges = !place && expected >= MIN_BUCKETED_ROWS;
+                if let (true, Some(hashes)) = (by_ranges, hashes) {
                     let found = self.deleted_by_buckets(
                         inputs, key_col, k_type, delta, gone, hashes, progress,
                     )?;

@@ -10,7 +10,7 @@
 //! counter, so an id is never reused for another customer.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
@@ -24,9 +24,16 @@ use super::normalize::{normalize_into, Buffers, Normalizer};
 use super::similarity::Precision;
 use super::similarity::{self, link_block, Candidate, Clusters};
 use super::spill::{Frame, Partitions, Reader, Spill, SpillError, MAX_PARTITIONS};
-use super::workspace::{MergePolicy, Workspace, CUSTOMER_ID};
+use super::workspace::{Workspace, CUSTOMER_ID};
 use crate::odata::ColumnType;
 use crate::store::{pipe, EntityDb, Publication, RowSink, StoreError, Table};
+
+mod members;
+
+pub(super) use members::load_partition;
+use members::{
+    choose_id, decode_member, merge_field, next_customer_seq, save_customer_seq, Claimed,
+};
 
 /// The unified profiles entity.
 pub const CUSTOMER: &str = "Customer";
@@ -757,72 +764,8 @@ fn match_records(
     Ok(comparisons)
 }
 
-/// One merge partition: payloads in one buffer, and (root, record, start,
-/// end) per record, sorted by root then record.
-pub(super) struct Loaded {
-    pub(super) buf: Vec<u8>,
-    pub(super) items: Vec<(u32, u32, usize, usize)>,
-}
-
-pub(super) fn load_partition(part: Spill) -> std::io::Result<Loaded> {
-    let mut out = Loaded {
-        buf: Vec::with_capacity(usize::try_from(part.bytes()).unwrap_or(0)),
-        items: Vec::with_capacity(usize::try_from(part.frames()).unwrap_or(0)),
-    };
-    let mut frames = part.into_reader()?;
-    while let Some(b) = frames.next_frame()? {
-        let mut r = Reader::new(b);
-        let root = r.u32()?;
-        let rec = r.u32()?;
-        let payload = r.rest();
-        let start = out.buf.len();
-        out.buf.extend_from_slice(payload);
-        out.items.push((root, rec, start, out.buf.len()));
-    }
-    out.items
-        .sort_unstable_by_key(|&(root, rec, _, _)| (root, rec));
-    Ok(out)
-}
-
-/// A record's payload as the map wrote it, borrowing its text.
-fn decode_member(b: &[u8], nf: usize) -> std::io::Result<Member<'_>> {
-    let mut r = Reader::new(b);
-    let src = i64::from(r.u16()?);
-    let skey = r.str()?;
-    let upd = r.opt_str()?;
-    let prev = r.opt_str()?;
-    let vals = (0..nf)
-        .map(|_| r.value_ref())
-        .collect::<std::io::Result<_>>()?;
-    let keys = (0..r.u16()?)
-        .map(|_| r.u64())
-        .collect::<std::io::Result<_>>()?;
-    Ok(Member {
-        src,
-        skey,
-        upd,
-        prev,
-        vals,
-        keys,
-    })
-}
-
 fn ms_since(t: Instant) -> u64 {
     u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
-/// One source record of a cluster, borrowed from its merge partition.
-struct Member<'a> {
-    /// Index of its source in the workspace.
-    src: i64,
-    skey: &'a str,
-    upd: Option<&'a str>,
-    prev: Option<&'a str>,
-    /// Its profile values, already of the fields' types (the map converted
-    /// them).
-    vals: Vec<ValueRef<'a>>,
-    /// Its match keys (see [`super::keymap`]).
-    keys: Vec<u64>,
 }
 
 /// What the map found besides the records it wrote.
@@ -1206,129 +1149,11 @@ fn previous_by_row(entity: &str, key: &str) -> String {
     )
 }
 
-/// The ids given out during one unification. Ids are `C` and a number from
-/// the counter, so a bitset holds them exactly in one bit each; anything else
-/// (ids written by hand into the store) goes to a set.
-#[derive(Default)]
-struct Claimed {
-    bits: Vec<u64>,
-    other: HashSet<String>,
-}
-
-impl Claimed {
-    /// Marks `id` as given out; false when it already was.
-    fn insert(&mut self, id: &str) -> bool {
-        let n = id
-            .strip_prefix('C')
-            .filter(|d| d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|d| d.parse::<usize>().ok());
-        let Some(n) = n else {
-            return self.other.insert(id.to_owned());
-        };
-        let (word, bit) = (n / 64, n % 64);
-        if self.bits.len() <= word {
-            self.bits.resize(word + 1, 0);
-        }
-        let was = self.bits[word] & (1 << bit) != 0;
-        self.bits[word] |= 1 << bit;
-        !was
-    }
-}
-
-/// The id a cluster keeps: the previous id most of its records had (ties: the
-/// smallest), unless another cluster took it this run; else a fresh one.
-fn choose_id(members: &[Member<'_>], claimed: &mut Claimed, counter: &mut u64) -> String {
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for m in members {
-        if let Some(p) = m.prev {
-            *counts.entry(p).or_default() += 1;
-        }
-    }
-    let mut candidates: Vec<(&str, usize)> = counts.into_iter().collect();
-    candidates.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    for (id, _) in candidates {
-        if claimed.insert(id) {
-            return id.to_owned();
-        }
-    }
-    loop {
-        *counter += 1;
-        let id = numbered_id(*counter);
-        if claimed.insert(&id) {
-            return id;
-        }
-    }
-}
-
-/// `C` and `n` in at least 8 digits, as `format!("C{n:08}")` writes it
-/// (which pads one character at a time: 0.06 s of 1M rows' merge).
-fn numbered_id(n: u64) -> String {
-    let mut digits = [b'0'; 20];
-    let mut i = digits.len();
-    let mut rest = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    let start = i.min(digits.len() - 8);
-    let mut id = String::with_capacity(1 + digits.len() - start);
-    id.push('C');
-    id.extend(digits[start..].iter().map(|&d| char::from(d)));
-    id
-}
-
-/// The winning value of profile field `f` in a cluster (members are in
-/// priority order: source priority, then record order).
-fn merge_field<'a>(members: &[Member<'a>], f: usize, policy: MergePolicy) -> ValueRef<'a> {
-    let present = members.iter().filter(|m| m.vals[f] != ValueRef::Null);
-    match policy {
-        MergePolicy::Priority => present.map(|m| m.vals[f]).next().unwrap_or(ValueRef::Null),
-        MergePolicy::MostRecent => {
-            let mut best: Option<&Member<'a>> = None;
-            for m in present {
-                // Strictly newer wins, so ties keep the higher priority.
-                if best.is_none_or(|b| m.upd > b.upd) {
-                    best = Some(m);
-                }
-            }
-            best.map_or(ValueRef::Null, |m| m.vals[f])
-        }
-        MergePolicy::MostFrequent => {
-            let mut tally: Vec<(ValueRef<'a>, usize)> = Vec::new();
-            for m in present {
-                match tally.iter_mut().find(|(v, _)| *v == m.vals[f]) {
-                    Some((_, n)) => *n += 1,
-                    None => tally.push((m.vals[f], 1)),
-                }
-            }
-            let mut best: Option<(ValueRef<'a>, usize)> = None;
-            for (v, n) in tally {
-                if best.is_none_or(|(_, bn)| n > bn) {
-                    best = Some((v, n));
-                }
-            }
-            best.map_or(ValueRef::Null, |(v, _)| v)
-        }
-    }
-}
-
-const CUSTOMER_SEQ: &str = "customer_seq";
-
-fn next_customer_seq(store: &EntityDb) -> Result<u64, StoreError> {
-    Ok(store.counter(CUSTOMER_SEQ)?.unwrap_or(0))
-}
-
-fn save_customer_seq(store: &EntityDb, n: u64) -> Result<(), StoreError> {
-    store.set_counter(CUSTOMER_SEQ, n)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::members::{numbered_id, Member};
     use super::*;
+    use crate::insights::workspace::MergePolicy;
 
     fn member(
         src: i64,

@@ -694,6 +694,19 @@ fn keyed_by_id(
     (ws, dir, engine)
 }
 
+/// [`keyed_by_id`] with `updated_at = "updated_at"`, after a first full
+/// refresh that failed nothing.
+fn read_by_updated_at(
+    pg: &Postgres,
+    env: &str,
+    table: &str,
+) -> (String, tempfile::TempDir, InsightsEngine) {
+    let (ws, dir, engine) = keyed_by_id(pg, env, table, "updated_at = \"updated_at\"");
+    let first = refresh(&engine, &Scope::Full);
+    assert!(first.failed().is_empty(), "{:?}", first.failed());
+    (ws, dir, engine)
+}
+
 /// Every row of the entity `Crm`, in stored order.
 fn stored_rows(dir: &Path) -> Vec<Vec<rusqlite::types::Value>> {
     let conn = rusqlite::Connection::open(dir.join("store.sqlite")).unwrap();
@@ -875,13 +888,7 @@ fn uuid_keys_are_read_incrementally() {
                                    timestamp '2024-01-01' + n * interval '1 hour'
          FROM generate_series(1, 200) AS n;",
     );
-    let (ws, dir, engine) = keyed_by_id(
-        &pg,
-        "TF_TEST_PG_DELTA_UUID",
-        "guests",
-        "updated_at = \"updated_at\"",
-    );
-    assert!(refresh(&engine, &Scope::Full).failed().is_empty());
+    let (ws, dir, engine) = read_by_updated_at(&pg, "TF_TEST_PG_DELTA_UUID", "guests");
     after_change(
         &pg,
         (&ws, dir.path(), &engine),
@@ -987,13 +994,7 @@ fn the_key_walk_reports_its_progress() {
          INSERT INTO walked SELECT 'w' || lpad(n::text, 6, '0'), n || '@example.com', n
          FROM generate_series(1, 25000) AS n;",
     );
-    let (_, _dir, engine) = keyed_by_id(
-        &pg,
-        "TF_TEST_PG_WALKED",
-        "walked",
-        "updated_at = \"updated_at\"",
-    );
-    assert!(refresh(&engine, &Scope::Full).failed().is_empty());
+    let (_, _dir, engine) = read_by_updated_at(&pg, "TF_TEST_PG_WALKED", "walked");
     pg.sql(
         "DELETE FROM walked WHERE id = 'w012345';
          INSERT INTO walked VALUES ('a', 'a@example.com', 30000);",
@@ -1031,9 +1032,7 @@ fn deletions_compare_only_the_key_ranges_that_lost_rows() {
          INSERT INTO named SELECT 'n' || lpad(n::text, 6, '0'), n || '@example.com', n
          FROM generate_series(1, 5000) AS n;",
     );
-    let (ws, dir, engine) =
-        keyed_by_id(&pg, "TF_TEST_PG_BIG", "big", "updated_at = \"updated_at\"");
-    assert!(refresh(&engine, &Scope::Full).failed().is_empty());
+    let (ws, dir, engine) = read_by_updated_at(&pg, "TF_TEST_PG_BIG", "big");
     // 20,000 rows in ranges of 32.
     after_change(
         &pg,
@@ -1061,13 +1060,7 @@ fn deletions_compare_only_the_key_ranges_that_lost_rows() {
         19862,
     );
 
-    let (ws, dir, engine) = keyed_by_id(
-        &pg,
-        "TF_TEST_PG_NAMED",
-        "named",
-        "updated_at = \"updated_at\"",
-    );
-    assert!(refresh(&engine, &Scope::Full).failed().is_empty());
+    let (ws, dir, engine) = read_by_updated_at(&pg, "TF_TEST_PG_NAMED", "named");
     after_change(
         &pg,
         (&ws, dir.path(), &engine),
@@ -1089,13 +1082,7 @@ fn new_keys_fill_the_room_between_two_rows_then_a_full_read_spaces_them_again() 
          CREATE TABLE numbered (id int8 PRIMARY KEY, email text, updated_at int8 NOT NULL);
          INSERT INTO numbered VALUES (10, 'x@example.com', 1), (20, 'y@example.com', 1);",
     );
-    let (ws, dir, engine) = keyed_by_id(
-        &pg,
-        "TF_TEST_PG_GAPS",
-        "gaps",
-        "updated_at = \"updated_at\"",
-    );
-    assert!(refresh(&engine, &Scope::Full).failed().is_empty());
+    let (ws, dir, engine) = read_by_updated_at(&pg, "TF_TEST_PG_GAPS", "gaps");
     let detail = || crm_detail(&engine);
     // 'a0', 'a00', …: each between 'a' and the one before.
     let mut key = String::from("a");
@@ -1125,13 +1112,7 @@ fn new_keys_fill_the_room_between_two_rows_then_a_full_read_spaces_them_again() 
     assert!(detail().ends_with(": 1 added, 0 changed (keys compared)"));
     assert_eq!(as_a_full_read(dir.path(), &ws).len(), 20);
 
-    let (ws, dir, engine) = keyed_by_id(
-        &pg,
-        "TF_TEST_PG_NUMBERED",
-        "numbered",
-        "updated_at = \"updated_at\"",
-    );
-    assert!(refresh(&engine, &Scope::Full).failed().is_empty());
+    let (ws, dir, engine) = read_by_updated_at(&pg, "TF_TEST_PG_NUMBERED", "numbered");
     // No keys compared: an integer key is the rowid.
     after_change(
         &pg,

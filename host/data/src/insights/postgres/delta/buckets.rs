@@ -98,10 +98,8 @@ impl PostgresSource {
         };
 
         let key = ident(&self.spec.key);
-        let which: Vec<i32> = lossy
-            .iter()
-            .map(|&i| i32::try_from(i + 1).unwrap_or(i32::MAX))
-            .collect();
+        // Their numbers as `width_bucket` gives them, when read by number.
+        let which: Vec<i32>;
         let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
         let within = if lossy.len() <= MAX_KEY_RANGES {
             // Key ranges, which the key's index serves.
@@ -118,6 +116,10 @@ impl PostgresSource {
             }
             format!("({})", ranges.join(" OR "))
         } else {
+            which = lossy
+                .iter()
+                .map(|&i| i32::try_from(i + 1).unwrap_or(i32::MAX))
+                .collect();
             params.extend([&bounds as &(dyn ToSql + Sync), &which]);
             format!("width_bucket({key}, $1::text[]::pg_catalog.{key_type}[]) = ANY($2::int4[])")
         };

@@ -1,35 +1,35 @@
-//! Unification: map source rows onto profile fields, match them by rules into
-//! clusters, merge each cluster into one `Customer`, and record which source
-//! rows form which customer in `CustomerSourceLink`.
+//! Unification: map source rows onto profile fields ([`map`]), match them
+//! by rules into clusters ([`matching`]), merge each cluster into one
+//! `Customer` ([`members`]), and record which source rows form which
+//! customer in `CustomerSourceLink`.
 //!
 //! Rows stream through anonymous temporary files next to the store
-//! ([`super::spill`]): match keys hashed into partitions grouped one at a time,
-//! then records routed to partitions by cluster. Memory holds the union-find
-//! (4 bytes per record) and one partition, never all the rows. A cluster keeps the `CustomerId` most of its records
-//! had at the previous refresh; new clusters take fresh ids from a persisted
-//! counter, so an id is never reused for another customer.
+//! ([`super::spill`]): match keys hashed into partitions grouped one at a
+//! time, then records routed to partitions by cluster. Memory holds the
+//! union-find (4 bytes per record) and one partition, never all the rows. A
+//! cluster keeps the `CustomerId` most of its records had at the previous
+//! refresh; new clusters take fresh ids from a persisted counter, so an id is
+//! never reused for another customer.
 
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
 use rusqlite::types::{Value, ValueRef};
-use rusqlite::OptionalExtension;
 
 use super::incremental::{self, Plan};
 use super::keymap;
 use super::links::{link_frame, LinkQueue};
-use super::normalize::{normalize_into, Buffers, Normalizer};
-use super::similarity::Precision;
-use super::similarity::{self, link_block, Candidate, Clusters};
-use super::spill::{Frame, Partitions, Reader, Spill, SpillError, MAX_PARTITIONS};
+use super::spill::{Frame, Partitions, Spill, SpillError, MAX_PARTITIONS};
 use super::workspace::{Workspace, CUSTOMER_ID};
 use crate::odata::ColumnType;
-use crate::store::{pipe, EntityDb, Publication, RowSink, StoreError, Table};
+use crate::store::{pipe, EntityDb, Publication, RowSink, StoreError};
 
+mod map;
+mod matching;
 mod members;
 
+pub(super) use map::as_text;
+use map::{map_records, profile_types};
+use matching::{match_records, UnionFind};
 pub(super) use members::load_partition;
 use members::{
     choose_id, decode_member, merge_field, next_customer_seq, save_customer_seq, Claimed,
@@ -119,185 +119,11 @@ impl Phase {
 /// Progress callback: phase, done, total.
 pub type Progress<'a> = &'a mut dyn FnMut(Phase, u64, u64);
 
-/// Disjoint sets over record indices; the smallest index is the root.
-struct UnionFind {
-    parent: Vec<u32>,
-}
-
-impl Clusters for UnionFind {
-    fn joined(&mut self, a: u32, b: u32) -> bool {
-        self.find(a) == self.find(b)
-    }
-    fn join(&mut self, a: u32, b: u32) {
-        self.union(a, b);
-    }
-}
-
-impl UnionFind {
-    fn new(n: u32) -> Self {
-        Self {
-            parent: (0..n).collect(),
-        }
-    }
-
-    /// Records held.
-    fn len(&self) -> u32 {
-        self.parent.len() as u32
-    }
-
-    /// Point every record straight at its root. A parent is never above its
-    /// child, so one pass in index order finds every root already set.
-    fn flatten(&mut self) {
-        for i in 0..self.parent.len() {
-            let p = self.parent[i] as usize;
-            self.parent[i] = self.parent[p];
-        }
-    }
-
-    fn find(&mut self, mut x: u32) -> u32 {
-        while self.parent[x as usize] != x {
-            let p = self.parent[x as usize];
-            self.parent[x as usize] = self.parent[p as usize];
-            x = p;
-        }
-        x
-    }
-
-    /// Joins two sets; true when they were apart.
-    fn union(&mut self, a: u32, b: u32) -> bool {
-        let (ra, rb) = (self.find(a), self.find(b));
-        if ra == rb {
-            return false;
-        }
-        let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
-        self.parent[hi as usize] = lo;
-        true
-    }
-}
-
 fn sql(store: &EntityDb) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |source| StoreError::Sqlite {
         path: store.path().to_owned(),
         source,
     }
-}
-
-/// [`text_into`] as a new string.
-pub(super) fn as_text(v: &Value) -> Option<String> {
-    let mut text = String::new();
-    text_into(ValueRef::from(v), &mut text).then_some(text)
-}
-
-/// Where the map finds a profile value of the current row.
-#[derive(Clone, Copy)]
-enum Cell {
-    Null,
-    /// The row's own value at this position.
-    Row(usize),
-    /// An integer read for a decimal field.
-    Real(f64),
-    /// Text in the field's buffer: a number read for a text field, a
-    /// derived value, or invalid UTF-8 made valid.
-    Converted,
-}
-
-/// Put the text a normaliser sees for `v` (and a key's text in `LinkId`)
-/// into `out`; false, with `out` empty, when it has none.
-fn text_into(v: ValueRef<'_>, out: &mut String) -> bool {
-    use std::fmt::Write as _;
-    out.clear();
-    match v {
-        ValueRef::Null | ValueRef::Blob(_) => return false,
-        ValueRef::Integer(n) => {
-            let _ = write!(out, "{n}");
-        }
-        ValueRef::Real(x) => {
-            let _ = write!(out, "{x}");
-        }
-        ValueRef::Text(t) => out.push_str(&String::from_utf8_lossy(t)),
-    }
-    true
-}
-
-/// The normalised text of a profile value, in `buffers` (`number` holds a
-/// number's text); `None` when nothing is left to compare.
-fn normalized<'b>(
-    chain: &[Normalizer],
-    v: ValueRef<'_>,
-    number: &mut String,
-    buffers: &'b mut Buffers,
-) -> Option<&'b str> {
-    match v {
-        ValueRef::Text(t) => normalize_into(chain, std::str::from_utf8(t).ok()?, buffers),
-        v => {
-            text_into(v, number);
-            normalize_into(chain, number, buffers)
-        }
-    }
-}
-
-/// A derived field in one source's SELECT: the profile field's index, its
-/// template, and the template's columns with their SELECT positions.
-type Derived<'a> = (
-    usize,
-    &'a crate::insights::template::Template,
-    Vec<(&'a str, usize)>,
-);
-
-/// The profile field types: a field's type when every source mapping it
-/// agrees, decimal for integer and decimal, string otherwise.
-fn profile_types(ws: &Workspace, store: &EntityDb) -> Result<Vec<ColumnType>, UnifyError> {
-    let mut types: Vec<Option<ColumnType>> = vec![None; ws.profile_fields.len()];
-    for s in &ws.sources {
-        let meta = store.meta(&s.entity).map_err(|e| match e {
-            StoreError::UnknownEntity(_) => UnifyError::NoData {
-                source_name: s.name.clone(),
-                entity: s.entity.clone(),
-            },
-            e => e.into(),
-        })?;
-        for (field, column) in &s.map {
-            let t = meta
-                .schema
-                .get(column)
-                .ok_or_else(|| UnifyError::MissingColumn {
-                    source_name: s.name.clone(),
-                    entity: s.entity.clone(),
-                    column: column.clone(),
-                    field: field.clone(),
-                })?;
-            let Some(i) = ws.profile_fields.iter().position(|f| f == field) else {
-                continue;
-            };
-            types[i] = Some(match (types[i], t) {
-                (None, t) => t,
-                (Some(a), b) if a == b => a,
-                (Some(ColumnType::Integer), ColumnType::Decimal)
-                | (Some(ColumnType::Decimal), ColumnType::Integer) => ColumnType::Decimal,
-                _ => ColumnType::String,
-            });
-        }
-        // Derived fields are text; the columns they read must exist.
-        for (field, template) in &s.derived {
-            for column in template.columns() {
-                if meta.schema.get(column).is_none() {
-                    return Err(UnifyError::MissingColumn {
-                        source_name: s.name.clone(),
-                        entity: s.entity.clone(),
-                        column: column.to_owned(),
-                        field: field.clone(),
-                    });
-                }
-            }
-            if let Some(i) = ws.profile_fields.iter().position(|f| f == field) {
-                types[i] = Some(ColumnType::String);
-            }
-        }
-    }
-    Ok(types
-        .into_iter()
-        .map(|t| t.unwrap_or(ColumnType::String))
-        .collect())
 }
 
 /// Rows to unify, by rowid, per source (indexed like the workspace's).
@@ -637,523 +463,18 @@ fn partitions(amount: u64, per: u64) -> usize {
         .clamp(1, MAX_PARTITIONS)
 }
 
-/// A 128-bit hash of a rule's key parts: two keys are equal when their
-/// hashes are (a collision among a billion keys has odds of about 1e-21).
-/// SipHash-1-3 with fixed keys over a specified encoding, so the hashes the
-/// key map keeps mean the same to the next build.
-struct KeyHasher(siphasher::sip128::SipHasher13);
-
-impl KeyHasher {
-    fn new(rule: usize) -> Self {
-        let mut h = siphasher::sip128::SipHasher13::new_with_keys(0x7472_6967, 0x6669_7368);
-        h.write(&(rule as u64).to_le_bytes());
-        Self(h)
-    }
-
-    /// Add the next part (length-prefixed, so parts cannot run together).
-    fn part(&mut self, s: &str) {
-        self.0.write(&(s.len() as u64).to_le_bytes());
-        self.0.write(s.as_bytes());
-    }
-
-    fn finish(&self) -> u128 {
-        use siphasher::sip128::Hasher128 as _;
-        self.0.finish128().as_u128()
-    }
-}
-
-/// [`KeyHasher`] over whole parts.
-fn key_hash(rule: usize, parts: &[&str]) -> u128 {
-    let mut h = KeyHasher::new(rule);
-    parts.iter().for_each(|p| h.part(p));
-    h.finish()
-}
-
-/// Hashes keys that are already hashes.
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-    fn write_u128(&mut self, n: u128) {
-        self.0 = n as u64;
-    }
-}
-
-type PrehashedMap<V> = HashMap<u128, V, BuildHasherDefault<Prehashed>>;
-
-/// Read the key partitions one by one, joining records into `uf`; the pairs
-/// compared one by one.
-fn match_records(
-    ws: &Workspace,
-    keys: Partitions,
-    uf: &mut UnionFind,
-    progress: Progress<'_>,
-) -> std::io::Result<u64> {
-    let rules = &ws.unification.rules;
-    let thresholds: Vec<Vec<f64>> = rules
-        .iter()
-        .map(|r| r.similar_fields().map(|(_, t)| t).collect())
-        .collect();
-    let mut comparisons = 0u64;
-    let mut warned = false;
-    let mut seen = 0u64;
-    let read_list = |r: &mut Reader<'_>| -> std::io::Result<Vec<String>> {
-        let n = r.u16()?;
-        (0..n).map(|_| r.str().map(str::to_owned)).collect()
-    };
-    for part in keys.into_parts() {
-        let mut firsts: PrehashedMap<u32> = PrehashedMap::default();
-        let mut blocks: PrehashedMap<(usize, Vec<Candidate>)> = PrehashedMap::default();
-        let mut frames = part.into_reader()?;
-        while let Some(b) = frames.next_frame()? {
-            let mut r = Reader::new(b);
-            let rule = usize::from(r.u16()?);
-            let h = r.u128()?;
-            let rec = r.u32()?;
-            if rec >= uf.len() || rule >= rules.len() {
-                return Err(std::io::Error::other("corrupt temporary file: key"));
-            }
-            if rules[rule].compares_pairs() {
-                let fuzzy = read_list(&mut r)?;
-                let guards = read_list(&mut r)?;
-                let (_, block) = blocks.entry(h).or_insert_with(|| (rule, Vec::new()));
-                block.push(Candidate { rec, fuzzy, guards });
-                if block.len() >= similarity::MAX_BLOCK_RECORDS {
-                    if !warned {
-                        warned = true;
-                        tracing::warn!(
-                            rule = %rules[rule].name,
-                            "a block holds more than {} records: it is compared in chunks, so some pairs are not compared",
-                            similarity::MAX_BLOCK_RECORDS
-                        );
-                    }
-                    block.sort_unstable_by_key(|c| c.rec);
-                    comparisons += link_block(block, &thresholds[rule], uf);
-                    block.clear();
-                }
-            } else {
-                match firsts.entry(h) {
-                    Entry::Occupied(e) => {
-                        uf.union(*e.get(), rec);
-                    }
-                    Entry::Vacant(v) => {
-                        v.insert(rec);
-                    }
-                }
-            }
-            seen += 1;
-            if seen.is_multiple_of(PROGRESS_EVERY) {
-                progress(Phase::Match, seen, 0);
-            }
-        }
-        drop(firsts);
-        for (_, (rule, mut block)) in blocks {
-            // By record, so the result does not depend on the map's order.
-            block.sort_unstable_by_key(|c| c.rec);
-            comparisons += link_block(&mut block, &thresholds[rule], uf);
-        }
-    }
-    Ok(comparisons)
-}
-
 fn ms_since(t: Instant) -> u64 {
     u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// What the map found besides the records it wrote.
-struct Mapped {
-    records: u32,
-    /// Per source: its text keys are stored in no order (see
-    /// [`keys_unordered`]).
-    unordered: Vec<bool>,
-}
-
-/// Stream every source's rows to `recs` (in record order) and their match
-/// keys to `keys`.
-fn map_records(
-    ws: &Workspace,
-    store: &EntityDb,
-    types: &[ColumnType],
-    recs: &mut Spill,
-    keys: &mut Partitions,
-    selection: Option<&Selection>,
-    progress: Progress<'_>,
-) -> Result<Mapped, UnifyError> {
-    let nf = ws.profile_fields.len();
-    let total = rows_to_map(ws, store, selection);
-    let dir = store.temp_dir();
-    let spilled = |source| {
-        UnifyError::Spill(SpillError {
-            dir: dir.clone(),
-            source,
-        })
-    };
-    // (Asked before taking the connection, which `meta` needs too.)
-    let link_exists = store.meta(LINK).is_ok();
-    // A decimal key's text in SQL may differ from its `LinkId` ("1.0" and
-    // "1"): such sources look their previous customer up row by row.
-    let decimal_key: Vec<bool> = ws
-        .sources
-        .iter()
-        .map(|s| {
-            store
-                .meta(&s.entity)
-                .ok()
-                .and_then(|m| m.schema.get(&s.key))
-                == Some(ColumnType::Decimal)
-        })
-        .collect();
-    let unordered: Vec<bool> = (0..ws.sources.len())
-        .map(|si| keys_unordered(ws, store, si))
-        .collect();
-    let mut conn = store.session();
-    let e = sql(store);
-    let prev_sql = format!(
-        "SELECT \"{CUSTOMER_ID}\" FROM {} WHERE \"LinkId\" = ?1",
-        Table::of(LINK)
-    );
-    let mut rec: u32 = 0;
-    let mut fuzzy_parts: Vec<String> = Vec::new();
-    let mut frame = Frame::default();
-    let mut key = Frame::default();
-    let mut hashes: Vec<u64> = Vec::new();
-    // Buffers reused from row to row: the row's own text is borrowed, and
-    // only what is converted or normalised is written, into these.
-    let mut converted: Vec<String> = vec![String::new(); nf];
-    let mut cells: Vec<Cell> = vec![Cell::Null; nf];
-    let (mut skey, mut upd, mut prev) = (String::new(), String::new(), String::new());
-    let mut number = String::new();
-    let mut buffers = Buffers::default();
-    let normalizers = &ws.unification.normalizers;
-    for &si in &ws.unification.priority {
-        let s = &ws.sources[si];
-        let src = u16::try_from(si).map_err(|_| UnifyError::TooManyRows)?;
-        // Profile field index -> position in the SELECT (after key and updated).
-        let mut select = vec![format!("s.\"{}\"", s.key)];
-        select.push(
-            s.updated_at
-                .as_ref()
-                .map_or("NULL".to_owned(), |u| format!("s.\"{u}\"")),
-        );
-        let mut slot: Vec<Option<usize>> = vec![None; nf];
-        for (field, column) in &s.map {
-            if let Some(i) = ws.profile_fields.iter().position(|f| f == field) {
-                slot[i] = Some(select.len());
-                select.push(format!("s.\"{column}\""));
-            }
-        }
-        // Derived fields: (profile field, template, the template's columns
-        // as positions in the SELECT).
-        let mut derived: Vec<Derived<'_>> = Vec::new();
-        for (field, template) in &s.derived {
-            if let Some(i) = ws.profile_fields.iter().position(|f| f == field) {
-                let cols = template
-                    .columns()
-                    .into_iter()
-                    .map(|c| {
-                        select.push(format!("s.\"{c}\""));
-                        (c, select.len() - 1)
-                    })
-                    .collect();
-                derived.push((i, template, cols));
-            }
-        }
-        // The previous customer joined in, as the last column, when it can be.
-        let joined = link_exists && !decimal_key[si];
-        // Keys stored in no order (GUIDs) would have the join probe the link
-        // table at random: their customers are gathered in key order first,
-        // then joined by row.
-        let by_row = joined && selection.is_none() && unordered[si];
-        let prev_at = select.len();
-        let mut sql_text = if by_row {
-            // The row's rowid in the customer's place, to merge by.
-            select.push("s.rowid".to_owned());
-            format!(
-                "SELECT {} FROM {} AS s ORDER BY s.rowid",
-                select.join(", "),
-                Table::of(&s.entity),
-            )
-        } else if joined {
-            select.push(format!("l.\"{CUSTOMER_ID}\""));
-            format!(
-                "SELECT {} FROM {} AS s LEFT JOIN {} AS l ON l.\"LinkId\" = ?1 || '/' || s.\"{}\"",
-                select.join(", "),
-                Table::of(&s.entity),
-                Table::of(LINK),
-                s.key
-            )
-        } else {
-            format!(
-                "SELECT {} FROM {} AS s",
-                select.join(", "),
-                Table::of(&s.entity)
-            )
-        };
-        // Only the selected rows, in the order a full run reads them.
-        if let Some(sel) = selection {
-            let rowids = sel.rowids.get(si).map_or(&[][..], Vec::as_slice);
-            conn.temp_set("tf_selected", "INTEGER", rowids)
-                .map_err(&e)?;
-            sql_text
-                .push_str(" WHERE s.rowid IN (SELECT v FROM temp.tf_selected) ORDER BY s.rowid");
-        }
-        // The previous customer looked up row by row, as the last column,
-        // when it cannot be joined in.
-        let looked_up = link_exists && !joined;
-        let columns = select.len();
-        let width = columns + usize::from(looked_up);
-        // SQLite reads on a thread of its own while this one maps.
-        let db: &mut rusqlite::Connection = &mut conn;
-        let previous_sql = previous_by_row(&s.entity, &s.key);
-        let (e, sql_text, prev_sql, name) = (&e, &sql_text, &prev_sql, &s.name);
-        let read = move |feed: &mut pipe::Feed| {
-            let mut stmt = db.prepare(sql_text).map_err(e)?;
-            let mut prev_of = match looked_up {
-                true => Some(db.prepare(prev_sql).map_err(e)?),
-                false => None,
-            };
-            let mut by_row_stmt = match by_row {
-                true => Some(db.prepare(&previous_sql).map_err(e)?),
-                false => None,
-            };
-            let mut previous = match by_row_stmt.as_mut() {
-                Some(q) => Some(q.query([name]).map_err(e)?),
-                None => None,
-            };
-            // The pairs' current rowid (None before the first and after the
-            // last) and customer.
-            let (mut pair_at, mut pair_id, mut pair_has) = (None::<i64>, String::new(), false);
-            let mut pairs_done = false;
-            let mut rows = if joined && !by_row {
-                stmt.query([name]).map_err(e)?
-            } else {
-                stmt.query([]).map_err(e)?
-            };
-            let (mut link, mut key) = (String::new(), String::new());
-            while let Some(r) = rows.next().map_err(e)? {
-                let fed = if by_row { prev_at } else { columns };
-                for i in 0..fed {
-                    feed.value(r.get_ref(i).map_err(e)?);
-                }
-                if let Some(pairs) = previous.as_mut() {
-                    // Both in rowid order: move the pairs up to this row.
-                    let rowid: i64 = r.get(prev_at).map_err(e)?;
-                    while !pairs_done && pair_at.is_none_or(|at| at < rowid) {
-                        match pairs.next().map_err(e)? {
-                            Some(p) => {
-                                pair_at = Some(p.get(0).map_err(e)?);
-                                pair_has = text_into(p.get_ref(1).map_err(e)?, &mut pair_id);
-                            }
-                            None => (pairs_done, pair_at) = (true, None),
-                        }
-                    }
-                    feed.value(match pair_at == Some(rowid) && pair_has {
-                        true => ValueRef::Text(pair_id.as_bytes()),
-                        false => ValueRef::Null,
-                    });
-                }
-                if let Some(q) = prev_of.as_mut() {
-                    text_into(r.get_ref(0).map_err(e)?, &mut key);
-                    link.clear();
-                    link.push_str(name);
-                    link.push('/');
-                    link.push_str(&key);
-                    let found: Option<String> =
-                        q.query_row([&link], |r| r.get(0)).optional().map_err(e)?;
-                    feed.value(
-                        found
-                            .as_deref()
-                            .map_or(ValueRef::Null, |p| ValueRef::Text(p.as_bytes())),
-                    );
-                }
-                feed.end_row(0)?;
-            }
-            Ok::<(), UnifyError>(())
-        };
-        pipe::run(read, |_, r| {
-            if r.len() != width {
-                return Err(spilled(std::io::Error::other(
-                    "a source row of another width",
-                )));
-            }
-            let at = |i: usize| r.get(i).copied().unwrap_or(ValueRef::Null);
-            text_into(at(0), &mut skey);
-            let has_upd = text_into(at(1), &mut upd);
-            // Each profile value as the field's type: the row's own value,
-            // or a conversion in the field's buffer.
-            for (i, sl) in slot.iter().enumerate() {
-                cells[i] = match sl {
-                    None => Cell::Null,
-                    Some(p) => match (at(*p), types[i]) {
-                        (ValueRef::Null, _) => Cell::Null,
-                        (
-                            v @ (ValueRef::Integer(_) | ValueRef::Real(_)),
-                            ColumnType::String | ColumnType::DateTime,
-                        ) => {
-                            text_into(v, &mut converted[i]);
-                            Cell::Converted
-                        }
-                        (ValueRef::Integer(n), ColumnType::Decimal) => Cell::Real(n as f64),
-                        (v @ ValueRef::Text(t), _) if std::str::from_utf8(t).is_err() => {
-                            text_into(v, &mut converted[i]);
-                            Cell::Converted
-                        }
-                        _ => Cell::Row(*p),
-                    },
-                };
-            }
-            for (i, template, cols) in &derived {
-                let mut texts: Vec<(&str, Option<String>)> = Vec::with_capacity(cols.len());
-                for (c, p) in cols {
-                    let mut text = String::new();
-                    let some = text_into(at(*p), &mut text);
-                    texts.push((c, some.then_some(text)));
-                }
-                let get = |name: &str| {
-                    texts
-                        .iter()
-                        .find(|(c, _)| *c == name)
-                        .and_then(|(_, v)| v.clone())
-                };
-                cells[*i] = match template.render(&get) {
-                    Some(t) => {
-                        converted[*i] = t;
-                        Cell::Converted
-                    }
-                    None => Cell::Null,
-                };
-            }
-            let vals: Vec<ValueRef<'_>> = cells
-                .iter()
-                .zip(&converted)
-                .map(|(c, buf)| match *c {
-                    Cell::Null => ValueRef::Null,
-                    Cell::Row(p) => at(p),
-                    Cell::Real(x) => ValueRef::Real(x),
-                    Cell::Converted => ValueRef::Text(buf.as_bytes()),
-                })
-                .collect();
-            // Joined or looked up, the previous customer is the last column.
-            let has_prev = (joined || looked_up) && text_into(at(prev_at), &mut prev);
-            hashes.clear();
-            'rules: for (ri, rule) in ws.unification.rules.iter().enumerate() {
-                let mut hasher = KeyHasher::new(ri);
-                fuzzy_parts.clear();
-                for (&f, p) in rule.fields.iter().zip(&rule.precision) {
-                    let Some(n) = normalized(&normalizers[f], vals[f], &mut number, &mut buffers)
-                    else {
-                        continue 'rules;
-                    };
-                    match p {
-                        Precision::Exact => hasher.part(n),
-                        Precision::Similar(_) => {
-                            fuzzy_parts.push(similarity::head(n).to_owned());
-                        }
-                    }
-                }
-                let h = hasher.finish();
-                key.clear();
-                key.u16(u16::try_from(ri).unwrap_or(u16::MAX));
-                key.u128(h);
-                key.u32(rec);
-                if rule.compares_pairs() {
-                    key.u16(u16::try_from(fuzzy_parts.len()).unwrap_or(0));
-                    for p in &fuzzy_parts {
-                        key.str(p);
-                    }
-                    key.u16(u16::try_from(rule.guards.len()).unwrap_or(0));
-                    for &g in &rule.guards {
-                        // A digest: guards compare for equality only.
-                        let digest =
-                            normalized(&normalizers[g], vals[g], &mut number, &mut buffers)
-                                .map(|v| format!("{:032x}", key_hash(usize::MAX, &[v])))
-                                .unwrap_or_default();
-                        key.str(&digest);
-                    }
-                }
-                keys.write((h % keys.len() as u128) as usize, &key.0)
-                    .map_err(spilled)?;
-                hashes.push(h as u64);
-            }
-            frame.clear();
-            frame.u16(src);
-            frame.str(&skey);
-            frame.opt_str(has_upd.then_some(upd.as_str()));
-            frame.opt_str(has_prev.then_some(prev.as_str()));
-            for v in &vals {
-                frame.value_ref(*v);
-            }
-            frame.u16(u16::try_from(hashes.len()).unwrap_or(u16::MAX));
-            for h in &hashes {
-                frame.0.extend_from_slice(&h.to_le_bytes());
-            }
-            recs.write(&frame.0).map_err(spilled)?;
-            rec = rec.checked_add(1).ok_or(UnifyError::TooManyRows)?;
-            if u64::from(rec).is_multiple_of(PROGRESS_EVERY) {
-                progress(Phase::Map, u64::from(rec), total);
-            }
-            Ok(())
-        })?;
-    }
-    if selection.is_some() {
-        conn.execute_batch("DROP TABLE IF EXISTS temp.tf_selected")
-            .map_err(&e)?;
-    }
-    progress(Phase::Map, u64::from(rec), total);
-    Ok(Mapped {
-        records: rec,
-        unordered,
-    })
-}
-
-/// Whether source `si` has text keys stored in no order (GUIDs; see
-/// [`crate::store::SAMPLE_ROWS`]): then its link ids do not follow its
-/// records. Only a matter of speed, so a failure to tell is "no".
-fn keys_unordered(ws: &Workspace, store: &EntityDb, si: usize) -> bool {
-    let Some(s) = ws.sources.get(si) else {
-        return false;
-    };
-    // Keys of text: a link id ends with the key as it is stored.
-    let text = store
-        .meta(&s.entity)
-        .ok()
-        .and_then(|m| m.schema.get(&s.key))
-        .is_some_and(|t| matches!(t, ColumnType::String | ColumnType::DateTime));
-    text && store
-        .session()
-        .keys_stored_unordered(&s.entity, &s.key)
-        .unwrap_or(false)
-}
-
-/// (rowid of a row of a source stored as `entity` with the text key `key`;
-/// its previous customer), in rowid order, for the source named `?1`. The
-/// link table is read in link id order and the key index probed in key
-/// order, both in sequence, and SQLite's sorter (which spills to files)
-/// puts the pairs in row order.
-fn previous_by_row(entity: &str, key: &str) -> String {
-    // CROSS JOIN keeps the link table outside: its range is one source's.
-    format!(
-        "SELECT s.rowid, l.\"{CUSTOMER_ID}\" FROM {} AS l CROSS JOIN {} AS s \
-         WHERE l.\"LinkId\" > ?1 || '/' AND l.\"LinkId\" < ?1 || '0' \
-         AND s.\"{key}\" = substr(l.\"LinkId\", length(?1) + 2) ORDER BY s.rowid",
-        Table::of(LINK),
-        Table::of(entity),
-    )
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::members::{numbered_id, Member};
     use super::*;
     use crate::insights::workspace::MergePolicy;
+    use crate::store::Table;
 
     fn member(
         src: i64,
@@ -1174,19 +495,6 @@ mod tests {
     fn text(s: &'static str) -> ValueRef<'static> {
         ValueRef::Text(s.as_bytes())
     }
-
-    /// The key map keeps these hashes from one build to the next: a change
-    /// of algorithm or encoding needs a new key map version (`keymap::MAGIC`).
-    #[test]
-    fn match_key_hashes_are_pinned() {
-        assert_eq!(key_hash(0, &["ann@example.com"]), PINNED_EMAIL);
-        assert_eq!(key_hash(2, &["ann", "lee", "75001"]), PINNED_NAME);
-        // Parts are length-prefixed and the rule counts.
-        assert_ne!(key_hash(2, &["annl", "ee"]), key_hash(2, &["ann", "lee"]));
-        assert_ne!(key_hash(1, &["x"]), key_hash(0, &["x"]));
-    }
-    const PINNED_EMAIL: u128 = 271151666262990980004340668518967519557;
-    const PINNED_NAME: u128 = 75329291585496044032926946258779601429;
 
     /// Two text columns of every `CustomerSourceLink` row, in their order.
     fn link_pairs(store: &EntityDb, a: &str, b: &str) -> Vec<(String, String)> {
@@ -1590,16 +898,6 @@ mod tests {
             ["c", email("2"), "", "Marie", long("c"), "75001"],
         ];
         assert_eq!(clusters(&rows, rules), vec![vec!["a"], vec!["c"]]);
-    }
-
-    #[test]
-    fn union_find_joins_transitively_with_the_smallest_root() {
-        let mut uf = UnionFind::new(6);
-        assert!(uf.union(4, 2));
-        assert!(uf.union(2, 5));
-        assert!(!uf.union(5, 4));
-        assert_eq!(uf.find(5), 2);
-        assert_eq!(uf.find(0), 0);
     }
 
     #[test]

@@ -13,12 +13,12 @@
 
 use std::time::Instant;
 
-use rusqlite::types::{Value, ValueRef};
+use rusqlite::types::Value;
 
 use super::incremental::{self, Plan};
 use super::keymap;
-use super::links::{link_frame, LinkQueue};
-use super::spill::{Frame, Partitions, Spill, SpillError, MAX_PARTITIONS};
+use super::links::LinkQueue;
+use super::spill::{Partitions, Spill, SpillError, MAX_PARTITIONS};
 use super::workspace::{Workspace, CUSTOMER_ID};
 use crate::odata::ColumnType;
 use crate::store::{pipe, EntityDb, Publication, RowSink, StoreError};
@@ -26,14 +26,14 @@ use crate::store::{pipe, EntityDb, Publication, RowSink, StoreError};
 mod map;
 mod matching;
 mod members;
+mod merge;
 
 pub(super) use map::as_text;
 use map::{map_records, profile_types};
 use matching::{match_records, UnionFind};
 pub(super) use members::load_partition;
-use members::{
-    choose_id, decode_member, merge_field, next_customer_seq, save_customer_seq, Claimed,
-};
+use members::{decode_member, next_customer_seq, save_customer_seq};
+use merge::{merge_clusters, route_by_root, Merged};
 
 /// The unified profiles entity.
 pub const CUSTOMER: &str = "Customer";
@@ -211,30 +211,7 @@ pub fn unify(
     // Merge: records routed to partitions by root range, each partition's
     // clusters merged in order of their smallest record.
     let t = Instant::now();
-    let per_part = {
-        let n = partitions(recs.bytes(), MERGE_PARTITION_BYTES) as u64;
-        u64::from(records).div_ceil(n).max(1)
-    };
-    let mut by_root = Partitions::new(
-        &dir,
-        usize::try_from(u64::from(records).div_ceil(per_part)).unwrap_or(1),
-    )
-    .map_err(spilled)?;
-    {
-        let mut frames = recs.into_reader().map_err(spilled)?;
-        let mut frame = Frame::default();
-        let mut rec = 0u32;
-        while let Some(payload) = frames.next_frame().map_err(spilled)? {
-            let root = uf.parent[rec as usize];
-            frame.clear();
-            frame.u32(root);
-            frame.u32(rec);
-            frame.0.extend_from_slice(payload);
-            let part = usize::try_from(u64::from(root) / per_part).unwrap_or(usize::MAX);
-            by_root.write(part, &frame.0).map_err(spilled)?;
-            rec += 1;
-        }
-    }
+    let (by_root, per_part) = route_by_root(recs, &uf, &dir).map_err(spilled)?;
     drop(uf);
     let mut counter = next_customer_seq(store)?;
     let first_seq = counter;
@@ -245,67 +222,15 @@ pub fn unify(
         false => LinkQueue::by_record(&dir, by_root.len(), per_part).map_err(spilled)?,
     };
     let mut key_map = keymap::Builder::new(&dir, expected_keys).map_err(spilled)?;
-    let nf = ws.profile_fields.len();
-    let merges = &mut report.merges;
-    let matched_records = &mut report.matched_records;
     let produce_customers = |feed: &mut pipe::Feed| {
-        let mut claimed = Claimed::default();
-        let mut done = 0u64;
-        let mut link = Frame::default();
-        let mut link_id = String::new();
-        let mut cluster_keys: Vec<u64> = Vec::new();
-        let mut member_recs: Vec<u32> = Vec::new();
-        for part in by_root.into_parts() {
-            let clusters = load_partition(part).map_err(spilled)?;
-            let mut start = 0usize;
-            while start < clusters.items.len() {
-                let root = clusters.items[start].0;
-                let mut end = start;
-                let mut members = Vec::new();
-                member_recs.clear();
-                while end < clusters.items.len() && clusters.items[end].0 == root {
-                    let (_, rec, a, b) = clusters.items[end];
-                    members.push(decode_member(&clusters.buf[a..b], nf).map_err(spilled)?);
-                    member_recs.push(rec);
-                    end += 1;
-                }
-                let id = choose_id(&members, &mut claimed, &mut counter);
-                done += members.len() as u64;
-                feed.value(ValueRef::Text(id.as_bytes()));
-                for f in 0..nf {
-                    feed.value(merge_field(&members, f, ws.unification.merge[f]));
-                }
-                // Tagged with the records merged so far, for progress.
-                feed.end_row(done)?;
-                for (m, &rec) in members.iter().zip(&member_recs) {
-                    let s = usize::try_from(m.src)
-                        .ok()
-                        .and_then(|i| ws.sources.get(i))
-                        .ok_or_else(|| {
-                            spilled(std::io::Error::other(
-                                "corrupt temporary file: source index",
-                            ))
-                        })?;
-                    let src = u16::try_from(m.src).unwrap_or(u16::MAX);
-                    link_frame(&mut link, &mut link_id, (&s.name, src), m.skey, &id);
-                    links.push(rec, &link.0).map_err(spilled)?;
-                }
-                // Members share most keys: each once per cluster.
-                cluster_keys.clear();
-                cluster_keys.extend(members.iter().flat_map(|m| m.keys.iter().copied()));
-                cluster_keys.sort_unstable();
-                cluster_keys.dedup();
-                for h in &cluster_keys {
-                    key_map.add(*h, &id).map_err(spilled)?;
-                }
-                if members.len() > 1 {
-                    *merges += 1;
-                    *matched_records += members.len() as u64;
-                }
-                start = end;
-            }
-        }
-        Ok::<(), UnifyError>(())
+        let out = Merged {
+            links: &mut links,
+            key_map: &mut key_map,
+            counter: &mut counter,
+            merges: &mut report.merges,
+            matched_records: &mut report.matched_records,
+        };
+        merge_clusters(ws, by_root, feed, out, &dir)
     };
     // Clusters are merged on a thread of their own while this one inserts.
     let fill_customers = |sink: &mut RowSink<'_>| {
@@ -453,8 +378,6 @@ const KEYS_PER_PARTITION: u64 = 250_000;
 /// How many plain keys one key of a pair-comparing rule counts as, for
 /// sizing partitions (it holds its fuzzy and guard values).
 const PAIR_KEY_WEIGHT: u64 = 8;
-/// Bytes of records per merge partition (held in memory while merged).
-const MERGE_PARTITION_BYTES: u64 = 8 * 1024 * 1024;
 
 /// How many partitions `amount` needs at `per` each.
 fn partitions(amount: u64, per: u64) -> usize {
@@ -471,30 +394,8 @@ fn ms_since(t: Instant) -> u64 {
 mod tests {
     use std::collections::HashMap;
 
-    use super::members::{numbered_id, Member};
     use super::*;
-    use crate::insights::workspace::MergePolicy;
     use crate::store::Table;
-
-    fn member(
-        src: i64,
-        upd: Option<&'static str>,
-        prev: Option<&'static str>,
-        v: ValueRef<'static>,
-    ) -> Member<'static> {
-        Member {
-            src,
-            skey: "k",
-            upd,
-            prev,
-            vals: vec![v],
-            keys: Vec::new(),
-        }
-    }
-
-    fn text(s: &'static str) -> ValueRef<'static> {
-        ValueRef::Text(s.as_bytes())
-    }
 
     /// Two text columns of every `CustomerSourceLink` row, in their order.
     fn link_pairs(store: &EntityDb, a: &str, b: &str) -> Vec<(String, String)> {
@@ -898,57 +799,5 @@ mod tests {
             ["c", email("2"), "", "Marie", long("c"), "75001"],
         ];
         assert_eq!(clusters(&rows, rules), vec![vec!["a"], vec!["c"]]);
-    }
-
-    #[test]
-    fn numbered_ids_are_padded_to_eight_digits() {
-        for n in [0, 1, 42, 99_999_999, 100_000_000, u64::MAX] {
-            assert_eq!(numbered_id(n), format!("C{n:08}"));
-        }
-    }
-
-    #[test]
-    fn merge_policies() {
-        let ms = vec![
-            member(0, Some("2024-01-01T00:00:00Z"), None, ValueRef::Null),
-            member(1, Some("2024-03-01T00:00:00Z"), None, text("b")),
-            member(2, Some("2024-02-01T00:00:00Z"), None, text("c")),
-            member(2, Some("2024-03-01T00:00:00Z"), None, text("c")),
-        ];
-        assert_eq!(merge_field(&ms, 0, MergePolicy::Priority), text("b"));
-        // Two records share the newest time: the higher priority one wins.
-        assert_eq!(merge_field(&ms, 0, MergePolicy::MostRecent), text("b"));
-        assert_eq!(merge_field(&ms, 0, MergePolicy::MostFrequent), text("c"));
-        let empty = vec![member(0, None, None, ValueRef::Null)];
-        assert_eq!(
-            merge_field(&empty, 0, MergePolicy::MostRecent),
-            ValueRef::Null
-        );
-    }
-
-    #[test]
-    fn ids_are_kept_by_majority_and_never_given_twice() {
-        let mut claimed = Claimed::default();
-        let mut counter = 7;
-        let a = vec![
-            member(0, None, Some("C00000002"), ValueRef::Null),
-            member(0, None, Some("C00000001"), ValueRef::Null),
-            member(0, None, Some("C00000002"), ValueRef::Null),
-        ];
-        assert_eq!(choose_id(&a, &mut claimed, &mut counter), "C00000002");
-        // A split-off part that also had C00000002 falls back to its other id.
-        let b = vec![
-            member(0, None, Some("C00000002"), ValueRef::Null),
-            member(0, None, Some("C00000001"), ValueRef::Null),
-        ];
-        assert_eq!(choose_id(&b, &mut claimed, &mut counter), "C00000001");
-        let c = vec![member(0, None, Some("C00000002"), ValueRef::Null)];
-        assert_eq!(choose_id(&c, &mut claimed, &mut counter), "C00000008");
-        let d = vec![member(0, None, None, ValueRef::Null)];
-        assert_eq!(choose_id(&d, &mut claimed, &mut counter), "C00000009");
-        // Ids not of the engine's form are tracked too.
-        let e = vec![member(0, None, Some("legacy-7"), ValueRef::Null)];
-        assert_eq!(choose_id(&e, &mut claimed, &mut counter), "legacy-7");
-        assert_eq!(choose_id(&e, &mut claimed, &mut counter), "C00000010");
     }
 }

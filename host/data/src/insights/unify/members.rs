@@ -204,3 +204,80 @@ pub(super) fn next_customer_seq(store: &EntityDb) -> Result<u64, StoreError> {
 pub(super) fn save_customer_seq(store: &EntityDb, n: u64) -> Result<(), StoreError> {
     store.set_counter(CUSTOMER_SEQ, n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(
+        src: i64,
+        upd: Option<&'static str>,
+        prev: Option<&'static str>,
+        v: ValueRef<'static>,
+    ) -> Member<'static> {
+        Member {
+            src,
+            skey: "k",
+            upd,
+            prev,
+            vals: vec![v],
+            keys: Vec::new(),
+        }
+    }
+
+    fn text(s: &'static str) -> ValueRef<'static> {
+        ValueRef::Text(s.as_bytes())
+    }
+
+    #[test]
+    fn numbered_ids_are_padded_to_eight_digits() {
+        for n in [0, 1, 42, 99_999_999, 100_000_000, u64::MAX] {
+            assert_eq!(numbered_id(n), format!("C{n:08}"));
+        }
+    }
+
+    #[test]
+    fn merge_policies() {
+        let ms = vec![
+            member(0, Some("2024-01-01T00:00:00Z"), None, ValueRef::Null),
+            member(1, Some("2024-03-01T00:00:00Z"), None, text("b")),
+            member(2, Some("2024-02-01T00:00:00Z"), None, text("c")),
+            member(2, Some("2024-03-01T00:00:00Z"), None, text("c")),
+        ];
+        assert_eq!(merge_field(&ms, 0, MergePolicy::Priority), text("b"));
+        // Two records share the newest time: the higher priority one wins.
+        assert_eq!(merge_field(&ms, 0, MergePolicy::MostRecent), text("b"));
+        assert_eq!(merge_field(&ms, 0, MergePolicy::MostFrequent), text("c"));
+        let empty = vec![member(0, None, None, ValueRef::Null)];
+        assert_eq!(
+            merge_field(&empty, 0, MergePolicy::MostRecent),
+            ValueRef::Null
+        );
+    }
+
+    #[test]
+    fn ids_are_kept_by_majority_and_never_given_twice() {
+        let mut claimed = Claimed::default();
+        let mut counter = 7;
+        let a = vec![
+            member(0, None, Some("C00000002"), ValueRef::Null),
+            member(0, None, Some("C00000001"), ValueRef::Null),
+            member(0, None, Some("C00000002"), ValueRef::Null),
+        ];
+        assert_eq!(choose_id(&a, &mut claimed, &mut counter), "C00000002");
+        // A split-off part that also had C00000002 falls back to its other id.
+        let b = vec![
+            member(0, None, Some("C00000002"), ValueRef::Null),
+            member(0, None, Some("C00000001"), ValueRef::Null),
+        ];
+        assert_eq!(choose_id(&b, &mut claimed, &mut counter), "C00000001");
+        let c = vec![member(0, None, Some("C00000002"), ValueRef::Null)];
+        assert_eq!(choose_id(&c, &mut claimed, &mut counter), "C00000008");
+        let d = vec![member(0, None, None, ValueRef::Null)];
+        assert_eq!(choose_id(&d, &mut claimed, &mut counter), "C00000009");
+        // Ids not of the engine's form are tracked too.
+        let e = vec![member(0, None, Some("legacy-7"), ValueRef::Null)];
+        assert_eq!(choose_id(&e, &mut claimed, &mut counter), "legacy-7");
+        assert_eq!(choose_id(&e, &mut claimed, &mut counter), "C00000010");
+    }
+}

@@ -9,15 +9,16 @@ step() { printf '\n== %s (at %ss)\n' "$*" "$SECONDS"; }
 step "toolchain (rust-toolchain.toml: rustc, clippy, rustfmt, wasm32-wasip2)"
 rustup toolchain install
 
-step "Debian packages: C guests (clang, lld, wasi-libc), a real OCI registry, a real PostgreSQL, headless Chromium for the console, NATS (JetStream) for clusters"
+step "Debian packages: C guests (clang, lld, wasi-libc), a real OCI registry, a real PostgreSQL, headless Chromium for the console, NATS (JetStream) for clusters, GNU time and venv for the peer comparison"
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
     clang lld wasi-libc libclang-rt-dev-wasm32 docker-registry postgresql \
-    chromium chromium-driver nats-server >/dev/null
+    chromium chromium-driver nats-server time python3-venv >/dev/null
 clang --version | head -1
 command -v wasm-ld docker-registry chromium chromedriver nats-server
+test -x /usr/bin/time
 ls /usr/lib/postgresql/*/bin/initdb
 
 step "pip: real SMTP server for the email tests (aiosmtpd), Python guests (componentize-py)"
@@ -25,6 +26,9 @@ python3 -m pip install --quiet --disable-pip-version-check 'aiosmtpd==1.4.6' 'co
 if command -v pyenv >/dev/null; then pyenv rehash; fi  # new console scripts get their shims
 python3 -c 'import aiosmtpd'
 componentize-py --version
+
+step "pip: Splink and DuckDB for the peer comparison (a venv of their own; tests/peer.rs)"
+bash tests/benches/splink/compare.sh --setup
 
 step "npm: JavaScript guests (componentize-js, from plugins/js/package-lock.json)"
 npm ci --prefix plugins/js --no-audit --no-fund --loglevel=error

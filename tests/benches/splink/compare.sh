@@ -3,6 +3,7 @@
 # side by side on the same generated data, with the clusters compared.
 #
 #   tests/benches/splink/compare.sh [ROWS...]      (default 1000000)
+#   tests/benches/splink/compare.sh --setup        (only install Splink, self-test)
 #
 # For each size: `triggerfish demo generate --rows ROWS` (seed 1; the loyalty
 # CSV rewritten as a JSON array, so the sources are CSV, NDJSON and a JSON
@@ -44,13 +45,6 @@ DUCKDB_VERSION="2.0.1"
 PYARROW_VERSION="26.0.1"
 
 [ -x /usr/bin/time ] || { echo "needs GNU time (apt-get install time)" >&2; exit 2; }
-mkdir -p "$WORK"
-
-# The binary, copied so that a rebuild during the run does not change it.
-src_bin="${TRIGGERFISH:-$ROOT/target/release/triggerfish}"
-[ -x "$src_bin" ] || { echo "no $src_bin: cargo build --release -p triggerfish first" >&2; exit 2; }
-cp "$src_bin" "$WORK/triggerfish"
-TF="$WORK/triggerfish"
 
 # Splink and DuckDB from PyPI, in a venv of their own.
 if ! "$VENV/bin/python" -c "import splink, duckdb, sys; \
@@ -63,6 +57,15 @@ fi
 PY="$VENV/bin/python"
 # The SQL port of Triggerfish's normalisers against their own test table.
 "$PY" "$HERE/compare.py" selftest
+[ "${1:-}" = --setup ] && exit 0
+
+mkdir -p "$WORK"
+
+# The binary, copied so that a rebuild during the run does not change it.
+src_bin="${TRIGGERFISH:-$ROOT/target/release/triggerfish}"
+[ -x "$src_bin" ] || { echo "no $src_bin: cargo build --release -p triggerfish first" >&2; exit 2; }
+cp "$src_bin" "$WORK/triggerfish"
+TF="$WORK/triggerfish"
 
 status=0
 for rows in "${@:-1000000}"; do

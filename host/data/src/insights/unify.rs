@@ -1,7 +1,7 @@
 //! Unification: map source rows onto profile fields ([`map`]), match them
 //! by rules into clusters ([`matching`]), merge each cluster into one
-//! `Customer` ([`members`]), and record which source rows form which
-//! customer in `CustomerSourceLink`.
+//! `Customer` ([`merge`], [`members`]), and record which source rows form
+//! which customer in `CustomerSourceLink`.
 //!
 //! Rows stream through anonymous temporary files next to the store
 //! ([`super::spill`]): match keys hashed into partitions grouped one at a

@@ -11,6 +11,7 @@
 //! refresh; new clusters take fresh ids from a persisted counter, so an id is
 //! never reused for another customer.
 
+use std::path::Path;
 use std::time::Instant;
 
 use rusqlite::types::Value;
@@ -119,6 +120,16 @@ impl Phase {
 /// Progress callback: phase, done, total.
 pub type Progress<'a> = &'a mut dyn FnMut(Phase, u64, u64);
 
+/// Wraps an I/O error on the temporary files in `dir`.
+fn spilled(dir: &Path) -> impl Fn(std::io::Error) -> UnifyError + Copy + '_ {
+    move |source| {
+        UnifyError::Spill(SpillError {
+            dir: dir.to_owned(),
+            source,
+        })
+    }
+}
+
 fn sql(store: &EntityDb) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |source| StoreError::Sqlite {
         path: store.path().to_owned(),
@@ -152,12 +163,7 @@ pub fn unify(
     let started = Instant::now();
     let types = profile_types(ws, store)?;
     let dir = store.temp_dir();
-    let spilled = |source| {
-        UnifyError::Spill(SpillError {
-            dir: dir.clone(),
-            source,
-        })
-    };
+    let spilled = spilled(&dir);
     let mut columns = vec![(CUSTOMER_ID.to_owned(), ColumnType::String)];
     columns.extend(ws.profile_fields.iter().cloned().zip(types.iter().copied()));
     let keymap_path = keymap::path_for(store.path());
@@ -346,12 +352,7 @@ pub(super) fn keys_of(
     selection: &Selection,
 ) -> Result<Vec<u64>, UnifyError> {
     let dir = store.temp_dir();
-    let spilled = |source| {
-        UnifyError::Spill(SpillError {
-            dir: dir.clone(),
-            source,
-        })
-    };
+    let spilled = spilled(&dir);
     let mut keys = Partitions::new(&dir, 1).map_err(spilled)?;
     let mut recs = Spill::new_in(&dir).map_err(spilled)?;
     map_records(

@@ -9,8 +9,10 @@ use rusqlite::types::{Value, ValueRef};
 
 use super::super::normalize::{normalize_into, Buffers, Normalizer};
 use super::super::similarity::{self, Precision};
-use super::super::spill::{Frame, Partitions, Spill, SpillError};
-use super::{rows_to_map, sql, Phase, Progress, Selection, UnifyError, LINK, PROGRESS_EVERY};
+use super::super::spill::{Frame, Partitions, Spill};
+use super::{
+    rows_to_map, spilled, sql, Phase, Progress, Selection, UnifyError, LINK, PROGRESS_EVERY,
+};
 use crate::insights::workspace::Workspace;
 use crate::odata::ColumnType;
 use crate::store::{pipe, EntityDb, StoreError};
@@ -185,12 +187,7 @@ pub(super) fn map_records(
 ) -> Result<Mapped, UnifyError> {
     let total = rows_to_map(ws, store, selection);
     let dir = store.temp_dir();
-    let spilled = |source| {
-        UnifyError::Spill(SpillError {
-            dir: dir.clone(),
-            source,
-        })
-    };
+    let spilled = spilled(&dir);
     // (Asked before taking the connection, which `meta` needs too.)
     let link_exists = store.meta(LINK).is_ok();
     let decimal_key: Vec<bool> = ws

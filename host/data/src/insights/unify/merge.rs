@@ -8,10 +8,10 @@ use rusqlite::types::ValueRef;
 
 use super::super::keymap;
 use super::super::links::{link_frame, LinkQueue};
-use super::super::spill::{Frame, Partitions, Spill, SpillError};
+use super::super::spill::{Frame, Partitions, Spill};
 use super::matching::UnionFind;
 use super::members::{choose_id, decode_member, load_partition, merge_field, Claimed};
-use super::{partitions, UnifyError};
+use super::{partitions, spilled, UnifyError};
 use crate::insights::workspace::Workspace;
 use crate::store::pipe;
 
@@ -75,12 +75,7 @@ pub(super) fn merge_clusters(
     out: Merged<'_>,
     dir: &Path,
 ) -> Result<(), UnifyError> {
-    let spilled = |source| {
-        UnifyError::Spill(SpillError {
-            dir: dir.to_owned(),
-            source,
-        })
-    };
+    let spilled = spilled(dir);
     let nf = ws.profile_fields.len();
     let mut claimed = Claimed::default();
     let mut done = 0u64;

@@ -316,6 +316,139 @@ mod tests {
         }
     }
 
+    /// Import rows of (text key, integer or NULL, text or NULL), in the order
+    /// given, in batches as a file import pushes them.
+    fn import_values(store: &EntityDb, rows: &[[Value; 3]]) {
+        let columns = vec![
+            ("Id".to_owned(), ColumnType::String),
+            ("V".to_owned(), ColumnType::Integer),
+            ("W".to_owned(), ColumnType::String),
+        ];
+        store
+            .import_entity_with("E", "Id", &columns, |sink| {
+                for (b, group) in rows.chunks(256).enumerate() {
+                    let cells: Vec<Vec<ValueRef<'_>>> = group
+                        .iter()
+                        .map(|r| r.iter().map(ValueRef::from).collect())
+                        .collect();
+                    let batch: Vec<(u64, &[ValueRef<'_>])> = (1u64..)
+                        .zip(&cells)
+                        .map(|(i, c)| (b as u64 * 256 + i, c.as_slice()))
+                        .collect();
+                    sink.push_batch(&batch).map_err(|(_, e)| e)?;
+                }
+                Ok::<(), StoreError>(())
+            })
+            .unwrap();
+    }
+
+    /// Random replacements record exactly the keys added, changed (values
+    /// to and from NULL included) or removed, whichever way the diff goes:
+    /// the join by key for keys in order (or nearly: one late key on either
+    /// side), hash partitions for keys in no order.
+    #[test]
+    fn random_replacements_record_exactly_the_keys_that_differ() {
+        let mut x = 11u64;
+        let mut next = move |n: u64| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) % n
+        };
+        // (how the old rows are stored, how the new ones come)
+        let ways = [
+            ("sorted", "sorted"),
+            ("sorted", "one late key"),
+            ("one late key", "sorted"),
+            ("sorted", "shuffled"),
+        ];
+        for (round, (before_way, after_way)) in ways.into_iter().cycle().take(12).enumerate() {
+            let value = |next: &mut dyn FnMut(u64) -> u64| -> [Value; 2] {
+                let v = match next(5) {
+                    0 => Value::Null,
+                    n => Value::Integer(n as i64),
+                };
+                let w = match next(4) {
+                    0 => Value::Null,
+                    n => Value::Text(format!("w{n}")),
+                };
+                [v, w]
+            };
+            let before: Vec<[Value; 3]> = (0..3000)
+                .map(|i| {
+                    let [v, w] = value(&mut next);
+                    [Value::Text(format!("k{i:05}")), v, w]
+                })
+                .collect();
+            let mut after = Vec::new();
+            let mut expected = Vec::new();
+            for row in &before {
+                let Value::Text(k) = &row[0] else {
+                    unreachable!()
+                };
+                match next(40) {
+                    // Removed.
+                    0 => expected.push(k.clone()),
+                    // Changed, or given the values it had.
+                    1 | 2 => {
+                        let [v, w] = value(&mut next);
+                        if [&v, &w] != [&row[1], &row[2]] {
+                            expected.push(k.clone());
+                        }
+                        after.push([row[0].clone(), v, w]);
+                    }
+                    // Kept, and a new key after it.
+                    3 => {
+                        after.push(row.clone());
+                        let new = format!("{k}+");
+                        expected.push(new.clone());
+                        let [v, w] = value(&mut next);
+                        after.push([Value::Text(new), v, w]);
+                    }
+                    _ => after.push(row.clone()),
+                }
+            }
+            let arrange = |rows: &mut Vec<[Value; 3]>,
+                           way: &str,
+                           next: &mut dyn FnMut(u64) -> u64| match way {
+                "one late key" => {
+                    let late = rows.remove(rows.len() / 3);
+                    rows.push(late);
+                }
+                "shuffled" => {
+                    for i in (1..rows.len()).rev() {
+                        rows.swap(i, next(i as u64 + 1) as usize);
+                    }
+                }
+                _ => {}
+            };
+            let mut before = before;
+            arrange(&mut before, before_way, &mut next);
+            arrange(&mut after, after_way, &mut next);
+            let dir = tempfile::tempdir().unwrap();
+            let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
+            import_values(&store, &before);
+            import_values(&store, &after);
+            let mut got: Vec<String> = store
+                .changed_keys("E", 1)
+                .unwrap()
+                .unwrap()
+                .into_iter()
+                .map(|k| match k {
+                    Value::Text(t) => t,
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            got.sort();
+            expected.sort();
+            assert!(!expected.is_empty());
+            assert_eq!(
+                got, expected,
+                "round {round}: stored {before_way}, new rows {after_way}"
+            );
+        }
+    }
+
     #[test]
     fn old_change_sets_are_dropped() {
         let dir = tempfile::tempdir().unwrap();

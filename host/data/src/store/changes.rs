@@ -246,29 +246,30 @@ mod tests {
         assert_eq!(keys(&store, 4), Some(vec![]));
     }
 
-    /// Import text-keyed rows `(key, value)` in the order given, pushed in
-    /// batches as a file import pushes them.
-    fn import(store: &EntityDb, rows: &[(String, i64)]) {
-        let columns = vec![
-            ("Id".to_owned(), ColumnType::String),
-            ("V".to_owned(), ColumnType::Integer),
-        ];
-        store
-            .import_entity_with("E", "Id", &columns, |sink| {
-                for (b, group) in rows.chunks(256).enumerate() {
-                    let cells: Vec<[ValueRef<'_>; 2]> = group
-                        .iter()
-                        .map(|(k, v)| [ValueRef::Text(k.as_bytes()), ValueRef::Integer(*v)])
-                        .collect();
-                    let batch: Vec<(u64, &[ValueRef<'_>])> = (1u64..)
-                        .zip(&cells)
-                        .map(|(i, c)| (b as u64 * 256 + i, c.as_slice()))
-                        .collect();
-                    sink.push_batch(&batch).map_err(|(_, e)| e)?;
-                }
-                Ok::<(), StoreError>(())
+    /// The text keys recorded as changed by the second replacement, sorted.
+    fn text_keys_changed_since_first(store: &EntityDb) -> Vec<String> {
+        let mut got: Vec<String> = store
+            .changed_keys("E", 1)
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .map(|k| match k {
+                Value::Text(t) => t,
+                other => panic!("{other:?}"),
             })
-            .unwrap();
+            .collect();
+        got.sort();
+        got
+    }
+
+    /// Import text-keyed rows `(key, value)` in the order given (see
+    /// [`import_values`]).
+    fn import(store: &EntityDb, rows: &[(String, i64)]) {
+        let rows: Vec<[Value; 3]> = rows
+            .iter()
+            .map(|(k, v)| [Value::Text(k.clone()), Value::Integer(*v), Value::Null])
+            .collect();
+        import_values(store, &rows);
     }
 
     #[test]
@@ -301,17 +302,7 @@ mod tests {
             }
             import(&store, &a);
             import(&store, &b);
-            let mut got: Vec<String> = store
-                .changed_keys("E", 1)
-                .unwrap()
-                .unwrap()
-                .into_iter()
-                .map(|k| match k {
-                    Value::Text(t) => t,
-                    other => panic!("{other:?}"),
-                })
-                .collect();
-            got.sort();
+            let got = text_keys_changed_since_first(&store);
             assert_eq!(got, expected, "keys in order: {ordered}");
         }
     }
@@ -429,17 +420,7 @@ mod tests {
             let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
             import_values(&store, &before);
             import_values(&store, &after);
-            let mut got: Vec<String> = store
-                .changed_keys("E", 1)
-                .unwrap()
-                .unwrap()
-                .into_iter()
-                .map(|k| match k {
-                    Value::Text(t) => t,
-                    other => panic!("{other:?}"),
-                })
-                .collect();
-            got.sort();
+            let got = text_keys_changed_since_first(&store);
             expected.sort();
             assert!(!expected.is_empty());
             assert_eq!(

@@ -213,17 +213,27 @@ mod tests {
         store.replace_entity("E", "Id", &columns, rows).unwrap();
     }
 
-    fn keys(store: &EntityDb, since: u64) -> Option<Vec<i64>> {
+    /// The keys recorded as changed after generation `since`, each taken
+    /// by `pick`, sorted; `None` when not tracked.
+    fn changed<T: Ord>(
+        store: &EntityDb,
+        since: u64,
+        pick: impl Fn(Value) -> Option<T>,
+    ) -> Option<Vec<T>> {
         store.changed_keys("E", since).unwrap().map(|ks| {
-            let mut out: Vec<i64> = ks
+            let mut out: Vec<T> = ks
                 .into_iter()
-                .map(|k| match k {
-                    Value::Integer(n) => n,
-                    other => panic!("{other:?}"),
-                })
+                .map(|k| pick(k.clone()).unwrap_or_else(|| panic!("{k:?}")))
                 .collect();
             out.sort();
             out
+        })
+    }
+
+    fn keys(store: &EntityDb, since: u64) -> Option<Vec<i64>> {
+        changed(store, since, |k| match k {
+            Value::Integer(n) => Some(n),
+            _ => None,
         })
     }
 
@@ -248,18 +258,11 @@ mod tests {
 
     /// The text keys recorded as changed by the second replacement, sorted.
     fn text_keys_changed_since_first(store: &EntityDb) -> Vec<String> {
-        let mut got: Vec<String> = store
-            .changed_keys("E", 1)
-            .unwrap()
-            .unwrap()
-            .into_iter()
-            .map(|k| match k {
-                Value::Text(t) => t,
-                other => panic!("{other:?}"),
-            })
-            .collect();
-        got.sort();
-        got
+        changed(store, 1, |k| match k {
+            Value::Text(t) => Some(t),
+            _ => None,
+        })
+        .unwrap()
     }
 
     /// Import text-keyed rows `(key, value)` in the order given (see

@@ -220,45 +220,46 @@ fn patch_members(
         return Ok(Vec::new());
     };
     let members = Table::of(SEGMENT_MEMBER);
-    let mut added_per_segment = Vec::new();
     publication.patch_entity_where(
         SEGMENT_MEMBER,
         &format!(
             "SELECT \"MemberId\" FROM {members} WHERE \"{CUSTOMER_ID}\" IN (SELECT k FROM {replaced})"
         ),
-        |sink| {
-            added_per_segment = add_members(sink, compiled, &added)?;
-            Ok::<(), ComputeError>(())
-        },
+        |sink| add_members(sink, compiled, &added).map(drop),
     )?;
-    // Memberships the patch removes, per segment.
-    let (_, dropped) = publication
+    // Memberships the patch adds and removes, per segment (the patch, not
+    // what was pushed: memberships it would put back as they are are
+    // dropped from both sides).
+    let (adds, dropped) = publication
         .patch_tables(SEGMENT_MEMBER)
         .ok_or_else(|| StoreError::UnknownEntity(SEGMENT_MEMBER.to_owned()))?;
-    let removed: Vec<(String, i64)> = {
+    let per_segment = |sql: String| -> Result<Vec<(String, i64)>, ComputeError> {
         let conn = publication.store().session();
-        let mut stmt = conn
-            .prepare(&format!(
-                "SELECT \"Segment\", count(*) FROM {members}
-                 WHERE \"MemberId\" IN (SELECT k FROM {dropped}) GROUP BY 1"
-            ))
-            .map_err(|e| conn.error(e))?;
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        let mut stmt = conn.prepare(&sql).map_err(|e| conn.error(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| conn.error(e))?
+            .map_err(|e| conn.error(e))?;
+        Ok(rows)
+    };
+    let added = per_segment(format!(
+        "SELECT \"Segment\", count(*) FROM {adds} GROUP BY 1"
+    ))?;
+    let removed = per_segment(format!(
+        "SELECT \"Segment\", count(*) FROM {members}
+         WHERE \"MemberId\" IN (SELECT k FROM {dropped}) GROUP BY 1"
+    ))?;
+    let count = |of: &[(String, i64)], name: &str| {
+        of.iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, n)| u64::try_from(*n).unwrap_or(0))
     };
     Ok(compiled
         .iter()
-        .zip(previous.iter().zip(added_per_segment))
-        .map(|((s, _, _), (&before, added))| {
-            let gone = removed
-                .iter()
-                .find(|(n, _)| *n == s.name)
-                .map_or(0, |(_, n)| u64::try_from(*n).unwrap_or(0));
-            SegmentSize {
-                name: s.name.clone(),
-                members: (before + added).saturating_sub(gone),
-            }
+        .zip(previous)
+        .map(|((s, _, _), &before)| SegmentSize {
+            name: s.name.clone(),
+            members: (before + count(&added, &s.name)).saturating_sub(count(&removed, &s.name)),
         })
         .collect())
 }

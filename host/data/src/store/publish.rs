@@ -166,6 +166,8 @@ impl<'a> Publication<'a> {
         ))
         .map_err(|e| store.sql(e))?;
         fill_deleted(&tx, &del).map_err(|e| store.sql(e))?;
+        let added = added
+            .saturating_sub(drop_unchanged(&tx, &meta, &staging, &del).map_err(|e| store.sql(e))?);
         // A live row an added one replaces is deleted too.
         tx.execute_batch(&format!(
             "INSERT OR IGNORE INTO {del}
@@ -286,6 +288,36 @@ impl<'a> Publication<'a> {
         }
         result
     }
+}
+
+/// Drop from a patch the rows it would put back as they are (an added row
+/// equal to the live row with its key), from its added rows and from the
+/// keys it deletes, so that publishing writes only what changed; how many.
+fn drop_unchanged(
+    tx: &rusqlite::Transaction<'_>,
+    meta: &EntityMeta,
+    staging: &str,
+    del: &str,
+) -> rusqlite::Result<u64> {
+    let (live, key) = (table_name(&meta.name), &meta.key);
+    // Column types give every column an affinity, so `IS` holds only
+    // between values stored alike.
+    let same: String = meta
+        .schema
+        .columns
+        .iter()
+        .filter(|(c, _)| c != key)
+        .map(|(c, _)| format!(" AND o.\"{c}\" IS s.\"{c}\""))
+        .collect();
+    let unchanged = format!(
+        "SELECT s.\"{key}\" FROM {staging} s JOIN {live} o ON o.\"{key}\" = s.\"{key}\" WHERE 1{same}"
+    );
+    tx.execute(&format!("DELETE FROM {del} WHERE k IN ({unchanged})"), [])?;
+    let dropped = tx.execute(
+        &format!("DELETE FROM {staging} WHERE \"{key}\" IN ({unchanged})"),
+        [],
+    )?;
+    Ok(u64::try_from(dropped).unwrap_or(0))
 }
 
 /// Apply a staged patch to the live table, inside `tx`, as a new generation.
@@ -604,6 +636,63 @@ mod tests {
             )
             .unwrap();
         assert_eq!(staging, 0);
+    }
+
+    #[test]
+    fn rows_a_patch_would_put_back_as_they_are_are_dropped_from_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
+        let row = |k: &str, n: Option<i64>| -> Result<Vec<Value>, StoreError> {
+            Ok(vec![
+                Value::Text(k.into()),
+                n.map_or(Value::Null, Value::Integer),
+            ])
+        };
+        let live = vec![
+            row("r0", Some(0)),
+            row("r1", None),
+            row("r2", Some(2)),
+            row("r3", Some(3)),
+        ];
+        store.replace_entity("A", "Id", &cols(), live).unwrap();
+        let mut p = store.publication();
+        // r0 and r1 come back as they are (r0 without being deleted first),
+        // r2 changes, r3 goes, one row is new.
+        let fill = pushing(vec![
+            row("r0", Some(0)),
+            row("r1", None),
+            row("r2", Some(20)),
+            row("new", Some(9)),
+        ]);
+        let keys = ["r1", "r2", "r3"].map(|k| Value::Text(k.into()));
+        assert_eq!(p.patch_entity_with("A", keys, fill).unwrap(), 4);
+        let keys_of = |sql: &str| -> Vec<String> {
+            let conn = store.session();
+            let mut stmt = conn.prepare(sql).unwrap();
+            let keys = stmt.query_map([], |r| r.get(0)).unwrap();
+            keys.map(Result::unwrap).collect()
+        };
+        let (added, deleted) = p.patch_tables("A").unwrap();
+        assert_eq!(
+            keys_of(&format!("SELECT Id FROM {added} ORDER BY 1")),
+            ["new", "r2"]
+        );
+        assert_eq!(
+            keys_of(&format!("SELECT k FROM {deleted} ORDER BY 1")),
+            ["r2", "r3"]
+        );
+        let view = format!(
+            "SELECT Id || ':' || ifnull(N, '-') FROM {} ORDER BY 1",
+            p.table("A")
+        );
+        let expected = ["new:9", "r0:0", "r1:-", "r2:20"];
+        assert_eq!(keys_of(&view), expected);
+        p.publish().unwrap();
+        assert_eq!(
+            keys_of("SELECT Id || ':' || ifnull(N, '-') FROM ent_A ORDER BY 1"),
+            expected
+        );
+        assert_eq!(store.meta("A").unwrap().rows, 4);
     }
 
     #[test]

@@ -3,12 +3,14 @@
 //! `Measure` (one value per measure) and `MeasureValue` (per dimension value).
 
 use rusqlite::types::Value;
+use rusqlite::OptionalExtension;
 
+use super::fingerprint;
 use super::unify::CUSTOMER;
 use super::workspace::{Aggregate, MeasureSpec, SegmentSpec, Workspace, CUSTOMER_ID};
 use crate::event::now_rfc3339;
 use crate::odata::{compile_filter, ColumnType, QueryOptionError};
-use crate::store::{pushing, Publication, RowSink, StoreError, Table};
+use crate::store::{pushing, EntityDb, Publication, RowSink, StoreError, Table};
 
 /// Segment rows.
 pub const SEGMENT: &str = "Segment";
@@ -378,17 +380,97 @@ fn measure_one(p: &Publication<'_>, m: &MeasureSpec) -> Result<MeasureValue, Com
     }
 }
 
+/// The input of `m` as it will be once `publication` is published, when
+/// its entity is not staged in it (a staged one is being written now).
+fn measure_input(p: &Publication<'_>, m: &MeasureSpec) -> Result<Option<u64>, StoreError> {
+    if p.entities().contains(&m.entity.as_str()) {
+        return Ok(None);
+    }
+    match p.store().meta(&m.entity) {
+        Ok(meta) => Ok(Some(fingerprint::measure_input(m, meta.generation))),
+        Err(StoreError::UnknownEntity(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The value `m` was last published with, when it was computed from
+/// `input` (the same definition over the same data).
+fn kept_value(
+    store: &EntityDb,
+    m: &MeasureSpec,
+    input: u64,
+) -> Result<Option<MeasureValue>, StoreError> {
+    if store.counter(&fingerprint::measure_counter(&m.name))? != Some(input) {
+        return Ok(None);
+    }
+    let conn = store.session();
+    let e = |e| conn.error(e);
+    let value: Option<Option<f64>> = conn
+        .query_row(
+            &format!(
+                "SELECT \"Value\" FROM {} WHERE \"Name\" = ?1",
+                Table::of(MEASURE)
+            ),
+            [&m.name],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(e)?;
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let by_dimension = match m.dimension {
+        None => Vec::new(),
+        Some(_) => {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT \"Dimension\", \"Value\" FROM {} WHERE \"Measure\" = ?1 ORDER BY 1",
+                    Table::of(MEASURE_VALUE)
+                ))
+                .map_err(e)?;
+            let rows = stmt
+                .query_map([&m.name], |r| {
+                    Ok((
+                        r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                        r.get(1)?,
+                    ))
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(e)?;
+            rows
+        }
+    };
+    Ok(Some(MeasureValue {
+        name: m.name.clone(),
+        value,
+        by_dimension,
+    }))
+}
+
 /// Compute every measure over the newest entities, staging `Measure` and
-/// `MeasureValue` in `publication`.
+/// `MeasureValue` in `publication`. A measure whose definition and entity
+/// are as when it was last published keeps its value.
 pub fn compute_measures(
     ws: &Workspace,
     publication: &mut Publication<'_>,
 ) -> Result<Vec<MeasureValue>, ComputeError> {
-    let values = ws
-        .measures
-        .iter()
-        .map(|m| measure_one(publication, m))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut values = Vec::with_capacity(ws.measures.len());
+    let mut inputs = Vec::with_capacity(ws.measures.len());
+    for m in &ws.measures {
+        let input = measure_input(publication, m)?;
+        let kept = match input {
+            Some(input) => kept_value(publication.store(), m, input)?,
+            None => None,
+        };
+        values.push(match kept {
+            Some(v) => v,
+            None => measure_one(publication, m)?,
+        });
+        inputs.push(input.unwrap_or(0));
+    }
+    for (m, input) in ws.measures.iter().zip(inputs) {
+        publication.set_counter(&fingerprint::measure_counter(&m.name), input);
+    }
     let now = now_rfc3339();
     let real = |v: Option<f64>| v.map_or(Value::Null, Value::Real);
     let measure_columns = [

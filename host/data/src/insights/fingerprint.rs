@@ -2,14 +2,15 @@
 //! (size, modification time and a BLAKE3 hash of the content), or whose
 //! PostgreSQL rows look unchanged (count, greatest `updated_at`, keys), is not
 //! imported again, and unification whose inputs are unchanged (every source's data
-//! generation and the unification settings) is not recomputed.
+//! generation and the unification settings) is not recomputed, nor is a
+//! measure whose definition and entity are unchanged.
 
 use std::io::Read as _;
 use std::path::Path;
 
 use blake3::Hasher;
 
-use super::workspace::{SourceSpec, Workspace};
+use super::workspace::{MeasureSpec, SourceSpec, Workspace};
 use crate::store::{EntityDb, StoreError};
 
 /// Counter holding a source's fingerprint at its last import.
@@ -26,6 +27,33 @@ pub const UNIFIED_STATS: [&str; 4] = [
     "unified-stats:matched-records",
     "unified-stats:merges",
 ];
+
+/// Counter holding a measure's input at its last computation; see
+/// [`measure_input`].
+pub fn measure_counter(measure: &str) -> String {
+    format!("measure-input:{measure}")
+}
+
+/// A measure's input: its definition and the data generation of the entity
+/// it reads (generations only grow, and every write bumps one). Equal inputs
+/// give equal values. Never 0, which stands for "unknown".
+pub fn measure_input(m: &MeasureSpec, generation: u64) -> u64 {
+    let mut h = Hasher::new();
+    let filter = m.filter.as_ref().map(|(text, _)| text);
+    h.update(
+        format!(
+            "{}|{}|{}|{:?}|{:?}|{:?}|{generation}",
+            m.name,
+            m.aggregate.as_str(),
+            m.entity,
+            m.field,
+            filter,
+            m.dimension
+        )
+        .as_bytes(),
+    );
+    fold(h) | 1
+}
 
 /// The first 64 bits of the digest. BLAKE3, not SHA-256: it hashes the
 /// files about three times as fast on one core, and every refresh hashes

@@ -30,12 +30,25 @@
 //! small per-source shuffle window (so a person's records are not adjacent),
 //! so memory does not grow with `rows`.
 
+mod output;
+mod persons;
+mod pools;
+mod records;
+#[cfg(test)]
+mod tests;
+mod workspace;
+
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::path::{Path, PathBuf};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+use output::{Out, Pending, Sink, Source};
+use persons::{Ids, Person};
+use records::{draw_counts, identity, render};
+use workspace::workspace_toml;
 
 /// The largest `rows` accepted: persons are numbered into a 200-million-wide
 /// phone space.
@@ -335,16 +348,3 @@ pub fn generate(opts: &GenerateOptions, out: &Path) -> Result<GenerateReport, Ge
         expected,
     })
 }
-
-mod output;
-mod persons;
-mod pools;
-mod records;
-#[cfg(test)]
-mod tests;
-mod workspace;
-
-use output::*;
-use persons::*;
-use records::*;
-use workspace::*;

@@ -1,6 +1,10 @@
 use time::OffsetDateTime;
 use triggerfish_data::insights::normalize::Normalizer;
 
+use super::output::{CrmRow, LoyaltyRow, WebRow};
+use super::persons::{email_address, postcode, COUNTRIES};
+use super::records::{datetime, vary_email, vary_name, vary_phone, vary_postcode};
+use super::workspace::{nice_floor, up};
 use super::*;
 use triggerfish_data::insights::normalize::normalize;
 use triggerfish_data::insights::workspace::InsightsSection;

@@ -270,6 +270,17 @@ fn incremental_unification_matches_a_full_one_round_after_round() {
             reunified > 0 && reunified * 10 < total,
             "round {round}: {reunified} records unified again ({detail})"
         );
+        // The count measure is read from the row count a patch keeps.
+        let db = incremental.dir.path().join("store.sqlite");
+        let counted = table(&db, "SELECT count(*) FROM ent_Customer");
+        let measured = table(
+            &db,
+            "SELECT CAST(Value AS INTEGER) FROM ent_Measure WHERE Name = 'customers'",
+        );
+        assert_eq!(
+            counted, measured,
+            "round {round}: customers counted and measured"
+        );
         let [a, b] = [incremental.tables(), full.tables()];
         let names = [
             "Customer",

@@ -229,9 +229,9 @@ fn patch_members(
         ),
         |sink| add_members(sink, compiled, &added).map(drop),
     )?;
-    // Memberships the patch adds and removes, per segment (the patch, not
-    // what was pushed: memberships it would put back as they are are
-    // dropped from both sides).
+    // Memberships the patch adds and removes, per segment, counted in the
+    // patch rather than as pushed: those that would come back unchanged
+    // are dropped from both sides.
     let (adds, dropped) = publication
         .patch_tables(SEGMENT_MEMBER)
         .ok_or_else(|| StoreError::UnknownEntity(SEGMENT_MEMBER.to_owned()))?;

@@ -86,16 +86,7 @@ pub(super) fn record(
         tracked = (keys.len() as u64) < limit;
     } else if same_shape {
         let (live, staging) = (table_name(entity), Table::staging(entity));
-        let same: Vec<String> = columns
-            .iter()
-            .filter(|(c, _)| c != key)
-            .map(|(c, _)| format!("o.\"{c}\" IS n.\"{c}\""))
-            .collect();
-        let differs = if same.is_empty() {
-            "0".to_owned()
-        } else {
-            format!("NOT ({})", same.join(" AND "))
-        };
+        let differs = format!("NOT ({})", super::same_values(columns, key, "o", "n"));
         let diff = format!(
             "INSERT INTO _tf_changes (entity, generation, key)
              SELECT ?1, ?2, k FROM (

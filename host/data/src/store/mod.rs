@@ -260,6 +260,22 @@ fn key_is_rowid(columns: &[(String, ColumnType)], key_index: usize) -> bool {
         .is_some_and(|(_, t)| sql_type(*t) == "INTEGER")
 }
 
+/// SQL that holds when rows `a` and `b` (table aliases) hold the same value
+/// in every column but `key`, NULLs alike (`IS`); `1` when there is none.
+/// Column types give every column an affinity, so `IS` holds only between
+/// values stored alike.
+fn same_values(columns: &[(String, ColumnType)], key: &str, a: &str, b: &str) -> String {
+    let same: Vec<String> = columns
+        .iter()
+        .filter(|(c, _)| c != key)
+        .map(|(c, _)| format!("{a}.\"{c}\" IS {b}.\"{c}\""))
+        .collect();
+    match same.is_empty() {
+        true => "1".to_owned(),
+        false => same.join(" AND "),
+    }
+}
+
 fn sql_type(t: ColumnType) -> &'static str {
     match t {
         ColumnType::String | ColumnType::DateTime => "TEXT",

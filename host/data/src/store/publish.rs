@@ -302,20 +302,12 @@ fn drop_unchanged(
     del: &str,
 ) -> rusqlite::Result<u64> {
     let (live, key) = (table_name(&meta.name), &meta.key);
-    // Column types give every column an affinity, so `IS` holds only
-    // between values stored alike.
-    let same: String = meta
-        .schema
-        .columns
-        .iter()
-        .filter(|(c, _)| c != key)
-        .map(|(c, _)| format!(" AND o.\"{c}\" IS s.\"{c}\""))
-        .collect();
+    let same = super::same_values(&meta.schema.columns, key, "o", "s");
     tx.execute_batch(&format!(
         "DROP TABLE IF EXISTS temp.{UNCHANGED};
          CREATE TEMP TABLE {UNCHANGED} (k PRIMARY KEY);
          INSERT INTO temp.{UNCHANGED}
-           SELECT s.\"{key}\" FROM {staging} s JOIN {live} o ON o.\"{key}\" = s.\"{key}\" WHERE 1{same};
+           SELECT s.\"{key}\" FROM {staging} s JOIN {live} o ON o.\"{key}\" = s.\"{key}\" WHERE {same};
          DELETE FROM {del} WHERE k IN (SELECT k FROM temp.{UNCHANGED});"
     ))?;
     let dropped = tx.execute(

@@ -574,6 +574,14 @@ fn a_missing_column_and_other_mistakes_are_permanent_and_named() {
         },
         Case {
             env: "TF_TEST_PG_PERMANENT",
+            relation: r#"query = "SELECT id, email, upper(email) AS \"Email\" FROM contacts""#,
+            extra: "key = \"id\"",
+            map: "Email = \"email\"",
+            field: None,
+            error: "postgres source 'crm' (query): columns 'email' and 'Email' differ only in case (column names ignore case) (rename one with AS in a query)",
+        },
+        Case {
+            env: "TF_TEST_PG_PERMANENT",
             relation: r#"query = "SELECT id, email FORM contacts""#,
             extra: "key = \"id\"",
             map: "Email = \"email\"",

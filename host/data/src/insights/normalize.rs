@@ -72,7 +72,7 @@ impl Normalizer {
                     out.push_str(word);
                 }
             }
-            Self::Ascii => s.chars().for_each(|c| fold_latin(c, out)),
+            Self::Ascii => s.chars().for_each(|c| crate::text::fold_latin(c, out)),
             Self::Alphanumeric => out.extend(s.chars().filter(|c| c.is_alphanumeric())),
             Self::Phone => {
                 let digits = s.bytes().filter(u8::is_ascii_digit).count();
@@ -142,24 +142,6 @@ pub fn normalize_into<'b>(
         std::mem::swap(out, scratch);
     }
     (!out.trim().is_empty()).then_some(out.as_str())
-}
-
-/// Fold a Latin letter to ASCII with `deunicode` (`é` → `e`, `ß` → `ss`,
-/// `ł` → `l`, `œ` → `oe`). Only the Latin blocks are folded: other scripts
-/// are kept as they are, so names in them are not transliterated into
-/// accidental matches.
-fn fold_latin(c: char, out: &mut String) {
-    let latin = ('\u{00C0}'..='\u{024F}').contains(&c) || ('\u{1E00}'..='\u{1EFF}').contains(&c);
-    if !latin {
-        out.push(c);
-        return;
-    }
-    match deunicode::deunicode_char(c) {
-        Some(folded) if !folded.is_empty() && folded.bytes().all(|b| b.is_ascii_alphabetic()) => {
-            out.push_str(folded)
-        }
-        _ => out.push(c),
-    }
 }
 
 #[cfg(test)]

@@ -180,13 +180,18 @@ impl PostgresSource {
                     format!("column {} is named {}: expected letters, digits and '_', not starting with a digit (rename it with AS in a query)", i + 1, quoted(name)),
                 ));
             }
-            if cols.iter().any(|o| o.name == name) {
-                return Err(SourceError::new(
-                    true,
-                    format!(
-                        "column {} appears twice (rename one with AS in a query)",
+            if let Some(o) = cols.iter().find(|o| o.name.eq_ignore_ascii_case(name)) {
+                let message = match o.name == name {
+                    true => format!("column {} appears twice", quoted(name)),
+                    false => format!(
+                        "columns {} and {} differ only in case (column names ignore case)",
+                        quoted(&o.name),
                         quoted(name)
                     ),
+                };
+                return Err(SourceError::new(
+                    true,
+                    format!("{message} (rename one with AS in a query)"),
                 ));
             }
             let (natural, native) = natural_type(c.type_());

@@ -168,13 +168,11 @@ fn column_part(inner: &str, at: usize) -> Result<Part, TemplateError> {
         message,
     };
     let mut pieces = inner.split('|');
-    let name = pieces.next().unwrap_or("").trim();
-    let valid = !name.is_empty()
-        && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !valid {
-        return Err(err(0, format!("'{name}' is not a column name")));
-    }
+    let written = pieces.next().unwrap_or("").trim();
+    // A column as the file's header writes it, or as its column is named.
+    let Some(name) = crate::store::column_name(written) else {
+        return Err(err(0, format!("'{written}' is not a column name")));
+    };
     let mut filters = Vec::new();
     let mut offset = inner.find('|').unwrap_or(inner.len());
     for piece in pieces {
@@ -209,7 +207,7 @@ fn column_part(inner: &str, at: usize) -> Result<Part, TemplateError> {
         offset += piece.len();
     }
     Ok(Part::Column {
-        name: name.to_owned(),
+        name: name.into_owned(),
         filters,
     })
 }
@@ -257,7 +255,7 @@ mod tests {
         for (t, want) in [
             ("{First", "at character 0: '{' is never closed"),
             ("First}", "at character 5: '}' without '{'"),
-            ("{Fir st}", "at character 1: 'Fir st' is not a column name"),
+            ("{名前}", "at character 1: '名前' is not a column name"),
             ("{Name|wurd 1}", "at character 6: unknown filter 'wurd 1'"),
             (
                 "{Name|word 0}",

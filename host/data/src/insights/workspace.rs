@@ -107,18 +107,7 @@ pub fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
-/// `crm-contacts` -> `CrmContacts`.
-pub fn pascal_case(name: &str) -> String {
-    name.split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let mut c = p.chars();
-            c.next()
-                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-                .unwrap_or_default()
-        })
-        .collect()
-}
+pub use crate::text::pascal_case;
 
 impl InsightsSection {
     /// The workspace file this section names (`[insights] file = …`), if any;
@@ -528,6 +517,47 @@ LastName = "Name"
         assert_eq!(w.retries, DEFAULT_RETRIES);
         assert_eq!(w.unification.priority, [0]);
         assert_eq!(w.unification.normalizers[0], vec![Normalizer::Email]);
+    }
+
+    #[test]
+    fn a_file_source_names_columns_as_its_headers_write_them() {
+        let w = parse(
+            r#"
+[[insights.sources]]
+name = "crm"
+path = "crm.csv"
+key = "Contact ID"
+updated_at = "Modified On"
+types = { "Postal Code" = "string" }
+[insights.sources.map]
+Email = "E-mail"
+FullName = "{First Name} {Last Name}"
+"#,
+        )
+        .unwrap();
+        let s = &w.sources[0];
+        assert_eq!(s.key, "ContactID");
+        assert_eq!(s.updated_at.as_deref(), Some("ModifiedOn"));
+        assert_eq!(s.types.keys().collect::<Vec<_>>(), ["PostalCode"]);
+        assert_eq!(s.map, [("Email".to_owned(), "EMail".to_owned())]);
+        assert_eq!(s.derived[0].1.columns(), ["FirstName", "LastName"]);
+        for (text, want) in [
+            (
+                "types = { \"Postal Code\" = \"string\", PostalCode = \"integer\" }",
+                "key `insights.sources[0].types.PostalCode`: the column 'PostalCode' is given a type twice",
+            ),
+            (
+                "types = { \"名前\" = \"string\" }",
+                "key `insights.sources[0].types.名前`: '名前' is not a column name",
+            ),
+        ] {
+            let text = format!("[[insights.sources]]\nname = \"crm\"\npath = \"crm.csv\"\nkey = \"Id\"\n{text}\n");
+            let e = parse(&text).unwrap_err();
+            assert!(e.ends_with(want), "{e}");
+        }
+        // A table's columns are named by the database: as they are.
+        let e = parse(&PG.replace("key = \"id\"", "key = \"Contact ID\"")).unwrap_err();
+        assert!(e.ends_with("'Contact ID' is not a column name"), "{e}");
     }
 
     #[test]

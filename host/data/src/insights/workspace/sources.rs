@@ -12,7 +12,7 @@ use super::{
     PostgresSpec, Relation, SourceConfig, SourceKind, SourceSpec, Validator, WorkspaceError,
     CUSTOMER_ID, DEFAULT_FULL_READ_EVERY, RESERVED_ENTITIES,
 };
-use crate::store::{parse_type, valid_identifier, ImportFormat};
+use crate::store::{column_name, parse_type, valid_identifier, ImportFormat};
 
 pub(super) fn source(
     v: &Validator,
@@ -65,16 +65,21 @@ pub(super) fn source(
     } else {
         files_origin(v, base, roots, &s, &key)?
     };
+    // A file's column as its header writes it, or as the column is named
+    // (`column_name`); a table's column as it is.
+    let files = matches!(origin.kind, SourceKind::Files);
+    let column_named = |c: &str| match files {
+        true => column_name(c).map(|n| n.into_owned()),
+        false => valid_identifier(c).then(|| c.to_owned()),
+    };
     let column = |c: &Spanned<String>, k: &str| -> Result<String, WorkspaceError> {
-        if valid_identifier(c.get_ref()) {
-            Ok(c.get_ref().clone())
-        } else {
-            Err(v.invalid(
+        column_named(c.get_ref()).ok_or_else(|| {
+            v.invalid(
                 c.span(),
                 &key(k),
                 &format!("'{}' is not a column name", c.get_ref()),
-            ))
-        }
+            )
+        })
     };
     let Some(raw_key) = &s.key else {
         return Err(v.invalid(
@@ -86,14 +91,23 @@ pub(super) fn source(
     let source_key = column(raw_key, "key")?;
     let mut types = BTreeMap::new();
     for (col, t) in &s.types {
+        let k = key(&format!("types.{col}"));
         let ty = parse_type(t.get_ref()).ok_or_else(|| {
             v.invalid(
                 t.span(),
-                &key(&format!("types.{col}")),
+                &k,
                 "expected string, integer, decimal, boolean or datetime",
             )
         })?;
-        types.insert(col.clone(), ty);
+        let named = column_named(col)
+            .ok_or_else(|| v.invalid(t.span(), &k, &format!("'{col}' is not a column name")))?;
+        if types.insert(named.clone(), ty).is_some() {
+            return Err(v.invalid(
+                t.span(),
+                &k,
+                &format!("the column '{named}' is given a type twice"),
+            ));
+        }
     }
     let updated_at = s
         .updated_at

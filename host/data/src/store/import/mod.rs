@@ -12,9 +12,11 @@ use rusqlite::types::ValueRef;
 use super::{pipe, StoreError};
 use crate::odata::ColumnType;
 
+mod naming;
 mod rows;
 mod typing;
 
+pub use naming::column_name;
 use rows::{visit, Flow};
 pub(crate) use typing::convert_text;
 use typing::Typing;
@@ -195,7 +197,8 @@ pub struct ImportSpec<'a> {
     pub format: Option<ImportFormat>,
     /// Column types given; others are inferred.
     pub types: &'a BTreeMap<String, ColumnType>,
-    /// The key column, present in every row.
+    /// The key column, present in every row. Here and in `types` and
+    /// `required`, columns go by their names ([`column_name`]).
     pub key: &'a str,
     /// Columns that must exist (e.g. used by a mapping), besides the key.
     pub required: &'a [String],
@@ -303,11 +306,15 @@ pub fn import_rows(
     entity: &str,
 ) -> Result<ImportReport, ImportFailure> {
     let files = [path.to_owned()];
+    // Columns as the file's headers write them, or as they are named.
+    let named = |c: &str| column_name(c).map_or_else(|| c.to_owned(), |n| n.into_owned());
+    let types: BTreeMap<String, ColumnType> = types.iter().map(|(c, t)| (named(c), *t)).collect();
+    let key = named(key);
     import(
         &ImportSpec {
             format,
             tolerance,
-            ..ImportSpec::new(&files, types, key)
+            ..ImportSpec::new(&files, &types, &key)
         },
         store,
         entity,
@@ -740,21 +747,13 @@ fn quoted_list(names: &[String]) -> String {
     shown.join(", ")
 }
 
-fn check_headers(headers: &[String]) -> Result<(), String> {
-    let mut seen = std::collections::HashSet::with_capacity(headers.len());
-    for (i, h) in headers.iter().enumerate() {
-        if !super::valid_identifier(h) {
-            return Err(format!(
-                "column {} is named {}: expected letters, digits and '_', not starting with a digit",
-                i + 1,
-                quoted(h)
-            ));
-        }
-        if !seen.insert(h) {
-            return Err(format!("column {} appears twice", quoted(h)));
-        }
+/// Check the columns a JSON file's keys named ([`naming::column_name`]
+/// each, as they were read; a key that named none kept its text).
+fn check_headers(names: &[String]) -> Result<(), String> {
+    if let Some(i) = names.iter().position(|n| !super::valid_identifier(n)) {
+        return Err(naming::unnamable(i + 1, &names[i]));
     }
-    Ok(())
+    naming::distinct(names, names)
 }
 
 #[cfg(test)]
@@ -1464,6 +1463,52 @@ mod tests {
     }
 
     #[test]
+    fn headers_as_exports_write_them_name_columns_in_every_format() {
+        let want = |store: &EntityDb| {
+            let (columns, rows) = dump(store, "T");
+            let names: Vec<&str> = columns.iter().map(|c| c.0.as_str()).collect();
+            assert_eq!(names, ["ContactID", "FirstName", "EMail"]);
+            assert_eq!(columns[1].1, ColumnType::String);
+            assert_eq!(rows[1][1], Value::Text("Bob".into()));
+        };
+        let (_d, p, store) = setup(
+            "c.csv",
+            "Contact ID,First Name,E-mail\n1,Ann,a@x.com\n2,Bob,b@x.com\n",
+        );
+        import(
+            &p,
+            &store,
+            &[("First Name", ColumnType::String)],
+            "Contact ID",
+            0,
+        )
+        .unwrap();
+        want(&store);
+        // JSON keys may spell a column differently from one object to the next.
+        let objects = [
+            r#"{"Contact ID": 1, "First Name": "Ann", "E-mail": "a@x.com"}"#,
+            r#"{"e-mail": "b@x.com", "Contact ID": 2, "first name": "Bob"}"#,
+        ];
+        for (name, text) in [
+            ("c.ndjson", objects.join("\n")),
+            ("c.json", format!("[{}]", objects.join(","))),
+        ] {
+            let (_d, p, store) = setup(name, &text);
+            import(&p, &store, &[], "ContactID", 0).unwrap();
+            want(&store);
+        }
+        let (_d, p, store) = setup("c.json", r#"[{"Id": 1, "Email": "a", "email": "b"}]"#);
+        let e = file_err(import(&p, &store, &[], "Id", 0));
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (
+                ImportErrorKind::Schema,
+                "columns 'Email' and 'email' differ only in case (column names ignore case)"
+            )
+        );
+    }
+
+    #[test]
     fn schema_problems_and_missing_files_are_classified() {
         let (_d, p, store) = setup("c.csv", "Id,Name\n,Ann\n");
         let e = file_err(import(&p, &store, &[], "Id", 0));
@@ -1471,10 +1516,19 @@ mod tests {
             (e.kind, e.message.as_str()),
             (ImportErrorKind::Malformed, "the key is empty")
         );
-        std::fs::write(&p, "Id,First Name\n1,Ann\n").unwrap();
+        std::fs::write(&p, "Id,名前\n1,Ann\n").unwrap();
         let e = file_err(import(&p, &store, &[], "Id", 0));
         assert_eq!(e.kind, ImportErrorKind::Schema);
-        assert!(e.message.contains("column 2 is named 'First Name'"), "{e}");
+        assert!(e.message.contains("column 2 is named '名前'"), "{e}");
+        std::fs::write(&p, "Id,Email,email\n1,a,b\n").unwrap();
+        let e = file_err(import(&p, &store, &[], "Id", 0));
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (
+                ImportErrorKind::Schema,
+                "columns 'Email' and 'email' differ only in case (column names ignore case)"
+            )
+        );
         std::fs::write(&p, "Id,Name\n1,Ann\n").unwrap();
         let e = file_err(import(&p, &store, &[], "Key", 0));
         assert!(

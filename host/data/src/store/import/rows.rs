@@ -242,7 +242,7 @@ fn visit_rows(
             if headers.len() > MAX_COLUMNS {
                 return Err(too_many_columns(path, None));
             }
-            check_headers(&headers)
+            let headers = super::naming::csv_columns(&headers)
                 .map_err(|m| file_error(path, ImportErrorKind::Schema, None, None, m))?;
             if columns.is_empty() {
                 *columns = headers;
@@ -626,6 +626,13 @@ impl<'de> serde::de::Visitor<'de> for ColumnOf<'_> {
     }
 
     fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Option<usize>, E> {
+        if self.columns.get(self.hint).is_some_and(|c| c == key) {
+            return Ok(Some(self.hint));
+        }
+        // A key that names no column keeps its text, which the check after
+        // the read refuses.
+        let named = super::naming::column_name(key);
+        let key = named.as_deref().unwrap_or(key);
         if self.columns.get(self.hint).is_some_and(|c| c == key) {
             return Ok(Some(self.hint));
         }

@@ -551,6 +551,50 @@ fn cli_get_prints_json_lines_and_points_at_query_errors() {
     assert_eq!(run.stdout.lines().count(), 3);
 }
 
+#[test]
+fn cli_import_reads_exports_as_written_separators_and_headers() {
+    let dir = tempdir();
+    let config = dir.path().join("triggerfish.toml");
+    std::fs::write(&config, "").unwrap();
+    let c = config.to_str().unwrap();
+    let csv = dir.path().join("export.csv");
+    std::fs::write(&csv, "Contact ID;First Name;Code postal\n7;Zoé;01000\n").unwrap();
+    let import = |extra: &[&str]| {
+        let mut args = vec!["entities", "import", "--config", c, "--entity", "People"];
+        args.extend_from_slice(extra);
+        args.push(csv.to_str().unwrap());
+        triggerfish(&args, &[])
+    };
+    let run = import(&["--key", "Contact ID"]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("the header is one column, 'Contact ID;First Name;Code posta…': if its fields are separated by ';', set delimiter = \";\" (`--delimiter` for `entities import`)"),
+        "{}",
+        run.stderr
+    );
+    let run = import(&[
+        "--key",
+        "Contact ID",
+        "--delimiter",
+        ";",
+        "--type",
+        "Code postal=string",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "imported 1 rows into People (key ContactID; columns: ContactID integer, FirstName string, CodePostal string)\n"
+    );
+    let run = import(&["--key", "Id", "--delimiter", "semicolon"]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr
+            .contains("--delimiter 'semicolon': expected one ASCII character"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// An entity store whose every call panics, as a bug in host code would.
 struct PanickingStore;
 

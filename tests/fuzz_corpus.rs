@@ -100,6 +100,7 @@ fn source_corpora_import_or_fail_with_an_error() {
                 progress: None,
                 files: &files,
                 format: Some(format),
+                delimiter: None,
                 types: &types,
                 key: "Id",
                 required: &[],

@@ -6,11 +6,17 @@ use std::process::ExitCode;
 
 use crate::cli::term::{errln, outln};
 use crate::config_file::Config;
-use anyhow::{bail, Context as _};
+use anyhow::{anyhow, bail, Context as _};
 use clap::Subcommand;
 use triggerfish_data::store::{
-    import_rows, parse_type, type_name, EntityDb, ImportFormat, PageError, PageRequest,
+    column_name, import, parse_delimiter, parse_type, type_name, EntityDb, ImportFormat,
+    ImportSpec, PageError, PageRequest,
 };
+
+/// A column as a file's header writes it, by its name (see `column_name`).
+fn named(column: &str) -> String {
+    column_name(column).map_or_else(|| column.to_owned(), |n| n.into_owned())
+}
 
 #[derive(Subcommand)]
 pub enum EntitiesCommand {
@@ -29,9 +35,13 @@ pub enum EntitiesCommand {
         /// repeatable. Other columns are inferred.
         #[arg(long = "type", value_name = "FIELD=TYPE")]
         types: Vec<String>,
-        /// File format when the extension does not say (csv, json, ndjson).
+        /// File format when the extension does not say (csv, tsv, json, ndjson).
         #[arg(long)]
         format: Option<String>,
+        /// CSV's field separator: one character, or `tab` (default: `,`; a
+        /// tab for `.tsv`).
+        #[arg(long)]
+        delimiter: Option<String>,
         /// The data file.
         file: PathBuf,
     },
@@ -96,6 +106,7 @@ pub fn run(cmd: EntitiesCommand) -> anyhow::Result<ExitCode> {
             key,
             types,
             format,
+            delimiter,
             file,
         } => {
             let store = open(&config)?;
@@ -107,16 +118,28 @@ pub fn run(cmd: EntitiesCommand) -> anyhow::Result<ExitCode> {
                 let ty = parse_type(ty.trim()).with_context(|| {
                     format!("--type {t}: unknown type '{ty}' (string, integer, decimal, boolean, datetime)")
                 })?;
-                given.insert(field.trim().to_owned(), ty);
+                given.insert(named(field.trim()), ty);
             }
-            let format = match format {
-                None => None,
-                Some(f) => Some(
-                    ImportFormat::parse(&f)
-                        .with_context(|| format!("--format {f}: expected csv, json or ndjson"))?,
-                ),
+            let delimiter = match (delimiter, format.as_deref()) {
+                (Some(d), _) => Some(parse_delimiter(&d).map_err(|m| anyhow!("--delimiter {m}"))?),
+                (None, Some(f)) if f.eq_ignore_ascii_case("tsv") => Some(b'\t'),
+                (None, _) => None,
             };
-            let report = import_rows(&file, format, &given, &key, 0, &store, &entity)?;
+            let format =
+                match format {
+                    None => None,
+                    Some(f) => Some(ImportFormat::parse(&f).with_context(|| {
+                        format!("--format {f}: expected csv, tsv, json or ndjson")
+                    })?),
+                };
+            let key = named(&key);
+            let files = [file];
+            let spec = ImportSpec {
+                format,
+                delimiter,
+                ..ImportSpec::new(&files, &given, &key)
+            };
+            let report = import(&spec, &store, &entity)?;
             let cols: Vec<String> = report
                 .columns
                 .iter()

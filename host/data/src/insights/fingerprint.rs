@@ -67,10 +67,15 @@ fn fold(hasher: Hasher) -> u64 {
 
 /// The settings of a source that shape what its import stores.
 fn import_settings(spec: &SourceSpec) -> String {
-    format!(
+    let mut settings = format!(
         "{:?}|{}|{}|{:?}|{:?}|{:?}",
         spec.types, spec.key, spec.tolerance, spec.updated_at, spec.map, spec.derived
-    )
+    );
+    // Only when set, so that sources without one keep their fingerprints.
+    if let Some(d) = spec.delimiter {
+        settings.push_str(&format!("|delimiter {d}"));
+    }
+    settings
 }
 
 /// The fingerprint of a source: its import settings, then each file's path,

@@ -303,6 +303,7 @@ impl FileSource {
         ImportSpec {
             files,
             format: self.spec.format,
+            delimiter: self.spec.delimiter,
             types: &self.spec.types,
             key: &self.spec.key,
             required,

@@ -555,6 +555,26 @@ FullName = "{First Name} {Last Name}"
             let e = parse(&text).unwrap_err();
             assert!(e.ends_with(want), "{e}");
         }
+        let w = parse("[[insights.sources]]\nname = \"crm\"\npath = \"crm.txt\"\nformat = \"tsv\"\nkey = \"Id\"\n").unwrap();
+        assert_eq!(
+            (w.sources[0].format, w.sources[0].delimiter),
+            (Some(crate::store::ImportFormat::Csv), Some(b'\t'))
+        );
+        let w = parse("[[insights.sources]]\nname = \"crm\"\npath = \"crm.csv\"\ndelimiter = \";\"\nkey = \"Id\"\n").unwrap();
+        assert_eq!(w.sources[0].delimiter, Some(b';'));
+        for (text, want) in [
+            (
+                "path = \"crm.json\"\ndelimiter = \";\"",
+                "triggerfish.toml:5: key `insights.sources[0].delimiter`: `delimiter` is for CSV files",
+            ),
+            (
+                "path = \"crm.csv\"\ndelimiter = \";;\"",
+                "triggerfish.toml:5: key `insights.sources[0].delimiter`: ';;': expected one ASCII character, such as \";\" or \"\\t\" (or \"tab\")",
+            ),
+        ] {
+            let e = parse(&format!("[[insights.sources]]\nname = \"crm\"\nkey = \"Id\"\n{text}\n")).unwrap_err();
+            assert!(e.ends_with(want), "{e}");
+        }
         // A table's columns are named by the database: as they are.
         let e = parse(&PG.replace("key = \"id\"", "key = \"Contact ID\"")).unwrap_err();
         assert!(e.ends_with("'Contact ID' is not a column name"), "{e}");

@@ -52,6 +52,10 @@ pub struct SourceConfig {
     /// `csv`, `json` or `ndjson` (default: from the extension). Files only.
     #[serde(default)]
     pub format: Option<Spanned<String>>,
+    /// CSV: the field separator, one character or `tab` (default: `,`, or a
+    /// tab for `.tsv`). Files only.
+    #[serde(default)]
+    pub delimiter: Option<Spanned<String>>,
     /// File path or glob, relative to the configuration file. Required for
     /// files, refused for postgres (checked in validation, so that the error
     /// names the file, line and key).

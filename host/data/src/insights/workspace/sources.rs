@@ -140,6 +140,7 @@ pub(super) fn source(
         entity,
         kind: origin.kind,
         format: origin.format,
+        delimiter: origin.delimiter,
         path: origin.path,
         is_glob: origin.is_glob,
         root: origin.root,
@@ -157,6 +158,7 @@ pub(super) fn source(
 struct Origin {
     kind: SourceKind,
     format: Option<ImportFormat>,
+    delimiter: Option<u8>,
     path: PathBuf,
     root: PathBuf,
     is_glob: bool,
@@ -200,8 +202,13 @@ fn files_origin(
         .format
         .as_ref()
         .map(|f| {
-            ImportFormat::parse(f.get_ref())
-                .ok_or_else(|| v.invalid(f.span(), &key("format"), "expected csv, json or ndjson"))
+            ImportFormat::parse(f.get_ref()).ok_or_else(|| {
+                v.invalid(
+                    f.span(),
+                    &key("format"),
+                    "expected csv, tsv, json or ndjson",
+                )
+            })
         })
         .transpose()?;
     let raw_path = raw.get_ref();
@@ -229,16 +236,31 @@ fn files_origin(
         glob::Pattern::new(&path.to_string_lossy())
             .map_err(|e| v.invalid(raw.span(), &key("path"), &format!("bad glob: {e}")))?;
     }
-    if format.is_none() && ImportFormat::from_path(Path::new(raw_path)).is_none() {
+    let Some(read_as) = format.or_else(|| ImportFormat::from_path(Path::new(raw_path))) else {
         return Err(v.invalid(
             raw.span(),
             &key("format"),
-            "the path does not end in .csv, .json or .ndjson (or one of them and .gz): set format",
+            "the path does not end in .csv, .tsv, .json or .ndjson (or one of them and .gz): set format",
         ));
-    }
+    };
+    let tsv = s
+        .format
+        .as_ref()
+        .is_some_and(|f| f.get_ref().eq_ignore_ascii_case("tsv"));
+    let delimiter = match &s.delimiter {
+        Some(d) if read_as != ImportFormat::Csv => {
+            return Err(v.invalid(d.span(), &key("delimiter"), "`delimiter` is for CSV files"))
+        }
+        Some(d) => Some(
+            crate::store::parse_delimiter(d.get_ref())
+                .map_err(|m| v.invalid(d.span(), &key("delimiter"), &m))?,
+        ),
+        None => tsv.then_some(b'\t'),
+    };
     Ok(Origin {
         kind: SourceKind::Files,
         format,
+        delimiter,
         path,
         root,
         is_glob,
@@ -267,6 +289,9 @@ fn postgres_origin(
             &key("format"),
             "`format` is for files: a postgres source's columns are typed by PostgreSQL",
         ));
+    }
+    if let Some(d) = &s.delimiter {
+        return Err(v.invalid(d.span(), &key("delimiter"), "`delimiter` is for CSV files"));
     }
     let connection = match (&s.connection_env, &s.connection_file) {
         (Some(_), Some(file)) => {
@@ -432,6 +457,7 @@ fn postgres_origin(
             deleted,
         }),
         format: None,
+        delimiter: None,
         path: PathBuf::new(),
         root: lexical(base),
         is_glob: false,

@@ -37,6 +37,9 @@ pub struct SourceSpec {
     pub kind: SourceKind,
     /// Files only (`None` for postgres).
     pub format: Option<ImportFormat>,
+    /// CSV files: the field separator, when not the file's default
+    /// ([`ImportFormat::default_delimiter`]).
+    pub delimiter: Option<u8>,
     /// Absolute path, or glob pattern when [`SourceSpec::is_glob`]. Files
     /// only (empty for postgres).
     pub path: PathBuf,

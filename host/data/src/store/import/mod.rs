@@ -30,14 +30,14 @@ pub enum ImportFormat {
 }
 
 impl ImportFormat {
-    /// From a file extension (`csv`, `json`, `ndjson`/`jsonl`), looking
-    /// past a `.gz` (the file is then read decompressed).
+    /// From a file extension (`csv` or `tsv`, `json`, `ndjson`/`jsonl`),
+    /// looking past a `.gz` (the file is then read decompressed).
     pub fn from_path(path: &Path) -> Option<Self> {
         if super::gzip::is_gzip(path) {
             return Self::from_path(Path::new(path.file_stem()?));
         }
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-            "csv" => Some(Self::Csv),
+            "csv" | "tsv" => Some(Self::Csv),
             "json" => Some(Self::Json),
             "ndjson" | "jsonl" => Some(Self::Ndjson),
             _ => None,
@@ -47,6 +47,36 @@ impl ImportFormat {
     /// Parse a format name.
     pub fn parse(s: &str) -> Option<Self> {
         Self::from_path(Path::new(&format!("x.{s}")))
+    }
+
+    /// The field separator of CSV read from `path` when none is given: a
+    /// tab for a `.tsv` file (or a format named `tsv`), else a comma.
+    pub fn default_delimiter(path: &Path) -> u8 {
+        let path = match super::gzip::is_gzip(path) {
+            true => Path::new(path.file_stem().unwrap_or_default()),
+            false => path,
+        };
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("tsv") => b'\t',
+            _ => b',',
+        }
+    }
+}
+
+/// A CSV field separator as written in a configuration or on a command
+/// line: one ASCII character other than `"` and a line break, or `tab`.
+pub fn parse_delimiter(s: &str) -> Result<u8, String> {
+    match s.as_bytes() {
+        b"tab" => Ok(b'\t'),
+        [b'"' | b'\r' | b'\n'] => Err(format!(
+            "{}: a field separator cannot be a quote or a line break",
+            quoted(s)
+        )),
+        [b] if b.is_ascii() => Ok(*b),
+        _ => Err(format!(
+            "{}: expected one ASCII character, such as \";\" or \"\\t\" (or \"tab\")",
+            quoted(s)
+        )),
     }
 }
 
@@ -195,6 +225,9 @@ pub struct ImportSpec<'a> {
     pub files: &'a [PathBuf],
     /// The format; by default from the first file's extension.
     pub format: Option<ImportFormat>,
+    /// CSV's field separator; by default each file's
+    /// ([`ImportFormat::default_delimiter`]).
+    pub delimiter: Option<u8>,
     /// Column types given; others are inferred.
     pub types: &'a BTreeMap<String, ColumnType>,
     /// The key column, present in every row. Here and in `types` and
@@ -226,6 +259,7 @@ impl<'a> ImportSpec<'a> {
         Self {
             files,
             format: None,
+            delimiter: None,
             types,
             key,
             required: &[],
@@ -252,6 +286,7 @@ impl std::fmt::Debug for ImportSpec<'_> {
         f.debug_struct("ImportSpec")
             .field("files", &self.files)
             .field("format", &self.format)
+            .field("delimiter", &self.delimiter)
             .field("key", &self.key)
             .field("tolerance", &self.tolerance)
             .finish_non_exhaustive()
@@ -475,7 +510,7 @@ fn type_columns(spec: &ImportSpec<'_>, rows: Option<u64>) -> Result<Inferred, Im
         visit(
             path,
             spec.opener,
-            format,
+            (format, spec.delimiter),
             &mut columns,
             false,
             &progress.read,
@@ -619,6 +654,7 @@ fn import_pass(
             let settled = &settled;
             let read = &progress.read;
             let opener = spec.opener;
+            let delimiter = spec.delimiter;
             let types = spec.types;
             // Set when a guessed column's value does not convert.
             let mut wrong_guess = false;
@@ -628,7 +664,7 @@ fn import_pass(
                 visit(
                     path,
                     opener,
-                    format,
+                    (format, delimiter),
                     columns,
                     !guessed,
                     read,
@@ -1046,7 +1082,7 @@ mod tests {
             let result = visit(
                 &p,
                 None,
-                ImportFormat::Json,
+                (ImportFormat::Json, None),
                 &mut columns,
                 false,
                 &read,
@@ -1506,6 +1542,63 @@ mod tests {
                 "columns 'Email' and 'email' differ only in case (column names ignore case)"
             )
         );
+    }
+
+    #[test]
+    fn csv_fields_are_split_by_the_delimiter_given_or_the_extensions() {
+        let semicolons = "Id;Name;Note\n1;Ann;\"a;b\"\n2;Bob;c\n";
+        let (_d, p, store) = setup("c.csv", semicolons);
+        let types = BTreeMap::new();
+        let files = [p];
+        let spec = ImportSpec {
+            delimiter: Some(b';'),
+            ..ImportSpec::new(&files, &types, "Id")
+        };
+        super::import(&spec, &store, "T").unwrap();
+        let (columns, rows) = dump(&store, "T");
+        assert_eq!(columns.len(), 3);
+        assert_eq!(rows[0][2], Value::Text("a;b".into()));
+        // Read with the default comma, the header is one column: named.
+        let e = file_err(import(&files[0], &store, &[], "Id", 0));
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (
+                ImportErrorKind::Schema,
+                "the header is one column, 'Id;Name;Note': if its fields are separated by ';', set delimiter = \";\" (`--delimiter` for `entities import`)"
+            )
+        );
+        // A .tsv file is split by tabs, gzipped or not.
+        for (name, bytes) in [
+            ("t.tsv", b"Id\tName\n1\tAnn, Lee\n".to_vec()),
+            ("t.tsv.gz", gzipped(&["Id\tName\n1\tAnn, Lee\n"])),
+        ] {
+            let (_d, p, store) = setup_bytes(name, &bytes);
+            import(&p, &store, &[], "Id", 0).unwrap();
+            assert_eq!(
+                dump(&store, "T").1,
+                [[Value::Integer(1), Value::Text("Ann, Lee".into())]]
+            );
+        }
+    }
+
+    #[test]
+    fn delimiters_are_one_ascii_character_but_a_quote_or_line_break() {
+        assert_eq!(parse_delimiter(";"), Ok(b';'));
+        assert_eq!(parse_delimiter("\t"), Ok(b'\t'));
+        assert_eq!(parse_delimiter("tab"), Ok(b'\t'));
+        assert_eq!(
+            parse_delimiter("\""),
+            Err("'\"': a field separator cannot be a quote or a line break".into())
+        );
+        for bad in ["", ";;", "§"] {
+            assert_eq!(
+                parse_delimiter(bad),
+                Err(format!(
+                    "{}: expected one ASCII character, such as \";\" or \"\\t\" (or \"tab\")",
+                    quoted(bad)
+                )),
+            );
+        }
     }
 
     #[test]

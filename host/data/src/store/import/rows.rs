@@ -8,7 +8,7 @@ use rusqlite::types::ValueRef;
 
 use super::typing::{convert, convert_str, infer_one, infer_text};
 use super::{
-    check_headers, file_error, io_error, quoted_list, too_many_columns, ImportError,
+    check_headers, file_error, io_error, quoted, quoted_list, too_many_columns, ImportError,
     ImportErrorKind, ImportFormat, Opener, MAX_COLUMNS,
 };
 use crate::odata::ColumnType;
@@ -126,7 +126,7 @@ fn line_error(e: &serde_json::Error) -> String {
 pub(super) fn visit(
     path: &Path,
     opener: Option<&dyn Opener>,
-    format: ImportFormat,
+    (format, delimiter): (ImportFormat, Option<u8>),
     columns: &mut Vec<String>,
     fixed: bool,
     read: &AtomicU64,
@@ -141,6 +141,7 @@ pub(super) fn visit(
         path,
         opener,
         format,
+        delimiter,
         fixed,
         read,
         bound: &bound,
@@ -168,6 +169,8 @@ struct Reading<'a> {
     path: &'a Path,
     opener: Option<&'a dyn Opener>,
     format: ImportFormat,
+    /// CSV's field separator, when given.
+    delimiter: Option<u8>,
     fixed: bool,
     read: &'a AtomicU64,
     bound: &'a RowBound,
@@ -198,6 +201,7 @@ fn visit_rows(
         path,
         opener,
         format,
+        delimiter,
         fixed,
         read,
         bound,
@@ -231,6 +235,7 @@ fn visit_rows(
         ImportFormat::Csv => {
             let mut rdr = csv::ReaderBuilder::new()
                 .flexible(false)
+                .delimiter(delimiter.unwrap_or_else(|| ImportFormat::default_delimiter(path)))
                 .from_reader(reader);
             let headers: Vec<String> = match rdr.headers() {
                 Ok(h) => h
@@ -241,6 +246,21 @@ fn visit_rows(
             };
             if headers.len() > MAX_COLUMNS {
                 return Err(too_many_columns(path, None));
+            }
+            if let (None, [header]) = (delimiter, headers.as_slice()) {
+                if let Some(sep) = [';', '\t', '|'].into_iter().find(|c| header.contains(*c)) {
+                    return Err(file_error(
+                        path,
+                        ImportErrorKind::Schema,
+                        None,
+                        None,
+                        format!(
+                            "the header is one column, {}: if its fields are separated by {sep:?}, set delimiter = {:?} (`--delimiter` for `entities import`)",
+                            quoted(header),
+                            sep.to_string()
+                        ),
+                    ));
+                }
             }
             let headers = super::naming::csv_columns(&headers)
                 .map_err(|m| file_error(path, ImportErrorKind::Schema, None, None, m))?;

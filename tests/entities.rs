@@ -558,7 +558,8 @@ fn cli_import_reads_exports_as_written_separators_and_headers() {
     std::fs::write(&config, "").unwrap();
     let c = config.to_str().unwrap();
     let csv = dir.path().join("export.csv");
-    std::fs::write(&csv, "Contact ID;First Name;Code postal\n7;Zoé;01000\n").unwrap();
+    // Windows' Western encoding: é is one byte.
+    std::fs::write(&csv, b"Contact ID;First Name;Code postal\n7;Zo\xe9;01000\n").unwrap();
     let import = |extra: &[&str]| {
         let mut args = vec!["entities", "import", "--config", c, "--entity", "People"];
         args.extend_from_slice(extra);
@@ -577,6 +578,8 @@ fn cli_import_reads_exports_as_written_separators_and_headers() {
         "Contact ID",
         "--delimiter",
         ";",
+        "--encoding",
+        "windows-1252",
         "--type",
         "Code postal=string",
     ]);
@@ -584,6 +587,27 @@ fn cli_import_reads_exports_as_written_separators_and_headers() {
     assert_eq!(
         run.stdout,
         "imported 1 rows into People (key ContactID; columns: ContactID integer, FirstName string, CodePostal string)\n"
+    );
+    let run = triggerfish(
+        &[
+            "entities",
+            "get",
+            "--config",
+            c,
+            "--entity",
+            "People",
+            "--select",
+            "FirstName",
+        ],
+        &[],
+    );
+    assert_eq!(run.stdout, "{\"FirstName\":\"Zoé\"}\n");
+    let run = import(&["--key", "Id", "--encoding", "klingon"]);
+    assert!(
+        run.stderr
+            .contains("--encoding 'klingon': unknown encoding"),
+        "{}",
+        run.stderr
     );
     let run = import(&["--key", "Id", "--delimiter", "semicolon"]);
     assert_ne!(run.code, 0);

@@ -101,6 +101,7 @@ fn source_corpora_import_or_fail_with_an_error() {
                 files: &files,
                 format: Some(format),
                 delimiter: None,
+                encoding: None,
                 types: &types,
                 key: "Id",
                 required: &[],

@@ -1,7 +1,7 @@
 //! Files as CRM and spreadsheet exports write them: fields separated by
-//! `;`, headers with spaces and accents. A refresh loads them as written,
-//! the configuration naming columns as the headers do; changing the
-//! separator imports the file again.
+//! `;`, headers with spaces and accents, in Windows' Western encoding. A
+//! refresh loads them as written, the configuration naming columns as the
+//! headers do; changing the separator or the encoding imports again.
 
 use triggerfish_data::event::Event;
 use triggerfish_data::insights::workspace::parse_workspace_file;
@@ -19,6 +19,7 @@ const WORKSPACE: &str = r#"
 name = "crm"
 path = "export.csv"
 delimiter = ";"
+encoding = "windows-1252"
 key = "Contact ID"
 types = { "Code postal" = "string" }
 [sources.map]
@@ -49,14 +50,13 @@ fn refresh(dir: &std::path::Path, text: &str) -> RefreshReport {
 fn a_semicolon_export_with_spoken_headers_refreshes_as_written() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    std::fs::write(
-        dir.join("export.csv"),
-        "Contact ID;Prénom;Nom;Adresse e-mail;Code postal\n\
-         1;Zoé;Martin;zoe@example.com;01000\n\
-         2;Zoé;Martin;zoe@example.com;01000\n\
-         3;Luc;Bernard;luc@example.com;75001\n",
-    )
-    .unwrap();
+    let text = "Contact ID;Prénom;Nom;Adresse e-mail;Code postal\n\
+                1;Zoé;Martin;zoe@example.com;01000\n\
+                2;Zoé;Martin;zoe@example.com;01000\n\
+                3;Luc;Bernard;luc@example.com;75001\n";
+    let (bytes, _, lossy) = encoding_rs::WINDOWS_1252.encode(text);
+    assert!(!lossy);
+    std::fs::write(dir.join("export.csv"), &bytes).unwrap();
     let report = refresh(dir, WORKSPACE);
     assert!(report.succeeded(), "{:?}", report.stages);
     let store = EntityDb::open(&dir.join("store.sqlite"), Default::default()).unwrap();
@@ -98,6 +98,14 @@ fn a_semicolon_export_with_spoken_headers_refreshes_as_written() {
     let source = |r: &RefreshReport| r.stages[0].detail.clone().unwrap_or_default();
     let again = refresh(dir, WORKSPACE);
     assert!(source(&again).starts_with("unchanged since the last import"));
+    // Another encoding is another import: read as UTF-8, the file fails.
+    let utf8 = refresh(dir, &WORKSPACE.replace("encoding = \"windows-1252\"\n", ""));
+    assert!(!utf8.succeeded());
+    assert!(
+        source(&utf8).contains("not valid UTF-8 (if the file is in another encoding, name it: encoding = \"windows-1252\")"),
+        "{}",
+        source(&utf8)
+    );
     // Another separator is another import: here one that fails, naming why.
     let commas = refresh(dir, &WORKSPACE.replace("delimiter = \";\"\n", ""));
     assert!(!commas.succeeded());

@@ -9,8 +9,8 @@ use crate::config_file::Config;
 use anyhow::{anyhow, bail, Context as _};
 use clap::Subcommand;
 use triggerfish_data::store::{
-    column_name, import, parse_delimiter, parse_type, type_name, EntityDb, ImportFormat,
-    ImportSpec, PageError, PageRequest,
+    column_name, import, parse_delimiter, parse_encoding, parse_type, type_name, EntityDb,
+    ImportFormat, ImportSpec, PageError, PageRequest,
 };
 
 /// A column as a file's header writes it, by its name (see `column_name`).
@@ -42,6 +42,10 @@ pub enum EntitiesCommand {
         /// tab for `.tsv`).
         #[arg(long)]
         delimiter: Option<String>,
+        /// The file's encoding when it has no byte-order mark, e.g.
+        /// `windows-1252` (default: UTF-8).
+        #[arg(long)]
+        encoding: Option<String>,
         /// The data file.
         file: PathBuf,
     },
@@ -107,6 +111,7 @@ pub fn run(cmd: EntitiesCommand) -> anyhow::Result<ExitCode> {
             types,
             format,
             delimiter,
+            encoding,
             file,
         } => {
             let store = open(&config)?;
@@ -132,11 +137,16 @@ pub fn run(cmd: EntitiesCommand) -> anyhow::Result<ExitCode> {
                         format!("--format {f}: expected csv, tsv, json or ndjson")
                     })?),
                 };
+            let encoding = match encoding {
+                None => None,
+                Some(e) => Some(parse_encoding(&e).map_err(|m| anyhow!("--encoding {m}"))?),
+            };
             let key = named(&key);
             let files = [file];
             let spec = ImportSpec {
                 format,
                 delimiter,
+                encoding,
                 ..ImportSpec::new(&files, &given, &key)
             };
             let report = import(&spec, &store, &entity)?;

@@ -75,6 +75,9 @@ fn import_settings(spec: &SourceSpec) -> String {
     if let Some(d) = spec.delimiter {
         settings.push_str(&format!("|delimiter {d}"));
     }
+    if let Some(e) = spec.encoding {
+        settings.push_str(&format!("|encoding {}", e.name()));
+    }
     settings
 }
 

@@ -304,6 +304,7 @@ impl FileSource {
             files,
             format: self.spec.format,
             delimiter: self.spec.delimiter,
+            encoding: self.spec.encoding,
             types: &self.spec.types,
             key: &self.spec.key,
             required,

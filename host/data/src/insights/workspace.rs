@@ -568,6 +568,10 @@ FullName = "{First Name} {Last Name}"
                 "triggerfish.toml:5: key `insights.sources[0].delimiter`: `delimiter` is for CSV files",
             ),
             (
+                "path = \"crm.csv\"\nencoding = \"klingon\"",
+                "triggerfish.toml:5: key `insights.sources[0].encoding`: 'klingon': unknown encoding (e.g. utf-8, windows-1252, iso-8859-15, utf-16le)",
+            ),
+            (
                 "path = \"crm.csv\"\ndelimiter = \";;\"",
                 "triggerfish.toml:5: key `insights.sources[0].delimiter`: ';;': expected one ASCII character, such as \";\" or \"\\t\" (or \"tab\")",
             ),
@@ -576,6 +580,12 @@ FullName = "{First Name} {Last Name}"
             assert!(e.ends_with(want), "{e}");
         }
         // A table's columns are named by the database: as they are.
+        let e =
+            parse(&PG.replace("key = \"id\"", "key = \"id\"\nencoding = \"latin1\"")).unwrap_err();
+        assert!(
+            e.ends_with("`encoding` is for files: PostgreSQL sends UTF-8"),
+            "{e}"
+        );
         let e = parse(&PG.replace("key = \"id\"", "key = \"Contact ID\"")).unwrap_err();
         assert!(e.ends_with("'Contact ID' is not a column name"), "{e}");
     }

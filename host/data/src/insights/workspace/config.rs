@@ -56,6 +56,10 @@ pub struct SourceConfig {
     /// tab for `.tsv`). Files only.
     #[serde(default)]
     pub delimiter: Option<Spanned<String>>,
+    /// The files' encoding when they have no byte-order mark (default:
+    /// UTF-8). Files only.
+    #[serde(default)]
+    pub encoding: Option<Spanned<String>>,
     /// File path or glob, relative to the configuration file. Required for
     /// files, refused for postgres (checked in validation, so that the error
     /// names the file, line and key).

@@ -12,7 +12,9 @@ use super::{
     PostgresSpec, Relation, SourceConfig, SourceKind, SourceSpec, Validator, WorkspaceError,
     CUSTOMER_ID, DEFAULT_FULL_READ_EVERY, RESERVED_ENTITIES,
 };
-use crate::store::{column_name, parse_type, valid_identifier, ImportFormat};
+use crate::store::{
+    column_name, parse_encoding, parse_type, valid_identifier, Encoding, ImportFormat,
+};
 
 pub(super) fn source(
     v: &Validator,
@@ -141,6 +143,7 @@ pub(super) fn source(
         kind: origin.kind,
         format: origin.format,
         delimiter: origin.delimiter,
+        encoding: origin.encoding,
         path: origin.path,
         is_glob: origin.is_glob,
         root: origin.root,
@@ -159,6 +162,7 @@ struct Origin {
     kind: SourceKind,
     format: Option<ImportFormat>,
     delimiter: Option<u8>,
+    encoding: Option<&'static Encoding>,
     path: PathBuf,
     root: PathBuf,
     is_glob: bool,
@@ -257,10 +261,16 @@ fn files_origin(
         ),
         None => tsv.then_some(b'\t'),
     };
+    let encoding = s
+        .encoding
+        .as_ref()
+        .map(|e| parse_encoding(e.get_ref()).map_err(|m| v.invalid(e.span(), &key("encoding"), &m)))
+        .transpose()?;
     Ok(Origin {
         kind: SourceKind::Files,
         format,
         delimiter,
+        encoding,
         path,
         root,
         is_glob,
@@ -292,6 +302,13 @@ fn postgres_origin(
     }
     if let Some(d) = &s.delimiter {
         return Err(v.invalid(d.span(), &key("delimiter"), "`delimiter` is for CSV files"));
+    }
+    if let Some(e) = &s.encoding {
+        return Err(v.invalid(
+            e.span(),
+            &key("encoding"),
+            "`encoding` is for files: PostgreSQL sends UTF-8",
+        ));
     }
     let connection = match (&s.connection_env, &s.connection_file) {
         (Some(_), Some(file)) => {
@@ -458,6 +475,7 @@ fn postgres_origin(
         }),
         format: None,
         delimiter: None,
+        encoding: None,
         path: PathBuf::new(),
         root: lexical(base),
         is_glob: false,

@@ -40,6 +40,9 @@ pub struct SourceSpec {
     /// CSV files: the field separator, when not the file's default
     /// ([`ImportFormat::default_delimiter`]).
     pub delimiter: Option<u8>,
+    /// Files: their encoding when they have no byte-order mark (UTF-8 when
+    /// `None`).
+    pub encoding: Option<&'static crate::store::Encoding>,
     /// Absolute path, or glob pattern when [`SourceSpec::is_glob`]. Files
     /// only (empty for postgres).
     pub path: PathBuf,

@@ -12,12 +12,14 @@ use rusqlite::types::ValueRef;
 use super::{pipe, StoreError};
 use crate::odata::ColumnType;
 
+mod encoding;
 mod naming;
 mod rows;
 mod typing;
 
+pub use encoding::{parse_encoding, Encoding};
 pub use naming::column_name;
-use rows::{visit, Flow};
+use rows::{visit, Dialect, Flow};
 pub(crate) use typing::convert_text;
 use typing::Typing;
 
@@ -87,7 +89,7 @@ pub enum ImportErrorKind {
     NotFound,
     /// Reading failed.
     Io,
-    /// Not UTF-8.
+    /// Not UTF-8 (nor the encoding named).
     Encoding,
     /// Columns do not fit what is configured (key, types, names).
     Schema,
@@ -212,7 +214,7 @@ fn io_error(path: &Path, e: &std::io::Error) -> ImportError {
     };
     let message = match kind {
         ImportErrorKind::NotFound => "file not found".to_owned(),
-        ImportErrorKind::Encoding => "not valid UTF-8".to_owned(),
+        ImportErrorKind::Encoding => encoding::NOT_UTF8.to_owned(),
         _ => e.to_string(),
     };
     file_error(path, kind, None, None, message)
@@ -228,6 +230,9 @@ pub struct ImportSpec<'a> {
     /// CSV's field separator; by default each file's
     /// ([`ImportFormat::default_delimiter`]).
     pub delimiter: Option<u8>,
+    /// The files' encoding when they have no byte-order mark; UTF-8 when
+    /// `None`.
+    pub encoding: Option<&'static Encoding>,
     /// Column types given; others are inferred.
     pub types: &'a BTreeMap<String, ColumnType>,
     /// The key column, present in every row. Here and in `types` and
@@ -260,6 +265,7 @@ impl<'a> ImportSpec<'a> {
             files,
             format: None,
             delimiter: None,
+            encoding: None,
             types,
             key,
             required: &[],
@@ -287,6 +293,7 @@ impl std::fmt::Debug for ImportSpec<'_> {
             .field("files", &self.files)
             .field("format", &self.format)
             .field("delimiter", &self.delimiter)
+            .field("encoding", &self.encoding.map(Encoding::name))
             .field("key", &self.key)
             .field("tolerance", &self.tolerance)
             .finish_non_exhaustive()
@@ -510,7 +517,11 @@ fn type_columns(spec: &ImportSpec<'_>, rows: Option<u64>) -> Result<Inferred, Im
         visit(
             path,
             spec.opener,
-            (format, spec.delimiter),
+            Dialect {
+                format,
+                delimiter: spec.delimiter,
+                encoding: spec.encoding,
+            },
             &mut columns,
             false,
             &progress.read,
@@ -654,7 +665,7 @@ fn import_pass(
             let settled = &settled;
             let read = &progress.read;
             let opener = spec.opener;
-            let delimiter = spec.delimiter;
+            let (delimiter, encoding) = (spec.delimiter, spec.encoding);
             let types = spec.types;
             // Set when a guessed column's value does not convert.
             let mut wrong_guess = false;
@@ -664,7 +675,11 @@ fn import_pass(
                 visit(
                     path,
                     opener,
-                    (format, delimiter),
+                    Dialect {
+                        format,
+                        delimiter,
+                        encoding,
+                    },
                     columns,
                     !guessed,
                     read,
@@ -1082,7 +1097,11 @@ mod tests {
             let result = visit(
                 &p,
                 None,
-                (ImportFormat::Json, None),
+                Dialect {
+                    format: ImportFormat::Json,
+                    delimiter: None,
+                    encoding: None,
+                },
                 &mut columns,
                 false,
                 &read,
@@ -1635,6 +1654,46 @@ mod tests {
         );
         std::fs::write(&p, b"Id,Name\n1,\xff\xfe\n").unwrap();
         let e = file_err(import(&p, &store, &[], "Id", 0));
-        assert_eq!(e.kind, ImportErrorKind::Encoding);
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ImportErrorKind::Encoding, encoding::NOT_UTF8)
+        );
+    }
+
+    #[test]
+    fn files_in_other_encodings_read_by_their_mark_or_the_encoding_named() {
+        let latin = parse_encoding("windows-1252").unwrap();
+        let want = [[Value::Integer(1), Value::Text("Zoé Lefèvre".into())]];
+        for (name, bytes) in [
+            ("c.csv", b"Id,Name\n1,Zo\xe9 Lef\xe8vre\n".to_vec()),
+            (
+                "c.ndjson",
+                b"{\"Id\":1,\"Name\":\"Zo\xe9 Lef\xe8vre\"}\n".to_vec(),
+            ),
+            (
+                "c.json",
+                b"[{\"Id\":1,\"Name\":\"Zo\xe9 Lef\xe8vre\"}]".to_vec(),
+            ),
+        ] {
+            let (_d, p, store) = setup_bytes(name, &bytes);
+            let e = file_err(import(&p, &store, &[], "Id", 0));
+            assert_eq!(e.kind, ImportErrorKind::Encoding, "{name}: {e}");
+            let types = BTreeMap::new();
+            let files = [p];
+            let spec = ImportSpec {
+                encoding: Some(latin),
+                ..ImportSpec::new(&files, &types, "Id")
+            };
+            super::import(&spec, &store, "T").unwrap();
+            assert_eq!(dump(&store, "T").1, want, "{name}");
+        }
+        // Excel's "Unicode text": UTF-16 with its mark, tab-separated.
+        let mut utf16 = vec![0xff, 0xfe];
+        for unit in "Id\tName\r\n1\tZoé Lefèvre\r\n".encode_utf16() {
+            utf16.extend(unit.to_le_bytes());
+        }
+        let (_d, p, store) = setup_bytes("c.tsv", &utf16);
+        import(&p, &store, &[], "Id", 0).unwrap();
+        assert_eq!(dump(&store, "T").1, want);
     }
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::types::ValueRef;
 
+use super::encoding::Encoding;
 use super::typing::{convert, convert_str, infer_one, infer_text};
 use super::{
     check_headers, file_error, io_error, quoted, quoted_list, too_many_columns, ImportError,
@@ -126,7 +127,11 @@ fn line_error(e: &serde_json::Error) -> String {
 pub(super) fn visit(
     path: &Path,
     opener: Option<&dyn Opener>,
-    (format, delimiter): (ImportFormat, Option<u8>),
+    Dialect {
+        format,
+        delimiter,
+        encoding,
+    }: Dialect,
     columns: &mut Vec<String>,
     fixed: bool,
     read: &AtomicU64,
@@ -142,6 +147,7 @@ pub(super) fn visit(
         opener,
         format,
         delimiter,
+        encoding,
         fixed,
         read,
         bound: &bound,
@@ -162,6 +168,15 @@ pub(super) fn visit(
     }
 }
 
+/// How a file's text is written: its format, and CSV's field separator
+/// and the encoding when given.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Dialect {
+    pub format: ImportFormat,
+    pub delimiter: Option<u8>,
+    pub encoding: Option<&'static Encoding>,
+}
+
 /// What [`visit_rows`] reads, and how: [`visit`]'s arguments, with the
 /// bound each read is held to.
 #[derive(Clone, Copy)]
@@ -171,6 +186,7 @@ struct Reading<'a> {
     format: ImportFormat,
     /// CSV's field separator, when given.
     delimiter: Option<u8>,
+    encoding: Option<&'static Encoding>,
     fixed: bool,
     read: &'a AtomicU64,
     bound: &'a RowBound,
@@ -202,6 +218,7 @@ fn visit_rows(
         opener,
         format,
         delimiter,
+        encoding,
         fixed,
         read,
         bound,
@@ -228,7 +245,9 @@ fn visit_rows(
                 bound,
             }),
         };
-        Ok(std::io::BufReader::new(inner))
+        Ok(std::io::BufReader::new(super::encoding::decoded(
+            inner, encoding,
+        )))
     };
     let reader = open()?;
     match format {
@@ -387,6 +406,11 @@ fn visit_rows(
                         ImportErrorKind::Schema,
                         format!("expected a JSON array of objects ({e})"),
                     ),
+                    // serde_json's words for bytes that are not UTF-8.
+                    _ if e.to_string().starts_with("invalid unicode code point") => (
+                        ImportErrorKind::Encoding,
+                        format!("{}: {e}", super::encoding::NOT_UTF8),
+                    ),
                     _ => (ImportErrorKind::Schema, format!("not valid JSON: {e}")),
                 };
                 file_error(path, kind, None, None, message)
@@ -516,7 +540,7 @@ fn csv_error(path: &Path, e: &csv::Error, row: Option<u64>) -> ImportError {
             ImportErrorKind::Encoding,
             row,
             None,
-            "not valid UTF-8".into(),
+            super::encoding::NOT_UTF8.into(),
         ),
         csv::ErrorKind::UnequalLengths {
             expected_len, len, ..

@@ -1,11 +1,13 @@
 //! Files as CRM and spreadsheet exports write them: fields separated by
-//! `;`, headers with spaces and accents, in Windows' Western encoding. A
-//! refresh loads them as written, the configuration naming columns as the
-//! headers do; changing the separator or the encoding imports again.
+//! `;`, headers with spaces and accents, in Windows' Western encoding,
+//! dates day first. A refresh loads them as written, the configuration
+//! naming columns as the headers do; changing the separator or the encoding
+//! imports again.
 
 use triggerfish_data::event::Event;
 use triggerfish_data::insights::workspace::parse_workspace_file;
 use triggerfish_data::insights::{InsightsEngine, Observer, RefreshReport, Scope};
+use triggerfish_data::odata::ColumnType;
 use triggerfish_data::store::EntityDb;
 
 struct Quiet;
@@ -21,15 +23,20 @@ path = "export.csv"
 delimiter = ";"
 encoding = "windows-1252"
 key = "Contact ID"
+updated_at = "Modifié le"
+datetime_format = "%d/%m/%Y %H:%M"
 types = { "Code postal" = "string" }
 [sources.map]
 Email = "Adresse e-mail"
 PostalCode = "Code postal"
 FullName = "{Prénom} {Nom}"
+City = "Ville"
 
 [unification]
 [[unification.rules]]
 fields = ["Email"]
+[unification.merge]
+City = "most-recent"
 
 [[segments]]
 name = "ain"
@@ -50,10 +57,12 @@ fn refresh(dir: &std::path::Path, text: &str) -> RefreshReport {
 fn a_semicolon_export_with_spoken_headers_refreshes_as_written() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let text = "Contact ID;Prénom;Nom;Adresse e-mail;Code postal\n\
-                1;Zoé;Martin;zoe@example.com;01000\n\
-                2;Zoé;Martin;zoe@example.com;01000\n\
-                3;Luc;Bernard;luc@example.com;75001\n";
+    // Zoé moved to Paris in January: by their text, December's record
+    // ("28/12/…") would sort after January's ("10/01/…").
+    let text = "Contact ID;Prénom;Nom;Adresse e-mail;Code postal;Ville;Modifié le\n\
+                1;Zoé;Martin;zoe@example.com;01000;Lyon;28/12/2025 10:00\n\
+                2;Zoé;Martin;zoe@example.com;01000;Paris;10/01/2026 09:30\n\
+                3;Luc;Bernard;luc@example.com;75001;Paris;02/01/2026 17:45\n";
     let (bytes, _, lossy) = encoding_rs::WINDOWS_1252.encode(text);
     assert!(!lossy);
     std::fs::write(dir.join("export.csv"), &bytes).unwrap();
@@ -64,31 +73,41 @@ fn a_semicolon_export_with_spoken_headers_refreshes_as_written() {
     let columns: Vec<&str> = crm.schema.columns.iter().map(|c| c.0.as_str()).collect();
     assert_eq!(
         columns,
-        ["ContactID", "Prenom", "Nom", "AdresseEMail", "CodePostal"]
+        [
+            "ContactID",
+            "Prenom",
+            "Nom",
+            "AdresseEMail",
+            "CodePostal",
+            "Ville",
+            "ModifieLe"
+        ]
     );
+    assert_eq!(crm.schema.columns[6].1, ColumnType::DateTime);
     let conn = rusqlite::Connection::open(dir.join("store.sqlite")).unwrap();
-    let customers: Vec<(String, String, String)> = conn
-        .prepare("SELECT FullName, Email, PostalCode FROM ent_Customer ORDER BY Email")
+    let customers: Vec<[String; 4]> = conn
+        .prepare("SELECT FullName, Email, PostalCode, City FROM ent_Customer ORDER BY Email")
         .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_map([], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]))
         .unwrap()
         .map(Result::unwrap)
         .collect();
+    let row = |v: [&str; 4]| v.map(str::to_owned);
     assert_eq!(
         customers,
         [
-            (
-                "Luc Bernard".into(),
-                "luc@example.com".into(),
-                "75001".into()
-            ),
-            (
-                "Zoé Martin".into(),
-                "zoe@example.com".into(),
-                "01000".into()
-            ),
+            row(["Luc Bernard", "luc@example.com", "75001", "Paris"]),
+            row(["Zoé Martin", "zoe@example.com", "01000", "Paris"]),
         ]
     );
+    let stored: String = conn
+        .query_row(
+            "SELECT ModifieLe FROM ent_Crm WHERE ContactID = 2",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored, "2026-01-10T09:30:00Z");
     let members: i64 = conn
         .query_row("SELECT count(*) FROM ent_SegmentMember", [], |r| r.get(0))
         .unwrap();
@@ -98,6 +117,17 @@ fn a_semicolon_export_with_spoken_headers_refreshes_as_written() {
     let source = |r: &RefreshReport| r.stages[0].detail.clone().unwrap_or_default();
     let again = refresh(dir, WORKSPACE);
     assert!(source(&again).starts_with("unchanged since the last import"));
+    // Without its format, a day-first date is refused, named.
+    let iso = refresh(
+        dir,
+        &WORKSPACE.replace("datetime_format = \"%d/%m/%Y %H:%M\"\n", ""),
+    );
+    assert!(!iso.succeeded());
+    assert!(
+        source(&iso).contains("export.csv: row 1, field 'ModifieLe': '28/12/2025 10:00' is not a date or date-time (expected e.g. 2024-03-01 or 2024-03-01T09:30:00Z; set datetime_format for others)"),
+        "{}",
+        source(&iso)
+    );
     // Another encoding is another import: read as UTF-8, the file fails.
     let utf8 = refresh(dir, &WORKSPACE.replace("encoding = \"windows-1252\"\n", ""));
     assert!(!utf8.succeeded());

@@ -9,8 +9,8 @@ use crate::config_file::Config;
 use anyhow::{anyhow, bail, Context as _};
 use clap::Subcommand;
 use triggerfish_data::store::{
-    column_name, import, parse_delimiter, parse_encoding, parse_type, type_name, EntityDb,
-    ImportFormat, ImportSpec, PageError, PageRequest,
+    column_name, import, parse_delimiter, parse_encoding, parse_type, type_name, DateFormat,
+    EntityDb, ImportFormat, ImportSpec, PageError, PageRequest,
 };
 
 /// A column as a file's header writes it, by its name (see `column_name`).
@@ -46,6 +46,10 @@ pub enum EntitiesCommand {
         /// `windows-1252` (default: UTF-8).
         #[arg(long)]
         encoding: Option<String>,
+        /// How datetime columns are written when not in ISO 8601, in
+        /// strftime's notation, e.g. `%d/%m/%Y %H:%M`.
+        #[arg(long)]
+        datetime_format: Option<String>,
         /// The data file.
         file: PathBuf,
     },
@@ -112,6 +116,7 @@ pub fn run(cmd: EntitiesCommand) -> anyhow::Result<ExitCode> {
             format,
             delimiter,
             encoding,
+            datetime_format,
             file,
         } => {
             let store = open(&config)?;
@@ -141,12 +146,19 @@ pub fn run(cmd: EntitiesCommand) -> anyhow::Result<ExitCode> {
                 None => None,
                 Some(e) => Some(parse_encoding(&e).map_err(|m| anyhow!("--encoding {m}"))?),
             };
+            let dates = match datetime_format {
+                None => None,
+                Some(f) => {
+                    Some(DateFormat::parse(&f).map_err(|m| anyhow!("--datetime-format {m}"))?)
+                }
+            };
             let key = named(&key);
             let files = [file];
             let spec = ImportSpec {
                 format,
                 delimiter,
                 encoding,
+                datetime_format: dates.as_ref(),
                 ..ImportSpec::new(&files, &given, &key)
             };
             let report = import(&spec, &store, &entity)?;

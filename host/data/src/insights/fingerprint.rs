@@ -78,6 +78,9 @@ fn import_settings(spec: &SourceSpec) -> String {
     if let Some(e) = spec.encoding {
         settings.push_str(&format!("|encoding {}", e.name()));
     }
+    if let Some(f) = &spec.datetime_format {
+        settings.push_str(&format!("|datetime_format {}", f.as_str()));
+    }
     settings
 }
 

@@ -467,6 +467,7 @@ mod tests {
 
     use super::super::normalize::Normalizer;
     use super::*;
+    use crate::odata::ColumnType;
 
     /// `[insights]` of a triggerfish.toml at /w, errors located as the file
     /// loader locates them.
@@ -538,7 +539,14 @@ FullName = "{First Name} {Last Name}"
         let s = &w.sources[0];
         assert_eq!(s.key, "ContactID");
         assert_eq!(s.updated_at.as_deref(), Some("ModifiedOn"));
-        assert_eq!(s.types.keys().collect::<Vec<_>>(), ["PostalCode"]);
+        // updated_at's column is a datetime, typed or not.
+        assert_eq!(
+            s.types.iter().collect::<Vec<_>>(),
+            [
+                (&"ModifiedOn".to_owned(), &ColumnType::DateTime),
+                (&"PostalCode".to_owned(), &ColumnType::String)
+            ]
+        );
         assert_eq!(s.map, [("Email".to_owned(), "EMail".to_owned())]);
         assert_eq!(s.derived[0].1.columns(), ["FirstName", "LastName"]);
         for (text, want) in [
@@ -568,6 +576,14 @@ FullName = "{First Name} {Last Name}"
                 "triggerfish.toml:5: key `insights.sources[0].delimiter`: `delimiter` is for CSV files",
             ),
             (
+                "path = \"crm.csv\"\nupdated_at = \"Modified\"\ntypes = { Modified = \"string\" }",
+                "triggerfish.toml:5: key `insights.sources[0].updated_at`: 'Modified' is typed string: updated_at orders records by time, so its column is a datetime",
+            ),
+            (
+                "path = \"crm.csv\"\ndatetime_format = \"%d/%m\"",
+                "triggerfish.toml:5: key `insights.sources[0].datetime_format`: '%d/%m': it does not name a day, a month and a year (e.g. \"%d/%m/%Y\" or \"%m/%d/%Y %I:%M %p\")",
+            ),
+            (
                 "path = \"crm.csv\"\nencoding = \"klingon\"",
                 "triggerfish.toml:5: key `insights.sources[0].encoding`: 'klingon': unknown encoding (e.g. utf-8, windows-1252, iso-8859-15, utf-16le)",
             ),
@@ -584,6 +600,12 @@ FullName = "{First Name} {Last Name}"
             parse(&PG.replace("key = \"id\"", "key = \"id\"\nencoding = \"latin1\"")).unwrap_err();
         assert!(
             e.ends_with("`encoding` is for files: PostgreSQL sends UTF-8"),
+            "{e}"
+        );
+        let dated = "key = \"id\"\ndatetime_format = \"%d/%m/%Y\"";
+        let e = parse(&PG.replace("key = \"id\"", dated)).unwrap_err();
+        assert!(
+            e.ends_with("`datetime_format` is for files: PostgreSQL types its dates"),
             "{e}"
         );
         let e = parse(&PG.replace("key = \"id\"", "key = \"Contact ID\"")).unwrap_err();

@@ -60,6 +60,10 @@ pub struct SourceConfig {
     /// UTF-8). Files only.
     #[serde(default)]
     pub encoding: Option<Spanned<String>>,
+    /// How datetime columns are written when not in ISO 8601, in strftime's
+    /// notation (`%d/%m/%Y %H:%M`). Files only.
+    #[serde(default)]
+    pub datetime_format: Option<Spanned<String>>,
     /// File path or glob, relative to the configuration file. Required for
     /// files, refused for postgres (checked in validation, so that the error
     /// names the file, line and key).

@@ -12,8 +12,10 @@ use super::{
     PostgresSpec, Relation, SourceConfig, SourceKind, SourceSpec, Validator, WorkspaceError,
     CUSTOMER_ID, DEFAULT_FULL_READ_EVERY, RESERVED_ENTITIES,
 };
+use crate::odata::ColumnType;
 use crate::store::{
-    column_name, parse_encoding, parse_type, valid_identifier, Encoding, ImportFormat,
+    column_name, parse_encoding, parse_type, type_name, valid_identifier, DateFormat, Encoding,
+    ImportFormat,
 };
 
 pub(super) fn source(
@@ -116,6 +118,27 @@ pub(super) fn source(
         .as_ref()
         .map(|u| column(u, "updated_at"))
         .transpose()?;
+    // Most-recent merges order a file's records by this column's text,
+    // which only dates stored as dates keep in time order ("28/12/2025"
+    // sorts after "10/01/2026"): the column is typed datetime.
+    if let (Some(u), Some(raw), true) = (&updated_at, &s.updated_at, files) {
+        match types.get(u) {
+            None => {
+                types.insert(u.clone(), ColumnType::DateTime);
+            }
+            Some(ColumnType::DateTime) => {}
+            Some(other) => {
+                return Err(v.invalid(
+                    raw.span(),
+                    &key("updated_at"),
+                    &format!(
+                        "'{u}' is typed {}: updated_at orders records by time, so its column is a datetime",
+                        type_name(*other)
+                    ),
+                ))
+            }
+        }
+    }
     let mut map = Vec::new();
     let mut derived = Vec::new();
     for (field, col) in &s.map {
@@ -144,6 +167,7 @@ pub(super) fn source(
         format: origin.format,
         delimiter: origin.delimiter,
         encoding: origin.encoding,
+        datetime_format: origin.datetime_format,
         path: origin.path,
         is_glob: origin.is_glob,
         root: origin.root,
@@ -163,6 +187,7 @@ struct Origin {
     format: Option<ImportFormat>,
     delimiter: Option<u8>,
     encoding: Option<&'static Encoding>,
+    datetime_format: Option<DateFormat>,
     path: PathBuf,
     root: PathBuf,
     is_glob: bool,
@@ -266,11 +291,20 @@ fn files_origin(
         .as_ref()
         .map(|e| parse_encoding(e.get_ref()).map_err(|m| v.invalid(e.span(), &key("encoding"), &m)))
         .transpose()?;
+    let datetime_format = s
+        .datetime_format
+        .as_ref()
+        .map(|f| {
+            DateFormat::parse(f.get_ref())
+                .map_err(|m| v.invalid(f.span(), &key("datetime_format"), &m))
+        })
+        .transpose()?;
     Ok(Origin {
         kind: SourceKind::Files,
         format,
         delimiter,
         encoding,
+        datetime_format,
         path,
         root,
         is_glob,
@@ -308,6 +342,13 @@ fn postgres_origin(
             e.span(),
             &key("encoding"),
             "`encoding` is for files: PostgreSQL sends UTF-8",
+        ));
+    }
+    if let Some(f) = &s.datetime_format {
+        return Err(v.invalid(
+            f.span(),
+            &key("datetime_format"),
+            "`datetime_format` is for files: PostgreSQL types its dates",
         ));
     }
     let connection = match (&s.connection_env, &s.connection_file) {
@@ -476,6 +517,7 @@ fn postgres_origin(
         format: None,
         delimiter: None,
         encoding: None,
+        datetime_format: None,
         path: PathBuf::new(),
         root: lexical(base),
         is_glob: false,

@@ -12,11 +12,13 @@ use rusqlite::types::ValueRef;
 use super::{pipe, StoreError};
 use crate::odata::ColumnType;
 
+mod dates;
 mod encoding;
 mod naming;
 mod rows;
 mod typing;
 
+pub use dates::{DateFormat, MAX_DATETIME_FORMAT_BYTES};
 pub use encoding::{parse_encoding, Encoding};
 pub use naming::column_name;
 use rows::{visit, Dialect, Flow};
@@ -233,6 +235,8 @@ pub struct ImportSpec<'a> {
     /// The files' encoding when they have no byte-order mark; UTF-8 when
     /// `None`.
     pub encoding: Option<&'static Encoding>,
+    /// How datetime columns' values are written when not in ISO 8601.
+    pub datetime_format: Option<&'a DateFormat>,
     /// Column types given; others are inferred.
     pub types: &'a BTreeMap<String, ColumnType>,
     /// The key column, present in every row. Here and in `types` and
@@ -266,6 +270,7 @@ impl<'a> ImportSpec<'a> {
             format: None,
             delimiter: None,
             encoding: None,
+            datetime_format: None,
             types,
             key,
             required: &[],
@@ -666,6 +671,7 @@ fn import_pass(
             let read = &progress.read;
             let opener = spec.opener;
             let (delimiter, encoding) = (spec.delimiter, spec.encoding);
+            let dates = spec.datetime_format;
             let types = spec.types;
             // Set when a guessed column's value does not convert.
             let mut wrong_guess = false;
@@ -694,7 +700,7 @@ fn import_pass(
                                 file_error(path, ImportErrorKind::Malformed, Some(row_no), None, m)
                             })
                             .and_then(|raw| {
-                                raw.convert_into(typed, feed).map_err(|(i, m)| {
+                                raw.convert_into(typed, dates, feed).map_err(|(i, m)| {
                                     feed.cancel_row();
                                     let name = typed.get(i).map(|(name, _)| name.as_str());
                                     if guessed && name.is_some_and(|n| !types.contains_key(n)) {

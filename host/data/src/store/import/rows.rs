@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::types::ValueRef;
 
+use super::dates::DateFormat;
 use super::encoding::Encoding;
 use super::typing::{convert, convert_str, infer_one, infer_text};
 use super::{
@@ -62,6 +63,7 @@ impl Row<'_> {
     pub(super) fn convert_into(
         self,
         typed: &[(String, ColumnType)],
+        dates: Option<&DateFormat>,
         feed: &mut pipe::Feed,
     ) -> Result<(), (usize, String)> {
         match self {
@@ -71,7 +73,7 @@ impl Row<'_> {
                         (true, _) => feed.value(ValueRef::Null),
                         (false, ColumnType::String) => feed.value(ValueRef::Text(s.as_bytes())),
                         (false, t) => {
-                            let v = convert_str(s, *t).map_err(|m| (i, m))?;
+                            let v = convert_str(s, *t, dates).map_err(|m| (i, m))?;
                             feed.value(ValueRef::from(&v));
                         }
                     }
@@ -79,7 +81,7 @@ impl Row<'_> {
             }
             Row::Json(values) => {
                 for (i, (v, (_, t))) in values.into_iter().zip(typed).enumerate() {
-                    let v = convert(v, *t).map_err(|m| (i, m))?;
+                    let v = convert(v, *t, dates).map_err(|m| (i, m))?;
                     feed.value(ValueRef::from(&v));
                 }
             }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::types::Value;
 
+use super::dates::DateFormat;
 use super::quoted;
 use super::rows::{Raw, Row};
 use crate::odata::{normalize_datetime, ColumnType};
@@ -112,15 +113,24 @@ pub(super) fn infer_text(s: &str) -> ColumnType {
 /// `text` as a value of type `t`, as a file's text would be read (a
 /// database column that arrives as text goes the same way).
 pub(crate) fn convert_text(text: String, t: ColumnType) -> Result<Value, String> {
+    convert_text_dated(text, t, None)
+}
+
+/// [`convert_text`], dates read in `dates` first when given.
+fn convert_text_dated(
+    text: String,
+    t: ColumnType,
+    dates: Option<&DateFormat>,
+) -> Result<Value, String> {
     match t {
         ColumnType::String => Ok(Value::Text(text)),
-        _ => convert_str(&text, t),
+        _ => convert_str(&text, t, dates),
     }
 }
 
 /// A JSON value as a value of type `t`: numbers and booleans as they are,
 /// anything else by its text.
-pub(super) fn convert(v: Raw, t: ColumnType) -> Result<Value, String> {
+pub(super) fn convert(v: Raw, t: ColumnType, dates: Option<&DateFormat>) -> Result<Value, String> {
     match (t, v) {
         (_, Raw::Null) => Ok(Value::Null),
         (ColumnType::Integer, Raw::Json(serde_json::Value::Number(n))) => n
@@ -134,13 +144,17 @@ pub(super) fn convert(v: Raw, t: ColumnType) -> Result<Value, String> {
         (ColumnType::Boolean, Raw::Json(serde_json::Value::Bool(b))) => {
             Ok(Value::Integer(i64::from(b)))
         }
-        (t, Raw::Json(serde_json::Value::String(s))) => convert_text(s, t),
-        (t, Raw::Json(other)) => convert_text(other.to_string(), t),
+        (t, Raw::Json(serde_json::Value::String(s))) => convert_text_dated(s, t, dates),
+        (t, Raw::Json(other)) => convert_text_dated(other.to_string(), t, dates),
     }
 }
 
 /// Text read from a file as a value of type `t`.
-pub(super) fn convert_str(s: &str, t: ColumnType) -> Result<Value, String> {
+pub(super) fn convert_str(
+    s: &str,
+    t: ColumnType,
+    dates: Option<&DateFormat>,
+) -> Result<Value, String> {
     match t {
         ColumnType::String => Ok(Value::Text(s.to_owned())),
         ColumnType::Integer => s
@@ -160,8 +174,17 @@ pub(super) fn convert_str(s: &str, t: ColumnType) -> Result<Value, String> {
             "false" | "0" | "no" => Ok(Value::Integer(0)),
             _ => Err(format!("{} is not a boolean (true/false)", quoted(s))),
         },
-        ColumnType::DateTime => normalize_datetime(s.trim())
+        ColumnType::DateTime => dates
+            .and_then(|d| d.read(s.trim()))
+            .or_else(|| normalize_datetime(s.trim()))
             .map(Value::Text)
-            .ok_or_else(|| format!("{} is not a date or date-time (expected e.g. 2024-03-01 or 2024-03-01T09:30:00Z)", quoted(s))),
+            .ok_or_else(|| match dates {
+                Some(d) => format!(
+                    "{} is not a date or date-time in datetime_format '{}' (nor ISO 8601, e.g. 2024-03-01)",
+                    quoted(s),
+                    d.as_str()
+                ),
+                None => format!("{} is not a date or date-time (expected e.g. 2024-03-01 or 2024-03-01T09:30:00Z; set datetime_format for others)", quoted(s)),
+            }),
     }
 }

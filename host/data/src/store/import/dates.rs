@@ -1,0 +1,121 @@
+//! Dates as exports write them. ISO 8601 (`2024-03-01`,
+//! `2024-03-01T09:30:00Z`) always reads; a source's `datetime_format`, in
+//! strftime's notation as chrono reads it (`%d/%m/%Y %H:%M`), is tried
+//! first, for the day-first and month-first dates spreadsheets write.
+
+use std::fmt::Write as _;
+
+use chrono::format::{Item, StrftimeItems};
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+
+use super::quoted;
+
+/// Longest `datetime_format`, in bytes.
+pub const MAX_DATETIME_FORMAT_BYTES: usize = 64;
+
+/// A checked `datetime_format`: it writes and reads back a date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DateFormat(String);
+
+impl DateFormat {
+    /// `format` if it is strftime's notation and names at least a day, a
+    /// month and a year (a moment written in it reads back as that day).
+    pub fn parse(format: &str) -> Result<Self, String> {
+        let refused = |why: &str| {
+            format!(
+                "{}: {why} (e.g. \"%d/%m/%Y\" or \"%m/%d/%Y %I:%M %p\")",
+                quoted(format)
+            )
+        };
+        if format.len() > MAX_DATETIME_FORMAT_BYTES {
+            return Err(refused(&format!(
+                "longer than {MAX_DATETIME_FORMAT_BYTES} bytes"
+            )));
+        }
+        if StrftimeItems::new(format).any(|i| matches!(i, Item::Error)) {
+            return Err(refused("not a strftime format"));
+        }
+        let sample = DateTime::parse_from_rfc3339("2024-03-21T13:45:30Z")
+            .map_err(|e| refused(&e.to_string()))?;
+        let mut written = String::new();
+        let read = write!(written, "{}", sample.format(format))
+            .ok()
+            .and_then(|()| Self(format.to_owned()).read(&written));
+        match read {
+            Some(date) if date.starts_with("2024-03-21") => Ok(Self(format.to_owned())),
+            _ => Err(refused("it does not name a day, a month and a year")),
+        }
+    }
+
+    /// The format as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `text` read in this format, as the store keeps dates
+    /// (`YYYY-MM-DDTHH:MM:SSZ`, UTC; a time without offset is taken as
+    /// UTC, a date alone as its midnight), or `None`.
+    pub fn read(&self, text: &str) -> Option<String> {
+        let f = self.0.as_str();
+        let utc = match DateTime::parse_from_str(text, f) {
+            Ok(dt) => dt.naive_utc(),
+            Err(_) => match NaiveDateTime::parse_from_str(text, f) {
+                Ok(dt) => dt,
+                Err(_) => NaiveDate::parse_from_str(text, f)
+                    .ok()?
+                    .and_hms_opt(0, 0, 0)?,
+            },
+        };
+        let year = chrono::Datelike::year(&utc);
+        (0..=9999)
+            .contains(&year)
+            .then(|| utc.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_first_month_first_with_times_and_offsets() {
+        let read = |f: &str, s: &str| DateFormat::parse(f).unwrap().read(s);
+        let cases = [
+            ("%d/%m/%Y", "28/12/2025", Some("2025-12-28T00:00:00Z")),
+            (
+                "%d/%m/%Y %H:%M",
+                "28/12/2025 09:05",
+                Some("2025-12-28T09:05:00Z"),
+            ),
+            (
+                "%m/%d/%Y %I:%M %p",
+                "12/28/2025 09:05 PM",
+                Some("2025-12-28T21:05:00Z"),
+            ),
+            (
+                "%d.%m.%Y %H:%M %z",
+                "28.12.2025 09:05 +0100",
+                Some("2025-12-28T08:05:00Z"),
+            ),
+            ("%d %b %Y", "28 Dec 2025", Some("2025-12-28T00:00:00Z")),
+            ("%d/%m/%Y", "31/02/2025", None),
+            ("%d/%m/%Y", "2025-12-28", None),
+        ];
+        for (format, text, want) in cases {
+            assert_eq!(read(format, text).as_deref(), want, "{format} {text}");
+        }
+        for (format, why) in [
+            ("%d/%m", "it does not name a day, a month and a year"),
+            ("%Q", "not a strftime format"),
+            ("%H:%M", "it does not name a day, a month and a year"),
+        ] {
+            assert_eq!(
+                DateFormat::parse(format),
+                Err(format!(
+                    "'{format}': {why} (e.g. \"%d/%m/%Y\" or \"%m/%d/%Y %I:%M %p\")"
+                ))
+            );
+        }
+        assert!(DateFormat::parse(&"%Y".repeat(40)).is_err());
+    }
+}

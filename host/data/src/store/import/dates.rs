@@ -5,17 +5,21 @@
 
 use std::fmt::Write as _;
 
-use chrono::format::{Item, StrftimeItems};
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use chrono::format::{Item, Parsed, StrftimeItems};
+use chrono::DateTime;
 
 use super::quoted;
 
 /// Longest `datetime_format`, in bytes.
 pub const MAX_DATETIME_FORMAT_BYTES: usize = 64;
 
-/// A checked `datetime_format`: it writes and reads back a date.
+/// A checked `datetime_format`: it writes and reads back a date. Parsed
+/// once; each value is then read in one pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DateFormat(String);
+pub struct DateFormat {
+    text: String,
+    items: Vec<Item<'static>>,
+}
 
 impl DateFormat {
     /// `format` if it is strftime's notation and names at least a day, a
@@ -32,38 +36,41 @@ impl DateFormat {
                 "longer than {MAX_DATETIME_FORMAT_BYTES} bytes"
             )));
         }
-        if StrftimeItems::new(format).any(|i| matches!(i, Item::Error)) {
+        let Ok(items) = StrftimeItems::new(format).parse_to_owned() else {
             return Err(refused("not a strftime format"));
-        }
+        };
+        let checked = Self {
+            text: format.to_owned(),
+            items,
+        };
         let sample = DateTime::parse_from_rfc3339("2024-03-21T13:45:30Z")
             .map_err(|e| refused(&e.to_string()))?;
         let mut written = String::new();
         let read = write!(written, "{}", sample.format(format))
             .ok()
-            .and_then(|()| Self(format.to_owned()).read(&written));
+            .and_then(|()| checked.read(&written));
         match read {
-            Some(date) if date.starts_with("2024-03-21") => Ok(Self(format.to_owned())),
+            Some(date) if date.starts_with("2024-03-21") => Ok(checked),
             _ => Err(refused("it does not name a day, a month and a year")),
         }
     }
 
     /// The format as written.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
     }
 
     /// `text` read in this format, as the store keeps dates
     /// (`YYYY-MM-DDTHH:MM:SSZ`, UTC; a time without offset is taken as
     /// UTC, a date alone as its midnight), or `None`.
     pub fn read(&self, text: &str) -> Option<String> {
-        let f = self.0.as_str();
-        let utc = match DateTime::parse_from_str(text, f) {
+        let mut parsed = Parsed::new();
+        chrono::format::parse(&mut parsed, text, self.items.iter()).ok()?;
+        let utc = match parsed.to_datetime() {
             Ok(dt) => dt.naive_utc(),
-            Err(_) => match NaiveDateTime::parse_from_str(text, f) {
+            Err(_) => match parsed.to_naive_datetime_with_offset(0) {
                 Ok(dt) => dt,
-                Err(_) => NaiveDate::parse_from_str(text, f)
-                    .ok()?
-                    .and_hms_opt(0, 0, 0)?,
+                Err(_) => parsed.to_naive_date().ok()?.and_hms_opt(0, 0, 0)?,
             },
         };
         let year = chrono::Datelike::year(&utc);

@@ -102,7 +102,7 @@ fn source_corpora_import_or_fail_with_an_error() {
                 format: Some(format),
                 delimiter: None,
                 encoding: None,
-                datetime_format: None,
+                locale: None,
                 types: &types,
                 key: "Id",
                 required: &[],

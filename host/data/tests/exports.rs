@@ -1,6 +1,6 @@
 //! Files as CRM and spreadsheet exports write them: fields separated by
 //! `;`, headers with spaces and accents, in Windows' Western encoding,
-//! dates day first. A refresh loads them as written, the configuration
+//! dates day first, decimals with a comma. A refresh loads them as written, the configuration
 //! naming columns as the headers do; changing the separator or the encoding
 //! imports again.
 
@@ -25,6 +25,7 @@ encoding = "windows-1252"
 key = "Contact ID"
 updated_at = "Modifié le"
 datetime_format = "%d/%m/%Y %H:%M"
+decimal_separator = ","
 types = { "Code postal" = "string" }
 [sources.map]
 Email = "Adresse e-mail"
@@ -37,6 +38,12 @@ City = "Ville"
 fields = ["Email"]
 [unification.merge]
 City = "most-recent"
+
+[[measures]]
+name = "spent"
+aggregate = "sum"
+entity = "Crm"
+field = "Depense"
 
 [[segments]]
 name = "ain"
@@ -59,10 +66,10 @@ fn a_semicolon_export_with_spoken_headers_refreshes_as_written() {
     let dir = dir.path();
     // Zoé moved to Paris in January: by their text, December's record
     // ("28/12/…") would sort after January's ("10/01/…").
-    let text = "Contact ID;Prénom;Nom;Adresse e-mail;Code postal;Ville;Modifié le\n\
-                1;Zoé;Martin;zoe@example.com;01000;Lyon;28/12/2025 10:00\n\
-                2;Zoé;Martin;zoe@example.com;01000;Paris;10/01/2026 09:30\n\
-                3;Luc;Bernard;luc@example.com;75001;Paris;02/01/2026 17:45\n";
+    let text = "Contact ID;Prénom;Nom;Adresse e-mail;Code postal;Ville;Modifié le;Dépense\n\
+                1;Zoé;Martin;zoe@example.com;01000;Lyon;28/12/2025 10:00;12,50\n\
+                2;Zoé;Martin;zoe@example.com;01000;Paris;10/01/2026 09:30;7,5\n\
+                3;Luc;Bernard;luc@example.com;75001;Paris;02/01/2026 17:45;100\n";
     let (bytes, _, lossy) = encoding_rs::WINDOWS_1252.encode(text);
     assert!(!lossy);
     std::fs::write(dir.join("export.csv"), &bytes).unwrap();
@@ -80,10 +87,12 @@ fn a_semicolon_export_with_spoken_headers_refreshes_as_written() {
             "AdresseEMail",
             "CodePostal",
             "Ville",
-            "ModifieLe"
+            "ModifieLe",
+            "Depense"
         ]
     );
     assert_eq!(crm.schema.columns[6].1, ColumnType::DateTime);
+    assert_eq!(crm.schema.columns[7].1, ColumnType::Decimal, "inferred");
     let conn = rusqlite::Connection::open(dir.join("store.sqlite")).unwrap();
     let customers: Vec<[String; 4]> = conn
         .prepare("SELECT FullName, Email, PostalCode, City FROM ent_Customer ORDER BY Email")
@@ -100,6 +109,14 @@ fn a_semicolon_export_with_spoken_headers_refreshes_as_written() {
             row(["Zoé Martin", "zoe@example.com", "01000", "Paris"]),
         ]
     );
+    let spent: f64 = conn
+        .query_row(
+            "SELECT Value FROM ent_Measure WHERE Name = 'spent'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(spent, 120.0);
     let stored: String = conn
         .query_row(
             "SELECT ModifieLe FROM ent_Crm WHERE ContactID = 2",

@@ -9,8 +9,8 @@ use crate::config_file::Config;
 use anyhow::{anyhow, bail, Context as _};
 use clap::Subcommand;
 use triggerfish_data::store::{
-    column_name, import, parse_delimiter, parse_encoding, parse_type, type_name, DateFormat,
-    EntityDb, ImportFormat, ImportSpec, PageError, PageRequest,
+    column_name, import, parse_decimal_separator, parse_delimiter, parse_encoding, parse_type,
+    type_name, DateFormat, EntityDb, ImportFormat, ImportSpec, Locale, PageError, PageRequest,
 };
 
 /// A column as a file's header writes it, by its name (see `column_name`).
@@ -50,6 +50,9 @@ pub enum EntitiesCommand {
         /// strftime's notation, e.g. `%d/%m/%Y %H:%M`.
         #[arg(long)]
         datetime_format: Option<String>,
+        /// How decimal numbers are written: `.` (default) or `,` (12,50).
+        #[arg(long)]
+        decimal_separator: Option<String>,
         /// The data file.
         file: PathBuf,
     },
@@ -117,6 +120,7 @@ pub fn run(cmd: EntitiesCommand) -> anyhow::Result<ExitCode> {
             delimiter,
             encoding,
             datetime_format,
+            decimal_separator,
             file,
         } => {
             let store = open(&config)?;
@@ -152,13 +156,23 @@ pub fn run(cmd: EntitiesCommand) -> anyhow::Result<ExitCode> {
                     Some(DateFormat::parse(&f).map_err(|m| anyhow!("--datetime-format {m}"))?)
                 }
             };
+            let decimal_comma = match decimal_separator {
+                None => false,
+                Some(d) => {
+                    parse_decimal_separator(&d).map_err(|m| anyhow!("--decimal-separator {m}"))?
+                }
+            };
+            let locale = Locale {
+                dates,
+                decimal_comma,
+            };
             let key = named(&key);
             let files = [file];
             let spec = ImportSpec {
                 format,
                 delimiter,
                 encoding,
-                datetime_format: dates.as_ref(),
+                locale: Some(&locale),
                 ..ImportSpec::new(&files, &given, &key)
             };
             let report = import(&spec, &store, &entity)?;

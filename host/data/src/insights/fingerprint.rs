@@ -78,8 +78,13 @@ fn import_settings(spec: &SourceSpec) -> String {
     if let Some(e) = spec.encoding {
         settings.push_str(&format!("|encoding {}", e.name()));
     }
-    if let Some(f) = &spec.datetime_format {
-        settings.push_str(&format!("|datetime_format {}", f.as_str()));
+    if let Some(locale) = &spec.locale {
+        if let Some(f) = &locale.dates {
+            settings.push_str(&format!("|datetime_format {}", f.as_str()));
+        }
+        if locale.decimal_comma {
+            settings.push_str("|decimal_separator ,");
+        }
     }
     settings
 }

@@ -305,7 +305,7 @@ impl FileSource {
             format: self.spec.format,
             delimiter: self.spec.delimiter,
             encoding: self.spec.encoding,
-            datetime_format: self.spec.datetime_format.as_ref(),
+            locale: self.spec.locale.as_ref(),
             types: &self.spec.types,
             key: &self.spec.key,
             required,

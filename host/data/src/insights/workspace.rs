@@ -584,6 +584,10 @@ FullName = "{First Name} {Last Name}"
                 "triggerfish.toml:5: key `insights.sources[0].datetime_format`: '%d/%m': it does not name a day, a month and a year (e.g. \"%d/%m/%Y\" or \"%m/%d/%Y %I:%M %p\")",
             ),
             (
+                "path = \"crm.csv\"\ndecimal_separator = \";\"",
+                "triggerfish.toml:5: key `insights.sources[0].decimal_separator`: ';': expected \".\" or \",\"",
+            ),
+            (
                 "path = \"crm.csv\"\nencoding = \"klingon\"",
                 "triggerfish.toml:5: key `insights.sources[0].encoding`: 'klingon': unknown encoding (e.g. utf-8, windows-1252, iso-8859-15, utf-16le)",
             ),

@@ -36,9 +36,10 @@ pub use history::{HistoryPoint, RefreshRecord, KEPT_HISTORY_POINTS, KEPT_REFRESH
 pub(crate) use import::convert_text;
 pub use import::MAX_DATETIME_FORMAT_BYTES;
 pub use import::{
-    column_name, import, import_inferred, import_rows, infer, parse_delimiter, parse_encoding,
-    quoted, DateFormat, Encoding, ImportError, ImportErrorKind, ImportFailure, ImportFormat,
-    ImportReport, ImportSpec, Inferred, Opener, MAX_COLUMNS, MAX_QUOTED_CHARS,
+    column_name, import, import_inferred, import_rows, infer, parse_decimal_separator,
+    parse_delimiter, parse_encoding, quoted, DateFormat, Encoding, ImportError, ImportErrorKind,
+    ImportFailure, ImportFormat, ImportReport, ImportSpec, Inferred, Locale, Opener, MAX_COLUMNS,
+    MAX_QUOTED_CHARS,
 };
 #[cfg(test)]
 pub(crate) use key_index::scattered_keys;

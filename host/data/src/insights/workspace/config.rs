@@ -64,6 +64,9 @@ pub struct SourceConfig {
     /// notation (`%d/%m/%Y %H:%M`). Files only.
     #[serde(default)]
     pub datetime_format: Option<Spanned<String>>,
+    /// `.` (default) or `,`: how decimal numbers are written. Files only.
+    #[serde(default)]
+    pub decimal_separator: Option<Spanned<String>>,
     /// File path or glob, relative to the configuration file. Required for
     /// files, refused for postgres (checked in validation, so that the error
     /// names the file, line and key).

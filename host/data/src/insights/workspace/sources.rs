@@ -14,8 +14,8 @@ use super::{
 };
 use crate::odata::ColumnType;
 use crate::store::{
-    column_name, parse_encoding, parse_type, type_name, valid_identifier, DateFormat, Encoding,
-    ImportFormat,
+    column_name, parse_decimal_separator, parse_encoding, parse_type, type_name, valid_identifier,
+    DateFormat, Encoding, ImportFormat, Locale,
 };
 
 pub(super) fn source(
@@ -167,7 +167,7 @@ pub(super) fn source(
         format: origin.format,
         delimiter: origin.delimiter,
         encoding: origin.encoding,
-        datetime_format: origin.datetime_format,
+        locale: origin.locale,
         path: origin.path,
         is_glob: origin.is_glob,
         root: origin.root,
@@ -187,7 +187,7 @@ struct Origin {
     format: Option<ImportFormat>,
     delimiter: Option<u8>,
     encoding: Option<&'static Encoding>,
-    datetime_format: Option<DateFormat>,
+    locale: Option<Locale>,
     path: PathBuf,
     root: PathBuf,
     is_glob: bool,
@@ -291,7 +291,7 @@ fn files_origin(
         .as_ref()
         .map(|e| parse_encoding(e.get_ref()).map_err(|m| v.invalid(e.span(), &key("encoding"), &m)))
         .transpose()?;
-    let datetime_format = s
+    let dates = s
         .datetime_format
         .as_ref()
         .map(|f| {
@@ -299,12 +299,21 @@ fn files_origin(
                 .map_err(|m| v.invalid(f.span(), &key("datetime_format"), &m))
         })
         .transpose()?;
+    let decimal_comma = match &s.decimal_separator {
+        None => false,
+        Some(d) => parse_decimal_separator(d.get_ref())
+            .map_err(|m| v.invalid(d.span(), &key("decimal_separator"), &m))?,
+    };
+    let locale = (dates.is_some() || decimal_comma).then_some(Locale {
+        dates,
+        decimal_comma,
+    });
     Ok(Origin {
         kind: SourceKind::Files,
         format,
         delimiter,
         encoding,
-        datetime_format,
+        locale,
         path,
         root,
         is_glob,
@@ -349,6 +358,13 @@ fn postgres_origin(
             f.span(),
             &key("datetime_format"),
             "`datetime_format` is for files: PostgreSQL types its dates",
+        ));
+    }
+    if let Some(d) = &s.decimal_separator {
+        return Err(v.invalid(
+            d.span(),
+            &key("decimal_separator"),
+            "`decimal_separator` is for files: PostgreSQL types its numbers",
         ));
     }
     let connection = match (&s.connection_env, &s.connection_file) {
@@ -517,7 +533,7 @@ fn postgres_origin(
         format: None,
         delimiter: None,
         encoding: None,
-        datetime_format: None,
+        locale: None,
         path: PathBuf::new(),
         root: lexical(base),
         is_glob: false,

@@ -43,8 +43,9 @@ pub struct SourceSpec {
     /// Files: their encoding when they have no byte-order mark (UTF-8 when
     /// `None`).
     pub encoding: Option<&'static crate::store::Encoding>,
-    /// Files: how datetime columns are written when not in ISO 8601.
-    pub datetime_format: Option<crate::store::DateFormat>,
+    /// Files: how dates and decimals are written when not in ISO 8601
+    /// and with a point (`datetime_format`, `decimal_separator`).
+    pub locale: Option<crate::store::Locale>,
     /// Absolute path, or glob pattern when [`SourceSpec::is_glob`]. Files
     /// only (empty for postgres).
     pub path: PathBuf,

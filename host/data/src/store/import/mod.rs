@@ -12,14 +12,14 @@ use rusqlite::types::ValueRef;
 use super::{pipe, StoreError};
 use crate::odata::ColumnType;
 
-mod dates;
 mod encoding;
+mod locale;
 mod naming;
 mod rows;
 mod typing;
 
-pub use dates::{DateFormat, MAX_DATETIME_FORMAT_BYTES};
 pub use encoding::{parse_encoding, Encoding};
+pub use locale::{parse_decimal_separator, DateFormat, Locale, MAX_DATETIME_FORMAT_BYTES};
 pub use naming::column_name;
 use rows::{visit, Dialect, Flow};
 pub(crate) use typing::convert_text;
@@ -235,8 +235,9 @@ pub struct ImportSpec<'a> {
     /// The files' encoding when they have no byte-order mark; UTF-8 when
     /// `None`.
     pub encoding: Option<&'static Encoding>,
-    /// How datetime columns' values are written when not in ISO 8601.
-    pub datetime_format: Option<&'a DateFormat>,
+    /// How dates and decimals are written when not in ISO 8601 and with a
+    /// point.
+    pub locale: Option<&'a Locale>,
     /// Column types given; others are inferred.
     pub types: &'a BTreeMap<String, ColumnType>,
     /// The key column, present in every row. Here and in `types` and
@@ -270,7 +271,7 @@ impl<'a> ImportSpec<'a> {
             format: None,
             delimiter: None,
             encoding: None,
-            datetime_format: None,
+            locale: None,
             types,
             key,
             required: &[],
@@ -533,7 +534,7 @@ fn type_columns(spec: &ImportSpec<'_>, rows: Option<u64>) -> Result<Inferred, Im
             &mut |row_no, row| {
                 progress.tick();
                 if let Ok(row) = row {
-                    typing.observe(&row, &[]);
+                    typing.observe(&row, &[], spec.locale);
                 }
                 Ok(match rows.is_some_and(|n| row_no >= n) {
                     true => Flow::Stop,
@@ -671,7 +672,7 @@ fn import_pass(
             let read = &progress.read;
             let opener = spec.opener;
             let (delimiter, encoding) = (spec.delimiter, spec.encoding);
-            let dates = spec.datetime_format;
+            let locale = spec.locale;
             let types = spec.types;
             // Set when a guessed column's value does not convert.
             let mut wrong_guess = false;
@@ -692,7 +693,7 @@ fn import_pass(
                     &mut |row_no, row| {
                         if guessed {
                             if let Ok(row) = &row {
-                                typing.observe(row, settled);
+                                typing.observe(row, settled, locale);
                             }
                         }
                         let converted = row
@@ -700,7 +701,7 @@ fn import_pass(
                                 file_error(path, ImportErrorKind::Malformed, Some(row_no), None, m)
                             })
                             .and_then(|raw| {
-                                raw.convert_into(typed, dates, feed).map_err(|(i, m)| {
+                                raw.convert_into(typed, locale, feed).map_err(|(i, m)| {
                                     feed.cancel_row();
                                     let name = typed.get(i).map(|(name, _)| name.as_str());
                                     if guessed && name.is_some_and(|n| !types.contains_key(n)) {

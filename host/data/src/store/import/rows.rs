@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::types::ValueRef;
 
-use super::dates::DateFormat;
 use super::encoding::Encoding;
+use super::locale::Locale;
 use super::typing::{convert, convert_str, infer_one, infer_text};
 use super::{
     check_headers, file_error, io_error, quoted, quoted_list, too_many_columns, ImportError,
@@ -34,13 +34,18 @@ pub(super) enum Row<'r> {
 impl Row<'_> {
     /// The type each non-null value suggests, with its column; columns
     /// marked in `settled` are skipped.
-    pub(super) fn each_type(&self, settled: &[bool], mut f: impl FnMut(usize, ColumnType)) {
+    pub(super) fn each_type(
+        &self,
+        settled: &[bool],
+        locale: Option<&Locale>,
+        mut f: impl FnMut(usize, ColumnType),
+    ) {
         let open = |i: usize| !settled.get(i).copied().unwrap_or(false);
         match self {
             Row::Csv(rec) => {
                 for (i, s) in rec.iter().enumerate() {
                     if !s.is_empty() && open(i) {
-                        f(i, infer_text(s));
+                        f(i, infer_text(s, locale));
                     }
                 }
             }
@@ -63,7 +68,7 @@ impl Row<'_> {
     pub(super) fn convert_into(
         self,
         typed: &[(String, ColumnType)],
-        dates: Option<&DateFormat>,
+        locale: Option<&Locale>,
         feed: &mut pipe::Feed,
     ) -> Result<(), (usize, String)> {
         match self {
@@ -73,7 +78,7 @@ impl Row<'_> {
                         (true, _) => feed.value(ValueRef::Null),
                         (false, ColumnType::String) => feed.value(ValueRef::Text(s.as_bytes())),
                         (false, t) => {
-                            let v = convert_str(s, *t, dates).map_err(|m| (i, m))?;
+                            let v = convert_str(s, *t, locale).map_err(|m| (i, m))?;
                             feed.value(ValueRef::from(&v));
                         }
                     }
@@ -81,7 +86,7 @@ impl Row<'_> {
             }
             Row::Json(values) => {
                 for (i, (v, (_, t))) in values.into_iter().zip(typed).enumerate() {
-                    let v = convert(v, *t, dates).map_err(|m| (i, m))?;
+                    let v = convert(v, *t, locale).map_err(|m| (i, m))?;
                     feed.value(ValueRef::from(&v));
                 }
             }

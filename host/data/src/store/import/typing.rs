@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::types::Value;
 
-use super::dates::DateFormat;
+use super::locale::Locale;
 use super::quoted;
 use super::rows::{Raw, Row};
 use crate::odata::{normalize_datetime, ColumnType};
@@ -19,8 +19,8 @@ pub(super) struct Typing {
 
 impl Typing {
     /// Take in the types of a row's values, but for `settled` columns.
-    pub(super) fn observe(&mut self, row: &Row<'_>, settled: &[bool]) {
-        row.each_type(settled, |i, t| {
+    pub(super) fn observe(&mut self, row: &Row<'_>, settled: &[bool], locale: Option<&Locale>) {
+        row.each_type(settled, locale, |i, t| {
             if self.inferred.len() <= i {
                 self.inferred.resize(i + 1, None);
             }
@@ -90,16 +90,23 @@ pub(super) fn infer_one(v: &Raw) -> Option<ColumnType> {
     })
 }
 
-pub(super) fn infer_text(s: &str) -> ColumnType {
+/// The type a file's text suggests, its decimals written as `locale` says.
+pub(super) fn infer_text(s: &str, locale: Option<&Locale>) -> ColumnType {
+    let comma = locale.is_some_and(|l| l.decimal_comma);
     let t = s.trim();
     let digits = t.trim_start_matches(['-', '+']);
     // Leading zeros (postal codes, phone numbers) keep the text as it is.
-    let leading_zero = digits.len() > 1 && digits.starts_with('0') && !digits.starts_with("0.");
+    let fraction = if comma { "0," } else { "0." };
+    let leading_zero = digits.len() > 1 && digits.starts_with('0') && !digits.starts_with(fraction);
+    let decimal = match locale {
+        Some(l) => l.decimal(t).is_some(),
+        None => t.parse::<f64>().is_ok_and(f64::is_finite),
+    };
     if leading_zero {
         ColumnType::String
     } else if t.parse::<i64>().is_ok() {
         ColumnType::Integer
-    } else if t.parse::<f64>().is_ok_and(f64::is_finite) && t.chars().any(|c| c.is_ascii_digit()) {
+    } else if decimal && t.chars().any(|c| c.is_ascii_digit()) {
         ColumnType::Decimal
     } else if t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("false") {
         ColumnType::Boolean
@@ -120,17 +127,17 @@ pub(crate) fn convert_text(text: String, t: ColumnType) -> Result<Value, String>
 fn convert_text_dated(
     text: String,
     t: ColumnType,
-    dates: Option<&DateFormat>,
+    locale: Option<&Locale>,
 ) -> Result<Value, String> {
     match t {
         ColumnType::String => Ok(Value::Text(text)),
-        _ => convert_str(&text, t, dates),
+        _ => convert_str(&text, t, locale),
     }
 }
 
 /// A JSON value as a value of type `t`: numbers and booleans as they are,
 /// anything else by its text.
-pub(super) fn convert(v: Raw, t: ColumnType, dates: Option<&DateFormat>) -> Result<Value, String> {
+pub(super) fn convert(v: Raw, t: ColumnType, locale: Option<&Locale>) -> Result<Value, String> {
     match (t, v) {
         (_, Raw::Null) => Ok(Value::Null),
         (ColumnType::Integer, Raw::Json(serde_json::Value::Number(n))) => n
@@ -144,8 +151,8 @@ pub(super) fn convert(v: Raw, t: ColumnType, dates: Option<&DateFormat>) -> Resu
         (ColumnType::Boolean, Raw::Json(serde_json::Value::Bool(b))) => {
             Ok(Value::Integer(i64::from(b)))
         }
-        (t, Raw::Json(serde_json::Value::String(s))) => convert_text_dated(s, t, dates),
-        (t, Raw::Json(other)) => convert_text_dated(other.to_string(), t, dates),
+        (t, Raw::Json(serde_json::Value::String(s))) => convert_text_dated(s, t, locale),
+        (t, Raw::Json(other)) => convert_text_dated(other.to_string(), t, locale),
     }
 }
 
@@ -153,8 +160,9 @@ pub(super) fn convert(v: Raw, t: ColumnType, dates: Option<&DateFormat>) -> Resu
 pub(super) fn convert_str(
     s: &str,
     t: ColumnType,
-    dates: Option<&DateFormat>,
+    locale: Option<&Locale>,
 ) -> Result<Value, String> {
+    let dates = locale.and_then(|l| l.dates.as_ref());
     match t {
         ColumnType::String => Ok(Value::Text(s.to_owned())),
         ColumnType::Integer => s
@@ -162,13 +170,21 @@ pub(super) fn convert_str(
             .parse::<i64>()
             .map(Value::Integer)
             .map_err(|_| format!("{} is not an integer", quoted(s))),
-        ColumnType::Decimal => s
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|f| f.is_finite())
-            .map(Value::Real)
-            .ok_or_else(|| format!("{} is not a decimal number", quoted(s))),
+        ColumnType::Decimal => match locale {
+            Some(l) if l.decimal_comma => l.decimal(s.trim()).map(Value::Real).ok_or_else(|| {
+                format!(
+                    "{} is not a decimal number (with decimal_separator ',', as 12,50)",
+                    quoted(s)
+                )
+            }),
+            _ => s
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .map(Value::Real)
+                .ok_or_else(|| format!("{} is not a decimal number", quoted(s))),
+        },
         ColumnType::Boolean => match s.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" => Ok(Value::Integer(1)),
             "false" | "0" | "no" => Ok(Value::Integer(0)),

@@ -1,7 +1,8 @@
-//! Dates as exports write them. ISO 8601 (`2024-03-01`,
-//! `2024-03-01T09:30:00Z`) always reads; a source's `datetime_format`, in
+//! Dates and numbers as exports write them. ISO 8601 dates (`2024-03-01`,
+//! `2024-03-01T09:30:00Z`) always read; a source's `datetime_format`, in
 //! strftime's notation as chrono reads it (`%d/%m/%Y %H:%M`), is tried
-//! first, for the day-first and month-first dates spreadsheets write.
+//! first, for the day-first and month-first dates spreadsheets write. Its
+//! `decimal_separator` may be a comma (`12,50`), as in most of Europe.
 
 use std::fmt::Write as _;
 
@@ -9,6 +10,39 @@ use chrono::format::{Item, Parsed, StrftimeItems};
 use chrono::DateTime;
 
 use super::quoted;
+
+/// How a source writes dates and decimal numbers in text, when not as
+/// ISO 8601 and with a point.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Locale {
+    /// Tried before ISO 8601 for datetime columns.
+    pub dates: Option<DateFormat>,
+    /// Decimal numbers are written `12,50`: a point is then no number's.
+    pub decimal_comma: bool,
+}
+
+impl Locale {
+    /// `text` as a finite decimal number, written with this locale's
+    /// separator.
+    pub fn decimal(&self, text: &str) -> Option<f64> {
+        let value = match self.decimal_comma {
+            false => text.parse::<f64>(),
+            true if text.contains('.') => return None,
+            true => text.replacen(',', ".", 1).parse::<f64>(),
+        };
+        value.ok().filter(|f| f.is_finite())
+    }
+}
+
+/// A `decimal_separator` as configured: `.` (the default) or `,`; whether
+/// it is the comma.
+pub fn parse_decimal_separator(s: &str) -> Result<bool, String> {
+    match s {
+        "." => Ok(false),
+        "," => Ok(true),
+        _ => Err(format!("{}: expected \".\" or \",\"", quoted(s))),
+    }
+}
 
 /// Longest `datetime_format`, in bytes.
 pub const MAX_DATETIME_FORMAT_BYTES: usize = 64;
@@ -83,6 +117,26 @@ impl DateFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_with_a_point_or_a_comma() {
+        let comma = Locale {
+            decimal_comma: true,
+            ..Locale::default()
+        };
+        assert_eq!(comma.decimal("12,50"), Some(12.5));
+        assert_eq!(comma.decimal("-3"), Some(-3.0));
+        for not in ["12.50", "1.234,50", "1,2,3", "inf", ""] {
+            assert_eq!(comma.decimal(not), None, "{not}");
+        }
+        assert_eq!(Locale::default().decimal("12.50"), Some(12.5));
+        assert_eq!(Locale::default().decimal("12,50"), None);
+        assert_eq!(parse_decimal_separator(","), Ok(true));
+        assert_eq!(
+            parse_decimal_separator(";"),
+            Err("';': expected \".\" or \",\"".into())
+        );
+    }
 
     #[test]
     fn day_first_month_first_with_times_and_offsets() {

@@ -559,14 +559,18 @@ fn cli_import_reads_exports_as_written_separators_and_headers() {
     let c = config.to_str().unwrap();
     let csv = dir.path().join("export.csv");
     // Windows' Western encoding: é is one byte.
-    std::fs::write(&csv, b"Contact ID;First Name;Code postal\n7;Zo\xe9;01000\n").unwrap();
+    std::fs::write(
+        &csv,
+        b"Contact ID;First Name;Code postal;Modifi\xe9;Montant\n7;Zo\xe9;01000;28/12/2025;12,50\n",
+    )
+    .unwrap();
     let import = |extra: &[&str]| {
         let mut args = vec!["entities", "import", "--config", c, "--entity", "People"];
         args.extend_from_slice(extra);
         args.push(csv.to_str().unwrap());
         triggerfish(&args, &[])
     };
-    let run = import(&["--key", "Contact ID"]);
+    let run = import(&["--key", "Contact ID", "--encoding", "windows-1252"]);
     assert_ne!(run.code, 0);
     assert!(
         run.stderr.contains("the header is one column, 'Contact ID;First Name;Code posta…': if its fields are separated by ';', set delimiter = \";\" (`--delimiter` for `entities import`)"),
@@ -582,11 +586,17 @@ fn cli_import_reads_exports_as_written_separators_and_headers() {
         "windows-1252",
         "--type",
         "Code postal=string",
+        "--type",
+        "Modifié=datetime",
+        "--datetime-format",
+        "%d/%m/%Y",
+        "--decimal-separator",
+        ",",
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         run.stdout,
-        "imported 1 rows into People (key ContactID; columns: ContactID integer, FirstName string, CodePostal string)\n"
+        "imported 1 rows into People (key ContactID; columns: ContactID integer, FirstName string, CodePostal string, Modifie datetime, Montant decimal)\n"
     );
     let run = triggerfish(
         &[
@@ -597,11 +607,14 @@ fn cli_import_reads_exports_as_written_separators_and_headers() {
             "--entity",
             "People",
             "--select",
-            "FirstName",
+            "FirstName,Modifie,Montant",
         ],
         &[],
     );
-    assert_eq!(run.stdout, "{\"FirstName\":\"Zoé\"}\n");
+    assert_eq!(
+        run.stdout,
+        "{\"FirstName\":\"Zoé\",\"Modifie\":\"2025-12-28T00:00:00Z\",\"Montant\":12.5}\n"
+    );
     let run = import(&["--key", "Id", "--encoding", "klingon"]);
     assert!(
         run.stderr

@@ -329,43 +329,37 @@ fn postgres_origin(
     s: &SourceConfig,
     key: &dyn Fn(&str) -> String,
 ) -> Result<Origin, WorkspaceError> {
-    if let Some(path) = &s.path {
-        return Err(v.invalid(
-            path.span(),
-            &key("path"),
+    for (k, given, why) in [
+        (
+            "path",
+            &s.path,
             "a postgres source reads `table` or `query`, not a path",
-        ));
-    }
-    if let Some(format) = &s.format {
-        return Err(v.invalid(
-            format.span(),
-            &key("format"),
+        ),
+        (
+            "format",
+            &s.format,
             "`format` is for files: a postgres source's columns are typed by PostgreSQL",
-        ));
-    }
-    if let Some(d) = &s.delimiter {
-        return Err(v.invalid(d.span(), &key("delimiter"), "`delimiter` is for CSV files"));
-    }
-    if let Some(e) = &s.encoding {
-        return Err(v.invalid(
-            e.span(),
-            &key("encoding"),
+        ),
+        ("delimiter", &s.delimiter, "`delimiter` is for CSV files"),
+        (
+            "encoding",
+            &s.encoding,
             "`encoding` is for files: PostgreSQL sends UTF-8",
-        ));
-    }
-    if let Some(f) = &s.datetime_format {
-        return Err(v.invalid(
-            f.span(),
-            &key("datetime_format"),
+        ),
+        (
+            "datetime_format",
+            &s.datetime_format,
             "`datetime_format` is for files: PostgreSQL types its dates",
-        ));
-    }
-    if let Some(d) = &s.decimal_separator {
-        return Err(v.invalid(
-            d.span(),
-            &key("decimal_separator"),
+        ),
+        (
+            "decimal_separator",
+            &s.decimal_separator,
             "`decimal_separator` is for files: PostgreSQL types its numbers",
-        ));
+        ),
+    ] {
+        if let Some(given) = given {
+            return Err(v.invalid(given.span(), &key(k), why));
+        }
     }
     let connection = match (&s.connection_env, &s.connection_file) {
         (Some(_), Some(file)) => {

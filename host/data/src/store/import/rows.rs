@@ -275,11 +275,8 @@ fn visit_rows(
             }
             if let (None, [header]) = (delimiter, headers.as_slice()) {
                 if let Some(sep) = [';', '\t', '|'].into_iter().find(|c| header.contains(*c)) {
-                    return Err(file_error(
+                    return Err(schema_error(
                         path,
-                        ImportErrorKind::Schema,
-                        None,
-                        None,
                         format!(
                             "the header is one column, {}: if its fields are separated by {sep:?}, set delimiter = {:?} (`--delimiter` for `entities import`)",
                             quoted(header),
@@ -288,16 +285,13 @@ fn visit_rows(
                     ));
                 }
             }
-            let headers = super::naming::csv_columns(&headers)
-                .map_err(|m| file_error(path, ImportErrorKind::Schema, None, None, m))?;
+            let headers =
+                super::naming::csv_columns(&headers).map_err(|m| schema_error(path, m))?;
             if columns.is_empty() {
                 *columns = headers;
             } else if *columns != headers {
-                return Err(file_error(
+                return Err(schema_error(
                     path,
-                    ImportErrorKind::Schema,
-                    None,
-                    None,
                     format!(
                         "its columns ({}) differ from the other files' ({})",
                         quoted_list(&headers),
@@ -367,17 +361,13 @@ fn visit_rows(
                     break;
                 }
             }
-            check_headers(columns)
-                .map_err(|m| file_error(path, ImportErrorKind::Schema, None, None, m))?;
+            check_headers(columns).map_err(|m| schema_error(path, m))?;
             Ok(())
         }
         ImportFormat::Json => {
             let before = read.load(Ordering::Relaxed);
             let skip = match array_from_slices(reader.into_inner(), columns, fixed, f)? {
-                Fast::Done => {
-                    return check_headers(columns)
-                        .map_err(|m| file_error(path, ImportErrorKind::Schema, None, None, m))
-                }
+                Fast::Done => return check_headers(columns).map_err(|m| schema_error(path, m)),
                 Fast::Unusual { rows } => rows,
             };
             // The streaming parser reads it again, handing out only the
@@ -398,10 +388,7 @@ fn visit_rows(
                 serde::Deserializer::deserialize_seq(&mut de, rows).and_then(|()| de.end());
             match stopped {
                 Some(Some(e)) => return Err(e),
-                Some(None) => {
-                    return check_headers(columns)
-                        .map_err(|m| file_error(path, ImportErrorKind::Schema, None, None, m))
-                }
+                Some(None) => return check_headers(columns).map_err(|m| schema_error(path, m)),
                 None => {}
             }
             streamed.map_err(|e| {
@@ -422,8 +409,7 @@ fn visit_rows(
                 };
                 file_error(path, kind, None, None, message)
             })?;
-            check_headers(columns)
-                .map_err(|m| file_error(path, ImportErrorKind::Schema, None, None, m))?;
+            check_headers(columns).map_err(|m| schema_error(path, m))?;
             Ok(())
         }
     }
@@ -537,6 +523,11 @@ impl<'de> serde::de::Visitor<'de> for ArrayRows<'_> {
         }
         Ok(())
     }
+}
+
+/// A problem with the file's shape (columns, format), for no row.
+fn schema_error(path: &Path, message: String) -> ImportError {
+    file_error(path, ImportErrorKind::Schema, None, None, message)
 }
 
 fn csv_error(path: &Path, e: &csv::Error, row: Option<u64>) -> ImportError {

@@ -103,6 +103,7 @@ fn source_corpora_import_or_fail_with_an_error() {
                 delimiter: None,
                 encoding: None,
                 locale: None,
+                flatten: false,
                 types: &types,
                 key: "Id",
                 required: &[],

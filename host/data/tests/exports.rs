@@ -162,3 +162,48 @@ fn a_semicolon_export_with_spoken_headers_refreshes_as_written() {
         source(&commas)
     );
 }
+
+/// An API export nests each contact's fields (`properties.email`); with
+/// `flatten`, the map names them by their path.
+#[test]
+fn nested_api_exports_map_their_fields_by_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    std::fs::write(
+        dir.join("contacts.ndjson"),
+        r#"{"id": "101", "properties": {"email": "zoe@example.com", "firstname": "Zoé"}}
+{"id": "102", "properties": {"email": "ZOE@example.com ", "firstname": "Zoe"}, "archived": false}
+{"id": "103", "properties": {"email": "luc@example.com", "firstname": "Luc"}}
+"#,
+    )
+    .unwrap();
+    let workspace = r#"
+[[sources]]
+name = "hubspot"
+path = "contacts.ndjson"
+flatten = true
+key = "id"
+[sources.map]
+Email = "properties.email"
+FirstName = "properties.firstname"
+
+[unification]
+[[unification.rules]]
+fields = ["Email"]
+"#;
+    let report = refresh(dir, workspace);
+    assert!(report.succeeded(), "{:?}", report.stages);
+    let conn = rusqlite::Connection::open(dir.join("store.sqlite")).unwrap();
+    let customers: i64 = conn
+        .query_row("SELECT count(*) FROM ent_Customer", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(customers, 2);
+    // Without it, the nested fields are not columns: named as such.
+    let flat = refresh(dir, &workspace.replace("flatten = true\n", ""));
+    assert!(!flat.succeeded());
+    let detail = flat.stages[0].detail.clone().unwrap_or_default();
+    assert!(
+        detail.contains("column 'PropertiesEmail' is used by the configuration but is not in the data (fields: id, properties, archived); if it is a field of 'properties', set flatten = true"),
+        "{detail}"
+    );
+}

@@ -53,6 +53,10 @@ pub enum EntitiesCommand {
         /// How decimal numbers are written: `.` (default) or `,` (12,50).
         #[arg(long)]
         decimal_separator: Option<String>,
+        /// JSON: the fields of nested objects are columns of their own,
+        /// named by their path (`Address.City`: `AddressCity`).
+        #[arg(long)]
+        flatten: bool,
         /// The data file.
         file: PathBuf,
     },
@@ -121,6 +125,7 @@ pub fn run(cmd: EntitiesCommand) -> anyhow::Result<ExitCode> {
             encoding,
             datetime_format,
             decimal_separator,
+            flatten,
             file,
         } => {
             let store = open(&config)?;
@@ -173,6 +178,7 @@ pub fn run(cmd: EntitiesCommand) -> anyhow::Result<ExitCode> {
                 delimiter,
                 encoding,
                 locale: Some(&locale),
+                flatten,
                 ..ImportSpec::new(&files, &given, &key)
             };
             let report = import(&spec, &store, &entity)?;

@@ -78,6 +78,9 @@ fn import_settings(spec: &SourceSpec) -> String {
     if let Some(e) = spec.encoding {
         settings.push_str(&format!("|encoding {}", e.name()));
     }
+    if spec.flatten {
+        settings.push_str("|flatten");
+    }
     if let Some(locale) = &spec.locale {
         if let Some(f) = &locale.dates {
             settings.push_str(&format!("|datetime_format {}", f.as_str()));

@@ -306,6 +306,7 @@ impl FileSource {
             delimiter: self.spec.delimiter,
             encoding: self.spec.encoding,
             locale: self.spec.locale.as_ref(),
+            flatten: self.spec.flatten,
             types: &self.spec.types,
             key: &self.spec.key,
             required,

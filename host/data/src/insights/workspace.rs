@@ -588,6 +588,10 @@ FullName = "{First Name} {Last Name}"
                 "triggerfish.toml:5: key `insights.sources[0].decimal_separator`: ';': expected \".\" or \",\"",
             ),
             (
+                "path = \"crm.csv\"\nflatten = true",
+                "triggerfish.toml:5: key `insights.sources[0].flatten`: `flatten` is for JSON and NDJSON files: CSV does not nest",
+            ),
+            (
                 "path = \"crm.csv\"\nencoding = \"klingon\"",
                 "triggerfish.toml:5: key `insights.sources[0].encoding`: 'klingon': unknown encoding (e.g. utf-8, windows-1252, iso-8859-15, utf-16le)",
             ),

@@ -34,13 +34,13 @@ pub use changes::{KEPT_CHANGE_SETS, MAX_TRACKED_CHANGES};
 pub use delta::{Buckets, Delta, DeltaCounts, Kept, Upserted};
 pub use history::{HistoryPoint, RefreshRecord, KEPT_HISTORY_POINTS, KEPT_REFRESHES};
 pub(crate) use import::convert_text;
-pub use import::MAX_DATETIME_FORMAT_BYTES;
 pub use import::{
     column_name, import, import_inferred, import_rows, infer, parse_decimal_separator,
     parse_delimiter, parse_encoding, quoted, DateFormat, Encoding, ImportError, ImportErrorKind,
     ImportFailure, ImportFormat, ImportReport, ImportSpec, Inferred, Locale, Opener, MAX_COLUMNS,
     MAX_QUOTED_CHARS,
 };
+pub use import::{MAX_DATETIME_FORMAT_BYTES, MAX_FLATTEN_DEPTH};
 #[cfg(test)]
 pub(crate) use key_index::scattered_keys;
 pub use key_index::{MAX_TAG_RUNS, SAMPLE_ROWS};

@@ -67,6 +67,10 @@ pub struct SourceConfig {
     /// `.` (default) or `,`: how decimal numbers are written. Files only.
     #[serde(default)]
     pub decimal_separator: Option<Spanned<String>>,
+    /// JSON: the fields of nested objects are columns of their own, named
+    /// by their path. JSON and NDJSON files only.
+    #[serde(default)]
+    pub flatten: Option<Spanned<bool>>,
     /// File path or glob, relative to the configuration file. Required for
     /// files, refused for postgres (checked in validation, so that the error
     /// names the file, line and key).

@@ -168,6 +168,7 @@ pub(super) fn source(
         delimiter: origin.delimiter,
         encoding: origin.encoding,
         locale: origin.locale,
+        flatten: origin.flatten,
         path: origin.path,
         is_glob: origin.is_glob,
         root: origin.root,
@@ -188,6 +189,7 @@ struct Origin {
     delimiter: Option<u8>,
     encoding: Option<&'static Encoding>,
     locale: Option<Locale>,
+    flatten: bool,
     path: PathBuf,
     root: PathBuf,
     is_glob: bool,
@@ -308,12 +310,24 @@ fn files_origin(
         dates,
         decimal_comma,
     });
+    let flatten = match &s.flatten {
+        Some(f) if *f.get_ref() && read_as == ImportFormat::Csv => {
+            return Err(v.invalid(
+                f.span(),
+                &key("flatten"),
+                "`flatten` is for JSON and NDJSON files: CSV does not nest",
+            ))
+        }
+        Some(f) => *f.get_ref(),
+        None => false,
+    };
     Ok(Origin {
         kind: SourceKind::Files,
         format,
         delimiter,
         encoding,
         locale,
+        flatten,
         path,
         root,
         is_glob,
@@ -360,6 +374,13 @@ fn postgres_origin(
         if let Some(given) = given {
             return Err(v.invalid(given.span(), &key(k), why));
         }
+    }
+    if let Some(f) = &s.flatten {
+        return Err(v.invalid(
+            f.span(),
+            &key("flatten"),
+            "`flatten` is for JSON files: a table's columns do not nest",
+        ));
     }
     let connection = match (&s.connection_env, &s.connection_file) {
         (Some(_), Some(file)) => {
@@ -528,6 +549,7 @@ fn postgres_origin(
         delimiter: None,
         encoding: None,
         locale: None,
+        flatten: false,
         path: PathBuf::new(),
         root: lexical(base),
         is_glob: false,

@@ -46,6 +46,8 @@ pub struct SourceSpec {
     /// Files: how dates and decimals are written when not in ISO 8601
     /// and with a point (`datetime_format`, `decimal_separator`).
     pub locale: Option<crate::store::Locale>,
+    /// JSON files: objects' fields are columns of their own.
+    pub flatten: bool,
     /// Absolute path, or glob pattern when [`SourceSpec::is_glob`]. Files
     /// only (empty for postgres).
     pub path: PathBuf,

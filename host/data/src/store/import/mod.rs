@@ -15,12 +15,14 @@ use crate::odata::ColumnType;
 mod encoding;
 mod locale;
 mod naming;
+mod objects;
 mod rows;
 mod typing;
 
 pub use encoding::{parse_encoding, Encoding};
 pub use locale::{parse_decimal_separator, DateFormat, Locale, MAX_DATETIME_FORMAT_BYTES};
 pub use naming::column_name;
+pub use objects::MAX_FLATTEN_DEPTH;
 use rows::{visit, Dialect, Flow};
 pub(crate) use typing::convert_text;
 use typing::Typing;
@@ -238,6 +240,9 @@ pub struct ImportSpec<'a> {
     /// How dates and decimals are written when not in ISO 8601 and with a
     /// point.
     pub locale: Option<&'a Locale>,
+    /// JSON: the fields of objects are columns of their own, named by
+    /// their path (`Address.City`: `AddressCity`).
+    pub flatten: bool,
     /// Column types given; others are inferred.
     pub types: &'a BTreeMap<String, ColumnType>,
     /// The key column, present in every row. Here and in `types` and
@@ -272,6 +277,7 @@ impl<'a> ImportSpec<'a> {
             delimiter: None,
             encoding: None,
             locale: None,
+            flatten: false,
             types,
             key,
             required: &[],
@@ -456,7 +462,11 @@ fn start(spec: &ImportSpec<'_>) -> Result<(ImportFormat, Vec<Stamp>), ImportErro
 
 /// Check the columns found against the key, the required columns and the
 /// types given.
-fn check_columns(spec: &ImportSpec<'_>, columns: &[String]) -> Result<(), ImportError> {
+fn check_columns(
+    spec: &ImportSpec<'_>,
+    format: ImportFormat,
+    columns: &[String],
+) -> Result<(), ImportError> {
     let first = spec.files.first().map_or(Path::new(""), PathBuf::as_path);
     let schema_err =
         |field: Option<&str>, m: String| file_error(first, ImportErrorKind::Schema, None, field, m);
@@ -472,10 +482,23 @@ fn check_columns(spec: &ImportSpec<'_>, columns: &[String]) -> Result<(), Import
     }
     for c in spec.required {
         if !columns.contains(c) {
+            // `properties.email` names `PropertiesEmail`, a field of the
+            // column `properties` until objects are flattened.
+            let lower = c.to_ascii_lowercase();
+            let parent = (format != ImportFormat::Csv && !spec.flatten)
+                .then(|| {
+                    columns
+                        .iter()
+                        .find(|p| lower.starts_with(&p.to_ascii_lowercase()) && p.len() < c.len())
+                })
+                .flatten();
+            let hint = parent
+                .map(|p| format!("; if it is a field of '{p}', set flatten = true"))
+                .unwrap_or_default();
             return Err(schema_err(
                 Some(c),
                 format!(
-                    "column '{c}' is used by the configuration but is not in the data (fields: {})",
+                    "column '{c}' is used by the configuration but is not in the data (fields: {}){hint}",
                     columns.join(", ")
                 ),
             ));
@@ -527,6 +550,7 @@ fn type_columns(spec: &ImportSpec<'_>, rows: Option<u64>) -> Result<Inferred, Im
                 format,
                 delimiter: spec.delimiter,
                 encoding: spec.encoding,
+                flatten: spec.flatten,
             },
             &mut columns,
             false,
@@ -543,7 +567,7 @@ fn type_columns(spec: &ImportSpec<'_>, rows: Option<u64>) -> Result<Inferred, Im
             },
         )?;
     }
-    check_columns(spec, &columns)?;
+    check_columns(spec, format, &columns)?;
     Ok(Inferred {
         typed: typing.typed(&columns, spec.types),
         stamps,
@@ -671,7 +695,7 @@ fn import_pass(
             let settled = &settled;
             let read = &progress.read;
             let opener = spec.opener;
-            let (delimiter, encoding) = (spec.delimiter, spec.encoding);
+            let (delimiter, encoding, flatten) = (spec.delimiter, spec.encoding, spec.flatten);
             let locale = spec.locale;
             let types = spec.types;
             // Set when a guessed column's value does not convert.
@@ -686,6 +710,7 @@ fn import_pass(
                         format,
                         delimiter,
                         encoding,
+                        flatten,
                     },
                     columns,
                     !guessed,
@@ -1108,6 +1133,7 @@ mod tests {
                     format: ImportFormat::Json,
                     delimiter: None,
                     encoding: None,
+                    flatten: false,
                 },
                 &mut columns,
                 false,
@@ -1623,6 +1649,71 @@ mod tests {
                     "{}: expected one ASCII character, such as \";\" or \"\\t\" (or \"tab\")",
                     quoted(bad)
                 )),
+            );
+        }
+    }
+
+    #[test]
+    fn nested_objects_flatten_into_columns_named_by_their_path() {
+        let objects = [
+            r#"{"id": 1, "properties": {"email": "a@x.com", "first name": "Ann", "address": {"city": "Lyon"}}, "tags": ["a", "b"]}"#,
+            r#"{"properties": {"first name": "Bob", "address": {"city": null, "zip": "69001"}}, "id": 2}"#,
+        ];
+        let deep = format!(
+            r#"{{"id": 3, "n": {}1{}}}"#,
+            r#"{"n": "#.repeat(MAX_FLATTEN_DEPTH + 1),
+            "}".repeat(MAX_FLATTEN_DEPTH + 1)
+        );
+        for (name, text) in [
+            (
+                "c.ndjson",
+                format!("{}\n{}\n{deep}", objects[0], objects[1]),
+            ),
+            ("c.json", format!("[{},{},{deep}]", objects[0], objects[1])),
+        ] {
+            let (_d, p, store) = setup(name, &text);
+            let types = BTreeMap::new();
+            let files = [p];
+            let spec = ImportSpec {
+                flatten: true,
+                ..ImportSpec::new(&files, &types, "id")
+            };
+            super::import(&spec, &store, "T").unwrap();
+            let (columns, rows) = dump(&store, "T");
+            let names: Vec<&str> = columns.iter().map(|c| c.0.as_str()).collect();
+            let nested = format!("N{}", "N".repeat(MAX_FLATTEN_DEPTH));
+            assert_eq!(
+                names,
+                [
+                    "id",
+                    "PropertiesEmail",
+                    "PropertiesFirstName",
+                    "PropertiesAddressCity",
+                    "tags",
+                    "PropertiesAddressZip",
+                    &nested,
+                ],
+                "{name}"
+            );
+            let text = |s: &str| Value::Text(s.into());
+            assert_eq!(
+                rows[1],
+                [
+                    Value::Integer(2),
+                    Value::Null,
+                    text("Bob"),
+                    Value::Null,
+                    Value::Null,
+                    text("69001"),
+                    Value::Null
+                ],
+                "{name}"
+            );
+            assert_eq!(rows[0][4], text(r#"["a","b"]"#), "{name}: arrays stay JSON");
+            assert_eq!(
+                rows[2][6],
+                text(r#"{"n":1}"#),
+                "{name}: past the depth, JSON"
             );
         }
     }

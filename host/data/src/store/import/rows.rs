@@ -8,6 +8,7 @@ use rusqlite::types::ValueRef;
 
 use super::encoding::Encoding;
 use super::locale::Locale;
+use super::objects::ObjectRow;
 use super::typing::{convert, convert_str, infer_one, infer_text};
 use super::{
     check_headers, file_error, io_error, quoted, quoted_list, too_many_columns, ImportError,
@@ -99,7 +100,7 @@ impl Row<'_> {
 type RawRow<'r> = Result<Row<'r>, String>;
 
 /// One JSON object as read, or why it is not one.
-type JsonRow = Result<Vec<Raw>, String>;
+pub(super) type JsonRow = Result<Vec<Raw>, String>;
 
 /// What a row callback wants next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +139,7 @@ pub(super) fn visit(
         format,
         delimiter,
         encoding,
+        flatten,
     }: Dialect,
     columns: &mut Vec<String>,
     fixed: bool,
@@ -155,6 +157,7 @@ pub(super) fn visit(
         format,
         delimiter,
         encoding,
+        flatten,
         fixed,
         read,
         bound: &bound,
@@ -182,6 +185,8 @@ pub(super) struct Dialect {
     pub format: ImportFormat,
     pub delimiter: Option<u8>,
     pub encoding: Option<&'static Encoding>,
+    /// JSON: objects' fields are columns of their own.
+    pub flatten: bool,
 }
 
 /// What [`visit_rows`] reads, and how: [`visit`]'s arguments, with the
@@ -194,6 +199,7 @@ struct Reading<'a> {
     /// CSV's field separator, when given.
     delimiter: Option<u8>,
     encoding: Option<&'static Encoding>,
+    flatten: bool,
     fixed: bool,
     read: &'a AtomicU64,
     bound: &'a RowBound,
@@ -226,6 +232,7 @@ fn visit_rows(
         format,
         delimiter,
         encoding,
+        flatten,
         fixed,
         read,
         bound,
@@ -345,6 +352,7 @@ fn visit_rows(
                 let object = ObjectRow {
                     columns,
                     fixed,
+                    flatten,
                     not_object: "expected a JSON object",
                     overflow: &mut overflow,
                 };
@@ -366,7 +374,7 @@ fn visit_rows(
         }
         ImportFormat::Json => {
             let before = read.load(Ordering::Relaxed);
-            let skip = match array_from_slices(reader.into_inner(), columns, fixed, f)? {
+            let skip = match array_from_slices(reader.into_inner(), columns, (fixed, flatten), f)? {
                 Fast::Done => return check_headers(columns).map_err(|m| schema_error(path, m)),
                 Fast::Unusual { rows } => rows,
             };
@@ -379,6 +387,7 @@ fn visit_rows(
                 path,
                 columns,
                 fixed,
+                flatten,
                 bound,
                 skip,
                 f,
@@ -430,7 +439,7 @@ enum Fast {
 fn array_from_slices(
     reader: impl std::io::Read,
     columns: &mut Vec<String>,
-    fixed: bool,
+    (fixed, flatten): (bool, bool),
     f: &mut dyn FnMut(u64, RawRow) -> Result<Flow, ImportError>,
 ) -> Result<Fast, ImportError> {
     let mut elements = json_array::Elements::new(reader);
@@ -446,6 +455,7 @@ fn array_from_slices(
         let object = ObjectRow {
             columns: &mut *columns,
             fixed,
+            flatten,
             not_object: "expected an object",
             overflow: &mut overflow,
         };
@@ -469,6 +479,7 @@ struct ArrayRows<'a> {
     path: &'a Path,
     columns: &'a mut Vec<String>,
     fixed: bool,
+    flatten: bool,
     /// Told of the rows skipped (`f` is told of the others).
     bound: &'a RowBound,
     /// Rows parsed but not handed to `f` (handed out before).
@@ -493,6 +504,7 @@ impl<'de> serde::de::Visitor<'de> for ArrayRows<'_> {
             let object = ObjectRow {
                 columns: &mut *self.columns,
                 fixed: self.fixed,
+                flatten: self.flatten,
                 not_object: "expected an object",
                 overflow: &mut overflow,
             };
@@ -550,146 +562,5 @@ fn csv_error(path: &Path, e: &csv::Error, row: Option<u64>) -> ImportError {
             format!("{len} fields where the header has {expected_len}"),
         ),
         _ => file_error(path, ImportErrorKind::Malformed, row, None, e.to_string()),
-    }
-}
-
-/// One JSON object read straight into a row in `columns` order, adding
-/// new columns unless `fixed` (no map is built per row: that cost a fifth of
-/// a JSON import). A duplicate key keeps its last value; anything but an
-/// object is a malformed row, `not_object`. A key past [`MAX_COLUMNS`]
-/// columns stops the parse and sets `overflow`.
-struct ObjectRow<'c> {
-    columns: &'c mut Vec<String>,
-    fixed: bool,
-    not_object: &'static str,
-    overflow: &'c mut bool,
-}
-
-impl<'de> serde::de::DeserializeSeed<'de> for ObjectRow<'_> {
-    type Value = JsonRow;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<JsonRow, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for ObjectRow<'_> {
-    type Value = JsonRow;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<JsonRow, A::Error> {
-        let mut row = vec![Raw::Null; self.columns.len()];
-        let mut next = 0;
-        loop {
-            let column = ColumnOf {
-                columns: &mut *self.columns,
-                fixed: self.fixed,
-                hint: next,
-                overflow: &mut *self.overflow,
-            };
-            match map.next_key_seed(column)? {
-                None => break,
-                Some(None) => {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                }
-                Some(Some(i)) => {
-                    let value = match map.next_value::<serde_json::Value>()? {
-                        serde_json::Value::Null => Raw::Null,
-                        v => Raw::Json(v),
-                    };
-                    if row.len() <= i {
-                        row.resize(i + 1, Raw::Null);
-                    }
-                    row[i] = value;
-                    next = i + 1;
-                }
-            }
-        }
-        row.resize(self.columns.len(), Raw::Null);
-        Ok(Ok(row))
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<JsonRow, A::Error> {
-        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-        Ok(Err(self.not_object.to_owned()))
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<JsonRow, E> {
-        Ok(Err(self.not_object.to_owned()))
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<JsonRow, E> {
-        Ok(Err(self.not_object.to_owned()))
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<JsonRow, E> {
-        Ok(Err(self.not_object.to_owned()))
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<JsonRow, E> {
-        Ok(Err(self.not_object.to_owned()))
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<JsonRow, E> {
-        Ok(Err(self.not_object.to_owned()))
-    }
-
-    fn visit_unit<E>(self) -> Result<JsonRow, E> {
-        Ok(Err(self.not_object.to_owned()))
-    }
-}
-
-/// A JSON key as the index of its column (`None`: not a column, and
-/// `fixed`); a new one past [`MAX_COLUMNS`] sets `overflow` and fails. Keys
-/// mostly come in column order, so `hint` is tried first.
-struct ColumnOf<'c> {
-    columns: &'c mut Vec<String>,
-    fixed: bool,
-    hint: usize,
-    overflow: &'c mut bool,
-}
-
-impl<'de> serde::de::DeserializeSeed<'de> for ColumnOf<'_> {
-    type Value = Option<usize>;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for ColumnOf<'_> {
-    type Value = Option<usize>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a key")
-    }
-
-    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Option<usize>, E> {
-        if self.columns.get(self.hint).is_some_and(|c| c == key) {
-            return Ok(Some(self.hint));
-        }
-        // A key that names no column keeps its text, which the check after
-        // the read refuses.
-        let named = super::naming::column_name(key);
-        let key = named.as_deref().unwrap_or(key);
-        if self.columns.get(self.hint).is_some_and(|c| c == key) {
-            return Ok(Some(self.hint));
-        }
-        if let Some(i) = self.columns.iter().position(|c| c == key) {
-            return Ok(Some(i));
-        }
-        if self.fixed {
-            return Ok(None);
-        }
-        if self.columns.len() >= MAX_COLUMNS {
-            // Stop reading the object: the caller reports the limit.
-            *self.overflow = true;
-            return Err(E::custom("too many columns"));
-        }
-        self.columns.push(key.to_owned());
-        Ok(Some(self.columns.len() - 1))
     }
 }

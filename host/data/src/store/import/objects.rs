@@ -1,0 +1,234 @@
+//! A JSON object as a row: each key's value into its column, found by the
+//! key's name ([`column_name`]), with no map built per row (that cost a
+//! fifth of a JSON import). With `flatten`, an object's fields become
+//! columns of their own, named by their path (`"Address": {"City": …}` is
+//! `Address.City`, the column `AddressCity`), as API exports nest them.
+
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use super::naming::column_name;
+use super::rows::{JsonRow, Raw};
+use super::MAX_COLUMNS;
+
+/// Deepest nesting flattened; an object deeper down is kept as its JSON
+/// text in the column of its path.
+pub const MAX_FLATTEN_DEPTH: usize = 8;
+
+/// One JSON object read straight into a row in `columns` order, adding
+/// new columns unless `fixed`. A duplicate key keeps its last value;
+/// anything but an object is a malformed row, `not_object`. A key past
+/// [`MAX_COLUMNS`] columns stops the parse and sets `overflow`.
+pub(super) struct ObjectRow<'c> {
+    pub columns: &'c mut Vec<String>,
+    pub fixed: bool,
+    /// Objects' fields are columns of their own.
+    pub flatten: bool,
+    pub not_object: &'static str,
+    pub overflow: &'c mut bool,
+}
+
+impl<'de> DeserializeSeed<'de> for ObjectRow<'_> {
+    type Value = JsonRow;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<JsonRow, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ObjectRow<'_> {
+    type Value = JsonRow;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JsonRow, A::Error> {
+        let mut row = vec![Raw::Null; self.columns.len()];
+        let mut next = 0;
+        loop {
+            let column = ColumnOf {
+                columns: &mut *self.columns,
+                fixed: self.fixed,
+                flatten: self.flatten,
+                hint: next,
+                overflow: &mut *self.overflow,
+            };
+            match map.next_key_seed(column)? {
+                None => break,
+                Some(Slot::Skip) => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Some(Slot::Column(i)) => {
+                    set(&mut row, i, map.next_value::<serde_json::Value>()?);
+                    next = i + 1;
+                }
+                Some(Slot::ByValue(key)) => {
+                    let mut leaves = Leaves {
+                        columns: &mut *self.columns,
+                        fixed: self.fixed,
+                        overflow: &mut *self.overflow,
+                        row: &mut row,
+                    };
+                    leaves.place(key, map.next_value::<serde_json::Value>()?, 1)?;
+                }
+            }
+        }
+        row.resize(self.columns.len(), Raw::Null);
+        Ok(Ok(row))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<JsonRow, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Err(self.not_object.to_owned()))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<JsonRow, E> {
+        Ok(Err(self.not_object.to_owned()))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<JsonRow, E> {
+        Ok(Err(self.not_object.to_owned()))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<JsonRow, E> {
+        Ok(Err(self.not_object.to_owned()))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<JsonRow, E> {
+        Ok(Err(self.not_object.to_owned()))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<JsonRow, E> {
+        Ok(Err(self.not_object.to_owned()))
+    }
+
+    fn visit_unit<E>(self) -> Result<JsonRow, E> {
+        Ok(Err(self.not_object.to_owned()))
+    }
+}
+
+/// `value` as the `i`th column's value.
+fn set(row: &mut Vec<Raw>, i: usize, value: serde_json::Value) {
+    if row.len() <= i {
+        row.resize(i + 1, Raw::Null);
+    }
+    row[i] = match value {
+        serde_json::Value::Null => Raw::Null,
+        v => Raw::Json(v),
+    };
+}
+
+/// Where a key's value goes.
+enum Slot {
+    /// Into this column.
+    Column(usize),
+    /// Nowhere: not a column, and the columns are `fixed`.
+    Skip,
+    /// Where its value says (flattening): the fields of an object, or a
+    /// column of this key.
+    ByValue(String),
+}
+
+/// The index of the column `key` names, or a new column for it unless
+/// `fixed`. A key that names no column keeps its text, which the check
+/// after the read refuses.
+fn column_index<E: serde::de::Error>(
+    columns: &mut Vec<String>,
+    fixed: bool,
+    overflow: &mut bool,
+    key: &str,
+) -> Result<Option<usize>, E> {
+    let named = column_name(key);
+    let name = named.as_deref().unwrap_or(key);
+    if let Some(i) = columns.iter().position(|c| c == name) {
+        return Ok(Some(i));
+    }
+    if fixed {
+        return Ok(None);
+    }
+    if columns.len() >= MAX_COLUMNS {
+        // Stop reading the object: the caller reports the limit.
+        *overflow = true;
+        return Err(E::custom("too many columns"));
+    }
+    columns.push(name.to_owned());
+    Ok(Some(columns.len() - 1))
+}
+
+/// A JSON key as where its value goes; a new one past [`MAX_COLUMNS`]
+/// sets `overflow` and fails. Keys mostly come in column order, so `hint`
+/// is tried first.
+struct ColumnOf<'c> {
+    columns: &'c mut Vec<String>,
+    fixed: bool,
+    flatten: bool,
+    hint: usize,
+    overflow: &'c mut bool,
+}
+
+impl<'de> DeserializeSeed<'de> for ColumnOf<'_> {
+    type Value = Slot;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Slot, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ColumnOf<'_> {
+    type Value = Slot;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Slot, E> {
+        if self.columns.get(self.hint).is_some_and(|c| c == key) {
+            return Ok(Slot::Column(self.hint));
+        }
+        if self.flatten {
+            // A column already, or an object's fields: its value decides.
+            return Ok(Slot::ByValue(key.to_owned()));
+        }
+        Ok(
+            match column_index(self.columns, self.fixed, self.overflow, key)? {
+                Some(i) => Slot::Column(i),
+                None => Slot::Skip,
+            },
+        )
+    }
+}
+
+/// A flattened value's leaves placed in their columns.
+struct Leaves<'c> {
+    columns: &'c mut Vec<String>,
+    fixed: bool,
+    overflow: &'c mut bool,
+    row: &'c mut Vec<Raw>,
+}
+
+impl Leaves<'_> {
+    /// `value`, found at `path` (`depth` keys deep), into the row: an
+    /// object's fields each at `path.field`, anything else in `path`'s
+    /// column.
+    fn place<E: serde::de::Error>(
+        &mut self,
+        path: String,
+        value: serde_json::Value,
+        depth: usize,
+    ) -> Result<(), E> {
+        match value {
+            serde_json::Value::Object(fields) if depth <= MAX_FLATTEN_DEPTH => {
+                for (field, v) in fields {
+                    self.place(format!("{path}.{field}"), v, depth + 1)?;
+                }
+                Ok(())
+            }
+            v => {
+                if let Some(i) = column_index(self.columns, self.fixed, self.overflow, &path)? {
+                    set(self.row, i, v);
+                }
+                Ok(())
+            }
+        }
+    }
+}

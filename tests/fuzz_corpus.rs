@@ -114,6 +114,14 @@ fn source_corpora_import_or_fail_with_an_error() {
             if import(&spec, &store, "Fuzz").is_ok() {
                 imported += 1;
             }
+            // JSON flattened too: nested objects become columns.
+            if format != ImportFormat::Csv {
+                let flat = ImportSpec {
+                    flatten: true,
+                    ..spec
+                };
+                let _ = import(&flat, &store, "Fuzz");
+            }
         }
         assert!(imported > 0, "no {target} file of the corpus imported");
     }

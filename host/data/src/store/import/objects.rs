@@ -4,6 +4,8 @@
 //! columns of their own, named by their path (`"Address": {"City": …}` is
 //! `Address.City`, the column `AddressCity`), as API exports nest them.
 
+use std::collections::HashMap;
+
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::naming::column_name;
@@ -14,6 +16,19 @@ use super::MAX_COLUMNS;
 /// text in the column of its path.
 pub const MAX_FLATTEN_DEPTH: usize = 8;
 
+/// Most flattened paths whose column is remembered by [`Paths`]; past it,
+/// a path is named again each time it is met.
+pub const MAX_REMEMBERED_PATHS: usize = 4 * MAX_COLUMNS;
+
+/// Flattened paths already named, for the rows after the one they were
+/// met in: a path's column (`None`: not a column, the columns fixed).
+#[derive(Debug, Default)]
+pub(super) struct Paths {
+    named: HashMap<String, Option<usize>>,
+    /// The path being placed, built in place.
+    path: String,
+}
+
 /// One JSON object read straight into a row in `columns` order, adding
 /// new columns unless `fixed`. A duplicate key keeps its last value;
 /// anything but an object is a malformed row, `not_object`. A key past
@@ -23,6 +38,7 @@ pub(super) struct ObjectRow<'c> {
     pub fixed: bool,
     /// Objects' fields are columns of their own.
     pub flatten: bool,
+    pub paths: &'c mut Paths,
     pub not_object: &'static str,
     pub overflow: &'c mut bool,
 }
@@ -63,13 +79,20 @@ impl<'de> Visitor<'de> for ObjectRow<'_> {
                     next = i + 1;
                 }
                 Some(Slot::ByValue(key)) => {
+                    self.paths.path.clear();
+                    self.paths.path.push_str(&key);
                     let mut leaves = Leaves {
                         columns: &mut *self.columns,
                         fixed: self.fixed,
                         overflow: &mut *self.overflow,
                         row: &mut row,
+                        paths: &mut *self.paths,
+                        last: None,
                     };
-                    leaves.place(key, map.next_value::<serde_json::Value>()?, 1)?;
+                    leaves.place(map.next_value::<serde_json::Value>()?, 1)?;
+                    if let Some(i) = leaves.last {
+                        next = i + 1;
+                    }
                 }
             }
         }
@@ -204,28 +227,46 @@ struct Leaves<'c> {
     fixed: bool,
     overflow: &'c mut bool,
     row: &'c mut Vec<Raw>,
+    paths: &'c mut Paths,
+    /// The column placed last.
+    last: Option<usize>,
 }
 
 impl Leaves<'_> {
-    /// `value`, found at `path` (`depth` keys deep), into the row: an
-    /// object's fields each at `path.field`, anything else in `path`'s
-    /// column.
+    /// `value`, found at `paths.path` (`depth` keys deep), into the row:
+    /// an object's fields each at `path.field`, anything else in the
+    /// path's column.
     fn place<E: serde::de::Error>(
         &mut self,
-        path: String,
         value: serde_json::Value,
         depth: usize,
     ) -> Result<(), E> {
         match value {
             serde_json::Value::Object(fields) if depth <= MAX_FLATTEN_DEPTH => {
                 for (field, v) in fields {
-                    self.place(format!("{path}.{field}"), v, depth + 1)?;
+                    let len = self.paths.path.len();
+                    self.paths.path.push('.');
+                    self.paths.path.push_str(&field);
+                    self.place(v, depth + 1)?;
+                    self.paths.path.truncate(len);
                 }
                 Ok(())
             }
             v => {
-                if let Some(i) = column_index(self.columns, self.fixed, self.overflow, &path)? {
+                let Paths { named, path } = &mut *self.paths;
+                let column = match named.get(path.as_str()) {
+                    Some(column) => *column,
+                    None => {
+                        let column = column_index(self.columns, self.fixed, self.overflow, path)?;
+                        if named.len() < MAX_REMEMBERED_PATHS {
+                            named.insert(path.clone(), column);
+                        }
+                        column
+                    }
+                };
+                if let Some(i) = column {
                     set(self.row, i, v);
+                    self.last = Some(i);
                 }
                 Ok(())
             }

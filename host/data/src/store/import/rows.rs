@@ -8,7 +8,7 @@ use rusqlite::types::ValueRef;
 
 use super::encoding::Encoding;
 use super::locale::Locale;
-use super::objects::ObjectRow;
+use super::objects::{ObjectRow, Paths};
 use super::typing::{convert, convert_str, infer_one, infer_text};
 use super::{
     check_headers, file_error, io_error, quoted, quoted_list, too_many_columns, ImportError,
@@ -331,6 +331,7 @@ fn visit_rows(
             let mut reader = reader;
             // One buffer, reused: each line is read in place.
             let mut buf = String::new();
+            let mut paths = Paths::default();
             for row_no in 1u64.. {
                 buf.clear();
                 let read = reader.read_line(&mut buf).map_err(|e| {
@@ -350,6 +351,7 @@ fn visit_rows(
                 let mut de = serde_json::Deserializer::from_str(line);
                 let mut overflow = false;
                 let object = ObjectRow {
+                    paths: &mut paths,
                     columns,
                     fixed,
                     flatten,
@@ -388,6 +390,7 @@ fn visit_rows(
                 columns,
                 fixed,
                 flatten,
+                paths: &mut Paths::default(),
                 bound,
                 skip,
                 f,
@@ -443,6 +446,7 @@ fn array_from_slices(
     f: &mut dyn FnMut(u64, RawRow) -> Result<Flow, ImportError>,
 ) -> Result<Fast, ImportError> {
     let mut elements = json_array::Elements::new(reader);
+    let mut paths = Paths::default();
     let mut rows = 0u64;
     loop {
         let unusual = Ok(Fast::Unusual { rows });
@@ -453,6 +457,7 @@ fn array_from_slices(
         };
         let mut overflow = false;
         let object = ObjectRow {
+            paths: &mut paths,
             columns: &mut *columns,
             fixed,
             flatten,
@@ -480,6 +485,7 @@ struct ArrayRows<'a> {
     columns: &'a mut Vec<String>,
     fixed: bool,
     flatten: bool,
+    paths: &'a mut Paths,
     /// Told of the rows skipped (`f` is told of the others).
     bound: &'a RowBound,
     /// Rows parsed but not handed to `f` (handed out before).
@@ -502,6 +508,7 @@ impl<'de> serde::de::Visitor<'de> for ArrayRows<'_> {
         loop {
             let mut overflow = false;
             let object = ObjectRow {
+                paths: &mut *self.paths,
                 columns: &mut *self.columns,
                 fixed: self.fixed,
                 flatten: self.flatten,

@@ -1715,6 +1715,10 @@ mod tests {
                 text(r#"{"n":1}"#),
                 "{name}: past the depth, JSON"
             );
+            // Two passes (the second with the columns fixed) store the same.
+            let inferred = super::infer(&spec).unwrap();
+            import_inferred(&spec, inferred, &store, "Two").unwrap();
+            assert_same(&[dump(&store, "T"), dump(&store, "Two")], name);
         }
     }
 

@@ -14,7 +14,9 @@ use triggerfish_data::odata::{
     canonical_filter, check_orderby, check_select, compile_filter, parse_filter, parse_orderby,
     ColumnType, Schema,
 };
-use triggerfish_data::store::{import, EntityDb, ImportFormat, ImportSpec, PageLimits};
+use triggerfish_data::store::{
+    import, EntityDb, FileDialect, ImportFormat, ImportSpec, PageLimits, PLAIN_DIALECT,
+};
 
 /// Every file of one target's corpus; fails when there is none.
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
@@ -100,10 +102,7 @@ fn source_corpora_import_or_fail_with_an_error() {
                 progress: None,
                 files: &files,
                 format: Some(format),
-                delimiter: None,
-                encoding: None,
-                locale: None,
-                flatten: false,
+                dialect: &PLAIN_DIALECT,
                 types: &types,
                 key: "Id",
                 required: &[],
@@ -116,8 +115,12 @@ fn source_corpora_import_or_fail_with_an_error() {
             }
             // JSON flattened too: nested objects become columns.
             if format != ImportFormat::Csv {
-                let flat = ImportSpec {
+                let nested = FileDialect {
                     flatten: true,
+                    ..FileDialect::default()
+                };
+                let flat = ImportSpec {
+                    dialect: &nested,
                     ..spec
                 };
                 let _ = import(&flat, &store, "Fuzz");

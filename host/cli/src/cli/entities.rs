@@ -4,13 +4,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::cli::dialect::DialectArgs;
 use crate::cli::term::{errln, outln};
 use crate::config_file::Config;
-use anyhow::{anyhow, bail, Context as _};
+use anyhow::{bail, Context as _};
 use clap::Subcommand;
 use triggerfish_data::store::{
-    column_name, import, parse_decimal_separator, parse_delimiter, parse_encoding, parse_type,
-    type_name, DateFormat, EntityDb, ImportFormat, ImportSpec, Locale, PageError, PageRequest,
+    column_name, import, parse_type, type_name, EntityDb, ImportFormat, ImportSpec, PageError,
+    PageRequest,
 };
 
 /// A column as a file's header writes it, by its name (see `column_name`).
@@ -38,25 +39,8 @@ pub enum EntitiesCommand {
         /// File format when the extension does not say (csv, tsv, json, ndjson).
         #[arg(long)]
         format: Option<String>,
-        /// CSV's field separator: one character, or `tab` (default: `,`; a
-        /// tab for `.tsv`).
-        #[arg(long)]
-        delimiter: Option<String>,
-        /// The file's encoding when it has no byte-order mark, e.g.
-        /// `windows-1252` (default: UTF-8).
-        #[arg(long)]
-        encoding: Option<String>,
-        /// How datetime columns are written when not in ISO 8601, in
-        /// strftime's notation, e.g. `%d/%m/%Y %H:%M`.
-        #[arg(long)]
-        datetime_format: Option<String>,
-        /// How decimal numbers are written: `.` (default) or `,` (12,50).
-        #[arg(long)]
-        decimal_separator: Option<String>,
-        /// JSON: the fields of nested objects are columns of their own,
-        /// named by their path (`Address.City`: `AddressCity`).
-        #[arg(long)]
-        flatten: bool,
+        #[command(flatten)]
+        dialect: DialectArgs,
         /// The data file.
         file: PathBuf,
     },
@@ -121,11 +105,7 @@ pub fn run(cmd: EntitiesCommand) -> anyhow::Result<ExitCode> {
             key,
             types,
             format,
-            delimiter,
-            encoding,
-            datetime_format,
-            decimal_separator,
-            flatten,
+            dialect,
             file,
         } => {
             let store = open(&config)?;
@@ -139,11 +119,7 @@ pub fn run(cmd: EntitiesCommand) -> anyhow::Result<ExitCode> {
                 })?;
                 given.insert(named(field.trim()), ty);
             }
-            let delimiter = match (delimiter, format.as_deref()) {
-                (Some(d), _) => Some(parse_delimiter(&d).map_err(|m| anyhow!("--delimiter {m}"))?),
-                (None, Some(f)) if f.eq_ignore_ascii_case("tsv") => Some(b'\t'),
-                (None, _) => None,
-            };
+            let dialect = dialect.dialect(format.as_deref())?;
             let format =
                 match format {
                     None => None,
@@ -151,34 +127,11 @@ pub fn run(cmd: EntitiesCommand) -> anyhow::Result<ExitCode> {
                         format!("--format {f}: expected csv, tsv, json or ndjson")
                     })?),
                 };
-            let encoding = match encoding {
-                None => None,
-                Some(e) => Some(parse_encoding(&e).map_err(|m| anyhow!("--encoding {m}"))?),
-            };
-            let dates = match datetime_format {
-                None => None,
-                Some(f) => {
-                    Some(DateFormat::parse(&f).map_err(|m| anyhow!("--datetime-format {m}"))?)
-                }
-            };
-            let decimal_comma = match decimal_separator {
-                None => false,
-                Some(d) => {
-                    parse_decimal_separator(&d).map_err(|m| anyhow!("--decimal-separator {m}"))?
-                }
-            };
-            let locale = Locale {
-                dates,
-                decimal_comma,
-            };
             let key = named(&key);
             let files = [file];
             let spec = ImportSpec {
                 format,
-                delimiter,
-                encoding,
-                locale: Some(&locale),
-                flatten,
+                dialect: &dialect,
                 ..ImportSpec::new(&files, &given, &key)
             };
             let report = import(&spec, &store, &entity)?;

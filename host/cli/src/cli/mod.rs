@@ -16,6 +16,7 @@ use triggerfish_runtime::{Host, Outcome, Select};
 mod author;
 mod cluster;
 mod demo;
+mod dialect;
 mod entities;
 mod history;
 pub mod memory;

@@ -71,24 +71,8 @@ fn import_settings(spec: &SourceSpec) -> String {
         "{:?}|{}|{}|{:?}|{:?}|{:?}",
         spec.types, spec.key, spec.tolerance, spec.updated_at, spec.map, spec.derived
     );
-    // Only when set, so that sources without one keep their fingerprints.
-    if let Some(d) = spec.delimiter {
-        settings.push_str(&format!("|delimiter {d}"));
-    }
-    if let Some(e) = spec.encoding {
-        settings.push_str(&format!("|encoding {}", e.name()));
-    }
-    if spec.flatten {
-        settings.push_str("|flatten");
-    }
-    if let Some(locale) = &spec.locale {
-        if let Some(f) = &locale.dates {
-            settings.push_str(&format!("|datetime_format {}", f.as_str()));
-        }
-        if locale.decimal_comma {
-            settings.push_str("|decimal_separator ,");
-        }
-    }
+    // Empty when plain, so that sources which say nothing keep theirs.
+    settings.push_str(&spec.dialect.settings());
     settings
 }
 

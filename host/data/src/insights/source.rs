@@ -303,10 +303,7 @@ impl FileSource {
         ImportSpec {
             files,
             format: self.spec.format,
-            delimiter: self.spec.delimiter,
-            encoding: self.spec.encoding,
-            locale: self.spec.locale.as_ref(),
-            flatten: self.spec.flatten,
+            dialect: &self.spec.dialect,
             types: &self.spec.types,
             key: &self.spec.key,
             required,

@@ -10,6 +10,7 @@ use crate::odata::{parse_filter, Expr};
 use crate::store::valid_identifier;
 
 mod config;
+mod dialect;
 mod sources;
 mod spec;
 mod unification;
@@ -565,11 +566,11 @@ FullName = "{First Name} {Last Name}"
         }
         let w = parse("[[insights.sources]]\nname = \"crm\"\npath = \"crm.txt\"\nformat = \"tsv\"\nkey = \"Id\"\n").unwrap();
         assert_eq!(
-            (w.sources[0].format, w.sources[0].delimiter),
+            (w.sources[0].format, w.sources[0].dialect.delimiter),
             (Some(crate::store::ImportFormat::Csv), Some(b'\t'))
         );
         let w = parse("[[insights.sources]]\nname = \"crm\"\npath = \"crm.csv\"\ndelimiter = \";\"\nkey = \"Id\"\n").unwrap();
-        assert_eq!(w.sources[0].delimiter, Some(b';'));
+        assert_eq!(w.sources[0].dialect.delimiter, Some(b';'));
         for (text, want) in [
             (
                 "path = \"crm.json\"\ndelimiter = \";\"",

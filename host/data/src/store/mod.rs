@@ -40,7 +40,9 @@ pub use import::{
     ImportFailure, ImportFormat, ImportReport, ImportSpec, Inferred, Locale, Opener, MAX_COLUMNS,
     MAX_QUOTED_CHARS,
 };
-pub use import::{MAX_DATETIME_FORMAT_BYTES, MAX_FLATTEN_DEPTH};
+pub use import::{
+    FileDialect, MAX_DATETIME_FORMAT_BYTES, MAX_FLATTEN_DEPTH, PLAIN as PLAIN_DIALECT,
+};
 #[cfg(test)]
 pub(crate) use key_index::scattered_keys;
 pub use key_index::{MAX_TAG_RUNS, SAMPLE_ROWS};

@@ -14,8 +14,7 @@ use super::{
 };
 use crate::odata::ColumnType;
 use crate::store::{
-    column_name, parse_decimal_separator, parse_encoding, parse_type, type_name, valid_identifier,
-    DateFormat, Encoding, ImportFormat, Locale,
+    column_name, parse_type, type_name, valid_identifier, FileDialect, ImportFormat,
 };
 
 pub(super) fn source(
@@ -165,10 +164,7 @@ pub(super) fn source(
         entity,
         kind: origin.kind,
         format: origin.format,
-        delimiter: origin.delimiter,
-        encoding: origin.encoding,
-        locale: origin.locale,
-        flatten: origin.flatten,
+        dialect: origin.dialect,
         path: origin.path,
         is_glob: origin.is_glob,
         root: origin.root,
@@ -186,10 +182,7 @@ pub(super) fn source(
 struct Origin {
     kind: SourceKind,
     format: Option<ImportFormat>,
-    delimiter: Option<u8>,
-    encoding: Option<&'static Encoding>,
-    locale: Option<Locale>,
-    flatten: bool,
+    dialect: FileDialect,
     path: PathBuf,
     root: PathBuf,
     is_glob: bool,
@@ -274,60 +267,11 @@ fn files_origin(
             "the path does not end in .csv, .tsv, .json or .ndjson (or one of them and .gz): set format",
         ));
     };
-    let tsv = s
-        .format
-        .as_ref()
-        .is_some_and(|f| f.get_ref().eq_ignore_ascii_case("tsv"));
-    let delimiter = match &s.delimiter {
-        Some(d) if read_as != ImportFormat::Csv => {
-            return Err(v.invalid(d.span(), &key("delimiter"), "`delimiter` is for CSV files"))
-        }
-        Some(d) => Some(
-            crate::store::parse_delimiter(d.get_ref())
-                .map_err(|m| v.invalid(d.span(), &key("delimiter"), &m))?,
-        ),
-        None => tsv.then_some(b'\t'),
-    };
-    let encoding = s
-        .encoding
-        .as_ref()
-        .map(|e| parse_encoding(e.get_ref()).map_err(|m| v.invalid(e.span(), &key("encoding"), &m)))
-        .transpose()?;
-    let dates = s
-        .datetime_format
-        .as_ref()
-        .map(|f| {
-            DateFormat::parse(f.get_ref())
-                .map_err(|m| v.invalid(f.span(), &key("datetime_format"), &m))
-        })
-        .transpose()?;
-    let decimal_comma = match &s.decimal_separator {
-        None => false,
-        Some(d) => parse_decimal_separator(d.get_ref())
-            .map_err(|m| v.invalid(d.span(), &key("decimal_separator"), &m))?,
-    };
-    let locale = (dates.is_some() || decimal_comma).then_some(Locale {
-        dates,
-        decimal_comma,
-    });
-    let flatten = match &s.flatten {
-        Some(f) if *f.get_ref() && read_as == ImportFormat::Csv => {
-            return Err(v.invalid(
-                f.span(),
-                &key("flatten"),
-                "`flatten` is for JSON and NDJSON files: CSV does not nest",
-            ))
-        }
-        Some(f) => *f.get_ref(),
-        None => false,
-    };
+    let dialect = super::dialect::file_dialect(v, s, read_as, key)?;
     Ok(Origin {
         kind: SourceKind::Files,
         format,
-        delimiter,
-        encoding,
-        locale,
-        flatten,
+        dialect,
         path,
         root,
         is_glob,
@@ -546,10 +490,7 @@ fn postgres_origin(
             deleted,
         }),
         format: None,
-        delimiter: None,
-        encoding: None,
-        locale: None,
-        flatten: false,
+        dialect: FileDialect::default(),
         path: PathBuf::new(),
         root: lexical(base),
         is_glob: false,

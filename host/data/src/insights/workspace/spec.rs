@@ -37,17 +37,9 @@ pub struct SourceSpec {
     pub kind: SourceKind,
     /// Files only (`None` for postgres).
     pub format: Option<ImportFormat>,
-    /// CSV files: the field separator, when not the file's default
-    /// ([`ImportFormat::default_delimiter`]).
-    pub delimiter: Option<u8>,
-    /// Files: their encoding when they have no byte-order mark (UTF-8 when
-    /// `None`).
-    pub encoding: Option<&'static crate::store::Encoding>,
-    /// Files: how dates and decimals are written when not in ISO 8601
-    /// and with a point (`datetime_format`, `decimal_separator`).
-    pub locale: Option<crate::store::Locale>,
-    /// JSON files: objects' fields are columns of their own.
-    pub flatten: bool,
+    /// Files: how they are written beyond their format (`delimiter`,
+    /// `encoding`, `datetime_format`, `decimal_separator`, `flatten`).
+    pub dialect: crate::store::FileDialect,
     /// Absolute path, or glob pattern when [`SourceSpec::is_glob`]. Files
     /// only (empty for postgres).
     pub path: PathBuf,

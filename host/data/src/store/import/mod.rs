@@ -12,6 +12,7 @@ use rusqlite::types::ValueRef;
 use super::{pipe, StoreError};
 use crate::odata::ColumnType;
 
+mod dialect;
 mod encoding;
 mod locale;
 mod naming;
@@ -19,11 +20,12 @@ mod objects;
 mod rows;
 mod typing;
 
+pub use dialect::{FileDialect, PLAIN};
 pub use encoding::{parse_encoding, Encoding};
 pub use locale::{parse_decimal_separator, DateFormat, Locale, MAX_DATETIME_FORMAT_BYTES};
 pub use naming::column_name;
 pub use objects::MAX_FLATTEN_DEPTH;
-use rows::{visit, Dialect, Flow};
+use rows::{visit, Flow};
 pub(crate) use typing::convert_text;
 use typing::Typing;
 
@@ -231,18 +233,8 @@ pub struct ImportSpec<'a> {
     pub files: &'a [PathBuf],
     /// The format; by default from the first file's extension.
     pub format: Option<ImportFormat>,
-    /// CSV's field separator; by default each file's
-    /// ([`ImportFormat::default_delimiter`]).
-    pub delimiter: Option<u8>,
-    /// The files' encoding when they have no byte-order mark; UTF-8 when
-    /// `None`.
-    pub encoding: Option<&'static Encoding>,
-    /// How dates and decimals are written when not in ISO 8601 and with a
-    /// point.
-    pub locale: Option<&'a Locale>,
-    /// JSON: the fields of objects are columns of their own, named by
-    /// their path (`Address.City`: `AddressCity`).
-    pub flatten: bool,
+    /// How the files are written beyond their format.
+    pub dialect: &'a FileDialect,
     /// Column types given; others are inferred.
     pub types: &'a BTreeMap<String, ColumnType>,
     /// The key column, present in every row. Here and in `types` and
@@ -274,10 +266,7 @@ impl<'a> ImportSpec<'a> {
         Self {
             files,
             format: None,
-            delimiter: None,
-            encoding: None,
-            locale: None,
-            flatten: false,
+            dialect: &PLAIN,
             types,
             key,
             required: &[],
@@ -304,8 +293,7 @@ impl std::fmt::Debug for ImportSpec<'_> {
         f.debug_struct("ImportSpec")
             .field("files", &self.files)
             .field("format", &self.format)
-            .field("delimiter", &self.delimiter)
-            .field("encoding", &self.encoding.map(Encoding::name))
+            .field("dialect", &self.dialect.settings())
             .field("key", &self.key)
             .field("tolerance", &self.tolerance)
             .finish_non_exhaustive()
@@ -485,7 +473,7 @@ fn check_columns(
             // `properties.email` names `PropertiesEmail`, a field of the
             // column `properties` until objects are flattened.
             let lower = c.to_ascii_lowercase();
-            let parent = (format != ImportFormat::Csv && !spec.flatten)
+            let parent = (format != ImportFormat::Csv && !spec.dialect.flatten)
                 .then(|| {
                     columns
                         .iter()
@@ -546,19 +534,14 @@ fn type_columns(spec: &ImportSpec<'_>, rows: Option<u64>) -> Result<Inferred, Im
         visit(
             path,
             spec.opener,
-            Dialect {
-                format,
-                delimiter: spec.delimiter,
-                encoding: spec.encoding,
-                flatten: spec.flatten,
-            },
+            (format, spec.dialect),
             &mut columns,
             false,
             &progress.read,
             &mut |row_no, row| {
                 progress.tick();
                 if let Ok(row) = row {
-                    typing.observe(&row, &[], spec.locale);
+                    typing.observe(&row, &[], &spec.dialect.locale);
                 }
                 Ok(match rows.is_some_and(|n| row_no >= n) {
                     true => Flow::Stop,
@@ -695,8 +678,8 @@ fn import_pass(
             let settled = &settled;
             let read = &progress.read;
             let opener = spec.opener;
-            let (delimiter, encoding, flatten) = (spec.delimiter, spec.encoding, spec.flatten);
-            let locale = spec.locale;
+            let dialect = spec.dialect;
+            let locale = &dialect.locale;
             let types = spec.types;
             // Set when a guessed column's value does not convert.
             let mut wrong_guess = false;
@@ -706,12 +689,7 @@ fn import_pass(
                 visit(
                     path,
                     opener,
-                    Dialect {
-                        format,
-                        delimiter,
-                        encoding,
-                        flatten,
-                    },
+                    (format, dialect),
                     columns,
                     !guessed,
                     read,
@@ -1129,12 +1107,7 @@ mod tests {
             let result = visit(
                 &p,
                 None,
-                Dialect {
-                    format: ImportFormat::Json,
-                    delimiter: None,
-                    encoding: None,
-                    flatten: false,
-                },
+                (ImportFormat::Json, &PLAIN),
                 &mut columns,
                 false,
                 &read,
@@ -1602,8 +1575,12 @@ mod tests {
         let (_d, p, store) = setup("c.csv", semicolons);
         let types = BTreeMap::new();
         let files = [p];
-        let spec = ImportSpec {
+        let semicolon = FileDialect {
             delimiter: Some(b';'),
+            ..FileDialect::default()
+        };
+        let spec = ImportSpec {
+            dialect: &semicolon,
             ..ImportSpec::new(&files, &types, "Id")
         };
         super::import(&spec, &store, "T").unwrap();
@@ -1674,8 +1651,12 @@ mod tests {
             let (_d, p, store) = setup(name, &text);
             let types = BTreeMap::new();
             let files = [p];
-            let spec = ImportSpec {
+            let flat = FileDialect {
                 flatten: true,
+                ..FileDialect::default()
+            };
+            let spec = ImportSpec {
+                dialect: &flat,
                 ..ImportSpec::new(&files, &types, "id")
             };
             super::import(&spec, &store, "T").unwrap();
@@ -1782,8 +1763,12 @@ mod tests {
             assert_eq!(e.kind, ImportErrorKind::Encoding, "{name}: {e}");
             let types = BTreeMap::new();
             let files = [p];
-            let spec = ImportSpec {
+            let dialect = FileDialect {
                 encoding: Some(latin),
+                ..FileDialect::default()
+            };
+            let spec = ImportSpec {
+                dialect: &dialect,
                 ..ImportSpec::new(&files, &types, "Id")
             };
             super::import(&spec, &store, "T").unwrap();

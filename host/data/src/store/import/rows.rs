@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::types::ValueRef;
 
-use super::encoding::Encoding;
+use super::dialect::FileDialect;
 use super::locale::Locale;
 use super::objects::{ObjectRow, Paths};
 use super::typing::{convert, convert_str, infer_one, infer_text};
@@ -38,7 +38,7 @@ impl Row<'_> {
     pub(super) fn each_type(
         &self,
         settled: &[bool],
-        locale: Option<&Locale>,
+        locale: &Locale,
         mut f: impl FnMut(usize, ColumnType),
     ) {
         let open = |i: usize| !settled.get(i).copied().unwrap_or(false);
@@ -69,7 +69,7 @@ impl Row<'_> {
     pub(super) fn convert_into(
         self,
         typed: &[(String, ColumnType)],
-        locale: Option<&Locale>,
+        locale: &Locale,
         feed: &mut pipe::Feed,
     ) -> Result<(), (usize, String)> {
         match self {
@@ -135,12 +135,7 @@ fn line_error(e: &serde_json::Error) -> String {
 pub(super) fn visit(
     path: &Path,
     opener: Option<&dyn Opener>,
-    Dialect {
-        format,
-        delimiter,
-        encoding,
-        flatten,
-    }: Dialect,
+    (format, dialect): (ImportFormat, &FileDialect),
     columns: &mut Vec<String>,
     fixed: bool,
     read: &AtomicU64,
@@ -155,9 +150,7 @@ pub(super) fn visit(
         path,
         opener,
         format,
-        delimiter,
-        encoding,
-        flatten,
+        dialect,
         fixed,
         read,
         bound: &bound,
@@ -178,17 +171,6 @@ pub(super) fn visit(
     }
 }
 
-/// How a file's text is written: its format, and CSV's field separator
-/// and the encoding when given.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Dialect {
-    pub format: ImportFormat,
-    pub delimiter: Option<u8>,
-    pub encoding: Option<&'static Encoding>,
-    /// JSON: objects' fields are columns of their own.
-    pub flatten: bool,
-}
-
 /// What [`visit_rows`] reads, and how: [`visit`]'s arguments, with the
 /// bound each read is held to.
 #[derive(Clone, Copy)]
@@ -196,10 +178,7 @@ struct Reading<'a> {
     path: &'a Path,
     opener: Option<&'a dyn Opener>,
     format: ImportFormat,
-    /// CSV's field separator, when given.
-    delimiter: Option<u8>,
-    encoding: Option<&'static Encoding>,
-    flatten: bool,
+    dialect: &'a FileDialect,
     fixed: bool,
     read: &'a AtomicU64,
     bound: &'a RowBound,
@@ -230,13 +209,17 @@ fn visit_rows(
         path,
         opener,
         format,
-        delimiter,
-        encoding,
-        flatten,
+        dialect,
         fixed,
         read,
         bound,
     } = *reading;
+    let FileDialect {
+        delimiter,
+        encoding,
+        flatten,
+        ..
+    } = *dialect;
     // A gzip file's progress is its compressed bytes, counted under the
     // decoder; the bound holds the decoded bytes, counted here into this.
     let decoded_bytes = AtomicU64::new(0);

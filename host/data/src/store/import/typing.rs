@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::types::Value;
 
+use super::dialect::PLAIN;
 use super::locale::Locale;
 use super::quoted;
 use super::rows::{Raw, Row};
@@ -19,7 +20,7 @@ pub(super) struct Typing {
 
 impl Typing {
     /// Take in the types of a row's values, but for `settled` columns.
-    pub(super) fn observe(&mut self, row: &Row<'_>, settled: &[bool], locale: Option<&Locale>) {
+    pub(super) fn observe(&mut self, row: &Row<'_>, settled: &[bool], locale: &Locale) {
         row.each_type(settled, locale, |i, t| {
             if self.inferred.len() <= i {
                 self.inferred.resize(i + 1, None);
@@ -91,17 +92,14 @@ pub(super) fn infer_one(v: &Raw) -> Option<ColumnType> {
 }
 
 /// The type a file's text suggests, its decimals written as `locale` says.
-pub(super) fn infer_text(s: &str, locale: Option<&Locale>) -> ColumnType {
-    let comma = locale.is_some_and(|l| l.decimal_comma);
+pub(super) fn infer_text(s: &str, locale: &Locale) -> ColumnType {
+    let comma = locale.decimal_comma;
     let t = s.trim();
     let digits = t.trim_start_matches(['-', '+']);
     // Leading zeros (postal codes, phone numbers) keep the text as it is.
     let fraction = if comma { "0," } else { "0." };
     let leading_zero = digits.len() > 1 && digits.starts_with('0') && !digits.starts_with(fraction);
-    let decimal = match locale {
-        Some(l) => l.decimal(t).is_some(),
-        None => t.parse::<f64>().is_ok_and(f64::is_finite),
-    };
+    let decimal = locale.decimal(t).is_some();
     if leading_zero {
         ColumnType::String
     } else if t.parse::<i64>().is_ok() {
@@ -120,15 +118,11 @@ pub(super) fn infer_text(s: &str, locale: Option<&Locale>) -> ColumnType {
 /// `text` as a value of type `t`, as a file's text would be read (a
 /// database column that arrives as text goes the same way).
 pub(crate) fn convert_text(text: String, t: ColumnType) -> Result<Value, String> {
-    convert_text_dated(text, t, None)
+    convert_text_dated(text, t, &PLAIN.locale)
 }
 
-/// [`convert_text`], dates read in `dates` first when given.
-fn convert_text_dated(
-    text: String,
-    t: ColumnType,
-    locale: Option<&Locale>,
-) -> Result<Value, String> {
+/// [`convert_text`], dates and decimals read as `locale` writes them.
+fn convert_text_dated(text: String, t: ColumnType, locale: &Locale) -> Result<Value, String> {
     match t {
         ColumnType::String => Ok(Value::Text(text)),
         _ => convert_str(&text, t, locale),
@@ -137,7 +131,7 @@ fn convert_text_dated(
 
 /// A JSON value as a value of type `t`: numbers and booleans as they are,
 /// anything else by its text.
-pub(super) fn convert(v: Raw, t: ColumnType, locale: Option<&Locale>) -> Result<Value, String> {
+pub(super) fn convert(v: Raw, t: ColumnType, locale: &Locale) -> Result<Value, String> {
     match (t, v) {
         (_, Raw::Null) => Ok(Value::Null),
         (ColumnType::Integer, Raw::Json(serde_json::Value::Number(n))) => n
@@ -157,12 +151,8 @@ pub(super) fn convert(v: Raw, t: ColumnType, locale: Option<&Locale>) -> Result<
 }
 
 /// Text read from a file as a value of type `t`.
-pub(super) fn convert_str(
-    s: &str,
-    t: ColumnType,
-    locale: Option<&Locale>,
-) -> Result<Value, String> {
-    let dates = locale.and_then(|l| l.dates.as_ref());
+pub(super) fn convert_str(s: &str, t: ColumnType, locale: &Locale) -> Result<Value, String> {
+    let dates = locale.dates.as_ref();
     match t {
         ColumnType::String => Ok(Value::Text(s.to_owned())),
         ColumnType::Integer => s
@@ -170,21 +160,15 @@ pub(super) fn convert_str(
             .parse::<i64>()
             .map(Value::Integer)
             .map_err(|_| format!("{} is not an integer", quoted(s))),
-        ColumnType::Decimal => match locale {
-            Some(l) if l.decimal_comma => l.decimal(s.trim()).map(Value::Real).ok_or_else(|| {
-                format!(
+        ColumnType::Decimal => locale.decimal(s.trim()).map(Value::Real).ok_or_else(|| {
+            match locale.decimal_comma {
+                true => format!(
                     "{} is not a decimal number (with decimal_separator ',', as 12,50)",
                     quoted(s)
-                )
-            }),
-            _ => s
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|f| f.is_finite())
-                .map(Value::Real)
-                .ok_or_else(|| format!("{} is not a decimal number", quoted(s))),
-        },
+                ),
+                false => format!("{} is not a decimal number", quoted(s)),
+            }
+        }),
         ColumnType::Boolean => match s.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" => Ok(Value::Integer(1)),
             "false" | "0" | "no" => Ok(Value::Integer(0)),

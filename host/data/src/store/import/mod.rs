@@ -1631,6 +1631,54 @@ mod tests {
     }
 
     #[test]
+    fn dates_in_the_datetime_format_are_inferred_as_dates() {
+        let dayfirst = FileDialect {
+            locale: Locale {
+                dates: Some(DateFormat::parse("%d/%m/%Y").unwrap()),
+                decimal_comma: false,
+            },
+            ..FileDialect::default()
+        };
+        for (name, text) in [
+            (
+                "c.csv",
+                "Id,Born,Code\n1,28/12/1990,12/05\n2,2001-02-03,7\n".to_owned(),
+            ),
+            (
+                "c.ndjson",
+                r#"{"Id":1,"Born":"28/12/1990","Code":"12/05"}
+{"Id":2,"Born":"2001-02-03","Code":"7"}"#
+                    .to_owned(),
+            ),
+        ] {
+            let (_d, p, store) = setup(name, &text);
+            let types = BTreeMap::new();
+            let files = [p];
+            let spec = ImportSpec {
+                dialect: &dayfirst,
+                ..ImportSpec::new(&files, &types, "Id")
+            };
+            super::import(&spec, &store, "T").unwrap();
+            let (columns, rows) = dump(&store, "T");
+            let types: Vec<ColumnType> = columns.iter().map(|c| c.1).collect();
+            assert_eq!(
+                types,
+                [
+                    ColumnType::Integer,
+                    ColumnType::DateTime,
+                    ColumnType::String
+                ],
+                "{name}"
+            );
+            assert_eq!(
+                rows[0][1],
+                Value::Text("1990-12-28T00:00:00Z".into()),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn nested_objects_flatten_into_columns_named_by_their_path() {
         let objects = [
             r#"{"id": 1, "properties": {"email": "a@x.com", "first name": "Ann", "address": {"city": "Lyon"}}, "tags": ["a", "b"]}"#,

@@ -53,7 +53,7 @@ impl Row<'_> {
             Row::Json(values) => {
                 for (i, v) in values.iter().enumerate() {
                     if open(i) {
-                        if let Some(t) = infer_one(v) {
+                        if let Some(t) = infer_one(v, locale) {
                             f(i, t);
                         }
                     }

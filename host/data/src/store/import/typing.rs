@@ -74,14 +74,14 @@ impl Typing {
 }
 
 /// The type one value suggests (`None` for null).
-pub(super) fn infer_one(v: &Raw) -> Option<ColumnType> {
+pub(super) fn infer_one(v: &Raw, locale: &Locale) -> Option<ColumnType> {
     Some(match v {
         Raw::Null => return None,
         Raw::Json(serde_json::Value::Bool(_)) => ColumnType::Boolean,
         Raw::Json(serde_json::Value::Number(n)) if n.is_i64() => ColumnType::Integer,
         Raw::Json(serde_json::Value::Number(_)) => ColumnType::Decimal,
         Raw::Json(serde_json::Value::String(s)) => {
-            if normalize_datetime(s).is_some() {
+            if is_date(s, locale) {
                 ColumnType::DateTime
             } else {
                 ColumnType::String
@@ -108,11 +108,21 @@ pub(super) fn infer_text(s: &str, locale: &Locale) -> ColumnType {
         ColumnType::Decimal
     } else if t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("false") {
         ColumnType::Boolean
-    } else if normalize_datetime(t).is_some() {
+    } else if is_date(t, locale) {
         ColumnType::DateTime
     } else {
         ColumnType::String
     }
+}
+
+/// Whether `text` is a date: in ISO 8601, or in the source's
+/// `datetime_format`.
+fn is_date(text: &str, locale: &Locale) -> bool {
+    normalize_datetime(text).is_some()
+        || locale
+            .dates
+            .as_ref()
+            .is_some_and(|d| d.read(text).is_some())
 }
 
 /// `text` as a value of type `t`, as a file's text would be read (a

@@ -622,6 +622,13 @@ fn cli_import_reads_exports_as_written_separators_and_headers() {
         "{}",
         run.stderr
     );
+    let run = import(&["--key", "Id", "--flatten"]);
+    assert!(
+        run.stderr
+            .contains("--flatten `flatten` is for JSON and NDJSON files: CSV does not nest"),
+        "{}",
+        run.stderr
+    );
     let run = import(&["--key", "Id", "--delimiter", "semicolon"]);
     assert_ne!(run.code, 0);
     assert!(

@@ -1,11 +1,11 @@
 //! `entities import`'s flags for how a file is written: the source
 //! settings of the same names, as one `FileDialect`.
 
+use std::path::Path;
+
 use anyhow::anyhow;
 use clap::Args;
-use triggerfish_data::store::{
-    parse_decimal_separator, parse_delimiter, parse_encoding, DateFormat, FileDialect, Locale,
-};
+use triggerfish_data::store::{DialectText, FileDialect, ImportFormat};
 
 /// How the file is written beyond its format.
 #[derive(Args, Debug, Default)]
@@ -32,35 +32,21 @@ pub struct DialectArgs {
 }
 
 impl DialectArgs {
-    /// The dialect the flags say; a `format` named `tsv` separates by tabs.
-    pub fn dialect(self, format: Option<&str>) -> anyhow::Result<FileDialect> {
-        let tsv = format.is_some_and(|f| f.eq_ignore_ascii_case("tsv"));
-        let delimiter = match self.delimiter {
-            Some(d) => Some(parse_delimiter(&d).map_err(|m| anyhow!("--delimiter {m}"))?),
-            None => tsv.then_some(b'\t'),
-        };
-        let encoding = match self.encoding {
-            Some(e) => Some(parse_encoding(&e).map_err(|m| anyhow!("--encoding {m}"))?),
-            None => None,
-        };
-        let dates = match self.datetime_format {
-            Some(f) => Some(DateFormat::parse(&f).map_err(|m| anyhow!("--datetime-format {m}"))?),
-            None => None,
-        };
-        let decimal_comma = match self.decimal_separator {
-            Some(d) => {
-                parse_decimal_separator(&d).map_err(|m| anyhow!("--decimal-separator {m}"))?
-            }
-            None => false,
-        };
-        Ok(FileDialect {
-            delimiter,
-            encoding,
-            locale: Locale {
-                dates,
-                decimal_comma,
-            },
+    /// The dialect the flags say for `file`, read as `format` (given, or
+    /// from its extension); an error names the flag.
+    pub fn dialect(&self, format: Option<&str>, file: &Path) -> anyhow::Result<FileDialect> {
+        let written = DialectText {
+            delimiter: self.delimiter.as_deref(),
+            encoding: self.encoding.as_deref(),
+            datetime_format: self.datetime_format.as_deref(),
+            decimal_separator: self.decimal_separator.as_deref(),
             flatten: self.flatten,
-        })
+            tsv: format.is_some_and(|f| f.eq_ignore_ascii_case("tsv")),
+        };
+        let read_as = format
+            .and_then(ImportFormat::parse)
+            .or_else(|| ImportFormat::from_path(file));
+        FileDialect::parse(&written, read_as)
+            .map_err(|e| anyhow!("--{} {}", e.setting.replace('_', "-"), e.message))
     }
 }

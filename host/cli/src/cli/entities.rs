@@ -119,7 +119,7 @@ pub fn run(cmd: EntitiesCommand) -> anyhow::Result<ExitCode> {
                 })?;
                 given.insert(named(field.trim()), ty);
             }
-            let dialect = dialect.dialect(format.as_deref())?;
+            let dialect = dialect.dialect(format.as_deref(), &file)?;
             let format =
                 match format {
                     None => None,

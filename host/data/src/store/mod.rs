@@ -41,7 +41,8 @@ pub use import::{
     MAX_QUOTED_CHARS,
 };
 pub use import::{
-    FileDialect, MAX_DATETIME_FORMAT_BYTES, MAX_FLATTEN_DEPTH, PLAIN as PLAIN_DIALECT,
+    DialectError, DialectText, FileDialect, MAX_DATETIME_FORMAT_BYTES, MAX_FLATTEN_DEPTH,
+    PLAIN as PLAIN_DIALECT,
 };
 #[cfg(test)]
 pub(crate) use key_index::scattered_keys;

@@ -3,8 +3,9 @@
 //! objects' fields are columns. One value, given by a source's settings
 //! or `entities import`'s flags, read by every import of its files.
 
-use super::encoding::Encoding;
-use super::locale::Locale;
+use super::encoding::{parse_encoding, Encoding};
+use super::locale::{parse_decimal_separator, DateFormat, Locale};
+use super::{parse_delimiter, ImportFormat};
 
 /// A source's way of writing its files; [`PLAIN`] when nothing is said.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,5 +57,150 @@ impl FileDialect {
             out.push_str("|flatten");
         }
         out
+    }
+}
+
+/// A dialect's settings as written: a source's values or a command's
+/// flags.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DialectText<'a> {
+    pub delimiter: Option<&'a str>,
+    pub encoding: Option<&'a str>,
+    pub datetime_format: Option<&'a str>,
+    pub decimal_separator: Option<&'a str>,
+    pub flatten: bool,
+    /// The format was named `tsv`: tab-separated unless said otherwise.
+    pub tsv: bool,
+}
+
+/// A setting of a [`DialectText`] that is wrong, by its name
+/// (`delimiter`, `encoding`, …), and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialectError {
+    pub setting: &'static str,
+    pub message: String,
+}
+
+impl FileDialect {
+    /// The dialect `text` says, for files read as `read_as` (when known,
+    /// settings for another format are refused).
+    pub fn parse(
+        text: &DialectText<'_>,
+        read_as: Option<ImportFormat>,
+    ) -> Result<Self, DialectError> {
+        let wrong =
+            |setting: &'static str| move |message: String| DialectError { setting, message };
+        let csv = read_as.map(|f| f == ImportFormat::Csv);
+        if text.delimiter.is_some() && csv == Some(false) {
+            return Err(wrong("delimiter")("`delimiter` is for CSV files".into()));
+        }
+        if text.flatten && csv == Some(true) {
+            return Err(wrong("flatten")(
+                "`flatten` is for JSON and NDJSON files: CSV does not nest".into(),
+            ));
+        }
+        let delimiter = match text.delimiter {
+            Some(d) => Some(parse_delimiter(d).map_err(wrong("delimiter"))?),
+            None => text.tsv.then_some(b'\t'),
+        };
+        let encoding = text
+            .encoding
+            .map(parse_encoding)
+            .transpose()
+            .map_err(wrong("encoding"))?;
+        let dates = text
+            .datetime_format
+            .map(DateFormat::parse)
+            .transpose()
+            .map_err(wrong("datetime_format"))?;
+        let decimal_comma = match text.decimal_separator {
+            Some(d) => parse_decimal_separator(d).map_err(wrong("decimal_separator"))?,
+            None => false,
+        };
+        Ok(Self {
+            delimiter,
+            encoding,
+            locale: Locale {
+                dates,
+                decimal_comma,
+            },
+            flatten: text.flatten,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_as_written_make_a_dialect_or_name_the_one_that_is_wrong() {
+        let written = DialectText {
+            delimiter: Some(";"),
+            encoding: Some("latin1"),
+            datetime_format: Some("%d/%m/%Y"),
+            decimal_separator: Some(","),
+            ..DialectText::default()
+        };
+        let d = FileDialect::parse(&written, Some(ImportFormat::Csv)).unwrap();
+        assert_eq!(d.delimiter, Some(b';'));
+        assert_eq!(d.encoding.map(Encoding::name), Some("windows-1252"));
+        assert!(d.locale.decimal_comma && d.locale.dates.is_some() && !d.flatten);
+        assert_eq!(
+            d.settings(),
+            "|delimiter 59|encoding windows-1252|datetime_format %d/%m/%Y|decimal_separator ,"
+        );
+        assert_eq!(PLAIN.settings(), "");
+        let tsv = DialectText {
+            tsv: true,
+            ..DialectText::default()
+        };
+        assert_eq!(
+            FileDialect::parse(&tsv, None).unwrap().delimiter,
+            Some(b'\t')
+        );
+        let wrong = |text: DialectText<'_>, read_as| {
+            FileDialect::parse(&text, read_as)
+                .map(|_| ())
+                .map_err(|e| e.setting)
+        };
+        let flatten = DialectText {
+            flatten: true,
+            ..DialectText::default()
+        };
+        assert_eq!(wrong(flatten, Some(ImportFormat::Csv)), Err("flatten"));
+        assert_eq!(wrong(flatten, None), Ok(()), "format unknown: not checked");
+        for (text, setting) in [
+            (
+                DialectText {
+                    delimiter: Some(";"),
+                    ..DialectText::default()
+                },
+                "delimiter",
+            ),
+            (
+                DialectText {
+                    encoding: Some("klingon"),
+                    ..DialectText::default()
+                },
+                "encoding",
+            ),
+            (
+                DialectText {
+                    datetime_format: Some("%Q"),
+                    ..DialectText::default()
+                },
+                "datetime_format",
+            ),
+            (
+                DialectText {
+                    decimal_separator: Some(";"),
+                    ..DialectText::default()
+                },
+                "decimal_separator",
+            ),
+        ] {
+            assert_eq!(wrong(text, Some(ImportFormat::Json)), Err(setting));
+        }
     }
 }

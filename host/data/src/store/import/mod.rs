@@ -20,7 +20,7 @@ mod objects;
 mod rows;
 mod typing;
 
-pub use dialect::{FileDialect, PLAIN};
+pub use dialect::{DialectError, DialectText, FileDialect, PLAIN};
 pub use encoding::{parse_encoding, Encoding};
 pub use locale::{parse_decimal_separator, DateFormat, Locale, MAX_DATETIME_FORMAT_BYTES};
 pub use naming::column_name;

@@ -10,14 +10,9 @@ use crate::config_file::Config;
 use anyhow::{bail, Context as _};
 use clap::Subcommand;
 use triggerfish_data::store::{
-    column_name, import, parse_type, type_name, EntityDb, ImportFormat, ImportSpec, PageError,
+    import, named_column, parse_type, type_name, EntityDb, ImportFormat, ImportSpec, PageError,
     PageRequest,
 };
-
-/// A column as a file's header writes it, by its name (see `column_name`).
-fn named(column: &str) -> String {
-    column_name(column).map_or_else(|| column.to_owned(), |n| n.into_owned())
-}
 
 #[derive(Subcommand)]
 pub enum EntitiesCommand {
@@ -117,7 +112,7 @@ pub fn run(cmd: EntitiesCommand) -> anyhow::Result<ExitCode> {
                 let ty = parse_type(ty.trim()).with_context(|| {
                     format!("--type {t}: unknown type '{ty}' (string, integer, decimal, boolean, datetime)")
                 })?;
-                given.insert(named(field.trim()), ty);
+                given.insert(named_column(field.trim()), ty);
             }
             let dialect = dialect.dialect(format.as_deref(), &file)?;
             let format =
@@ -127,7 +122,7 @@ pub fn run(cmd: EntitiesCommand) -> anyhow::Result<ExitCode> {
                         format!("--format {f}: expected csv, tsv, json or ndjson")
                     })?),
                 };
-            let key = named(&key);
+            let key = named_column(&key);
             let files = [file];
             let spec = ImportSpec {
                 format,

@@ -23,7 +23,7 @@ mod typing;
 pub use dialect::{DialectError, DialectText, FileDialect, PLAIN};
 pub use encoding::{parse_encoding, Encoding};
 pub use locale::{parse_decimal_separator, DateFormat, Locale, MAX_DATETIME_FORMAT_BYTES};
-pub use naming::column_name;
+pub use naming::{column_name, named_column};
 pub use objects::MAX_FLATTEN_DEPTH;
 use rows::{visit, Flow};
 pub(crate) use typing::convert_text;
@@ -349,9 +349,9 @@ pub fn import_rows(
 ) -> Result<ImportReport, ImportFailure> {
     let files = [path.to_owned()];
     // Columns as the file's headers write them, or as they are named.
-    let named = |c: &str| column_name(c).map_or_else(|| c.to_owned(), |n| n.into_owned());
-    let types: BTreeMap<String, ColumnType> = types.iter().map(|(c, t)| (named(c), *t)).collect();
-    let key = named(key);
+    let types: BTreeMap<String, ColumnType> =
+        types.iter().map(|(c, t)| (named_column(c), *t)).collect();
+    let key = named_column(key);
     import(
         &ImportSpec {
             format,

@@ -31,6 +31,13 @@ pub fn column_name(header: &str) -> Option<Cow<'_, str>> {
     valid_identifier(&name).then_some(Cow::Owned(name))
 }
 
+/// The column a configuration or a flag names by `column`: its name, or
+/// `column` as written when it names none (the import then says it is not
+/// in the file).
+pub fn named_column(column: &str) -> String {
+    column_name(column).map_or_else(|| column.to_owned(), Cow::into_owned)
+}
+
 /// The error for the `n`th column (from 1), named `header`, when
 /// [`column_name`] finds no name in it.
 pub(super) fn unnamable(n: usize, header: &str) -> String {

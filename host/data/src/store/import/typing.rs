@@ -128,11 +128,11 @@ fn is_date(text: &str, locale: &Locale) -> bool {
 /// `text` as a value of type `t`, as a file's text would be read (a
 /// database column that arrives as text goes the same way).
 pub(crate) fn convert_text(text: String, t: ColumnType) -> Result<Value, String> {
-    convert_text_dated(text, t, &PLAIN.locale)
+    convert_text_in(text, t, &PLAIN.locale)
 }
 
 /// [`convert_text`], dates and decimals read as `locale` writes them.
-fn convert_text_dated(text: String, t: ColumnType, locale: &Locale) -> Result<Value, String> {
+fn convert_text_in(text: String, t: ColumnType, locale: &Locale) -> Result<Value, String> {
     match t {
         ColumnType::String => Ok(Value::Text(text)),
         _ => convert_str(&text, t, locale),
@@ -155,8 +155,8 @@ pub(super) fn convert(v: Raw, t: ColumnType, locale: &Locale) -> Result<Value, S
         (ColumnType::Boolean, Raw::Json(serde_json::Value::Bool(b))) => {
             Ok(Value::Integer(i64::from(b)))
         }
-        (t, Raw::Json(serde_json::Value::String(s))) => convert_text_dated(s, t, locale),
-        (t, Raw::Json(other)) => convert_text_dated(other.to_string(), t, locale),
+        (t, Raw::Json(serde_json::Value::String(s))) => convert_text_in(s, t, locale),
+        (t, Raw::Json(other)) => convert_text_in(other.to_string(), t, locale),
     }
 }
 

@@ -1570,6 +1570,60 @@ mod tests {
     }
 
     #[test]
+    fn two_keys_of_one_object_naming_one_column_are_refused() {
+        let plain = FileDialect::default();
+        let flat = FileDialect {
+            flatten: true,
+            ..FileDialect::default()
+        };
+        for (objects, dialect, message) in [
+            (
+                [
+                    r#"{"Id":1,"EMail":"a"}"#,
+                    r#"{"Id":2,"E-mail":"b","EMail":"c"}"#,
+                ],
+                &plain,
+                "keys 'E-mail' and 'EMail' both name the column 'EMail'",
+            ),
+            (
+                [r#"{"Id":1}"#, r#"{"Id":2,"e-mail":"b","E-Mail":"c"}"#],
+                &plain,
+                "keys 'e-mail' and 'E-Mail' both name the column 'EMail'",
+            ),
+            (
+                [
+                    r#"{"Id":1}"#,
+                    r#"{"Id":2,"Address":{"City":"x"},"AddressCity":"y"}"#,
+                ],
+                &flat,
+                "keys 'Address.City' and 'AddressCity' both name the column 'AddressCity'",
+            ),
+        ] {
+            for (name, text) in [
+                ("c.ndjson", objects.join("\n")),
+                ("c.json", format!("[{}]", objects.join(","))),
+            ] {
+                let (_d, p, store) = setup(name, &text);
+                let (types, files) = (BTreeMap::new(), [p]);
+                let spec = ImportSpec {
+                    dialect,
+                    ..ImportSpec::new(&files, &types, "Id")
+                };
+                let e = file_err(super::import(&spec, &store, "T"));
+                assert_eq!(
+                    (e.kind, e.row, e.message.as_str()),
+                    (ImportErrorKind::Schema, Some(2), message),
+                    "{name}: {text}"
+                );
+            }
+        }
+        // The same key twice is a duplicate: its last value counts.
+        let (_d, p, store) = setup("c.json", r#"[{"Id":1,"E-mail":"a","E-mail":"b"}]"#);
+        import(&p, &store, &[], "Id", 0).unwrap();
+        assert_eq!(dump(&store, "T").1[0][1], Value::Text("b".into()));
+    }
+
+    #[test]
     fn csv_fields_are_split_by_the_delimiter_given_or_the_extensions() {
         let semicolons = "Id;Name;Note\n1;Ann;\"a;b\"\n2;Bob;c\n";
         let (_d, p, store) = setup("c.csv", semicolons);

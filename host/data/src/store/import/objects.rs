@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::naming::column_name;
+use super::quoted;
 use super::rows::{JsonRow, Raw};
 use super::MAX_COLUMNS;
 
@@ -16,21 +17,58 @@ use super::MAX_COLUMNS;
 /// text in the column of its path.
 pub const MAX_FLATTEN_DEPTH: usize = 8;
 
-/// Most flattened paths whose column is remembered by [`Paths`]; past it,
+/// Most flattened paths whose column is remembered by [`FileKeys`]; past it,
 /// a path is named again each time it is met.
 pub const MAX_REMEMBERED_PATHS: usize = 4 * MAX_COLUMNS;
 
-/// Flattened paths already named, for the rows after the one they were
-/// met in: a path's column (`None`: not a column, the columns fixed).
+/// What one file's keys named so far.
 #[derive(Debug, Default)]
-pub(super) struct Paths {
+pub(super) struct FileKeys {
+    /// Flattened paths already named, for the rows after the one they were
+    /// met in: a path's column (`None`: not a column, the columns fixed).
     named: HashMap<String, Option<usize>>,
     /// The path being placed, built in place.
     path: String,
+    /// The object being read (from 1).
+    object: u64,
+    /// Per column, the last object that gave it a value, and the key that
+    /// did when not the column's own name.
+    filled: Vec<(u64, String)>,
+    /// Two keys of one object that name one column, as an error; the read
+    /// stops at that row.
+    pub clash: Option<String>,
+}
+
+impl FileKeys {
+    /// Note that `key` gives column `i`, named `name`, a value in the
+    /// object being read. Another key naming it there sets `clash` (one
+    /// value would be lost); the same key again is a duplicate, whose last
+    /// value counts, as most JSON readers do.
+    fn fill(&mut self, i: usize, name: &str, key: &str) {
+        if self.filled.len() <= i {
+            self.filled.resize_with(i + 1, Default::default);
+        }
+        let (object, first) = &mut self.filled[i];
+        let spelled = if key == name { "" } else { key };
+        if *object != self.object {
+            *object = self.object;
+            first.clear();
+            first.push_str(spelled);
+        } else if first != spelled && self.clash.is_none() {
+            let first = if first.is_empty() { name } else { first };
+            self.clash = Some(format!(
+                "keys {} and {} both name the column {}",
+                quoted(first),
+                quoted(key),
+                quoted(name)
+            ));
+        }
+    }
 }
 
 /// One JSON object read straight into a row in `columns` order, adding
-/// new columns unless `fixed`. A duplicate key keeps its last value;
+/// new columns unless `fixed`. A duplicate key keeps its last value (two
+/// different keys naming one column set `keys.clash`);
 /// anything but an object is a malformed row, `not_object`. A key past
 /// [`MAX_COLUMNS`] columns stops the parse and sets `overflow`.
 pub(super) struct ObjectRow<'c> {
@@ -38,7 +76,7 @@ pub(super) struct ObjectRow<'c> {
     pub fixed: bool,
     /// Objects' fields are columns of their own.
     pub flatten: bool,
-    pub paths: &'c mut Paths,
+    pub keys: &'c mut FileKeys,
     pub not_object: &'static str,
     pub overflow: &'c mut bool,
 }
@@ -61,6 +99,7 @@ impl<'de> Visitor<'de> for ObjectRow<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JsonRow, A::Error> {
         let mut row = vec![Raw::Null; self.columns.len()];
         let mut next = 0;
+        self.keys.object += 1;
         loop {
             let column = ColumnOf {
                 columns: &mut *self.columns,
@@ -68,6 +107,7 @@ impl<'de> Visitor<'de> for ObjectRow<'_> {
                 flatten: self.flatten,
                 hint: next,
                 overflow: &mut *self.overflow,
+                keys: &mut *self.keys,
             };
             match map.next_key_seed(column)? {
                 None => break,
@@ -79,14 +119,14 @@ impl<'de> Visitor<'de> for ObjectRow<'_> {
                     next = i + 1;
                 }
                 Some(Slot::ByValue(key)) => {
-                    self.paths.path.clear();
-                    self.paths.path.push_str(&key);
+                    self.keys.path.clear();
+                    self.keys.path.push_str(&key);
                     let mut leaves = Leaves {
                         columns: &mut *self.columns,
                         fixed: self.fixed,
                         overflow: &mut *self.overflow,
                         row: &mut row,
-                        paths: &mut *self.paths,
+                        keys: &mut *self.keys,
                         last: None,
                     };
                     leaves.place(map.next_value::<serde_json::Value>()?, 1)?;
@@ -187,6 +227,7 @@ struct ColumnOf<'c> {
     flatten: bool,
     hint: usize,
     overflow: &'c mut bool,
+    keys: &'c mut FileKeys,
 }
 
 impl<'de> DeserializeSeed<'de> for ColumnOf<'_> {
@@ -206,6 +247,7 @@ impl<'de> Visitor<'de> for ColumnOf<'_> {
 
     fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Slot, E> {
         if self.columns.get(self.hint).is_some_and(|c| c == key) {
+            self.keys.fill(self.hint, key, key);
             return Ok(Slot::Column(self.hint));
         }
         if self.flatten {
@@ -214,7 +256,10 @@ impl<'de> Visitor<'de> for ColumnOf<'_> {
         }
         Ok(
             match column_index(self.columns, self.fixed, self.overflow, key)? {
-                Some(i) => Slot::Column(i),
+                Some(i) => {
+                    self.keys.fill(i, &self.columns[i], key);
+                    Slot::Column(i)
+                }
                 None => Slot::Skip,
             },
         )
@@ -227,13 +272,13 @@ struct Leaves<'c> {
     fixed: bool,
     overflow: &'c mut bool,
     row: &'c mut Vec<Raw>,
-    paths: &'c mut Paths,
+    keys: &'c mut FileKeys,
     /// The column placed last.
     last: Option<usize>,
 }
 
 impl Leaves<'_> {
-    /// `value`, found at `paths.path` (`depth` keys deep), into the row:
+    /// `value`, found at `keys.path` (`depth` keys deep), into the row:
     /// an object's fields each at `path.field`, anything else in the
     /// path's column.
     fn place<E: serde::de::Error>(
@@ -244,16 +289,16 @@ impl Leaves<'_> {
         match value {
             serde_json::Value::Object(fields) if depth <= MAX_FLATTEN_DEPTH => {
                 for (field, v) in fields {
-                    let len = self.paths.path.len();
-                    self.paths.path.push('.');
-                    self.paths.path.push_str(&field);
+                    let len = self.keys.path.len();
+                    self.keys.path.push('.');
+                    self.keys.path.push_str(&field);
                     self.place(v, depth + 1)?;
-                    self.paths.path.truncate(len);
+                    self.keys.path.truncate(len);
                 }
                 Ok(())
             }
             v => {
-                let Paths { named, path } = &mut *self.paths;
+                let FileKeys { named, path, .. } = &mut *self.keys;
                 let column = match named.get(path.as_str()) {
                     Some(column) => *column,
                     None => {
@@ -265,6 +310,9 @@ impl Leaves<'_> {
                     }
                 };
                 if let Some(i) = column {
+                    let path = std::mem::take(&mut self.keys.path);
+                    self.keys.fill(i, &self.columns[i], &path);
+                    self.keys.path = path;
                     set(self.row, i, v);
                     self.last = Some(i);
                 }

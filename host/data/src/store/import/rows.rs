@@ -8,7 +8,7 @@ use rusqlite::types::ValueRef;
 
 use super::dialect::FileDialect;
 use super::locale::Locale;
-use super::objects::{ObjectRow, Paths};
+use super::objects::{FileKeys, ObjectRow};
 use super::typing::{convert, convert_str, infer_one, infer_text};
 use super::{
     check_headers, file_error, io_error, quoted, quoted_list, too_many_columns, ImportError,
@@ -314,7 +314,7 @@ fn visit_rows(
             let mut reader = reader;
             // One buffer, reused: each line is read in place.
             let mut buf = String::new();
-            let mut paths = Paths::default();
+            let mut keys = FileKeys::default();
             for row_no in 1u64.. {
                 buf.clear();
                 let read = reader.read_line(&mut buf).map_err(|e| {
@@ -334,7 +334,7 @@ fn visit_rows(
                 let mut de = serde_json::Deserializer::from_str(line);
                 let mut overflow = false;
                 let object = ObjectRow {
-                    paths: &mut paths,
+                    keys: &mut keys,
                     columns,
                     fixed,
                     flatten,
@@ -349,6 +349,9 @@ fn visit_rows(
                 };
                 if overflow {
                     return Err(too_many_columns(path, Some(row_no)));
+                }
+                if let Some(clash) = keys.clash.take() {
+                    return Err(row_schema_error(path, row_no, clash));
                 }
                 if f(row_no, row)? == Flow::Stop {
                     break;
@@ -373,7 +376,7 @@ fn visit_rows(
                 columns,
                 fixed,
                 flatten,
-                paths: &mut Paths::default(),
+                keys: &mut FileKeys::default(),
                 bound,
                 skip,
                 f,
@@ -429,7 +432,7 @@ fn array_from_slices(
     f: &mut dyn FnMut(u64, RawRow) -> Result<Flow, ImportError>,
 ) -> Result<Fast, ImportError> {
     let mut elements = json_array::Elements::new(reader);
-    let mut paths = Paths::default();
+    let mut keys = FileKeys::default();
     let mut rows = 0u64;
     loop {
         let unusual = Ok(Fast::Unusual { rows });
@@ -440,7 +443,7 @@ fn array_from_slices(
         };
         let mut overflow = false;
         let object = ObjectRow {
-            paths: &mut paths,
+            keys: &mut keys,
             columns: &mut *columns,
             fixed,
             flatten,
@@ -451,7 +454,7 @@ fn array_from_slices(
         let row = match serde::de::DeserializeSeed::deserialize(object, &mut de)
             .and_then(|row| de.end().map(|()| row))
         {
-            Ok(row) if !overflow => row,
+            Ok(row) if !overflow && keys.clash.is_none() => row,
             _ => return unusual,
         };
         rows += 1;
@@ -468,7 +471,7 @@ struct ArrayRows<'a> {
     columns: &'a mut Vec<String>,
     fixed: bool,
     flatten: bool,
-    paths: &'a mut Paths,
+    keys: &'a mut FileKeys,
     /// Told of the rows skipped (`f` is told of the others).
     bound: &'a RowBound,
     /// Rows parsed but not handed to `f` (handed out before).
@@ -491,7 +494,7 @@ impl<'de> serde::de::Visitor<'de> for ArrayRows<'_> {
         loop {
             let mut overflow = false;
             let object = ObjectRow {
-                paths: &mut *self.paths,
+                keys: &mut *self.keys,
                 columns: &mut *self.columns,
                 fixed: self.fixed,
                 flatten: self.flatten,
@@ -500,9 +503,11 @@ impl<'de> serde::de::Visitor<'de> for ArrayRows<'_> {
             };
             let next = seq.next_element_seed(object);
             row_no += 1;
-            let handled = match overflow {
-                true => Err(too_many_columns(self.path, Some(row_no))),
-                false => match next? {
+            let clash = self.keys.clash.take();
+            let handled = match (overflow, clash) {
+                (true, _) => Err(too_many_columns(self.path, Some(row_no))),
+                (false, Some(clash)) => Err(row_schema_error(self.path, row_no, clash)),
+                (false, None) => match next? {
                     Some(_) if row_no <= self.skip => {
                         self.bound.row_end(row_no);
                         Ok(Flow::Go)
@@ -530,6 +535,11 @@ impl<'de> serde::de::Visitor<'de> for ArrayRows<'_> {
 /// A problem with the file's shape (columns, format), for no row.
 fn schema_error(path: &Path, message: String) -> ImportError {
     file_error(path, ImportErrorKind::Schema, None, None, message)
+}
+
+/// A problem with the file's shape found at a row (keys naming one column).
+fn row_schema_error(path: &Path, row: u64, message: String) -> ImportError {
+    file_error(path, ImportErrorKind::Schema, Some(row), None, message)
 }
 
 fn csv_error(path: &Path, e: &csv::Error, row: Option<u64>) -> ImportError {

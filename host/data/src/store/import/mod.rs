@@ -201,6 +201,18 @@ fn file_error(
 }
 
 fn io_error(path: &Path, e: &std::io::Error) -> ImportError {
+    if let Some(undecodable) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<encoding::Undecodable>())
+    {
+        return file_error(
+            path,
+            ImportErrorKind::Encoding,
+            None,
+            None,
+            undecodable.to_string(),
+        );
+    }
     if let Some(corrupt) = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<super::gzip::Corrupt>())
@@ -1884,5 +1896,41 @@ mod tests {
         let (_d, p, store) = setup_bytes("c.tsv", &utf16);
         import(&p, &store, &[], "Id", 0).unwrap();
         assert_eq!(dump(&store, "T").1, want);
+        // Nothing is replaced: a cut UTF-16 file fails, as does UTF-8 text
+        // named windows-1252 (it would read as "ZoÃ©"), in every format.
+        utf16.pop();
+        let (_d, p, store) = setup_bytes("c.tsv", &utf16);
+        let e = file_err(import(&p, &store, &[], "Id", 0));
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (
+                ImportErrorKind::Encoding,
+                "not valid UTF-16LE at byte 48 (0x0a): is the file in another encoding?"
+            )
+        );
+        for (name, text) in [
+            ("c.csv", "Id,Name\n1,Zoé\n"),
+            ("c.ndjson", "{\"Id\":1,\"Name\":\"Zoé\"}\n"),
+            ("c.json", "[{\"Id\":1,\"Name\":\"Zoé\"}]"),
+        ] {
+            let (_d, p, store) = setup(name, text);
+            let (types, files) = (BTreeMap::new(), [p]);
+            let dialect = FileDialect {
+                encoding: Some(latin),
+                ..FileDialect::default()
+            };
+            let spec = ImportSpec {
+                dialect: &dialect,
+                ..ImportSpec::new(&files, &types, "Id")
+            };
+            let e = file_err(super::import(&spec, &store, "T"));
+            assert_eq!(e.kind, ImportErrorKind::Encoding, "{name}: {e}");
+            assert!(
+                e.message.starts_with(
+                    "the file is UTF-8, not windows-1252 (its first non-ASCII text, 'é' at byte"
+                ),
+                "{name}: {e}"
+            );
+        }
     }
 }

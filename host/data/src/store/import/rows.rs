@@ -390,10 +390,11 @@ fn visit_rows(
                 None => {}
             }
             streamed.map_err(|e| {
+                if e.classify() == serde_json::error::Category::Io {
+                    // The read failed below the parser: say why as for any file.
+                    return io_error(path, &std::io::Error::from(e));
+                }
                 let (kind, message) = match e.classify() {
-                    serde_json::error::Category::Io => {
-                        (ImportErrorKind::Encoding, format!("not valid JSON: {e}"))
-                    }
                     serde_json::error::Category::Data => (
                         ImportErrorKind::Schema,
                         format!("expected a JSON array of objects ({e})"),

@@ -404,9 +404,25 @@ fn the_console_shows_the_demo_in_a_real_browser() {
             .await
             .unwrap();
         click(&c, Locator::Css("form.filters button")).await;
+        // The unfiltered page lists the dead run too: wait for the filtered
+        // one (the form's GET), then count its rows.
+        let give_up = Instant::now() + PATIENCE;
+        loop {
+            let url = c.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+            let rows = match c.find_all(Locator::Css("table.runs tbody tr")).await {
+                Ok(rows) => rows.len(),
+                Err(_) => 0,
+            };
+            if url.contains("status=dead") && rows == 1 {
+                break;
+            }
+            assert!(
+                Instant::now() < give_up,
+                "only the dead run is listed: {rows} rows at {url}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         appears(&c, &format!("tr[data-run='{run}'][data-status='dead']")).await;
-        let rows = c.find_all(Locator::Css("table.runs tbody tr")).await.unwrap();
-        assert_eq!(rows.len(), 1, "only the dead run is listed");
         click(&c, Locator::LinkText(&format!("#{run}"))).await;
         text_becomes(&c, "h1", &format!("Run #{run}")).await;
         assert_eq!(text_of(&c, "#run-status").await, "dead");

@@ -561,7 +561,7 @@ fn cli_import_reads_exports_as_written_separators_and_headers() {
     // Windows' Western encoding: é is one byte.
     std::fs::write(
         &csv,
-        b"Contact ID;First Name;Code postal;Modifi\xe9;Montant\n7;Zo\xe9;01000;28/12/2025;12,50\n",
+        b"Contact ID;First Name;Code postal;Modifi\xe9;Montant\n7;Zo\xe9;01000;28/12/2025;1.234,50\n",
     )
     .unwrap();
     let import = |extra: &[&str]| {
@@ -592,6 +592,8 @@ fn cli_import_reads_exports_as_written_separators_and_headers() {
         "%d/%m/%Y",
         "--decimal-separator",
         ",",
+        "--thousands-separator",
+        ".",
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
@@ -613,7 +615,7 @@ fn cli_import_reads_exports_as_written_separators_and_headers() {
     );
     assert_eq!(
         run.stdout,
-        "{\"FirstName\":\"Zoé\",\"Modifie\":\"2025-12-28T00:00:00Z\",\"Montant\":12.5}\n"
+        "{\"FirstName\":\"Zoé\",\"Modifie\":\"2025-12-28T00:00:00Z\",\"Montant\":1234.5}\n"
     );
     let run = import(&["--key", "Id", "--encoding", "klingon"]);
     assert!(

@@ -1,6 +1,6 @@
 //! Files as CRM and spreadsheet exports write them: fields separated by
 //! `;`, headers with spaces and accents, in Windows' Western encoding,
-//! dates day first, decimals with a comma. A refresh loads them as written, the configuration
+//! dates day first, decimals with a comma and thousands grouped by points. A refresh loads them as written, the configuration
 //! naming columns as the headers do; changing the separator or the encoding
 //! imports again.
 
@@ -26,6 +26,7 @@ key = "Contact ID"
 updated_at = "Modifié le"
 datetime_format = "%d/%m/%Y %H:%M"
 decimal_separator = ","
+thousands_separator = "."
 types = { "Code postal" = "string" }
 [sources.map]
 Email = "Adresse e-mail"
@@ -69,7 +70,7 @@ fn a_semicolon_export_with_spoken_headers_refreshes_as_written() {
     let text = "Contact ID;Prénom;Nom;Adresse e-mail;Code postal;Ville;Modifié le;Dépense\n\
                 1;Zoé;Martin;zoe@example.com;01000;Lyon;28/12/2025 10:00;12,50\n\
                 2;Zoé;Martin;zoe@example.com;01000;Paris;10/01/2026 09:30;7,5\n\
-                3;Luc;Bernard;luc@example.com;75001;Paris;02/01/2026 17:45;100\n";
+                3;Luc;Bernard;luc@example.com;75001;Paris;02/01/2026 17:45;1.100,00\n";
     let (bytes, _, lossy) = encoding_rs::WINDOWS_1252.encode(text);
     assert!(!lossy);
     std::fs::write(dir.join("export.csv"), &bytes).unwrap();
@@ -116,7 +117,7 @@ fn a_semicolon_export_with_spoken_headers_refreshes_as_written() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(spent, 120.0);
+    assert_eq!(spent, 1120.0);
     let stored: String = conn
         .query_row(
             "SELECT ModifieLe FROM ent_Crm WHERE ContactID = 2",
@@ -144,6 +145,19 @@ fn a_semicolon_export_with_spoken_headers_refreshes_as_written() {
         source(&iso).contains("export.csv: row 1, field 'ModifieLe': '28/12/2025 10:00' is not a date or date-time (expected e.g. 2024-03-01 or 2024-03-01T09:30:00Z; set datetime_format for others)"),
         "{}",
         source(&iso)
+    );
+    // Without its grouping, "1.100,00" is no number: the column is text,
+    // and the measure says so.
+    let text = refresh(dir, &WORKSPACE.replace("thousands_separator = \".\"\n", ""));
+    let measures = text.stages.iter().find(|s| s.name == "measures").unwrap();
+    assert!(
+        measures
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("measure 'spent': sum needs a numeric field, but 'Depense' is a string (if a file writes its numbers as 1.234,50 or 1,234.50, set its source's decimal_separator and thousands_separator)"),
+        "{:?}",
+        text.stages
     );
     // Another encoding is another import: read as UTF-8, the file fails.
     let utf8 = refresh(dir, &WORKSPACE.replace("encoding = \"windows-1252\"\n", ""));

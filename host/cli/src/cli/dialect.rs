@@ -25,6 +25,10 @@ pub struct DialectArgs {
     /// How decimal numbers are written: `.` (default) or `,` (12,50).
     #[arg(long)]
     decimal_separator: Option<String>,
+    /// What numbers group their digits by three with: `,` (1,234.50),
+    /// `.` (1.234,50), a space or `'` (default: none).
+    #[arg(long)]
+    thousands_separator: Option<String>,
     /// JSON: the fields of nested objects are columns of their own,
     /// named by their path (`Address.City`: `AddressCity`).
     #[arg(long)]
@@ -40,6 +44,7 @@ impl DialectArgs {
             encoding: self.encoding.as_deref(),
             datetime_format: self.datetime_format.as_deref(),
             decimal_separator: self.decimal_separator.as_deref(),
+            thousands_separator: self.thousands_separator.as_deref(),
             flatten: self.flatten,
             tsv: format.is_some_and(|f| f.eq_ignore_ascii_case("tsv")),
         };

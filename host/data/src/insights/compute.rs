@@ -45,12 +45,16 @@ pub enum ComputeError {
         field: String,
         fields: String,
     },
-    #[error("measure '{measure}': {aggregate} needs a numeric field, but '{field}' is {kind}")]
+    #[error(
+        "measure '{measure}': {aggregate} needs a numeric field, but '{field}' is {kind}{hint}"
+    )]
     NotNumeric {
         measure: String,
         aggregate: &'static str,
         field: String,
         kind: ColumnType,
+        /// For text: how a file's numbers written otherwise are read.
+        hint: &'static str,
     },
 }
 
@@ -314,6 +318,10 @@ fn measure_one(p: &Publication<'_>, m: &MeasureSpec) -> Result<MeasureValue, Com
                 aggregate: m.aggregate.as_str(),
                 field: f.clone(),
                 kind: t,
+                hint: match t {
+                    ColumnType::String => " (if a file writes its numbers as 1.234,50 or 1,234.50, set its source's decimal_separator and thousands_separator)",
+                    _ => "",
+                },
             });
         }
     }

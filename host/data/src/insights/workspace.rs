@@ -589,6 +589,10 @@ FullName = "{First Name} {Last Name}"
                 "triggerfish.toml:5: key `insights.sources[0].decimal_separator`: ';': expected \".\" or \",\"",
             ),
             (
+                "path = \"crm.csv\"\ndecimal_separator = \",\"\nthousands_separator = \",\"",
+                "triggerfish.toml:6: key `insights.sources[0].thousands_separator`: ',': that is the decimal separator (decimal_separator = \",\"); numbers written 1,234.50 need decimal_separator = \".\"",
+            ),
+            (
                 "path = \"crm.csv\"\nflatten = true",
                 "triggerfish.toml:5: key `insights.sources[0].flatten`: `flatten` is for JSON and NDJSON files: CSV does not nest",
             ),

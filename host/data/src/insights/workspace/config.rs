@@ -67,6 +67,10 @@ pub struct SourceConfig {
     /// `.` (default) or `,`: how decimal numbers are written. Files only.
     #[serde(default)]
     pub decimal_separator: Option<Spanned<String>>,
+    /// What numbers group their digits by three with (`,` in `1,234.50`,
+    /// `.` in `1.234,50`, a space, `'`). Files only.
+    #[serde(default)]
+    pub thousands_separator: Option<Spanned<String>>,
     /// JSON: the fields of nested objects are columns of their own, named
     /// by their path. JSON and NDJSON files only.
     #[serde(default)]

@@ -1,5 +1,6 @@
 //! A file source's dialect validated: `delimiter`, `encoding`,
-//! `datetime_format`, `decimal_separator` and `flatten`, each checked
+//! `datetime_format`, `decimal_separator`, `thousands_separator` and
+//! `flatten`, each checked
 //! against the format its files are read as, an error located at the
 //! setting's value.
 
@@ -23,6 +24,7 @@ pub(super) fn file_dialect(
         encoding: text(&s.encoding),
         datetime_format: text(&s.datetime_format),
         decimal_separator: text(&s.decimal_separator),
+        thousands_separator: text(&s.thousands_separator),
         flatten: s.flatten.as_ref().is_some_and(|f| *f.get_ref()),
         tsv: text(&s.format).is_some_and(|f| f.eq_ignore_ascii_case("tsv")),
     };
@@ -32,6 +34,7 @@ pub(super) fn file_dialect(
             "encoding" => s.encoding.as_ref().map(|t| t.span()),
             "datetime_format" => s.datetime_format.as_ref().map(|t| t.span()),
             "decimal_separator" => s.decimal_separator.as_ref().map(|t| t.span()),
+            "thousands_separator" => s.thousands_separator.as_ref().map(|t| t.span()),
             _ => s.flatten.as_ref().map(|t| t.span()),
         };
         v.invalid(

@@ -314,6 +314,11 @@ fn postgres_origin(
             &s.decimal_separator,
             "`decimal_separator` is for files: PostgreSQL types its numbers",
         ),
+        (
+            "thousands_separator",
+            &s.thousands_separator,
+            "`thousands_separator` is for files: PostgreSQL types its numbers",
+        ),
     ] {
         if let Some(given) = given {
             return Err(v.invalid(given.span(), &key(k), why));

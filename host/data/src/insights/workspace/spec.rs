@@ -38,7 +38,8 @@ pub struct SourceSpec {
     /// Files only (`None` for postgres).
     pub format: Option<ImportFormat>,
     /// Files: how they are written beyond their format (`delimiter`,
-    /// `encoding`, `datetime_format`, `decimal_separator`, `flatten`).
+    /// `encoding`, `datetime_format`, `decimal_separator`,
+    /// `thousands_separator`, `flatten`).
     pub dialect: crate::store::FileDialect,
     /// Absolute path, or glob pattern when [`SourceSpec::is_glob`]. Files
     /// only (empty for postgres).

@@ -4,7 +4,7 @@
 //! or `entities import`'s flags, read by every import of its files.
 
 use super::encoding::{parse_encoding, Encoding};
-use super::locale::{parse_decimal_separator, DateFormat, Locale};
+use super::locale::{parse_decimal_separator, parse_thousands_separator, DateFormat, Locale};
 use super::{parse_delimiter, ImportFormat};
 
 /// A source's way of writing its files; [`PLAIN`] when nothing is said.
@@ -32,6 +32,7 @@ pub static PLAIN: FileDialect = FileDialect {
     locale: Locale {
         dates: None,
         decimal_comma: false,
+        thousands: None,
     },
     flatten: false,
 };
@@ -53,6 +54,9 @@ impl FileDialect {
         if self.locale.decimal_comma {
             out.push_str("|decimal_separator ,");
         }
+        if let Some(t) = self.locale.thousands {
+            out.push_str(&format!("|thousands_separator {t}"));
+        }
         if self.flatten {
             out.push_str("|flatten");
         }
@@ -68,6 +72,7 @@ pub struct DialectText<'a> {
     pub encoding: Option<&'a str>,
     pub datetime_format: Option<&'a str>,
     pub decimal_separator: Option<&'a str>,
+    pub thousands_separator: Option<&'a str>,
     pub flatten: bool,
     /// The format was named `tsv`: tab-separated unless said otherwise.
     pub tsv: bool,
@@ -117,12 +122,18 @@ impl FileDialect {
             Some(d) => parse_decimal_separator(d).map_err(wrong("decimal_separator"))?,
             None => false,
         };
+        let thousands = text
+            .thousands_separator
+            .map(|t| parse_thousands_separator(t, decimal_comma))
+            .transpose()
+            .map_err(wrong("thousands_separator"))?;
         Ok(Self {
             delimiter,
             encoding,
             locale: Locale {
                 dates,
                 decimal_comma,
+                thousands,
             },
             flatten: text.flatten,
         })

@@ -2,8 +2,11 @@
 //! `2024-03-01T09:30:00Z`) always read; a source's `datetime_format`, in
 //! strftime's notation as chrono reads it (`%d/%m/%Y %H:%M`), is tried
 //! first, for the day-first and month-first dates spreadsheets write. Its
-//! `decimal_separator` may be a comma (`12,50`), as in most of Europe.
+//! `decimal_separator` may be a comma (`12,50`), as in most of Europe, and
+//! its `thousands_separator` groups digits by three (`1,234,567.50`,
+//! `1.234.567,50`, `1 234 567,50`, `1'234'567.50`).
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use chrono::format::{Item, Parsed, StrftimeItems};
@@ -19,12 +22,16 @@ pub struct Locale {
     pub dates: Option<DateFormat>,
     /// Decimal numbers are written `12,50`: a point is then no number's.
     pub decimal_comma: bool,
+    /// What numbers may group their digits by three with (never the
+    /// decimal separator).
+    pub thousands: Option<char>,
 }
 
 impl Locale {
     /// `text` as a finite decimal number, written with this locale's
-    /// separator.
+    /// separators.
     pub fn decimal(&self, text: &str) -> Option<f64> {
+        let text = self.ungrouped(text)?;
         let value = match self.decimal_comma {
             false => text.parse::<f64>(),
             true if text.contains('.') => return None,
@@ -32,6 +39,64 @@ impl Locale {
         };
         value.ok().filter(|f| f.is_finite())
     }
+
+    /// `text` as an integer, its digits grouped as this locale groups them.
+    pub fn integer(&self, text: &str) -> Option<i64> {
+        match self.thousands {
+            None => text.parse().ok(),
+            Some(_) => self.ungrouped(text)?.parse().ok(),
+        }
+    }
+
+    /// `text` without its thousands separators: `None` when it has some
+    /// but does not group its whole-number digits by three (`1,23,456`,
+    /// `12,34`), which is then not a number.
+    fn ungrouped<'t>(&self, text: &'t str) -> Option<Cow<'t, str>> {
+        let Some(sep) = self.thousands.filter(|sep| text.contains(*sep)) else {
+            return Some(Cow::Borrowed(text));
+        };
+        let unsigned = text.trim_start_matches(['-', '+']);
+        let point = if self.decimal_comma { ',' } else { '.' };
+        let whole = unsigned.split(point).next().unwrap_or_default();
+        let mut groups = whole.split(sep);
+        let first = groups.next().unwrap_or_default();
+        let digits = |g: &str| g.bytes().all(|b| b.is_ascii_digit());
+        let grouped = (1..=3).contains(&first.len())
+            && digits(first)
+            && groups.all(|g| g.len() == 3 && digits(g));
+        let rest = &unsigned[whole.len()..];
+        (grouped && !rest.contains(sep)).then(|| Cow::Owned(text.replace(sep, "")))
+    }
+}
+
+/// Characters a `thousands_separator` may be.
+pub const THOUSANDS_SEPARATORS: [char; 5] = [',', '.', ' ', '\'', '\u{a0}'];
+
+/// A `thousands_separator` as configured, for decimals written with a
+/// comma or not: one of [`THOUSANDS_SEPARATORS`] (a narrow no-break space,
+/// U+202F, too), not the decimal separator.
+pub fn parse_thousands_separator(s: &str, decimal_comma: bool) -> Result<char, String> {
+    let mut chars = s.chars();
+    let sep = match (chars.next(), chars.next()) {
+        (Some(c), None) if THOUSANDS_SEPARATORS.contains(&c) || c == '\u{202f}' => c,
+        _ => {
+            return Err(format!(
+                "{}: expected \",\", \".\", \" \" or \"'\" (or a no-break space)",
+                quoted(s)
+            ))
+        }
+    };
+    let (point, other, example) = match decimal_comma {
+        false => ('.', ',', "1.234,50"),
+        true => (',', '.', "1,234.50"),
+    };
+    if sep == point {
+        return Err(format!(
+            "{}: that is the decimal separator (decimal_separator = \"{point}\"); numbers written {example} need decimal_separator = \"{other}\"",
+            quoted(s)
+        ));
+    }
+    Ok(sep)
 }
 
 /// A `decimal_separator` as configured: `.` (the default) or `,`; whether
@@ -135,6 +200,51 @@ mod tests {
         assert_eq!(
             parse_decimal_separator(";"),
             Err("';': expected \".\" or \",\"".into())
+        );
+    }
+
+    #[test]
+    fn thousands_separators_group_whole_digits_by_three() {
+        let locale = |decimal_comma, sep| Locale {
+            decimal_comma,
+            thousands: Some(sep),
+            ..Locale::default()
+        };
+        let (us, de, fr, ch) = (
+            locale(false, ','),
+            locale(true, '.'),
+            locale(true, '\u{202f}'),
+            locale(false, '\''),
+        );
+        assert_eq!(us.decimal("1,234,567.50"), Some(1_234_567.5));
+        assert_eq!(us.integer("-1,234"), Some(-1234));
+        assert_eq!(us.integer("1234"), Some(1234), "ungrouped still reads");
+        assert_eq!(de.decimal("1.234.567,50"), Some(1_234_567.5));
+        assert_eq!(de.integer("1.234"), Some(1234));
+        assert_eq!(fr.decimal("1\u{202f}234,5"), Some(1234.5));
+        assert_eq!(ch.integer("1'234'567"), Some(1_234_567));
+        for not in [
+            "1,23,456",
+            "12,34",
+            "1,234,",
+            ",123",
+            "1,234.5,6",
+            "1,2345",
+            "a,123",
+        ] {
+            assert_eq!(us.decimal(not), None, "{not}");
+            assert_eq!(us.integer(not), None, "{not}");
+        }
+        assert_eq!(Locale::default().integer("1,234"), None);
+        assert_eq!(parse_thousands_separator(",", false), Ok(','));
+        assert_eq!(parse_thousands_separator(" ", true), Ok(' '));
+        assert_eq!(
+            parse_thousands_separator(".", false),
+            Err("'.': that is the decimal separator (decimal_separator = \".\"); numbers written 1.234,50 need decimal_separator = \",\"".into())
+        );
+        assert_eq!(
+            parse_thousands_separator("_", false),
+            Err("'_': expected \",\", \".\", \" \" or \"'\" (or a no-break space)".into())
         );
     }
 

@@ -1702,6 +1702,7 @@ mod tests {
             locale: Locale {
                 dates: Some(DateFormat::parse("%d/%m/%Y").unwrap()),
                 decimal_comma: false,
+                thousands: None,
             },
             ..FileDialect::default()
         };

@@ -102,7 +102,7 @@ pub(super) fn infer_text(s: &str, locale: &Locale) -> ColumnType {
     let decimal = locale.decimal(t).is_some();
     if leading_zero {
         ColumnType::String
-    } else if t.parse::<i64>().is_ok() {
+    } else if locale.integer(t).is_some() {
         ColumnType::Integer
     } else if decimal && t.chars().any(|c| c.is_ascii_digit()) {
         ColumnType::Decimal
@@ -165,11 +165,17 @@ pub(super) fn convert_str(s: &str, t: ColumnType, locale: &Locale) -> Result<Val
     let dates = locale.dates.as_ref();
     match t {
         ColumnType::String => Ok(Value::Text(s.to_owned())),
-        ColumnType::Integer => s
-            .trim()
-            .parse::<i64>()
+        ColumnType::Integer => locale
+            .integer(s.trim())
             .map(Value::Integer)
-            .map_err(|_| format!("{} is not an integer", quoted(s))),
+            .ok_or_else(|| match locale.thousands {
+                Some(t) => format!(
+                    "{} is not an integer (with thousands_separator {}, as 1{t}234)",
+                    quoted(s),
+                    quoted(&t.to_string())
+                ),
+                None => format!("{} is not an integer", quoted(s)),
+            }),
         ColumnType::Decimal => locale.decimal(s.trim()).map(Value::Real).ok_or_else(|| {
             match locale.decimal_comma {
                 true => format!(

@@ -589,6 +589,8 @@ fn cli_import_reads_exports_as_written_separators_and_headers() {
         "--type",
         "Modifié=datetime",
         "--datetime-format",
+        "%d/%m/%Y %H:%M",
+        "--datetime-format",
         "%d/%m/%Y",
         "--decimal-separator",
         ",",

@@ -19,9 +19,10 @@ pub struct DialectArgs {
     #[arg(long)]
     encoding: Option<String>,
     /// How datetime columns are written when not in ISO 8601, in
-    /// strftime's notation, e.g. `%d/%m/%Y %H:%M`.
+    /// strftime's notation, e.g. `%d/%m/%Y %H:%M`; repeat it for several,
+    /// tried in turn.
     #[arg(long)]
-    datetime_format: Option<String>,
+    datetime_format: Vec<String>,
     /// How decimal numbers are written: `.` (default) or `,` (12,50).
     #[arg(long)]
     decimal_separator: Option<String>,
@@ -39,10 +40,11 @@ impl DialectArgs {
     /// The dialect the flags say for `file`, read as `format` (given, or
     /// from its extension); an error names the flag.
     pub fn dialect(&self, format: Option<&str>, file: &Path) -> anyhow::Result<FileDialect> {
+        let formats: Vec<&str> = self.datetime_format.iter().map(String::as_str).collect();
         let written = DialectText {
             delimiter: self.delimiter.as_deref(),
             encoding: self.encoding.as_deref(),
-            datetime_format: self.datetime_format.as_deref(),
+            datetime_format: &formats,
             decimal_separator: self.decimal_separator.as_deref(),
             thousands_separator: self.thousands_separator.as_deref(),
             flatten: self.flatten,

@@ -585,6 +585,14 @@ FullName = "{First Name} {Last Name}"
                 "triggerfish.toml:5: key `insights.sources[0].datetime_format`: '%d/%m': it does not name a day, a month and a year (e.g. \"%d/%m/%Y\" or \"%m/%d/%Y %I:%M %p\")",
             ),
             (
+                "path = \"crm.csv\"\ndatetime_format = [\"%d/%m/%Y %H:%M\", \"%d/%m\"]",
+                "triggerfish.toml:5: key `insights.sources[0].datetime_format`: '%d/%m': it does not name a day, a month and a year (e.g. \"%d/%m/%Y\" or \"%m/%d/%Y %I:%M %p\")",
+            ),
+            (
+                "path = \"crm.csv\"\ndatetime_format = [\"%d/%m/%Y\", \"%d/%m/%Y\", \"%d/%m/%Y\", \"%d/%m/%Y\", \"%d/%m/%Y\", \"%d/%m/%Y\", \"%d/%m/%Y\", \"%d/%m/%Y\", \"%d/%m/%Y\"]",
+                "triggerfish.toml:5: key `insights.sources[0].datetime_format`: 9 formats: at most 8 may be listed",
+            ),
+            (
                 "path = \"crm.csv\"\ndecimal_separator = \";\"",
                 "triggerfish.toml:5: key `insights.sources[0].decimal_separator`: ';': expected \".\" or \",\"",
             ),

@@ -36,9 +36,9 @@ pub use history::{HistoryPoint, RefreshRecord, KEPT_HISTORY_POINTS, KEPT_REFRESH
 pub(crate) use import::convert_text;
 pub use import::{
     column_name, import, import_inferred, import_rows, infer, named_column,
-    parse_decimal_separator, parse_delimiter, parse_encoding, quoted, DateFormat, Encoding,
-    ImportError, ImportErrorKind, ImportFailure, ImportFormat, ImportReport, ImportSpec, Inferred,
-    Locale, Opener, MAX_COLUMNS, MAX_QUOTED_CHARS,
+    parse_decimal_separator, parse_delimiter, parse_encoding, quoted, DateFormat, DateFormats,
+    Encoding, ImportError, ImportErrorKind, ImportFailure, ImportFormat, ImportReport, ImportSpec,
+    Inferred, Locale, Opener, MAX_COLUMNS, MAX_DATETIME_FORMATS, MAX_QUOTED_CHARS,
 };
 pub use import::{
     DialectError, DialectText, FileDialect, MAX_DATETIME_FORMAT_BYTES, MAX_FLATTEN_DEPTH,

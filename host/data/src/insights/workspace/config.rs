@@ -61,9 +61,9 @@ pub struct SourceConfig {
     #[serde(default)]
     pub encoding: Option<Spanned<String>>,
     /// How datetime columns are written when not in ISO 8601, in strftime's
-    /// notation (`%d/%m/%Y %H:%M`). Files only.
+    /// notation (`%d/%m/%Y %H:%M`), or a list tried in turn. Files only.
     #[serde(default)]
-    pub datetime_format: Option<Spanned<String>>,
+    pub datetime_format: Option<Spanned<OneOrMany>>,
     /// `.` (default) or `,`: how decimal numbers are written. Files only.
     #[serde(default)]
     pub decimal_separator: Option<Spanned<String>>,
@@ -166,6 +166,24 @@ pub struct RuleConfig {
     /// and differ does not match by this rule.
     #[serde(default)]
     pub guards: Option<Spanned<Vec<String>>>,
+}
+
+/// One text or a list of them, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// Every text, in order.
+    pub fn texts(&self) -> Vec<&str> {
+        match self {
+            Self::One(one) => vec![one.as_str()],
+            Self::Many(many) => many.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 /// A precision as written: a level name or a threshold.

@@ -19,10 +19,15 @@ pub(super) fn file_dialect(
     read_as: ImportFormat,
     key: &dyn Fn(&str) -> String,
 ) -> Result<FileDialect, WorkspaceError> {
+    let formats = s
+        .datetime_format
+        .as_ref()
+        .map(|f| f.get_ref().texts())
+        .unwrap_or_default();
     let written = DialectText {
         delimiter: text(&s.delimiter),
         encoding: text(&s.encoding),
-        datetime_format: text(&s.datetime_format),
+        datetime_format: &formats,
         decimal_separator: text(&s.decimal_separator),
         thousands_separator: text(&s.thousands_separator),
         flatten: s.flatten.as_ref().is_some_and(|f| *f.get_ref()),

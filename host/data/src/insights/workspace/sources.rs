@@ -287,41 +287,48 @@ fn postgres_origin(
     s: &SourceConfig,
     key: &dyn Fn(&str) -> String,
 ) -> Result<Origin, WorkspaceError> {
+    fn span<T>(given: &Option<toml::Spanned<T>>) -> Option<std::ops::Range<usize>> {
+        given.as_ref().map(toml::Spanned::span)
+    }
     for (k, given, why) in [
         (
             "path",
-            &s.path,
+            span(&s.path),
             "a postgres source reads `table` or `query`, not a path",
         ),
         (
             "format",
-            &s.format,
+            span(&s.format),
             "`format` is for files: a postgres source's columns are typed by PostgreSQL",
         ),
-        ("delimiter", &s.delimiter, "`delimiter` is for CSV files"),
+        (
+            "delimiter",
+            span(&s.delimiter),
+            "`delimiter` is for CSV files",
+        ),
         (
             "encoding",
-            &s.encoding,
+            span(&s.encoding),
             "`encoding` is for files: PostgreSQL sends UTF-8",
         ),
         (
             "datetime_format",
-            &s.datetime_format,
+            span(&s.datetime_format),
             "`datetime_format` is for files: PostgreSQL types its dates",
         ),
         (
             "decimal_separator",
-            &s.decimal_separator,
+            span(&s.decimal_separator),
             "`decimal_separator` is for files: PostgreSQL types its numbers",
         ),
         (
             "thousands_separator",
-            &s.thousands_separator,
+            span(&s.thousands_separator),
             "`thousands_separator` is for files: PostgreSQL types its numbers",
         ),
     ] {
         if let Some(given) = given {
-            return Err(v.invalid(given.span(), &key(k), why));
+            return Err(v.invalid(given, &key(k), why));
         }
     }
     if let Some(f) = &s.flatten {

@@ -4,7 +4,7 @@
 //! or `entities import`'s flags, read by every import of its files.
 
 use super::encoding::{parse_encoding, Encoding};
-use super::locale::{parse_decimal_separator, parse_thousands_separator, DateFormat, Locale};
+use super::locale::{parse_decimal_separator, parse_thousands_separator, DateFormats, Locale};
 use super::{parse_delimiter, ImportFormat};
 
 /// A source's way of writing its files; [`PLAIN`] when nothing is said.
@@ -49,7 +49,7 @@ impl FileDialect {
             out.push_str(&format!("|encoding {}", e.name()));
         }
         if let Some(f) = &self.locale.dates {
-            out.push_str(&format!("|datetime_format {}", f.as_str()));
+            out.push_str(&format!("|datetime_format {}", f.as_text()));
         }
         if self.locale.decimal_comma {
             out.push_str("|decimal_separator ,");
@@ -70,7 +70,8 @@ impl FileDialect {
 pub struct DialectText<'a> {
     pub delimiter: Option<&'a str>,
     pub encoding: Option<&'a str>,
-    pub datetime_format: Option<&'a str>,
+    /// Tried in turn; none when empty.
+    pub datetime_format: &'a [&'a str],
     pub decimal_separator: Option<&'a str>,
     pub thousands_separator: Option<&'a str>,
     pub flatten: bool,
@@ -113,11 +114,7 @@ impl FileDialect {
             .map(parse_encoding)
             .transpose()
             .map_err(wrong("encoding"))?;
-        let dates = text
-            .datetime_format
-            .map(DateFormat::parse)
-            .transpose()
-            .map_err(wrong("datetime_format"))?;
+        let dates = DateFormats::parse(text.datetime_format).map_err(wrong("datetime_format"))?;
         let decimal_comma = match text.decimal_separator {
             Some(d) => parse_decimal_separator(d).map_err(wrong("decimal_separator"))?,
             None => false,
@@ -149,7 +146,7 @@ mod tests {
         let written = DialectText {
             delimiter: Some(";"),
             encoding: Some("latin1"),
-            datetime_format: Some("%d/%m/%Y"),
+            datetime_format: &["%d/%m/%Y"],
             decimal_separator: Some(","),
             ..DialectText::default()
         };
@@ -198,7 +195,7 @@ mod tests {
             ),
             (
                 DialectText {
-                    datetime_format: Some("%Q"),
+                    datetime_format: &["%d/%m/%Y", "%Q"],
                     ..DialectText::default()
                 },
                 "datetime_format",

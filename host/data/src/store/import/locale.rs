@@ -1,7 +1,8 @@
 //! Dates and numbers as exports write them. ISO 8601 dates (`2024-03-01`,
 //! `2024-03-01T09:30:00Z`) always read; a source's `datetime_format`, in
 //! strftime's notation as chrono reads it (`%d/%m/%Y %H:%M`), is tried
-//! first, for the day-first and month-first dates spreadsheets write. Its
+//! first, for the day-first and month-first dates spreadsheets write (a
+//! list of them in turn, as exports write dates and date-times apart). Its
 //! `decimal_separator` may be a comma (`12,50`), as in most of Europe, and
 //! its `thousands_separator` groups digits by three (`1,234,567.50`,
 //! `1.234.567,50`, `1 234 567,50`, `1'234'567.50`).
@@ -19,7 +20,7 @@ use super::quoted;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Locale {
     /// Tried before ISO 8601 for datetime columns.
-    pub dates: Option<DateFormat>,
+    pub dates: Option<DateFormats>,
     /// Decimal numbers are written `12,50`: a point is then no number's.
     pub decimal_comma: bool,
     /// What numbers may group their digits by three with (never the
@@ -111,6 +112,48 @@ pub fn parse_decimal_separator(s: &str) -> Result<bool, String> {
 
 /// Longest `datetime_format`, in bytes.
 pub const MAX_DATETIME_FORMAT_BYTES: usize = 64;
+
+/// Most formats one `datetime_format` may list.
+pub const MAX_DATETIME_FORMATS: usize = 8;
+
+/// A source's date formats, tried in turn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DateFormats(Vec<DateFormat>);
+
+impl DateFormats {
+    /// Each of `formats` checked ([`DateFormat::parse`]); `None` when
+    /// there are none.
+    pub fn parse(formats: &[&str]) -> Result<Option<Self>, String> {
+        if formats.len() > MAX_DATETIME_FORMATS {
+            return Err(format!(
+                "{} formats: at most {MAX_DATETIME_FORMATS} may be listed",
+                formats.len()
+            ));
+        }
+        let parsed = formats
+            .iter()
+            .map(|f| DateFormat::parse(f))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((!parsed.is_empty()).then_some(Self(parsed)))
+    }
+
+    /// `text` read in the first format that reads it ([`DateFormat::read`]).
+    pub fn read(&self, text: &str) -> Option<String> {
+        self.0.iter().find_map(|f| f.read(text))
+    }
+
+    /// The formats as written, joined by ` | `.
+    pub fn as_text(&self) -> String {
+        let formats: Vec<&str> = self.0.iter().map(DateFormat::as_str).collect();
+        formats.join(" | ")
+    }
+
+    /// The formats quoted, for a message: `'%d/%m/%Y' or '%Y%m%d'`.
+    pub fn quoted(&self) -> String {
+        let formats: Vec<String> = self.0.iter().map(|f| quoted(f.as_str())).collect();
+        formats.join(" or ")
+    }
+}
 
 /// A checked `datetime_format`: it writes and reads back a date. Parsed
 /// once; each value is then read in one pass.

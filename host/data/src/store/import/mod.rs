@@ -22,7 +22,10 @@ mod typing;
 
 pub use dialect::{DialectError, DialectText, FileDialect, PLAIN};
 pub use encoding::{parse_encoding, Encoding};
-pub use locale::{parse_decimal_separator, DateFormat, Locale, MAX_DATETIME_FORMAT_BYTES};
+pub use locale::{
+    parse_decimal_separator, DateFormat, DateFormats, Locale, MAX_DATETIME_FORMATS,
+    MAX_DATETIME_FORMAT_BYTES,
+};
 pub use naming::{column_name, named_column};
 pub use objects::MAX_FLATTEN_DEPTH;
 use rows::{visit, Flow};
@@ -1700,7 +1703,7 @@ mod tests {
     fn dates_in_the_datetime_format_are_inferred_as_dates() {
         let dayfirst = FileDialect {
             locale: Locale {
-                dates: Some(DateFormat::parse("%d/%m/%Y").unwrap()),
+                dates: DateFormats::parse(&["%d/%m/%Y %H:%M", "%d/%m/%Y"]).unwrap(),
                 decimal_comma: false,
                 thousands: None,
             },
@@ -1709,11 +1712,12 @@ mod tests {
         for (name, text) in [
             (
                 "c.csv",
-                "Id,Born,Code\n1,28/12/1990,12/05\n2,2001-02-03,7\n".to_owned(),
+                "Id,Born,Code,Seen\n1,28/12/1990,12/05,28/12/2025 10:00\n2,2001-02-03,7,\n"
+                    .to_owned(),
             ),
             (
                 "c.ndjson",
-                r#"{"Id":1,"Born":"28/12/1990","Code":"12/05"}
+                r#"{"Id":1,"Born":"28/12/1990","Code":"12/05","Seen":"28/12/2025 10:00"}
 {"Id":2,"Born":"2001-02-03","Code":"7"}"#
                     .to_owned(),
             ),
@@ -1733,14 +1737,20 @@ mod tests {
                 [
                     ColumnType::Integer,
                     ColumnType::DateTime,
-                    ColumnType::String
+                    ColumnType::String,
+                    ColumnType::DateTime
                 ],
                 "{name}"
             );
             assert_eq!(
                 rows[0][1],
                 Value::Text("1990-12-28T00:00:00Z".into()),
-                "{name}"
+                "{name}: the second format"
+            );
+            assert_eq!(
+                rows[0][3],
+                Value::Text("2025-12-28T10:00:00Z".into()),
+                "{name}: the first format"
             );
         }
     }

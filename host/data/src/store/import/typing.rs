@@ -196,9 +196,9 @@ pub(super) fn convert_str(s: &str, t: ColumnType, locale: &Locale) -> Result<Val
             .map(Value::Text)
             .ok_or_else(|| match dates {
                 Some(d) => format!(
-                    "{} is not a date or date-time in datetime_format '{}' (nor ISO 8601, e.g. 2024-03-01)",
+                    "{} is not a date or date-time in datetime_format {} (nor ISO 8601, e.g. 2024-03-01)",
                     quoted(s),
-                    d.as_str()
+                    d.quoted()
                 ),
                 None => format!("{} is not a date or date-time (expected e.g. 2024-03-01 or 2024-03-01T09:30:00Z; set datetime_format for others)", quoted(s)),
             }),

@@ -6,7 +6,9 @@
 
 use std::collections::HashMap;
 
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 
 use super::naming::column_name;
 use super::quoted;
@@ -129,7 +131,10 @@ impl<'de> Visitor<'de> for ObjectRow<'_> {
                         keys: &mut *self.keys,
                         last: None,
                     };
-                    leaves.place(map.next_value::<serde_json::Value>()?, 1)?;
+                    map.next_value_seed(Flattened {
+                        leaves: &mut leaves,
+                        depth: 1,
+                    })?;
                     if let Some(i) = leaves.last {
                         next = i + 1;
                     }
@@ -278,46 +283,131 @@ struct Leaves<'c> {
 }
 
 impl Leaves<'_> {
-    /// `value`, found at `keys.path` (`depth` keys deep), into the row:
-    /// an object's fields each at `path.field`, anything else in the
-    /// path's column.
-    fn place<E: serde::de::Error>(
-        &mut self,
-        value: serde_json::Value,
-        depth: usize,
-    ) -> Result<(), E> {
-        match value {
-            serde_json::Value::Object(fields) if depth <= MAX_FLATTEN_DEPTH => {
-                for (field, v) in fields {
-                    let len = self.keys.path.len();
-                    self.keys.path.push('.');
-                    self.keys.path.push_str(&field);
-                    self.place(v, depth + 1)?;
-                    self.keys.path.truncate(len);
+    /// `value`, found at `keys.path`, into the path's column.
+    fn leaf<E: serde::de::Error>(&mut self, v: serde_json::Value) -> Result<(), E> {
+        let FileKeys { named, path, .. } = &mut *self.keys;
+        let column = match named.get(path.as_str()) {
+            Some(column) => *column,
+            None => {
+                let column = column_index(self.columns, self.fixed, self.overflow, path)?;
+                if named.len() < MAX_REMEMBERED_PATHS {
+                    named.insert(path.clone(), column);
                 }
-                Ok(())
+                column
             }
-            v => {
-                let FileKeys { named, path, .. } = &mut *self.keys;
-                let column = match named.get(path.as_str()) {
-                    Some(column) => *column,
-                    None => {
-                        let column = column_index(self.columns, self.fixed, self.overflow, path)?;
-                        if named.len() < MAX_REMEMBERED_PATHS {
-                            named.insert(path.clone(), column);
-                        }
-                        column
-                    }
-                };
-                if let Some(i) = column {
-                    let path = std::mem::take(&mut self.keys.path);
-                    self.keys.fill(i, &self.columns[i], &path);
-                    self.keys.path = path;
-                    set(self.row, i, v);
-                    self.last = Some(i);
-                }
-                Ok(())
-            }
+        };
+        if let Some(i) = column {
+            let path = std::mem::take(&mut self.keys.path);
+            self.keys.fill(i, &self.columns[i], &path);
+            self.keys.path = path;
+            set(self.row, i, v);
+            self.last = Some(i);
         }
+        Ok(())
+    }
+}
+
+/// A key added to the path being placed (`.key`), without a copy.
+struct PathKey<'p>(&'p mut String);
+
+impl<'de> DeserializeSeed<'de> for PathKey<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PathKey<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<(), E> {
+        self.0.push('.');
+        self.0.push_str(key);
+        Ok(())
+    }
+}
+
+/// A flattened value read in place, with no map built for it: an
+/// object's fields each at `path.field` (`depth` keys deep), anything else
+/// (arrays, and objects past [`MAX_FLATTEN_DEPTH`], as their JSON) in the
+/// path's column.
+struct Flattened<'l, 'c> {
+    leaves: &'l mut Leaves<'c>,
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for Flattened<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Flattened<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        if self.depth > MAX_FLATTEN_DEPTH {
+            let deep = serde_json::Value::deserialize(MapAccessDeserializer::new(map))?;
+            return self.leaves.leaf(deep);
+        }
+        loop {
+            let len = self.leaves.keys.path.len();
+            if map
+                .next_key_seed(PathKey(&mut self.leaves.keys.path))?
+                .is_none()
+            {
+                return Ok(());
+            }
+            let placed = map.next_value_seed(Flattened {
+                leaves: &mut *self.leaves,
+                depth: self.depth + 1,
+            });
+            self.leaves.keys.path.truncate(len);
+            placed?;
+        }
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        let array = serde_json::Value::deserialize(SeqAccessDeserializer::new(seq))?;
+        self.leaves.leaf(array)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<(), E> {
+        self.leaves.leaf(b.into())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<(), E> {
+        self.leaves.leaf(n.into())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<(), E> {
+        self.leaves.leaf(n.into())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<(), E> {
+        self.leaves.leaf(n.into())
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<(), E> {
+        self.leaves.leaf(s.into())
+    }
+
+    fn visit_string<E: serde::de::Error>(self, s: String) -> Result<(), E> {
+        self.leaves.leaf(s.into())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.leaves.leaf(serde_json::Value::Null)
     }
 }

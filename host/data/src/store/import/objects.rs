@@ -46,25 +46,48 @@ impl FileKeys {
     /// object being read. Another key naming it there sets `clash` (one
     /// value would be lost); the same key again is a duplicate, whose last
     /// value counts, as most JSON readers do.
+    #[inline]
     fn fill(&mut self, i: usize, name: &str, key: &str) {
-        if self.filled.len() <= i {
-            self.filled.resize_with(i + 1, Default::default);
+        // The common case, a key filling its own column once, compares
+        // nothing but pointers and the object number.
+        let itself = std::ptr::eq(key, name) || key == name;
+        match self.filled.get_mut(i) {
+            Some((object, first)) if *object != self.object => {
+                *object = self.object;
+                if !itself {
+                    first.clear();
+                    first.push_str(key);
+                } else if !first.is_empty() {
+                    first.clear();
+                }
+            }
+            Some(_) => self.filled_again(i, name, key, itself),
+            None => {
+                self.filled.resize_with(i + 1, Default::default);
+                self.fill(i, name, key);
+            }
         }
-        let (object, first) = &mut self.filled[i];
-        let spelled = if key == name { "" } else { key };
-        if *object != self.object {
-            *object = self.object;
-            first.clear();
-            first.push_str(spelled);
-        } else if first != spelled && self.clash.is_none() {
-            let first = if first.is_empty() { name } else { first };
-            self.clash = Some(format!(
-                "keys {} and {} both name the column {}",
-                quoted(first),
-                quoted(key),
-                quoted(name)
-            ));
+    }
+
+    /// A second key for column `i` in one object: a clash unless it is the
+    /// first key again.
+    #[cold]
+    fn filled_again(&mut self, i: usize, name: &str, key: &str, itself: bool) {
+        let first = self.filled.get(i).map_or("", |(_, first)| first.as_str());
+        let same = match itself {
+            true => first.is_empty(),
+            false => first == key,
+        };
+        if same || self.clash.is_some() {
+            return;
         }
+        let first = if first.is_empty() { name } else { first };
+        self.clash = Some(format!(
+            "keys {} and {} both name the column {}",
+            quoted(first),
+            quoted(key),
+            quoted(name)
+        ));
     }
 }
 

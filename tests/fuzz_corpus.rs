@@ -15,7 +15,8 @@ use triggerfish_data::odata::{
     ColumnType, Schema,
 };
 use triggerfish_data::store::{
-    import, EntityDb, FileDialect, ImportFormat, ImportSpec, PageLimits, PLAIN_DIALECT,
+    import, parse_encoding, EntityDb, FileDialect, ImportFormat, ImportSpec, PageLimits,
+    PLAIN_DIALECT,
 };
 
 /// Every file of one target's corpus; fails when there is none.
@@ -124,6 +125,19 @@ fn source_corpora_import_or_fail_with_an_error() {
                     ..spec
                 };
                 let _ = import(&flat, &store, "Fuzz");
+            }
+            // Read in other encodings: the bytes fail to decode, or are
+            // refused as UTF-8, or import; never a panic.
+            for label in ["windows-1252", "shift_jis", "utf-16le"] {
+                let other = FileDialect {
+                    encoding: Some(parse_encoding(label).unwrap()),
+                    ..FileDialect::default()
+                };
+                let decoded = ImportSpec {
+                    dialect: &other,
+                    ..spec
+                };
+                let _ = import(&decoded, &store, "Fuzz");
             }
         }
         assert!(imported > 0, "no {target} file of the corpus imported");

@@ -1870,7 +1870,18 @@ mod tests {
 
     #[test]
     fn files_in_other_encodings_read_by_their_mark_or_the_encoding_named() {
-        let latin = parse_encoding("windows-1252").unwrap();
+        let latin = FileDialect {
+            encoding: Some(parse_encoding("windows-1252").unwrap()),
+            ..FileDialect::default()
+        };
+        let import_latin = |p: PathBuf, store: &EntityDb| {
+            let (types, files) = (BTreeMap::new(), [p]);
+            let spec = ImportSpec {
+                dialect: &latin,
+                ..ImportSpec::new(&files, &types, "Id")
+            };
+            super::import(&spec, store, "T")
+        };
         let want = [[Value::Integer(1), Value::Text("Zoé Lefèvre".into())]];
         for (name, bytes) in [
             ("c.csv", b"Id,Name\n1,Zo\xe9 Lef\xe8vre\n".to_vec()),
@@ -1886,17 +1897,7 @@ mod tests {
             let (_d, p, store) = setup_bytes(name, &bytes);
             let e = file_err(import(&p, &store, &[], "Id", 0));
             assert_eq!(e.kind, ImportErrorKind::Encoding, "{name}: {e}");
-            let types = BTreeMap::new();
-            let files = [p];
-            let dialect = FileDialect {
-                encoding: Some(latin),
-                ..FileDialect::default()
-            };
-            let spec = ImportSpec {
-                dialect: &dialect,
-                ..ImportSpec::new(&files, &types, "Id")
-            };
-            super::import(&spec, &store, "T").unwrap();
+            import_latin(p, &store).unwrap();
             assert_eq!(dump(&store, "T").1, want, "{name}");
         }
         // Excel's "Unicode text": UTF-16 with its mark, tab-separated.
@@ -1925,16 +1926,7 @@ mod tests {
             ("c.json", "[{\"Id\":1,\"Name\":\"Zoé\"}]"),
         ] {
             let (_d, p, store) = setup(name, text);
-            let (types, files) = (BTreeMap::new(), [p]);
-            let dialect = FileDialect {
-                encoding: Some(latin),
-                ..FileDialect::default()
-            };
-            let spec = ImportSpec {
-                dialect: &dialect,
-                ..ImportSpec::new(&files, &types, "Id")
-            };
-            let e = file_err(super::import(&spec, &store, "T"));
+            let e = file_err(import_latin(p, &store));
             assert_eq!(e.kind, ImportErrorKind::Encoding, "{name}: {e}");
             assert!(
                 e.message.starts_with(

@@ -1665,6 +1665,24 @@ mod tests {
                 "the header is one column, 'Id;Name;Note': if its fields are separated by ';', set delimiter = \";\" (`--delimiter` for `entities import`)"
             )
         );
+        // Excel's first line `sep=;` names the separator; the header follows.
+        for (directive, delimiter) in [("sep=;\r\n", None), ("SEP=;\n", Some(b';'))] {
+            let text = format!("{directive}{semicolons}");
+            let (_d, p, store) = setup("c.csv", &text);
+            let (types, files) = (BTreeMap::new(), [p]);
+            let directed = FileDialect {
+                delimiter,
+                ..FileDialect::default()
+            };
+            let spec = ImportSpec {
+                dialect: &directed,
+                ..ImportSpec::new(&files, &types, "Id")
+            };
+            super::import(&spec, &store, "T").unwrap();
+            let (columns, rows) = dump(&store, "T");
+            assert_eq!(columns.len(), 3, "{directive:?}");
+            assert_eq!(rows[1][1], Value::Text("Bob".into()), "{directive:?}");
+        }
         // A .tsv file is split by tabs, gzipped or not.
         for (name, bytes) in [
             ("t.tsv", b"Id\tName\n1\tAnn, Lee\n".to_vec()),

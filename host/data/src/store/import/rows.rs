@@ -246,9 +246,12 @@ fn visit_rows(
             inner, encoding,
         )))
     };
-    let reader = open()?;
+    let mut reader = open()?;
     match format {
         ImportFormat::Csv => {
+            // Excel's `sep=;` line names the separator; one given wins.
+            let directed = separator_line(&mut reader).map_err(|e| io_error(path, &e))?;
+            let delimiter = delimiter.or(directed);
             let mut rdr = csv::ReaderBuilder::new()
                 .flexible(false)
                 .delimiter(delimiter.unwrap_or_else(|| ImportFormat::default_delimiter(path)))
@@ -412,6 +415,28 @@ fn visit_rows(
             Ok(())
         }
     }
+}
+
+/// The separator a CSV file's first line names, as Excel writes it
+/// (`sep=;`), that line then skipped.
+fn separator_line(reader: &mut impl std::io::BufRead) -> std::io::Result<Option<u8>> {
+    let head = reader.fill_buf()?;
+    let line = match head {
+        [b's' | b'S', b'e' | b'E', b'p' | b'P', b'=', sep, rest @ ..]
+            if super::parse_delimiter(&char::from(*sep).to_string()).is_ok() =>
+        {
+            match rest {
+                [b'\n', ..] => Some((*sep, 6)),
+                [b'\r', b'\n', ..] => Some((*sep, 7)),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    Ok(line.map(|(sep, len)| {
+        reader.consume(len);
+        sep
+    }))
 }
 
 /// How the fast read of a JSON array ended.

@@ -1641,32 +1641,13 @@ mod tests {
     #[test]
     fn csv_fields_are_split_by_the_delimiter_given_or_the_extensions() {
         let semicolons = "Id;Name;Note\n1;Ann;\"a;b\"\n2;Bob;c\n";
-        let (_d, p, store) = setup("c.csv", semicolons);
-        let types = BTreeMap::new();
-        let files = [p];
-        let semicolon = FileDialect {
-            delimiter: Some(b';'),
-            ..FileDialect::default()
-        };
-        let spec = ImportSpec {
-            dialect: &semicolon,
-            ..ImportSpec::new(&files, &types, "Id")
-        };
-        super::import(&spec, &store, "T").unwrap();
-        let (columns, rows) = dump(&store, "T");
-        assert_eq!(columns.len(), 3);
-        assert_eq!(rows[0][2], Value::Text("a;b".into()));
-        // Read with the default comma, the header is one column: named.
-        let e = file_err(import(&files[0], &store, &[], "Id", 0));
-        assert_eq!(
-            (e.kind, e.message.as_str()),
-            (
-                ImportErrorKind::Schema,
-                "the header is one column, 'Id;Name;Note': if its fields are separated by ';', set delimiter = \";\" (`--delimiter` for `entities import`)"
-            )
-        );
-        // Excel's first line `sep=;` names the separator; the header follows.
-        for (directive, delimiter) in [("sep=;\r\n", None), ("SEP=;\n", Some(b';'))] {
+        // Split by the delimiter given, or by the one Excel's first line
+        // `sep=;` names (the header follows it).
+        for (directive, delimiter) in [
+            ("", Some(b';')),
+            ("sep=;\r\n", None),
+            ("SEP=;\n", Some(b';')),
+        ] {
             let text = format!("{directive}{semicolons}");
             let (_d, p, store) = setup("c.csv", &text);
             let (types, files) = (BTreeMap::new(), [p]);
@@ -1681,8 +1662,19 @@ mod tests {
             super::import(&spec, &store, "T").unwrap();
             let (columns, rows) = dump(&store, "T");
             assert_eq!(columns.len(), 3, "{directive:?}");
+            assert_eq!(rows[0][2], Value::Text("a;b".into()), "{directive:?}");
             assert_eq!(rows[1][1], Value::Text("Bob".into()), "{directive:?}");
         }
+        // Read with the default comma, the header is one column: named.
+        let (_d, p, store) = setup("c.csv", semicolons);
+        let e = file_err(import(&p, &store, &[], "Id", 0));
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (
+                ImportErrorKind::Schema,
+                "the header is one column, 'Id;Name;Note': if its fields are separated by ';', set delimiter = \";\" (`--delimiter` for `entities import`)"
+            )
+        );
         // A .tsv file is split by tabs, gzipped or not.
         for (name, bytes) in [
             ("t.tsv", b"Id\tName\n1\tAnn, Lee\n".to_vec()),

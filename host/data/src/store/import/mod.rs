@@ -876,6 +876,21 @@ mod tests {
         import_rows(p, None, &types, key, tolerance, store, "T")
     }
 
+    /// Import `p` as the entity `T`, keyed by `Id`, its files written as
+    /// `dialect` says.
+    fn import_as(
+        p: PathBuf,
+        store: &EntityDb,
+        dialect: &FileDialect,
+    ) -> Result<ImportReport, ImportFailure> {
+        let (types, files) = (BTreeMap::new(), [p]);
+        let spec = ImportSpec {
+            dialect,
+            ..ImportSpec::new(&files, &types, "Id")
+        };
+        super::import(&spec, store, "T")
+    }
+
     fn file_err(r: Result<ImportReport, ImportFailure>) -> ImportError {
         match r {
             Err(ImportFailure::File(e)) => e,
@@ -1619,12 +1634,7 @@ mod tests {
                 ("c.json", format!("[{}]", objects.join(","))),
             ] {
                 let (_d, p, store) = setup(name, &text);
-                let (types, files) = (BTreeMap::new(), [p]);
-                let spec = ImportSpec {
-                    dialect,
-                    ..ImportSpec::new(&files, &types, "Id")
-                };
-                let e = file_err(super::import(&spec, &store, "T"));
+                let e = file_err(import_as(p, &store, dialect));
                 assert_eq!(
                     (e.kind, e.row, e.message.as_str()),
                     (ImportErrorKind::Schema, Some(2), message),
@@ -1650,16 +1660,11 @@ mod tests {
         ] {
             let text = format!("{directive}{semicolons}");
             let (_d, p, store) = setup("c.csv", &text);
-            let (types, files) = (BTreeMap::new(), [p]);
             let directed = FileDialect {
                 delimiter,
                 ..FileDialect::default()
             };
-            let spec = ImportSpec {
-                dialect: &directed,
-                ..ImportSpec::new(&files, &types, "Id")
-            };
-            super::import(&spec, &store, "T").unwrap();
+            import_as(p, &store, &directed).unwrap();
             let (columns, rows) = dump(&store, "T");
             assert_eq!(columns.len(), 3, "{directive:?}");
             assert_eq!(rows[0][2], Value::Text("a;b".into()), "{directive:?}");
@@ -1733,13 +1738,7 @@ mod tests {
             ),
         ] {
             let (_d, p, store) = setup(name, &text);
-            let types = BTreeMap::new();
-            let files = [p];
-            let spec = ImportSpec {
-                dialect: &dayfirst,
-                ..ImportSpec::new(&files, &types, "Id")
-            };
-            super::import(&spec, &store, "T").unwrap();
+            import_as(p, &store, &dayfirst).unwrap();
             let (columns, rows) = dump(&store, "T");
             let types: Vec<ColumnType> = columns.iter().map(|c| c.1).collect();
             assert_eq!(
@@ -1884,14 +1883,7 @@ mod tests {
             encoding: Some(parse_encoding("windows-1252").unwrap()),
             ..FileDialect::default()
         };
-        let import_latin = |p: PathBuf, store: &EntityDb| {
-            let (types, files) = (BTreeMap::new(), [p]);
-            let spec = ImportSpec {
-                dialect: &latin,
-                ..ImportSpec::new(&files, &types, "Id")
-            };
-            super::import(&spec, store, "T")
-        };
+        let import_latin = |p: PathBuf, store: &EntityDb| import_as(p, store, &latin);
         let want = [[Value::Integer(1), Value::Text("Zoé Lefèvre".into())]];
         for (name, bytes) in [
             ("c.csv", b"Id,Name\n1,Zo\xe9 Lef\xe8vre\n".to_vec()),

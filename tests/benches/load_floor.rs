@@ -8,6 +8,8 @@
 //!
 //! - `floor`: no key index: the least SQLite does to hold these rows;
 //! - `keyed`: each source's key its table's `PRIMARY KEY`, as in the store;
+//! - `keyed, WAL …`, `keyed, rollback journal …`: the same, journaled and
+//!   synced: as the store writes (WAL), and as a file outside its WAL would;
 //! - `…, 2 threads`: the same with the sources split over two files written
 //!   on two threads (the CRM on one, the others on the other): the least
 //!   for any design on this machine's two cores.
@@ -117,11 +119,23 @@ fn main() -> Result<(), Error> {
     // Two files on two threads: the CRM on one, the other sources on the other.
     let (first, rest) = all.split_at(1.min(all.len()));
     let mut results = vec![("Triggerfish sources (parse and store)", best_sources)];
-    for (label, keyed, split) in [
-        ("floor", false, false),
-        ("keyed", true, false),
-        ("floor, 2 threads", false, true),
-        ("keyed, 2 threads", true, true),
+    for (label, keyed, split, journal) in [
+        ("floor", false, false, NO_JOURNAL),
+        ("keyed", true, false, NO_JOURNAL),
+        (
+            "keyed, WAL, synchronous = FULL (the store's)",
+            true,
+            false,
+            STORE_WAL,
+        ),
+        (
+            "keyed, rollback journal, synchronous = FULL",
+            true,
+            false,
+            ROLLBACK,
+        ),
+        ("floor, 2 threads", false, true, NO_JOURNAL),
+        ("keyed, 2 threads", true, true, NO_JOURNAL),
     ] {
         let mut best = f64::INFINITY;
         for run in 0..runs {
@@ -131,12 +145,14 @@ fn main() -> Result<(), Error> {
             ];
             let t = Instant::now();
             match split {
-                false => write_all(&files[0], &all, keyed)?,
+                false => write_all(&files[0], &all, keyed, journal)?,
                 true => std::thread::scope(|s| -> Result<(), String> {
-                    let a =
-                        s.spawn(|| write_all(&files[0], first, keyed).map_err(|e| e.to_string()));
-                    let b =
-                        s.spawn(|| write_all(&files[1], rest, keyed).map_err(|e| e.to_string()));
+                    let a = s.spawn(|| {
+                        write_all(&files[0], first, keyed, journal).map_err(|e| e.to_string())
+                    });
+                    let b = s.spawn(|| {
+                        write_all(&files[1], rest, keyed, journal).map_err(|e| e.to_string())
+                    });
                     for h in [a, b] {
                         h.join().map_err(|_| "a writer panicked".to_owned())??;
                     }
@@ -226,11 +242,20 @@ fn read_back(store: &Path, entities: &[String]) -> Result<Vec<Source>, Error> {
     Ok(out)
 }
 
-/// Write `sources` into a new database `file`, with no journal, each
-/// source's key its table's primary key when `keyed`.
-fn write_all(file: &Path, sources: &[&Source], keyed: bool) -> Result<(), Error> {
+/// No journal, no sync: the least SQLite does.
+const NO_JOURNAL: &str = "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;";
+/// The store's settings; its checkpoints run on a thread of their own, so
+/// none runs in the writer's time here either.
+const STORE_WAL: &str =
+    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0;";
+/// A rollback journal, synced at the commit.
+const ROLLBACK: &str = "PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL;";
+
+/// Write `sources` into a new database `file` with the `journal` settings,
+/// each source's key its table's primary key when `keyed`.
+fn write_all(file: &Path, sources: &[&Source], keyed: bool, journal: &str) -> Result<(), Error> {
     let mut conn = Connection::open(file)?;
-    conn.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")?;
+    conn.execute_batch(journal)?;
     let tx = conn.transaction()?;
     for (i, s) in sources.iter().enumerate() {
         let table = format!("t{i}");

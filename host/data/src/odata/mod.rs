@@ -6,6 +6,7 @@ mod compile;
 mod lexer;
 mod parser;
 
+use std::borrow::Cow;
 use std::fmt;
 
 pub use compile::{check_orderby, check_select, compile_filter};
@@ -342,21 +343,49 @@ impl fmt::Display for Expr {
 /// `2024-03-01`, `2024-03-01 09:30:00`, or RFC 3339 with any offset, as
 /// `YYYY-MM-DDTHH:MM:SSZ` in UTC (sub-seconds dropped, so text order is time order).
 pub fn normalize_datetime(s: &str) -> Option<String> {
-    // Every form starts with a year (four digits or more, perhaps signed)
-    // and '-': anything else is not a date, and type inference asks this of
-    // every text value (names, phone numbers).
-    let unsigned = s.strip_prefix(['+', '-']).unwrap_or(s);
-    let digits = unsigned.bytes().take_while(u8::is_ascii_digit).count();
-    if digits < 4 || unsigned.as_bytes().get(digits) != Some(&b'-') {
-        return None;
-    }
-    canonical_fast(s).or_else(|| parse_datetime(s))
+    normalized_datetime(s).map(Cow::into_owned)
 }
 
-/// The two forms files mostly hold, `YYYY-MM-DD` and the canonical
-/// `YYYY-MM-DDTHH:MM:SSZ`, checked by hand (the general parser costs about
-/// a microsecond a value); `None` leaves anything else to [`parse_datetime`].
-fn canonical_fast(s: &str) -> Option<String> {
+/// [`normalize_datetime`], borrowing `s` when it is already canonical (the
+/// form files mostly hold), so that checking or storing it allocates nothing.
+pub fn normalized_datetime(s: &str) -> Option<Cow<'_, str>> {
+    if !year_first(s) {
+        return None;
+    }
+    match canonical_form(s) {
+        Some(Canonical::DateTime) => Some(Cow::Borrowed(s)),
+        Some(Canonical::Date) => Some(Cow::Owned(format!("{s}T00:00:00Z"))),
+        None => parse_datetime(s).map(Cow::Owned),
+    }
+}
+
+/// Whether [`normalize_datetime`] reads `s`, without making its text.
+pub fn is_datetime(s: &str) -> bool {
+    year_first(s) && (canonical_form(s).is_some() || parse_datetime(s).is_some())
+}
+
+/// Every form starts with a year (four digits or more, perhaps signed) and
+/// '-': anything else is not a date, and type inference asks this of every
+/// text value (names, phone numbers).
+fn year_first(s: &str) -> bool {
+    let unsigned = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let digits = unsigned.bytes().take_while(u8::is_ascii_digit).count();
+    digits >= 4 && unsigned.as_bytes().get(digits) == Some(&b'-')
+}
+
+/// The two forms files mostly hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Canonical {
+    /// `YYYY-MM-DD`.
+    Date,
+    /// `YYYY-MM-DDTHH:MM:SSZ`, already as stored.
+    DateTime,
+}
+
+/// Which of the two forms `s` is in, checked by hand (the general parser
+/// costs about a microsecond a value); `None` leaves anything else to
+/// [`parse_datetime`].
+fn canonical_form(s: &str) -> Option<Canonical> {
     let b = s.as_bytes();
     if b.len() != 10 && b.len() != 20 {
         return None;
@@ -376,12 +405,12 @@ fn canonical_fast(s: &str) -> Option<String> {
     let month = time::Month::try_from(num(5, 7)?).ok()?;
     time::Date::from_calendar_date(year, month, num(8, 10)?).ok()?;
     if b.len() == 10 {
-        return Some(format!("{s}T00:00:00Z"));
+        return Some(Canonical::Date);
     }
     if b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {
         return None;
     }
-    (num(11, 13)? < 24 && num(14, 16)? < 60 && num(17, 19)? < 60).then(|| s.to_owned())
+    (num(11, 13)? < 24 && num(14, 16)? < 60 && num(17, 19)? < 60).then_some(Canonical::DateTime)
 }
 
 /// [`normalize_datetime`] by the general parser.

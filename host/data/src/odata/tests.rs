@@ -481,5 +481,25 @@ fn the_fast_datetime_forms_agree_with_the_general_parser() {
             super::parse_datetime(case),
             "{case}"
         );
+        // The borrowing and checking forms say the same.
+        assert_eq!(
+            super::normalized_datetime(case).as_deref(),
+            super::normalize_datetime(case).as_deref(),
+            "{case}"
+        );
+        assert_eq!(
+            super::is_datetime(case),
+            super::normalize_datetime(case).is_some(),
+            "{case}"
+        );
     }
+    // Only text already as stored is borrowed.
+    assert!(matches!(
+        super::normalized_datetime("2024-03-01T09:30:00Z"),
+        Some(std::borrow::Cow::Borrowed(_))
+    ));
+    assert!(matches!(
+        super::normalized_datetime("2024-03-01"),
+        Some(std::borrow::Cow::Owned(_))
+    ));
 }

@@ -1715,6 +1715,48 @@ mod tests {
     }
 
     #[test]
+    fn datetimes_are_stored_in_one_form_whatever_form_they_come_in() {
+        let when = [
+            "2024-03-01T09:30:00Z",
+            " 2024-03-01T09:30:00Z ",
+            "2024-03-01",
+            "2024-03-01T11:30:00+02:00",
+        ];
+        let csv = format!(
+            "Id,When\n{}\n5,\n",
+            (1..)
+                .zip(when)
+                .map(|(i, w)| format!("{i},{w}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        // A JSON string is taken as written: spaced, it is text.
+        let objects: Vec<String> = (1..)
+            .zip(when)
+            .map(|(i, w)| format!(r#"{{"Id":{i},"When":"{}"}}"#, w.trim()))
+            .chain([r#"{"Id":5,"When":null}"#.to_owned()])
+            .collect();
+        for (name, text) in [
+            ("c.csv", csv),
+            ("c.ndjson", objects.join("\n")),
+            ("c.json", format!("[{}]", objects.join(","))),
+        ] {
+            let (_d, p, store) = setup(name, &text);
+            import_as(p, &store, &FileDialect::default()).unwrap();
+            let (columns, rows) = dump(&store, "T");
+            assert_eq!(columns[1].1, ColumnType::DateTime, "{name}");
+            let stored: Vec<&Value> = rows.iter().map(|r| &r[1]).collect();
+            let canonical = Value::Text("2024-03-01T09:30:00Z".into());
+            let midnight = Value::Text("2024-03-01T00:00:00Z".into());
+            assert_eq!(
+                stored,
+                [&canonical, &canonical, &midnight, &canonical, &Value::Null],
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn dates_in_the_datetime_format_are_inferred_as_dates() {
         let dayfirst = FileDialect {
             locale: Locale {

@@ -1,6 +1,7 @@
 //! Column types: the type each value suggests, the types a column's values
 //! settle on, and converting text and JSON values to a column's type.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use rusqlite::types::Value;
@@ -9,7 +10,7 @@ use super::dialect::PLAIN;
 use super::locale::Locale;
 use super::quoted;
 use super::rows::{Raw, Row};
-use crate::odata::{normalize_datetime, ColumnType};
+use crate::odata::{is_datetime, normalize_datetime, normalized_datetime, ColumnType};
 
 /// The types the values of each column suggest, as rows are seen (text
 /// once values disagree: text and anything else stays text).
@@ -99,12 +100,11 @@ pub(super) fn infer_text(s: &str, locale: &Locale) -> ColumnType {
     // Leading zeros (postal codes, phone numbers) keep the text as it is.
     let fraction = if comma { "0," } else { "0." };
     let leading_zero = digits.len() > 1 && digits.starts_with('0') && !digits.starts_with(fraction);
-    let decimal = locale.decimal(t).is_some();
     if leading_zero {
         ColumnType::String
     } else if locale.integer(t).is_some() {
         ColumnType::Integer
-    } else if decimal && t.chars().any(|c| c.is_ascii_digit()) {
+    } else if locale.decimal(t).is_some() && t.chars().any(|c| c.is_ascii_digit()) {
         ColumnType::Decimal
     } else if t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("false") {
         ColumnType::Boolean
@@ -118,7 +118,7 @@ pub(super) fn infer_text(s: &str, locale: &Locale) -> ColumnType {
 /// Whether `text` is a date: in ISO 8601, or in the source's
 /// `datetime_format`.
 fn is_date(text: &str, locale: &Locale) -> bool {
-    normalize_datetime(text).is_some()
+    is_datetime(text)
         || locale
             .dates
             .as_ref()
@@ -135,7 +135,24 @@ pub(crate) fn convert_text(text: String, t: ColumnType) -> Result<Value, String>
 fn convert_text_in(text: String, t: ColumnType, locale: &Locale) -> Result<Value, String> {
     match t {
         ColumnType::String => Ok(Value::Text(text)),
+        // Text already as stored is kept, not copied.
+        ColumnType::DateTime
+            if locale.dates.is_none()
+                && matches!(normalized_datetime(&text), Some(Cow::Borrowed(_))) =>
+        {
+            Ok(Value::Text(text))
+        }
         _ => convert_str(&text, t, locale),
+    }
+}
+
+/// Text read from a file as a datetime, borrowed when already as stored;
+/// `None` when it is not one (then [`convert_str`] says why).
+pub(super) fn datetime_ref<'s>(s: &'s str, locale: &Locale) -> Option<Cow<'s, str>> {
+    let s = s.trim();
+    match &locale.dates {
+        Some(d) => d.read(s).map(Cow::Owned).or_else(|| normalized_datetime(s)),
+        None => normalized_datetime(s),
     }
 }
 

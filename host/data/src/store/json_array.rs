@@ -130,19 +130,29 @@ impl<R: Read> Elements<R> {
                 let mut depth = 0usize;
                 let mut j = i;
                 loop {
-                    match self.at(j)?.ok_or(Unusual)? {
+                    // The next byte that matters among those read, or more read.
+                    let next = self.buf.get(j..).and_then(|rest| {
+                        rest.iter()
+                            .position(|b| matches!(b, b'"' | b'{' | b'[' | b'}' | b']'))
+                    });
+                    let Some(k) = next else {
+                        j = j.max(self.buf.len());
+                        self.at(j)?.ok_or(Unusual)?;
+                        continue;
+                    };
+                    j += k;
+                    match self.buf[j] {
                         b'"' => {
                             j = self.string_end(j)?;
                             continue;
                         }
                         b'{' | b'[' => depth += 1,
-                        b'}' | b']' => {
+                        _ => {
                             depth -= 1;
                             if depth == 0 {
                                 return Ok(j + 1);
                             }
                         }
-                        _ => {}
                     }
                     j += 1;
                 }
@@ -253,6 +263,21 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].len(), long.len() + 9);
         assert_eq!(got[1], r#"{"b": 1}"#);
+    }
+
+    #[test]
+    fn nesting_and_numbers_spanning_chunks_end_where_their_brackets_do() {
+        // No string for pages: the scan for brackets crosses chunk ends.
+        let numbers = vec!["[12, {\"n\": [3]}]"; CHUNK_BYTES / 8].join(",");
+        let text = format!("[{{\"a\": [{numbers}]}}, [{numbers}], 7]");
+        let got = split(text.as_bytes()).unwrap();
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0], format!("{{\"a\": [{numbers}]}}"));
+        assert_eq!(got[1], format!("[{numbers}]"));
+        assert_eq!(got[2], "7");
+        // Cut before its last bracket, the element never ends.
+        let cut = &text[..text.len() - 8];
+        assert!(split(cut.as_bytes()).is_err());
     }
 
     #[test]

@@ -484,7 +484,11 @@ fn array_from_slices(
             not_object: "expected an object",
             overflow: &mut overflow,
         };
-        let mut de = serde_json::Deserializer::from_slice(element);
+        // Checked as text once, so that serde_json need not check each string.
+        let Ok(text) = std::str::from_utf8(element) else {
+            return unusual;
+        };
+        let mut de = serde_json::Deserializer::from_str(text);
         let row = match serde::de::DeserializeSeed::deserialize(object, &mut de)
             .and_then(|row| de.end().map(|()| row))
         {

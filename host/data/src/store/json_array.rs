@@ -278,6 +278,20 @@ mod tests {
         // Cut before its last bracket, the element never ends.
         let cut = &text[..text.len() - 8];
         assert!(split(cut.as_bytes()).is_err());
+        // An escape as the last byte read: the quote it escapes is in the
+        // next chunk, and does not end the string.
+        let head = r#"[{"a": ""#;
+        let pad = "x".repeat(CHUNK_BYTES - 1 - head.len());
+        let text = format!(r#"{head}{pad}\"]}}"}}, 1]"#);
+        assert_eq!(text.as_bytes()[CHUNK_BYTES - 1], b'\\');
+        let got = split(text.as_bytes()).unwrap();
+        assert_eq!(got.len(), 2);
+        assert!(
+            got[0].ends_with(r#"\"]}"}"#),
+            "{}",
+            &got[0][got[0].len() - 8..]
+        );
+        assert_eq!(got[1], "1");
     }
 
     #[test]

@@ -108,6 +108,14 @@ fn integrity(conn: &Connection) -> String {
     lines.join("\n")
 }
 
+/// The count `query` gives on the file at `path`, once SQLite has found
+/// the file clean.
+fn clean_count(path: &Path, query: &str) -> i64 {
+    let conn = Connection::open(path).unwrap();
+    assert_eq!(integrity(&conn), "ok", "{}", path.display());
+    conn.query_row(query, [], |r| r.get(0)).unwrap()
+}
+
 fn check(path: &Path, rows: &[Vec<Sql>], indexed: bool) {
     let conn = Connection::open(path).unwrap();
     assert_eq!(integrity(&conn), "ok", "{}", path.display());
@@ -213,15 +221,7 @@ fn small_rows_make_deep_trees_that_sqlite_checks_clean() {
             file.push(&[Value::Integer(i * 3 - 40_000)]).unwrap();
         }
         file.finish().unwrap();
-        let conn = Connection::open(&path).unwrap();
-        assert_eq!(integrity(&conn), "ok", "{n} rows");
-        let c: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM t INDEXED BY t_k WHERE k >= 0",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let c = clean_count(&path, "SELECT count(*) FROM t INDEXED BY t_k WHERE k >= 0");
         assert_eq!(c, (0..n as i64).filter(|i| i * 3 >= 40_000).count() as i64);
     }
 }
@@ -241,15 +241,7 @@ fn every_count_closes_its_last_pages_with_a_cell() {
             file.push(&[Value::Text(&key), Value::Text(&pad)]).unwrap();
         }
         file.finish().unwrap();
-        let conn = Connection::open(&path).unwrap();
-        assert_eq!(integrity(&conn), "ok", "{n} rows");
-        let c: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM t INDEXED BY t_k WHERE k > ''",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let c = clean_count(&path, "SELECT count(*) FROM t INDEXED BY t_k WHERE k > ''");
         assert_eq!(c, n as i64, "{n} rows");
     }
 }

@@ -9,7 +9,7 @@ use rusqlite::types::ValueRef;
 use super::dialect::FileDialect;
 use super::locale::Locale;
 use super::objects::{FileKeys, ObjectRow};
-use super::typing::{convert, convert_str, datetime_ref, infer_one, infer_text};
+use super::typing::{convert, convert_str, datetime_ref, infer_one, infer_text, not_a_datetime};
 use super::{
     check_headers, file_error, io_error, quoted, quoted_list, too_many_columns, ImportError,
     ImportErrorKind, ImportFormat, Opener, MAX_COLUMNS,
@@ -80,11 +80,7 @@ impl Row<'_> {
                         (false, ColumnType::String) => feed.value(ValueRef::Text(s.as_bytes())),
                         (false, ColumnType::DateTime) => match datetime_ref(s, locale) {
                             Some(d) => feed.value(ValueRef::Text(d.as_bytes())),
-                            None => {
-                                let v = convert_str(s, ColumnType::DateTime, locale)
-                                    .map_err(|m| (i, m))?;
-                                feed.value(ValueRef::from(&v));
-                            }
+                            None => return Err((i, not_a_datetime(s, locale))),
                         },
                         (false, t) => {
                             let v = convert_str(s, *t, locale).map_err(|m| (i, m))?;

@@ -10,7 +10,7 @@ use super::dialect::PLAIN;
 use super::locale::Locale;
 use super::quoted;
 use super::rows::{Raw, Row};
-use crate::odata::{is_datetime, normalize_datetime, normalized_datetime, ColumnType};
+use crate::odata::{is_datetime, normalized_datetime, ColumnType};
 
 /// The types the values of each column suggest, as rows are seen (text
 /// once values disagree: text and anything else stays text).
@@ -135,13 +135,12 @@ pub(crate) fn convert_text(text: String, t: ColumnType) -> Result<Value, String>
 fn convert_text_in(text: String, t: ColumnType, locale: &Locale) -> Result<Value, String> {
     match t {
         ColumnType::String => Ok(Value::Text(text)),
-        // Text already as stored is kept, not copied.
-        ColumnType::DateTime
-            if locale.dates.is_none()
-                && matches!(normalized_datetime(&text), Some(Cow::Borrowed(_))) =>
-        {
-            Ok(Value::Text(text))
-        }
+        ColumnType::DateTime => match datetime_ref(&text, locale) {
+            // Text already as stored is kept, not copied.
+            Some(Cow::Borrowed(d)) if d.len() == text.len() => Ok(Value::Text(text)),
+            Some(d) => Ok(Value::Text(d.into_owned())),
+            None => Err(not_a_datetime(&text, locale)),
+        },
         _ => convert_str(&text, t, locale),
     }
 }
@@ -179,45 +178,52 @@ pub(super) fn convert(v: Raw, t: ColumnType, locale: &Locale) -> Result<Value, S
 
 /// Text read from a file as a value of type `t`.
 pub(super) fn convert_str(s: &str, t: ColumnType, locale: &Locale) -> Result<Value, String> {
-    let dates = locale.dates.as_ref();
     match t {
         ColumnType::String => Ok(Value::Text(s.to_owned())),
-        ColumnType::Integer => locale
-            .integer(s.trim())
-            .map(Value::Integer)
-            .ok_or_else(|| match locale.thousands {
-                Some(t) => format!(
-                    "{} is not an integer (with thousands_separator {}, as 1{t}234)",
-                    quoted(s),
-                    quoted(&t.to_string())
-                ),
-                None => format!("{} is not an integer", quoted(s)),
-            }),
-        ColumnType::Decimal => locale.decimal(s.trim()).map(Value::Real).ok_or_else(|| {
-            match locale.decimal_comma {
-                true => format!(
-                    "{} is not a decimal number (with decimal_separator ',', as 12,50)",
-                    quoted(s)
-                ),
-                false => format!("{} is not a decimal number", quoted(s)),
-            }
-        }),
+        ColumnType::Integer => {
+            locale
+                .integer(s.trim())
+                .map(Value::Integer)
+                .ok_or_else(|| match locale.thousands {
+                    Some(t) => format!(
+                        "{} is not an integer (with thousands_separator {}, as 1{t}234)",
+                        quoted(s),
+                        quoted(&t.to_string())
+                    ),
+                    None => format!("{} is not an integer", quoted(s)),
+                })
+        }
+        ColumnType::Decimal => {
+            locale
+                .decimal(s.trim())
+                .map(Value::Real)
+                .ok_or_else(|| match locale.decimal_comma {
+                    true => format!(
+                        "{} is not a decimal number (with decimal_separator ',', as 12,50)",
+                        quoted(s)
+                    ),
+                    false => format!("{} is not a decimal number", quoted(s)),
+                })
+        }
         ColumnType::Boolean => match s.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" => Ok(Value::Integer(1)),
             "false" | "0" | "no" => Ok(Value::Integer(0)),
             _ => Err(format!("{} is not a boolean (true/false)", quoted(s))),
         },
-        ColumnType::DateTime => dates
-            .and_then(|d| d.read(s.trim()))
-            .or_else(|| normalize_datetime(s.trim()))
-            .map(Value::Text)
-            .ok_or_else(|| match dates {
-                Some(d) => format!(
-                    "{} is not a date or date-time in datetime_format {} (nor ISO 8601, e.g. 2024-03-01)",
-                    quoted(s),
-                    d.quoted()
-                ),
-                None => format!("{} is not a date or date-time (expected e.g. 2024-03-01 or 2024-03-01T09:30:00Z; set datetime_format for others)", quoted(s)),
-            }),
+        ColumnType::DateTime => datetime_ref(s, locale)
+            .map(|d| Value::Text(d.into_owned()))
+            .ok_or_else(|| not_a_datetime(s, locale)),
+    }
+}
+
+/// Why `s` is not a datetime, as the source's formats read one.
+pub(super) fn not_a_datetime(s: &str, locale: &Locale) -> String {
+    match &locale.dates {
+        Some(d) => format!(
+            "{} is not a date or date-time in datetime_format {} (nor ISO 8601, e.g. 2024-03-01)",
+            quoted(s),
+            d.quoted()
+        ),
+        None => format!("{} is not a date or date-time (expected e.g. 2024-03-01 or 2024-03-01T09:30:00Z; set datetime_format for others)", quoted(s)),
     }
 }

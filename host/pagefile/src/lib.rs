@@ -278,7 +278,8 @@ impl PageFile {
                 previous,
             });
         }
-        let (_, bytes) = record_len(values);
+        let sizes = record_len(values);
+        let bytes = sizes.1;
         if bytes > MAX_RECORD {
             return Err(Error::RecordTooLarge { row, bytes });
         }
@@ -308,15 +309,22 @@ impl PageFile {
         pages.record_cell(
             &mut self.cell,
             &mut self.record,
-            Tree::Table,
-            Some(rowid),
+            (Tree::Table, Some(rowid)),
             values,
+            sizes,
         )?;
         self.table.add(pages, rowid, &self.cell)?;
         if let Some(index) = &mut self.index {
             let entry = [values[index.column], Value::Integer(rowid)];
             self.cell.clear();
-            pages.record_cell(&mut self.cell, &mut self.record, Tree::Index, None, &entry)?;
+            let sizes = record_len(&entry);
+            pages.record_cell(
+                &mut self.cell,
+                &mut self.record,
+                (Tree::Index, None),
+                &entry,
+                sizes,
+            )?;
             index.tree.add(pages, &self.cell)?;
         }
         self.rows = row;

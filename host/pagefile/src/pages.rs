@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::format::{append_record, local_len, put_varint, record_len, Tree};
+use crate::format::{append_record, local_len, put_varint, Tree};
 use crate::{Error, Value};
 
 /// The highest page number the format allows.
@@ -93,18 +93,18 @@ impl Pages {
         Ok(())
     }
 
-    /// Append the cell of the record of `values` to `cell`, as
-    /// [`Pages::cell`] does, without building the record apart when it
-    /// fits on the page whole.
+    /// Append the cell of the record of `values`, whose sizes are
+    /// `(header, len)` (from [`crate::format::record_len`]), to `cell`, as
+    /// [`Pages::cell`] does, without building the record apart when it fits
+    /// on the page whole.
     pub fn record_cell(
         &mut self,
         cell: &mut Vec<u8>,
         scratch: &mut Vec<u8>,
-        tree: Tree,
-        rowid: Option<i64>,
+        (tree, rowid): (Tree, Option<i64>),
         values: &[Value<'_>],
+        (header, len): (usize, usize),
     ) -> Result<(), Error> {
-        let (header, len) = record_len(values);
         if local_len(tree, self.size, len) < len {
             scratch.clear();
             append_record(scratch, values, header);

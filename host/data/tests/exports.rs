@@ -94,7 +94,9 @@ fn a_semicolon_export_with_spoken_headers_refreshes_as_written() {
     );
     assert_eq!(crm.schema.columns[6].1, ColumnType::DateTime);
     assert_eq!(crm.schema.columns[7].1, ColumnType::Decimal, "inferred");
-    let conn = rusqlite::Connection::open(dir.join("store.sqlite")).unwrap();
+    // Through the store: imported entities are kept in files of their own.
+    let db = EntityDb::open(&dir.join("store.sqlite"), Default::default()).unwrap();
+    let conn = db.session();
     let customers: Vec<[String; 4]> = conn
         .prepare("SELECT FullName, Email, PostalCode, City FROM ent_Customer ORDER BY Email")
         .unwrap()
@@ -207,7 +209,9 @@ fields = ["Email"]
 "#;
     let report = refresh(dir, workspace);
     assert!(report.succeeded(), "{:?}", report.stages);
-    let conn = rusqlite::Connection::open(dir.join("store.sqlite")).unwrap();
+    // Through the store: imported entities are kept in files of their own.
+    let db = EntityDb::open(&dir.join("store.sqlite"), Default::default()).unwrap();
+    let conn = db.session();
     let customers: i64 = conn
         .query_row("SELECT count(*) FROM ent_Customer", [], |r| r.get(0))
         .unwrap();

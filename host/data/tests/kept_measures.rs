@@ -101,10 +101,19 @@ fn measures(dir: &std::path::Path) -> Vec<String> {
     rows
 }
 
-/// Rows changed in the store file itself: no generation, no fingerprint.
-fn behind_the_engines_back(dir: &std::path::Path, sql: &str) {
+/// Rows of an imported entity changed in its file itself: no generation,
+/// no fingerprint.
+fn behind_the_engines_back(dir: &std::path::Path, entity: &str, sql: &str) {
     let conn = rusqlite::Connection::open(dir.join("store.sqlite")).unwrap();
-    conn.execute_batch(sql).unwrap();
+    let file: String = conn
+        .query_row(
+            "SELECT file FROM _tf_entities WHERE name = ?1",
+            [entity],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let kept = rusqlite::Connection::open(dir.join("store.sqlite.files").join(file)).unwrap();
+    kept.execute_batch(sql).unwrap();
 }
 
 #[test]
@@ -131,7 +140,7 @@ fn measures_over_unchanged_entities_keep_their_values_and_any_change_recomputes(
     // Orders lose their French rows unseen; a contact is added to the CRM
     // file. The CRM import and the customers it makes are new: those
     // measures are computed. The orders are as published: theirs is kept.
-    behind_the_engines_back(dir, "DELETE FROM ent_Shop WHERE Country = 'FR'");
+    behind_the_engines_back(dir, "Shop", "DELETE FROM ent_Shop WHERE Country = 'FR'");
     write_crm(dir, 21);
     refresh(dir, same);
     let mut expected = first.clone();

@@ -8,7 +8,7 @@
 use rusqlite::types::Value;
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::{hash_diff, table_name, EntityDb, StoreError, Table};
+use super::{hash_diff, EntityDb, StoreError};
 
 /// Keys recorded per replacement; more means "everything changed" (a
 /// re-run over that many rows is no cheaper than a full one).
@@ -30,8 +30,15 @@ const TABLES: &str = "
     );
     CREATE INDEX IF NOT EXISTS _tf_changes_by_generation ON _tf_changes (entity, generation);";
 
+/// An entity's live table and the table about to replace it, as SQL names
+/// them (qualified by schema where they may be in files of their own).
+pub(super) struct Replacing {
+    pub(super) live: String,
+    pub(super) new: String,
+}
+
 /// Record, inside `tx`, which keys differ between `entity`'s live table and
-/// its staging table (about to become its next generation). `unordered`:
+/// the table about to become its next generation. `unordered`:
 /// the rows came in no key order, so both tables are read whole and their
 /// rows matched by hash partitions rather than probed by key row by row
 /// (see [`hash_diff`]).
@@ -42,6 +49,7 @@ pub(super) fn record(
     key: &str,
     columns: &[(String, crate::odata::ColumnType)],
     unordered: bool,
+    tables: &Replacing,
 ) -> Result<(), StoreError> {
     let sql = |e| store.sql(e);
     create_tables(tx).map_err(sql)?;
@@ -70,7 +78,7 @@ pub(super) fn record(
         let dir = store.temp_dir();
         let parts = hash_diff::partitions_for(live_rows);
         let keys =
-            hash_diff::diff(tx, &dir, entity, key, columns, parts, limit).map_err(|e| match e {
+            hash_diff::diff(tx, &dir, tables, key, columns, parts, limit).map_err(|e| match e {
                 hash_diff::DiffError::Sql(e) => sql(e),
                 hash_diff::DiffError::Io(source) => StoreError::Io {
                     path: dir.clone(),
@@ -85,7 +93,7 @@ pub(super) fn record(
         }
         tracked = (keys.len() as u64) < limit;
     } else if same_shape {
-        let (live, staging) = (table_name(entity), Table::staging(entity));
+        let (live, staging) = (&tables.live, &tables.new);
         let differs = format!("NOT ({})", super::same_values(columns, key, "o", "n"));
         let diff = format!(
             "INSERT INTO _tf_changes (entity, generation, key)

@@ -429,6 +429,8 @@ impl EntityDb {
         if !valid_identifier(entity) {
             return Err(StoreError::BadName(entity.to_owned(), "entity").into());
         }
+        // A file of its own is never changed: the rows move home first.
+        self.localize(entity)?;
         let meta = self.meta(entity)?;
         let declaration = |message: String| StoreError::Declaration {
             entity: entity.to_owned(),

@@ -22,8 +22,6 @@ use rusqlite::types::{Value, ValueRef};
 use rusqlite::Transaction;
 use siphasher::sip128::{Hasher128, SipHasher13};
 
-use super::{table_name, Table};
-
 /// Rows per partition aimed at: the live table's entries of one partition
 /// are held in memory at once.
 pub const ROWS_PER_PARTITION: u64 = 64 * 1024;
@@ -62,7 +60,7 @@ pub(super) fn partitions_for(rows: u64) -> usize {
 pub(super) fn diff(
     tx: &Transaction<'_>,
     dir: &Path,
-    entity: &str,
+    tables: &super::changes::Replacing,
     key: &str,
     columns: &[(String, crate::odata::ColumnType)],
     parts: usize,
@@ -75,16 +73,8 @@ pub(super) fn diff(
         keys: Keyed::random(),
         rows: Keyed::random(),
     };
-    let live = route(tx, dir, &table_name(entity), &names, k, parts, &hashes)?;
-    let staging = route(
-        tx,
-        dir,
-        &Table::staging(entity).to_string(),
-        &names,
-        k,
-        parts,
-        &hashes,
-    )?;
+    let live = route(tx, dir, &tables.live, &names, k, parts, &hashes)?;
+    let staging = route(tx, dir, &tables.new, &names, k, parts, &hashes)?;
     let mut out = Vec::new();
     for (old, new) in live.into_iter().zip(staging) {
         // By the key's hash: an entry's size does not depend on the key's.
@@ -319,6 +309,14 @@ impl Pairs {
 mod tests {
     use super::*;
     use crate::odata::ColumnType;
+    use crate::store::{table_name, Table};
+
+    fn e() -> super::super::changes::Replacing {
+        super::super::changes::Replacing {
+            live: table_name("E"),
+            new: Table::staging("E"),
+        }
+    }
 
     #[test]
     fn added_changed_and_removed_keys_are_found_across_partitions_and_cut_at_the_limit() {
@@ -365,7 +363,7 @@ mod tests {
         want.push("new".into());
         want.sort();
         for parts in [1, 7, 256] {
-            let got = diff(&tx, dir.path(), "E", "Id", &columns, parts, u64::MAX).unwrap();
+            let got = diff(&tx, dir.path(), &e(), "Id", &columns, parts, u64::MAX).unwrap();
             let mut got: Vec<String> = got
                 .into_iter()
                 .map(|v| match v {
@@ -375,7 +373,7 @@ mod tests {
                 .collect();
             got.sort();
             assert_eq!(got, want, "{parts} partitions");
-            let cut = diff(&tx, dir.path(), "E", "Id", &columns, parts, 10).unwrap();
+            let cut = diff(&tx, dir.path(), &e(), "Id", &columns, parts, 10).unwrap();
             assert_eq!(cut.len(), 10, "{parts} partitions");
         }
     }

@@ -5,6 +5,7 @@
 mod changes;
 mod checkpoint;
 mod delta;
+mod files;
 mod gzip;
 mod hash_diff;
 mod history;
@@ -32,6 +33,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 pub use crate::odata::normalize_datetime;
 pub use changes::{KEPT_CHANGE_SETS, MAX_TRACKED_CHANGES};
 pub use delta::{Buckets, Delta, DeltaCounts, Kept, Upserted};
+pub use files::{FILE_CACHE_KIB, MAX_ENTITY_FILES, ORPHAN_GRACE};
 pub use history::{HistoryPoint, RefreshRecord, KEPT_HISTORY_POINTS, KEPT_REFRESHES};
 pub(crate) use import::convert_text;
 pub use import::{
@@ -119,6 +121,8 @@ pub struct EntityDb {
     /// Declared before `conn`: dropped first, finishing its checkpoint.
     checkpoints: checkpoint::Checkpointer,
     conn: Mutex<Connection>,
+    /// The entity files `conn` has attached.
+    files: files::Files,
     meta: RwLock<HashMap<String, Arc<EntityMeta>>>,
     cursors: page::Cursors,
     limits: PageLimits,
@@ -294,6 +298,27 @@ pub fn type_name(t: ColumnType) -> &'static str {
     t.into()
 }
 
+/// `entity`'s live table, qualified by the schema it is kept in.
+fn live_table(entity: &str, in_file: bool) -> String {
+    match in_file {
+        true => format!("{}.{}", files::schema(entity), table_name(entity)),
+        false => format!("main.{}", table_name(entity)),
+    }
+}
+
+/// Add `_tf_entities.file` to a store made before entities had files.
+fn add_file_column(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('_tf_entities') WHERE name = 'file'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has {
+        conn.execute_batch("ALTER TABLE _tf_entities ADD COLUMN file TEXT")?;
+    }
+    Ok(())
+}
+
 /// Parse a column type name.
 pub fn parse_type(s: &str) -> Option<ColumnType> {
     s.parse().ok()
@@ -356,10 +381,18 @@ impl EntityDb {
                  columns TEXT NOT NULL,
                  generation INTEGER NOT NULL,
                  rows INTEGER NOT NULL,
-                 updated_at TEXT NOT NULL
+                 updated_at TEXT NOT NULL,
+                 file TEXT
              );",
         )
         .map_err(sql)?;
+        add_file_column(&conn).map_err(sql)?;
+        let files = files::Files::new(path);
+        files.sync(&conn, true).map_err(sql)?;
+        let removed = files.remove_orphans(&conn);
+        if removed > 0 {
+            tracing::info!(store = %path.display(), removed, "removed entity files no generation names");
+        }
         writable::ensure_writes_schema(&conn).map_err(sql)?;
         conn.execute_batch(partitions::PARTITIONS_SCHEMA)
             .map_err(sql)?;
@@ -368,6 +401,7 @@ impl EntityDb {
             path: path.to_owned(),
             checkpoints,
             conn: Mutex::new(conn),
+            files,
             meta: RwLock::default(),
             cursors: page::Cursors::default(),
             limits,
@@ -404,8 +438,13 @@ impl EntityDb {
     }
 
     fn conn(&self) -> Session<'_> {
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        // Another connection may have published an entity's new file.
+        if let Err(e) = self.files.sync(&conn, false) {
+            tracing::warn!(store = %self.path.display(), "cannot attach the entity files: {e}");
+        }
         Session {
-            conn: self.conn.lock().unwrap_or_else(PoisonError::into_inner),
+            conn,
             path: &self.path,
             checkpoints: &self.checkpoints,
         }
@@ -550,27 +589,180 @@ impl EntityDb {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| self.sql(e))?;
+        let (previous, file) = self.kept_in(&tx, entity)?;
         let (count, noted, unordered) =
-            self.fill_staging(&tx, entity, key, columns, layout, fill)?;
-        changes::record(self, &tx, entity, key, columns, unordered)?;
-        self.swap_in(&tx, entity, key, columns, count)?;
-        partitions::record(&tx, entity, &noted, count).map_err(|e| self.sql(e))?;
+            self.fill_staging(&tx, entity, key, columns, (layout, previous), fill)?;
+        let tables = changes::Replacing {
+            live: live_table(entity, file.is_some()),
+            new: Table::staging(entity),
+        };
+        changes::record(self, &tx, entity, key, columns, unordered, &tables)?;
+        let old = self.swap_in(&tx, entity, key, columns, count, None)?;
+        partitions::record(&tx, entity, &noted, count, false).map_err(|e| self.sql(e))?;
         tx.commit().map_err(|e| self.sql(e))?;
+        self.retire(&conn, old);
         drop(conn);
         self.forget(entity);
         Ok(count)
     }
 
-    /// Write `entity`'s new rows into its staging table, inside `tx`: the
-    /// rows written, the partitions noted, and whether the keys came in no
-    /// order (see [`key_index`]).
+    /// [`EntityDb::import_entity_with`], the rows written into a file of
+    /// their own (see [`files`]): off the store's write-ahead log, on a
+    /// connection of their own, and swapped in whole. Past
+    /// [`MAX_ENTITY_FILES`] entities, new ones go to the main file.
+    pub fn import_entity_into_file_with<E: From<StoreError>>(
+        &self,
+        entity: &str,
+        key: &str,
+        columns: &[(String, ColumnType)],
+        fill: impl FnOnce(&mut RowSink<'_>) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let (previous, file, in_files) = {
+            let conn = self.conn();
+            let (previous, file) = self.kept_in(&conn, entity)?;
+            let in_files: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM _tf_entities WHERE file IS NOT NULL",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(|e| self.sql(e))?;
+            (
+                previous,
+                file,
+                usize::try_from(in_files).unwrap_or(usize::MAX),
+            )
+        };
+        if file.is_none() && in_files >= MAX_ENTITY_FILES {
+            return self.import_entity_with(entity, key, columns, fill);
+        }
+        let page_size = self.page_size()?;
+        let (new, mut writer) = files::NewFile::create(
+            self.files.dir(),
+            entity,
+            previous.saturating_add(1),
+            page_size,
+        )?;
+        let in_new = |source| StoreError::Sqlite {
+            path: new.path.clone(),
+            source,
+        };
+        let tx = writer.transaction().map_err(in_new)?;
+        let (count, noted, unordered) = self.fill_staging(
+            &tx,
+            entity,
+            key,
+            columns,
+            (Layout::RowidKeyLater, previous),
+            fill,
+        )?;
+        // The file holds the tables under the names they are read by.
+        let mut names = format!(
+            "ALTER TABLE {} RENAME TO {};",
+            Table::staging(entity),
+            table_name(entity)
+        );
+        if noted.starts.len() > 1 {
+            names.push_str(&format!(
+                "ALTER TABLE {} RENAME TO {};",
+                partitions::members_staging(entity),
+                partitions::members(entity)
+            ));
+        }
+        tx.execute_batch(&names).map_err(in_new)?;
+        tx.commit().map_err(in_new)?;
+        writer.close().map_err(|(_, e)| in_new(e))?;
+        new.sync()?;
+
+        let mut conn = self.conn();
+        files::attach(&conn, &new.path, files::INCOMING).map_err(in_new)?;
+        let published = (|| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(|e| self.sql(e))?;
+            let (_, file) = self.kept_in(&tx, entity)?;
+            let tables = changes::Replacing {
+                live: live_table(entity, file.is_some()),
+                new: format!("{}.{}", files::INCOMING, table_name(entity)),
+            };
+            changes::record(self, &tx, entity, key, columns, unordered, &tables)?;
+            let old = self.swap_in(&tx, entity, key, columns, count, Some(&new.name))?;
+            partitions::record(&tx, entity, &noted, count, true).map_err(|e| self.sql(e))?;
+            tx.commit().map_err(|e| self.sql(e))?;
+            Ok::<_, StoreError>(old)
+        })();
+        if let Err(e) = conn.execute_batch(&format!("DETACH DATABASE {}", files::INCOMING)) {
+            tracing::warn!(store = %self.path.display(), "cannot detach a published file: {e}");
+        }
+        let old = published?;
+        new.keep();
+        self.retire(&conn, old);
+        drop(conn);
+        self.forget(entity);
+        Ok(count)
+    }
+
+    /// Move `entity`'s tables from its file into the main file (rows keep
+    /// their rowids), for a change in place; nothing if it has no file.
+    pub(super) fn localize(&self, entity: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.sql(e))?;
+        let (_, Some(file)) = self.kept_in(&tx, entity)? else {
+            return Ok(());
+        };
+        files::copy_home(&tx, &files::schema(entity)).map_err(|e| self.sql(e))?;
+        tx.execute(
+            "UPDATE _tf_entities SET file = NULL WHERE name = ?1",
+            params![entity],
+        )
+        .map_err(|e| self.sql(e))?;
+        tx.commit().map_err(|e| self.sql(e))?;
+        self.retire(&conn, Some(file));
+        Ok(())
+    }
+
+    /// `entity`'s generation (0 when it has none) and the file it is kept
+    /// in, if any.
+    fn kept_in(
+        &self,
+        conn: &Connection,
+        entity: &str,
+    ) -> Result<(i64, Option<String>), StoreError> {
+        let row: Option<(i64, Option<String>)> = conn
+            .query_row(
+                "SELECT generation, file FROM _tf_entities WHERE name = ?1",
+                params![entity],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        Ok(row.unwrap_or((0, None)))
+    }
+
+    /// After a commit that replaced entity files: attach the new ones,
+    /// detach and remove the old.
+    fn retire(&self, conn: &Connection, old: Option<String>) {
+        if let Err(e) = self.files.sync(conn, true) {
+            tracing::warn!(store = %self.path.display(), "cannot attach the entity files: {e}");
+        }
+        if let Some(name) = old {
+            files::remove(self.files.dir(), &name);
+        }
+    }
+
+    /// Write `entity`'s new rows into its staging table, inside `tx` (laid
+    /// out as given; the generation the entity has names a key index built
+    /// later): the rows written, the partitions noted, and whether the keys
+    /// came in no order (see [`key_index`]).
     fn fill_staging<E: From<StoreError>>(
         &self,
         tx: &rusqlite::Transaction<'_>,
         entity: &str,
         key: &str,
         columns: &[(String, ColumnType)],
-        layout: Layout,
+        (layout, generation): (Layout, i64),
         fill: impl FnOnce(&mut RowSink<'_>) -> Result<(), E>,
     ) -> Result<(u64, partitions::Noted, bool), E> {
         if !valid_identifier(entity) {
@@ -598,21 +790,10 @@ impl EntityDb {
         let placeholders = vec!["?"; columns.len()].join(", ");
         let integer_key = key_is_rowid(columns, key_index);
         let key_later = match layout {
-            Layout::RowidKeyLater if !integer_key => {
-                let generation: i64 = tx
-                    .query_row(
-                        "SELECT generation FROM _tf_entities WHERE name = ?1",
-                        params![entity],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(|e| self.sql(e))?
-                    .unwrap_or(0);
-                Some(KeyLater::new(Later::Index {
-                    name: key_index::name(entity, generation.saturating_add(1)),
-                    built: true,
-                }))
-            }
+            Layout::RowidKeyLater if !integer_key => Some(KeyLater::new(Later::Index {
+                name: key_index::name(entity, generation.saturating_add(1)),
+                built: true,
+            })),
             Layout::Clustered => Some(KeyLater::new(Later::Sort {
                 side: key_index::side_table(entity),
                 diverted: false,
@@ -671,8 +852,10 @@ impl EntityDb {
         Ok((sink.count, sink.noted, unordered))
     }
 
-    /// Make `entity`'s staging table its data, with a new generation, inside
-    /// `tx`. Call [`EntityDb::forget`] once `tx` commits.
+    /// Make `entity`'s new rows its data, with a new generation, inside
+    /// `tx`: its staging table, or the table of the published `file`. The
+    /// file it was kept in before, if any, to [`EntityDb::retire`] once `tx`
+    /// commits; call [`EntityDb::forget`] then too.
     fn swap_in(
         &self,
         tx: &rusqlite::Transaction<'_>,
@@ -680,17 +863,11 @@ impl EntityDb {
         key: &str,
         columns: &[(String, ColumnType)],
         count: u64,
-    ) -> Result<(), StoreError> {
+        file: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
         let (table, staging) = (table_name(entity), Table::staging(entity));
-        let previous: Option<i64> = tx
-            .query_row(
-                "SELECT generation FROM _tf_entities WHERE name = ?1",
-                params![entity],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.sql(e))?;
-        let generation = previous.unwrap_or(0) + 1;
+        let (previous, old_file) = self.kept_in(tx, entity)?;
+        let generation = previous + 1;
         let cols_json = serde_json::to_string(
             &columns
                 .iter()
@@ -698,26 +875,30 @@ impl EntityDb {
                 .collect::<Vec<_>>(),
         )
         .unwrap_or_else(|_| "[]".into());
-        tx.execute_batch(&format!(
-            "DROP TABLE IF EXISTS {table}; ALTER TABLE {staging} RENAME TO {table};"
-        ))
-        .map_err(|e| self.sql(e))?;
+        // Qualified: a table of the same name may be in an attached file.
+        let mut swap = format!("DROP TABLE IF EXISTS main.{table};");
+        if file.is_none() {
+            swap.push_str(&format!("ALTER TABLE main.{staging} RENAME TO {table};"));
+        }
+        tx.execute_batch(&swap).map_err(|e| self.sql(e))?;
         tx.execute(
-            "INSERT INTO _tf_entities (name, key, columns, generation, rows, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO _tf_entities (name, key, columns, generation, rows, updated_at, file)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT(name) DO UPDATE SET key = excluded.key, columns = excluded.columns,
-               generation = excluded.generation, rows = excluded.rows, updated_at = excluded.updated_at",
+               generation = excluded.generation, rows = excluded.rows,
+               updated_at = excluded.updated_at, file = excluded.file",
             params![
                 entity,
                 key,
                 cols_json,
                 generation,
                 i64::try_from(count).unwrap_or(i64::MAX),
-                crate::event::now_rfc3339()
+                crate::event::now_rfc3339(),
+                file
             ],
         )
         .map_err(|e| self.sql(e))?;
-        Ok(())
+        Ok(old_file.filter(|old| Some(old.as_str()) != file))
     }
 
     /// Drop what is cached about `entity` after its data changed.

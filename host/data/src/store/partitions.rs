@@ -60,15 +60,18 @@ pub(super) struct Noted {
 /// Record the partitions of `entity`'s import that was just swapped in
 /// (inside its transaction): its registry rows and key table replace the
 /// old ones. An import that noted none leaves the entity held whole.
+/// `in_file`: the import went to a file of its own, which holds its key
+/// table under its final name already.
 pub(super) fn record(
     tx: &rusqlite::Transaction<'_>,
     entity: &str,
     noted: &Noted,
     total: u64,
+    in_file: bool,
 ) -> rusqlite::Result<()> {
     tx.execute_batch(PARTITIONS_SCHEMA)?;
     tx.execute("DELETE FROM _tf_partitions WHERE entity = ?1", [entity])?;
-    tx.execute_batch(&format!("DROP TABLE IF EXISTS {}", members(entity)))?;
+    tx.execute_batch(&format!("DROP TABLE IF EXISTS main.{}", members(entity)))?;
     if noted.starts.is_empty() {
         return Ok(());
     }
@@ -94,7 +97,7 @@ pub(super) fn record(
             ],
         )?;
     }
-    if noted.starts.len() > 1 {
+    if noted.starts.len() > 1 && !in_file {
         tx.execute_batch(&format!(
             "ALTER TABLE {} RENAME TO {}",
             members_staging(entity),

@@ -72,7 +72,7 @@ impl<'a> Publication<'a> {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| store.sql(e))?;
         let (rows, _, _) =
-            store.fill_staging(&tx, entity, key, columns, Layout::Clustered, fill)?;
+            store.fill_staging(&tx, entity, key, columns, (Layout::Clustered, 0), fill)?;
         tx.commit().map_err(|e| store.sql(e))?;
         self.staged.retain(|s| s.entity != entity);
         self.staged.push(Staged {
@@ -157,7 +157,7 @@ impl<'a> Publication<'a> {
             entity,
             &key,
             &meta.schema.columns,
-            Layout::Clustered,
+            (Layout::Clustered, 0),
             fill,
         )?;
         let staging = Table::staging(entity);
@@ -258,11 +258,12 @@ impl<'a> Publication<'a> {
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(|e| store.sql(e))?;
+            let mut old = Vec::new();
             for s in &staged {
                 if s.patch {
                     apply_patch(store, &tx, s)?;
                 } else {
-                    store.swap_in(&tx, &s.entity, &s.key, &s.columns, s.rows)?;
+                    old.extend(store.swap_in(&tx, &s.entity, &s.key, &s.columns, s.rows, None)?);
                 }
             }
             tx.execute_batch(super::metadata::COUNTERS)
@@ -275,7 +276,11 @@ impl<'a> Publication<'a> {
                 )
                 .map_err(|e| store.sql(e))?;
             }
-            tx.commit().map_err(|e| store.sql(e))
+            tx.commit().map_err(|e| store.sql(e))?;
+            for file in old {
+                store.retire(&conn, Some(file));
+            }
+            Ok(())
         })();
         for s in &staged {
             store.forget(&s.entity);

@@ -16,19 +16,69 @@ fn sql(path: &Path, source: rusqlite::Error) -> StoreError {
     }
 }
 
+/// Tries of [`snapshot`] when an entity's file is replaced while it copies.
+const SNAPSHOT_TRIES: usize = 3;
+
 /// Write a consistent copy of the store at `path` to the new file `to`
-/// (`VACUUM INTO`: compacted, without the write-ahead log); its size.
+/// (`VACUUM INTO`: compacted, without the write-ahead log), one file with
+/// the entities kept in files of their own brought into it; its size.
 pub fn snapshot(path: &Path, to: &Path) -> Result<u64, StoreError> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| sql(path, e))?;
-    conn.execute("VACUUM INTO ?1", [to.to_string_lossy()])
-        .map_err(|e| sql(path, e))?;
+    let dir = super::files::dir_of(path);
+    for attempt in 1..=SNAPSHOT_TRIES {
+        let _ = std::fs::remove_file(to);
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| sql(path, e))?;
+        conn.execute("VACUUM INTO ?1", [to.to_string_lossy()])
+            .map_err(|e| sql(path, e))?;
+        drop(conn);
+        match bring_files_home(to, &dir) {
+            Ok(()) => break,
+            // A file named in the copy was replaced (and removed) since.
+            Err(e) if attempt < SNAPSHOT_TRIES => {
+                tracing::debug!(store = %path.display(), "snapshot again: {e}");
+            }
+            Err(e) => return Err(sql(to, e)),
+        }
+    }
     std::fs::metadata(to)
         .map(|m| m.len())
         .map_err(|source| StoreError::Io {
             path: to.to_owned(),
             source,
         })
+}
+
+/// Copy the tables of the entities the copy `to` keeps in files of their
+/// own (in `dir`) into it, so that it stands alone.
+fn bring_files_home(to: &Path, dir: &Path) -> rusqlite::Result<()> {
+    let mut copy = Connection::open(to)?;
+    let has_files: i64 = copy.query_row(
+        "SELECT count(*) FROM pragma_table_info('_tf_entities') WHERE name = 'file'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_files == 0 {
+        return Ok(());
+    }
+    let named: Vec<(String, String)> = {
+        let mut stmt =
+            copy.prepare("SELECT name, file FROM _tf_entities WHERE file IS NOT NULL")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (entity, file) in named {
+        let schema = super::files::schema(&entity);
+        super::files::attach(&copy, &dir.join(&file), &schema)?;
+        let tx = copy.transaction()?;
+        super::files::copy_home(&tx, &schema)?;
+        tx.execute(
+            "UPDATE _tf_entities SET file = NULL WHERE name = ?1",
+            [&entity],
+        )?;
+        tx.commit()?;
+        copy.execute_batch(&format!("DETACH DATABASE {schema}"))?;
+    }
+    Ok(())
 }
 
 /// Replace everything in the store at `path` with the copy at `from`, once

@@ -682,7 +682,7 @@ fn import_pass(
             e.to_string(),
         )
     };
-    let rows = store.import_entity_with(entity, key, &typed, |sink| {
+    let rows = store.import_entity_into_file_with(entity, key, &typed, |sink| {
         for (i, (path, before)) in spec.files.iter().zip(&stamps).enumerate() {
             if i > 0 {
                 sink.build_key_index().map_err(key_error)?;

@@ -329,6 +329,19 @@ fn six_triggers_fire_as_the_source_files_change() {
             "publish"
         ]
     );
+    // Each source after the first was imported while the one before loaded.
+    let details: Vec<&str> = full[0]["stages"].as_array().unwrap()[..3]
+        .iter()
+        .map(|s| s["detail"].as_str().unwrap_or(""))
+        .collect();
+    assert!(!details[0].contains("started while"), "{details:?}");
+    assert!(
+        details[1..].iter().all(
+            |d| d.starts_with("started while the source before loaded, ")
+                && d.ends_with(" ms in all")
+        ),
+        "{details:?}"
+    );
     // The email flow got both segment crossings through a real SMTP server.
     let mails = smtp.wait_for(2);
     assert!(mails

@@ -7,6 +7,7 @@
 //! order of a refresh and the events). Events leave through [`pipeline::Observer`]; delivery to
 //! plugins is the dispatcher's business, not this module's.
 
+mod ahead;
 pub mod compute;
 pub mod fingerprint;
 mod incremental;

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::compute::{compute_measures, compute_segments, MeasureValue, SegmentSize};
-use super::fingerprint;
 use super::source::{source_for, Source, SourceError};
 use super::thresholds::{crossings, Crossing, Kind};
 use super::unify::{unify, Phase};
 use super::workspace::Workspace;
+use super::{ahead, fingerprint};
 use crate::event::{new_event_id, now_rfc3339};
 use crate::event::{
     DataSourceRefreshFailed, DataSourceRefreshSucceeded, Event, FullRefreshCompleted,
@@ -185,13 +185,14 @@ impl InsightsEngine {
         match scope {
             Scope::Source(name) => {
                 let i = self.source_index(name)?;
-                run.source(i);
+                run.source(i, None);
             }
             Scope::Unification => run.downstream(None),
             Scope::Full => {
                 // Later sources read ahead (fingerprint their files) on a
-                // second thread while earlier ones load; loading stays in
-                // order, one source at a time.
+                // second thread while earlier ones load, and the next
+                // source's import starts while one loads (two at a time);
+                // stages end in order.
                 let ahead: Vec<_> = self
                     .sources
                     .iter()
@@ -203,8 +204,15 @@ impl InsightsEngine {
                     if !ahead.is_empty() {
                         scope.spawn(move || ahead.into_iter().for_each(|work| work()));
                     }
+                    let mut next: Option<ahead::Started<'_>> = None;
                     for i in 0..self.sources.len() {
-                        if !run.source(i) {
+                        let this = next.take();
+                        next = self
+                            .sources
+                            .get(i + 1)
+                            .filter(|s| s.loads_ahead())
+                            .map(|s| ahead::start(scope, s.as_ref(), &self.store, self.force));
+                        if !run.source(i, this) {
                             failed.push(self.workspace.sources[i].name.clone());
                         }
                     }
@@ -368,7 +376,9 @@ impl Run<'_> {
     }
 
     /// Refresh source `i` with retries; true when it succeeded.
-    fn source(&mut self, i: usize) -> bool {
+    /// Refresh source `i` (its first attempt already `started` on another
+    /// thread, if so), with retries; whether it succeeded.
+    fn source(&mut self, i: usize, mut started: Option<ahead::Started<'_>>) -> bool {
         let engine = self.engine;
         let ws = &engine.workspace;
         let spec = &ws.sources[i];
@@ -377,6 +387,8 @@ impl Run<'_> {
         self.obs.stage_started(&stage, None);
         let mut attempt = 1u32;
         let mut wait = ws.retry_backoff;
+        // An import started ahead took longer than its stage shows.
+        let ahead_since = started.as_ref().map(ahead::Started::began);
         loop {
             let refreshed = {
                 let obs = std::cell::RefCell::new(&mut *self.obs);
@@ -385,7 +397,14 @@ impl Run<'_> {
                         obs.stage_progress(&stage, done, Some(total));
                     }
                 };
-                self.engine.sources[i].refresh(&self.engine.store, self.engine.force, &progress)
+                match started.take() {
+                    Some(import) => import.wait(&progress),
+                    None => self.engine.sources[i].refresh(
+                        &self.engine.store,
+                        self.engine.force,
+                        &progress,
+                    ),
+                }
             };
             match refreshed {
                 Ok(loaded) => {
@@ -402,10 +421,16 @@ impl Run<'_> {
                                 loaded.rejected_examples.join("; ")
                             )
                         });
-                        match (loaded.detail, rejected) {
-                            (Some(how), Some(rejected)) => Some(format!("{how}; {rejected}")),
-                            (how, rejected) => how.or(rejected),
-                        }
+                        let ahead = ahead_since.filter(|_| attempt == 1).map(|since| {
+                            format!(
+                                "started while the source before loaded, {} ms in all",
+                                ms(since.elapsed())
+                            )
+                        });
+                        [loaded.detail, rejected, ahead]
+                            .into_iter()
+                            .flatten()
+                            .reduce(|a, b| format!("{a}; {b}"))
                     };
                     self.finish(stage, StageStatus::Ok, loaded.rows, t, detail);
                     let event = new_event(Trigger::DataSourceRefreshSucceeded(

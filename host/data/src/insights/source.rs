@@ -90,6 +90,13 @@ pub trait Source: Send + Sync {
     fn read_ahead(&self) -> Option<Box<dyn FnOnce() + Send + '_>> {
         None
     }
+
+    /// Whether [`Source::refresh`] may run on another thread while an
+    /// earlier source loads: its import does not hold the store's
+    /// connection while it reads (a file source writes a file of its own).
+    fn loads_ahead(&self) -> bool {
+        false
+    }
 }
 
 /// How many skipped rows a refresh describes.
@@ -207,6 +214,10 @@ impl FileSource {
 }
 
 impl Source for FileSource {
+    fn loads_ahead(&self) -> bool {
+        true
+    }
+
     fn refresh(
         &self,
         store: &EntityDb,

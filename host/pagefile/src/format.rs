@@ -63,6 +63,7 @@ fn serial_type(v: &Value<'_>) -> (u64, usize) {
         },
         Value::Real(_) => (7, 8),
         Value::Text(s) => (13 + 2 * s.len() as u64, s.len()),
+        Value::Utf8(s) => (13 + 2 * s.len() as u64, s.len()),
         Value::Blob(b) => (12 + 2 * b.len() as u64, b.len()),
     }
 }
@@ -105,6 +106,7 @@ pub fn append_record(out: &mut Vec<u8>, values: &[Value<'_>], header: usize) {
             }
             Value::Real(f) => out.extend_from_slice(&f.to_bits().to_be_bytes()),
             Value::Text(s) => out.extend_from_slice(s.as_bytes()),
+            Value::Utf8(s) => out.extend_from_slice(s),
             Value::Blob(b) => out.extend_from_slice(b),
         }
     }
@@ -216,6 +218,13 @@ mod tests {
             &[Value::Integer(0), Value::Text("ab"), Value::Null],
         );
         assert_eq!(out, [4, 8, 17, 0, b'a', b'b']);
+        // Text given as its bytes is the same text.
+        let mut bytes = Vec::new();
+        record(
+            &mut bytes,
+            &[Value::Integer(0), Value::Utf8(b"ab"), Value::Null],
+        );
+        assert_eq!(bytes, out);
         // 126 one-byte types: 127 with the size byte, still one byte.
         let many = vec![Value::Null; 126];
         record(&mut out, &many);

@@ -37,6 +37,10 @@ pub enum Value<'a> {
     Integer(i64),
     Real(f64),
     Text(&'a str),
+    /// Text as its UTF-8 bytes, already known to be valid UTF-8 (the
+    /// writer does not check it again; SQLite would read invalid bytes as
+    /// they are).
+    Utf8(&'a [u8]),
     Blob(&'a [u8]),
 }
 
@@ -165,6 +169,7 @@ impl LastKey {
         let (class, int, bytes): (u8, i64, &[u8]) = match *key {
             Value::Integer(i) => (1, i, &[]),
             Value::Text(s) => (2, 0, s.as_bytes()),
+            Value::Utf8(s) => (2, 0, s),
             Value::Blob(b) => (3, 0, b),
             Value::Null | Value::Real(_) => return false,
         };

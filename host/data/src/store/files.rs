@@ -236,15 +236,9 @@ pub(super) struct NewFile {
 }
 
 impl NewFile {
-    /// Create the file for `entity`'s generation `generation` in `dir`, and
-    /// a connection to write it: pages of `page_size` bytes, no journal
-    /// (nothing reads it before it is synced and published).
-    pub(super) fn create(
-        dir: &Path,
-        entity: &str,
-        generation: i64,
-        page_size: u32,
-    ) -> Result<(Self, Connection), StoreError> {
+    /// A name in `dir` for `entity`'s generation `generation`, not yet
+    /// taken; the directory is made if missing.
+    pub(super) fn reserve(dir: &Path, entity: &str, generation: i64) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
             path: dir.to_owned(),
             source,
@@ -256,12 +250,24 @@ impl NewFile {
             "{entity}.{generation}.{}-{nanos:09}.sqlite",
             std::process::id()
         );
-        let path = dir.join(&name);
-        let file = Self {
-            path: path.clone(),
+        Ok(Self {
+            path: dir.join(&name),
             name,
             kept: false,
-        };
+        })
+    }
+
+    /// Create the file for `entity`'s generation `generation` in `dir`, and
+    /// a connection to write it: pages of `page_size` bytes, no journal
+    /// (nothing reads it before it is synced and published).
+    pub(super) fn create(
+        dir: &Path,
+        entity: &str,
+        generation: i64,
+        page_size: u32,
+    ) -> Result<(Self, Connection), StoreError> {
+        let file = Self::reserve(dir, entity, generation)?;
+        let path = file.path.clone();
         let sql = |source| StoreError::Sqlite {
             path: path.clone(),
             source,

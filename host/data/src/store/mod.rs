@@ -14,6 +14,7 @@ mod json_array;
 mod key_index;
 mod metadata;
 mod page;
+mod paged;
 mod partitions;
 pub mod pipe;
 mod publish;
@@ -50,6 +51,7 @@ pub use import::{
 pub(crate) use key_index::scattered_keys;
 pub use key_index::{MAX_TAG_RUNS, SAMPLE_ROWS};
 pub use page::{PageError, PageLimits, PageRequest, PageResult, CURSOR_CAPACITY};
+pub use paged::Sink;
 pub use partitions::{Partition, WHOLE as WHOLE_PARTITION};
 pub use publish::Publication;
 pub use row_bound::MAX_ROW_BYTES;
@@ -617,25 +619,9 @@ impl EntityDb {
         columns: &[(String, ColumnType)],
         fill: impl FnOnce(&mut RowSink<'_>) -> Result<(), E>,
     ) -> Result<u64, E> {
-        let (previous, file, in_files) = {
-            let conn = self.conn();
-            let (previous, file) = self.kept_in(&conn, entity)?;
-            let in_files: i64 = conn
-                .query_row(
-                    "SELECT count(*) FROM _tf_entities WHERE file IS NOT NULL",
-                    [],
-                    |r| r.get(0),
-                )
-                .map_err(|e| self.sql(e))?;
-            (
-                previous,
-                file,
-                usize::try_from(in_files).unwrap_or(usize::MAX),
-            )
-        };
-        if file.is_none() && in_files >= MAX_ENTITY_FILES {
+        let Some(previous) = self.may_have_file(entity)? else {
             return self.import_entity_with(entity, key, columns, fill);
-        }
+        };
         let page_size = self.page_size()?;
         let (new, mut writer) = files::NewFile::create(
             self.files.dir(),
@@ -673,7 +659,91 @@ impl EntityDb {
         tx.commit().map_err(in_new)?;
         writer.close().map_err(|(_, e)| in_new(e))?;
         new.sync()?;
+        let tables = (key, columns);
+        Ok(self.publish_file(entity, tables, new, (count, &noted), unordered)?)
+    }
 
+    /// [`EntityDb::import_entity_into_file_with`], the rows written page by
+    /// page (see [`paged`]): `None` when they cannot be (keys in no order, a
+    /// value SQLite would convert, several files; shown by the rows pushed),
+    /// an integer key, or when the entity is kept in the main file. Nothing
+    /// is stored then: import them through SQLite.
+    pub fn import_entity_paged_with<E: From<StoreError>>(
+        &self,
+        entity: &str,
+        key: &str,
+        columns: &[(String, ColumnType)],
+        fill: impl FnOnce(&mut dyn Sink) -> Result<(), E>,
+    ) -> Result<Option<u64>, E> {
+        if !valid_identifier(entity) {
+            return Err(StoreError::BadName(entity.to_owned(), "entity").into());
+        }
+        if let Some((c, _)) = columns.iter().find(|(c, _)| !valid_identifier(c)) {
+            return Err(StoreError::BadName(c.clone(), "field").into());
+        }
+        let integer_key = columns
+            .iter()
+            .position(|(c, _)| c == key)
+            .is_some_and(|i| key_is_rowid(columns, i));
+        let Some(previous) = self.may_have_file(entity)?.filter(|_| !integer_key) else {
+            return Ok(None);
+        };
+        let page_size = self.page_size()?;
+        let generation = previous.saturating_add(1);
+        let new = files::NewFile::reserve(self.files.dir(), entity, generation)?;
+        let mut sink =
+            paged::PagedSink::create(&new.path, page_size, entity, key, columns, generation)?;
+        let filled = fill(&mut sink);
+        if let Some(why) = sink.unpaged() {
+            tracing::debug!(entity, "an import goes through SQLite: {why}");
+            return Ok(None);
+        }
+        filled?;
+        let count = sink.count();
+        let noted = std::mem::take(&mut sink.noted);
+        sink.finish(&new.path)?;
+        new.sync()?;
+        Ok(Some(self.publish_file(
+            entity,
+            (key, columns),
+            new,
+            (count, &noted),
+            false,
+        )?))
+    }
+
+    /// The generation `entity` has (0: none) when its next import may go to
+    /// a file of its own: it has one, or fewer than [`MAX_ENTITY_FILES`]
+    /// entities do.
+    fn may_have_file(&self, entity: &str) -> Result<Option<i64>, StoreError> {
+        let conn = self.conn();
+        let (previous, file) = self.kept_in(&conn, entity)?;
+        let in_files: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM _tf_entities WHERE file IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.sql(e))?;
+        let room = usize::try_from(in_files).is_ok_and(|n| n < MAX_ENTITY_FILES);
+        Ok((file.is_some() || room).then_some(previous))
+    }
+
+    /// Make the written file `new` the data of `entity` (its `key` and
+    /// `columns`): `count` rows, partitions as `noted`, in one transaction
+    /// that records the rows changed. The file it replaces is removed.
+    fn publish_file(
+        &self,
+        entity: &str,
+        (key, columns): (&str, &[(String, ColumnType)]),
+        new: files::NewFile,
+        (count, noted): (u64, &partitions::Noted),
+        unordered: bool,
+    ) -> Result<u64, StoreError> {
+        let in_new = |source| StoreError::Sqlite {
+            path: new.path.clone(),
+            source,
+        };
         let mut conn = self.conn();
         files::attach(&conn, &new.path, files::INCOMING).map_err(in_new)?;
         let published = (|| {
@@ -687,7 +757,7 @@ impl EntityDb {
             };
             changes::record(self, &tx, entity, key, columns, unordered, &tables)?;
             let old = self.swap_in(&tx, entity, key, columns, count, Some(&new.name))?;
-            partitions::record(&tx, entity, &noted, count, true).map_err(|e| self.sql(e))?;
+            partitions::record(&tx, entity, noted, count, true).map_err(|e| self.sql(e))?;
             tx.commit().map_err(|e| self.sql(e))?;
             Ok::<_, StoreError>(old)
         })();

@@ -513,7 +513,7 @@ impl<'a> RowSink<'a> {
     }
 }
 
-fn show(v: ValueRef<'_>) -> String {
+pub(super) fn show(v: ValueRef<'_>) -> String {
     match v {
         ValueRef::Null => "null".into(),
         ValueRef::Integer(n) => n.to_string(),

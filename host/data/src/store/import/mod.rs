@@ -623,13 +623,32 @@ impl From<ImportError> for Pass {
 
 /// Convert every row of `spec`'s files to the types of `inferred` and store
 /// them as `entity`'s rows, in one transaction; a guess is checked against
-/// every row (and rolled back when it does not hold).
+/// every row (and rolled back when it does not hold). One file is written
+/// page by page ([`super::EntityDb::import_entity_paged_with`]) unless its
+/// rows show they cannot be; then, and for several files, through SQLite.
 fn import_pass(
     spec: &ImportSpec<'_>,
     inferred: Inferred,
     store: &super::EntityDb,
     entity: &str,
 ) -> Result<ImportReport, Pass> {
+    if spec.files.len() == 1 {
+        if let Some(report) = write_pass(spec, inferred.clone(), store, entity, true)? {
+            return Ok(report);
+        }
+    }
+    write_pass(spec, inferred, store, entity, false)?.ok_or(Pass::Guessed)
+}
+
+/// [`import_pass`], written page by page when `paged`: `None` when the rows
+/// cannot be (nothing was stored).
+fn write_pass(
+    spec: &ImportSpec<'_>,
+    inferred: Inferred,
+    store: &super::EntityDb,
+    entity: &str,
+    paged: bool,
+) -> Result<Option<ImportReport>, Pass> {
     let Inferred {
         typed,
         stamps,
@@ -682,7 +701,7 @@ fn import_pass(
             e.to_string(),
         )
     };
-    let rows = store.import_entity_into_file_with(entity, key, &typed, |sink| {
+    let mut fill = |sink: &mut dyn super::Sink| {
         for (i, (path, before)) in spec.files.iter().zip(&stamps).enumerate() {
             if i > 0 {
                 sink.build_key_index().map_err(key_error)?;
@@ -805,13 +824,17 @@ fn import_pass(
             return Err(Pass::Guessed);
         }
         sink.build_key_index().map_err(key_error)?;
-        Ok(())
-    })?;
-    Ok(ImportReport {
+        Ok::<(), Pass>(())
+    };
+    let rows = match paged {
+        true => store.import_entity_paged_with(entity, key, &typed, fill)?,
+        false => Some(store.import_entity_into_file_with(entity, key, &typed, |s| fill(s))?),
+    };
+    Ok(rows.map(|rows| ImportReport {
         columns: typed,
         rows,
         rejected,
-    })
+    }))
 }
 
 /// The first names of a list, quoted, for an error message.

@@ -1,0 +1,399 @@
+//! An import written straight into a new entity file's pages, by
+//! [`triggerfish_pagefile`], instead of through SQLite's inserts: the rows'
+//! B-tree and the key's index built bottom-up, each page written once.
+//!
+//! It takes what such a file can hold as SQLite would have stored it: one
+//! file's rows, keys in ascending order, each value already of its
+//! column's storage class. When a row shows otherwise (a key below the one
+//! before, a value SQLite would convert), [`PagedSink`] stops and says so
+//! ([`PagedSink::unpaged`]), and the import is made again through SQLite
+//! ([`super::EntityDb::import_entity_into_file_with`]). A duplicate or
+//! empty key is the error an insert would give.
+
+use std::path::Path;
+
+use rusqlite::types::{Value, ValueRef};
+use triggerfish_pagefile as pagefile;
+
+use super::sink::show;
+use super::{key_index, partitions, pipe, sql_type, table_name, StoreError};
+use crate::odata::ColumnType;
+
+/// Where the rows of an import go: SQLite's inserts ([`super::RowSink`]) or
+/// pages ([`PagedSink`]).
+pub trait Sink {
+    /// Start a partition (one file of an import); see
+    /// [`super::RowSink::begin_partition`].
+    fn begin_partition(&mut self, origin: &str) -> Result<(), StoreError>;
+    /// Add rows, each tagged by the caller; see [`super::RowSink::push_batch`].
+    fn push_batch(&mut self, rows: &pipe::Rows<'_>) -> Result<(), (u64, StoreError)>;
+    /// Check the keys once every row is in; see
+    /// [`super::RowSink::build_key_index`].
+    fn build_key_index(&mut self) -> Result<(), (Option<(i64, u64)>, StoreError)>;
+}
+
+impl Sink for super::RowSink<'_> {
+    fn begin_partition(&mut self, origin: &str) -> Result<(), StoreError> {
+        super::RowSink::begin_partition(self, origin)
+    }
+    fn push_batch(&mut self, rows: &pipe::Rows<'_>) -> Result<(), (u64, StoreError)> {
+        super::RowSink::push_batch(self, rows)
+    }
+    fn build_key_index(&mut self) -> Result<(), (Option<(i64, u64)>, StoreError)> {
+        super::RowSink::build_key_index(self)
+    }
+}
+
+/// Rows of one import, written into the pages of a new file.
+pub(super) struct PagedSink {
+    file: Option<pagefile::PageFile>,
+    entity: String,
+    key: String,
+    key_index: usize,
+    types: Vec<ColumnType>,
+    count: u64,
+    /// The last key pushed, to check the next is above it.
+    last: Option<Value>,
+    pub(super) noted: partitions::Noted,
+    /// Set when a row cannot be paged: the import must go through SQLite.
+    unpaged: Option<String>,
+}
+
+impl PagedSink {
+    /// Write `entity`'s rows into the new file `path`: pages of
+    /// `page_size` bytes, the key's unique index named for `generation`.
+    pub(super) fn create(
+        path: &Path,
+        page_size: u32,
+        entity: &str,
+        key: &str,
+        columns: &[(String, ColumnType)],
+        generation: i64,
+    ) -> Result<Self, StoreError> {
+        let key_index = columns.iter().position(|(c, _)| c == key).ok_or_else(|| {
+            StoreError::KeyNotAColumn {
+                entity: entity.to_owned(),
+                key: key.to_owned(),
+            }
+        })?;
+        let table = table_name(entity);
+        let defs: Vec<String> = columns
+            .iter()
+            .map(|(c, t)| {
+                let not_null = if c == key { " NOT NULL" } else { "" };
+                format!("\"{c}\" {}{not_null}", sql_type(*t))
+            })
+            .collect();
+        let table_sql = format!("CREATE TABLE {table} ({})", defs.join(", "));
+        let index = key_index::name(entity, generation);
+        let index_sql = format!("CREATE UNIQUE INDEX {index} ON {table} (\"{key}\")");
+        let unquoted = |s: &str| s.trim_matches('"').to_owned();
+        let file = pagefile::PageFile::create(
+            path,
+            pagefile::Options {
+                page_size,
+                wal: false,
+                // Synced by the caller, with its directory.
+                sync: false,
+            },
+            pagefile::Table {
+                name: &unquoted(&table),
+                sql: &table_sql,
+                columns: columns.len(),
+            },
+            Some(pagefile::Index {
+                name: &unquoted(&index),
+                sql: Some(&index_sql),
+                column: key_index,
+            }),
+        )
+        .map_err(|e| StoreError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        Ok(Self {
+            file: Some(file),
+            entity: entity.to_owned(),
+            key: key.to_owned(),
+            key_index,
+            types: columns.iter().map(|(_, t)| *t).collect(),
+            count: 0,
+            last: None,
+            noted: partitions::Noted::default(),
+            unpaged: None,
+        })
+    }
+
+    /// Why the rows could not be paged, once a row showed it.
+    pub(super) fn unpaged(&self) -> Option<&str> {
+        self.unpaged.as_deref()
+    }
+
+    /// Rows written.
+    pub(super) fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Write the trees' last pages and the schema.
+    pub(super) fn finish(mut self, path: &Path) -> Result<(), StoreError> {
+        let file = self.file.take().ok_or_else(|| StoreError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other("the file was finished already"),
+        })?;
+        file.finish().map(drop).map_err(|e| StoreError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    }
+
+    /// Stop paging: `why` a row cannot be.
+    fn stop(&mut self, tag: u64, why: String) -> (u64, StoreError) {
+        let e = StoreError::Declaration {
+            entity: self.entity.clone(),
+            message: format!("not written page by page: {why}"),
+        };
+        self.unpaged = Some(why);
+        (tag, e)
+    }
+
+    /// Check `key` (of row `self.count + 1`) against the last one.
+    fn check_key(&mut self, tag: u64, key: ValueRef<'_>) -> Result<(), (u64, StoreError)> {
+        let row = self.count + 1;
+        let at = |message| {
+            (
+                tag,
+                StoreError::Row {
+                    entity: self.entity.clone(),
+                    row,
+                    message,
+                },
+            )
+        };
+        if key == ValueRef::Null {
+            return Err(at(format!("field '{}' (the key) is empty", self.key)));
+        }
+        if let Some(last) = &self.last {
+            match key_index::order(ValueRef::from(last), key) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => {
+                    return Err(at(format!(
+                        "duplicate key {} in field '{}'",
+                        show(key),
+                        self.key
+                    )))
+                }
+                std::cmp::Ordering::Greater => {
+                    return Err(self.stop(tag, format!("row {row}: keys come in no order")))
+                }
+            }
+        }
+        match (&mut self.last, key) {
+            (Some(Value::Text(s)), ValueRef::Text(t)) => {
+                s.clear();
+                s.push_str(&String::from_utf8_lossy(t));
+            }
+            (last, key) => *last = Some(key.into()),
+        }
+        Ok(())
+    }
+}
+
+/// `v` as SQLite stores it in a column of type `t`, when storing it
+/// changes nothing but a REAL column's integer; `None` when SQLite would
+/// convert it otherwise.
+fn stored(t: ColumnType, v: ValueRef<'_>) -> Option<pagefile::Value<'_>> {
+    Some(match (t, v) {
+        (_, ValueRef::Null) => pagefile::Value::Null,
+        // The import's text is UTF-8, checked as it was read.
+        (ColumnType::String | ColumnType::DateTime, ValueRef::Text(s)) => pagefile::Value::Utf8(s),
+        (ColumnType::Integer | ColumnType::Boolean, ValueRef::Integer(n)) => {
+            pagefile::Value::Integer(n)
+        }
+        (ColumnType::Decimal, ValueRef::Real(f)) => pagefile::Value::Real(f),
+        (ColumnType::Decimal, ValueRef::Integer(n)) => pagefile::Value::Real(n as f64),
+        _ => return None,
+    })
+}
+
+impl Sink for PagedSink {
+    fn begin_partition(&mut self, origin: &str) -> Result<(), StoreError> {
+        if !self.noted.starts.is_empty() {
+            self.unpaged = Some("more than one file".into());
+            return Err(StoreError::Declaration {
+                entity: self.entity.clone(),
+                message: "not written page by page: more than one file".into(),
+            });
+        }
+        self.noted.starts.push((origin.to_owned(), self.count));
+        Ok(())
+    }
+
+    fn push_batch(&mut self, rows: &pipe::Rows<'_>) -> Result<(), (u64, StoreError)> {
+        let mut values = Vec::with_capacity(self.types.len());
+        for &(tag, row) in rows.iter() {
+            if row.len() != self.types.len() {
+                return Err((
+                    tag,
+                    StoreError::Row {
+                        entity: self.entity.clone(),
+                        row: self.count + 1,
+                        message: format!("{} values for {} columns", row.len(), self.types.len()),
+                    },
+                ));
+            }
+            let key = row.get(self.key_index).copied().unwrap_or(ValueRef::Null);
+            self.check_key(tag, key)?;
+            values.clear();
+            for (i, (t, v)) in self.types.iter().zip(row.iter()).enumerate() {
+                match stored(*t, *v) {
+                    Some(v) => values.push(v),
+                    None => {
+                        let why = format!(
+                            "row {}: column {} as SQLite would convert it",
+                            self.count + 1,
+                            i + 1
+                        );
+                        return Err(self.stop(tag, why));
+                    }
+                }
+            }
+            let Some(file) = self.file.as_mut() else {
+                return Err(self.stop(tag, "the file was finished already".into()));
+            };
+            file.push(&values).map_err(|e| {
+                (
+                    tag,
+                    StoreError::Row {
+                        entity: self.entity.clone(),
+                        row: self.count + 1,
+                        message: e.to_string(),
+                    },
+                )
+            })?;
+            self.count += 1;
+        }
+        Ok(())
+    }
+
+    fn build_key_index(&mut self) -> Result<(), (Option<(i64, u64)>, StoreError)> {
+        // Built as the rows came.
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::types::{Value, ValueRef};
+
+    use super::super::{pushing, EntityDb, StoreError};
+    use super::*;
+
+    fn cols() -> Vec<(String, ColumnType)> {
+        vec![
+            ("Id".into(), ColumnType::String),
+            ("N".into(), ColumnType::Integer),
+            ("Amount".into(), ColumnType::Decimal),
+        ]
+    }
+
+    fn row(id: &str, n: i64) -> Vec<Value> {
+        vec![
+            Value::Text(id.into()),
+            Value::Integer(n),
+            Value::Integer(n * 2),
+        ]
+    }
+
+    /// Import `rows` page by page, in batches of 3.
+    fn paged(store: &EntityDb, rows: &[Vec<Value>]) -> Result<Option<u64>, StoreError> {
+        store.import_entity_paged_with("E", "Id", &cols(), |sink: &mut dyn Sink| {
+            sink.begin_partition("e.csv")?;
+            let refs: Vec<Vec<ValueRef<'_>>> = rows
+                .iter()
+                .map(|r| r.iter().map(ValueRef::from).collect())
+                .collect();
+            let tagged: Vec<(u64, &[ValueRef<'_>])> =
+                (1..).zip(refs.iter().map(Vec::as_slice)).collect();
+            for batch in tagged.chunks(3) {
+                sink.push_batch(batch).map_err(|(_, e)| e)?;
+            }
+            sink.build_key_index().map_err(|(_, e)| e)
+        })
+    }
+
+    fn files_in(store: &EntityDb) -> usize {
+        std::fs::read_dir(super::super::files::dir_of(store.path())).map_or(0, |d| d.count())
+    }
+
+    fn store() -> (tempfile::TempDir, EntityDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn rows_with_keys_in_order_are_written_as_sqlite_would_store_them() {
+        let (_dir, store) = store();
+        let rows: Vec<_> = (0..500).map(|i| row(&format!("k{i:04}"), i)).collect();
+        assert_eq!(paged(&store, &rows).unwrap(), Some(500));
+        let s = store.session();
+        let check: String = s
+            .query_row("PRAGMA \"tf_file_E\".integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+        // The decimal column's integer reads as a real, as SQLite stores it.
+        let (n, amount, kind): (i64, f64, String) = s
+            .query_row(
+                "SELECT N, Amount, typeof(Amount) FROM \"ent_E\" WHERE Id = 'k0421'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((n, amount, kind.as_str()), (421, 842.0, "real"));
+        let plan: String = s
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT N FROM \"ent_E\" WHERE Id = 'k0001'",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("USING INDEX"), "{plan}");
+        drop(s);
+        assert_eq!(store.meta("E").unwrap().rows, 500);
+    }
+
+    #[test]
+    fn rows_that_cannot_be_paged_leave_nothing_and_say_so() {
+        let (_dir, store) = store();
+        let unordered = vec![row("b", 1), row("a", 2)];
+        assert_eq!(paged(&store, &unordered).unwrap(), None);
+        let mut converted = row("a", 1);
+        converted[1] = Value::Text("1".into());
+        assert_eq!(paged(&store, &[converted]).unwrap(), None);
+        assert_eq!(files_in(&store), 0);
+        assert!(store.meta("E").is_err(), "nothing was published");
+        // An integer key is the rowid: through SQLite.
+        let ints = vec![("Id".to_owned(), ColumnType::Integer)];
+        let none =
+            store
+                .import_entity_paged_with("I", "Id", &ints, |_: &mut dyn Sink| {
+                    Ok::<(), StoreError>(())
+                })
+                .unwrap();
+        assert_eq!(none, None);
+    }
+
+    #[test]
+    fn a_duplicate_key_fails_as_an_insert_would() {
+        let (_dir, store) = store();
+        let rows = vec![row("a", 1), row("b", 2), row("b", 3)];
+        let paged = paged(&store, &rows).unwrap_err().to_string();
+        let through_sqlite = store
+            .import_entity_into_file_with("E", "Id", &cols(), pushing(rows.into_iter().map(Ok)))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(paged, "entity 'E', row 3: duplicate key 'b' in field 'Id'");
+        assert_eq!(paged, through_sqlite);
+        assert_eq!(files_in(&store), 0);
+    }
+}

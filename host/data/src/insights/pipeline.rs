@@ -204,14 +204,21 @@ impl InsightsEngine {
                     if !ahead.is_empty() {
                         scope.spawn(move || ahead.into_iter().for_each(|work| work()));
                     }
-                    let mut next: Option<ahead::Started<'_>> = None;
-                    for i in 0..self.sources.len() {
-                        let this = next.take();
-                        next = self
-                            .sources
-                            .get(i + 1)
-                            .filter(|s| s.loads_ahead())
-                            .map(|s| ahead::start(scope, s.as_ref(), &self.store, self.force));
+                    let n = self.sources.len();
+                    let mut started: Vec<Option<ahead::Started<'_>>> =
+                        (0..n).map(|_| None).collect();
+                    let mut launched = 1;
+                    for i in 0..n {
+                        // The sources up to IMPORTS_AT_ONCE - 1 after this one.
+                        while launched < n.min(i + ahead::IMPORTS_AT_ONCE) {
+                            let s = &self.sources[launched];
+                            if s.loads_ahead() {
+                                started[launched] =
+                                    Some(ahead::start(scope, s.as_ref(), &self.store, self.force));
+                            }
+                            launched += 1;
+                        }
+                        let this = started.get_mut(i).and_then(Option::take);
                         if !run.source(i, this) {
                             failed.push(self.workspace.sources[i].name.clone());
                         }

@@ -53,7 +53,7 @@ pub(super) struct PagedSink {
     types: Vec<ColumnType>,
     count: u64,
     /// The last key pushed, to check the next is above it.
-    last: Option<Value>,
+    last: Last,
     pub(super) noted: partitions::Noted,
     /// Set when a row cannot be paged: the import must go through SQLite.
     unpaged: Option<String>,
@@ -118,7 +118,7 @@ impl PagedSink {
             key_index,
             types: columns.iter().map(|(_, t)| *t).collect(),
             count: 0,
-            last: None,
+            last: Last::None,
             noted: partitions::Noted::default(),
             unpaged: None,
         })
@@ -172,8 +172,13 @@ impl PagedSink {
         if key == ValueRef::Null {
             return Err(at(format!("field '{}' (the key) is empty", self.key)));
         }
-        if let Some(last) = &self.last {
-            match key_index::order(ValueRef::from(last), key) {
+        let last = match &self.last {
+            Last::None => None,
+            Last::Text(t) => Some(ValueRef::Text(t)),
+            Last::Other(v) => Some(ValueRef::from(v)),
+        };
+        if let Some(last) = last {
+            match key_index::order(last, key) {
                 std::cmp::Ordering::Less => {}
                 std::cmp::Ordering::Equal => {
                     return Err(at(format!(
@@ -188,14 +193,23 @@ impl PagedSink {
             }
         }
         match (&mut self.last, key) {
-            (Some(Value::Text(s)), ValueRef::Text(t)) => {
-                s.clear();
-                s.push_str(&String::from_utf8_lossy(t));
+            (Last::Text(last), ValueRef::Text(t)) => {
+                last.clear();
+                last.extend_from_slice(t);
             }
-            (last, key) => *last = Some(key.into()),
+            (last, ValueRef::Text(t)) => *last = Last::Text(t.to_vec()),
+            (last, key) => *last = Last::Other(key.into()),
         }
         Ok(())
     }
+}
+
+/// A key kept to compare the next with: text as its bytes, its buffer
+/// reused from key to key.
+enum Last {
+    None,
+    Text(Vec<u8>),
+    Other(Value),
 }
 
 /// `v` as SQLite stores it in a column of type `t`, when storing it

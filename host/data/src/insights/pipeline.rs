@@ -445,7 +445,11 @@ impl Run<'_> {
                             source: spec.name.clone(),
                             rows_read: loaded.rows,
                             rows_rejected: loaded.rejected,
-                            duration_ms: ms(t.elapsed()),
+                            // The import's own time, where it started ahead.
+                            duration_ms: ms(ahead_since
+                                .filter(|_| attempt == 1)
+                                .unwrap_or(t)
+                                .elapsed()),
                         },
                     ));
                     let generation = self.engine.store.meta(&spec.entity).map(|m| m.generation);

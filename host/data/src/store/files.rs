@@ -107,7 +107,9 @@ impl Files {
     /// another connection committed since the last time (or always, with
     /// `force`). Call it on the store's connection, outside a transaction.
     pub(super) fn sync(&self, conn: &Connection, force: bool) -> rusqlite::Result<()> {
-        let version: i64 = conn.query_row("PRAGMA main.data_version", [], |r| r.get(0))?;
+        let version: i64 = conn
+            .prepare_cached("PRAGMA main.data_version")?
+            .query_row([], |r| r.get(0))?;
         let mut state = self.lock();
         if !force && state.version == Some(version) {
             return Ok(());

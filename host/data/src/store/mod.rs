@@ -300,6 +300,18 @@ pub fn type_name(t: ColumnType) -> &'static str {
     t.into()
 }
 
+/// The columns' definitions in a `CREATE TABLE`, the key's `NOT NULL`.
+fn column_defs(columns: &[(String, ColumnType)], key: &str) -> String {
+    columns
+        .iter()
+        .map(|(c, t)| {
+            let not_null = if c == key { " NOT NULL" } else { "" };
+            format!("\"{c}\" {}{not_null}", sql_type(*t))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `entity`'s live table, qualified by the schema it is kept in.
 fn live_table(entity: &str, in_file: bool) -> String {
     match in_file {
@@ -850,13 +862,7 @@ impl EntityDb {
             }
         })?;
         let staging = Table::staging(entity);
-        let col_defs: Vec<String> = columns
-            .iter()
-            .map(|(c, t)| {
-                let not_null = if c == key { " NOT NULL" } else { "" };
-                format!("\"{c}\" {}{not_null}", sql_type(*t))
-            })
-            .collect();
+        let col_defs = column_defs(columns, key);
         let placeholders = vec!["?"; columns.len()].join(", ");
         let integer_key = key_is_rowid(columns, key_index);
         let key_later = match layout {
@@ -877,8 +883,7 @@ impl EntityDb {
         };
         tx.execute_batch(&format!(
             "DROP TABLE IF EXISTS {staging};
-             CREATE TABLE {staging} ({}{primary_key}){without_rowid};",
-            col_defs.join(", ")
+             CREATE TABLE {staging} ({col_defs}{primary_key}){without_rowid};"
         ))
         .map_err(|e| self.sql(e))?;
         // Indexed from the start: keys that come in order cost little to

@@ -16,7 +16,7 @@ use rusqlite::types::{Value, ValueRef};
 use triggerfish_pagefile as pagefile;
 
 use super::sink::show;
-use super::{key_index, partitions, pipe, sql_type, table_name, StoreError};
+use super::{column_defs, key_index, partitions, pipe, table_name, StoreError};
 use crate::odata::ColumnType;
 
 /// Where the rows of an import go: SQLite's inserts ([`super::RowSink`]) or
@@ -77,14 +77,7 @@ impl PagedSink {
             }
         })?;
         let table = table_name(entity);
-        let defs: Vec<String> = columns
-            .iter()
-            .map(|(c, t)| {
-                let not_null = if c == key { " NOT NULL" } else { "" };
-                format!("\"{c}\" {}{not_null}", sql_type(*t))
-            })
-            .collect();
-        let table_sql = format!("CREATE TABLE {table} ({})", defs.join(", "));
+        let table_sql = format!("CREATE TABLE {table} ({})", column_defs(columns, key));
         let index = key_index::name(entity, generation);
         let index_sql = format!("CREATE UNIQUE INDEX {index} ON {table} (\"{key}\")");
         let unquoted = |s: &str| s.trim_matches('"').to_owned();

@@ -545,6 +545,36 @@ mod store_tests {
     }
 
     #[test]
+    fn imports_that_each_found_room_keep_the_limit_when_they_publish() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let store = EntityDb::open(&path, Default::default()).unwrap();
+        for i in 0..MAX_ENTITY_FILES - 1 {
+            import(&store, &format!("E{i}"), 3, "a").unwrap();
+        }
+        // Both find room; the one inside publishes first and takes it.
+        let (outer, inner) = ("Outer", "Inner");
+        store
+            .import_entity_into_file_with(outer, "Id", &cols(), |sink| {
+                import(&store, inner, 4, "i")?;
+                pushing(rows(5, "o"))(sink)
+            })
+            .unwrap();
+        assert!(file_of(&store, inner).is_some());
+        assert_eq!(
+            file_of(&store, outer),
+            None,
+            "past the limit: the main file"
+        );
+        assert_eq!(listed(&dir_of(&path)).len(), MAX_ENTITY_FILES);
+        assert_eq!((count(&store, outer), count(&store, inner)), (5, 4));
+        assert!(store.get_item(outer, "o0004").unwrap().is_some());
+        // Its next import finds no room and goes to the main file as well.
+        import(&store, outer, 2, "p").unwrap();
+        assert_eq!((file_of(&store, outer), count(&store, outer)), (None, 2));
+    }
+
+    #[test]
     fn files_no_generation_names_are_removed_once_old() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sqlite");

@@ -611,7 +611,7 @@ impl EntityDb {
             new: Table::staging(entity),
         };
         changes::record(self, &tx, entity, key, columns, unordered, &tables)?;
-        let old = self.swap_in(&tx, entity, key, columns, count, None)?;
+        let old = self.swap_in(&tx, entity, key, columns, count, NewRows::Staged)?;
         partitions::record(&tx, entity, &noted, count, false).map_err(|e| self.sql(e))?;
         tx.commit().map_err(|e| self.sql(e))?;
         self.retire(&conn, old);
@@ -768,16 +768,35 @@ impl EntityDb {
                 new: format!("{}.{}", files::INCOMING, table_name(entity)),
             };
             changes::record(self, &tx, entity, key, columns, unordered, &tables)?;
-            let old = self.swap_in(&tx, entity, key, columns, count, Some(&new.name))?;
+            // Imports under way at once may each have found room: the
+            // limit holds here, where publishing is one at a time.
+            let others: i64 = tx
+                .query_row(
+                    "SELECT count(*) FROM _tf_entities WHERE file IS NOT NULL AND name <> ?1",
+                    [entity],
+                    |r| r.get(0),
+                )
+                .map_err(|e| self.sql(e))?;
+            let home = usize::try_from(others).map_or(true, |n| n >= MAX_ENTITY_FILES);
+            let rows = match home {
+                true => NewRows::Home,
+                false => NewRows::File(&new.name),
+            };
+            let old = self.swap_in(&tx, entity, key, columns, count, rows)?;
             partitions::record(&tx, entity, noted, count, true).map_err(|e| self.sql(e))?;
+            if home {
+                files::copy_home(&tx, files::INCOMING).map_err(|e| self.sql(e))?;
+            }
             tx.commit().map_err(|e| self.sql(e))?;
-            Ok::<_, StoreError>(old)
+            Ok::<_, StoreError>((old, home))
         })();
         if let Err(e) = conn.execute_batch(&format!("DETACH DATABASE {}", files::INCOMING)) {
             tracing::warn!(store = %self.path.display(), "cannot detach a published file: {e}");
         }
-        let old = published?;
-        new.keep();
+        let (old, home) = published?;
+        if !home {
+            new.keep();
+        }
         self.retire(&conn, old);
         drop(conn);
         self.forget(entity);
@@ -927,10 +946,10 @@ impl EntityDb {
         Ok((sink.count, sink.noted, unordered))
     }
 
-    /// Make `entity`'s new rows its data, with a new generation, inside
-    /// `tx`: its staging table, or the table of the published `file`. The
-    /// file it was kept in before, if any, to [`EntityDb::retire`] once `tx`
-    /// commits; call [`EntityDb::forget`] then too.
+    /// Make `entity`'s new `rows` its data, with a new generation, inside
+    /// `tx`. The file it was kept in before, if any, to
+    /// [`EntityDb::retire`] once `tx` commits; call [`EntityDb::forget`]
+    /// then too.
     fn swap_in(
         &self,
         tx: &rusqlite::Transaction<'_>,
@@ -938,8 +957,12 @@ impl EntityDb {
         key: &str,
         columns: &[(String, ColumnType)],
         count: u64,
-        file: Option<&str>,
+        rows: NewRows<'_>,
     ) -> Result<Option<String>, StoreError> {
+        let file = match rows {
+            NewRows::File(name) => Some(name),
+            NewRows::Staged | NewRows::Home => None,
+        };
         let (table, staging) = (table_name(entity), Table::staging(entity));
         let (previous, old_file) = self.kept_in(tx, entity)?;
         let generation = previous + 1;
@@ -952,7 +975,7 @@ impl EntityDb {
         .unwrap_or_else(|_| "[]".into());
         // Qualified: a table of the same name may be in an attached file.
         let mut swap = format!("DROP TABLE IF EXISTS main.{table};");
-        if file.is_none() {
+        if let NewRows::Staged = rows {
             swap.push_str(&format!("ALTER TABLE main.{staging} RENAME TO {table};"));
         }
         tx.execute_batch(&swap).map_err(|e| self.sql(e))?;
@@ -1027,6 +1050,19 @@ impl EntityDb {
             .map_err(|e| self.sql(e))?;
         Ok(item)
     }
+}
+
+/// Where an entity's new rows are when [`EntityDb::swap_in`] makes them
+/// its data.
+#[derive(Debug, Clone, Copy)]
+enum NewRows<'f> {
+    /// In its staging table, in the main file.
+    Staged,
+    /// In the published entity file of this name.
+    File(&'f str),
+    /// In a file that will not be kept: the caller copies them into the
+    /// main file before its transaction ends.
+    Home,
 }
 
 /// How an entity's table is laid out.

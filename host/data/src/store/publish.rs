@@ -263,7 +263,14 @@ impl<'a> Publication<'a> {
                 if s.patch {
                     apply_patch(store, &tx, s)?;
                 } else {
-                    old.extend(store.swap_in(&tx, &s.entity, &s.key, &s.columns, s.rows, None)?);
+                    old.extend(store.swap_in(
+                        &tx,
+                        &s.entity,
+                        &s.key,
+                        &s.columns,
+                        s.rows,
+                        super::NewRows::Staged,
+                    )?);
                 }
             }
             tx.execute_batch(super::metadata::COUNTERS)

@@ -4,6 +4,7 @@
 //! columns of their own, named by their path (`"Address": {"City": …}` is
 //! `Address.City`, the column `AddressCity`), as API exports nest them.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
@@ -107,21 +108,21 @@ pub(super) struct ObjectRow<'c> {
 }
 
 impl<'de> DeserializeSeed<'de> for ObjectRow<'_> {
-    type Value = JsonRow;
+    type Value = JsonRow<'de>;
 
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<JsonRow, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<JsonRow<'de>, D::Error> {
         d.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for ObjectRow<'_> {
-    type Value = JsonRow;
+    type Value = JsonRow<'de>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JsonRow, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JsonRow<'de>, A::Error> {
         let mut row = vec![Raw::Null; self.columns.len()];
         let mut next = 0;
         self.keys.object += 1;
@@ -140,7 +141,7 @@ impl<'de> Visitor<'de> for ObjectRow<'_> {
                     map.next_value::<IgnoredAny>()?;
                 }
                 Some(Slot::Column(i)) => {
-                    set(&mut row, i, map.next_value::<serde_json::Value>()?);
+                    put(&mut row, i, map.next_value_seed(RawSeed)?);
                     next = i + 1;
                 }
                 Some(Slot::ByValue(key)) => {
@@ -168,45 +169,119 @@ impl<'de> Visitor<'de> for ObjectRow<'_> {
         Ok(Ok(row))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<JsonRow, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<JsonRow<'de>, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(Err(self.not_object.to_owned()))
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<JsonRow, E> {
+    fn visit_bool<E>(self, _: bool) -> Result<JsonRow<'de>, E> {
         Ok(Err(self.not_object.to_owned()))
     }
 
-    fn visit_i64<E>(self, _: i64) -> Result<JsonRow, E> {
+    fn visit_i64<E>(self, _: i64) -> Result<JsonRow<'de>, E> {
         Ok(Err(self.not_object.to_owned()))
     }
 
-    fn visit_u64<E>(self, _: u64) -> Result<JsonRow, E> {
+    fn visit_u64<E>(self, _: u64) -> Result<JsonRow<'de>, E> {
         Ok(Err(self.not_object.to_owned()))
     }
 
-    fn visit_f64<E>(self, _: f64) -> Result<JsonRow, E> {
+    fn visit_f64<E>(self, _: f64) -> Result<JsonRow<'de>, E> {
         Ok(Err(self.not_object.to_owned()))
     }
 
-    fn visit_str<E>(self, _: &str) -> Result<JsonRow, E> {
+    fn visit_str<E>(self, _: &str) -> Result<JsonRow<'de>, E> {
         Ok(Err(self.not_object.to_owned()))
     }
 
-    fn visit_unit<E>(self) -> Result<JsonRow, E> {
+    fn visit_unit<E>(self) -> Result<JsonRow<'de>, E> {
         Ok(Err(self.not_object.to_owned()))
     }
 }
 
 /// `value` as the `i`th column's value.
-fn set(row: &mut Vec<Raw>, i: usize, value: serde_json::Value) {
+fn set(row: &mut Vec<Raw<'_>>, i: usize, value: serde_json::Value) {
+    put(
+        row,
+        i,
+        match value {
+            serde_json::Value::Null => Raw::Null,
+            v => Raw::Json(v),
+        },
+    );
+}
+
+/// Put `value` in column `i` of `row`.
+fn put<'a>(row: &mut Vec<Raw<'a>>, i: usize, value: Raw<'a>) {
     if row.len() <= i {
         row.resize(i + 1, Raw::Null);
     }
-    row[i] = match value {
-        serde_json::Value::Null => Raw::Null,
-        v => Raw::Json(v),
-    };
+    row[i] = value;
+}
+
+/// A column's value as read: a string without escapes borrowed from the
+/// text, not copied (most of a JSON row's values).
+struct RawSeed;
+
+impl<'de> DeserializeSeed<'de> for RawSeed {
+    type Value = Raw<'de>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Raw<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RawSeed {
+    type Value = Raw<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Raw<'de>, E> {
+        Ok(Raw::Str(Cow::Borrowed(s)))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Raw<'de>, E> {
+        Ok(Raw::Str(Cow::Owned(s.to_owned())))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Raw<'de>, E> {
+        Ok(Raw::Str(Cow::Owned(s)))
+    }
+
+    fn visit_unit<E>(self) -> Result<Raw<'de>, E> {
+        Ok(Raw::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Raw<'de>, E> {
+        Ok(Raw::Null)
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Raw<'de>, E> {
+        Ok(Raw::Json(serde_json::Value::Bool(b)))
+    }
+
+    fn visit_i64<E>(self, n: i64) -> Result<Raw<'de>, E> {
+        Ok(Raw::Json(serde_json::Value::Number(n.into())))
+    }
+
+    fn visit_u64<E>(self, n: u64) -> Result<Raw<'de>, E> {
+        Ok(Raw::Json(serde_json::Value::Number(n.into())))
+    }
+
+    fn visit_f64<E>(self, f: f64) -> Result<Raw<'de>, E> {
+        Ok(serde_json::Number::from_f64(f)
+            .map_or(Raw::Null, |n| Raw::Json(serde_json::Value::Number(n))))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Raw<'de>, A::Error> {
+        serde_json::Value::deserialize(SeqAccessDeserializer::new(seq)).map(Raw::Json)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Raw<'de>, A::Error> {
+        serde_json::Value::deserialize(MapAccessDeserializer::new(map)).map(Raw::Json)
+    }
 }
 
 /// Where a key's value goes.
@@ -295,17 +370,17 @@ impl<'de> Visitor<'de> for ColumnOf<'_> {
 }
 
 /// A flattened value's leaves placed in their columns.
-struct Leaves<'c> {
+struct Leaves<'c, 'r> {
     columns: &'c mut Vec<String>,
     fixed: bool,
     overflow: &'c mut bool,
-    row: &'c mut Vec<Raw>,
+    row: &'c mut Vec<Raw<'r>>,
     keys: &'c mut FileKeys,
     /// The column placed last.
     last: Option<usize>,
 }
 
-impl Leaves<'_> {
+impl Leaves<'_, '_> {
     /// `value`, found at `keys.path`, into the path's column.
     fn leaf<E: serde::de::Error>(&mut self, v: serde_json::Value) -> Result<(), E> {
         let FileKeys { named, path, .. } = &mut *self.keys;
@@ -359,12 +434,12 @@ impl<'de> Visitor<'de> for PathKey<'_> {
 /// object's fields each at `path.field` (`depth` keys deep), anything else
 /// (arrays, and objects past [`MAX_FLATTEN_DEPTH`], as their JSON) in the
 /// path's column.
-struct Flattened<'l, 'c> {
-    leaves: &'l mut Leaves<'c>,
+struct Flattened<'l, 'c, 'r> {
+    leaves: &'l mut Leaves<'c, 'r>,
     depth: usize,
 }
 
-impl<'de> DeserializeSeed<'de> for Flattened<'_, '_> {
+impl<'de> DeserializeSeed<'de> for Flattened<'_, '_, '_> {
     type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -372,7 +447,7 @@ impl<'de> DeserializeSeed<'de> for Flattened<'_, '_> {
     }
 }
 
-impl<'de> Visitor<'de> for Flattened<'_, '_> {
+impl<'de> Visitor<'de> for Flattened<'_, '_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

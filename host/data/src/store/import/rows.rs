@@ -18,10 +18,12 @@ use crate::odata::ColumnType;
 use crate::store::row_bound::{Counting, RowBound, MAX_ROW_BYTES};
 use crate::store::{json_array, pipe};
 
-/// A JSON value as read (`null` apart).
+/// A JSON value as read (`null` apart): a string borrowed from the text
+/// read where it holds no escape, anything else as serde_json reads it.
 #[derive(Debug, Clone)]
-pub(super) enum Raw {
+pub(super) enum Raw<'a> {
     Null,
+    Str(std::borrow::Cow<'a, str>),
     Json(serde_json::Value),
 }
 
@@ -29,7 +31,7 @@ pub(super) enum Raw {
 /// in place, or a JSON object's values in column order.
 pub(super) enum Row<'r> {
     Csv(&'r csv::StringRecord),
-    Json(Vec<Raw>),
+    Json(Vec<Raw<'r>>),
 }
 
 impl Row<'_> {
@@ -91,8 +93,24 @@ impl Row<'_> {
             }
             Row::Json(values) => {
                 for (i, (v, (_, t))) in values.into_iter().zip(typed).enumerate() {
-                    let v = convert(v, *t, locale).map_err(|m| (i, m))?;
-                    feed.value(ValueRef::from(&v));
+                    match (v, t) {
+                        // Text kept as text goes to the batch as read.
+                        (Raw::Str(s), ColumnType::String) => {
+                            feed.value(ValueRef::Text(s.as_bytes()))
+                        }
+                        (Raw::Str(s), ColumnType::DateTime) => match datetime_ref(&s, locale) {
+                            Some(d) => feed.value(ValueRef::Text(d.as_bytes())),
+                            None => return Err((i, not_a_datetime(&s, locale))),
+                        },
+                        (Raw::Str(s), t) => {
+                            let v = convert_str(&s, *t, locale).map_err(|m| (i, m))?;
+                            feed.value(ValueRef::from(&v));
+                        }
+                        (v, t) => {
+                            let v = convert(v, *t, locale).map_err(|m| (i, m))?;
+                            feed.value(ValueRef::from(&v));
+                        }
+                    }
                 }
             }
         }
@@ -104,7 +122,7 @@ impl Row<'_> {
 type RawRow<'r> = Result<Row<'r>, String>;
 
 /// One JSON object as read, or why it is not one.
-pub(super) type JsonRow = Result<Vec<Raw>, String>;
+pub(super) type JsonRow<'a> = Result<Vec<Raw<'a>>, String>;
 
 /// What a row callback wants next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

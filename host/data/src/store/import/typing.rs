@@ -75,9 +75,11 @@ impl Typing {
 }
 
 /// The type one value suggests (`None` for null).
-pub(super) fn infer_one(v: &Raw, locale: &Locale) -> Option<ColumnType> {
+pub(super) fn infer_one(v: &Raw<'_>, locale: &Locale) -> Option<ColumnType> {
     Some(match v {
         Raw::Null => return None,
+        Raw::Str(s) if is_date(s, locale) => ColumnType::DateTime,
+        Raw::Str(_) => ColumnType::String,
         Raw::Json(serde_json::Value::Bool(_)) => ColumnType::Boolean,
         Raw::Json(serde_json::Value::Number(n)) if n.is_i64() => ColumnType::Integer,
         Raw::Json(serde_json::Value::Number(_)) => ColumnType::Decimal,
@@ -157,9 +159,10 @@ pub(super) fn datetime_ref<'s>(s: &'s str, locale: &Locale) -> Option<Cow<'s, st
 
 /// A JSON value as a value of type `t`: numbers and booleans as they are,
 /// anything else by its text.
-pub(super) fn convert(v: Raw, t: ColumnType, locale: &Locale) -> Result<Value, String> {
+pub(super) fn convert(v: Raw<'_>, t: ColumnType, locale: &Locale) -> Result<Value, String> {
     match (t, v) {
         (_, Raw::Null) => Ok(Value::Null),
+        (t, Raw::Str(s)) => convert_text_in(s.into_owned(), t, locale),
         (ColumnType::Integer, Raw::Json(serde_json::Value::Number(n))) => n
             .as_i64()
             .map(Value::Integer)

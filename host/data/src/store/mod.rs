@@ -725,20 +725,23 @@ impl EntityDb {
     }
 
     /// The generation `entity` has (0: none) when its next import may go to
-    /// a file of its own: it has one, or fewer than [`MAX_ENTITY_FILES`]
-    /// entities do.
+    /// a file of its own (see [`EntityDb::has_room`]).
     fn may_have_file(&self, entity: &str) -> Result<Option<i64>, StoreError> {
         let conn = self.conn();
-        let (previous, file) = self.kept_in(&conn, entity)?;
-        let in_files: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM _tf_entities WHERE file IS NOT NULL",
-                [],
-                |r| r.get(0),
+        let (previous, _) = self.kept_in(&conn, entity)?;
+        Ok(self.has_room(&conn, entity)?.then_some(previous))
+    }
+
+    /// Whether `entity` may be kept in a file of its own: fewer than
+    /// [`MAX_ENTITY_FILES`] other entities are.
+    fn has_room(&self, conn: &Connection, entity: &str) -> Result<bool, StoreError> {
+        let others: i64 = conn
+            .prepare_cached(
+                "SELECT count(*) FROM _tf_entities WHERE file IS NOT NULL AND name <> ?1",
             )
+            .and_then(|mut s| s.query_row([entity], |r| r.get(0)))
             .map_err(|e| self.sql(e))?;
-        let room = usize::try_from(in_files).is_ok_and(|n| n < MAX_ENTITY_FILES);
-        Ok((file.is_some() || room).then_some(previous))
+        Ok(usize::try_from(others).is_ok_and(|n| n < MAX_ENTITY_FILES))
     }
 
     /// Make the written file `new` the data of `entity` (its `key` and
@@ -770,14 +773,7 @@ impl EntityDb {
             changes::record(self, &tx, entity, key, columns, unordered, &tables)?;
             // Imports under way at once may each have found room: the
             // limit holds here, where publishing is one at a time.
-            let others: i64 = tx
-                .query_row(
-                    "SELECT count(*) FROM _tf_entities WHERE file IS NOT NULL AND name <> ?1",
-                    [entity],
-                    |r| r.get(0),
-                )
-                .map_err(|e| self.sql(e))?;
-            let home = usize::try_from(others).map_or(true, |n| n >= MAX_ENTITY_FILES);
+            let home = !self.has_room(&tx, entity)?;
             let rows = match home {
                 true => NewRows::Home,
                 false => NewRows::File(&new.name),

@@ -41,6 +41,12 @@ pub(super) fn schema(entity: &str) -> String {
     format!("\"tf_file_{entity}\"")
 }
 
+/// The schema a computed entity's file is attached as while staged (see
+/// [`super::Publication::replace_entity_paged_with`]), quoted.
+pub(super) fn staged_schema(entity: &str) -> String {
+    format!("\"tf_staged_{entity}\"")
+}
+
 /// `path` as a SQLite URI of a read-only, immutable file.
 fn uri(path: &Path) -> String {
     let mut out = String::from("file:");
@@ -129,6 +135,13 @@ impl Files {
                 }
             }
         }
+    }
+
+    /// Whether the files attached are those `_tf_entities` names, as read
+    /// on `conn` (inside a read transaction: its snapshot).
+    pub(super) fn current(&self, conn: &Connection) -> rusqlite::Result<bool> {
+        let named = named(conn)?;
+        Ok(self.lock().files == named)
     }
 
     /// Attach what `_tf_entities` names now, detach the rest.

@@ -21,6 +21,8 @@ mod publish;
 mod row_bound;
 mod sink;
 mod snapshot;
+#[cfg(test)]
+mod staged_file_tests;
 mod writable;
 
 use std::collections::HashMap;
@@ -117,6 +119,10 @@ impl EntityMeta {
     }
 }
 
+/// Tries of [`EntityDb::read_snapshot`] to find the files it has attached
+/// current, when publications keep replacing them.
+pub const SNAPSHOT_READ_TRIES: usize = 8;
+
 /// The store. Cheap to share behind an `Arc`; calls block (use a blocking task).
 pub struct EntityDb {
     path: PathBuf,
@@ -146,6 +152,17 @@ pub fn valid_identifier(name: &str) -> bool {
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
         && name.len() <= 64
+}
+
+/// Check that `entity` and its `columns` have valid names.
+fn check_names(entity: &str, columns: &[(String, ColumnType)]) -> Result<(), StoreError> {
+    if !valid_identifier(entity) {
+        return Err(StoreError::BadName(entity.to_owned(), "entity"));
+    }
+    match columns.iter().find(|(c, _)| !valid_identifier(c)) {
+        Some((c, _)) => Err(StoreError::BadName(c.clone(), "field")),
+        None => Ok(()),
+    }
 }
 
 fn table_name(entity: &str) -> String {
@@ -469,6 +486,39 @@ impl EntityDb {
         self.conn()
     }
 
+    /// Run `f` on one snapshot of every entity, those kept in files
+    /// included: inside a read transaction whose `_tf_entities` names the
+    /// files attached (else they are attached again and it starts over;
+    /// a publication in between is seen whole or not at all).
+    pub fn read_snapshot<T>(
+        &self,
+        mut f: impl FnMut(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let mut conn = self.conn();
+            let tx = conn.transaction().map_err(|e| self.sql(e))?;
+            if self.files.current(&tx).map_err(|e| self.sql(e))? {
+                let out = f(&tx).map_err(|e| self.sql(e))?;
+                tx.commit().map_err(|e| self.sql(e))?;
+                return Ok(out);
+            }
+            drop(tx);
+            if tries >= SNAPSHOT_READ_TRIES {
+                return Err(StoreError::Io {
+                    path: self.files.dir().to_owned(),
+                    source: std::io::Error::other(format!(
+                        "entity files were replaced {tries} times while a snapshot was read"
+                    )),
+                });
+            }
+            if let Err(e) = self.files.sync(&conn, true) {
+                tracing::warn!(store = %self.path.display(), "cannot attach the entity files: {e}");
+            }
+        }
+    }
+
     /// Every entity name, sorted.
     pub fn entity_names(&self) -> Result<Vec<String>, StoreError> {
         let conn = self.conn();
@@ -687,12 +737,7 @@ impl EntityDb {
         columns: &[(String, ColumnType)],
         fill: impl FnOnce(&mut dyn Sink) -> Result<(), E>,
     ) -> Result<Option<u64>, E> {
-        if !valid_identifier(entity) {
-            return Err(StoreError::BadName(entity.to_owned(), "entity").into());
-        }
-        if let Some((c, _)) = columns.iter().find(|(c, _)| !valid_identifier(c)) {
-            return Err(StoreError::BadName(c.clone(), "field").into());
-        }
+        check_names(entity, columns)?;
         let integer_key = columns
             .iter()
             .position(|(c, _)| c == key)
@@ -730,6 +775,15 @@ impl EntityDb {
         let conn = self.conn();
         let (previous, _) = self.kept_in(&conn, entity)?;
         Ok(self.has_room(&conn, entity)?.then_some(previous))
+    }
+
+    /// How many entities are kept in files of their own (each attached).
+    fn attached_files(&self, conn: &Connection) -> Result<usize, StoreError> {
+        let n: i64 = conn
+            .prepare_cached("SELECT count(*) FROM _tf_entities WHERE file IS NOT NULL")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(|e| self.sql(e))?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
     /// Whether `entity` may be kept in a file of its own: fewer than
@@ -862,14 +916,7 @@ impl EntityDb {
         (layout, generation): (Layout, i64),
         fill: impl FnOnce(&mut RowSink<'_>) -> Result<(), E>,
     ) -> Result<(u64, partitions::Noted, bool), E> {
-        if !valid_identifier(entity) {
-            return Err(StoreError::BadName(entity.to_owned(), "entity").into());
-        }
-        for (c, _) in columns {
-            if !valid_identifier(c) {
-                return Err(StoreError::BadName(c.clone(), "field").into());
-            }
-        }
+        check_names(entity, columns)?;
         let key_index = columns.iter().position(|(c, _)| c == key).ok_or_else(|| {
             StoreError::KeyNotAColumn {
                 entity: entity.to_owned(),

@@ -7,10 +7,15 @@
 //! column's storage class. When a row shows otherwise (a key below the one
 //! before, a value SQLite would convert), [`PagedSink`] stops and says so
 //! ([`PagedSink::unpaged`]), and the import is made again through SQLite
-//! ([`super::EntityDb::import_entity_into_file_with`]). A duplicate or
-//! empty key is the error an insert would give.
+//! ([`super::EntityDb::import_entity_into_file_with`]). Rows that cannot be
+//! pushed again (a computed entity's, see
+//! [`super::Publication::replace_entity_paged_with`]) are set aside instead
+//! ([`aside`]) and inserted by SQLite once the pages are finished. A
+//! duplicate or empty key is the error an insert would give.
 
-use std::path::Path;
+mod aside;
+
+use std::path::{Path, PathBuf};
 
 use rusqlite::types::{Value, ValueRef};
 use triggerfish_pagefile as pagefile;
@@ -57,6 +62,11 @@ pub(super) struct PagedSink {
     pub(super) noted: partitions::Noted,
     /// Set when a row cannot be paged: the import must go through SQLite.
     unpaged: Option<String>,
+    /// The file's path, and whether rows that cannot be paged are set
+    /// aside for SQLite to insert (else paging stops).
+    path: PathBuf,
+    go_on: bool,
+    aside: Option<aside::Aside>,
 }
 
 impl PagedSink {
@@ -114,7 +124,30 @@ impl PagedSink {
             last: Last::None,
             noted: partitions::Noted::default(),
             unpaged: None,
+            path: path.to_owned(),
+            go_on: false,
+            aside: None,
         })
+    }
+
+    /// [`PagedSink::create`] for rows that cannot be pushed again: a row
+    /// that cannot be paged is set aside, for SQLite to insert.
+    pub(super) fn create_going_on(
+        path: &Path,
+        page_size: u32,
+        entity: &str,
+        key: &str,
+        columns: &[(String, ColumnType)],
+        generation: i64,
+    ) -> Result<Self, StoreError> {
+        let mut sink = Self::create(path, page_size, entity, key, columns, generation)?;
+        sink.go_on = true;
+        Ok(sink)
+    }
+
+    /// Why rows were set aside, if some were.
+    pub(super) fn set_aside(&self) -> Option<&str> {
+        self.aside.as_ref().map(|a| a.why.as_str())
     }
 
     /// Why the rows could not be paged, once a row showed it.
@@ -127,15 +160,27 @@ impl PagedSink {
         self.count
     }
 
-    /// Write the trees' last pages and the schema.
+    /// Write the trees' last pages and the schema (or commit the rows
+    /// SQLite inserted after them).
     pub(super) fn finish(mut self, path: &Path) -> Result<(), StoreError> {
         let file = self.file.take().ok_or_else(|| StoreError::Io {
             path: path.to_owned(),
             source: std::io::Error::other("the file was finished already"),
         })?;
-        file.finish().map(drop).map_err(|e| StoreError::Io {
+        file.finish().map_err(|e| StoreError::Io {
             path: path.to_owned(),
             source: std::io::Error::other(e.to_string()),
+        })?;
+        let Some(aside) = self.aside.take() else {
+            return Ok(());
+        };
+        let (entity, key) = (&self.entity, &self.key);
+        aside.insert_into(path, &table_name(entity), self.key_index, |row, k| {
+            StoreError::Row {
+                entity: entity.clone(),
+                row,
+                message: format!("duplicate key {} in field '{key}'", show(k)),
+            }
         })
     }
 
@@ -249,20 +294,43 @@ impl Sink for PagedSink {
                 ));
             }
             let key = row.get(self.key_index).copied().unwrap_or(ValueRef::Null);
-            self.check_key(tag, key)?;
+            let why = match self.check_key(tag, key) {
+                Err(_) if self.unpaged.is_some() && self.go_on => self.unpaged.take(),
+                checked => {
+                    checked?;
+                    None
+                }
+            };
             values.clear();
-            for (i, (t, v)) in self.types.iter().zip(row.iter()).enumerate() {
-                match stored(*t, *v) {
-                    Some(v) => values.push(v),
-                    None => {
-                        let why = format!(
-                            "row {}: column {} as SQLite would convert it",
-                            self.count + 1,
-                            i + 1
-                        );
-                        return Err(self.stop(tag, why));
+            let mut why = why;
+            if why.is_none() {
+                for (i, (t, v)) in self.types.iter().zip(row.iter()).enumerate() {
+                    match stored(*t, *v) {
+                        Some(v) => values.push(v),
+                        None => {
+                            let row = self.count + 1;
+                            why = Some(format!(
+                                "row {row}: column {} as SQLite would convert it",
+                                i + 1
+                            ));
+                            break;
+                        }
                     }
                 }
+            }
+            if let Some(why) = why {
+                if !self.go_on {
+                    return Err(self.stop(tag, why));
+                }
+                if self.aside.is_none() {
+                    let aside = aside::Aside::create(&self.path, self.types.len(), why);
+                    self.aside = Some(aside.map_err(|e| (tag, e))?);
+                }
+                if let Some(aside) = &self.aside {
+                    aside.push(self.count + 1, row).map_err(|e| (tag, e))?;
+                }
+                self.count += 1;
+                continue;
             }
             let Some(file) = self.file.as_mut() else {
                 return Err(self.stop(tag, "the file was finished already".into()));

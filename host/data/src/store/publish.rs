@@ -6,13 +6,23 @@
 //! An entity may instead be patched: rows deleted by key and rows inserted,
 //! staged the same way and applied at publish time. Until then the engine
 //! reads the patched entity through a view of the live rows with the patch.
+//!
+//! A computed entity may also be staged as a file of its own, written page
+//! by page ([`Publication::replace_entity_paged_with`]) and attached to the
+//! store's connection while staged; publishing names it in
+//! `_tf_entities.file`. A patch of an entity kept in a file is applied to a
+//! copy of the file, published the same way.
 
 use std::sync::Arc;
 
 use rusqlite::params;
 use rusqlite::types::Value;
 
-use super::{table_name, EntityDb, EntityMeta, Layout, RowSink, StoreError, Table};
+use super::paged::{PagedSink, Sink};
+use super::{
+    check_names, files, key_is_rowid, table_name, EntityDb, EntityMeta, Layout, NewRows, RowSink,
+    StoreError, Table,
+};
 use crate::odata::{ColumnType, Schema};
 
 /// One entity written but not yet published.
@@ -24,6 +34,9 @@ struct Staged {
     /// Set when the staging table holds rows to add to the live ones after
     /// deleting the keys in [`Table::deleted`].
     patch: bool,
+    /// The file holding the rows, attached as [`files::staged_schema`],
+    /// when they are not in the staging table.
+    file: Option<files::NewFile>,
 }
 
 /// Work run once the publication committed.
@@ -74,15 +87,92 @@ impl<'a> Publication<'a> {
         let (rows, _, _) =
             store.fill_staging(&tx, entity, key, columns, (Layout::Clustered, 0), fill)?;
         tx.commit().map_err(|e| store.sql(e))?;
-        self.staged.retain(|s| s.entity != entity);
+        self.unstage(entity);
         self.staged.push(Staged {
             entity: entity.to_owned(),
             key: key.to_owned(),
             columns: columns.to_vec(),
             rows,
             patch: false,
+            file: None,
         });
         Ok(rows)
+    }
+
+    /// [`Publication::replace_entity_with`], the rows written into a file
+    /// of the entity's own, page by page while their keys ascend (then by
+    /// SQLite; see [`paged`](super::paged)), off the store's write-ahead
+    /// log. Rows are in the main file as with `replace_entity_with` when
+    /// the key is an integer or [`MAX_ENTITY_FILES`](super::MAX_ENTITY_FILES)
+    /// files are attached already (those of entities and those staged).
+    pub fn replace_entity_paged_with<E: From<StoreError>>(
+        &mut self,
+        entity: &str,
+        key: &str,
+        columns: &[(String, ColumnType)],
+        fill: impl FnOnce(&mut dyn Sink) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        check_names(entity, columns)?;
+        self.unstage(entity);
+        let store = self.store;
+        let integer_key = columns
+            .iter()
+            .position(|(c, _)| c == key)
+            .is_some_and(|i| key_is_rowid(columns, i));
+        let (generation, room) = {
+            let conn = store.conn();
+            let (previous, _) = store.kept_in(&conn, entity)?;
+            let staged = self.staged.iter().filter(|s| s.file.is_some()).count();
+            (
+                previous.saturating_add(1),
+                store.attached_files(&conn)? + staged,
+            )
+        };
+        if integer_key || room >= files::MAX_ENTITY_FILES {
+            return self.replace_entity_with(entity, key, columns, |sink| fill(sink));
+        }
+        let new = files::NewFile::reserve(store.files.dir(), entity, generation)?;
+        let page_size = store.page_size()?;
+        let mut sink =
+            PagedSink::create_going_on(&new.path, page_size, entity, key, columns, generation)?;
+        fill(&mut sink)?;
+        if let Some(why) = sink.set_aside() {
+            tracing::debug!(
+                entity,
+                "rows of a computed entity set aside for SQLite: {why}"
+            );
+        }
+        let rows = sink.count();
+        sink.finish(&new.path)?;
+        new.sync()?;
+        let conn = store.conn();
+        files::attach(&conn, &new.path, &files::staged_schema(entity)).map_err(|source| {
+            StoreError::Sqlite {
+                path: new.path.clone(),
+                source,
+            }
+        })?;
+        drop(conn);
+        self.staged.push(Staged {
+            entity: entity.to_owned(),
+            key: key.to_owned(),
+            columns: columns.to_vec(),
+            rows,
+            patch: false,
+            file: Some(new),
+        });
+        Ok(rows)
+    }
+
+    /// Forget what is staged for `entity`: its file detached and removed.
+    fn unstage(&mut self, entity: &str) {
+        let Some(i) = self.staged.iter().position(|s| s.entity == entity) else {
+            return;
+        };
+        let s = self.staged.remove(i);
+        if s.file.is_some() {
+            detach_staged(self.store, &s.entity);
+        }
     }
 
     /// Stage a patch of the live `entity`: delete the rows whose keys are in
@@ -141,6 +231,7 @@ impl<'a> Publication<'a> {
         fill: impl FnOnce(&mut RowSink<'_>) -> Result<(), E>,
     ) -> Result<u64, E> {
         let store = self.store;
+        self.unstage(entity);
         let meta = store.meta(entity)?;
         let (live, del, view) = (
             table_name(entity),
@@ -191,13 +282,13 @@ impl<'a> Publication<'a> {
         .map_err(|e| store.sql(e))?;
         tx.commit().map_err(|e| store.sql(e))?;
         let rows = (meta.rows + added).saturating_sub(u64::try_from(removed).unwrap_or(0));
-        self.staged.retain(|s| s.entity != entity);
         self.staged.push(Staged {
             entity: entity.to_owned(),
             key,
             columns: meta.schema.columns.clone(),
             rows,
             patch: true,
+            file: None,
         });
         Ok(rows)
     }
@@ -219,6 +310,9 @@ impl<'a> Publication<'a> {
     pub fn table(&self, entity: &str) -> String {
         match self.staged.iter().find(|s| s.entity == entity) {
             Some(s) if s.patch => Table::patched(entity),
+            Some(s) if s.file.is_some() => {
+                format!("{}.{}", files::staged_schema(entity), table_name(entity))
+            }
             Some(_) => Table::staging(entity),
             None => Table::of(entity).to_string(),
         }
@@ -249,29 +343,33 @@ impl<'a> Publication<'a> {
     /// Make every staged entity live, in one transaction.
     pub fn publish(mut self) -> Result<(), StoreError> {
         let store = self.store;
-        let staged = std::mem::take(&mut self.staged);
+        let mut staged = std::mem::take(&mut self.staged);
         if staged.is_empty() && self.counters.is_empty() {
             return Ok(());
         }
         let result = (|| {
+            // Patches of entities kept in files, applied to copies first.
+            for s in staged.iter_mut().filter(|s| s.patch) {
+                s.file = patched_copy(store, s)?;
+            }
             let mut conn = store.conn();
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(|e| store.sql(e))?;
             let mut old = Vec::new();
             for s in &staged {
-                if s.patch {
+                let rows = match &s.file {
+                    Some(f) => NewRows::File(&f.name),
+                    None => NewRows::Staged,
+                };
+                if s.patch && s.file.is_none() {
                     apply_patch(store, &tx, s)?;
-                } else {
-                    old.extend(store.swap_in(
-                        &tx,
-                        &s.entity,
-                        &s.key,
-                        &s.columns,
-                        s.rows,
-                        super::NewRows::Staged,
-                    )?);
+                    continue;
                 }
+                if s.patch {
+                    drop_patch_tables(&tx, &s.entity).map_err(|e| store.sql(e))?;
+                }
+                old.extend(store.swap_in(&tx, &s.entity, &s.key, &s.columns, s.rows, rows)?);
             }
             tx.execute_batch(super::metadata::COUNTERS)
                 .map_err(|e| store.sql(e))?;
@@ -284,23 +382,43 @@ impl<'a> Publication<'a> {
                 .map_err(|e| store.sql(e))?;
             }
             tx.commit().map_err(|e| store.sql(e))?;
-            for file in old {
-                store.retire(&conn, Some(file));
-            }
-            Ok(())
+            drop(conn);
+            Ok(old)
         })();
         for s in &staged {
             store.forget(&s.entity);
         }
         match result {
-            Ok(()) => {
+            Ok(old) => {
+                // Published: staged files are read as the entities' own.
+                for s in staged {
+                    if let Some(file) = s.file {
+                        if !s.patch {
+                            detach_staged(store, &s.entity);
+                        }
+                        file.keep();
+                    }
+                }
+                let conn = store.conn();
+                store.retire(&conn, None);
+                for file in old {
+                    store.retire(&conn, Some(file));
+                }
+                drop(conn);
                 for f in std::mem::take(&mut self.after) {
                     f();
                 }
+                Ok(())
             }
-            Err(_) => self.staged = staged,
+            Err(e) => {
+                for s in staged.iter_mut().filter(|s| s.patch) {
+                    // A copy made for the patch goes; the patch stays staged.
+                    s.file = None;
+                }
+                self.staged = staged;
+                Err(e)
+            }
         }
-        result
     }
 }
 
@@ -332,6 +450,67 @@ fn drop_unchanged(
 
 /// The temporary table of the keys [`drop_unchanged`] drops.
 const UNCHANGED: &str = "tf_patch_unchanged";
+
+/// Detach `entity`'s staged file from the store's connection.
+fn detach_staged(store: &EntityDb, entity: &str) {
+    let conn = store.conn();
+    if let Err(e) = conn.execute_batch(&format!("DETACH DATABASE {}", files::staged_schema(entity)))
+    {
+        tracing::warn!(entity, "cannot detach a staged entity file: {e}");
+    }
+}
+
+/// Drop what `entity` has staged in the main file: its staging table, and
+/// a patch's table of deleted keys and view.
+fn drop_patch_tables(conn: &rusqlite::Connection, entity: &str) -> rusqlite::Result<()> {
+    conn.execute_batch(&format!(
+        "DROP VIEW IF EXISTS {}; DROP TABLE IF EXISTS {}; DROP TABLE IF EXISTS {};",
+        Table::patched(entity),
+        Table::deleted(entity),
+        Table::staging(entity)
+    ))
+}
+
+/// For a patch of an entity kept in a file (which never changes once
+/// published): a copy of the file with the patch applied, to publish as the
+/// entity's next generation. `None` when the entity is in the main file.
+fn patched_copy(store: &EntityDb, s: &Staged) -> Result<Option<files::NewFile>, StoreError> {
+    let (generation, live) = store.kept_in(&store.conn(), &s.entity)?;
+    let Some(live) = live else { return Ok(None) };
+    let new = files::NewFile::reserve(store.files.dir(), &s.entity, generation.saturating_add(1))?;
+    let io = |source| StoreError::Io {
+        path: new.path.clone(),
+        source,
+    };
+    std::fs::copy(store.files.dir().join(&live), &new.path).map_err(io)?;
+    let sql = |source| StoreError::Sqlite {
+        path: new.path.clone(),
+        source,
+    };
+    let conn = rusqlite::Connection::open(&new.path).map_err(sql)?;
+    // The store is attached to read the patch; its locking stays as is.
+    conn.execute_batch("PRAGMA main.journal_mode = OFF; PRAGMA main.synchronous = OFF;")
+        .map_err(sql)?;
+    conn.execute(
+        "ATTACH DATABASE ?1 AS tf_store",
+        [store.path.to_string_lossy()],
+    )
+    .map_err(sql)?;
+    let (live, key) = (table_name(&s.entity), &s.key);
+    conn.execute_batch(&format!(
+        "BEGIN;
+         DELETE FROM main.{live} WHERE \"{key}\" IN (SELECT k FROM tf_store.{del});
+         INSERT INTO main.{live} SELECT * FROM tf_store.{staging};
+         COMMIT;
+         DETACH DATABASE tf_store;",
+        del = Table::deleted(&s.entity),
+        staging = Table::staging(&s.entity),
+    ))
+    .map_err(sql)?;
+    conn.close().map_err(|(_, e)| sql(e))?;
+    new.sync()?;
+    Ok(Some(new))
+}
 
 /// Apply a staged patch to the live table, inside `tx`, as a new generation.
 fn apply_patch(
@@ -394,15 +573,14 @@ fn apply_patch(
 
 impl Drop for Publication<'_> {
     fn drop(&mut self) {
+        for s in &self.staged {
+            if s.file.is_some() {
+                detach_staged(self.store, &s.entity);
+            }
+        }
         let conn = self.store.conn();
         for s in &self.staged {
-            let sql = format!(
-                "DROP VIEW IF EXISTS {}; DROP TABLE IF EXISTS {}; DROP TABLE IF EXISTS {};",
-                Table::patched(&s.entity),
-                Table::deleted(&s.entity),
-                Table::staging(&s.entity)
-            );
-            if let Err(e) = conn.execute_batch(&sql) {
+            if let Err(e) = drop_patch_tables(&conn, &s.entity) {
                 tracing::warn!(entity = %s.entity, "cannot drop an unpublished staging table: {e}");
             }
         }

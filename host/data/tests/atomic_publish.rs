@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use triggerfish_data::event::Event;
 use triggerfish_data::insights::workspace::parse_workspace_file;
 use triggerfish_data::insights::{InsightsEngine, Observer, Scope};
@@ -52,23 +52,19 @@ aggregate = "count"
 
 /// One snapshot: (customers, customers named by links, links to no
 /// customer, segment members, the measure).
-fn snapshot(conn: &mut Connection) -> (i64, i64, i64, i64, f64) {
-    let tx = conn.transaction().unwrap();
-    let one = |sql: &str| tx.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
-    let customers = one("SELECT count(*) FROM ent_Customer");
-    let linked = one("SELECT count(DISTINCT CustomerId) FROM ent_CustomerSourceLink");
+fn snapshot(tx: &Connection) -> rusqlite::Result<(i64, i64, i64, i64, f64)> {
+    let one = |sql: &str| tx.query_row(sql, [], |r| r.get::<_, i64>(0));
+    let customers = one("SELECT count(*) FROM ent_Customer")?;
+    let linked = one("SELECT count(DISTINCT CustomerId) FROM ent_CustomerSourceLink")?;
     let dangling = one("SELECT count(*) FROM ent_CustomerSourceLink l
-         WHERE NOT EXISTS (SELECT 1 FROM ent_Customer c WHERE c.CustomerId = l.CustomerId)");
-    let members = one("SELECT count(*) FROM ent_SegmentMember WHERE Segment = 'everyone'");
-    let measure: f64 = tx
-        .query_row(
-            "SELECT Value FROM ent_Measure WHERE Name = 'customers'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    tx.commit().unwrap();
-    (customers, linked, dangling, members, measure)
+         WHERE NOT EXISTS (SELECT 1 FROM ent_Customer c WHERE c.CustomerId = l.CustomerId)")?;
+    let members = one("SELECT count(*) FROM ent_SegmentMember WHERE Segment = 'everyone'")?;
+    let measure: f64 = tx.query_row(
+        "SELECT Value FROM ent_Measure WHERE Name = 'customers'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok((customers, linked, dangling, members, measure))
 }
 
 #[test]
@@ -88,16 +84,16 @@ fn a_reader_sees_one_generation_or_the_next_never_a_mix() {
     let reader = {
         let (stop, db) = (stop.clone(), db.clone());
         std::thread::spawn(move || {
-            let mut conn =
-                Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-            conn.busy_timeout(std::time::Duration::from_secs(10))
-                .unwrap();
+            // A store of its own, as another process would open: it reads
+            // the entities kept in files of their own as well.
+            let store = EntityDb::open(&db, Default::default()).unwrap();
             let mut seen = std::collections::BTreeSet::new();
             let mut mixes = Vec::new();
             let mut reads = 0u64;
             loop {
                 let done = stop.load(Ordering::Acquire);
-                let (customers, linked, dangling, members, measure) = snapshot(&mut conn);
+                let (customers, linked, dangling, members, measure) =
+                    store.read_snapshot(snapshot).unwrap();
                 if customers != linked
                     || dangling != 0
                     || members != customers
@@ -120,6 +116,19 @@ fn a_reader_sees_one_generation_or_the_next_never_a_mix() {
     let report = engine.refresh(&Scope::Full, &mut Quiet).unwrap();
     assert!(report.succeeded(), "{:?}", report.stages);
     stop.store(true, Ordering::Release);
+    // Customers and their links were published as files of their own.
+    let in_files: i64 = EntityDb::open(&db, Default::default())
+        .unwrap()
+        .read_snapshot(|c| {
+            c.query_row(
+                "SELECT count(*) FROM _tf_entities WHERE file IS NOT NULL
+                   AND name IN ('Customer', 'CustomerSourceLink')",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .unwrap();
+    assert_eq!(in_files, 2);
     let (seen, mixes, reads) = reader.join().unwrap();
     assert!(
         mixes.is_empty(),

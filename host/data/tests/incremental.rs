@@ -188,7 +188,9 @@ impl Data {
 
 /// Every row of a table, sorted, as text.
 fn table(db: &std::path::Path, sql: &str) -> Vec<String> {
-    let conn = rusqlite::Connection::open(db).unwrap();
+    // Through the store: computed entities are kept in files of their own.
+    let store = EntityDb::open(db, Default::default()).unwrap();
+    let conn = store.session();
     let mut stmt = conn.prepare(sql).unwrap();
     let n = stmt.column_count();
     let mut rows: Vec<String> = stmt

@@ -667,7 +667,9 @@ fn rows_are_read_in_key_order_so_merges_do_not_follow_the_heap() {
     let engine = engine(dir.path(), &ws);
     let seen = refresh(&engine, &Scope::Full);
     assert!(seen.failed().is_empty(), "{:?}", seen.failed());
-    let conn = rusqlite::Connection::open(dir.path().join("store.sqlite")).unwrap();
+    // Through the store: computed entities are kept in files of their own.
+    let store = EntityDb::open(&dir.path().join("store.sqlite"), Default::default()).unwrap();
+    let conn = store.session();
     let last: String = conn
         .query_row(
             "SELECT LastName FROM ent_Customer WHERE lower(Email) = 'ann@example.com'",
@@ -801,7 +803,8 @@ fn a_changed_table_is_read_past_its_last_updated_at_as_a_full_read_would_store_i
         // Customers as their records' keys and e-mail (their ids and order
         // may differ: ids are kept across refreshes).
         let customers = |dir: &Path| {
-            let conn = rusqlite::Connection::open(dir.join("store.sqlite")).unwrap();
+            let store = EntityDb::open(&dir.join("store.sqlite"), Default::default()).unwrap();
+            let conn = store.session();
             let mut out: Vec<String> = conn
                 .prepare(
                     "SELECT group_concat(l.LinkId, ' ') || ' = ' || max(c.Email)

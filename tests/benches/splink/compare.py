@@ -401,7 +401,16 @@ def compare_clusters(d: Path, out: Path) -> dict:
     import duckdb
     import pyarrow as pa
     con = duckdb.connect(":memory:")
-    store = sqlite3.connect(f"file:{d / '.triggerfish' / 'store.sqlite'}?mode=ro", uri=True)
+    from urllib.parse import quote
+    db = d / '.triggerfish' / 'store.sqlite'
+    store = sqlite3.connect(f"file:{quote(str(db))}?mode=ro", uri=True)
+    # Entities kept in files of their own (README, "Entities"), attached as
+    # Triggerfish attaches them.
+    for name, file in store.execute(
+            "SELECT name, file FROM _tf_entities WHERE file IS NOT NULL").fetchall():
+        path = Path(str(db) + ".files") / file
+        store.execute(f'ATTACH DATABASE ? AS "tf_file_{name}"',
+                      (f"file:{quote(str(path))}?mode=ro&immutable=1",))
     links = store.execute("SELECT Source, SourceKey, CustomerId FROM ent_CustomerSourceLink").fetchall()
     tf_arrow = pa.table({"source": [r[0] for r in links], "key": [r[1] for r in links],
                          "cid": [r[2] for r in links]},

@@ -15,7 +15,7 @@ use super::sorter::Sorter;
 use super::spill::{Frame, Partitions, Reader};
 use super::unify::{load_partition, UnifyError};
 use super::workspace::Workspace;
-use crate::store::RowSink;
+use crate::store::Sink;
 
 /// Links handed to the store at once (so that it inserts several to a
 /// statement).
@@ -77,7 +77,7 @@ impl LinkQueue {
     /// Insert every queued link into `sink`, in the queue's order.
     pub(super) fn insert(
         self,
-        sink: &mut RowSink<'_>,
+        sink: &mut dyn Sink,
         ws: &Workspace,
         spilled: &impl Fn(io::Error) -> UnifyError,
     ) -> Result<(), UnifyError> {
@@ -134,7 +134,7 @@ impl Group {
     fn add(
         &mut self,
         link: &[u8],
-        sink: &mut RowSink<'_>,
+        sink: &mut dyn Sink,
         ws: &Workspace,
         spilled: &impl Fn(io::Error) -> UnifyError,
     ) -> Result<(), UnifyError> {
@@ -149,7 +149,7 @@ impl Group {
     /// Insert the links gathered.
     fn flush(
         &mut self,
-        sink: &mut RowSink<'_>,
+        sink: &mut dyn Sink,
         ws: &Workspace,
         spilled: &impl Fn(io::Error) -> UnifyError,
     ) -> Result<(), UnifyError> {

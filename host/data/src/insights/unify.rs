@@ -22,7 +22,7 @@ use super::links::LinkQueue;
 use super::spill::{Partitions, Spill, SpillError, MAX_PARTITIONS};
 use super::workspace::{Workspace, CUSTOMER_ID};
 use crate::odata::ColumnType;
-use crate::store::{pipe, EntityDb, Publication, RowSink, StoreError};
+use crate::store::{pipe, EntityDb, Publication, RowSink, Sink, StoreError};
 
 mod map;
 mod matching;
@@ -239,7 +239,7 @@ pub fn unify(
         merge_clusters(ws, by_root, feed, out, &dir)
     };
     // Clusters are merged on a thread of their own while this one inserts.
-    let fill_customers = |sink: &mut RowSink<'_>| {
+    let fill_customers = |sink: &mut dyn Sink| {
         let mut told = 0u64;
         pipe::run_batches(produce_customers, |rows| {
             sink.push_batch(rows).map_err(|(_, e)| e)?;
@@ -255,11 +255,16 @@ pub fn unify(
         Some(s) => publication.patch_entity_with(
             CUSTOMER,
             s.seeds.iter().map(|id| Value::Text(id.clone())),
+            |sink: &mut RowSink<'_>| fill_customers(sink),
+        )?,
+        None => publication.replace_entity_paged_with(
+            CUSTOMER,
+            CUSTOMER_ID,
+            &columns,
             fill_customers,
         )?,
-        None => publication.replace_entity_with(CUSTOMER, CUSTOMER_ID, &columns, fill_customers)?,
     };
-    let fill_links = |sink: &mut RowSink<'_>| links.insert(sink, ws, &spilled);
+    let fill_links = |sink: &mut dyn Sink| links.insert(sink, ws, &spilled);
     // The key map and what the next run needs to go incremental, made
     // current when this publication is. The key map is written on a thread
     // of its own while this one inserts the links.
@@ -273,11 +278,11 @@ pub fn unify(
                 .patch_entity_with(
                     LINK,
                     s.links.iter().map(|l| Value::Text(l.clone())),
-                    fill_links,
+                    |sink: &mut RowSink<'_>| fill_links(sink),
                 )
                 .map(drop),
             None => publication
-                .replace_entity_with(LINK, "LinkId", &link_columns(), fill_links)
+                .replace_entity_paged_with(LINK, "LinkId", &link_columns(), fill_links)
                 .map(drop),
         };
         (linked, writer.join())

@@ -46,9 +46,11 @@ pub fn next_path(path: &Path) -> PathBuf {
 fn encode(id: &str, out: &mut Vec<u8>) {
     let number = id
         .strip_prefix('C')
-        .filter(|d| d.len() >= 8 && d.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|d| d.parse::<u64>().ok())
-        .filter(|n| format!("C{n:08}") == id);
+        // As `format!("C{n:08}")` writes it: 8 digits, or more without a
+        // leading zero.
+        .filter(|d| d.len() == 8 || (d.len() > 8 && !d.starts_with('0')))
+        .filter(|d| d.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|d| d.parse::<u64>().ok());
     match number {
         Some(n) => {
             out.push(0);
@@ -306,6 +308,8 @@ mod tests {
         for id in [
             "C00000001",
             "C123456789",
+            "C000000001",
+            "C18446744073709551616",
             "C1",
             "C0000000x",
             "c00000001",

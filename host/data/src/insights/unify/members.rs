@@ -35,35 +35,81 @@ pub(in crate::insights) fn load_partition(part: Spill) -> std::io::Result<Loaded
         out.buf.extend_from_slice(payload);
         out.items.push((root, rec, start, out.buf.len()));
     }
-    out.items
-        .sort_unstable_by_key(|&(root, rec, _, _)| (root, rec));
+    sort_items(&mut out.items);
     Ok(out)
 }
 
+/// Sort `items` by their first two numbers. Records come to a partition in
+/// order of the second, and the first spans a range about as wide as the
+/// items are many: a stable counting sort by the first, checked, is linear.
+fn sort_items(items: &mut Vec<(u32, u32, usize, usize)>) {
+    let by_both = |items: &mut Vec<(u32, u32, usize, usize)>| {
+        items.sort_unstable_by_key(|&(a, b, _, _)| (a, b));
+    };
+    let (Some(lo), Some(hi)) = (
+        items.iter().map(|i| i.0).min(),
+        items.iter().map(|i| i.0).max(),
+    ) else {
+        return;
+    };
+    let span = (hi - lo) as usize + 1;
+    if span > items.len().saturating_mul(COUNTING_SORT_SPAN) {
+        return by_both(items);
+    }
+    let mut starts = vec![0usize; span + 1];
+    for i in items.iter() {
+        starts[(i.0 - lo) as usize + 1] += 1;
+    }
+    for k in 1..starts.len() {
+        starts[k] += starts[k - 1];
+    }
+    let mut sorted = vec![(0, 0, 0, 0); items.len()];
+    for &i in items.iter() {
+        let at = &mut starts[(i.0 - lo) as usize];
+        sorted[*at] = i;
+        *at += 1;
+    }
+    *items = sorted;
+    if !items.is_sorted_by_key(|&(a, b, _, _)| (a, b)) {
+        by_both(items);
+    }
+}
+
+/// How much wider than the items are many the first numbers may spread
+/// for [`sort_items`] to count them (a count per value).
+const COUNTING_SORT_SPAN: usize = 4;
+
 /// A record's payload as the map wrote it, borrowing its text.
 pub(super) fn decode_member(b: &[u8], nf: usize) -> std::io::Result<Member<'_>> {
+    let mut m = Member::default();
+    decode_member_into(&mut m, b, nf)?;
+    Ok(m)
+}
+
+/// [`decode_member`] into `m`, reusing its vectors.
+pub(super) fn decode_member_into<'a>(
+    m: &mut Member<'a>,
+    b: &'a [u8],
+    nf: usize,
+) -> std::io::Result<()> {
     let mut r = Reader::new(b);
-    let src = i64::from(r.u16()?);
-    let skey = r.str()?;
-    let upd = r.opt_str()?;
-    let prev = r.opt_str()?;
-    let vals = (0..nf)
-        .map(|_| r.value_ref())
-        .collect::<std::io::Result<_>>()?;
-    let keys = (0..r.u16()?)
-        .map(|_| r.u64())
-        .collect::<std::io::Result<_>>()?;
-    Ok(Member {
-        src,
-        skey,
-        upd,
-        prev,
-        vals,
-        keys,
-    })
+    m.src = i64::from(r.u16()?);
+    m.skey = r.str()?;
+    m.upd = r.opt_str()?;
+    m.prev = r.opt_str()?;
+    m.vals.clear();
+    for _ in 0..nf {
+        m.vals.push(r.value_ref()?);
+    }
+    m.keys.clear();
+    for _ in 0..r.u16()? {
+        m.keys.push(r.u64()?);
+    }
+    Ok(())
 }
 
 /// One source record of a cluster, borrowed from its merge partition.
+#[derive(Default)]
 pub(super) struct Member<'a> {
     /// Index of its source in the workspace.
     pub(super) src: i64,
@@ -227,6 +273,31 @@ mod tests {
 
     fn text(s: &'static str) -> ValueRef<'static> {
         ValueRef::Text(s.as_bytes())
+    }
+
+    #[test]
+    fn partition_items_sort_by_root_then_record_whatever_the_spread() {
+        let sorted = |mut items: Vec<(u32, u32, usize, usize)>| {
+            let mut expected = items.clone();
+            expected.sort_unstable_by_key(|&(a, b, _, _)| (a, b));
+            super::sort_items(&mut items);
+            assert_eq!(items, expected);
+        };
+        // Records in order, roots close together (counted).
+        sorted(
+            (0..500u32)
+                .map(|r| (100 + r % 37, r, r as usize, 0))
+                .collect(),
+        );
+        // Records out of order within a root (counted, then sorted again).
+        sorted((0..500u32).map(|r| (100 + r % 7, 500 - r, 0, 0)).collect());
+        // Roots spread far apart (sorted directly).
+        sorted(
+            (0..500u32)
+                .map(|r| (r.wrapping_mul(2_654_435_761), r, 0, 0))
+                .collect(),
+        );
+        sorted(Vec::new());
     }
 
     #[test]

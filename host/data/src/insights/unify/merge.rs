@@ -10,7 +10,7 @@ use super::super::keymap;
 use super::super::links::{link_frame, LinkQueue};
 use super::super::spill::{Frame, Partitions, Spill};
 use super::matching::UnionFind;
-use super::members::{choose_id, decode_member, load_partition, merge_field, Claimed};
+use super::members::{choose_id, decode_member_into, load_partition, merge_field, Claimed, Member};
 use super::{partitions, spilled, UnifyError};
 use crate::insights::workspace::Workspace;
 use crate::store::pipe;
@@ -85,23 +85,29 @@ pub(super) fn merge_clusters(
     let mut member_recs: Vec<u32> = Vec::new();
     for part in by_root.into_parts() {
         let clusters = load_partition(part).map_err(spilled)?;
+        // Decoded members, their vectors reused from cluster to cluster.
+        let mut pool: Vec<Member<'_>> = Vec::new();
         let mut start = 0usize;
         while start < clusters.items.len() {
             let root = clusters.items[start].0;
             let mut end = start;
-            let mut members = Vec::new();
             member_recs.clear();
             while end < clusters.items.len() && clusters.items[end].0 == root {
                 let (_, rec, a, b) = clusters.items[end];
-                members.push(decode_member(&clusters.buf[a..b], nf).map_err(spilled)?);
+                let n = member_recs.len();
+                if n == pool.len() {
+                    pool.push(Member::default());
+                }
+                decode_member_into(&mut pool[n], &clusters.buf[a..b], nf).map_err(spilled)?;
                 member_recs.push(rec);
                 end += 1;
             }
-            let id = choose_id(&members, &mut claimed, out.counter);
+            let members = &pool[..member_recs.len()];
+            let id = choose_id(members, &mut claimed, out.counter);
             done += members.len() as u64;
             feed.value(ValueRef::Text(id.as_bytes()));
             for f in 0..nf {
-                feed.value(merge_field(&members, f, ws.unification.merge[f]));
+                feed.value(merge_field(members, f, ws.unification.merge[f]));
             }
             feed.end_row(done)?;
             for (m, &rec) in members.iter().zip(&member_recs) {

@@ -541,6 +541,61 @@ mod tests {
         );
     }
 
+    /// A full unification after the first gives fresh ids (above every kept
+    /// one) to new clusters among kept ones: those are fed last, so that
+    /// customers reach their file in key order, none set aside.
+    #[test]
+    fn fresh_ids_among_kept_ones_come_last_and_customers_stay_in_key_order() {
+        let src = EmailSource::new(ColumnType::String);
+        let load = |rows: &[(&str, &str)]| {
+            src.load(
+                rows.iter()
+                    .map(|(k, e)| (Value::Text((*k).into()), (*e).to_owned())),
+            );
+        };
+        load(&[("k1", "a@x"), ("k3", "b@x"), ("k5", "c@x"), ("k7", "d@x")]);
+        src.unify_all();
+        // Newcomers between kept customers' records.
+        load(&[
+            ("k1", "a@x"),
+            ("k2", "new1@x"),
+            ("k3", "b@x"),
+            ("k4", "new2@x"),
+            ("k5", "c@x"),
+            ("k7", "d@x"),
+        ]);
+        src.unify_all();
+        let in_rowid_order: Vec<String> = src
+            .store
+            .read_snapshot(|c| {
+                let sql = format!(
+                    "SELECT CustomerId FROM {} ORDER BY rowid",
+                    Table::of(CUSTOMER)
+                );
+                let mut stmt = c.prepare(&sql)?;
+                let ids = stmt.query_map([], |r| r.get(0))?;
+                ids.collect()
+            })
+            .unwrap();
+        assert_eq!(
+            in_rowid_order,
+            [
+                "C00000001",
+                "C00000002",
+                "C00000003",
+                "C00000004",
+                "C00000005",
+                "C00000006"
+            ]
+        );
+        let ids = link_pairs(&src.store, "LinkId", "CustomerId");
+        let of = |link: &str| ids.iter().find(|(l, _)| l == link).map(|(_, c)| c.as_str());
+        assert_eq!(
+            (of("s/k2"), of("s/k4")),
+            (Some("C00000005"), Some("C00000006"))
+        );
+    }
+
     /// Keys stored in no order (GUIDs): previous customers are gathered in
     /// key order and merged in by row; ids stay put as with ordered keys.
     #[test]

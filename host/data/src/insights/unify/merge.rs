@@ -8,7 +8,7 @@ use rusqlite::types::ValueRef;
 
 use super::super::keymap;
 use super::super::links::{link_frame, LinkQueue};
-use super::super::spill::{Frame, Partitions, Spill};
+use super::super::spill::{Frame, Partitions, Reader, Spill};
 use super::matching::UnionFind;
 use super::members::{choose_id, decode_member_into, load_partition, merge_field, Claimed, Member};
 use super::{partitions, spilled, UnifyError};
@@ -67,7 +67,12 @@ pub(super) struct Merged<'a> {
 
 /// Merge each cluster of `by_root` (in order of its smallest record) into
 /// one `Customer` row fed to `feed`, tagged with the records merged so far
-/// (for progress). `dir` names the temporary files in errors.
+/// (for progress). `dir` holds the temporary files and names them in errors.
+///
+/// Kept ids come about in ascending order, and fresh ones are above them
+/// all: when ids were given out before, a cluster given a fresh one waits
+/// in a spill file and is fed after the rest, so that rows reach the
+/// store in key order as far as they can (see `paged`'s rows set aside).
 pub(super) fn merge_clusters(
     ws: &Workspace,
     by_root: Partitions,
@@ -83,6 +88,11 @@ pub(super) fn merge_clusters(
     let mut link_id = String::new();
     let mut cluster_keys: Vec<u64> = Vec::new();
     let mut member_recs: Vec<u32> = Vec::new();
+    let mut fresh = match *out.counter {
+        0 => None,
+        _ => Some(Spill::new_in(dir).map_err(spilled)?),
+    };
+    let mut row = Frame::default();
     for part in by_root.into_parts() {
         let clusters = load_partition(part).map_err(spilled)?;
         // Decoded members, their vectors reused from cluster to cluster.
@@ -103,13 +113,26 @@ pub(super) fn merge_clusters(
                 end += 1;
             }
             let members = &pool[..member_recs.len()];
+            let issued = *out.counter;
             let id = choose_id(members, &mut claimed, out.counter);
             done += members.len() as u64;
-            feed.value(ValueRef::Text(id.as_bytes()));
-            for f in 0..nf {
-                feed.value(merge_field(members, f, ws.unification.merge[f]));
+            match fresh.as_mut().filter(|_| *out.counter != issued) {
+                Some(later) => {
+                    row.clear();
+                    row.str(&id);
+                    for f in 0..nf {
+                        row.value_ref(merge_field(members, f, ws.unification.merge[f]));
+                    }
+                    later.write(&row.0).map_err(spilled)?;
+                }
+                None => {
+                    feed.value(ValueRef::Text(id.as_bytes()));
+                    for f in 0..nf {
+                        feed.value(merge_field(members, f, ws.unification.merge[f]));
+                    }
+                    feed.end_row(done)?;
+                }
             }
-            feed.end_row(done)?;
             for (m, &rec) in members.iter().zip(&member_recs) {
                 let s = usize::try_from(m.src)
                     .ok()
@@ -136,6 +159,17 @@ pub(super) fn merge_clusters(
                 *out.matched_records += members.len() as u64;
             }
             start = end;
+        }
+    }
+    if let Some(later) = fresh {
+        let mut rows = later.into_reader().map_err(spilled)?;
+        while let Some(b) = rows.next_frame().map_err(spilled)? {
+            let mut r = Reader::new(b);
+            feed.value(ValueRef::Text(r.str().map_err(spilled)?.as_bytes()));
+            for _ in 0..nf {
+                feed.value(r.value_ref().map_err(spilled)?);
+            }
+            feed.end_row(done)?;
         }
     }
     Ok(())

@@ -14,6 +14,7 @@
 //! duplicate or empty key is the error an insert would give.
 
 mod aside;
+mod hold;
 
 use std::path::{Path, PathBuf};
 
@@ -67,6 +68,38 @@ pub(super) struct PagedSink {
     path: PathBuf,
     go_on: bool,
     aside: Option<aside::Aside>,
+    /// With `go_on`: the last rows pushed, not yet paged.
+    held: hold::Held,
+    /// Buffers reused from row to row (see [`relabel`]).
+    page_buf: Vec<pagefile::Value<'static>>,
+    held_buf: Vec<ValueRef<'static>>,
+}
+
+/// `v`, emptied, as a vector of values borrowed for another lifetime: its
+/// allocation is reused (an empty vector's items are never mapped).
+fn relabel<'a, 'b, T: Relabel<'a, 'b>>(mut v: Vec<T>) -> Vec<T::As> {
+    v.clear();
+    v.into_iter().map(T::relabel).collect()
+}
+
+/// A value type borrowed for `'a`, and the same borrowed for `'b`.
+trait Relabel<'a, 'b> {
+    type As;
+    fn relabel(self) -> Self::As;
+}
+
+impl<'a, 'b> Relabel<'a, 'b> for pagefile::Value<'a> {
+    type As = pagefile::Value<'b>;
+    fn relabel(self) -> Self::As {
+        pagefile::Value::Null
+    }
+}
+
+impl<'a, 'b> Relabel<'a, 'b> for ValueRef<'a> {
+    type As = ValueRef<'b>;
+    fn relabel(self) -> Self::As {
+        ValueRef::Null
+    }
 }
 
 impl PagedSink {
@@ -127,6 +160,9 @@ impl PagedSink {
             path: path.to_owned(),
             go_on: false,
             aside: None,
+            held: hold::Held::default(),
+            page_buf: Vec::new(),
+            held_buf: Vec::new(),
         })
     }
 
@@ -146,7 +182,7 @@ impl PagedSink {
     }
 
     /// Why rows were set aside, if some were.
-    pub(super) fn set_aside(&self) -> Option<&str> {
+    pub(super) fn why_set_aside(&self) -> Option<&str> {
         self.aside.as_ref().map(|a| a.why.as_str())
     }
 
@@ -163,6 +199,7 @@ impl PagedSink {
     /// Write the trees' last pages and the schema (or commit the rows
     /// SQLite inserted after them).
     pub(super) fn finish(mut self, path: &Path) -> Result<(), StoreError> {
+        while self.page_oldest_held().map_err(|(_, e)| e)? {}
         let file = self.file.take().ok_or_else(|| StoreError::Io {
             path: path.to_owned(),
             source: std::io::Error::other("the file was finished already"),
@@ -184,6 +221,155 @@ impl PagedSink {
         })
     }
 
+    /// Page row number `no`, or set it aside (or stop) when it cannot be.
+    fn page_row(
+        &mut self,
+        tag: u64,
+        no: u64,
+        row: &[ValueRef<'_>],
+    ) -> Result<(), (u64, StoreError)> {
+        let key = row.get(self.key_index).copied().unwrap_or(ValueRef::Null);
+        let mut why = match self.check_key(tag, no, key) {
+            Err(_) if self.unpaged.is_some() && self.go_on => self.unpaged.take(),
+            checked => {
+                checked?;
+                None
+            }
+        };
+        let mut values = relabel(std::mem::take(&mut self.page_buf));
+        if why.is_none() {
+            for (i, (t, v)) in self.types.iter().zip(row.iter()).enumerate() {
+                match stored(*t, *v) {
+                    Some(v) => values.push(v),
+                    None => {
+                        why = Some(format!(
+                            "row {no}: column {} as SQLite would convert it",
+                            i + 1
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(why) = why {
+            if !self.go_on {
+                return Err(self.stop(tag, why));
+            }
+            return self.set_aside(tag, no, row, || why);
+        }
+        let Some(file) = self.file.as_mut() else {
+            return Err(self.stop(tag, "the file was finished already".into()));
+        };
+        let pushed = file.push(&values).map_err(|e| {
+            (
+                tag,
+                StoreError::Row {
+                    entity: self.entity.clone(),
+                    row: no,
+                    message: e.to_string(),
+                },
+            )
+        });
+        self.page_buf = relabel(values);
+        pushed
+    }
+
+    /// Set row `no` aside for SQLite to insert; `why`, for the first.
+    fn set_aside(
+        &mut self,
+        tag: u64,
+        no: u64,
+        row: &[ValueRef<'_>],
+        why: impl FnOnce() -> String,
+    ) -> Result<(), (u64, StoreError)> {
+        if self.aside.is_none() {
+            let aside = aside::Aside::create(&self.path, self.types.len(), why());
+            self.aside = Some(aside.map_err(|e| (tag, e))?);
+        }
+        match &self.aside {
+            Some(aside) => aside.push(no, row).map_err(|e| (tag, e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Hold row `no` back a moment (see [`hold`]): set it aside when it
+    /// comes below the last row paged or most rows held, or set aside the
+    /// held rows it shows jumped ahead; page the oldest held past
+    /// [`hold::HOLD_ROWS`].
+    fn hold(&mut self, tag: u64, no: u64, row: &[ValueRef<'_>]) -> Result<(), (u64, StoreError)> {
+        let k = self.key_index;
+        let key = row.get(k).copied().unwrap_or(ValueRef::Null);
+        let fail = |s: &Self, message: String| {
+            (
+                tag,
+                StoreError::Row {
+                    entity: s.entity.clone(),
+                    row: no,
+                    message,
+                },
+            )
+        };
+        let duplicate = |s: &Self| {
+            let message = format!("duplicate key {} in field '{}'", show(key), s.key);
+            fail(s, message)
+        };
+        if key == ValueRef::Null {
+            let message = format!("field '{}' (the key) is empty", self.key);
+            return Err(fail(self, message));
+        }
+        let disorder = || format!("row {no}: keys come in no order");
+        match self.last_key().map(|last| key_index::order(last, key)) {
+            Some(std::cmp::Ordering::Equal) => return Err(duplicate(self)),
+            Some(std::cmp::Ordering::Greater) => return self.set_aside(tag, no, row, disorder),
+            _ => {}
+        }
+        match self.held.above_newest(key, k) {
+            Some(std::cmp::Ordering::Equal) => return Err(duplicate(self)),
+            Some(std::cmp::Ordering::Less) => match self.held.below(key, k) {
+                hold::Below::Duplicate => return Err(duplicate(self)),
+                hold::Below::SetAside => return self.set_aside(tag, no, row, disorder),
+                hold::Below::Held(jumped) => {
+                    for r in jumped {
+                        let mut values = Vec::new();
+                        r.values(&mut values);
+                        let why = || format!("row {}: keys come in no order", r.no);
+                        self.set_aside(r.tag, r.no, &values, why)?;
+                        drop(values);
+                        self.held.recycle(r);
+                    }
+                }
+            },
+            _ => {}
+        }
+        self.held.push(tag, no, row);
+        if self.held.len() > hold::HOLD_ROWS {
+            self.page_oldest_held()?;
+        }
+        Ok(())
+    }
+
+    /// Page the oldest row held; false when none is.
+    fn page_oldest_held(&mut self) -> Result<bool, (u64, StoreError)> {
+        let Some(r) = self.held.pop_oldest() else {
+            return Ok(false);
+        };
+        let mut values = relabel(std::mem::take(&mut self.held_buf));
+        r.values(&mut values);
+        let paged = self.page_row(r.tag, r.no, &values);
+        self.held_buf = relabel(values);
+        self.held.recycle(r);
+        paged.map(|()| true)
+    }
+
+    /// The last key paged.
+    fn last_key(&self) -> Option<ValueRef<'_>> {
+        match &self.last {
+            Last::None => None,
+            Last::Text(t) => Some(ValueRef::Text(t)),
+            Last::Other(v) => Some(ValueRef::from(v)),
+        }
+    }
+
     /// Stop paging: `why` a row cannot be.
     fn stop(&mut self, tag: u64, why: String) -> (u64, StoreError) {
         let e = StoreError::Declaration {
@@ -194,9 +380,13 @@ impl PagedSink {
         (tag, e)
     }
 
-    /// Check `key` (of row `self.count + 1`) against the last one.
-    fn check_key(&mut self, tag: u64, key: ValueRef<'_>) -> Result<(), (u64, StoreError)> {
-        let row = self.count + 1;
+    /// Check `key` (of row number `row`) against the last one.
+    fn check_key(
+        &mut self,
+        tag: u64,
+        row: u64,
+        key: ValueRef<'_>,
+    ) -> Result<(), (u64, StoreError)> {
         let at = |message| {
             (
                 tag,
@@ -210,12 +400,7 @@ impl PagedSink {
         if key == ValueRef::Null {
             return Err(at(format!("field '{}' (the key) is empty", self.key)));
         }
-        let last = match &self.last {
-            Last::None => None,
-            Last::Text(t) => Some(ValueRef::Text(t)),
-            Last::Other(v) => Some(ValueRef::from(v)),
-        };
-        if let Some(last) = last {
+        if let Some(last) = self.last_key() {
             match key_index::order(last, key) {
                 std::cmp::Ordering::Less => {}
                 std::cmp::Ordering::Equal => {
@@ -281,7 +466,6 @@ impl Sink for PagedSink {
     }
 
     fn push_batch(&mut self, rows: &pipe::Rows<'_>) -> Result<(), (u64, StoreError)> {
-        let mut values = Vec::with_capacity(self.types.len());
         for &(tag, row) in rows.iter() {
             if row.len() != self.types.len() {
                 return Err((
@@ -293,59 +477,11 @@ impl Sink for PagedSink {
                     },
                 ));
             }
-            let key = row.get(self.key_index).copied().unwrap_or(ValueRef::Null);
-            let why = match self.check_key(tag, key) {
-                Err(_) if self.unpaged.is_some() && self.go_on => self.unpaged.take(),
-                checked => {
-                    checked?;
-                    None
-                }
-            };
-            values.clear();
-            let mut why = why;
-            if why.is_none() {
-                for (i, (t, v)) in self.types.iter().zip(row.iter()).enumerate() {
-                    match stored(*t, *v) {
-                        Some(v) => values.push(v),
-                        None => {
-                            let row = self.count + 1;
-                            why = Some(format!(
-                                "row {row}: column {} as SQLite would convert it",
-                                i + 1
-                            ));
-                            break;
-                        }
-                    }
-                }
-            }
-            if let Some(why) = why {
-                if !self.go_on {
-                    return Err(self.stop(tag, why));
-                }
-                if self.aside.is_none() {
-                    let aside = aside::Aside::create(&self.path, self.types.len(), why);
-                    self.aside = Some(aside.map_err(|e| (tag, e))?);
-                }
-                if let Some(aside) = &self.aside {
-                    aside.push(self.count + 1, row).map_err(|e| (tag, e))?;
-                }
-                self.count += 1;
-                continue;
-            }
-            let Some(file) = self.file.as_mut() else {
-                return Err(self.stop(tag, "the file was finished already".into()));
-            };
-            file.push(&values).map_err(|e| {
-                (
-                    tag,
-                    StoreError::Row {
-                        entity: self.entity.clone(),
-                        row: self.count + 1,
-                        message: e.to_string(),
-                    },
-                )
-            })?;
             self.count += 1;
+            match self.go_on {
+                true => self.hold(tag, self.count, row)?,
+                false => self.page_row(tag, self.count, row)?,
+            }
         }
         Ok(())
     }

@@ -136,7 +136,7 @@ impl<'a> Publication<'a> {
         let mut sink =
             PagedSink::create_going_on(&new.path, page_size, entity, key, columns, generation)?;
         fill(&mut sink)?;
-        if let Some(why) = sink.set_aside() {
+        if let Some(why) = sink.why_set_aside() {
             tracing::debug!(
                 entity,
                 "rows of a computed entity set aside for SQLite: {why}"

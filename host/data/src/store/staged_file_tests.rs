@@ -170,3 +170,26 @@ fn a_patch_of_an_entity_in_a_file_is_published_as_a_patched_copy() {
     let meta = store.meta("C").unwrap();
     assert_eq!((meta.rows, meta.generation), (3, 2));
 }
+
+#[test]
+fn a_key_that_jumps_ahead_is_set_aside_not_the_rows_after_it() {
+    let (_dir, store) = store();
+    let mut p = store.publication();
+    let mut keys: Vec<String> = (1..=20).map(|i| format!("k{i:02}")).collect();
+    keys.insert(2, "k99".into());
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    stage(&mut p, &keys).unwrap();
+    p.publish().unwrap();
+    let in_rowid_order = read(&store, "SELECT Id, N FROM ent_C ORDER BY rowid");
+    let ids: Vec<&str> = in_rowid_order
+        .iter()
+        .map(|r| r.split(':').next().unwrap())
+        .collect();
+    let mut expected: Vec<String> = (1..=20).map(|i| format!("k{i:02}")).collect();
+    expected.push("k99".into());
+    assert_eq!(ids, expected, "only k99 went in through SQLite, last");
+    assert_eq!(
+        read(&store, "SELECT Id, N FROM ent_C WHERE Id = 'k99'"),
+        ["k99:2"]
+    );
+}

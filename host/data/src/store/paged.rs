@@ -166,19 +166,11 @@ impl PagedSink {
         })
     }
 
-    /// [`PagedSink::create`] for rows that cannot be pushed again: a row
-    /// that cannot be paged is set aside, for SQLite to insert.
-    pub(super) fn create_going_on(
-        path: &Path,
-        page_size: u32,
-        entity: &str,
-        key: &str,
-        columns: &[(String, ColumnType)],
-        generation: i64,
-    ) -> Result<Self, StoreError> {
-        let mut sink = Self::create(path, page_size, entity, key, columns, generation)?;
-        sink.go_on = true;
-        Ok(sink)
+    /// For rows that cannot be pushed again: a row that cannot be paged is
+    /// set aside, for SQLite to insert.
+    pub(super) fn going_on(mut self) -> Self {
+        self.go_on = true;
+        self
     }
 
     /// Why rows were set aside, if some were.

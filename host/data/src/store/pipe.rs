@@ -29,13 +29,51 @@ pub const DEPTH: usize = 4;
 #[error("the writer stopped")]
 pub struct Stopped;
 
+/// A value kept with rows whose text shares one buffer: text and blobs as
+/// a range of it.
 #[derive(Debug, Clone, Copy)]
-enum Slot {
+pub(super) enum Slot {
     Null,
     Integer(i64),
     Real(f64),
     Text(usize, usize),
     Blob(usize, usize),
+}
+
+impl Slot {
+    /// `v`, its bytes (if any) appended to `bytes`.
+    pub(super) fn store(v: ValueRef<'_>, bytes: &mut Vec<u8>) -> Self {
+        let mut copy = |b: &[u8]| {
+            let a = bytes.len();
+            bytes.extend_from_slice(b);
+            (a, a + b.len())
+        };
+        match v {
+            ValueRef::Null => Slot::Null,
+            ValueRef::Integer(n) => Slot::Integer(n),
+            ValueRef::Real(f) => Slot::Real(f),
+            ValueRef::Text(t) => {
+                let (a, b) = copy(t);
+                Slot::Text(a, b)
+            }
+            ValueRef::Blob(t) => {
+                let (a, b) = copy(t);
+                Slot::Blob(a, b)
+            }
+        }
+    }
+
+    /// The value, its bytes (if any) read from `bytes`.
+    pub(super) fn read(self, bytes: &[u8]) -> ValueRef<'_> {
+        let range = |a: usize, b: usize| bytes.get(a..b).unwrap_or_default();
+        match self {
+            Slot::Null => ValueRef::Null,
+            Slot::Integer(n) => ValueRef::Integer(n),
+            Slot::Real(f) => ValueRef::Real(f),
+            Slot::Text(a, b) => ValueRef::Text(range(a, b)),
+            Slot::Blob(a, b) => ValueRef::Blob(range(a, b)),
+        }
+    }
 }
 
 /// Rows as cells, with their text in one buffer.
@@ -65,14 +103,7 @@ impl Batch {
     }
 
     fn value(&self, s: Slot) -> ValueRef<'_> {
-        let bytes = |a: usize, b: usize| self.bytes.get(a..b).unwrap_or_default();
-        match s {
-            Slot::Null => ValueRef::Null,
-            Slot::Integer(n) => ValueRef::Integer(n),
-            Slot::Real(f) => ValueRef::Real(f),
-            Slot::Text(a, b) => ValueRef::Text(bytes(a, b)),
-            Slot::Blob(a, b) => ValueRef::Blob(bytes(a, b)),
-        }
+        s.read(&self.bytes)
     }
 
     /// Call `consume` once with every row: its tag and values.
@@ -106,24 +137,7 @@ impl Feed {
 
     /// Add a value to the open row.
     pub fn value(&mut self, v: ValueRef<'_>) {
-        let mut copy = |b: &[u8]| {
-            let a = self.batch.bytes.len();
-            self.batch.bytes.extend_from_slice(b);
-            (a, a + b.len())
-        };
-        let slot = match v {
-            ValueRef::Null => Slot::Null,
-            ValueRef::Integer(n) => Slot::Integer(n),
-            ValueRef::Real(f) => Slot::Real(f),
-            ValueRef::Text(t) => {
-                let (a, b) = copy(t);
-                Slot::Text(a, b)
-            }
-            ValueRef::Blob(t) => {
-                let (a, b) = copy(t);
-                Slot::Blob(a, b)
-            }
-        };
+        let slot = Slot::store(v, &mut self.batch.bytes);
         self.batch.cells.push(slot);
     }
 

@@ -88,14 +88,7 @@ impl<'a> Publication<'a> {
             store.fill_staging(&tx, entity, key, columns, (Layout::Clustered, 0), fill)?;
         tx.commit().map_err(|e| store.sql(e))?;
         self.unstage(entity);
-        self.staged.push(Staged {
-            entity: entity.to_owned(),
-            key: key.to_owned(),
-            columns: columns.to_vec(),
-            rows,
-            patch: false,
-            file: None,
-        });
+        self.stage_whole((entity, key, columns), rows, None);
         Ok(rows)
     }
 
@@ -134,7 +127,7 @@ impl<'a> Publication<'a> {
         let new = files::NewFile::reserve(store.files.dir(), entity, generation)?;
         let page_size = store.page_size()?;
         let mut sink =
-            PagedSink::create_going_on(&new.path, page_size, entity, key, columns, generation)?;
+            PagedSink::create(&new.path, page_size, entity, key, columns, generation)?.going_on();
         fill(&mut sink)?;
         if let Some(why) = sink.why_set_aside() {
             tracing::debug!(
@@ -153,15 +146,26 @@ impl<'a> Publication<'a> {
             }
         })?;
         drop(conn);
+        self.stage_whole((entity, key, columns), rows, Some(new));
+        Ok(rows)
+    }
+
+    /// Note `entity` staged whole: `rows` rows, in `file` or its staging
+    /// table.
+    fn stage_whole(
+        &mut self,
+        (entity, key, columns): (&str, &str, &[(String, ColumnType)]),
+        rows: u64,
+        file: Option<files::NewFile>,
+    ) {
         self.staged.push(Staged {
             entity: entity.to_owned(),
             key: key.to_owned(),
             columns: columns.to_vec(),
             rows,
             patch: false,
-            file: Some(new),
+            file,
         });
-        Ok(rows)
     }
 
     /// Forget what is staged for `entity`: its file detached and removed.

@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use rusqlite::types::ValueRef;
 
 use super::key_index::order;
+use super::pipe::Slot;
 
 /// Rows held back at most; the oldest is paged when one more comes.
 pub(super) const HOLD_ROWS: usize = 64;
@@ -20,16 +21,7 @@ pub(super) struct HeldRow {
     /// Its number among the rows pushed.
     pub(super) no: u64,
     bytes: Vec<u8>,
-    cells: Vec<Cell>,
-}
-
-#[derive(Clone, Copy)]
-enum Cell {
-    Null,
-    Integer(i64),
-    Real(f64),
-    Text(usize, usize),
-    Blob(usize, usize),
+    cells: Vec<Slot>,
 }
 
 impl HeldRow {
@@ -37,48 +29,22 @@ impl HeldRow {
         (self.tag, self.no) = (tag, no);
         self.bytes.clear();
         self.cells.clear();
-        for v in row {
-            let mut copy = |b: &[u8]| {
-                let a = self.bytes.len();
-                self.bytes.extend_from_slice(b);
-                (a, self.bytes.len())
-            };
-            self.cells.push(match *v {
-                ValueRef::Null => Cell::Null,
-                ValueRef::Integer(n) => Cell::Integer(n),
-                ValueRef::Real(f) => Cell::Real(f),
-                ValueRef::Text(t) => {
-                    let (a, b) = copy(t);
-                    Cell::Text(a, b)
-                }
-                ValueRef::Blob(t) => {
-                    let (a, b) = copy(t);
-                    Cell::Blob(a, b)
-                }
-            });
-        }
-    }
-
-    fn value(&self, c: Cell) -> ValueRef<'_> {
-        let bytes = |a: usize, b: usize| self.bytes.get(a..b).unwrap_or_default();
-        match c {
-            Cell::Null => ValueRef::Null,
-            Cell::Integer(n) => ValueRef::Integer(n),
-            Cell::Real(f) => ValueRef::Real(f),
-            Cell::Text(a, b) => ValueRef::Text(bytes(a, b)),
-            Cell::Blob(a, b) => ValueRef::Blob(bytes(a, b)),
+        for &v in row {
+            self.cells.push(Slot::store(v, &mut self.bytes));
         }
     }
 
     /// Its values, into `out`.
     pub(super) fn values<'a>(&'a self, out: &mut Vec<ValueRef<'a>>) {
         out.clear();
-        out.extend(self.cells.iter().map(|&c| self.value(c)));
+        out.extend(self.cells.iter().map(|&c| c.read(&self.bytes)));
     }
 
     /// Its value in column `i`.
     pub(super) fn get(&self, i: usize) -> ValueRef<'_> {
-        self.cells.get(i).map_or(ValueRef::Null, |&c| self.value(c))
+        self.cells
+            .get(i)
+            .map_or(ValueRef::Null, |&c| c.read(&self.bytes))
     }
 }
 

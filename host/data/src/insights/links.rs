@@ -2,8 +2,9 @@
 //! insert. The link table is kept in link id order (source name, `/`,
 //! source key), so links go in best in that order:
 //! - when every source stores its keys in order, records come in link id
-//!   order already (per source), and links wait by record range
-//!   ([`LinkQueue::by_record`]): each range sorted in memory, nothing else;
+//!   order already (per source), and links wait by their place in link id
+//!   order ([`LinkQueue::by_record`], sources taken in order of name):
+//!   each range sorted in memory, nothing else;
 //! - when some source's keys come in no order (GUIDs), links are sorted by
 //!   link id ([`LinkQueue::by_id`], through [`Sorter`]).
 
@@ -30,21 +31,25 @@ pub(super) enum LinkQueue {
         parts: Partitions,
         per_part: u64,
         frame: Frame,
+        places: Places,
     },
     ById(Sorter),
 }
 
 impl LinkQueue {
-    /// Links in record order: `parts` partitions of `per_part` records.
+    /// Links in record order within each source, sources in `places`'
+    /// order: `parts` partitions of `per_part` records.
     pub(super) fn by_record(
         dir: &std::path::Path,
         parts: usize,
         per_part: u64,
+        places: Places,
     ) -> io::Result<Self> {
         Ok(Self::ByRecord {
             parts: Partitions::new(dir, parts)?,
             per_part: per_part.max(1),
             frame: Frame::default(),
+            places,
         })
     }
 
@@ -61,7 +66,9 @@ impl LinkQueue {
                 parts,
                 per_part,
                 frame,
+                places,
             } => {
+                let rec = places.of(rec);
                 frame.clear();
                 // Sorted by the first two (see `load_partition`).
                 frame.u32(rec);
@@ -100,6 +107,51 @@ impl LinkQueue {
             }
         }
         group.flush(sink, ws, spilled)
+    }
+}
+
+/// Where each record's link goes in link id order: records come source by
+/// source in priority order; link ids (source name, `/`, key) put sources
+/// in order of name.
+#[derive(Debug, Default)]
+pub(super) struct Places {
+    /// Per source's record range: (first record, the record after its
+    /// last, its first place).
+    ranges: Vec<(u32, u32, u32)>,
+}
+
+impl Places {
+    /// From the sources' record ranges, in record order: (name, first
+    /// record, the record after its last).
+    pub(super) fn new(sources: &[(&str, u32, u32)]) -> Self {
+        let mut by_name: Vec<&(&str, u32, u32)> = sources.iter().collect();
+        // As link ids sort: by the name followed by `/`.
+        let id_prefix = |name: &str| {
+            name.bytes()
+                .chain(std::iter::once(b'/'))
+                .collect::<Vec<u8>>()
+        };
+        by_name.sort_by_cached_key(|&&(name, first, _)| (id_prefix(name), first));
+        let mut place = 0u32;
+        let mut ranges: Vec<(u32, u32, u32)> = by_name
+            .into_iter()
+            .map(|&(_, first, end)| {
+                let r = (first, end, place);
+                place = place.saturating_add(end.saturating_sub(first));
+                r
+            })
+            .collect();
+        ranges.sort_unstable();
+        Self { ranges }
+    }
+
+    /// The place of record `rec` (itself when no range holds it).
+    fn of(&self, rec: u32) -> u32 {
+        let i = self.ranges.partition_point(|r| r.1 <= rec);
+        match self.ranges.get(i) {
+            Some(&(first, end, place)) if (first..end).contains(&rec) => place + (rec - first),
+            _ => rec,
+        }
     }
 }
 
@@ -181,5 +233,19 @@ impl Group {
         self.buf.clear();
         self.ends.clear();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Places;
+
+    #[test]
+    fn records_take_their_place_in_link_id_order() {
+        // Priority: web (records 0..3), crm (3..5), a (5..6), a-b (6..8).
+        let places = Places::new(&[("web", 0, 3), ("crm", 3, 5), ("a", 5, 6), ("a-b", 6, 8)]);
+        let of: Vec<u32> = (0..9).map(|r| places.of(r)).collect();
+        // "a-b/" < "a/" < "crm/" < "web/": a-b at 0..2, a at 2, crm 3..5, web 5..8.
+        assert_eq!(of, [5, 6, 7, 3, 4, 2, 0, 1, 8]);
     }
 }

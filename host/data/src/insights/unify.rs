@@ -18,7 +18,7 @@ use rusqlite::types::Value;
 
 use super::incremental::{self, Plan};
 use super::keymap;
-use super::links::LinkQueue;
+use super::links::{LinkQueue, Places};
 use super::spill::{Partitions, Spill, SpillError, MAX_PARTITIONS};
 use super::workspace::{Workspace, CUSTOMER_ID};
 use crate::odata::ColumnType;
@@ -225,7 +225,15 @@ pub fn unify(
     // (see `links`): sorted when some source's keys are stored in no order.
     let mut links = match mapped.unordered.contains(&true) {
         true => LinkQueue::by_id(&dir),
-        false => LinkQueue::by_record(&dir, by_root.len(), per_part).map_err(spilled)?,
+        false => {
+            let sources: Vec<(&str, u32, u32)> = mapped
+                .ranges
+                .iter()
+                .filter_map(|&(si, a, b)| ws.sources.get(si).map(|s| (s.name.as_str(), a, b)))
+                .collect();
+            let places = Places::new(&sources);
+            LinkQueue::by_record(&dir, by_root.len(), per_part, places).map_err(spilled)?
+        }
     };
     let mut key_map = keymap::Builder::new(&dir, expected_keys).map_err(spilled)?;
     let produce_customers = |feed: &mut pipe::Feed| {

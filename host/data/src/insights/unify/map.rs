@@ -172,6 +172,9 @@ pub(super) struct Mapped {
     /// Per source: its text keys are stored in no order (see
     /// [`keys_unordered`]).
     pub unordered: Vec<bool>,
+    /// Each source's records, in priority order: (source index, first
+    /// record, the record after its last).
+    pub ranges: Vec<(usize, u32, u32)>,
 }
 
 /// Stream every source's rows to `recs` (in record order) and their match
@@ -208,7 +211,9 @@ pub(super) fn map_records(
     let e = sql(store);
     let mut mapper = RowMapper::new(ws, types);
     let mut rec: u32 = 0;
+    let mut ranges = Vec::with_capacity(ws.unification.priority.len());
     for &si in &ws.unification.priority {
+        let first = rec;
         let s = &ws.sources[si];
         let src = u16::try_from(si).map_err(|_| UnifyError::TooManyRows)?;
         let query = SourceQuery::new(
@@ -245,6 +250,7 @@ pub(super) fn map_records(
                 Ok(())
             },
         )?;
+        ranges.push((si, first, rec));
     }
     if selection.is_some() {
         conn.execute_batch("DROP TABLE IF EXISTS temp.tf_selected")
@@ -254,6 +260,7 @@ pub(super) fn map_records(
     Ok(Mapped {
         records: rec,
         unordered,
+        ranges,
     })
 }
 

@@ -154,6 +154,14 @@ pub fn valid_identifier(name: &str) -> bool {
         && name.len() <= 64
 }
 
+/// Whether `key` is an integer column of `columns`, stored as the rowid.
+fn integer_key(columns: &[(String, ColumnType)], key: &str) -> bool {
+    columns
+        .iter()
+        .position(|(c, _)| c == key)
+        .is_some_and(|i| key_is_rowid(columns, i))
+}
+
 /// Check that `entity` and its `columns` have valid names.
 fn check_names(entity: &str, columns: &[(String, ColumnType)]) -> Result<(), StoreError> {
     if !valid_identifier(entity) {
@@ -738,10 +746,7 @@ impl EntityDb {
         fill: impl FnOnce(&mut dyn Sink) -> Result<(), E>,
     ) -> Result<Option<u64>, E> {
         check_names(entity, columns)?;
-        let integer_key = columns
-            .iter()
-            .position(|(c, _)| c == key)
-            .is_some_and(|i| key_is_rowid(columns, i));
+        let integer_key = integer_key(columns, key);
         let Some(previous) = self.may_have_file(entity)?.filter(|_| !integer_key) else {
             return Ok(None);
         };
@@ -777,25 +782,22 @@ impl EntityDb {
         Ok(self.has_room(&conn, entity)?.then_some(previous))
     }
 
-    /// How many entities are kept in files of their own (each attached).
-    fn attached_files(&self, conn: &Connection) -> Result<usize, StoreError> {
-        let n: i64 = conn
-            .prepare_cached("SELECT count(*) FROM _tf_entities WHERE file IS NOT NULL")
-            .and_then(|mut s| s.query_row([], |r| r.get(0)))
-            .map_err(|e| self.sql(e))?;
-        Ok(usize::try_from(n).unwrap_or(usize::MAX))
-    }
-
     /// Whether `entity` may be kept in a file of its own: fewer than
     /// [`MAX_ENTITY_FILES`] other entities are.
     fn has_room(&self, conn: &Connection, entity: &str) -> Result<bool, StoreError> {
-        let others: i64 = conn
+        Ok(self.files_but(conn, entity)? < MAX_ENTITY_FILES)
+    }
+
+    /// How many entities but `entity` are kept in files of their own (each
+    /// attached); `""` counts them all (no entity has that name).
+    fn files_but(&self, conn: &Connection, entity: &str) -> Result<usize, StoreError> {
+        let n: i64 = conn
             .prepare_cached(
                 "SELECT count(*) FROM _tf_entities WHERE file IS NOT NULL AND name <> ?1",
             )
             .and_then(|mut s| s.query_row([entity], |r| r.get(0)))
             .map_err(|e| self.sql(e))?;
-        Ok(usize::try_from(others).is_ok_and(|n| n < MAX_ENTITY_FILES))
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
     /// Make the written file `new` the data of `entity` (its `key` and

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::types::{Value, ValueRef};
 use triggerfish_pagefile as pagefile;
 
-use super::sink::show;
+use super::sink::{duplicate_key, empty_key};
 use super::{column_defs, key_index, partitions, pipe, table_name, StoreError};
 use crate::odata::ColumnType;
 
@@ -208,7 +208,7 @@ impl PagedSink {
             StoreError::Row {
                 entity: entity.clone(),
                 row,
-                message: format!("duplicate key {} in field '{key}'", show(k)),
+                message: duplicate_key(k, key),
             }
         })
     }
@@ -252,16 +252,8 @@ impl PagedSink {
         let Some(file) = self.file.as_mut() else {
             return Err(self.stop(tag, "the file was finished already".into()));
         };
-        let pushed = file.push(&values).map_err(|e| {
-            (
-                tag,
-                StoreError::Row {
-                    entity: self.entity.clone(),
-                    row: no,
-                    message: e.to_string(),
-                },
-            )
-        });
+        let pushed = file.push(&values).map_err(|e| e.to_string());
+        let pushed = pushed.map_err(|message| self.at_row(tag, no, message));
         self.page_buf = relabel(values);
         pushed
     }
@@ -291,23 +283,9 @@ impl PagedSink {
     fn hold(&mut self, tag: u64, no: u64, row: &[ValueRef<'_>]) -> Result<(), (u64, StoreError)> {
         let k = self.key_index;
         let key = row.get(k).copied().unwrap_or(ValueRef::Null);
-        let fail = |s: &Self, message: String| {
-            (
-                tag,
-                StoreError::Row {
-                    entity: s.entity.clone(),
-                    row: no,
-                    message,
-                },
-            )
-        };
-        let duplicate = |s: &Self| {
-            let message = format!("duplicate key {} in field '{}'", show(key), s.key);
-            fail(s, message)
-        };
+        let duplicate = |s: &Self| s.at_row(tag, no, duplicate_key(key, &s.key));
         if key == ValueRef::Null {
-            let message = format!("field '{}' (the key) is empty", self.key);
-            return Err(fail(self, message));
+            return Err(self.at_row(tag, no, empty_key(&self.key)));
         }
         let disorder = || format!("row {no}: keys come in no order");
         match self.last_key().map(|last| key_index::order(last, key)) {
@@ -353,6 +331,19 @@ impl PagedSink {
         paged.map(|()| true)
     }
 
+    /// The error `message` about row number `row`, pushed with `tag`.
+    fn at_row(&self, tag: u64, row: u64, message: String) -> (u64, StoreError) {
+        let entity = self.entity.clone();
+        (
+            tag,
+            StoreError::Row {
+                entity,
+                row,
+                message,
+            },
+        )
+    }
+
     /// The last key paged.
     fn last_key(&self) -> Option<ValueRef<'_>> {
         match &self.last {
@@ -379,28 +370,14 @@ impl PagedSink {
         row: u64,
         key: ValueRef<'_>,
     ) -> Result<(), (u64, StoreError)> {
-        let at = |message| {
-            (
-                tag,
-                StoreError::Row {
-                    entity: self.entity.clone(),
-                    row,
-                    message,
-                },
-            )
-        };
         if key == ValueRef::Null {
-            return Err(at(format!("field '{}' (the key) is empty", self.key)));
+            return Err(self.at_row(tag, row, empty_key(&self.key)));
         }
         if let Some(last) = self.last_key() {
             match key_index::order(last, key) {
                 std::cmp::Ordering::Less => {}
                 std::cmp::Ordering::Equal => {
-                    return Err(at(format!(
-                        "duplicate key {} in field '{}'",
-                        show(key),
-                        self.key
-                    )))
+                    return Err(self.at_row(tag, row, duplicate_key(key, &self.key)))
                 }
                 std::cmp::Ordering::Greater => {
                     return Err(self.stop(tag, format!("row {row}: keys come in no order")))
@@ -460,14 +437,8 @@ impl Sink for PagedSink {
     fn push_batch(&mut self, rows: &pipe::Rows<'_>) -> Result<(), (u64, StoreError)> {
         for &(tag, row) in rows.iter() {
             if row.len() != self.types.len() {
-                return Err((
-                    tag,
-                    StoreError::Row {
-                        entity: self.entity.clone(),
-                        row: self.count + 1,
-                        message: format!("{} values for {} columns", row.len(), self.types.len()),
-                    },
-                ));
+                let message = format!("{} values for {} columns", row.len(), self.types.len());
+                return Err(self.at_row(tag, self.count + 1, message));
             }
             self.count += 1;
             match self.go_on {

@@ -20,7 +20,7 @@ use rusqlite::types::Value;
 
 use super::paged::{PagedSink, Sink};
 use super::{
-    check_names, files, key_is_rowid, table_name, EntityDb, EntityMeta, Layout, NewRows, RowSink,
+    check_names, files, integer_key, table_name, EntityDb, EntityMeta, Layout, NewRows, RowSink,
     StoreError, Table,
 };
 use crate::odata::{ColumnType, Schema};
@@ -108,17 +108,14 @@ impl<'a> Publication<'a> {
         check_names(entity, columns)?;
         self.unstage(entity);
         let store = self.store;
-        let integer_key = columns
-            .iter()
-            .position(|(c, _)| c == key)
-            .is_some_and(|i| key_is_rowid(columns, i));
+        let integer_key = integer_key(columns, key);
         let (generation, room) = {
             let conn = store.conn();
             let (previous, _) = store.kept_in(&conn, entity)?;
             let staged = self.staged.iter().filter(|s| s.file.is_some()).count();
             (
                 previous.saturating_add(1),
-                store.attached_files(&conn)? + staged,
+                store.files_but(&conn, "")? + staged,
             )
         };
         if integer_key || room >= files::MAX_ENTITY_FILES {
@@ -403,10 +400,11 @@ impl<'a> Publication<'a> {
                         file.keep();
                     }
                 }
+                // Attach the new files, detach and remove the old.
                 let conn = store.conn();
-                store.retire(&conn, None);
-                for file in old {
-                    store.retire(&conn, Some(file));
+                match old.is_empty() {
+                    true => store.retire(&conn, None),
+                    false => old.into_iter().for_each(|f| store.retire(&conn, Some(f))),
                 }
                 drop(conn);
                 for f in std::mem::take(&mut self.after) {

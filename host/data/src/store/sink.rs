@@ -419,7 +419,7 @@ impl<'a> RowSink<'a> {
                     if f.code == rusqlite::ErrorCode::ConstraintViolation =>
                 {
                     match key {
-                        ValueRef::Null => format!("field '{}' (the key) is empty", self.key),
+                        ValueRef::Null => empty_key(&self.key),
                         v => self.duplicate(v),
                     }
                 }
@@ -493,7 +493,7 @@ impl<'a> RowSink<'a> {
 
     /// The message for a second row with key `v`.
     fn duplicate(&self, v: ValueRef<'_>) -> String {
-        format!("duplicate key {} in field '{}'", show(v), self.key)
+        duplicate_key(v, &self.key)
     }
 
     /// Add the rows of a `SELECT` over the store's tables.
@@ -511,6 +511,17 @@ impl<'a> RowSink<'a> {
         self.count += n as u64;
         Ok(())
     }
+}
+
+/// The error of an empty key in field `key`, as every insert path words it.
+pub(super) fn empty_key(key: &str) -> String {
+    format!("field '{key}' (the key) is empty")
+}
+
+/// The error of key `v` met twice in field `key`, as every insert path
+/// words it.
+pub(super) fn duplicate_key(v: ValueRef<'_>, key: &str) -> String {
+    format!("duplicate key {} in field '{key}'", show(v))
 }
 
 pub(super) fn show(v: ValueRef<'_>) -> String {

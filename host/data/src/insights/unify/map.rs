@@ -58,19 +58,64 @@ fn text_into(v: ValueRef<'_>, out: &mut String) -> bool {
     true
 }
 
+/// A profile value of the current row, its text checked once.
+#[derive(Clone, Copy)]
+enum Val<'a> {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(&'a str),
+}
+
+impl<'a> Val<'a> {
+    fn as_ref(self) -> ValueRef<'a> {
+        match self {
+            Val::Null => ValueRef::Null,
+            Val::Integer(n) => ValueRef::Integer(n),
+            Val::Real(x) => ValueRef::Real(x),
+            Val::Text(s) => ValueRef::Text(s.as_bytes()),
+        }
+    }
+}
+
 /// The normalised text of a profile value, in `buffers` (`number` holds a
 /// number's text); `None` when nothing is left to compare.
 fn normalized<'b>(
     chain: &[Normalizer],
-    v: ValueRef<'_>,
+    v: Val<'_>,
     number: &mut String,
     buffers: &'b mut Buffers,
 ) -> Option<&'b str> {
     match v {
-        ValueRef::Text(t) => normalize_into(chain, std::str::from_utf8(t).ok()?, buffers),
+        Val::Null => None,
+        Val::Text(t) => normalize_into(chain, t, buffers),
+        v => {
+            text_into(v.as_ref(), number);
+            normalize_into(chain, number, buffers)
+        }
+    }
+}
+
+/// Write a key's text (or a number's; empty for none) to `frame`, invalid
+/// UTF-8 made valid.
+fn frame_text(frame: &mut Frame, v: ValueRef<'_>, number: &mut String) {
+    match v {
+        ValueRef::Text(t) => frame.str(&String::from_utf8_lossy(t)),
         v => {
             text_into(v, number);
-            normalize_into(chain, number, buffers)
+            frame.str(number);
+        }
+    }
+}
+
+/// [`frame_text`] as an optional text: none for NULL.
+fn frame_opt_text(frame: &mut Frame, v: ValueRef<'_>, number: &mut String) {
+    match v {
+        ValueRef::Null | ValueRef::Blob(_) => frame.opt_str(None),
+        ValueRef::Text(t) => frame.opt_str(Some(&String::from_utf8_lossy(t))),
+        v => {
+            text_into(v, number);
+            frame.opt_str(Some(number));
         }
     }
 }
@@ -273,9 +318,6 @@ struct RowMapper<'w> {
     /// Per profile field: where its value is, and its converted text.
     cells: Vec<Cell>,
     converted: Vec<String>,
-    skey: String,
-    upd: String,
-    prev: String,
     number: String,
     buffers: Buffers,
     fuzzy_parts: Vec<String>,
@@ -292,9 +334,6 @@ impl<'w> RowMapper<'w> {
             types,
             cells: vec![Cell::Null; nf],
             converted: vec![String::new(); nf],
-            skey: String::new(),
-            upd: String::new(),
-            prev: String::new(),
             number: String::new(),
             buffers: Buffers::default(),
             fuzzy_parts: Vec::new(),
@@ -316,14 +355,11 @@ impl<'w> RowMapper<'w> {
         recs: &mut Spill,
     ) -> std::io::Result<()> {
         let at = |i: usize| r.get(i).copied().unwrap_or(ValueRef::Null);
-        text_into(at(0), &mut self.skey);
-        let has_upd = text_into(at(1), &mut self.upd);
         self.profile_cells(q, &at);
         let Self {
             ws,
             cells,
             converted,
-            prev,
             number,
             buffers,
             fuzzy_parts,
@@ -332,18 +368,32 @@ impl<'w> RowMapper<'w> {
             key,
             ..
         } = self;
-        let vals: Vec<ValueRef<'_>> = cells
+        // Each text checked once here; invalid UTF-8 made valid in its buffer.
+        let vals: Vec<Val<'_>> = cells
             .iter()
-            .zip(converted.iter())
+            .zip(converted.iter_mut())
             .map(|(c, buf)| match *c {
-                Cell::Null => ValueRef::Null,
-                Cell::Row(p) => at(p),
-                Cell::Real(x) => ValueRef::Real(x),
-                Cell::Converted => ValueRef::Text(buf.as_bytes()),
+                Cell::Null => Val::Null,
+                Cell::Row(p) => match at(p) {
+                    ValueRef::Null | ValueRef::Blob(_) => Val::Null,
+                    ValueRef::Integer(n) => Val::Integer(n),
+                    ValueRef::Real(x) => Val::Real(x),
+                    ValueRef::Text(t) => match std::str::from_utf8(t) {
+                        Ok(s) => Val::Text(s),
+                        Err(_) => {
+                            *buf = String::from_utf8_lossy(t).into_owned();
+                            let buf: &String = buf;
+                            Val::Text(buf)
+                        }
+                    },
+                },
+                Cell::Real(x) => Val::Real(x),
+                Cell::Converted => {
+                    let buf: &String = buf;
+                    Val::Text(buf)
+                }
             })
             .collect();
-        // Joined or looked up, the previous customer is the last column.
-        let has_prev = q.has_previous() && text_into(at(q.prev_at), prev);
         let normalizers = &ws.unification.normalizers;
         hashes.clear();
         'rules: for (ri, rule) in ws.unification.rules.iter().enumerate() {
@@ -379,16 +429,27 @@ impl<'w> RowMapper<'w> {
                     key.str(&digest);
                 }
             }
-            keys.write((h % keys.len() as u128) as usize, &key.0)?;
+            // The high half: the low one places keys in the match's tables.
+            let part = ((h >> 64) as u64 % keys.len() as u64) as usize;
+            keys.write(part, &key.0)?;
             hashes.push(h as u64);
         }
         frame.clear();
         frame.u16(src);
-        frame.str(&self.skey);
-        frame.opt_str(has_upd.then_some(self.upd.as_str()));
-        frame.opt_str(has_prev.then_some(prev.as_str()));
+        frame_text(frame, at(0), number);
+        frame_opt_text(frame, at(1), number);
+        // Joined or looked up, the previous customer is the last column.
+        frame_opt_text(
+            frame,
+            if q.has_previous() {
+                at(q.prev_at)
+            } else {
+                ValueRef::Null
+            },
+            number,
+        );
         for v in &vals {
-            frame.value_ref(*v);
+            frame.value_ref(v.as_ref());
         }
         frame.u16(u16::try_from(hashes.len()).unwrap_or(u16::MAX));
         for h in hashes.iter() {
@@ -413,10 +474,6 @@ impl<'w> RowMapper<'w> {
                         Cell::Converted
                     }
                     (ValueRef::Integer(n), ColumnType::Decimal) => Cell::Real(n as f64),
-                    (v @ ValueRef::Text(t), _) if std::str::from_utf8(t).is_err() => {
-                        text_into(v, &mut self.converted[i]);
-                        Cell::Converted
-                    }
                     _ => Cell::Row(*p),
                 },
             };

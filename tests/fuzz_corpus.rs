@@ -110,6 +110,8 @@ fn source_corpora_import_or_fail_with_an_error() {
                 tolerance: 2,
                 opener: None,
                 root: None,
+                // Hashing as it reads must hold up to hostile input too.
+                digests: true,
             };
             if import(&spec, &store, "Fuzz").is_ok() {
                 imported += 1;

@@ -18,6 +18,11 @@ pub fn source_counter(source: &str) -> String {
     format!("source-fingerprint:{source}")
 }
 
+/// Counter holding a source's [`source_stamp`] at its last import.
+pub fn stamp_counter(source: &str) -> String {
+    format!("source-stamp:{source}")
+}
+
 /// Counter holding unification's input fingerprint at its last run.
 pub const UNIFIED_INPUT: &str = "unified-input";
 /// Counters holding the last unification's figures, for a skipped run's event.
@@ -76,25 +81,75 @@ fn import_settings(spec: &SourceSpec) -> String {
     settings
 }
 
-/// The fingerprint of a source: its import settings, then each file's path,
-/// size, modification time and content hash. Reads every byte once.
-pub fn source(
-    spec: &SourceSpec,
-    files: &[std::path::PathBuf],
-    open: &dyn Fn(&Path) -> std::io::Result<std::fs::File>,
-) -> std::io::Result<u64> {
-    let mut h = Hasher::new();
-    h.update(format!("{:?}|{}", spec.format, import_settings(spec)).as_bytes());
-    let mut buf = vec![0u8; 256 * 1024];
-    for path in files {
-        let mut file = open(path)?;
-        let meta = file.metadata()?;
+/// A source file's path, size and modification time, as fingerprints
+/// cover them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStamp(String);
+
+impl FileStamp {
+    fn of(path: &Path, meta: &std::fs::Metadata) -> Self {
         let mtime = meta
             .modified()
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos());
-        h.update(format!("|{}|{}|{}|", path.display(), meta.len(), mtime).as_bytes());
+        Self(format!("|{}|{}|{}|", path.display(), meta.len(), mtime))
+    }
+}
+
+/// Opens a source's files, for their stamps or content.
+pub type Open<'a> = &'a dyn Fn(&Path) -> std::io::Result<std::fs::File>;
+
+/// Each file's [`FileStamp`], in order.
+pub fn file_stamps(
+    files: &[std::path::PathBuf],
+    open: Open<'_>,
+) -> std::io::Result<Vec<FileStamp>> {
+    files
+        .iter()
+        .map(|p| Ok(FileStamp::of(p, &open(p)?.metadata()?)))
+        .collect()
+}
+
+/// A source's import settings and its files' stamps, not their content:
+/// when it differs from the one recorded at the last import, the files
+/// changed, and the import hashes them as it reads them instead of a read
+/// beforehand.
+pub fn source_stamp(spec: &SourceSpec, stamps: &[FileStamp]) -> u64 {
+    let mut h = Hasher::new();
+    h.update(b"stamp|");
+    h.update(format!("{:?}|{}", spec.format, import_settings(spec)).as_bytes());
+    stamps.iter().for_each(|s| {
+        h.update(s.0.as_bytes());
+    });
+    fold(h)
+}
+
+/// The fingerprint of a source from its files' stamps and the BLAKE3
+/// digests of their content, in order (see [`source`]).
+pub fn source_with(spec: &SourceSpec, stamps: &[FileStamp], digests: &[[u8; 32]]) -> u64 {
+    let mut h = Hasher::new();
+    h.update(format!("{:?}|{}", spec.format, import_settings(spec)).as_bytes());
+    for (stamp, digest) in stamps.iter().zip(digests) {
+        h.update(stamp.0.as_bytes());
+        h.update(digest);
+    }
+    fold(h)
+}
+
+/// The fingerprint of a source: its import settings, then each file's path,
+/// size, modification time and content hash. Reads every byte once.
+pub fn source(
+    spec: &SourceSpec,
+    files: &[std::path::PathBuf],
+    open: Open<'_>,
+) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut stamps = Vec::with_capacity(files.len());
+    let mut digests = Vec::with_capacity(files.len());
+    for path in files {
+        let mut file = open(path)?;
+        stamps.push(FileStamp::of(path, &file.metadata()?));
         let mut content = Hasher::new();
         loop {
             let n = file.read(&mut buf)?;
@@ -103,9 +158,9 @@ pub fn source(
             }
             content.update(&buf[..n]);
         }
-        h.update(content.finalize().as_bytes());
+        digests.push(*content.finalize().as_bytes());
     }
-    Ok(fold(h))
+    Ok(source_with(spec, &stamps, &digests))
 }
 
 /// The fingerprint of a postgres source's settings and of the server,

@@ -189,7 +189,7 @@ impl InsightsEngine {
             }
             Scope::Unification => run.downstream(None),
             Scope::Full => {
-                // Later sources read ahead (fingerprint their files) on a
+                // Later sources read ahead (hash files that look unchanged) on a
                 // second thread while earlier ones load, and the next
                 // source's import starts while one loads (two at a time);
                 // stages end in order.
@@ -197,7 +197,7 @@ impl InsightsEngine {
                     .sources
                     .iter()
                     .skip(1)
-                    .filter_map(|s| s.read_ahead())
+                    .filter_map(|s| s.read_ahead(&self.store))
                     .collect();
                 let mut failed = Vec::new();
                 std::thread::scope(|scope| {

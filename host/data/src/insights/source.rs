@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
+use super::fingerprint::FileStamp;
 use super::workspace::{SourceKind, SourceSpec};
 use crate::store::{
     import, EntityDb, ImportError, ImportErrorKind, ImportFailure, ImportSpec, Opener, StoreError,
@@ -83,11 +84,11 @@ pub trait Source: Send + Sync {
         progress: &dyn Fn(u64, u64),
     ) -> Result<Loaded, SourceError>;
 
-    /// Work the next [`Source::refresh`] can have done ahead, on another
-    /// thread, while earlier sources load (a file source fingerprints its
-    /// files). Called on the refreshing thread; `None` when there is
-    /// nothing to do ahead.
-    fn read_ahead(&self) -> Option<Box<dyn FnOnce() + Send + '_>> {
+    /// Work the next [`Source::refresh`] into `store` can have done ahead,
+    /// on another thread, while earlier sources load (a file source whose
+    /// files look unchanged hashes them). Called on the refreshing thread;
+    /// `None` when there is nothing to do ahead.
+    fn read_ahead<'a>(&'a self, _store: &'a EntityDb) -> Option<Box<dyn FnOnce() + Send + 'a>> {
         None
     }
 
@@ -121,7 +122,7 @@ enum Ahead {
 }
 
 /// What a read-ahead found: the files, their size and modification time,
-/// and their fingerprint.
+/// and their fingerprint when only their content can tell if they changed.
 #[derive(Debug)]
 struct ReadAhead {
     files: Vec<PathBuf>,
@@ -154,18 +155,43 @@ impl FileSource {
         self.ahead.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The fingerprint of `files` (see [`super::fingerprint::source`]);
-    /// `None` when one cannot be read (the import then names the problem).
-    fn fingerprint(&self, files: &[PathBuf]) -> Option<u64> {
+    /// Open `path` as the import would, for a fingerprint.
+    fn open(&self, path: &Path) -> std::io::Result<std::fs::File> {
         let opener = RootedOpener {
             root: &self.spec.root,
         };
-        super::fingerprint::source(&self.spec, files, &|p| {
-            opener
-                .open(p)
-                .map_err(|e| std::io::Error::other(e.to_string()))
-        })
-        .ok()
+        opener
+            .open(path)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+
+    /// The fingerprint of `files` (see [`super::fingerprint::source`]);
+    /// `None` when one cannot be read (the import then names the problem).
+    fn fingerprint(&self, files: &[PathBuf]) -> Option<u64> {
+        super::fingerprint::source(&self.spec, files, &|p| self.open(p)).ok()
+    }
+
+    /// The files' stamps (`None` when one cannot be read), and the
+    /// source's stamp from them.
+    fn stamps(&self, files: &[PathBuf]) -> (Option<Vec<FileStamp>>, Option<u64>) {
+        let stamps = super::fingerprint::file_stamps(files, &|p| self.open(p)).ok();
+        let stamp = stamps
+            .as_deref()
+            .map(|s| super::fingerprint::source_stamp(&self.spec, s));
+        (stamps, stamp)
+    }
+
+    /// Whether only the files' content can tell if they changed: a
+    /// fingerprint is recorded, and so is this `stamp` (or none, as an
+    /// older store has). A stamp of its own says they changed.
+    fn content_decides(&self, store: &EntityDb, stamp: Option<u64>) -> bool {
+        let recorded = |c: &str| store.counter(c).ok().flatten();
+        let name = &self.spec.name;
+        recorded(&super::fingerprint::source_counter(name)).is_some()
+            && match (recorded(&super::fingerprint::stamp_counter(name)), stamp) {
+                (Some(was), Some(now)) => was == now,
+                _ => true,
+            }
     }
 
     /// Columns that must be in the data: the mapped ones and `updated_at`.
@@ -228,13 +254,14 @@ impl Source for FileSource {
         let opener = RootedOpener {
             root: &self.spec.root,
         };
-        let fingerprint = match self.take_ahead(&files) {
-            Some(ahead) => ahead.fingerprint,
-            None => self.fingerprint(&files),
-        };
+        let ahead = self.take_ahead(&files);
+        let (stamps, stamp) = self.stamps(&files);
         let counter = super::fingerprint::source_counter(&self.spec.name);
-        if let (false, Some(fp)) = (force, fingerprint) {
-            if store.counter(&counter).ok().flatten() == Some(fp) {
+        if !force && self.content_decides(store, stamp) {
+            let fingerprint = ahead
+                .and_then(|a| a.fingerprint)
+                .or_else(|| self.fingerprint(&files));
+            if fingerprint.is_some() && store.counter(&counter).ok().flatten() == fingerprint {
                 if let Ok(meta) = store.meta(&self.spec.entity) {
                     return Ok(Loaded::unchanged(meta.rows));
                 }
@@ -243,15 +270,26 @@ impl Source for FileSource {
         let required = self.required();
         let spec = ImportSpec {
             progress: Some(progress),
+            digests: true,
             ..self.import_spec(&files, &required, &opener)
         };
         match import(&spec, store, &self.spec.entity) {
             Ok(report) => {
-                if let Some(fp) = fingerprint {
-                    // Not recorded: the next refresh imports again, which is safe.
-                    if let Err(e) = store.set_counter(&counter, fp) {
-                        tracing::warn!(source = %self.spec.name, "cannot record the source's fingerprint: {e}");
+                let fingerprint = match (&stamps, &report.digests) {
+                    (Some(stamps), Some(digests)) => {
+                        Some(super::fingerprint::source_with(&self.spec, stamps, digests))
                     }
+                    // A file was not read to its end: read it again.
+                    _ => self.fingerprint(&files),
+                };
+                // Not recorded: the next refresh imports again, which is safe.
+                let recorded = fingerprint.map_or(Ok(()), |fp| {
+                    store.set_counter(&counter, fp)?;
+                    let stamp_counter = super::fingerprint::stamp_counter(&self.spec.name);
+                    stamp.map_or(Ok(()), |s| store.set_counter(&stamp_counter, s))
+                });
+                if let Err(e) = recorded {
+                    tracing::warn!(source = %self.spec.name, "cannot record the source's fingerprint: {e}");
                 }
                 Ok(Loaded {
                     rows: report.rows,
@@ -277,10 +315,10 @@ impl Source for FileSource {
         }
     }
 
-    /// The fingerprint of the files (the import itself reads them once,
-    /// typing them as it goes). A failure is left for the refresh to meet
-    /// and report.
-    fn read_ahead(&self) -> Option<Box<dyn FnOnce() + Send + '_>> {
+    /// The fingerprint of the files, when their stamps are as at the last
+    /// import (else the import hashes them as it reads them). A failure is
+    /// left for the refresh to meet and report.
+    fn read_ahead<'a>(&'a self, store: &'a EntityDb) -> Option<Box<dyn FnOnce() + Send + 'a>> {
         *self.ahead() = Ahead::Pending;
         Some(Box::new(move || {
             // Held while reading: a refresh that comes meanwhile waits.
@@ -293,7 +331,10 @@ impl Source for FileSource {
                 return;
             };
             let stamps = stamps(&files);
-            let fingerprint = self.fingerprint(&files);
+            let fingerprint = match self.content_decides(store, self.stamps(&files).1) {
+                true => self.fingerprint(&files),
+                false => None,
+            };
             *ahead = Ahead::Ready(ReadAhead {
                 files,
                 stamps,
@@ -322,6 +363,7 @@ impl FileSource {
             opener: Some(opener),
             progress: None,
             root: Some(&self.spec.root),
+            digests: false,
         }
     }
 }
@@ -478,8 +520,8 @@ Email = "Email"
     }
 
     /// Read ahead; the fingerprint found, if the read-ahead is ready.
-    fn read_ahead(src: &FileSource) -> Option<Option<u64>> {
-        (src.read_ahead().unwrap())();
+    fn read_ahead(src: &FileSource, store: &EntityDb) -> Option<Option<u64>> {
+        (src.read_ahead(store).unwrap())();
         match &*src.ahead() {
             Ahead::Ready(r) => Some(r.fingerprint),
             _ => None,
@@ -494,29 +536,41 @@ Email = "Email"
         let src = FileSource::new(ws.sources[0].clone());
         let store = EntityDb::open(&dir.path().join("s.sqlite"), PageLimits::default()).unwrap();
 
-        // Read ahead, then the file changes (a column more): read again.
+        let counter = crate::insights::fingerprint::source_counter("crm");
+        let recorded = || store.counter(&counter).unwrap();
+
+        // Never imported: nothing to hash ahead. The file changes (a column
+        // more) before the refresh.
         std::fs::write(&csv, "Id,Email\n1,a@x\n").unwrap();
-        let before = read_ahead(&src).flatten();
-        assert!(before.is_some());
+        assert_eq!(read_ahead(&src, &store), Some(None));
         std::fs::write(&csv, "Id,Email,Age\n1,a@x,3\n2,b@x,4\n").unwrap();
         assert_eq!(refresh(&src, &store, false), (2, false));
         assert!(matches!(*src.ahead(), Ahead::None), "used once");
 
-        // Unchanged: the read-ahead's fingerprint is the one recorded, and
-        // the refresh skips.
-        let unchanged = read_ahead(&src).flatten();
-        assert!(unchanged.is_some() && unchanged != before);
+        // Unchanged: the read-ahead's fingerprint (a read of its own) is the
+        // one the import recorded as it read, and the refresh skips.
+        let unchanged = read_ahead(&src, &store).flatten();
+        assert!(unchanged.is_some());
+        assert_eq!(recorded(), unchanged);
         assert_eq!(refresh(&src, &store, false), (2, true));
 
         // Read ahead as unchanged, then the file changes: not skipped.
-        assert_eq!(read_ahead(&src), Some(unchanged));
+        assert_eq!(read_ahead(&src, &store), Some(unchanged));
         std::fs::write(&csv, "Id,Email,Age\n1,a@x,3\n2,b@x,4\n3,c@x,5\n").unwrap();
         assert_eq!(refresh(&src, &store, false), (3, false));
+        assert_ne!(recorded(), unchanged);
+
+        // Its size changed: a read-ahead hashes nothing, the import does.
+        std::fs::write(&csv, "Id,Email,Age\n1,a@x,3\n").unwrap();
+        assert_eq!(read_ahead(&src, &store), Some(None));
+        assert_eq!(refresh(&src, &store, false), (1, false));
+        assert_eq!(read_ahead(&src, &store).flatten(), recorded());
+        assert_eq!(refresh(&src, &store, false), (1, true));
 
         // A refresh before its read-ahead began does the work; the
         // read-ahead then does nothing.
-        let work = src.read_ahead().unwrap();
-        assert_eq!(refresh(&src, &store, true), (3, false));
+        let work = src.read_ahead(&store).unwrap();
+        assert_eq!(refresh(&src, &store, true), (1, false));
         work();
         assert!(matches!(*src.ahead(), Ahead::None));
     }

@@ -12,6 +12,7 @@ use rusqlite::types::ValueRef;
 use super::{pipe, StoreError};
 use crate::odata::ColumnType;
 
+mod content;
 mod dialect;
 mod encoding;
 mod locale;
@@ -185,6 +186,9 @@ pub struct ImportReport {
     pub rows: u64,
     /// Rows skipped as malformed (at most the tolerance).
     pub rejected: Vec<ImportError>,
+    /// With [`ImportSpec::digests`]: each file's BLAKE3 digest, when the
+    /// pass that stored the rows read every file whole.
+    pub digests: Option<Vec<[u8; 32]>>,
 }
 
 fn file_error(
@@ -268,6 +272,9 @@ pub struct ImportSpec<'a> {
     /// Partition origins are the files' paths relative to this folder (the
     /// file name when `None` or outside it).
     pub root: Option<&'a Path>,
+    /// Hash each file's bytes as the rows are stored
+    /// ([`ImportReport::digests`]).
+    pub digests: bool,
 }
 
 impl<'a> ImportSpec<'a> {
@@ -289,6 +296,7 @@ impl<'a> ImportSpec<'a> {
             opener: None,
             progress: None,
             root: None,
+            digests: false,
         }
     }
 }
@@ -552,7 +560,7 @@ fn type_columns(spec: &ImportSpec<'_>, rows: Option<u64>) -> Result<Inferred, Im
             (format, spec.dialect),
             &mut columns,
             false,
-            &progress.read,
+            (&progress.read, None),
             &mut |row_no, row| {
                 progress.tick();
                 if let Ok(row) = row {
@@ -701,6 +709,7 @@ fn write_pass(
             e.to_string(),
         )
     };
+    let mut digests: Vec<Option<[u8; 32]>> = vec![None; spec.files.len()];
     let mut fill = |sink: &mut dyn super::Sink| {
         for (i, (path, before)) in spec.files.iter().zip(&stamps).enumerate() {
             if i > 0 {
@@ -718,15 +727,18 @@ fn write_pass(
             // Set when a guessed column's value does not convert.
             let mut wrong_guess = false;
             let wrong = &mut wrong_guess;
+            let digest = digests.get_mut(i);
+            let hash = spec.digests;
             let produce = move |feed: &mut pipe::Feed| {
+                let content = content::Content::default();
                 // A guess reads new JSON keys too, to notice them.
-                visit(
+                let visited = visit(
                     path,
                     opener,
                     (format, dialect),
                     columns,
                     !guessed,
-                    read,
+                    (read, hash.then_some(&content)),
                     &mut |row_no, row| {
                         if guessed {
                             if let Ok(row) = &row {
@@ -790,7 +802,11 @@ fn write_pass(
                             }
                         }
                     },
-                )
+                );
+                if let (Ok(()), Some(digest)) = (&visited, digest) {
+                    *digest = content.digest();
+                }
+                visited
             };
             let stored = pipe::run_batches(produce, |rows| {
                 progress.tick();
@@ -830,10 +846,15 @@ fn write_pass(
         true => store.import_entity_paged_with(entity, key, &typed, fill)?,
         false => Some(store.import_entity_into_file_with(entity, key, &typed, |s| fill(s))?),
     };
+    let digests = spec
+        .digests
+        .then(|| digests.into_iter().collect::<Option<Vec<_>>>())
+        .flatten();
     Ok(rows.map(|rows| ImportReport {
         columns: typed,
         rows,
         rejected,
+        digests,
     }))
 }
 
@@ -1137,6 +1158,49 @@ mod tests {
         assert!(e.message.contains("trailing characters"), "{e}");
     }
 
+    /// An import asked for digests hashes each file as it reads it, in
+    /// every format and every way through (a guess that fails, rows out of
+    /// key order, a JSON array left to the streaming parser, gzip).
+    #[test]
+    fn digests_are_the_files_content_hashes() {
+        let big = "x".repeat(json_array::MAX_ELEMENT_BYTES);
+        let many: String = (0..SNIFF_ROWS + 5)
+            .map(|i| match i < SNIFF_ROWS {
+                true => format!("{i},1\n"),
+                false => format!("{i},x\n"),
+            })
+            .collect();
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("a.csv", b"Id,N\n2,a\n1,b\n".to_vec()),
+            ("a.csv", format!("Id,N\n{many}").into_bytes()),
+            ("a.ndjson", b"{\"Id\":1}\n{\"Id\":2,\"N\":3}\n".to_vec()),
+            ("a.json", b"[{\"Id\":1},{\"Id\":2}]\n".to_vec()),
+            (
+                "a.json",
+                format!(r#"[{{"Id":1}},{{"Id":2,"Big":"{big}"}}]"#).into_bytes(),
+            ),
+            ("a.csv.gz", gzipped(&["Id,N\n1,a\n", "2,b\n"])),
+        ];
+        for (name, bytes) in cases {
+            let (_d, p, store) = setup_bytes(name, &bytes);
+            let files = [p];
+            let types = BTreeMap::new();
+            let spec = ImportSpec::new(&files, &types, "Id");
+            let report = super::import(&spec, &store, "T").unwrap();
+            assert_eq!(report.digests, None, "{name}: not asked for");
+            let spec = ImportSpec {
+                digests: true,
+                ..spec
+            };
+            let report = super::import(&spec, &store, "T").unwrap();
+            assert_eq!(
+                report.digests,
+                Some(vec![*blake3::hash(&bytes).as_bytes()]),
+                "{name}"
+            );
+        }
+    }
+
     /// Rows of a JSON array the fast reader leaves to the streaming parser
     /// (an error, or an element over its size limit) are each handed out
     /// once, in order, and the error is the streaming parser's.
@@ -1163,7 +1227,7 @@ mod tests {
                 (ImportFormat::Json, &PLAIN),
                 &mut columns,
                 false,
-                &read,
+                (&read, None),
                 &mut |row_no, row| {
                     let id = row.ok().and_then(|r| match r {
                         Row::Json(values) => match values.first() {

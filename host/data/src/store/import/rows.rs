@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::types::ValueRef;
 
+use super::content::{Content, Hashing};
 use super::dialect::FileDialect;
 use super::locale::Locale;
 use super::objects::{FileKeys, ObjectRow};
@@ -153,6 +154,7 @@ fn line_error(e: &serde_json::Error) -> String {
 /// element.
 ///
 /// A row longer than [`MAX_ROW_BYTES`] fails the file, in every format.
+/// The file's bytes go to `content` as they are read, when given.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn visit(
     path: &Path,
@@ -160,7 +162,7 @@ pub(super) fn visit(
     (format, dialect): (ImportFormat, &FileDialect),
     columns: &mut Vec<String>,
     fixed: bool,
-    read: &AtomicU64,
+    (read, content): (&AtomicU64, Option<&Content>),
     f: &mut dyn FnMut(u64, RawRow) -> Result<Flow, ImportError>,
 ) -> Result<(), ImportError> {
     let bound = RowBound::default();
@@ -175,6 +177,7 @@ pub(super) fn visit(
         dialect,
         fixed,
         read,
+        content,
         bound: &bound,
     };
     let result = visit_rows(&reading, columns, &mut each);
@@ -193,6 +196,10 @@ pub(super) fn visit(
     }
 }
 
+/// Bytes read from a file at a time: fewer calls, and larger runs for the
+/// content hash's vector code, than the default 8 KiB.
+const READ_BYTES: usize = 128 * 1024;
+
 /// What [`visit_rows`] reads, and how: [`visit`]'s arguments, with the
 /// bound each read is held to.
 #[derive(Clone, Copy)]
@@ -203,13 +210,14 @@ struct Reading<'a> {
     dialect: &'a FileDialect,
     fixed: bool,
     read: &'a AtomicU64,
+    content: Option<&'a Content>,
     bound: &'a RowBound,
 }
 
 /// A source file as its rows are read from it: plain, or decoded.
 enum FileReader<'a> {
-    Plain(Counting<'a, std::fs::File>),
-    Gzip(Counting<'a, crate::store::gzip::Decoder<'a, std::fs::File>>),
+    Plain(Counting<'a, Hashing<'a>>),
+    Gzip(Counting<'a, crate::store::gzip::Decoder<'a, Hashing<'a>>>),
 }
 
 impl std::io::Read for FileReader<'_> {
@@ -234,6 +242,7 @@ fn visit_rows(
         dialect,
         fixed,
         read,
+        content,
         bound,
     } = *reading;
     let FileDialect {
@@ -252,6 +261,10 @@ fn visit_rows(
             None => std::fs::File::open(path).map_err(|e| io_error(path, &e))?,
         };
         bound.restart();
+        if let Some(c) = content {
+            c.restart(file.metadata().ok().map(|m| m.len()));
+        }
+        let file = Hashing { file, content };
         let inner = match gzip {
             true => FileReader::Gzip(Counting {
                 inner: crate::store::gzip::decoder(file, read),
@@ -264,9 +277,10 @@ fn visit_rows(
                 bound,
             }),
         };
-        Ok(std::io::BufReader::new(super::encoding::decoded(
-            inner, encoding,
-        )))
+        Ok(std::io::BufReader::with_capacity(
+            READ_BYTES,
+            super::encoding::decoded(inner, encoding),
+        ))
     };
     let mut reader = open()?;
     match format {
@@ -275,6 +289,7 @@ fn visit_rows(
             let directed = separator_line(&mut reader).map_err(|e| io_error(path, &e))?;
             let delimiter = delimiter.or(directed);
             let mut rdr = csv::ReaderBuilder::new()
+                .buffer_capacity(READ_BYTES)
                 .flexible(false)
                 .delimiter(delimiter.unwrap_or_else(|| ImportFormat::default_delimiter(path)))
                 .from_reader(reader);

@@ -81,6 +81,11 @@ fn import_settings(spec: &SourceSpec) -> String {
     settings
 }
 
+/// A source's format and import settings, as its fingerprints begin.
+fn settings(spec: &SourceSpec) -> String {
+    format!("{:?}|{}", spec.format, import_settings(spec))
+}
+
 /// A source file's path, size and modification time, as fingerprints
 /// cover them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,7 +123,7 @@ pub fn file_stamps(
 pub fn source_stamp(spec: &SourceSpec, stamps: &[FileStamp]) -> u64 {
     let mut h = Hasher::new();
     h.update(b"stamp|");
-    h.update(format!("{:?}|{}", spec.format, import_settings(spec)).as_bytes());
+    h.update(settings(spec).as_bytes());
     stamps.iter().for_each(|s| {
         h.update(s.0.as_bytes());
     });
@@ -129,7 +134,7 @@ pub fn source_stamp(spec: &SourceSpec, stamps: &[FileStamp]) -> u64 {
 /// digests of their content, in order (see [`source`]).
 pub fn source_with(spec: &SourceSpec, stamps: &[FileStamp], digests: &[[u8; 32]]) -> u64 {
     let mut h = Hasher::new();
-    h.update(format!("{:?}|{}", spec.format, import_settings(spec)).as_bytes());
+    h.update(settings(spec).as_bytes());
     for (stamp, digest) in stamps.iter().zip(digests) {
         h.update(stamp.0.as_bytes());
         h.update(digest);

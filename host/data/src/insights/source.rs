@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::SystemTime;
 
 use super::fingerprint::FileStamp;
 use super::workspace::{SourceKind, SourceSpec};
@@ -121,25 +120,14 @@ enum Ahead {
     Ready(ReadAhead),
 }
 
-/// What a read-ahead found: the files, their size and modification time,
-/// and their fingerprint when only their content can tell if they changed.
+/// What a read-ahead found: the files, their stamps (`None` when one could
+/// not be read), and their fingerprint when only their content can tell if
+/// they changed.
 #[derive(Debug)]
 struct ReadAhead {
     files: Vec<PathBuf>,
-    stamps: Vec<Option<(u64, SystemTime)>>,
+    stamps: Option<Vec<FileStamp>>,
     fingerprint: Option<u64>,
-}
-
-/// Size and modification time of each file, to tell whether a read-ahead
-/// still holds.
-fn stamps(files: &[PathBuf]) -> Vec<Option<(u64, SystemTime)>> {
-    files
-        .iter()
-        .map(|f| {
-            let m = std::fs::metadata(f).ok()?;
-            Some((m.len(), m.modified().ok()?))
-        })
-        .collect()
 }
 
 impl FileSource {
@@ -203,11 +191,16 @@ impl FileSource {
         required
     }
 
-    /// The read-ahead's result if it still describes `files`, waiting for
-    /// one in progress; it is used once.
-    fn take_ahead(&self, files: &[PathBuf]) -> Option<ReadAhead> {
+    /// The read-ahead's result if it still describes `files`, whose
+    /// `stamps` are as it saw them, waiting for one in progress; it is used
+    /// once.
+    fn take_ahead(&self, files: &[PathBuf], stamps: Option<&[FileStamp]>) -> Option<ReadAhead> {
         match std::mem::take(&mut *self.ahead()) {
-            Ahead::Ready(r) if r.files == files && r.stamps == stamps(files) => Some(r),
+            Ahead::Ready(r)
+                if r.files == files && stamps.is_some() && r.stamps.as_deref() == stamps =>
+            {
+                Some(r)
+            }
             _ => None,
         }
     }
@@ -254,8 +247,8 @@ impl Source for FileSource {
         let opener = RootedOpener {
             root: &self.spec.root,
         };
-        let ahead = self.take_ahead(&files);
         let (stamps, stamp) = self.stamps(&files);
+        let ahead = self.take_ahead(&files, stamps.as_deref());
         let counter = super::fingerprint::source_counter(&self.spec.name);
         if !force && self.content_decides(store, stamp) {
             let fingerprint = ahead
@@ -330,8 +323,8 @@ impl Source for FileSource {
             let Ok(files) = self.files() else {
                 return;
             };
-            let stamps = stamps(&files);
-            let fingerprint = match self.content_decides(store, self.stamps(&files).1) {
+            let (stamps, stamp) = self.stamps(&files);
+            let fingerprint = match self.content_decides(store, stamp) {
                 true => self.fingerprint(&files),
                 false => None,
             };

@@ -15,6 +15,7 @@ use crate::odata::ColumnType;
 mod content;
 mod dialect;
 mod encoding;
+mod flat;
 mod locale;
 mod naming;
 mod objects;

@@ -8,6 +8,7 @@ use rusqlite::types::ValueRef;
 
 use super::content::{Content, Hashing};
 use super::dialect::FileDialect;
+use super::flat::flat_row;
 use super::locale::Locale;
 use super::objects::{FileKeys, ObjectRow};
 use super::typing::{convert, convert_str, datetime_ref, infer_one, infer_text, not_a_datetime};
@@ -371,6 +372,13 @@ fn visit_rows(
                     bound.row_end(row_no);
                     continue;
                 }
+                // The usual flat row in one pass; anything else as below.
+                if let Some(row) = (!flatten).then(|| flat_row(line, columns)).flatten() {
+                    if f(row_no, Ok(Row::Json(row)))? == Flow::Stop {
+                        break;
+                    }
+                    continue;
+                }
                 let mut de = serde_json::Deserializer::from_str(line);
                 let mut overflow = false;
                 let object = ObjectRow {
@@ -504,6 +512,17 @@ fn array_from_slices(
             Ok(None) => return Ok(Fast::Done),
             Err(_) => return unusual,
         };
+        // Checked as text once, so that serde_json need not check each string.
+        let Ok(text) = std::str::from_utf8(element) else {
+            return unusual;
+        };
+        if let Some(row) = (!flatten).then(|| flat_row(text, columns)).flatten() {
+            rows += 1;
+            if f(rows, Ok(Row::Json(row)))? == Flow::Stop {
+                return Ok(Fast::Done);
+            }
+            continue;
+        }
         let mut overflow = false;
         let object = ObjectRow {
             keys: &mut keys,
@@ -512,10 +531,6 @@ fn array_from_slices(
             flatten,
             not_object: "expected an object",
             overflow: &mut overflow,
-        };
-        // Checked as text once, so that serde_json need not check each string.
-        let Ok(text) = std::str::from_utf8(element) else {
-            return unusual;
         };
         let mut de = serde_json::Deserializer::from_str(text);
         let row = match serde::de::DeserializeSeed::deserialize(object, &mut de)

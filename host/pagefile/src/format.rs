@@ -9,23 +9,28 @@ pub const MAX_VARINT: usize = 9;
 
 /// Append `v` as a SQLite varint (big-endian, 7 bits a byte, the ninth
 /// byte 8 bits).
+#[inline]
 pub fn put_varint(out: &mut Vec<u8>, v: u64) {
     if v <= 0x7f {
         out.push(v as u8);
         return;
     }
+    let (bytes, n) = varint(v);
+    out.extend_from_slice(&bytes[..n]);
+}
+
+/// `v` as a varint: its bytes, and how many it takes.
+fn varint(v: u64) -> ([u8; MAX_VARINT], usize) {
+    let mut buf = [0u8; MAX_VARINT];
     if v > 0x00ff_ffff_ffff_ffff {
-        let mut buf = [0u8; MAX_VARINT];
         buf[8] = v as u8;
         let mut w = v >> 8;
         for b in buf[..8].iter_mut().rev() {
             *b = (w & 0x7f) as u8 | 0x80;
             w >>= 7;
         }
-        out.extend_from_slice(&buf);
-        return;
+        return (buf, MAX_VARINT);
     }
-    let mut buf = [0u8; MAX_VARINT];
     let mut n = 0;
     let mut w = v;
     while w != 0 {
@@ -35,7 +40,7 @@ pub fn put_varint(out: &mut Vec<u8>, v: u64) {
     }
     buf[0] &= 0x7f;
     buf[..n].reverse();
-    out.extend_from_slice(&buf[..n]);
+    (buf, n.max(1))
 }
 
 /// Bytes `v` takes as a varint.
@@ -72,8 +77,8 @@ fn serial_type(v: &Value<'_>) -> (u64, usize) {
 /// then the bodies).
 pub fn record(out: &mut Vec<u8>, values: &[Value<'_>]) {
     out.clear();
-    let (header, _) = record_len(values);
-    append_record(out, values, header);
+    let sizes = record_len(values);
+    append_record(out, values, sizes);
 }
 
 /// The sizes of the record of `values`: its header, and all of it.
@@ -90,26 +95,39 @@ pub fn record_len(values: &[Value<'_>]) -> (usize, usize) {
     (header, header + body)
 }
 
-/// Append the record of `values`, whose header takes `header` bytes (from
-/// [`record_len`]).
-pub fn append_record(out: &mut Vec<u8>, values: &[Value<'_>], header: usize) {
-    put_varint(out, header as u64);
+/// Append the record of `values`, whose sizes `(header, len)` are
+/// [`record_len`]'s, written in place: the record's room is made once.
+pub fn append_record(out: &mut Vec<u8>, values: &[Value<'_>], (header, len): (usize, usize)) {
+    let start = out.len();
+    out.resize(start + len, 0);
+    let record = &mut out[start..];
+    let mut h = write_varint(record, 0, header as u64);
+    let mut b = header;
     for v in values {
-        put_varint(out, serial_type(v).0);
-    }
-    for v in values {
+        let (ty, n) = serial_type(v);
+        h = write_varint(record, h, ty);
+        let body = &mut record[b..b + n];
         match *v {
             Value::Null | Value::Integer(0) | Value::Integer(1) => {}
-            Value::Integer(i) => {
-                let n = serial_type(v).1;
-                out.extend_from_slice(&i.to_be_bytes()[8 - n..]);
-            }
-            Value::Real(f) => out.extend_from_slice(&f.to_bits().to_be_bytes()),
-            Value::Text(s) => out.extend_from_slice(s.as_bytes()),
-            Value::Utf8(s) => out.extend_from_slice(s),
-            Value::Blob(b) => out.extend_from_slice(b),
+            Value::Integer(i) => body.copy_from_slice(&i.to_be_bytes()[8 - n..]),
+            Value::Real(f) => body.copy_from_slice(&f.to_bits().to_be_bytes()),
+            Value::Text(s) => body.copy_from_slice(s.as_bytes()),
+            Value::Utf8(s) | Value::Blob(s) => body.copy_from_slice(s),
         }
+        b += n;
     }
+}
+
+/// Write `v` as a varint into `buf` at `at`; the index after it.
+#[inline]
+fn write_varint(buf: &mut [u8], at: usize, v: u64) -> usize {
+    if v <= 0x7f {
+        buf[at] = v as u8;
+        return at + 1;
+    }
+    let (bytes, n) = varint(v);
+    buf[at..at + n].copy_from_slice(&bytes[..n]);
+    at + n
 }
 
 /// Which kind of B-tree a payload is stored in: the split between the
@@ -233,6 +251,12 @@ mod tests {
         let many = vec![Value::Null; 127];
         record(&mut out, &many);
         assert_eq!(&out[..2], &[0x81, 0x01]);
+        // A text of 100 bytes: serial type 213, two bytes in the header.
+        let text = "x".repeat(100);
+        record(&mut out, &[Value::Text(&text), Value::Real(0.5)]);
+        assert_eq!(&out[..4], &[4, 0x81, 0x55, 7]);
+        assert_eq!(&out[4..104], text.as_bytes());
+        assert_eq!(&out[104..], &0.5f64.to_bits().to_be_bytes());
     }
 
     #[test]

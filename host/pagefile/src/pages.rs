@@ -107,14 +107,14 @@ impl Pages {
     ) -> Result<(), Error> {
         if local_len(tree, self.size, len) < len {
             scratch.clear();
-            append_record(scratch, values, header);
+            append_record(scratch, values, (header, len));
             return self.cell(cell, tree, rowid, scratch);
         }
         put_varint(cell, len as u64);
         if let Some(rowid) = rowid {
             put_varint(cell, rowid as u64);
         }
-        append_record(cell, values, header);
+        append_record(cell, values, (header, len));
         Ok(())
     }
 

@@ -149,8 +149,8 @@ fn scalar(text: &str, at: usize) -> Option<(Raw<'_>, usize)> {
             None => escaped_string(text, at),
         },
         b'n' => literal("null", Raw::Null),
-        b't' => literal("true", Raw::Json(serde_json::Value::Bool(true))),
-        b'f' => literal("false", Raw::Json(serde_json::Value::Bool(false))),
+        b't' => literal("true", Raw::Bool(true)),
+        b'f' => literal("false", Raw::Bool(false)),
         b'-' | b'0'..=b'9' => {
             let len = b
                 .get(at..)?
@@ -159,12 +159,10 @@ fn scalar(text: &str, at: usize) -> Option<(Raw<'_>, usize)> {
                 .unwrap_or(b.len() - at);
             let token = text.get(at..at + len)?;
             if let Some(n) = integer(token) {
-                return Some((Raw::Json(serde_json::Value::Number(n)), at + len));
+                return Some((Raw::Num(n), at + len));
             }
             match serde_json::from_str(token).ok()? {
-                serde_json::Value::Number(n) => {
-                    Some((Raw::Json(serde_json::Value::Number(n)), at + len))
-                }
+                serde_json::Value::Number(n) => Some((Raw::Num(n), at + len)),
                 _ => None,
             }
         }
@@ -349,6 +347,11 @@ mod tests {
             assert!(flat_row(text, &cols).is_none(), "{text}");
         }
         assert!(flat_row(r#"{"Id":"x"}"#, &cols).is_some());
+    }
+
+    #[test]
+    fn a_value_as_read_takes_32_bytes() {
+        assert!(std::mem::size_of::<Raw<'_>>() <= 32);
     }
 
     #[test]

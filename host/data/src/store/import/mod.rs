@@ -1232,7 +1232,7 @@ mod tests {
                 &mut |row_no, row| {
                     let id = row.ok().and_then(|r| match r {
                         Row::Json(values) => match values.first() {
-                            Some(Raw::Json(v)) => v.as_u64(),
+                            Some(Raw::Num(n)) => n.as_u64(),
                             _ => None,
                         },
                         Row::Csv(_) => None,

@@ -206,7 +206,9 @@ fn set(row: &mut Vec<Raw<'_>>, i: usize, value: serde_json::Value) {
         i,
         match value {
             serde_json::Value::Null => Raw::Null,
-            v => Raw::Json(v),
+            serde_json::Value::Bool(b) => Raw::Bool(b),
+            serde_json::Value::Number(n) => Raw::Num(n),
+            v => Raw::Json(Box::new(v)),
         },
     );
 }
@@ -259,28 +261,29 @@ impl<'de> Visitor<'de> for RawSeed {
     }
 
     fn visit_bool<E>(self, b: bool) -> Result<Raw<'de>, E> {
-        Ok(Raw::Json(serde_json::Value::Bool(b)))
+        Ok(Raw::Bool(b))
     }
 
     fn visit_i64<E>(self, n: i64) -> Result<Raw<'de>, E> {
-        Ok(Raw::Json(serde_json::Value::Number(n.into())))
+        Ok(Raw::Num(n.into()))
     }
 
     fn visit_u64<E>(self, n: u64) -> Result<Raw<'de>, E> {
-        Ok(Raw::Json(serde_json::Value::Number(n.into())))
+        Ok(Raw::Num(n.into()))
     }
 
     fn visit_f64<E>(self, f: f64) -> Result<Raw<'de>, E> {
-        Ok(serde_json::Number::from_f64(f)
-            .map_or(Raw::Null, |n| Raw::Json(serde_json::Value::Number(n))))
+        Ok(serde_json::Number::from_f64(f).map_or(Raw::Null, Raw::Num))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Raw<'de>, A::Error> {
-        serde_json::Value::deserialize(SeqAccessDeserializer::new(seq)).map(Raw::Json)
+        serde_json::Value::deserialize(SeqAccessDeserializer::new(seq))
+            .map(|v| Raw::Json(Box::new(v)))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Raw<'de>, A::Error> {
-        serde_json::Value::deserialize(MapAccessDeserializer::new(map)).map(Raw::Json)
+        serde_json::Value::deserialize(MapAccessDeserializer::new(map))
+            .map(|v| Raw::Json(Box::new(v)))
     }
 }
 

@@ -21,12 +21,16 @@ use crate::store::row_bound::{Counting, RowBound, MAX_ROW_BYTES};
 use crate::store::{json_array, pipe};
 
 /// A JSON value as read (`null` apart): a string borrowed from the text
-/// read where it holds no escape, anything else as serde_json reads it.
+/// read where it holds no escape, numbers and booleans as they are, and
+/// anything else (an array, an object, a flattened leaf's string) as
+/// serde_json reads it, boxed: a row's values stay 32 bytes each.
 #[derive(Debug, Clone)]
 pub(super) enum Raw<'a> {
     Null,
     Str(std::borrow::Cow<'a, str>),
-    Json(serde_json::Value),
+    Num(serde_json::Number),
+    Bool(bool),
+    Json(Box<serde_json::Value>),
 }
 
 /// One row as read: a CSV record's fields (an empty field is null), read

@@ -80,17 +80,13 @@ pub(super) fn infer_one(v: &Raw<'_>, locale: &Locale) -> Option<ColumnType> {
         Raw::Null => return None,
         Raw::Str(s) if is_date(s, locale) => ColumnType::DateTime,
         Raw::Str(_) => ColumnType::String,
-        Raw::Json(serde_json::Value::Bool(_)) => ColumnType::Boolean,
-        Raw::Json(serde_json::Value::Number(n)) if n.is_i64() => ColumnType::Integer,
-        Raw::Json(serde_json::Value::Number(_)) => ColumnType::Decimal,
-        Raw::Json(serde_json::Value::String(s)) => {
-            if is_date(s, locale) {
-                ColumnType::DateTime
-            } else {
-                ColumnType::String
-            }
-        }
-        Raw::Json(_) => ColumnType::String,
+        Raw::Bool(_) => ColumnType::Boolean,
+        Raw::Num(n) if n.is_i64() => ColumnType::Integer,
+        Raw::Num(_) => ColumnType::Decimal,
+        Raw::Json(v) => match &**v {
+            serde_json::Value::String(s) if is_date(s, locale) => ColumnType::DateTime,
+            _ => ColumnType::String,
+        },
     })
 }
 
@@ -163,19 +159,21 @@ pub(super) fn convert(v: Raw<'_>, t: ColumnType, locale: &Locale) -> Result<Valu
     match (t, v) {
         (_, Raw::Null) => Ok(Value::Null),
         (t, Raw::Str(s)) => convert_text_in(s.into_owned(), t, locale),
-        (ColumnType::Integer, Raw::Json(serde_json::Value::Number(n))) => n
+        (ColumnType::Integer, Raw::Num(n)) => n
             .as_i64()
             .map(Value::Integer)
             .ok_or_else(|| format!("{n} is not an integer")),
-        (ColumnType::Decimal, Raw::Json(serde_json::Value::Number(n))) => n
+        (ColumnType::Decimal, Raw::Num(n)) => n
             .as_f64()
             .map(Value::Real)
             .ok_or_else(|| format!("{n} is not a number")),
-        (ColumnType::Boolean, Raw::Json(serde_json::Value::Bool(b))) => {
-            Ok(Value::Integer(i64::from(b)))
-        }
-        (t, Raw::Json(serde_json::Value::String(s))) => convert_text_in(s, t, locale),
-        (t, Raw::Json(other)) => convert_text_in(other.to_string(), t, locale),
+        (ColumnType::Boolean, Raw::Bool(b)) => Ok(Value::Integer(i64::from(b))),
+        (t, Raw::Num(n)) => convert_text_in(n.to_string(), t, locale),
+        (t, Raw::Bool(b)) => convert_text_in(b.to_string(), t, locale),
+        (t, Raw::Json(v)) => match *v {
+            serde_json::Value::String(s) => convert_text_in(s, t, locale),
+            other => convert_text_in(other.to_string(), t, locale),
+        },
     }
 }
 

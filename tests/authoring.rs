@@ -1,7 +1,7 @@
 //! The plugin author's loop in every language, as the README tells it:
 //! `plugin new` -> `plugin build` -> `plugin test` (-> `--bless`) -> `fire`.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 use std::time::Instant;

@@ -1,7 +1,7 @@
 //! The command line: `plugins` checks components against the world; errors
 //! name the file, line and key, or the plugin.
 
-mod support;
+use crate::support;
 
 use support::{guest, lit, root, tempdir, triggerfish};
 

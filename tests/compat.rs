@@ -3,7 +3,7 @@
 //! does not provide, or a missing `handler`, is refused at load with the
 //! interface named.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

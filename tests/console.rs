@@ -4,7 +4,7 @@
 //! stand-in and a real SMTP server that requires a password. Screenshots go
 //! to `target/test-output/console/`.
 
-mod support;
+use crate::support;
 
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;

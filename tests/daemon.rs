@@ -2,7 +2,7 @@
 //! letters against a loopback Teams stand-in, and kill -9 rounds that must
 //! lose no event.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! deep pages are served by keyset seeks, grants gate entities, and the
 //! per-plugin and host-wide call budgets wait or refuse as they should.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::Path;

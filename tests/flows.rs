@@ -2,7 +2,7 @@
 //! a Teams card on a failed refresh, an email to the data owners on a segment
 //! threshold; against a loopback Teams stand-in and a real SMTP server.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

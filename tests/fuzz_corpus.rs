@@ -3,7 +3,7 @@
 //! the smoke run of the fuzzers, and a regression test for anything they
 //! ever found.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! recorder posting every field to a loopback Teams stand-in, and the email
 //! flow delivering to a real SMTP server.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! build`, run end to end against the loopback Teams stand-in and a real SMTP
 //! server, and must do exactly what the Rust example does.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

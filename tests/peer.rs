@@ -4,7 +4,7 @@
 //! records. The test command installs Splink first (`compare.sh --setup`);
 //! the large runs and their timings are in BENCHMARKS.md.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -2,7 +2,7 @@
 //! (Debian's `docker-registry` on loopback), and the refusals: a tampered
 //! layer, a wrong digest, a bad and an untrusted signature.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

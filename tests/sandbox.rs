@@ -1,7 +1,7 @@
 //! The sandbox: grants, deadlines, memory caps, WASI isolation, traps, stdio
 //! capture; one misbehaving plugin never disturbs the host or the next event.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

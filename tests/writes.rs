@@ -4,7 +4,7 @@
 //! does not write twice, partitions that list one per imported file and
 //! page, and status reports kept with the run.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -290,13 +290,11 @@ impl TeamsStub {
             let path = uri.path().to_owned();
             let body_json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
             let seen_before = {
+                // Counted and recorded under one lock: the two agree.
+                let mut r = st.requests.lock().unwrap();
                 let mut per_path = st.per_path.lock().unwrap();
                 let n = per_path.entry(path.clone()).or_insert(0);
                 *n += 1;
-                *n - 1
-            };
-            {
-                let mut r = st.requests.lock().unwrap();
                 r.push(TeamsRequest {
                     path: path.clone(),
                     content_type: headers
@@ -306,7 +304,8 @@ impl TeamsStub {
                         .to_owned(),
                     body: body_json,
                 });
-            }
+                *n - 1
+            };
             match path.as_str() {
                 "/workflows" => StatusCode::ACCEPTED.into_response(),
                 "/legacy" => (StatusCode::OK, "1").into_response(),

@@ -182,7 +182,10 @@ fn integer(token: &str) -> Option<serde_json::Number> {
         && d.len() <= 18
         && d.iter().all(u8::is_ascii_digit)
         && (d[0] != b'0' || d.len() == 1);
-    let n: i64 = digits.parse().ok().filter(|_| plain)?;
+    if !plain {
+        return None;
+    }
+    let n: i64 = digits.parse().ok()?;
     match negative {
         false => Some(serde_json::Number::from(n)),
         true if n > 0 => Some(serde_json::Number::from(-n)),

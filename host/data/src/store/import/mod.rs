@@ -13,6 +13,7 @@ use super::{pipe, StoreError};
 use crate::odata::ColumnType;
 
 mod content;
+mod csv_records;
 mod dialect;
 mod encoding;
 mod flat;

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rusqlite::types::ValueRef;
 
 use super::content::{Content, Hashing};
+use super::csv_records::{Fields, RecordError, Records};
 use super::dialect::FileDialect;
 use super::flat::flat_row;
 use super::locale::Locale;
@@ -36,7 +37,7 @@ pub(super) enum Raw<'a> {
 /// One row as read: a CSV record's fields (an empty field is null), read
 /// in place, or a JSON object's values in column order.
 pub(super) enum Row<'r> {
-    Csv(&'r csv::StringRecord),
+    Csv(Fields<'r>),
     Json(Vec<Raw<'r>>),
 }
 
@@ -292,23 +293,22 @@ fn visit_rows(
         ImportFormat::Csv => {
             // Excel's `sep=;` line names the separator; one given wins.
             let directed = separator_line(&mut reader).map_err(|e| io_error(path, &e))?;
-            let delimiter = delimiter.or(directed);
-            let mut rdr = csv::ReaderBuilder::new()
-                .buffer_capacity(READ_BYTES)
-                .flexible(false)
-                .delimiter(delimiter.unwrap_or_else(|| ImportFormat::default_delimiter(path)))
-                .from_reader(reader);
-            let headers: Vec<String> = match rdr.headers() {
+            let chosen = delimiter.or(directed);
+            let delimiter = chosen.unwrap_or_else(|| ImportFormat::default_delimiter(path));
+            let held = reader.buffer().to_vec();
+            let mut records = Records::new(reader.into_inner(), &held, delimiter);
+            let headers: Vec<String> = match records.next() {
                 Ok(h) => h
                     .iter()
+                    .flat_map(|h| h.iter())
                     .map(|h| h.trim().trim_start_matches('\u{feff}').to_owned())
                     .collect(),
-                Err(e) => return Err(csv_error(path, &e, None)),
+                Err(e) => return Err(csv_error(path, e, None)),
             };
             if headers.len() > MAX_COLUMNS {
                 return Err(too_many_columns(path, None));
             }
-            if let (None, [header]) = (delimiter, headers.as_slice()) {
+            if let (None, [header]) = (chosen, headers.as_slice()) {
                 if let Some(sep) = [';', '\t', '|'].into_iter().find(|c| header.contains(*c)) {
                     return Err(schema_error(
                         path,
@@ -334,14 +334,13 @@ fn visit_rows(
                     ),
                 ));
             }
-            // One record, reused: each row is read in place.
-            let mut rec = csv::StringRecord::new();
+            // Each row is read in place.
             for row_no in 1u64.. {
-                let row = match rdr.read_record(&mut rec) {
-                    Ok(false) => break,
-                    Ok(true) => Ok(Row::Csv(&rec)),
+                let row = match records.next() {
+                    Ok(None) => break,
+                    Ok(Some(fields)) => Ok(Row::Csv(fields)),
                     Err(e) => {
-                        let err = csv_error(path, &e, Some(row_no));
+                        let err = csv_error(path, e, Some(row_no));
                         if err.kind != ImportErrorKind::Malformed {
                             return Err(err);
                         }
@@ -357,59 +356,49 @@ fn visit_rows(
         ImportFormat::Ndjson => {
             use std::io::BufRead;
             let mut reader = reader;
-            // One buffer, reused: each line is read in place.
-            let mut buf = String::new();
+            // Each line is read in place in the buffer; one that runs past
+            // it is copied here.
+            let mut long = Vec::new();
             let mut keys = FileKeys::default();
+            let mut reading = (columns, &mut keys, f);
             for row_no in 1u64.. {
-                buf.clear();
-                let read = reader.read_line(&mut buf).map_err(|e| {
+                let io = |e: std::io::Error| {
                     let mut err = io_error(path, &e);
                     err.row = Some(row_no);
                     err
-                })?;
-                if read == 0 {
-                    break;
-                }
-                let line = buf.strip_suffix('\n').unwrap_or(&buf);
-                let line = line.strip_suffix('\r').unwrap_or(line);
-                if line.trim().is_empty() {
-                    bound.row_end(row_no);
-                    continue;
-                }
-                // The usual flat row in one pass; anything else as below.
-                if let Some(row) = (!flatten).then(|| flat_row(line, columns)).flatten() {
-                    if f(row_no, Ok(Row::Json(row)))? == Flow::Stop {
+                };
+                let found = {
+                    let unread = reader.fill_buf().map_err(io)?;
+                    if unread.is_empty() {
                         break;
                     }
-                    continue;
-                }
-                let mut de = serde_json::Deserializer::from_str(line);
-                let mut overflow = false;
-                let object = ObjectRow {
-                    keys: &mut keys,
-                    columns,
-                    fixed,
-                    flatten,
-                    not_object: "expected a JSON object",
-                    overflow: &mut overflow,
+                    memchr::memchr(b'\n', unread)
                 };
-                let row = match serde::de::DeserializeSeed::deserialize(object, &mut de)
-                    .and_then(|row| de.end().map(|()| row))
-                {
-                    Ok(row) => row.map(Row::Json),
-                    Err(e) => Err(line_error(&e)),
+                let (bytes, used) = match found {
+                    Some(i) => (reader.buffer().get(..i).unwrap_or_default(), i + 1),
+                    None => {
+                        long.clear();
+                        reader.read_until(b'\n', &mut long).map_err(io)?;
+                        if long.last() == Some(&b'\n') {
+                            long.pop();
+                        }
+                        (long.as_slice(), 0)
+                    }
                 };
-                if overflow {
-                    return Err(too_many_columns(path, Some(row_no)));
-                }
-                if let Some(clash) = keys.clash.take() {
-                    return Err(row_schema_error(path, row_no, clash));
-                }
-                if f(row_no, row)? == Flow::Stop {
+                let line = std::str::from_utf8(bytes).map_err(|_| {
+                    io(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "stream did not contain valid UTF-8",
+                    ))
+                })?;
+                let line = line.strip_suffix('\r').unwrap_or(line);
+                let flow = ndjson_row(line, row_no, &mut reading, (path, bound), (fixed, flatten))?;
+                reader.consume(used);
+                if flow == Flow::Stop {
                     break;
                 }
             }
-            check_headers(columns).map_err(|m| schema_error(path, m))?;
+            check_headers(reading.0).map_err(|m| schema_error(path, m))?;
             Ok(())
         }
         ImportFormat::Json => {
@@ -464,6 +453,56 @@ fn visit_rows(
             Ok(())
         }
     }
+}
+
+/// What one NDJSON line's row needs: the columns, the keys met, and the
+/// row callback.
+type NdjsonReading<'c, 'k, 'f> = (
+    &'c mut Vec<String>,
+    &'k mut FileKeys,
+    &'f mut dyn FnMut(u64, RawRow) -> Result<Flow, ImportError>,
+);
+
+/// Hand NDJSON line `row_no` (its end taken off) to the callback as a row;
+/// a blank line is none.
+fn ndjson_row(
+    line: &str,
+    row_no: u64,
+    (columns, keys, f): &mut NdjsonReading<'_, '_, '_>,
+    (path, bound): (&Path, &RowBound),
+    (fixed, flatten): (bool, bool),
+) -> Result<Flow, ImportError> {
+    if line.trim().is_empty() {
+        bound.row_end(row_no);
+        return Ok(Flow::Go);
+    }
+    // The usual flat row in one pass; anything else as below.
+    if let Some(row) = (!flatten).then(|| flat_row(line, columns)).flatten() {
+        return f(row_no, Ok(Row::Json(row)));
+    }
+    let mut de = serde_json::Deserializer::from_str(line);
+    let mut overflow = false;
+    let object = ObjectRow {
+        keys,
+        columns,
+        fixed,
+        flatten,
+        not_object: "expected a JSON object",
+        overflow: &mut overflow,
+    };
+    let row = match serde::de::DeserializeSeed::deserialize(object, &mut de)
+        .and_then(|row| de.end().map(|()| row))
+    {
+        Ok(row) => row.map(Row::Json),
+        Err(e) => Err(line_error(&e)),
+    };
+    if overflow {
+        return Err(too_many_columns(path, Some(row_no)));
+    }
+    if let Some(clash) = keys.clash.take() {
+        return Err(row_schema_error(path, row_no, clash));
+    }
+    f(row_no, row)
 }
 
 /// The separator a CSV file's first line names, as Excel writes it
@@ -628,25 +667,26 @@ fn row_schema_error(path: &Path, row: u64, message: String) -> ImportError {
     file_error(path, ImportErrorKind::Schema, Some(row), None, message)
 }
 
-fn csv_error(path: &Path, e: &csv::Error, row: Option<u64>) -> ImportError {
-    match e.kind() {
-        csv::ErrorKind::Io(io) => io_error(path, io),
-        csv::ErrorKind::Utf8 { .. } => file_error(
+fn csv_error(path: &Path, e: RecordError, row: Option<u64>) -> ImportError {
+    match e {
+        RecordError::Io(io) => {
+            let mut err = io_error(path, &io);
+            err.row = err.row.or(row);
+            err
+        }
+        RecordError::Utf8 => file_error(
             path,
             ImportErrorKind::Encoding,
             row,
             None,
             super::encoding::NOT_UTF8.into(),
         ),
-        csv::ErrorKind::UnequalLengths {
-            expected_len, len, ..
-        } => file_error(
+        RecordError::Fields { len, expected } => file_error(
             path,
             ImportErrorKind::Malformed,
             row,
             None,
-            format!("{len} fields where the header has {expected_len}"),
+            format!("{len} fields where the header has {expected}"),
         ),
-        _ => file_error(path, ImportErrorKind::Malformed, row, None, e.to_string()),
     }
 }

@@ -123,7 +123,9 @@ impl Batch {
 /// [`Feed::end_row`] closes and [`Feed::cancel_row`] drops.
 #[derive(Debug)]
 pub struct Feed {
-    full: SyncSender<Batch>,
+    /// Where full batches go: to each in turn.
+    full: Vec<SyncSender<Batch>>,
+    turn: usize,
     free: Receiver<Batch>,
     batch: Batch,
     /// Where the open row's text starts.
@@ -181,7 +183,9 @@ impl Feed {
         let next = self.free.try_recv().unwrap_or_default();
         self.row_bytes = 0;
         let sent = std::mem::replace(&mut self.batch, next);
-        self.full.send(sent).map_err(|_| Stopped)
+        let to = self.full.get(self.turn).ok_or(Stopped)?;
+        self.turn = (self.turn + 1) % self.full.len();
+        to.send(sent).map_err(|_| Stopped)
     }
 }
 
@@ -212,7 +216,8 @@ pub fn run_batches<E: Send>(
     std::thread::scope(|scope| {
         let producer = scope.spawn(move || {
             let mut feed = Feed {
-                full: full_tx,
+                full: vec![full_tx],
+                turn: 0,
                 free: free_rx,
                 batch: Batch::default(),
                 row_bytes: 0,
@@ -237,6 +242,97 @@ pub fn run_batches<E: Send>(
         drop(full_rx);
         let produced = producer.join();
         match (failed, produced) {
+            (Some(e), _) => Err(e),
+            (None, Ok(Ok(_))) => Ok(()),
+            (None, Ok(Err(e))) => Err(e),
+            (None, Err(panic)) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+/// [`run_batches`] with the work split: each batch is turned into bytes by
+/// `work` on one of `workers.len()` threads of their own (batches dealt to
+/// them in turn, each worker with its own state), and `consume` gets each
+/// batch's bytes on this thread, in batch order. Errors and panics are passed
+/// on as by [`run`]: the first error in batch order wins. With no workers,
+/// nothing is consumed and the producer is stopped.
+pub fn run_worked<E: Send, W: Send>(
+    produce: impl FnOnce(&mut Feed) -> Result<(), E> + Send,
+    workers: Vec<W>,
+    work: impl Fn(&mut W, &Rows<'_>, &mut Vec<u8>) -> Result<(), E> + Sync,
+    mut consume: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    let (free_tx, free_rx) = sync_channel::<Batch>(DEPTH * workers.len().max(1));
+    let mut to_workers = Vec::new();
+    let mut lanes = Vec::new();
+    std::thread::scope(|scope| {
+        let work = &work;
+        let mut handles = Vec::new();
+        for mut state in workers {
+            let (batch_tx, batch_rx) = sync_channel::<Batch>(DEPTH);
+            let (done_tx, done_rx) = sync_channel::<Result<Vec<u8>, E>>(DEPTH);
+            let (back_tx, back_rx) = sync_channel::<Vec<u8>>(DEPTH);
+            let free_tx = free_tx.clone();
+            to_workers.push(batch_tx);
+            lanes.push((done_rx, back_tx));
+            handles.push(scope.spawn(move || {
+                for batch in batch_rx {
+                    let mut out = back_rx.try_recv().unwrap_or_default();
+                    out.clear();
+                    let worked = batch.with_rows(&mut |rows| work(&mut state, rows, &mut out));
+                    let mut batch = batch;
+                    batch.clear();
+                    let _ = free_tx.try_send(batch);
+                    let failed = worked.is_err();
+                    if done_tx.send(worked.map(|()| out)).is_err() || failed {
+                        break;
+                    }
+                }
+            }));
+        }
+        drop(free_tx);
+        let producer = scope.spawn(move || {
+            let mut feed = Feed {
+                full: to_workers,
+                turn: 0,
+                free: free_rx,
+                batch: Batch::default(),
+                row_bytes: 0,
+            };
+            let produced = produce(&mut feed);
+            feed.cancel_row();
+            let flushed = feed.flush();
+            produced.map(|()| flushed)
+        });
+        let mut failed = None;
+        // Batch n is worker n's (mod their number) next; the first worker
+        // with none left means there are no more.
+        'batches: while !lanes.is_empty() {
+            for (done, back) in &lanes {
+                match done.recv() {
+                    Ok(Ok(bytes)) => {
+                        if let Err(e) = consume(&bytes) {
+                            failed = Some(e);
+                            break 'batches;
+                        }
+                        let _ = back.try_send(bytes);
+                    }
+                    Ok(Err(e)) => {
+                        failed = Some(e);
+                        break 'batches;
+                    }
+                    Err(_) => break 'batches,
+                }
+            }
+        }
+        // Workers and a producer still sending now stop.
+        drop(lanes);
+        for handle in handles {
+            if let Err(panic) = handle.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        match (failed, producer.join()) {
             (Some(e), _) => Err(e),
             (None, Ok(Ok(_))) => Ok(()),
             (None, Ok(Err(e))) => Err(e),
@@ -415,5 +511,130 @@ mod tests {
     #[should_panic(expected = "producer panicked")]
     fn a_producers_panic_is_passed_on() {
         let _ = collect(|_| panic!("producer panicked"), None);
+    }
+
+    /// The tags `consume` saw through [`run_worked`] with `workers` workers
+    /// (each row's tag encoded by a worker), and the outcome.
+    fn collect_worked(
+        rows: u64,
+        workers: usize,
+        fail_work_at: Option<u64>,
+        fail_consume_at: Option<u64>,
+    ) -> (Vec<u64>, Result<(), String>) {
+        let mut seen = Vec::new();
+        let r = run_worked(
+            |feed| {
+                for i in 0..rows {
+                    feed.push(i, &[ValueRef::Text(b"row")])
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            },
+            (0..workers).map(|w| (w, 0u64)).collect(),
+            |(_, worked), rows, out| {
+                for &(tag, _) in rows {
+                    if Some(tag) == fail_work_at {
+                        return Err(format!("work failed at {tag}"));
+                    }
+                    *worked += 1;
+                    out.extend_from_slice(&tag.to_le_bytes());
+                }
+                Ok(())
+            },
+            |bytes| {
+                for tag in bytes.chunks(8) {
+                    let tag = u64::from_le_bytes(tag.try_into().unwrap());
+                    if Some(tag) == fail_consume_at {
+                        return Err(format!("consumer failed at {tag}"));
+                    }
+                    seen.push(tag);
+                }
+                Ok(())
+            },
+        );
+        (seen, r)
+    }
+
+    #[test]
+    fn worked_batches_are_consumed_in_order_whatever_the_workers() {
+        for workers in [1, 2, 3] {
+            let (seen, r) = collect_worked(10_000, workers, None, None);
+            assert_eq!(r, Ok(()));
+            assert_eq!(seen, (0..10_000).collect::<Vec<_>>(), "{workers} workers");
+        }
+    }
+
+    #[test]
+    fn a_workers_error_comes_after_the_rows_before_it() {
+        let (seen, r) = collect_worked(10_000, 2, Some(3000), None);
+        assert_eq!(r, Err("work failed at 3000".to_owned()));
+        // Its whole batch is lost, no row after it is consumed.
+        assert!(seen.len() <= 3000 && seen.len() + BATCH_ROWS > 3000);
+        assert_eq!(seen, (0..seen.len() as u64).collect::<Vec<_>>());
+        let (seen, r) = collect_worked(10_000, 2, Some(3000), Some(100));
+        assert_eq!(r, Err("consumer failed at 100".to_owned()));
+        assert_eq!(seen.len(), 100);
+    }
+
+    #[test]
+    fn the_producers_error_comes_after_every_row_it_fed() {
+        let mut fed = 0;
+        let r = run_worked(
+            |feed| {
+                for i in 0..1000 {
+                    feed.push(i, &[ValueRef::Integer(1)])
+                        .map_err(|e| e.to_string())?;
+                }
+                Err("producer failed after 1000".to_owned())
+            },
+            vec![(), ()],
+            |(), rows, out| {
+                out.extend_from_slice(&(rows.len() as u64).to_le_bytes());
+                Ok(())
+            },
+            |bytes| {
+                fed += u64::from_le_bytes(bytes.try_into().unwrap());
+                Ok(())
+            },
+        );
+        assert_eq!(r, Err("producer failed after 1000".to_owned()));
+        assert_eq!(fed, 1000);
+    }
+
+    #[test]
+    fn no_workers_stop_the_producer() {
+        let r = run_worked(
+            |feed| {
+                for i in 0..1000 {
+                    feed.push(i, &[ValueRef::Integer(1)])
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            },
+            Vec::<()>::new(),
+            |(), _, _| Ok(()),
+            |_| Err("nothing to consume".to_owned()),
+        );
+        assert_eq!(r, Err("the writer stopped".to_owned()));
+    }
+
+    #[test]
+    #[should_panic(expected = "worker panicked")]
+    fn a_workers_panic_is_passed_on() {
+        let _ = run_worked(
+            |feed| {
+                for i in 0..1000 {
+                    feed.push(i, &[ValueRef::Integer(1)])
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            },
+            vec![0, 1],
+            |w, _, _| match *w {
+                1 => panic!("worker panicked"),
+                _ => Ok::<(), String>(()),
+            },
+            |_| Ok(()),
+        );
     }
 }

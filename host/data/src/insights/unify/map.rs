@@ -254,7 +254,6 @@ pub(super) fn map_records(
         .collect();
     let mut conn = store.session();
     let e = sql(store);
-    let mut mapper = RowMapper::new(ws, types);
     let mut rec: u32 = 0;
     let mut ranges = Vec::with_capacity(ws.unification.priority.len());
     for &si in &ws.unification.priority {
@@ -274,22 +273,37 @@ pub(super) fn map_records(
             conn.temp_set("tf_selected", "INTEGER", rowids)
                 .map_err(&e)?;
         }
-        // SQLite reads on a thread of its own while this one maps.
+        // SQLite reads on a thread of its own, workers map its rows, and
+        // this thread writes them in order.
         let db: &mut rusqlite::Connection = &mut conn;
         let (e, q) = (&e, &query);
-        pipe::run(
+        let nparts = keys.len();
+        let mappers: Vec<RowMapper<'_>> = (0..map_workers())
+            .map(|_| RowMapper::new(ws, types))
+            .collect();
+        pipe::run_worked(
             move |feed: &mut pipe::Feed| q.read(db, e, feed),
-            |_, r| {
-                if r.len() != query.width {
-                    return Err(spilled(std::io::Error::other(
-                        "a source row of another width",
-                    )));
+            mappers,
+            |mapper, rows, out| {
+                for &(n, r) in rows {
+                    if r.len() != q.width {
+                        return Err(spilled(std::io::Error::other(
+                            "a source row of another width",
+                        )));
+                    }
+                    let at = u64::from(first)
+                        .checked_add(n)
+                        .and_then(|at| u32::try_from(at).ok())
+                        .ok_or(UnifyError::TooManyRows)?;
+                    mapper.map_row(q, (src, at), r, nparts, out);
                 }
-                mapper
-                    .map_row(&query, src, rec, r, keys, recs)
-                    .map_err(spilled)?;
-                rec = rec.checked_add(1).ok_or(UnifyError::TooManyRows)?;
-                if u64::from(rec).is_multiple_of(PROGRESS_EVERY) {
+                Ok(())
+            },
+            |mapped| {
+                let before = rec;
+                let written = write_mapped(mapped, keys, recs).map_err(spilled)?;
+                rec = rec.checked_add(written).ok_or(UnifyError::TooManyRows)?;
+                if u64::from(before) / PROGRESS_EVERY != u64::from(rec) / PROGRESS_EVERY {
                     progress(Phase::Map, u64::from(rec), total);
                 }
                 Ok(())
@@ -307,6 +321,53 @@ pub(super) fn map_records(
         unordered,
         ranges,
     })
+}
+
+/// Threads mapping rows while one reads them and another writes: one a
+/// core, from 2 to 4.
+fn map_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, std::num::NonZeroUsize::get)
+        .clamp(2, 4)
+}
+
+/// Add one mapped frame to `out`: a match key for key partition `part`, or
+/// (none) a record. Each is a tag byte, the partition, the length and the
+/// bytes.
+fn put_mapped(out: &mut Vec<u8>, part: Option<u32>, bytes: &[u8]) {
+    out.push(u8::from(part.is_some()));
+    out.extend_from_slice(&part.unwrap_or(0).to_le_bytes());
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// Write the frames of [`put_mapped`] to `keys` and `recs`; how many
+/// records there were.
+fn write_mapped(
+    mut mapped: &[u8],
+    keys: &mut Partitions,
+    recs: &mut Spill,
+) -> std::io::Result<u32> {
+    let cut = || std::io::Error::other("a mapped frame cut short");
+    let mut records = 0;
+    while let Some((head, rest)) = mapped.split_first_chunk::<9>() {
+        let [is_key, p0, p1, p2, p3, l0, l1, l2, l3] = *head;
+        let part = u32::from_le_bytes([p0, p1, p2, p3]);
+        let len = u32::from_le_bytes([l0, l1, l2, l3]) as usize;
+        let (bytes, rest) = rest.split_at_checked(len).ok_or_else(cut)?;
+        match is_key {
+            1 => keys.write(part as usize, bytes)?,
+            _ => {
+                recs.write(bytes)?;
+                records += 1;
+            }
+        }
+        mapped = rest;
+    }
+    match mapped.is_empty() {
+        true => Ok(records),
+        false => Err(cut()),
+    }
 }
 
 /// Maps rows to records and match keys, with buffers reused from row to
@@ -344,16 +405,16 @@ impl<'w> RowMapper<'w> {
     }
 
     /// Map row `r` of source `src`, read by `q`, to record `rec`: each
-    /// rule's match key to `keys`, the record to `recs`.
+    /// rule's match key (for one of `nparts` key partitions), then the
+    /// record, to `out` ([`put_mapped`]).
     fn map_row(
         &mut self,
         q: &SourceQuery<'_>,
-        src: u16,
-        rec: u32,
+        (src, rec): (u16, u32),
         r: &[ValueRef<'_>],
-        keys: &mut Partitions,
-        recs: &mut Spill,
-    ) -> std::io::Result<()> {
+        nparts: usize,
+        out: &mut Vec<u8>,
+    ) {
         let at = |i: usize| r.get(i).copied().unwrap_or(ValueRef::Null);
         self.profile_cells(q, &at);
         let Self {
@@ -430,8 +491,8 @@ impl<'w> RowMapper<'w> {
                 }
             }
             // The high half: the low one places keys in the match's tables.
-            let part = ((h >> 64) as u64 % keys.len() as u64) as usize;
-            keys.write(part, &key.0)?;
+            let part = ((h >> 64) as u64 % nparts.max(1) as u64) as u32;
+            put_mapped(out, Some(part), &key.0);
             hashes.push(h as u64);
         }
         frame.clear();
@@ -455,7 +516,7 @@ impl<'w> RowMapper<'w> {
         for h in hashes.iter() {
             frame.0.extend_from_slice(&h.to_le_bytes());
         }
-        recs.write(&frame.0)
+        put_mapped(out, None, &frame.0);
     }
 
     /// Each profile value as the field's type: the row's own value, or a

@@ -137,7 +137,8 @@ impl<'w> SourceQuery<'w> {
         self.previous != Previous::None
     }
 
-    /// Feed every row read into `feed` (on the reading thread).
+    /// Feed every row read into `feed` (on the reading thread), tagged
+    /// with its place in the source's rows (from 0).
     pub fn read(
         &self,
         db: &mut Connection,
@@ -175,6 +176,7 @@ impl<'w> SourceQuery<'w> {
             false => self.width - usize::from(prev_of.is_some()),
         };
         let (mut link, mut key) = (String::new(), String::new());
+        let mut n: u64 = 0;
         while let Some(r) = rows.next().map_err(e)? {
             for i in 0..fed {
                 feed.value(r.get_ref(i).map_err(e)?);
@@ -210,7 +212,8 @@ impl<'w> SourceQuery<'w> {
                         .map_or(ValueRef::Null, |p| ValueRef::Text(p.as_bytes())),
                 );
             }
-            feed.end_row(0)?;
+            feed.end_row(n)?;
+            n += 1;
         }
         Ok(())
     }

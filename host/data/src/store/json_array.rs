@@ -42,6 +42,8 @@ pub struct Elements<R> {
     reader: R,
     /// Bytes read: the first `used` handed out, the rest not yet.
     buf: Vec<u8>,
+    /// Bytes of `buf` read; the rest is room (kept, not zeroed again).
+    filled: usize,
     /// Bytes of `buf` handed out already; dropped once they are a chunk's
     /// worth, so that the bytes after them move once per chunk, not once
     /// per element.
@@ -54,12 +56,45 @@ fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
+/// The bytes a string's scan stops at.
+const STRING_STOPS: &[u8] = b"\"\\";
+/// The bytes an element's outline is made of, between its strings.
+const OUTLINE: &[u8] = b"\"{}[]";
+
+/// The index of the first byte of `b` from `at` that is one of `stops`,
+/// eight bytes at a time (a row's strings and the gaps between them are
+/// short: word tests beat a vector search's set-up and a loop's branch per
+/// byte).
+#[inline]
+fn first_of(b: &[u8], mut at: usize, stops: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each byte of `v` that is zero (exact for the lowest).
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v;
+    while let Some(word) = b.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        let x = u64::from_le_bytes(word);
+        let hits = stops
+            .iter()
+            .fold(0, |hits, &c| hits | zero(x ^ (ONES * u64::from(c))))
+            & HIGH;
+        if hits != 0 {
+            return Some(at + (hits.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    b.get(at..)?
+        .iter()
+        .position(|c| stops.contains(c))
+        .map(|k| at + k)
+}
+
 impl<R: Read> Elements<R> {
     /// Split the array `reader` holds.
     pub fn new(reader: R) -> Self {
         Self {
             reader,
-            buf: Vec::with_capacity(CHUNK_BYTES),
+            buf: Vec::new(),
+            filled: 0,
             used: 0,
             eof: false,
             state: State::Start,
@@ -68,29 +103,34 @@ impl<R: Read> Elements<R> {
 
     /// The byte at `i`, reading more when needed; `None` at the end.
     fn at(&mut self, i: usize) -> Result<Option<u8>, Unusual> {
-        while i >= self.buf.len() && !self.eof {
+        while i >= self.filled && !self.eof {
             self.read_more()?;
         }
-        Ok(self.buf.get(i).copied())
+        Ok(self.read_bytes().get(i).copied())
+    }
+
+    /// The bytes read and not dropped.
+    fn read_bytes(&self) -> &[u8] {
+        self.buf.get(..self.filled).unwrap_or_default()
     }
 
     fn read_more(&mut self) -> Result<(), Unusual> {
-        if self.buf.len().saturating_sub(self.used) > MAX_ELEMENT_BYTES {
+        if self.filled.saturating_sub(self.used) > MAX_ELEMENT_BYTES {
             return Err(Unusual);
         }
-        let len = self.buf.len();
-        self.buf.resize(len + CHUNK_BYTES, 0);
+        let len = self.filled;
+        if self.buf.len() < len + CHUNK_BYTES {
+            self.buf.resize(len + CHUNK_BYTES, 0);
+        }
+        let room = self.buf.get_mut(len..len + CHUNK_BYTES).unwrap_or_default();
         let n = loop {
-            match self.reader.read(&mut self.buf[len..]) {
+            match self.reader.read(room) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.buf.truncate(len);
-                    return Err(e.into());
-                }
+                Err(e) => return Err(e.into()),
             }
         };
-        self.buf.truncate(len + n);
+        self.filled = len + n;
         self.eof = n == 0;
         Ok(())
     }
@@ -106,15 +146,15 @@ impl<R: Read> Elements<R> {
     fn string_end(&mut self, i: usize) -> Result<usize, Unusual> {
         let mut j = i + 1;
         loop {
-            match memchr::memchr2(b'"', b'\\', &self.buf[j.min(self.buf.len())..]) {
-                Some(k) if self.buf[j + k] == b'"' => return Ok(j + k + 1),
+            match first_of(self.read_bytes(), j, STRING_STOPS) {
+                Some(k) if self.buf.get(k) == Some(&b'"') => return Ok(k + 1),
                 // An escape: skip the escaped byte (enough for `\"`).
                 Some(k) => {
-                    j += k + 2;
+                    j = k + 2;
                     self.at(j)?;
                 }
                 None => {
-                    j = j.max(self.buf.len());
+                    j = j.max(self.filled);
                     if self.at(j)?.is_none() {
                         return Err(Unusual);
                     }
@@ -131,16 +171,12 @@ impl<R: Read> Elements<R> {
                 let mut j = i;
                 loop {
                     // The next byte that matters among those read, or more read.
-                    let next = self.buf.get(j..).and_then(|rest| {
-                        rest.iter()
-                            .position(|b| matches!(b, b'"' | b'{' | b'[' | b'}' | b']'))
-                    });
-                    let Some(k) = next else {
-                        j = j.max(self.buf.len());
+                    let Some(k) = first_of(self.read_bytes(), j, OUTLINE) else {
+                        j = j.max(self.filled);
                         self.at(j)?.ok_or(Unusual)?;
                         continue;
                     };
-                    j += k;
+                    j = k;
                     match self.buf[j] {
                         b'"' => {
                             j = self.string_end(j)?;
@@ -176,7 +212,8 @@ impl<R: Read> Elements<R> {
     /// but white space after it).
     pub fn next_element(&mut self) -> Result<Option<&[u8]>, Unusual> {
         if self.used >= CHUNK_BYTES {
-            self.buf.drain(..self.used);
+            self.buf.copy_within(self.used..self.filled, 0);
+            self.filled -= self.used;
             self.used = 0;
         }
         let mut i = self.skip_space(self.used)?;
@@ -204,7 +241,7 @@ impl<R: Read> Elements<R> {
         }
         self.state = State::Inside { first: false };
         self.used = end;
-        Ok(Some(&self.buf[i..end]))
+        Ok(Some(self.read_bytes().get(i..end).unwrap_or_default()))
     }
 
     /// The closing bracket at `i`: only white space may follow.
@@ -317,5 +354,30 @@ mod tests {
         }
         let huge = format!("[\"{}\"]", "x".repeat(MAX_ELEMENT_BYTES + 1));
         assert!(split(huge.as_bytes()).is_err(), "over the element limit");
+    }
+
+    #[test]
+    fn the_word_scan_stops_where_a_byte_scan_does() {
+        for stops in [STRING_STOPS, OUTLINE] {
+            for c in 0..=255u8 {
+                for len in 0..20 {
+                    for at in 0..len {
+                        let mut b = vec![b'a'; len];
+                        b[at] = c;
+                        if at + 3 < len {
+                            b[at + 3] = stops[0];
+                        }
+                        for from in 0..len {
+                            let by_byte = b[from..]
+                                .iter()
+                                .position(|x| stops.contains(x))
+                                .map(|k| from + k);
+                            assert_eq!(first_of(&b, from, stops), by_byte, "{b:?} from {from}");
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(first_of(b"ab", 5, OUTLINE), None);
     }
 }

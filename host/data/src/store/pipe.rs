@@ -214,21 +214,7 @@ pub fn run_batches<E: Send>(
     let (full_tx, full_rx) = sync_channel::<Batch>(DEPTH);
     let (free_tx, free_rx) = sync_channel::<Batch>(DEPTH);
     std::thread::scope(|scope| {
-        let producer = scope.spawn(move || {
-            let mut feed = Feed {
-                full: vec![full_tx],
-                turn: 0,
-                free: free_rx,
-                batch: Batch::default(),
-                row_bytes: 0,
-            };
-            let produced = produce(&mut feed);
-            // Rows fed before a failure are used too: an error of theirs
-            // comes first.
-            feed.cancel_row();
-            let flushed = feed.flush();
-            produced.map(|()| flushed)
-        });
+        let producer = scope.spawn(move || feed_all(vec![full_tx], free_rx, produce));
         let mut failed = None;
         while let Ok(mut batch) = full_rx.recv() {
             if let Err(e) = batch.with_rows(&mut consume) {
@@ -240,13 +226,7 @@ pub fn run_batches<E: Send>(
         }
         // A producer still sending now gets `Stopped`.
         drop(full_rx);
-        let produced = producer.join();
-        match (failed, produced) {
-            (Some(e), _) => Err(e),
-            (None, Ok(Ok(_))) => Ok(()),
-            (None, Ok(Err(e))) => Err(e),
-            (None, Err(panic)) => std::panic::resume_unwind(panic),
-        }
+        outcome(failed, producer.join())
     })
 }
 
@@ -291,19 +271,7 @@ pub fn run_worked<E: Send, W: Send>(
             }));
         }
         drop(free_tx);
-        let producer = scope.spawn(move || {
-            let mut feed = Feed {
-                full: to_workers,
-                turn: 0,
-                free: free_rx,
-                batch: Batch::default(),
-                row_bytes: 0,
-            };
-            let produced = produce(&mut feed);
-            feed.cancel_row();
-            let flushed = feed.flush();
-            produced.map(|()| flushed)
-        });
+        let producer = scope.spawn(move || feed_all(to_workers, free_rx, produce));
         let mut failed = None;
         // Batch n is worker n's (mod their number) next; the first worker
         // with none left means there are no more.
@@ -332,13 +300,40 @@ pub fn run_worked<E: Send, W: Send>(
                 std::panic::resume_unwind(panic);
             }
         }
-        match (failed, producer.join()) {
-            (Some(e), _) => Err(e),
-            (None, Ok(Ok(_))) => Ok(()),
-            (None, Ok(Err(e))) => Err(e),
-            (None, Err(panic)) => std::panic::resume_unwind(panic),
-        }
+        outcome(failed, producer.join())
     })
+}
+
+/// Run `produce` with a feed sending full batches to `full` in turn, then
+/// send what it left: its rows fed before a failure are used too, so that
+/// an error of theirs comes first.
+fn feed_all<E>(
+    full: Vec<SyncSender<Batch>>,
+    free: Receiver<Batch>,
+    produce: impl FnOnce(&mut Feed) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut feed = Feed {
+        full,
+        turn: 0,
+        free,
+        batch: Batch::default(),
+        row_bytes: 0,
+    };
+    let produced = produce(&mut feed);
+    feed.cancel_row();
+    // A consumer that stopped has its own error.
+    let _ = feed.flush();
+    produced
+}
+
+/// The first error in row order: the consumer's (`failed`), else the
+/// producer's; a producer's panic is passed on.
+fn outcome<E>(failed: Option<E>, produced: std::thread::Result<Result<(), E>>) -> Result<(), E> {
+    match (failed, produced) {
+        (Some(e), _) => Err(e),
+        (None, Ok(produced)) => produced,
+        (None, Err(panic)) => std::panic::resume_unwind(panic),
+    }
 }
 
 #[cfg(test)]

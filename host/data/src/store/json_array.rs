@@ -210,7 +210,19 @@ impl<R: Read> Elements<R> {
 
     /// The next element, or `None` after the closing bracket (and nothing
     /// but white space after it).
+    #[cfg(test)]
     pub fn next_element(&mut self) -> Result<Option<&[u8]>, Unusual> {
+        match self.next_start()? {
+            Some(i) => self.element_at(i).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Where the next element starts, or `None` after the closing bracket
+    /// (and nothing but white space after it). The element is then split
+    /// with [`Elements::element_at`], or parsed from [`Elements::read_from`]
+    /// and its end given to [`Elements::took`].
+    pub fn next_start(&mut self) -> Result<Option<usize>, Unusual> {
         if self.used >= CHUNK_BYTES {
             self.buf.copy_within(self.used..self.filled, 0);
             self.filled -= self.used;
@@ -226,22 +238,38 @@ impl<R: Read> Elements<R> {
                 i = self.skip_space(i + 1)?;
                 self.state = State::Inside { first: true };
                 if self.at(i)? == Some(b']') {
-                    return self.close(i);
+                    return self.close(i).map(|_| None);
                 }
             }
             State::Inside { .. } => match self.at(i)? {
                 Some(b',') => i = self.skip_space(i + 1)?,
-                Some(b']') => return self.close(i),
+                Some(b']') => return self.close(i).map(|_| None),
                 _ => return Err(Unusual),
             },
         }
+        Ok(Some(i))
+    }
+
+    /// The bytes read from `i` on (an element's start, from
+    /// [`Elements::next_start`]), for a parser to take what it can of.
+    pub fn read_from(&self, i: usize) -> &[u8] {
+        self.read_bytes().get(i..).unwrap_or_default()
+    }
+
+    /// The element parsed from [`Elements::read_from`] ended at `end`.
+    pub fn took(&mut self, end: usize) {
+        self.state = State::Inside { first: false };
+        self.used = end.min(self.filled);
+    }
+
+    /// The whole element that starts at `i`, reading more as needed.
+    pub fn element_at(&mut self, i: usize) -> Result<&[u8], Unusual> {
         let end = self.element_end(i)?;
         if end - i > MAX_ELEMENT_BYTES {
             return Err(Unusual);
         }
-        self.state = State::Inside { first: false };
-        self.used = end;
-        Ok(Some(self.read_bytes().get(i..end).unwrap_or_default()))
+        self.took(end);
+        Ok(self.read_bytes().get(i..end).unwrap_or_default())
     }
 
     /// The closing bracket at `i`: only white space may follow.

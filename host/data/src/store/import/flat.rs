@@ -12,14 +12,52 @@ use super::rows::Raw;
 /// serde path.
 pub const MAX_FLAT_COLUMNS: usize = 128;
 
+/// Text a row is read from: checked as UTF-8 already (`&str`), or bytes
+/// whose strings are checked one by one as they are taken (`&[u8]`; a row
+/// with a non-ASCII byte outside its strings is not taken).
+pub(super) trait Text<'a>: Copy {
+    fn bytes(self) -> &'a [u8];
+    /// The text of bytes `a..b`, which the parse found between quotes.
+    fn part(self, a: usize, b: usize) -> Option<&'a str>;
+}
+
+impl<'a> Text<'a> for &'a str {
+    fn bytes(self) -> &'a [u8] {
+        self.as_bytes()
+    }
+    fn part(self, a: usize, b: usize) -> Option<&'a str> {
+        self.get(a..b)
+    }
+}
+
+impl<'a> Text<'a> for &'a [u8] {
+    fn bytes(self) -> &'a [u8] {
+        self
+    }
+    fn part(self, a: usize, b: usize) -> Option<&'a str> {
+        std::str::from_utf8(self.get(a..b)?).ok()
+    }
+}
+
 /// `text`, one JSON object, as a row in `columns` order, when it is flat,
 /// every key names a column exactly (at most once) and it is valid JSON;
 /// `None` otherwise.
 pub(super) fn flat_row<'a>(text: &'a str, columns: &[String]) -> Option<Vec<Raw<'a>>> {
+    let (row, end) = flat_object(text, columns)?;
+    (skip_ws(text.as_bytes(), end) == text.len()).then_some(row)
+}
+
+/// [`flat_row`] of the object that starts `text` (after white space), and
+/// the index after its closing brace: what follows it is not read. `None`
+/// too when `text` ends before the object does.
+pub(super) fn flat_object<'a>(
+    text: impl Text<'a>,
+    columns: &[String],
+) -> Option<(Vec<Raw<'a>>, usize)> {
     if columns.len() > MAX_FLAT_COLUMNS {
         return None;
     }
-    let b = text.as_bytes();
+    let b = text.bytes();
     let mut at = skip_ws(b, 0);
     if b.get(at) != Some(&b'{') {
         return None;
@@ -27,7 +65,7 @@ pub(super) fn flat_row<'a>(text: &'a str, columns: &[String]) -> Option<Vec<Raw<
     at = skip_ws(b, at + 1);
     let mut row = vec![Raw::Null; columns.len()];
     if b.get(at) == Some(&b'}') {
-        return (skip_ws(b, at + 1) == b.len()).then_some(row);
+        return Some((row, at + 1));
     }
     let mut seen = 0u128;
     let mut next = 0;
@@ -60,7 +98,7 @@ pub(super) fn flat_row<'a>(text: &'a str, columns: &[String]) -> Option<Vec<Raw<
             _ => return None,
         }
     }
-    (skip_ws(b, at + 1) == b.len()).then_some(row)
+    Some((row, at + 1))
 }
 
 /// The index after the key at `start` (after its quote) when it is
@@ -125,19 +163,19 @@ fn stop_at(b: &[u8], mut at: usize) -> Option<usize> {
 /// The string whose text starts at `start` (after its quote), when it has
 /// no escape and no control character, and the index after its closing
 /// quote.
-fn plain_string(text: &str, start: usize) -> Option<(&str, usize)> {
-    let b = text.as_bytes();
+fn plain_string<'a>(text: impl Text<'a>, start: usize) -> Option<(&'a str, usize)> {
+    let b = text.bytes();
     let end = stop_at(b, start)?;
     if b[end] != b'"' {
         return None;
     }
-    Some((text.get(start..end)?, end + 1))
+    Some((text.part(start, end)?, end + 1))
 }
 
 /// The scalar value at `at`, and the index after it; `None` for an object,
 /// an array or anything that is not JSON.
-fn scalar(text: &str, at: usize) -> Option<(Raw<'_>, usize)> {
-    let b = text.as_bytes();
+fn scalar<'a>(text: impl Text<'a>, at: usize) -> Option<(Raw<'a>, usize)> {
+    let b = text.bytes();
     let literal = |word: &str, raw: Raw<'static>| {
         b.get(at..at + word.len())
             .filter(|w| *w == word.as_bytes())
@@ -146,7 +184,7 @@ fn scalar(text: &str, at: usize) -> Option<(Raw<'_>, usize)> {
     match *b.get(at)? {
         b'"' => match plain_string(text, at + 1) {
             Some((s, after)) => Some((Raw::Str(Cow::Borrowed(s)), after)),
-            None => escaped_string(text, at),
+            None => escaped_string(b, at),
         },
         b'n' => literal("null", Raw::Null),
         b't' => literal("true", Raw::Bool(true)),
@@ -157,7 +195,7 @@ fn scalar(text: &str, at: usize) -> Option<(Raw<'_>, usize)> {
                 .iter()
                 .position(|c| !matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
                 .unwrap_or(b.len() - at);
-            let token = text.get(at..at + len)?;
+            let token = text.part(at, at + len)?;
             if let Some(n) = integer(token) {
                 return Some((Raw::Num(n), at + len));
             }
@@ -196,8 +234,7 @@ fn integer(token: &str) -> Option<serde_json::Number> {
 
 /// A string with escapes, its quote at `at`, decoded by serde_json (which
 /// refuses a bad escape or a control character).
-fn escaped_string(text: &str, at: usize) -> Option<(Raw<'_>, usize)> {
-    let b = text.as_bytes();
+fn escaped_string<'a>(b: &[u8], at: usize) -> Option<(Raw<'a>, usize)> {
     let mut end = at + 1;
     loop {
         end += memchr::memchr2(b'"', b'\\', b.get(end..)?)?;
@@ -206,7 +243,7 @@ fn escaped_string(text: &str, at: usize) -> Option<(Raw<'_>, usize)> {
             _ => break,
         }
     }
-    let s: String = serde_json::from_str(text.get(at..=end)?).ok()?;
+    let s: String = serde_json::from_slice(b.get(at..=end)?).ok()?;
     Some((Raw::Str(Cow::Owned(s)), end + 1))
 }
 
@@ -272,7 +309,37 @@ mod tests {
                 Ok(&by_serde(text, &cols).unwrap()),
                 "{text}"
             );
+            // As bytes, with more after the object, and cut short.
+            let more = format!("{text},\n{text}");
+            let end = skip_ws(text.as_bytes(), 0).max(text.trim_end().len());
+            let bytes = flat_object(more.as_bytes(), &cols);
+            assert_eq!(
+                bytes.map(|(r, at)| (format!("{r:?}"), at)),
+                Some((fast.unwrap(), end)),
+                "{text}"
+            );
+            for cut in 0..end {
+                assert!(
+                    flat_object(&more.as_bytes()[..cut], &cols).is_none(),
+                    "{text} cut at {cut}"
+                );
+            }
         }
+    }
+
+    #[test]
+    fn bytes_not_utf8_in_a_string_or_outside_one_are_not_taken() {
+        let cols = columns();
+        for bytes in [
+            &b"{\"Id\":\"a\xff\"}"[..],
+            b"{\"Id\":\"\xc3\"}",
+            b"{\"I\xc3\xa9\":\"a\"}",
+            b"{\"Id\":1\xff}",
+            b"\xef\xbb\xbf{\"Id\":\"a\"}",
+        ] {
+            assert!(flat_object(bytes, &cols).is_none(), "{bytes:?}");
+        }
+        assert!(flat_object(&b"{\"Id\":\"\xc3\xa9\"}"[..], &cols).is_some());
     }
 
     #[test]

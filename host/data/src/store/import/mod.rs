@@ -1896,6 +1896,67 @@ mod tests {
     }
 
     #[test]
+    fn a_json_array_parsed_in_place_reads_as_the_serde_path_across_chunks() {
+        // Rows of every shape the in-place parse meets, spanning many read
+        // chunks; `flatten` sends every row through serde_json instead.
+        let shapes = [
+            r#"{"id": ID, "name": "Ann", "n": 12, "x": 1.5, "ok": true}"#,
+            r#"{"name":"Zoë \"Z\" Ünal","id":ID,"n":-7,"x":null,"ok":false}"#,
+            r#"  {  "id" : ID , "x" : 2e3 , "name" : "\u00e9t\u00e9\n" }  "#,
+            r#"{"id": ID, "name": "日本語テキスト", "n": 123456789012345678901234}"#,
+            r#"{"id": ID, "nested": {"a": 1}, "name": "deep"}"#,
+            r#"{"id": ID, "tags": ["a", "b"], "n": 0}"#,
+            r#"{"id": ID}"#,
+        ];
+        let rows: Vec<String> = (0..6000)
+            .map(|i| shapes[i % shapes.len()].replace("ID", &i.to_string()))
+            .collect();
+        let text = format!("[\n{}\n]\n", rows.join(",\n"));
+        assert!(text.len() > 4 * 64 * 1024, "spans several chunks");
+        let dumps = [false, true].map(|flatten| {
+            let (_d, p, store) = setup("a.json", &text);
+            let types = BTreeMap::new();
+            let files = [p];
+            let dialect = FileDialect {
+                flatten,
+                ..FileDialect::default()
+            };
+            let spec = ImportSpec {
+                dialect: &dialect,
+                ..ImportSpec::new(&files, &types, "id")
+            };
+            super::import(&spec, &store, "T").unwrap();
+            dump(&store, "T")
+        });
+        // Flattening names nested columns apart; the rest must agree.
+        let (mut fast, mut serde) = (dumps[0].clone(), dumps[1].clone());
+        let shared: Vec<usize> = fast
+            .0
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| ["id", "name", "n", "x", "ok"].contains(&c.0.as_str()))
+            .map(|(i, _)| i)
+            .collect();
+        let pick = |d: &mut Dump| {
+            let keep: Vec<usize> = shared
+                .iter()
+                .map(|&i| {
+                    let name = &dumps[0].0[i].0;
+                    d.0.iter().position(|c| &c.0 == name).unwrap()
+                })
+                .collect();
+            d.0 = keep.iter().map(|&i| d.0[i].clone()).collect();
+            for row in &mut d.1 {
+                *row = keep.iter().map(|&i| row[i].clone()).collect();
+            }
+        };
+        pick(&mut fast);
+        pick(&mut serde);
+        assert_eq!(fast.1.len(), 6000);
+        assert_same(&[fast, serde], "in place against serde");
+    }
+
+    #[test]
     fn nested_objects_flatten_into_columns_named_by_their_path() {
         let objects = [
             r#"{"id": 1, "properties": {"email": "a@x.com", "first name": "Ann", "address": {"city": "Lyon"}}, "tags": ["a", "b"]}"#,

@@ -9,7 +9,7 @@ use rusqlite::types::ValueRef;
 use super::content::{Content, Hashing};
 use super::csv_records::{Fields, RecordError, Records};
 use super::dialect::FileDialect;
-use super::flat::flat_row;
+use super::flat::{flat_object, flat_row};
 use super::locale::Locale;
 use super::objects::{FileKeys, ObjectRow};
 use super::typing::{convert, convert_str, datetime_ref, infer_one, infer_text, not_a_datetime};
@@ -385,14 +385,20 @@ fn visit_rows(
                         (long.as_slice(), 0)
                     }
                 };
-                let line = std::str::from_utf8(bytes).map_err(|_| {
+                let line = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+                let not_utf8 = || {
                     io(std::io::Error::new(
                         std::io::ErrorKind::InvalidData,
                         "stream did not contain valid UTF-8",
                     ))
-                })?;
-                let line = line.strip_suffix('\r').unwrap_or(line);
-                let flow = ndjson_row(line, row_no, &mut reading, (path, bound), (fixed, flatten))?;
+                };
+                let flow = ndjson_row(
+                    line,
+                    (row_no, &not_utf8),
+                    &mut reading,
+                    (path, bound),
+                    (fixed, flatten),
+                )?;
                 reader.consume(used);
                 if flow == Flow::Stop {
                     break;
@@ -464,14 +470,16 @@ type NdjsonReading<'c, 'k, 'f> = (
 );
 
 /// Hand NDJSON line `row_no` (its end taken off) to the callback as a row;
-/// a blank line is none.
+/// a blank line is none. A line that is not UTF-8 fails with `not_utf8`.
 fn ndjson_row(
-    line: &str,
-    row_no: u64,
+    line: &[u8],
+    (row_no, not_utf8): (u64, &dyn Fn() -> ImportError),
     (columns, keys, f): &mut NdjsonReading<'_, '_, '_>,
     (path, bound): (&Path, &RowBound),
     (fixed, flatten): (bool, bool),
 ) -> Result<Flow, ImportError> {
+    // Checked once: a line's strings are then taken as they lie.
+    let line = std::str::from_utf8(line).map_err(|_| not_utf8())?;
     if line.trim().is_empty() {
         bound.row_end(row_no);
         return Ok(Flow::Go);
@@ -550,10 +558,27 @@ fn array_from_slices(
     let mut rows = 0u64;
     loop {
         let unusual = Ok(Fast::Unusual { rows });
-        let element = match elements.next_element() {
-            Ok(Some(element)) => element,
+        let start = match elements.next_start() {
+            Ok(Some(start)) => start,
             Ok(None) => return Ok(Fast::Done),
             Err(_) => return unusual,
+        };
+        // The usual flat object parsed where it lies in what is read (no
+        // split first); anything else, or one that runs past what is read,
+        // split whole and read as below.
+        let parsed = (!flatten)
+            .then(|| flat_object(elements.read_from(start), columns))
+            .flatten();
+        if let Some((row, len)) = parsed {
+            rows += 1;
+            if f(rows, Ok(Row::Json(row)))? == Flow::Stop {
+                return Ok(Fast::Done);
+            }
+            elements.took(start + len);
+            continue;
+        }
+        let Ok(element) = elements.element_at(start) else {
+            return unusual;
         };
         // Checked as text once, so that serde_json need not check each string.
         let Ok(text) = std::str::from_utf8(element) else {

@@ -56,38 +56,6 @@ fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
-/// The bytes a string's scan stops at.
-const STRING_STOPS: &[u8] = b"\"\\";
-/// The bytes an element's outline is made of, between its strings.
-const OUTLINE: &[u8] = b"\"{}[]";
-
-/// The index of the first byte of `b` from `at` that is one of `stops`,
-/// eight bytes at a time (a row's strings and the gaps between them are
-/// short: word tests beat a vector search's set-up and a loop's branch per
-/// byte).
-#[inline]
-fn first_of(b: &[u8], mut at: usize, stops: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // The high bit of each byte of `v` that is zero (exact for the lowest).
-    let zero = |v: u64| v.wrapping_sub(ONES) & !v;
-    while let Some(word) = b.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
-        let x = u64::from_le_bytes(word);
-        let hits = stops
-            .iter()
-            .fold(0, |hits, &c| hits | zero(x ^ (ONES * u64::from(c))))
-            & HIGH;
-        if hits != 0 {
-            return Some(at + (hits.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    b.get(at..)?
-        .iter()
-        .position(|c| stops.contains(c))
-        .map(|k| at + k)
-}
-
 impl<R: Read> Elements<R> {
     /// Split the array `reader` holds.
     pub fn new(reader: R) -> Self {
@@ -146,7 +114,8 @@ impl<R: Read> Elements<R> {
     fn string_end(&mut self, i: usize) -> Result<usize, Unusual> {
         let mut j = i + 1;
         loop {
-            match first_of(self.read_bytes(), j, STRING_STOPS) {
+            let rest = self.read_bytes().get(j..).unwrap_or_default();
+            match memchr::memchr2(b'"', b'\\', rest).map(|k| j + k) {
                 Some(k) if self.buf.get(k) == Some(&b'"') => return Ok(k + 1),
                 // An escape: skip the escaped byte (enough for `\"`).
                 Some(k) => {
@@ -171,7 +140,11 @@ impl<R: Read> Elements<R> {
                 let mut j = i;
                 loop {
                     // The next byte that matters among those read, or more read.
-                    let Some(k) = first_of(self.read_bytes(), j, OUTLINE) else {
+                    let next = self.read_bytes().get(j..).and_then(|rest| {
+                        rest.iter()
+                            .position(|b| matches!(b, b'"' | b'{' | b'[' | b'}' | b']'))
+                    });
+                    let Some(k) = next.map(|k| j + k) else {
                         j = j.max(self.filled);
                         self.at(j)?.ok_or(Unusual)?;
                         continue;
@@ -382,30 +355,5 @@ mod tests {
         }
         let huge = format!("[\"{}\"]", "x".repeat(MAX_ELEMENT_BYTES + 1));
         assert!(split(huge.as_bytes()).is_err(), "over the element limit");
-    }
-
-    #[test]
-    fn the_word_scan_stops_where_a_byte_scan_does() {
-        for stops in [STRING_STOPS, OUTLINE] {
-            for c in 0..=255u8 {
-                for len in 0..20 {
-                    for at in 0..len {
-                        let mut b = vec![b'a'; len];
-                        b[at] = c;
-                        if at + 3 < len {
-                            b[at + 3] = stops[0];
-                        }
-                        for from in 0..len {
-                            let by_byte = b[from..]
-                                .iter()
-                                .position(|x| stops.contains(x))
-                                .map(|k| from + k);
-                            assert_eq!(first_of(&b, from, stops), by_byte, "{b:?} from {from}");
-                        }
-                    }
-                }
-            }
-        }
-        assert_eq!(first_of(b"ab", 5, OUTLINE), None);
     }
 }

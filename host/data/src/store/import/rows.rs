@@ -385,20 +385,15 @@ fn visit_rows(
                         (long.as_slice(), 0)
                     }
                 };
-                let line = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-                let not_utf8 = || {
+                // Checked once: a line's strings are then taken as they lie.
+                let line = std::str::from_utf8(bytes).map_err(|_| {
                     io(std::io::Error::new(
                         std::io::ErrorKind::InvalidData,
                         "stream did not contain valid UTF-8",
                     ))
-                };
-                let flow = ndjson_row(
-                    line,
-                    (row_no, &not_utf8),
-                    &mut reading,
-                    (path, bound),
-                    (fixed, flatten),
-                )?;
+                })?;
+                let line = line.strip_suffix('\r').unwrap_or(line);
+                let flow = ndjson_row(line, row_no, &mut reading, (path, bound), (fixed, flatten))?;
                 reader.consume(used);
                 if flow == Flow::Stop {
                     break;
@@ -470,16 +465,14 @@ type NdjsonReading<'c, 'k, 'f> = (
 );
 
 /// Hand NDJSON line `row_no` (its end taken off) to the callback as a row;
-/// a blank line is none. A line that is not UTF-8 fails with `not_utf8`.
+/// a blank line is none.
 fn ndjson_row(
-    line: &[u8],
-    (row_no, not_utf8): (u64, &dyn Fn() -> ImportError),
+    line: &str,
+    row_no: u64,
     (columns, keys, f): &mut NdjsonReading<'_, '_, '_>,
     (path, bound): (&Path, &RowBound),
     (fixed, flatten): (bool, bool),
 ) -> Result<Flow, ImportError> {
-    // Checked once: a line's strings are then taken as they lie.
-    let line = std::str::from_utf8(line).map_err(|_| not_utf8())?;
     if line.trim().is_empty() {
         bound.row_end(row_no);
         return Ok(Flow::Go);

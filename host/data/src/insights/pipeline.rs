@@ -200,6 +200,9 @@ impl InsightsEngine {
                     .filter_map(|s| s.read_ahead(&self.store))
                     .collect();
                 let mut failed = Vec::new();
+                // Unification recomputes everything when forced: which rows
+                // the imports changed would go unread.
+                let untracked = self.force.then(|| self.store.untracked_changes());
                 std::thread::scope(|scope| {
                     if !ahead.is_empty() {
                         scope.spawn(move || ahead.into_iter().for_each(|work| work()));
@@ -224,6 +227,7 @@ impl InsightsEngine {
                         }
                     }
                 });
+                drop(untracked);
                 let blocked = (!failed.is_empty()).then(|| {
                     let list = failed
                         .iter()

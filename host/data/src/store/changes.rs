@@ -5,6 +5,8 @@
 //! A replacement that changes too many rows, or the columns, is recorded as
 //! "not tracked": readers then treat every row as changed.
 
+use std::sync::atomic::Ordering;
+
 use rusqlite::types::Value;
 use rusqlite::{params, OptionalExtension, Transaction};
 
@@ -72,9 +74,9 @@ pub(super) fn record(
             .collect();
         k == key && serde_json::to_string(&now).is_ok_and(|s| s == cols)
     });
-    let mut tracked = same_shape;
+    let mut tracked = same_shape && store.untracked.load(Ordering::Relaxed) == 0;
     let limit = MAX_TRACKED_CHANGES + 1;
-    if same_shape && unordered {
+    if tracked && unordered {
         let dir = store.temp_dir();
         let parts = hash_diff::partitions_for(live_rows);
         let keys =
@@ -92,7 +94,7 @@ pub(super) fn record(
             insert.execute(params![entity, g, k]).map_err(sql)?;
         }
         tracked = (keys.len() as u64) < limit;
-    } else if same_shape {
+    } else if tracked {
         let (live, staging) = (&tables.live, &tables.new);
         let differs = format!("NOT ({})", super::same_values(columns, key, "o", "n"));
         let diff = format!(
@@ -152,7 +154,26 @@ pub(super) fn note_set(
     Ok(())
 }
 
+/// While held, replacements record no changes: their sets read as not
+/// tracked, and the rows are not compared. For a refresh that recomputes
+/// everything downstream anyway (`refresh --full --force`).
+#[must_use = "changes are tracked again when it is dropped"]
+pub struct Untracked<'a>(&'a EntityDb);
+
+impl Drop for Untracked<'_> {
+    fn drop(&mut self) {
+        self.0.untracked.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl EntityDb {
+    /// Stop recording which rows replacements change until the guard is
+    /// dropped (see [`Untracked`]).
+    pub fn untracked_changes(&self) -> Untracked<'_> {
+        self.untracked.fetch_add(1, Ordering::Relaxed);
+        Untracked(self)
+    }
+
     /// The keys of `entity`'s rows added, changed or removed after
     /// generation `since`, up to its current generation; `None` when some
     /// replacement in between was not tracked (see the module docs).
@@ -253,6 +274,24 @@ mod tests {
         put(&store, &["Id", "V", "W"], &[&[1, 11, 0]]);
         assert_eq!(keys(&store, 3), None);
         assert_eq!(keys(&store, 4), Some(vec![]));
+    }
+
+    #[test]
+    fn replacements_while_untracked_record_no_changes_and_tracking_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
+        put(&store, &["Id", "V"], &[&[1, 10], &[2, 20]]);
+        let outer = store.untracked_changes();
+        let inner = store.untracked_changes();
+        put(&store, &["Id", "V"], &[&[1, 11], &[2, 20]]);
+        drop(inner);
+        put(&store, &["Id", "V"], &[&[1, 12], &[2, 20]]);
+        // Held by either guard: not tracked, so read as everything changed.
+        assert_eq!(keys(&store, 1), None);
+        assert_eq!(keys(&store, 2), None);
+        drop(outer);
+        put(&store, &["Id", "V"], &[&[1, 12], &[2, 21]]);
+        assert_eq!(keys(&store, 3), Some(vec![2]));
     }
 
     /// The text keys recorded as changed by the second replacement, sorted.

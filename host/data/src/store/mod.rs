@@ -27,14 +27,14 @@ mod writable;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 
 pub use crate::odata::normalize_datetime;
-pub use changes::{KEPT_CHANGE_SETS, MAX_TRACKED_CHANGES};
+pub use changes::{Untracked, KEPT_CHANGE_SETS, MAX_TRACKED_CHANGES};
 pub use delta::{Buckets, Delta, DeltaCounts, Kept, Upserted};
 pub use files::{FILE_CACHE_KIB, MAX_ENTITY_FILES, ORPHAN_GRACE};
 pub use history::{HistoryPoint, RefreshRecord, KEPT_HISTORY_POINTS, KEPT_REFRESHES};
@@ -136,6 +136,8 @@ pub struct EntityDb {
     limits: PageLimits,
     /// `PRAGMA data_version` when the metadata cache was last valid.
     data_version: AtomicI64,
+    /// [`changes::Untracked`] guards held: replacements record no changes.
+    untracked: AtomicUsize,
 }
 
 impl std::fmt::Debug for EntityDb {
@@ -445,6 +447,7 @@ impl EntityDb {
             cursors: page::Cursors::default(),
             limits,
             data_version: AtomicI64::new(-1),
+            untracked: AtomicUsize::new(0),
         })
     }
 

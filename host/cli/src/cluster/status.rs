@@ -5,6 +5,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,9 @@ use super::{
 
 /// Members listed at most (heartbeats past it are ignored).
 pub const MAX_MEMBERS: usize = 256;
+
+/// How long gathering the status may take before it fails.
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A plugin as a member runs it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,26 +122,54 @@ impl Cluster {
         Ok(info.state.messages)
     }
 
-    /// Gather the status.
+    /// Gather the status, within [`STATUS_TIMEOUT`].
     pub async fn status(&self) -> Result<ClusterStatus, ClusterError> {
-        let mut members = Vec::new();
-        let mut keys = self
-            .members
-            .keys()
+        match tokio::time::timeout(STATUS_TIMEOUT, self.gather()).await {
+            Ok(status) => status,
+            Err(_) => Err(ClusterError::Other(format!(
+                "cluster status: NATS at {} gave no full answer within {}s",
+                self.url(),
+                STATUS_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    /// The members' heartbeats, by the subjects the bucket's stream holds
+    /// (one request, no consumer: a listing by consumer waits for entries
+    /// that may expire before they are delivered).
+    async fn members(&self) -> Result<Vec<MemberInfo>, ClusterError> {
+        let what = || format!("bucket {MEMBERS_BUCKET}");
+        let store = &self.members;
+        let mut subjects = store
+            .stream
+            .info_with_subjects(format!("{}>", store.prefix))
             .await
-            .map_err(|e| ClusterError::nats(format!("bucket {MEMBERS_BUCKET}"), e))?;
-        while let Some(k) = keys.next().await {
-            let Ok(k) = k else { continue };
-            if members.len() >= MAX_MEMBERS {
+            .map_err(|e| ClusterError::nats(what(), e))?;
+        let mut keys = Vec::new();
+        while let Some(subject) = subjects.next().await {
+            let (subject, _) = subject.map_err(|e| ClusterError::nats(what(), e))?;
+            if let Some(key) = subject.strip_prefix(store.prefix.as_str()) {
+                keys.push(key.to_owned());
+            }
+            if keys.len() >= MAX_MEMBERS {
                 break;
             }
-            if let Ok(Some(v)) = self.members.get(&k).await {
+        }
+        let mut members = Vec::new();
+        for key in keys {
+            // An entry deleted (a member that left) reads as none.
+            if let Ok(Some(v)) = store.get(&key).await {
                 if let Ok(m) = serde_json::from_slice::<MemberInfo>(&v) {
                     members.push(m);
                 }
             }
         }
         members.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(members)
+    }
+
+    async fn gather(&self) -> Result<ClusterStatus, ClusterError> {
+        let members = self.members().await?;
         let mut consumers = Vec::new();
         let stream = self
             .js

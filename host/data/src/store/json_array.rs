@@ -1,10 +1,13 @@
-//! A JSON array's elements as byte slices, read from a stream in chunks, so
-//! that each element is parsed from memory (serde_json parses a slice
-//! several times faster than a reader, which it reads byte by byte).
+//! A JSON array's elements as text, read from a stream in chunks, so that
+//! each element is parsed from memory (serde_json parses a slice several
+//! times faster than a reader, which it reads byte by byte). Each chunk is
+//! checked as UTF-8 once, as it is read, so that the parsers need not check
+//! each string.
 //!
 //! This is the fast path only: it checks the array's outline (brackets,
-//! commas, strings) and no more. Whatever it does not expect, or an element
-//! larger than [`MAX_ELEMENT_BYTES`], ends it with [`Unusual`], and
+//! commas, strings) and no more. Whatever it does not expect (bytes that
+//! are not UTF-8 among them), or an element larger than
+//! [`MAX_ELEMENT_BYTES`], ends it with [`Unusual`], and
 //! the caller reads the file again with serde_json's streaming parser, whose
 //! results and errors are the reference.
 
@@ -16,8 +19,8 @@ const CHUNK_BYTES: usize = 64 * 1024;
 /// parser, which holds none whole.
 pub const MAX_ELEMENT_BYTES: usize = 4 << 20;
 
-/// What ends the split: something other than a plain array of elements, an
-/// element larger than [`MAX_ELEMENT_BYTES`], or a failed read.
+/// What ends the split: something other than a plain array of elements in
+/// UTF-8, an element larger than [`MAX_ELEMENT_BYTES`], or a failed read.
 #[derive(Debug)]
 pub struct Unusual;
 
@@ -40,11 +43,13 @@ enum State {
 /// The elements of the array a reader holds, one at a time.
 pub struct Elements<R> {
     reader: R,
-    /// Bytes read: the first `used` handed out, the rest not yet.
-    buf: Vec<u8>,
-    /// Bytes of `buf` read; the rest is room (kept, not zeroed again).
-    filled: usize,
-    /// Bytes of `buf` handed out already; dropped once they are a chunk's
+    /// Text read: the first `used` bytes handed out, the rest not yet.
+    text: String,
+    /// Where chunks are read to before they are checked: a character cut
+    /// by the chunk's end (`carry` bytes) waits at its start for the rest.
+    raw: Vec<u8>,
+    carry: usize,
+    /// Bytes of `text` handed out already; dropped once they are a chunk's
     /// worth, so that the bytes after them move once per chunk, not once
     /// per element.
     used: usize,
@@ -61,8 +66,9 @@ impl<R: Read> Elements<R> {
     pub fn new(reader: R) -> Self {
         Self {
             reader,
-            buf: Vec::new(),
-            filled: 0,
+            text: String::new(),
+            raw: Vec::new(),
+            carry: 0,
             used: 0,
             eof: false,
             state: State::Start,
@@ -71,7 +77,7 @@ impl<R: Read> Elements<R> {
 
     /// The byte at `i`, reading more when needed; `None` at the end.
     fn at(&mut self, i: usize) -> Result<Option<u8>, Unusual> {
-        while i >= self.filled && !self.eof {
+        while i >= self.text.len() && !self.eof {
             self.read_more()?;
         }
         Ok(self.read_bytes().get(i).copied())
@@ -79,18 +85,23 @@ impl<R: Read> Elements<R> {
 
     /// The bytes read and not dropped.
     fn read_bytes(&self) -> &[u8] {
-        self.buf.get(..self.filled).unwrap_or_default()
+        self.text.as_bytes()
     }
 
+    /// Read a chunk and add its text; bytes that are not UTF-8 are
+    /// [`Unusual`] (a character cut by the chunk's end waits for the next).
     fn read_more(&mut self) -> Result<(), Unusual> {
-        if self.filled.saturating_sub(self.used) > MAX_ELEMENT_BYTES {
+        if self.text.len().saturating_sub(self.used) > MAX_ELEMENT_BYTES {
             return Err(Unusual);
         }
-        let len = self.filled;
-        if self.buf.len() < len + CHUNK_BYTES {
-            self.buf.resize(len + CHUNK_BYTES, 0);
+        // Room for a chunk after at most 3 bytes of a cut character.
+        if self.raw.len() < CHUNK_BYTES + 4 {
+            self.raw.resize(CHUNK_BYTES + 4, 0);
         }
-        let room = self.buf.get_mut(len..len + CHUNK_BYTES).unwrap_or_default();
+        let room = self
+            .raw
+            .get_mut(self.carry..self.carry + CHUNK_BYTES)
+            .unwrap_or_default();
         let n = loop {
             match self.reader.read(room) {
                 Ok(n) => break n,
@@ -98,8 +109,23 @@ impl<R: Read> Elements<R> {
                 Err(e) => return Err(e.into()),
             }
         };
-        self.filled = len + n;
         self.eof = n == 0;
+        let got = self.raw.get(..self.carry + n).unwrap_or_default();
+        let (valid, cut) = match std::str::from_utf8(got) {
+            Ok(text) => (text, 0),
+            // A character the chunk's end cut, not at the file's end: its
+            // bytes wait for the rest (what comes before it checked again,
+            // which is rare: once per cut character).
+            Err(e) if e.error_len().is_none() && !self.eof => {
+                let (before, cut) = got.split_at(e.valid_up_to());
+                (std::str::from_utf8(before).map_err(|_| Unusual)?, cut.len())
+            }
+            Err(_) => return Err(Unusual),
+        };
+        self.text.push_str(valid);
+        let from = valid.len();
+        self.raw.copy_within(from..from + cut, 0);
+        self.carry = cut;
         Ok(())
     }
 
@@ -116,14 +142,14 @@ impl<R: Read> Elements<R> {
         loop {
             let rest = self.read_bytes().get(j..).unwrap_or_default();
             match memchr::memchr2(b'"', b'\\', rest).map(|k| j + k) {
-                Some(k) if self.buf.get(k) == Some(&b'"') => return Ok(k + 1),
+                Some(k) if self.read_bytes().get(k) == Some(&b'"') => return Ok(k + 1),
                 // An escape: skip the escaped byte (enough for `\"`).
                 Some(k) => {
                     j = k + 2;
                     self.at(j)?;
                 }
                 None => {
-                    j = j.max(self.filled);
+                    j = j.max(self.text.len());
                     if self.at(j)?.is_none() {
                         return Err(Unusual);
                     }
@@ -145,12 +171,12 @@ impl<R: Read> Elements<R> {
                             .position(|b| matches!(b, b'"' | b'{' | b'[' | b'}' | b']'))
                     });
                     let Some(k) = next.map(|k| j + k) else {
-                        j = j.max(self.filled);
+                        j = j.max(self.text.len());
                         self.at(j)?.ok_or(Unusual)?;
                         continue;
                     };
                     j = k;
-                    match self.buf[j] {
+                    match self.read_bytes().get(j).copied().unwrap_or_default() {
                         b'"' => {
                             j = self.string_end(j)?;
                             continue;
@@ -184,7 +210,7 @@ impl<R: Read> Elements<R> {
     /// The next element, or `None` after the closing bracket (and nothing
     /// but white space after it).
     #[cfg(test)]
-    pub fn next_element(&mut self) -> Result<Option<&[u8]>, Unusual> {
+    pub fn next_element(&mut self) -> Result<Option<&str>, Unusual> {
         match self.next_start()? {
             Some(i) => self.element_at(i).map(Some),
             None => Ok(None),
@@ -197,8 +223,10 @@ impl<R: Read> Elements<R> {
     /// and its end given to [`Elements::took`].
     pub fn next_start(&mut self) -> Result<Option<usize>, Unusual> {
         if self.used >= CHUNK_BYTES {
-            self.buf.copy_within(self.used..self.filled, 0);
-            self.filled -= self.used;
+            if !self.text.is_char_boundary(self.used) {
+                return Err(Unusual);
+            }
+            self.text.drain(..self.used);
             self.used = 0;
         }
         let mut i = self.skip_space(self.used)?;
@@ -225,24 +253,24 @@ impl<R: Read> Elements<R> {
 
     /// The bytes read from `i` on (an element's start, from
     /// [`Elements::next_start`]), for a parser to take what it can of.
-    pub fn read_from(&self, i: usize) -> &[u8] {
-        self.read_bytes().get(i..).unwrap_or_default()
+    pub fn read_from(&self, i: usize) -> &str {
+        self.text.get(i..).unwrap_or_default()
     }
 
     /// The element parsed from [`Elements::read_from`] ended at `end`.
     pub fn took(&mut self, end: usize) {
         self.state = State::Inside { first: false };
-        self.used = end.min(self.filled);
+        self.used = end.min(self.text.len());
     }
 
     /// The whole element that starts at `i`, reading more as needed.
-    pub fn element_at(&mut self, i: usize) -> Result<&[u8], Unusual> {
+    pub fn element_at(&mut self, i: usize) -> Result<&str, Unusual> {
         let end = self.element_end(i)?;
         if end - i > MAX_ELEMENT_BYTES {
             return Err(Unusual);
         }
         self.took(end);
-        Ok(self.read_bytes().get(i..end).unwrap_or_default())
+        self.text.get(i..end).ok_or(Unusual)
     }
 
     /// The closing bracket at `i`: only white space may follow.
@@ -266,7 +294,7 @@ mod tests {
         let mut out = Vec::new();
         loop {
             match e.next_element() {
-                Ok(Some(s)) => out.push(String::from_utf8_lossy(s).into_owned()),
+                Ok(Some(s)) => out.push(s.to_owned()),
                 Ok(None) => return Ok(out),
                 Err(Unusual) => return Err("unusual".into()),
             }
@@ -330,6 +358,56 @@ mod tests {
             &got[0][got[0].len() - 8..]
         );
         assert_eq!(got[1], "1");
+    }
+
+    /// A reader that gives at most `step` bytes a read.
+    struct Trickle<'a> {
+        rest: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.rest.len());
+            buf[..n].copy_from_slice(&self.rest[..n]);
+            self.rest = &self.rest[n..];
+            Ok(n)
+        }
+    }
+
+    fn split_in_reads(text: &[u8], step: usize) -> Result<Vec<String>, Unusual> {
+        let mut e = Elements::new(Trickle { rest: text, step });
+        let mut out = Vec::new();
+        while let Some(s) = e.next_element()? {
+            out.push(s.to_owned());
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn characters_cut_by_a_read_are_joined_and_bytes_not_utf8_are_unusual() {
+        let text = r#"["é€😀", {"k": "ü😀x"}, "a€"]"#;
+        let whole = split_in_reads(text.as_bytes(), CHUNK_BYTES).unwrap();
+        assert_eq!(whole, [r#""é€😀""#, r#"{"k": "ü😀x"}"#, r#""a€""#]);
+        for step in 1..8 {
+            assert_eq!(
+                split_in_reads(text.as_bytes(), step).unwrap(),
+                whole,
+                "{step}"
+            );
+        }
+        for bytes in [
+            &b"[\"a\xff\"]"[..],
+            b"[\"\xc3\"]",
+            b"[1, \xe2\x82]",
+            b"[\"\xed\xa0\x80\"]",
+            // Cut by the end of the file.
+            b"[\"a\", \"\xf0\x9f\x98",
+        ] {
+            for step in [1, 2, 3, CHUNK_BYTES] {
+                assert!(split_in_reads(bytes, step).is_err(), "{bytes:?} {step}");
+            }
+        }
     }
 
     #[test]

@@ -570,11 +570,7 @@ fn array_from_slices(
             elements.took(start + len);
             continue;
         }
-        let Ok(element) = elements.element_at(start) else {
-            return unusual;
-        };
-        // Checked as text once, so that serde_json need not check each string.
-        let Ok(text) = std::str::from_utf8(element) else {
+        let Ok(text) = elements.element_at(start) else {
             return unusual;
         };
         if let Some(row) = (!flatten).then(|| flat_row(text, columns)).flatten() {

@@ -43,13 +43,15 @@ pub(super) fn flat_object<'a>(text: &'a str, columns: &[String]) -> Option<(Vec<
         if b.get(at) != Some(&b'"') {
             return None;
         }
-        let (i, after) = match predicted(b, at + 1, columns, next) {
-            Some(after) => (next, after),
-            None => {
-                let (key, after) = plain_string(text, at + 1)?;
-                (columns.iter().position(|c| c == key)?, after)
-            }
+        // A key with no escape, found as bytes: column `next`'s name
+        // first, as keys mostly come in the columns' order.
+        let end = stop_at(b, at + 1)?;
+        let key = b.get(at + 1..end).filter(|_| b.get(end) == Some(&b'"'))?;
+        let i = match columns.get(next) {
+            Some(name) if name.as_bytes() == key => next,
+            _ => columns.iter().position(|c| c.as_bytes() == key)?,
         };
+        let after = end + 1;
         if seen & (1 << i) != 0 {
             return None;
         }
@@ -69,18 +71,6 @@ pub(super) fn flat_object<'a>(text: &'a str, columns: &[String]) -> Option<(Vec<
         }
     }
     Some((row, at + 1))
-}
-
-/// The index after the key at `start` (after its quote) when it is
-/// column `next`'s name, compared as bytes: keys mostly come in the
-/// columns' order. A name the scan would stop in is not compared.
-fn predicted(b: &[u8], start: usize, columns: &[String], next: usize) -> Option<usize> {
-    let name = columns.get(next)?.as_bytes();
-    let end = start + name.len();
-    let matched = b.get(start..end) == Some(name)
-        && b.get(end) == Some(&b'"')
-        && !name.iter().any(|&c| STOP[usize::from(c)]);
-    matched.then_some(end + 1)
 }
 
 /// The index of the first byte from `at` that is not JSON whitespace.

@@ -43,15 +43,13 @@ pub(super) fn flat_object<'a>(text: &'a str, columns: &[String]) -> Option<(Vec<
         if b.get(at) != Some(&b'"') {
             return None;
         }
-        // A key with no escape, found as bytes: column `next`'s name
-        // first, as keys mostly come in the columns' order.
-        let end = stop_at(b, at + 1)?;
-        let key = b.get(at + 1..end).filter(|_| b.get(end) == Some(&b'"'))?;
+        // A key with no escape: column `next`'s name first, as keys
+        // mostly come in the columns' order.
+        let (key, after) = plain_string(text, at + 1)?;
         let i = match columns.get(next) {
-            Some(name) if name.as_bytes() == key => next,
-            _ => columns.iter().position(|c| c.as_bytes() == key)?,
+            Some(name) if name == key => next,
+            _ => columns.iter().position(|c| c == key)?,
         };
-        let after = end + 1;
         if seen & (1 << i) != 0 {
             return None;
         }
@@ -126,7 +124,7 @@ fn stop_at(b: &[u8], mut at: usize) -> Option<usize> {
 fn plain_string(text: &str, start: usize) -> Option<(&str, usize)> {
     let b = text.as_bytes();
     let end = stop_at(b, start)?;
-    if b[end] != b'"' {
+    if b.get(end) != Some(&b'"') {
         return None;
     }
     Some((text.get(start..end)?, end + 1))

@@ -737,8 +737,9 @@ impl EntityDb {
     }
 
     /// [`EntityDb::import_entity_into_file_with`], the rows written page by
-    /// page (see [`paged`]): `None` when they cannot be (keys in no order, a
-    /// value SQLite would convert, several files; shown by the rows pushed),
+    /// page (see [`paged`]): `None` when they cannot be (keys in no order or
+    /// values SQLite would convert, in more rows than may be set aside, see
+    /// [`paged::ASIDE_FREE_ROWS`]; several files; shown by the rows pushed),
     /// an integer key, or when the entity is kept in the main file. Nothing
     /// is stored then: import them through SQLite.
     pub fn import_entity_paged_with<E: From<StoreError>>(
@@ -757,16 +758,26 @@ impl EntityDb {
         let generation = previous.saturating_add(1);
         let new = files::NewFile::reserve(self.files.dir(), entity, generation)?;
         let mut sink =
-            paged::PagedSink::create(&new.path, page_size, entity, key, columns, generation)?;
+            paged::PagedSink::create(&new.path, page_size, entity, key, columns, generation)?
+                .setting_some_aside();
         let filled = fill(&mut sink);
         if let Some(why) = sink.unpaged() {
             tracing::debug!(entity, "an import goes through SQLite: {why}");
             return Ok(None);
         }
         filled?;
+        if let Some(why) = sink.why_set_aside() {
+            tracing::debug!(entity, "rows of an import set aside for SQLite: {why}");
+        }
         let count = sink.count();
         let noted = std::mem::take(&mut sink.noted);
-        sink.finish(&new.path)?;
+        if !sink.finish(&new.path)? {
+            tracing::debug!(
+                entity,
+                "an import goes through SQLite: a key set aside repeats"
+            );
+            return Ok(None);
+        }
         new.sync()?;
         Ok(Some(self.publish_file(
             entity,

@@ -7,7 +7,10 @@
 //! column's storage class. When a row shows otherwise (a key below the one
 //! before, a value SQLite would convert), [`PagedSink`] stops and says so
 //! ([`PagedSink::unpaged`]), and the import is made again through SQLite
-//! ([`super::EntityDb::import_entity_into_file_with`]). Rows that cannot be
+//! ([`super::EntityDb::import_entity_into_file_with`]). A file's import
+//! first sets a few such rows aside (at most [`ASIDE_FREE_ROWS`], or one row
+//! in [`ASIDE_SHARE`]): rows added at the end of a file sorted by key, as an
+//! edit leaves it, then cost little more than paging. Rows that cannot be
 //! pushed again (a computed entity's, see
 //! [`super::Publication::replace_entity_paged_with`]) are set aside instead
 //! ([`aside`]) and inserted by SQLite once the pages are finished. A
@@ -24,6 +27,14 @@ use triggerfish_pagefile as pagefile;
 use super::sink::{duplicate_key, empty_key};
 use super::{column_defs, key_index, partitions, pipe, table_name, StoreError};
 use crate::odata::ColumnType;
+
+/// Rows a file's import may set aside whatever their share
+/// ([`PagedSink::setting_some_aside`]).
+pub const ASIDE_FREE_ROWS: u64 = 4096;
+/// Past [`ASIDE_FREE_ROWS`], a file's import sets aside at most one row in
+/// this many; one more, and it is made again through SQLite, which takes
+/// keys in any order at one cost.
+pub const ASIDE_SHARE: u64 = 8;
 
 /// Where the rows of an import go: SQLite's inserts ([`super::RowSink`]) or
 /// pages ([`PagedSink`]).
@@ -67,6 +78,9 @@ pub(super) struct PagedSink {
     /// aside for SQLite to insert (else paging stops).
     path: PathBuf,
     go_on: bool,
+    /// Without `go_on`: rows that cannot be paged are set aside while few
+    /// (see [`ASIDE_FREE_ROWS`]).
+    aside_some: bool,
     aside: Option<aside::Aside>,
     /// With `go_on`: the last rows pushed, not yet paged.
     held: hold::Held,
@@ -159,6 +173,7 @@ impl PagedSink {
             unpaged: None,
             path: path.to_owned(),
             go_on: false,
+            aside_some: false,
             aside: None,
             held: hold::Held::default(),
             page_buf: Vec::new(),
@@ -171,6 +186,20 @@ impl PagedSink {
     pub(super) fn going_on(mut self) -> Self {
         self.go_on = true;
         self
+    }
+
+    /// For a file's rows, which can be pushed again: a row that cannot be
+    /// paged is set aside while few are (see [`ASIDE_FREE_ROWS`]), else
+    /// paging stops.
+    pub(super) fn setting_some_aside(mut self) -> Self {
+        self.aside_some = true;
+        self
+    }
+
+    /// Whether one more row that cannot be paged may be set aside.
+    fn may_set_aside(&self) -> bool {
+        let set = self.aside.as_ref().map_or(0, aside::Aside::rows);
+        self.go_on || (self.aside_some && set < ASIDE_FREE_ROWS.max(self.count / ASIDE_SHARE))
     }
 
     /// Why rows were set aside, if some were.
@@ -188,9 +217,12 @@ impl PagedSink {
         self.count
     }
 
-    /// Write the trees' last pages and the schema (or commit the rows
-    /// SQLite inserted after them).
-    pub(super) fn finish(mut self, path: &Path) -> Result<(), StoreError> {
+    /// Write the trees' last pages and the schema, then have SQLite insert
+    /// the rows set aside. False when one of those repeats a key and the
+    /// rows can be pushed again ([`PagedSink::setting_some_aside`]): the
+    /// import is to be made through SQLite, which names the first repeat in
+    /// the rows' order.
+    pub(super) fn finish(mut self, path: &Path) -> Result<bool, StoreError> {
         while self.page_oldest_held().map_err(|(_, e)| e)? {}
         let file = self.file.take().ok_or_else(|| StoreError::Io {
             path: path.to_owned(),
@@ -201,16 +233,22 @@ impl PagedSink {
             source: std::io::Error::other(e.to_string()),
         })?;
         let Some(aside) = self.aside.take() else {
-            return Ok(());
+            return Ok(true);
         };
         let (entity, key) = (&self.entity, &self.key);
-        aside.insert_into(path, &table_name(entity), self.key_index, |row, k| {
+        let repeated = std::cell::Cell::new(false);
+        let inserted = aside.insert_into(path, &table_name(entity), self.key_index, |row, k| {
+            repeated.set(true);
             StoreError::Row {
                 entity: entity.clone(),
                 row,
                 message: duplicate_key(k, key),
             }
-        })
+        });
+        match inserted {
+            Err(_) if repeated.get() && self.aside_some => Ok(false),
+            inserted => inserted.map(|()| true),
+        }
     }
 
     /// Page row number `no`, or set it aside (or stop) when it cannot be.
@@ -222,7 +260,7 @@ impl PagedSink {
     ) -> Result<(), (u64, StoreError)> {
         let key = row.get(self.key_index).copied().unwrap_or(ValueRef::Null);
         let mut why = match self.check_key(tag, no, key) {
-            Err(_) if self.unpaged.is_some() && self.go_on => self.unpaged.take(),
+            Err(_) if self.unpaged.is_some() && self.may_set_aside() => self.unpaged.take(),
             checked => {
                 checked?;
                 None
@@ -244,7 +282,8 @@ impl PagedSink {
             }
         }
         if let Some(why) = why {
-            if !self.go_on {
+            self.page_buf = relabel(values);
+            if !self.may_set_aside() {
                 return Err(self.stop(tag, why));
             }
             return self.set_aside(tag, no, row, || why);
@@ -270,7 +309,7 @@ impl PagedSink {
             let aside = aside::Aside::create(&self.path, self.types.len(), why());
             self.aside = Some(aside.map_err(|e| (tag, e))?);
         }
-        match &self.aside {
+        match &mut self.aside {
             Some(aside) => aside.push(no, row).map_err(|e| (tag, e)),
             None => Ok(()),
         }
@@ -376,6 +415,11 @@ impl PagedSink {
         if let Some(last) = self.last_key() {
             match key_index::order(last, key) {
                 std::cmp::Ordering::Less => {}
+                // After rows set aside, an earlier one may repeat a key too:
+                // the repeat is found by SQLite (see `finish`).
+                std::cmp::Ordering::Equal if self.aside_some && self.aside.is_some() => {
+                    return Err(self.stop(tag, format!("row {row}: a key repeated")))
+                }
                 std::cmp::Ordering::Equal => {
                     return Err(self.at_row(tag, row, duplicate_key(key, &self.key)))
                 }
@@ -537,13 +581,70 @@ mod tests {
     }
 
     #[test]
+    fn a_few_rows_out_of_order_or_converted_are_set_aside_and_stored_as_sqlite_would() {
+        let (_dir, store) = store();
+        // Sorted, then rows added at the end, as an edit leaves a file.
+        let mut rows: Vec<_> = (0..300).map(|i| row(&format!("k{i:04}"), i)).collect();
+        rows.extend((0..30).map(|i| row(&format!("k{:04}-copy", i * 10), 1000 + i)));
+        let mut converted = row("k0299-z", 7);
+        converted[1] = Value::Text("7".into());
+        rows.push(converted);
+        assert_eq!(paged(&store, &rows).unwrap(), Some(331));
+        let s = store.session();
+        let check: String = s
+            .query_row("PRAGMA \"tf_file_E\".integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+        let got: Vec<(String, i64)> = s
+            .prepare("SELECT Id, N FROM \"ent_E\" ORDER BY Id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mut expected: Vec<(String, i64)> = rows
+            .iter()
+            .map(|r| match (&r[0], &r[1]) {
+                (Value::Text(k), Value::Integer(n)) => (k.clone(), *n),
+                (Value::Text(k), _) => (k.clone(), 7),
+                _ => unreachable!(),
+            })
+            .collect();
+        expected.sort();
+        assert_eq!(got, expected);
+        // The text '7' in an integer column, stored as SQLite converts it.
+        let kind: String = s
+            .query_row(
+                "SELECT typeof(N) FROM \"ent_E\" WHERE Id = 'k0299-z'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(kind, "integer");
+        drop(s);
+        // A key set aside that repeats another: nothing is stored, for
+        // SQLite to name the first repeat in the rows' order.
+        let mut repeated: Vec<_> = (0..10).map(|i| row(&format!("k{i:04}"), i)).collect();
+        repeated.extend([row("k0003", 99), row("k0009", 99)]);
+        let before = store.meta("E").unwrap().generation;
+        assert_eq!(paged(&store, &repeated).unwrap(), None);
+        assert_eq!(store.meta("E").unwrap().generation, before);
+        let e = store
+            .import_entity_into_file_with("E", "Id", &cols(), pushing(repeated.into_iter().map(Ok)))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "entity 'E', row 11: duplicate key 'k0003' in field 'Id'");
+    }
+
+    #[test]
     fn rows_that_cannot_be_paged_leave_nothing_and_say_so() {
         let (_dir, store) = store();
-        let unordered = vec![row("b", 1), row("a", 2)];
+        // A key above all that follow: every row after it is out of order,
+        // more than may be set aside.
+        let n = ASIDE_FREE_ROWS as usize + 10;
+        let mut unordered = vec![row("~", 0)];
+        unordered.extend((0..n).map(|i| row(&format!("k{i:05}"), i as i64)));
         assert_eq!(paged(&store, &unordered).unwrap(), None);
-        let mut converted = row("a", 1);
-        converted[1] = Value::Text("1".into());
-        assert_eq!(paged(&store, &[converted]).unwrap(), None);
         assert_eq!(files_in(&store), 0);
         assert!(store.meta("E").is_err(), "nothing was published");
         // An integer key is the rowid: through SQLite.

@@ -17,6 +17,8 @@ pub(super) struct Aside {
     path: PathBuf,
     insert: String,
     columns: usize,
+    /// Rows set aside so far.
+    rows: u64,
     /// Why the first row was set aside.
     pub(super) why: String,
 }
@@ -52,12 +54,14 @@ impl Aside {
             path,
             insert,
             columns,
+            rows: 0,
             why,
         })
     }
 
     /// Set aside `values`, row number `row` of the file's.
-    pub(super) fn push(&self, row: u64, values: &[ValueRef<'_>]) -> Result<(), StoreError> {
+    pub(super) fn push(&mut self, row: u64, values: &[ValueRef<'_>]) -> Result<(), StoreError> {
+        self.rows += 1;
         let row = i64::try_from(row).unwrap_or(i64::MAX);
         let params = std::iter::once(ToSqlOutput::Owned(Value::Integer(row)))
             .chain(values.iter().map(|v| ToSqlOutput::Borrowed(*v)));
@@ -69,6 +73,11 @@ impl Aside {
                 path: self.path.clone(),
                 source,
             })
+    }
+
+    /// Rows set aside so far.
+    pub(super) fn rows(&self) -> u64 {
+        self.rows
     }
 
     /// Insert every row set aside into `table` of the finished file `file`,

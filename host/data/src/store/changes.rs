@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use rusqlite::types::Value;
 use rusqlite::{params, OptionalExtension, Transaction};
 
+use super::walk_diff::{self, MAX_WAITING_ROWS};
 use super::{hash_diff, EntityDb, StoreError};
 
 /// Keys recorded per replacement; more means "everything changed" (a
@@ -40,10 +41,10 @@ pub(super) struct Replacing {
 }
 
 /// Record, inside `tx`, which keys differ between `entity`'s live table and
-/// the table about to become its next generation. `unordered`:
-/// the rows came in no key order, so both tables are read whole and their
-/// rows matched by hash partitions rather than probed by key row by row
-/// (see [`hash_diff`]).
+/// the table about to become its next generation: both tables walked side
+/// by side in storage order ([`walk_diff`]), or, when `unordered` (the rows
+/// came in no key order) or the walk finds them so, matched by hash
+/// partitions ([`hash_diff`]).
 pub(super) fn record(
     store: &EntityDb,
     tx: &Transaction<'_>,
@@ -75,18 +76,30 @@ pub(super) fn record(
         k == key && serde_json::to_string(&now).is_ok_and(|s| s == cols)
     });
     let mut tracked = same_shape && store.untracked.load(Ordering::Relaxed) == 0;
-    let limit = MAX_TRACKED_CHANGES + 1;
-    if tracked && unordered {
-        let dir = store.temp_dir();
-        let parts = hash_diff::partitions_for(live_rows);
-        let keys =
-            hash_diff::diff(tx, &dir, tables, key, columns, parts, limit).map_err(|e| match e {
-                hash_diff::DiffError::Sql(e) => sql(e),
-                hash_diff::DiffError::Io(source) => StoreError::Io {
-                    path: dir.clone(),
-                    source,
-                },
-            })?;
+    if tracked {
+        let limit = MAX_TRACKED_CHANGES + 1;
+        let walked = match unordered {
+            false => {
+                walk_diff::diff(tx, tables, key, columns, limit, MAX_WAITING_ROWS).map_err(sql)?
+            }
+            true => None,
+        };
+        let keys = match walked {
+            Some(keys) => keys,
+            None => {
+                let dir = store.temp_dir();
+                let parts = hash_diff::partitions_for(live_rows);
+                hash_diff::diff(tx, &dir, tables, key, columns, parts, limit).map_err(
+                    |e| match e {
+                        hash_diff::DiffError::Sql(e) => sql(e),
+                        hash_diff::DiffError::Io(source) => StoreError::Io {
+                            path: dir.clone(),
+                            source,
+                        },
+                    },
+                )?
+            }
+        };
         let mut insert = tx
             .prepare("INSERT INTO _tf_changes (entity, generation, key) VALUES (?1, ?2, ?3)")
             .map_err(sql)?;
@@ -94,28 +107,6 @@ pub(super) fn record(
             insert.execute(params![entity, g, k]).map_err(sql)?;
         }
         tracked = (keys.len() as u64) < limit;
-    } else if tracked {
-        let (live, staging) = (&tables.live, &tables.new);
-        let differs = format!("NOT ({})", super::same_values(columns, key, "o", "n"));
-        let diff = format!(
-            "INSERT INTO _tf_changes (entity, generation, key)
-             SELECT ?1, ?2, k FROM (
-               SELECT n.\"{key}\" AS k FROM {staging} n LEFT JOIN {live} o ON o.\"{key}\" = n.\"{key}\"
-                 WHERE o.\"{key}\" IS NULL OR {differs}
-               UNION ALL
-               SELECT o.\"{key}\" FROM {live} o
-                 WHERE NOT EXISTS (SELECT 1 FROM {staging} n WHERE n.\"{key}\" = o.\"{key}\")
-             ) LIMIT ?3"
-        );
-        let n = tx
-            .execute(
-                &diff,
-                params![entity, g, i64::try_from(limit).unwrap_or(i64::MAX)],
-            )
-            .map_err(sql)?;
-        if n as u64 > MAX_TRACKED_CHANGES {
-            tracked = false;
-        }
     }
     note_set(tx, entity, g, tracked).map_err(sql)
 }

@@ -113,10 +113,10 @@ struct Hashes {
 
 /// SipHash-1-3-128 under keys drawn for one diff, so that no file can be
 /// made to collide on purpose.
-struct Keyed(u64, u64);
+pub(super) struct Keyed(u64, u64);
 
 impl Keyed {
-    fn random() -> Self {
+    pub(super) fn random() -> Self {
         let state = std::collections::hash_map::RandomState::new();
         Self(
             std::hash::BuildHasher::hash_one(&state, 0u8),
@@ -128,7 +128,8 @@ impl Keyed {
         SipHasher13::new_with_keys(self.0, self.1)
     }
 
-    fn hash(&self, b: &[u8]) -> u128 {
+    /// The hash of `b`.
+    pub(super) fn hash(&self, b: &[u8]) -> u128 {
         let mut h = self.hasher();
         h.write(b);
         h.finish128().as_u128()
@@ -160,12 +161,10 @@ fn route(
         names.join(", ")
     ))?;
     let mut rows = stmt.query([])?;
-    let mut key = Vec::new();
+    let (mut key, mut values) = (Vec::new(), Vec::new());
     while let Some(r) = rows.next()? {
-        let mut h = hashes.rows.hasher();
-        for i in 0..names.len() {
-            hash_value(&mut h, r.get_ref(i)?);
-        }
+        encode_row(r, &mut values)?;
+        let row_hash = hashes.rows.hash(&values);
         key.clear();
         encode_key(r.get_ref(k)?, &mut key);
         // The key's hash routes it and matches it: computed once, under
@@ -173,7 +172,7 @@ fn route(
         let key_hash = hashes.keys.hash(&key);
         let out = &mut files[(key_hash % parts as u128) as usize];
         out.write_all(&key_hash.to_le_bytes())?;
-        out.write_all(&h.finish128().as_u128().to_le_bytes())?;
+        out.write_all(&row_hash.to_le_bytes())?;
         out.write_all(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_le_bytes())?;
         out.write_all(&key)?;
     }
@@ -188,33 +187,44 @@ fn route(
         .map_err(DiffError::Io)
 }
 
-/// Feed a value to `h`, typed, so that `1`, `1.0` and `'1'` differ as the
-/// store's comparison has them differ.
-fn hash_value(h: &mut SipHasher13, v: ValueRef<'_>) {
-    let bytes = |h: &mut SipHasher13, tag: u8, b: &[u8]| {
-        h.write_u8(tag);
-        h.write_u64(b.len() as u64);
-        h.write(b);
+/// Every value of `row`, typed and delimited, into `out` (emptied first):
+/// two rows have the same bytes when the store's comparison has their
+/// values the same, so their hashes can stand for them.
+pub(super) fn encode_row(row: &rusqlite::Row<'_>, out: &mut Vec<u8>) -> rusqlite::Result<()> {
+    out.clear();
+    for i in 0..row.as_ref().column_count() {
+        encode_value(row.get_ref(i)?, out);
+    }
+    Ok(())
+}
+
+/// `v` into `out`, typed, so that `1`, `1.0` and `'1'` differ as the
+/// store's comparison has them differ, and delimited.
+fn encode_value(v: ValueRef<'_>, out: &mut Vec<u8>) {
+    let bytes = |out: &mut Vec<u8>, tag: u8, b: &[u8]| {
+        out.push(tag);
+        out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        out.extend_from_slice(b);
     };
     match v {
-        ValueRef::Null => h.write_u8(0),
+        ValueRef::Null => out.push(0),
         ValueRef::Integer(n) => {
-            h.write_u8(1);
-            h.write_i64(n);
+            out.push(1);
+            out.extend_from_slice(&n.to_le_bytes());
         }
         ValueRef::Real(x) => {
-            h.write_u8(2);
+            out.push(2);
             // 0.0 and -0.0 compare equal.
-            h.write_u64(if x == 0.0 { 0 } else { x.to_bits() });
+            out.extend_from_slice(&(if x == 0.0 { 0 } else { x.to_bits() }).to_le_bytes());
         }
-        ValueRef::Text(t) => bytes(h, 3, t),
-        ValueRef::Blob(b) => bytes(h, 4, b),
+        ValueRef::Text(t) => bytes(out, 3, t),
+        ValueRef::Blob(b) => bytes(out, 4, b),
     }
 }
 
 /// A key as bytes that decode back to the same value: a type tag, then
 /// its text or number.
-fn encode_key(v: ValueRef<'_>, out: &mut Vec<u8>) {
+pub(super) fn encode_key(v: ValueRef<'_>, out: &mut Vec<u8>) {
     match v {
         ValueRef::Null => out.push(0),
         ValueRef::Integer(n) => {
@@ -236,7 +246,7 @@ fn encode_key(v: ValueRef<'_>, out: &mut Vec<u8>) {
     }
 }
 
-fn decode_key(b: &[u8]) -> Value {
+pub(super) fn decode_key(b: &[u8]) -> Value {
     let num = |b: &[u8]| b.try_into().ok().map(u64::from_le_bytes);
     match (b.first(), b.get(1..).unwrap_or_default()) {
         (Some(1), n) => num(n).map_or(Value::Null, |n| Value::Integer(n as i64)),
@@ -379,7 +389,7 @@ mod tests {
     }
 
     #[test]
-    fn keys_round_trip_and_values_hash_by_type() {
+    fn keys_round_trip_and_values_encode_by_type() {
         for v in [
             Value::Null,
             Value::Integer(-7),
@@ -392,9 +402,9 @@ mod tests {
             assert_eq!(decode_key(&b), v);
         }
         let hash = |v: ValueRef<'_>| {
-            let mut h = Keyed(1, 2).hasher();
-            hash_value(&mut h, v);
-            h.finish128().as_u128()
+            let mut b = Vec::new();
+            encode_value(v, &mut b);
+            Keyed(1, 2).hash(&b)
         };
         assert_ne!(hash(ValueRef::Integer(1)), hash(ValueRef::Real(1.0)));
         assert_ne!(hash(ValueRef::Integer(1)), hash(ValueRef::Text(b"1")));

@@ -23,6 +23,7 @@ mod sink;
 mod snapshot;
 #[cfg(test)]
 mod staged_file_tests;
+mod walk_diff;
 mod writable;
 
 use std::collections::HashMap;

@@ -38,6 +38,9 @@ const TABLES: &str = "
 pub(super) struct Replacing {
     pub(super) live: String,
     pub(super) new: String,
+    /// When the new table is in a file of its own: the file, as a URI to
+    /// open read-only, and the table's name in it.
+    pub(super) new_file: Option<(String, String)>,
 }
 
 /// Record, inside `tx`, which keys differ between `entity`'s live table and
@@ -342,27 +345,35 @@ mod tests {
     /// Import rows of (text key, integer or NULL, text or NULL), in the order
     /// given, in batches as a file import pushes them.
     fn import_values(store: &EntityDb, rows: &[[Value; 3]]) {
+        import_values_into(store, rows, false)
+    }
+
+    /// [`import_values`], into a file of the entity's own when `into_file`.
+    fn import_values_into(store: &EntityDb, rows: &[[Value; 3]], into_file: bool) {
         let columns = vec![
             ("Id".to_owned(), ColumnType::String),
             ("V".to_owned(), ColumnType::Integer),
             ("W".to_owned(), ColumnType::String),
         ];
-        store
-            .import_entity_with("E", "Id", &columns, |sink| {
-                for (b, group) in rows.chunks(256).enumerate() {
-                    let cells: Vec<Vec<ValueRef<'_>>> = group
-                        .iter()
-                        .map(|r| r.iter().map(ValueRef::from).collect())
-                        .collect();
-                    let batch: Vec<(u64, &[ValueRef<'_>])> = (1u64..)
-                        .zip(&cells)
-                        .map(|(i, c)| (b as u64 * 256 + i, c.as_slice()))
-                        .collect();
-                    sink.push_batch(&batch).map_err(|(_, e)| e)?;
-                }
-                Ok::<(), StoreError>(())
-            })
-            .unwrap();
+        let fill = |sink: &mut crate::store::RowSink<'_>| {
+            for (b, group) in rows.chunks(256).enumerate() {
+                let cells: Vec<Vec<ValueRef<'_>>> = group
+                    .iter()
+                    .map(|r| r.iter().map(ValueRef::from).collect())
+                    .collect();
+                let batch: Vec<(u64, &[ValueRef<'_>])> = (1u64..)
+                    .zip(&cells)
+                    .map(|(i, c)| (b as u64 * 256 + i, c.as_slice()))
+                    .collect();
+                sink.push_batch(&batch).map_err(|(_, e)| e)?;
+            }
+            Ok::<(), StoreError>(())
+        };
+        match into_file {
+            true => store.import_entity_into_file_with("E", "Id", &columns, fill),
+            false => store.import_entity_with("E", "Id", &columns, fill),
+        }
+        .unwrap();
     }
 
     /// Random replacements record exactly the keys added, changed (values
@@ -450,8 +461,11 @@ mod tests {
             arrange(&mut after, after_way, &mut next);
             let dir = tempfile::tempdir().unwrap();
             let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
-            import_values(&store, &before);
-            import_values(&store, &after);
+            // Into the main file, or files of the entity's own (whose new
+            // rows the walk reads on a thread of their own).
+            let into_file = round % 3 == 2;
+            import_values_into(&store, &before, into_file);
+            import_values_into(&store, &after, into_file);
             let got = text_keys_changed_since_first(&store);
             expected.sort();
             assert!(!expected.is_empty());

@@ -48,7 +48,7 @@ pub(super) fn staged_schema(entity: &str) -> String {
 }
 
 /// `path` as a SQLite URI of a read-only, immutable file.
-fn uri(path: &Path) -> String {
+pub(super) fn uri(path: &Path) -> String {
     let mut out = String::from("file:");
     for &b in path.as_os_str().as_encoded_bytes() {
         if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {

@@ -325,6 +325,7 @@ mod tests {
         super::super::changes::Replacing {
             live: table_name("E"),
             new: Table::staging("E"),
+            new_file: None,
         }
     }
 

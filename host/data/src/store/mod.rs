@@ -671,6 +671,7 @@ impl EntityDb {
         let tables = changes::Replacing {
             live: live_table(entity, file.is_some()),
             new: Table::staging(entity),
+            new_file: None,
         };
         changes::record(self, &tx, entity, key, columns, unordered, &tables)?;
         let old = self.swap_in(&tx, entity, key, columns, count, NewRows::Staged)?;
@@ -840,6 +841,7 @@ impl EntityDb {
             let tables = changes::Replacing {
                 live: live_table(entity, file.is_some()),
                 new: format!("{}.{}", files::INCOMING, table_name(entity)),
+                new_file: Some((files::uri(&new.path), table_name(entity))),
             };
             changes::record(self, &tx, entity, key, columns, unordered, &tables)?;
             // Imports under way at once may each have found room: the

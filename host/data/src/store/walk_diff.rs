@@ -14,8 +14,10 @@
 
 use std::collections::HashMap;
 
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+
 use rusqlite::types::{Value, ValueRef};
-use rusqlite::Transaction;
+use rusqlite::{Connection, OpenFlags, Transaction};
 
 use super::hash_diff::{decode_key, encode_key, encode_row, Keyed};
 use super::key_index::order;
@@ -24,9 +26,113 @@ use super::key_index::order;
 /// its key's bytes and a 128-bit hash.
 pub const MAX_WAITING_ROWS: usize = 64 * 1024;
 
+/// Where one side's rows come from.
+enum Reader<'s> {
+    /// Read on the caller's connection.
+    Here(rusqlite::Rows<'s>),
+    /// Read by a thread of its own, rows encoded in batches (see [`away`]).
+    Away {
+        batches: Receiver<rusqlite::Result<Vec<u8>>>,
+        batch: Vec<u8>,
+        at: usize,
+    },
+}
+
+impl Reader<'_> {
+    /// The next row's key into `key` and values into `values`; false at
+    /// the end.
+    fn next_into(
+        &mut self,
+        k: usize,
+        key: &mut Vec<u8>,
+        values: &mut Vec<u8>,
+    ) -> rusqlite::Result<bool> {
+        match self {
+            Reader::Here(rows) => {
+                let Some(r) = rows.next()? else {
+                    return Ok(false);
+                };
+                key.clear();
+                encode_key(r.get_ref(k)?, key);
+                encode_row(r, values)?;
+                Ok(true)
+            }
+            Reader::Away { batches, batch, at } => {
+                if *at >= batch.len() {
+                    match batches.recv() {
+                        Ok(next) => (*batch, *at) = (next?, 0),
+                        Err(_) => return Ok(false),
+                    }
+                }
+                for out in [key, values] {
+                    let part = take_part(batch, at).ok_or_else(|| {
+                        rusqlite::Error::ToSqlConversionFailure("a row batch cut short".into())
+                    })?;
+                    out.clear();
+                    out.extend_from_slice(part);
+                }
+                Ok(true)
+            }
+        }
+    }
+}
+
+/// The length-prefixed part of `batch` at `*at`, stepping past it.
+fn take_part<'b>(batch: &'b [u8], at: &mut usize) -> Option<&'b [u8]> {
+    let len = batch
+        .get(*at..*at + 4)?
+        .try_into()
+        .ok()
+        .map(u32::from_le_bytes)? as usize;
+    let part = batch.get(*at + 4..*at + 4 + len)?;
+    *at += 4 + len;
+    Some(part)
+}
+
+/// Bytes of encoded rows a reading thread sends at once.
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// Read `select` on the file `uri` (opened read-only) and send its rows,
+/// encoded as [`Reader::next_into`] takes them, until the end or until
+/// `out` is dropped.
+fn away(uri: &str, select: &str, k: usize, out: &SyncSender<rusqlite::Result<Vec<u8>>>) {
+    let read = || -> rusqlite::Result<()> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(uri, flags)?;
+        let mut stmt = conn.prepare(select)?;
+        let mut rows = stmt.query([])?;
+        let (mut key, mut values) = (Vec::new(), Vec::new());
+        let mut batch = Vec::with_capacity(BATCH_BYTES + 1024);
+        while let Some(r) = rows.next()? {
+            key.clear();
+            encode_key(r.get_ref(k)?, &mut key);
+            encode_row(r, &mut values)?;
+            for part in [&key, &values] {
+                batch.extend_from_slice(&u32::try_from(part.len()).unwrap_or(0).to_le_bytes());
+                batch.extend_from_slice(part);
+            }
+            if batch.len() >= BATCH_BYTES {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_BYTES + 1024));
+                if out.send(Ok(full)).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let _ = out.send(Ok(batch));
+        }
+        Ok(())
+    };
+    if let Err(e) = read() {
+        let _ = out.send(Err(e));
+    }
+}
+
 /// One side of the walk: a table read in storage order.
 struct Side<'s> {
-    rows: rusqlite::Rows<'s>,
+    reader: Reader<'s>,
     /// Whether the walk stands on a row, and that row's encoded key and
     /// values (see [`encode_key`], [`encode_row`]).
     at: bool,
@@ -43,7 +149,22 @@ struct Side<'s> {
     over: bool,
 }
 
-impl Side<'_> {
+impl<'s> Side<'s> {
+    /// A side reading `reader`, where `max` rows may wait.
+    fn new(reader: Reader<'s>, max: usize) -> Self {
+        Side {
+            reader,
+            at: false,
+            key: Vec::new(),
+            values: Vec::new(),
+            next_key: Vec::new(),
+            next_values: Vec::new(),
+            waiting: HashMap::new(),
+            max,
+            over: false,
+        }
+    }
+
     /// The key stood on.
     fn key(&self) -> ValueRef<'_> {
         key_ref(&self.key)
@@ -52,10 +173,10 @@ impl Side<'_> {
     /// Step to the next row whose key is above the one stood on; rows out
     /// of order on the way wait.
     fn step(&mut self, k: usize, keyed: &Keyed) -> rusqlite::Result<()> {
-        while let Some(r) = self.rows.next()? {
-            self.next_key.clear();
-            encode_key(r.get_ref(k)?, &mut self.next_key);
-            encode_row(r, &mut self.next_values)?;
+        while self
+            .reader
+            .next_into(k, &mut self.next_key, &mut self.next_values)?
+        {
             let in_order = !self.at || order(key_ref(&self.key), key_ref(&self.next_key)).is_lt();
             if in_order {
                 std::mem::swap(&mut self.key, &mut self.next_key);
@@ -114,21 +235,39 @@ pub(super) fn diff(
     let names: Vec<String> = columns.iter().map(|(c, _)| format!("\"{c}\"")).collect();
     let select = |table: &str| format!("SELECT {} FROM {table} NOT INDEXED", names.join(", "));
     let mut live_stmt = tx.prepare(&select(&tables.live))?;
-    let mut new_stmt = tx.prepare(&select(&tables.new))?;
+    let old = Side::new(Reader::Here(live_stmt.query([])?), max_waiting);
+    match &tables.new_file {
+        // The new rows read on a second core while this one reads the live.
+        Some((uri, table)) => std::thread::scope(|s| {
+            let (send, batches) = sync_channel(4);
+            let select = select(&format!("main.{table}"));
+            s.spawn(move || away(uri, &select, k, &send));
+            let new = Side::new(
+                Reader::Away {
+                    batches,
+                    batch: Vec::new(),
+                    at: 0,
+                },
+                max_waiting,
+            );
+            walk(old, new, k, limit)
+        }),
+        None => {
+            let mut new_stmt = tx.prepare(&select(&tables.new))?;
+            let new = Side::new(Reader::Here(new_stmt.query([])?), max_waiting);
+            walk(old, new, k, limit)
+        }
+    }
+}
+
+/// Walk `old` and `new` side by side (see [`diff`]).
+fn walk(
+    mut old: Side<'_>,
+    mut new: Side<'_>,
+    k: usize,
+    limit: u64,
+) -> rusqlite::Result<Option<Vec<Value>>> {
     let keyed = Keyed::random();
-    let side = |rows| Side {
-        rows,
-        at: false,
-        key: Vec::new(),
-        values: Vec::new(),
-        next_key: Vec::new(),
-        next_values: Vec::new(),
-        waiting: HashMap::new(),
-        max: max_waiting,
-        over: false,
-    };
-    let mut old = side(live_stmt.query([])?);
-    let mut new = side(new_stmt.query([])?);
     old.step(k, &keyed)?;
     new.step(k, &keyed)?;
     let mut out = Vec::new();
@@ -176,46 +315,62 @@ mod tests {
     use crate::odata::ColumnType;
     use crate::store::EntityDb;
 
-    /// Tables `a` and `b` of (Id TEXT, V INTEGER), rows in the order given.
+    /// Table `a` in the store and `b` in a file of its own, of (Id TEXT,
+    /// V INTEGER), rows in the order given.
     fn tables(a: &[(&str, i64)], b: &[(&str, i64)]) -> (tempfile::TempDir, EntityDb) {
         let dir = tempfile::tempdir().unwrap();
         let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
-        let s = store.session();
-        for (t, rows) in [("a", a), ("b", b)] {
-            s.execute_batch(&format!("CREATE TABLE {t} (Id TEXT, V INTEGER)"))
+        let other = rusqlite::Connection::open(dir.path().join("b.sqlite")).unwrap();
+        for (conn, t, rows) in [(&*store.session(), "a", a), (&other, "b", b)] {
+            conn.execute_batch(&format!("CREATE TABLE {t} (Id TEXT, V INTEGER)"))
                 .unwrap();
             for (k, v) in rows {
-                s.execute(&format!("INSERT INTO {t} VALUES (?1, ?2)"), (k, v))
+                conn.execute(&format!("INSERT INTO {t} VALUES (?1, ?2)"), (k, v))
                     .unwrap();
             }
         }
-        drop(s);
         (dir, store)
     }
 
-    fn walk(store: &EntityDb, max_waiting: usize) -> Option<Vec<String>> {
+    /// The keys that differ between `a` and `b`, sorted, `b` read on the
+    /// store's connection and on a thread of its own (the two must agree).
+    fn walk(dir: &tempfile::TempDir, store: &EntityDb, max_waiting: usize) -> Option<Vec<String>> {
+        let file = dir.path().join("b.sqlite");
         let mut s = store.session();
+        s.execute("ATTACH DATABASE ?1 AS nf", [file.to_string_lossy()])
+            .unwrap();
         let tx = s.transaction().unwrap();
-        let tables = super::super::changes::Replacing {
-            live: "a".into(),
-            new: "b".into(),
-        };
         let columns = [
             ("Id".to_owned(), ColumnType::String),
             ("V".to_owned(), ColumnType::Integer),
         ];
-        let got = diff(&tx, &tables, "Id", &columns, 1000, max_waiting).unwrap();
-        got.map(|keys| {
-            let mut keys: Vec<String> = keys
-                .into_iter()
-                .map(|k| match k {
-                    Value::Text(t) => t,
-                    other => panic!("{other:?}"),
-                })
-                .collect();
-            keys.sort();
-            keys
-        })
+        let mut got = Vec::new();
+        for new_file in [
+            None,
+            Some((super::super::files::uri(&file), "b".to_owned())),
+        ] {
+            let tables = super::super::changes::Replacing {
+                live: "a".into(),
+                new: "nf.b".into(),
+                new_file,
+            };
+            let keys = diff(&tx, &tables, "Id", &columns, 1000, max_waiting).unwrap();
+            got.push(keys.map(|keys| {
+                let mut keys: Vec<String> = keys
+                    .into_iter()
+                    .map(|k| match k {
+                        Value::Text(t) => t,
+                        other => panic!("{other:?}"),
+                    })
+                    .collect();
+                keys.sort();
+                keys
+            }));
+        }
+        drop(tx);
+        s.execute_batch("DETACH DATABASE nf").unwrap();
+        assert_eq!(got[0], got[1], "read here and away");
+        got.pop().flatten()
     }
 
     #[test]
@@ -239,9 +394,9 @@ mod tests {
             ("b-copy", 1),
             ("0", 1),
         ];
-        let (_dir, store) = tables(&old, &new);
+        let (dir, store) = tables(&old, &new);
         let expected = ["0", "a", "c", "x"].map(String::from).to_vec();
-        assert_eq!(walk(&store, 100), Some(expected));
+        assert_eq!(walk(&dir, &store, 100), Some(expected));
     }
 
     #[test]
@@ -251,8 +406,8 @@ mod tests {
         new.reverse();
         let old: Vec<(&str, i64)> = old.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         let new: Vec<(&str, i64)> = new.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-        let (_dir, store) = tables(&old, &new);
-        assert_eq!(walk(&store, 10), None);
-        assert_eq!(walk(&store, 200), Some(vec![]));
+        let (dir, store) = tables(&old, &new);
+        assert_eq!(walk(&dir, &store, 10), None);
+        assert_eq!(walk(&dir, &store, 200), Some(vec![]));
     }
 }

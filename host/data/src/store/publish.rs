@@ -199,21 +199,6 @@ impl<'a> Publication<'a> {
         )
     }
 
-    /// Like [`Publication::patch_entity_with`], the keys to delete being
-    /// those a `SELECT` of one column over the store's tables returns.
-    pub fn patch_entity_where<E: From<StoreError>>(
-        &mut self,
-        entity: &str,
-        deleted: &str,
-        fill: impl FnOnce(&mut RowSink<'_>) -> Result<(), E>,
-    ) -> Result<u64, E> {
-        self.stage_patch(
-            entity,
-            |tx, del| tx.execute_batch(&format!("INSERT OR IGNORE INTO {del} {deleted}")),
-            fill,
-        )
-    }
-
     /// When `entity` is staged as a patch: the tables of its added rows and
     /// of the keys it deletes (which may include keys no live row has), for
     /// the engine's own SQL. Added rows equal to their live row are in

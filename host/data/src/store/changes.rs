@@ -35,6 +35,7 @@ const TABLES: &str = "
 
 /// An entity's live table and the table about to replace it, as SQL names
 /// them (qualified by schema where they may be in files of their own).
+#[derive(Clone)]
 pub(super) struct Replacing {
     pub(super) live: String,
     pub(super) new: String,

@@ -237,7 +237,8 @@ pub(super) fn diff(
     let mut live_stmt = tx.prepare(&select(&tables.live))?;
     let old = Side::new(Reader::Here(live_stmt.query([])?), max_waiting);
     match &tables.new_file {
-        // The new rows read on a second core while this one reads the live.
+        // The new rows read on a second core while this one reads the live;
+        // when that fails, both here.
         Some((uri, table)) => std::thread::scope(|s| {
             let (send, batches) = sync_channel(4);
             let select = select(&format!("main.{table}"));
@@ -251,6 +252,14 @@ pub(super) fn diff(
                 max_waiting,
             );
             walk(old, new, k, limit)
+        })
+        .or_else(|e| {
+            tracing::warn!(file = %uri, "reading a new file's rows on a thread of their own: {e}");
+            let here = super::changes::Replacing {
+                new_file: None,
+                ..tables.clone()
+            };
+            diff(tx, &here, key, columns, limit, max_waiting)
         }),
         None => {
             let mut new_stmt = tx.prepare(&select(&tables.new))?;
@@ -333,7 +342,7 @@ mod tests {
     }
 
     /// The keys that differ between `a` and `b`, sorted, `b` read on the
-    /// store's connection and on a thread of its own (the two must agree).
+    /// store's connection and on a thread of its own (all must agree).
     fn walk(dir: &tempfile::TempDir, store: &EntityDb, max_waiting: usize) -> Option<Vec<String>> {
         let file = dir.path().join("b.sqlite");
         let mut s = store.session();
@@ -345,10 +354,10 @@ mod tests {
             ("V".to_owned(), ColumnType::Integer),
         ];
         let mut got = Vec::new();
-        for new_file in [
-            None,
-            Some((super::super::files::uri(&file), "b".to_owned())),
-        ] {
+        let missing = dir.path().join("missing.sqlite");
+        let away = [&file, &missing].map(|f| Some((super::super::files::uri(f), "b".to_owned())));
+        // Read here, away, and here again when the file away cannot be read.
+        for new_file in [None, away[0].clone(), away[1].clone()] {
             let tables = super::super::changes::Replacing {
                 live: "a".into(),
                 new: "nf.b".into(),
@@ -370,6 +379,7 @@ mod tests {
         drop(tx);
         s.execute_batch("DETACH DATABASE nf").unwrap();
         assert_eq!(got[0], got[1], "read here and away");
+        assert_eq!(got[0], got[2], "read here, away failing");
         got.pop().flatten()
     }
 

@@ -74,15 +74,11 @@ pub(super) struct PagedSink {
     pub(super) noted: partitions::Noted,
     /// Set when a row cannot be paged: the import must go through SQLite.
     unpaged: Option<String>,
-    /// The file's path, and whether rows that cannot be paged are set
-    /// aside for SQLite to insert (else paging stops).
+    /// The file's path, and what becomes of rows that cannot be paged.
     path: PathBuf,
-    go_on: bool,
-    /// Without `go_on`: rows that cannot be paged are set aside while few
-    /// (see [`ASIDE_FREE_ROWS`]).
-    aside_some: bool,
+    unpageable: Unpageable,
     aside: Option<aside::Aside>,
-    /// With `go_on`: the last rows pushed, not yet paged.
+    /// With [`Unpageable::SetAside`]: the last rows pushed, not yet paged.
     held: hold::Held,
     /// Buffers reused from row to row (see [`relabel`]).
     page_buf: Vec<pagefile::Value<'static>>,
@@ -172,8 +168,7 @@ impl PagedSink {
             noted: partitions::Noted::default(),
             unpaged: None,
             path: path.to_owned(),
-            go_on: false,
-            aside_some: false,
+            unpageable: Unpageable::Stop,
             aside: None,
             held: hold::Held::default(),
             page_buf: Vec::new(),
@@ -184,7 +179,7 @@ impl PagedSink {
     /// For rows that cannot be pushed again: a row that cannot be paged is
     /// set aside, for SQLite to insert.
     pub(super) fn going_on(mut self) -> Self {
-        self.go_on = true;
+        self.unpageable = Unpageable::SetAside;
         self
     }
 
@@ -192,14 +187,18 @@ impl PagedSink {
     /// paged is set aside while few are (see [`ASIDE_FREE_ROWS`]), else
     /// paging stops.
     pub(super) fn setting_some_aside(mut self) -> Self {
-        self.aside_some = true;
+        self.unpageable = Unpageable::SetAsideFew;
         self
     }
 
     /// Whether one more row that cannot be paged may be set aside.
     fn may_set_aside(&self) -> bool {
         let set = self.aside.as_ref().map_or(0, aside::Aside::rows);
-        self.go_on || (self.aside_some && set < ASIDE_FREE_ROWS.max(self.count / ASIDE_SHARE))
+        match self.unpageable {
+            Unpageable::Stop => false,
+            Unpageable::SetAsideFew => set < ASIDE_FREE_ROWS.max(self.count / ASIDE_SHARE),
+            Unpageable::SetAside => true,
+        }
     }
 
     /// Why rows were set aside, if some were.
@@ -246,7 +245,7 @@ impl PagedSink {
             }
         });
         match inserted {
-            Err(_) if repeated.get() && self.aside_some => Ok(false),
+            Err(_) if repeated.get() && self.unpageable == Unpageable::SetAsideFew => Ok(false),
             inserted => inserted.map(|()| true),
         }
     }
@@ -417,7 +416,9 @@ impl PagedSink {
                 std::cmp::Ordering::Less => {}
                 // After rows set aside, an earlier one may repeat a key too:
                 // the repeat is found by SQLite (see `finish`).
-                std::cmp::Ordering::Equal if self.aside_some && self.aside.is_some() => {
+                std::cmp::Ordering::Equal
+                    if self.unpageable == Unpageable::SetAsideFew && self.aside.is_some() =>
+                {
                     return Err(self.stop(tag, format!("row {row}: a key repeated")))
                 }
                 std::cmp::Ordering::Equal => {
@@ -438,6 +439,21 @@ impl PagedSink {
         }
         Ok(())
     }
+}
+
+/// What becomes of a row that cannot be paged (a key out of order, a value
+/// SQLite would convert).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unpageable {
+    /// Paging stops ([`PagedSink::unpaged`]); the rows are pushed again
+    /// through SQLite.
+    Stop,
+    /// A file's rows: set aside while few are ([`ASIDE_FREE_ROWS`]), else
+    /// paging stops.
+    SetAsideFew,
+    /// Rows that cannot be pushed again: always set aside, the last few
+    /// held back a moment first (see [`hold`]).
+    SetAside,
 }
 
 /// A key kept to compare the next with: text as its bytes, its buffer
@@ -485,9 +501,9 @@ impl Sink for PagedSink {
                 return Err(self.at_row(tag, self.count + 1, message));
             }
             self.count += 1;
-            match self.go_on {
-                true => self.hold(tag, self.count, row)?,
-                false => self.page_row(tag, self.count, row)?,
+            match self.unpageable {
+                Unpageable::SetAside => self.hold(tag, self.count, row)?,
+                _ => self.page_row(tag, self.count, row)?,
             }
         }
         Ok(())

@@ -65,6 +65,12 @@ filter = "LoyaltyTier eq 'gold'"
 [[measures]]
 name = "customers"
 aggregate = "count"
+
+# Read through the patched Customer while it is staged, not its row count.
+[[measures]]
+name = "gold-customers"
+aggregate = "count"
+filter = "LoyaltyTier eq 'gold'"
 "#;
 
 const FIRST: [&str; 8] = [

@@ -38,6 +38,12 @@ pub enum ComputeError {
         measure: String,
         error: QueryOptionError,
     },
+    #[error("measure '{measure}' of entity '{entity}': {source}")]
+    MeasureQuery {
+        measure: String,
+        entity: String,
+        source: StoreError,
+    },
     #[error("measure '{measure}': entity '{entity}' has no data yet")]
     NoData { measure: String, entity: String },
     #[error("measure '{measure}': entity '{entity}' has no field '{field}' (fields: {fields})")]
@@ -392,9 +398,13 @@ fn measure_one(p: &Publication<'_>, m: &MeasureSpec) -> Result<MeasureValue, Com
     let agg = aggregate_sql(m);
     let table = p.table(&m.entity);
     let conn = store.session();
-    let e = |source| StoreError::Sqlite {
-        path: store.path().to_owned(),
-        source,
+    let e = |source| ComputeError::MeasureQuery {
+        measure: m.name.clone(),
+        entity: m.entity.clone(),
+        source: StoreError::Sqlite {
+            path: store.path().to_owned(),
+            source,
+        },
     };
     let number = |v: Value| match v {
         Value::Integer(n) => Some(n as f64),

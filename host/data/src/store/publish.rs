@@ -261,7 +261,7 @@ impl<'a> Publication<'a> {
             )
             .map_err(|e| store.sql(e))?;
         tx.execute_batch(&format!(
-            "CREATE VIEW {view} AS
+            "CREATE TEMP VIEW {view} AS
                SELECT * FROM {live} WHERE \"{key}\" NOT IN (SELECT k FROM {del})
                UNION ALL SELECT * FROM {staging};"
         ))

@@ -11,8 +11,10 @@
 //! by page ([`Publication::replace_entity_paged_with`]) and attached to the
 //! store's connection while staged; publishing names it in
 //! `_tf_entities.file`. A patch of an entity kept in a file is applied to a
-//! copy of the file, published the same way.
+//! copy of the file, published the same way; the copy is made on a thread of
+//! its own from the moment the patch is staged, while the engine goes on.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rusqlite::params;
@@ -37,6 +39,8 @@ struct Staged {
     /// The file holding the rows, attached as [`files::staged_schema`],
     /// when they are not in the staging table.
     file: Option<files::NewFile>,
+    /// A patch's copy of the entity's file, being made since it was staged.
+    making: Option<Making>,
 }
 
 /// Work run once the publication committed.
@@ -162,6 +166,7 @@ impl<'a> Publication<'a> {
             rows,
             patch: false,
             file,
+            making: None,
         });
     }
 
@@ -170,7 +175,11 @@ impl<'a> Publication<'a> {
         let Some(i) = self.staged.iter().position(|s| s.entity == entity) else {
             return;
         };
-        let s = self.staged.remove(i);
+        let mut s = self.staged.remove(i);
+        if let Some(making) = s.making.take() {
+            // Its patch tables are about to go: the copy is finished first.
+            drop(made(making, &s.entity));
+        }
         if s.file.is_some() {
             detach_staged(self.store, &s.entity);
         }
@@ -268,6 +277,10 @@ impl<'a> Publication<'a> {
         .map_err(|e| store.sql(e))?;
         tx.commit().map_err(|e| store.sql(e))?;
         let rows = (meta.rows + added).saturating_sub(u64::try_from(removed).unwrap_or(0));
+        drop(conn);
+        // The patch is committed: a copy of a file it applies to is made
+        // now, while the engine goes on, rather than when publishing.
+        let making = PatchedCopy::of(store, entity, &key)?.and_then(PatchedCopy::start);
         self.staged.push(Staged {
             entity: entity.to_owned(),
             key,
@@ -275,6 +288,7 @@ impl<'a> Publication<'a> {
             rows,
             patch: true,
             file: None,
+            making,
         });
         Ok(rows)
     }
@@ -336,7 +350,13 @@ impl<'a> Publication<'a> {
         let result = (|| {
             // Patches of entities kept in files, applied to copies first.
             for s in staged.iter_mut().filter(|s| s.patch) {
-                s.file = patched_copy(store, s)?;
+                s.file = match s.making.take() {
+                    Some(making) => Some(made(making, &s.entity)?),
+                    None => match PatchedCopy::of(store, &s.entity, &s.key)? {
+                        Some(copy) => Some(copy.make()?),
+                        None => None,
+                    },
+                };
             }
             let mut conn = store.conn();
             let tx = conn
@@ -460,43 +480,99 @@ fn drop_patch_tables(conn: &rusqlite::Connection, entity: &str) -> rusqlite::Res
 
 /// For a patch of an entity kept in a file (which never changes once
 /// published): a copy of the file with the patch applied, to publish as the
-/// entity's next generation. `None` when the entity is in the main file.
-fn patched_copy(store: &EntityDb, s: &Staged) -> Result<Option<files::NewFile>, StoreError> {
-    let (generation, live) = store.kept_in(&store.conn(), &s.entity)?;
-    let Some(live) = live else { return Ok(None) };
-    let new = files::NewFile::reserve(store.files.dir(), &s.entity, generation.saturating_add(1))?;
-    let io = |source| StoreError::Io {
-        path: new.path.clone(),
-        source,
-    };
-    std::fs::copy(store.files.dir().join(&live), &new.path).map_err(io)?;
-    let sql = |source| StoreError::Sqlite {
-        path: new.path.clone(),
-        source,
-    };
-    let conn = rusqlite::Connection::open(&new.path).map_err(sql)?;
-    // The store is attached to read the patch; its locking stays as is.
-    conn.execute_batch("PRAGMA main.journal_mode = OFF; PRAGMA main.synchronous = OFF;")
+/// entity's next generation. What it needs is gathered on the caller's
+/// thread ([`PatchedCopy::of`]); the copy, the patch and the sync may run on
+/// another ([`PatchedCopy::make`]), as they read only committed tables.
+struct PatchedCopy {
+    entity: String,
+    key: String,
+    /// The live file, copied.
+    live: PathBuf,
+    /// The store, attached to read the patch.
+    store: PathBuf,
+    new: files::NewFile,
+}
+
+/// A [`PatchedCopy`] being made on a thread of its own.
+type Making = std::thread::JoinHandle<Result<files::NewFile, StoreError>>;
+
+impl PatchedCopy {
+    /// The copy to make for `entity`'s patch; `None` when the entity is in
+    /// the main file.
+    fn of(store: &EntityDb, entity: &str, key: &str) -> Result<Option<Self>, StoreError> {
+        let (generation, live) = store.kept_in(&store.conn(), entity)?;
+        let Some(live) = live else { return Ok(None) };
+        let new = files::NewFile::reserve(store.files.dir(), entity, generation.saturating_add(1))?;
+        Ok(Some(Self {
+            entity: entity.to_owned(),
+            key: key.to_owned(),
+            live: store.files.dir().join(&live),
+            store: store.path.clone(),
+            new,
+        }))
+    }
+
+    /// Start making it on a thread of its own; `None` (made at publish time
+    /// instead) when no thread can be started.
+    fn start(self) -> Option<Making> {
+        let entity = self.entity.clone();
+        std::thread::Builder::new()
+            .name(format!("tf-patch-{entity}"))
+            .spawn(move || self.make())
+            .map_err(|e| tracing::debug!(entity, "patching a copy at publish time: {e}"))
+            .ok()
+    }
+
+    /// Copy the live file, apply the patch, make the copy durable.
+    fn make(self) -> Result<files::NewFile, StoreError> {
+        let new = self.new;
+        let io = |source| StoreError::Io {
+            path: new.path.clone(),
+            source,
+        };
+        std::fs::copy(&self.live, &new.path).map_err(io)?;
+        let sql = |source| StoreError::Sqlite {
+            path: new.path.clone(),
+            source,
+        };
+        let conn = rusqlite::Connection::open(&new.path).map_err(sql)?;
+        // The store is attached to read the patch; its locking stays as is.
+        conn.execute_batch("PRAGMA main.journal_mode = OFF; PRAGMA main.synchronous = OFF;")
+            .map_err(sql)?;
+        conn.busy_timeout(STORE_BUSY).map_err(sql)?;
+        conn.execute(
+            "ATTACH DATABASE ?1 AS tf_store",
+            [self.store.to_string_lossy()],
+        )
         .map_err(sql)?;
-    conn.execute(
-        "ATTACH DATABASE ?1 AS tf_store",
-        [store.path.to_string_lossy()],
-    )
-    .map_err(sql)?;
-    let (live, key) = (table_name(&s.entity), &s.key);
-    conn.execute_batch(&format!(
-        "BEGIN;
-         DELETE FROM main.{live} WHERE \"{key}\" IN (SELECT k FROM tf_store.{del});
-         INSERT INTO main.{live} SELECT * FROM tf_store.{staging};
-         COMMIT;
-         DETACH DATABASE tf_store;",
-        del = Table::deleted(&s.entity),
-        staging = Table::staging(&s.entity),
-    ))
-    .map_err(sql)?;
-    conn.close().map_err(|(_, e)| sql(e))?;
-    new.sync()?;
-    Ok(Some(new))
+        let (live, key) = (table_name(&self.entity), &self.key);
+        conn.execute_batch(&format!(
+            "BEGIN;
+             DELETE FROM main.{live} WHERE \"{key}\" IN (SELECT k FROM tf_store.{del});
+             INSERT INTO main.{live} SELECT * FROM tf_store.{staging};
+             COMMIT;
+             DETACH DATABASE tf_store;",
+            del = Table::deleted(&self.entity),
+            staging = Table::staging(&self.entity),
+        ))
+        .map_err(sql)?;
+        conn.close().map_err(|(_, e)| sql(e))?;
+        new.sync()?;
+        Ok(new)
+    }
+}
+
+/// How long a patched copy waits for the store's lock to read the patch.
+const STORE_BUSY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The patched copy made on a thread, once it is done.
+fn made(making: Making, entity: &str) -> Result<files::NewFile, StoreError> {
+    making.join().unwrap_or_else(|_| {
+        Err(StoreError::Declaration {
+            entity: entity.to_owned(),
+            message: "the thread patching a copy of its file stopped unexpectedly".to_owned(),
+        })
+    })
 }
 
 /// Apply a staged patch to the live table, inside `tx`, as a new generation.
@@ -560,6 +636,11 @@ fn apply_patch(
 
 impl Drop for Publication<'_> {
     fn drop(&mut self) {
+        for s in &mut self.staged {
+            if let Some(making) = s.making.take() {
+                drop(made(making, &s.entity));
+            }
+        }
         for s in &self.staged {
             if s.file.is_some() {
                 detach_staged(self.store, &s.entity);

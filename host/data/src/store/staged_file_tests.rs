@@ -172,6 +172,48 @@ fn a_patch_of_an_entity_in_a_file_is_published_as_a_patched_copy() {
 }
 
 #[test]
+fn a_patch_staged_again_or_never_published_leaves_no_copy_behind() {
+    let (_dir, store) = store();
+    let mut p = store.publication();
+    stage(&mut p, &["a", "b", "c"]).unwrap();
+    p.publish().unwrap();
+    let live = file_of(&store).unwrap();
+    let patch = |p: &mut Publication<'_>, n: i64| {
+        let added = vec![Ok(vec![Value::Text("b".into()), Value::Integer(n)])];
+        p.patch_entity_with("C", [Value::Text("a".into())], super::pushing(added))
+    };
+    {
+        let mut p = store.publication();
+        // Each patch's copy is made on a thread as soon as it is staged;
+        // staging again finishes and removes the first copy.
+        assert_eq!(patch(&mut p, 20).unwrap(), 2);
+        assert_eq!(patch(&mut p, 30).unwrap(), 2);
+        assert_eq!(
+            read(
+                &store,
+                &format!("SELECT Id, N FROM {} ORDER BY Id", p.table("C"))
+            ),
+            ["b:30", "c:2"]
+        );
+    }
+    assert_eq!(files_in(&store), [live.clone()], "dropped unpublished");
+    assert_eq!(
+        read(&store, "SELECT Id, N FROM ent_C ORDER BY Id"),
+        ["a:0", "b:1", "c:2"]
+    );
+    let mut p = store.publication();
+    patch(&mut p, 40).unwrap();
+    p.publish().unwrap();
+    let after = file_of(&store).unwrap();
+    assert_ne!(after, live);
+    assert_eq!(files_in(&store), [after]);
+    assert_eq!(
+        read(&store, "SELECT Id, N FROM ent_C ORDER BY Id"),
+        ["b:40", "c:2"]
+    );
+}
+
+#[test]
 fn a_key_that_jumps_ahead_is_set_aside_not_the_rows_after_it() {
     let (_dir, store) = store();
     let mut p = store.publication();

@@ -225,7 +225,7 @@ fn add_members(
 
 /// The keys of the memberships in `members` of the customers whose ids
 /// are in the table `replaced`: one scan, each membership's customer id
-/// looked up in a hash set (cheaper than SQLite's `IN`, a B-tree search per
+/// looked up in a hash set (foldhash: ids the engine made; cheaper than SQLite's `IN`, a B-tree search per
 /// membership).
 fn memberships_of(
     store: &EntityDb,
@@ -233,7 +233,7 @@ fn memberships_of(
     replaced: &str,
 ) -> Result<Vec<Value>, StoreError> {
     let conn = store.session();
-    let customers: HashSet<Vec<u8>> = conn
+    let customers: foldhash::HashSet<Vec<u8>> = conn
         .prepare(&format!("SELECT k FROM {replaced}"))
         .and_then(|mut stmt| {
             stmt.query_map([], |r| {

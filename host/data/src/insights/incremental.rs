@@ -206,7 +206,8 @@ pub(super) fn plan(
         .enumerate()
         .map(|(i, s)| (s.name.as_str(), i))
         .collect();
-    let seeded: HashSet<&[u8]> = seeds.iter().map(|s| s.as_bytes()).collect();
+    // foldhash, not SipHash: a million lookups of ids the engine made.
+    let seeded: foldhash::HashSet<&[u8]> = seeds.iter().map(|s| s.as_bytes()).collect();
     let mut links = Vec::new();
     let mut sizes: HashMap<String, u64> = HashMap::new();
     {

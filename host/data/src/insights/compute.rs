@@ -2,8 +2,6 @@
 //! `Segment` (one row per segment), `SegmentMember` (who is in which),
 //! `Measure` (one value per measure) and `MeasureValue` (per dimension value).
 
-use std::collections::HashSet;
-
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::OptionalExtension;
 
@@ -42,7 +40,7 @@ pub enum ComputeError {
     MeasureQuery {
         measure: String,
         entity: String,
-        source: StoreError,
+        source: Box<StoreError>,
     },
     #[error("measure '{measure}': entity '{entity}' has no data yet")]
     NoData { measure: String, entity: String },
@@ -401,10 +399,10 @@ fn measure_one(p: &Publication<'_>, m: &MeasureSpec) -> Result<MeasureValue, Com
     let e = |source| ComputeError::MeasureQuery {
         measure: m.name.clone(),
         entity: m.entity.clone(),
-        source: StoreError::Sqlite {
+        source: Box::new(StoreError::Sqlite {
             path: store.path().to_owned(),
             source,
-        },
+        }),
     };
     let number = |v: Value| match v {
         Value::Integer(n) => Some(n as f64),

@@ -27,7 +27,8 @@ use super::keymap;
 use super::unify::{as_text, keys_of, link_columns, Selection, UnifyError, CUSTOMER, LINK};
 use super::workspace::{Workspace, CUSTOMER_ID};
 use crate::odata::ColumnType;
-use crate::store::{EntityDb, Publication, StoreError, Table};
+use crate::store::pipe::Rows;
+use crate::store::{EntityDb, Publication, Sink, StoreError, Table};
 
 /// Records unified again at most; when changes touch more, everything is
 /// unified (a run over that many records is no longer much cheaper, and
@@ -57,8 +58,9 @@ pub(super) struct Subset {
     pub selection: Selection,
     /// The touched clusters' `CustomerId`s, replaced by the run.
     pub seeds: HashSet<String>,
-    /// Their `CustomerSourceLink` rows (and those of removed rows).
-    pub links: Vec<String>,
+    /// Their `CustomerSourceLink` rows (and those of removed rows): each
+    /// link id with the [`link_digest`] of its row.
+    pub links: Vec<(String, u128)>,
     /// Source rows added, changed or removed.
     pub changed: u64,
     /// The previous key map's token.
@@ -213,7 +215,7 @@ pub(super) fn plan(
     {
         let mut members = conn
             .prepare(&format!(
-                "SELECT \"{CUSTOMER_ID}\", \"LinkId\", \"Source\", \"SourceKey\" FROM {}",
+                "SELECT \"{CUSTOMER_ID}\", \"LinkId\", \"Source\", \"SourceKey\", \"SourceEntity\" FROM {}",
                 Table::of(LINK)
             ))
             .map_err(sql)?;
@@ -229,7 +231,13 @@ pub(super) fn plan(
             let link: String = r.get(1).map_err(sql)?;
             let source: Option<String> = r.get(2).map_err(sql)?;
             let key: Option<String> = r.get(3).map_err(sql)?;
-            links.push(link);
+            let digest = link_digest([
+                Some(id),
+                source.as_deref().map(str::as_bytes),
+                text(Some(&r.get_ref(4).map_err(sql)?)),
+                key.as_deref().map(str::as_bytes),
+            ]);
+            links.push((link, digest));
             if links.len() as u64 > MAX_REUNIFIED_RECORDS {
                 return Ok(Plan::Full("the changes touch too many records"));
             }
@@ -265,6 +273,33 @@ pub(super) fn plan(
     }))
 }
 
+/// A digest of a link row's columns but its id (`CustomerId`, `Source`,
+/// `SourceEntity`, `SourceKey`; a null apart from an empty text), to tell
+/// a link unified again as it was (SipHash-128: a false match is as likely
+/// as in [`crate::store`]'s change tracking).
+pub(super) fn link_digest(columns: [Option<&[u8]>; 4]) -> u128 {
+    use siphasher::sip128::{Hasher128, SipHasher13};
+    use std::hash::Hasher;
+    let mut h = SipHasher13::new_with_keys(0x7466_6c69_6e6b, 0x6469_6765_7374);
+    for c in columns {
+        match c {
+            Some(b) => {
+                h.write_u8(1);
+                h.write_usize(b.len());
+                h.write(b);
+            }
+            None => h.write_u8(0),
+        }
+    }
+    h.finish128().as_u128()
+}
+
+/// A text or blob cell's bytes; `None` for a null (or a number, which no
+/// link column holds).
+fn text<'r>(v: Option<&ValueRef<'r>>) -> Option<&'r [u8]> {
+    v.and_then(|v| v.as_bytes_or_null().ok().flatten())
+}
+
 /// Per source, a statement giving the rowid of the row with a key.
 fn rowid_lookups<'c>(
     ws: &Workspace,
@@ -280,4 +315,128 @@ fn rowid_lookups<'c>(
             ))
         })
         .collect()
+}
+
+/// A sink for the links of an incremental run that drops those put back as
+/// they were (same id, same [`link_digest`]) and notes their ids, so the
+/// patch neither deletes nor adds them.
+pub(super) struct ChangedLinks<'a> {
+    sink: &'a mut dyn Sink,
+    previous: &'a foldhash::HashMap<&'a str, u128>,
+    unchanged: &'a std::cell::RefCell<foldhash::HashSet<String>>,
+}
+
+impl<'a> ChangedLinks<'a> {
+    pub(super) fn new(
+        sink: &'a mut dyn Sink,
+        previous: &'a foldhash::HashMap<&'a str, u128>,
+        unchanged: &'a std::cell::RefCell<foldhash::HashSet<String>>,
+    ) -> Self {
+        Self {
+            sink,
+            previous,
+            unchanged,
+        }
+    }
+}
+
+impl Sink for ChangedLinks<'_> {
+    fn begin_partition(&mut self, origin: &str) -> Result<(), StoreError> {
+        self.sink.begin_partition(origin)
+    }
+
+    fn push_batch(&mut self, rows: &Rows<'_>) -> Result<(), (u64, StoreError)> {
+        let mut unchanged = self.unchanged.borrow_mut();
+        let kept: Vec<(u64, &[ValueRef<'_>])> = rows
+            .iter()
+            .filter(|(_, row)| {
+                let Some(id) = text(row.first()).and_then(|b| std::str::from_utf8(b).ok()) else {
+                    return true;
+                };
+                let digest = link_digest([
+                    text(row.get(1)),
+                    text(row.get(2)),
+                    text(row.get(3)),
+                    text(row.get(4)),
+                ]);
+                if self.previous.get(id) == Some(&digest) {
+                    unchanged.insert(id.to_owned());
+                    return false;
+                }
+                true
+            })
+            .copied()
+            .collect();
+        match kept.is_empty() {
+            true => Ok(()),
+            false => self.sink.push_batch(&kept),
+        }
+    }
+
+    fn build_key_index(&mut self) -> Result<(), (Option<(i64, u64)>, StoreError)> {
+        self.sink.build_key_index()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    /// Keeps the link ids pushed.
+    #[derive(Default)]
+    struct Ids(Vec<String>);
+
+    impl Sink for Ids {
+        fn begin_partition(&mut self, _: &str) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn push_batch(&mut self, rows: &Rows<'_>) -> Result<(), (u64, StoreError)> {
+            for (_, row) in rows {
+                let id = text(row.first()).unwrap_or_default();
+                self.0.push(String::from_utf8_lossy(id).into_owned());
+            }
+            Ok(())
+        }
+        fn build_key_index(&mut self) -> Result<(), (Option<(i64, u64)>, StoreError)> {
+            Ok(())
+        }
+    }
+
+    fn row<'a>(cells: &'a [&'a str; 5]) -> [ValueRef<'a>; 5] {
+        cells.map(|c| match c {
+            "" => ValueRef::Null,
+            c => ValueRef::Text(c.as_bytes()),
+        })
+    }
+
+    #[test]
+    fn links_put_back_as_they_were_are_left_out_and_noted() {
+        let digest = |c: [&str; 4]| link_digest(c.map(|c| (!c.is_empty()).then_some(c.as_bytes())));
+        let previous: foldhash::HashMap<&str, u128> = [
+            ("crm/1", digest(["C1", "crm", "Crm", "1"])),
+            ("crm/2", digest(["C1", "crm", "Crm", "2"])),
+            ("crm/3", digest(["C2", "crm", "Crm", "3"])),
+            ("crm/4", digest(["C2", "crm", "", "4"])),
+        ]
+        .into_iter()
+        .collect();
+        let unchanged = RefCell::new(foldhash::HashSet::default());
+        let mut ids = Ids::default();
+        let cells = [
+            ["crm/1", "C1", "crm", "Crm", "1"],   // as it was
+            ["crm/2", "C3", "crm", "Crm", "2"],   // another customer
+            ["crm/3", "C2", "crm", "Other", "3"], // another entity
+            ["crm/4", "C2", "crm", "Crm", "4"],   // a null now text
+            ["crm/5", "C1", "crm", "Crm", "5"],   // new
+        ];
+        let rows: Vec<[ValueRef<'_>; 5]> = cells.iter().map(row).collect();
+        let tagged: Vec<(u64, &[ValueRef<'_>])> = rows.iter().map(|r| (0, &r[..])).collect();
+        let mut sink = ChangedLinks::new(&mut ids, &previous, &unchanged);
+        sink.push_batch(&tagged).unwrap();
+        sink.push_batch(&tagged[..1]).unwrap();
+        assert_eq!(ids.0, ["crm/2", "crm/3", "crm/4", "crm/5"]);
+        let noted: Vec<String> = unchanged.into_inner().into_iter().collect();
+        assert_eq!(noted, ["crm/1"]);
+    }
 }

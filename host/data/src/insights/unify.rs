@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use rusqlite::types::Value;
 
-use super::incremental::{self, Plan};
+use super::incremental::{self, ChangedLinks, Plan};
 use super::keymap;
 use super::links::{LinkQueue, Places};
 use super::spill::{Partitions, Spill, SpillError, MAX_PARTITIONS};
@@ -275,31 +275,66 @@ pub fn unify(
     let fill_links = |sink: &mut dyn Sink| links.insert(sink, ws, &spilled);
     // The key map and what the next run needs to go incremental, made
     // current when this publication is. The key map is written on a thread
-    // of its own while this one inserts the links.
+    // of its own while this one inserts the links and the engine goes on;
+    // the publication waits for it.
     let token = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), started);
     let next = keymap::next_path(&keymap_path);
-    let previous = subset.map(|s| (keymap_path.as_path(), s.token, &s.seeds));
-    let (linked, written) = std::thread::scope(|scope| {
-        let writer = scope.spawn(|| key_map.finish(&next, token, previous));
+    let writing = {
+        let (next, previous) = (
+            next.clone(),
+            subset.map(|s| (keymap_path.clone(), s.token, s.seeds.clone())),
+        );
+        let write = move || {
+            let previous = previous.as_ref().map(|(p, t, s)| (p.as_path(), *t, s));
+            key_map.finish(&next, token, previous)
+        };
+        std::thread::Builder::new()
+            .name("tf-keymap".to_owned())
+            .spawn(write)
+            .map_err(spilled)?
+    };
+    let linked = {
         let linked = match subset {
-            Some(s) => publication
-                .patch_entity_with(
-                    LINK,
-                    s.links.iter().map(|l| Value::Text(l.clone())),
-                    |sink: &mut RowSink<'_>| fill_links(sink),
-                )
-                .map(drop),
+            // Links put back as they were are left out of the patch: most
+            // of the touched clusters' links keep their customer.
+            Some(s) => {
+                let previous: foldhash::HashMap<&str, u128> =
+                    s.links.iter().map(|(l, d)| (l.as_str(), *d)).collect();
+                let unchanged = std::cell::RefCell::new(foldhash::HashSet::default());
+                publication
+                    .patch_entity_with(
+                        LINK,
+                        s.links
+                            .iter()
+                            .filter(|(l, _)| !unchanged.borrow().contains(l))
+                            .map(|(l, _)| Value::Text(l.clone())),
+                        |sink: &mut RowSink<'_>| {
+                            fill_links(&mut ChangedLinks::new(sink, &previous, &unchanged))
+                        },
+                    )
+                    .map(drop)
+            }
             None => publication
                 .replace_entity_paged_with(LINK, "LinkId", &link_columns(), fill_links)
                 .map(drop),
         };
-        (linked, writer.join())
-    });
-    linked?;
-    match written {
-        Ok(written) => written.map_err(spilled)?,
+        linked
+    };
+    let written = move || match writing.join() {
+        Ok(written) => written,
         Err(panic) => std::panic::resume_unwind(panic),
+    };
+    if let Err(e) = linked {
+        drop(written());
+        return Err(e);
     }
+    let failed = next.clone();
+    publication.before_publish(move || {
+        written().map_err(|source| StoreError::Io {
+            path: failed,
+            source,
+        })
+    });
     if counter != first_seq {
         save_customer_seq(store, counter)?;
     }

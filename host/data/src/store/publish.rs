@@ -45,6 +45,8 @@ struct Staged {
 
 /// Work run once the publication committed.
 type AfterPublish<'a> = Box<dyn FnOnce() + 'a>;
+/// Work finished before the publication commits; its error fails it.
+type BeforePublish<'a> = Box<dyn FnOnce() -> Result<(), StoreError> + 'a>;
 
 /// Entities replaced together; see the module docs. Dropped unpublished, it
 /// removes its staging tables and the live data stays as it was.
@@ -52,6 +54,7 @@ pub struct Publication<'a> {
     store: &'a EntityDb,
     staged: Vec<Staged>,
     counters: Vec<(String, u64)>,
+    before: Vec<BeforePublish<'a>>,
     after: Vec<AfterPublish<'a>>,
 }
 
@@ -62,6 +65,7 @@ impl EntityDb {
             store: self,
             staged: Vec::new(),
             counters: Vec::new(),
+            before: Vec::new(),
             after: Vec::new(),
         }
     }
@@ -187,8 +191,9 @@ impl<'a> Publication<'a> {
 
     /// Stage a patch of the live `entity`: delete the rows whose keys are in
     /// `deleted`, then add the rows pushed by `fill` (same columns as the live
-    /// entity; one with a live key replaces that row). The number of rows it
-    /// will hold.
+    /// entity; one with a live key replaces that row). `deleted` is iterated
+    /// once `fill` is done, so it may leave out what `fill` found unchanged.
+    /// The number of rows it will hold.
     pub fn patch_entity_with<E: From<StoreError>>(
         &mut self,
         entity: &str,
@@ -299,6 +304,14 @@ impl<'a> Publication<'a> {
         self.counters.push((name.to_owned(), value));
     }
 
+    /// Run `f` when publishing, before the commit: work done meanwhile on
+    /// another thread is waited for there, and its error fails the
+    /// publication. Unpublished, `f` runs when the publication is dropped
+    /// and its error is ignored.
+    pub fn before_publish(&mut self, f: impl FnOnce() -> Result<(), StoreError> + 'a) {
+        self.before.push(Box::new(f));
+    }
+
     /// Run `f` once the publication has committed (not if it fails).
     pub fn after_publish(&mut self, f: impl FnOnce() + 'a) {
         self.after.push(Box::new(f));
@@ -342,6 +355,9 @@ impl<'a> Publication<'a> {
 
     /// Make every staged entity live, in one transaction.
     pub fn publish(mut self) -> Result<(), StoreError> {
+        for f in std::mem::take(&mut self.before) {
+            f()?;
+        }
         let store = self.store;
         let mut staged = std::mem::take(&mut self.staged);
         if staged.is_empty() && self.counters.is_empty() {
@@ -636,6 +652,11 @@ fn apply_patch(
 
 impl Drop for Publication<'_> {
     fn drop(&mut self) {
+        for f in std::mem::take(&mut self.before) {
+            if let Err(e) = f() {
+                tracing::debug!("work for an unpublished publication failed: {e}");
+            }
+        }
         for s in &mut self.staged {
             if let Some(making) = s.making.take() {
                 drop(made(making, &s.entity));
@@ -851,6 +872,71 @@ mod tests {
             );
         }
         assert_eq!(store.meta("B").unwrap().rows, n as u64);
+    }
+
+    #[test]
+    fn work_waited_for_before_publishing_fails_the_publication_or_runs_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
+        store.replace_entity("A", "Id", &cols(), rows(1)).unwrap();
+        let mut p = store.publication();
+        p.replace_entity_with("A", "Id", &cols(), pushing(rows(3)))
+            .unwrap();
+        p.before_publish(|| {
+            Err(StoreError::Io {
+                path: "keys.next".into(),
+                source: std::io::Error::other("disk full"),
+            })
+        });
+        let e = p.publish().unwrap_err();
+        assert_eq!(e.to_string(), "cannot create keys.next: disk full");
+        assert_eq!(store.meta("A").unwrap().rows, 1, "nothing published");
+        let ran = std::cell::Cell::new(false);
+        {
+            let mut p = store.publication();
+            p.before_publish(|| {
+                ran.set(true);
+                Ok(())
+            });
+        }
+        assert!(ran.get(), "run when dropped unpublished");
+        let mut p = store.publication();
+        p.replace_entity_with("A", "Id", &cols(), pushing(rows(2)))
+            .unwrap();
+        p.before_publish(|| Ok(()));
+        p.publish().unwrap();
+        assert_eq!(store.meta("A").unwrap().rows, 2);
+    }
+
+    #[test]
+    fn a_patch_reads_its_deleted_keys_once_its_rows_are_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
+        store.replace_entity("A", "Id", &cols(), rows(4)).unwrap();
+        let filled = std::cell::Cell::new(false);
+        let deleted = ["r1", "r2"].into_iter().map(|k| {
+            assert!(
+                filled.get(),
+                "deleted keys read before the rows were pushed"
+            );
+            Value::Text(k.to_owned())
+        });
+        let mut p = store.publication();
+        let fill = |sink: &mut RowSink<'_>| {
+            filled.set(true);
+            pushing(vec![Ok(vec![Value::Text("r9".into()), Value::Integer(9)])])(sink)
+        };
+        assert_eq!(p.patch_entity_with("A", deleted, fill).unwrap(), 3);
+        p.publish().unwrap();
+        let ids: Vec<String> = store
+            .conn()
+            .prepare("SELECT Id FROM ent_A ORDER BY Id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(ids, ["r0", "r3", "r9"]);
     }
 
     #[test]

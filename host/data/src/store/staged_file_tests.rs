@@ -196,7 +196,11 @@ fn a_patch_staged_again_or_never_published_leaves_no_copy_behind() {
             ["b:30", "c:2"]
         );
     }
-    assert_eq!(files_in(&store), [live.clone()], "dropped unpublished");
+    assert_eq!(
+        files_in(&store),
+        std::slice::from_ref(&live),
+        "dropped unpublished"
+    );
     assert_eq!(
         read(&store, "SELECT Id, N FROM ent_C ORDER BY Id"),
         ["a:0", "b:1", "c:2"]

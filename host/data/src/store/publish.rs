@@ -695,6 +695,14 @@ mod tests {
             .collect()
     }
 
+    /// A store whose entity `A` holds `n` rows.
+    fn store_with_a(n: i64) -> (tempfile::TempDir, EntityDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
+        store.replace_entity("A", "Id", &cols(), rows(n)).unwrap();
+        (dir, store)
+    }
+
     /// Whether `entity`'s live table is `WITHOUT ROWID`.
     fn clustered(store: &EntityDb, entity: &str) -> bool {
         let sql: String = store
@@ -876,9 +884,7 @@ mod tests {
 
     #[test]
     fn work_waited_for_before_publishing_fails_the_publication_or_runs_when_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
-        store.replace_entity("A", "Id", &cols(), rows(1)).unwrap();
+        let (_dir, store) = store_with_a(1);
         let mut p = store.publication();
         p.replace_entity_with("A", "Id", &cols(), pushing(rows(3)))
             .unwrap();
@@ -910,9 +916,7 @@ mod tests {
 
     #[test]
     fn a_patch_reads_its_deleted_keys_once_its_rows_are_in() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
-        store.replace_entity("A", "Id", &cols(), rows(4)).unwrap();
+        let (_dir, store) = store_with_a(4);
         let filled = std::cell::Cell::new(false);
         let deleted = ["r1", "r2"].into_iter().map(|k| {
             assert!(
@@ -941,9 +945,7 @@ mod tests {
 
     #[test]
     fn staged_entities_stay_invisible_until_published_together() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
-        store.replace_entity("A", "Id", &cols(), rows(1)).unwrap();
+        let (_dir, store) = store_with_a(1);
         let mut p = store.publication();
         p.replace_entity_with("A", "Id", &cols(), pushing(rows(3)))
             .unwrap();
@@ -963,9 +965,7 @@ mod tests {
 
     #[test]
     fn an_unpublished_publication_leaves_the_live_data_and_no_staging_table() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
-        store.replace_entity("A", "Id", &cols(), rows(1)).unwrap();
+        let (_dir, store) = store_with_a(1);
         {
             let mut p = store.publication();
             p.replace_entity_with("A", "Id", &cols(), pushing(rows(5)))
@@ -1041,9 +1041,7 @@ mod tests {
 
     #[test]
     fn a_patch_is_read_through_a_view_and_applied_with_counters_at_publish() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
-        store.replace_entity("A", "Id", &cols(), rows(4)).unwrap();
+        let (_dir, store) = store_with_a(4);
         let mut p = store.publication();
         let fill = pushing(vec![
             Ok(vec![Value::Text("new".into()), Value::Integer(9)]),

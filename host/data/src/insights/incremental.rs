@@ -60,7 +60,7 @@ pub(super) struct Subset {
     pub seeds: HashSet<String>,
     /// Their `CustomerSourceLink` rows (and those of removed rows): each
     /// link id with the [`link_digest`] of its row.
-    pub links: Vec<(String, u128)>,
+    pub links: foldhash::HashMap<String, u128>,
     /// Source rows added, changed or removed.
     pub changed: u64,
     /// The previous key map's token.
@@ -210,7 +210,7 @@ pub(super) fn plan(
         .collect();
     // foldhash, not SipHash: a million lookups of ids the engine made.
     let seeded: foldhash::HashSet<&[u8]> = seeds.iter().map(|s| s.as_bytes()).collect();
-    let mut links = Vec::new();
+    let mut links = foldhash::HashMap::default();
     let mut sizes: HashMap<String, u64> = HashMap::new();
     {
         let mut members = conn
@@ -237,7 +237,7 @@ pub(super) fn plan(
                 text(Some(&r.get_ref(4).map_err(sql)?)),
                 key.as_deref().map(str::as_bytes),
             ]);
-            links.push((link, digest));
+            links.insert(link, digest);
             if links.len() as u64 > MAX_REUNIFIED_RECORDS {
                 return Ok(Plan::Full("the changes touch too many records"));
             }
@@ -322,14 +322,14 @@ fn rowid_lookups<'c>(
 /// patch neither deletes nor adds them.
 pub(super) struct ChangedLinks<'a> {
     sink: &'a mut dyn Sink,
-    previous: &'a foldhash::HashMap<&'a str, u128>,
+    previous: &'a foldhash::HashMap<String, u128>,
     unchanged: &'a std::cell::RefCell<foldhash::HashSet<String>>,
 }
 
 impl<'a> ChangedLinks<'a> {
     pub(super) fn new(
         sink: &'a mut dyn Sink,
-        previous: &'a foldhash::HashMap<&'a str, u128>,
+        previous: &'a foldhash::HashMap<String, u128>,
         unchanged: &'a std::cell::RefCell<foldhash::HashSet<String>>,
     ) -> Self {
         Self {
@@ -413,13 +413,14 @@ mod tests {
     #[test]
     fn links_put_back_as_they_were_are_left_out_and_noted() {
         let digest = |c: [&str; 4]| link_digest(c.map(|c| (!c.is_empty()).then_some(c.as_bytes())));
-        let previous: foldhash::HashMap<&str, u128> = [
+        let previous: foldhash::HashMap<String, u128> = [
             ("crm/1", digest(["C1", "crm", "Crm", "1"])),
             ("crm/2", digest(["C1", "crm", "Crm", "2"])),
             ("crm/3", digest(["C2", "crm", "Crm", "3"])),
             ("crm/4", digest(["C2", "crm", "", "4"])),
         ]
         .into_iter()
+        .map(|(l, d)| (l.to_owned(), d))
         .collect();
         let unchanged = RefCell::new(foldhash::HashSet::default());
         let mut ids = Ids::default();

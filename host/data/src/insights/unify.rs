@@ -293,32 +293,27 @@ pub fn unify(
             .spawn(write)
             .map_err(spilled)?
     };
-    let linked = {
-        let linked = match subset {
-            // Links put back as they were are left out of the patch: most
-            // of the touched clusters' links keep their customer.
-            Some(s) => {
-                let previous: foldhash::HashMap<&str, u128> =
-                    s.links.iter().map(|(l, d)| (l.as_str(), *d)).collect();
-                let unchanged = std::cell::RefCell::new(foldhash::HashSet::default());
-                publication
-                    .patch_entity_with(
-                        LINK,
-                        s.links
-                            .iter()
-                            .filter(|(l, _)| !unchanged.borrow().contains(l))
-                            .map(|(l, _)| Value::Text(l.clone())),
-                        |sink: &mut RowSink<'_>| {
-                            fill_links(&mut ChangedLinks::new(sink, &previous, &unchanged))
-                        },
-                    )
-                    .map(drop)
-            }
-            None => publication
-                .replace_entity_paged_with(LINK, "LinkId", &link_columns(), fill_links)
-                .map(drop),
-        };
-        linked
+    let linked = match subset {
+        // Links put back as they were are left out of the patch: most
+        // of the touched clusters' links keep their customer.
+        Some(s) => {
+            let unchanged = std::cell::RefCell::new(foldhash::HashSet::default());
+            publication
+                .patch_entity_with(
+                    LINK,
+                    s.links
+                        .keys()
+                        .filter(|l| !unchanged.borrow().contains(*l))
+                        .map(|l| Value::Text(l.clone())),
+                    |sink: &mut RowSink<'_>| {
+                        fill_links(&mut ChangedLinks::new(sink, &s.links, &unchanged))
+                    },
+                )
+                .map(drop)
+        }
+        None => publication
+            .replace_entity_paged_with(LINK, "LinkId", &link_columns(), fill_links)
+            .map(drop),
     };
     let written = move || match writing.join() {
         Ok(written) => written,

@@ -368,10 +368,9 @@ impl<'a> Publication<'a> {
             for s in staged.iter_mut().filter(|s| s.patch) {
                 s.file = match s.making.take() {
                     Some(making) => Some(made(making, &s.entity)?),
-                    None => match PatchedCopy::of(store, &s.entity, &s.key)? {
-                        Some(copy) => Some(copy.make()?),
-                        None => None,
-                    },
+                    None => PatchedCopy::of(store, &s.entity, &s.key)?
+                        .map(PatchedCopy::make)
+                        .transpose()?,
                 };
             }
             let mut conn = store.conn();

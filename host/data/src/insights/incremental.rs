@@ -197,9 +197,36 @@ pub(super) fn plan(
     })?;
     seeds.extend(reached);
 
-    // Every record of the touched clusters: one scan of the links, each
-    // link's customer id looked up in a hash set (cheaper than SQLite's
-    // `IN`, which searches a B-tree for each of a million rows).
+    // Every record of the touched clusters: one scan of the links, on two
+    // cores, each link's customer id looked up in a hash set (cheaper than
+    // SQLite's `IN`, which searches a B-tree for each of a million rows).
+    // foldhash, not SipHash: a million lookups of ids the engine made.
+    let seeded: foldhash::HashSet<&[u8]> = seeds.iter().map(|s| s.as_bytes()).collect();
+    let seeded_id = |v: ValueRef<'_>| matches!(v, ValueRef::Text(id) if seeded.contains(id));
+    let member = |r: &rusqlite::Row<'_>| {
+        let id = text(Some(&r.get_ref(0)?)).unwrap_or_default();
+        let source: Option<String> = r.get(2)?;
+        let key: Option<String> = r.get(3)?;
+        let digest = link_digest([
+            Some(id),
+            source.as_deref().map(str::as_bytes),
+            text(Some(&r.get_ref(4)?)),
+            key.as_deref().map(str::as_bytes),
+        ]);
+        Ok(Member {
+            customer: String::from_utf8_lossy(id).into_owned(),
+            link: r.get(1)?,
+            source,
+            key,
+            digest,
+        })
+    };
+    let columns = [CUSTOMER_ID, "LinkId", "Source", "SourceKey", "SourceEntity"];
+    let limit = usize::try_from(MAX_REUNIFIED_RECORDS).unwrap_or(usize::MAX);
+    let scanned = store.scan_halves(LINK, (CUSTOMER_ID, seeded_id), &columns, limit, member)?;
+    let Some(members) = scanned else {
+        return Ok(Plan::Full("the changes touch too many records"));
+    };
     let conn = store.session();
     let mut rowid_of = rowid_lookups(ws, &conn).map_err(sql)?;
     let source_index: HashMap<&str, usize> = ws
@@ -208,49 +235,20 @@ pub(super) fn plan(
         .enumerate()
         .map(|(i, s)| (s.name.as_str(), i))
         .collect();
-    // foldhash, not SipHash: a million lookups of ids the engine made.
-    let seeded: foldhash::HashSet<&[u8]> = seeds.iter().map(|s| s.as_bytes()).collect();
     let mut links = foldhash::HashMap::default();
     let mut sizes: HashMap<String, u64> = HashMap::new();
-    {
-        let mut members = conn
-            .prepare(&format!(
-                "SELECT \"{CUSTOMER_ID}\", \"LinkId\", \"Source\", \"SourceKey\", \"SourceEntity\" FROM {}",
-                Table::of(LINK)
-            ))
-            .map_err(sql)?;
-        let mut rows = members.query([]).map_err(sql)?;
-        while let Some(r) = rows.next().map_err(sql)? {
-            let id = match r.get_ref(0).map_err(sql)? {
-                ValueRef::Text(id) if seeded.contains(id) => id,
-                _ => continue,
-            };
-            *sizes
-                .entry(String::from_utf8_lossy(id).into_owned())
-                .or_default() += 1;
-            let link: String = r.get(1).map_err(sql)?;
-            let source: Option<String> = r.get(2).map_err(sql)?;
-            let key: Option<String> = r.get(3).map_err(sql)?;
-            let digest = link_digest([
-                Some(id),
-                source.as_deref().map(str::as_bytes),
-                text(Some(&r.get_ref(4).map_err(sql)?)),
-                key.as_deref().map(str::as_bytes),
-            ]);
-            links.insert(link, digest);
-            if links.len() as u64 > MAX_REUNIFIED_RECORDS {
-                return Ok(Plan::Full("the changes touch too many records"));
-            }
-            let Some(&si) = source.as_deref().and_then(|s| source_index.get(s)) else {
-                continue;
-            };
-            if let Some(rowid) = rowid_of[si]
-                .query_row([key], |r| r.get::<_, i64>(0))
-                .optional()
-                .map_err(sql)?
-            {
-                selection.rowids[si].push(rowid);
-            }
+    for m in members {
+        *sizes.entry(m.customer).or_default() += 1;
+        links.insert(m.link, m.digest);
+        let Some(&si) = m.source.as_deref().and_then(|s| source_index.get(s)) else {
+            continue;
+        };
+        if let Some(rowid) = rowid_of[si]
+            .query_row([m.key], |r| r.get::<_, i64>(0))
+            .optional()
+            .map_err(sql)?
+        {
+            selection.rowids[si].push(rowid);
         }
     }
     drop(rowid_of);
@@ -271,6 +269,15 @@ pub(super) fn plan(
         seed_merges,
         seed_matched,
     }))
+}
+
+/// A link of a touched cluster, as the plan's scan keeps it.
+struct Member {
+    customer: String,
+    link: String,
+    source: Option<String>,
+    key: Option<String>,
+    digest: u128,
 }
 
 /// A digest of a link row's columns but its id (`CustomerId`, `Source`,

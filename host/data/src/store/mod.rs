@@ -7,6 +7,7 @@ mod checkpoint;
 mod delta;
 mod files;
 mod gzip;
+mod halves;
 mod hash_diff;
 mod history;
 mod import;
@@ -38,6 +39,7 @@ pub use crate::odata::normalize_datetime;
 pub use changes::{Untracked, KEPT_CHANGE_SETS, MAX_TRACKED_CHANGES};
 pub use delta::{Buckets, Delta, DeltaCounts, Kept, Upserted};
 pub use files::{FILE_CACHE_KIB, MAX_ENTITY_FILES, ORPHAN_GRACE};
+pub use halves::HALVED_FROM_ROWS;
 pub use history::{HistoryPoint, RefreshRecord, KEPT_HISTORY_POINTS, KEPT_REFRESHES};
 pub(crate) use import::convert_text;
 pub use import::{

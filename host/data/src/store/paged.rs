@@ -515,9 +515,35 @@ impl Sink for PagedSink {
     }
 }
 
+/// Import `rows` into `entity` (keyed by its first column) page by page,
+/// in batches of `batch`; see [`super::EntityDb::import_entity_paged_with`].
+#[cfg(test)]
+pub(crate) fn import_paged(
+    store: &super::EntityDb,
+    entity: &str,
+    columns: &[(String, ColumnType)],
+    rows: &[Vec<Value>],
+    batch: usize,
+) -> Result<Option<u64>, StoreError> {
+    let key = columns.first().map_or("", |(k, _)| k.as_str());
+    store.import_entity_paged_with(entity, key, columns, |sink: &mut dyn Sink| {
+        sink.begin_partition(&format!("{entity}.csv"))?;
+        let refs: Vec<Vec<ValueRef<'_>>> = rows
+            .iter()
+            .map(|r| r.iter().map(ValueRef::from).collect())
+            .collect();
+        let tagged: Vec<(u64, &[ValueRef<'_>])> =
+            (1..).zip(refs.iter().map(Vec::as_slice)).collect();
+        for chunk in tagged.chunks(batch.max(1)) {
+            sink.push_batch(chunk).map_err(|(_, e)| e)?;
+        }
+        sink.build_key_index().map_err(|(_, e)| e)
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use rusqlite::types::{Value, ValueRef};
+    use rusqlite::types::Value;
 
     use super::super::{pushing, EntityDb, StoreError};
     use super::*;
@@ -540,19 +566,7 @@ mod tests {
 
     /// Import `rows` page by page, in batches of 3.
     fn paged(store: &EntityDb, rows: &[Vec<Value>]) -> Result<Option<u64>, StoreError> {
-        store.import_entity_paged_with("E", "Id", &cols(), |sink: &mut dyn Sink| {
-            sink.begin_partition("e.csv")?;
-            let refs: Vec<Vec<ValueRef<'_>>> = rows
-                .iter()
-                .map(|r| r.iter().map(ValueRef::from).collect())
-                .collect();
-            let tagged: Vec<(u64, &[ValueRef<'_>])> =
-                (1..).zip(refs.iter().map(Vec::as_slice)).collect();
-            for batch in tagged.chunks(3) {
-                sink.push_batch(batch).map_err(|(_, e)| e)?;
-            }
-            sink.build_key_index().map_err(|(_, e)| e)
-        })
+        import_paged(store, "E", &cols(), rows, 3)
     }
 
     fn files_in(store: &EntityDb) -> usize {

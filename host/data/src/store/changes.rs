@@ -42,6 +42,10 @@ pub(super) struct Replacing {
     /// When the new table is in a file of its own: the file, as a URI to
     /// open read-only, and the table's name in it.
     pub(super) new_file: Option<(String, String)>,
+    /// When both tables are in files of their own, which may have lists of
+    /// row digests (see [`super::digests`]): the live file, the new one and
+    /// its rows.
+    pub(super) digests: Option<(std::path::PathBuf, std::path::PathBuf, u64)>,
 }
 
 /// Record, inside `tx`, which keys differ between `entity`'s live table and
@@ -82,11 +86,12 @@ pub(super) fn record(
     let mut tracked = same_shape && store.untracked.load(Ordering::Relaxed) == 0;
     if tracked {
         let limit = MAX_TRACKED_CHANGES + 1;
-        let walked = match unordered {
-            false => {
+        let walked = match (unordered, by_digests(tables, live_rows, limit)) {
+            (true, _) => None,
+            (false, Some(walked)) => walked,
+            (false, None) => {
                 walk_diff::diff(tx, tables, key, columns, limit, MAX_WAITING_ROWS).map_err(sql)?
             }
-            true => None,
         };
         let keys = match walked {
             Some(keys) => keys,
@@ -113,6 +118,20 @@ pub(super) fn record(
         tracked = (keys.len() as u64) < limit;
     }
     note_set(tx, entity, g, tracked).map_err(sql)
+}
+
+/// The walk of the two files' lists of row digests (see [`walk_diff::diff`]
+/// for its answer), or `None` when there are no such lists to compare or
+/// one is torn or of another length.
+fn by_digests(tables: &Replacing, live_rows: u64, limit: u64) -> Option<Option<Vec<Value>>> {
+    let (live, new, new_rows) = tables.digests.as_ref()?;
+    let listed = |f: &std::path::Path| super::digests::path_of(f).exists();
+    if !listed(live) || !listed(new) {
+        return None;
+    }
+    walk_diff::diff_digests((live, live_rows), (new, *new_rows), limit, MAX_WAITING_ROWS)
+        .inspect_err(|e| tracing::warn!("comparing the tables instead of their row digests: {e}"))
+        .ok()
 }
 
 /// The tables of recorded changes, created when missing.

@@ -183,7 +183,9 @@ impl Files {
                 .metadata()
                 .and_then(|m| m.modified())
                 .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age >= ORPHAN_GRACE));
-            if name.ends_with(".sqlite") && !kept.contains(&name) && old {
+            // A list of row digests goes with its file.
+            let file = name.strip_suffix(".digests").unwrap_or(&name);
+            if file.ends_with(".sqlite") && !kept.contains(file) && old {
                 match std::fs::remove_file(entry.path()) {
                     Ok(()) => removed += 1,
                     Err(e) => {
@@ -248,6 +250,9 @@ pub(super) struct NewFile {
     pub(super) path: PathBuf,
     pub(super) name: String,
     kept: bool,
+    /// Whether a list of its row digests was written beside it (see
+    /// [`super::digests`]); it goes where the file goes.
+    listed: bool,
 }
 
 impl NewFile {
@@ -269,6 +274,7 @@ impl NewFile {
             path: dir.join(&name),
             name,
             kept: false,
+            listed: false,
         })
     }
 
@@ -320,12 +326,24 @@ impl NewFile {
     pub(super) fn keep(mut self) {
         self.kept = true;
     }
+
+    /// The file, with a list of its row digests beside it when `listed`.
+    pub(super) fn listed(mut self, listed: bool) -> Self {
+        self.listed = listed;
+        self
+    }
+
+    /// Whether a list of its row digests is beside it.
+    pub(super) fn is_listed(&self) -> bool {
+        self.listed
+    }
 }
 
 impl Drop for NewFile {
     fn drop(&mut self) {
         if !self.kept {
             let _ = std::fs::remove_file(&self.path);
+            let _ = std::fs::remove_file(super::digests::path_of(&self.path));
         }
     }
 }
@@ -336,6 +354,13 @@ pub(super) fn remove(dir: &Path, name: &str) {
     let path = dir.join(name);
     if let Err(e) = std::fs::remove_file(&path) {
         tracing::warn!(file = %path.display(), "cannot remove a replaced entity file: {e}");
+    }
+    let list = super::digests::path_of(&path);
+    match std::fs::remove_file(&list) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            tracing::warn!(file = %list.display(), "cannot remove a replaced file's row digests: {e}")
+        }
+        _ => {}
     }
 }
 
@@ -379,6 +404,59 @@ mod store_tests {
         (0..n)
             .map(|i| Ok(vec![Value::Text(format!("{tag}{i:04}")), Value::Integer(i)]))
             .collect()
+    }
+
+    /// Rows `Id`, `N` of `n` numbered keys, the `N` of `edited` keys
+    /// changed, imported page by page.
+    fn paged(store: &EntityDb, n: i64, edited: &[i64]) -> u64 {
+        let rows: Vec<Vec<Value>> = (0..n)
+            .map(|i| {
+                let v = if edited.contains(&i) { -i } else { i };
+                vec![Value::Text(format!("k{i:05}")), Value::Integer(v)]
+            })
+            .collect();
+        let paged = super::super::paged::import_paged(store, "E", &cols(), &rows, 100);
+        paged.unwrap().expect("paged")
+    }
+
+    fn changed_since(store: &EntityDb, g: u64) -> Vec<String> {
+        let keys = store.changed_keys("E", g).unwrap().expect("tracked");
+        let mut keys: Vec<String> = keys
+            .into_iter()
+            .map(|k| match k {
+                Value::Text(t) => t,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn a_paged_import_keeps_its_row_digests_beside_its_file_and_the_next_one_compares_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let store = EntityDb::open(&path, Default::default()).unwrap();
+        assert_eq!(paged(&store, 3000, &[]), 3000);
+        let first = file_of(&store, "E").expect("kept in a file");
+        let list = |f: &str| format!("{f}.digests");
+        assert_eq!(listed(&dir_of(&path)), [first.clone(), list(&first)]);
+        paged(&store, 2990, &[5, 1500]);
+        let second = file_of(&store, "E").expect("kept in a file");
+        assert_eq!(listed(&dir_of(&path)), [second.clone(), list(&second)]);
+        let removed = (2990..3000).map(|i| format!("k{i:05}"));
+        let mut expected: Vec<String> = ["k00005", "k01500"].map(String::from).into();
+        expected.extend(removed);
+        assert_eq!(changed_since(&store, 1), expected);
+        // A torn list: the tables are compared instead, to the same answer.
+        let live = dir_of(&path).join(list(&second));
+        let bytes = std::fs::read(&live).unwrap();
+        std::fs::write(&live, &bytes[..bytes.len() - 1]).unwrap();
+        paged(&store, 2990, &[5, 7]);
+        assert_eq!(
+            changed_since(&store, 2),
+            ["k00007", "k01500"].map(String::from)
+        );
     }
 
     fn import(store: &EntityDb, entity: &str, n: i64, tag: &str) -> Result<u64, StoreError> {

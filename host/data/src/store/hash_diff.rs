@@ -198,6 +198,14 @@ pub(super) fn encode_row(row: &rusqlite::Row<'_>, out: &mut Vec<u8>) -> rusqlite
     Ok(())
 }
 
+/// `values`, as [`encode_row`] encodes a row's, into `out` (emptied first).
+pub(super) fn encode_values<'v>(values: impl Iterator<Item = ValueRef<'v>>, out: &mut Vec<u8>) {
+    out.clear();
+    for v in values {
+        encode_value(v, out);
+    }
+}
+
 /// `v` into `out`, typed, so that `1`, `1.0` and `'1'` differ as the
 /// store's comparison has them differ, and delimited.
 fn encode_value(v: ValueRef<'_>, out: &mut Vec<u8>) {
@@ -326,6 +334,7 @@ mod tests {
             live: table_name("E"),
             new: Table::staging("E"),
             new_file: None,
+            digests: None,
         }
     }
 

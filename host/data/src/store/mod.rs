@@ -5,6 +5,7 @@
 mod changes;
 mod checkpoint;
 mod delta;
+mod digests;
 mod files;
 mod gzip;
 mod halves;
@@ -674,6 +675,7 @@ impl EntityDb {
             live: live_table(entity, file.is_some()),
             new: Table::staging(entity),
             new_file: None,
+            digests: None,
         };
         changes::record(self, &tx, entity, key, columns, unordered, &tables)?;
         let old = self.swap_in(&tx, entity, key, columns, count, NewRows::Staged)?;
@@ -764,7 +766,13 @@ impl EntityDb {
         let mut sink =
             paged::PagedSink::create(&new.path, page_size, entity, key, columns, generation)?
                 .setting_some_aside();
-        let filled = fill(&mut sink);
+        let writer = digests::Writer::create(&new.path)
+            .inspect_err(|e| tracing::debug!(entity, "row digests left out: {e}"))
+            .ok();
+        let key_at = columns.iter().position(|(c, _)| c == key).unwrap_or(0);
+        let mut digesting = digests::Digesting::new(&mut sink, writer, key_at);
+        let filled = fill(&mut digesting);
+        let writer = digesting.into_writer();
         if let Some(why) = sink.unpaged() {
             tracing::debug!(entity, "an import goes through SQLite: {why}");
             return Ok(None);
@@ -782,11 +790,13 @@ impl EntityDb {
             );
             return Ok(None);
         }
+        // The list is not synced: a torn one fails its checksum.
+        let listed = writer.and_then(|w| w.finish(count)).is_some();
         new.sync()?;
         Ok(Some(self.publish_file(
             entity,
             (key, columns),
-            new,
+            new.listed(listed),
             (count, &noted),
             false,
         )?))
@@ -840,10 +850,15 @@ impl EntityDb {
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(|e| self.sql(e))?;
             let (_, file) = self.kept_in(&tx, entity)?;
+            let dir = self.files.dir();
             let tables = changes::Replacing {
                 live: live_table(entity, file.is_some()),
                 new: format!("{}.{}", files::INCOMING, table_name(entity)),
                 new_file: Some((files::uri(&new.path), table_name(entity))),
+                digests: file
+                    .as_ref()
+                    .filter(|_| new.is_listed())
+                    .map(|f| (dir.join(f), new.path.clone(), count)),
             };
             changes::record(self, &tx, entity, key, columns, unordered, &tables)?;
             // Imports under way at once may each have found room: the

@@ -30,6 +30,9 @@ pub const MAX_WAITING_ROWS: usize = 64 * 1024;
 enum Reader<'s> {
     /// Read on the caller's connection.
     Here(rusqlite::Rows<'s>),
+    /// A list of row digests (see [`super::digests`]): each row's key and
+    /// its values' digest.
+    Digests(super::digests::Reader),
     /// Read by a thread of its own, rows encoded in batches (see [`away`]).
     Away {
         batches: Receiver<rusqlite::Result<Vec<u8>>>,
@@ -57,6 +60,9 @@ impl Reader<'_> {
                 encode_row(r, values)?;
                 Ok(true)
             }
+            Reader::Digests(list) => list
+                .next_into(key, values)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e))),
             Reader::Away { batches, batch, at } => {
                 if *at >= batch.len() {
                     match batches.recv() {
@@ -269,6 +275,26 @@ pub(super) fn diff(
     }
 }
 
+/// As [`diff`], from the lists of row digests of the live file and the new
+/// one ([`super::digests`]), each of the rows its table holds: rows are
+/// compared by digest. An error when a list is missing, torn or of another
+/// length: the caller compares the tables then.
+pub(super) fn diff_digests(
+    (live, live_rows): (&std::path::Path, u64),
+    (new, new_rows): (&std::path::Path, u64),
+    limit: u64,
+    max_waiting: usize,
+) -> rusqlite::Result<Option<Vec<Value>>> {
+    let open = |file, rows| {
+        super::digests::Reader::open(file, rows)
+            .map(Reader::Digests)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+    };
+    let old = Side::new(open(live, live_rows)?, max_waiting);
+    let new = Side::new(open(new, new_rows)?, max_waiting);
+    walk(old, new, 0, limit)
+}
+
 /// Walk `old` and `new` side by side (see [`diff`]).
 fn walk(
     mut old: Side<'_>,
@@ -362,6 +388,7 @@ mod tests {
                 live: "a".into(),
                 new: "nf.b".into(),
                 new_file,
+                digests: None,
             };
             let keys = diff(&tx, &tables, "Id", &columns, 1000, max_waiting).unwrap();
             got.push(keys.map(|keys| {
@@ -407,6 +434,54 @@ mod tests {
         let (dir, store) = tables(&old, &new);
         let expected = ["0", "a", "c", "x"].map(String::from).to_vec();
         assert_eq!(walk(&dir, &store, 100), Some(expected));
+    }
+
+    /// A list of row digests for a file `name` in `dir`, of `rows`.
+    fn listed(dir: &std::path::Path, name: &str, rows: &[(&str, i64)]) -> std::path::PathBuf {
+        let file = dir.join(name);
+        let mut w = super::super::digests::Writer::create(&file).unwrap();
+        for (k, v) in rows {
+            w.push(&[ValueRef::Text(k.as_bytes()), ValueRef::Integer(*v)], 0)
+                .unwrap();
+        }
+        w.finish(rows.len() as u64).unwrap();
+        file
+    }
+
+    #[test]
+    fn lists_of_row_digests_are_walked_as_their_tables_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = [("a", 1), ("b", 1), ("c", 1), ("d", 1), ("b-copy", 1)];
+        let new = [
+            ("b", 1),
+            ("c", 2),
+            ("d", 1),
+            ("x", 1),
+            ("b-copy", 1),
+            ("0", 1),
+        ];
+        let live = listed(dir.path(), "E.1.sqlite", &old);
+        let next = listed(dir.path(), "E.2.sqlite", &new);
+        let keys = |limit| {
+            diff_digests((&live, 5), (&next, 6), limit, 100).map(|keys| {
+                let mut keys: Vec<String> = keys
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|k| match k {
+                        Value::Text(t) => t,
+                        other => panic!("{other:?}"),
+                    })
+                    .collect();
+                keys.sort();
+                keys
+            })
+        };
+        assert_eq!(keys(100).unwrap(), ["0", "a", "c", "x"]);
+        assert_eq!(keys(2).unwrap().len(), 2, "stops at the limit");
+        // A list of another length than its table is no answer.
+        assert!(diff_digests((&live, 4), (&next, 6), 100, 100).is_err());
+        let (tables_dir, store) = tables(&old, &new);
+        assert_eq!(walk(&tables_dir, &store, 100), Some(keys(100).unwrap()));
     }
 
     #[test]

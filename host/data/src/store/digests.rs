@@ -1,0 +1,302 @@
+//! A digest of every row of an imported entity file, kept beside it as
+//! `<file>.digests`, so that the next import's changes are found by
+//! comparing two such lists ([`super::walk_diff::diff_digests`]) instead of
+//! reading both tables through SQLite. An entity file never changes once
+//! published, and its digests are written by the import that wrote it: the
+//! list stands for the file as long as the file is kept. It follows the
+//! file: removed with it, and unused when missing, torn or of another
+//! length (the tables are compared then).
+//!
+//! The list holds, in the order the rows were pushed (about key order), each
+//! row's key and the SipHash-1-3-128 of its values, typed as in
+//! [`super::hash_diff`] (under fixed keys: two lists must agree), then a
+//! trailer with the row count and a checksum of the entries.
+
+use std::fs::File;
+use std::hash::Hasher;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use rusqlite::types::ValueRef;
+use siphasher::sip::SipHasher13 as Sip64;
+use siphasher::sip128::{Hasher128, SipHasher13};
+
+use super::hash_diff::{encode_key, encode_values};
+use super::paged::Sink;
+use super::{pipe, StoreError};
+
+/// The first bytes of a list.
+const MAGIC: &[u8; 8] = b"tfdgst01";
+/// The length field that starts the trailer instead of an entry.
+const TRAILER: u32 = u32::MAX;
+/// Write and read buffer.
+const BUFFER: usize = 256 * 1024;
+/// The keys of the row digests (fixed: lists written apart are compared).
+const ROW_KEYS: (u64, u64) = (0x7466_726f_7773, 0x6469_6765_7374);
+
+/// The list kept beside the entity file `file`.
+pub(super) fn path_of(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".digests");
+    PathBuf::from(name)
+}
+
+/// Writes a list while the rows go by.
+pub(super) struct Writer {
+    out: BufWriter<File>,
+    path: PathBuf,
+    rows: u64,
+    sum: Sip64,
+    key: Vec<u8>,
+    values: Vec<u8>,
+}
+
+impl Writer {
+    /// A new list for the entity file `file`.
+    pub(super) fn create(file: &Path) -> io::Result<Self> {
+        let path = path_of(file);
+        let mut out = BufWriter::with_capacity(BUFFER, File::create(&path)?);
+        out.write_all(MAGIC)?;
+        Ok(Self {
+            out,
+            path,
+            rows: 0,
+            sum: Sip64::new(),
+            key: Vec::new(),
+            values: Vec::new(),
+        })
+    }
+
+    /// Add a row, its key at `k`.
+    pub(super) fn push(&mut self, row: &[ValueRef<'_>], k: usize) -> io::Result<()> {
+        self.key.clear();
+        encode_key(row.get(k).copied().unwrap_or(ValueRef::Null), &mut self.key);
+        let len = u32::try_from(self.key.len())
+            .ok()
+            .filter(|&n| n != TRAILER)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a key too long"))?;
+        encode_values(row.iter().copied(), &mut self.values);
+        let mut h = SipHasher13::new_with_keys(ROW_KEYS.0, ROW_KEYS.1);
+        h.write(&self.values);
+        let digest = h.finish128().as_u128().to_le_bytes();
+        for part in [&len.to_le_bytes()[..], &self.key, &digest] {
+            self.sum.write(part);
+            self.out.write_all(part)?;
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Write the trailer: the list of `rows` rows is done (else it is
+    /// removed, and `None`).
+    pub(super) fn finish(mut self, rows: u64) -> Option<PathBuf> {
+        let done = (|| {
+            if rows != self.rows {
+                return Err(io::Error::other(format!(
+                    "{} rows digested of {rows}",
+                    self.rows
+                )));
+            }
+            self.out.write_all(&TRAILER.to_le_bytes())?;
+            self.out.write_all(&self.rows.to_le_bytes())?;
+            self.out.write_all(&self.sum.finish().to_le_bytes())?;
+            self.out.flush()
+        })();
+        match done {
+            Ok(()) => Some(std::mem::take(&mut self.path)),
+            Err(e) => {
+                tracing::debug!(file = %self.path.display(), "row digests left out: {e}");
+                let _ = std::fs::remove_file(&self.path);
+                None
+            }
+        }
+    }
+}
+
+/// A sink that writes the list of the rows going by to another sink. A
+/// failure to write it only drops the list.
+pub(super) struct Digesting<'s> {
+    sink: &'s mut dyn Sink,
+    writer: Option<Writer>,
+    key: usize,
+}
+
+impl<'s> Digesting<'s> {
+    /// `sink`, its rows keyed by column `key`, listed by `writer`.
+    pub(super) fn new(sink: &'s mut dyn Sink, writer: Option<Writer>, key: usize) -> Self {
+        Self { sink, writer, key }
+    }
+
+    /// The list's writer, unless writing failed.
+    pub(super) fn into_writer(self) -> Option<Writer> {
+        self.writer
+    }
+}
+
+impl Sink for Digesting<'_> {
+    fn begin_partition(&mut self, origin: &str) -> Result<(), StoreError> {
+        self.sink.begin_partition(origin)
+    }
+
+    fn push_batch(&mut self, rows: &pipe::Rows<'_>) -> Result<(), (u64, StoreError)> {
+        self.sink.push_batch(rows)?;
+        if let Some(w) = &mut self.writer {
+            if let Err(e) = rows.iter().try_for_each(|(_, row)| w.push(row, self.key)) {
+                tracing::debug!(file = %w.path.display(), "row digests left out: {e}");
+                let _ = std::fs::remove_file(&w.path);
+                self.writer = None;
+            }
+        }
+        Ok(())
+    }
+
+    fn build_key_index(&mut self) -> Result<(), (Option<(i64, u64)>, StoreError)> {
+        self.sink.build_key_index()
+    }
+}
+
+/// Reads a list, checking its trailer and checksum at the end.
+pub(super) struct Reader {
+    input: BufReader<File>,
+    path: PathBuf,
+    /// Rows the list must hold.
+    expected: u64,
+    rows: u64,
+    sum: Sip64,
+    done: bool,
+}
+
+impl Reader {
+    /// The list beside the entity file `file`, which holds `rows` rows.
+    pub(super) fn open(file: &Path, rows: u64) -> io::Result<Self> {
+        let path = path_of(file);
+        let mut input = BufReader::with_capacity(BUFFER, File::open(&path)?);
+        let mut magic = [0u8; 8];
+        input.read_exact(&mut magic)?;
+        if &magic != MAGIC {
+            return Err(invalid(&path, "not a list of row digests"));
+        }
+        Ok(Self {
+            input,
+            path,
+            expected: rows,
+            rows: 0,
+            sum: Sip64::new(),
+            done: false,
+        })
+    }
+
+    /// The next row's encoded key into `key` and its digest's bytes into
+    /// `digest`; false at the end of a whole list, an error when it is
+    /// torn or of another length.
+    pub(super) fn next_into(
+        &mut self,
+        key: &mut Vec<u8>,
+        digest: &mut Vec<u8>,
+    ) -> io::Result<bool> {
+        if self.done {
+            return Ok(false);
+        }
+        let mut len = [0u8; 4];
+        self.input.read_exact(&mut len)?;
+        let n = u32::from_le_bytes(len);
+        if n == TRAILER {
+            let mut tail = [0u8; 16];
+            self.input.read_exact(&mut tail)?;
+            let (rows, sum) = tail.split_at(8);
+            let whole = rows == self.rows.to_le_bytes()
+                && sum == self.sum.finish().to_le_bytes()
+                && self.rows == self.expected
+                && self.input.read(&mut [0u8; 1])? == 0;
+            if !whole {
+                return Err(invalid(&self.path, "torn, or of another file"));
+            }
+            self.done = true;
+            return Ok(false);
+        }
+        self.sum.write(&len);
+        key.resize(n as usize, 0);
+        self.input.read_exact(key)?;
+        digest.resize(16, 0);
+        self.input.read_exact(digest)?;
+        self.sum.write(key);
+        self.sum.write(digest);
+        self.rows += 1;
+        Ok(true)
+    }
+}
+
+fn invalid(path: &Path, what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{}: {what}", path.display()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A list of `rows` (key, value) rows for a file in `dir`.
+    fn list(dir: &Path, rows: &[(&str, i64)]) -> PathBuf {
+        let file = dir.join("E.1.sqlite");
+        let mut w = Writer::create(&file).unwrap();
+        for (k, v) in rows {
+            w.push(&[ValueRef::Text(k.as_bytes()), ValueRef::Integer(*v)], 0)
+                .unwrap();
+        }
+        assert_eq!(w.finish(rows.len() as u64), Some(path_of(&file)));
+        file
+    }
+
+    fn read(file: &Path, rows: u64) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut r = Reader::open(file, rows)?;
+        let mut out = Vec::new();
+        let (mut k, mut d) = (Vec::new(), Vec::new());
+        while r.next_into(&mut k, &mut d)? {
+            out.push((k.clone(), d.clone()));
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn a_list_reads_back_its_keys_and_a_digest_that_follows_the_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = list(dir.path(), &[("a", 1), ("b", 2), ("c", 1)]);
+        let got = read(&file, 3).unwrap();
+        let keys: Vec<&[u8]> = got.iter().map(|(k, _)| &k[..]).collect();
+        assert_eq!(keys, [&b"\x03a"[..], b"\x03b", b"\x03c"]);
+        assert_ne!(got[0].1, got[1].1, "other values, other digest");
+        // The same values under another key: the same digest but for the key.
+        let again = read(&list(dir.path(), &[("a", 1)]), 1).unwrap();
+        assert_eq!(again[0], got[0]);
+    }
+
+    #[test]
+    fn a_torn_or_mismatched_list_is_an_error_not_an_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = list(dir.path(), &[("a", 1), ("b", 2)]);
+        assert!(read(&file, 3).is_err(), "of another length");
+        let path = path_of(&file);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.len() - 30;
+        bytes[at] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(read(&file, 2).is_err(), "a flipped bit");
+        bytes.truncate(bytes.len() - 20);
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(read(&file, 2).is_err(), "cut short");
+        std::fs::remove_file(&path).unwrap();
+        assert!(read(&file, 2).is_err(), "missing");
+    }
+
+    #[test]
+    fn a_list_of_another_length_than_the_rows_is_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("E.1.sqlite");
+        let mut w = Writer::create(&file).unwrap();
+        w.push(&[ValueRef::Text(b"a")], 0).unwrap();
+        assert_eq!(w.finish(2), None);
+        assert!(!path_of(&file).exists());
+    }
+}

@@ -31,6 +31,8 @@ const MAGIC: &[u8; 8] = b"tfdgst01";
 const TRAILER: u32 = u32::MAX;
 /// Write and read buffer.
 const BUFFER: usize = 256 * 1024;
+/// The longest key a list may hold: a key is part of a row.
+const MAX_KEY_BYTES: u64 = super::MAX_ROW_BYTES + 1;
 /// The keys of the row digests (fixed: lists written apart are compared).
 const ROW_KEYS: (u64, u64) = (0x7466_726f_7773, 0x6469_6765_7374);
 
@@ -73,7 +75,7 @@ impl Writer {
         encode_key(row.get(k).copied().unwrap_or(ValueRef::Null), &mut self.key);
         let len = u32::try_from(self.key.len())
             .ok()
-            .filter(|&n| n != TRAILER)
+            .filter(|&n| u64::from(n) <= MAX_KEY_BYTES)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a key too long"))?;
         encode_values(row.iter().copied(), &mut self.values);
         let mut h = SipHasher13::new_with_keys(ROW_KEYS.0, ROW_KEYS.1);
@@ -214,6 +216,9 @@ impl Reader {
             self.done = true;
             return Ok(false);
         }
+        if u64::from(n) > MAX_KEY_BYTES {
+            return Err(invalid(&self.path, "a key longer than a row may be"));
+        }
         self.sum.write(&len);
         key.resize(n as usize, 0);
         self.input.read_exact(key)?;
@@ -286,6 +291,15 @@ mod tests {
         bytes.truncate(bytes.len() - 20);
         std::fs::write(&path, &bytes).unwrap();
         assert!(read(&file, 2).is_err(), "cut short");
+        // A length past any key is refused before anything is allocated.
+        let mut huge = MAGIC.to_vec();
+        huge.extend_from_slice(&(u32::MAX - 1).to_le_bytes());
+        std::fs::write(&path, &huge).unwrap();
+        let e = read(&file, 1).unwrap_err();
+        assert!(
+            e.to_string().ends_with("a key longer than a row may be"),
+            "{e}"
+        );
         std::fs::remove_file(&path).unwrap();
         assert!(read(&file, 2).is_err(), "missing");
     }

@@ -33,6 +33,24 @@ impl EntityDb {
         let conn = self.conn();
         let (_, file) = self.kept_in(&conn, entity)?;
         let live = live_table(entity, file.is_some());
+        let names: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+        let scan = Scan {
+            kept: AtomicUsize::new(0),
+            limit,
+            test: &test,
+            keep: &keep,
+        };
+        // A clustered table (`WITHOUT ROWID`) is read in one pass, its
+        // columns and the tested one last.
+        if conn
+            .prepare(&format!("SELECT rowid FROM {live} LIMIT 0"))
+            .is_err()
+        {
+            let select = format!("SELECT {}, \"{column}\" FROM {live}", names.join(", "));
+            return scan
+                .run_whole(&conn, &select, columns.len())
+                .map_err(|e| self.sql(e));
+        }
         let (first, last): (Option<i64>, Option<i64>) = conn
             // Each in a query of its own: together, they would scan the table.
             .query_row(
@@ -44,16 +62,9 @@ impl EntityDb {
         let (Some(first), Some(last)) = (first, last) else {
             return Ok(Some(Vec::new()));
         };
-        let names: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
         let select = |table: &str| Selects {
             scan: format!("SELECT rowid, \"{column}\" FROM {table} WHERE rowid BETWEEN ?1 AND ?2"),
             fetch: format!("SELECT {} FROM {table} WHERE rowid = ?1", names.join(", ")),
-        };
-        let scan = Scan {
-            kept: AtomicUsize::new(0),
-            limit,
-            test: &test,
-            keep: &keep,
         };
         let mid = first + (last - first) / 2;
         let path = file.map(|f| self.files.dir().join(f));
@@ -141,6 +152,32 @@ where
         }
         Ok(Some(out))
     }
+
+    /// Run `select`, whose column `tested` is the tested one, over the
+    /// whole table; `None` once more than the limit passed.
+    fn run_whole<T>(
+        &self,
+        conn: &Connection,
+        select: &str,
+        tested: usize,
+    ) -> rusqlite::Result<Option<Vec<T>>>
+    where
+        K: Fn(&Row<'_>) -> rusqlite::Result<T>,
+    {
+        let mut stmt = conn.prepare(select)?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            if !(self.test)(r.get_ref(tested)?) {
+                continue;
+            }
+            if self.kept.fetch_add(1, Ordering::Relaxed) >= self.limit {
+                return Ok(None);
+            }
+            out.push((self.keep)(r)?);
+        }
+        Ok(Some(out))
+    }
 }
 
 #[cfg(test)]
@@ -180,6 +217,24 @@ mod tests {
         (dir, store)
     }
 
+    /// A store whose entity `E` holds `n` rows in a clustered table
+    /// (`WITHOUT ROWID`, as a publication writes computed entities).
+    fn clustered_store_of(n: i64) -> (tempfile::TempDir, EntityDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
+        let columns = [
+            ("Id".to_owned(), ColumnType::String),
+            ("N".to_owned(), ColumnType::Integer),
+        ];
+        let rows = (0..n).map(|i| Ok(vec![Value::Text(format!("k{i:07}")), Value::Integer(i)]));
+        let mut publication = store.publication();
+        publication
+            .replace_entity_with("E", "Id", &columns, super::super::pushing(rows))
+            .unwrap();
+        publication.publish().unwrap();
+        (dir, store)
+    }
+
     fn multiples_of(store: &EntityDb, m: i64, limit: usize) -> Option<Vec<(i64, String)>> {
         let test = |v: ValueRef<'_>| v.as_i64().is_ok_and(|n| n % m == 0);
         store
@@ -209,6 +264,17 @@ mod tests {
                 "{in_file}"
             );
         }
+    }
+
+    #[test]
+    fn a_clustered_table_is_scanned_in_one_pass() {
+        let (_dir, store) = clustered_store_of(5000);
+        let expected: Vec<(i64, String)> = (0..5000)
+            .filter(|i| i % 1000 == 0)
+            .map(|i| (i, format!("k{i:07}")))
+            .collect();
+        assert_eq!(multiples_of(&store, 1000, 10), Some(expected));
+        assert_eq!(multiples_of(&store, 1000, 4), None);
     }
 
     #[test]

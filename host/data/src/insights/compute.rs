@@ -2,7 +2,7 @@
 //! `Segment` (one row per segment), `SegmentMember` (who is in which),
 //! `Measure` (one value per measure) and `MeasureValue` (per dimension value).
 
-use rusqlite::types::{Value, ValueRef};
+use rusqlite::types::Value;
 use rusqlite::OptionalExtension;
 
 use super::fingerprint;
@@ -221,40 +221,41 @@ fn add_members(
     Ok(counts)
 }
 
-/// The keys of the memberships in `members` of the customers whose ids
-/// are in the table `replaced`: one scan, each membership's customer id
-/// looked up in a hash set (foldhash: ids the engine made; cheaper than SQLite's `IN`, a B-tree search per
-/// membership).
+/// The keys of the live memberships of the customers whose ids are in the
+/// table `replaced`: each segment's condition evaluated on their live rows,
+/// one lookup per customer. The live members were written from those very
+/// rows, in the publication that made them live (segments whose definition
+/// changed are not patched), so this names what a scan of the members
+/// would find, without reading every membership.
 fn memberships_of(
     store: &EntityDb,
-    members: &Table,
+    compiled: &[Compiled<'_>],
     replaced: &str,
 ) -> Result<Vec<Value>, StoreError> {
+    let mut params: Vec<Value> = Vec::new();
+    let mut meets = Vec::with_capacity(compiled.len());
+    for (_, cond, p) in compiled {
+        meets.push(format!(", CASE WHEN ({cond}) THEN 1 ELSE 0 END"));
+        params.extend(p.iter().cloned());
+    }
+    let sql = format!(
+        "SELECT \"{CUSTOMER_ID}\"{} FROM {} WHERE \"{CUSTOMER_ID}\" IN (SELECT k FROM {replaced})",
+        meets.concat(),
+        Table::of(CUSTOMER)
+    );
     let conn = store.session();
-    let customers: foldhash::HashSet<Vec<u8>> = conn
-        .prepare(&format!("SELECT k FROM {replaced}"))
-        .and_then(|mut stmt| {
-            stmt.query_map([], |r| {
-                Ok(match r.get_ref(0)? {
-                    ValueRef::Text(t) => Some(t.to_vec()),
-                    _ => None,
-                })
-            })?
-            .filter_map(Result::transpose)
-            .collect()
-        })
-        .map_err(|e| conn.error(e))?;
     let mut out = Vec::new();
-    let mut stmt = conn
-        .prepare(&format!(
-            "SELECT \"{CUSTOMER_ID}\", \"MemberId\" FROM {members}"
-        ))
+    let mut stmt = conn.prepare(&sql).map_err(|e| conn.error(e))?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(&params))
         .map_err(|e| conn.error(e))?;
-    let mut rows = stmt.query([]).map_err(|e| conn.error(e))?;
     while let Some(r) = rows.next().map_err(|e| conn.error(e))? {
-        if let ValueRef::Text(id) = r.get_ref(0).map_err(|e| conn.error(e))? {
-            if customers.contains(id) {
-                out.push(r.get(1).map_err(|e| conn.error(e))?);
+        let Some(id) = r.get::<_, Option<String>>(0).map_err(|e| conn.error(e))? else {
+            continue;
+        };
+        for (i, (s, _, _)) in compiled.iter().enumerate() {
+            if r.get::<_, i64>(i + 1).map_err(|e| conn.error(e))? == 1 {
+                out.push(Value::Text(format!("{}/{id}", s.name)));
             }
         }
     }
@@ -272,7 +273,7 @@ fn patch_members(
         return Ok(Vec::new());
     };
     let members = Table::of(SEGMENT_MEMBER);
-    let deleted = memberships_of(publication.store(), &members, &replaced)?;
+    let deleted = memberships_of(publication.store(), compiled, &replaced)?;
     publication.patch_entity_with(SEGMENT_MEMBER, deleted, |sink| {
         add_members(sink, compiled, &added).map(drop)
     })?;

@@ -420,16 +420,7 @@ mod store_tests {
     }
 
     fn changed_since(store: &EntityDb, g: u64) -> Vec<String> {
-        let keys = store.changed_keys("E", g).unwrap().expect("tracked");
-        let mut keys: Vec<String> = keys
-            .into_iter()
-            .map(|k| match k {
-                Value::Text(t) => t,
-                other => panic!("{other:?}"),
-            })
-            .collect();
-        keys.sort();
-        keys
+        super::super::sorted_texts(store.changed_keys("E", g).unwrap().expect("tracked"))
     }
 
     #[test]

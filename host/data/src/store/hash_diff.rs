@@ -384,14 +384,7 @@ mod tests {
         want.sort();
         for parts in [1, 7, 256] {
             let got = diff(&tx, dir.path(), &e(), "Id", &columns, parts, u64::MAX).unwrap();
-            let mut got: Vec<String> = got
-                .into_iter()
-                .map(|v| match v {
-                    Value::Text(t) => t,
-                    other => panic!("{other:?}"),
-                })
-                .collect();
-            got.sort();
+            let got = super::super::sorted_texts(got);
             assert_eq!(got, want, "{parts} partitions");
             let cut = diff(&tx, dir.path(), &e(), "Id", &columns, parts, 10).unwrap();
             assert_eq!(cut.len(), 10, "{parts} partitions");

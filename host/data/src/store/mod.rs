@@ -294,6 +294,20 @@ impl std::ops::DerefMut for Session<'_> {
     }
 }
 
+/// Text keys, sorted (tests compare sets of keys given in no order).
+#[cfg(test)]
+pub(crate) fn sorted_texts(values: Vec<Value>) -> Vec<String> {
+    let mut out: Vec<String> = values
+        .into_iter()
+        .map(|v| match v {
+            Value::Text(t) => t,
+            other => panic!("not a text key: {other:?}"),
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// Whether a rowid table keyed by `columns[key_index]` holds its key as
 /// the rowid (an `INTEGER` primary key): its rows are then in key order.
 fn key_is_rowid(columns: &[(String, ColumnType)], key_index: usize) -> bool {

@@ -391,17 +391,7 @@ mod tests {
                 digests: None,
             };
             let keys = diff(&tx, &tables, "Id", &columns, 1000, max_waiting).unwrap();
-            got.push(keys.map(|keys| {
-                let mut keys: Vec<String> = keys
-                    .into_iter()
-                    .map(|k| match k {
-                        Value::Text(t) => t,
-                        other => panic!("{other:?}"),
-                    })
-                    .collect();
-                keys.sort();
-                keys
-            }));
+            got.push(keys.map(super::super::sorted_texts));
         }
         drop(tx);
         s.execute_batch("DETACH DATABASE nf").unwrap();
@@ -463,18 +453,8 @@ mod tests {
         let live = listed(dir.path(), "E.1.sqlite", &old);
         let next = listed(dir.path(), "E.2.sqlite", &new);
         let keys = |limit| {
-            diff_digests((&live, 5), (&next, 6), limit, 100).map(|keys| {
-                let mut keys: Vec<String> = keys
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|k| match k {
-                        Value::Text(t) => t,
-                        other => panic!("{other:?}"),
-                    })
-                    .collect();
-                keys.sort();
-                keys
-            })
+            diff_digests((&live, 5), (&next, 6), limit, 100)
+                .map(|keys| super::super::sorted_texts(keys.unwrap_or_default()))
         };
         assert_eq!(keys(100).unwrap(), ["0", "a", "c", "x"]);
         assert_eq!(keys(2).unwrap().len(), 2, "stops at the limit");

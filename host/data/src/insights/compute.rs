@@ -232,35 +232,41 @@ fn memberships_of(
     compiled: &[Compiled<'_>],
     replaced: &str,
 ) -> Result<Vec<Value>, StoreError> {
-    let mut params: Vec<Value> = Vec::new();
-    let mut meets = Vec::with_capacity(compiled.len());
-    for (_, cond, p) in compiled {
-        meets.push(format!(", CASE WHEN ({cond}) THEN 1 ELSE 0 END"));
-        params.extend(p.iter().cloned());
-    }
-    let sql = format!(
-        "SELECT \"{CUSTOMER_ID}\"{} FROM {} WHERE \"{CUSTOMER_ID}\" IN (SELECT k FROM {replaced})",
-        meets.concat(),
-        Table::of(CUSTOMER)
-    );
     let conn = store.session();
     let mut out = Vec::new();
-    let mut stmt = conn.prepare(&sql).map_err(|e| conn.error(e))?;
-    let mut rows = stmt
-        .query(rusqlite::params_from_iter(&params))
-        .map_err(|e| conn.error(e))?;
-    while let Some(r) = rows.next().map_err(|e| conn.error(e))? {
-        let Some(id) = r.get::<_, Option<String>>(0).map_err(|e| conn.error(e))? else {
-            continue;
-        };
-        for (i, (s, _, _)) in compiled.iter().enumerate() {
-            if r.get::<_, i64>(i + 1).map_err(|e| conn.error(e))? == 1 {
-                out.push(Value::Text(format!("{}/{id}", s.name)));
+    for group in compiled.chunks(SEGMENTS_PER_QUERY) {
+        let mut params: Vec<Value> = Vec::new();
+        let mut meets = String::new();
+        for (_, cond, p) in group {
+            meets.push_str(&format!(", CASE WHEN ({cond}) THEN 1 ELSE 0 END"));
+            params.extend(p.iter().cloned());
+        }
+        let sql = format!(
+            "SELECT \"{CUSTOMER_ID}\"{meets} FROM {} WHERE \"{CUSTOMER_ID}\" IN (SELECT k FROM {replaced})",
+            Table::of(CUSTOMER)
+        );
+        let mut stmt = conn.prepare(&sql).map_err(|e| conn.error(e))?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(&params))
+            .map_err(|e| conn.error(e))?;
+        while let Some(r) = rows.next().map_err(|e| conn.error(e))? {
+            let Some(id) = r.get::<_, Option<String>>(0).map_err(|e| conn.error(e))? else {
+                continue;
+            };
+            for (i, (s, _, _)) in group.iter().enumerate() {
+                if r.get::<_, i64>(i + 1).map_err(|e| conn.error(e))? == 1 {
+                    out.push(Value::Text(format!("{}/{id}", s.name)));
+                }
             }
         }
     }
     Ok(out)
 }
+
+/// Segments whose conditions one query of [`memberships_of`] evaluates:
+/// their parameters stay under SQLite's limit of 32,766 (a filter has at
+/// most [`crate::odata::MAX_FILTER_TERMS`] terms of at most two each).
+const SEGMENTS_PER_QUERY: usize = 32;
 
 /// Patch `SegmentMember`: drop the memberships of the replaced customers and
 /// add those of the customers written again; each segment's new size.

@@ -66,9 +66,10 @@ impl EntityDb {
             scan: format!("SELECT rowid, \"{column}\" FROM {table} WHERE rowid BETWEEN ?1 AND ?2"),
             fetch: format!("SELECT {} FROM {table} WHERE rowid = ?1", names.join(", ")),
         };
-        let mid = first + (last - first) / 2;
+        let span = last.saturating_sub(first);
+        let mid = first.saturating_add(span / 2);
         let path = file.map(|f| self.files.dir().join(f));
-        let Some(path) = path.filter(|_| last - first >= HALVED_FROM_ROWS) else {
+        let Some(path) = path.filter(|_| span >= HALVED_FROM_ROWS) else {
             return scan
                 .run(&conn, &select(&live), (first, last))
                 .map_err(|e| self.sql(e));
@@ -92,6 +93,8 @@ impl EntityDb {
         };
         let far = match far {
             Ok(far) => far,
+            // Rows it kept before failing still count toward the limit: at
+            // worst the scan gives up early, which callers take as "too many".
             Err(e) => {
                 tracing::warn!(file = %path.display(), "scanning half of {entity} on a thread of its own: {e}");
                 scan.run(&conn, &select(&live), (mid + 1, last))

@@ -43,8 +43,8 @@ pub(super) struct Replacing {
     /// open read-only, and the table's name in it.
     pub(super) new_file: Option<(String, String)>,
     /// When both tables are in files of their own, which may have lists of
-    /// row digests (see [`super::digests`]): the live file, the new one and
-    /// its rows.
+    /// row digests beside them (see [`super::digests`]; compared when both
+    /// do): the live file, the new one and its rows.
     pub(super) digests: Option<(std::path::PathBuf, std::path::PathBuf, u64)>,
 }
 

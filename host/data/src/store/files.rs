@@ -250,9 +250,6 @@ pub(super) struct NewFile {
     pub(super) path: PathBuf,
     pub(super) name: String,
     kept: bool,
-    /// Whether a list of its row digests was written beside it (see
-    /// [`super::digests`]); it goes where the file goes.
-    listed: bool,
 }
 
 impl NewFile {
@@ -274,7 +271,6 @@ impl NewFile {
             path: dir.join(&name),
             name,
             kept: false,
-            listed: false,
         })
     }
 
@@ -326,23 +322,13 @@ impl NewFile {
     pub(super) fn keep(mut self) {
         self.kept = true;
     }
-
-    /// The file, with a list of its row digests beside it when `listed`.
-    pub(super) fn listed(mut self, listed: bool) -> Self {
-        self.listed = listed;
-        self
-    }
-
-    /// Whether a list of its row digests is beside it.
-    pub(super) fn is_listed(&self) -> bool {
-        self.listed
-    }
 }
 
 impl Drop for NewFile {
     fn drop(&mut self) {
         if !self.kept {
             let _ = std::fs::remove_file(&self.path);
+            // A list of its row digests goes with it (see [`super::digests`]).
             let _ = std::fs::remove_file(super::digests::path_of(&self.path));
         }
     }

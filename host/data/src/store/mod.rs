@@ -804,13 +804,16 @@ impl EntityDb {
             );
             return Ok(None);
         }
-        // The list is not synced: a torn one fails its checksum.
-        let listed = writer.and_then(|w| w.finish(count)).is_some();
+        // The list is not synced: a torn one fails its checksum. One that
+        // could not be finished is removed, and the tables are compared.
+        if let Some(w) = writer {
+            w.finish(count);
+        }
         new.sync()?;
         Ok(Some(self.publish_file(
             entity,
             (key, columns),
-            new.listed(listed),
+            new,
             (count, &noted),
             false,
         )?))
@@ -871,7 +874,6 @@ impl EntityDb {
                 new_file: Some((files::uri(&new.path), table_name(entity))),
                 digests: file
                     .as_ref()
-                    .filter(|_| new.is_listed())
                     .map(|f| (dir.join(f), new.path.clone(), count)),
             };
             changes::record(self, &tx, entity, key, columns, unordered, &tables)?;

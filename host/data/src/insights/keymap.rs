@@ -15,7 +15,11 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use super::spill::{Frame, Frames, Partitions, Reader, Spill};
+use super::spill::{Frame, Frames, Partitions, Spill};
+
+mod installed;
+
+use installed::Installed;
 
 /// Entries per partition while building (sorted in memory, about 40 bytes
 /// each).
@@ -36,7 +40,7 @@ pub fn path_for(store_path: &Path) -> PathBuf {
 }
 
 /// Where a new key map is written before its unification is published.
-pub fn next_path(path: &Path) -> PathBuf {
+fn next_path(path: &Path) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
     p.push(".next");
     PathBuf::from(p)
@@ -93,10 +97,51 @@ fn ordered(a: &[u8], b: &[u8]) -> std::io::Result<std::cmp::Ordering> {
     Ok(ha.cmp(&hb).then_with(|| ia.cmp(ib)))
 }
 
+/// A delta is folded into a new whole map once it would be more than this
+/// share of the whole map's bytes (1/8): a lookup reads both.
+const DELTA_SHARE: u64 = 8;
+/// A delta is folded into a new whole map once it would drop more customers
+/// than this: a lookup holds their ids in memory.
+pub const MAX_DELTA_DROPPED: usize = 250_000;
+
 /// Collects (hash, customer) entries, partitioned by hash range.
 pub struct Builder {
     parts: Partitions,
     frame: Frame,
+    /// Bytes of the entries added, as a file holds them.
+    bytes: u64,
+}
+
+/// A key map written by [`Builder::finish`], to install once its
+/// unification is published.
+#[derive(Debug)]
+pub struct Written {
+    from: PathBuf,
+    to: PathBuf,
+    /// A delta made void by a new whole map.
+    stale: Option<PathBuf>,
+}
+
+impl Written {
+    /// Put the new file in place (and remove a delta it makes void).
+    pub fn install(&self) -> std::io::Result<()> {
+        std::fs::rename(&self.from, &self.to)?;
+        if let Some(stale) = &self.stale {
+            // A delta left behind names another token: it is ignored.
+            let _ = std::fs::remove_file(stale);
+        }
+        Ok(())
+    }
+
+    /// The file installed.
+    pub fn target(&self) -> &Path {
+        &self.to
+    }
+
+    /// True when the whole map was written, not a delta.
+    pub fn is_whole(&self) -> bool {
+        self.stale.is_some()
+    }
 }
 
 impl Builder {
@@ -106,6 +151,7 @@ impl Builder {
         Ok(Self {
             parts: Partitions::new(dir, n)?,
             frame: Frame::default(),
+            bytes: 0,
         })
     }
 
@@ -117,53 +163,91 @@ impl Builder {
         self.frame.clear();
         self.frame.0.extend_from_slice(&hash.to_le_bytes());
         encode(id, &mut self.frame.0);
+        self.bytes += 4 + self.frame.0.len() as u64;
         self.parts.write(part, &self.frame.0)
     }
 
-    /// Write the key map to `out` with `token`: the entries added, and,
-    /// when `previous` is given, that file's entries except those of the
-    /// customers listed (a patch of the previous map).
+    /// Write the key map of the store at `path` with `token`, beside the
+    /// installed one, to install with [`Written::install`]: the entries
+    /// added, and, when `previous` names the installed map's token and the
+    /// customers replaced, its entries but theirs. That is a delta when it
+    /// stays small beside the whole map, else a new whole map.
     pub fn finish(
         self,
-        out: &Path,
+        path: &Path,
         token: u64,
-        previous: Option<(&Path, u64, &HashSet<String>)>,
-    ) -> std::io::Result<()> {
+        previous: Option<(u64, &HashSet<String>)>,
+    ) -> std::io::Result<Written> {
+        let whole = |file: &Path| Written {
+            from: next_path(file),
+            to: file.to_owned(),
+            stale: Some(installed::delta_path(file)),
+        };
+        let Some((previous, replaced)) = previous else {
+            let out = whole(path);
+            self.write_whole(&out.from, token, Kept::new(Vec::new())?)?;
+            return Ok(out);
+        };
+        let replaced: HashSet<Vec<u8>> = replaced
+            .iter()
+            .map(|id| {
+                let mut v = Vec::new();
+                encode(id, &mut v);
+                v
+            })
+            .collect();
+        let map = Installed::open(path, previous)?;
+        let (mut dropped, delta_bytes, delta) = match map.delta {
+            Some(d) => (d.dropped, d.bytes, Some(d.entries)),
+            None => (HashSet::new(), 0, None),
+        };
+        dropped.extend(replaced.iter().cloned());
+        let next_bytes = delta_bytes + self.bytes + 16 * replaced.len() as u64;
+        let small = dropped.len() <= MAX_DELTA_DROPPED
+            && next_bytes.saturating_mul(DELTA_SHARE) <= map.base_bytes;
+        if !small {
+            let out = whole(path);
+            let mut sources = vec![(map.base, vec![&dropped])];
+            sources.extend(delta.map(|d| (d, vec![&replaced])));
+            self.write_whole(&out.from, token, Kept::new(sources)?)?;
+            return Ok(out);
+        }
+        let target = installed::delta_path(path);
+        let out = Written {
+            from: next_path(&target),
+            to: target,
+            stale: None,
+        };
+        let header = installed::Header {
+            token,
+            base_token: map.base_token,
+            dropped: u32::try_from(dropped.len()).unwrap_or(u32::MAX),
+        };
+        let mut file = header.create(&out.from)?;
+        let mut ids: Vec<&Vec<u8>> = dropped.iter().collect();
+        ids.sort_unstable();
+        for id in ids {
+            file.write(id)?;
+        }
+        let kept = Kept::new(delta.map(|d| (d, vec![&replaced])).into_iter().collect())?;
+        self.merge_into(&mut file, kept)?;
+        file.finish()?;
+        Ok(out)
+    }
+
+    /// A whole map at `out`: its header, then the entries.
+    fn write_whole(self, out: &Path, token: u64, kept: Kept<'_>) -> std::io::Result<()> {
         let mut file = Spill::create(out)?;
         let mut header = Frame::default();
         header.str(MAGIC);
         header.u128(u128::from(token));
         file.write(&header.0)?;
-        let mut old = match previous {
-            Some((path, token, dropped)) => {
-                let dropped: HashSet<Vec<u8>> = dropped
-                    .iter()
-                    .map(|id| {
-                        let mut v = Vec::new();
-                        encode(id, &mut v);
-                        v
-                    })
-                    .collect();
-                Some((open(path, token)?, dropped))
-            }
-            None => None,
-        };
-        // The previous map's next entry kept, as a whole frame.
-        let mut pending: Option<Vec<u8>> = None;
-        let mut next_old = |pending: &mut Option<Vec<u8>>| -> std::io::Result<()> {
-            *pending = None;
-            if let Some((frames, dropped)) = old.as_mut() {
-                while let Some(b) = frames.next_frame()? {
-                    let (_, id) = split(b)?;
-                    if !dropped.contains(id) {
-                        *pending = Some(b.to_vec());
-                        break;
-                    }
-                }
-            }
-            Ok(())
-        };
-        next_old(&mut pending)?;
+        self.merge_into(&mut file, kept)?;
+        file.finish()
+    }
+
+    /// The entries added, sorted, merged with those `kept`.
+    fn merge_into(self, file: &mut Spill, mut kept: Kept<'_>) -> std::io::Result<()> {
         for part in self.parts.into_parts() {
             // Frames in one buffer: (hash, start, end) per entry.
             let mut buf: Vec<u8> = Vec::new();
@@ -180,46 +264,77 @@ impl Builder {
             entries.dedup_by(|x, y| bytes(x) == bytes(y));
             for e in &entries {
                 let frame = bytes(e);
-                while let Some(p) = pending.as_ref() {
+                while let Some(p) = kept.smallest()? {
                     if ordered(p, frame)? != std::cmp::Ordering::Less {
                         break;
                     }
                     file.write(p)?;
-                    next_old(&mut pending)?;
+                    kept.advance()?;
                 }
                 file.write(frame)?;
             }
         }
-        while let Some(p) = pending.as_ref() {
+        while let Some(p) = kept.smallest()? {
             file.write(p)?;
-            next_old(&mut pending)?;
+            kept.advance()?;
         }
-        file.finish()
+        Ok(())
     }
 }
 
-/// The entries of the key map at `path`, after checking its token.
-fn open(path: &Path, token: u64) -> std::io::Result<Frames> {
-    let mut frames = Frames::open(path)?;
-    let ok = match frames.next_frame()? {
-        Some(b) => {
-            let mut r = Reader::new(b);
-            r.str()? == MAGIC && r.u128()? == u128::from(token)
-        }
-        None => false,
-    };
-    if !ok {
-        return Err(std::io::Error::other(format!(
-            "{} is not the key map of the last unification",
-            path.display()
-        )));
-    }
-    Ok(frames)
+/// Entries kept from an installed map, in order: from each of its files,
+/// those whose customer none of that file's sets drops.
+struct Kept<'s> {
+    sources: Vec<Source<'s>>,
 }
 
-/// True when `path` is the key map with `token`.
+struct Source<'s> {
+    frames: Frames,
+    skip: Vec<&'s HashSet<Vec<u8>>>,
+    head: Option<Vec<u8>>,
+}
+
+impl<'s> Kept<'s> {
+    fn new(files: Vec<(Frames, Vec<&'s HashSet<Vec<u8>>>)>) -> std::io::Result<Self> {
+        let mut sources = Vec::with_capacity(files.len());
+        for (mut frames, skip) in files {
+            let head = installed::next_kept(&mut frames, &skip)?;
+            sources.push(Source { frames, skip, head });
+        }
+        Ok(Self { sources })
+    }
+
+    /// Which source holds the smallest head.
+    fn first(&self) -> std::io::Result<Option<usize>> {
+        let mut best: Option<(usize, &[u8])> = None;
+        for (i, s) in self.sources.iter().enumerate() {
+            let Some(h) = s.head.as_deref() else { continue };
+            best = match best {
+                Some((_, b)) if ordered(b, h)? != std::cmp::Ordering::Greater => best,
+                _ => Some((i, h)),
+            };
+        }
+        Ok(best.map(|(i, _)| i))
+    }
+
+    /// The next entry kept.
+    fn smallest(&self) -> std::io::Result<Option<&[u8]>> {
+        Ok(self.first()?.and_then(|i| self.sources[i].head.as_deref()))
+    }
+
+    /// Move past the next entry kept.
+    fn advance(&mut self) -> std::io::Result<()> {
+        if let Some(i) = self.first()? {
+            let s = &mut self.sources[i];
+            s.head = installed::next_kept(&mut s.frames, &s.skip)?;
+        }
+        Ok(())
+    }
+}
+
+/// True when `path` (with its delta, if any) is the key map with `token`.
 pub fn valid(path: &Path, token: u64) -> bool {
-    open(path, token).is_ok()
+    Installed::open(path, token).is_ok()
 }
 
 /// The customers having any of `hashes`, from the key map at `path`.
@@ -227,24 +342,44 @@ pub fn lookup(path: &Path, token: u64, mut hashes: Vec<u64>) -> std::io::Result<
     hashes.sort_unstable();
     hashes.dedup();
     let mut found = HashSet::new();
-    let mut frames = open(path, token)?;
-    let mut want = hashes.into_iter().peekable();
+    let map = Installed::open(path, token)?;
+    let (dropped, delta) = match map.delta {
+        Some(d) => (d.dropped, Some(d.entries)),
+        None => (HashSet::new(), None),
+    };
+    find(map.base, &hashes, &dropped, &mut found)?;
+    if let Some(delta) = delta {
+        find(delta, &hashes, &HashSet::new(), &mut found)?;
+    }
+    Ok(found)
+}
+
+/// Add to `found` the customers of `frames` having any of `hashes` (sorted),
+/// but those `dropped`.
+fn find(
+    mut frames: Frames,
+    hashes: &[u64],
+    dropped: &HashSet<Vec<u8>>,
+    found: &mut HashSet<String>,
+) -> std::io::Result<()> {
+    let mut want = hashes.iter().copied().peekable();
     while want.peek().is_some() {
         let Some(b) = frames.next_frame()? else {
             break;
         };
         let (h, id) = split(b)?;
         while want.next_if(|&w| w < h).is_some() {}
-        if want.peek() == Some(&h) {
+        if want.peek() == Some(&h) && !dropped.contains(id) {
             found.insert(decode_id(id)?);
         }
     }
-    Ok(found)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     #[test]
     fn builds_patches_and_looks_up() {
@@ -261,7 +396,7 @@ mod tests {
         for (h, id) in entries {
             b.add(h, id).unwrap();
         }
-        b.finish(&path, 7, None).unwrap();
+        b.finish(&path, 7, None).unwrap().install().unwrap();
         let ids = |hashes: &[u64], token| {
             let mut v: Vec<String> = lookup(&path, token, hashes.to_vec())
                 .unwrap()
@@ -273,17 +408,156 @@ mod tests {
         assert_eq!(ids(&[5], 7), ["C00000001", "legacy-2"]);
         assert_eq!(ids(&[1 << 60, u64::MAX, 9], 7), ["C00000003", "legacy-2"]);
         assert!(lookup(&path, 8, vec![5]).is_err());
-        // Patch: legacy-2 is recomputed and now holds key 9 only.
-        let next = next_path(&path);
+        // Patch: legacy-2 is recomputed and now holds key 9 only. Beside a
+        // map this small, the patch is a whole map.
         let mut b = Builder::new(dir.path(), 1).unwrap();
         b.add(9, "legacy-2").unwrap();
         let dropped: HashSet<String> = ["legacy-2".to_owned()].into();
-        b.finish(&next, 8, Some((&path, 7, &dropped))).unwrap();
-        std::fs::rename(&next, &path).unwrap();
+        let written = b.finish(&path, 8, Some((7, &dropped))).unwrap();
+        assert!(written.is_whole());
+        // Not installed yet: the map is still the one with token 7.
+        assert!(valid(&path, 7) && !valid(&path, 8));
+        written.install().unwrap();
         assert_eq!(ids(&[5], 8), ["C00000001"]);
         assert_eq!(ids(&[9, 1 << 60], 8), ["legacy-2"]);
         assert_eq!(ids(&[u64::MAX], 8), ["C00000003"]);
         assert!(valid(&path, 8) && !valid(&path, 7));
+    }
+
+    /// Every (hash, customer) of the installed map with `token`.
+    fn entries(path: &Path, token: u64) -> BTreeSet<(u64, String)> {
+        let map = Installed::open(path, token).unwrap();
+        let mut out = BTreeSet::new();
+        let (dropped, delta) = match map.delta {
+            Some(d) => (d.dropped, Some(d.entries)),
+            None => (HashSet::new(), None),
+        };
+        let mut read = |mut frames: Frames, skip: &HashSet<Vec<u8>>| {
+            while let Some(b) = frames.next_frame().unwrap() {
+                let (h, id) = split(b).unwrap();
+                if !skip.contains(id) {
+                    assert!(out.insert((h, decode_id(id).unwrap())), "twice: {h}");
+                }
+            }
+        };
+        read(map.base, &dropped);
+        if let Some(d) = delta {
+            read(d, &HashSet::new());
+        }
+        out
+    }
+
+    #[test]
+    fn small_patches_are_deltas_until_they_are_folded_into_a_whole_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.keys");
+        let id = |n: u64| format!("C{n:08}");
+        // A model of the map: 3,000 customers with three keys each.
+        let mut model: BTreeSet<(u64, String)> = BTreeSet::new();
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut b = Builder::new(dir.path(), 9_000).unwrap();
+        for c in 0..3_000 {
+            for _ in 0..3 {
+                let h = next();
+                b.add(h, &id(c)).unwrap();
+                model.insert((h, id(c)));
+            }
+        }
+        let written = b.finish(&path, 1, None).unwrap();
+        assert!(written.is_whole());
+        written.install().unwrap();
+        assert_eq!(entries(&path, 1), model);
+        let whole_len = std::fs::metadata(&path).unwrap().len();
+        // Rounds of 40 customers replaced (some again, some new), each
+        // with two keys, one shared with a customer kept.
+        let (mut deltas, mut wholes, mut fresh, mut base) = (0, 0, 3_000u64, 1);
+        for round in 2..40u64 {
+            let mut replaced = HashSet::new();
+            let mut b = Builder::new(dir.path(), 80).unwrap();
+            let mut added = Vec::new();
+            for i in 0..40 {
+                let c = match i % 4 {
+                    0 => {
+                        fresh += 1;
+                        fresh
+                    }
+                    _ => next() % 3_000,
+                };
+                replaced.insert(id(c));
+                let shared = model.iter().nth((next() % 100) as usize).unwrap().0;
+                for h in [next(), shared] {
+                    b.add(h, &id(c)).unwrap();
+                    added.push((h, id(c)));
+                }
+            }
+            model.retain(|(_, c)| !replaced.contains(c));
+            model.extend(added);
+            let written = b
+                .finish(&path, round, Some((round - 1, &replaced)))
+                .unwrap();
+            match written.is_whole() {
+                true => wholes += 1,
+                false => deltas += 1,
+            }
+            written.install().unwrap();
+            assert_eq!(entries(&path, round), model, "round {round}");
+            assert!(valid(&path, round));
+            // A whole map voids the delta; a delta voids the one before.
+            assert_eq!(installed::delta_path(&path).exists(), !written.is_whole());
+            // The token before is still valid only for the whole map a
+            // delta patches.
+            assert_eq!(
+                valid(&path, round - 1),
+                !written.is_whole() && round - 1 == base
+            );
+            if written.is_whole() {
+                base = round;
+            }
+        }
+        // A delta grows each round until it is folded, and folded again.
+        assert!(
+            deltas > 20 && wholes >= 2,
+            "{deltas} deltas, {wholes} whole maps"
+        );
+        assert!(std::fs::metadata(&path).unwrap().len() > whole_len / 2);
+    }
+
+    #[test]
+    fn a_delta_over_another_map_or_of_another_run_is_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.keys");
+        let build = |token, previous: Option<(u64, &HashSet<String>)>, n: u64| {
+            let mut b = Builder::new(dir.path(), n).unwrap();
+            for h in 0..n {
+                b.add(h * 7919, &format!("C{:08}", h % 500)).unwrap();
+            }
+            b.finish(&path, token, previous).unwrap()
+        };
+        build(1, None, 5_000).install().unwrap();
+        let replaced: HashSet<String> = ["C00000003".to_owned()].into();
+        let delta = build(2, Some((1, &replaced)), 1);
+        assert!(!delta.is_whole());
+        delta.install().unwrap();
+        assert!(valid(&path, 2));
+        // A delta of another run than the store names is ignored: the whole
+        // map alone is checked.
+        assert!(valid(&path, 1) && !valid(&path, 3));
+        // The whole map it patches replaced by another one: not trusted.
+        let kept = std::fs::read(installed::delta_path(&path)).unwrap();
+        build(9, None, 5_000).install().unwrap();
+        std::fs::write(installed::delta_path(&path), kept).unwrap();
+        assert!(!valid(&path, 2));
+        let err = lookup(&path, 2, vec![7919]).unwrap_err();
+        assert!(err
+            .to_string()
+            .ends_with("is not the key map of the last unification"));
+        assert!(valid(&path, 9));
     }
 
     #[test]

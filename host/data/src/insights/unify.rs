@@ -278,15 +278,14 @@ pub fn unify(
     // of its own while this one inserts the links and the engine goes on;
     // the publication waits for it.
     let token = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), started);
-    let next = keymap::next_path(&keymap_path);
     let writing = {
-        let (next, previous) = (
-            next.clone(),
-            subset.map(|s| (keymap_path.clone(), s.token, s.seeds.clone())),
+        let (path, previous) = (
+            keymap_path.clone(),
+            subset.map(|s| (s.token, s.seeds.clone())),
         );
         let write = move || {
-            let previous = previous.as_ref().map(|(p, t, s)| (p.as_path(), *t, s));
-            key_map.finish(&next, token, previous)
+            let previous = previous.as_ref().map(|(t, s)| (*t, s));
+            key_map.finish(&path, token, previous)
         };
         std::thread::Builder::new()
             .name("tf-keymap".to_owned())
@@ -323,12 +322,17 @@ pub fn unify(
         drop(written());
         return Err(e);
     }
-    let failed = next.clone();
+    // The file written, handed from the wait before the commit to the
+    // install after it.
+    let installing = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let (failed, wrote) = (keymap_path.clone(), installing.clone());
     publication.before_publish(move || {
-        written().map_err(|source| StoreError::Io {
+        let file = written().map_err(|source| StoreError::Io {
             path: failed,
             source,
-        })
+        })?;
+        *wrote.borrow_mut() = Some(file);
+        Ok(())
     });
     if counter != first_seq {
         save_customer_seq(store, counter)?;
@@ -344,12 +348,15 @@ pub fn unify(
         report.source_rows = rows_to_map(ws, store, None);
     }
     incremental::stage_state(ws, store, publication, token)?;
-    let target = keymap_path.clone();
     publication.after_publish(move || {
-        if let Err(e) = std::fs::rename(&next, &target) {
+        let Some(file) = installing.borrow_mut().take() else {
+            return;
+        };
+        tracing::debug!(whole = file.is_whole(), "installing the key map");
+        if let Err(e) = file.install() {
             tracing::warn!(
                 "cannot install the key map {} (the next refresh unifies everything): {e}",
-                target.display()
+                file.target().display()
             );
         }
     });

@@ -621,8 +621,8 @@ impl Run<'_> {
             Ok(r) => {
                 let detail = r.incremental.map(|i| {
                     format!(
-                        "{} changed source rows: {} records of the clusters they touch unified again",
-                        i.changed_rows, i.records
+                        "{} changed source rows: {} records of the clusters they touch unified again (found in {} ms)",
+                        i.changed_rows, i.records, i.plan_ms
                     )
                 });
                 self.finish("unification".into(), StageStatus::Ok, r.profiles, t, detail);

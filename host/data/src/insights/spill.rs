@@ -5,7 +5,7 @@
 //! decoded by [`Reader`].
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use rusqlite::types::ValueRef;
@@ -87,30 +87,48 @@ impl Spill {
     pub fn into_reader(self) -> io::Result<Frames> {
         let mut file = self.out.into_inner().map_err(|e| e.into_error())?;
         file.seek(SeekFrom::Start(0))?;
-        Ok(Frames {
-            input: BufReader::with_capacity(BUFFER, file),
-            buf: Vec::new(),
-        })
+        Ok(Frames::new(file))
     }
 }
 
 /// The frames of a spill, read in order.
 pub struct Frames {
     input: BufReader<File>,
+    /// A frame read across the buffer's end.
     buf: Vec<u8>,
+    /// Bytes of the buffer the last frame returned from it took.
+    taken: usize,
 }
 
 impl Frames {
+    fn new(file: File) -> Self {
+        Self {
+            input: BufReader::with_capacity(BUFFER, file),
+            buf: Vec::new(),
+            taken: 0,
+        }
+    }
+
     /// The frames of a file made by [`Spill::create`].
     pub fn open(path: &Path) -> io::Result<Self> {
-        Ok(Self {
-            input: BufReader::with_capacity(BUFFER, File::open(path)?),
-            buf: Vec::new(),
-        })
+        Ok(Self::new(File::open(path)?))
     }
 
     /// The next frame, or `None` at the end.
     pub fn next_frame(&mut self) -> io::Result<Option<&[u8]>> {
+        self.input.consume(std::mem::take(&mut self.taken));
+        // A frame whole in the buffer is returned from it, without a copy.
+        let buffered = self.input.fill_buf()?;
+        if let Some(head) = buffered.first_chunk::<4>() {
+            let len = u32::from_le_bytes(*head) as usize;
+            if len > MAX_FRAME_BYTES {
+                return Err(io::Error::other("corrupt temporary file: frame too large"));
+            }
+            if buffered.len() >= 4 + len {
+                self.taken = 4 + len;
+                return Ok(Some(&self.input.buffer()[4..4 + len]));
+            }
+        }
         let mut len = [0u8; 4];
         match self.input.read_exact(&mut len) {
             Ok(()) => {}
@@ -324,6 +342,38 @@ mod tests {
         }
         seen.sort();
         assert_eq!(seen, (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn frames_across_the_read_buffer_come_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut spill = Spill::create(&path).unwrap();
+        // Sizes that end exactly on, just before and just past the read
+        // buffer's end, and frames bigger than the buffer.
+        let sizes: Vec<usize> = (0..400)
+            .map(|i| match i % 7 {
+                0 => BUFFER - 4,
+                1 => BUFFER + 3,
+                2 => 3 * BUFFER,
+                _ => (i * 131) % 5_000,
+            })
+            .collect();
+        for (i, &n) in sizes.iter().enumerate() {
+            spill.write(&vec![i as u8; n]).unwrap();
+        }
+        spill.finish().unwrap();
+        let mut frames = Frames::open(&path).unwrap();
+        for (i, &n) in sizes.iter().enumerate() {
+            let b = frames.next_frame().unwrap().unwrap();
+            assert_eq!(b.len(), n, "frame {i}");
+            assert!(b.iter().all(|&x| x == i as u8), "frame {i}");
+        }
+        assert!(frames.next_frame().unwrap().is_none());
+        // A frame whose length says more than the limit is refused.
+        std::fs::write(&path, u32::MAX.to_le_bytes()).unwrap();
+        let err = Frames::open(&path).unwrap().next_frame().unwrap_err();
+        assert_eq!(err.to_string(), "corrupt temporary file: frame too large");
     }
 
     #[test]

@@ -238,20 +238,26 @@ fn invalid(path: &Path, what: &str) -> io::Error {
     )
 }
 
+/// For tests: the list of `rows` (key, value) rows of the file `name` in
+/// `dir`; the file's path.
+#[cfg(test)]
+pub(super) fn test_list(dir: &Path, name: &str, rows: &[(&str, i64)]) -> PathBuf {
+    let file = dir.join(name);
+    let mut w = Writer::create(&file).unwrap();
+    for (k, v) in rows {
+        w.push(&[ValueRef::Text(k.as_bytes()), ValueRef::Integer(*v)], 0)
+            .unwrap();
+    }
+    assert_eq!(w.finish(rows.len() as u64), Some(path_of(&file)));
+    file
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A list of `rows` (key, value) rows for a file in `dir`.
     fn list(dir: &Path, rows: &[(&str, i64)]) -> PathBuf {
-        let file = dir.join("E.1.sqlite");
-        let mut w = Writer::create(&file).unwrap();
-        for (k, v) in rows {
-            w.push(&[ValueRef::Text(k.as_bytes()), ValueRef::Integer(*v)], 0)
-                .unwrap();
-        }
-        assert_eq!(w.finish(rows.len() as u64), Some(path_of(&file)));
-        file
+        test_list(dir, "E.1.sqlite", rows)
     }
 
     fn read(file: &Path, rows: u64) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {

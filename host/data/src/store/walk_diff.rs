@@ -426,18 +426,6 @@ mod tests {
         assert_eq!(walk(&dir, &store, 100), Some(expected));
     }
 
-    /// A list of row digests for a file `name` in `dir`, of `rows`.
-    fn listed(dir: &std::path::Path, name: &str, rows: &[(&str, i64)]) -> std::path::PathBuf {
-        let file = dir.join(name);
-        let mut w = super::super::digests::Writer::create(&file).unwrap();
-        for (k, v) in rows {
-            w.push(&[ValueRef::Text(k.as_bytes()), ValueRef::Integer(*v)], 0)
-                .unwrap();
-        }
-        w.finish(rows.len() as u64).unwrap();
-        file
-    }
-
     #[test]
     fn lists_of_row_digests_are_walked_as_their_tables_are() {
         let dir = tempfile::tempdir().unwrap();
@@ -450,8 +438,8 @@ mod tests {
             ("b-copy", 1),
             ("0", 1),
         ];
-        let live = listed(dir.path(), "E.1.sqlite", &old);
-        let next = listed(dir.path(), "E.2.sqlite", &new);
+        let live = super::super::digests::test_list(dir.path(), "E.1.sqlite", &old);
+        let next = super::super::digests::test_list(dir.path(), "E.2.sqlite", &new);
         let keys = |limit| {
             diff_digests((&live, 5), (&next, 6), limit, 100)
                 .map(|keys| super::super::sorted_texts(keys.unwrap_or_default()))

@@ -4,8 +4,10 @@
 //! The touched clusters are those of the changed rows' previous records
 //! (from `CustomerSourceLink`) and those holding any match key of the
 //! changed rows' new values (from the [`super::keymap`]); every record of
-//! those clusters (one scan of `CustomerSourceLink`) is unified again with
-//! the changed rows, and the result replaces those clusters. Records of other clusters cannot be affected:
+//! those clusters (from the link map written beside the key map, or one
+//! scan of `CustomerSourceLink` without it) is unified again with the
+//! changed rows, and the result replaces those clusters. Records of other
+//! clusters cannot be affected:
 //! they share no key with a changed row. (Blocks over
 //! [`super::similarity::ALL_PAIRS_UP_TO`] records compare neighbours in a
 //! window, which depends on the block's other records: there the result
@@ -223,9 +225,26 @@ pub(super) fn plan(
     };
     let columns = [CUSTOMER_ID, "LinkId", "Source", "SourceKey", "SourceEntity"];
     let limit = usize::try_from(MAX_REUNIFIED_RECORDS).unwrap_or(usize::MAX);
-    let scanned = store.scan_halves(LINK, (CUSTOMER_ID, seeded_id), &columns, limit, member)?;
-    let Some(members) = scanned else {
-        return Ok(Plan::Full("the changes touch too many records"));
+    let links_path = keymap::Map::Links.path_for(store.path());
+    let mapped = match keymap::links_of(&links_path, token, &seeds, limit) {
+        Ok(found) => found.map(|f| members_of(ws, f)).transpose(),
+        Err(e) => Err(e),
+    };
+    let members = match mapped {
+        Ok(Some(members)) => members,
+        Ok(None) => return Ok(Plan::Full("the changes touch too many records")),
+        Err(e) => {
+            tracing::info!(
+                "scanning the links: the link map {} cannot be read: {e}",
+                links_path.display()
+            );
+            let scanned =
+                store.scan_halves(LINK, (CUSTOMER_ID, seeded_id), &columns, limit, member)?;
+            let Some(members) = scanned else {
+                return Ok(Plan::Full("the changes touch too many records"));
+            };
+            members
+        }
     };
     let conn = store.session();
     let mut rowid_of = rowid_lookups(ws, &conn).map_err(sql)?;
@@ -269,6 +288,37 @@ pub(super) fn plan(
         seed_merges,
         seed_matched,
     }))
+}
+
+/// The links of the link map's entries (customer, source index and source
+/// key), in link id order, as the scan of `CustomerSourceLink` would find
+/// them.
+fn members_of(ws: &Workspace, found: Vec<keymap::LinkEntry>) -> std::io::Result<Vec<Member>> {
+    let corrupt = || std::io::Error::other("corrupt link map entry");
+    let mut members = Vec::with_capacity(found.len());
+    for (customer, payload) in found {
+        let (src, key) = payload.split_first_chunk::<2>().ok_or_else(corrupt)?;
+        let s = ws
+            .sources
+            .get(usize::from(u16::from_le_bytes(*src)))
+            .ok_or_else(corrupt)?;
+        let key = std::str::from_utf8(key).map_err(|_| corrupt())?;
+        let digest = link_digest([
+            Some(customer.as_bytes()),
+            Some(s.name.as_bytes()),
+            Some(s.entity.as_bytes()),
+            Some(key.as_bytes()),
+        ]);
+        members.push(Member {
+            link: format!("{}/{key}", s.name),
+            customer,
+            source: Some(s.name.clone()),
+            key: Some(key.to_owned()),
+            digest,
+        });
+    }
+    members.sort_unstable_by(|a, b| a.link.cmp(&b.link));
+    Ok(members)
 }
 
 /// A link of a touched cluster, as the plan's scan keeps it.

@@ -8,6 +8,10 @@
 //! again, which changes nothing in the result. Engine ids (`C` and eight or
 //! more digits) are kept as numbers, so an entry takes about 17 bytes.
 //!
+//! The link map is written the same way beside it: each customer's links
+//! (source and key) under a hash of the customer's id, so that the records
+//! of the touched clusters are found without scanning every link.
+//!
 //! The file starts with a token that the store holds too (set when the
 //! unification that wrote it was published): a file from another run is
 //! never trusted.
@@ -24,19 +28,55 @@ use installed::Installed;
 /// Entries per partition while building (sorted in memory, about 40 bytes
 /// each).
 const ENTRIES_PER_PARTITION: u64 = 250_000;
-/// What the header frame starts with.
-/// (3: key hashes are `unify::KeyHasher`'s, stable across builds; 2 used std's
-/// `DefaultHasher`, whose algorithm Rust does not promise to keep.)
-const MAGIC: &str = "triggerfish key map 3";
+
+/// Which map a file holds; each starts with its own header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Map {
+    /// Match keys: (key hash, customer).
+    Keys,
+    /// Each customer's links: ([`customer_hash`], customer, the link's
+    /// source index and key).
+    Links,
+}
+
+impl Map {
+    /// What the header frame starts with.
+    /// (4: entries may carry a payload after the id, a text id has its
+    /// length; 3: key hashes are `unify::KeyHasher`'s, stable across
+    /// builds; 2 used std's `DefaultHasher`, whose algorithm Rust does not
+    /// promise to keep.)
+    fn magic(self) -> &'static str {
+        match self {
+            Map::Keys => "triggerfish key map 4",
+            Map::Links => "triggerfish link map 1",
+        }
+    }
+
+    /// The file of this map beside the store at `store_path`.
+    pub fn path_for(self, store_path: &Path) -> PathBuf {
+        let mut name = store_path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "store".into());
+        name.push(match self {
+            Map::Keys => ".keys",
+            Map::Links => ".links",
+        });
+        store_path.with_file_name(name)
+    }
+}
 
 /// The key map of the store at `store_path`.
 pub fn path_for(store_path: &Path) -> PathBuf {
-    let mut name = store_path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_else(|| "store".into());
-    name.push(".keys");
-    store_path.with_file_name(name)
+    Map::Keys.path_for(store_path)
+}
+
+/// Where a customer's links are in the link map: a hash of its id.
+pub fn customer_hash(id: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(0x006c_696e_6b6d_6170, 0x6375_7374);
+    h.write(id.as_bytes());
+    h.finish()
 }
 
 /// Where a new key map is written before its unification is published.
@@ -46,7 +86,8 @@ fn next_path(path: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// A customer id as stored: a tag, then the engine id's number or the text.
+/// A customer id as stored: a tag, then the engine id's number, or the
+/// text's length (u32) and the text.
 fn encode(id: &str, out: &mut Vec<u8>) {
     let number = id
         .strip_prefix('C')
@@ -55,46 +96,61 @@ fn encode(id: &str, out: &mut Vec<u8>) {
         .filter(|d| d.len() == 8 || (d.len() > 8 && !d.starts_with('0')))
         .filter(|d| d.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|d| d.parse::<u64>().ok());
-    match number {
-        Some(n) => {
+    match (number, u32::try_from(id.len())) {
+        (Some(n), _) => {
             out.push(0);
             out.extend_from_slice(&n.to_le_bytes());
         }
-        None => {
+        (None, Ok(len)) => {
             out.push(1);
+            out.extend_from_slice(&len.to_le_bytes());
             out.extend_from_slice(id.as_bytes());
         }
+        // Ids come from the store's text values, far below 4 GiB.
+        (None, Err(_)) => out.push(2),
     }
 }
 
+fn corrupt() -> std::io::Error {
+    std::io::Error::other("corrupt key map entry")
+}
+
 fn decode_id(b: &[u8]) -> std::io::Result<String> {
-    let corrupt = || std::io::Error::other("corrupt key map entry");
     match b.split_first() {
         Some((0, n)) => {
             let n: [u8; 8] = n.try_into().map_err(|_| corrupt())?;
             Ok(format!("C{:08}", u64::from_le_bytes(n)))
         }
-        Some((1, text)) => String::from_utf8(text.to_vec()).map_err(|_| corrupt()),
+        Some((1, text)) => {
+            String::from_utf8(text.get(4..).ok_or_else(corrupt)?.to_vec()).map_err(|_| corrupt())
+        }
         _ => Err(corrupt()),
     }
 }
 
-/// An entry's hash and encoded id.
-fn split(b: &[u8]) -> std::io::Result<(u64, &[u8])> {
-    if b.len() < 9 {
-        return Err(std::io::Error::other("corrupt key map entry"));
+/// An entry's hash, encoded id and payload.
+fn split(b: &[u8]) -> std::io::Result<(u64, &[u8], &[u8])> {
+    let (h, rest) = b.split_first_chunk::<8>().ok_or_else(corrupt)?;
+    let id_len = match rest.first() {
+        Some(0) => 9,
+        Some(1) => {
+            let len = rest.get(1..5).ok_or_else(corrupt)?;
+            let len: [u8; 4] = len.try_into().map_err(|_| corrupt())?;
+            5 + usize::try_from(u32::from_le_bytes(len)).map_err(|_| corrupt())?
+        }
+        _ => return Err(corrupt()),
+    };
+    if rest.len() < id_len {
+        return Err(corrupt());
     }
-    let (h, id) = b.split_at(8);
-    let h: [u8; 8] = h
-        .try_into()
-        .map_err(|_| std::io::Error::other("corrupt key map entry"))?;
-    Ok((u64::from_le_bytes(h), id))
+    let (id, payload) = rest.split_at(id_len);
+    Ok((u64::from_le_bytes(*h), id, payload))
 }
 
-/// The order of two entries: by hash, then by encoded id.
+/// The order of two entries: by hash, then by encoded id and payload.
 fn ordered(a: &[u8], b: &[u8]) -> std::io::Result<std::cmp::Ordering> {
-    let ((ha, ia), (hb, ib)) = (split(a)?, split(b)?);
-    Ok(ha.cmp(&hb).then_with(|| ia.cmp(ib)))
+    let ((ha, _, _), (hb, _, _)) = (split(a)?, split(b)?);
+    Ok(ha.cmp(&hb).then_with(|| a[8..].cmp(&b[8..])))
 }
 
 /// A delta is folded into a new whole map once it would be more than this
@@ -106,6 +162,7 @@ pub const MAX_DELTA_DROPPED: usize = 250_000;
 
 /// Collects (hash, customer) entries, partitioned by hash range.
 pub struct Builder {
+    map: Map,
     parts: Partitions,
     frame: Frame,
     /// Bytes of the entries added, as a file holds them.
@@ -145,10 +202,11 @@ impl Written {
 }
 
 impl Builder {
-    /// A builder for about `expected` entries, spilling in `dir`.
-    pub fn new(dir: &Path, expected: u64) -> std::io::Result<Self> {
+    /// A builder of `map` for about `expected` entries, spilling in `dir`.
+    pub fn new(map: Map, dir: &Path, expected: u64) -> std::io::Result<Self> {
         let n = usize::try_from(expected.div_ceil(ENTRIES_PER_PARTITION)).unwrap_or(usize::MAX);
         Ok(Self {
+            map,
             parts: Partitions::new(dir, n)?,
             frame: Frame::default(),
             bytes: 0,
@@ -157,12 +215,18 @@ impl Builder {
 
     /// Record that customer `id` has a record with key `hash`.
     pub fn add(&mut self, hash: u64, id: &str) -> std::io::Result<()> {
+        self.add_with(hash, id, &[])
+    }
+
+    /// Record an entry of customer `id` under `hash`, carrying `payload`.
+    pub fn add_with(&mut self, hash: u64, id: &str, payload: &[u8]) -> std::io::Result<()> {
         // The top bits pick the partition, so partitions are hash ranges.
         let n = self.parts.len() as u128;
         let part = ((u128::from(hash) * n) >> 64) as usize;
         self.frame.clear();
         self.frame.0.extend_from_slice(&hash.to_le_bytes());
         encode(id, &mut self.frame.0);
+        self.frame.0.extend_from_slice(payload);
         self.bytes += 4 + self.frame.0.len() as u64;
         self.parts.write(part, &self.frame.0)
     }
@@ -196,7 +260,7 @@ impl Builder {
                 v
             })
             .collect();
-        let map = Installed::open(path, previous)?;
+        let map = Installed::open(path, previous, self.map.magic())?;
         let (mut dropped, delta_bytes, delta) = match map.delta {
             Some(d) => (d.dropped, d.bytes, Some(d.entries)),
             None => (HashSet::new(), 0, None),
@@ -219,6 +283,7 @@ impl Builder {
             stale: None,
         };
         let header = installed::Header {
+            magic: self.map.magic().to_owned(),
             token,
             base_token: map.base_token,
             dropped: u32::try_from(dropped.len()).unwrap_or(u32::MAX),
@@ -239,7 +304,7 @@ impl Builder {
     fn write_whole(self, out: &Path, token: u64, kept: Kept<'_>) -> std::io::Result<()> {
         let mut file = Spill::create(out)?;
         let mut header = Frame::default();
-        header.str(MAGIC);
+        header.str(self.map.magic());
         header.u128(u128::from(token));
         file.write(&header.0)?;
         self.merge_into(&mut file, kept)?;
@@ -254,7 +319,7 @@ impl Builder {
             let mut entries: Vec<(u64, usize, usize)> = Vec::new();
             let mut frames = part.into_reader()?;
             while let Some(b) = frames.next_frame()? {
-                let (h, _) = split(b)?;
+                let (h, _, _) = split(b)?;
                 let start = buf.len();
                 buf.extend_from_slice(b);
                 entries.push((h, start, buf.len()));
@@ -334,7 +399,7 @@ impl<'s> Kept<'s> {
 
 /// True when `path` (with its delta, if any) is the key map with `token`.
 pub fn valid(path: &Path, token: u64) -> bool {
-    Installed::open(path, token).is_ok()
+    Installed::open(path, token, Map::Keys.magic()).is_ok()
 }
 
 /// The customers having any of `hashes`, from the key map at `path`.
@@ -342,35 +407,80 @@ pub fn lookup(path: &Path, token: u64, mut hashes: Vec<u64>) -> std::io::Result<
     hashes.sort_unstable();
     hashes.dedup();
     let mut found = HashSet::new();
-    let map = Installed::open(path, token)?;
-    let (dropped, delta) = match map.delta {
-        Some(d) => (d.dropped, Some(d.entries)),
-        None => (HashSet::new(), None),
-    };
-    find(map.base, &hashes, &dropped, &mut found)?;
-    if let Some(delta) = delta {
-        find(delta, &hashes, &HashSet::new(), &mut found)?;
-    }
+    find(path, token, Map::Keys, &hashes, |h, id, _| {
+        found.insert(decode_id(id)?);
+        Ok(h)
+    })?;
     Ok(found)
 }
 
-/// Add to `found` the customers of `frames` having any of `hashes` (sorted),
-/// but those `dropped`.
+/// A customer of the link map and one entry's payload.
+pub type LinkEntry = (String, Vec<u8>);
+
+/// The payloads of the entries of `customers` in the link map at `path`,
+/// with their customer; `None` once there are more than `limit`.
+pub fn links_of(
+    path: &Path,
+    token: u64,
+    customers: &HashSet<String>,
+    limit: usize,
+) -> std::io::Result<Option<Vec<LinkEntry>>> {
+    let mut hashes: Vec<u64> = customers.iter().map(|c| customer_hash(c)).collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    let wanted: HashSet<Vec<u8>> = customers
+        .iter()
+        .map(|id| {
+            let mut v = Vec::new();
+            encode(id, &mut v);
+            v
+        })
+        .collect();
+    let mut found = Vec::new();
+    let mut over = false;
+    find(path, token, Map::Links, &hashes, |h, id, payload| {
+        // Another customer's entry under the same hash is not one of these.
+        if wanted.contains(id) {
+            over |= found.len() >= limit;
+            if !over {
+                found.push((decode_id(id)?, payload.to_vec()));
+            }
+        }
+        Ok(h)
+    })?;
+    Ok((!over).then_some(found))
+}
+
+/// Call `f` with each entry of the map at `path` (its whole file but the
+/// customers its delta drops, then its delta) whose hash is in `hashes`
+/// (sorted).
 fn find(
-    mut frames: Frames,
+    path: &Path,
+    token: u64,
+    map: Map,
     hashes: &[u64],
-    dropped: &HashSet<Vec<u8>>,
-    found: &mut HashSet<String>,
+    mut f: impl FnMut(u64, &[u8], &[u8]) -> std::io::Result<u64>,
 ) -> std::io::Result<()> {
-    let mut want = hashes.iter().copied().peekable();
-    while want.peek().is_some() {
-        let Some(b) = frames.next_frame()? else {
-            break;
-        };
-        let (h, id) = split(b)?;
-        while want.next_if(|&w| w < h).is_some() {}
-        if want.peek() == Some(&h) && !dropped.contains(id) {
-            found.insert(decode_id(id)?);
+    let installed = Installed::open(path, token, map.magic())?;
+    let (dropped, delta) = match installed.delta {
+        Some(d) => (d.dropped, Some(d.entries)),
+        None => (HashSet::new(), None),
+    };
+    let none = HashSet::new();
+    for (mut frames, skip) in [(Some(installed.base), &dropped), (delta, &none)]
+        .into_iter()
+        .filter_map(|(f, s)| f.map(|f| (f, s)))
+    {
+        let mut want = hashes.iter().copied().peekable();
+        while want.peek().is_some() {
+            let Some(b) = frames.next_frame()? else {
+                break;
+            };
+            let (h, id, payload) = split(b)?;
+            while want.next_if(|&w| w < h).is_some() {}
+            if want.peek() == Some(&h) && !skip.contains(id) {
+                f(h, id, payload)?;
+            }
         }
     }
     Ok(())
@@ -385,7 +495,7 @@ mod tests {
     fn builds_patches_and_looks_up() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.keys");
-        let mut b = Builder::new(dir.path(), 3 * ENTRIES_PER_PARTITION).unwrap();
+        let mut b = Builder::new(Map::Keys, dir.path(), 3 * ENTRIES_PER_PARTITION).unwrap();
         let entries = [
             (u64::MAX, "C00000003"),
             (5, "C00000001"),
@@ -410,7 +520,7 @@ mod tests {
         assert!(lookup(&path, 8, vec![5]).is_err());
         // Patch: legacy-2 is recomputed and now holds key 9 only. Beside a
         // map this small, the patch is a whole map.
-        let mut b = Builder::new(dir.path(), 1).unwrap();
+        let mut b = Builder::new(Map::Keys, dir.path(), 1).unwrap();
         b.add(9, "legacy-2").unwrap();
         let dropped: HashSet<String> = ["legacy-2".to_owned()].into();
         let written = b.finish(&path, 8, Some((7, &dropped))).unwrap();
@@ -426,7 +536,7 @@ mod tests {
 
     /// Every (hash, customer) of the installed map with `token`.
     fn entries(path: &Path, token: u64) -> BTreeSet<(u64, String)> {
-        let map = Installed::open(path, token).unwrap();
+        let map = Installed::open(path, token, Map::Keys.magic()).unwrap();
         let mut out = BTreeSet::new();
         let (dropped, delta) = match map.delta {
             Some(d) => (d.dropped, Some(d.entries)),
@@ -434,7 +544,7 @@ mod tests {
         };
         let mut read = |mut frames: Frames, skip: &HashSet<Vec<u8>>| {
             while let Some(b) = frames.next_frame().unwrap() {
-                let (h, id) = split(b).unwrap();
+                let (h, id, _) = split(b).unwrap();
                 if !skip.contains(id) {
                     assert!(out.insert((h, decode_id(id).unwrap())), "twice: {h}");
                 }
@@ -461,7 +571,7 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        let mut b = Builder::new(dir.path(), 9_000).unwrap();
+        let mut b = Builder::new(Map::Keys, dir.path(), 9_000).unwrap();
         for c in 0..3_000 {
             for _ in 0..3 {
                 let h = next();
@@ -479,7 +589,7 @@ mod tests {
         let (mut deltas, mut wholes, mut fresh, mut base) = (0, 0, 3_000u64, 1);
         for round in 2..40u64 {
             let mut replaced = HashSet::new();
-            let mut b = Builder::new(dir.path(), 80).unwrap();
+            let mut b = Builder::new(Map::Keys, dir.path(), 80).unwrap();
             let mut added = Vec::new();
             for i in 0..40 {
                 let c = match i % 4 {
@@ -533,7 +643,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.keys");
         let build = |token, previous: Option<(u64, &HashSet<String>)>, n: u64| {
-            let mut b = Builder::new(dir.path(), n).unwrap();
+            let mut b = Builder::new(Map::Keys, dir.path(), n).unwrap();
             for h in 0..n {
                 b.add(h * 7919, &format!("C{:08}", h % 500)).unwrap();
             }
@@ -558,6 +668,63 @@ mod tests {
             .to_string()
             .ends_with("is not the key map of the last unification"));
         assert!(valid(&path, 9));
+    }
+
+    #[test]
+    fn the_link_map_gives_each_customers_payloads_and_no_one_elses() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Map::Links.path_for(&dir.path().join("s"));
+        let mut b = Builder::new(Map::Links, dir.path(), 10).unwrap();
+        // "legacy-2" shares C00000001's hash: its entries must not come back
+        // for C00000001.
+        let h = customer_hash("C00000001");
+        b.add_with(h, "C00000001", b"\x00\x00k1").unwrap();
+        b.add_with(h, "C00000001", b"\x01\x00k2").unwrap();
+        b.add_with(h, "legacy-2", b"\x00\x00k3").unwrap();
+        b.add_with(customer_hash("C00000002"), "C00000002", b"")
+            .unwrap();
+        b.finish(&path, 5, None).unwrap().install().unwrap();
+        let of = |ids: &[&str], limit| {
+            let ids: HashSet<String> = ids.iter().map(|s| s.to_string()).collect();
+            links_of(&path, 5, &ids, limit).unwrap().map(|mut v| {
+                v.sort();
+                v
+            })
+        };
+        assert_eq!(
+            of(&["C00000001"], 10),
+            Some(vec![
+                ("C00000001".to_owned(), b"\x00\x00k1".to_vec()),
+                ("C00000001".to_owned(), b"\x01\x00k2".to_vec()),
+            ])
+        );
+        assert_eq!(
+            of(&["C00000002", "nobody"], 10),
+            Some(vec![("C00000002".to_owned(), Vec::new())])
+        );
+        // More entries than the limit: no answer.
+        assert_eq!(of(&["C00000001"], 1), None);
+        // A key map is not a link map, and the other way round.
+        assert!(links_of(&path, 5, &HashSet::new(), 1).is_ok());
+        assert!(!valid(&path, 5));
+        // A patch drops the customer's entries and adds its new ones.
+        let mut b = Builder::new(Map::Links, dir.path(), 1).unwrap();
+        b.add_with(h, "C00000001", b"\x00\x00k9").unwrap();
+        let replaced: HashSet<String> = ["C00000001".to_owned()].into();
+        b.finish(&path, 6, Some((5, &replaced)))
+            .unwrap()
+            .install()
+            .unwrap();
+        let ids: HashSet<String> = ["C00000001".to_owned(), "legacy-2".to_owned()].into();
+        let mut v = links_of(&path, 6, &ids, 10).unwrap().unwrap();
+        v.sort();
+        assert_eq!(
+            v,
+            [
+                ("C00000001".to_owned(), b"\x00\x00k9".to_vec()),
+                ("legacy-2".to_owned(), b"\x00\x00k3".to_vec()),
+            ]
+        );
     }
 
     #[test]

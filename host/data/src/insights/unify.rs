@@ -239,11 +239,14 @@ pub fn unify(
             LinkQueue::by_record(&dir, by_root.len(), per_part, places).map_err(spilled)?
         }
     };
-    let mut key_map = keymap::Builder::new(&dir, expected_keys).map_err(spilled)?;
+    let mut key_map =
+        keymap::Builder::new(keymap::Map::Keys, &dir, expected_keys).map_err(spilled)?;
+    let mut link_map = keymap::Builder::new(keymap::Map::Links, &dir, total).map_err(spilled)?;
     let produce_customers = |feed: &mut pipe::Feed| {
         let out = Merged {
             links: &mut links,
             key_map: &mut key_map,
+            link_map: &mut link_map,
             counter: &mut counter,
             merges: &mut report.merges,
             matched_records: &mut report.matched_records,
@@ -287,9 +290,22 @@ pub fn unify(
             keymap_path.clone(),
             subset.map(|s| (s.token, s.seeds.clone())),
         );
+        let links_path = keymap::Map::Links.path_for(store.path());
         let write = move || {
             let previous = previous.as_ref().map(|(t, s)| (*t, s));
-            key_map.finish(&path, token, previous)
+            let keys = key_map.finish(&path, token, previous)?;
+            // Without the link map, the next run finds links by a scan.
+            let links = link_map
+                .finish(&links_path, token, previous)
+                .inspect_err(|e| {
+                    tracing::info!(
+                        "the link map {} is not kept (links are found by a scan until the next \
+                         full unification writes it): {e}",
+                        links_path.display()
+                    )
+                })
+                .ok();
+            Ok::<_, std::io::Error>((keys, links))
         };
         std::thread::Builder::new()
             .name("tf-keymap".to_owned())
@@ -354,15 +370,17 @@ pub fn unify(
     }
     incremental::stage_state(ws, store, publication, token)?;
     publication.after_publish(move || {
-        let Some(file) = installing.borrow_mut().take() else {
+        let Some((keys, links)) = installing.borrow_mut().take() else {
             return;
         };
-        tracing::debug!(whole = file.is_whole(), "installing the key map");
-        if let Err(e) = file.install() {
-            tracing::warn!(
-                "cannot install the key map {} (the next refresh unifies everything): {e}",
-                file.target().display()
-            );
+        tracing::debug!(whole = keys.is_whole(), "installing the key map");
+        for file in std::iter::once(keys).chain(links) {
+            if let Err(e) = file.install() {
+                tracing::warn!(
+                    "cannot install {} (the next refresh unifies everything or scans the links): {e}",
+                    file.target().display()
+                );
+            }
         }
     });
 

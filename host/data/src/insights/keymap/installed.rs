@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::super::spill::{Frame, Frames, Reader, Spill};
-use super::{split, MAGIC};
+use super::split;
 
 /// What a delta's header frame starts with.
 pub(super) const DELTA_MAGIC: &str = "triggerfish key map delta 1";
@@ -45,15 +45,15 @@ pub(super) struct Delta {
 impl Installed {
     /// The key map at `path` whose token is `token`: a delta with that token
     /// over the whole map it names, or the whole map alone.
-    pub fn open(path: &Path, token: u64) -> std::io::Result<Self> {
+    pub fn open(path: &Path, token: u64, magic: &str) -> std::io::Result<Self> {
         let delta_file = delta_path(path);
         // A delta of another run, or one that cannot be read, is not this
         // map's; the whole map alone may still be.
         if let Ok(Some((header, frames))) = read_delta(&delta_file) {
-            if header.token == token {
+            if header.token == token && header.magic == magic {
                 let mut delta = frames;
                 let dropped = read_dropped(&mut delta, header.dropped)?;
-                let (base, base_bytes) = open_whole(path, header.base_token)?;
+                let (base, base_bytes) = open_whole(path, header.base_token, magic)?;
                 return Ok(Self {
                     base,
                     base_token: header.base_token,
@@ -66,7 +66,7 @@ impl Installed {
                 });
             }
         }
-        let (base, base_bytes) = open_whole(path, token)?;
+        let (base, base_bytes) = open_whole(path, token, magic)?;
         Ok(Self {
             base,
             base_token: token,
@@ -82,12 +82,12 @@ fn file_len(path: &Path) -> u64 {
 
 /// The entries of the whole key map at `path`, after checking its token,
 /// and its size.
-pub(super) fn open_whole(path: &Path, token: u64) -> std::io::Result<(Frames, u64)> {
+pub(super) fn open_whole(path: &Path, token: u64, magic: &str) -> std::io::Result<(Frames, u64)> {
     let mut frames = Frames::open(path)?;
     let ok = match frames.next_frame()? {
         Some(b) => {
             let mut r = Reader::new(b);
-            r.str()? == MAGIC && r.u128()? == u128::from(token)
+            r.str()? == magic && r.u128()? == u128::from(token)
         }
         None => false,
     };
@@ -102,6 +102,8 @@ pub(super) fn open_whole(path: &Path, token: u64) -> std::io::Result<(Frames, u6
 
 /// A delta's header.
 pub(super) struct Header {
+    /// The magic of the map's whole file.
+    pub magic: String,
     pub token: u64,
     pub base_token: u64,
     /// How many dropped customers follow the header.
@@ -114,6 +116,7 @@ impl Header {
         let mut file = Spill::create(path)?;
         let mut frame = Frame::default();
         frame.str(DELTA_MAGIC);
+        frame.str(&self.magic);
         frame.u128(u128::from(self.token));
         frame.u128(u128::from(self.base_token));
         frame.u32(self.dropped);
@@ -136,11 +139,13 @@ fn read_delta(path: &Path) -> std::io::Result<Option<(Header, Frames)>> {
     if r.str()? != DELTA_MAGIC {
         return Err(corrupt());
     }
+    let magic = r.str()?.to_owned();
     let token = u64::try_from(r.u128()?).map_err(|_| corrupt())?;
     let base_token = u64::try_from(r.u128()?).map_err(|_| corrupt())?;
     let dropped = r.u32()?;
     Ok(Some((
         Header {
+            magic,
             token,
             base_token,
             dropped,
@@ -173,7 +178,7 @@ pub(super) fn next_kept(
     skip: &[&HashSet<Vec<u8>>],
 ) -> std::io::Result<Option<Vec<u8>>> {
     while let Some(b) = frames.next_frame()? {
-        let (_, id) = split(b)?;
+        let (_, id, _) = split(b)?;
         if !skip.iter().any(|s| s.contains(id)) {
             return Ok(Some(b.to_vec()));
         }

@@ -58,6 +58,8 @@ pub(super) fn route_by_root(
 pub(super) struct Merged<'a> {
     pub links: &'a mut LinkQueue,
     pub key_map: &'a mut keymap::Builder,
+    /// Each customer's links, by customer.
+    pub link_map: &'a mut keymap::Builder,
     /// The next customer number.
     pub counter: &'a mut u64,
     /// Clusters of two or more records, and their records.
@@ -93,6 +95,7 @@ pub(super) fn merge_clusters(
         _ => Some(Spill::new_in(dir).map_err(spilled)?),
     };
     let mut row = Frame::default();
+    let mut payload: Vec<u8> = Vec::new();
     for part in by_root.into_parts() {
         let clusters = load_partition(part).map_err(spilled)?;
         // Decoded members, their vectors reused from cluster to cluster.
@@ -133,6 +136,7 @@ pub(super) fn merge_clusters(
                     feed.end_row(done)?;
                 }
             }
+            let customer = keymap::customer_hash(&id);
             for (m, &rec) in members.iter().zip(&member_recs) {
                 let s = usize::try_from(m.src)
                     .ok()
@@ -145,6 +149,12 @@ pub(super) fn merge_clusters(
                 let src = u16::try_from(m.src).unwrap_or(u16::MAX);
                 link_frame(&mut link, &mut link_id, (&s.name, src), m.skey, &id);
                 out.links.push(rec, &link.0).map_err(spilled)?;
+                payload.clear();
+                payload.extend_from_slice(&src.to_le_bytes());
+                payload.extend_from_slice(m.skey.as_bytes());
+                out.link_map
+                    .add_with(customer, &id, &payload)
+                    .map_err(spilled)?;
             }
             // Members share most keys: each once per cluster.
             cluster_keys.clear();

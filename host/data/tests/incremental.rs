@@ -278,17 +278,13 @@ fn incremental_unification_matches_a_full_one_round_after_round() {
             reunified > 0 && reunified * 10 < total,
             "round {round}: {reunified} records unified again ({detail})"
         );
-        // A change this small writes a delta beside the key map, which the
-        // next round reads.
+        // A change this small writes a delta beside the key map and the link
+        // map, which the next round reads.
         let db = incremental.dir.path().join("store.sqlite");
-        assert!(
-            incremental
-                .dir
-                .path()
-                .join("store.sqlite.keys.delta")
-                .exists(),
-            "round {round}: no key map delta"
-        );
+        for delta in ["store.sqlite.keys.delta", "store.sqlite.links.delta"] {
+            let path = incremental.dir.path().join(delta);
+            assert!(path.exists(), "round {round}: no {delta}");
+        }
         // The count measure is read from the row count a patch keeps.
         let counted = table(&db, "SELECT count(*) FROM ent_Customer");
         let measured = table(

@@ -111,6 +111,17 @@ fn encode(id: &str, out: &mut Vec<u8>) {
     }
 }
 
+/// Customer ids as entries hold them.
+fn encoded(ids: &HashSet<String>) -> HashSet<Vec<u8>> {
+    ids.iter()
+        .map(|id| {
+            let mut v = Vec::new();
+            encode(id, &mut v);
+            v
+        })
+        .collect()
+}
+
 fn corrupt() -> std::io::Error {
     std::io::Error::other("corrupt key map entry")
 }
@@ -252,14 +263,7 @@ impl Builder {
             self.write_whole(&out.from, token, Kept::new(Vec::new())?)?;
             return Ok(out);
         };
-        let replaced: HashSet<Vec<u8>> = replaced
-            .iter()
-            .map(|id| {
-                let mut v = Vec::new();
-                encode(id, &mut v);
-                v
-            })
-            .collect();
+        let replaced = encoded(replaced);
         let map = Installed::open(path, previous, self.map.magic())?;
         let (mut dropped, delta_bytes, delta) = match map.delta {
             Some(d) => (d.dropped, d.bytes, Some(d.entries)),
@@ -428,14 +432,7 @@ pub fn links_of(
     let mut hashes: Vec<u64> = customers.iter().map(|c| customer_hash(c)).collect();
     hashes.sort_unstable();
     hashes.dedup();
-    let wanted: HashSet<Vec<u8>> = customers
-        .iter()
-        .map(|id| {
-            let mut v = Vec::new();
-            encode(id, &mut v);
-            v
-        })
-        .collect();
+    let wanted = encoded(customers);
     let mut found = Vec::new();
     let mut over = false;
     find(path, token, Map::Links, &hashes, |h, id, payload| {

@@ -333,7 +333,7 @@ impl Builder {
             entries.dedup_by(|x, y| bytes(x) == bytes(y));
             for e in &entries {
                 let frame = bytes(e);
-                while let Some(p) = kept.smallest()? {
+                while let Some(p) = kept.smallest() {
                     if ordered(p, frame)? != std::cmp::Ordering::Less {
                         break;
                     }
@@ -343,7 +343,7 @@ impl Builder {
                 file.write(frame)?;
             }
         }
-        while let Some(p) = kept.smallest()? {
+        while let Some(p) = kept.smallest() {
             file.write(p)?;
             kept.advance()?;
         }
@@ -355,6 +355,8 @@ impl Builder {
 /// those whose customer none of that file's sets drops.
 struct Kept<'s> {
     sources: Vec<Source<'s>>,
+    /// Which source holds the smallest head, found once per move.
+    first: Option<usize>,
 }
 
 struct Source<'s> {
@@ -370,35 +372,37 @@ impl<'s> Kept<'s> {
             let head = installed::next_kept(&mut frames, &skip)?;
             sources.push(Source { frames, skip, head });
         }
-        Ok(Self { sources })
-    }
-
-    /// Which source holds the smallest head.
-    fn first(&self) -> std::io::Result<Option<usize>> {
-        let mut best: Option<(usize, &[u8])> = None;
-        for (i, s) in self.sources.iter().enumerate() {
-            let Some(h) = s.head.as_deref() else { continue };
-            best = match best {
-                Some((_, b)) if ordered(b, h)? != std::cmp::Ordering::Greater => best,
-                _ => Some((i, h)),
-            };
-        }
-        Ok(best.map(|(i, _)| i))
+        let first = first(&sources)?;
+        Ok(Self { sources, first })
     }
 
     /// The next entry kept.
-    fn smallest(&self) -> std::io::Result<Option<&[u8]>> {
-        Ok(self.first()?.and_then(|i| self.sources[i].head.as_deref()))
+    fn smallest(&self) -> Option<&[u8]> {
+        self.first.and_then(|i| self.sources[i].head.as_deref())
     }
 
     /// Move past the next entry kept.
     fn advance(&mut self) -> std::io::Result<()> {
-        if let Some(i) = self.first()? {
+        if let Some(i) = self.first {
             let s = &mut self.sources[i];
             s.head = installed::next_kept(&mut s.frames, &s.skip)?;
+            self.first = first(&self.sources)?;
         }
         Ok(())
     }
+}
+
+/// Which of `sources` holds the smallest head.
+fn first(sources: &[Source<'_>]) -> std::io::Result<Option<usize>> {
+    let mut best: Option<(usize, &[u8])> = None;
+    for (i, s) in sources.iter().enumerate() {
+        let Some(h) = s.head.as_deref() else { continue };
+        best = match best {
+            Some((_, b)) if ordered(b, h)? != std::cmp::Ordering::Greater => best,
+            _ => Some((i, h)),
+        };
+    }
+    Ok(best.map(|(i, _)| i))
 }
 
 /// True when `path` (with its delta, if any) is the key map with `token`.
@@ -411,9 +415,9 @@ pub fn lookup(path: &Path, token: u64, mut hashes: Vec<u64>) -> std::io::Result<
     hashes.sort_unstable();
     hashes.dedup();
     let mut found = HashSet::new();
-    find(path, token, Map::Keys, &hashes, |h, id, _| {
+    find(path, token, Map::Keys, &hashes, |id, _| {
         found.insert(decode_id(id)?);
-        Ok(h)
+        Ok(())
     })?;
     Ok(found)
 }
@@ -435,7 +439,7 @@ pub fn links_of(
     let wanted = encoded(customers);
     let mut found = Vec::new();
     let mut over = false;
-    find(path, token, Map::Links, &hashes, |h, id, payload| {
+    find(path, token, Map::Links, &hashes, |id, payload| {
         // Another customer's entry under the same hash is not one of these.
         if wanted.contains(id) {
             over |= found.len() >= limit;
@@ -443,7 +447,7 @@ pub fn links_of(
                 found.push((decode_id(id)?, payload.to_vec()));
             }
         }
-        Ok(h)
+        Ok(())
     })?;
     Ok((!over).then_some(found))
 }
@@ -456,7 +460,7 @@ fn find(
     token: u64,
     map: Map,
     hashes: &[u64],
-    mut f: impl FnMut(u64, &[u8], &[u8]) -> std::io::Result<u64>,
+    mut f: impl FnMut(&[u8], &[u8]) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     let installed = Installed::open(path, token, map.magic())?;
     let (dropped, delta) = match installed.delta {
@@ -476,7 +480,7 @@ fn find(
             let (h, id, payload) = split(b)?;
             while want.next_if(|&w| w < h).is_some() {}
             if want.peek() == Some(&h) && !skip.contains(id) {
-                f(h, id, payload)?;
+                f(id, payload)?;
             }
         }
     }

@@ -8,33 +8,33 @@
 //! length (the tables are compared then).
 //!
 //! The list holds, in the order the rows were pushed (about key order), each
-//! row's key and the SipHash-1-3-128 of its values, typed as in
-//! [`super::hash_diff`] (under fixed keys: two lists must agree), then a
-//! trailer with the row count and a checksum of the entries.
+//! row's key and the XXH3-128 of its values, typed as in
+//! [`super::hash_diff`] (under a fixed seed: two lists must agree), then a
+//! trailer with the row count and an XXH3-64 checksum of the entries. Both
+//! hashes were SipHash-1-3 in the first version (`tfdgst01`): a list of it
+//! is not read, and the tables are compared once.
 
 use std::fs::File;
-use std::hash::Hasher;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use rusqlite::types::ValueRef;
-use siphasher::sip::SipHasher13 as Sip64;
-use siphasher::sip128::{Hasher128, SipHasher13};
+use xxhash_rust::xxh3::{xxh3_128_with_seed, Xxh3};
 
 use super::hash_diff::{encode_key, encode_values};
 use super::paged::Sink;
 use super::{pipe, StoreError};
 
 /// The first bytes of a list.
-const MAGIC: &[u8; 8] = b"tfdgst01";
+const MAGIC: &[u8; 8] = b"tfdgst02";
 /// The length field that starts the trailer instead of an entry.
 const TRAILER: u32 = u32::MAX;
 /// Write and read buffer.
 const BUFFER: usize = 256 * 1024;
 /// The longest key a list may hold: a key is part of a row.
 const MAX_KEY_BYTES: u64 = super::MAX_ROW_BYTES + 1;
-/// The keys of the row digests (fixed: lists written apart are compared).
-const ROW_KEYS: (u64, u64) = (0x7466_726f_7773, 0x6469_6765_7374);
+/// The seed of the row digests (fixed: lists written apart are compared).
+const ROW_SEED: u64 = 0x7466_726f_7773;
 
 /// The list kept beside the entity file `file`.
 pub(super) fn path_of(file: &Path) -> PathBuf {
@@ -48,7 +48,7 @@ pub(super) struct Writer {
     out: BufWriter<File>,
     path: PathBuf,
     rows: u64,
-    sum: Sip64,
+    sum: Xxh3,
     key: Vec<u8>,
     values: Vec<u8>,
 }
@@ -63,7 +63,7 @@ impl Writer {
             out,
             path,
             rows: 0,
-            sum: Sip64::new(),
+            sum: Xxh3::new(),
             key: Vec::new(),
             values: Vec::new(),
         })
@@ -78,11 +78,9 @@ impl Writer {
             .filter(|&n| u64::from(n) <= MAX_KEY_BYTES)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a key too long"))?;
         encode_values(row.iter().copied(), &mut self.values);
-        let mut h = SipHasher13::new_with_keys(ROW_KEYS.0, ROW_KEYS.1);
-        h.write(&self.values);
-        let digest = h.finish128().as_u128().to_le_bytes();
+        let digest = xxh3_128_with_seed(&self.values, ROW_SEED).to_le_bytes();
         for part in [&len.to_le_bytes()[..], &self.key, &digest] {
-            self.sum.write(part);
+            self.sum.update(part);
             self.out.write_all(part)?;
         }
         self.rows += 1;
@@ -101,7 +99,7 @@ impl Writer {
             }
             self.out.write_all(&TRAILER.to_le_bytes())?;
             self.out.write_all(&self.rows.to_le_bytes())?;
-            self.out.write_all(&self.sum.finish().to_le_bytes())?;
+            self.out.write_all(&self.sum.digest().to_le_bytes())?;
             self.out.flush()
         })();
         match done {
@@ -164,7 +162,7 @@ pub(super) struct Reader {
     /// Rows the list must hold.
     expected: u64,
     rows: u64,
-    sum: Sip64,
+    sum: Xxh3,
     done: bool,
 }
 
@@ -183,7 +181,7 @@ impl Reader {
             path,
             expected: rows,
             rows: 0,
-            sum: Sip64::new(),
+            sum: Xxh3::new(),
             done: false,
         })
     }
@@ -207,7 +205,7 @@ impl Reader {
             self.input.read_exact(&mut tail)?;
             let (rows, sum) = tail.split_at(8);
             let whole = rows == self.rows.to_le_bytes()
-                && sum == self.sum.finish().to_le_bytes()
+                && sum == self.sum.digest().to_le_bytes()
                 && self.rows == self.expected
                 && self.input.read(&mut [0u8; 1])? == 0;
             if !whole {
@@ -219,13 +217,13 @@ impl Reader {
         if u64::from(n) > MAX_KEY_BYTES {
             return Err(invalid(&self.path, "a key longer than a row may be"));
         }
-        self.sum.write(&len);
+        self.sum.update(&len);
         key.resize(n as usize, 0);
         self.input.read_exact(key)?;
         digest.resize(16, 0);
         self.input.read_exact(digest)?;
-        self.sum.write(key);
-        self.sum.write(digest);
+        self.sum.update(key);
+        self.sum.update(digest);
         self.rows += 1;
         Ok(true)
     }

@@ -32,7 +32,7 @@ enum Reader<'s> {
     Here(rusqlite::Rows<'s>),
     /// A list of row digests (see [`super::digests`]): each row's key and
     /// its values' digest.
-    Digests(super::digests::Reader),
+    Digests(Box<super::digests::Reader>),
     /// Read by a thread of its own, rows encoded in batches (see [`away`]).
     Away {
         batches: Receiver<rusqlite::Result<Vec<u8>>>,
@@ -287,7 +287,7 @@ pub(super) fn diff_digests(
 ) -> rusqlite::Result<Option<Vec<Value>>> {
     let open = |file, rows| {
         super::digests::Reader::open(file, rows)
-            .map(Reader::Digests)
+            .map(|r| Reader::Digests(Box::new(r)))
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
     };
     let old = Side::new(open(live, live_rows)?, max_waiting);

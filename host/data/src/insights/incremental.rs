@@ -155,7 +155,10 @@ pub(super) fn plan(
     let mut seeds: HashSet<String> = HashSet::new();
     let mut selection = Selection {
         rowids: vec![Vec::new(); ws.sources.len()],
+        // Only the changed rows' keys are wanted first.
+        previous: None,
     };
+    let mut previous = vec![foldhash::HashMap::default(); ws.sources.len()];
     let mut rowid_of = rowid_lookups(ws, &conn).map_err(sql)?;
     {
         let mut cluster_of = conn
@@ -168,21 +171,22 @@ pub(super) fn plan(
             let name = &ws.sources[si].name;
             for k in keys {
                 let link = format!("{name}/{}", as_text(k).unwrap_or_default());
-                if let Some(id) = cluster_of
+                let id = cluster_of
                     .query_row([&link], |r| r.get::<_, Option<String>>(0))
                     .optional()
                     .map_err(sql)?
-                    .flatten()
-                {
-                    seeds.insert(id);
-                }
+                    .flatten();
                 if let Some(rowid) = rowid_of[si]
                     .query_row([k], |r| r.get::<_, i64>(0))
                     .optional()
                     .map_err(sql)?
                 {
                     selection.rowids[si].push(rowid);
+                    if let Some(id) = &id {
+                        previous[si].insert(rowid, id.clone());
+                    }
                 }
+                seeds.extend(id);
             }
         }
     }
@@ -257,18 +261,21 @@ pub(super) fn plan(
     let mut links = foldhash::HashMap::default();
     let mut sizes: HashMap<String, u64> = HashMap::new();
     for m in members {
-        *sizes.entry(m.customer).or_default() += 1;
         links.insert(m.link, m.digest);
-        let Some(&si) = m.source.as_deref().and_then(|s| source_index.get(s)) else {
-            continue;
+        let si = m.source.as_deref().and_then(|s| source_index.get(s));
+        let rowid = match si {
+            Some(&si) => rowid_of[si]
+                .query_row([m.key], |r| r.get::<_, i64>(0))
+                .optional()
+                .map_err(sql)?
+                .map(|rowid| (si, rowid)),
+            None => None,
         };
-        if let Some(rowid) = rowid_of[si]
-            .query_row([m.key], |r| r.get::<_, i64>(0))
-            .optional()
-            .map_err(sql)?
-        {
+        if let Some((si, rowid)) = rowid {
             selection.rowids[si].push(rowid);
+            previous[si].insert(rowid, m.customer.clone());
         }
+        *sizes.entry(m.customer).or_default() += 1;
     }
     drop(rowid_of);
     let seed_merges = sizes.values().filter(|&&n| n > 1).count() as u64;
@@ -277,6 +284,7 @@ pub(super) fn plan(
         r.sort_unstable();
         r.dedup();
     }
+    selection.previous = Some(previous);
     Ok(Plan::Subset(Subset {
         selection,
         seeds,

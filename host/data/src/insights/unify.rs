@@ -143,6 +143,11 @@ fn sql(store: &EntityDb) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
 #[derive(Debug, Default)]
 pub(super) struct Selection {
     pub rowids: Vec<Vec<i64>>,
+    /// Per source, the customer each selected row's link named at the
+    /// last unification, by rowid (a row missing had none), as the
+    /// incremental plan found them; the map then reads no link. `None`:
+    /// the rows' previous customers are not wanted.
+    pub previous: Option<Vec<foldhash::HashMap<i64, String>>>,
 }
 
 /// Run map, match and merge, staging `Customer` and `CustomerSourceLink` in

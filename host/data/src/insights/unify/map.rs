@@ -258,11 +258,10 @@ pub(super) fn map_records(
     let mut ranges = Vec::with_capacity(ws.unification.priority.len());
     for &si in &ws.unification.priority {
         let first = rec;
-        let s = &ws.sources[si];
         let src = u16::try_from(si).map_err(|_| UnifyError::TooManyRows)?;
         let query = SourceQuery::new(
             ws,
-            s,
+            si,
             link_exists,
             decimal_key[si],
             unordered[si],

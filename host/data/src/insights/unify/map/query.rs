@@ -29,6 +29,9 @@ pub(super) enum Previous {
     /// Looked up row by row (a decimal key's text in SQL may differ from
     /// its `LinkId`: "1.0" and "1").
     LookedUp,
+    /// Given by rowid with the selection (the incremental plan found
+    /// them): no link is read.
+    Given,
 }
 
 /// What one source's SELECT reads, and where.
@@ -45,19 +48,23 @@ pub(super) struct SourceQuery<'w> {
     /// Values fed per row.
     pub width: usize,
     source: &'w SourceSpec,
+    /// For [`Previous::Given`]: the rows' customers by rowid.
+    given: Option<&'w foldhash::HashMap<i64, String>>,
 }
 
 impl<'w> SourceQuery<'w> {
-    /// The SELECT of source `s`. `decimal_key`: its key is stored as a
-    /// decimal; `unordered`: its text keys are stored in no order.
+    /// The SELECT of the workspace's source `si`. `decimal_key`: its key
+    /// is stored as a decimal; `unordered`: its text keys are stored in no
+    /// order.
     pub fn new(
         ws: &'w Workspace,
-        s: &'w SourceSpec,
+        si: usize,
         link_exists: bool,
         decimal_key: bool,
         unordered: bool,
-        selection: Option<&Selection>,
+        selection: Option<&'w Selection>,
     ) -> Self {
+        let s = &ws.sources[si];
         let nf = ws.profile_fields.len();
         let mut select = vec![format!("s.\"{}\"", s.key)];
         select.push(
@@ -86,11 +93,15 @@ impl<'w> SourceQuery<'w> {
                 derived.push((i, template, cols));
             }
         }
-        let previous = match (link_exists, decimal_key) {
-            (false, _) => Previous::None,
-            (true, true) => Previous::LookedUp,
-            (true, false) if selection.is_none() && unordered => Previous::ByRow,
-            (true, false) => Previous::Joined,
+        let given = selection.map(|sel| sel.previous.as_ref().and_then(|p| p.get(si)));
+        let previous = match (link_exists, decimal_key, given) {
+            (false, _, _) => Previous::None,
+            (true, true, _) => Previous::LookedUp,
+            (true, false, Some(Some(_))) => Previous::Given,
+            // Only the rows' keys are wanted.
+            (true, false, Some(None)) => Previous::None,
+            (true, false, None) if unordered => Previous::ByRow,
+            (true, false, None) => Previous::Joined,
         };
         let prev_at = select.len();
         let (entity, link) = (Table::of(&s.entity), Table::of(LINK));
@@ -102,6 +113,12 @@ impl<'w> SourceQuery<'w> {
                     "SELECT {} FROM {entity} AS s ORDER BY s.rowid",
                     select.join(", ")
                 )
+            }
+            Previous::Given => {
+                // The row's rowid in the customer's place, to look it up by
+                // (the selection orders the rows).
+                select.push("s.rowid".to_owned());
+                format!("SELECT {} FROM {entity} AS s", select.join(", "))
             }
             Previous::Joined => {
                 select.push(format!("l.\"{CUSTOMER_ID}\""));
@@ -129,6 +146,7 @@ impl<'w> SourceQuery<'w> {
             previous,
             width,
             source: s,
+            given: given.flatten().filter(|_| previous == Previous::Given),
         }
     }
 
@@ -171,7 +189,7 @@ impl<'w> SourceQuery<'w> {
             Previous::Joined => stmt.query([name]).map_err(e)?,
             _ => stmt.query([]).map_err(e)?,
         };
-        let fed = match by_row {
+        let fed = match by_row || self.given.is_some() {
             true => self.prev_at,
             false => self.width - usize::from(prev_of.is_some()),
         };
@@ -197,6 +215,14 @@ impl<'w> SourceQuery<'w> {
                     true => ValueRef::Text(pair_id.as_bytes()),
                     false => ValueRef::Null,
                 });
+            }
+            if let Some(given) = self.given {
+                let rowid: i64 = r.get(self.prev_at).map_err(e)?;
+                feed.value(
+                    given
+                        .get(&rowid)
+                        .map_or(ValueRef::Null, |p| ValueRef::Text(p.as_bytes())),
+                );
             }
             if let Some(q) = prev_of.as_mut() {
                 text_into(r.get_ref(0).map_err(e)?, &mut key);

@@ -46,7 +46,15 @@ pub(super) struct Replacing {
     /// row digests beside them (see [`super::digests`]; compared when both
     /// do): the live file, the new one and its rows.
     pub(super) digests: Option<(std::path::PathBuf, std::path::PathBuf, u64)>,
+    /// The walk of the live file's list against the new one's, made while
+    /// the new one was written.
+    pub(super) walked: Option<Walked>,
 }
+
+/// A walk of a live file's list of row digests against a new one's (see
+/// [`walk_diff::diff_digests_fed`]): the live file it read, and its
+/// answer, `None` when it failed.
+pub(super) type Walked = (std::path::PathBuf, Option<Option<Vec<Value>>>);
 
 /// Record, inside `tx`, which keys differ between `entity`'s live table and
 /// the table about to become its next generation: both tables walked side
@@ -125,6 +133,12 @@ pub(super) fn record(
 /// one is torn or of another length.
 fn by_digests(tables: &Replacing, live_rows: u64, limit: u64) -> Option<Option<Vec<Value>>> {
     let (live, new, new_rows) = tables.digests.as_ref()?;
+    // Walked against the file still live, the answer stands.
+    if let Some((read, Some(answer))) = &tables.walked {
+        if read == live {
+            return Some(answer.clone());
+        }
+    }
     let listed = |f: &std::path::Path| super::digests::path_of(f).exists();
     if !listed(live) || !listed(new) {
         return None;

@@ -17,6 +17,7 @@
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::SyncSender;
 
 use rusqlite::types::ValueRef;
 use xxhash_rust::xxh3::{xxh3_128_with_seed, Xxh3};
@@ -51,6 +52,64 @@ pub(super) struct Writer {
     sum: Xxh3,
     key: Vec<u8>,
     values: Vec<u8>,
+    tap: Option<Tap>,
+}
+
+/// Bytes of entries a [`Tap`] sends at once.
+const TAP_BATCH: usize = 64 * 1024;
+
+/// Sends the entries of a list being written, in batches of (key, digest)
+/// parts each after its `u32` length, to a walk under way (see
+/// [`super::walk_diff::diff_digests_fed`]). Dropped before the list is
+/// finished, it sends an error: the walk must not take a list cut short
+/// for a whole one.
+pub(super) struct Tap {
+    out: Option<SyncSender<rusqlite::Result<Vec<u8>>>>,
+    batch: Vec<u8>,
+}
+
+impl Tap {
+    pub(super) fn new(out: SyncSender<rusqlite::Result<Vec<u8>>>) -> Self {
+        Self {
+            out: Some(out),
+            batch: Vec::with_capacity(TAP_BATCH + 1024),
+        }
+    }
+
+    fn push(&mut self, key: &[u8], digest: &[u8]) {
+        let Some(out) = &self.out else { return };
+        for part in [key, digest] {
+            // A key's length was checked against `MAX_KEY_BYTES`.
+            let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+            self.batch.extend_from_slice(&len.to_le_bytes());
+            self.batch.extend_from_slice(part);
+        }
+        if self.batch.len() >= TAP_BATCH {
+            let full = std::mem::replace(&mut self.batch, Vec::with_capacity(TAP_BATCH + 1024));
+            if out.send(Ok(full)).is_err() {
+                // The walk is over (it gave up, or found enough).
+                self.out = None;
+            }
+        }
+    }
+
+    /// The list is whole: send the last entries and end the walk's side.
+    fn finish(&mut self) {
+        if let Some(out) = self.out.take() {
+            if !self.batch.is_empty() {
+                let _ = out.send(Ok(std::mem::take(&mut self.batch)));
+            }
+        }
+    }
+}
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        if let Some(out) = self.out.take() {
+            let cut = io::Error::other("the list of row digests being walked was not finished");
+            let _ = out.send(Err(rusqlite::Error::ToSqlConversionFailure(Box::new(cut))));
+        }
+    }
 }
 
 impl Writer {
@@ -66,7 +125,14 @@ impl Writer {
             sum: Xxh3::new(),
             key: Vec::new(),
             values: Vec::new(),
+            tap: None,
         })
+    }
+
+    /// Also send each entry to `tap`.
+    pub(super) fn tapped(mut self, tap: Tap) -> Self {
+        self.tap = Some(tap);
+        self
     }
 
     /// Add a row, its key at `k`.
@@ -82,6 +148,9 @@ impl Writer {
         for part in [&len.to_le_bytes()[..], &self.key, &digest] {
             self.sum.update(part);
             self.out.write_all(part)?;
+        }
+        if let Some(tap) = &mut self.tap {
+            tap.push(&self.key, &digest);
         }
         self.rows += 1;
         Ok(())
@@ -103,7 +172,12 @@ impl Writer {
             self.out.flush()
         })();
         match done {
-            Ok(()) => Some(std::mem::take(&mut self.path)),
+            Ok(()) => {
+                if let Some(tap) = &mut self.tap {
+                    tap.finish();
+                }
+                Some(std::mem::take(&mut self.path))
+            }
             Err(e) => {
                 tracing::debug!(file = %self.path.display(), "row digests left out: {e}");
                 let _ = std::fs::remove_file(&self.path);

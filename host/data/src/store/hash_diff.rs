@@ -335,6 +335,7 @@ mod tests {
             new: Table::staging("E"),
             new_file: None,
             digests: None,
+            walked: None,
         }
     }
 

@@ -127,6 +127,14 @@ impl EntityMeta {
 /// current, when publications keep replacing them.
 pub const SNAPSHOT_READ_TRIES: usize = 8;
 
+/// Batches of row digests that may wait for the walk beside an import.
+const WALK_DEPTH: usize = 4;
+
+/// What the walk beside an import answers (see [`walk_diff::diff`]).
+type WalkAnswer = rusqlite::Result<Option<Vec<Value>>>;
+/// The walk beside an import: the live file it reads, and its thread.
+type Walking = (PathBuf, std::thread::JoinHandle<WalkAnswer>);
+
 /// The store. Cheap to share behind an `Arc`; calls block (use a blocking task).
 pub struct EntityDb {
     path: PathBuf,
@@ -256,13 +264,22 @@ impl Session<'_> {
             "DROP TABLE IF EXISTS temp.\"{name}\";
              CREATE TEMP TABLE \"{name}\" (v {sql_type} PRIMARY KEY);"
         ))?;
-        let mut put = self.conn.prepare(&format!(
-            "INSERT OR IGNORE INTO temp.\"{name}\" VALUES (?1)"
-        ))?;
-        for v in values {
-            put.execute([v])?;
+        // One transaction of the temporary database, not one per value.
+        self.conn.execute_batch("SAVEPOINT tf_temp_set")?;
+        let filled = (|| {
+            let mut put = self.conn.prepare(&format!(
+                "INSERT OR IGNORE INTO temp.\"{name}\" VALUES (?1)"
+            ))?;
+            for v in values {
+                put.execute([v])?;
+            }
+            Ok(())
+        })();
+        if filled.is_err() {
+            let _ = self.conn.execute_batch("ROLLBACK TO tf_temp_set");
         }
-        Ok(())
+        self.conn.execute_batch("RELEASE tf_temp_set")?;
+        filled
     }
 
     /// Whether `entity` (a source, stored by row) holds its first rows in
@@ -690,6 +707,7 @@ impl EntityDb {
             new: Table::staging(entity),
             new_file: None,
             digests: None,
+            walked: None,
         };
         changes::record(self, &tx, entity, key, columns, unordered, &tables)?;
         let old = self.swap_in(&tx, entity, key, columns, count, NewRows::Staged)?;
@@ -753,7 +771,7 @@ impl EntityDb {
         writer.close().map_err(|(_, e)| in_new(e))?;
         new.sync()?;
         let tables = (key, columns);
-        Ok(self.publish_file(entity, tables, new, (count, &noted), unordered)?)
+        Ok(self.publish_file(entity, tables, new, (count, &noted), (unordered, None))?)
     }
 
     /// [`EntityDb::import_entity_into_file_with`], the rows written page by
@@ -780,9 +798,14 @@ impl EntityDb {
         let mut sink =
             paged::PagedSink::create(&new.path, page_size, entity, key, columns, generation)?
                 .setting_some_aside();
+        let (tap, walk) = self.walk_beside(entity);
         let writer = digests::Writer::create(&new.path)
             .inspect_err(|e| tracing::debug!(entity, "row digests left out: {e}"))
-            .ok();
+            .ok()
+            .map(|w| match tap {
+                Some(tap) => w.tapped(tap),
+                None => w,
+            });
         let key_at = columns.iter().position(|(c, _)| c == key).unwrap_or(0);
         let mut digesting = digests::Digesting::new(&mut sink, writer, key_at);
         let filled = fill(&mut digesting);
@@ -809,14 +832,67 @@ impl EntityDb {
         if let Some(w) = writer {
             w.finish(count);
         }
+        let walked = walk.map(|(live, walking)| {
+            let answer = walking
+                .join()
+                .map_err(|_| "the thread stopped unexpectedly".to_owned())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+                .inspect_err(|e| tracing::debug!(entity, "the walk beside the import failed: {e}"))
+                .ok();
+            (live, answer)
+        });
         new.sync()?;
         Ok(Some(self.publish_file(
             entity,
             (key, columns),
             new,
             (count, &noted),
-            false,
+            (false, walked),
         )?))
+    }
+
+    /// For an import written page by page: when the live file has a list
+    /// of row digests, a thread walking it against the new list as the
+    /// rows are written (see [`walk_diff::diff_digests_fed`]), and the tap
+    /// that feeds it; the live file with the thread.
+    fn walk_beside(&self, entity: &str) -> (Option<digests::Tap>, Option<Walking>) {
+        if self.untracked.load(Ordering::Relaxed) > 0 {
+            return (None, None);
+        }
+        let live: Option<(String, i64)> = self
+            .conn()
+            .query_row(
+                "SELECT file, rows FROM _tf_entities WHERE name = ?1 AND file IS NOT NULL",
+                [entity],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .inspect_err(|e| tracing::debug!(entity, "no walk beside the import: {e}"))
+            .ok()
+            .flatten();
+        let Some((file, rows)) = live else {
+            return (None, None);
+        };
+        let live = self.files.dir().join(file);
+        if !digests::path_of(&live).exists() {
+            return (None, None);
+        }
+        let (send, fed) = std::sync::mpsc::sync_channel(WALK_DEPTH);
+        let rows = u64::try_from(rows).unwrap_or(0);
+        let path = live.clone();
+        let spawned = std::thread::Builder::new()
+            .name("tf-walk".to_owned())
+            .spawn(move || {
+                let limit = changes::MAX_TRACKED_CHANGES + 1;
+                walk_diff::diff_digests_fed((&path, rows), fed, limit, walk_diff::MAX_WAITING_ROWS)
+            });
+        match spawned {
+            Ok(walking) => (Some(digests::Tap::new(send)), Some((live, walking))),
+            Err(e) => {
+                tracing::debug!(entity, "no walk beside the import: {e}");
+                (None, None)
+            }
+        }
     }
 
     /// The generation `entity` has (0: none) when its next import may go to
@@ -854,7 +930,7 @@ impl EntityDb {
         (key, columns): (&str, &[(String, ColumnType)]),
         new: files::NewFile,
         (count, noted): (u64, &partitions::Noted),
-        unordered: bool,
+        (unordered, walked): (bool, Option<changes::Walked>),
     ) -> Result<u64, StoreError> {
         let in_new = |source| StoreError::Sqlite {
             path: new.path.clone(),
@@ -875,6 +951,7 @@ impl EntityDb {
                 digests: file
                     .as_ref()
                     .map(|f| (dir.join(f), new.path.clone(), count)),
+                walked,
             };
             changes::record(self, &tx, entity, key, columns, unordered, &tables)?;
             // Imports under way at once may each have found room: the

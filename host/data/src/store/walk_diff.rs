@@ -295,6 +295,30 @@ pub(super) fn diff_digests(
     walk(old, new, 0, limit)
 }
 
+/// As [`diff_digests`], the new list's entries received as it is written
+/// (from a [`super::digests::Tap`]), so that the walk runs beside the
+/// import. An error when the live list is torn or of another length, or
+/// when the new one was not finished.
+pub(super) fn diff_digests_fed(
+    (live, live_rows): (&std::path::Path, u64),
+    fed: Receiver<rusqlite::Result<Vec<u8>>>,
+    limit: u64,
+    max_waiting: usize,
+) -> rusqlite::Result<Option<Vec<Value>>> {
+    let live = super::digests::Reader::open(live, live_rows)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let old = Side::new(Reader::Digests(Box::new(live)), max_waiting);
+    let new = Side::new(
+        Reader::Away {
+            batches: fed,
+            batch: Vec::new(),
+            at: 0,
+        },
+        max_waiting,
+    );
+    walk(old, new, 0, limit)
+}
+
 /// Walk `old` and `new` side by side (see [`diff`]).
 fn walk(
     mut old: Side<'_>,
@@ -389,6 +413,7 @@ mod tests {
                 new: "nf.b".into(),
                 new_file,
                 digests: None,
+                walked: None,
             };
             let keys = diff(&tx, &tables, "Id", &columns, 1000, max_waiting).unwrap();
             got.push(keys.map(super::super::sorted_texts));
@@ -450,6 +475,51 @@ mod tests {
         assert!(diff_digests((&live, 4), (&next, 6), 100, 100).is_err());
         let (tables_dir, store) = tables(&old, &new);
         assert_eq!(walk(&tables_dir, &store, 100), Some(keys(100).unwrap()));
+    }
+
+    #[test]
+    fn a_list_walked_as_it_is_written_answers_as_the_finished_lists_do() {
+        use super::super::digests::{Tap, Writer};
+        use rusqlite::types::ValueRef;
+        let dir = tempfile::tempdir().unwrap();
+        let keys: Vec<String> = (0..20_000).map(|i| format!("k{i:05}")).collect();
+        let old: Vec<(&str, i64)> = keys.iter().map(|k| (k.as_str(), 1)).collect();
+        // Every 997th row changed, the 5th removed, one added at the end.
+        let mut new: Vec<(&str, i64)> = old
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 5)
+            .map(|(i, &(k, v))| (k, if i % 997 == 0 { 2 } else { v }))
+            .collect();
+        new.push(("k00005-copy", 1));
+        let live = super::super::digests::test_list(dir.path(), "E.1.sqlite", &old);
+        let next = super::super::digests::test_list(dir.path(), "E.2.sqlite", &new);
+        let listed = diff_digests((&live, 20_000), (&next, 20_000), 100, 100).unwrap();
+        let fed = |limit: u64, finish: bool| {
+            let (send, fed) = sync_channel(4);
+            let path = live.clone();
+            let walking =
+                std::thread::spawn(move || diff_digests_fed((&path, 20_000), fed, limit, 100));
+            let file = dir.path().join(format!("E.{limit}.{finish}.sqlite"));
+            let mut w = Writer::create(&file).unwrap().tapped(Tap::new(send));
+            for (k, v) in &new {
+                w.push(&[ValueRef::Text(k.as_bytes()), ValueRef::Integer(*v)], 0)
+                    .unwrap();
+            }
+            if finish {
+                assert!(w.finish(new.len() as u64).is_some());
+            } else {
+                drop(w);
+            }
+            walking.join().unwrap()
+        };
+        let sorted = |keys: Option<Vec<Value>>| super::super::sorted_texts(keys.unwrap());
+        let answer = sorted(fed(100, true).unwrap());
+        assert_eq!(answer.len(), 23, "21 changed, one removed, one added");
+        assert_eq!(answer, sorted(listed));
+        assert_eq!(sorted(fed(3, true).unwrap()).len(), 3, "stops at the limit");
+        let cut = fed(100, false).unwrap_err().to_string();
+        assert!(cut.contains("was not finished"), "{cut}");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! `Segment` (one row per segment), `SegmentMember` (who is in which),
 //! `Measure` (one value per measure) and `MeasureValue` (per dimension value).
 
+use std::collections::HashSet;
+
 use rusqlite::types::Value;
 use rusqlite::OptionalExtension;
 
@@ -221,30 +223,28 @@ fn add_members(
     Ok(counts)
 }
 
-/// The keys of the live memberships of the customers whose ids are in the
-/// table `replaced`: each segment's condition evaluated on their live rows,
-/// one lookup per customer. The live members were written from those very
-/// rows, in the publication that made them live (segments whose definition
-/// changed are not patched), so this names what a scan of the members
-/// would find, without reading every membership.
+/// The memberships (segment index, customer id) of the customers `from`
+/// (a SQL `FROM …` clause with its `WHERE`, reading `CustomerId` and the
+/// columns the conditions name): each segment's condition evaluated on
+/// their rows. On the live rows of the customers replaced, this names the
+/// live memberships: they were written from those very rows, in the
+/// publication that made them live (segments whose definition changed are
+/// not patched), so a scan of the members would find the same.
 fn memberships_of(
     store: &EntityDb,
     compiled: &[Compiled<'_>],
-    replaced: &str,
-) -> Result<Vec<Value>, StoreError> {
+    from: &str,
+) -> Result<Vec<(usize, String)>, StoreError> {
     let conn = store.session();
     let mut out = Vec::new();
-    for group in compiled.chunks(SEGMENTS_PER_QUERY) {
+    for (g, group) in compiled.chunks(SEGMENTS_PER_QUERY).enumerate() {
         let mut params: Vec<Value> = Vec::new();
         let mut meets = String::new();
         for (_, cond, p) in group {
             meets.push_str(&format!(", CASE WHEN ({cond}) THEN 1 ELSE 0 END"));
             params.extend(p.iter().cloned());
         }
-        let sql = format!(
-            "SELECT \"{CUSTOMER_ID}\"{meets} FROM {} WHERE \"{CUSTOMER_ID}\" IN (SELECT k FROM {replaced})",
-            Table::of(CUSTOMER)
-        );
+        let sql = format!("SELECT \"{CUSTOMER_ID}\"{meets} {from}");
         let mut stmt = conn.prepare(&sql).map_err(|e| conn.error(e))?;
         let mut rows = stmt
             .query(rusqlite::params_from_iter(&params))
@@ -253,9 +253,9 @@ fn memberships_of(
             let Some(id) = r.get::<_, Option<String>>(0).map_err(|e| conn.error(e))? else {
                 continue;
             };
-            for (i, (s, _, _)) in group.iter().enumerate() {
+            for i in 0..group.len() {
                 if r.get::<_, i64>(i + 1).map_err(|e| conn.error(e))? == 1 {
-                    out.push(Value::Text(format!("{}/{id}", s.name)));
+                    out.push((g * SEGMENTS_PER_QUERY + i, id.clone()));
                 }
             }
         }
@@ -279,10 +279,46 @@ fn patch_members(
         return Ok(Vec::new());
     };
     let members = Table::of(SEGMENT_MEMBER);
-    let deleted = memberships_of(publication.store(), compiled, &replaced)?;
-    publication.patch_entity_with(SEGMENT_MEMBER, deleted, |sink| {
-        add_members(sink, compiled, &added).map(drop)
-    })?;
+    let store = publication.store();
+    let live = format!(
+        "FROM {} WHERE \"{CUSTOMER_ID}\" IN (SELECT k FROM {replaced})",
+        Table::of(CUSTOMER)
+    );
+    let before: HashSet<(usize, String)> = memberships_of(store, compiled, &live)?
+        .into_iter()
+        .collect();
+    let after: HashSet<(usize, String)> =
+        memberships_of(store, compiled, &format!("FROM {added}"))?
+            .into_iter()
+            .collect();
+    // A membership is its key (segment/customer): only those that come or
+    // go are staged, and none is put back as it was.
+    let key = |(si, id): &(usize, String)| {
+        let name = compiled.get(*si).map_or("", |(s, _, _)| s.name.as_str());
+        (name.to_owned(), format!("{name}/{id}"))
+    };
+    let mut deleted: Vec<String> = before.difference(&after).map(|m| key(m).1).collect();
+    deleted.sort_unstable();
+    let mut came: Vec<(String, String, String)> = after
+        .difference(&before)
+        .map(|m| {
+            let (name, member) = key(m);
+            (member, name, m.1.clone())
+        })
+        .collect();
+    came.sort_unstable();
+    let rows = came.into_iter().map(|(member, name, id)| {
+        Ok::<_, StoreError>(vec![
+            Value::Text(member),
+            Value::Text(name),
+            Value::Text(id),
+        ])
+    });
+    publication.patch_keyed_entity_with(
+        SEGMENT_MEMBER,
+        deleted.into_iter().map(Value::Text),
+        pushing(rows),
+    )?;
     // Memberships the patch adds and removes, per segment, counted in the
     // patch rather than as pushed: those that would come back unchanged
     // are dropped from both sides.

@@ -91,13 +91,15 @@ pub(super) fn stage_state(
     Ok(())
 }
 
-/// Decide what to unify; see the module docs.
+/// Decide what to unify; see the module docs. `likely` is called once the
+/// cheap checks passed and a subset is likely.
 pub(super) fn plan(
     ws: &Workspace,
     store: &EntityDb,
     types: &[ColumnType],
     customer_columns: &[(String, ColumnType)],
     keymap_path: &Path,
+    likely: impl FnOnce(),
 ) -> Result<Plan, UnifyError> {
     let counter = |name: &str| store.counter(name);
     if counter(UNIFIED_CONFIG)? != Some(fingerprint::unification_settings(ws)) {
@@ -146,6 +148,9 @@ pub(super) fn plan(
         }
         changed.push(keys);
     }
+    // A subset is likely now: what it takes from here on is rarely for
+    // nothing.
+    likely();
 
     let conn = store.session();
     let sql = |source| StoreError::Sqlite {

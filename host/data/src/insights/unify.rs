@@ -176,7 +176,12 @@ pub fn unify(
     let keymap_path = keymap::path_for(store.path());
     let plan = match full {
         true => Plan::Full("asked for"),
-        false => incremental::plan(ws, store, &types, &columns, &keymap_path)?,
+        // The patched files start as copies of the live ones, made while
+        // the plan and the map run.
+        false => incremental::plan(ws, store, &types, &columns, &keymap_path, || {
+            publication.copy_ahead(CUSTOMER);
+            publication.copy_ahead(LINK);
+        })?,
     };
     let plan_ms = ms_since(started);
     let mapping = Instant::now();

@@ -27,6 +27,10 @@ use super::{
 };
 use crate::odata::{ColumnType, Schema};
 
+mod ahead;
+
+use ahead::Ahead;
+
 /// One entity written but not yet published.
 struct Staged {
     entity: String,
@@ -56,6 +60,8 @@ pub struct Publication<'a> {
     counters: Vec<(String, u64)>,
     before: Vec<BeforePublish<'a>>,
     after: Vec<AfterPublish<'a>>,
+    /// Copies of live files started ahead of patches.
+    ahead: Vec<Ahead>,
 }
 
 impl EntityDb {
@@ -67,6 +73,7 @@ impl EntityDb {
             counters: Vec::new(),
             before: Vec::new(),
             after: Vec::new(),
+            ahead: Vec::new(),
         }
     }
 }
@@ -217,6 +224,21 @@ impl<'a> Publication<'a> {
         self.stage_patch(entity, deleting(deleted), fill, Unchanged::Deleted)
     }
 
+    /// Start copying the live file of `entity` (if it is kept in one) for a
+    /// patch that may be staged later: the patch is then applied to that
+    /// copy, not to one made when it is staged. Unused, the copy is
+    /// removed with the publication.
+    pub fn copy_ahead(&mut self, entity: &str) {
+        if self.ahead.iter().any(|a| a.entity == entity) {
+            return;
+        }
+        match Ahead::start(self.store, entity) {
+            Ok(Some(a)) => self.ahead.push(a),
+            Ok(None) => {}
+            Err(e) => tracing::debug!(entity, "no copy ahead of a patch: {e}"),
+        }
+    }
+
     /// When `entity` is staged as a patch: the tables of its added rows and
     /// of the keys it deletes (which may include keys no live row has), for
     /// the engine's own SQL. Added rows equal to their live row are in
@@ -298,7 +320,10 @@ impl<'a> Publication<'a> {
         drop(conn);
         // The patch is committed: a copy of a file it applies to is made
         // now, while the engine goes on, rather than when publishing.
-        let making = PatchedCopy::of(store, entity, &key)?.and_then(PatchedCopy::start);
+        let ahead = (self.ahead.iter())
+            .position(|a| a.entity == entity)
+            .map(|i| self.ahead.swap_remove(i));
+        let making = PatchedCopy::of(store, entity, &key, ahead)?.and_then(PatchedCopy::start);
         self.staged.push(Staged {
             entity: entity.to_owned(),
             key,
@@ -381,7 +406,7 @@ impl<'a> Publication<'a> {
             for s in staged.iter_mut().filter(|s| s.patch) {
                 s.file = match s.making.take() {
                     Some(making) => Some(made(making, &s.entity)?),
-                    None => PatchedCopy::of(store, &s.entity, &s.key)?
+                    None => PatchedCopy::of(store, &s.entity, &s.key, None)?
                         .map(PatchedCopy::make)
                         .transpose()?,
                 };
@@ -553,7 +578,15 @@ struct PatchedCopy {
     live: PathBuf,
     /// The store, attached to read the patch.
     store: PathBuf,
-    new: files::NewFile,
+    new: Start,
+}
+
+/// Where a [`PatchedCopy`] starts from.
+enum Start {
+    /// A name for the copy, to make.
+    Reserved(files::NewFile),
+    /// A copy made ahead ([`Publication::copy_ahead`]).
+    Copied(Ahead),
 }
 
 /// A [`PatchedCopy`] being made on a thread of its own.
@@ -561,15 +594,28 @@ type Making = std::thread::JoinHandle<Result<files::NewFile, StoreError>>;
 
 impl PatchedCopy {
     /// The copy to make for `entity`'s patch; `None` when the entity is in
-    /// the main file.
-    fn of(store: &EntityDb, entity: &str, key: &str) -> Result<Option<Self>, StoreError> {
+    /// the main file. It starts from `ahead` when that copies the live file.
+    fn of(
+        store: &EntityDb,
+        entity: &str,
+        key: &str,
+        ahead: Option<Ahead>,
+    ) -> Result<Option<Self>, StoreError> {
         let (generation, live) = store.kept_in(&store.conn(), entity)?;
         let Some(live) = live else { return Ok(None) };
-        let new = files::NewFile::reserve(store.files.dir(), entity, generation.saturating_add(1))?;
+        let live = store.files.dir().join(&live);
+        let new = match ahead.filter(|a| a.live == live) {
+            Some(a) => Start::Copied(a),
+            None => Start::Reserved(files::NewFile::reserve(
+                store.files.dir(),
+                entity,
+                generation.saturating_add(1),
+            )?),
+        };
         Ok(Some(Self {
             entity: entity.to_owned(),
             key: key.to_owned(),
-            live: store.files.dir().join(&live),
+            live,
             store: store.path.clone(),
             new,
         }))
@@ -588,12 +634,16 @@ impl PatchedCopy {
 
     /// Copy the live file, apply the patch, make the copy durable.
     fn make(self) -> Result<files::NewFile, StoreError> {
-        let new = self.new;
-        let io = |source| StoreError::Io {
-            path: new.path.clone(),
-            source,
+        let new = match self.new {
+            Start::Copied(ahead) => ahead.wait()?,
+            Start::Reserved(new) => {
+                std::fs::copy(&self.live, &new.path).map_err(|source| StoreError::Io {
+                    path: new.path.clone(),
+                    source,
+                })?;
+                new
+            }
         };
-        std::fs::copy(&self.live, &new.path).map_err(io)?;
         let sql = |source| StoreError::Sqlite {
             path: new.path.clone(),
             source,

@@ -172,6 +172,38 @@ fn a_patch_of_an_entity_in_a_file_is_published_as_a_patched_copy() {
 }
 
 #[test]
+fn a_copy_made_ahead_is_patched_when_used_and_removed_when_not() {
+    let (_dir, store) = store();
+    let mut p = store.publication();
+    stage(&mut p, &["a", "b", "c"]).unwrap();
+    p.publish().unwrap();
+    let live = file_of(&store).unwrap();
+    {
+        // Copied ahead, never patched: the copy goes with the publication.
+        let mut p = store.publication();
+        p.copy_ahead("C");
+        p.copy_ahead("C");
+        assert!(files_in(&store).len() <= 2, "one copy, however often asked");
+    }
+    assert_eq!(files_in(&store), std::slice::from_ref(&live));
+    let mut p = store.publication();
+    p.copy_ahead("C");
+    let added = vec![Ok(vec![Value::Text("d".into()), Value::Integer(3)])];
+    p.patch_entity_with("C", [Value::Text("a".into())], super::pushing(added))
+        .unwrap();
+    // The patch's copy is the one made ahead: no third file.
+    assert_eq!(files_in(&store).len(), 2);
+    p.publish().unwrap();
+    let after = file_of(&store).unwrap();
+    assert_ne!(after, live);
+    assert_eq!(files_in(&store), [after]);
+    assert_eq!(
+        read(&store, "SELECT Id, N FROM ent_C ORDER BY Id"),
+        ["b:1", "c:2", "d:3"]
+    );
+}
+
+#[test]
 fn a_patch_staged_again_or_never_published_leaves_no_copy_behind() {
     let (_dir, store) = store();
     let mut p = store.publication();

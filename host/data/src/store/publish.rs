@@ -793,6 +793,14 @@ mod tests {
     }
 
     /// A store whose entity `A` holds `n` rows.
+    /// The first column of `sql`'s rows, as text.
+    fn keys_of(store: &EntityDb, sql: &str) -> Vec<String> {
+        let conn = store.session();
+        let mut stmt = conn.prepare(sql).unwrap();
+        let keys = stmt.query_map([], |r| r.get(0)).unwrap();
+        keys.map(Result::unwrap).collect()
+    }
+
     fn store_with_a(n: i64) -> (tempfile::TempDir, EntityDb) {
         let dir = tempfile::tempdir().unwrap();
         let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
@@ -1108,12 +1116,7 @@ mod tests {
         ]);
         let keys = ["r1", "r2", "r3"].map(|k| Value::Text(k.into()));
         assert_eq!(p.patch_entity_with("A", keys, fill).unwrap(), 4);
-        let keys_of = |sql: &str| -> Vec<String> {
-            let conn = store.session();
-            let mut stmt = conn.prepare(sql).unwrap();
-            let keys = stmt.query_map([], |r| r.get(0)).unwrap();
-            keys.map(Result::unwrap).collect()
-        };
+        let keys_of = |sql: &str| keys_of(&store, sql);
         let (added, deleted) = p.patch_tables("A").unwrap();
         assert_eq!(
             keys_of(&format!("SELECT Id FROM {added} ORDER BY 1")),
@@ -1151,12 +1154,7 @@ mod tests {
         let keys = ["m1", "m2"].map(|k| Value::Text(k.into()));
         let fill = pushing(vec![row("m1"), row("m3")]);
         assert_eq!(p.patch_keyed_entity_with("A", keys, fill).unwrap(), 3);
-        let keys_of = |sql: &str| -> Vec<String> {
-            let conn = store.session();
-            let mut stmt = conn.prepare(sql).unwrap();
-            let keys = stmt.query_map([], |r| r.get(0)).unwrap();
-            keys.map(Result::unwrap).collect()
-        };
+        let keys_of = |sql: &str| keys_of(&store, sql);
         let (added, deleted) = p.patch_tables("A").unwrap();
         assert_eq!(keys_of(&format!("SELECT Id FROM {added}")), ["m3"]);
         let deleted = format!("SELECT k FROM {deleted} ORDER BY 1");

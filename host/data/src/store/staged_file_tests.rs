@@ -141,13 +141,20 @@ fn an_unpublished_file_goes_and_the_live_one_stays() {
     );
 }
 
-#[test]
-fn a_patch_of_an_entity_in_a_file_is_published_as_a_patched_copy() {
-    let (_dir, store) = store();
+/// A store whose entity "C" holds a, b and c (0, 1, 2) in a file: the
+/// file's name.
+fn published_abc() -> (tempfile::TempDir, EntityDb, String) {
+    let (dir, store) = store();
     let mut p = store.publication();
     stage(&mut p, &["a", "b", "c"]).unwrap();
     p.publish().unwrap();
-    let before = file_of(&store).unwrap();
+    let live = file_of(&store).unwrap();
+    (dir, store, live)
+}
+
+#[test]
+fn a_patch_of_an_entity_in_a_file_is_published_as_a_patched_copy() {
+    let (_dir, store, before) = published_abc();
     let mut p = store.publication();
     let added = vec![
         Ok(vec![Value::Text("b".into()), Value::Integer(20)]),
@@ -173,11 +180,7 @@ fn a_patch_of_an_entity_in_a_file_is_published_as_a_patched_copy() {
 
 #[test]
 fn a_copy_made_ahead_is_patched_when_used_and_removed_when_not() {
-    let (_dir, store) = store();
-    let mut p = store.publication();
-    stage(&mut p, &["a", "b", "c"]).unwrap();
-    p.publish().unwrap();
-    let live = file_of(&store).unwrap();
+    let (_dir, store, live) = published_abc();
     {
         // Copied ahead, never patched: the copy goes with the publication.
         let mut p = store.publication();
@@ -205,11 +208,7 @@ fn a_copy_made_ahead_is_patched_when_used_and_removed_when_not() {
 
 #[test]
 fn a_patch_staged_again_or_never_published_leaves_no_copy_behind() {
-    let (_dir, store) = store();
-    let mut p = store.publication();
-    stage(&mut p, &["a", "b", "c"]).unwrap();
-    p.publish().unwrap();
-    let live = file_of(&store).unwrap();
+    let (_dir, store, live) = published_abc();
     let patch = |p: &mut Publication<'_>, n: i64| {
         let added = vec![Ok(vec![Value::Text("b".into()), Value::Integer(n)])];
         p.patch_entity_with("C", [Value::Text("a".into())], super::pushing(added))

@@ -292,7 +292,8 @@ fn patch_members(
             .into_iter()
             .collect();
     // A membership is its key (segment/customer): only those that come or
-    // go are staged, and none is put back as it was.
+    // go are staged (none is put back as it was, which the patch would
+    // otherwise look up in the live rows to drop).
     let key = |(si, id): &(usize, String)| {
         let name = compiled.get(*si).map_or("", |(s, _, _)| s.name.as_str());
         (name.to_owned(), format!("{name}/{id}"))
@@ -314,7 +315,7 @@ fn patch_members(
             Value::Text(id),
         ])
     });
-    publication.patch_keyed_entity_with(
+    publication.patch_entity_with(
         SEGMENT_MEMBER,
         deleted.into_iter().map(Value::Text),
         pushing(rows),

@@ -207,21 +207,17 @@ impl<'a> Publication<'a> {
         deleted: impl IntoIterator<Item = Value>,
         fill: impl FnOnce(&mut RowSink<'_>) -> Result<(), E>,
     ) -> Result<u64, E> {
-        self.stage_patch(entity, deleting(deleted), fill, Unchanged::SameAsLive)
-    }
-
-    /// As [`Publication::patch_entity_with`], for an entity whose rows are
-    /// their keys (each value follows from the key, as a segment
-    /// membership's), and `deleted` exactly live keys: an added row whose
-    /// key is deleted is then the live row, and is dropped from both
-    /// without reading the live rows.
-    pub fn patch_keyed_entity_with<E: From<StoreError>>(
-        &mut self,
-        entity: &str,
-        deleted: impl IntoIterator<Item = Value>,
-        fill: impl FnOnce(&mut RowSink<'_>) -> Result<(), E>,
-    ) -> Result<u64, E> {
-        self.stage_patch(entity, deleting(deleted), fill, Unchanged::Deleted)
+        self.stage_patch(
+            entity,
+            |tx, del| {
+                let mut insert = tx.prepare(&format!("INSERT OR IGNORE INTO {del} VALUES (?1)"))?;
+                for k in deleted {
+                    insert.execute([k])?;
+                }
+                Ok(())
+            },
+            fill,
+        )
     }
 
     /// Start copying the live file of `entity` (if it is kept in one) for a
@@ -255,7 +251,6 @@ impl<'a> Publication<'a> {
         entity: &str,
         fill_deleted: impl FnOnce(&rusqlite::Transaction<'_>, &str) -> rusqlite::Result<()>,
         fill: impl FnOnce(&mut RowSink<'_>) -> Result<(), E>,
-        unchanged: Unchanged,
     ) -> Result<u64, E> {
         let store = self.store;
         self.unstage(entity);
@@ -286,22 +281,14 @@ impl<'a> Publication<'a> {
         ))
         .map_err(|e| store.sql(e))?;
         fill_deleted(&tx, &del).map_err(|e| store.sql(e))?;
-        let mut dropped = 0;
-        if unchanged == Unchanged::Deleted {
-            dropped = drop_unchanged(&tx, &meta, (&staging, &del), unchanged)
-                .map_err(|e| store.sql(e))?;
-        }
         // A live row an added one replaces is deleted too (a key no live
         // row has deletes nothing: not looking it up is cheaper).
         tx.execute_batch(&format!(
             "INSERT OR IGNORE INTO {del} SELECT \"{key}\" FROM {staging}"
         ))
         .map_err(|e| store.sql(e))?;
-        if unchanged == Unchanged::SameAsLive {
-            dropped = drop_unchanged(&tx, &meta, (&staging, &del), unchanged)
-                .map_err(|e| store.sql(e))?;
-        }
-        let added = added.saturating_sub(dropped);
+        let added = added
+            .saturating_sub(drop_unchanged(&tx, &meta, &staging, &del).map_err(|e| store.sql(e))?);
         let removed: i64 = tx
             .query_row(
                 &format!("SELECT count(*) FROM {live} WHERE \"{key}\" IN (SELECT k FROM {del})"),
@@ -482,57 +469,22 @@ impl<'a> Publication<'a> {
     }
 }
 
-/// How a patch finds the added rows that would put a live row back as it
-/// is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Unchanged {
-    /// Equal to the live row with its key (which is read).
-    SameAsLive,
-    /// Its key is one the patch deletes (rows are their keys, and the keys
-    /// deleted are live; see [`Publication::patch_keyed_entity_with`]).
-    Deleted,
-}
-
-/// The keys `deleted` into a patch's table of deleted keys.
-fn deleting(
-    deleted: impl IntoIterator<Item = Value>,
-) -> impl FnOnce(&rusqlite::Transaction<'_>, &str) -> rusqlite::Result<()> {
-    |tx, del| {
-        let mut insert = tx.prepare(&format!("INSERT OR IGNORE INTO {del} VALUES (?1)"))?;
-        for k in deleted {
-            insert.execute([k])?;
-        }
-        Ok(())
-    }
-}
-
-/// Drop from a patch the rows it would put back as they are (found as
-/// `unchanged` says), from its added rows and from the keys it deletes, so
-/// that publishing writes only what changed; how many.
+/// Drop from a patch the rows it would put back as they are (an added row
+/// equal to the live row with its key), from its added rows and from the
+/// keys it deletes, so that publishing writes only what changed; how many.
 fn drop_unchanged(
     tx: &rusqlite::Transaction<'_>,
     meta: &EntityMeta,
-    (staging, del): (&str, &str),
-    unchanged: Unchanged,
+    staging: &str,
+    del: &str,
 ) -> rusqlite::Result<u64> {
     let (live, key) = (table_name(&meta.name), &meta.key);
-    let found = match unchanged {
-        Unchanged::SameAsLive => {
-            let same = super::same_values(&meta.schema.columns, key, "o", "s");
-            format!(
-                "SELECT s.\"{key}\" FROM {staging} s JOIN {live} o ON o.\"{key}\" = s.\"{key}\" WHERE {same}"
-            )
-        }
-        Unchanged::Deleted => {
-            format!(
-                "SELECT s.\"{key}\" FROM {staging} s WHERE s.\"{key}\" IN (SELECT k FROM {del})"
-            )
-        }
-    };
+    let same = super::same_values(&meta.schema.columns, key, "o", "s");
     tx.execute_batch(&format!(
         "DROP TABLE IF EXISTS temp.{UNCHANGED};
          CREATE TEMP TABLE {UNCHANGED} (k PRIMARY KEY);
-         INSERT INTO temp.{UNCHANGED} {found};
+         INSERT INTO temp.{UNCHANGED}
+           SELECT s.\"{key}\" FROM {staging} s JOIN {live} o ON o.\"{key}\" = s.\"{key}\" WHERE {same};
          DELETE FROM {del} WHERE k IN (SELECT k FROM temp.{UNCHANGED});"
     ))?;
     let dropped = tx.execute(
@@ -1140,7 +1092,7 @@ mod tests {
     }
 
     #[test]
-    fn a_keyed_patch_drops_the_rows_it_deletes_and_adds_without_reading_the_live() {
+    fn a_row_a_patch_deletes_and_adds_back_as_it_was_is_dropped_from_both() {
         let dir = tempfile::tempdir().unwrap();
         let store = EntityDb::open(&dir.path().join("s.sqlite"), Default::default()).unwrap();
         let row = |k: &str| -> Result<Vec<Value>, StoreError> {
@@ -1153,7 +1105,7 @@ mod tests {
         // is new; m0 is not touched.
         let keys = ["m1", "m2"].map(|k| Value::Text(k.into()));
         let fill = pushing(vec![row("m1"), row("m3")]);
-        assert_eq!(p.patch_keyed_entity_with("A", keys, fill).unwrap(), 3);
+        assert_eq!(p.patch_entity_with("A", keys, fill).unwrap(), 3);
         let keys_of = |sql: &str| keys_of(&store, sql);
         let (added, deleted) = p.patch_tables("A").unwrap();
         assert_eq!(keys_of(&format!("SELECT Id FROM {added}")), ["m3"]);
